@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every Heartline test: static checks, unit + fuzz + simulator, integration tests
+# against a real kube-apiserver + etcd, and e2e tests in real network namespaces.
+# Installs what it needs first (hack/install.sh). Prints one closing line:
+#   "tests: N passed, N failed"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash hack/install.sh
+
+echo "== static checks"
+npx tsc -p tsconfig.json --noEmit
+npx eslint --max-warnings=0 .
+npx prettier --check . >/dev/null || { echo "prettier: run 'npm run format'"; exit 1; }
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+status=0
+run_project() {
+  local name="$1"; shift
+  echo "== $name tests"
+  node --experimental-vm-modules node_modules/jest/bin/jest.js --selectProjects "$name" \
+    --json --outputFile="$out/$name.json" "$@" || status=1
+}
+run_project unit
+run_project integration --runInBand
+if [[ "$(id -u)" == 0 ]]; then
+  run_project e2e --runInBand
+else
+  echo "e2e: skipped (needs root for network namespaces)"
+fi
+
+node -e '
+  const fs = require("fs"); let p = 0, f = 0, s = 0;
+  for (const file of fs.readdirSync(process.argv[1])) {
+    const r = JSON.parse(fs.readFileSync(process.argv[1] + "/" + file, "utf8"));
+    p += r.numPassedTests; f += r.numFailedTests + (r.numRuntimeErrorTestSuites || 0); s += r.numPendingTests;
+  }
+  console.log(`tests: ${p} passed, ${f} failed, ${s} skipped`);
+' "$out"
+exit $status
