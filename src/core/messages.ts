@@ -1,0 +1,221 @@
+/**
+ * Protocol messages exchanged by members (agents and the controller's witness) over the
+ * heartbeat channel. These are the objects the wire codec (`src/core/wire`) encodes; the
+ * core never sees bytes. Field types are chosen to be wire-friendly:
+ *
+ * - every number is an unsigned 32-bit integer unless noted (epochs, sequence numbers,
+ *   incarnations, holdings versions), or a small code (uint8);
+ * - members and VIPs are string ids in the core (MemberId = node name, VipId =
+ *   "namespace/name"); the wire maps them to 32-bit tags through a table built from the
+ *   configuration, so per-entry data stays small;
+ * - lists are bounded by {@link LIMITS} so that a heartbeat fits in one 1200-byte datagram
+ *   with 64 members and any number of VIPs (holdings are paged across heartbeats).
+ *
+ * Every message carries the sender, its incarnation and a sequence number. Sequence numbers
+ * are per sender and per incarnation, shared by all message kinds, strictly increasing; the
+ * wire drops replays by (incarnation, seq). A new incarnation is a new life (a restart),
+ * not a replay: it must be strictly greater than the previous one.
+ */
+
+/** Wire protocol version of these message shapes (uint8). */
+export const PROTOCOL_VERSION = 1;
+
+/** A member: the Kubernetes node name (or the controller witness's id). */
+export type MemberId = string;
+/** A VIP: "namespace/name" of its VirtualIP object. */
+export type VipId = string;
+/** Epoch of a VIP's holdership (uint32). Only grows. 0 means "never held". */
+export type Epoch = number;
+/** Per-sender, per-incarnation message sequence number (uint32, starts at 1). */
+export type Seq = number;
+/** Life number of a sender (uint32). Grows on every restart. */
+export type Incarnation = number;
+/** Version of a member's holdings set (uint32, per incarnation, starts at 1, grows on change). */
+export type HoldingsVersion = number;
+
+/** Bounds on list lengths, so every message fits in {@link LIMITS.maxDatagramBytes}. */
+export const LIMITS = {
+  /** Never fragmented. */
+  maxDatagramBytes: 1200,
+  /** Members in a cluster (witness included). */
+  maxMembers: 64,
+  /** Holding entries per heartbeat page (8 bytes each on the wire: tag + epoch). */
+  holdingsPerPage: 32,
+  /** Pages in one holdings version (so at most 32 * 255 VIPs per member). */
+  maxHoldingsPages: 255,
+  /** Echo entries per heartbeat (16 bytes each on the wire). */
+  echoesPerHeartbeat: 16,
+  /** Conflict entries per heartbeat (16 bytes each). */
+  conflictsPerHeartbeat: 8,
+  /** Recent releases repeated per heartbeat (8 bytes each). */
+  releasesPerHeartbeat: 8,
+  /** VIPs this member reports unhealthy per heartbeat (4 bytes each). */
+  unhealthyPerHeartbeat: 16,
+} as const;
+
+/** Fields every message carries. */
+export interface Header {
+  /** Cluster id (HACluster uid or namespace/name); messages for another cluster are dropped. */
+  clusterId: string;
+  /** Sender. */
+  from: MemberId;
+  /** Sender's life number. */
+  incarnation: Incarnation;
+  /** Sender's sequence number for this message. */
+  seq: Seq;
+}
+
+/** One VIP a member holds, at the epoch it acquired it. */
+export interface HoldingEntry {
+  vip: VipId;
+  epoch: Epoch;
+}
+
+/**
+ * One page of the sender's holdings set at `version`. The full set is the union of pages
+ * `0 .. pages-1` of the same version; a receiver knows the set only once it has all pages
+ * of one version. An empty set is one page with no entries.
+ */
+export interface HoldingsPage {
+  version: HoldingsVersion;
+  /** 0-based page index (uint8). */
+  page: number;
+  /** Number of pages in this version (uint8, >= 1). */
+  pages: number;
+  entries: HoldingEntry[];
+}
+
+/**
+ * "I heard your message (incarnation, seq), and at that moment I knew your holdings at
+ * `holdingsVersion` (0 = none)". An echo is a grant: the addressee may count it, for every
+ * VIP in that holdings version not listed in a conflict from the same sender, until
+ * sendTime(seq) + lease on its own clock.
+ */
+export interface Echo {
+  member: MemberId;
+  incarnation: Incarnation;
+  seq: Seq;
+  holdingsVersion: HoldingsVersion;
+}
+
+/**
+ * "You (member) claim `vip` but I know a newer holdership: `epoch` held by `holder` (null:
+ * released or unknown holder)". The addressee gets no grant from the sender for that VIP
+ * and must give it up.
+ */
+export interface Conflict {
+  member: MemberId;
+  vip: VipId;
+  epoch: Epoch;
+  holder: MemberId | null;
+}
+
+/** Heartbeat: liveness, the sender's holdings, echoes (grants) and conflicts. */
+export interface Heartbeat extends Header {
+  kind: 'heartbeat';
+  /** The sender asks not to be given VIPs (drain / standby). */
+  standby: boolean;
+  /** The sender is a witness: it votes, never holds. */
+  witness: boolean;
+  /** VIPs whose Resources are failing on the sender (it must not be elected for them). */
+  unhealthy: VipId[];
+  holdings: HoldingsPage;
+  /** Recently released holdings, repeated for a few intervals because datagrams get lost. */
+  releases: HoldingEntry[];
+  echoes: Echo[];
+  conflicts: Conflict[];
+}
+
+/**
+ * From the controller: `holder` should hold `vip` at `epoch` (the controller bumped the
+ * epoch in status before sending). `holder` null means "nobody" (e.g. VIP deleted). It is
+ * an input of the election with priority over the members' own ranking; it never bypasses
+ * the quorum lease.
+ */
+export interface Assignment extends Header {
+  kind: 'assignment';
+  vip: VipId;
+  holder: MemberId | null;
+  epoch: Epoch;
+}
+
+/** Why a takeover is being asked for (uint8). */
+export const TakeoverCause = {
+  /** The previous holder was declared dead. */
+  HolderDead: 1,
+  /** The previous holder released it (planned move). */
+  Released: 2,
+  /** Nobody held it. */
+  Unheld: 3,
+  /** The controller assigned it. */
+  Assigned: 4,
+  /** The holder renews at a higher epoch (e.g. after a conflict it did not lose). */
+  Renew: 5,
+} as const;
+export type TakeoverCause = (typeof TakeoverCause)[keyof typeof TakeoverCause];
+
+/** A candidate asks every voter to ack it as holder of `vip` at `epoch`. */
+export interface TakeoverRequest extends Header {
+  kind: 'takeover';
+  vip: VipId;
+  epoch: Epoch;
+  /** Holder the candidate replaces, as it knows it (null: none). */
+  previousHolder: MemberId | null;
+  previousEpoch: Epoch;
+  cause: TakeoverCause;
+}
+
+/** Why a voter refused a takeover (uint8). 0 means granted. */
+export const AckRefusal = {
+  None: 0,
+  /** The voter still promises the current holder (promise not expired, no release). */
+  PromiseActive: 1,
+  /** The voter already acked another candidate at this epoch. */
+  OtherCandidate: 2,
+  /** The voter knows an epoch >= the requested one. */
+  StaleEpoch: 3,
+  /** The voter restarted recently and waits out promises it may have made in its last life. */
+  Starting: 4,
+  /** The voter is not allowed to vote (not in the configured voter set). */
+  NotVoter: 5,
+} as const;
+export type AckRefusal = (typeof AckRefusal)[keyof typeof AckRefusal];
+
+/**
+ * A voter's answer to a takeover request. When granted, it is a grant that lasts until
+ * sendTime(request) + lease on the candidate's clock. Either way it tells the candidate the
+ * newest holdership the voter knows, so the candidate learns higher epochs.
+ */
+export interface TakeoverAck extends Header {
+  kind: 'takeover-ack';
+  vip: VipId;
+  epoch: Epoch;
+  candidate: MemberId;
+  /** Incarnation and seq of the request being answered. */
+  requestIncarnation: Incarnation;
+  requestSeq: Seq;
+  granted: boolean;
+  reason: AckRefusal;
+  /** The voter's view after handling the request. */
+  knownEpoch: Epoch;
+  knownHolder: MemberId | null;
+  /** Milliseconds (uint32, voter's clock) until the voter's promise to the known holder ends; 0 if none. */
+  promiseRemainingMs: number;
+}
+
+/**
+ * The holder gave `vip` up at `epoch` (address removed, Resources stopped) and will not
+ * use that epoch again. `successor` is a hint for planned moves (null: none).
+ */
+export interface Release extends Header {
+  kind: 'release';
+  vip: VipId;
+  epoch: Epoch;
+  successor: MemberId | null;
+}
+
+export type Message = Heartbeat | Assignment | TakeoverRequest | TakeoverAck | Release;
+export type MessageKind = Message['kind'];
+
+/** Recipient of a message: a member, or every other member ('*', broadcast/multicast). */
+export type Destination = MemberId | '*';
