@@ -1,0 +1,998 @@
+/*
+ * heartline-netd: Heartline's address driver and fence (layer 2 of the fence, see docs/fence.md).
+ *
+ * The agent starts this program as a child with a pipe on stdin and stdout and speaks a
+ * line protocol (one request per line, one reply line per request):
+ *
+ *   HELLO id                                   -> id OK heartline-netd <protocol> <pid>
+ *   ADD id ifname cidr lifetime_s deadline_ms  -> id OK
+ *   RENEW id cidr lifetime_s deadline_ms       -> id OK
+ *   DEL id cidr                                -> id OK            (absent is OK)
+ *   LIST id                                    -> id OK [ifname cidr]...
+ *   SWEEP id                                   -> id OK [ifname cidr]...  (what was removed)
+ *   ANNOUNCE id ifname ip count interval_ms    -> id OK            (after the first packet)
+ *   IFACE id ip                                -> id OK [ifname]
+ *   LINK id ifname                             -> id OK up|down
+ *   any failure                                -> id ERR <message>
+ *
+ * and writes one unsolicited line when the fence fires:  * EXPIRED ifname cidr
+ *
+ * Addresses are added through rtnetlink with IFA_PROTO = 0x48 ('H') so that Heartline's
+ * addresses are recognisable (LIST / SWEEP / the fence touch nothing else) and with a
+ * kernel lifetime (valid_lft = preferred_lft = lifetime_s), the last fence layer.
+ *
+ * The fence: every address bound by ADD has a deadline on CLOCK_MONOTONIC, pushed back by
+ * RENEW. At the deadline the address is removed (the agent froze). On EOF on stdin (the
+ * agent died, even by SIGKILL), on SIGTERM / SIGINT / SIGHUP, or when stdout breaks,
+ * every Heartline address is removed at once and the program exits. The main loop is a
+ * single ppoll() on stdin and a signalfd with the next deadline as its timeout; all state
+ * lives in fixed-size static tables (no malloc).
+ *
+ * `heartline-netd --sweep-only` removes every Heartline address, prints them and exits.
+ */
+#define _GNU_SOURCE
+#include <net/if.h> /* before the linux/ headers, which then skip their copies */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_addr.h>
+#include <linux/if_arp.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROTOCOL_VERSION 1
+#define HL_IFA_PROTO 0x48 /* 'H': marks an address as Heartline's */
+#define MAX_OWNED 256     /* addresses with a fence deadline */
+#define MAX_ANNOUNCE 64   /* announcement series in flight */
+#define MAX_FOUND 512     /* addresses collected by one dump */
+#define IN_MAX 1024       /* longest request line */
+#define OUT_MAX 16384     /* longest reply line */
+#define MAX_LIFETIME 86400u
+#define MAX_DEADLINE_MS 86400000LL
+
+#ifndef IFA_PROTO
+#define IFA_PROTO 11
+#endif
+#ifndef NLMSGERR_ATTR_MSG
+#define NLMSGERR_ATTR_MSG 1
+#endif
+
+struct ip {
+  int family; /* AF_INET or AF_INET6 */
+  unsigned char a[16];
+  int plen;
+};
+
+struct owned {
+  int used;
+  int ifindex;
+  struct ip ip;
+  int64_t deadline; /* ns, CLOCK_MONOTONIC */
+};
+
+struct announce {
+  int used;
+  int ifindex;
+  struct ip ip;
+  int left;
+  int64_t interval, next; /* ns */
+};
+
+struct found {
+  int ifindex;
+  int proto;
+  struct ip ip;
+};
+
+static struct owned owned[MAX_OWNED];
+static struct announce announces[MAX_ANNOUNCE];
+static struct found found[MAX_FOUND];
+static int nfound, found_overflow;
+
+static int nl_fd = -1, pkt_fd = -1, icmp6_fd = -1, ctl_fd = -1;
+static uint32_t nl_seq;
+static char nl_err[256];    /* last netlink extended-ack message */
+static char out[OUT_MAX];   /* reply being built */
+static size_t outlen;
+static int out_broken;
+
+/* ---------- small utilities ---------- */
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void logmsg(const char *fmt, ...) {
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "heartline-netd: ");
+  va_list ap;
+  va_start(ap, fmt);
+  n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+  va_end(ap);
+  if (n >= (int)sizeof buf - 1) n = (int)sizeof buf - 2;
+  buf[n++] = '\n';
+  ssize_t r;
+  do r = write(2, buf, (size_t)n);
+  while (r < 0 && errno == EINTR);
+}
+
+/* Writes all of buf to stdout. Never blocks when stdout is a pipe (it is non-blocking): a
+ * frozen agent that stops reading must not stop the fence. A reply that does not fit is
+ * dropped (the agent's request times out). */
+static void write_out(const char *buf, size_t len) {
+  while (len > 0 && !out_broken) {
+    ssize_t r = write(1, buf, len);
+    if (r > 0) {
+      buf += r;
+      len -= (size_t)r;
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else if (r < 0 && errno == EAGAIN) {
+      logmsg("stdout full, dropped %zu bytes of reply", len);
+      return;
+    } else {
+      out_broken = 1; /* EPIPE: the agent is gone */
+    }
+  }
+}
+
+static void out_start(const char *id) {
+  outlen = 0;
+  size_t n = strlen(id);
+  if (n > 64) n = 64;
+  memcpy(out, id, n);
+  outlen = n;
+}
+
+static void out_add(const char *fmt, ...) {
+  if (outlen >= sizeof out - 2) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(out + outlen, sizeof out - 1 - outlen, fmt, ap);
+  va_end(ap);
+  if (n > 0) outlen += (size_t)n;
+  if (outlen > sizeof out - 2) outlen = sizeof out - 2;
+}
+
+static void out_end(void) {
+  for (size_t i = 0; i < outlen; i++)
+    if (out[i] == '\n' || out[i] == '\r') out[i] = ' ';
+  out[outlen++] = '\n';
+  write_out(out, outlen);
+  outlen = 0;
+}
+
+static void reply_err(const char *id, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  out_start(id);
+  out_add(" ERR %s", msg);
+  out_end();
+}
+
+static void reply_ok(const char *id) {
+  out_start(id);
+  out_add(" OK");
+  out_end();
+}
+
+static int ip_maxlen(int family) { return family == AF_INET ? 32 : 128; }
+static int ip_bytes(int family) { return family == AF_INET ? 4 : 16; }
+
+static int ip_same_addr(const struct ip *x, const struct ip *y) {
+  return x->family == y->family && memcmp(x->a, y->a, (size_t)ip_bytes(x->family)) == 0;
+}
+
+static int ip_same(const struct ip *x, const struct ip *y) { return ip_same_addr(x, y) && x->plen == y->plen; }
+
+/* Whether `ip` lies inside the prefix net/plen. */
+static int ip_in_prefix(const struct ip *ip, const struct ip *net) {
+  if (ip->family != net->family) return 0;
+  int bits = net->plen;
+  for (int i = 0; bits > 0; i++, bits -= 8) {
+    unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+    if ((ip->a[i] & mask) != (net->a[i] & mask)) return 0;
+  }
+  return 1;
+}
+
+/* Parses "addr" or "addr/plen". want_plen: 1 = required, 0 = optional (host length). */
+static int parse_ip(const char *s, struct ip *ip, int want_plen) {
+  char buf[INET6_ADDRSTRLEN + 8];
+  if (strlen(s) >= sizeof buf) return -1;
+  strcpy(buf, s);
+  char *slash = strchr(buf, '/');
+  if (slash) *slash = 0;
+  memset(ip, 0, sizeof *ip);
+  if (inet_pton(AF_INET, buf, ip->a) == 1)
+    ip->family = AF_INET;
+  else if (inet_pton(AF_INET6, buf, ip->a) == 1)
+    ip->family = AF_INET6;
+  else
+    return -1;
+  ip->plen = ip_maxlen(ip->family);
+  if (slash) {
+    char *end;
+    long p = strtol(slash + 1, &end, 10);
+    if (*end || end == slash + 1 || p < 1 || p > ip_maxlen(ip->family)) return -1;
+    ip->plen = (int)p;
+  } else if (want_plen) {
+    return -1;
+  }
+  return 0;
+}
+
+static const char *fmt_cidr(const struct ip *ip, char *buf, size_t len) {
+  char a[INET6_ADDRSTRLEN];
+  inet_ntop(ip->family, ip->a, a, sizeof a);
+  snprintf(buf, len, "%s/%d", a, ip->plen);
+  return buf;
+}
+
+static const char *ifname_of(int ifindex, char *buf) {
+  if (!if_indextoname((unsigned)ifindex, buf)) snprintf(buf, IF_NAMESIZE, "if%d", ifindex);
+  return buf;
+}
+
+static int parse_num(const char *s, long long min, long long max, long long *v) {
+  char *end;
+  errno = 0;
+  long long x = strtoll(s, &end, 10);
+  if (errno || *end || end == s || x < min || x > max) return -1;
+  *v = x;
+  return 0;
+}
+
+/* ---------- rtnetlink ---------- */
+
+struct nlreq {
+  struct nlmsghdr n;
+  struct ifaddrmsg ifa;
+  char attrs[256];
+};
+
+static void addattr(struct nlreq *req, int type, const void *data, int len) {
+  size_t off = NLMSG_ALIGN(req->n.nlmsg_len);
+  if (off + RTA_SPACE(len) > sizeof *req) abort(); /* fixed requests: a programming error */
+  struct rtattr *rta = (struct rtattr *)((char *)req + off);
+  rta->rta_type = (unsigned short)type;
+  rta->rta_len = (unsigned short)RTA_LENGTH(len);
+  if (len) memcpy(RTA_DATA(rta), data, (size_t)len);
+  req->n.nlmsg_len = (uint32_t)(off + RTA_ALIGN(rta->rta_len));
+}
+
+static int nl_open(void) {
+  nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (nl_fd < 0) return -1;
+  int one = 1;
+  setsockopt(nl_fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(nl_fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (bind(nl_fd, (struct sockaddr *)&sa, sizeof sa) < 0) return -1;
+  return 0;
+}
+
+static union {
+  char buf[32768];
+  struct nlmsghdr align;
+} rx;
+
+static int nl_send(struct nlmsghdr *n) {
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  n->nlmsg_seq = ++nl_seq;
+  n->nlmsg_pid = 0;
+  ssize_t r;
+  do r = sendto(nl_fd, n, n->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+static void nl_parse_extack(struct nlmsghdr *h, struct nlmsgerr *e) {
+  nl_err[0] = 0;
+  if (!(h->nlmsg_flags & NLM_F_ACK_TLVS)) return;
+  size_t off = NLMSG_HDRLEN + sizeof *e; /* NETLINK_CAP_ACK: request not echoed */
+  if (!(h->nlmsg_flags & NLM_F_CAPPED)) off += NLMSG_ALIGN(e->msg.nlmsg_len) - NLMSG_HDRLEN;
+  int len = (int)h->nlmsg_len - (int)NLMSG_ALIGN(off);
+  struct rtattr *a = (struct rtattr *)((char *)h + NLMSG_ALIGN(off));
+  for (; len > 0 && RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    if (a->rta_type == NLMSGERR_ATTR_MSG) {
+      snprintf(nl_err, sizeof nl_err, "%.*s", (int)RTA_PAYLOAD(a), (char *)RTA_DATA(a));
+      size_t l = strlen(nl_err);
+      while (l && nl_err[l - 1] == 0) l--;
+    }
+  }
+}
+
+/* Receives until the reply to the last request. For dumps, calls cb on each message.
+ * Returns 0, a negative errno, or 1 when a dump was interrupted (must be retried). */
+static int nl_recv(void (*cb)(struct nlmsghdr *)) {
+  int intr = 0;
+  for (;;) {
+    ssize_t r = recv(nl_fd, rx.buf, sizeof rx.buf, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    int len = (int)r;
+    for (struct nlmsghdr *h = &rx.align; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != nl_seq) continue;
+      if (h->nlmsg_flags & NLM_F_DUMP_INTR) intr = 1;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(h);
+        nl_parse_extack(h, e);
+        return e->error;
+      }
+      if (h->nlmsg_type == NLMSG_DONE) return intr;
+      if (cb) cb(h);
+    }
+  }
+}
+
+static void errtext(int err, char *buf, size_t len) {
+  if (nl_err[0])
+    snprintf(buf, len, "%s (%s)", strerror(-err), nl_err);
+  else
+    snprintf(buf, len, "%s", strerror(-err));
+}
+
+/* Adds or replaces an address with Heartline's proto and a lifetime in seconds. */
+static int addr_set(int ifindex, const struct ip *ip, unsigned lifetime, int replace) {
+  struct nlreq req;
+  memset(&req, 0, sizeof req);
+  req.n.nlmsg_len = NLMSG_LENGTH(sizeof req.ifa);
+  req.n.nlmsg_type = RTM_NEWADDR;
+  req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (replace ? NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL);
+  req.ifa.ifa_family = (unsigned char)ip->family;
+  req.ifa.ifa_prefixlen = (unsigned char)ip->plen;
+  req.ifa.ifa_index = (unsigned)ifindex;
+  req.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  uint32_t flags = ip->family == AF_INET6 ? IFA_F_NODAD : 0;
+  req.ifa.ifa_flags = (unsigned char)flags;
+  int n = ip_bytes(ip->family);
+  addattr(&req, IFA_LOCAL, ip->a, n);
+  addattr(&req, IFA_ADDRESS, ip->a, n);
+  if (ip->family == AF_INET && ip->plen <= 30) {
+    unsigned char brd[4];
+    uint32_t host = ip->plen == 0 ? 0xffffffffu : (1u << (32 - ip->plen)) - 1;
+    uint32_t a;
+    memcpy(&a, ip->a, 4);
+    a = htonl(ntohl(a) | host);
+    memcpy(brd, &a, 4);
+    addattr(&req, IFA_BROADCAST, brd, 4);
+  }
+  addattr(&req, IFA_FLAGS, &flags, sizeof flags);
+  struct ifa_cacheinfo ci = {.ifa_prefered = lifetime, .ifa_valid = lifetime};
+  addattr(&req, IFA_CACHEINFO, &ci, sizeof ci);
+  unsigned char proto = HL_IFA_PROTO;
+  addattr(&req, IFA_PROTO, &proto, 1);
+  int err = nl_send(&req.n);
+  nl_err[0] = 0;
+  return err ? err : nl_recv(NULL);
+}
+
+static int addr_del(int ifindex, const struct ip *ip) {
+  struct nlreq req;
+  memset(&req, 0, sizeof req);
+  req.n.nlmsg_len = NLMSG_LENGTH(sizeof req.ifa);
+  req.n.nlmsg_type = RTM_DELADDR;
+  req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.ifa.ifa_family = (unsigned char)ip->family;
+  req.ifa.ifa_prefixlen = (unsigned char)ip->plen;
+  req.ifa.ifa_index = (unsigned)ifindex;
+  addattr(&req, IFA_LOCAL, ip->a, ip_bytes(ip->family));
+  addattr(&req, IFA_ADDRESS, ip->a, ip_bytes(ip->family));
+  int err = nl_send(&req.n);
+  nl_err[0] = 0;
+  if (!err) err = nl_recv(NULL);
+  if (err == -EADDRNOTAVAIL || err == -ENOENT || err == -ENODEV) err = 0; /* already gone */
+  return err;
+}
+
+/* Dump filter: which addresses end up in found[]. */
+enum { ONLY_OURS, ANY_PROTO };
+static int dump_mode;
+static const struct ip *dump_match; /* optional: only this address (any prefix length) */
+
+static void on_addr(struct nlmsghdr *h) {
+  if (h->nlmsg_type != RTM_NEWADDR) return;
+  struct ifaddrmsg *ifa = NLMSG_DATA(h);
+  if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6) return;
+  struct found f;
+  memset(&f, 0, sizeof f);
+  f.ifindex = (int)ifa->ifa_index;
+  f.ip.family = ifa->ifa_family;
+  f.ip.plen = ifa->ifa_prefixlen;
+  int have = 0;
+  int len = (int)IFA_PAYLOAD(h);
+  for (struct rtattr *a = IFA_RTA(ifa); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    int n = ip_bytes(f.ip.family);
+    if (a->rta_type == IFA_LOCAL && (int)RTA_PAYLOAD(a) == n) {
+      memcpy(f.ip.a, RTA_DATA(a), (size_t)n);
+      have = 2;
+    } else if (a->rta_type == IFA_ADDRESS && (int)RTA_PAYLOAD(a) == n && have < 2) {
+      memcpy(f.ip.a, RTA_DATA(a), (size_t)n);
+      have = 1;
+    } else if (a->rta_type == IFA_PROTO && RTA_PAYLOAD(a) >= 1) {
+      f.proto = *(unsigned char *)RTA_DATA(a);
+    }
+  }
+  if (!have) return;
+  if (dump_mode == ONLY_OURS && f.proto != HL_IFA_PROTO) return;
+  if (dump_match && !ip_same_addr(&f.ip, dump_match)) return;
+  if (nfound >= MAX_FOUND) {
+    found_overflow = 1;
+    return;
+  }
+  found[nfound++] = f;
+}
+
+/* Collects addresses into found[]. Returns 0 or a negative errno. */
+static int dump_addrs(int mode, const struct ip *match) {
+  for (int attempt = 0; attempt < 5; attempt++) {
+    struct nlreq req;
+    memset(&req, 0, sizeof req);
+    req.n.nlmsg_len = NLMSG_LENGTH(sizeof req.ifa);
+    req.n.nlmsg_type = RTM_GETADDR;
+    req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.ifa.ifa_family = match ? (unsigned char)match->family : AF_UNSPEC;
+    nfound = 0;
+    found_overflow = 0;
+    dump_mode = mode;
+    dump_match = match;
+    nl_err[0] = 0;
+    int err = nl_send(&req.n);
+    if (!err) err = nl_recv(on_addr);
+    dump_match = NULL;
+    if (err <= 0) return err;
+  }
+  return -EAGAIN;
+}
+
+/* ---------- owned table and announcements ---------- */
+
+static struct owned *owned_find(const struct ip *ip) {
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned[i].used && ip_same(&owned[i].ip, ip)) return &owned[i];
+  return NULL;
+}
+
+static struct owned *owned_free_slot(void) {
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (!owned[i].used) return &owned[i];
+  return NULL;
+}
+
+/* Stops announcing an address: announcing a VIP we no longer hold would steal it back. */
+static void announce_cancel(const struct ip *ip) {
+  for (int i = 0; i < MAX_ANNOUNCE; i++)
+    if (announces[i].used && ip_same_addr(&announces[i].ip, ip)) announces[i].used = 0;
+}
+
+static void owned_drop(const struct ip *ip) {
+  struct owned *o = owned_find(ip);
+  if (o) o->used = 0;
+  announce_cancel(ip);
+}
+
+/* Removes every Heartline address; appends "ifname cidr" pairs to the reply if asked. */
+static int sweep_all(int report) {
+  int err = 0, removed = 0;
+  /* Known addresses first, without a dump: the fastest path when the agent dies. (When
+   * reporting, the dump below finds them too and names them.) */
+  memset(announces, 0, sizeof announces);
+  for (int i = 0; i < MAX_OWNED; i++) {
+    if (!owned[i].used) continue;
+    owned[i].used = 0;
+    if (!report) addr_del(owned[i].ifindex, &owned[i].ip);
+  }
+  for (int round = 0; round < 64; round++) {
+    err = dump_addrs(ONLY_OURS, NULL);
+    if (err || nfound == 0) break;
+    int had_overflow = found_overflow;
+    for (int i = 0; i < nfound; i++) {
+      char ifn[IF_NAMESIZE], c[64];
+      int e = addr_del(found[i].ifindex, &found[i].ip);
+      if (e) {
+        logmsg("sweep: removing %s from %s failed: %s", fmt_cidr(&found[i].ip, c, sizeof c),
+               ifname_of(found[i].ifindex, ifn), strerror(-e));
+        err = e;
+        continue;
+      }
+      removed++;
+      if (report) out_add(" %s %s", ifname_of(found[i].ifindex, ifn), fmt_cidr(&found[i].ip, c, sizeof c));
+    }
+    if (err || !had_overflow) break;
+  }
+  (void)removed;
+  return err;
+}
+
+static int mac_of(int ifindex, unsigned char mac[6]) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (!if_indextoname((unsigned)ifindex, ifr.ifr_name)) return -errno;
+  if (ioctl(ctl_fd, SIOCGIFHWADDR, &ifr) < 0) return -errno;
+  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) return -EPFNOSUPPORT;
+  memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+  return 0;
+}
+
+static int send_garp(int ifindex, const struct ip *ip) {
+  unsigned char mac[6];
+  int err = mac_of(ifindex, mac);
+  if (err) return err;
+  if (pkt_fd < 0) {
+    /* protocol 0: send only, nothing is queued for reception */
+    pkt_fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (pkt_fd < 0) return -errno;
+  }
+  struct __attribute__((packed)) {
+    uint16_t htype, ptype;
+    uint8_t hlen, plen;
+    uint16_t op;
+    uint8_t sha[6], spa[4], tha[6], tpa[4];
+  } arp;
+  arp.htype = htons(ARPHRD_ETHER);
+  arp.ptype = htons(ETH_P_IP);
+  arp.hlen = 6;
+  arp.plen = 4;
+  arp.op = htons(ARPOP_REQUEST); /* RFC 5227 announcement: sender = target = ip */
+  memcpy(arp.sha, mac, 6);
+  memcpy(arp.spa, ip->a, 4);
+  memset(arp.tha, 0, 6);
+  memcpy(arp.tpa, ip->a, 4);
+  struct sockaddr_ll to;
+  memset(&to, 0, sizeof to);
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_ARP);
+  to.sll_ifindex = ifindex;
+  to.sll_halen = 6;
+  memset(to.sll_addr, 0xff, 6);
+  ssize_t r;
+  do r = sendto(pkt_fd, &arp, sizeof arp, 0, (struct sockaddr *)&to, sizeof to);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+static int send_una(int ifindex, const struct ip *ip) {
+  unsigned char mac[6];
+  int err = mac_of(ifindex, mac);
+  if (err) return err;
+  if (icmp6_fd < 0) {
+    icmp6_fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+    if (icmp6_fd < 0) return -errno;
+    struct icmp6_filter f;
+    ICMP6_FILTER_SETBLOCKALL(&f); /* send only */
+    setsockopt(icmp6_fd, IPPROTO_ICMPV6, ICMP6_FILTER, &f, sizeof f);
+    int hops = 255;
+    setsockopt(icmp6_fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops);
+    setsockopt(icmp6_fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof hops);
+    int loop = 0;
+    setsockopt(icmp6_fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop);
+  }
+  struct {
+    struct nd_neighbor_advert na;
+    struct nd_opt_hdr opt;
+    uint8_t mac[6];
+  } __attribute__((packed)) pkt;
+  memset(&pkt, 0, sizeof pkt);
+  pkt.na.nd_na_type = ND_NEIGHBOR_ADVERT;
+  pkt.na.nd_na_flags_reserved = ND_NA_FLAG_OVERRIDE; /* unsolicited, override */
+  memcpy(&pkt.na.nd_na_target, ip->a, 16);
+  pkt.opt.nd_opt_type = ND_OPT_TARGET_LINKADDR;
+  pkt.opt.nd_opt_len = 1;
+  memcpy(pkt.mac, mac, 6);
+  /* checksum: computed by the kernel for ICMPv6 raw sockets */
+  struct sockaddr_in6 to;
+  memset(&to, 0, sizeof to);
+  to.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+  to.sin6_scope_id = (uint32_t)ifindex;
+  char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+  memset(cbuf, 0, sizeof cbuf);
+  struct iovec iov = {.iov_base = &pkt, .iov_len = sizeof pkt};
+  struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov, .msg_iovlen = 1,
+                     .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = IPPROTO_IPV6;
+  c->cmsg_type = IPV6_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+  struct in6_pktinfo *pi = (struct in6_pktinfo *)CMSG_DATA(c);
+  memcpy(&pi->ipi6_addr, ip->a, 16); /* source = the VIP itself */
+  pi->ipi6_ifindex = (unsigned)ifindex;
+  ssize_t r;
+  do r = sendmsg(icmp6_fd, &m, 0);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno == EADDRNOTAVAIL) { /* VIP not usable as source: let the kernel pick */
+    memset(&pi->ipi6_addr, 0, 16);
+    do r = sendmsg(icmp6_fd, &m, 0);
+    while (r < 0 && errno == EINTR);
+  }
+  return r < 0 ? -errno : 0;
+}
+
+static int send_announce(int ifindex, const struct ip *ip) {
+  return ip->family == AF_INET ? send_garp(ifindex, ip) : send_una(ifindex, ip);
+}
+
+/* ---------- the fence ---------- */
+
+static void emit_expired(int ifindex, const struct ip *ip) {
+  char ifn[IF_NAMESIZE], c[64];
+  out_start("*");
+  out_add(" EXPIRED %s %s", ifname_of(ifindex, ifn), fmt_cidr(ip, c, sizeof c));
+  out_end();
+}
+
+static void fire_deadlines(int64_t now) {
+  for (int i = 0; i < MAX_OWNED; i++) {
+    struct owned *o = &owned[i];
+    if (!o->used || o->deadline > now) continue;
+    o->used = 0;
+    announce_cancel(&o->ip);
+    int err = addr_del(o->ifindex, &o->ip);
+    char ifn[IF_NAMESIZE], c[64];
+    if (err)
+      logmsg("fence: removing %s from %s at its deadline failed: %s (the kernel lifetime still applies)",
+             fmt_cidr(&o->ip, c, sizeof c), ifname_of(o->ifindex, ifn), strerror(-err));
+    else
+      logmsg("fence: removed %s from %s at its deadline (%.1f ms late)", fmt_cidr(&o->ip, c, sizeof c),
+             ifname_of(o->ifindex, ifn), (double)(now_ns() - o->deadline) / 1e6);
+    emit_expired(o->ifindex, &o->ip);
+  }
+}
+
+static void run_announces(int64_t now) {
+  for (int i = 0; i < MAX_ANNOUNCE; i++) {
+    struct announce *a = &announces[i];
+    if (!a->used || a->next > now) continue;
+    int err = send_announce(a->ifindex, &a->ip);
+    if (err) {
+      char c[64];
+      logmsg("announce %s failed: %s", fmt_cidr(&a->ip, c, sizeof c), strerror(-err));
+    }
+    if (--a->left <= 0)
+      a->used = 0;
+    else
+      a->next = now + a->interval;
+  }
+}
+
+static int64_t next_wakeup(void) {
+  int64_t next = INT64_MAX;
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned[i].used && owned[i].deadline < next) next = owned[i].deadline;
+  for (int i = 0; i < MAX_ANNOUNCE; i++)
+    if (announces[i].used && announces[i].next < next) next = announces[i].next;
+  return next;
+}
+
+/* ---------- requests ---------- */
+
+static void cmd_add(const char *id, char **t, int n) {
+  if (n != 6) return reply_err(id, "usage: ADD id ifname cidr lifetime_s deadline_ms");
+  struct ip ip;
+  long long life, dl;
+  if (parse_ip(t[3], &ip, 1)) return reply_err(id, "bad cidr %s: want address/prefix-length", t[3]);
+  if (parse_num(t[4], 1, MAX_LIFETIME, &life)) return reply_err(id, "bad lifetime_s %s: want 1..%u", t[4], MAX_LIFETIME);
+  if (parse_num(t[5], 1, MAX_DEADLINE_MS, &dl)) return reply_err(id, "bad deadline_ms %s: want 1..%lld", t[5], MAX_DEADLINE_MS);
+  int ifindex = (int)if_nametoindex(t[2]);
+  if (!ifindex) return reply_err(id, "no interface %s in this network namespace", t[2]);
+  struct owned *o = owned_find(&ip);
+  char ifn[IF_NAMESIZE];
+  if (o && o->ifindex != ifindex)
+    return reply_err(id, "%s is already bound on %s: DEL it first", t[3], ifname_of(o->ifindex, ifn));
+  if (!o && !(o = owned_free_slot())) return reply_err(id, "too many addresses (max %d)", MAX_OWNED);
+  int err = dump_addrs(ANY_PROTO, &ip);
+  if (err) return reply_err(id, "listing addresses failed: %s", strerror(-err));
+  int replace = 0;
+  for (int i = 0; i < nfound; i++) {
+    if (found[i].ifindex != ifindex) continue;
+    if (found[i].proto != HL_IFA_PROTO)
+      return reply_err(id, "%s is already on %s and is not Heartline's (added outside Heartline): remove it or choose another address", t[3], t[2]);
+    replace = 1;
+  }
+  err = addr_set(ifindex, &ip, (unsigned)life, replace);
+  if (err) {
+    char e[400];
+    errtext(err, e, sizeof e);
+    return reply_err(id, "adding %s to %s failed: %s", t[3], t[2], e);
+  }
+  o->used = 1;
+  o->ifindex = ifindex;
+  o->ip = ip;
+  o->deadline = now_ns() + dl * 1000000LL;
+  reply_ok(id);
+}
+
+static void cmd_renew(const char *id, char **t, int n) {
+  if (n != 5) return reply_err(id, "usage: RENEW id cidr lifetime_s deadline_ms");
+  struct ip ip;
+  long long life, dl;
+  if (parse_ip(t[2], &ip, 1)) return reply_err(id, "bad cidr %s: want address/prefix-length", t[2]);
+  if (parse_num(t[3], 1, MAX_LIFETIME, &life)) return reply_err(id, "bad lifetime_s %s: want 1..%u", t[3], MAX_LIFETIME);
+  if (parse_num(t[4], 1, MAX_DEADLINE_MS, &dl)) return reply_err(id, "bad deadline_ms %s: want 1..%lld", t[4], MAX_DEADLINE_MS);
+  struct owned *o = owned_find(&ip);
+  if (!o) return reply_err(id, "%s is not bound (its deadline passed or it was removed): ADD it again", t[2]);
+  /* Never resurrect: the kernel would re-create a missing address on NLM_F_REPLACE. */
+  int err = dump_addrs(ONLY_OURS, &ip);
+  if (err) return reply_err(id, "listing addresses failed: %s", strerror(-err));
+  int present = 0;
+  for (int i = 0; i < nfound; i++)
+    if (found[i].ifindex == o->ifindex && found[i].ip.plen == ip.plen) present = 1;
+  char ifn[IF_NAMESIZE];
+  if (!present) {
+    owned_drop(&ip);
+    return reply_err(id, "%s is gone from %s (removed outside heartline-netd or expired): ADD it again", t[2],
+                     ifname_of(o->ifindex, ifn));
+  }
+  err = addr_set(o->ifindex, &ip, (unsigned)life, 1);
+  if (err) {
+    char e[400];
+    errtext(err, e, sizeof e);
+    return reply_err(id, "renewing %s on %s failed: %s", t[2], ifname_of(o->ifindex, ifn), e);
+  }
+  o->deadline = now_ns() + dl * 1000000LL;
+  reply_ok(id);
+}
+
+static void cmd_del(const char *id, char **t, int n) {
+  if (n != 3) return reply_err(id, "usage: DEL id cidr");
+  struct ip ip;
+  if (parse_ip(t[2], &ip, 1)) return reply_err(id, "bad cidr %s: want address/prefix-length", t[2]);
+  owned_drop(&ip);
+  int err = dump_addrs(ONLY_OURS, &ip);
+  if (err) return reply_err(id, "listing addresses failed: %s", strerror(-err));
+  for (int i = 0; i < nfound; i++) {
+    if (found[i].ip.plen != ip.plen) continue;
+    err = addr_del(found[i].ifindex, &found[i].ip);
+    if (err) {
+      char ifn[IF_NAMESIZE], e[400];
+      errtext(err, e, sizeof e);
+      return reply_err(id, "removing %s from %s failed: %s", t[2], ifname_of(found[i].ifindex, ifn), e);
+    }
+  }
+  reply_ok(id);
+}
+
+static void cmd_list(const char *id, int n) {
+  if (n != 2) return reply_err(id, "usage: LIST id");
+  int err = dump_addrs(ONLY_OURS, NULL);
+  if (err) return reply_err(id, "listing addresses failed: %s", strerror(-err));
+  out_start(id);
+  out_add(" OK");
+  for (int i = 0; i < nfound; i++) {
+    char ifn[IF_NAMESIZE], c[64];
+    out_add(" %s %s", ifname_of(found[i].ifindex, ifn), fmt_cidr(&found[i].ip, c, sizeof c));
+  }
+  out_end();
+}
+
+static void cmd_sweep(const char *id, int n) {
+  if (n != 2) return reply_err(id, "usage: SWEEP id");
+  out_start(id);
+  out_add(" OK");
+  int err = sweep_all(1);
+  if (err) return reply_err(id, "sweep failed: %s", strerror(-err));
+  out_end();
+}
+
+static void cmd_announce(const char *id, char **t, int n) {
+  if (n != 6) return reply_err(id, "usage: ANNOUNCE id ifname ip count interval_ms");
+  struct ip ip;
+  long long count, interval;
+  if (parse_ip(t[3], &ip, 0)) return reply_err(id, "bad ip %s", t[3]);
+  if (parse_num(t[4], 1, 100, &count)) return reply_err(id, "bad count %s: want 1..100", t[4]);
+  if (parse_num(t[5], 0, 60000, &interval)) return reply_err(id, "bad interval_ms %s: want 0..60000", t[5]);
+  int ifindex = (int)if_nametoindex(t[2]);
+  if (!ifindex) return reply_err(id, "no interface %s in this network namespace", t[2]);
+  const struct owned *o = NULL;
+  for (int i = 0; i < MAX_OWNED && !o; i++)
+    if (owned[i].used && owned[i].ifindex == ifindex && ip_same_addr(&owned[i].ip, &ip)) o = &owned[i];
+  if (!o) return reply_err(id, "%s is not bound on %s by heartline-netd: ADD it before announcing", t[3], t[2]);
+  int err = send_announce(ifindex, &o->ip);
+  if (err)
+    return reply_err(id, "announcing %s on %s failed: %s%s", t[3], t[2], strerror(-err),
+                     err == -EPERM ? " (needs CAP_NET_RAW)" : "");
+  announce_cancel(&ip);
+  if (count > 1) {
+    struct announce *a = NULL;
+    for (int i = 0; i < MAX_ANNOUNCE && !a; i++)
+      if (!announces[i].used) a = &announces[i];
+    if (!a) return reply_err(id, "too many announcements in flight (max %d)", MAX_ANNOUNCE);
+    a->used = 1;
+    a->ifindex = ifindex;
+    a->ip = o->ip;
+    a->left = (int)count - 1;
+    a->interval = interval * 1000000LL;
+    a->next = now_ns() + a->interval;
+  }
+  reply_ok(id);
+}
+
+static void cmd_iface(const char *id, char **t, int n) {
+  if (n != 3) return reply_err(id, "usage: IFACE id ip");
+  struct ip ip;
+  if (parse_ip(t[2], &ip, 0)) return reply_err(id, "bad ip %s", t[2]);
+  ip.plen = ip_maxlen(ip.family);
+  struct ip fam = {.family = ip.family};
+  int err = dump_addrs(ANY_PROTO, NULL);
+  if (err) return reply_err(id, "listing addresses failed: %s", strerror(-err));
+  int best = -1;
+  for (int i = 0; i < nfound; i++) {
+    const struct found *f = &found[i];
+    if (f->proto == HL_IFA_PROTO || f->ip.family != fam.family || f->ip.plen >= ip_maxlen(f->ip.family)) continue;
+    if (ip_in_prefix(&ip, &f->ip) && (best < 0 || f->ip.plen > found[best].ip.plen)) best = i;
+  }
+  out_start(id);
+  out_add(" OK");
+  if (best >= 0) {
+    char ifn[IF_NAMESIZE];
+    out_add(" %s", ifname_of(found[best].ifindex, ifn));
+  }
+  out_end();
+}
+
+static void cmd_link(const char *id, char **t, int n) {
+  if (n != 3) return reply_err(id, "usage: LINK id ifname");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (strlen(t[2]) >= IF_NAMESIZE) return reply_err(id, "no interface %s in this network namespace", t[2]);
+  strcpy(ifr.ifr_name, t[2]);
+  if (ioctl(ctl_fd, SIOCGIFFLAGS, &ifr) < 0)
+    return errno == ENODEV ? reply_err(id, "no interface %s in this network namespace", t[2])
+                           : reply_err(id, "reading flags of %s failed: %s", t[2], strerror(errno));
+  int up = (ifr.ifr_flags & IFF_UP) && (ifr.ifr_flags & IFF_RUNNING);
+  out_start(id);
+  out_add(up ? " OK up" : " OK down");
+  out_end();
+}
+
+static void handle_line(char *line) {
+  char *t[8], *save = NULL;
+  int n = 0;
+  for (char *p = strtok_r(line, " \t\r", &save); p && n < 8; p = strtok_r(NULL, " \t\r", &save)) t[n++] = p;
+  if (n == 0) return;
+  if (n < 2) return reply_err("-", "missing request id: want OP id args...");
+  const char *id = t[1], *op = t[0];
+  if (!strcmp(op, "ADD")) cmd_add(id, t, n);
+  else if (!strcmp(op, "RENEW")) cmd_renew(id, t, n);
+  else if (!strcmp(op, "DEL")) cmd_del(id, t, n);
+  else if (!strcmp(op, "LIST")) cmd_list(id, n);
+  else if (!strcmp(op, "SWEEP")) cmd_sweep(id, n);
+  else if (!strcmp(op, "ANNOUNCE")) cmd_announce(id, t, n);
+  else if (!strcmp(op, "IFACE")) cmd_iface(id, t, n);
+  else if (!strcmp(op, "LINK")) cmd_link(id, t, n);
+  else if (!strcmp(op, "HELLO")) {
+    out_start(id);
+    out_add(" OK heartline-netd %d %d", PROTOCOL_VERSION, (int)getpid());
+    out_end();
+  } else reply_err(id, "unknown op %s", op);
+}
+
+/* ---------- main ---------- */
+
+static void set_nonblock_if_pipe(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static int fence_and_exit(const char *why) {
+  int64_t t0 = now_ns();
+  int err = sweep_all(0);
+  logmsg("%s: removed every Heartline address in %.2f ms, exiting", why, (double)(now_ns() - t0) / 1e6);
+  return err ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  int sweep_only = argc > 1 && !strcmp(argv[1], "--sweep-only");
+  if (argc > 1 && !sweep_only) {
+    fprintf(stderr, "usage: heartline-netd [--sweep-only]\n(requests on stdin, see the comment at the top of heartline-netd.c)\n");
+    return 2;
+  }
+  if (nl_open() < 0) {
+    logmsg("cannot open rtnetlink: %s", strerror(errno));
+    return 1;
+  }
+  ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sweep_only) {
+    out_start("");
+    out_add("OK");
+    int err = sweep_all(1);
+    out_end();
+    if (err) logmsg("sweep failed: %s", strerror(-err));
+    return err ? 1 : 0;
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sig_fd < 0) {
+    logmsg("signalfd: %s", strerror(errno));
+    return 1;
+  }
+  set_nonblock_if_pipe(0);
+  set_nonblock_if_pipe(1);
+  set_nonblock_if_pipe(2);
+  mlockall(MCL_CURRENT | MCL_FUTURE); /* best effort: the fence must not wait for swap */
+
+  static char in[IN_MAX];
+  size_t inlen = 0;
+  int discarding = 0;
+  for (;;) {
+    int64_t now = now_ns();
+    fire_deadlines(now);
+    run_announces(now);
+    if (out_broken) return fence_and_exit("stdout closed");
+
+    struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = sig_fd, .events = POLLIN}};
+    int64_t next = next_wakeup();
+    struct timespec ts, *tsp = NULL;
+    if (next != INT64_MAX) {
+      int64_t d = next - now_ns();
+      if (d < 0) d = 0;
+      ts.tv_sec = d / 1000000000LL;
+      ts.tv_nsec = d % 1000000000LL;
+      tsp = &ts;
+    }
+    int r = ppoll(p, 2, tsp, NULL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      logmsg("ppoll: %s", strerror(errno));
+      return fence_and_exit("ppoll failed");
+    }
+    if (p[1].revents) {
+      struct signalfd_siginfo si;
+      if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) return fence_and_exit(strsignal((int)si.ssi_signo));
+    }
+    if (!p[0].revents) continue;
+    /* The fence first: a RENEW that arrives after its deadline must not extend it. */
+    fire_deadlines(now_ns());
+    ssize_t got = read(0, in + inlen, sizeof in - inlen);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (got <= 0) return fence_and_exit(got == 0 ? "stdin closed (agent gone)" : "stdin read failed");
+    inlen += (size_t)got;
+    char *start = in, *nl;
+    while ((nl = memchr(start, '\n', inlen - (size_t)(start - in)))) {
+      *nl = 0;
+      if (!discarding) handle_line(start);
+      discarding = 0;
+      start = nl + 1;
+    }
+    inlen -= (size_t)(start - in);
+    memmove(in, start, inlen);
+    if (inlen == sizeof in) { /* a line longer than IN_MAX: drop it up to its newline */
+      if (!discarding) reply_err("-", "request longer than %d bytes", IN_MAX);
+      discarding = 1;
+      inlen = 0;
+    }
+  }
+}
