@@ -1,0 +1,291 @@
+import {
+  AckRefusal,
+  TakeoverCause,
+  type Assignment,
+  type Conflict,
+  type Echo,
+  type HoldingEntry,
+  type Heartbeat,
+  type Message,
+  type Release,
+  type TakeoverAck,
+  type TakeoverRequest,
+} from '../messages.js';
+import { BadField, UnknownTag, type Reader, type Writer } from './cursor.js';
+import { WireEncodeError } from './errors.js';
+import type { IdTable } from './id-table.js';
+
+/*
+ * Message bodies, version 1. Ids are 32-bit tags (IdTable); "member|0" is a nullable member
+ * (0 = null; no id ever gets tag 0). Every list is a u8 count followed by fixed-size entries.
+ *
+ * heartbeat     flags u8 (bit0 standby, bit1 witness)
+ *               holdings: version u32, page u8, pages u8, count u8, count x {vip u32, epoch u32}
+ *               unhealthy: count u8, count x {vip u32}
+ *               releases:  count u8, count x {vip u32, epoch u32}
+ *               echoes:    count u8, count x {member u32, incarnation u32, seq u32, holdingsVersion u32}
+ *               conflicts: count u8, count x {member u32, vip u32, epoch u32, holder member|0}
+ * assignment    vip u32, holder member|0, epoch u32
+ * takeover      vip u32, epoch u32, previousHolder member|0, previousEpoch u32, cause u8
+ * takeover-ack  vip u32, epoch u32, candidate u32, requestIncarnation u32, requestSeq u32,
+ *               reason u8 (0 = granted), knownEpoch u32, knownHolder member|0, promiseRemainingMs u32
+ * release       vip u32, epoch u32, successor member|0
+ */
+
+export const HEARTBEAT_FIXED = 1 + (4 + 1 + 1 + 1) + 1 + 1 + 1 + 1;
+export const HOLDING_SIZE = 8;
+export const UNHEALTHY_SIZE = 4;
+export const RELEASE_SIZE = 8;
+export const ECHO_SIZE = 16;
+export const CONFLICT_SIZE = 16;
+const FLAG_STANDBY = 0x01;
+const FLAG_WITNESS = 0x02;
+
+const CAUSES = new Set<number>(Object.values(TakeoverCause));
+const REFUSALS = new Set<number>(Object.values(AckRefusal));
+
+/** Body size in bytes of `m` (no ids are resolved; sizes do not depend on them). */
+export function bodySize(m: Message): number {
+  switch (m.kind) {
+    case 'heartbeat':
+      return (
+        HEARTBEAT_FIXED +
+        m.holdings.entries.length * HOLDING_SIZE +
+        m.unhealthy.length * UNHEALTHY_SIZE +
+        m.releases.length * RELEASE_SIZE +
+        m.echoes.length * ECHO_SIZE +
+        m.conflicts.length * CONFLICT_SIZE
+      );
+    case 'assignment':
+    case 'release':
+      return 12;
+    case 'takeover':
+      return 17;
+    case 'takeover-ack':
+      return 33;
+  }
+}
+
+// ---------------------------------------------------------------- encoding
+
+function member(ids: IdTable, field: string, id: string): number {
+  const t = ids.memberTag(id);
+  if (t === undefined) {
+    throw new WireEncodeError(field, `member "${id}" is not in cluster ${ids.clusterId}'s configuration`);
+  }
+  return t;
+}
+function memberOrNull(ids: IdTable, field: string, id: string | null): number {
+  return id === null ? 0 : member(ids, field, id);
+}
+function vip(ids: IdTable, field: string, id: string): number {
+  const t = ids.vipTag(id);
+  if (t === undefined) {
+    throw new WireEncodeError(field, `VIP "${id}" is not in cluster ${ids.clusterId}'s configuration`);
+  }
+  return t;
+}
+function count(w: Writer, field: string, n: number): void {
+  if (n > 255) throw new WireEncodeError(field, `${n} entries; at most 255 fit the u8 count (page the list)`);
+  w.u8(field, n);
+}
+
+function encodeHeartbeat(m: Heartbeat, w: Writer, ids: IdTable): void {
+  w.u8('flags', (m.standby ? FLAG_STANDBY : 0) | (m.witness ? FLAG_WITNESS : 0));
+  const h = m.holdings;
+  if (!(h.pages >= 1 && h.page < h.pages)) {
+    throw new WireEncodeError('holdings.page', `page ${h.page} of ${h.pages}: need 0 <= page < pages, pages >= 1`);
+  }
+  w.u32('holdings.version', h.version);
+  w.u8('holdings.page', h.page);
+  w.u8('holdings.pages', h.pages);
+  count(w, 'holdings.entries', h.entries.length);
+  for (const e of h.entries) {
+    w.u32('holdings.entries.vip', vip(ids, 'holdings.entries.vip', e.vip));
+    w.u32('holdings.entries.epoch', e.epoch);
+  }
+  count(w, 'unhealthy', m.unhealthy.length);
+  for (const v of m.unhealthy) w.u32('unhealthy', vip(ids, 'unhealthy', v));
+  count(w, 'releases', m.releases.length);
+  for (const e of m.releases) {
+    w.u32('releases.vip', vip(ids, 'releases.vip', e.vip));
+    w.u32('releases.epoch', e.epoch);
+  }
+  count(w, 'echoes', m.echoes.length);
+  for (const e of m.echoes) {
+    w.u32('echoes.member', member(ids, 'echoes.member', e.member));
+    w.u32('echoes.incarnation', e.incarnation);
+    w.u32('echoes.seq', e.seq);
+    w.u32('echoes.holdingsVersion', e.holdingsVersion);
+  }
+  count(w, 'conflicts', m.conflicts.length);
+  for (const c of m.conflicts) {
+    w.u32('conflicts.member', member(ids, 'conflicts.member', c.member));
+    w.u32('conflicts.vip', vip(ids, 'conflicts.vip', c.vip));
+    w.u32('conflicts.epoch', c.epoch);
+    w.u32('conflicts.holder', memberOrNull(ids, 'conflicts.holder', c.holder));
+  }
+}
+
+/** Writes the body of `m`. Throws WireEncodeError / DatagramTooLargeError. */
+export function encodeBody(m: Message, w: Writer, ids: IdTable): void {
+  switch (m.kind) {
+    case 'heartbeat':
+      return encodeHeartbeat(m, w, ids);
+    case 'assignment':
+      w.u32('vip', vip(ids, 'vip', m.vip));
+      w.u32('holder', memberOrNull(ids, 'holder', m.holder));
+      w.u32('epoch', m.epoch);
+      return;
+    case 'takeover':
+      if (!CAUSES.has(m.cause)) throw new WireEncodeError('cause', `${m.cause} is not a TakeoverCause`);
+      w.u32('vip', vip(ids, 'vip', m.vip));
+      w.u32('epoch', m.epoch);
+      w.u32('previousHolder', memberOrNull(ids, 'previousHolder', m.previousHolder));
+      w.u32('previousEpoch', m.previousEpoch);
+      w.u8('cause', m.cause);
+      return;
+    case 'takeover-ack':
+      if (!REFUSALS.has(m.reason)) throw new WireEncodeError('reason', `${m.reason} is not an AckRefusal`);
+      if (m.granted !== (m.reason === AckRefusal.None)) {
+        throw new WireEncodeError(
+          'granted',
+          `granted=${m.granted} contradicts reason=${m.reason}: a grant has reason None (0), a refusal a non-zero reason`,
+        );
+      }
+      w.u32('vip', vip(ids, 'vip', m.vip));
+      w.u32('epoch', m.epoch);
+      w.u32('candidate', member(ids, 'candidate', m.candidate));
+      w.u32('requestIncarnation', m.requestIncarnation);
+      w.u32('requestSeq', m.requestSeq);
+      w.u8('reason', m.reason);
+      w.u32('knownEpoch', m.knownEpoch);
+      w.u32('knownHolder', memberOrNull(ids, 'knownHolder', m.knownHolder));
+      w.u32('promiseRemainingMs', m.promiseRemainingMs);
+      return;
+    case 'release':
+      w.u32('vip', vip(ids, 'vip', m.vip));
+      w.u32('epoch', m.epoch);
+      w.u32('successor', memberOrNull(ids, 'successor', m.successor));
+      return;
+  }
+}
+
+// ---------------------------------------------------------------- decoding
+
+function rMember(r: Reader, ids: IdTable): string {
+  const id = ids.memberId(r.u32());
+  if (id === undefined) throw new UnknownTag();
+  return id;
+}
+function rMemberOrNull(r: Reader, ids: IdTable): string | null {
+  const t = r.u32();
+  if (t === 0) return null;
+  const id = ids.memberId(t);
+  if (id === undefined) throw new UnknownTag();
+  return id;
+}
+function rVip(r: Reader, ids: IdTable): string {
+  const id = ids.vipId(r.u32());
+  if (id === undefined) throw new UnknownTag();
+  return id;
+}
+
+type Head = { clusterId: string; from: string; incarnation: number; seq: number };
+
+function decodeHeartbeat(r: Reader, ids: IdTable, head: Head): Heartbeat {
+  const flags = r.u8();
+  if ((flags & ~(FLAG_STANDBY | FLAG_WITNESS)) !== 0) throw new BadField();
+  const version = r.u32();
+  const page = r.u8();
+  const pages = r.u8();
+  if (pages < 1 || page >= pages) throw new BadField();
+  const entries: HoldingEntry[] = [];
+  for (let n = r.count(1, HOLDING_SIZE); n > 0; n--) entries.push({ vip: rVip(r, ids), epoch: r.u32() });
+  const unhealthy: string[] = [];
+  for (let n = r.count(1, UNHEALTHY_SIZE); n > 0; n--) unhealthy.push(rVip(r, ids));
+  const releases: HoldingEntry[] = [];
+  for (let n = r.count(1, RELEASE_SIZE); n > 0; n--) releases.push({ vip: rVip(r, ids), epoch: r.u32() });
+  const echoes: Echo[] = [];
+  for (let n = r.count(1, ECHO_SIZE); n > 0; n--) {
+    echoes.push({ member: rMember(r, ids), incarnation: r.u32(), seq: r.u32(), holdingsVersion: r.u32() });
+  }
+  const conflicts: Conflict[] = [];
+  for (let n = r.count(1, CONFLICT_SIZE); n > 0; n--) {
+    conflicts.push({ member: rMember(r, ids), vip: rVip(r, ids), epoch: r.u32(), holder: rMemberOrNull(r, ids) });
+  }
+  return {
+    kind: 'heartbeat',
+    ...head,
+    standby: (flags & FLAG_STANDBY) !== 0,
+    witness: (flags & FLAG_WITNESS) !== 0,
+    unhealthy,
+    holdings: { version, page, pages, entries },
+    releases,
+    echoes,
+    conflicts,
+  };
+}
+
+/**
+ * Reads the body of a `kind` message; the reader spans exactly the body. Throws ShortRead,
+ * BadField or UnknownTag (the codec maps them to drop reasons); never reads past the reader.
+ */
+export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head: Head): Message {
+  let m: Message;
+  switch (kind) {
+    case 'heartbeat':
+      m = decodeHeartbeat(r, ids, head);
+      break;
+    case 'assignment':
+      m = { kind, ...head, vip: rVip(r, ids), holder: rMemberOrNull(r, ids), epoch: r.u32() } satisfies Assignment;
+      break;
+    case 'takeover': {
+      const v = rVip(r, ids);
+      const epoch = r.u32();
+      const previousHolder = rMemberOrNull(r, ids);
+      const previousEpoch = r.u32();
+      const cause = r.u8();
+      if (!CAUSES.has(cause)) throw new BadField();
+      m = {
+        kind,
+        ...head,
+        vip: v,
+        epoch,
+        previousHolder,
+        previousEpoch,
+        cause: cause as TakeoverCause,
+      } satisfies TakeoverRequest;
+      break;
+    }
+    case 'takeover-ack': {
+      const v = rVip(r, ids);
+      const epoch = r.u32();
+      const candidate = rMember(r, ids);
+      const requestIncarnation = r.u32();
+      const requestSeq = r.u32();
+      const reason = r.u8();
+      if (!REFUSALS.has(reason)) throw new BadField();
+      m = {
+        kind,
+        ...head,
+        vip: v,
+        epoch,
+        candidate,
+        requestIncarnation,
+        requestSeq,
+        granted: reason === AckRefusal.None,
+        reason: reason as AckRefusal,
+        knownEpoch: r.u32(),
+        knownHolder: rMemberOrNull(r, ids),
+        promiseRemainingMs: r.u32(),
+      } satisfies TakeoverAck;
+      break;
+    }
+    case 'release':
+      m = { kind, ...head, vip: rVip(r, ids), epoch: r.u32(), successor: rMemberOrNull(r, ids) } satisfies Release;
+      break;
+  }
+  r.done();
+  return m;
+}

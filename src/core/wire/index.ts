@@ -1,0 +1,12 @@
+/**
+ * Heartbeat wire format: the only place where protocol messages become bytes and back.
+ * See docs/wire.md for the layout and the reasons behind it.
+ */
+export { WireCodec, encodedSize, type DecodeResult, type WireCodecInit } from './codec.js';
+export { DropCounters, DROP_REASONS, type DropReason } from './drop-reasons.js';
+export { DatagramTooLargeError, IdCollisionError, KeyringError, WireEncodeError, WireError } from './errors.js';
+export { IdTable, wireTag, type IdTableInit } from './id-table.js';
+export { Keyring, MIN_KEY_BYTES, type KeyringKey } from './keyring.js';
+export { HEADER_SIZE, MAC_SIZE, MAX_DATAGRAM, MIN_DATAGRAM, WIRE_VERSION } from './layout.js';
+export { ReplayGuard, type ReplayVerdict } from './replay-window.js';
+export { SourceBinding, canonicalAddress, type ExpectedSource } from './source-binding.js';

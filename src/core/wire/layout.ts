@@ -1,0 +1,64 @@
+import type { MessageKind } from '../messages.js';
+
+/**
+ * Heartline wire format, version 1. Every field is big-endian. See docs/wire.md.
+ *
+ *  0      2     3     4     5      6          8              12             16             20
+ *  +------+-----+-----+-----+------+----------+--------------+--------------+--------------+
+ *  |magic |ver  |kind |flags|keyId | bodyLen  | clusterTag   | senderTag    | receiverTag  |
+ *  | "HL" | =1  |     | =0  |      | u16      | u32          | u32          | u32 (0 = all)|
+ *  +------+-----+-----+-----+------+----------+--------------+--------------+--------------+
+ *  20             24             28
+ *  +--------------+--------------+--------------------+-----------+
+ *  | incarnation  | seq          | body (bodyLen)     | MAC 16 B  |
+ *  | u32          | u32          | per kind           |           |
+ *  +--------------+--------------+--------------------+-----------+
+ *
+ * MAC = first 16 bytes of HMAC-SHA256(key[keyId], bytes 0 .. 28+bodyLen), i.e. over the whole
+ * datagram except the MAC itself (RFC 4868's HMAC-SHA-256-128, as IPsec uses).
+ */
+
+export const MAGIC0 = 0x48; // 'H'
+export const MAGIC1 = 0x4c; // 'L'
+export const WIRE_VERSION = 1;
+
+/** Largest datagram we send or accept: fits any IPv6 path (MTU 1280) without fragmentation. */
+export const MAX_DATAGRAM = 1200;
+export const HEADER_SIZE = 28;
+export const MAC_SIZE = 16;
+export const MIN_DATAGRAM = HEADER_SIZE + MAC_SIZE;
+export const MAX_BODY = MAX_DATAGRAM - MIN_DATAGRAM;
+
+export const OFF_MAGIC = 0;
+export const OFF_VERSION = 2;
+export const OFF_KIND = 3;
+export const OFF_FLAGS = 4;
+export const OFF_KEY_ID = 5;
+export const OFF_BODY_LEN = 6;
+export const OFF_CLUSTER = 8;
+export const OFF_SENDER = 12;
+export const OFF_RECEIVER = 16;
+export const OFF_INCARNATION = 20;
+export const OFF_SEQ = 24;
+
+/** Flag bits defined by version 1: none. Any set bit is dropped as `bad-flags`. */
+export const DEFINED_FLAGS = 0x00;
+
+/** Receiver tag meaning "every member" (multicast / broadcast, or a message for all peers). */
+export const RECEIVER_ALL = 0;
+
+/** Wire codes of message kinds. Codes are never reused. */
+export const KIND_CODE = {
+  heartbeat: 1,
+  assignment: 2,
+  takeover: 3,
+  'takeover-ack': 4,
+  release: 5,
+} as const satisfies Record<MessageKind, number>;
+
+/** Message kind of a wire code, or undefined for a code this version does not know. */
+export const KIND_OF_CODE: readonly (MessageKind | undefined)[] = (() => {
+  const out: (MessageKind | undefined)[] = new Array<MessageKind | undefined>(256).fill(undefined);
+  for (const [k, c] of Object.entries(KIND_CODE)) out[c] = k as MessageKind;
+  return out;
+})();
