@@ -22,8 +22,13 @@ export interface Clock {
   now(): Millis;
   /** Resolves after `ms` on this clock (or rejects with the signal's reason when aborted). */
   sleep(ms: Millis, signal?: AbortSignal): Promise<void>;
-  /** Calls `fn` every `ms` until the returned handle is stopped. Ticks do not overlap. */
-  every(ms: Millis, fn: () => void): Stoppable;
+  /**
+   * Calls `fn` every `ms` until the returned handle is stopped. Ticks do not overlap: when
+   * `fn` returns a promise, the next tick waits for it to settle, and ticks missed while it
+   * ran are skipped rather than bunched. A throwing or rejecting `fn` does not stop the
+   * ticks; the adapter reports the error.
+   */
+  every(ms: Millis, fn: () => void | Promise<void>): Stoppable;
   /** Calls `fn` once after `ms`. */
   after(ms: Millis, fn: () => void): Stoppable;
 }
@@ -40,8 +45,13 @@ export interface Peer {
  * reports them through the returned promise's value.
  */
 export interface Transport {
+  /** Where this transport receives datagrams (the bound address and port). */
+  address(): Peer;
+  /** Resolves `false` (never rejects) when the datagram could not be handed to the network. */
   send(to: Peer, datagram: Uint8Array): Promise<boolean>;
+  /** Adds a handler; every handler sees every datagram. The bytes are the handler's own copy. */
   onMessage(handler: (datagram: Uint8Array, from: Peer) => void): void;
+  /** Stops receiving; later sends resolve `false`. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -89,10 +99,198 @@ export interface RunResult {
   durationMs: Millis;
 }
 
-/** Starts, stops and probes a VIP's Resources (exec / lsb / systemd, http / tcp / exec checks). */
+/** A command line run without a shell: argv[0] is the program. */
+export type Argv = readonly string[];
+
+/**
+ * How to run a Resource of kind exec. With `daemon: true`, `start` is a long-running
+ * process (a server) that the runner keeps as a child: `start` succeeds once the process
+ * has been spawned and is still alive after a short settle period; `status` without a
+ * status command is "that child is alive"; `stop` runs the stop command if there is one
+ * and then, if the child is still alive, signals its whole process group (SIGTERM, then
+ * SIGKILL at the timeout). Without `daemon`, `start` must exit 0 within its timeout.
+ */
+export interface ExecServiceSpec {
+  start: Argv;
+  stop?: Argv;
+  status?: Argv;
+  daemon?: boolean;
+  env?: Readonly<Record<string, string>>;
+  cwd?: string;
+}
+
+/** A Resource's health check; exactly one of http, tcp, exec. */
+export interface HealthCheckSpec {
+  http?: { host: string; port: number; path?: string; expectStatus?: number };
+  tcp?: { host: string; port: number };
+  exec?: { command: Argv; env?: Readonly<Record<string, string>> };
+  timeoutMs: Millis;
+}
+
+/**
+ * What the ServiceRunner needs from a Resource (the agent maps the Resource object onto
+ * this). `name` identifies it (namespace/name) in results and keys the runner's daemons.
+ */
+export type ServiceSpec = {
+  name: string;
+  healthCheck?: HealthCheckSpec;
+} & (
+  | { kind: 'exec'; exec: ExecServiceSpec }
+  | { kind: 'lsb'; lsb: { script: string } }
+  | { kind: 'systemd'; systemd: { unit: string } }
+);
+
+/**
+ * Starts, stops and probes a VIP's Resources (exec / lsb / systemd, http / tcp / exec
+ * checks). Never rejects: failures, timeouts and missing programs are `ok: false` with a
+ * detail that names the Resource. `start` and `stop` are idempotent for daemons and LSB
+ * scripts (LSB requires it of the script); a plain exec command runs each time.
+ * `status` is ok when the service runs. `probe` runs the health check, or `status` when
+ * the Resource has none.
+ */
 export interface ServiceRunner {
-  start(name: string, timeoutMs: Millis): Promise<RunResult>;
-  stop(name: string, timeoutMs: Millis): Promise<RunResult>;
-  status(name: string, timeoutMs: Millis): Promise<RunResult>;
-  probe(name: string): Promise<RunResult>;
+  start(spec: ServiceSpec, timeoutMs: Millis): Promise<RunResult>;
+  stop(spec: ServiceSpec, timeoutMs: Millis): Promise<RunResult>;
+  status(spec: ServiceSpec, timeoutMs: Millis): Promise<RunResult>;
+  probe(spec: ServiceSpec): Promise<RunResult>;
+  /** Stops every daemon this runner started (process group SIGTERM then SIGKILL). */
+  close(): Promise<void>;
+}
+
+/** The Kubernetes kinds Heartline reads. The first three are its CRDs (heartline.dev/v1alpha1). */
+export type ApiKind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
+/** Kinds Heartline writes status and finalizers on. */
+export type OwnedKind = 'HACluster' | 'VirtualIP' | 'Resource';
+
+/** The part of an object's metadata Heartline uses. */
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  deletionTimestamp?: string | Date;
+  [key: string]: unknown;
+}
+
+/** A Kubernetes object as plain JSON. `spec`/`status`/`data` are validated by src/api, not here. */
+export interface ApiObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: unknown;
+  status?: unknown;
+  [key: string]: unknown;
+}
+
+/** Namespace (absent for cluster-scoped kinds such as Node) and name. */
+export interface ObjectKey {
+  namespace?: string;
+  name: string;
+}
+
+/**
+ * What a watch reports. `synced` comes once the initial list is delivered (and again after
+ * every relist following a restart); `resync` re-delivers every cached object periodically
+ * so level-based reconcilers recover from missed work.
+ */
+export type WatchEvent =
+  | { type: 'added' | 'updated' | 'deleted' | 'resync'; object: ApiObject }
+  | { type: 'synced' };
+
+export interface WatchOptions {
+  /** Only this namespace (default: all). */
+  namespace?: string;
+  labelSelector?: string;
+  /** e.g. `metadata.name=node-a` so an agent watches only its own Node. */
+  fieldSelector?: string;
+}
+
+/** A Kubernetes Event about an object. */
+export interface ApiEvent {
+  regarding: ApiObject;
+  type: 'Normal' | 'Warning';
+  /** UpperCamelCase machine-readable reason, e.g. `Failover`. */
+  reason: string;
+  /** What happened and why, for people. */
+  note: string;
+  /** What the reporter did, e.g. `Bind`. */
+  action: string;
+}
+
+/** Thrown by ApiSource writes when the object changed since the expected resourceVersion. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+  constructor(readonly kind: ApiKind, readonly key: ObjectKey, detail: string) {
+    super(`${kind} ${key.namespace ? key.namespace + '/' : ''}${key.name}: conflict: ${detail}; re-read the object and retry`);
+  }
+}
+
+/** Thrown by ApiSource writes when the object does not exist. */
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+  constructor(readonly kind: ApiKind, readonly key: ObjectKey) {
+    super(`${kind} ${key.namespace ? key.namespace + '/' : ''}${key.name} not found`);
+  }
+}
+
+/**
+ * Desired state in, status and Events out. Watches restart themselves after errors (with
+ * backoff) and relist after a 410; `get` and `list` read the API server (not a cache).
+ * Writes are minimal: `patchStatus` sends only the difference and nothing when there is
+ * none.
+ */
+export interface ApiSource {
+  watch(kind: ApiKind, handler: (event: WatchEvent) => void, options?: WatchOptions): Stoppable;
+  get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined>;
+  list(kind: ApiKind, options?: WatchOptions): Promise<ApiObject[]>;
+  /**
+   * Makes the object's status equal `status` with a JSON Patch of the difference. With
+   * `expectResourceVersion`, fails with ConflictError if the object changed since.
+   * Returns the object after the write, `changed: false` when nothing needed writing.
+   * Throws NotFoundError when the object is gone.
+   */
+  patchStatus(
+    kind: OwnedKind,
+    key: ObjectKey,
+    status: unknown,
+    options?: { expectResourceVersion?: string },
+  ): Promise<{ object: ApiObject; changed: boolean }>;
+  /** Adds `finalizer` unless present; returns whether it wrote. */
+  addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean>;
+  /** Removes `finalizer` if present (the object may then disappear); returns whether it wrote. */
+  removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean>;
+  /** Records an Event. Failures are reported by rejection; callers usually log and go on. */
+  event(event: ApiEvent): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The state of a leader lease as last read. */
+export interface LeaseRecord {
+  /** Empty when released. */
+  holderIdentity: string;
+  leaseDurationSeconds: number;
+  leaseTransitions: number;
+}
+
+/**
+ * A single leader lease (coordination.k8s.io Lease for the controller). Expiry is judged on
+ * the local monotonic clock from when this candidate last saw the record change (as
+ * client-go does), never by comparing wall clocks across machines.
+ */
+export interface LeaseLock {
+  readonly identity: string;
+  /**
+   * One attempt to acquire (if free, released or expired) or renew (if ours). Resolves true
+   * when we hold the lease after the call; false when someone else holds it or the write lost
+   * a race. Rejects only on transport / API errors.
+   */
+  tryAcquireOrRenew(): Promise<boolean>;
+  /** Gives the lease up if we hold it, so a standby can take over without waiting for expiry. */
+  release(): Promise<void>;
+  /** Current record, or undefined when no lease exists yet. */
+  read(): Promise<LeaseRecord | undefined>;
 }
