@@ -1,0 +1,116 @@
+/**
+ * Who should hold a VIP: a pure, deterministic function, run by every member on its own
+ * view (so failover needs no controller) and by the controller. The reason string goes to
+ * status, logs and Events.
+ */
+import type { Epoch, MemberId, VipId } from './messages.js';
+
+export interface ElectionVip {
+  vip: VipId;
+  /** Ordered preference; members not listed rank after all listed ones. */
+  preferredNodes: readonly MemberId[];
+  /** Members allowed to hold it (from the VIP's nodeSelector); undefined = every member. */
+  eligible?: readonly MemberId[] | undefined;
+}
+
+export interface ElectionMember {
+  id: MemberId;
+  /** Heard within deadMs (alive or warn). */
+  alive: boolean;
+  /** Its Resources for this VIP are healthy. */
+  healthy: boolean;
+  /** Drained / standby: must not be given VIPs. */
+  standby: boolean;
+  /** VIPs it holds other than this one. */
+  load: number;
+}
+
+export interface ElectionInput {
+  spec: ElectionVip;
+  members: readonly ElectionMember[];
+  current: { holder: MemberId | null; epoch: Epoch };
+  /** The controller's assignment, if any: takes priority when the member is usable. */
+  assigned?: MemberId | null | undefined;
+  autoFailback: boolean;
+}
+
+export interface ElectionResult {
+  holder: MemberId | null;
+  reason: string;
+}
+
+/** FNV-1a 32-bit of a string: the deterministic tie-break. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** Why a member cannot hold the VIP, or undefined if it can. */
+function unusable(m: ElectionMember, eligible: ReadonlySet<MemberId> | undefined): string | undefined {
+  if (eligible && !eligible.has(m.id)) return 'not eligible (nodeSelector)';
+  if (!m.alive) return 'not alive';
+  if (m.standby) return 'in standby';
+  if (!m.healthy) return 'Resources unhealthy';
+  return undefined;
+}
+
+/**
+ * Ranks usable members: preferred order first, then least load, then hash of (vip, member).
+ * Exported so the controller and the status writer rank the same way.
+ */
+export function rank(spec: ElectionVip, members: readonly ElectionMember[]): ElectionMember[] {
+  const pref = new Map(spec.preferredNodes.map((id, i) => [id, i] as const));
+  const score = (m: ElectionMember) => pref.get(m.id) ?? Number.MAX_SAFE_INTEGER;
+  return [...members].sort(
+    (a, b) =>
+      score(a) - score(b) ||
+      a.load - b.load ||
+      fnv1a(`${spec.vip}\u0000${a.id}`) - fnv1a(`${spec.vip}\u0000${b.id}`) ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
+}
+
+export function elect(input: ElectionInput): ElectionResult {
+  const { spec, members, current, assigned, autoFailback } = input;
+  const eligible = spec.eligible ? new Set(spec.eligible) : undefined;
+  const usable = members.filter((m) => unusable(m, eligible) === undefined);
+  const byId = new Map(members.map((m) => [m.id, m] as const));
+
+  if (assigned) {
+    const a = byId.get(assigned);
+    const why = a ? unusable(a, eligible) : 'not a member';
+    if (!why) return { holder: assigned, reason: `assigned to ${assigned} by the controller` };
+    // Fall through: an unusable assignment does not leave the VIP unheld.
+  }
+  if (usable.length === 0) {
+    return { holder: null, reason: 'no alive, healthy, eligible member outside standby' };
+  }
+  const ranked = rank(spec, usable);
+  const best = ranked[0] as ElectionMember;
+  const cur = current.holder ? byId.get(current.holder) : undefined;
+  const curWhy = current.holder ? (cur ? unusable(cur, eligible) : 'not a member') : undefined;
+  if (cur && curWhy === undefined) {
+    if (cur.id === best.id) return { holder: cur.id, reason: `${cur.id} holds it and ranks first` };
+    if (!autoFailback) return { holder: cur.id, reason: `${cur.id} holds it and is healthy (sticky, autoFailback off)` };
+    const pref = spec.preferredNodes;
+    const bi = pref.indexOf(best.id);
+    const ci = pref.indexOf(cur.id);
+    if (bi >= 0 && (ci < 0 || bi < ci)) {
+      return { holder: best.id, reason: `fail back to preferred ${best.id} from ${cur.id} (autoFailback)` };
+    }
+    return { holder: cur.id, reason: `${cur.id} holds it; no more preferred member is usable` };
+  }
+  const lost = current.holder ? `holder ${current.holder} is ${curWhy}; ` : '';
+  const pi = spec.preferredNodes.indexOf(best.id);
+  const why =
+    pi >= 0
+      ? `preferred #${pi + 1}`
+      : ranked.length > 1 && (ranked[1] as ElectionMember).load > best.load
+        ? `least loaded (${best.load} VIPs)`
+        : 'hash tie-break';
+  return { holder: best.id, reason: `${lost}${best.id} elected: ${why}` };
+}

@@ -1,0 +1,155 @@
+/**
+ * The holder's side of quorum leases: grants it holds from voters, counted from its own
+ * send times, and the paged holdings set it advertises. A holder keeps a VIP only while a
+ * quorum of voters (itself included) granted it *for that VIP at that epoch*: an echo counts
+ * for a VIP only if the voter knew, when it received the echoed message, a holdings version
+ * listing the VIP at that epoch.
+ */
+import { LIMITS, type Epoch, type HoldingsPage, type HoldingsVersion, type MemberId, type Seq, type VipId } from './messages.js';
+import type { Millis } from './ports.js';
+import type { Timing } from './timing.js';
+
+export type QuorumMode = 'majority' | 'witness' | 'ignore';
+
+export interface Quorum {
+  mode: QuorumMode;
+  /** Members whose grants count. */
+  voters: readonly MemberId[];
+  /** Grants needed (self included). */
+  size: number;
+}
+
+/** The voter set and quorum size for a cluster of `members` (+ `witness` in witness mode). */
+export function quorumOf(mode: QuorumMode, members: readonly MemberId[], witness: MemberId | null): Quorum {
+  if (mode === 'ignore') return { mode, voters: [...members], size: 1 };
+  const voters = mode === 'witness' && witness ? [...members, witness] : [...members];
+  return { mode, voters, size: Math.floor(voters.length / 2) + 1 };
+}
+
+/** One VIP this member holds. */
+export interface Holding {
+  vip: VipId;
+  epoch: Epoch;
+  /** Grant expiry per voter (this member's clock). Self is not in the map. */
+  grants: Map<MemberId, Millis>;
+  /** Lease expiry last handed to the agent (bind/renew): the fence deadline. */
+  emitted: Millis;
+  boundAt: Millis;
+}
+
+const HISTORY = 64;
+
+export class HolderLeases {
+  readonly holdings = new Map<VipId, Holding>();
+  private version: HoldingsVersion = 0;
+  private readonly history = new Map<HoldingsVersion, Map<VipId, Epoch>>();
+  private readonly sendLog = new Map<Seq, Millis>();
+  private pageCursor = 0;
+  /** In 'ignore' mode the holder's only grant is its own liveness, renewed on every step. */
+  private selfGrant: Millis = Infinity;
+
+  constructor(
+    private readonly self: MemberId,
+    private readonly timing: Timing,
+    readonly quorum: Quorum,
+  ) {
+    this.bump();
+  }
+
+  get holdingsVersion(): HoldingsVersion {
+    return this.version;
+  }
+
+  /** Remembers when message `seq` was sent, to count grants from it. */
+  recordSend(seq: Seq, now: Millis): void {
+    this.sendLog.set(seq, now);
+  }
+
+  sendTime(seq: Seq): Millis | undefined {
+    return this.sendLog.get(seq);
+  }
+
+  /** Forgets send times whose grants would have expired anyway; advances ignore-mode self grant. */
+  step(now: Millis): void {
+    const horizon = now - this.timing.leaseMs;
+    for (const [seq, t] of this.sendLog) {
+      if (t >= horizon) break; // Map keeps insertion order, which is send order.
+      this.sendLog.delete(seq);
+    }
+    if (this.quorum.mode === 'ignore') this.selfGrant = now + this.timing.leaseMs;
+  }
+
+  /** Lease expiry of a holding: the quorum-th latest grant, self counting as unbounded. */
+  expiry(h: { grants: Map<MemberId, Millis> }): Millis {
+    const list = [this.selfGrant];
+    for (const [m, t] of h.grants) if (m !== this.self) list.push(t);
+    if (list.length < this.quorum.size) return -Infinity;
+    list.sort((a, b) => b - a);
+    return list[this.quorum.size - 1] ?? -Infinity;
+  }
+
+  add(now: Millis, vip: VipId, epoch: Epoch, grants: Map<MemberId, Millis>): Holding {
+    const h: Holding = { vip, epoch, grants: new Map(grants), emitted: -Infinity, boundAt: now };
+    this.holdings.set(vip, h);
+    this.bump();
+    return h;
+  }
+
+  remove(vip: VipId): Holding | undefined {
+    const h = this.holdings.get(vip);
+    if (h) {
+      this.holdings.delete(vip);
+      this.bump();
+    }
+    return h;
+  }
+
+  /**
+   * Voter `from` echoed our message `seq` knowing holdings `version`: a grant until
+   * sendTime(seq) + leaseMs for every VIP of that version still held at the same epoch,
+   * except those the voter listed as conflicts.
+   */
+  onEcho(from: MemberId, seq: Seq, version: HoldingsVersion, refused: ReadonlySet<VipId>): void {
+    const sent = this.sendLog.get(seq);
+    const listed = this.history.get(version);
+    if (sent === undefined || !listed) return;
+    const until = sent + this.timing.leaseMs;
+    for (const [vip, epoch] of listed) {
+      if (refused.has(vip)) continue;
+      const h = this.holdings.get(vip);
+      if (!h || h.epoch !== epoch) continue;
+      const prev = h.grants.get(from);
+      if (prev === undefined || prev < until) h.grants.set(from, until);
+    }
+  }
+
+  /** Voter `from` refused us `vip`: drop its grant for it. */
+  revoke(from: MemberId, vip: VipId): void {
+    this.holdings.get(vip)?.grants.delete(from);
+  }
+
+  /** Number of pages of the current holdings version. */
+  pages(): number {
+    return Math.max(1, Math.ceil(this.holdings.size / LIMITS.holdingsPerPage));
+  }
+
+  /** The next page to advertise (round robin over the current version). */
+  nextPage(): HoldingsPage {
+    const pages = this.pages();
+    const page = this.pageCursor % pages;
+    this.pageCursor = page + 1;
+    const current = this.history.get(this.version) ?? new Map<VipId, Epoch>();
+    const all = [...current].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const slice = all.slice(page * LIMITS.holdingsPerPage, (page + 1) * LIMITS.holdingsPerPage);
+    return { version: this.version, page, pages, entries: slice.map(([vip, epoch]) => ({ vip, epoch })) };
+  }
+
+  private bump(): void {
+    this.version += 1;
+    const snapshot = new Map<VipId, Epoch>();
+    for (const [vip, h] of this.holdings) snapshot.set(vip, h.epoch);
+    this.history.set(this.version, snapshot);
+    this.history.delete(this.version - HISTORY);
+    this.pageCursor = 0;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Heartbeat timing (Heartbeat's ha.cf: keepalive, warntime, deadtime, initdead) and the
+ * quorum-lease durations derived from it. All values are milliseconds on each member's
+ * own monotonic clock.
+ */
+import type { Millis } from './ports.js';
+
+/** Maximum clock-rate error assumed between any two members' monotonic clocks. */
+export const DEFAULT_DRIFT_RATE = 1e-3;
+
+export interface TimingSpec {
+  /** Heartbeat period. */
+  intervalMs: Millis;
+  /** Silence after which a peer is reported late (warn). Default: half way to deadMs. */
+  warnMs?: Millis;
+  /** Silence after which a peer is declared dead and its VIPs may be taken over. */
+  deadMs: Millis;
+  /** At start, how long to wait for a peer never heard before declaring it dead. Default: 2 * deadMs. */
+  initDeadMs?: Millis;
+  /** Lease granted by one echo, counted from the holder's send time. Default: deadMs - intervalMs. */
+  leaseMs?: Millis;
+  /**
+   * Largest forward step a member's monotonic clock may take (a broken or virtualised
+   * monotonic source). Added to the voters' margin. Backward steps are not tolerated: the
+   * Clock port is monotonic by contract. Default 0.
+   */
+  maxForwardStepMs?: Millis;
+  /** Clock-rate error bound ρ. Default 1e-3. */
+  driftRate?: number;
+}
+
+export interface Timing {
+  intervalMs: Millis;
+  warnMs: Millis;
+  deadMs: Millis;
+  initDeadMs: Millis;
+  /** L: a holder's grant from one echo lasts until sendTime + leaseMs (holder's clock). */
+  leaseMs: Millis;
+  /** A voter's promise lasts until receiveTime + leaseMs + marginMs (voter's clock). */
+  marginMs: Millis;
+  /** How long a restarted voter refuses takeovers (promises of its previous life): leaseMs + marginMs. */
+  quietMs: Millis;
+  maxForwardStepMs: Millis;
+  driftRate: number;
+}
+
+/** A timing field is out of range; the message names the field and the fix. */
+export class TimingError extends Error {
+  override readonly name = 'TimingError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`heartbeat.${field}: ${message}`);
+  }
+}
+
+/**
+ * Margin a voter adds to its promise so that, with clock rates off by at most ρ in either
+ * direction and forward steps up to `maxForwardStepMs` on the voter, the promise outlasts in
+ * real time every grant the holder derives from the same message:
+ * holder's grant lasts at most L/(1-ρ) real time, the voter's promise at least
+ * (L + margin - step)/(1+ρ), hence margin >= 2ρL/(1-ρ) + step. Rounded up, plus 1 ms for
+ * integer rounding of clock readings.
+ */
+export function leaseMargin(leaseMs: Millis, driftRate: number, maxForwardStepMs: Millis): Millis {
+  return Math.ceil((2 * driftRate * leaseMs) / (1 - driftRate) + maxForwardStepMs * (1 + driftRate)) + 1;
+}
+
+/** Fills defaults and validates. Throws {@link TimingError} naming the field. */
+export function deriveTiming(spec: TimingSpec): Timing {
+  const { intervalMs, deadMs } = spec;
+  const int = (field: string, v: number) => {
+    if (!Number.isInteger(v) || v <= 0) throw new TimingError(field, `must be a positive integer, got ${v}`);
+  };
+  int('intervalMs', intervalMs);
+  int('deadMs', deadMs);
+  if (deadMs < 2 * intervalMs) {
+    throw new TimingError('deadMs', `must be at least 2 * intervalMs (${2 * intervalMs}), got ${deadMs}: raise deadMs or lower intervalMs`);
+  }
+  const warnMs = spec.warnMs ?? Math.round((intervalMs + deadMs) / 2);
+  int('warnMs', warnMs);
+  if (warnMs <= intervalMs || warnMs >= deadMs) {
+    throw new TimingError('warnMs', `must be between intervalMs (${intervalMs}) and deadMs (${deadMs}), got ${warnMs}`);
+  }
+  const initDeadMs = spec.initDeadMs ?? 2 * deadMs;
+  int('initDeadMs', initDeadMs);
+  if (initDeadMs < deadMs) throw new TimingError('initDeadMs', `must be at least deadMs (${deadMs}), got ${initDeadMs}`);
+  const driftRate = spec.driftRate ?? DEFAULT_DRIFT_RATE;
+  if (!(driftRate >= 0 && driftRate < 0.01)) throw new TimingError('driftRate', `must be in [0, 0.01), got ${driftRate}`);
+  const maxForwardStepMs = spec.maxForwardStepMs ?? 0;
+  if (!(Number.isInteger(maxForwardStepMs) && maxForwardStepMs >= 0)) {
+    throw new TimingError('maxForwardStepMs', `must be a non-negative integer, got ${maxForwardStepMs}`);
+  }
+  const leaseMs = spec.leaseMs ?? deadMs - intervalMs;
+  int('leaseMs', leaseMs);
+  if (leaseMs <= intervalMs) {
+    throw new TimingError('leaseMs', `must exceed intervalMs (${intervalMs}) or no echo arrives before it ends, got ${leaseMs}`);
+  }
+  const marginMs = leaseMargin(leaseMs, driftRate, maxForwardStepMs);
+  if (leaseMs + marginMs > deadMs) {
+    throw new TimingError(
+      'leaseMs',
+      `lease + margin (${leaseMs} + ${marginMs}) must not exceed deadMs (${deadMs}), or failover waits on promises: lower leaseMs`,
+    );
+  }
+  return { intervalMs, warnMs, deadMs, initDeadMs, leaseMs, marginMs, quietMs: leaseMs + marginMs, maxForwardStepMs, driftRate };
+}
+
+/** The documented profiles: default (200 / 1000) and fast (100 / 300). */
+export const PROFILES = {
+  default: { intervalMs: 200, deadMs: 1000 },
+  fast: { intervalMs: 100, deadMs: 300 },
+} as const satisfies Record<string, TimingSpec>;
+export type ProfileName = keyof typeof PROFILES;
