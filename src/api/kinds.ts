@@ -1,0 +1,84 @@
+import type { z } from 'zod';
+import { HAClusterSchema, HAClusterSpecSchema, HAClusterStatusSchema } from './hacluster.js';
+import { ResourceSchema, ResourceSpecSchema, ResourceStatusSchema } from './resource.js';
+import { VirtualIPSchema, VirtualIPSpecSchema, VirtualIPStatusSchema } from './virtualip.js';
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+/** Everything the CRD generator and the validators need to know about one kind. */
+export interface KindInfo {
+  kind: 'HACluster' | 'VirtualIP' | 'Resource';
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  description: string;
+  schema: z.ZodType;
+  spec: z.ZodType;
+  status: z.ZodType;
+  printerColumns: PrinterColumn[];
+}
+
+const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+export const KINDS: readonly KindInfo[] = [
+  {
+    kind: 'HACluster',
+    plural: 'haclusters',
+    singular: 'hacluster',
+    shortNames: ['hac'],
+    description:
+      'HACluster is a set of nodes that watch each other with signed UDP heartbeats and share virtual IPs (ha.cf plus authkeys).',
+    schema: HAClusterSchema,
+    spec: HAClusterSpecSchema,
+    status: HAClusterStatusSchema,
+    printerColumns: [
+      { name: 'Members', type: 'string', jsonPath: '.status.members[*].name', description: 'Member nodes.' },
+      { name: 'Quorum', type: 'string', jsonPath: '.status.quorum.state', description: 'quorate, lost or ignored.' },
+      age,
+    ],
+  },
+  {
+    kind: 'VirtualIP',
+    plural: 'virtualips',
+    singular: 'virtualip',
+    shortNames: ['vip'],
+    description:
+      'VirtualIP is an address that exactly one member of an HACluster holds at a time, with the Resources started beside it.',
+    schema: VirtualIPSchema,
+    spec: VirtualIPSpecSchema,
+    status: VirtualIPStatusSchema,
+    printerColumns: [
+      { name: 'Address', type: 'string', jsonPath: '.spec.address', description: 'The VIP with its prefix.' },
+      { name: 'Holder', type: 'string', jsonPath: '.status.holder', description: 'Node holding the VIP.' },
+      { name: 'Epoch', type: 'integer', jsonPath: '.status.epoch', description: 'Ownership epoch.' },
+      {
+        name: 'Ready',
+        type: 'string',
+        jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+        description: 'Ready condition.',
+      },
+      age,
+    ],
+  },
+  {
+    kind: 'Resource',
+    plural: 'resources',
+    singular: 'resource',
+    shortNames: ['hares'],
+    description: 'Resource is a service started, probed and stopped on the node that holds a VirtualIP (haresources).',
+    schema: ResourceSchema,
+    spec: ResourceSpecSchema,
+    status: ResourceStatusSchema,
+    printerColumns: [{ name: 'Kind', type: 'string', jsonPath: '.spec.kind', description: 'exec, lsb or systemd.' }, age],
+  },
+];
+
+export function kindInfo(kind: string): KindInfo | undefined {
+  return KINDS.find((k) => k.kind === kind);
+}

@@ -1,0 +1,207 @@
+import { z } from 'zod';
+import { API_VERSION, ObjectMetaSchema, conditionList, objectName, observedGeneration, timestamp } from './meta.js';
+import { has, isNum, withRules, mapListOf, type Rule } from './rules.js';
+
+/** argv of a command, run without a shell. */
+const command = (what: string) =>
+  z
+    .array(z.string().min(1).max(4096))
+    .min(1)
+    .max(64)
+    .describe(`${what}: argv, run without a shell, e.g. ["/usr/sbin/apachectl", "start"].`);
+
+const port = () => z.int().min(1).max(65535);
+
+export const ExecActionsSchema = z
+  .strictObject({
+    start: command('Starts the service; exit 0 means started'),
+    stop: command('Stops the service; exit 0 means stopped'),
+    status: command('Optional; exit 0 running, 3 stopped (LSB status codes)').optional(),
+  })
+  .describe('Commands for kind exec. start and stop are required.');
+
+export const LsbSchema = z
+  .strictObject({
+    script: z
+      .string()
+      .min(2)
+      .max(1024)
+      .regex(/^\/[^\s]*$/, { error: 'lsb.script must be an absolute path without spaces, e.g. /etc/init.d/apache2' })
+      .describe('Absolute path of an LSB init script, called with start, stop and status.'),
+  })
+  .describe('Init script for kind lsb.');
+
+export const SystemdSchema = z
+  .strictObject({
+    unit: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[a-zA-Z0-9:_.\\@-]+$/, {
+        error: 'systemd.unit must be a unit name (letters, digits, ":", "_", ".", "\\", "@", "-"), e.g. nginx.service',
+      })
+      .describe('systemd unit to start and stop, e.g. nginx.service.'),
+  })
+  .describe('Unit for kind systemd.');
+
+export const HttpCheckSchema = withRules(
+  z
+    .strictObject({
+      url: z
+        .string()
+        .min(8)
+        .max(2048)
+        .regex(/^https?:\/\/[^\s]+$/, { error: 'healthCheck.http.url must be an http:// or https:// URL, e.g. http://127.0.0.1/healthz' })
+        .optional()
+        .describe('Full URL to GET. Set url, or port (and path), not both.'),
+      port: port().optional().describe('Port to GET on the VIP address of the holder. Set url, or port (and path).'),
+      path: z
+        .string()
+        .min(1)
+        .max(2048)
+        .regex(/^\/[^\s]*$/, { error: 'healthCheck.http.path must start with "/" and have no spaces, e.g. /healthz' })
+        .optional()
+        .describe('Path used with port; default "/".'),
+      expectStatus: z.int().min(100).max(599).default(200).describe('HTTP status that means healthy.'),
+    })
+    .describe('HTTP GET probe.'),
+  [
+    {
+      cel: 'has(self.url) != has(self.port)',
+      check: (h) => has(h, 'url') !== has(h, 'port'),
+      message: 'healthCheck.http needs exactly one of url or port (with optional path); set one and remove the other',
+    },
+    {
+      cel: '!has(self.path) || has(self.port)',
+      check: (h) => !has(h, 'path') || has(h, 'port'),
+      field: ['path'],
+      reason: 'FieldValueForbidden',
+      message: 'healthCheck.http.path is only used with port; put the path into url or use port instead of url',
+    },
+  ],
+);
+
+export const HealthCheckSchema = withRules(
+  z
+    .strictObject({
+      http: HttpCheckSchema.optional(),
+      tcp: z
+        .strictObject({ port: port().describe('Port to connect to on the VIP address.') })
+        .optional()
+        .describe('TCP connect probe.'),
+      exec: z.strictObject({ command: command('Probe command; exit 0 means healthy') }).optional().describe('Command probe.'),
+      intervalMs: z.int().min(100).max(3_600_000).default(2000).describe('Milliseconds between probes.'),
+      timeoutMs: z.int().min(10).max(600_000).default(1000).describe('A probe that takes longer fails.'),
+      failureThreshold: z
+        .int()
+        .min(1)
+        .max(100)
+        .default(3)
+        .describe('Consecutive failures after which the Resource is failed and its VIP moves.'),
+    })
+    .describe('Probe run on the holder while the Resource is running (like mon or ldirectord). Exactly one of http, tcp, exec.'),
+  [
+    {
+      cel: '(has(self.http) ? 1 : 0) + (has(self.tcp) ? 1 : 0) + (has(self.exec) ? 1 : 0) == 1',
+      check: (h) => ['http', 'tcp', 'exec'].filter((k) => has(h, k)).length === 1,
+      message: 'healthCheck needs exactly one of http, tcp or exec; keep one probe and remove the others',
+    },
+    {
+      cel: 'self.timeoutMs <= self.intervalMs',
+      check: (h) => !isNum(h.timeoutMs) || !isNum(h.intervalMs) || h.timeoutMs <= h.intervalMs,
+      field: ['timeoutMs'],
+      message: 'healthCheck.timeoutMs must not exceed healthCheck.intervalMs; lower timeoutMs or raise intervalMs',
+    },
+  ],
+);
+
+export const ResourceKinds = ['exec', 'lsb', 'systemd'] as const;
+export type ResourceKind = (typeof ResourceKinds)[number];
+
+type SpecShape = { kind?: unknown };
+const kindRules = (k: ResourceKind): Rule<SpecShape>[] => [
+  {
+    cel: `self.kind != '${k}' || has(self.${k})`,
+    check: (s) => s.kind !== k || has(s, k),
+    field: [k],
+    reason: 'FieldValueRequired',
+    message: `${k} is required when kind is ${k}; ${
+      k === 'exec' ? 'set exec.start and exec.stop' : k === 'lsb' ? 'set lsb.script' : 'set systemd.unit'
+    }`,
+  },
+  {
+    cel: `self.kind == '${k}' || !has(self.${k})`,
+    check: (s) => s.kind === k || !has(s, k),
+    field: [k],
+    reason: 'FieldValueForbidden',
+    message: `${k} is only allowed when kind is ${k}; remove ${k} or set kind: ${k}`,
+  },
+];
+
+export const ResourceSpecSchema = withRules(
+  z
+    .strictObject({
+      kind: z.enum(ResourceKinds).describe('exec: commands; lsb: init script; systemd: unit. Only the matching field may be set.'),
+      exec: ExecActionsSchema.optional(),
+      lsb: LsbSchema.optional(),
+      systemd: SystemdSchema.optional(),
+      healthCheck: HealthCheckSchema.optional(),
+      startTimeoutMs: z.int().min(100).max(600_000).default(20_000).describe('Start fails after this long.'),
+      stopTimeoutMs: z
+        .int()
+        .min(100)
+        .max(600_000)
+        .default(20_000)
+        .describe('Stop fails after this long; the VIP is then released anyway and the failure reported.'),
+    })
+    .describe('Desired state of a Resource: a service started with a VIP (haresources).'),
+  ResourceKinds.flatMap(kindRules),
+);
+
+export const ResourceNodeStates = ['stopped', 'starting', 'running', 'stopping', 'failed', 'unknown'] as const;
+export const ProbeResults = ['success', 'failure', 'timeout', 'error'] as const;
+
+export const ResourceStatusSchema = z
+  .strictObject({
+    nodes: mapListOf(
+      z.strictObject({
+        name: objectName('nodes[].name').describe('Node name.'),
+        state: z.enum(ResourceNodeStates).describe('State of the Resource on that node.'),
+        since: timestamp().optional().describe('When it entered that state.'),
+        message: z.string().max(1024).optional().describe('Detail, e.g. the exit code of a failed start.'),
+        lastProbe: z
+          .strictObject({
+            time: timestamp().describe('When the probe ran.'),
+            result: z.enum(ProbeResults).describe('success, failure, timeout or error.'),
+            latencyMs: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('How long it took.'),
+            message: z.string().max(1024).optional().describe('e.g. "HTTP 503" or "connection refused".'),
+            consecutiveFailures: z.int().min(0).max(1_000_000).optional().describe('Failures in a row so far.'),
+          })
+          .optional()
+          .describe('Last health-check result on that node.'),
+      }),
+      'name',
+      128,
+    )
+      .optional()
+      .describe('Per-node state of the Resource.'),
+    conditions: conditionList().optional(),
+    observedGeneration: observedGeneration(),
+  })
+  .describe('Observed state of a Resource.');
+
+export const ResourceSchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('Resource'),
+  metadata: ObjectMetaSchema,
+  spec: ResourceSpecSchema,
+  status: ResourceStatusSchema.optional(),
+});
+
+export type ExecActions = z.output<typeof ExecActionsSchema>;
+export type HealthCheckSpec = z.output<typeof HealthCheckSchema>;
+export type ResourceSpec = z.output<typeof ResourceSpecSchema>;
+export type ResourceStatus = z.output<typeof ResourceStatusSchema>;
+export type Resource = z.output<typeof ResourceSchema>;
+export type ResourceInput = z.input<typeof ResourceSchema>;
+export type ResourceNodeState = (typeof ResourceNodeStates)[number];
