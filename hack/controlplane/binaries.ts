@@ -59,7 +59,9 @@ export async function ensureBinaries(
     },
   );
   if (code !== 0) {
-    throw new Error(`${script} failed with exit code ${code}; last output:\n${stderr.split('\n').slice(-30).join('\n')}`);
+    throw new Error(
+      `${script} failed with exit code ${code}; last output:\n${stderr.split('\n').slice(-30).join('\n')}`,
+    );
   }
   const found = Object.fromEntries(
     stdout
@@ -69,6 +71,7 @@ export async function ensureBinaries(
   ) as Record<string, string>;
   const kubeApiserver = found['kube-apiserver'];
   const etcd = found['etcd'];
-  if (!kubeApiserver || !etcd) throw new Error(`${script} did not print kube-apiserver=... and etcd=... lines:\n${stdout}`);
+  if (!kubeApiserver || !etcd)
+    throw new Error(`${script} did not print kube-apiserver=... and etcd=... lines:\n${stdout}`);
   return { kubeApiserver, etcd };
 }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,7 +20,9 @@ export interface ControlPlaneCerts {
   serviceAccountKey: string;
 }
 
-async function openssl(args: string[], cwd: string): Promise<void> {
+/** Runs openssl with `command` split on spaces (no argument here contains one). */
+async function openssl(command: string, cwd: string): Promise<void> {
+  const args = command.split(' ');
   try {
     await run('openssl', args, { cwd });
   } catch (err) {
@@ -29,7 +32,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 }
 
 async function ecKey(file: string, dir: string): Promise<void> {
-  await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file], dir);
+  await openssl(`genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${file}`, dir);
 }
 
 async function signLeaf(
@@ -40,13 +43,10 @@ async function signLeaf(
   validityDays: number,
 ): Promise<void> {
   await ecKey(`${name}.key`, dir);
-  await openssl(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`], dir);
+  await openssl(`req -new -key ${name}.key -subj ${subject} -out ${name}.csr`, dir);
   await writeFile(path.join(dir, `${name}.ext`), `[ext]\n${extensions}\n`);
   await openssl(
-    [
-      'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-days', String(validityDays), '-sha256', '-extfile', `${name}.ext`, '-extensions', 'ext', '-out', `${name}.crt`,
-    ],
+    `x509 -req -in ${name}.csr -CA ca.crt -CAkey ca.key -set_serial 0x${randomBytes(8).toString('hex')} -days ${validityDays} -sha256 -extfile ${name}.ext -extensions ext -out ${name}.crt`,
     dir,
   );
 }
@@ -64,35 +64,38 @@ export async function generateCerts(
   const days = opts.validityDays ?? 7;
   await ecKey('ca.key', dir);
   await openssl(
-    [
-      'req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=heartline-test-ca', '-days', String(days), '-sha256',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', 'ca.crt',
-    ],
+    `req -x509 -new -key ca.key -subj /CN=heartline-test-ca -days ${days} -sha256 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -out ca.crt`,
     dir,
   );
   const ips = new Set(['127.0.0.1', opts.bindAddress, opts.serviceIp]);
   if (net.isIPv6(opts.bindAddress)) ips.add('::1');
   const sans = [
     ...[...ips].map((ip) => `IP:${ip}`),
-    ...['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'].map(
-      (d) => `DNS:${d}`,
-    ),
+    ...[
+      'localhost',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local',
+    ].map((d) => `DNS:${d}`),
   ].join(',');
-  await signLeaf(
-    dir,
-    'serving',
-    '/CN=kube-apiserver',
-    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}`,
-    days,
-  );
-  await signLeaf(
-    dir,
-    'admin',
-    '/O=system:masters/CN=heartline-admin',
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth',
-    days,
-  );
-  await ecKey('service-account.key', dir);
+  await Promise.all([
+    signLeaf(
+      dir,
+      'serving',
+      '/CN=kube-apiserver',
+      `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}`,
+      days,
+    ),
+    signLeaf(
+      dir,
+      'admin',
+      '/O=system:masters/CN=heartline-admin',
+      'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth',
+      days,
+    ),
+    ecKey('service-account.key', dir),
+  ]);
   const p = (f: string) => path.join(dir, f);
   return {
     caCert: p('ca.crt'),

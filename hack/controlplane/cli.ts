@@ -37,14 +37,29 @@ program
   .option('--apply <dir>', 'server-side apply every YAML in DIR afterwards')
   .option('--ready-file <file>', 'write the kubeconfig path to FILE once everything is ready')
   .action(
-    async (o: { bindAddress: string; netns?: string; dataDir?: string; crds?: string; apply?: string; readyFile?: string }) => {
-      const cp = await startControlPlane({ bindAddress: o.bindAddress, netns: o.netns, dataDir: o.dataDir, log });
+    async (o: {
+      bindAddress: string;
+      netns?: string;
+      dataDir?: string;
+      crds?: string;
+      apply?: string;
+      readyFile?: string;
+    }) => {
+      const cp = await startControlPlane({
+        bindAddress: o.bindAddress,
+        netns: o.netns,
+        dataDir: o.dataDir,
+        log,
+      });
       // startControlPlane re-raises SIGINT/SIGTERM after stopping; this keeps the loop alive until then.
       setInterval(() => {}, 1 << 30);
       try {
         if (o.crds) {
           const files = await applyCrds(cp.kubeconfigPath, o.crds, o.netns);
-          log.info({ dir: o.crds, files: files.length }, files.length ? 'CRDs established' : 'no CRD manifests found');
+          log.info(
+            { dir: o.crds, files: files.length },
+            files.length ? 'CRDs established' : 'no CRD manifests found',
+          );
         }
         if (o.apply) {
           const files = await applyDir(cp.kubeconfigPath, o.apply, o.netns);

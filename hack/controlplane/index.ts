@@ -171,7 +171,20 @@ function makeProbe(url: string, ca: string, cert: string, key: string, netns: st
     return async () => {
       try {
         const { stdout } = await execFileP('ip', [
-          'netns', 'exec', netns, 'curl', '-s', '--max-time', '2', '--cacert', ca, '--cert', cert, '--key', key, url,
+          'netns',
+          'exec',
+          netns,
+          'curl',
+          '-s',
+          '--max-time',
+          '2',
+          '--cacert',
+          ca,
+          '--cert',
+          cert,
+          '--key',
+          key,
+          url,
         ]);
         return stdout.trim() === 'ok';
       } catch {
@@ -197,7 +210,9 @@ class EarlyExit extends Error {
     readonly proc: Spawned,
     readonly portClash: boolean,
   ) {
-    super(`${proc.name} exited before the control plane was ready (exit ${proc.child.exitCode}); ${proc.logFile}:\n${tail(proc.logFile)}`);
+    super(
+      `${proc.name} exited before the control plane was ready (exit ${proc.child.exitCode}); ${proc.logFile}:\n${tail(proc.logFile)}`,
+    );
   }
 }
 
@@ -211,9 +226,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const log = opts.log ?? defaultLogger();
   const bindAddress = opts.bindAddress ?? '127.0.0.1';
   if (!net.isIP(bindAddress)) {
-    throw new Error(`startControlPlane: bindAddress "${bindAddress}" is not an IP address; pass e.g. 127.0.0.1`);
+    throw new Error(
+      `startControlPlane: bindAddress "${bindAddress}" is not an IP address; pass e.g. 127.0.0.1`,
+    );
   }
-  const binaries = opts.binaries ?? (await ensureBinaries({ onProgress: (line) => log.info({ line }, 'build') }));
+  const binaries =
+    opts.binaries ?? (await ensureBinaries({ onProgress: (line) => log.info({ line }, 'build') }));
   const removeDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'hl-controlplane-')));
   await mkdir(dataDir, { recursive: true });
@@ -355,7 +373,9 @@ async function startOnce(
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'heartline', cluster: { server, 'certificate-authority-data': await b64(certs.caCert) } }],
+      clusters: [
+        { name: 'heartline', cluster: { server, 'certificate-authority-data': await b64(certs.caCert) } },
+      ],
       users: [
         {
           name: 'heartline-admin',
@@ -396,7 +416,11 @@ async function startOnce(
   process.on('SIGTERM', onSignal);
   for (const p of [etcd, apiserver]) {
     p.child.once('exit', (code, signal) => {
-      if (!stopping) log.error({ proc: p.name, code, signal, logFile: p.logFile }, 'control plane process exited unexpectedly');
+      if (!stopping)
+        log.error(
+          { proc: p.name, code, signal, logFile: p.logFile },
+          'control plane process exited unexpectedly',
+        );
     });
   }
 

@@ -28,7 +28,11 @@ export function runKubectl(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code, signal) =>
-      resolve({ code: code ?? 1, stdout, stderr: signal ? `${stderr}\nkubectl killed by ${signal}` : stderr }),
+      resolve({
+        code: code ?? 1,
+        stdout,
+        stderr: signal ? `${stderr}\nkubectl killed by ${signal}` : stderr,
+      }),
     );
     child.stdin.end(opts.input ?? '');
   });
@@ -70,7 +74,12 @@ export async function applyCrds(kubeconfig: string, dir: string, netns?: string)
   const files = manifestFiles(dir);
   if (files.length === 0) return files;
   const fileArgs = files.flatMap((f) => ['-f', f]);
-  await must(kubeconfig, ['apply', '--server-side', '--force-conflicts', ...fileArgs], `applying CRDs from ${dir}`, netns);
+  await must(
+    kubeconfig,
+    ['apply', '--server-side', '--force-conflicts', ...fileArgs],
+    `applying CRDs from ${dir}`,
+    netns,
+  );
   const names = files.flatMap((f) => crdNames(readFileSync(f, 'utf8'))).map((n) => `crd/${n}`);
   if (names.length > 0) {
     await must(
