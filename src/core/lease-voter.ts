@@ -10,16 +10,27 @@ import type { KnownHoldings } from './membership.js';
 import type { Millis } from './ports.js';
 import type { Timing } from './timing.js';
 
-/** What this voter knows and promised about one VIP. */
+/**
+ * What this voter knows and promised about one VIP. Knowledge (epoch, holder) and the
+ * promise are kept apart: knowledge may come from third parties and only makes the voter
+ * stricter; the promise is only ever voided by its beneficiary (release, restart) or time.
+ */
 export interface VoteRecord {
+  /** Highest epoch known for the VIP (bound, acked or learned). */
   epoch: Epoch;
   /** Holder (or acked candidate) at `epoch`; null if none known. */
   holder: MemberId | null;
   holderIncarnation: Incarnation;
-  /** End of the promise not to help anyone else take the VIP (this member's clock). */
-  promiseUntil: Millis;
-  /** The holder gave `epoch` up: the promise is void, the epoch is spent. */
+  /** `epoch` was given up by its holder: it is spent. */
   released: boolean;
+  /** Highest epoch known to have been *bound* (claimed in a holder's own holdings). */
+  confirmedEpoch: Epoch;
+  /** Beneficiary of the active promise, if any. */
+  promiseTo: MemberId | null;
+  promiseIncarnation: Incarnation;
+  promiseEpoch: Epoch;
+  /** End of the promise not to help anyone but `promiseTo` take the VIP (this member's clock). */
+  promiseUntil: Millis;
 }
 
 export interface VoteDecision {
@@ -64,7 +75,7 @@ export class VoterTable {
     return this.records.entries();
   }
 
-  /** The current holder as this voter knows it (null if none or released). */
+  /** The current holder (or candidate) as this voter knows it; null if none or released. */
   holderOf(vip: VipId): MemberId | null {
     const r = this.records.get(vip);
     return r && !r.released ? r.holder : null;
@@ -75,6 +86,12 @@ export class VoterTable {
     return this.startedAt + this.timing.quietMs;
   }
 
+  /** True while this voter must not help anyone but `candidate` take `vip`. */
+  promised(now: Millis, vip: VipId, candidate: MemberId): boolean {
+    const r = this.get(vip);
+    return r.promiseTo !== null && r.promiseTo !== candidate && now < r.promiseUntil;
+  }
+
   /**
    * A complete holdings set of `from` was known when its message was received at `now`:
    * extend the promise for every listed VIP that does not conflict with a newer holdership
@@ -83,18 +100,15 @@ export class VoterTable {
    */
   onHoldings(now: Millis, from: MemberId, incarnation: Incarnation, known: KnownHoldings): Conflict[] {
     const conflicts: Conflict[] = [];
-    const until = now + this.timing.leaseMs + this.timing.marginMs;
     for (const [vip, epoch] of known.entries) {
       const r = this.get(vip);
-      if (epoch > r.epoch) {
+      if (epoch > r.epoch || (epoch === r.epoch && r.holder === from && !r.released)) {
         r.epoch = epoch;
         r.holder = from;
         r.holderIncarnation = incarnation;
         r.released = false;
-        r.promiseUntil = Math.max(r.promiseUntil, until);
-      } else if (epoch === r.epoch && r.holder === from && !r.released) {
-        r.holderIncarnation = incarnation;
-        r.promiseUntil = Math.max(r.promiseUntil, until);
+        r.confirmedEpoch = Math.max(r.confirmedEpoch, epoch);
+        this.promise(now, r, from, incarnation, epoch);
       } else {
         conflicts.push({ member: from, vip, epoch: r.epoch, holder: r.released ? null : r.holder });
       }
@@ -106,62 +120,47 @@ export class VoterTable {
   onTakeover(now: Millis, candidate: MemberId, incarnation: Incarnation, vip: VipId, epoch: Epoch): VoteDecision {
     const r = this.get(vip);
     const refuse = (reason: AckRefusal): VoteDecision => ({ granted: false, reason, record: r });
-    if (now < this.quietUntil() && !this.unsafe.skipQuietPeriod) {
-      return refuse(AckRefusal.Starting);
-    }
+    if (now < this.quietUntil() && !this.unsafe.skipQuietPeriod) return refuse(AckRefusal.Starting);
     if (epoch < r.epoch) return refuse(AckRefusal.StaleEpoch);
     if (epoch === r.epoch) {
       if (r.holder === candidate && !r.released) {
-        r.promiseUntil = Math.max(r.promiseUntil, now + this.timing.leaseMs + this.timing.marginMs);
+        this.promise(now, r, candidate, incarnation, epoch);
         return { granted: true, reason: AckRefusal.None, record: r };
       }
       if (!(this.unsafe.ackTwicePerEpoch && !r.released)) {
         return refuse(r.released || r.holder === null ? AckRefusal.StaleEpoch : AckRefusal.OtherCandidate);
       }
     }
-    const promised = r.holder !== null && !r.released && r.holder !== candidate && now < r.promiseUntil;
-    if (promised && !this.unsafe.ackDuringPromise) return refuse(AckRefusal.PromiseActive);
+    if (this.promised(now, vip, candidate) && !this.unsafe.ackDuringPromise) return refuse(AckRefusal.PromiseActive);
     r.epoch = epoch;
     r.holder = candidate;
     r.holderIncarnation = incarnation;
     r.released = false;
-    r.promiseUntil = Math.max(r.promiseUntil, now + this.timing.leaseMs + this.timing.marginMs);
+    this.promise(now, r, candidate, incarnation, epoch);
     return { granted: true, reason: AckRefusal.None, record: r };
   }
 
-  /** `from` released `vip` at `epoch`: its promise is void and the epoch spent. */
+  /** `from` released `vip` at `epoch`: a promise to it for that epoch is void, the epoch spent. */
   onRelease(now: Millis, from: MemberId, vip: VipId, epoch: Epoch): void {
     const r = this.get(vip);
-    if (epoch > r.epoch) {
-      // Released an epoch this voter never saw: learn it as spent.
-      r.epoch = epoch;
-      r.holder = null;
-      r.released = true;
-      r.promiseUntil = Math.min(r.promiseUntil, now);
-      return;
-    }
-    if (epoch === r.epoch && r.holder === from && !r.released) {
-      r.released = true;
-      r.promiseUntil = Math.min(r.promiseUntil, now);
-    }
+    if (r.epoch === epoch && r.holder === from) r.released = true;
+    if (r.promiseTo === from && r.promiseEpoch === epoch) r.promiseUntil = Math.min(r.promiseUntil, now);
   }
 
   /**
    * `from` restarted (a new incarnation): its previous life swept its addresses before
-   * speaking, so holdership of that older life is void.
+   * speaking, so holdership and promises of that older life are void.
    */
   onNewLife(now: Millis, from: MemberId, incarnation: Incarnation): void {
     for (const r of this.records.values()) {
-      if (r.holder === from && r.holderIncarnation < incarnation && !r.released) {
-        r.released = true;
-        r.promiseUntil = Math.min(r.promiseUntil, now);
-      }
+      if (r.holder === from && r.holderIncarnation < incarnation) r.released = true;
+      if (r.promiseTo === from && r.promiseIncarnation < incarnation) r.promiseUntil = Math.min(r.promiseUntil, now);
     }
   }
 
   /**
    * Learns a holdership from a third party (an ack's or conflict's view). Only makes this
-   * voter stricter: it never shortens a promise.
+   * voter stricter (higher epoch); never touches a promise.
    */
   learn(vip: VipId, epoch: Epoch, holder: MemberId | null): void {
     const r = this.get(vip);
@@ -172,30 +171,46 @@ export class VoterTable {
     r.released = holder === null;
   }
 
-  /** This member holds `vip` at `epoch` itself: an unbounded promise until it releases. */
+  /** This member holds `vip` at `epoch` itself: an unbounded promise to itself until it releases. */
   holdSelf(vip: VipId, epoch: Epoch, incarnation: Incarnation): void {
     const r = this.get(vip);
     r.epoch = Math.max(r.epoch, epoch);
     r.holder = this.self;
     r.holderIncarnation = incarnation;
     r.released = false;
+    r.confirmedEpoch = Math.max(r.confirmedEpoch, epoch);
+    r.promiseTo = this.self;
+    r.promiseIncarnation = incarnation;
+    r.promiseEpoch = epoch;
     r.promiseUntil = Infinity;
   }
 
-  /** This member gave up `vip` at `epoch`. */
+  /** This member gave up `vip` at `epoch` (held or only asked for). */
   releaseSelf(now: Millis, vip: VipId, epoch: Epoch): void {
-    const r = this.get(vip);
-    if (r.epoch === epoch && r.holder === this.self) {
-      r.released = true;
-      r.promiseUntil = now;
-    } else if (epoch > r.epoch) {
-      r.epoch = epoch;
-      r.holder = null;
-      r.released = true;
-    }
+    this.onRelease(now, this.self, vip, epoch);
+  }
+
+  private promise(now: Millis, r: VoteRecord, to: MemberId, incarnation: Incarnation, epoch: Epoch): void {
+    // Replacing a promise to someone else keeps its end (max): never shorter than promised.
+    // Our own unbounded promise to ourselves is not carried over: we no longer hold it.
+    const carried = r.promiseTo === this.self && to !== this.self ? -Infinity : r.promiseUntil;
+    r.promiseUntil = Math.max(carried, now + this.timing.leaseMs + this.timing.marginMs);
+    r.promiseTo = to;
+    r.promiseIncarnation = incarnation;
+    r.promiseEpoch = epoch;
   }
 
   private empty(epoch: Epoch): VoteRecord {
-    return { epoch, holder: null, holderIncarnation: 0, promiseUntil: -Infinity, released: true };
+    return {
+      epoch,
+      holder: null,
+      holderIncarnation: 0,
+      released: true,
+      confirmedEpoch: epoch,
+      promiseTo: null,
+      promiseIncarnation: 0,
+      promiseEpoch: 0,
+      promiseUntil: -Infinity,
+    };
   }
 }

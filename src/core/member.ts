@@ -1,0 +1,732 @@
+/**
+ * A member of a Heartline cluster as a pure state machine: failure detection, quorum leases
+ * (voter and holder), election and takeover. The agent (or the controller's witness, or the
+ * simulator) feeds it time and messages and performs the commands it returns.
+ *
+ * Rules the caller must keep:
+ * - `now` comes from one monotonic clock and never goes back;
+ * - commands are performed in order; `bind` only if `leaseExpiry` is still in the future
+ *   when the address is actually added (the fence deadline is `leaseExpiry`, the kernel
+ *   lifetime `ceil((leaseExpiry - now) / 1000)` seconds);
+ * - a restarted agent sweeps its old addresses *before* the first `start`, with a strictly
+ *   greater incarnation than its previous life;
+ * - `wakeAt()` tells when `tick` must next be called (calling it more often is harmless).
+ */
+import { elect, type ElectionMember, type ElectionResult, type ElectionVip } from './election.js';
+import { HolderLeases, quorumOf, type Holding, type Quorum, type QuorumMode } from './lease-holder.js';
+import { VoterTable, type UnsafeOptions } from './lease-voter.js';
+import { Membership, type Liveness, type LivenessChange } from './membership.js';
+import {
+  AckRefusal,
+  LIMITS,
+  TakeoverCause,
+  type Assignment,
+  type Conflict,
+  type Destination,
+  type Epoch,
+  type Heartbeat,
+  type HoldingEntry,
+  type HoldingsVersion,
+  type Incarnation,
+  type MemberId,
+  type Message,
+  type Release,
+  type Seq,
+  type TakeoverAck,
+  type TakeoverRequest,
+  type VipId,
+} from './messages.js';
+import type { Millis } from './ports.js';
+import type { Timing } from './timing.js';
+
+export type { UnsafeOptions } from './lease-voter.js';
+export type { QuorumMode } from './lease-holder.js';
+
+/** A VIP as the core sees it. */
+export interface VipSpec extends ElectionVip {
+  /** Lowest epoch to use (from the VIP's status, the durable record). Default 0. */
+  epochFloor?: Epoch;
+}
+
+export type UnbindReason =
+  /** No quorum of unexpired grants any more. */
+  | 'lease-expired'
+  /** A newer epoch exists: someone else holds it. */
+  | 'superseded'
+  /** Planned move: released for `successor`. */
+  | 'planned'
+  /** The VIP was removed from the configuration or unassigned by the controller. */
+  | 'removed'
+  /** The member is stopping. */
+  | 'stopped';
+
+/** Commands for the agent. Times are on the member's own clock. */
+export type Output =
+  /** Add the address (kernel lifetime and fence deadline from `leaseExpiry`), announce it, start Resources. */
+  | { type: 'bind'; vip: VipId; epoch: Epoch; leaseExpiry: Millis; reason: string }
+  /** Extend the kernel lifetime and fence deadline of a bound address to `leaseExpiry`. */
+  | { type: 'renew'; vip: VipId; epoch: Epoch; leaseExpiry: Millis }
+  /** Stop Resources (planned) and remove the address now. */
+  | { type: 'unbind'; vip: VipId; epoch: Epoch; reason: UnbindReason; detail: string }
+  /** Send a message (to one member, or '*' for all). */
+  | { type: 'send'; to: Destination; message: Message };
+
+/** Things worth a log line, a metric or an Event. Informational: no action needed. */
+export type MemberEvent =
+  | { type: 'liveness'; change: LivenessChange }
+  | { type: 'candidate'; vip: VipId; epoch: Epoch; reason: string }
+  | { type: 'abandon'; vip: VipId; epoch: Epoch; reason: string }
+  | { type: 'refused'; vip: VipId; epoch: Epoch; candidate: MemberId; reason: AckRefusal };
+
+export interface MemberComponents {
+  /** Receives informational events (logs, metrics, Events). */
+  observer?: (event: MemberEvent) => void;
+}
+
+export interface MemberInit {
+  clusterId: string;
+  self: MemberId;
+  /** Strictly greater than any previous life of this member (e.g. boot counter or start time). */
+  incarnation: Incarnation;
+  /** Members that may hold VIPs, self included unless self is the witness. Same list on every member. */
+  members: readonly MemberId[];
+  /** The controller's witness voter (a member id that never holds), if any. */
+  witness?: MemberId | null;
+  /** Sender whose Assignment messages are accepted. */
+  controller?: MemberId | null;
+  quorum: QuorumMode;
+  timing: Timing;
+  vips: readonly VipSpec[];
+  autoFailback?: boolean;
+  /** Test-only breakages of the protocol (see {@link UnsafeOptions}). */
+  unsafe?: UnsafeOptions;
+}
+
+/** The configuration is inconsistent; names the field and the fix. */
+export class MemberConfigError extends Error {
+  override readonly name = 'MemberConfigError';
+}
+
+interface Acquisition {
+  vip: VipId;
+  epoch: Epoch;
+  cause: TakeoverCause;
+  previousHolder: MemberId | null;
+  previousEpoch: Epoch;
+  startedAt: Millis;
+  lastSentAt: Millis;
+  /** Grant expiry per voter, from acks (self: Infinity). */
+  acks: Map<MemberId, Millis>;
+  reason: string;
+}
+
+interface EchoState {
+  incarnation: Incarnation;
+  seq: Seq;
+  version: HoldingsVersion;
+  conflicts: Conflict[];
+}
+
+const UINT32_MAX = 0xffffffff;
+
+export class Member {
+  readonly self: MemberId;
+  readonly incarnation: Incarnation;
+  readonly quorum: Quorum;
+  private readonly timing: Timing;
+  private readonly isWitness: boolean;
+  private readonly peers: MemberId[];
+  private readonly vips = new Map<VipId, VipSpec>();
+  private readonly assigned = new Map<VipId, { holder: MemberId | null; epoch: Epoch }>();
+  private readonly acquiring = new Map<VipId, Acquisition>();
+  private readonly echo = new Map<MemberId, EchoState>();
+  private recentReleases: Array<HoldingEntry & { until: Millis }> = [];
+  private standby = false;
+  private unhealthy = new Set<VipId>();
+  private seq: Seq = 0;
+  private started = false;
+  private stopped = false;
+  private startedAt: Millis = 0;
+  private nextHeartbeatAt: Millis = 0;
+  private heartbeatDue = false;
+  private wakeHint: Millis = Infinity;
+  private lastNow: Millis = -Infinity;
+  private membership!: Membership;
+  private voter!: VoterTable;
+  private leases: HolderLeases;
+
+  constructor(
+    private readonly components: MemberComponents,
+    private readonly init: MemberInit,
+  ) {
+    this.self = init.self;
+    this.incarnation = init.incarnation;
+    this.timing = init.timing;
+    const witness = init.witness ?? null;
+    this.isWitness = witness === init.self;
+    if (!this.isWitness && !init.members.includes(init.self)) {
+      throw new MemberConfigError(`members: ${init.self} is not listed; add it or make it the witness`);
+    }
+    if (witness && init.members.includes(witness)) {
+      throw new MemberConfigError(`witness: ${witness} is also in members; the witness votes but never holds`);
+    }
+    if (init.quorum === 'witness' && !witness) {
+      throw new MemberConfigError('quorum: "witness" needs a witness member id (the controller)');
+    }
+    if (init.members.length + (witness ? 1 : 0) > LIMITS.maxMembers) {
+      throw new MemberConfigError(`members: at most ${LIMITS.maxMembers} members (witness included)`);
+    }
+    this.quorum = quorumOf(init.quorum, init.members, witness);
+    this.peers = [...init.members, ...(witness ? [witness] : [])].filter((m) => m !== init.self);
+    for (const v of init.vips) this.vips.set(v.vip, v);
+    this.leases = new HolderLeases(this.self, this.timing, this.quorum);
+  }
+
+  /** Starts this life at `now`: first heartbeat goes out at once. */
+  start(now: Millis): Output[] {
+    if (this.started) return [];
+    this.started = true;
+    this.startedAt = now;
+    this.lastNow = now;
+    this.membership = new Membership(this.self, this.peers, this.timing, now);
+    const floors = new Map<VipId, Epoch>();
+    for (const v of this.vips.values()) if (v.epochFloor) floors.set(v.vip, v.epochFloor);
+    this.voter = new VoterTable(this.self, this.timing, now, floors, this.init.unsafe);
+    this.nextHeartbeatAt = now;
+    return this.tick(now);
+  }
+
+  /** Advances time: expiries, liveness, heartbeats, elections, takeover retries. */
+  tick(now: Millis): Output[] {
+    const out: Output[] = [];
+    if (!this.enter(now)) return out;
+    this.expire(now, out);
+    for (const change of this.membership.tick(now)) this.emit({ type: 'liveness', change });
+    if (now >= this.nextHeartbeatAt) {
+      this.heartbeatDue = true;
+      this.nextHeartbeatAt = Math.max(this.nextHeartbeatAt + this.timing.intervalMs, now + 1);
+      if (this.nextHeartbeatAt <= now) this.nextHeartbeatAt = now + this.timing.intervalMs;
+    }
+    this.electAll(now, out);
+    this.finish(now, out);
+    return out;
+  }
+
+  /** Handles one message received at `now` (already authenticated by the wire). */
+  receive(now: Millis, msg: Message): Output[] {
+    const out: Output[] = [];
+    if (!this.enter(now)) return out;
+    if (msg.clusterId !== this.init.clusterId || msg.from === this.self) return out;
+    this.expire(now, out);
+    if (msg.kind === 'assignment') {
+      if (msg.from === (this.init.controller ?? null)) this.onAssignment(now, msg, out);
+      if (this.membership.has(msg.from)) this.observe(now, msg);
+      this.finish(now, out);
+      return out;
+    }
+    if (!this.observe(now, msg)) return out;
+    switch (msg.kind) {
+      case 'heartbeat':
+        this.onHeartbeat(now, msg, out);
+        break;
+      case 'takeover':
+        this.onTakeover(now, msg, out);
+        break;
+      case 'takeover-ack':
+        this.onAck(now, msg, out);
+        break;
+      case 'release':
+        this.voter.onRelease(now, msg.from, msg.vip, msg.epoch);
+        this.electOne(now, msg.vip, out);
+        break;
+    }
+    this.finish(now, out);
+    return out;
+  }
+
+  /** Local state reported by the agent: drain/standby and VIPs whose Resources fail here. */
+  setLocal(now: Millis, local: { standby?: boolean; unhealthy?: Iterable<VipId> }): Output[] {
+    if (local.standby !== undefined) this.standby = local.standby;
+    if (local.unhealthy !== undefined) this.unhealthy = new Set(local.unhealthy);
+    this.heartbeatDue = true;
+    return this.started ? this.tick(now) : [];
+  }
+
+  /** Replaces the VIP configuration. Removed VIPs are released. */
+  setVips(now: Millis, vips: readonly VipSpec[]): Output[] {
+    const out: Output[] = [];
+    const next = new Map(vips.map((v) => [v.vip, v] as const));
+    if (this.started && this.enter(now)) {
+      for (const vip of [...this.leases.holdings.keys()]) {
+        if (!next.has(vip)) this.giveUp(now, vip, 'removed', 'VIP removed from the configuration', null, out);
+      }
+      for (const vip of [...this.acquiring.keys()]) if (!next.has(vip)) this.abandon(now, vip, 'VIP removed', out);
+    }
+    this.vips.clear();
+    for (const [k, v] of next) {
+      this.vips.set(k, v);
+      if (this.started && v.epochFloor) this.voter.learn(k, v.epochFloor, null);
+    }
+    if (this.started) this.finish(now, out);
+    return out;
+  }
+
+  /** Graceful stop: releases every VIP (release-first, so peers take over without waiting). */
+  stop(now: Millis): Output[] {
+    const out: Output[] = [];
+    if (!this.started || this.stopped) return out;
+    this.lastNow = Math.max(this.lastNow, now);
+    for (const vip of [...this.leases.holdings.keys()]) this.giveUp(now, vip, 'stopped', 'member stopping', null, out);
+    for (const vip of [...this.acquiring.keys()]) this.abandon(now, vip, 'member stopping', out);
+    this.stopped = true;
+    return out;
+  }
+
+  /** When `tick` must next be called. */
+  wakeAt(): Millis {
+    if (!this.started || this.stopped) return Infinity;
+    let t = Math.min(this.nextHeartbeatAt, this.membership.nextChangeAt(this.lastNow), this.wakeHint);
+    for (const h of this.leases.holdings.values()) t = Math.min(t, this.leases.expiry(h));
+    for (const a of this.acquiring.values()) t = Math.min(t, a.lastSentAt + this.timing.intervalMs);
+    return Math.max(t, this.lastNow);
+  }
+
+  /** Read-only view for status, logs and tests. */
+  view(now: Millis): MemberView {
+    const holdings = [...this.leases.holdings.values()].map((h) => ({
+      vip: h.vip,
+      epoch: h.epoch,
+      leaseExpiry: this.leases.expiry(h),
+    }));
+    const members = this.peers.map((id) => ({ id, liveness: this.membership?.liveness(id, now) ?? ('unknown' as Liveness) }));
+    const table = this.voter
+      ? [...this.voter.entries()].map(([vip, r]) => ({
+          vip,
+          epoch: r.epoch,
+          holder: r.released ? null : r.holder,
+          promiseTo: r.promiseTo,
+          promiseUntil: r.promiseUntil,
+        }))
+      : [];
+    const acquiring = [...this.acquiring.values()].map((a) => ({ vip: a.vip, epoch: a.epoch, acks: [...a.acks.keys()] }));
+    return { self: this.self, incarnation: this.incarnation, holdings, members, table, acquiring };
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private enter(now: Millis): boolean {
+    if (!this.started || this.stopped) return false;
+    if (now < this.lastNow) now = this.lastNow; // monotonic by contract; be defensive
+    this.lastNow = now;
+    this.leases.step(now);
+    this.wakeHint = Infinity;
+    return true;
+  }
+
+  private emit(e: MemberEvent): void {
+    this.components.observer?.(e);
+  }
+
+  private observe(now: Millis, msg: Message): boolean {
+    const o = this.membership.observe(now, msg.from, msg.incarnation, msg.seq);
+    if (o === undefined || o === 'stale') return false;
+    if (o === 'new-life') {
+      this.voter.onNewLife(now, msg.from, msg.incarnation);
+      this.echo.delete(msg.from);
+    }
+    return true;
+  }
+
+  private nextSeq(now: Millis): Seq {
+    this.seq = this.seq >= UINT32_MAX ? UINT32_MAX : this.seq + 1;
+    this.leases.recordSend(this.seq, now);
+    return this.seq;
+  }
+
+  private header(now: Millis) {
+    return { clusterId: this.init.clusterId, from: this.self, incarnation: this.incarnation, seq: this.nextSeq(now) };
+  }
+
+  /** Drops VIPs whose lease has no quorum any more. Runs before anything else on every entry. */
+  private expire(now: Millis, out: Output[]): void {
+    for (const h of [...this.leases.holdings.values()]) {
+      if (this.leases.expiry(h) <= now) {
+        this.giveUp(now, h.vip, 'lease-expired', `no quorum of unexpired grants (need ${this.quorum.size})`, null, out);
+      }
+    }
+  }
+
+  private finish(now: Millis, out: Output[]): void {
+    this.expire(now, out);
+    for (const h of this.leases.holdings.values()) {
+      const exp = this.leases.expiry(h);
+      if (exp >= h.emitted + this.timing.intervalMs / 4) {
+        h.emitted = exp;
+        out.push({ type: 'renew', vip: h.vip, epoch: h.epoch, leaseExpiry: exp });
+      }
+    }
+    this.recentReleases = this.recentReleases.filter((r) => r.until > now);
+    if (this.heartbeatDue) {
+      this.heartbeatDue = false;
+      this.sendHeartbeats(now, out);
+    }
+  }
+
+  private sendHeartbeats(now: Millis, out: Output[]): void {
+    const header = this.header(now);
+    const holdings = this.leases.nextPage();
+    const releases = this.recentReleases.slice(-LIMITS.releasesPerHeartbeat).map(({ vip, epoch }) => ({ vip, epoch }));
+    const unhealthy = [...this.unhealthy].filter((v) => this.vips.has(v)).slice(0, LIMITS.unhealthyPerHeartbeat);
+    for (const to of this.peers) {
+      const e = this.echo.get(to);
+      let echoes: Heartbeat['echoes'] = [];
+      let conflicts: Conflict[] = [];
+      if (e) {
+        const fits = e.conflicts.length <= LIMITS.conflictsPerHeartbeat;
+        echoes = [{ member: to, incarnation: e.incarnation, seq: e.seq, holdingsVersion: fits ? e.version : 0 }];
+        conflicts = e.conflicts.slice(0, LIMITS.conflictsPerHeartbeat);
+      }
+      const message: Heartbeat = {
+        kind: 'heartbeat',
+        ...header,
+        standby: this.standby,
+        witness: this.isWitness,
+        unhealthy,
+        holdings,
+        releases,
+        echoes,
+        conflicts,
+      };
+      out.push({ type: 'send', to, message });
+    }
+  }
+
+  private onHeartbeat(now: Millis, hb: Heartbeat, out: Output[]): void {
+    const peer = this.membership.peer(hb.from);
+    if (!peer) return;
+    peer.standby = hb.standby;
+    peer.witness = hb.witness;
+    peer.unhealthy = new Set(hb.unhealthy);
+    for (const r of hb.releases) this.voter.onRelease(now, hb.from, r.vip, r.epoch);
+    this.membership.addHoldingsPage(hb.from, hb.holdings);
+    const known = peer.holdings;
+    const prev = this.echo.get(hb.from);
+    const conflicts = known ? this.voter.onHoldings(now, hb.from, hb.incarnation, known) : [];
+    if (!prev || prev.incarnation !== hb.incarnation || prev.seq < hb.seq) {
+      this.echo.set(hb.from, { incarnation: hb.incarnation, seq: hb.seq, version: known?.version ?? 0, conflicts });
+    }
+    // Grants and conflicts addressed to us.
+    const refused = new Set<VipId>();
+    for (const c of hb.conflicts) {
+      if (c.member !== this.self) continue;
+      refused.add(c.vip);
+      this.leases.revoke(hb.from, c.vip);
+      this.voter.learn(c.vip, c.epoch, c.holder);
+    }
+    for (const e of hb.echoes) {
+      if (e.member === this.self && e.incarnation === this.incarnation) {
+        this.leases.onEcho(hb.from, e.seq, e.holdingsVersion, refused);
+      }
+    }
+    this.checkSuperseded(now, out);
+    if (peer.liveness !== 'alive') {
+      // A peer coming back may change who should hold what.
+    }
+  }
+
+  private onTakeover(now: Millis, req: TakeoverRequest, out: Output[]): void {
+    if (!this.quorum.voters.includes(this.self)) return;
+    const d = this.voter.onTakeover(now, req.from, req.incarnation, req.vip, req.epoch);
+    if (!d.granted) this.emit({ type: 'refused', vip: req.vip, epoch: req.epoch, candidate: req.from, reason: d.reason });
+    const r = d.record;
+    const ack: TakeoverAck = {
+      kind: 'takeover-ack',
+      ...this.header(now),
+      vip: req.vip,
+      epoch: req.epoch,
+      candidate: req.from,
+      requestIncarnation: req.incarnation,
+      requestSeq: req.seq,
+      granted: d.granted,
+      reason: d.reason,
+      knownEpoch: r.epoch,
+      knownHolder: r.released ? null : r.holder,
+      promiseRemainingMs: r.promiseTo === null ? 0 : Math.max(0, Math.min(UINT32_MAX, Math.ceil(r.promiseUntil - now))),
+    };
+    out.push({ type: 'send', to: req.from, message: ack });
+    this.checkSuperseded(now, out);
+  }
+
+  private onAck(now: Millis, ack: TakeoverAck, out: Output[]): void {
+    if (ack.candidate !== this.self || ack.requestIncarnation !== this.incarnation) return;
+    if (!this.quorum.voters.includes(ack.from)) return;
+    const sent = this.leases.sendTime(ack.requestSeq);
+    const held = this.leases.holdings.get(ack.vip);
+    if (ack.granted && sent !== undefined && held && held.epoch === ack.epoch) {
+      const until = sent + this.timing.leaseMs;
+      if ((held.grants.get(ack.from) ?? -Infinity) < until) held.grants.set(ack.from, until);
+      return;
+    }
+    const a = this.acquiring.get(ack.vip);
+    if (!a || a.epoch !== ack.epoch) return;
+    if (ack.granted) {
+      if (sent === undefined) return;
+      const until = sent + this.timing.leaseMs;
+      if ((a.acks.get(ack.from) ?? -Infinity) < until) a.acks.set(ack.from, until);
+      this.tryBind(now, a, out);
+      return;
+    }
+    if (ack.knownEpoch > a.epoch || (ack.knownEpoch === a.epoch && ack.knownHolder !== this.self)) {
+      this.voter.learn(ack.vip, ack.knownEpoch, ack.knownHolder);
+      if (ack.reason === AckRefusal.OtherCandidate || ack.reason === AckRefusal.StaleEpoch) {
+        this.abandon(now, ack.vip, `voter ${ack.from} knows epoch ${ack.knownEpoch} (${ack.knownHolder ?? 'no holder'})`, out);
+      }
+    }
+  }
+
+  private onAssignment(now: Millis, msg: Assignment, out: Output[]): void {
+    const prev = this.assigned.get(msg.vip);
+    if (prev && prev.epoch >= msg.epoch) return;
+    this.assigned.set(msg.vip, { holder: msg.holder, epoch: msg.epoch });
+    this.electOne(now, msg.vip, out);
+  }
+
+  /** Gives up holdings and candidacies that a newer epoch known to our voter table supersedes. */
+  private checkSuperseded(now: Millis, out: Output[]): void {
+    for (const h of [...this.leases.holdings.values()]) {
+      const r = this.voter.get(h.vip);
+      if (r.confirmedEpoch > h.epoch) {
+        this.giveUp(now, h.vip, 'superseded', `epoch ${r.epoch} held by ${r.holder ?? 'unknown'}`, null, out, false);
+      }
+    }
+    for (const a of [...this.acquiring.values()]) {
+      const r = this.voter.get(a.vip);
+      if (r.epoch > a.epoch || (r.epoch === a.epoch && r.holder !== this.self)) {
+        this.abandon(now, a.vip, `epoch ${r.epoch} taken by ${r.holder ?? 'unknown'}`, out);
+      }
+    }
+  }
+
+  private giveUp(
+    now: Millis,
+    vip: VipId,
+    reason: UnbindReason,
+    detail: string,
+    successor: MemberId | null,
+    out: Output[],
+    announce = true,
+  ): void {
+    const h = this.leases.remove(vip);
+    if (!h) return;
+    out.push({ type: 'unbind', vip, epoch: h.epoch, reason, detail });
+    this.voter.releaseSelf(now, vip, h.epoch);
+    if (announce) this.announceRelease(now, vip, h.epoch, successor, out);
+    this.heartbeatDue = true;
+  }
+
+  private abandon(now: Millis, vip: VipId, reason: string, out: Output[]): void {
+    const a = this.acquiring.get(vip);
+    if (!a) return;
+    this.acquiring.delete(vip);
+    this.emit({ type: 'abandon', vip, epoch: a.epoch, reason });
+    this.voter.releaseSelf(now, vip, a.epoch);
+    this.announceRelease(now, vip, a.epoch, null, out);
+  }
+
+  private announceRelease(now: Millis, vip: VipId, epoch: Epoch, successor: MemberId | null, out: Output[]): void {
+    this.recentReleases.push({ vip, epoch, until: now + this.timing.quietMs });
+    const base = this.header(now);
+    for (const to of this.peers) {
+      const message: Release = { kind: 'release', ...base, vip, epoch, successor };
+      out.push({ type: 'send', to, message });
+    }
+  }
+
+  private tryBind(now: Millis, a: Acquisition, out: Output[]): void {
+    const exp = this.acquisitionExpiry(a);
+    if (exp <= now) return;
+    this.acquiring.delete(a.vip);
+    const grants = new Map(a.acks);
+    grants.delete(this.self);
+    const h = this.leases.add(now, a.vip, a.epoch, grants);
+    this.voter.holdSelf(a.vip, a.epoch, this.incarnation);
+    const leaseExpiry = this.leases.expiry(h);
+    h.emitted = leaseExpiry;
+    out.push({ type: 'bind', vip: a.vip, epoch: a.epoch, leaseExpiry, reason: a.reason });
+    this.heartbeatDue = true;
+  }
+
+  /** Quorum-th latest ack; self counts only if it acked itself. */
+  private acquisitionExpiry(a: Acquisition): Millis {
+    if (this.quorum.mode === 'ignore') return a.acks.has(this.self) ? this.leases.expiry({ grants: new Map() }) : -Infinity;
+    const list = [...a.acks.values()].sort((x, y) => y - x);
+    return list.length >= this.quorum.size ? (list[this.quorum.size - 1] ?? -Infinity) : -Infinity;
+  }
+
+  private electionMembers(now: Millis, vip: VipId, loads: Map<MemberId, number>): ElectionMember[] {
+    return this.init.members.map((id) => {
+      const self = id === this.self;
+      const peer = self ? undefined : this.membership.peer(id);
+      const holdsIt = this.voter.holderOf(vip) === id ? 1 : 0;
+      return {
+        id,
+        alive: this.membership.isAlive(id, now),
+        healthy: self ? !this.unhealthy.has(vip) : !(peer?.unhealthy.has(vip) ?? false),
+        standby: self ? this.standby : (peer?.standby ?? false),
+        load: Math.max(0, (loads.get(id) ?? 0) - holdsIt),
+      };
+    });
+  }
+
+  private loads(): Map<MemberId, number> {
+    const loads = new Map<MemberId, number>();
+    for (const [vip, r] of this.voter.entries()) {
+      if (!this.vips.has(vip) || r.released || r.holder === null) continue;
+      loads.set(r.holder, (loads.get(r.holder) ?? 0) + 1);
+    }
+    return loads;
+  }
+
+  private electAll(now: Millis, out: Output[]): void {
+    if (this.isWitness) return;
+    const loads = this.loads();
+    const vips = [...this.vips.keys()].sort();
+    for (const vip of vips) {
+      const result = this.decide(now, vip, loads, out);
+      const cur = this.voter.holderOf(vip);
+      if (result.holder && result.holder !== cur) {
+        loads.set(result.holder, (loads.get(result.holder) ?? 0) + 1);
+        if (cur) loads.set(cur, Math.max(0, (loads.get(cur) ?? 0) - 1));
+      }
+    }
+  }
+
+  private electOne(now: Millis, vip: VipId, out: Output[]): void {
+    if (this.isWitness || !this.vips.has(vip)) return;
+    this.decide(now, vip, this.loads(), out);
+  }
+
+  /** Runs the election for one VIP on this member's view and acts on the result. */
+  private decide(now: Millis, vip: VipId, loads: Map<MemberId, number>, out: Output[]): ElectionResult {
+    const spec = this.vips.get(vip) as VipSpec;
+    const rec = this.voter.get(vip);
+    const assignment = this.assigned.get(vip);
+    const current = { holder: this.voter.holderOf(vip), epoch: rec.epoch };
+    const result: ElectionResult =
+      assignment && assignment.holder === null
+        ? { holder: null, reason: 'unassigned by the controller' }
+        : elect({
+            spec,
+            members: this.electionMembers(now, vip, loads),
+            current,
+            assigned: assignment?.holder,
+            autoFailback: this.init.autoFailback ?? false,
+          });
+    const held = this.leases.holdings.get(vip);
+    const acq = this.acquiring.get(vip);
+    if (held) {
+      if (result.holder === null && assignment && assignment.holder === null) {
+        this.giveUp(now, vip, 'removed', result.reason, null, out);
+      } else if (result.holder && result.holder !== this.self && this.membership.isAlive(result.holder, now)) {
+        this.giveUp(now, vip, 'planned', result.reason, result.holder, out);
+      }
+      return result;
+    }
+    if (result.holder !== this.self) {
+      if (acq) this.abandon(now, vip, `no longer elected: ${result.reason}`, out);
+      return result;
+    }
+    if (acq) {
+      if (now - acq.startedAt > this.timing.deadMs + this.timing.quietMs) {
+        this.abandon(now, vip, 'no quorum of acks in time', out);
+        return result;
+      }
+      if (now >= acq.lastSentAt + this.timing.intervalMs) this.requestAcks(now, acq, out);
+      return result;
+    }
+    // Not holding, elected: may we ask?
+    if (!this.membership.settled(now) && now < this.startedAt + this.timing.initDeadMs) {
+      this.wakeHint = Math.min(this.wakeHint, this.startedAt + this.timing.initDeadMs);
+      return result;
+    }
+    const curHolder = current.holder;
+    if (curHolder && curHolder !== this.self && this.membership.isAlive(curHolder, now)) {
+      return result; // the holder is alive: it releases first (planned move), or keeps it
+    }
+    const epoch = Math.max(rec.epoch + 1, assignment?.holder === this.self ? assignment.epoch : 0, (spec.epochFloor ?? 0) + 1);
+    if (epoch > UINT32_MAX) return result;
+    const cause =
+      assignment?.holder === this.self
+        ? TakeoverCause.Assigned
+        : curHolder
+          ? TakeoverCause.HolderDead
+          : rec.epoch > 0
+            ? TakeoverCause.Released
+            : TakeoverCause.Unheld;
+    if (this.quorum.mode !== 'ignore' && this.quorum.voters.includes(this.self)) {
+      const selfAck = this.voter.onTakeover(now, this.self, this.incarnation, vip, epoch);
+      if (!selfAck.granted) {
+        const wait =
+          selfAck.reason === AckRefusal.Starting
+            ? this.voter.quietUntil()
+            : selfAck.reason === AckRefusal.PromiseActive
+              ? selfAck.record.promiseUntil
+              : Infinity;
+        if (Number.isFinite(wait)) this.wakeHint = Math.min(this.wakeHint, wait);
+        return result;
+      }
+    } else if (this.quorum.mode === 'ignore') {
+      this.voter.onTakeover(now, this.self, this.incarnation, vip, epoch);
+    }
+    const a: Acquisition = {
+      vip,
+      epoch,
+      cause,
+      previousHolder: curHolder,
+      previousEpoch: rec.epoch,
+      startedAt: now,
+      lastSentAt: -Infinity,
+      acks: new Map([[this.self, Infinity]]),
+      reason: result.reason,
+    };
+    this.acquiring.set(vip, a);
+    this.emit({ type: 'candidate', vip, epoch, reason: result.reason });
+    if (this.quorum.mode === 'ignore') {
+      this.tryBind(now, a, out);
+      return result;
+    }
+    this.requestAcks(now, a, out);
+    this.tryBind(now, a, out);
+    return result;
+  }
+
+  private requestAcks(now: Millis, a: Acquisition, out: Output[]): void {
+    a.lastSentAt = now;
+    const base = this.header(now);
+    for (const to of this.quorum.voters) {
+      if (to === this.self) continue;
+      const message: TakeoverRequest = {
+        kind: 'takeover',
+        ...base,
+        vip: a.vip,
+        epoch: a.epoch,
+        previousHolder: a.previousHolder,
+        previousEpoch: a.previousEpoch,
+        cause: a.cause,
+      };
+      out.push({ type: 'send', to, message });
+    }
+  }
+}
+
+/** A member's state for status, logs and tests. */
+export interface MemberView {
+  self: MemberId;
+  incarnation: Incarnation;
+  holdings: Array<{ vip: VipId; epoch: Epoch; leaseExpiry: Millis }>;
+  members: Array<{ id: MemberId; liveness: Liveness }>;
+  table: Array<{ vip: VipId; epoch: Epoch; holder: MemberId | null; promiseTo: MemberId | null; promiseUntil: Millis }>;
+  acquiring: Array<{ vip: VipId; epoch: Epoch; acks: MemberId[] }>;
+}
+
+export type { Holding };
