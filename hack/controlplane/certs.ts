@@ -16,8 +16,10 @@ export interface ControlPlaneCerts {
   /** Admin client certificate: CN=heartline-admin, O=system:masters (full access under RBAC). */
   adminCert: string;
   adminKey: string;
-  /** Signs and verifies service-account tokens. */
+  /** Signs service-account tokens. */
   serviceAccountKey: string;
+  /** Verifies service-account tokens. */
+  serviceAccountPub: string;
 }
 
 /** Runs openssl with `command` split on spaces (no argument here contains one). */
@@ -94,7 +96,10 @@ export async function generateCerts(
       'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth',
       days,
     ),
-    ecKey('service-account.key', dir),
+    ecKey('service-account.key', dir).then(() =>
+      // --service-account-key-file wants a public key (it does not read PKCS#8 private keys).
+      openssl('pkey -in service-account.key -pubout -out service-account.pub', dir),
+    ),
   ]);
   const p = (f: string) => path.join(dir, f);
   return {
@@ -105,5 +110,6 @@ export async function generateCerts(
     adminCert: p('admin.crt'),
     adminKey: p('admin.key'),
     serviceAccountKey: p('service-account.key'),
+    serviceAccountPub: p('service-account.pub'),
   };
 }

@@ -321,7 +321,7 @@ async function startOnce(
       `--tls-private-key-file=${certs.servingKey}`,
       `--client-ca-file=${certs.caCert}`,
       `--service-account-issuer=https://kubernetes.default.svc.cluster.local`,
-      `--service-account-key-file=${certs.serviceAccountKey}`,
+      `--service-account-key-file=${certs.serviceAccountPub}`,
       `--service-account-signing-key-file=${certs.serviceAccountKey}`,
       `--service-cluster-ip-range=${opts.range}`,
       '--authorization-mode=RBAC',

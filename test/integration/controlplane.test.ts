@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { jest } from '@jest/globals';
 import * as k8s from '@kubernetes/client-node';
 import { createTestNamespace, deleteNamespace, kubeconfig, kubectl } from './helpers.js';
 

@@ -1,26 +1,35 @@
 /**
  * Jest globalSetup for the `integration` project: one real control plane (etcd +
  * kube-apiserver) per run, built from Go modules on first use (see hack/build-k8s.sh), with
- * the CRDs in crds/ applied. Workers find it through KUBECONFIG / HEARTLINE_KUBECONFIG.
+ * the CRDs in crds/ (or $HEARTLINE_CRD_DIR) applied. Workers find it through KUBECONFIG / HEARTLINE_KUBECONFIG.
+ *
+ * Jest loads this file outside its module registry, so Node itself resolves its imports and
+ * cannot load .ts files: the control plane library is loaded through tsx's tsImport instead.
  */
-import path from 'node:path';
 import pino from 'pino';
-import { startControlPlane, type ControlPlane } from '../../hack/controlplane/index.js';
-import { applyCrds } from '../../hack/controlplane/kubectl.js';
+import { tsImport } from 'tsx/esm/api';
+import type * as ControlPlaneLib from '../../hack/controlplane/index.js';
+import type * as KubectlLib from '../../hack/controlplane/kubectl.js';
 
 /** Where globalTeardown finds the handle (globalSetup and globalTeardown share this process). */
-export const CONTROL_PLANE_KEY = '__heartlineControlPlane';
+const CONTROL_PLANE_KEY = '__heartlineControlPlane';
 
 export default async function globalSetup(
   _globalConfig: unknown,
   projectConfig: { rootDir: string },
 ): Promise<void> {
   const log = pino({ name: 'integration-setup' }, pino.destination({ dest: 2, sync: true }));
-  const cp: ControlPlane = await startControlPlane({ log });
+  const lib = (await tsImport('../../hack/controlplane/index.ts', import.meta.url)) as typeof ControlPlaneLib;
+  const kubectl = (await tsImport(
+    '../../hack/controlplane/kubectl.ts',
+    import.meta.url,
+  )) as typeof KubectlLib;
+  const cp = await lib.startControlPlane({ log });
   (globalThis as Record<string, unknown>)[CONTROL_PLANE_KEY] = cp;
   try {
-    const crdDir = path.join(projectConfig.rootDir, 'crds');
-    const files = await applyCrds(cp.kubeconfigPath, crdDir);
+    // HEARTLINE_CRD_DIR overrides crds/; set it to an empty string to start without CRDs.
+    const crdDir = process.env.HEARTLINE_CRD_DIR ?? `${projectConfig.rootDir}/crds`;
+    const files = crdDir ? await kubectl.applyCrds(cp.kubeconfigPath, crdDir) : [];
     log.info(
       { dir: crdDir, files: files.length },
       files.length ? 'CRDs established' : 'no CRD manifests to apply',
