@@ -1,0 +1,226 @@
+/**
+ * From Kubernetes objects (an HACluster, its VirtualIPs and Resources, the Nodes and the
+ * auth Secret) to the configuration a member runs with. Pure: the agent and the
+ * controller's witness both call it on what their watches delivered, so every member
+ * derives the same member list, VIP set, timing and keys from the same objects.
+ */
+import { parseHACluster, parseResource, parseVirtualIP, formatFieldError } from '../api/index.js';
+import type { HACluster, Resource, VirtualIP, ResourceSpec, VirtualIPSpec } from '../api/index.js';
+import { deriveTiming, type Timing } from '../core/timing.js';
+import type { KeyringKey } from '../core/wire/index.js';
+import type { VipSpec } from '../core/member.js';
+import type { QuorumMode } from '../core/lease-holder.js';
+import type { ApiObject } from '../core/ports.js';
+
+/** Annotation on a Node: the address its agent heartbeats from, when not the InternalIP. */
+export const HEARTBEAT_ADDRESS_ANNOTATION = 'heartline.dev/heartbeat-address';
+/** Annotation on a Node: "true" puts the node in standby (its VIPs move away, planned). */
+export const STANDBY_ANNOTATION = 'heartline.dev/standby';
+/** Finalizer the controller puts on VirtualIPs so that deletion releases them everywhere first. */
+export const VIP_FINALIZER = 'heartline.dev/release';
+/** Member id of the controller's witness voter. */
+export const WITNESS_ID = 'heartline-controller';
+
+export interface MemberAddress {
+  id: string;
+  address: string;
+  port: number;
+}
+
+export interface VipConfig extends VipSpec {
+  spec: VirtualIPSpec;
+  /** Being deleted: members release it. */
+  deleting: boolean;
+  /** Resources in start order (missing ones reported in `problems`). */
+  resources: Array<{ name: string; spec: ResourceSpec }>;
+}
+
+export interface ClusterConfig {
+  /** "namespace/name" of the HACluster. */
+  clusterId: string;
+  namespace: string;
+  name: string;
+  port: number;
+  members: MemberAddress[];
+  witness: MemberAddress | null;
+  quorum: QuorumMode;
+  timing: Timing;
+  autoFailback: boolean;
+  keys: KeyringKey[];
+  activeKeyId: number;
+  vips: VipConfig[];
+  /** Members whose Node asks for standby (drain). */
+  standby: Set<string>;
+  /** Things that are wrong but not fatal, for logs and status (each names the object and fix). */
+  problems: string[];
+}
+
+/** The configuration cannot be built; the message names the object, the field and the fix. */
+export class ClusterConfigError extends Error {
+  override readonly name = 'ClusterConfigError';
+}
+
+export interface ClusterObjects {
+  cluster: ApiObject;
+  vips: readonly ApiObject[];
+  resources: readonly ApiObject[];
+  nodes: readonly ApiObject[];
+  secret: ApiObject | undefined;
+  /** Where the controller's witness listens (from the HACluster's status), if any. */
+  witness?: { address: string; port: number } | null;
+}
+
+function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+  if (!selector) return true;
+  return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+}
+
+interface NodeLike {
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: { unschedulable?: boolean };
+  status?: { addresses?: Array<{ type: string; address: string }> };
+}
+
+/** The address a node's agent heartbeats from: the annotation, else its first InternalIP (IPv4 first). */
+export function nodeAddress(node: ApiObject): string | undefined {
+  const n = node as unknown as NodeLike;
+  const ann = n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION];
+  if (ann) return ann;
+  const internal = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
+  return internal.find((a) => !a.includes(':')) ?? internal[0];
+}
+
+/** Whether the node asks its VIPs to move away: cordoned (kubectl drain) or annotated standby. */
+export function nodeStandby(node: ApiObject): boolean {
+  const n = node as unknown as NodeLike;
+  return n.spec?.unschedulable === true || n.metadata.annotations?.[STANDBY_ANNOTATION] === 'true';
+}
+
+function decodeSecretKeys(secret: ApiObject | undefined, cluster: HACluster): { keys: KeyringKey[]; active: number } {
+  const ref = cluster.spec.authSecretRef;
+  const where = `HACluster ${cluster.metadata.namespace ?? ''}/${cluster.metadata.name}`;
+  if (!secret) {
+    throw new ClusterConfigError(`${where}: spec.authSecretRef.name: Secret "${ref.name}" not found; create it (see examples/auth-secret.yaml)`);
+  }
+  const data = (secret as { data?: Record<string, string> }).data ?? {};
+  const keys: KeyringKey[] = [];
+  for (const [k, v] of Object.entries(data)) {
+    const id = Number(k);
+    if (!/^\d{1,3}$/.test(k) || id > 255) {
+      throw new ClusterConfigError(`Secret ${ref.name}: data key "${k}" is not a key id; name each key 0..255, e.g. "1"`);
+    }
+    keys.push({ id, secret: new Uint8Array(Buffer.from(v, 'base64')) });
+  }
+  const active = Number(ref.activeKeyId);
+  if (!/^\d{1,3}$/.test(ref.activeKeyId) || !keys.some((k) => k.id === active)) {
+    throw new ClusterConfigError(
+      `${where}: spec.authSecretRef.activeKeyId: "${ref.activeKeyId}" is not a key of Secret ${ref.name}; use one of [${keys.map((k) => k.id).join(', ')}]`,
+    );
+  }
+  return { keys, active };
+}
+
+/** Builds the configuration. Throws ClusterConfigError when the cluster itself is unusable. */
+export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
+  const parsed = parseHACluster(objs.cluster);
+  const ns = objs.cluster.metadata.namespace ?? 'default';
+  if (!parsed.ok) {
+    throw new ClusterConfigError(
+      `HACluster ${ns}/${objs.cluster.metadata.name}: ${parsed.errors.map(formatFieldError).join('; ')}`,
+    );
+  }
+  const cluster = parsed.value;
+  const problems: string[] = [];
+  const port = cluster.spec.transport.port;
+  const timing = deriveTiming({
+    intervalMs: cluster.spec.heartbeat.intervalMs,
+    warnMs: cluster.spec.heartbeat.warnMs,
+    deadMs: cluster.spec.heartbeat.deadMs,
+    initDeadMs: cluster.spec.heartbeat.initDeadMs,
+  });
+
+  const members: MemberAddress[] = [];
+  const standby = new Set<string>();
+  for (const node of [...objs.nodes].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+    if (!labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)) continue;
+    const address = nodeAddress(node);
+    if (!address) {
+      problems.push(`Node ${node.metadata.name}: no InternalIP; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`);
+      continue;
+    }
+    members.push({ id: node.metadata.name, address, port });
+    if (nodeStandby(node)) standby.add(node.metadata.name);
+  }
+  const witness =
+    cluster.spec.quorum === 'witness' && objs.witness ? { id: WITNESS_ID, address: objs.witness.address, port: objs.witness.port } : null;
+
+  const { keys, active } = decodeSecretKeys(objs.secret, cluster);
+
+  const resources = new Map<string, Resource>();
+  for (const r of objs.resources) {
+    if ((r.metadata.namespace ?? 'default') !== ns) continue;
+    const p = parseResource(r);
+    if (p.ok) resources.set(r.metadata.name, p.value);
+    else problems.push(`Resource ${ns}/${r.metadata.name}: ${p.errors.map(formatFieldError).join('; ')}`);
+  }
+
+  const vips: VipConfig[] = [];
+  for (const obj of objs.vips) {
+    if ((obj.metadata.namespace ?? 'default') !== ns) continue;
+    const p = parseVirtualIP(obj);
+    if (!p.ok) {
+      problems.push(`VirtualIP ${ns}/${obj.metadata.name}: ${p.errors.map(formatFieldError).join('; ')}`);
+      continue;
+    }
+    const vip: VirtualIP = p.value;
+    if (vip.spec.clusterRef.name !== objs.cluster.metadata.name) continue;
+    const eligible = vip.spec.nodeSelector
+      ? objs.nodes.filter((n) => labelsMatch(vip.spec.nodeSelector, n.metadata.labels)).map((n) => n.metadata.name)
+      : undefined;
+    const res: VipConfig['resources'] = [];
+    for (const name of vip.spec.resources ?? []) {
+      const r = resources.get(name);
+      if (r) res.push({ name, spec: r.spec });
+      else problems.push(`VirtualIP ${ns}/${vip.metadata.name}: spec.resources: Resource "${name}" not found; create it or remove it from the list`);
+    }
+    vips.push({
+      vip: `${ns}/${vip.metadata.name}`,
+      preferredNodes: vip.spec.preferredNodes ?? [],
+      eligible,
+      epochFloor: vip.status?.epoch ?? 0,
+      spec: vip.spec,
+      deleting: Boolean(obj.metadata.deletionTimestamp),
+      resources: res,
+    });
+  }
+  vips.sort((a, b) => a.vip.localeCompare(b.vip));
+
+  return {
+    clusterId: `${ns}/${objs.cluster.metadata.name}`,
+    namespace: ns,
+    name: objs.cluster.metadata.name,
+    port,
+    members,
+    witness,
+    quorum: cluster.spec.quorum,
+    timing,
+    autoFailback: cluster.spec.autoFailback,
+    keys,
+    activeKeyId: active,
+    vips,
+    standby,
+    problems,
+  };
+}
+
+/** Whether two configurations need a new member (membership, quorum or timing changed). */
+export function sameMembership(a: ClusterConfig, b: ClusterConfig): boolean {
+  const ids = (c: ClusterConfig) => [...c.members.map((m) => m.id), c.witness?.id ?? ''].join(',');
+  return (
+    a.clusterId === b.clusterId &&
+    ids(a) === ids(b) &&
+    a.quorum === b.quorum &&
+    a.autoFailback === b.autoFailback &&
+    JSON.stringify(a.timing) === JSON.stringify(b.timing)
+  );
+}

@@ -1,0 +1,266 @@
+/**
+ * Hosts one core Member on real (or simulated) ports: it feeds the member time from the
+ * Clock and authenticated messages from the Transport, sends what the member sends, and
+ * hands bind / renew / unbind commands to the role's Effects (the agent's executor; the
+ * controller's witness has none, since a witness never holds).
+ *
+ * Membership changes (a node joins or leaves, quorum or timing changes) start a new life
+ * of the member: the old one releases its VIPs first (planned), then a new incarnation
+ * starts. VIP, Resource and key changes are applied in place.
+ */
+import type { Logger } from 'pino';
+import { Member, type MemberEvent, type MemberView, type Output, type UnsafeOptions } from '../core/member.js';
+import type { Destination, Message, MemberId } from '../core/messages.js';
+import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
+import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
+import { sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
+
+export type BindCommand = Extract<Output, { type: 'bind' }>;
+export type RenewCommand = Extract<Output, { type: 'renew' }>;
+export type UnbindCommand = Extract<Output, { type: 'unbind' }>;
+
+/** What the role does with the member's commands. Must not block: queue and return. */
+export interface Effects {
+  bind(cmd: BindCommand): void;
+  renew(cmd: RenewCommand): void;
+  unbind(cmd: UnbindCommand): void;
+}
+
+export interface MemberHostComponents {
+  clock: Clock;
+  transport: Transport;
+  log: Logger;
+  effects: Effects;
+  /** Informational events of the member (liveness changes, elections, refusals). */
+  observer?: (event: MemberEvent) => void;
+  /** Where wire drops are counted (kept across reconfigurations). */
+  counters?: DropCounters;
+  /** Called for every datagram sent (for metrics). */
+  onSend?: (kind: Message['kind'], ok: boolean) => void;
+  /** Called for every datagram received and accepted (for metrics). */
+  onReceive?: (kind: Message['kind']) => void;
+}
+
+export interface MemberHostInit {
+  self: MemberId;
+  config: ClusterConfig;
+  /** First incarnation; later lives use larger ones. Must exceed every previous life's. */
+  incarnation: number;
+  standby?: boolean;
+  unsafe?: UnsafeOptions;
+}
+
+/** Incarnation from the wall clock in deciseconds since 2024: grows across restarts, fits uint32 for ~13 years. */
+export function incarnationFromWallClock(nowMs: number = Date.now()): number {
+  return Math.max(1, Math.floor((nowMs - Date.UTC(2024, 0, 1)) / 100) >>> 0);
+}
+
+export class MemberHost {
+  private member!: Member;
+  private codec!: WireCodec;
+  private config: ClusterConfig;
+  private addresses = new Map<MemberId, Peer>();
+  private incarnation: number;
+  private timer: Stoppable | undefined;
+  private timerAt = Infinity;
+  private running = false;
+  private standby: boolean;
+  private unhealthy = new Set<string>();
+
+  constructor(
+    private readonly c: MemberHostComponents,
+    private readonly init: MemberHostInit,
+  ) {
+    this.config = init.config;
+    this.incarnation = init.incarnation;
+    this.standby = init.standby ?? false;
+  }
+
+  get self(): MemberId {
+    return this.init.self;
+  }
+
+  get counters(): DropCounters {
+    return this.codec.counters;
+  }
+
+  get currentIncarnation(): number {
+    return this.incarnation;
+  }
+
+  start(): void {
+    this.running = true;
+    this.c.transport.onMessage((bytes, from) => this.onDatagram(bytes, from));
+    this.newLife(this.config);
+  }
+
+  /** Graceful stop: the member releases every VIP (planned); resolves once the releases are sent. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.dispatch(this.member.stop(this.c.clock.now()));
+    this.running = false;
+    this.timer?.stop();
+    this.timer = undefined;
+  }
+
+  view(): MemberView {
+    return this.member.view(this.c.clock.now());
+  }
+
+  get configuration(): ClusterConfig {
+    return this.config;
+  }
+
+  setLocal(local: { standby?: boolean; unhealthy?: Iterable<string> }): void {
+    if (local.standby !== undefined) this.standby = local.standby;
+    if (local.unhealthy !== undefined) this.unhealthy = new Set(local.unhealthy);
+    if (!this.running) return;
+    this.dispatch(this.member.setLocal(this.c.clock.now(), local));
+  }
+
+  /** Applies a new configuration: in place when membership is the same, else a new life. */
+  reconfigure(next: ClusterConfig): void {
+    const prev = this.config;
+    this.config = next;
+    if (!this.running) return;
+    if (!sameMembership(prev, next)) {
+      this.c.log.info(
+        { from: prev.members.map((m) => m.id), to: next.members.map((m) => m.id) },
+        'membership changed: releasing and starting a new life',
+      );
+      this.dispatch(this.member.stop(this.c.clock.now()));
+      this.incarnation = Math.max(this.incarnation + 1, incarnationFromWallClock());
+      this.newLife(next);
+      return;
+    }
+    this.codec.reconfigure(this.idTable(next), this.sources(next));
+    this.codec.setKeyring(new Keyring(next.keys, next.activeKeyId));
+    this.addresses = this.addressMap(next);
+    this.dispatch(this.member.setVips(this.c.clock.now(), this.vipSpecs(next)));
+  }
+
+  private vipSpecs(config: ClusterConfig) {
+    return config.vips.filter((v) => !v.deleting).map(({ vip, preferredNodes, eligible, epochFloor }) => ({ vip, preferredNodes, eligible, epochFloor }));
+  }
+
+  private allMembers(config: ClusterConfig): MemberAddress[] {
+    return config.witness ? [...config.members, config.witness] : config.members;
+  }
+
+  private idTable(config: ClusterConfig): IdTable {
+    return new IdTable({
+      clusterId: config.clusterId,
+      members: this.allMembers(config).map((m) => m.id),
+      vips: config.vips.map((v) => v.vip),
+    });
+  }
+
+  private sources(config: ClusterConfig): SourceBinding {
+    return new SourceBinding(this.allMembers(config).map((m) => [m.id, [{ address: m.address }]] as const));
+  }
+
+  private addressMap(config: ClusterConfig): Map<MemberId, Peer> {
+    return new Map(this.allMembers(config).map((m) => [m.id, { address: m.address, port: m.port }]));
+  }
+
+  private newLife(config: ClusterConfig): void {
+    const counters = this.codec?.counters ?? this.c.counters;
+    this.codec = new WireCodec({
+      ids: this.idTable(config),
+      self: this.init.self,
+      keyring: new Keyring(config.keys, config.activeKeyId),
+      sources: this.sources(config),
+      ...(counters ? { counters } : {}),
+    });
+    this.addresses = this.addressMap(config);
+    this.member = new Member(
+      { observer: this.c.observer },
+      {
+        clusterId: config.clusterId,
+        self: this.init.self,
+        incarnation: this.incarnation,
+        members: config.members.map((m) => m.id),
+        witness: config.witness?.id ?? null,
+        controller: config.witness?.id ?? null,
+        quorum: config.quorum,
+        timing: config.timing,
+        vips: this.vipSpecs(config),
+        autoFailback: config.autoFailback,
+        ...(this.init.unsafe ? { unsafe: this.init.unsafe } : {}),
+      },
+    );
+    const now = this.c.clock.now();
+    this.dispatch(this.member.start(now));
+    if (this.standby || this.unhealthy.size) {
+      this.dispatch(this.member.setLocal(now, { standby: this.standby, unhealthy: this.unhealthy }));
+    }
+  }
+
+  private onDatagram(bytes: Uint8Array, from: Peer): void {
+    if (!this.running) return;
+    const r = this.codec.decode(bytes, from);
+    if (!r.ok) {
+      this.c.log.debug({ reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender }, 'datagram dropped');
+      return;
+    }
+    if (r.to !== '*' && r.to !== this.init.self) return;
+    this.c.onReceive?.(r.message.kind);
+    this.dispatch(this.member.receive(this.c.clock.now(), r.message));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (!this.running) return;
+    this.dispatch(this.member.tick(this.c.clock.now()));
+  }
+
+  private dispatch(outputs: Output[]): void {
+    for (const o of outputs) {
+      switch (o.type) {
+        case 'send':
+          this.send(o.to, o.message);
+          break;
+        case 'bind':
+          this.c.effects.bind(o);
+          break;
+        case 'renew':
+          this.c.effects.renew(o);
+          break;
+        case 'unbind':
+          this.c.effects.unbind(o);
+          break;
+      }
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    const at = this.member.wakeAt();
+    if (!Number.isFinite(at) || at >= this.timerAt) return;
+    this.timer?.stop();
+    this.timerAt = at;
+    this.timer = this.c.clock.after(Math.max(0, at - this.c.clock.now()), () => this.onTimer());
+  }
+
+  private send(to: Destination, message: Message): void {
+    let targets: Array<[MemberId, Peer]>;
+    if (to === '*') targets = [...this.addresses].filter(([id]) => id !== this.init.self);
+    else {
+      const p = this.addresses.get(to);
+      targets = p ? [[to, p]] : [];
+    }
+    if (targets.length === 0) return;
+    let datagram: Uint8Array;
+    try {
+      datagram = this.codec.encode(message, to);
+    } catch (err) {
+      this.c.log.error({ err, kind: message.kind, to }, 'cannot encode message');
+      return;
+    }
+    for (const [, peer] of targets) {
+      void this.c.transport.send(peer, datagram).then((ok) => this.c.onSend?.(message.kind, ok));
+    }
+  }
+}
