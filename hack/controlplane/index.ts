@@ -290,13 +290,13 @@ async function startOnce(
     'etcd',
     [
       bin.etcd,
-      '--name=default',
+      '--name=heartline',
       `--data-dir=${etcdDir}`,
       `--listen-client-urls=${etcdUrl}`,
       `--advertise-client-urls=${etcdUrl}`,
       `--listen-peer-urls=${peerUrl}`,
       `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=default=${peerUrl}`,
+      `--initial-cluster=heartline=${peerUrl}`,
       '--initial-cluster-state=new',
       // Throw-away data: skip fsync, which dominates write latency on shared disks.
       '--unsafe-no-fsync',
