@@ -14,6 +14,12 @@ import type { ApiObject } from '../core/ports.js';
 
 /** Annotation on a Node: the address its agent heartbeats from, when not the InternalIP. */
 export const HEARTBEAT_ADDRESS_ANNOTATION = 'heartline.dev/heartbeat-address';
+/**
+ * Annotation on a Node: the UDP port its agent heartbeats on, when not the HACluster's
+ * spec.transport.port. For test rigs that run several agents on one address; production
+ * nodes use the cluster port.
+ */
+export const HEARTBEAT_PORT_ANNOTATION = 'heartline.dev/heartbeat-port';
 /** Annotation on a Node: "true" puts the node in standby (its VIPs move away, planned). */
 export const STANDBY_ANNOTATION = 'heartline.dev/standby';
 /** Finalizer the controller puts on VirtualIPs so that deletion releases them everywhere first. */
@@ -148,11 +154,21 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
       problems.push(`Node ${node.metadata.name}: no InternalIP; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`);
       continue;
     }
-    members.push({ id: node.metadata.name, address, port });
+    const portAnn = node.metadata.annotations?.[HEARTBEAT_PORT_ANNOTATION];
+    let memberPort = port;
+    if (portAnn !== undefined) {
+      const p = Number(portAnn);
+      if (!/^\d{1,5}$/.test(portAnn) || p < 1 || p > 65535) {
+        problems.push(`Node ${node.metadata.name}: annotation ${HEARTBEAT_PORT_ANNOTATION}="${portAnn}" is not a port; set 1..65535 or remove it`);
+      } else memberPort = p;
+    }
+    members.push({ id: node.metadata.name, address, port: memberPort });
     if (nodeStandby(node)) standby.add(node.metadata.name);
   }
-  const witness =
-    cluster.spec.quorum === 'witness' && objs.witness ? { id: WITNESS_ID, address: objs.witness.address, port: objs.witness.port } : null;
+  // The controller's witness is a peer whenever it has published its address: a voter in
+  // quorum "witness" (the core's quorumOf decides), otherwise a non-voting observer that
+  // members heartbeat to so the controller can report holders and liveness.
+  const witness = objs.witness ? { id: WITNESS_ID, address: objs.witness.address, port: objs.witness.port } : null;
 
   const { keys, active } = decodeSecretKeys(objs.secret, cluster);
 
