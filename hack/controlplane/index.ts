@@ -29,7 +29,8 @@ export interface ControlPlaneOptions {
   bindAddress?: string;
   /**
    * Directory for etcd data, certificates, logs and the kubeconfig. Default: a fresh temp dir,
-   * removed by stop(). A directory you pass is left in place.
+   * removed by stop(). A directory you pass is left in place (logs survive for inspection), but
+   * its etcd data is reset on every start: each control plane starts empty.
    */
   dataDir?: string;
   /**
@@ -357,6 +358,7 @@ async function startOnce(
     if (await probe()) break;
     if (Date.now() > deadline) {
       await stopProcs();
+      record.groups.length = 0;
       throw new Error(
         `kube-apiserver at ${server} not ready after ${opts.readyTimeoutMs ?? 120_000} ms; ` +
           `${apiserver.logFile}:\n${tail(apiserver.logFile)}\n${etcd.logFile}:\n${tail(etcd.logFile)}`,
