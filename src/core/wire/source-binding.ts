@@ -83,6 +83,8 @@ export function canonicalAddress(input: string): string | undefined {
  */
 export class SourceBinding {
   readonly #byMember = new Map<string, { address: string; port?: number }[]>();
+  /** Canonical forms of source addresses seen, so the per-datagram check does not re-parse (bounded). */
+  readonly #seen = new Map<string, string | undefined>();
 
   /** `sources`: member id → its addresses. Throws when an address does not parse. */
   constructor(sources: Iterable<readonly [string, readonly ExpectedSource[]]>) {
@@ -108,7 +110,12 @@ export class SourceBinding {
   matches(member: string, from: Peer): boolean {
     const list = this.#byMember.get(member);
     if (list === undefined || list.length === 0) return false;
-    const address = canonicalAddress(from.address);
+    let address = this.#seen.get(from.address);
+    if (address === undefined && !this.#seen.has(from.address)) {
+      address = canonicalAddress(from.address);
+      if (this.#seen.size >= 1024) this.#seen.clear();
+      this.#seen.set(from.address, address);
+    }
     if (address === undefined) return false;
     for (const e of list) {
       if (e.address === address && (e.port === undefined || e.port === from.port)) return true;

@@ -1,0 +1,187 @@
+/**
+ * Wire codec throughput: encode+sign and verify+decode of a 64-member heartbeat (63 echoes),
+ * plus the cost of the cheap and the expensive drop paths, and what a 64-member cluster at
+ * 10 Hz costs one member. Run: npx tsx bench/codec.ts   (writes bench/results/codec.json)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Heartbeat } from '../src/core/messages.js';
+import { IdTable, Keyring, SourceBinding, WireCodec } from '../src/core/wire/index.js';
+
+const MEMBERS = Array.from({ length: 64 }, (_, i) => `node-${String(i).padStart(2, '0')}`);
+const VIPS = Array.from({ length: 64 }, (_, i) => `default/vip-${i}`);
+const CLUSTER = 'heartline-system/bench';
+const RATE_HZ = 10;
+const PEERS = MEMBERS.length - 1;
+const TARGET_PERCENT = 2;
+
+const ids = new IdTable({ clusterId: CLUSTER, members: MEMBERS, vips: VIPS });
+const addr = (i: number) => ({ address: `198.18.0.${i + 1}`, port: 694 });
+const sources = new SourceBinding(MEMBERS.map((m, i) => [m, [addr(i)]] as const));
+const secret = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+const keyring = new Keyring([{ id: 1, secret }], 1);
+const sender = MEMBERS[1]!;
+const receiver = MEMBERS[0]!;
+const from = addr(1);
+
+function heartbeat(seq: number): Heartbeat {
+  return {
+    kind: 'heartbeat',
+    clusterId: CLUSTER,
+    from: sender,
+    incarnation: 1,
+    seq,
+    standby: false,
+    witness: false,
+    unhealthy: [],
+    holdings: { version: 4, page: 0, pages: 1, entries: VIPS.slice(0, 6).map((vip, i) => ({ vip, epoch: 100 + i })) },
+    releases: [],
+    echoes: MEMBERS.filter((m) => m !== sender).map((member, i) => ({
+      member,
+      incarnation: 7,
+      seq: 50_000 + i,
+      holdingsVersion: i % 5,
+    })),
+    conflicts: [],
+  };
+}
+
+/**
+ * Runs `op` n times per round after `setup`; returns µs per op of the median round, by CPU
+ * time of this process (user + system: what the work costs, even when a loaded machine
+ * deschedules us) and by wall-clock time.
+ */
+function measure(
+  rounds: number,
+  n: number,
+  op: (i: number) => void,
+  setup: () => void = () => {},
+): { cpu: number; wall: number } {
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    setup();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) op(i);
+    const t1 = performance.now();
+    const c1 = process.cpuUsage(c0);
+    wall.push(((t1 - t0) * 1000) / n);
+    cpu.push((c1.user + c1.system) / n);
+  }
+  const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { cpu: med(cpu), wall: med(wall) };
+}
+
+const ROUNDS = 15;
+const N = 5_000;
+const enc = new WireCodec({ ids, self: sender, keyring, sources });
+
+// Encode: build the message outside the timed loop (the protocol builds it anyway).
+const msgs = Array.from({ length: N }, (_, i) => heartbeat(i + 1));
+for (let i = 0; i < 20_000; i++) enc.encode(msgs[i % N]!, receiver); // warm-up
+const encodeUs = measure(ROUNDS, N, (i) => enc.encode(msgs[i % N]!, receiver));
+
+// Decode: every round a fresh receiver, so the same N datagrams are all accepted again.
+const datagrams = Array.from({ length: N }, (_, i) => enc.encode(heartbeat(i + 1), receiver));
+const size = datagrams[0]!.length;
+let dec = new WireCodec({ ids, self: receiver, keyring, sources });
+const fresh = () => {
+  dec = new WireCodec({ ids, self: receiver, keyring, sources });
+};
+for (let w = 0; w < 4; w++) {
+  fresh();
+  for (const d of datagrams) dec.decode(d, from);
+}
+const decodeUs = measure(
+  ROUNDS,
+  N,
+  (i) => {
+    const r = dec.decode(datagrams[i]!, from);
+    if (!r.ok) throw new Error(`bench: datagram dropped: ${r.reason}`);
+  },
+  fresh,
+);
+
+// Drop paths: a replay (dropped before the HMAC) and a forgery (dropped by the HMAC).
+const replayed = datagrams[N - 1]!;
+const replayUs = measure(ROUNDS, N, () => dec.decode(replayed, from));
+const forged = Uint8Array.from(enc.encode(heartbeat(N + 10), receiver));
+forged[forged.length - 1]! ^= 1;
+const badMacUs = measure(ROUNDS, N, () => dec.decode(forged, from));
+if (dec.counters.get('bad-mac') === 0 || dec.counters.get('replay') === 0) throw new Error('bench: drop paths not hit');
+
+// Heartbeats carry the same content for every peer (echoes for all of them), so the agent
+// encodes each heartbeat once, addressed to '*', and sends those bytes to every peer (or
+// multicasts them). Messages for one member (takeover acks) are encoded per addressee.
+type Stat = 'cpu' | 'wall';
+const cost = (stat: Stat) => {
+  const shared = RATE_HZ * encodeUs[stat] + RATE_HZ * PEERS * decodeUs[stat];
+  const perPeer = RATE_HZ * PEERS * (encodeUs[stat] + decodeUs[stat]);
+  return {
+    shared: { encodes: RATE_HZ, decodes: RATE_HZ * PEERS, cpuMicros: shared, corePercent: shared / 10_000 },
+    perPeer: { encodes: RATE_HZ * PEERS, decodes: RATE_HZ * PEERS, cpuMicros: perPeer, corePercent: perPeer / 10_000 },
+  };
+};
+const byCpu = cost('cpu');
+const byWall = cost('wall');
+const load = loadavg().map((x) => Number(x.toFixed(2)));
+const cpu = cpus()[0]?.model ?? 'unknown';
+
+const ops: [string, { cpu: number; wall: number }][] = [
+  ['encode+sign (64-member heartbeat)', encodeUs],
+  ['verify+decode (accepted)', decodeUs],
+  ['drop: replay (before HMAC)', replayUs],
+  ['drop: bad-mac (HMAC computed)', badMacUs],
+];
+const rate = (us: number) => Math.round(1e6 / us).toLocaleString('en');
+console.log(
+  `wire codec benchmark — ${cpu} x${cpus().length}, load average ${load.join(' ')}, node ${process.version}, ` +
+    `one core, datagram ${size} bytes, ${ROUNDS} rounds of ${N}`,
+);
+console.log('');
+console.log('| operation | CPU µs/op | messages/s per core | wall µs/op |');
+console.log('|---|---:|---:|---:|');
+for (const [name, t] of ops) {
+  console.log(`| ${name} | ${t.cpu.toFixed(2)} | ${rate(t.cpu)} | ${t.wall.toFixed(2)} |`);
+}
+console.log('');
+console.log(`64 members at ${RATE_HZ} Hz, per member per second (sends to ${PEERS} peers, receives from ${PEERS}):`);
+console.log('');
+console.log('| mode | encodes/s | decodes/s | % of one core (CPU time) | % (wall time) |');
+console.log('|---|---:|---:|---:|---:|');
+for (const mode of ['shared', 'perPeer'] as const) {
+  const label = mode === 'shared' ? "heartbeat encoded once to '*', same bytes to every peer" : 'encoded per peer';
+  console.log(
+    `| ${label} | ${byCpu[mode].encodes} | ${byCpu[mode].decodes} | ${byCpu[mode].corePercent.toFixed(2)} | ` +
+      `${byWall[mode].corePercent.toFixed(2)} |`,
+  );
+}
+const met = byCpu.shared.corePercent < TARGET_PERCENT;
+console.log('');
+console.log(`target < ${TARGET_PERCENT} % of one core (shared encoding, CPU time): ${met ? 'met' : 'NOT met'}`);
+
+const out = {
+  benchmark: 'wire-codec',
+  date: new Date().toISOString(),
+  node: process.version,
+  cpu,
+  cores: cpus().length,
+  loadAverage: load,
+  datagramBytes: size,
+  members: MEMBERS.length,
+  rateHz: RATE_HZ,
+  rounds: ROUNDS,
+  opsPerRound: N,
+  /** Median round; cpu = process CPU time (user + system), wall = elapsed time. */
+  microsPerOp: Object.fromEntries(ops.map(([k, v]) => [k, v])),
+  perMemberPerSecond: { cpuTime: byCpu, wallTime: byWall },
+  targetPercent: TARGET_PERCENT,
+  met,
+};
+const file = join(dirname(fileURLToPath(import.meta.url)), 'results', 'codec.json');
+mkdirSync(dirname(file), { recursive: true });
+writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote ${file}`);
