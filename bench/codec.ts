@@ -36,7 +36,12 @@ function heartbeat(seq: number): Heartbeat {
     standby: false,
     witness: false,
     unhealthy: [],
-    holdings: { version: 4, page: 0, pages: 1, entries: VIPS.slice(0, 6).map((vip, i) => ({ vip, epoch: 100 + i })) },
+    holdings: {
+      version: 4,
+      page: 0,
+      pages: 1,
+      entries: VIPS.slice(0, 6).map((vip, i) => ({ vip, epoch: 100 + i })),
+    },
     releases: [],
     echoes: MEMBERS.filter((m) => m !== sender).map((member, i) => ({
       member,
@@ -111,7 +116,8 @@ const replayUs = measure(ROUNDS, N, () => dec.decode(replayed, from));
 const forged = Uint8Array.from(enc.encode(heartbeat(N + 10), receiver));
 forged[forged.length - 1]! ^= 1;
 const badMacUs = measure(ROUNDS, N, () => dec.decode(forged, from));
-if (dec.counters.get('bad-mac') === 0 || dec.counters.get('replay') === 0) throw new Error('bench: drop paths not hit');
+if (dec.counters.get('bad-mac') === 0 || dec.counters.get('replay') === 0)
+  throw new Error('bench: drop paths not hit');
 
 // Heartbeats carry the same content for every peer (echoes for all of them), so the agent
 // encodes each heartbeat once, addressed to '*', and sends those bytes to every peer (or
@@ -122,7 +128,12 @@ const cost = (stat: Stat) => {
   const perPeer = RATE_HZ * PEERS * (encodeUs[stat] + decodeUs[stat]);
   return {
     shared: { encodes: RATE_HZ, decodes: RATE_HZ * PEERS, cpuMicros: shared, corePercent: shared / 10_000 },
-    perPeer: { encodes: RATE_HZ * PEERS, decodes: RATE_HZ * PEERS, cpuMicros: perPeer, corePercent: perPeer / 10_000 },
+    perPeer: {
+      encodes: RATE_HZ * PEERS,
+      decodes: RATE_HZ * PEERS,
+      cpuMicros: perPeer,
+      corePercent: perPeer / 10_000,
+    },
   };
 };
 const byCpu = cost('cpu');
@@ -148,12 +159,15 @@ for (const [name, t] of ops) {
   console.log(`| ${name} | ${t.cpu.toFixed(2)} | ${rate(t.cpu)} | ${t.wall.toFixed(2)} |`);
 }
 console.log('');
-console.log(`64 members at ${RATE_HZ} Hz, per member per second (sends to ${PEERS} peers, receives from ${PEERS}):`);
+console.log(
+  `64 members at ${RATE_HZ} Hz, per member per second (sends to ${PEERS} peers, receives from ${PEERS}):`,
+);
 console.log('');
 console.log('| mode | encodes/s | decodes/s | % of one core (CPU time) | % (wall time) |');
 console.log('|---|---:|---:|---:|---:|');
 for (const mode of ['shared', 'perPeer'] as const) {
-  const label = mode === 'shared' ? "heartbeat encoded once to '*', same bytes to every peer" : 'encoded per peer';
+  const label =
+    mode === 'shared' ? "heartbeat encoded once to '*', same bytes to every peer" : 'encoded per peer';
   console.log(
     `| ${label} | ${byCpu[mode].encodes} | ${byCpu[mode].decodes} | ${byCpu[mode].corePercent.toFixed(2)} | ` +
       `${byWall[mode].corePercent.toFixed(2)} |`,
@@ -161,7 +175,9 @@ for (const mode of ['shared', 'perPeer'] as const) {
 }
 const met = byCpu.shared.corePercent < TARGET_PERCENT;
 console.log('');
-console.log(`target < ${TARGET_PERCENT} % of one core (shared encoding, CPU time): ${met ? 'met' : 'NOT met'}`);
+console.log(
+  `target < ${TARGET_PERCENT} % of one core (shared encoding, CPU time): ${met ? 'met' : 'NOT met'}`,
+);
 
 const out = {
   benchmark: 'wire-codec',

@@ -94,7 +94,10 @@ function encodeHeartbeat(m: Heartbeat, w: Writer, ids: IdTable): void {
   w.u8('flags', (m.standby ? FLAG_STANDBY : 0) | (m.witness ? FLAG_WITNESS : 0));
   const h = m.holdings;
   if (!(h.pages >= 1 && h.page < h.pages)) {
-    throw new WireEncodeError('holdings.page', `page ${h.page} of ${h.pages}: need 0 <= page < pages, pages >= 1`);
+    throw new WireEncodeError(
+      'holdings.page',
+      `page ${h.page} of ${h.pages}: need 0 <= page < pages, pages >= 1`,
+    );
   }
   w.u32('holdings.version', h.version);
   w.u8('holdings.page', h.page);
@@ -212,7 +215,12 @@ function decodeHeartbeat(r: Reader, ids: IdTable, head: Head): Heartbeat {
   }
   const conflicts: Conflict[] = [];
   for (let n = r.count(1, CONFLICT_SIZE); n > 0; n--) {
-    conflicts.push({ member: rMember(r, ids), vip: rVip(r, ids), epoch: r.u32(), holder: rMemberOrNull(r, ids) });
+    conflicts.push({
+      member: rMember(r, ids),
+      vip: rVip(r, ids),
+      epoch: r.u32(),
+      holder: rMemberOrNull(r, ids),
+    });
   }
   return {
     kind: 'heartbeat',
@@ -238,7 +246,13 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
       m = decodeHeartbeat(r, ids, head);
       break;
     case 'assignment':
-      m = { kind, ...head, vip: rVip(r, ids), holder: rMemberOrNull(r, ids), epoch: r.u32() } satisfies Assignment;
+      m = {
+        kind,
+        ...head,
+        vip: rVip(r, ids),
+        holder: rMemberOrNull(r, ids),
+        epoch: r.u32(),
+      } satisfies Assignment;
       break;
     case 'takeover': {
       const v = rVip(r, ids);
@@ -283,7 +297,13 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
       break;
     }
     case 'release':
-      m = { kind, ...head, vip: rVip(r, ids), epoch: r.u32(), successor: rMemberOrNull(r, ids) } satisfies Release;
+      m = {
+        kind,
+        ...head,
+        vip: rVip(r, ids),
+        epoch: r.u32(),
+        successor: rMemberOrNull(r, ids),
+      } satisfies Release;
       break;
   }
   r.done();

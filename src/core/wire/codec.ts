@@ -113,7 +113,9 @@ export class WireCodec {
   static #tagOfSelf(ids: IdTable, self: MemberId): number {
     const t = ids.memberTag(self);
     if (t === undefined) {
-      throw new WireError(`this member "${self}" is not in cluster ${ids.clusterId}'s member list: add its node`);
+      throw new WireError(
+        `this member "${self}" is not in cluster ${ids.clusterId}'s member list: add its node`,
+      );
     }
     return t;
   }
@@ -147,15 +149,22 @@ export class WireCodec {
    */
   encode(m: Message, to: Destination = '*'): Uint8Array {
     if (m.clusterId !== this.#ids.clusterId) {
-      throw new WireEncodeError('clusterId', `"${m.clusterId}" is not this codec's cluster "${this.#ids.clusterId}"`);
+      throw new WireEncodeError(
+        'clusterId',
+        `"${m.clusterId}" is not this codec's cluster "${this.#ids.clusterId}"`,
+      );
     }
     if (m.from !== this.#self) {
-      throw new WireEncodeError('from', `"${m.from}" is not this member "${this.#self}": a member signs only its own messages`);
+      throw new WireEncodeError(
+        'from',
+        `"${m.from}" is not this member "${this.#self}": a member signs only its own messages`,
+      );
     }
     let receiver = RECEIVER_ALL;
     if (to !== '*') {
       const t = this.#ids.memberTag(to);
-      if (t === undefined) throw new WireEncodeError('to', `member "${to}" is not in cluster ${this.#ids.clusterId}`);
+      if (t === undefined)
+        throw new WireEncodeError('to', `member "${to}" is not in cluster ${this.#ids.clusterId}`);
       receiver = t;
     }
     const size = encodedSize(m);
@@ -247,7 +256,8 @@ export class WireCodec {
       message = decodeBody(kind, new Reader(v, HEADER_SIZE, macOff), ids, head);
     } catch (e) {
       if (e instanceof UnknownTag) return { ok: false, reason: 'unknown-tag', sender };
-      if (e instanceof ShortRead || e instanceof BadField) return { ok: false, reason: 'malformed-body', sender };
+      if (e instanceof ShortRead || e instanceof BadField)
+        return { ok: false, reason: 'malformed-body', sender };
       throw e;
     }
     // Authenticated and well-formed: the only state change.

@@ -4,7 +4,13 @@
  */
 export { WireCodec, encodedSize, type DecodeResult, type WireCodecInit } from './codec.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drop-reasons.js';
-export { DatagramTooLargeError, IdCollisionError, KeyringError, WireEncodeError, WireError } from './errors.js';
+export {
+  DatagramTooLargeError,
+  IdCollisionError,
+  KeyringError,
+  WireEncodeError,
+  WireError,
+} from './errors.js';
 export { IdTable, wireTag, type IdTableInit } from './id-table.js';
 export { Keyring, MIN_KEY_BYTES, type KeyringKey } from './keyring.js';
 export { HEADER_SIZE, MAC_SIZE, MAX_DATAGRAM, MIN_DATAGRAM, WIRE_VERSION } from './layout.js';

@@ -42,7 +42,9 @@ export class Keyring {
       map.set(k.id, createSecretKey(Buffer.from(k.secret)));
     }
     if (!map.has(activeId)) {
-      throw new KeyringError(`active key id ${activeId} is not among the keys [${[...map.keys()].join(', ')}]`);
+      throw new KeyringError(
+        `active key id ${activeId} is not among the keys [${[...map.keys()].join(', ')}]`,
+      );
     }
     this.#keys = map;
     this.activeId = activeId;
@@ -71,7 +73,9 @@ export class Keyring {
   /** Step 2: sign with key `id` (already accepted), keep accepting the others. */
   withActive(id: number): Keyring {
     if (!this.#keys.has(id)) {
-      throw new KeyringError(`cannot activate key ${id}: add it with withKey (accept-only) on every member first`);
+      throw new KeyringError(
+        `cannot activate key ${id}: add it with withKey (accept-only) on every member first`,
+      );
     }
     return new Keyring(this.#entries(), id);
   }

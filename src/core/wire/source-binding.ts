@@ -98,7 +98,9 @@ export class SourceBinding {
           );
         }
         if (src.port !== undefined && !(Number.isInteger(src.port) && src.port > 0 && src.port < 65536)) {
-          throw new WireError(`member "${member}": source port ${src.port} is not 1..65535: fix transport.port`);
+          throw new WireError(
+            `member "${member}": source port ${src.port} is not 1..65535: fix transport.port`,
+          );
         }
         out.push(src.port === undefined ? { address } : { address, port: src.port });
       }

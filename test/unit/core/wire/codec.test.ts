@@ -72,12 +72,15 @@ describe('WireCodec round trip', () => {
     { kind: 'release', ...head, vip: VIPS[9]!, epoch: 3, successor: BOB },
   ];
 
-  it.each(messages.map((m) => [m.kind, m] as const))('%s decodes to the message that was encoded', (_k, m) => {
-    const bytes = codecFor(ALICE).encode(m, BOB);
-    expect(bytes.length).toBe(encodedSize(m));
-    const r = codecFor(BOB).decode(bytes, fromAlice);
-    expect(r).toEqual({ ok: true, message: m, to: BOB, keyId: KEY_A.id });
-  });
+  it.each(messages.map((m) => [m.kind, m] as const))(
+    '%s decodes to the message that was encoded',
+    (_k, m) => {
+      const bytes = codecFor(ALICE).encode(m, BOB);
+      expect(bytes.length).toBe(encodedSize(m));
+      const r = codecFor(BOB).decode(bytes, fromAlice);
+      expect(r).toEqual({ ok: true, message: m, to: BOB, keyId: KEY_A.id });
+    },
+  );
 
   it('marks broadcast datagrams as addressed to every member', () => {
     const r = codecFor(BOB).decode(codecFor(ALICE).encode(heartbeat(ALICE, 1, 1)), fromAlice);
@@ -114,10 +117,12 @@ describe('WireCodec.encode refuses what it cannot send', () => {
 
   it('refuses to sign for another member or cluster, or name unknown ids', () => {
     expect(() => alice.encode(heartbeat(BOB, 1, 1))).toThrow(WireEncodeError);
-    expect(() => alice.encode({ ...heartbeat(ALICE, 1, 1), clusterId: 'other/cluster' })).toThrow(/clusterId/);
-    expect(() => alice.encode({ kind: 'release', ...head, vip: 'default/nope', epoch: 1, successor: null })).toThrow(
-      /VIP "default\/nope"/,
+    expect(() => alice.encode({ ...heartbeat(ALICE, 1, 1), clusterId: 'other/cluster' })).toThrow(
+      /clusterId/,
     );
+    expect(() =>
+      alice.encode({ kind: 'release', ...head, vip: 'default/nope', epoch: 1, successor: null }),
+    ).toThrow(/VIP "default\/nope"/);
     expect(() => alice.encode(heartbeat(ALICE, 1, 1), 'node-99')).toThrow(/member "node-99"/);
   });
 
@@ -330,7 +335,9 @@ describe('WireCodec configuration', () => {
   });
 
   it('refuses to build a codec for a member that is not configured', () => {
-    expect(() => new WireCodec({ ids, self: 'node-99', keyring, sources })).toThrow(/"node-99" is not in cluster/);
+    expect(() => new WireCodec({ ids, self: 'node-99', keyring, sources })).toThrow(
+      /"node-99" is not in cluster/,
+    );
   });
 
   it('uses the active key and accepts any key of the ring', () => {
@@ -344,9 +351,14 @@ describe('WireCodec configuration', () => {
     // Same datagram, every header field patched to another valid value and not re-signed.
     const d = codecFor(ALICE).encode(heartbeat(ALICE, 3, 3), BOB);
     for (const off of [OFF_INCARNATION, OFF_SEQ]) {
-      expect(codecFor(BOB).decode(patchU32(d, off, 4), fromAlice)).toMatchObject({ ok: false, reason: 'bad-mac' });
+      expect(codecFor(BOB).decode(patchU32(d, off, 4), fromAlice)).toMatchObject({
+        ok: false,
+        reason: 'bad-mac',
+      });
     }
-    expect(codecFor(BOB).decode(patchU32(d, OFF_RECEIVER, 0), fromAlice)).toMatchObject({ reason: 'bad-mac' });
+    expect(codecFor(BOB).decode(patchU32(d, OFF_RECEIVER, 0), fromAlice)).toMatchObject({
+      reason: 'bad-mac',
+    });
     const kind = Uint8Array.from(d);
     kind[OFF_KIND] = 2;
     expect(codecFor(BOB).decode(kind, fromAlice)).toMatchObject({ reason: 'bad-mac' });

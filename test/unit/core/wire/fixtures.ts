@@ -88,28 +88,24 @@ export function heartbeatArb(from: string): fc.Arbitrary<Message> {
       version: u32,
       entries: fc.array(entry, { maxLength: LIMITS.holdingsPerPage }),
       releases: fc.array(entry, { maxLength: LIMITS.releasesPerHeartbeat }),
-      echoes: fc.array(
-        fc.record({ member: memberArb, incarnation: u32, seq: u32, holdingsVersion: u32 }),
-        { maxLength: LIMITS.echoesPerHeartbeat },
-      ),
-      conflicts: fc.array(
-        fc.record({ member: memberArb, vip: vipArb, epoch: u32, holder: memberOrNull }),
-        { maxLength: LIMITS.conflictsPerHeartbeat },
-      ),
-    })
-    .map(
-      (x): Message => ({
-        kind: 'heartbeat',
-        ...x.h,
-        standby: x.standby,
-        witness: x.witness,
-        unhealthy: x.unhealthy,
-        holdings: { version: x.version, page: x.pageSeed % x.pages, pages: x.pages, entries: x.entries },
-        releases: x.releases,
-        echoes: x.echoes,
-        conflicts: x.conflicts,
+      echoes: fc.array(fc.record({ member: memberArb, incarnation: u32, seq: u32, holdingsVersion: u32 }), {
+        maxLength: LIMITS.echoesPerHeartbeat,
       }),
-    );
+      conflicts: fc.array(fc.record({ member: memberArb, vip: vipArb, epoch: u32, holder: memberOrNull }), {
+        maxLength: LIMITS.conflictsPerHeartbeat,
+      }),
+    })
+    .map((x): Message => ({
+      kind: 'heartbeat',
+      ...x.h,
+      standby: x.standby,
+      witness: x.witness,
+      unhealthy: x.unhealthy,
+      holdings: { version: x.version, page: x.pageSeed % x.pages, pages: x.pages, entries: x.entries },
+      releases: x.releases,
+      echoes: x.echoes,
+      conflicts: x.conflicts,
+    }));
 }
 
 /** Any valid message from `from`, every kind. */
@@ -144,9 +140,12 @@ export function messageArb(from: string): fc.Arbitrary<Message> {
         knownHolder: memberOrNull,
         promiseRemainingMs: u32,
       })
-      .map(
-        ({ h, ...x }): Message => ({ kind: 'takeover-ack', ...h, ...x, granted: x.reason === AckRefusal.None }),
-      ),
+      .map(({ h, ...x }): Message => ({
+        kind: 'takeover-ack',
+        ...h,
+        ...x,
+        granted: x.reason === AckRefusal.None,
+      })),
     fc
       .record({ h: head(from), vip: vipArb, epoch: u32, successor: memberOrNull })
       .map(({ h, ...x }): Message => ({ kind: 'release', ...h, ...x })),

@@ -79,7 +79,10 @@ function senderCodec(member: string): WireCodec {
 }
 
 /** Decodes `bytes` by a fresh receiver (BOB), exactly and embedded in a larger buffer; checks they agree. */
-function decodeChecked(bytes: Uint8Array, opts: { prime?: Prime; from?: Peer; after?: Uint8Array } = {}): DecodeResult {
+function decodeChecked(
+  bytes: Uint8Array,
+  opts: { prime?: Prime; from?: Peer; after?: Uint8Array } = {},
+): DecodeResult {
   inputs++;
   const from = opts.from ?? fromAlice;
   const fresh = () => {
@@ -88,7 +91,10 @@ function decodeChecked(bytes: Uint8Array, opts: { prime?: Prime; from?: Peer; af
     return c;
   };
   const exact = fresh().decode(Uint8Array.from(bytes), from);
-  check(exact.ok || exact.reason !== 'internal-error', () => `internal-error on ${Buffer.from(bytes).toString('hex')}`);
+  check(
+    exact.ok || exact.reason !== 'internal-error',
+    () => `internal-error on ${Buffer.from(bytes).toString('hex')}`,
+  );
   const want = show(exact);
   for (const fill of [0x00, 0xaa]) {
     const end = PAD + bytes.length + 1400;
@@ -96,7 +102,10 @@ function decodeChecked(bytes: Uint8Array, opts: { prime?: Prime; from?: Peer; af
     scratch.set(bytes, PAD);
     if (opts.after) scratch.set(opts.after.subarray(0, 1400), PAD + bytes.length);
     const viewed = fresh().decode(scratch.subarray(PAD, PAD + bytes.length), from);
-    check(show(viewed) === want, () => `result depends on bytes outside the view: ${show(viewed)} vs ${want}`);
+    check(
+      show(viewed) === want,
+      () => `result depends on bytes outside the view: ${show(viewed)} vs ${want}`,
+    );
   }
   // Anything accepted is exactly the canonical encoding of what it decoded to.
   if (exact.ok) {
@@ -108,7 +117,9 @@ function decodeChecked(bytes: Uint8Array, opts: { prime?: Prime; from?: Peer; af
 const reasonOf = (r: DecodeResult) => (r.ok ? 'ok' : r.reason);
 
 const toArb = fc.constantFrom<'*' | string>('*', BOB);
-const validDatagram = fc.tuple(messageArb(ALICE), toArb).map(([m, to]) => ({ m, to, bytes: alice.encode(m, to) }));
+const validDatagram = fc
+  .tuple(messageArb(ALICE), toArb)
+  .map(([m, to]) => ({ m, to, bytes: alice.encode(m, to) }));
 
 describe('wire fuzzing', () => {
   afterAll(() => {
@@ -235,7 +246,12 @@ describe('wire fuzzing', () => {
   it('drops valid-looking datagrams signed with a key we do not hold the secret of', () => {
     fc.assert(
       fc.property(validDatagram, fc.uint8Array({ minLength: 32, maxLength: 64 }), ({ m, to }, secret) => {
-        const forger = new WireCodec({ ids, self: ALICE, keyring: new Keyring([{ id: KEY_A.id, secret }], KEY_A.id), sources });
+        const forger = new WireCodec({
+          ids,
+          self: ALICE,
+          keyring: new Keyring([{ id: KEY_A.id, secret }], KEY_A.id),
+          sources,
+        });
         is(reasonOf(decodeChecked(forger.encode(m, to))), 'bad-mac');
       }),
       runs(3_000),
@@ -317,7 +333,8 @@ describe('wire fuzzing', () => {
         else if (off === 3) expected = KIND_OF_CODE[d[3]!] ? 'bad-mac' : 'unknown-kind';
         else if (off === 4) expected = 'bad-flags';
         else if (off === OFF_KEY_ID) expected = keyring.get(d[5]!) ? 'bad-mac' : 'unknown-key';
-        else if (off < 8) expected = v.getUint16(6) > bytes.length - MIN_DATAGRAM ? 'bad-length' : 'trailing-bytes';
+        else if (off < 8)
+          expected = v.getUint16(6) > bytes.length - MIN_DATAGRAM ? 'bad-length' : 'trailing-bytes';
         else if (off < 12) expected = 'wrong-cluster';
         else if (off < 16) {
           const who = ids.memberId(v.getUint32(OFF_SENDER));

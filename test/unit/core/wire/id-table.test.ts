@@ -17,9 +17,15 @@ describe('IdTable', () => {
   it('refuses, at build time, two ids with the same tag, naming both and the fix', () => {
     // Found by search: these two member ids share the tag 0x46255c25 with the default salt.
     const build = (salt?: string) =>
-      new IdTable({ clusterId: 'ns/c', members: ['node-127725', 'node-132198'], ...(salt === undefined ? {} : { salt }) });
+      new IdTable({
+        clusterId: 'ns/c',
+        members: ['node-127725', 'node-132198'],
+        ...(salt === undefined ? {} : { salt }),
+      });
     expect(() => build()).toThrow(IdCollisionError);
-    expect(() => build()).toThrow(/"node-127725" and "node-132198" both map to wire tag 0x46255c25: rename one/);
+    expect(() => build()).toThrow(
+      /"node-127725" and "node-132198" both map to wire tag 0x46255c25: rename one/,
+    );
     expect(build('1').memberTag('node-127725')).not.toBe(build('1').memberTag('node-132198'));
   });
 

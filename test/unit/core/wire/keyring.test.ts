@@ -29,7 +29,9 @@ describe('key rotation in three steps', () => {
   const NEW: KeyringKey = { id: 9, secret: secret(9) };
 
   function run(steps: ((k: Keyring) => Keyring)[]) {
-    const codecs = new Map<string, WireCodec>(members.map((m) => [m, codecFor(m, new Keyring([KEY_A], KEY_A.id))]));
+    const codecs = new Map<string, WireCodec>(
+      members.map((m) => [m, codecFor(m, new Keyring([KEY_A], KEY_A.id))]),
+    );
     const seq = new Map<string, number>(members.map((m) => [m, 0]));
     const drops: string[] = [];
     let delivered = 0;

@@ -29,7 +29,9 @@ describe('ReplayGuard', () => {
     fc.assert(
       fc.property(
         fc.constantFrom(32, 64, 96),
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 300 })), { maxLength: 300 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 300 })), {
+          maxLength: 300,
+        }),
         (bits, ops) => {
           const g = new ReplayGuard<string>(bits);
           let inc = -1;

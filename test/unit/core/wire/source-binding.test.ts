@@ -14,12 +14,18 @@ describe('canonicalAddress', () => {
     expect(canonicalAddress(input)).toBe(out);
   });
 
-  it.each(['', '198.18.0', '198.18.0.256', '1:2:3:4:5:6:7:8:9', '1::2::3', 'g::1', 'host.example', '01234::'])(
-    'rejects %j',
-    (input) => {
-      expect(canonicalAddress(input)).toBeUndefined();
-    },
-  );
+  it.each([
+    '',
+    '198.18.0',
+    '198.18.0.256',
+    '1:2:3:4:5:6:7:8:9',
+    '1::2::3',
+    'g::1',
+    'host.example',
+    '01234::',
+  ])('rejects %j', (input) => {
+    expect(canonicalAddress(input)).toBeUndefined();
+  });
 });
 
 describe('SourceBinding', () => {
@@ -39,7 +45,9 @@ describe('SourceBinding', () => {
   });
 
   it('refuses addresses and ports that do not parse, naming the member', () => {
-    expect(() => new SourceBinding([['a', [{ address: 'node-a' }]]])).toThrow(/member "a": source address "node-a"/);
+    expect(() => new SourceBinding([['a', [{ address: 'node-a' }]]])).toThrow(
+      /member "a": source address "node-a"/,
+    );
     expect(() => new SourceBinding([['a', [{ address: '198.18.0.1', port: 0 }]]])).toThrow(/source port 0/);
   });
 });
