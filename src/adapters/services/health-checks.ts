@@ -1,0 +1,54 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { Clock, HealthCheckSpec, Millis } from '../../core/ports.js';
+
+export interface CheckOutcome {
+  ok: boolean;
+  detail: string;
+}
+
+const hostPort = (host: string, port: number): string => (net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** GET http://host:port/path; ok when the status equals `expectStatus` (default: any 2xx). */
+export function httpCheck(spec: NonNullable<HealthCheckSpec['http']>, timeoutMs: Millis, clock: Clock): Promise<CheckOutcome> {
+  const path = spec.path ?? '/';
+  const url = `http://${hostPort(spec.host, spec.port)}${path}`;
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (o: CheckOutcome): void => {
+      if (done) return;
+      done = true;
+      timer.stop();
+      req.destroy();
+      resolve(o);
+    };
+    const req = http.get({ host: spec.host, port: spec.port, path, agent: false, headers: { 'user-agent': 'heartline' } }, (res) => {
+      res.resume();
+      const status = res.statusCode ?? 0;
+      const ok = spec.expectStatus !== undefined ? status === spec.expectStatus : status >= 200 && status < 300;
+      const want = spec.expectStatus !== undefined ? `${spec.expectStatus}` : '2xx';
+      finish({ ok, detail: `GET ${url}: HTTP ${status} (want ${want})` });
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `GET ${url}: ${err.code ?? err.message}` }));
+    const timer = clock.after(timeoutMs, () => finish({ ok: false, detail: `GET ${url}: timed out after ${timeoutMs} ms` }));
+  });
+}
+
+/** Opens a TCP connection; ok once connected. */
+export function tcpCheck(spec: NonNullable<HealthCheckSpec['tcp']>, timeoutMs: Millis, clock: Clock): Promise<CheckOutcome> {
+  const target = hostPort(spec.host, spec.port);
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (o: CheckOutcome): void => {
+      if (done) return;
+      done = true;
+      timer.stop();
+      socket.destroy();
+      resolve(o);
+    };
+    const socket = net.connect({ host: spec.host, port: spec.port });
+    socket.once('connect', () => finish({ ok: true, detail: `tcp ${target}: connected` }));
+    socket.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `tcp ${target}: ${err.code ?? err.message}` }));
+    const timer = clock.after(timeoutMs, () => finish({ ok: false, detail: `tcp ${target}: timed out after ${timeoutMs} ms` }));
+  });
+}

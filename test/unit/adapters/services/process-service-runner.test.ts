@@ -1,0 +1,317 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { SystemClock } from '../../../../src/adapters/clock.js';
+import type { CommandOptions, CommandResult, CommandRunner } from '../../../../src/adapters/services/command-runner.js';
+import { ProcessServiceRunner } from '../../../../src/adapters/services/process-service-runner.js';
+import type { Argv, ServiceSpec } from '../../../../src/core/ports.js';
+import { servicesContract } from '../../../contract/services.js';
+import { ScriptedServiceRunner } from '../../../fakes/services.js';
+
+const logger = pino({ level: 'silent' });
+const clock = new SystemClock();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Alive and not a zombie (an orphan's zombie may linger when pid 1 does not reap). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function httpDaemon(name: string, port: number): ServiceSpec {
+  const code = `require('node:http').createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1')`;
+  return {
+    name,
+    kind: 'exec',
+    exec: { start: [process.execPath, '-e', code], daemon: true },
+    healthCheck: { http: { host: '127.0.0.1', port, path: '/healthz' }, timeoutMs: 1000 },
+  };
+}
+
+servicesContract('ProcessServiceRunner', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hl-svc-'));
+  const mark = join(dir, 'running');
+  const port = await freePort();
+  return {
+    runner: new ProcessServiceRunner({ clock, logger }, { daemonSettleMs: 300 }),
+    specs: {
+      plain: {
+        name: 'test/plain',
+        kind: 'exec',
+        exec: { start: ['sh', '-c', 'touch "$MARK"'], stop: ['rm', '-f', mark], status: ['test', '-f', mark], env: { MARK: mark } },
+        healthCheck: { exec: { command: ['test', '-f', mark] }, timeoutMs: 2000 },
+      },
+      failing: {
+        name: 'test/failing',
+        kind: 'exec',
+        exec: { start: ['sh', '-c', 'echo broken >&2; exit 3'], status: ['false'] },
+      },
+      hanging: { name: 'test/hanging', kind: 'exec', exec: { start: ['sh', '-c', 'sleep 30 & sleep 30'], status: ['false'] } },
+      daemon: httpDaemon('test/daemon', port),
+      missing: { name: 'test/missing', kind: 'exec', exec: { start: ['/nonexistent/heartline-test-binary'] } },
+    },
+    timeoutMs: 5000,
+    shortTimeoutMs: 200,
+    pause: () => sleep(50),
+    teardown: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+servicesContract('ScriptedServiceRunner', () => {
+  const spec = (name: string): ServiceSpec => ({ name, kind: 'exec', exec: { start: ['true'] } });
+  const runner = new ScriptedServiceRunner({ clock })
+    .script('test/failing', { start: 'fail' })
+    .script('test/hanging', { start: 'hang' })
+    .script('test/missing', { start: { ok: false, detail: '/nonexistent: could not run: ENOENT' } });
+  return Promise.resolve({
+    runner,
+    specs: {
+      plain: spec('test/plain'),
+      failing: spec('test/failing'),
+      hanging: spec('test/hanging'),
+      daemon: { ...spec('test/daemon'), exec: { start: ['server'], daemon: true } },
+      missing: spec('test/missing'),
+    },
+    timeoutMs: 5000,
+    shortTimeoutMs: 20,
+    pause: () => sleep(1),
+    teardown: () => Promise.resolve(),
+  });
+});
+
+describe('ProcessServiceRunner (real processes)', () => {
+  let dir: string;
+  let runner: ProcessServiceRunner;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hl-svc-'));
+    runner = new ProcessServiceRunner({ clock, logger }, { daemonSettleMs: 300 });
+  });
+  afterEach(async () => {
+    await runner.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('kills the whole process group at the timeout, grandchildren included', async () => {
+    const pidfile = join(dir, 'pid');
+    const spec: ServiceSpec = { name: 'ns/pg', kind: 'exec', exec: { start: ['sh', '-c', `sleep 30 & echo $! > ${pidfile}; wait`] } };
+    const r = await runner.start(spec, 300);
+    expect(r.ok).toBe(false);
+    expect(r.detail).toMatch(/ns\/pg: start: .*timed out after 300 ms; process group killed/);
+    const grandchild = Number(readFileSync(pidfile, 'utf8'));
+    for (let i = 0; i < 50 && alive(grandchild); i++) await sleep(10);
+    expect(alive(grandchild)).toBe(false);
+  });
+
+  it('passes env and runs without a shell (no expansion of metacharacters)', async () => {
+    const ok = await runner.start({ name: 'ns/env', kind: 'exec', exec: { start: ['sh', '-c', 'test "$FOO" = "b a r"'], env: { FOO: 'b a r' } } }, 2000);
+    expect(ok.ok).toBe(true);
+    const out = join(dir, 'x');
+    const literal = await runner.start({ name: 'ns/lit', kind: 'exec', exec: { start: ['touch', `${out};true`] } }, 2000);
+    expect(literal.ok).toBe(true);
+    expect(existsSync(`${out};true`)).toBe(true);
+  });
+
+  it('reports stderr and the exit code of a failed command', async () => {
+    const r = await runner.start({ name: 'ns/bad', kind: 'exec', exec: { start: ['sh', '-c', 'echo no config >&2; exit 6'] } }, 2000);
+    expect(r).toMatchObject({ ok: false });
+    expect(r.detail).toContain('exit 6');
+    expect(r.detail).toContain('no config');
+  });
+
+  it('daemon without a stop command: SIGTERM to the group, SIGKILL when ignored', async () => {
+    const spec: ServiceSpec = { name: 'ns/stubborn', kind: 'exec', exec: { start: ['sh', '-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], daemon: true } };
+    expect((await runner.start(spec, 2000)).ok).toBe(true);
+    const r = await runner.stop(spec, 300);
+    expect(r.ok).toBe(true);
+    expect(r.detail).toMatch(/SIGKILL/);
+    const polite: ServiceSpec = { name: 'ns/polite', kind: 'exec', exec: { start: ['sleep', '30'], daemon: true } };
+    expect((await runner.start(polite, 2000)).ok).toBe(true);
+    expect((await runner.stop(polite, 2000)).detail).toMatch(/stopped by SIGTERM/);
+  });
+
+  it('daemon with a stop command runs it first', async () => {
+    const pidfile = join(dir, 'pid');
+    const spec: ServiceSpec = {
+      name: 'ns/stopcmd',
+      kind: 'exec',
+      exec: { start: ['sh', '-c', `echo $$ > ${pidfile}; exec sleep 30`], stop: ['sh', '-c', `kill $(cat ${pidfile})`], daemon: true },
+    };
+    expect((await runner.start(spec, 2000)).ok).toBe(true);
+    const r = await runner.stop(spec, 2000);
+    expect(r.ok).toBe(true);
+    expect(r.detail).toMatch(/kill .*exit 0/);
+    expect((await runner.status(spec, 1000)).ok).toBe(false);
+  });
+
+  it('a daemon that exits during start fails the start; one that dies later fails status', async () => {
+    const quick: ServiceSpec = { name: 'ns/quick', kind: 'exec', exec: { start: ['sh', '-c', 'exit 2'], daemon: true } };
+    const r = await runner.start(quick, 2000);
+    expect(r.ok).toBe(false);
+    expect(r.detail).toMatch(/exited during start \(exit 2\)/);
+    const brief: ServiceSpec = { name: 'ns/brief', kind: 'exec', exec: { start: ['sleep', '0.5'], daemon: true } };
+    expect((await runner.start(brief, 2000)).ok).toBe(true);
+    await sleep(700);
+    const st = await runner.status(brief, 1000);
+    expect(st.ok).toBe(false);
+    expect(st.detail).toMatch(/daemon exited \(exit 0\)/);
+  });
+
+  it('lsb: start/stop/status by script, status exit codes read per LSB', async () => {
+    const script = join(dir, 'svc');
+    const mark = join(dir, 'lsb-running');
+    writeFileSync(
+      script,
+      `#!/bin/sh\ncase "$1" in\n start) touch ${mark} ;;\n stop) rm -f ${mark} ;;\n status) [ -f ${mark} ] && exit 0; exit 3 ;;\n *) exit 2 ;;\nesac\n`,
+    );
+    chmodSync(script, 0o755);
+    const spec: ServiceSpec = { name: 'ns/lsb', kind: 'lsb', lsb: { script } };
+    const stopped = await runner.status(spec, 2000);
+    expect(stopped.ok).toBe(false);
+    expect(stopped.detail).toContain('exit 3 (not running)');
+    expect((await runner.start(spec, 2000)).ok).toBe(true);
+    const running = await runner.status(spec, 2000);
+    expect(running.ok).toBe(true);
+    expect(running.detail).toContain('(running)');
+    expect((await runner.stop(spec, 2000)).ok).toBe(true);
+    expect((await runner.status(spec, 2000)).ok).toBe(false);
+  });
+
+  it('http check: wrong status and refused connection fail, expected status passes', async () => {
+    const srv = http.createServer((q, s) => {
+      s.statusCode = q.url === '/down' ? 503 : 204;
+      s.end();
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const spec = (path: string, expectStatus?: number): ServiceSpec => ({
+        name: 'ns/web',
+        kind: 'exec',
+        exec: { start: ['true'] },
+        healthCheck: { http: { host: '127.0.0.1', port, path, ...(expectStatus ? { expectStatus } : {}) }, timeoutMs: 1000 },
+      });
+      const down = await runner.probe(spec('/down'));
+      expect(down.ok).toBe(false);
+      expect(down.detail).toContain('HTTP 503 (want 2xx)');
+      expect((await runner.probe(spec('/', 204))).ok).toBe(true);
+      expect((await runner.probe(spec('/', 200))).ok).toBe(false);
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+    const refused = await runner.probe({ name: 'ns/web', kind: 'exec', exec: { start: ['true'] }, healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 1000 } });
+    expect(refused.ok).toBe(false);
+    expect(refused.detail).toContain('ECONNREFUSED');
+  });
+
+  it('http check times out on a server that never answers', async () => {
+    const held: net.Socket[] = [];
+    const srv = net.createServer((c) => held.push(c)); // accepts, never answers
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const r = await runner.probe({ name: 'ns/slow', kind: 'exec', exec: { start: ['true'] }, healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 150 } });
+      expect(r.ok).toBe(false);
+      expect(r.detail).toContain('timed out after 150 ms');
+    } finally {
+      held.forEach((c) => c.destroy());
+      await new Promise((r) => srv.close(r));
+    }
+  });
+
+  it('tcp check: connects to a listener, fails on a closed port', async () => {
+    const srv = net.createServer((c) => c.end());
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    const spec: ServiceSpec = { name: 'ns/tcp', kind: 'exec', exec: { start: ['true'] }, healthCheck: { tcp: { host: '127.0.0.1', port }, timeoutMs: 1000 } };
+    try {
+      expect((await runner.probe(spec)).ok).toBe(true);
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+    const closed = await runner.probe(spec);
+    expect(closed.ok).toBe(false);
+    expect(closed.detail).toContain('ECONNREFUSED');
+  });
+});
+
+/** Records commands instead of running them: systemd is not available in this environment. */
+class RecordingCommands implements CommandRunner {
+  readonly argv: Argv[] = [];
+  constructor(private readonly reply: (argv: Argv) => Partial<CommandResult>) {}
+  run(argv: Argv, _options: CommandOptions): Promise<CommandResult> {
+    this.argv.push(argv);
+    return Promise.resolve({ code: 0, signal: null, timedOut: false, output: '', durationMs: 1, ...this.reply(argv) });
+  }
+}
+
+describe('ProcessServiceRunner systemd (commands recorded, not run)', () => {
+  const spec: ServiceSpec = { name: 'ns/nginx', kind: 'systemd', systemd: { unit: 'nginx.service' } };
+
+  it('issues systemctl start / is-active / stop for the unit', async () => {
+    let active = false;
+    const commands = new RecordingCommands((argv) => {
+      if (argv[1] === 'start') active = true;
+      if (argv[1] === 'stop') active = false;
+      if (argv[1] === 'is-active') return active ? { code: 0, output: 'active' } : { code: 3, output: 'inactive' };
+      return {};
+    });
+    const runner = new ProcessServiceRunner({ clock, commands, logger });
+    expect((await runner.start(spec, 1000)).ok).toBe(true);
+    const st = await runner.status(spec, 1000);
+    expect(st).toMatchObject({ ok: true });
+    expect(st.detail).toContain('is-active nginx.service: active');
+    expect((await runner.probe(spec)).ok).toBe(true);
+    expect((await runner.stop(spec, 1000)).ok).toBe(true);
+    const after = await runner.status(spec, 1000);
+    expect(after.ok).toBe(false);
+    expect(after.detail).toContain('inactive');
+    expect(commands.argv).toEqual([
+      ['systemctl', 'start', 'nginx.service'],
+      ['systemctl', 'is-active', 'nginx.service'],
+      ['systemctl', 'is-active', 'nginx.service'],
+      ['systemctl', 'stop', 'nginx.service'],
+      ['systemctl', 'is-active', 'nginx.service'],
+    ]);
+  });
+
+  it('a failed systemctl start is ok:false with its output', async () => {
+    const commands = new RecordingCommands(() => ({ code: 5, output: 'Failed to start nginx.service: Unit nginx.service not found.' }));
+    const r = await new ProcessServiceRunner({ clock, commands, logger }).start(spec, 1000);
+    expect(r.ok).toBe(false);
+    expect(r.detail).toContain('Unit nginx.service not found');
+  });
+});
+
+describe('ScriptedServiceRunner', () => {
+  it('records calls, plays one-shot outcomes first, and tracks health', async () => {
+    const runner = new ScriptedServiceRunner({ clock }).once('a', 'start', 'fail');
+    const spec: ServiceSpec = { name: 'a', kind: 'exec', exec: { start: ['x'] }, healthCheck: { tcp: { host: '127.0.0.1', port: 1 }, timeoutMs: 10 } };
+    expect((await runner.start(spec, 100)).ok).toBe(false);
+    expect((await runner.start(spec, 100)).ok).toBe(true);
+    runner.setUnhealthy('a');
+    expect((await runner.probe(spec)).ok).toBe(false);
+    runner.setUnhealthy('a', false);
+    expect((await runner.probe(spec)).ok).toBe(true);
+    runner.crash('a');
+    expect((await runner.status(spec, 100)).ok).toBe(false);
+    expect(runner.calls.map((c) => c.op)).toEqual(['start', 'start', 'probe', 'probe', 'status']);
+  });
+});
