@@ -19,11 +19,15 @@ export type BindCommand = Extract<Output, { type: 'bind' }>;
 export type RenewCommand = Extract<Output, { type: 'renew' }>;
 export type UnbindCommand = Extract<Output, { type: 'unbind' }>;
 
-/** What the role does with the member's commands. Must not block: queue and return. */
+/**
+ * What the role does with the member's commands. Must not block: queue and return.
+ * `unbind` may return a promise that settles once the address is gone: until then the host
+ * holds back every datagram, so no peer learns of a release before it is true.
+ */
 export interface Effects {
   bind(cmd: BindCommand): void;
   renew(cmd: RenewCommand): void;
-  unbind(cmd: UnbindCommand): void;
+  unbind(cmd: UnbindCommand): void | Promise<void>;
 }
 
 export interface MemberHostComponents {
@@ -66,6 +70,9 @@ export class MemberHost {
   private running = false;
   private standby: boolean;
   private unhealthy = new Set<string>();
+  /** Unbinds in progress; while any is, datagrams wait in `held`. */
+  private pendingUnbinds = 0;
+  private held: Array<{ to: Destination; message: Message }> = [];
 
   constructor(
     private readonly c: MemberHostComponents,
@@ -94,13 +101,19 @@ export class MemberHost {
     this.newLife(this.config);
   }
 
-  /** Graceful stop: the member releases every VIP (planned); resolves once the releases are sent. */
-  async stop(): Promise<void> {
+  /**
+   * Graceful stop: the member releases every VIP (planned); resolves once the addresses are
+   * gone and the releases sent, or after `timeoutMs`.
+   */
+  async stop(timeoutMs = 30_000): Promise<void> {
     if (!this.running) return;
     this.dispatch(this.member.stop(this.c.clock.now()));
-    this.running = false;
     this.timer?.stop();
     this.timer = undefined;
+    const deadline = this.c.clock.now() + timeoutMs;
+    while (this.pendingUnbinds > 0 && this.c.clock.now() < deadline) await this.c.clock.sleep(5);
+    this.flushHeld();
+    this.running = false;
   }
 
   view(): MemberView {
@@ -219,7 +232,8 @@ export class MemberHost {
     for (const o of outputs) {
       switch (o.type) {
         case 'send':
-          this.send(o.to, o.message);
+          if (this.pendingUnbinds > 0) this.hold(o.to, o.message);
+          else this.send(o.to, o.message);
           break;
         case 'bind':
           this.c.effects.bind(o);
@@ -227,9 +241,18 @@ export class MemberHost {
         case 'renew':
           this.c.effects.renew(o);
           break;
-        case 'unbind':
-          this.c.effects.unbind(o);
+        case 'unbind': {
+          const done = this.c.effects.unbind(o);
+          if (done) {
+            this.pendingUnbinds++;
+            void done
+              .catch((err: unknown) => this.c.log.error({ err, vip: o.vip }, 'unbind failed'))
+              .finally(() => {
+                if (--this.pendingUnbinds === 0) this.flushHeld();
+              });
+          }
           break;
+        }
       }
     }
     this.schedule();
@@ -242,6 +265,18 @@ export class MemberHost {
     this.timer?.stop();
     this.timerAt = at;
     this.timer = this.c.clock.after(Math.max(0, at - this.c.clock.now()), () => this.onTimer());
+  }
+
+  /** Keeps a datagram until pending unbinds finish; of heartbeats only the newest per destination. */
+  private hold(to: Destination, message: Message): void {
+    if (message.kind === 'heartbeat') this.held = this.held.filter((h) => h.message.kind !== 'heartbeat' || h.to !== to);
+    this.held.push({ to, message });
+  }
+
+  private flushHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) this.send(h.to, h.message);
   }
 
   private send(to: Destination, message: Message): void {

@@ -1,0 +1,320 @@
+/**
+ * The node agent: one per node (DaemonSet, hostNetwork). It watches its HACluster, the
+ * cluster's VirtualIPs and Resources, the Nodes and the auth Secret; runs a core Member on
+ * UDP heartbeats; binds, announces, renews and releases VIPs through the NetworkDriver
+ * (heartline-netd: fence and kernel lifetimes); starts, probes and stops Resources.
+ *
+ * Kubernetes is read for desired state only: once running, failure detection and failover
+ * happen between agents over UDP, and an API server outage changes nothing.
+ */
+import type { Logger } from 'pino';
+import type { ApiObject, ApiSource, Clock, NetworkDriver, ServiceRunner, Stoppable, Transport } from '../core/ports.js';
+import type { MemberEvent } from '../core/member.js';
+import { DropCounters } from '../core/wire/index.js';
+import { buildClusterConfig, ClusterConfigError, type ClusterConfig } from '../runtime/cluster-config.js';
+import { incarnationFromWallClock, MemberHost } from '../runtime/member-host.js';
+import { VipExecutor, type ExecutorEvent } from './executor.js';
+import { HealthMonitor } from './health.js';
+import { AgentMetrics } from './metrics.js';
+
+export interface AgentComponents {
+  clock: Clock;
+  api: ApiSource;
+  driver: NetworkDriver;
+  runner: ServiceRunner;
+  log: Logger;
+  /** Opens the heartbeat socket on `port` (the HACluster's transport.port). */
+  openTransport: (port: number) => Promise<Transport>;
+}
+
+export interface AgentInit {
+  /** This node's name (the member id). */
+  node: string;
+  namespace: string;
+  /** HACluster name. */
+  cluster: string;
+  /** Incarnation of this life; default from the wall clock (grows across restarts). */
+  incarnation?: number;
+  /** How long an unhealthy mark keeps a VIP away from this node. */
+  unhealthyCooldownMs?: number;
+  /** How often bound VIPs' links are checked (default: the heartbeat interval). */
+  linkCheckMs?: number;
+}
+
+type Kind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
+
+export class Agent {
+  readonly metrics: AgentMetrics;
+  private readonly counters = new DropCounters();
+  private readonly cache: Record<Kind, Map<string, ApiObject>> = {
+    HACluster: new Map(),
+    VirtualIP: new Map(),
+    Resource: new Map(),
+    Node: new Map(),
+    Secret: new Map(),
+  };
+  private readonly synced = new Set<Kind>();
+  private readonly watches: Stoppable[] = [];
+  private secretWatch: { name: string; stop: Stoppable } | undefined;
+  private rebuildTimer: Stoppable | undefined;
+  private linkTimer: Stoppable | undefined;
+  private host: MemberHost | undefined;
+  private transport: Transport | undefined;
+  private executor: VipExecutor;
+  private health: HealthMonitor;
+  private config: ClusterConfig | undefined;
+  private lastProblem = '';
+  private starting = false;
+  private stopped = false;
+  private lastTickAt: number;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly c: AgentComponents,
+    private readonly init: AgentInit,
+  ) {
+    this.log = c.log.child({ component: 'agent', node: init.node });
+    this.metrics = new AgentMetrics(() => this.counters);
+    this.lastTickAt = c.clock.now();
+    this.health = new HealthMonitor(
+      {
+        clock: c.clock,
+        runner: c.runner,
+        log: this.log,
+        onChange: (unhealthy) => this.host?.setLocal({ unhealthy }),
+        onProbe: (vip, resource, r) => this.metrics.probes.inc({ vip, resource, result: r.ok ? 'success' : 'failure' }),
+      },
+      init.unhealthyCooldownMs !== undefined ? { cooldownMs: init.unhealthyCooldownMs } : {},
+    );
+    this.executor = new VipExecutor({
+      clock: c.clock,
+      driver: c.driver,
+      runner: c.runner,
+      log: this.log,
+      lookup: (vip) => this.config?.vips.find((v) => v.vip === vip),
+      onUnhealthy: (vip, reason) => this.health.mark(vip, reason),
+      onEvent: (e) => this.emitEvent(e),
+      onPhase: (vip, phase, epoch) => {
+        this.metrics.holder.set({ vip }, phase === 'bound' ? 1 : 0);
+        this.metrics.epoch.set({ vip }, epoch);
+        const cfg = this.config?.vips.find((v) => v.vip === vip);
+        if (phase === 'bound' && cfg) this.health.watch(cfg);
+        if (phase === 'unbound') this.health.unwatch(vip);
+      },
+    });
+  }
+
+  /** Ready once the member runs (configuration loaded, stale addresses swept, socket open). */
+  ready(): { ready: boolean; reason: string } {
+    if (this.host) return { ready: true, reason: `member ${this.init.node} running` };
+    return { ready: false, reason: this.lastProblem || 'waiting for the cluster configuration' };
+  }
+
+  healthy(): boolean {
+    return this.stopped || this.c.clock.now() - this.lastTickAt < 10_000;
+  }
+
+  /** The running member host (undefined until configured). */
+  get member(): MemberHost | undefined {
+    return this.host;
+  }
+
+  boundVips() {
+    return this.executor.bound();
+  }
+
+  start(): void {
+    const ns = this.init.namespace;
+    const watch = (kind: Kind, opts: { namespace?: string; fieldSelector?: string }) =>
+      this.c.api.watch(kind, (ev) => this.onWatch(kind, ev), opts);
+    this.watches.push(watch('HACluster', { namespace: ns, fieldSelector: `metadata.name=${this.init.cluster}` }));
+    this.watches.push(watch('VirtualIP', { namespace: ns }));
+    this.watches.push(watch('Resource', { namespace: ns }));
+    this.watches.push(watch('Node', {}));
+    this.watches.push(
+      this.c.clock.every(1000, () => {
+        this.lastTickAt = this.c.clock.now();
+      }),
+    );
+  }
+
+  private onWatch(kind: Kind, ev: Parameters<Parameters<ApiSource['watch']>[1]>[0]): void {
+    if (ev.type === 'synced') {
+      this.synced.add(kind);
+    } else {
+      const key = `${ev.object.metadata.namespace ?? ''}/${ev.object.metadata.name}`;
+      if (ev.type === 'deleted') this.cache[kind].delete(key);
+      else this.cache[kind].set(key, ev.object);
+    }
+    if (kind === 'HACluster') this.ensureSecretWatch();
+    this.scheduleRebuild();
+  }
+
+  private ensureSecretWatch(): void {
+    const cluster = [...this.cache.HACluster.values()][0];
+    const name = (cluster?.spec as { authSecretRef?: { name?: string } } | undefined)?.authSecretRef?.name;
+    if (!name || this.secretWatch?.name === name) return;
+    this.secretWatch?.stop.stop();
+    this.cache.Secret.clear();
+    this.synced.delete('Secret');
+    this.secretWatch = {
+      name,
+      stop: this.c.api.watch('Secret', (ev) => this.onWatch('Secret', ev), {
+        namespace: this.init.namespace,
+        fieldSelector: `metadata.name=${name}`,
+      }),
+    };
+  }
+
+  private scheduleRebuild(): void {
+    if (this.rebuildTimer || this.stopped) return;
+    this.rebuildTimer = this.c.clock.after(10, () => {
+      this.rebuildTimer = undefined;
+      void this.rebuild();
+    });
+  }
+
+  private problem(msg: string): void {
+    if (msg !== this.lastProblem) this.log.error({ problem: msg }, 'cluster configuration unusable');
+    this.lastProblem = msg;
+  }
+
+  private async rebuild(): Promise<void> {
+    if (this.stopped) return;
+    for (const k of ['HACluster', 'VirtualIP', 'Resource', 'Node', 'Secret'] as const) {
+      if (!this.synced.has(k)) return;
+    }
+    const cluster = [...this.cache.HACluster.values()][0];
+    if (!cluster) return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
+    let config: ClusterConfig;
+    try {
+      const status = cluster.status as { witness?: { address: string; port: number } } | undefined;
+      config = buildClusterConfig({
+        cluster,
+        vips: [...this.cache.VirtualIP.values()],
+        resources: [...this.cache.Resource.values()],
+        nodes: [...this.cache.Node.values()],
+        secret: [...this.cache.Secret.values()][0],
+        witness: status?.witness ?? null,
+      });
+    } catch (err) {
+      if (err instanceof ClusterConfigError || err instanceof Error) return this.problem(err.message);
+      throw err;
+    }
+    if (!config.members.some((m) => m.id === this.init.node)) {
+      return this.problem(
+        `Node ${this.init.node} is not a member of HACluster ${config.clusterId}: label it to match spec.nodeSelector`,
+      );
+    }
+    for (const p of config.problems) if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
+    this.lastProblem = '';
+    const prev = this.config;
+    this.config = config;
+    if (!this.host) {
+      if (!this.starting) await this.startMember(config);
+      return;
+    }
+    if (prev && prev.port !== config.port) {
+      this.log.error({ from: prev.port, to: config.port }, 'transport.port changed: restart the agent to apply it');
+    }
+    this.host.reconfigure(config);
+    this.host.setLocal({ standby: config.standby.has(this.init.node) });
+  }
+
+  private async startMember(config: ClusterConfig): Promise<void> {
+    this.starting = true;
+    try {
+      const swept = await this.c.driver.sweep();
+      if (swept.length) this.log.warn({ swept }, 'removed stale Heartline addresses from a previous life');
+      this.transport = await this.c.openTransport(config.port);
+      const host = new MemberHost(
+        {
+          clock: this.c.clock,
+          transport: this.transport,
+          log: this.log,
+          counters: this.counters,
+          effects: {
+            bind: (cmd) => {
+              this.metrics.failovers.inc({ vip: cmd.vip, reason: cmd.reason.split(':')[0]!.slice(0, 60) });
+              this.executor.bind(cmd);
+            },
+            renew: (cmd) => this.executor.renew(cmd),
+            unbind: (cmd) => this.executor.unbind(cmd),
+          },
+          observer: (e) => this.observe(e),
+          onSend: (kind, ok) => this.metrics.heartbeatsSent.inc({ kind, result: ok ? 'ok' : 'error' }),
+          onReceive: (kind) => this.metrics.heartbeatsReceived.inc({ kind }),
+        },
+        {
+          self: this.init.node,
+          config: this.config ?? config,
+          incarnation: this.init.incarnation ?? incarnationFromWallClock(),
+          standby: config.standby.has(this.init.node),
+        },
+      );
+      if (this.stopped) return;
+      host.start();
+      this.host = host;
+      this.log.info(
+        { incarnation: host.currentIncarnation, members: config.members.map((m) => m.id), port: config.port, quorum: config.quorum },
+        'member started',
+      );
+      this.linkTimer = this.c.clock.every(this.init.linkCheckMs ?? config.timing.intervalMs, () => this.checkLinks());
+      if (this.config && this.config !== config) host.reconfigure(this.config);
+    } catch (err) {
+      this.problem(`cannot start the member: ${(err as Error).message}`);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private async checkLinks(): Promise<void> {
+    for (const b of this.executor.bound()) {
+      if (b.phase !== 'bound' || !b.addr) continue;
+      const up = await this.c.driver.linkUp(b.addr.iface).catch(() => true);
+      if (!up && !this.health.unhealthy().has(b.vip)) this.health.mark(b.vip, `link ${b.addr.iface} is down`);
+    }
+  }
+
+  private observe(e: MemberEvent): void {
+    switch (e.type) {
+      case 'liveness':
+        this.log.info({ change: e.change }, 'member liveness changed');
+        break;
+      case 'candidate':
+        this.log.info({ vip: e.vip, epoch: e.epoch, reason: e.reason }, 'asking for takeover');
+        break;
+      case 'abandon':
+        this.log.info({ vip: e.vip, epoch: e.epoch, reason: e.reason }, 'takeover abandoned');
+        break;
+      case 'refused':
+        this.log.debug({ vip: e.vip, epoch: e.epoch, candidate: e.candidate, reason: e.reason }, 'takeover refused');
+        break;
+    }
+  }
+
+  private emitEvent(e: ExecutorEvent): void {
+    const [namespace, name] = e.vip.split('/');
+    const obj = this.cache.VirtualIP.get(`${namespace}/${name}`);
+    if (!obj) return;
+    void this.c.api
+      .event({ regarding: obj, type: e.type, reason: e.reason, note: `${this.init.node}: ${e.note}`, action: e.action })
+      .catch((err: unknown) => this.log.debug({ err }, 'event not recorded'));
+  }
+
+  /** SIGTERM: release every VIP as a planned move, then close the fence (which sweeps). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.rebuildTimer?.stop();
+    this.linkTimer?.stop();
+    for (const w of this.watches) w.stop();
+    this.secretWatch?.stop.stop();
+    this.health.close();
+    if (this.host) await this.host.stop();
+    await this.executor.drain();
+    await this.transport?.close();
+    await this.c.driver.close();
+    await this.c.runner.close();
+  }
+}

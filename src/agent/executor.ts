@@ -1,0 +1,257 @@
+/**
+ * Performs the member's commands on this node: binds the VIP (kernel address with a
+ * lifetime and a fence deadline), announces it, starts its Resources in order; renews the
+ * lifetime and deadline; on unbind stops Resources in reverse and removes the address.
+ *
+ * Ordering rules (the safety argument depends on them):
+ * - Address operations of one VIP run one after another (add → refresh* → remove) and are
+ *   fast (one rtnetlink request each). Resource operations run on a separate queue, so a
+ *   slow start never delays a renewal past the fence deadline.
+ * - `unbind` resolves only once the address is gone. MemberHost holds back every datagram
+ *   after an unbind until then, so no peer hears of a release before it is true.
+ * - A planned unbind stops the Resources first (bounded by their stop timeouts), then
+ *   removes the address. An unplanned one (lease expired, superseded) removes the address
+ *   first: the lease is gone, so the address must be too; the Resources follow.
+ */
+import type { Logger } from 'pino';
+import type { VirtualIPSpec } from '../api/index.js';
+import type { Clock, Millis, NetworkDriver, OwnedAddress, RunResult, ServiceRunner, ServiceSpec } from '../core/ports.js';
+import type { BindCommand, RenewCommand, UnbindCommand } from '../runtime/member-host.js';
+import type { VipConfig } from '../runtime/cluster-config.js';
+import { toServiceSpec } from './service-spec.js';
+
+export type VipPhase = 'unbound' | 'binding' | 'bound' | 'unbinding';
+
+/** Something an operator should see: becomes a log line, a metric and a Kubernetes Event. */
+export interface ExecutorEvent {
+  vip: string;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  note: string;
+  action: string;
+}
+
+export interface ExecutorComponents {
+  clock: Clock;
+  driver: NetworkDriver;
+  runner: ServiceRunner;
+  log: Logger;
+  /** The VIP's current configuration, or undefined if it is gone. */
+  lookup: (vip: string) => VipConfig | undefined;
+  /** The VIP cannot be served here (bind or Resource start failed): the member must let it go. */
+  onUnhealthy: (vip: string, reason: string) => void;
+  onEvent?: (e: ExecutorEvent) => void;
+  /** Bound / unbound transitions, with the time the address was added or removed. */
+  onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
+}
+
+interface VipState {
+  phase: VipPhase;
+  epoch: number;
+  addr: OwnedAddress | undefined;
+  /** Resources started, in start order. */
+  started: ServiceSpec[];
+  stopTimeouts: Map<string, Millis>;
+  addrQueue: Promise<void>;
+  resQueue: Promise<void>;
+  /** Bumped on every bind/unbind: queued work of an older generation is skipped. */
+  generation: number;
+}
+
+export function kernelLifetimeSec(leaseExpiry: Millis, now: Millis): number {
+  return Math.max(1, Math.ceil((leaseExpiry - now) / 1000));
+}
+
+export function hostOf(cidr: string): string {
+  return cidr.split('/')[0]!;
+}
+
+export class VipExecutor {
+  private readonly vips = new Map<string, VipState>();
+
+  constructor(private readonly c: ExecutorComponents) {}
+
+  private state(vip: string): VipState {
+    let s = this.vips.get(vip);
+    if (!s) {
+      s = {
+        phase: 'unbound',
+        epoch: 0,
+        addr: undefined,
+        started: [],
+        stopTimeouts: new Map(),
+        addrQueue: Promise.resolve(),
+        resQueue: Promise.resolve(),
+        generation: 0,
+      };
+      this.vips.set(vip, s);
+    }
+    return s;
+  }
+
+  /** VIPs whose address is bound (or being bound) here, with their epoch. */
+  bound(): Array<{ vip: string; epoch: number; addr: OwnedAddress | undefined; phase: VipPhase }> {
+    return [...this.vips].filter(([, s]) => s.phase !== 'unbound').map(([vip, s]) => ({ vip, epoch: s.epoch, addr: s.addr, phase: s.phase }));
+  }
+
+  private event(vip: string, type: ExecutorEvent['type'], reason: string, note: string, action: string): void {
+    this.c.onEvent?.({ vip, type, reason, note, action });
+  }
+
+  bind(cmd: BindCommand): void {
+    const s = this.state(cmd.vip);
+    const gen = ++s.generation;
+    s.phase = 'binding';
+    s.epoch = cmd.epoch;
+    const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch });
+    s.addrQueue = s.addrQueue.then(async () => {
+      if (gen !== s.generation) return;
+      const cfg = this.c.lookup(cmd.vip);
+      if (!cfg) {
+        log.warn('bind for a VIP no longer configured: ignored');
+        s.phase = 'unbound';
+        return;
+      }
+      const now = this.c.clock.now();
+      if (cmd.leaseExpiry <= now) {
+        log.warn({ lateMs: now - cmd.leaseExpiry }, 'lease expired before the address could be added: not binding');
+        s.phase = 'unbound';
+        return;
+      }
+      const spec: VirtualIPSpec = cfg.spec;
+      try {
+        const iface = spec.interface ?? (await this.c.driver.interfaceFor(hostOf(spec.address)));
+        if (!iface) {
+          throw new Error(
+            `no interface has a subnet containing ${hostOf(spec.address)}; set spec.interface on the VirtualIP or fix the node's addresses`,
+          );
+        }
+        const addr: OwnedAddress = { cidr: spec.address, iface };
+        await this.c.driver.add(addr, kernelLifetimeSec(cmd.leaseExpiry, now), cmd.leaseExpiry - now);
+        if (gen !== s.generation) {
+          // An unbind overtook us while the add was in flight: its remove is queued after us.
+          s.addr = addr;
+          return;
+        }
+        s.addr = addr;
+        s.phase = 'bound';
+        this.c.onPhase?.(cmd.vip, 'bound', cmd.epoch);
+        log.info({ address: addr.cidr, iface, reason: cmd.reason }, 'VIP bound');
+        this.event(cmd.vip, 'Normal', 'Bound', `bound ${addr.cidr} on ${iface} at epoch ${cmd.epoch}: ${cmd.reason}`, 'Bind');
+        void this.c.driver
+          .announce(addr, spec.announce.count, spec.announce.intervalMs)
+          .catch((err: unknown) => log.warn({ err }, 'announce failed'));
+      } catch (err) {
+        s.phase = 'unbound';
+        log.error({ err }, 'bind failed');
+        this.event(cmd.vip, 'Warning', 'BindFailed', `cannot bind ${spec.address}: ${(err as Error).message}`, 'Bind');
+        this.c.onUnhealthy(cmd.vip, `bind failed: ${(err as Error).message}`);
+        return;
+      }
+      s.resQueue = s.resQueue.then(() => this.startResources(cmd.vip, s, gen, cfg, log));
+    });
+  }
+
+  private async startResources(vip: string, s: VipState, gen: number, cfg: VipConfig, log: Logger): Promise<void> {
+    for (const r of cfg.resources) {
+      if (gen !== s.generation) return;
+      const spec = toServiceSpec(`${vip.split('/')[0]}/${r.name}`, r.spec, hostOf(cfg.spec.address));
+      s.stopTimeouts.set(spec.name, r.spec.stopTimeoutMs);
+      const res = await this.c.runner.start(spec, r.spec.startTimeoutMs);
+      if (!res.ok) {
+        log.error({ resource: r.name, detail: res.detail, durationMs: res.durationMs }, 'resource failed to start');
+        this.event(vip, 'Warning', 'ResourceStartFailed', `Resource ${r.name} failed to start: ${res.detail}`, 'Start');
+        s.started.push(spec); // stop it too: a failed start may have left something behind
+        this.c.onUnhealthy(vip, `Resource ${r.name} failed to start: ${res.detail}`);
+        return;
+      }
+      s.started.push(spec);
+      log.info({ resource: r.name, durationMs: res.durationMs }, 'resource started');
+    }
+    if (cfg.resources.length) {
+      this.event(vip, 'Normal', 'ResourcesStarted', `started ${cfg.resources.map((r) => r.name).join(', ')}`, 'Start');
+    }
+  }
+
+  private async stopResources(vip: string, s: VipState, log: Logger): Promise<void> {
+    while (s.started.length) {
+      const spec = s.started.pop()!;
+      const res: RunResult = await this.c.runner.stop(spec, s.stopTimeouts.get(spec.name) ?? 20_000);
+      if (!res.ok) {
+        log.error({ resource: spec.name, detail: res.detail }, 'resource failed to stop');
+        this.event(vip, 'Warning', 'ResourceStopFailed', `Resource ${spec.name} failed to stop: ${res.detail}`, 'Stop');
+      } else {
+        log.info({ resource: spec.name, durationMs: res.durationMs }, 'resource stopped');
+      }
+    }
+  }
+
+  renew(cmd: RenewCommand): void {
+    const s = this.vips.get(cmd.vip);
+    if (!s || s.phase === 'unbound' || s.phase === 'unbinding') return;
+    const gen = s.generation;
+    s.addrQueue = s.addrQueue.then(async () => {
+      if (gen !== s.generation || !s.addr) return;
+      const now = this.c.clock.now();
+      if (cmd.leaseExpiry <= now) return; // the fence removes it at its deadline anyway
+      try {
+        await this.c.driver.refresh(s.addr, kernelLifetimeSec(cmd.leaseExpiry, now), cmd.leaseExpiry - now);
+      } catch (err) {
+        this.c.log.error({ err, vip: cmd.vip }, 'renew failed');
+      }
+    });
+  }
+
+  /** Resolves once the address is removed (Resources first when the move is planned). */
+  unbind(cmd: UnbindCommand): Promise<void> {
+    const s = this.state(cmd.vip);
+    s.generation++;
+    const wasBound = s.phase !== 'unbound';
+    s.phase = 'unbinding';
+    const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch, reason: cmd.reason });
+    const planned = cmd.reason === 'planned' || cmd.reason === 'removed' || cmd.reason === 'stopped';
+    const removeAddress = async () => {
+      const addr = s.addr;
+      if (addr) {
+        try {
+          await this.c.driver.remove(addr);
+        } catch (err) {
+          log.error({ err }, 'address removal failed; the fence deadline and kernel lifetime still bound it');
+        }
+      }
+      s.addr = undefined;
+      s.phase = 'unbound';
+      if (wasBound) {
+        this.c.onPhase?.(cmd.vip, 'unbound', cmd.epoch);
+        log.info({ detail: cmd.detail }, 'VIP released');
+        this.event(
+          cmd.vip,
+          planned ? 'Normal' : 'Warning',
+          planned ? 'Released' : 'LeaseLost',
+          `released at epoch ${cmd.epoch} (${cmd.reason}): ${cmd.detail}`,
+          'Unbind',
+        );
+      }
+    };
+    let done: Promise<void>;
+    if (planned) {
+      // Stop Resources (in reverse) while still holding the address, then remove it.
+      const stopped = (s.resQueue = s.resQueue.then(() => this.stopResources(cmd.vip, s, log)));
+      done = s.addrQueue = Promise.all([s.addrQueue, stopped]).then(removeAddress);
+    } else {
+      done = s.addrQueue = s.addrQueue.then(removeAddress);
+      s.resQueue = Promise.all([s.resQueue, done]).then(() => this.stopResources(cmd.vip, s, log));
+    }
+    return done;
+  }
+
+  /** Waits for every queued operation (used at shutdown and in tests). */
+  async drain(): Promise<void> {
+    for (;;) {
+      const pending = [...this.vips.values()].flatMap((s) => [s.addrQueue, s.resQueue]);
+      await Promise.all(pending);
+      const again = [...this.vips.values()].flatMap((s) => [s.addrQueue, s.resQueue]);
+      if (again.every((p, i) => p === pending[i]) && again.length === pending.length) return;
+    }
+  }
+}
