@@ -124,7 +124,7 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const records: ProbeRecord[] = [];
   const exchanges: SyncExchange[] = [];
-  let clock: ClockOffset | undefined;
+  const aligned: { clock?: ClockOffset } = {};
   let syncWaiter: ((e: SyncExchange) => void) | undefined;
   let sentAt = 0;
   let started: (() => void) | undefined;
@@ -142,9 +142,9 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
       syncWaiter({ sent: sentAt, received, child: Number(msg.t) });
     } else if (msg.type === 'started') {
       started?.();
-    } else if (msg.type === 'probe' && clock) {
+    } else if (msg.type === 'probe' && aligned.clock) {
       const r = msg as unknown as ProbeRecord & { type?: string };
-      const rec: ProbeRecord = { t: r.t + clock.offsetMs, ms: r.ms, ok: r.ok };
+      const rec: ProbeRecord = { t: r.t + aligned.clock.offsetMs, ms: r.ms, ok: r.ok };
       if (r.node !== undefined) rec.node = r.node;
       if (r.error !== undefined) rec.error = r.error;
       records.push(rec);
@@ -181,7 +181,8 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
     exchanges.push(await within(got, i === 0 ? 15_000 : 1000, 'clock sync'));
     await new Promise((r) => setTimeout(r, 5));
   }
-  clock = offsetFrom(exchanges.slice(2));
+  const clock = offsetFrom(exchanges.slice(2));
+  aligned.clock = clock;
   const go = new Promise<void>((resolve) => (started = resolve));
   child.stdin!.write('start\n');
   await within(go, 2000, 'start');
