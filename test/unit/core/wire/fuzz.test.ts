@@ -122,7 +122,16 @@ const validDatagram = fc
   .map(([m, to]) => ({ m, to, bytes: alice.encode(m, to) }));
 
 describe('wire fuzzing', () => {
+  let before = 0;
+  const perTest: string[] = [];
+  beforeEach(() => {
+    before = inputs;
+  });
+  afterEach(() => {
+    perTest.push(`${expect.getState().currentTestName}: ${inputs - before}`);
+  });
   afterAll(() => {
+    if (process.env.HL_FUZZ_VERBOSE) console.log(perTest.join('\n'));
     // The brief: at least 100,000 inputs per CI run.
     expect(inputs).toBeGreaterThanOrEqual(100_000);
     console.log(`wire fuzz: ${inputs} inputs decoded (seed ${SEED})`);
