@@ -1,0 +1,298 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Logger } from 'pino';
+import type { Millis, NetworkDriver, OwnedAddress } from '../../core/ports.js';
+import { silentLogger } from '../../ops/log.js';
+import { resolveNetdBinary } from './netd-binary.js';
+import {
+  formatRequest,
+  hostOf,
+  isSafeToken,
+  NETD_PROTOCOL_VERSION,
+  parseAddressPairs,
+  parseLine,
+  type NetdOp,
+} from './netd-protocol.js';
+
+/** A NetworkDriver operation that failed; names the operation, the address or interface, and why. */
+export class NetdError extends Error {
+  override readonly name = 'NetdError';
+  constructor(
+    /** The port operation: add, refresh, remove, list, sweep, announce, interfaceFor, linkUp, start. */
+    readonly op: string,
+    /** The address (CIDR / IP) or interface the operation was about, if any. */
+    readonly target: string | undefined,
+    /** What heartline-netd (or the pipe to it) reported. */
+    readonly detail: string,
+  ) {
+    super(`heartline-netd ${op}${target ? ` ${target}` : ''}: ${detail}`);
+  }
+}
+
+export interface NetdNetworkDriverInit {
+  /** heartline-netd executable. Default: $HEARTLINE_NETD, else native/build/heartline-netd (built if missing). */
+  binary?: string;
+  /** Run heartline-netd in this network namespace (`ip netns exec NAME`), as the lab and tests do. */
+  netns?: string;
+  /** How long to wait for each reply. Default 2000 ms. */
+  requestTimeoutMs?: Millis;
+  logger?: Logger;
+  /** The fence removed an address at its deadline (the agent did not refresh it in time). */
+  onExpired?: (addr: OwnedAddress) => void;
+  /** heartline-netd exited without `close()`: the fence is gone, only kernel lifetimes remain. */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+interface Pending {
+  op: string;
+  target: string | undefined;
+  resolve: (fields: string[]) => void;
+  reject: (err: NetdError) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The Linux NetworkDriver: a heartline-netd child process that owns the addresses (rtnetlink,
+ * IFA_PROTO 0x48 marks them as Heartline's), announces them (gratuitous ARP / unsolicited NA),
+ * and fences them: it removes an address at its deadline unless refreshed, and removes all of
+ * them when this process dies (EOF on its stdin) or on `close()`. Requests are serialized by
+ * the child; each has a timeout. After the child exits every call rejects with NetdError.
+ */
+export class NetdNetworkDriver implements NetworkDriver {
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private stdoutBuf = '';
+  private stderrBuf = '';
+  private lastStderr = '';
+  private exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private closing = false;
+  private readonly exitPromise: Promise<void>;
+  private readonly log: Logger;
+  private readonly timeoutMs: Millis;
+
+  private constructor(
+    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly init: NetdNetworkDriverInit,
+  ) {
+    this.log = (init.logger ?? silentLogger()).child({ component: 'netd', netns: init.netns });
+    this.timeoutMs = init.requestTimeoutMs ?? 2000;
+    this.exitPromise = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.onChildExit(code, signal);
+        resolve();
+      });
+    });
+    child.once('error', (err) => {
+      this.lastStderr ||= err.message;
+      this.failAll(`cannot run heartline-netd: ${err.message}`);
+    });
+    child.stdin.on('error', (err) => this.log.debug({ err }, 'netd stdin error'));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.onStdout(chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.onStderr(chunk));
+  }
+
+  /** Starts heartline-netd and checks that it speaks this protocol version. */
+  static async start(init: NetdNetworkDriverInit = {}): Promise<NetdNetworkDriver> {
+    const binary = await resolveNetdBinary(init.binary);
+    if (init.netns !== undefined && !isSafeToken(init.netns))
+      throw new NetdError('start', init.netns, 'netns must be a namespace name without spaces');
+    const [cmd, args] = init.netns ? ['ip', ['netns', 'exec', init.netns, binary]] : [binary, []];
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const driver = new NetdNetworkDriver(child, init);
+    try {
+      const hello = await driver.request('HELLO', 'start', undefined, []);
+      if (hello[0] !== 'heartline-netd' || Number(hello[1]) !== NETD_PROTOCOL_VERSION)
+        throw new NetdError(
+          'start',
+          binary,
+          `speaks '${hello.join(' ')}', expected heartline-netd protocol ${NETD_PROTOCOL_VERSION}: rebuild it with make -C native`,
+        );
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    driver.log.debug({ pid: child.pid, binary }, 'heartline-netd started');
+    return driver;
+  }
+
+  /** Process id of heartline-netd (the same process when run through `ip netns exec`). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Whether heartline-netd is still running. */
+  get alive(): boolean {
+    return this.exited === undefined;
+  }
+
+  async list(): Promise<OwnedAddress[]> {
+    return parseAddressPairs(await this.request('LIST', 'list', undefined, []));
+  }
+
+  async add(addr: OwnedAddress, lifetimeSec: number, deadlineMs: Millis): Promise<void> {
+    await this.request('ADD', 'add', addr.cidr, [
+      addr.iface,
+      addr.cidr,
+      lifetime(lifetimeSec, 'add', addr.cidr),
+      deadline(deadlineMs, 'add', addr.cidr),
+    ]);
+  }
+
+  async refresh(addr: OwnedAddress, lifetimeSec: number, deadlineMs: Millis): Promise<void> {
+    await this.request('RENEW', 'refresh', addr.cidr, [
+      addr.cidr,
+      lifetime(lifetimeSec, 'refresh', addr.cidr),
+      deadline(deadlineMs, 'refresh', addr.cidr),
+    ]);
+  }
+
+  async remove(addr: OwnedAddress): Promise<void> {
+    await this.request('DEL', 'remove', addr.cidr, [addr.cidr]);
+  }
+
+  async sweep(): Promise<OwnedAddress[]> {
+    return parseAddressPairs(await this.request('SWEEP', 'sweep', undefined, []));
+  }
+
+  async announce(addr: OwnedAddress, count: number, intervalMs: Millis): Promise<void> {
+    if (!Number.isInteger(count) || count < 1 || count > 100)
+      throw new NetdError('announce', addr.cidr, `count must be an integer in 1..100, got ${count}`);
+    await this.request('ANNOUNCE', 'announce', addr.cidr, [
+      addr.iface,
+      hostOf(addr.cidr),
+      count,
+      Math.max(0, Math.round(intervalMs)),
+    ]);
+  }
+
+  async interfaceFor(ip: string): Promise<string | undefined> {
+    const fields = await this.request('IFACE', 'interfaceFor', ip, [hostOf(ip)]);
+    return fields[0];
+  }
+
+  async linkUp(iface: string): Promise<boolean> {
+    const fields = await this.request('LINK', 'linkUp', iface, [iface]);
+    return fields[0] === 'up';
+  }
+
+  /** Ends heartline-netd's stdin: it removes every Heartline address and exits. */
+  async close(): Promise<void> {
+    if (this.exited) return;
+    this.closing = true;
+    this.child.stdin.end();
+    const timer = setTimeout(() => {
+      this.log.warn({ pid: this.child.pid }, 'heartline-netd did not exit after close, killing it');
+      this.child.kill('SIGKILL');
+    }, 5000);
+    await this.exitPromise;
+    clearTimeout(timer);
+  }
+
+  private request(
+    op: NetdOp,
+    portOp: string,
+    target: string | undefined,
+    args: (string | number)[],
+  ): Promise<string[]> {
+    if (this.exited || this.closing)
+      return Promise.reject(
+        new NetdError(portOp, target, this.closing ? 'driver is closed' : this.deathDetail()),
+      );
+    const id = this.nextId++;
+    let line: string;
+    try {
+      line = formatRequest(op, id, args);
+    } catch (err) {
+      return Promise.reject(new NetdError(portOp, target, (err as Error).message));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new NetdError(portOp, target, `no reply within ${this.timeoutMs} ms (heartline-netd stuck?)`));
+      }, this.timeoutMs);
+      this.pending.set(id, { op: portOp, target, resolve, reject, timer });
+      this.child.stdin.write(line);
+    });
+  }
+
+  private onStdout(chunk: string): void {
+    this.stdoutBuf += chunk;
+    let nl: number;
+    while ((nl = this.stdoutBuf.indexOf('\n')) >= 0) {
+      const line = this.stdoutBuf.slice(0, nl);
+      this.stdoutBuf = this.stdoutBuf.slice(nl + 1);
+      this.onLine(line);
+    }
+  }
+
+  private onLine(text: string): void {
+    const line = parseLine(text);
+    if (line.kind === 'expired') {
+      this.log.warn({ addr: line.addr }, 'fence removed an address at its deadline');
+      this.init.onExpired?.(line.addr);
+      return;
+    }
+    if (line.kind === 'garbage' || line.id === undefined) {
+      this.log.error({ line: text }, 'unexpected line from heartline-netd');
+      return;
+    }
+    const p = this.pending.get(line.id);
+    if (!p) {
+      this.log.warn({ line: text }, 'late reply from heartline-netd (request timed out)');
+      return;
+    }
+    this.pending.delete(line.id);
+    clearTimeout(p.timer);
+    if (line.kind === 'ok') p.resolve(line.fields);
+    else p.reject(new NetdError(p.op, p.target, line.message));
+  }
+
+  private onStderr(chunk: string): void {
+    this.stderrBuf += chunk;
+    let nl: number;
+    while ((nl = this.stderrBuf.indexOf('\n')) >= 0) {
+      const line = this.stderrBuf.slice(0, nl).replace(/^heartline-netd: /, '');
+      this.stderrBuf = this.stderrBuf.slice(nl + 1);
+      this.lastStderr = line;
+      if (line.startsWith('fence:')) this.log.warn({ netd: line }, 'heartline-netd fence');
+      else this.log.info({ netd: line }, 'heartline-netd');
+    }
+  }
+
+  private onChildExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.exited = { code, signal };
+    this.failAll(this.deathDetail());
+    if (!this.closing) {
+      this.log.error(
+        { code, signal, last: this.lastStderr },
+        'heartline-netd exited: only kernel lifetimes fence now',
+      );
+      this.init.onExit?.(code, signal);
+    }
+  }
+
+  private deathDetail(): string {
+    const how = this.exited?.signal ? `signal ${this.exited.signal}` : `code ${this.exited?.code ?? '?'}`;
+    return `heartline-netd is not running (exited with ${how}${this.lastStderr ? `; last said: ${this.lastStderr}` : ''})`;
+  }
+
+  private failAll(detail: string): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(new NetdError(p.op, p.target, detail));
+    }
+  }
+}
+
+function lifetime(sec: number, op: string, cidr: string): number {
+  const s = Math.ceil(sec);
+  if (!(s >= 1 && s <= 86400)) throw new NetdError(op, cidr, `lifetimeSec must be in (0, 86400], got ${sec}`);
+  return s;
+}
+
+function deadline(ms: Millis, op: string, cidr: string): number {
+  const d = Math.ceil(ms);
+  if (!(d >= 1 && d <= 86_400_000))
+    throw new NetdError(op, cidr, `deadlineMs must be in (0, 86400000], got ${ms}`);
+  return d;
+}

@@ -1,0 +1,63 @@
+/**
+ * The line protocol spoken with heartline-netd (native/heartline-netd.c), as pure functions:
+ * one request per line `OP id args...`, one reply per request `id OK ...` / `id ERR message`,
+ * and unsolicited events `* EXPIRED ifname cidr` when the fence removes an address.
+ */
+import type { OwnedAddress } from '../../core/ports.js';
+
+/** Protocol version heartline-netd reports in its HELLO reply. */
+export const NETD_PROTOCOL_VERSION = 1;
+
+export type NetdOp = 'HELLO' | 'ADD' | 'RENEW' | 'DEL' | 'LIST' | 'SWEEP' | 'ANNOUNCE' | 'IFACE' | 'LINK';
+
+export type NetdLine =
+  | { kind: 'ok'; id: number; fields: string[] }
+  | { kind: 'err'; id: number | undefined; message: string }
+  | { kind: 'expired'; addr: OwnedAddress }
+  | { kind: 'garbage'; line: string };
+
+/** A token that cannot break the line protocol: non-empty, no whitespace, printable ASCII. */
+export function isSafeToken(token: string): boolean {
+  return /^[\x21-\x7e]{1,64}$/.test(token);
+}
+
+/** Formats a request line (with its newline). Throws if a token would break the framing. */
+export function formatRequest(op: NetdOp, id: number, args: readonly (string | number)[]): string {
+  const tokens = args.map(String);
+  const bad = tokens.find((t) => !isSafeToken(t));
+  if (bad !== undefined)
+    throw new RangeError(`${op}: argument ${JSON.stringify(bad)} is empty or has spaces`);
+  return [op, String(id), ...tokens].join(' ') + '\n';
+}
+
+/** Parses one line from heartline-netd's stdout. */
+export function parseLine(line: string): NetdLine {
+  const m = /^(\S+) (OK|ERR|EXPIRED)(?: (.*))?$/.exec(line.trimEnd());
+  if (!m) return { kind: 'garbage', line };
+  const [, idText, verb, rest = ''] = m;
+  if (idText === '*' && verb === 'EXPIRED') {
+    const [iface, cidr] = rest.split(' ');
+    if (iface && cidr) return { kind: 'expired', addr: { iface, cidr } };
+    return { kind: 'garbage', line };
+  }
+  const id = /^\d+$/.test(idText!) ? Number(idText) : undefined;
+  if (verb === 'ERR') return { kind: 'err', id, message: rest };
+  if (verb === 'OK' && id !== undefined)
+    return { kind: 'ok', id, fields: rest === '' ? [] : rest.split(' ') };
+  return { kind: 'garbage', line };
+}
+
+/** Parses the `ifname cidr ifname cidr ...` list of LIST and SWEEP replies. */
+export function parseAddressPairs(fields: readonly string[]): OwnedAddress[] {
+  if (fields.length % 2 !== 0)
+    throw new RangeError(`odd number of fields in address list: ${fields.join(' ')}`);
+  const out: OwnedAddress[] = [];
+  for (let i = 0; i < fields.length; i += 2) out.push({ iface: fields[i]!, cidr: fields[i + 1]! });
+  return out;
+}
+
+/** The address part of a CIDR (`198.18.0.100/24` -> `198.18.0.100`). */
+export function hostOf(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  return slash < 0 ? cidr : cidr.slice(0, slash);
+}
