@@ -82,6 +82,8 @@ export function toStructural(node: Schema, path = '$'): Schema {
       out[key] = value;
     }
   }
+  if (Array.isArray(out.type))
+    throw new CrdSchemaError(`${path}: one type per node, not ${JSON.stringify(out.type)}`);
   if (out.type === undefined) {
     if (Array.isArray(out.enum) && out.enum.every((v) => typeof v === 'string')) out.type = 'string';
     else throw new CrdSchemaError(`${path}: every node needs a type`);
@@ -98,7 +100,12 @@ export function toStructural(node: Schema, path = '$'): Schema {
 
 /** The structural schema of one zod schema, as the API server will see it (input side). */
 export function openApiOf(schema: z.ZodType): Schema {
-  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw', reused: 'inline', cycles: 'throw' });
+  const json = z.toJSONSchema(schema, {
+    io: 'input',
+    unrepresentable: 'throw',
+    reused: 'inline',
+    cycles: 'throw',
+  });
   return toStructural(json as Schema);
 }
 
@@ -109,7 +116,9 @@ export function crdFor(info: KindInfo): Schema {
     kind: 'CustomResourceDefinition',
     metadata: {
       name: `${info.plural}.${GROUP}`,
-      annotations: { 'heartline.dev/generated-by': 'heartline crds (src/api/crd.ts); do not edit, run npm run crds' },
+      annotations: {
+        'heartline.dev/generated-by': 'heartline crds (src/api/crd.ts); do not edit, run npm run crds',
+      },
     },
     spec: {
       group: GROUP,

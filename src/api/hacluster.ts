@@ -29,13 +29,17 @@ export const HeartbeatSchema = withRules(
         .min(10)
         .max(10_000)
         .default(DEFAULT_HEARTBEAT.intervalMs)
-        .describe("Milliseconds between heartbeats from every member to every other (Heartbeat's keepalive)."),
+        .describe(
+          "Milliseconds between heartbeats from every member to every other (Heartbeat's keepalive).",
+        ),
       deadMs: z
         .int()
         .min(30)
         .max(120_000)
         .default(DEFAULT_HEARTBEAT.deadMs)
-        .describe("Silence after which a member is declared dead and its VIPs fail over (Heartbeat's deadtime)."),
+        .describe(
+          "Silence after which a member is declared dead and its VIPs fail over (Heartbeat's deadtime).",
+        ),
       warnMs: z
         .int()
         .min(10)
@@ -47,7 +51,9 @@ export const HeartbeatSchema = withRules(
         .min(30)
         .max(600_000)
         .default(DEFAULT_HEARTBEAT.initDeadMs)
-        .describe("How long a starting member waits to hear its peers before it acts (Heartbeat's initdead)."),
+        .describe(
+          "How long a starting member waits to hear its peers before it acts (Heartbeat's initdead).",
+        ),
     })
     .describe('Heartbeat timing. Defaults 200/1000/500/2000 ms; the fast profile is 100/300/200/1000 ms.'),
   [
@@ -61,7 +67,10 @@ export const HeartbeatSchema = withRules(
     {
       cel: 'self.warnMs >= self.intervalMs && self.warnMs < self.deadMs',
       check: (h) =>
-        !isNum(h.warnMs) || !isNum(h.intervalMs) || !isNum(h.deadMs) || (h.warnMs >= h.intervalMs && h.warnMs < h.deadMs),
+        !isNum(h.warnMs) ||
+        !isNum(h.intervalMs) ||
+        !isNum(h.deadMs) ||
+        (h.warnMs >= h.intervalMs && h.warnMs < h.deadMs),
       field: ['warnMs'],
       message:
         'heartbeat.warnMs must be at least heartbeat.intervalMs and below heartbeat.deadMs; set it in between (default 500 with interval 200 and dead 1000)',
@@ -96,11 +105,18 @@ export const TransportModes = ['unicast', 'multicast', 'broadcast'] as const;
 export const TransportSchema = withRules(
   z
     .strictObject({
-      port: z.int().min(1).max(65535).default(694).describe('UDP port for heartbeats (694, the Heartbeat port).'),
+      port: z
+        .int()
+        .min(1)
+        .max(65535)
+        .default(694)
+        .describe('UDP port for heartbeats (694, the Heartbeat port).'),
       mode: z
         .enum(TransportModes)
         .default('unicast')
-        .describe('unicast: to each member address; multicast: to transport.group; broadcast: IPv4 subnet broadcast.'),
+        .describe(
+          'unicast: to each member address; multicast: to transport.group; broadcast: IPv4 subnet broadcast.',
+        ),
       interface: interfaceName()
         .optional()
         .describe('Interface to send heartbeats on; default: the one holding the node InternalIP.'),
@@ -113,29 +129,36 @@ export const TransportSchema = withRules(
       check: (t) => t.mode !== 'multicast' || has(t, 'group'),
       field: ['group'],
       reason: 'FieldValueRequired',
-      message: 'transport.group is required when transport.mode is multicast; set a multicast group, e.g. 239.192.0.94',
+      message:
+        'transport.group is required when transport.mode is multicast; set a multicast group, e.g. 239.192.0.94',
     },
     {
       cel: "self.mode == 'multicast' || !has(self.group)",
       check: (t) => t.mode === 'multicast' || !has(t, 'group'),
       field: ['group'],
       reason: 'FieldValueForbidden',
-      message: 'transport.group is only used with transport.mode multicast; remove group or set mode: multicast',
+      message:
+        'transport.group is only used with transport.mode multicast; remove group or set mode: multicast',
     },
   ],
 );
 
 export const AuthSecretRefSchema = z
   .strictObject({
-    name: objectName('authSecretRef.name').describe('Secret in the same namespace; each data key is one HMAC key.'),
+    name: objectName('authSecretRef.name').describe(
+      'Secret in the same namespace; each data key is one HMAC key.',
+    ),
     activeKeyId: z
       .string()
       .min(1)
       .max(63)
       .regex(/^[a-zA-Z0-9][-._a-zA-Z0-9]*$/, {
-        error: 'authSecretRef.activeKeyId must be a Secret data key (letters, digits, "-", "_", "."), e.g. "2"',
+        error:
+          'authSecretRef.activeKeyId must be a Secret data key (letters, digits, "-", "_", "."), e.g. "2"',
       })
-      .describe('The Secret key used to sign; all keys in the Secret are accepted, for rotation without failover.'),
+      .describe(
+        'The Secret key used to sign; all keys in the Secret are accepted, for rotation without failover.',
+      ),
   })
   .describe("Secret with the HMAC-SHA256 keys that sign heartbeats (Heartbeat's authkeys).");
 
@@ -158,7 +181,9 @@ export const HAClusterSpecSchema = z
     autoFailback: z
       .boolean()
       .default(false)
-      .describe('Move a VIP back to a more preferred node when it returns; false keeps it where it is (sticky).'),
+      .describe(
+        'Move a VIP back to a more preferred node when it returns; false keeps it where it is (sticky).',
+      ),
   })
   .describe('Desired state of an HACluster: who the members are and how they watch each other.');
 
@@ -211,4 +236,3 @@ export type HACluster = z.output<typeof HAClusterSchema>;
 export type HAClusterInput = z.input<typeof HAClusterSchema>;
 export type MemberState = (typeof MemberStates)[number];
 export type QuorumPolicy = (typeof QuorumPolicies)[number];
-

@@ -39,7 +39,12 @@ export const KINDS: readonly KindInfo[] = [
     status: HAClusterStatusSchema,
     printerColumns: [
       { name: 'Members', type: 'string', jsonPath: '.status.members[*].name', description: 'Member nodes.' },
-      { name: 'Quorum', type: 'string', jsonPath: '.status.quorum.state', description: 'quorate, lost or ignored.' },
+      {
+        name: 'Quorum',
+        type: 'string',
+        jsonPath: '.status.quorum.state',
+        description: 'quorate, lost or ignored.',
+      },
       age,
     ],
   },
@@ -71,11 +76,15 @@ export const KINDS: readonly KindInfo[] = [
     plural: 'resources',
     singular: 'resource',
     shortNames: ['hares'],
-    description: 'Resource is a service started, probed and stopped on the node that holds a VirtualIP (haresources).',
+    description:
+      'Resource is a service started, probed and stopped on the node that holds a VirtualIP (haresources).',
     schema: ResourceSchema,
     spec: ResourceSpecSchema,
     status: ResourceStatusSchema,
-    printerColumns: [{ name: 'Kind', type: 'string', jsonPath: '.spec.kind', description: 'exec, lsb or systemd.' }, age],
+    printerColumns: [
+      { name: 'Kind', type: 'string', jsonPath: '.spec.kind', description: 'exec, lsb or systemd.' },
+      age,
+    ],
   },
 ];
 

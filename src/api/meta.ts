@@ -24,7 +24,8 @@ export const interfaceName = () =>
     .min(1)
     .max(15)
     .regex(/^[a-zA-Z0-9][-a-zA-Z0-9_.@]*$/, {
-      error: 'must be a Linux interface name (up to 15 characters from a-z, A-Z, 0-9, "-", "_", ".", "@"), e.g. eth0',
+      error:
+        'must be a Linux interface name (up to 15 characters from a-z, A-Z, 0-9, "-", "_", ".", "@"), e.g. eth0',
     });
 
 /** Label map (nodeSelector), matched against Node labels. */
@@ -57,9 +58,12 @@ export const ConditionSchema = z
       .string()
       .min(1)
       .max(316)
-      .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/, {
-        error: 'condition type must be CamelCase or a qualified name, e.g. Ready',
-      })
+      .regex(
+        /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+        {
+          error: 'condition type must be CamelCase or a qualified name, e.g. Ready',
+        },
+      )
       .describe('Type of condition in CamelCase, e.g. Ready.'),
     status: z.enum(['True', 'False', 'Unknown']).describe('Status of the condition: True, False or Unknown.'),
     observedGeneration: z
@@ -73,7 +77,9 @@ export const ConditionSchema = z
       .string()
       .min(1)
       .max(1024)
-      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, { error: 'reason must be CamelCase, e.g. HolderLost' })
+      .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/, {
+        error: 'reason must be CamelCase, e.g. HolderLost',
+      })
       .describe('Machine-readable CamelCase reason for the last transition.'),
     message: z.string().max(32768).describe('Human-readable explanation of the last transition.'),
   })

@@ -66,7 +66,12 @@ function parseV6(s: string): number[] | undefined {
 }
 
 function is4In6(bytes: number[]): boolean {
-  return bytes.length === 16 && bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  return (
+    bytes.length === 16 &&
+    bytes.slice(0, 10).every((b) => b === 0) &&
+    bytes[10] === 0xff &&
+    bytes[11] === 0xff
+  );
 }
 
 /** Parses an IPv4 or IPv6 address; undefined if Kubernetes' `isIP()` would say false. */

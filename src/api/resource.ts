@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { API_VERSION, ObjectMetaSchema, conditionList, objectName, observedGeneration, timestamp } from './meta.js';
+import {
+  API_VERSION,
+  ObjectMetaSchema,
+  conditionList,
+  objectName,
+  observedGeneration,
+  timestamp,
+} from './meta.js';
 import { has, isNum, withRules, mapListOf, type Rule } from './rules.js';
 
 /** argv of a command, run without a shell. */
@@ -26,7 +33,9 @@ export const LsbSchema = z
       .string()
       .min(2)
       .max(1024)
-      .regex(/^\/[^\s]*$/, { error: 'lsb.script must be an absolute path without spaces, e.g. /etc/init.d/apache2' })
+      .regex(/^\/[^\s]*$/, {
+        error: 'lsb.script must be an absolute path without spaces, e.g. /etc/init.d/apache2',
+      })
       .describe('Absolute path of an LSB init script, called with start, stop and status.'),
   })
   .describe('Init script for kind lsb.');
@@ -38,7 +47,8 @@ export const SystemdSchema = z
       .min(1)
       .max(255)
       .regex(/^[a-zA-Z0-9:_.\\@-]+$/, {
-        error: 'systemd.unit must be a unit name (letters, digits, ":", "_", ".", "\\", "@", "-"), e.g. nginx.service',
+        error:
+          'systemd.unit must be a unit name (letters, digits, ":", "_", ".", "\\", "@", "-"), e.g. nginx.service',
       })
       .describe('systemd unit to start and stop, e.g. nginx.service.'),
   })
@@ -51,15 +61,21 @@ export const HttpCheckSchema = withRules(
         .string()
         .min(8)
         .max(2048)
-        .regex(/^https?:\/\/[^\s]+$/, { error: 'healthCheck.http.url must be an http:// or https:// URL, e.g. http://127.0.0.1/healthz' })
+        .regex(/^https?:\/\/[^\s]+$/, {
+          error: 'healthCheck.http.url must be an http:// or https:// URL, e.g. http://127.0.0.1/healthz',
+        })
         .optional()
         .describe('Full URL to GET. Set url, or port (and path), not both.'),
-      port: port().optional().describe('Port to GET on the VIP address of the holder. Set url, or port (and path).'),
+      port: port()
+        .optional()
+        .describe('Port to GET on the VIP address of the holder. Set url, or port (and path).'),
       path: z
         .string()
         .min(1)
         .max(2048)
-        .regex(/^\/[^\s]*$/, { error: 'healthCheck.http.path must start with "/" and have no spaces, e.g. /healthz' })
+        .regex(/^\/[^\s]*$/, {
+          error: 'healthCheck.http.path must start with "/" and have no spaces, e.g. /healthz',
+        })
         .optional()
         .describe('Path used with port; default "/".'),
       expectStatus: z.int().min(100).max(599).default(200).describe('HTTP status that means healthy.'),
@@ -69,14 +85,16 @@ export const HttpCheckSchema = withRules(
     {
       cel: 'has(self.url) != has(self.port)',
       check: (h) => has(h, 'url') !== has(h, 'port'),
-      message: 'healthCheck.http needs exactly one of url or port (with optional path); set one and remove the other',
+      message:
+        'healthCheck.http needs exactly one of url or port (with optional path); set one and remove the other',
     },
     {
       cel: '!has(self.path) || has(self.port)',
       check: (h) => !has(h, 'path') || has(h, 'port'),
       field: ['path'],
       reason: 'FieldValueForbidden',
-      message: 'healthCheck.http.path is only used with port; put the path into url or use port instead of url',
+      message:
+        'healthCheck.http.path is only used with port; put the path into url or use port instead of url',
     },
   ],
 );
@@ -89,7 +107,10 @@ export const HealthCheckSchema = withRules(
         .strictObject({ port: port().describe('Port to connect to on the VIP address.') })
         .optional()
         .describe('TCP connect probe.'),
-      exec: z.strictObject({ command: command('Probe command; exit 0 means healthy') }).optional().describe('Command probe.'),
+      exec: z
+        .strictObject({ command: command('Probe command; exit 0 means healthy') })
+        .optional()
+        .describe('Command probe.'),
       intervalMs: z.int().min(100).max(3_600_000).default(2000).describe('Milliseconds between probes.'),
       timeoutMs: z.int().min(10).max(600_000).default(1000).describe('A probe that takes longer fails.'),
       failureThreshold: z
@@ -99,7 +120,9 @@ export const HealthCheckSchema = withRules(
         .default(3)
         .describe('Consecutive failures after which the Resource is failed and its VIP moves.'),
     })
-    .describe('Probe run on the holder while the Resource is running (like mon or ldirectord). Exactly one of http, tcp, exec.'),
+    .describe(
+      'Probe run on the holder while the Resource is running (like mon or ldirectord). Exactly one of http, tcp, exec.',
+    ),
   [
     {
       cel: '(has(self.http) ? 1 : 0) + (has(self.tcp) ? 1 : 0) + (has(self.exec) ? 1 : 0) == 1',
@@ -110,7 +133,8 @@ export const HealthCheckSchema = withRules(
       cel: 'self.timeoutMs <= self.intervalMs',
       check: (h) => !isNum(h.timeoutMs) || !isNum(h.intervalMs) || h.timeoutMs <= h.intervalMs,
       field: ['timeoutMs'],
-      message: 'healthCheck.timeoutMs must not exceed healthCheck.intervalMs; lower timeoutMs or raise intervalMs',
+      message:
+        'healthCheck.timeoutMs must not exceed healthCheck.intervalMs; lower timeoutMs or raise intervalMs',
     },
   ],
 );
@@ -141,7 +165,9 @@ const kindRules = (k: ResourceKind): Rule<SpecShape>[] => [
 export const ResourceSpecSchema = withRules(
   z
     .strictObject({
-      kind: z.enum(ResourceKinds).describe('exec: commands; lsb: init script; systemd: unit. Only the matching field may be set.'),
+      kind: z
+        .enum(ResourceKinds)
+        .describe('exec: commands; lsb: init script; systemd: unit. Only the matching field may be set.'),
       exec: ExecActionsSchema.optional(),
       lsb: LsbSchema.optional(),
       systemd: SystemdSchema.optional(),
@@ -158,7 +184,14 @@ export const ResourceSpecSchema = withRules(
   ResourceKinds.flatMap(kindRules),
 );
 
-export const ResourceNodeStates = ['stopped', 'starting', 'running', 'stopping', 'failed', 'unknown'] as const;
+export const ResourceNodeStates = [
+  'stopped',
+  'starting',
+  'running',
+  'stopping',
+  'failed',
+  'unknown',
+] as const;
 export const ProbeResults = ['success', 'failure', 'timeout', 'error'] as const;
 
 export const ResourceStatusSchema = z
@@ -175,7 +208,12 @@ export const ResourceStatusSchema = z
             result: z.enum(ProbeResults).describe('success, failure, timeout or error.'),
             latencyMs: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('How long it took.'),
             message: z.string().max(1024).optional().describe('e.g. "HTTP 503" or "connection refused".'),
-            consecutiveFailures: z.int().min(0).max(1_000_000).optional().describe('Failures in a row so far.'),
+            consecutiveFailures: z
+              .int()
+              .min(0)
+              .max(1_000_000)
+              .optional()
+              .describe('Failures in a row so far.'),
           })
           .optional()
           .describe('Last health-check result on that node.'),

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
 /** The `reason` values the API server accepts on an `x-kubernetes-validations` rule. */
-export type FieldReason = 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+export type FieldReason =
+  'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
 
 /**
  * One validation rule stated twice, once in CEL for the API server and once in
@@ -127,7 +128,8 @@ export function mapListOf<T extends z.ZodType>(item: T, key: string, maxItems: n
     .array(item)
     .max(maxItems)
     .superRefine((values, ctx) => {
-      const keyOf = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined);
+      const keyOf = (v: unknown) =>
+        v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
       for (const i of duplicates(values, keyOf)) {
         ctx.addIssue({
           code: 'custom',

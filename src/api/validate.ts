@@ -109,8 +109,7 @@ export type HeartlineObject = HACluster | VirtualIP | Resource;
 
 /** Where a manifest stands with respect to Heartline's kinds. */
 export type ManifestCheck =
-  | { handled: false; reason: string }
-  | { handled: true; kind: string; result: ParseResult<HeartlineObject> };
+  { handled: false; reason: string } | { handled: true; kind: string; result: ParseResult<HeartlineObject> };
 
 /**
  * Validates any manifest object: Heartline kinds are parsed with their schema; objects
@@ -124,13 +123,21 @@ export function checkManifest(obj: unknown): ManifestCheck {
   const { apiVersion, kind } = obj as { apiVersion?: unknown; kind?: unknown };
   const av = typeof apiVersion === 'string' ? apiVersion : '';
   if (av.split('/')[0] !== GROUP) {
-    return { handled: false, reason: `${av || '<no apiVersion>'}/${typeof kind === 'string' ? kind : '<no kind>'} is not a Heartline kind` };
+    return {
+      handled: false,
+      reason: `${av || '<no apiVersion>'}/${typeof kind === 'string' ? kind : '<no kind>'} is not a Heartline kind`,
+    };
   }
   const info = typeof kind === 'string' ? kindInfo(kind) : undefined;
   if (!info) {
     const result: ParseResult<HeartlineObject> = {
       ok: false,
-      errors: [{ path: 'kind', message: `Unsupported value: ${show(kind)}: supported values: "HACluster", "VirtualIP", "Resource"` }],
+      errors: [
+        {
+          path: 'kind',
+          message: `Unsupported value: ${show(kind)}: supported values: "HACluster", "VirtualIP", "Resource"`,
+        },
+      ],
     };
     return { handled: true, kind: String(kind), result };
   }
@@ -138,8 +145,15 @@ export function checkManifest(obj: unknown): ManifestCheck {
     return {
       handled: true,
       kind: info.kind,
-      result: { ok: false, errors: [{ path: 'apiVersion', message: `Unsupported value: ${show(av)}: use ${API_VERSION}` }] },
+      result: {
+        ok: false,
+        errors: [{ path: 'apiVersion', message: `Unsupported value: ${show(av)}: use ${API_VERSION}` }],
+      },
     };
   }
-  return { handled: true, kind: info.kind, result: parseWith(info.schema as z.ZodType<HeartlineObject>, obj) };
+  return {
+    handled: true,
+    kind: info.kind,
+    result: parseWith(info.schema as z.ZodType<HeartlineObject>, obj),
+  };
 }

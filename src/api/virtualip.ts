@@ -45,7 +45,12 @@ export const AnnounceSchema = z
       .max(20)
       .default(3)
       .describe('Gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) sent after binding.'),
-    intervalMs: z.int().min(10).max(10_000).default(100).describe('Milliseconds between those announcements.'),
+    intervalMs: z
+      .int()
+      .min(10)
+      .max(10_000)
+      .default(100)
+      .describe('Milliseconds between those announcements.'),
     refreshMs: withRules(
       z
         .int()
@@ -56,7 +61,8 @@ export const AnnounceSchema = z
         {
           cel: 'self == 0 || self >= 1000',
           check: (r) => !isNum(r) || r === 0 || r >= 1000,
-          message: 'announce.refreshMs must be 0 (off) or at least 1000; set 0 or a period of 1000 ms or more',
+          message:
+            'announce.refreshMs must be 0 (off) or at least 1000; set 0 or a period of 1000 ms or more',
         },
       ],
     ).default(0),
@@ -71,7 +77,9 @@ export const VirtualIPSpecSchema = z
     address: AddressSchema,
     interface: interfaceName()
       .optional()
-      .describe("Interface to bind on; default: the member's interface whose subnet contains address (like findif)."),
+      .describe(
+        "Interface to bind on; default: the member's interface whose subnet contains address (like findif).",
+      ),
     preferredNodes: setOf(objectName('preferredNodes[]'), 32)
       .optional()
       .describe('Node names in order of preference; the first live, healthy one holds the VIP. Unique.'),
@@ -92,7 +100,11 @@ export const VipConditionTypes = ['Ready', 'Bound', 'QuorumLost', 'Degraded'] as
 
 export const VirtualIPStatusSchema = z
   .strictObject({
-    holder: z.string().max(253).optional().describe('Node that holds (or is being given) the VIP; empty: nobody.'),
+    holder: z
+      .string()
+      .max(253)
+      .optional()
+      .describe('Node that holds (or is being given) the VIP; empty: nobody.'),
     epoch: z
       .int()
       .min(0)
@@ -113,7 +125,10 @@ export const VirtualIPStatusSchema = z
       .strictObject({
         from: z.string().max(253).optional().describe('Previous holder (empty for the first assignment).'),
         to: z.string().max(253).optional().describe('New holder (empty if nobody could take it).'),
-        reason: z.string().max(1024).describe('Why the VIP moved, e.g. HolderDead, Drain, ResourceFailed, Failback.'),
+        reason: z
+          .string()
+          .max(1024)
+          .describe('Why the VIP moved, e.g. HolderDead, Drain, ResourceFailed, Failback.'),
         durationMs: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Time without a holder.'),
         time: timestamp().optional().describe('When the move completed.'),
       })

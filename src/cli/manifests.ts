@@ -35,7 +35,9 @@ export function validateManifests(source: string, text: string): ManifestReport 
     const check = checkManifest(obj);
     if (!check.handled) {
       const label =
-        obj && typeof obj === 'object' && 'kind' in obj ? objectLabel(String((obj as { kind: unknown }).kind), obj) : where;
+        obj && typeof obj === 'object' && 'kind' in obj
+          ? objectLabel(String((obj as { kind: unknown }).kind), obj)
+          : where;
       report.notes.push(`${source}: ${label}: skipped (${check.reason})`);
       return;
     }

@@ -8,8 +8,15 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 export function validateCommand(program: Command): void {
   program
     .command('validate')
-    .description('Validate manifests offline with the same rules as the API server. Exit code 1 if any is invalid.')
-    .requiredOption('-f, --filename <file>', 'multi-document YAML file ("-" for stdin); repeatable', collect, [])
+    .description(
+      'Validate manifests offline with the same rules as the API server. Exit code 1 if any is invalid.',
+    )
+    .requiredOption(
+      '-f, --filename <file>',
+      'multi-document YAML file ("-" for stdin); repeatable',
+      collect,
+      [],
+    )
     .option('-q, --quiet', 'print only errors')
     .action(async (opts: { filename: string[]; quiet?: boolean }) => {
       let failed = false;

@@ -1,0 +1,62 @@
+import { readFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { buildProgram } from '../../../src/cli/program.js';
+import { validateManifests } from '../../../src/cli/manifests.js';
+
+describe('validateManifests', () => {
+  it.each(['examples/two-node-web.yaml', 'examples/ipv6-vip.yaml', 'examples/health-checked-group.yaml'])(
+    '%s is valid',
+    async (file) => {
+      const report = validateManifests(file, await readFile(file, 'utf8'));
+      expect(report.errors).toEqual([]);
+      expect(report.checked).toBeGreaterThan(0);
+    },
+  );
+
+  it('skips other kinds with a note', async () => {
+    const report = validateManifests(
+      'examples/auth-secret.yaml',
+      await readFile('examples/auth-secret.yaml', 'utf8'),
+    );
+    expect(report.errors).toEqual([]);
+    expect(report.checked).toBe(0);
+    expect(report.notes).toEqual([
+      'examples/auth-secret.yaml: Secret default/heartline-auth: skipped (v1/Secret is not a Heartline kind)',
+    ]);
+  });
+
+  it('reports file, object, path and fix for each problem', async () => {
+    const report = validateManifests('examples/bad.yaml', await readFile('examples/bad.yaml', 'utf8'));
+    expect(report.errors).toEqual([
+      'examples/bad.yaml: VirtualIP default/web: spec.address: "198.18.0.300/24" is not a valid IPv4 or IPv6 CIDR; use e.g. 198.18.0.100/24 or 2001:db8::100/64',
+      'examples/bad.yaml: VirtualIP default/web: spec.preferredNodes[1]: Duplicate value: "node-a": list entries must be unique; remove the repeated entry',
+      'examples/bad.yaml: VirtualIP default/web: spec.announce.count: Invalid value: 0: must be greater than or equal to 1',
+    ]);
+  });
+
+  it('reports YAML syntax errors with the document number', () => {
+    const report = validateManifests('x.yaml', 'a: [1, 2\n');
+    expect(report.errors[0]).toMatch(/^x\.yaml: document 1: YAML: /);
+  });
+
+  it('uses the namespace from the manifest', () => {
+    const text =
+      'apiVersion: heartline.dev/v1alpha1\nkind: VirtualIP\nmetadata: {name: v, namespace: prod}\nspec: {}\n';
+    expect(validateManifests('f', text).errors).toEqual([
+      'f: VirtualIP prod/v: spec.clusterRef: Required value: The HACluster (same namespace) whose members may hold this VIP. Required.',
+      'f: VirtualIP prod/v: spec.address: Required value: The virtual IP with its prefix length, IPv4 or IPv6, e.g. 198.18.0.100/24 or 2001:db8::100/64. The prefix picks the interface when interface is not set.',
+    ]);
+  });
+});
+
+describe('program', () => {
+  it('registers crds and validate, and accepts more command modules', () => {
+    const extra = (program: Command) => {
+      program.command('lab').description('test module');
+    };
+    const names = buildProgram().commands.map((c) => c.name());
+    expect(names).toEqual(expect.arrayContaining(['crds', 'validate']));
+    const withExtra = buildProgram([extra]).commands.map((c) => c.name());
+    expect(withExtra).toEqual(['lab']);
+  });
+});
