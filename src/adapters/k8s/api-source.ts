@@ -1,0 +1,387 @@
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  KubeConfig,
+  ListWatch,
+  PatchStrategy,
+  V1MicroTime,
+  Watch,
+  makeInformer,
+  setHeaderOptions,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import jsonpatch from 'fast-json-patch';
+import { pino, type Logger } from 'pino';
+import {
+  ConflictError,
+  NotFoundError,
+  type ApiEvent,
+  type ApiKind,
+  type ApiObject,
+  type ApiSource,
+  type Clock,
+  type Millis,
+  type ObjectKey,
+  type OwnedKind,
+  type Stoppable,
+  type WatchEvent,
+  type WatchOptions,
+} from '../../core/ports.js';
+import { KINDS, apiVersionOf, collectionPath, describeKey } from './kinds.js';
+
+type Operation = jsonpatch.Operation;
+
+export interface K8sApiSourceComponents {
+  kubeConfig: KubeConfig;
+  clock: Clock;
+  logger?: Logger;
+}
+
+export interface K8sApiSourceInit {
+  /** Who reports Events (reportingInstance), e.g. the pod name. */
+  identity: string;
+  /** reportingController of Events. Default heartline.dev/controller. */
+  reportingController?: string;
+  /** Period of `resync` re-delivery of cached objects; 0 disables. Default 300000. */
+  resyncMs?: Millis;
+  /** Watch restart backoff after an error: first delay and cap. Default 200 / 30000 ms. */
+  backoffInitialMs?: Millis;
+  backoffMaxMs?: Millis;
+}
+
+/** An API call failed for a reason other than conflict or absence. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly what: string,
+    readonly code: number | undefined,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${what}: ${code ? `HTTP ${code}: ` : ''}${message}`, options);
+  }
+}
+
+interface HttpError {
+  code?: number;
+  body?: unknown;
+  message?: string;
+}
+
+function statusCode(err: unknown): number | undefined {
+  const c = (err as HttpError | undefined)?.code;
+  return typeof c === 'number' ? c : undefined;
+}
+
+function serverMessage(err: unknown): string {
+  const e = err as HttpError;
+  let body = e?.body;
+  if (typeof body === 'string') {
+    const text: string = body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  const m = (body as { message?: unknown } | undefined)?.message;
+  return typeof m === 'string' ? m : (e?.message ?? String(err));
+}
+
+/** Loads a kubeconfig: $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+const jsonPatch = () => setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+
+/**
+ * The real ApiSource on @kubernetes/client-node 1.x. Watches are client-node informers
+ * (makeInformer / ListWatch), restarted with exponential backoff after any error other
+ * than 410 (which the informer handles by relisting); `synced` is emitted after every
+ * successful (re)start. Status writes are JSON Patches of the difference, guarded by a
+ * `test` of the resourceVersion read just before, so a concurrent writer yields
+ * ConflictError instead of a lost update.
+ */
+export class K8sApiSource implements ApiSource {
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  private readonly events: EventsV1Api;
+  private readonly logger: Logger;
+  private readonly watches = new Set<Stoppable>();
+  private readonly resyncMs: Millis;
+  private readonly backoffInitialMs: Millis;
+  private readonly backoffMaxMs: Millis;
+  private readonly reportingController: string;
+
+  constructor(
+    private readonly components: K8sApiSourceComponents,
+    private readonly init: K8sApiSourceInit,
+  ) {
+    const kc = components.kubeConfig;
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.events = kc.makeApiClient(EventsV1Api);
+    this.logger = (components.logger ?? pino({ name: 'heartline.k8s' })).child({ component: 'api-source' });
+    this.resyncMs = init.resyncMs ?? 300_000;
+    this.backoffInitialMs = init.backoffInitialMs ?? 200;
+    this.backoffMaxMs = init.backoffMaxMs ?? 30_000;
+    this.reportingController = init.reportingController ?? 'heartline.dev/controller';
+  }
+
+  watch(kind: ApiKind, handler: (event: WatchEvent) => void, options: WatchOptions = {}): Stoppable {
+    const { clock, kubeConfig } = this.components;
+    const path = collectionPath(kind, options.namespace);
+    const log = this.logger.child({ kind, namespace: options.namespace });
+    const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
+      const list = await this.rawList(kind, options);
+      return list as KubernetesListObject<KubernetesObject>;
+    };
+    const informer = options.fieldSelector
+      ? new ListWatch<KubernetesObject>(path, new Watch(kubeConfig), listFn, false, options.labelSelector, options.fieldSelector)
+      : makeInformer<KubernetesObject>(kubeConfig, path, listFn, options.labelSelector);
+    const deliver = (event: WatchEvent): void => {
+      try {
+        handler(event);
+      } catch (err) {
+        log.error({ err, event: event.type }, 'watch handler failed');
+      }
+    };
+    const withKind = (o: KubernetesObject): ApiObject => ({ apiVersion: apiVersionOf(kind), kind, ...(o as ApiObject) });
+    let stopped = false;
+    let backoff = this.backoffInitialMs;
+    let restartTimer: Stoppable | undefined;
+    let failedAttempt = false;
+    const onObject = (type: 'added' | 'updated' | 'deleted') => (o: KubernetesObject) => {
+      backoff = this.backoffInitialMs;
+      deliver({ type, object: withKind(o) });
+    };
+    informer.on('add', onObject('added'));
+    informer.on('update', onObject('updated'));
+    informer.on('delete', onObject('deleted'));
+    const onError = (err: unknown): void => {
+      failedAttempt = true;
+      if (stopped || restartTimer) return;
+      log.warn({ err: err instanceof Error ? err : new Error(serverMessage(err)), retryInMs: backoff }, 'watch failed; restarting');
+      const delay = backoff;
+      backoff = Math.min(backoff * 2, this.backoffMaxMs);
+      restartTimer = clock.after(delay, () => {
+        restartTimer = undefined;
+        void start();
+      });
+    };
+    informer.on('error', onError);
+    const start = async (): Promise<void> => {
+      if (stopped) return;
+      failedAttempt = false;
+      try {
+        await informer.start();
+      } catch (err) {
+        onError(err);
+        return;
+      }
+      if (!failedAttempt && !stopped) deliver({ type: 'synced' });
+    };
+    const resync =
+      this.resyncMs > 0
+        ? clock.every(this.resyncMs, () => {
+            for (const o of informer.list()) deliver({ type: 'resync', object: withKind(o) });
+          })
+        : undefined;
+    void start();
+    const handle: Stoppable = {
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        restartTimer?.stop();
+        resync?.stop();
+        void informer.stop();
+        this.watches.delete(handle);
+      },
+    };
+    this.watches.add(handle);
+    return handle;
+  }
+
+  async get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
+    const k = KINDS[kind];
+    try {
+      let o: unknown;
+      if (k.group) {
+        o = await this.custom.getNamespacedCustomObject({ group: k.group, version: k.version, plural: k.plural, namespace: ns(kind, key), name: key.name });
+      } else if (kind === 'Node') {
+        o = await this.core.readNode({ name: key.name });
+      } else {
+        o = await this.core.readNamespacedSecret({ name: key.name, namespace: ns(kind, key) });
+      }
+      return { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined;
+      throw this.wrap(`get ${describeKey(kind, key)}`, err);
+    }
+  }
+
+  async list(kind: ApiKind, options: WatchOptions = {}): Promise<ApiObject[]> {
+    return (await this.rawList(kind, options)).items;
+  }
+
+  private async rawList(kind: ApiKind, options: WatchOptions): Promise<{ metadata?: { resourceVersion?: string }; items: ApiObject[] }> {
+    const k = KINDS[kind];
+    const sel = {
+      ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
+      ...(options.fieldSelector ? { fieldSelector: options.fieldSelector } : {}),
+    };
+    try {
+      let list: { metadata?: { resourceVersion?: string }; items: unknown[] };
+      if (k.group) {
+        const base = { group: k.group, version: k.version, plural: k.plural, ...sel };
+        list = (options.namespace
+          ? await this.custom.listNamespacedCustomObject({ ...base, namespace: options.namespace })
+          : await this.custom.listClusterCustomObject(base)) as typeof list;
+      } else if (kind === 'Node') {
+        list = (await this.core.listNode(sel)) as typeof list;
+      } else {
+        list = (options.namespace
+          ? await this.core.listNamespacedSecret({ namespace: options.namespace, ...sel })
+          : await this.core.listSecretForAllNamespaces(sel)) as typeof list;
+      }
+      return {
+        ...(list.metadata ? { metadata: list.metadata } : {}),
+        items: list.items.map((o) => ({ ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind })),
+      };
+    } catch (err) {
+      throw this.wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
+    }
+  }
+
+  async patchStatus(
+    kind: OwnedKind,
+    key: ObjectKey,
+    status: unknown,
+    options: { expectResourceVersion?: string } = {},
+  ): Promise<{ object: ApiObject; changed: boolean }> {
+    const current = await this.get(kind, key);
+    if (!current) throw new NotFoundError(kind, key);
+    const rv = current.metadata.resourceVersion ?? '';
+    if (options.expectResourceVersion !== undefined && options.expectResourceVersion !== rv) {
+      throw new ConflictError(kind, key, `resourceVersion is ${rv}, expected ${options.expectResourceVersion}`);
+    }
+    const ops = jsonpatch.compare(current.status === undefined ? {} : { status: current.status }, { status });
+    if (ops.length === 0) return { object: current, changed: false };
+    const object = await this.jsonPatch(kind, key, [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops], true);
+    return { object, changed: true };
+  }
+
+  async addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.retryConflicts(async () => {
+      const cur = await this.get(kind, key);
+      if (!cur) throw new NotFoundError(kind, key);
+      const list = cur.metadata.finalizers;
+      if (list?.includes(finalizer)) return false;
+      const test: Operation = { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion };
+      const add: Operation = list ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer } : { op: 'add', path: '/metadata/finalizers', value: [finalizer] };
+      await this.jsonPatch(kind, key, [test, add], false);
+      return true;
+    });
+  }
+
+  async removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.retryConflicts(async () => {
+      const cur = await this.get(kind, key);
+      if (!cur) return false;
+      const i = cur.metadata.finalizers?.indexOf(finalizer) ?? -1;
+      if (i < 0) return false;
+      await this.jsonPatch(
+        kind,
+        key,
+        [
+          { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion },
+          { op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer },
+          { op: 'remove', path: `/metadata/finalizers/${i}` },
+        ],
+        false,
+      );
+      return true;
+    });
+  }
+
+  async event(e: ApiEvent): Promise<void> {
+    const m = e.regarding.metadata;
+    const namespace = m.namespace ?? 'default';
+    try {
+      await this.events.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${m.name}.`, namespace },
+          eventTime: new V1MicroTime(),
+          reportingController: this.reportingController,
+          reportingInstance: this.init.identity.slice(0, 128),
+          action: e.action,
+          reason: e.reason,
+          note: e.note.length > 1024 ? `${e.note.slice(0, 1021)}...` : e.note,
+          type: e.type,
+          regarding: {
+            ...(e.regarding.apiVersion ? { apiVersion: e.regarding.apiVersion } : {}),
+            ...(e.regarding.kind ? { kind: e.regarding.kind } : {}),
+            name: m.name,
+            ...(m.namespace ? { namespace: m.namespace } : {}),
+            ...(m.uid ? { uid: m.uid } : {}),
+            ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
+          },
+        },
+      });
+    } catch (err) {
+      throw this.wrap(`create Event ${e.reason} for ${e.regarding.kind ?? 'object'} ${namespace}/${m.name}`, err);
+    }
+  }
+
+  close(): Promise<void> {
+    for (const w of [...this.watches]) w.stop();
+    return Promise.resolve();
+  }
+
+  private async jsonPatch(kind: OwnedKind, key: ObjectKey, body: Operation[], status: boolean): Promise<ApiObject> {
+    const k = KINDS[kind];
+    const req = { group: k.group, version: k.version, plural: k.plural, namespace: ns(kind, key), name: key.name, body };
+    try {
+      const o = status
+        ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
+        : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
+      return { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+    } catch (err) {
+      const code = statusCode(err);
+      const msg = serverMessage(err);
+      if (code === 404) throw new NotFoundError(kind, key);
+      // A failed `test` op comes back as 422 (or 500 on some versions) naming the test.
+      if (code === 409 || ((code === 422 || code === 500) && /test/i.test(msg) && /resourceVersion|finalizers/.test(msg))) {
+        throw new ConflictError(kind, key, msg);
+      }
+      throw this.wrap(`patch ${status ? 'status of ' : ''}${describeKey(kind, key)}`, err);
+    }
+  }
+
+  private async retryConflicts<T>(fn: () => Promise<T>): Promise<T> {
+    for (let i = 0; ; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof ConflictError) || i >= 4) throw err;
+      }
+    }
+  }
+
+  private wrap(what: string, err: unknown): Error {
+    if (err instanceof ConflictError || err instanceof NotFoundError || err instanceof ApiError) return err;
+    return new ApiError(what, statusCode(err), serverMessage(err), { cause: err });
+  }
+}
+
+function ns(kind: ApiKind, key: ObjectKey): string {
+  if (!key.namespace) throw new Error(`${kind} ${key.name}: namespace is required for namespaced kind ${kind}`);
+  return key.namespace;
+}

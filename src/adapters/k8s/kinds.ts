@@ -1,0 +1,35 @@
+import type { ApiKind } from '../../core/ports.js';
+
+export interface KindInfo {
+  /** '' for the core group. */
+  group: string;
+  version: string;
+  plural: string;
+  namespaced: boolean;
+}
+
+/** Where each kind Heartline reads lives in the API. */
+export const KINDS: Readonly<Record<ApiKind, KindInfo>> = {
+  HACluster: { group: 'heartline.dev', version: 'v1alpha1', plural: 'haclusters', namespaced: true },
+  VirtualIP: { group: 'heartline.dev', version: 'v1alpha1', plural: 'virtualips', namespaced: true },
+  Resource: { group: 'heartline.dev', version: 'v1alpha1', plural: 'resources', namespaced: true },
+  Node: { group: '', version: 'v1', plural: 'nodes', namespaced: false },
+  Secret: { group: '', version: 'v1', plural: 'secrets', namespaced: true },
+};
+
+export function apiVersionOf(kind: ApiKind): string {
+  const k = KINDS[kind];
+  return k.group ? `${k.group}/${k.version}` : k.version;
+}
+
+/** Collection path for a watch, e.g. /apis/heartline.dev/v1alpha1/namespaces/ns/virtualips. */
+export function collectionPath(kind: ApiKind, namespace?: string): string {
+  const k = KINDS[kind];
+  const base = k.group ? `/apis/${k.group}/${k.version}` : `/api/${k.version}`;
+  return `${base}${k.namespaced && namespace ? `/namespaces/${namespace}` : ''}/${k.plural}`;
+}
+
+/** `kind ns/name` for messages. */
+export function describeKey(kind: ApiKind, key: { namespace?: string; name: string }): string {
+  return `${kind} ${key.namespace ? `${key.namespace}/` : ''}${key.name}`;
+}
