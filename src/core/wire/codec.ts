@@ -47,7 +47,7 @@ export type DecodeResult =
   | {
       ok: false;
       reason: DropReason;
-      /** The claimed sender, once its tag resolved (claimed: unauthenticated unless reason is after bad-mac). */
+      /** The claimed sender, once its tag resolved; not authenticated for any reason up to and including bad-mac. */
       sender?: MemberId;
     };
 

@@ -96,17 +96,13 @@ function decodeChecked(
     () => `internal-error on ${Buffer.from(bytes).toString('hex')}`,
   );
   const want = show(exact);
-  for (const fill of [0x00, 0xaa]) {
-    const end = PAD + bytes.length + 1400;
-    scratch.fill(fill, 0, end);
-    scratch.set(bytes, PAD);
-    if (opts.after) scratch.set(opts.after.subarray(0, 1400), PAD + bytes.length);
-    const viewed = fresh().decode(scratch.subarray(PAD, PAD + bytes.length), from);
-    check(
-      show(viewed) === want,
-      () => `result depends on bytes outside the view: ${show(viewed)} vs ${want}`,
-    );
-  }
+  // Sentinels alternate between inputs: zeros, 0xaa, or (for truncations) the real rest of the datagram.
+  const fill = inputs % 2 === 0 ? 0x00 : 0xaa;
+  scratch.fill(fill, 0, PAD + bytes.length + 1400);
+  scratch.set(bytes, PAD);
+  if (opts.after) scratch.set(opts.after.subarray(0, 1400), PAD + bytes.length);
+  const viewed = fresh().decode(scratch.subarray(PAD, PAD + bytes.length), from);
+  check(show(viewed) === want, () => `result depends on bytes outside the view: ${show(viewed)} vs ${want}`);
   // Anything accepted is exactly the canonical encoding of what it decoded to.
   if (exact.ok) {
     const again = senderCodec(exact.message.from).encode(exact.message, exact.to);
