@@ -1,0 +1,505 @@
+/**
+ * The Heartline controller: watches HAClusters, VirtualIPs, Resources, Nodes and Secrets;
+ * while it holds the leader Lease it runs, per HACluster, the observer (and in quorum
+ * "witness" the witness voter) on its UDP socket, and level-based reconcilers that turn
+ * what it observes into status, Events and finalizer removal.
+ *
+ * Failure detection and failover happen among the agents; the controller is never on that
+ * path. It writes status only when something changed, at most once per object per
+ * `statusIntervalMs`, so a steady cluster costs the API server nothing per VIP.
+ *
+ * Both instances (leader and standby) keep their caches synced, so both are ready and the
+ * standby starts reconciling as soon as it acquires the Lease.
+ */
+import type { Logger } from 'pino';
+import { formatFieldError, parseVirtualIP } from '../api/index.js';
+import type { VirtualIPStatus } from '../api/index.js';
+import type { ApiObject, ApiSource, Clock, LeaseLock, Millis, ObjectKey, OwnedKind, Transport } from '../core/ports.js';
+import { NotFoundError } from '../core/ports.js';
+import {
+  buildClusterConfig,
+  ClusterConfigError,
+  VIP_FINALIZER,
+  type ClusterConfig,
+} from '../runtime/cluster-config.js';
+import { incarnationFromWallClock } from '../runtime/member-host.js';
+import { ObjectCache, objectKey, type CacheChange } from './cache.js';
+import { ClusterRuntime } from './cluster-runtime.js';
+import { decideCluster, decideVip, quorumSummary, type ClusterStatus, type EventSpec, type WitnessAddress } from './decide.js';
+import { LeaderElector } from './leader.js';
+import type { ControllerMetrics } from './metrics.js';
+import { SharedTransport } from './shared-transport.js';
+import { StatusWriter } from './status-writer.js';
+import { WorkQueue } from './work-queue.js';
+
+export interface ControllerComponents {
+  api: ApiSource;
+  lease: LeaseLock;
+  clock: Clock;
+  log: Logger;
+  metrics: ControllerMetrics;
+  /** The witness socket (shared by every cluster). Closed by `stop`. */
+  transport: Transport;
+  /** Wall clock for status timestamps. Default `new Date()`. */
+  wallNow?: () => Date;
+}
+
+export interface ControllerInit {
+  /** Watch only this namespace (default: all). */
+  namespace?: string;
+  /** Where agents reach the witness, published in every HACluster's status. */
+  witness: WitnessAddress;
+  /** Lease renew period. Default 2000 ms. */
+  renewPeriodMs?: Millis;
+  /** Give up leadership after this long without renewing. Default 10 000 ms. */
+  renewDeadlineMs?: Millis;
+  /** At most one status write per object per this interval. Default 250 ms. */
+  statusIntervalMs?: Millis;
+  /** Re-reconcile everything this often (level-based safety net). Default 60 000 ms. */
+  resyncMs?: Millis;
+  /**
+   * How long a deleted VirtualIP waits for its holder to release before the finalizer is
+   * removed anyway (with a Warning Event). Default per cluster: 2 x deadMs + leaseMs + marginMs.
+   */
+  releaseTimeoutMs?: Millis;
+}
+
+type Kind = 'HACluster' | 'VirtualIP';
+const keyOf = (kind: Kind, k: string) => `${kind}|${k}`;
+function splitKey(key: string): { kind: Kind; ns: string | undefined; name: string; id: string } {
+  const [kind, id = ''] = key.split('|') as [Kind, string];
+  const slash = id.indexOf('/');
+  return slash < 0 ? { kind, ns: undefined, name: id, id } : { kind, ns: id.slice(0, slash), name: id.slice(slash + 1), id };
+}
+
+/** A reconcile that must run again later, not an error (no backoff). */
+class Requeue {
+  constructor(readonly afterMs: Millis) {}
+}
+
+export class Controller {
+  private readonly cache: ObjectCache;
+  private readonly elector: LeaderElector;
+  private readonly shared: SharedTransport;
+  private readonly writer: StatusWriter;
+  private readonly wallNow: () => Date;
+  private queue: WorkQueue | undefined;
+  private workers: Promise<void> | undefined;
+  private readonly runtimes = new Map<string, { runtime: ClusterRuntime; fingerprint: string }>();
+  private readonly configErrors = new Map<string, string>();
+  private readonly deletingSince = new Map<string, Millis>();
+  private lastIncarnation = 0;
+  private resync: { stop(): void } | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly c: ControllerComponents,
+    private readonly init: ControllerInit,
+  ) {
+    this.wallNow = c.wallNow ?? (() => new Date());
+    this.shared = new SharedTransport(c.transport);
+    this.writer = new StatusWriter(c.api, c.clock, init.statusIntervalMs ?? 250);
+    this.cache = new ObjectCache(c.api, (ch) => this.onCacheChange(ch), (kind) => c.log.info({ kind }, 'cache synced'));
+    this.elector = new LeaderElector(
+      {
+        lease: c.lease,
+        clock: c.clock,
+        log: c.log.child({ component: 'leader' }),
+        onStartedLeading: () => this.startLeading(),
+        onStoppedLeading: (reason) => this.stopLeading(reason),
+      },
+      {
+        ...(init.renewPeriodMs !== undefined ? { renewPeriodMs: init.renewPeriodMs } : {}),
+        ...(init.renewDeadlineMs !== undefined ? { renewDeadlineMs: init.renewDeadlineMs } : {}),
+      },
+    );
+  }
+
+  get isLeader(): boolean {
+    return this.elector.isLeader;
+  }
+
+  /** Ready once every watch delivered its initial list (leader and standby alike). */
+  ready(): { ready: boolean; reason: string } {
+    if (this.stopped) return { ready: false, reason: 'stopping' };
+    const pending = this.cache.unsyncedKinds();
+    if (pending.length > 0) return { ready: false, reason: `waiting for the initial list of ${pending.join(', ')}` };
+    return { ready: true, reason: this.isLeader ? 'leader' : 'standby' };
+  }
+
+  start(): void {
+    const ns = this.init.namespace ? { namespace: this.init.namespace } : undefined;
+    this.cache.watch('HACluster', ns);
+    this.cache.watch('VirtualIP', ns);
+    this.cache.watch('Resource', ns);
+    this.cache.watch('Secret', ns);
+    this.cache.watch('Node');
+    this.elector.start();
+  }
+
+  /** Stops reconciling, releases the lease (so the standby takes over at once), closes the socket. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.elector.stop();
+    this.cache.stop();
+    await this.shared.close();
+  }
+
+  // ------------------------------------------------------------------------- leadership
+
+  private startLeading(): void {
+    if (this.stopped) return;
+    this.c.metrics.leader.set(1);
+    this.writer.reset();
+    const queue = new WorkQueue(this.c.clock);
+    this.queue = queue;
+    this.workers = this.runWorker(queue);
+    this.enqueueAll();
+    const every = this.init.resyncMs ?? 60_000;
+    this.resync = this.c.clock.every(every, () => this.enqueueAll());
+  }
+
+  private async stopLeading(reason: string): Promise<void> {
+    this.c.metrics.leader.set(0);
+    this.resync?.stop();
+    this.resync = undefined;
+    this.queue?.shutDown();
+    await this.workers;
+    this.queue = undefined;
+    this.workers = undefined;
+    for (const [id, r] of this.runtimes) {
+      await r.runtime.stop();
+      this.c.metrics.setQuorum(id, undefined);
+    }
+    this.runtimes.clear();
+    this.deletingSince.clear();
+    this.writer.reset();
+    this.c.log.info({ reason }, 'leader-only work stopped');
+  }
+
+  private enqueueAll(): void {
+    for (const o of this.cache.list('HACluster')) this.queue?.add(keyOf('HACluster', objectKey(o)));
+    for (const o of this.cache.list('VirtualIP')) this.queue?.add(keyOf('VirtualIP', objectKey(o)));
+  }
+
+  private nextIncarnation(): number {
+    this.lastIncarnation = Math.max(this.lastIncarnation + 1, incarnationFromWallClock(this.wallNow().getTime()));
+    return this.lastIncarnation;
+  }
+
+  // ------------------------------------------------------------------------- events in
+
+  private onCacheChange(ch: CacheChange): void {
+    const q = this.queue;
+    if (!q) return;
+    const ns = ch.object.metadata.namespace;
+    switch (ch.kind) {
+      case 'HACluster':
+        q.add(keyOf('HACluster', objectKey(ch.object)));
+        for (const v of this.vipsOfCluster(ns ?? '', ch.object.metadata.name)) q.add(keyOf('VirtualIP', objectKey(v)));
+        break;
+      case 'VirtualIP': {
+        q.add(keyOf('VirtualIP', objectKey(ch.object)));
+        // The cluster's configuration (VIP set, epochs) comes from its VIPs.
+        const cluster = (ch.object.spec as { clusterRef?: { name?: string } } | undefined)?.clusterRef?.name;
+        if (cluster) q.add(keyOf('HACluster', `${ns}/${cluster}`));
+        break;
+      }
+      case 'Resource':
+      case 'Secret':
+        for (const h of this.cache.list('HACluster', ns)) q.add(keyOf('HACluster', objectKey(h)));
+        break;
+      case 'Node':
+        if (ch.type === 'resync') break;
+        for (const h of this.cache.list('HACluster')) q.add(keyOf('HACluster', objectKey(h)));
+        break;
+    }
+  }
+
+  private onObserved(clusterId: string, change: { vips: string[]; members: boolean }): void {
+    const q = this.queue;
+    if (!q) return;
+    if (change.members) {
+      q.add(keyOf('HACluster', clusterId));
+      const slash = clusterId.indexOf('/');
+      for (const v of this.vipsOfCluster(clusterId.slice(0, slash), clusterId.slice(slash + 1))) q.add(keyOf('VirtualIP', objectKey(v)));
+    }
+    for (const vip of change.vips) q.add(keyOf('VirtualIP', vip));
+  }
+
+  private vipsOfCluster(ns: string, name: string): ApiObject[] {
+    return this.cache
+      .list('VirtualIP', ns)
+      .filter((v) => (v.spec as { clusterRef?: { name?: string } } | undefined)?.clusterRef?.name === name);
+  }
+
+  // ------------------------------------------------------------------------- reconcile loop
+
+  private async runWorker(queue: WorkQueue): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      const { kind, ns, name } = splitKey(key);
+      const log = this.c.log.child({ reconcile: kind, namespace: ns, name });
+      const started = this.c.clock.now();
+      let result = 'success';
+      try {
+        if (kind === 'HACluster') await this.reconcileCluster(key, log);
+        else await this.reconcileVip(key, log);
+        queue.forget(key);
+      } catch (err) {
+        if (err instanceof Requeue) {
+          result = 'requeue';
+          queue.forget(key);
+          queue.addAfter(key, err.afterMs);
+        } else {
+          result = 'error';
+          const delay = queue.addRateLimited(key);
+          log.warn({ err, retryInMs: delay, retries: queue.retries(key) }, 'reconcile failed; retrying with backoff');
+        }
+      } finally {
+        queue.done(key);
+        this.c.metrics.reconcileDuration.observe({ kind, result }, (this.c.clock.now() - started) / 1000);
+      }
+    }
+  }
+
+  private async emit(regarding: ApiObject, kind: OwnedKind, events: EventSpec[], log: Logger): Promise<void> {
+    for (const e of events) {
+      log.info({ event: e.reason, type: e.type, note: e.note }, 'event');
+      try {
+        await this.c.api.event({ regarding: { ...regarding, kind }, type: e.type, reason: e.reason, note: e.note, action: e.action });
+      } catch (err) {
+        log.warn({ err, event: e.reason }, 'cannot record Event');
+      }
+    }
+  }
+
+  private async writeStatus(kind: OwnedKind, key: ObjectKey, obj: ApiObject, desired: unknown): Promise<boolean> {
+    const r = await this.writer.write(kind, key, obj.status, desired);
+    if (r.outcome === 'deferred') {
+      this.c.metrics.statusWritesDeferred.inc({ kind });
+      throw new Requeue(r.retryInMs);
+    }
+    return r.outcome === 'written';
+  }
+
+  private clusterConfig(obj: ApiObject): { config?: ClusterConfig; error?: string } {
+    const ns = obj.metadata.namespace ?? 'default';
+    const authRef = (obj.spec as { authSecretRef?: { name?: string } } | undefined)?.authSecretRef?.name;
+    try {
+      const config = buildClusterConfig({
+        cluster: obj,
+        vips: this.cache.list('VirtualIP', ns),
+        resources: this.cache.list('Resource', ns),
+        nodes: this.cache.list('Node'),
+        secret: authRef ? this.cache.get('Secret', `${ns}/${authRef}`) : undefined,
+        witness: this.init.witness,
+      });
+      return { config };
+    } catch (err) {
+      if (err instanceof ClusterConfigError || err instanceof Error) return { error: err.message };
+      throw err;
+    }
+  }
+
+  private async reconcileCluster(key: string, log: Logger): Promise<void> {
+    const { id, ns, name } = splitKey(key);
+    const obj = this.cache.get('HACluster', id);
+    const existing = this.runtimes.get(id);
+    if (!obj) {
+      if (existing) {
+        await existing.runtime.stop();
+        this.runtimes.delete(id);
+        this.c.metrics.setQuorum(id, undefined);
+        log.info('HACluster gone: observer and witness stopped');
+      }
+      this.writer.forget('HACluster', { namespace: ns, name });
+      return;
+    }
+    const { config, error } = this.clusterConfig(obj);
+    if (error !== undefined) {
+      if (this.configErrors.get(id) !== error) log.warn({ problem: error }, 'cluster configuration invalid');
+      this.configErrors.set(id, error);
+      if (existing) {
+        await existing.runtime.stop();
+        this.runtimes.delete(id);
+      }
+    } else this.configErrors.delete(id);
+
+    let runtime = this.runtimes.get(id);
+    if (config) {
+      const fingerprint = fingerprintOf(config);
+      if (!runtime) {
+        const rt = new ClusterRuntime(
+          {
+            clock: this.c.clock,
+            transport: this.shared.view(),
+            log: this.c.log.child({ component: 'cluster', cluster: id }),
+            onChange: (change) => this.onObserved(id, change),
+          },
+          { config, incarnation: () => this.nextIncarnation() },
+        );
+        rt.start();
+        runtime = { runtime: rt, fingerprint };
+        this.runtimes.set(id, runtime);
+        log.info({ members: config.members.map((m) => m.id), quorum: config.quorum, voting: rt.voting }, 'observing cluster');
+        for (const v of this.vipsOfCluster(ns ?? '', name)) this.queue?.add(keyOf('VirtualIP', objectKey(v)));
+      } else if (runtime.fingerprint !== fingerprint) {
+        runtime.runtime.reconfigure(config);
+        runtime.fingerprint = fingerprint;
+        log.info({ members: config.members.map((m) => m.id), vips: config.vips.length }, 'cluster configuration applied');
+      }
+      if (config.problems.length > 0) log.debug({ problems: config.problems }, 'cluster configuration problems');
+    }
+    const objKey = { namespace: ns, name };
+    const base = this.writer.base<ClusterStatus>('HACluster', objKey, obj.status);
+    const decision = decideCluster({
+      name: id,
+      generation: obj.metadata.generation,
+      base,
+      config,
+      configError: error,
+      obs: runtime?.runtime.observation(),
+      witness: this.init.witness,
+      now: this.c.clock.now(),
+      wallNow: this.wallNow(),
+    });
+    this.c.metrics.setQuorum(id, decision.quorum);
+    if (await this.writeStatus('HACluster', objKey, obj, decision.status)) {
+      log.debug({ quorum: decision.status.quorum }, 'HACluster status written');
+      await this.emit(obj, 'HACluster', decision.events, log);
+    }
+  }
+
+  private async reconcileVip(key: string, log: Logger): Promise<void> {
+    const { id, ns, name } = splitKey(key);
+    const objKey = { namespace: ns, name };
+    const obj = this.cache.get('VirtualIP', id);
+    if (!obj) {
+      this.writer.forget('VirtualIP', objKey);
+      this.deletingSince.delete(id);
+      this.c.metrics.setHolder(id, undefined);
+      return;
+    }
+    const deleting = Boolean(obj.metadata.deletionTimestamp);
+    const finalizers = obj.metadata.finalizers ?? [];
+    if (!deleting && !finalizers.includes(VIP_FINALIZER)) {
+      try {
+        await this.c.api.addFinalizer('VirtualIP', objKey, VIP_FINALIZER);
+        log.debug('finalizer added');
+      } catch (err) {
+        if (err instanceof NotFoundError) return;
+        throw err;
+      }
+    }
+    const parsed = parseVirtualIP(obj);
+    const clusterName = (obj.spec as { clusterRef?: { name?: string } } | undefined)?.clusterRef?.name ?? '';
+    const clusterId = `${ns ?? 'default'}/${clusterName}`;
+    const clusterObj = this.cache.get('HACluster', clusterId);
+    const runtime = this.runtimes.get(clusterId);
+    const address = parsed.ok ? parsed.value.spec.address : String((obj.spec as { address?: unknown } | undefined)?.address ?? name);
+    let cluster: Parameters<typeof decideVip>[0]['cluster'];
+    if (!clusterObj) {
+      cluster = {
+        ok: false,
+        reason: 'ClusterNotFound',
+        message: `spec.clusterRef.name: HACluster "${clusterName}" not found in namespace ${ns ?? 'default'}; create it or fix clusterRef`,
+      };
+    } else if (!parsed.ok) {
+      cluster = { ok: false, reason: 'InvalidCluster', message: `VirtualIP ${id}: ${parsed.errors.map(formatFieldError).join('; ')}` };
+    } else if (!runtime) {
+      const err = this.configErrors.get(clusterId);
+      cluster = err
+        ? { ok: false, reason: 'InvalidCluster', message: err }
+        : { ok: false, reason: 'NotObserved', message: `HACluster ${clusterId} not observed yet` };
+      if (!err) this.queue?.add(keyOf('HACluster', clusterId));
+    } else {
+      const obs = runtime.runtime.observation();
+      const config = runtime.runtime.configuration;
+      cluster = { ok: true, config, obs, quorum: quorumSummary(config, obs) };
+    }
+
+    if (deleting) {
+      await this.finalizeDeleted(id, objKey, obj, cluster, address, log);
+      return;
+    }
+    this.deletingSince.delete(id);
+
+    const base = this.writer.base<VirtualIPStatus>('VirtualIP', objKey, obj.status);
+    const decision = decideVip({
+      id,
+      address,
+      generation: obj.metadata.generation,
+      deleting,
+      base,
+      cluster,
+      now: this.c.clock.now(),
+      wallNow: this.wallNow(),
+    });
+    this.c.metrics.setHolder(id, decision.status.holder);
+    if (await this.writeStatus('VirtualIP', objKey, obj, decision.status)) {
+      log.debug({ holder: decision.status.holder, epoch: decision.status.epoch, phase: decision.status.phase }, 'VirtualIP status written');
+      if (decision.failover) this.c.metrics.failovers.inc({ reason: decision.failover.reason });
+      await this.emit(obj, 'VirtualIP', decision.events, log);
+    }
+  }
+
+  /** A deleted VIP keeps the finalizer until no member reports holding it, or a bounded timeout. */
+  private async finalizeDeleted(
+    id: string,
+    objKey: ObjectKey,
+    obj: ApiObject,
+    cluster: Parameters<typeof decideVip>[0]['cluster'],
+    address: string,
+    log: Logger,
+  ): Promise<void> {
+    if (!(obj.metadata.finalizers ?? []).includes(VIP_FINALIZER)) return;
+    const now = this.c.clock.now();
+    const since = this.deletingSince.get(id) ?? now;
+    this.deletingSince.set(id, since);
+    let released = false;
+    let why = '';
+    if (!cluster.ok && cluster.reason === 'ClusterNotFound') {
+      released = true;
+      why = 'its HACluster does not exist, so no member can hold it';
+    } else if (cluster.ok && cluster.obs.settled && !cluster.obs.claims.has(id)) {
+      released = true;
+      why = 'no member reports holding it';
+    }
+    const timing = cluster.ok ? cluster.config.timing : undefined;
+    const timeout = this.init.releaseTimeoutMs ?? (timing ? 2 * timing.deadMs + timing.leaseMs + timing.marginMs : 5000);
+    const timedOut = !released && now - since >= timeout;
+    if (!released && !timedOut) throw new Requeue(Math.min(250, since + timeout - now));
+    const events: EventSpec[] = released
+      ? [{ type: 'Normal', reason: 'Released', note: `${address} released everywhere (${why}); finalizer ${VIP_FINALIZER} removed`, action: 'Finalize' }]
+      : [
+          {
+            type: 'Warning',
+            reason: 'ReleaseTimeout',
+            note: `${address}: still claimed by ${cluster.ok ? (cluster.obs.claims.get(id) ?? []).join(', ') || 'an unobserved member' : 'an unknown member'} ${Math.round(now - since)} ms after deletion; finalizer ${VIP_FINALIZER} removed anyway (the holder's lease and the kernel address lifetime bound how long it stays bound)`,
+            action: 'Finalize',
+          },
+        ];
+    try {
+      await this.c.api.removeFinalizer('VirtualIP', objKey, VIP_FINALIZER);
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    log.info({ released, waitedMs: Math.round(now - since) }, 'finalizer removed');
+    this.deletingSince.delete(id);
+    this.c.metrics.setHolder(id, undefined);
+    await this.emit(obj, 'VirtualIP', events, log);
+  }
+}
+
+function fingerprintOf(c: ClusterConfig): string {
+  return JSON.stringify({
+    ...c,
+    keys: c.keys.map((k) => [k.id, Buffer.from(k.secret).toString('base64')]),
+    standby: [...c.standby].sort(),
+    problems: undefined,
+  });
+}

@@ -1,0 +1,409 @@
+/**
+ * What the status of a VirtualIP and of an HACluster should be, and which Events to record,
+ * given the objects and what the controller's observer saw on the heartbeat channel. Pure:
+ * no I/O, no clock reads; times come in as arguments. The reconcilers only read, call these
+ * and write.
+ *
+ * Status changes only when something real changed (holder, epoch, liveness state, quorum,
+ * a condition's status/reason/message), never per heartbeat, so a quiet cluster costs no
+ * API request. Timestamps are whole seconds and are carried over unless their subject
+ * changed.
+ */
+import type { Condition, HAClusterStatus, VirtualIPStatus } from '../api/index.js';
+import { elect, type ElectionMember, type ElectionResult } from '../core/election.js';
+import { quorumOf } from '../core/lease-holder.js';
+import type { Millis } from '../core/ports.js';
+import { WITNESS_ID, type ClusterConfig, type VipConfig } from '../runtime/cluster-config.js';
+import type { LossCause, Observation, VipTransition } from './observer.js';
+
+/** An Event to record about the object being reconciled. */
+export interface EventSpec {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  note: string;
+  action: string;
+}
+
+/** Where the controller's witness listens, published in HACluster status for the agents. */
+export interface WitnessAddress {
+  address: string;
+  port: number;
+}
+
+/** HACluster status as the controller writes it. */
+export type ClusterStatus = HAClusterStatus & { witness?: WitnessAddress };
+
+export type FailoverReason = LossCause | 'Failback';
+
+export interface VipDecision {
+  status: VirtualIPStatus;
+  events: EventSpec[];
+  /** Set when this decision records a completed move (for the failovers metric). */
+  failover?: { from: string; to: string; reason: FailoverReason };
+}
+
+export interface QuorumSummary {
+  state: 'quorate' | 'lost' | 'ignored';
+  have: number;
+  need: number;
+}
+
+/** RFC 3339 in whole seconds, as metav1.Time serialises. */
+export function isoSeconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function condition(
+  prev: readonly Condition[] | undefined,
+  type: string,
+  status: Condition['status'],
+  reason: string,
+  message: string,
+  generation: number | undefined,
+  nowIso: string,
+): Condition {
+  const old = prev?.find((c) => c.type === type);
+  const lastTransitionTime = old && old.status === status ? old.lastTransitionTime : nowIso;
+  return {
+    type,
+    status,
+    reason,
+    message: message.slice(0, 32768),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    lastTransitionTime,
+  };
+}
+
+/** Quorum as the observer sees it: the witness (this controller) counts as reachable when it votes. */
+export function quorumSummary(config: ClusterConfig, obs: Observation): QuorumSummary {
+  const q = quorumOf(config.quorum, config.members.map((m) => m.id), config.witness?.id ?? null);
+  if (config.quorum === 'ignore') {
+    const have = obs.members.filter((m) => m.liveness === 'alive' || m.liveness === 'warn').length;
+    return { state: 'ignored', have, need: 1 };
+  }
+  const alive = new Set(obs.members.filter((m) => m.liveness === 'alive' || m.liveness === 'warn').map((m) => m.id));
+  const have = q.voters.filter((v) => v === WITNESS_ID || alive.has(v)).length;
+  return { state: have >= q.size ? 'quorate' : 'lost', have, need: q.size };
+}
+
+function electionMembers(config: ClusterConfig, obs: Observation, vip: string): ElectionMember[] {
+  const load = new Map<string, number>();
+  for (const [v, h] of obs.holdings) if (v !== vip) load.set(h.holder, (load.get(h.holder) ?? 0) + 1);
+  return obs.members.map((m) => ({
+    id: m.id,
+    alive: m.liveness === 'alive' || m.liveness === 'warn',
+    healthy: !m.unhealthy.includes(vip),
+    standby: m.standby || config.standby.has(m.id),
+    load: load.get(m.id) ?? 0,
+  }));
+}
+
+/** The election as the members run it, on the observer's view: who should hold `vip` and why. */
+export function expectedHolder(config: ClusterConfig, obs: Observation, vip: VipConfig, current: string | null): ElectionResult {
+  const epoch = obs.holdings.get(vip.vip)?.epoch ?? 0;
+  return elect({
+    spec: vip,
+    members: electionMembers(config, obs, vip.vip),
+    current: { holder: current, epoch },
+    autoFailback: config.autoFailback,
+  });
+}
+
+function failoverReason(t: VipTransition | undefined, vip: VipConfig, autoFailback: boolean, from: string, to: string): FailoverReason {
+  const cause = t && t.cause !== 'Initial' ? t.cause : 'Released';
+  if ((cause === 'Released' || cause === 'Superseded') && autoFailback) {
+    const pi = vip.preferredNodes.indexOf(to);
+    const fi = vip.preferredNodes.indexOf(from);
+    if (pi >= 0 && (fi < 0 || pi < fi)) return 'Failback';
+  }
+  return cause;
+}
+
+const WARNING_CAUSES: ReadonlySet<string> = new Set(['HolderDead', 'HolderRestarted', 'ResourceFailed']);
+
+export interface VipInput {
+  /** "namespace/name", the VIP's id in the cluster configuration. */
+  id: string;
+  address: string;
+  generation: number | undefined;
+  deleting: boolean;
+  /** Status as last written (or read when nothing was written in this leadership). */
+  base: VirtualIPStatus | undefined;
+  /** The cluster, when it exists and its configuration builds. */
+  cluster:
+    | { ok: true; config: ClusterConfig; obs: Observation; quorum: QuorumSummary }
+    | { ok: false; reason: 'ClusterNotFound' | 'InvalidCluster' | 'NotObserved'; message: string };
+  now: Millis;
+  wallNow: Date;
+}
+
+/** The VirtualIP's status and the Events of this change. */
+export function decideVip(input: VipInput): VipDecision {
+  const { base, generation } = input;
+  const nowIso = isoSeconds(input.wallNow);
+  const prevConds = base?.conditions;
+  const events: EventSpec[] = [];
+  const cond = (type: string, status: Condition['status'], reason: string, message: string) =>
+    condition(prevConds, type, status, reason, message, generation, nowIso);
+
+  if (!input.cluster.ok) {
+    const { reason, message } = input.cluster;
+    const status: VirtualIPStatus = {
+      ...(base?.epoch !== undefined ? { epoch: base.epoch } : {}),
+      ...(base?.lastFailover ? { lastFailover: base.lastFailover } : {}),
+      ...(base?.failoverCount !== undefined ? { failoverCount: base.failoverCount } : {}),
+      phase: 'Pending',
+      conditions: [
+        cond('Ready', 'False', reason, message),
+        cond('Bound', 'Unknown', reason, message),
+        cond('QuorumLost', 'Unknown', reason, message),
+        cond('Degraded', 'Unknown', reason, message),
+      ],
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    };
+    if (base?.phase !== 'Pending' || prevConds?.find((c) => c.type === 'Ready')?.reason !== reason) {
+      events.push({ type: 'Warning', reason, note: message, action: 'Observe' });
+    }
+    return { status, events };
+  }
+
+  const { config, obs, quorum } = input.cluster;
+  const vipConfig = config.vips.find((v) => v.vip === input.id);
+  const holding = obs.holdings.get(input.id);
+  if (!holding && !obs.settled && base?.phase) {
+    // Not every member heard yet: "nobody holds it" is not known. Keep what status says.
+    return { status: base, events };
+  }
+  const baseEpoch = base?.epoch ?? 0;
+  const holder = holding?.holder;
+  const epoch = Math.max(baseEpoch, holding?.epoch ?? 0);
+  const prevHolder = base?.holder || undefined;
+  const t = obs.transitions.get(input.id);
+  let since = base?.since;
+  let lastFailover = base?.lastFailover;
+  let failoverCount = base?.failoverCount ?? 0;
+  let failover: VipDecision['failover'];
+  const election = vipConfig ? expectedHolder(config, obs, vipConfig, holder ?? t?.from ?? prevHolder ?? null) : undefined;
+
+  if (holder && holding && (holder !== prevHolder || holding.epoch > baseEpoch)) {
+    since = isoSeconds(new Date(input.wallNow.getTime() - Math.max(0, input.now - holding.since)));
+    const fromT = t && t.to === holder && t.epoch === holding.epoch ? t : undefined;
+    const from = fromT?.from ?? prevHolder;
+    if (from && from !== holder) {
+      const reason: FailoverReason = vipConfig
+        ? failoverReason(fromT, vipConfig, config.autoFailback, from, holder)
+        : fromT && fromT.cause !== 'Initial'
+          ? fromT.cause
+          : 'Released';
+      const gap = fromT?.gapMs;
+      lastFailover = {
+        from,
+        to: holder,
+        reason: reason as string,
+        ...(gap !== undefined ? { durationMs: Math.max(0, Math.round(gap)) } : {}),
+        time: nowIso,
+      };
+      failoverCount += 1;
+      failover = { from, to: holder, reason };
+      const why = election ? `: ${election.reason}` : '';
+      const gapText = gap !== undefined ? `; ${Math.round(gap)} ms without a holder` : '';
+      events.push({
+        type: WARNING_CAUSES.has(reason) ? 'Warning' : 'Normal',
+        reason: 'Failover',
+        note: `${input.address} moved from ${from} to ${holder} at epoch ${holding.epoch} (${reason})${why}${gapText}`,
+        action: 'Failover',
+      });
+    } else if (from === holder) {
+      events.push({
+        type: 'Normal',
+        reason: 'Reacquired',
+        note: `${holder} holds ${input.address} again, at epoch ${holding.epoch}`,
+        action: 'Bind',
+      });
+    } else {
+      events.push({
+        type: 'Normal',
+        reason: 'Bound',
+        note: `${holder} holds ${input.address} at epoch ${holding.epoch}${election ? `: ${election.reason}` : ''}`,
+        action: 'Bind',
+      });
+    }
+  } else if (!holder && prevHolder) {
+    const cause = t && t.to === null && t.from === prevHolder ? t.cause : 'Released';
+    events.push({
+      type: cause === 'HolderDead' || cause === 'HolderRestarted' ? 'Warning' : 'Normal',
+      reason: cause === 'HolderDead' ? 'HolderLost' : 'Released',
+      note: `${prevHolder} no longer holds ${input.address} (epoch ${baseEpoch}): ${cause}; ${
+        input.deleting ? 'the VirtualIP is being deleted' : election?.holder ? `${election.holder} should take it` : 'no member can take it'
+      }`,
+      action: 'Release',
+    });
+  }
+  if (!holder) since = undefined;
+
+  // Phase and conditions.
+  let phase: NonNullable<VirtualIPStatus['phase']>;
+  if (holder) phase = input.deleting ? 'Releasing' : 'Bound';
+  else if (input.deleting) phase = 'Releasing';
+  else if (!obs.settled) phase = 'Pending';
+  else if (election?.holder && quorum.state !== 'lost') phase = 'Binding';
+  else if (quorum.state === 'lost') phase = 'Binding';
+  else phase = 'Unassigned';
+
+  const quorumLost = quorum.state === 'lost';
+  const quorumText = `${quorum.have} of ${quorum.need} votes reachable`;
+  let ready: Condition;
+  if (holder) {
+    ready = input.deleting
+      ? cond('Ready', 'False', 'Deleting', `the VirtualIP is being deleted; ${holder} is releasing it`)
+      : cond('Ready', 'True', 'Bound', `${holder} holds ${input.address} at epoch ${epoch}`);
+  } else if (input.deleting) {
+    ready = cond('Ready', 'False', 'Deleting', 'the VirtualIP is being deleted');
+  } else if (phase === 'Pending') {
+    ready = cond('Ready', 'Unknown', 'Observing', 'waiting to hear every member before judging who holds the VIP');
+  } else if (quorumLost) {
+    ready = cond('Ready', 'False', 'QuorumLost', `no member may hold the VIP without quorum (${quorumText})`);
+  } else if (phase === 'Unassigned') {
+    ready = cond('Ready', 'False', 'NoEligibleMember', election?.reason ?? 'no eligible member');
+  } else {
+    ready = cond('Ready', 'False', 'TakeoverInProgress', `nobody holds it yet; ${election?.reason ?? ''}`.trim());
+  }
+  const bound = holder
+    ? cond('Bound', 'True', 'Bound', `bound on ${holder} at epoch ${epoch}`)
+    : cond('Bound', 'False', phase === 'Pending' ? 'Observing' : 'NotBound', 'no member reports holding the VIP');
+  const ql = quorumLost
+    ? cond('QuorumLost', 'True', 'QuorumLost', quorumText)
+    : cond('QuorumLost', 'False', quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate', quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText);
+  let degraded: Condition;
+  if (!vipConfig) {
+    degraded = cond('Degraded', 'Unknown', 'InvalidVirtualIP', 'the VirtualIP is not in the cluster configuration; see the HACluster status for the problem');
+  } else {
+    const members = electionMembers(config, obs, input.id);
+    const eligible = vipConfig.eligible ? new Set(vipConfig.eligible) : undefined;
+    const candidates = members.filter((m) => !eligible || eligible.has(m.id));
+    const down = candidates.filter((m) => !m.alive).map((m) => m.id);
+    const spare = candidates.filter((m) => m.alive && m.healthy && !m.standby && m.id !== holder);
+    if (holder && spare.length === 0) {
+      degraded = cond('Degraded', 'True', 'NoFailoverTarget', `no other alive, healthy, eligible member could take over from ${holder}`);
+    } else if (down.length > 0) {
+      degraded = cond('Degraded', 'True', 'MembersUnavailable', `eligible members not alive: ${down.join(', ')}`);
+    } else {
+      degraded = cond('Degraded', 'False', 'Redundant', `${spare.length} member(s) could take over`);
+    }
+  }
+  const status: VirtualIPStatus = {
+    ...(holder ? { holder } : {}),
+    ...(epoch > 0 ? { epoch } : {}),
+    ...(since ? { since } : {}),
+    phase,
+    conditions: [ready, bound, ql, degraded],
+    ...(lastFailover ? { lastFailover } : {}),
+    ...(failoverCount > 0 ? { failoverCount } : {}),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+  if (quorumLost && base?.conditions?.find((c) => c.type === 'QuorumLost')?.status !== 'True') {
+    events.push({ type: 'Warning', reason: 'QuorumLost', note: `${input.address}: quorum lost (${quorumText}); no member may hold it`, action: 'Observe' });
+  }
+  if (phase === 'Unassigned' && base?.phase !== 'Unassigned') {
+    events.push({ type: 'Warning', reason: 'Unassigned', note: `${input.address}: ${election?.reason ?? 'no eligible member'}`, action: 'Observe' });
+  }
+  return { status, events, ...(failover ? { failover } : {}) };
+}
+
+export interface ClusterInput {
+  name: string;
+  generation: number | undefined;
+  base: ClusterStatus | undefined;
+  config: ClusterConfig | undefined;
+  /** Why the configuration did not build (names the object, field and fix). */
+  configError: string | undefined;
+  obs: Observation | undefined;
+  witness: WitnessAddress | undefined;
+  now: Millis;
+  wallNow: Date;
+}
+
+export interface ClusterDecision {
+  status: ClusterStatus;
+  events: EventSpec[];
+  quorum: QuorumSummary | undefined;
+}
+
+/** The HACluster's status (members, quorum, conditions, witness) and the Events of this change. */
+export function decideCluster(input: ClusterInput): ClusterDecision {
+  const { base, generation, obs, config } = input;
+  const nowIso = isoSeconds(input.wallNow);
+  const cond = (type: string, status: Condition['status'], reason: string, message: string) =>
+    condition(base?.conditions, type, status, reason, message, generation, nowIso);
+  const events: EventSpec[] = [];
+  const witness = input.witness ? { witness: input.witness } : base?.witness ? { witness: base.witness } : {};
+  const gen = generation !== undefined ? { observedGeneration: generation } : {};
+
+  if (!config || !obs) {
+    const message = input.configError ?? 'not observed yet';
+    const reason = input.configError ? 'InvalidConfiguration' : 'Observing';
+    if (input.configError && base?.conditions?.find((c) => c.type === 'Ready')?.reason !== reason) {
+      events.push({ type: 'Warning', reason, note: message, action: 'Configure' });
+    }
+    return {
+      status: {
+        ...(base?.members ? { members: base.members } : {}),
+        ...(base?.quorum ? { quorum: base.quorum } : {}),
+        conditions: [cond('Ready', input.configError ? 'False' : 'Unknown', reason, message)],
+        ...witness,
+        ...gen,
+      },
+      events,
+      quorum: undefined,
+    };
+  }
+
+  if (!obs.settled && base?.members) {
+    // Until every member was heard or declared dead, keep the last judgement.
+    return { status: { ...base, ...witness, ...gen }, events, quorum: undefined };
+  }
+
+  const members = obs.members.map((m) => {
+    const state = m.liveness === 'alive' ? 'alive' : m.liveness === 'warn' ? 'warn' : 'dead';
+    const old = base?.members?.find((b) => b.name === m.id);
+    let lastSeen: string | undefined;
+    if (state !== 'alive') {
+      if (old && old.state === state && old.lastSeen) lastSeen = old.lastSeen;
+      else if (m.lastHeard !== undefined) lastSeen = isoSeconds(new Date(input.wallNow.getTime() - Math.max(0, input.now - m.lastHeard)));
+    }
+    if (old && old.state !== state && (state === 'dead' || old.state === 'dead')) {
+      events.push(
+        state === 'dead'
+          ? { type: 'Warning', reason: 'MemberDead', note: `${m.id} silent for ${config.timing.deadMs} ms or more: declared dead`, action: 'Observe' }
+          : { type: 'Normal', reason: 'MemberAlive', note: `${m.id} heard again (incarnation ${m.incarnation})`, action: 'Observe' },
+      );
+    }
+    return { name: m.id, state: state as 'alive' | 'warn' | 'dead', incarnation: m.incarnation, ...(lastSeen ? { lastSeen } : {}) };
+  });
+  const quorum = quorumSummary(config, obs);
+  const quorumText = `${quorum.have} of ${quorum.need} votes reachable`;
+  if (quorum.state === 'lost' && base?.quorum?.state !== 'lost') {
+    events.push({ type: 'Warning', reason: 'QuorumLost', note: `quorum lost: ${quorumText}; no member may hold a VIP`, action: 'Observe' });
+  } else if (quorum.state === 'quorate' && base?.quorum?.state === 'lost') {
+    events.push({ type: 'Normal', reason: 'QuorumRestored', note: `quorum restored: ${quorumText}`, action: 'Observe' });
+  }
+  const notAlive = members.filter((m) => m.state !== 'alive').map((m) => `${m.name} (${m.state})`);
+  const conditions: Condition[] = [
+    quorum.state === 'lost'
+      ? cond('Ready', 'False', 'QuorumLost', `quorum lost: ${quorumText}`)
+      : cond('Ready', 'True', quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate', quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText),
+    notAlive.length > 0
+      ? cond('Degraded', 'True', 'MembersUnavailable', `not alive: ${notAlive.join(', ')}`)
+      : config.problems.length > 0
+        ? cond('Degraded', 'True', 'ConfigurationProblems', config.problems.join('; '))
+        : cond('Degraded', 'False', 'AllMembersAlive', `${members.length} member(s) alive`),
+  ];
+  if (config.members.length === 0) {
+    conditions[0] = cond('Ready', 'False', 'NoMembers', 'no Node matches spec.nodeSelector or has an address; label the nodes or fix the selector');
+  }
+  return {
+    status: { members, quorum, conditions, ...witness, ...gen },
+    events,
+    quorum,
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * A rate-limited work queue keyed by object, as client-go's workqueue: a key waiting in
+ * the queue is there once however often it is added; a key being processed is never handed
+ * out twice at once (an add while it runs marks it dirty and it comes back after `done`);
+ * failures requeue with per-key exponential backoff until `forget`.
+ */
+import type { Clock, Millis, Stoppable } from '../core/ports.js';
+
+export interface WorkQueueInit {
+  /** First retry delay after a failure. Default 50 ms. */
+  baseDelayMs?: Millis;
+  /** Largest retry delay. Default 30 s. */
+  maxDelayMs?: Millis;
+}
+
+export class WorkQueue<K extends string = string> {
+  private readonly queue: K[] = [];
+  private readonly queued = new Set<K>();
+  private readonly processing = new Set<K>();
+  private readonly dirty = new Set<K>();
+  private readonly failures = new Map<K, number>();
+  private readonly delayed = new Map<K, { at: Millis; timer: Stoppable }>();
+  private readonly waiters: Array<(k: K | undefined) => void> = [];
+  private shuttingDown = false;
+  private readonly baseDelayMs: Millis;
+  private readonly maxDelayMs: Millis;
+
+  constructor(
+    private readonly clock: Clock,
+    init: WorkQueueInit = {},
+  ) {
+    this.baseDelayMs = init.baseDelayMs ?? 50;
+    this.maxDelayMs = init.maxDelayMs ?? 30_000;
+  }
+
+  /** Keys waiting (not counting delayed or in-flight ones). */
+  get length(): number {
+    return this.queue.length;
+  }
+
+  add(key: K): void {
+    if (this.shuttingDown) return;
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    const w = this.waiters.shift();
+    if (w) {
+      this.processing.add(key);
+      w(key);
+      return;
+    }
+    this.queued.add(key);
+    this.queue.push(key);
+  }
+
+  /** Adds `key` after `ms`; an earlier pending delayed add wins over a later one. */
+  addAfter(key: K, ms: Millis): void {
+    if (this.shuttingDown) return;
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = this.clock.now() + ms;
+    const prev = this.delayed.get(key);
+    if (prev && prev.at <= at) return;
+    prev?.timer.stop();
+    const timer = this.clock.after(ms, () => {
+      this.delayed.delete(key);
+      this.add(key);
+    });
+    this.delayed.set(key, { at, timer });
+  }
+
+  /** Requeues `key` with exponential backoff (base * 2^failures, capped). Returns the delay. */
+  addRateLimited(key: K): Millis {
+    const n = this.failures.get(key) ?? 0;
+    this.failures.set(key, n + 1);
+    const delay = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(n, 30));
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  /** Failures recorded for `key` since the last `forget`. */
+  retries(key: K): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** Clears the backoff of `key` (it succeeded, or was given up). */
+  forget(key: K): void {
+    this.failures.delete(key);
+  }
+
+  /** Next key to process; resolves `undefined` once the queue shuts down. */
+  get(): Promise<K | undefined> {
+    if (this.shuttingDown) return Promise.resolve(undefined);
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.queued.delete(key);
+      this.processing.add(key);
+      return Promise.resolve(key);
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Marks `key` processed; if it was added meanwhile, it is queued again. */
+  done(key: K): void {
+    this.processing.delete(key);
+    if (this.dirty.delete(key)) this.add(key);
+  }
+
+  /** Stops handing out keys; pending `get`s resolve undefined, delayed adds are dropped. */
+  shutDown(): void {
+    this.shuttingDown = true;
+    for (const d of this.delayed.values()) d.timer.stop();
+    this.delayed.clear();
+    for (const w of this.waiters.splice(0)) w(undefined);
+    this.queue.length = 0;
+    this.queued.clear();
+  }
+}
