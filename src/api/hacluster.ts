@@ -100,6 +100,9 @@ const multicastGroup = withRules(
   ],
 );
 
+/** UDP port of Heartbeat (IANA "ha-cluster"). */
+export const DEFAULT_TRANSPORT_PORT = 694;
+
 export const TransportModes = ['unicast', 'multicast', 'broadcast'] as const;
 
 export const TransportSchema = withRules(
@@ -109,7 +112,7 @@ export const TransportSchema = withRules(
         .int()
         .min(1)
         .max(65535)
-        .default(694)
+        .default(DEFAULT_TRANSPORT_PORT)
         .describe('UDP port for heartbeats (694, the Heartbeat port).'),
       mode: z
         .enum(TransportModes)
@@ -169,8 +172,10 @@ export const HAClusterSpecSchema = z
     nodeSelector: labelMap()
       .optional()
       .describe('Nodes whose labels match all of these are members; empty: every node running the agent.'),
-    heartbeat: HeartbeatSchema.prefault({}),
-    transport: TransportSchema.prefault({}),
+    // Parent defaults are complete objects, not {}: the API server checks a default
+    // against the CEL rules *before* filling nested defaults, so {} would fail them.
+    heartbeat: HeartbeatSchema.prefault({ ...DEFAULT_HEARTBEAT }),
+    transport: TransportSchema.prefault({ port: DEFAULT_TRANSPORT_PORT, mode: 'unicast' }),
     authSecretRef: AuthSecretRefSchema,
     quorum: z
       .enum(QuorumPolicies)

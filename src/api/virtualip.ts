@@ -86,7 +86,7 @@ export const VirtualIPSpecSchema = z
     nodeSelector: labelMap()
       .optional()
       .describe('Only members whose Node labels match all of these may hold the VIP.'),
-    announce: AnnounceSchema.prefault({}),
+    announce: AnnounceSchema.prefault({ count: 3, intervalMs: 100, refreshMs: 0 }),
     resources: setOf(objectName('resources[]'), 16)
       .optional()
       .describe(
