@@ -92,6 +92,22 @@ describe('generated CRDs', () => {
     expect(text).toContain('x-kubernetes-list-type: set');
   });
 
+  it('gives object defaults every nested default (the server checks a default against CEL before nested defaulting)', () => {
+    for (const crd of crds) {
+      const root = ((crd.object.spec as Node).versions as Node[])[0]!.schema as { openAPIV3Schema: Node };
+      walk(root.openAPIV3Schema, (n, p) => {
+        if (n.type !== 'object' || n.default === undefined) return;
+        const props = (n.properties as Record<string, Node> | undefined) ?? {};
+        const expected = Object.fromEntries(
+          Object.entries(props)
+            .filter(([, sub]) => sub.default !== undefined)
+            .map(([k, sub]) => [k, sub.default]),
+        );
+        expect({ p, default: n.default }).toEqual({ p, default: expect.objectContaining(expected) });
+      });
+    }
+  });
+
   it('has defaults in the schema', () => {
     const text = crds.find((c) => c.name === 'haclusters.heartline.dev')!.yaml;
     expect(text).toMatch(/intervalMs:\n\s+type: integer\n\s+description: .*\n\s+default: 200/);
