@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { controllerCommand } from './commands/controller.js';
 import { crdsCommand } from './commands/crds.js';
 import { validateCommand } from './commands/validate.js';
 
@@ -9,7 +10,7 @@ import { validateCommand } from './commands/validate.js';
  */
 export type CommandModule = (program: Command) => void;
 
-export const COMMANDS: CommandModule[] = [crdsCommand, validateCommand];
+export const COMMANDS: CommandModule[] = [crdsCommand, validateCommand, controllerCommand];
 
 /** Builds the `heartline` program with every registered subcommand. */
 export function buildProgram(modules: CommandModule[] = COMMANDS): Command {

@@ -26,7 +26,7 @@ import { incarnationFromWallClock } from '../runtime/member-host.js';
 import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import { decideCluster, decideVip, quorumSummary, type ClusterStatus, type EventSpec, type WitnessAddress } from './decide.js';
-import { LeaderElector } from './leader.js';
+import { LeaderElector } from '../adapters/k8s/leader-election.js';
 import type { ControllerMetrics } from './metrics.js';
 import { SharedTransport } from './shared-transport.js';
 import { StatusWriter } from './status-writer.js';
@@ -49,7 +49,9 @@ export interface ControllerInit {
   namespace?: string;
   /** Where agents reach the witness, published in every HACluster's status. */
   witness: WitnessAddress;
-  /** Lease renew period. Default 2000 ms. */
+  /** Must equal the LeaseLock's lease duration. Default 15 000 ms. */
+  leaseDurationMs?: Millis;
+  /** Lease renew (and candidate retry) period. Default 2000 ms. */
   renewPeriodMs?: Millis;
   /** Give up leadership after this long without renewing. Default 10 000 ms. */
   renewDeadlineMs?: Millis;
@@ -91,6 +93,8 @@ export class Controller {
   private lastIncarnation = 0;
   private resync: { stop(): void } | undefined;
   private stopped = false;
+  private readonly running = new AbortController();
+  private electorRun: Promise<void> | undefined;
 
   constructor(
     private readonly c: ControllerComponents,
@@ -101,22 +105,19 @@ export class Controller {
     this.writer = new StatusWriter(c.api, c.clock, init.statusIntervalMs ?? 250);
     this.cache = new ObjectCache(c.api, (ch) => this.onCacheChange(ch), (kind) => c.log.info({ kind }, 'cache synced'));
     this.elector = new LeaderElector(
+      { lock: c.lease, clock: c.clock, logger: c.log },
       {
-        lease: c.lease,
-        clock: c.clock,
-        log: c.log.child({ component: 'leader' }),
+        leaseDurationMs: init.leaseDurationMs ?? 15_000,
+        renewDeadlineMs: init.renewDeadlineMs ?? 10_000,
+        retryPeriodMs: init.renewPeriodMs ?? 2000,
         onStartedLeading: () => this.startLeading(),
-        onStoppedLeading: (reason) => this.stopLeading(reason),
-      },
-      {
-        ...(init.renewPeriodMs !== undefined ? { renewPeriodMs: init.renewPeriodMs } : {}),
-        ...(init.renewDeadlineMs !== undefined ? { renewDeadlineMs: init.renewDeadlineMs } : {}),
+        onStoppedLeading: () => this.stopLeading(),
       },
     );
   }
 
   get isLeader(): boolean {
-    return this.elector.isLeader;
+    return this.elector.isLeader();
   }
 
   /** Ready once every watch delivered its initial list (leader and standby alike). */
@@ -134,14 +135,15 @@ export class Controller {
     this.cache.watch('Resource', ns);
     this.cache.watch('Secret', ns);
     this.cache.watch('Node');
-    this.elector.start();
+    this.electorRun = this.elector.run(this.running.signal);
   }
 
   /** Stops reconciling, releases the lease (so the standby takes over at once), closes the socket. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await this.elector.stop();
+    this.running.abort(new Error('controller stopping'));
+    await this.electorRun;
     this.cache.stop();
     await this.shared.close();
   }
@@ -160,7 +162,7 @@ export class Controller {
     this.resync = this.c.clock.every(every, () => this.enqueueAll());
   }
 
-  private async stopLeading(reason: string): Promise<void> {
+  private async stopLeading(): Promise<void> {
     this.c.metrics.leader.set(0);
     this.resync?.stop();
     this.resync = undefined;
@@ -175,7 +177,7 @@ export class Controller {
     this.runtimes.clear();
     this.deletingSince.clear();
     this.writer.reset();
-    this.c.log.info({ reason }, 'leader-only work stopped');
+    this.c.log.info('leader-only work stopped');
   }
 
   private enqueueAll(): void {

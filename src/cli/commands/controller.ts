@@ -1,0 +1,165 @@
+import { hostname, networkInterfaces } from 'node:os';
+import { isIP } from 'node:net';
+import type { Command } from 'commander';
+import { SystemClock } from '../../adapters/clock.js';
+import { K8sApiSource, loadKubeConfig } from '../../adapters/k8s/api-source.js';
+import { K8sLeaseLock } from '../../adapters/k8s/lease-lock.js';
+import { UdpTransport } from '../../adapters/udp/udp-transport.js';
+import { Controller } from '../../controller/controller.js';
+import { InstrumentedApiSource } from '../../controller/instrumented-api.js';
+import { ControllerMetrics } from '../../controller/metrics.js';
+import { OpsServer } from '../../ops/http.js';
+import { createLogger } from '../../ops/log.js';
+
+export interface ControllerOptions {
+  kubeconfig?: string;
+  namespace?: string;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  witnessListen: string;
+  witnessAddress?: string;
+  metricsListen: string;
+  leaseDuration: string;
+  renewPeriod: string;
+}
+
+/** Splits "host:port" ("[v6]:port" for IPv6). Throws naming the flag and the fix. */
+export function parseHostPort(flag: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new Error(`${flag} "${value}" is not host:port; use e.g. 0.0.0.0:694 or [::]:694`);
+  }
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+/** The address agents should send to: --witness-address, else $POD_IP, else the listen host, else the first external IPv4. */
+export function witnessAddress(explicit: string | undefined, listenHost: string): string {
+  const candidate =
+    explicit ??
+    process.env.POD_IP ??
+    (listenHost && listenHost !== '0.0.0.0' && listenHost !== '::' ? listenHost : undefined);
+  if (candidate) {
+    if (!isIP(candidate))
+      throw new Error(
+        `--witness-address "${candidate}" is not an IP address; give the address agents reach the controller at`,
+      );
+    return candidate;
+  }
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  throw new Error('cannot tell which address agents reach the witness at: set --witness-address (or POD_IP)');
+}
+
+/** `heartline controller`: the leader-elected controller and witness. Runs until SIGTERM / SIGINT. */
+export function controllerCommand(program: Command): void {
+  program
+    .command('controller')
+    .description(
+      'Run the controller: status, Events, finalizers, and the witness voter for two-node clusters (leader-elected).',
+    )
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
+    .option('--namespace <ns>', 'watch only this namespace (default: all)')
+    .option(
+      '--lease-namespace <ns>',
+      'namespace of the leader Lease',
+      process.env.POD_NAMESPACE ?? 'heartline-system',
+    )
+    .option('--lease-name <name>', 'name of the leader Lease', 'heartline-controller')
+    .option(
+      '--identity <id>',
+      'this instance in the Lease and Events (default: hostname_pid)',
+      `${hostname()}_${process.pid}`,
+    )
+    .option('--witness-listen <host:port>', 'UDP address the witness and observer listen on', '0.0.0.0:694')
+    .option(
+      '--witness-address <ip>',
+      'address agents send heartbeats to (published in HACluster status; default $POD_IP or the listen address)',
+    )
+    .option('--metrics-listen <host:port>', 'address of /metrics, /healthz, /readyz', '0.0.0.0:9695')
+    .option('--lease-duration <ms>', 'leader lease duration', '15000')
+    .option('--renew-period <ms>', 'leader lease renew period', '2000')
+    .action(async (opts: ControllerOptions) => {
+      await runController(opts);
+    });
+}
+
+export async function runController(opts: ControllerOptions): Promise<void> {
+  const log = createLogger({ role: 'controller', identity: opts.identity });
+  const listen = parseHostPort('--witness-listen', opts.witnessListen);
+  parseHostPort('--metrics-listen', opts.metricsListen);
+  const leaseDurationMs = Number(opts.leaseDuration);
+  const renewPeriodMs = Number(opts.renewPeriod);
+  if (!(Number.isInteger(leaseDurationMs) && leaseDurationMs >= 3000 && leaseDurationMs % 1000 === 0)) {
+    throw new Error(
+      `--lease-duration ${opts.leaseDuration}: must be whole seconds in ms, at least 3000 (default 15000)`,
+    );
+  }
+  if (!(Number.isInteger(renewPeriodMs) && renewPeriodMs > 0 && renewPeriodMs * 3 <= leaseDurationMs)) {
+    throw new Error(
+      `--renew-period ${opts.renewPeriod}: must be a positive integer at most a third of --lease-duration`,
+    );
+  }
+  const address = witnessAddress(opts.witnessAddress, listen.host);
+  const clock = new SystemClock();
+  const kubeConfig = loadKubeConfig(opts.kubeconfig);
+  const metrics = new ControllerMetrics({ defaultMetrics: true });
+  const api = new InstrumentedApiSource(
+    new K8sApiSource({ kubeConfig, clock, logger: log }, { identity: opts.identity }),
+    metrics,
+  );
+  const lease = new K8sLeaseLock(
+    { kubeConfig, clock },
+    {
+      namespace: opts.leaseNamespace,
+      name: opts.leaseName,
+      identity: opts.identity,
+      leaseDurationSeconds: leaseDurationMs / 1000,
+    },
+  );
+  const transport = await UdpTransport.open({
+    address: listen.host || '0.0.0.0',
+    port: listen.port,
+    logger: log,
+  });
+  const controller = new Controller(
+    { api, lease, clock, log: log.child({ component: 'controller' }), metrics, transport },
+    {
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      witness: { address, port: transport.address().port },
+      leaseDurationMs,
+      renewPeriodMs,
+      renewDeadlineMs: Math.max(renewPeriodMs + 1, Math.round((leaseDurationMs * 2) / 3)),
+    },
+  );
+  const ops = new OpsServer({
+    listen: opts.metricsListen,
+    registry: metrics.registry,
+    healthy: () => true,
+    ready: () => controller.ready(),
+  });
+  const bound = await ops.start();
+  controller.start();
+  log.info(
+    {
+      witness: `${address}:${transport.address().port}`,
+      metrics: `${bound.address}:${bound.port}`,
+      lease: `${opts.leaseNamespace}/${opts.leaseName}`,
+    },
+    'controller started',
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping: releasing the lease');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await controller.stop();
+  await ops.stop();
+  await api.close();
+  log.info('controller stopped');
+}
