@@ -89,22 +89,23 @@ export class Writer {
     return p;
   }
 
+  // Range checks by bit arithmetic: true only for integers in range (NaN, fractions,
+  // negatives and overflow all fail), and cheap enough for the per-entry hot path.
   u8(field: string, v: number): void {
-    checkInt(field, v, 0xff);
-    this.view.setUint8(this.need(1), v);
+    if ((v & 0xff) !== v) throw badInt(field, v, 0xff);
+    const p = this.need(1);
+    this.buf[p] = v;
   }
   u16(field: string, v: number): void {
-    checkInt(field, v, 0xffff);
+    if ((v & 0xffff) !== v) throw badInt(field, v, 0xffff);
     this.view.setUint16(this.need(2), v);
   }
   u32(field: string, v: number): void {
-    checkInt(field, v, 0xffff_ffff);
+    if (v >>> 0 !== v) throw badInt(field, v, 0xffff_ffff);
     this.view.setUint32(this.need(4), v);
   }
 }
 
-function checkInt(field: string, v: number, max: number): void {
-  if (!Number.isInteger(v) || v < 0 || v > max) {
-    throw new WireEncodeError(field, `${v} is not an integer in 0..${max}`);
-  }
+function badInt(field: string, v: number, max: number): WireEncodeError {
+  return new WireEncodeError(field, `${v} is not an integer in 0..${max}`);
 }

@@ -130,6 +130,13 @@ describe('WireCodec.encode refuses what it cannot send', () => {
     expect(() => alice.encode(heartbeat(ALICE, 2 ** 32, 1))).toThrow(/incarnation/);
     expect(() => alice.encode(heartbeat(ALICE, 1, -1))).toThrow(/seq/);
     expect(() => alice.encode(heartbeat(ALICE, 1, 1.5))).toThrow(/seq/);
+    expect(() => alice.encode(heartbeat(ALICE, NaN, 1))).toThrow(/incarnation: NaN is not an integer/);
+    const pages = heartbeat(ALICE, 1, 1);
+    pages.holdings = { ...pages.holdings, page: 0, pages: 256 };
+    expect(() => alice.encode(pages)).toThrow(/holdings\.pages: 256 is not an integer in 0\.\.255/);
+    const page = heartbeat(ALICE, 1, 1);
+    page.holdings = { ...page.holdings, page: 2, pages: 2 };
+    expect(() => alice.encode(page)).toThrow(/need 0 <= page < pages/);
     const ack: Message = {
       kind: 'takeover-ack',
       ...head,

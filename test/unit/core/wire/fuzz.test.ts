@@ -140,7 +140,7 @@ describe('wire fuzzing', () => {
         const r = decodeChecked(bytes);
         is(canon(r), canon({ ok: true, message: m, to, keyId: KEY_A.id }));
       }),
-      runs(10_000),
+      runs(8_000),
     );
   });
 
@@ -219,7 +219,7 @@ describe('wire fuzzing', () => {
           check(['malformed-body', 'unknown-tag'].includes(reasonOf(r)), () => reasonOf(r));
         },
       ),
-      runs(10_000),
+      runs(8_000),
     );
   });
 
@@ -350,7 +350,7 @@ describe('wire fuzzing', () => {
         } else expected = 'bad-mac';
         is(reasonOf(decodeChecked(d)), expected);
       }),
-      runs(20_000),
+      runs(16_000),
     );
   });
 
@@ -394,7 +394,7 @@ describe('wire fuzzing', () => {
         // Either rejected as a body problem, or it is the canonical encoding of some message.
         if (!r.ok) check(['malformed-body', 'unknown-tag'].includes(r.reason), () => reasonOf(r));
       }),
-      runs(10_000),
+      runs(8_000),
     );
   });
 });
