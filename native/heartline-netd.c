@@ -29,6 +29,13 @@
  * lives in fixed-size static tables (no malloc).
  *
  * `heartline-netd --sweep-only` removes every Heartline address, prints them and exits.
+ *
+ * `heartline-netd --exec CMD ARGS...` is the container layout: heartline-netd is PID 1, runs
+ * the agent as its child and speaks the same protocol over a socketpair on the agent's fd 3
+ * (HEARTLINE_NETD_FD=3). It reaps every child, passes SIGTERM / SIGINT / SIGHUP to the agent,
+ * fences when the agent exits (or closes the socket), and exits with the agent's status. If
+ * the agent were PID 1 instead, its death would SIGKILL the whole PID namespace, fence
+ * included, before the fence could sweep.
  */
 #define _GNU_SOURCE
 #include <net/if.h> /* before the linux/ headers, which then skip their copies */
@@ -55,6 +62,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +121,8 @@ static char nl_err[256];    /* last netlink extended-ack message */
 static char out[OUT_MAX];   /* reply being built */
 static size_t outlen;
 static int out_broken;
+static int in_fd = 0, out_fd = 1; /* the agent's pipe, or the socket in --exec mode */
+static pid_t agent_pid;           /* --exec mode: the agent, our child */
 
 /* ---------- small utilities ---------- */
 
@@ -141,7 +151,7 @@ static void logmsg(const char *fmt, ...) {
  * dropped (the agent's request times out). */
 static void write_out(const char *buf, size_t len) {
   while (len > 0 && !out_broken) {
-    ssize_t r = write(1, buf, len);
+    ssize_t r = write(out_fd, buf, len);
     if (r > 0) {
       buf += r;
       len -= (size_t)r;
@@ -895,9 +905,10 @@ static void handle_line(char *line) {
 
 /* ---------- main ---------- */
 
-static void set_nonblock_if_pipe(int fd) {
+static void set_nonblock(int fd) {
   struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); /* never a terminal we share */
 }
 
 static int fence_and_exit(const char *why) {
@@ -907,10 +918,53 @@ static int fence_and_exit(const char *why) {
   return err ? 1 : 0;
 }
 
+/* --exec mode: heartline-netd is the parent (PID 1 of the agent's container) and the agent
+ * its child, talking over a socketpair on the agent's fd 3 (HEARTLINE_NETD_FD=3). If the
+ * agent were PID 1 with heartline-netd as its child, the agent's death would tear down the
+ * PID namespace and SIGKILL heartline-netd before it could sweep. */
+static int start_agent(char **argv, const sigset_t *oldmask) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+  pid_t pid = fork();
+  if (pid < 0) return -errno;
+  if (pid == 0) {
+    if (sv[1] == 3) fcntl(3, F_SETFD, 0);
+    else if (dup2(sv[1], 3) < 0) _exit(127);
+    setenv("HEARTLINE_NETD_FD", "3", 1);
+    signal(SIGPIPE, SIG_DFL);
+    sigprocmask(SIG_SETMASK, oldmask, NULL);
+    execvp(argv[0], argv);
+    logmsg("--exec %s: %s", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(sv[1]);
+  in_fd = out_fd = sv[0];
+  agent_pid = pid;
+  return 0;
+}
+
+/* Reaps every exited child (we may be PID 1). Returns the agent's wait status, or -1. */
+static int reap(void) {
+  int status, agent_status = -1;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+    if (pid == agent_pid) agent_status = status;
+  return agent_status;
+}
+
+static int exit_code(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
 int main(int argc, char **argv) {
-  int sweep_only = argc > 1 && !strcmp(argv[1], "--sweep-only");
-  if (argc > 1 && !sweep_only) {
-    fprintf(stderr, "usage: heartline-netd [--sweep-only]\n(requests on stdin, see the comment at the top of heartline-netd.c)\n");
+  int sweep_only = argc == 2 && !strcmp(argv[1], "--sweep-only");
+  int exec_mode = argc > 2 && !strcmp(argv[1], "--exec");
+  if (argc > 1 && !sweep_only && !exec_mode) {
+    fprintf(stderr,
+            "usage: heartline-netd                    requests on stdin, replies on stdout\n"
+            "       heartline-netd --sweep-only       remove every Heartline address and exit\n"
+            "       heartline-netd --exec CMD ARGS... run CMD (the agent) as a child; requests on its fd 3\n"
+            "(see the comment at the top of heartline-netd.c)\n");
     return 2;
   }
   if (nl_open() < 0) {
@@ -928,32 +982,44 @@ int main(int argc, char **argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
-  sigset_t mask;
+  sigset_t mask, oldmask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
-  sigprocmask(SIG_BLOCK, &mask, NULL);
+  if (exec_mode) sigaddset(&mask, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &mask, &oldmask);
   int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sig_fd < 0) {
     logmsg("signalfd: %s", strerror(errno));
     return 1;
   }
-  set_nonblock_if_pipe(0);
-  set_nonblock_if_pipe(1);
-  set_nonblock_if_pipe(2);
+  if (exec_mode) {
+    int err = start_agent(argv + 2, &oldmask);
+    if (err) {
+      logmsg("--exec %s: %s", argv[2], strerror(-err));
+      return 1;
+    }
+  }
+  set_nonblock(in_fd);
+  set_nonblock(out_fd);
+  set_nonblock(2);
   mlockall(MCL_CURRENT | MCL_FUTURE); /* best effort: the fence must not wait for swap */
 
   static char in[IN_MAX];
   size_t inlen = 0;
-  int discarding = 0;
+  int discarding = 0, in_open = 1;
   for (;;) {
     int64_t now = now_ns();
     fire_deadlines(now);
     run_announces(now);
-    if (out_broken) return fence_and_exit("stdout closed");
+    if (out_broken && in_open) {
+      if (!exec_mode) return fence_and_exit("stdout closed");
+      fence_and_exit("agent socket broken");
+      in_open = 0;
+    }
 
-    struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = sig_fd, .events = POLLIN}};
+    struct pollfd p[2] = {{.fd = in_open ? in_fd : -1, .events = POLLIN}, {.fd = sig_fd, .events = POLLIN}};
     int64_t next = next_wakeup();
     struct timespec ts, *tsp = NULL;
     if (next != INT64_MAX) {
@@ -971,14 +1037,36 @@ int main(int argc, char **argv) {
     }
     if (p[1].revents) {
       struct signalfd_siginfo si;
-      if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) return fence_and_exit(strsignal((int)si.ssi_signo));
+      while (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        int sig = (int)si.ssi_signo;
+        if (sig != SIGCHLD && !exec_mode) return fence_and_exit(strsignal(sig));
+        if (sig != SIGCHLD) { /* let the agent release its addresses, then fence on its exit */
+          logmsg("%s: passing it to the agent (pid %d)", strsignal(sig), (int)agent_pid);
+          kill(agent_pid, sig);
+          continue;
+        }
+        int status = reap();
+        if (status >= 0) {
+          char why[96];
+          snprintf(why, sizeof why, "agent (pid %d) exited with status %d", (int)agent_pid, exit_code(status));
+          fence_and_exit(why);
+          return exit_code(status);
+        }
+      }
     }
-    if (!p[0].revents) continue;
+    if (!in_open || !p[0].revents) continue;
     /* The fence first: a RENEW that arrives after its deadline must not extend it. */
     fire_deadlines(now_ns());
-    ssize_t got = read(0, in + inlen, sizeof in - inlen);
+    ssize_t got = read(in_fd, in + inlen, sizeof in - inlen);
     if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (got <= 0) return fence_and_exit(got == 0 ? "stdin closed (agent gone)" : "stdin read failed");
+    if (got <= 0) {
+      const char *why = got == 0 ? "stdin closed (agent gone)" : "stdin read failed";
+      if (!exec_mode) return fence_and_exit(why);
+      fence_and_exit(got == 0 ? "agent closed its socket" : "agent socket read failed");
+      in_open = 0;
+      shutdown(in_fd, SHUT_RDWR); /* the agent's close() returns once this EOF reaches it */
+      continue; /* keep reaping until the agent exits */
+    }
     inlen += (size_t)got;
     char *start = in, *nl;
     while ((nl = memchr(start, '\n', inlen - (size_t)(start - in)))) {

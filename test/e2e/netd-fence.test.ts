@@ -13,6 +13,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import { resolveNetdBinary } from '../../src/adapters/linux/netd-binary.js';
@@ -124,12 +125,14 @@ const AGENT = `
 const { spawn } = require('node:child_process');
 const [bin, ns, iface, lifetime, deadline, renewMs, ...cidrs] = process.argv.slice(1);
 const netd = spawn('ip', ['netns', 'exec', ns, bin], { stdio: ['pipe', 'pipe', 'inherit'] });
+// our pid as the test sees it, even inside a PID namespace (/proc is the host's)
+const hostPid = () => require('node:fs').readFileSync('/proc/self/status', 'utf8').match(/NSpid:\\s+(\\d+)/)[1];
 let buf = '', ok = 0;
 netd.stdout.on('data', (d) => {
   buf += d;
   for (let nl; (nl = buf.indexOf('\\n')) >= 0; buf = buf.slice(nl + 1)) {
     const line = buf.slice(0, nl);
-    if (/^\\d+ OK/.test(line) && ++ok === cidrs.length) process.stdout.write('READY ' + netd.pid + '\\n');
+    if (/^\\d+ OK/.test(line) && ++ok === cidrs.length) process.stdout.write('READY ' + netd.pid + ' ' + hostPid() + '\\n');
     if (/ERR/.test(line)) process.stdout.write(line + '\\n');
   }
 });
@@ -141,46 +144,95 @@ setInterval(() => undefined, 1 << 30);
 
 interface Agent {
   proc: ChildProcess;
+  /** heartline-netd's pid (in the agent's PID namespace). */
   netdPid: number;
+  /** The agent's pid as this test sees it. */
+  agentPid: number;
   readyAt: number;
   stderr: () => string;
 }
 
-async function startAgent(
-  ns: string,
-  opts: { lifetime: number; deadline: number; renewMs: number; cidrs: string[] },
-): Promise<Agent> {
-  const bin = await resolveNetdBinary();
-  const proc = spawn(
-    process.execPath,
-    [
-      '-e',
-      AGENT,
-      bin,
-      ns,
-      'eth0',
-      String(opts.lifetime),
-      String(opts.deadline),
-      String(opts.renewMs),
-      ...opts.cidrs,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+function waitReady(proc: ChildProcess): Promise<Agent> {
   let err = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent not ready in 5 s; stderr: ${err}`)), 5000);
+    const timer = setTimeout(() => reject(new Error(`agent not ready in 15 s; stderr: ${err}`)), 15_000);
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      const m = /READY (\d+)/.exec(d);
+      const m = /READY (\d+) (\d+)/.exec(d);
       if (m) {
         clearTimeout(timer);
-        resolve({ proc, netdPid: Number(m[1]), readyAt: performance.now(), stderr: () => err });
+        const [netdPid, agentPid] = [Number(m[1]), Number(m[2])];
+        resolve({ proc, netdPid, agentPid, readyAt: performance.now(), stderr: () => err });
       } else if (/ERR/.test(d)) {
         clearTimeout(timer);
         reject(new Error(`agent: ${d}`));
       }
     });
   });
+}
+
+/** Starts the stand-in agent, which starts heartline-netd as its child (optionally as PID 1 of a new PID namespace). */
+async function startAgent(
+  ns: string,
+  opts: { lifetime: number; deadline: number; renewMs: number; cidrs: string[]; pidns?: boolean },
+): Promise<Agent> {
+  const bin = await resolveNetdBinary();
+  const argv = [
+    ...(opts.pidns ? ['unshare', '--pid', '--fork'] : []),
+    process.execPath,
+    '-e',
+    AGENT,
+    bin,
+    ns,
+    'eth0',
+    String(opts.lifetime),
+    String(opts.deadline),
+    String(opts.renewMs),
+    ...opts.cidrs,
+  ];
+  const proc = opts.pidns
+    ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  return waitReady(proc);
+}
+
+/**
+ * The container layout of docs/fence.md: `heartline-netd --exec` is PID 1 of a new PID
+ * namespace and runs a real NetdNetworkDriver client (attached through HEARTLINE_NETD_FD).
+ */
+async function startExecAgent(ns: string, lifetime: number, cidr: string): Promise<Agent> {
+  const bin = await resolveNetdBinary();
+  const driverPath = fileURLToPath(new URL('../../src/adapters/linux/netd-driver.ts', import.meta.url));
+  const script = `
+    import { readFileSync } from 'node:fs';
+    import { NetdNetworkDriver } from ${JSON.stringify(driverPath)};
+    const d = await NetdNetworkDriver.fromEnvironment();
+    await d.add({ iface: 'eth0', cidr: ${JSON.stringify(cidr)} }, ${lifetime}, 60000);
+    const hostPid = readFileSync('/proc/self/status', 'utf8').match(/NSpid:\\s+(\\d+)/)[1];
+    process.stdout.write('READY ' + d.pid + ' ' + hostPid + '\\n');
+    setInterval(() => undefined, 1 << 30);
+  `;
+  const proc = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      'unshare',
+      '--pid',
+      '--fork',
+      bin,
+      '--exec',
+      process.execPath,
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+  );
+  return waitReady(proc);
 }
 
 /** Whether `pid` is running (a zombie, killed but not yet reaped by its new parent, is not). */
@@ -307,6 +359,55 @@ if (!isRoot) {
       report('(c) valid_lft 1 s, both killed -> v6 VIP gone (from ADD reply)', v6 - agent.readyAt);
       expect(v4 - tKill).toBeGreaterThan(300); // not the fence: it was dead
       expect(Math.max(v4, v6) - agent.readyAt).toBeLessThan(3000);
+    });
+  });
+
+  describe('in a container: who is PID 1 decides whether the fence survives the agent', () => {
+    let ns: string;
+    let mon: AddressMonitor;
+    const procs: ChildProcess[] = [];
+    beforeEach(async () => {
+      ns = await makeNode();
+      mon = new AddressMonitor(ns);
+      await mon.ready(ns);
+    });
+    afterEach(async () => {
+      mon.stop();
+      for (const p of procs.splice(0)) p.kill('SIGKILL');
+      await deleteNetns(ns);
+    });
+
+    it('agent as PID 1 with heartline-netd its child: agent SIGKILL takes the fence down too (kernel lifetime only)', async () => {
+      const agent = await startAgent(ns, {
+        lifetime: 1,
+        deadline: 60_000,
+        renewMs: 0,
+        cidrs: ['198.18.1.110/24'],
+        pidns: true,
+      });
+      procs.push(agent.proc);
+      await sleep(100);
+      const t0 = performance.now();
+      process.kill(agent.agentPid, 'SIGKILL'); // PID 1 dies: the kernel kills the whole PID namespace
+      const gone = await mon.deleted('198.18.1.110', 5000);
+      report('(e) agent is PID 1, agent SIGKILL -> VIP gone (kernel lifetime 1 s)', gone - t0);
+      expect(agent.stderr()).not.toMatch(/removed every Heartline address/); // netd never got to sweep
+    });
+
+    it('heartline-netd --exec as PID 1, agent attached over HEARTLINE_NETD_FD: agent SIGKILL -> VIP gone at once', async () => {
+      const agent = await startExecAgent(ns, 30, '198.18.1.111/24');
+      procs.push(agent.proc);
+      const exited = new Promise<number | null>((r) => agent.proc.once('exit', (code) => r(code)));
+      await sleep(100);
+      const t0 = performance.now();
+      process.kill(agent.agentPid, 'SIGKILL');
+      const gone = await mon.deleted('198.18.1.111');
+      report('(e) heartline-netd --exec is PID 1, agent SIGKILL -> VIP gone', gone - t0);
+      expect(gone - t0).toBeLessThan(1000);
+      expect(await exited).toBe(137); // heartline-netd exits with the agent's status: the container restarts
+      expect(agent.stderr()).toMatch(
+        /agent \(pid \d+\) exited with status 137: removed every Heartline address/,
+      );
     });
   });
 

@@ -1,4 +1,6 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Millis, NetworkDriver, OwnedAddress } from '../../core/ports.js';
 import { silentLogger } from '../../ops/log.js';
@@ -29,6 +31,12 @@ export class NetdError extends Error {
 }
 
 export interface NetdNetworkDriverInit {
+  /**
+   * Talk to an already running heartline-netd over this inherited file descriptor instead of
+   * starting one: the agent was started by `heartline-netd --exec heartline agent ...`, which
+   * sets HEARTLINE_NETD_FD (see docs/fence.md: how to run it in a container).
+   */
+  attachFd?: number;
   /** heartline-netd executable. Default: $HEARTLINE_NETD, else native/build/heartline-netd (built if missing). */
   binary?: string;
   /** Run heartline-netd in this network namespace (`ip netns exec NAME`), as the lab and tests do. */
@@ -40,6 +48,23 @@ export interface NetdNetworkDriverInit {
   onExpired?: (addr: OwnedAddress) => void;
   /** heartline-netd exited without `close()`: the fence is gone, only kernel lifetimes remain. */
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+interface LinkEnd {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: string;
+}
+
+/** The link to heartline-netd: a child process's pipes, or an inherited socket. */
+interface NetdLink {
+  input: Writable;
+  output: Readable;
+  stderr?: Readable;
+  pid: number | undefined;
+  /** Resolves when heartline-netd has gone (exited, or closed the socket). */
+  gone: Promise<LinkEnd>;
+  kill(): void;
 }
 
 interface Pending {
@@ -70,53 +95,62 @@ export class NetdNetworkDriver implements NetworkDriver {
   private readonly timeoutMs: Millis;
 
   private constructor(
-    private readonly child: ChildProcessWithoutNullStreams,
+    private readonly link: NetdLink,
     private readonly init: NetdNetworkDriverInit,
   ) {
     this.log = (init.logger ?? silentLogger()).child({ component: 'netd', netns: init.netns });
     this.timeoutMs = init.requestTimeoutMs ?? 2000;
-    this.exitPromise = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.onChildExit(code, signal);
-        resolve();
-      });
+    this.exitPromise = link.gone.then(({ code, signal, error }) => {
+      if (error) this.lastStderr ||= error;
+      this.onChildExit(code, signal);
     });
-    child.once('error', (err) => {
-      this.lastStderr ||= err.message;
-      this.failAll(`cannot run heartline-netd: ${err.message}`);
-    });
-    child.stdin.on('error', (err) => this.log.debug({ err }, 'netd stdin error'));
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => this.onStdout(chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => this.onStderr(chunk));
+    link.input.on('error', (err) => this.log.debug({ err }, 'netd input error'));
+    link.output.setEncoding('utf8').on('data', (chunk: string) => this.onStdout(chunk));
+    link.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.onStderr(chunk));
   }
 
-  /** Starts heartline-netd and checks that it speaks this protocol version. */
+  /**
+   * Starts heartline-netd (or, with `attachFd`, attaches to the one that started this process)
+   * and checks that it speaks this protocol version.
+   */
   static async start(init: NetdNetworkDriverInit = {}): Promise<NetdNetworkDriver> {
-    const binary = await resolveNetdBinary(init.binary);
-    if (init.netns !== undefined && !isSafeToken(init.netns))
-      throw new NetdError('start', init.netns, 'netns must be a namespace name without spaces');
-    const [cmd, args] = init.netns ? ['ip', ['netns', 'exec', init.netns, binary]] : [binary, []];
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const driver = new NetdNetworkDriver(child, init);
+    const driver = new NetdNetworkDriver(
+      init.attachFd !== undefined ? attachLink(init.attachFd) : await spawnLink(init),
+      init,
+    );
     try {
       const hello = await driver.request('HELLO', 'start', undefined, []);
       if (hello[0] !== 'heartline-netd' || Number(hello[1]) !== NETD_PROTOCOL_VERSION)
         throw new NetdError(
           'start',
-          binary,
+          undefined,
           `speaks '${hello.join(' ')}', expected heartline-netd protocol ${NETD_PROTOCOL_VERSION}: rebuild it with make -C native`,
         );
     } catch (err) {
-      child.kill('SIGKILL');
+      driver.link.kill();
       throw err;
     }
-    driver.log.debug({ pid: child.pid, binary }, 'heartline-netd started');
+    driver.log.debug({ pid: driver.pid, attached: init.attachFd !== undefined }, 'heartline-netd ready');
     return driver;
+  }
+
+  /**
+   * `start`, attaching to the heartline-netd named by $HEARTLINE_NETD_FD when the agent runs
+   * under `heartline-netd --exec`, else starting one as a child.
+   */
+  static fromEnvironment(init: Omit<NetdNetworkDriverInit, 'attachFd'> = {}): Promise<NetdNetworkDriver> {
+    const fd = process.env.HEARTLINE_NETD_FD;
+    if (fd === undefined || fd === '') return NetdNetworkDriver.start(init);
+    if (!/^\d+$/.test(fd))
+      return Promise.reject(
+        new NetdError('start', undefined, `HEARTLINE_NETD_FD=${fd} is not a file descriptor number`),
+      );
+    return NetdNetworkDriver.start({ ...init, attachFd: Number(fd) });
   }
 
   /** Process id of heartline-netd (the same process when run through `ip netns exec`). */
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.link.pid;
   }
 
   /** Whether heartline-netd is still running. */
@@ -174,14 +208,17 @@ export class NetdNetworkDriver implements NetworkDriver {
     return fields[0] === 'up';
   }
 
-  /** Ends heartline-netd's stdin: it removes every Heartline address and exits. */
+  /**
+   * Ends the pipe: heartline-netd removes every Heartline address and exits (when attached, it
+   * sweeps and closes the socket, then waits for this process to exit).
+   */
   async close(): Promise<void> {
     if (this.exited) return;
     this.closing = true;
-    this.child.stdin.end();
+    this.link.input.end();
     const timer = setTimeout(() => {
-      this.log.warn({ pid: this.child.pid }, 'heartline-netd did not exit after close, killing it');
-      this.child.kill('SIGKILL');
+      this.log.warn({ pid: this.link.pid }, 'heartline-netd did not exit after close, killing it');
+      this.link.kill();
     }, 5000);
     await this.exitPromise;
     clearTimeout(timer);
@@ -210,7 +247,7 @@ export class NetdNetworkDriver implements NetworkDriver {
         reject(new NetdError(portOp, target, `no reply within ${this.timeoutMs} ms (heartline-netd stuck?)`));
       }, this.timeoutMs);
       this.pending.set(id, { op: portOp, target, resolve, reject, timer });
-      this.child.stdin.write(line);
+      this.link.input.write(line);
     });
   }
 
@@ -271,8 +308,12 @@ export class NetdNetworkDriver implements NetworkDriver {
   }
 
   private deathDetail(): string {
-    const how = this.exited?.signal ? `signal ${this.exited.signal}` : `code ${this.exited?.code ?? '?'}`;
-    return `heartline-netd is not running (exited with ${how}${this.lastStderr ? `; last said: ${this.lastStderr}` : ''})`;
+    const how = this.exited?.signal
+      ? `exited with signal ${this.exited.signal}`
+      : this.exited?.code != null
+        ? `exited with code ${this.exited.code}`
+        : 'closed the connection';
+    return `heartline-netd is not running (${how}${this.lastStderr ? `; last said: ${this.lastStderr}` : ''})`;
   }
 
   private failAll(detail: string): void {
@@ -295,4 +336,34 @@ function deadline(ms: Millis, op: string, cidr: string): number {
   if (!(d >= 1 && d <= 86_400_000))
     throw new NetdError(op, cidr, `deadlineMs must be in (0, 86400000], got ${ms}`);
   return d;
+}
+
+async function spawnLink(init: NetdNetworkDriverInit): Promise<NetdLink> {
+  const binary = await resolveNetdBinary(init.binary);
+  if (init.netns !== undefined && !isSafeToken(init.netns))
+    throw new NetdError('start', init.netns, 'netns must be a namespace name without spaces');
+  const [cmd, args] = init.netns ? ['ip', ['netns', 'exec', init.netns, binary]] : [binary, []];
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const gone = new Promise<LinkEnd>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    // spawn failures (ENOENT) emit 'error' and maybe no 'exit'
+    child.once('error', (err) => resolve({ code: child.exitCode ?? 127, signal: null, error: err.message }));
+  });
+  return {
+    input: child.stdin,
+    output: child.stdout,
+    stderr: child.stderr,
+    pid: child.pid,
+    gone,
+    kill: () => child.kill('SIGKILL'),
+  };
+}
+
+function attachLink(fd: number): NetdLink {
+  const socket = new Socket({ fd, readable: true, writable: true });
+  const gone = new Promise<LinkEnd>((resolve) => {
+    socket.once('close', () => resolve({ code: null, signal: null }));
+  });
+  socket.on('error', () => undefined); // surfaces as 'close'
+  return { input: socket, output: socket, pid: process.ppid, gone, kill: () => socket.destroy() };
 }
