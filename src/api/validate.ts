@@ -70,8 +70,6 @@ const errorMap: z.core.$ZodErrorMap = (iss) => {
     }
     case 'invalid_format':
       return `Invalid value: ${show(iss.input)}: must be ${iss.format === 'regex' ? `a string matching ${String((iss as { pattern?: unknown }).pattern)}` : `a valid ${iss.format}`}`;
-    case 'unrecognized_keys':
-      return `unknown field${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}; remove ${iss.keys.length > 1 ? 'them' : 'it'} (check the spelling against docs/api.md)`;
     default:
       return undefined;
   }

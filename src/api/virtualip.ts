@@ -73,7 +73,7 @@ export const VirtualIPSpecSchema = z
   .strictObject({
     clusterRef: z
       .strictObject({ name: objectName('clusterRef.name').describe('Name of the HACluster.') })
-      .describe('The HACluster (same namespace) whose members may hold this VIP. Required.'),
+      .describe('The HACluster (same namespace) whose members may hold this VIP.'),
     address: AddressSchema,
     interface: interfaceName()
       .optional()

@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { buildProgram } from '../../../src/cli/program.js';
 import { validateManifests } from '../../../src/cli/manifests.js';
+import { crdsYaml } from '../../../src/api/crd.js';
 
 describe('validateManifests', () => {
   it.each(['examples/two-node-web.yaml', 'examples/ipv6-vip.yaml', 'examples/health-checked-group.yaml'])(
@@ -43,7 +45,7 @@ describe('validateManifests', () => {
     const text =
       'apiVersion: heartline.dev/v1alpha1\nkind: VirtualIP\nmetadata: {name: v, namespace: prod}\nspec: {}\n';
     expect(validateManifests('f', text).errors).toEqual([
-      'f: VirtualIP prod/v: spec.clusterRef: Required value: The HACluster (same namespace) whose members may hold this VIP. Required.',
+      'f: VirtualIP prod/v: spec.clusterRef: Required value: The HACluster (same namespace) whose members may hold this VIP.',
       'f: VirtualIP prod/v: spec.address: Required value: The virtual IP with its prefix length, IPv4 or IPv6, e.g. 198.18.0.100/24 or 2001:db8::100/64. The prefix picks the interface when interface is not set.',
     ]);
   });
@@ -59,4 +61,32 @@ describe('program', () => {
     const withExtra = buildProgram([extra]).commands.map((c) => c.name());
     expect(withExtra).toEqual(['lab']);
   });
+});
+
+describe('heartline binary', () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', ...args],
+        { timeout: 60_000 },
+        (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  it('validate exits 1 with one line per problem, and 0 for good files', async () => {
+    const bad = await run(['validate', '-f', 'examples/bad.yaml', '-f', 'examples/auth-secret.yaml']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout.trim().split('\n')).toHaveLength(3);
+    expect(bad.stderr).toContain('note: examples/auth-secret.yaml: Secret default/heartline-auth: skipped');
+    const good = await run(['validate', '-f', 'examples/two-node-web.yaml', '-f', 'examples/ipv6-vip.yaml']);
+    expect(good).toMatchObject({ code: 0, stdout: '' });
+  }, 120_000);
+
+  it('crds prints the generated CRDs', async () => {
+    const out = await run(['crds']);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toBe(crdsYaml());
+  }, 60_000);
 });
