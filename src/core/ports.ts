@@ -73,21 +73,35 @@ export interface NetworkDriver {
   /**
    * Binds `cidr` on `iface` with a kernel lifetime (whole seconds, rounded up) and a
    * fence deadline `deadlineMs` from now: unless `refresh`ed before, the address is
-   * removed at that deadline even if the caller is frozen.
+   * removed at that deadline even if the caller is frozen. Adding an address already
+   * Heartline's on the same interface refreshes it; rejects if the address is on `iface`
+   * but not Heartline's (an operator's), or the interface does not exist.
    */
   add(addr: OwnedAddress, lifetimeSec: number, deadlineMs: Millis): Promise<void>;
-  /** Extends both the kernel lifetime and the fence deadline. */
+  /**
+   * Extends both the kernel lifetime and the fence deadline. Rejects, and never re-creates
+   * the address, if it is no longer bound (its deadline passed, or it was removed): a late
+   * refresh must not resurrect a fenced VIP.
+   */
   refresh(addr: OwnedAddress, lifetimeSec: number, deadlineMs: Millis): Promise<void>;
-  /** Removes the address. Removing an absent address is not an error. */
+  /** Removes the address (and stops its announcements). Removing an absent address is not an error. */
   remove(addr: OwnedAddress): Promise<void>;
   /** Removes every Heartline-owned address. Returns what it removed. */
   sweep(): Promise<OwnedAddress[]>;
-  /** Gratuitous ARP (v4) or unsolicited NA with override (v6), `count` times, `intervalMs` apart. */
+  /**
+   * Gratuitous ARP (v4) or unsolicited NA with override (v6), `count` times, `intervalMs`
+   * apart. Resolves once the first one is sent; the rest follow in the background and stop
+   * if the address is removed. Rejects unless this driver bound the address on `iface`.
+   */
   announce(addr: OwnedAddress, count: number, intervalMs: Millis): Promise<void>;
-  /** The interface whose connected subnet contains `ip`, like Heartbeat's findif. */
+  /**
+   * The interface whose connected subnet contains `ip` (longest prefix), like Heartbeat's
+   * findif. Only the node's own addresses define subnets, never Heartline's.
+   */
   interfaceFor(ip: string): Promise<string | undefined>;
-  /** Whether the link is up (operstate up / carrier). */
+  /** Whether the link is up (admin up and carrier). Rejects for an unknown interface. */
   linkUp(iface: string): Promise<boolean>;
+  /** Removes every Heartline-owned address; later calls reject. */
   close(): Promise<void>;
 }
 
