@@ -220,6 +220,15 @@ export const HAClusterStatusSchema = z
       })
       .optional(),
     conditions: conditionList().optional(),
+    witness: z
+      .strictObject({
+        address: z.string().min(2).max(45).describe('IP address the controller listens on for heartbeats.'),
+        port: z.int().min(1).max(65535).describe('UDP port the controller listens on.'),
+      })
+      .optional()
+      .describe(
+        "Where the leader controller's witness listens (written by the controller). Agents add it as a peer: a voter with quorum witness, a non-voting observer otherwise.",
+      ),
     observedGeneration: observedGeneration(),
   })
   .describe('Observed state of an HACluster.');
