@@ -38,17 +38,27 @@ export const timestamp = () => z.iso.datetime({ offset: true });
  * The metadata of a manifest. Only what Heartline reads is checked; the API server
  * validates the rest, so unknown metadata keys pass.
  */
-export const ObjectMetaSchema = z.looseObject({
-  name: objectName('metadata.name').optional(),
-  generateName: z.string().optional(),
-  namespace: z.string().optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-  generation: z.int().optional(),
-  resourceVersion: z.string().optional(),
-  uid: z.string().optional(),
-  creationTimestamp: z.string().optional(),
-});
+export const ObjectMetaSchema = z
+  .looseObject({
+    name: objectName('metadata.name').optional(),
+    generateName: z.string().optional(),
+    namespace: z.string().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    generation: z.int().optional(),
+    resourceVersion: z.string().optional(),
+    uid: z.string().optional(),
+    creationTimestamp: z.string().optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.name === undefined && m.generateName === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['name'],
+        message: 'Required value: name or generateName is required; set metadata.name',
+      });
+    }
+  });
 export type ObjectMeta = z.output<typeof ObjectMetaSchema>;
 
 /** The standard metav1.Condition shape. */

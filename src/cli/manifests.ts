@@ -30,8 +30,18 @@ export function validateManifests(source: string, text: string): ManifestReport 
       for (const e of doc.errors) report.errors.push(`${where}: YAML: ${e.message.split('\n')[0]}`);
       return;
     }
-    const obj: unknown = doc.toJS();
-    if (obj === null || obj === undefined) return; // empty document
+    const top: unknown = doc.toJS();
+    if (top === null || top === undefined) return; // empty document
+    // `kubectl get -o yaml` output: a List whose items are the objects.
+    const isList =
+      typeof top === 'object' &&
+      Array.isArray((top as { items?: unknown }).items) &&
+      /List$/.test(String((top as { kind?: unknown }).kind));
+    for (const obj of isList ? (top as { items: unknown[] }).items : [top]) checkOne(obj, where);
+  });
+  return report;
+
+  function checkOne(obj: unknown, where: string): void {
     const check = checkManifest(obj);
     if (!check.handled) {
       const label =
@@ -46,6 +56,5 @@ export function validateManifests(source: string, text: string): ManifestReport 
       const label = objectLabel(check.kind, obj);
       for (const e of check.result.errors) report.errors.push(`${source}: ${label}: ${formatFieldError(e)}`);
     }
-  });
-  return report;
+  }
 }

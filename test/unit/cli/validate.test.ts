@@ -90,3 +90,34 @@ describe('heartline binary', () => {
     expect(out.stdout).toBe(crdsYaml());
   }, 60_000);
 });
+
+describe('validateManifests on kubectl output', () => {
+  it('checks each item of a List', () => {
+    const text = [
+      'apiVersion: v1',
+      'kind: List',
+      'items:',
+      '- apiVersion: heartline.dev/v1alpha1',
+      '  kind: VirtualIP',
+      '  metadata: {name: ok, namespace: prod}',
+      '  spec: {clusterRef: {name: web}, address: 198.18.0.100/24}',
+      '- apiVersion: heartline.dev/v1alpha1',
+      '  kind: VirtualIP',
+      '  metadata: {name: broken, namespace: prod}',
+      '  spec: {clusterRef: {name: web}, address: 198.18.0.100/40}',
+    ].join('\n');
+    const report = validateManifests('list.yaml', text);
+    expect(report.checked).toBe(2);
+    expect(report.errors).toEqual([
+      'list.yaml: VirtualIP prod/broken: spec.address: "198.18.0.100/40" is not a valid IPv4 or IPv6 CIDR; use e.g. 198.18.0.100/24 or 2001:db8::100/64',
+    ]);
+  });
+
+  it('requires a name', () => {
+    const text =
+      'apiVersion: heartline.dev/v1alpha1\nkind: Resource\nmetadata: {}\nspec: {kind: systemd, systemd: {unit: a.service}}\n';
+    expect(validateManifests('f', text).errors).toEqual([
+      'f: Resource default/<unnamed>: metadata.name: Required value: name or generateName is required; set metadata.name',
+    ]);
+  });
+});
