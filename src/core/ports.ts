@@ -208,7 +208,7 @@ export interface ObjectKey {
 
 /**
  * What a watch reports. `synced` comes once the initial list is delivered (and again after
- * every relist following a restart); `resync` re-delivers every cached object periodically
+ * every restart following an error); `resync` re-delivers every cached object periodically
  * so level-based reconcilers recover from missed work.
  */
 export type WatchEvent =
