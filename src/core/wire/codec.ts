@@ -193,6 +193,31 @@ export class WireCodec {
   }
 
   /**
+   * The datagrams for `m` addressed to each member of `tos`, in order: the same bytes as
+   * `encode(m, to)` for each, but the body is encoded once and only the receiver tag and the
+   * MAC differ (one HMAC per addressee). Throws like `encode`, before returning anything.
+   */
+  encodeEach(m: Message, tos: readonly MemberId[]): Uint8Array[] {
+    if (tos.length === 0) return [];
+    const tags = tos.map((to) => {
+      const t = this.#ids.memberTag(to);
+      if (t === undefined)
+        throw new WireEncodeError('to', `member "${to}" is not in cluster ${this.#ids.clusterId}`);
+      return t;
+    });
+    const first = this.encode(m, tos[0]!);
+    const macOff = first.length - MAC_SIZE;
+    const out = [first];
+    for (let i = 1; i < tags.length; i++) {
+      const d = Uint8Array.from(first);
+      new DataView(d.buffer).setUint32(OFF_RECEIVER, tags[i]!);
+      d.set(hmac(this.#keyring.active, d.subarray(0, macOff)).subarray(0, MAC_SIZE), macOff);
+      out.push(d);
+    }
+    return out;
+  }
+
+  /**
    * Authenticates and decodes one datagram received from `from` (the address the network
    * reported). Never throws; reads only `bytes` (a view is fine, bytes around it are never
    * looked at). Counts the outcome in `counters`.

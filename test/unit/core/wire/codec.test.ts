@@ -104,6 +104,30 @@ describe('WireCodec round trip', () => {
   });
 });
 
+describe('WireCodec.encodeEach', () => {
+  it('gives, for each addressee, exactly the bytes encode would', () => {
+    const alice = codecFor(ALICE);
+    const m = heartbeat(ALICE, 4, 44, 63);
+    const peers = MEMBERS.filter((x) => x !== ALICE);
+    const each = alice.encodeEach(m, peers);
+    expect(each).toHaveLength(63);
+    each.forEach((d, i) => expect(Buffer.from(d).equals(Buffer.from(alice.encode(m, peers[i]!)))).toBe(true));
+    const r = codecFor(peers[5]!).decode(each[5]!, fromAlice);
+    expect(r).toMatchObject({ ok: true, to: peers[5] });
+    expect(codecFor(peers[5]!).decode(each[6]!, fromAlice)).toMatchObject({
+      ok: false,
+      reason: 'wrong-destination',
+    });
+  });
+
+  it('throws before returning anything when an addressee is unknown', () => {
+    expect(() => codecFor(ALICE).encodeEach(heartbeat(ALICE, 1, 1), [BOB, 'node-99'])).toThrow(
+      /member "node-99"/,
+    );
+    expect(codecFor(ALICE).encodeEach(heartbeat(ALICE, 1, 1), [])).toEqual([]);
+  });
+});
+
 describe('WireCodec.encode refuses what it cannot send', () => {
   const alice = codecFor(ALICE);
 
