@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { controllerCommand } from './commands/controller.js';
+import { agentCommand } from './commands/agent.js';
 import { crdsCommand } from './commands/crds.js';
 import { validateCommand } from './commands/validate.js';
 
@@ -10,7 +11,7 @@ import { validateCommand } from './commands/validate.js';
  */
 export type CommandModule = (program: Command) => void;
 
-export const COMMANDS: CommandModule[] = [crdsCommand, validateCommand, controllerCommand];
+export const COMMANDS: CommandModule[] = [crdsCommand, validateCommand, controllerCommand, agentCommand];
 
 /** Builds the `heartline` program with every registered subcommand. */
 export function buildProgram(modules: CommandModule[] = COMMANDS): Command {
