@@ -5,9 +5,10 @@
  * Each namespace: eth0 (veth, up, carrier) with 198.18.1.1/24 and 2001:2:0:1::1/64, and eth1
  * (veth whose peer is down: no carrier).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
+import { resolveNetdBinary } from '../../src/adapters/linux/netd-binary.js';
 import { NetdNetworkDriver } from '../../src/adapters/linux/netd-driver.js';
 import { networkDriverContract } from '../contract/network-driver.js';
 
@@ -146,6 +147,41 @@ if (!isRoot) {
         target: '198.18.1.103/24',
         message: expect.stringMatching(/not running.*SIGKILL/),
       });
+    });
+
+    it('survives hostile input: garbage, overlong lines, bad numbers, split and batched writes', async () => {
+      const bin = await resolveNetdBinary();
+      const netd = spawn('ip', ['netns', 'exec', ns, bin], { stdio: ['pipe', 'pipe', 'ignore'] });
+      let out = '';
+      netd.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const lines = [
+        'BOGUS 1',
+        'ADD',
+        `ADD 2 eth0 198.18.1.100/24 ${'9'.repeat(30)} 100`,
+        'ADD 3 eth0 198.18.1.100/33 5 100',
+        'ADD 4 eth0 198.18.1.100/24 -1 100',
+        'ANNOUNCE 5 eth0 198.18.1.100 100000 1',
+        `LINK 6 ${'x'.repeat(40)}`,
+        'X'.repeat(5000),
+        '\u0000\u0001\u00ff',
+      ];
+      netd.stdin.write(lines.join('\n') + '\n');
+      // A valid request split across writes, then two in one write.
+      netd.stdin.write('ADD 7 eth0 198.18.');
+      await new Promise((r) => setTimeout(r, 50));
+      netd.stdin.write('1.100/24 5 5000\nLIST 8\nLINK 9 eth0\n');
+      const t0 = Date.now();
+      while (!/^9 OK/m.test(out) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      const replies = out.trim().split('\n');
+      for (const id of ['1', '2', '3', '4', '5', '6'])
+        expect(replies).toContainEqual(expect.stringMatching(new RegExp(`^${id} ERR `)));
+      expect(replies).toContainEqual(expect.stringMatching(/^- ERR request longer than 1024 bytes/));
+      expect(replies).toContain('7 OK');
+      expect(replies).toContain('8 OK eth0 198.18.1.100/24');
+      expect(replies).toContain('9 OK up');
+      netd.stdin.end();
+      await new Promise((r) => netd.once('exit', r));
+      expect(await addressesOn(ns, 'eth0')).not.toContain('198.18.1.100/24');
     });
 
     it('fails to start with a clear error when the namespace does not exist', async () => {
