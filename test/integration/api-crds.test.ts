@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import { parseAllDocuments, stringify } from 'yaml';
 import { KINDS, checkManifest } from '../../src/api/index.js';
-import { BAD_OBJECTS } from '../fixtures/bad-objects.js';
+import { validateManifests } from '../../src/cli/manifests.js';
+import { BAD_OBJECTS, goodVip as goodVipManifest } from '../fixtures/bad-objects.js';
 import { createTestNamespace, deleteNamespace, kubectl } from './helpers.js';
 
 jest.setTimeout(60_000);
@@ -97,6 +98,70 @@ describe('CRDs on a real API server', () => {
     const hares = await kubectl(['get', 'hares', '-n', ns]);
     expect(hares.stdout.split('\n')[0]!.split(/\s+/)).toEqual(['NAME', 'KIND', 'AGE']);
     expect(hares.stdout).toMatch(/^webserver\s+exec\s/m);
+  });
+
+  it('fills HOLDER, EPOCH and READY from a status written through the status subresource', async () => {
+    const status = {
+      holder: 'node-a',
+      epoch: 7,
+      since: '2026-01-01T00:00:00Z',
+      phase: 'Bound',
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'Bound',
+          message: 'bound on node-a',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+        },
+      ],
+      failoverCount: 1,
+      lastFailover: { from: 'node-b', to: 'node-a', reason: 'HolderDead', durationMs: 412 },
+    };
+    expect(checkManifest({ ...goodVipManifest(), status }).handled).toBe(true);
+    const offline = checkManifest({ ...goodVipManifest(), status });
+    expect(offline.handled && offline.result.ok).toBe(true);
+    const patch = await kubectl([
+      'patch',
+      'vip',
+      'web',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    expect({ code: patch.code, stderr: patch.stderr }).toEqual({ code: 0, stderr: '' });
+    const get = await kubectl(['get', 'vip', 'web', '-n', ns, '--no-headers']);
+    expect(get.stdout.split(/\s+/).slice(0, 5)).toEqual(['web', '198.18.0.100/24', 'node-a', '7', 'True']);
+
+    const bad = { ...status, phase: 'Floating' };
+    const rejected = await kubectl([
+      'patch',
+      'vip',
+      'web',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: bad }),
+    ]);
+    expect(rejected.code).not.toBe(0);
+    expect(rejected.stderr).toContain('status.phase');
+    const offlineBad = checkManifest({ ...goodVipManifest(), status: bad });
+    expect(
+      offlineBad.handled && !offlineBad.result.ok && offlineBad.result.errors.map((e) => e.path),
+    ).toEqual(['status.phase']);
+  });
+
+  it('validates what the server stores (kubectl get -o yaml) offline', async () => {
+    const get = await kubectl(['get', 'hac,vip,hares', '-n', ns, '-o', 'yaml']);
+    expect(get.code).toBe(0);
+    const report = validateManifests('kubectl', get.stdout);
+    expect(report.errors).toEqual([]);
+    expect(report.checked).toBe(9);
   });
 
   describe('bad objects', () => {
