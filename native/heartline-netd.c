@@ -1004,7 +1004,9 @@ int main(int argc, char **argv) {
   set_nonblock(in_fd);
   set_nonblock(out_fd);
   set_nonblock(2);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's shadow memory cannot be locked */
   mlockall(MCL_CURRENT | MCL_FUTURE); /* best effort: the fence must not wait for swap */
+#endif
 
   static char in[IN_MAX];
   size_t inlen = 0;
