@@ -12,6 +12,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
 import jsonpatch from 'fast-json-patch';
 import { pino, type Logger } from 'pino';
 import {
@@ -317,7 +318,8 @@ export class K8sApiSource implements ApiSource {
       await this.events.createNamespacedEvent({
         namespace,
         body: {
-          metadata: { generateName: `${m.name}.`, namespace },
+          // Named like the kubelet's events: <object>.<random hex>; generateName may not end in '.'.
+          metadata: { name: `${m.name.slice(0, 230)}.${randomBytes(8).toString('hex')}`, namespace },
           eventTime: new V1MicroTime(),
           reportingController: this.reportingController,
           reportingInstance: this.init.identity.slice(0, 128),
