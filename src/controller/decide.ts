@@ -205,7 +205,8 @@ export function decideVip(input: VipInput): VipDecision {
       };
       failoverCount += 1;
       failover = { from, to: holder, reason };
-      const why = election ? `: ${election.reason}` : '';
+      const chosen = vipConfig ? expectedHolder(config, obs, vipConfig, from) : undefined;
+      const why = chosen ? `: ${chosen.reason}` : '';
       const gapText = gap !== undefined ? `; ${Math.round(gap)} ms without a holder` : '';
       events.push({
         type: WARNING_CAUSES.has(reason) ? 'Warning' : 'Normal',
@@ -224,7 +225,7 @@ export function decideVip(input: VipInput): VipDecision {
       events.push({
         type: 'Normal',
         reason: 'Bound',
-        note: `${holder} holds ${input.address} at epoch ${holding.epoch}${election ? `: ${election.reason}` : ''}`,
+        note: `${holder} holds ${input.address} at epoch ${holding.epoch}${vipConfig ? `: ${expectedHolder(config, obs, vipConfig, null).reason}` : ''}`,
         action: 'Bind',
       });
     }
@@ -234,23 +235,28 @@ export function decideVip(input: VipInput): VipDecision {
       type: cause === 'HolderDead' || cause === 'HolderRestarted' ? 'Warning' : 'Normal',
       reason: cause === 'HolderDead' ? 'HolderLost' : 'Released',
       note: `${prevHolder} no longer holds ${input.address} (epoch ${baseEpoch}): ${cause}; ${
-        input.deleting ? 'the VirtualIP is being deleted' : election?.holder ? `${election.holder} should take it` : 'no member can take it'
+        input.deleting
+          ? 'the VirtualIP is being deleted'
+          : election?.holder && election.holder !== prevHolder
+            ? `${election.holder} should take it`
+            : election?.holder
+              ? 'waiting for a member to take it'
+              : 'no member can take it'
       }`,
       action: 'Release',
     });
   }
   if (!holder) since = undefined;
 
-  // Phase and conditions.
+  // Phase and conditions. Before every member was heard or declared dead, a missing vote is not a lost one.
+  const quorumLost = quorum.state === 'lost' && obs.settled;
   let phase: NonNullable<VirtualIPStatus['phase']>;
   if (holder) phase = input.deleting ? 'Releasing' : 'Bound';
   else if (input.deleting) phase = 'Releasing';
   else if (!obs.settled) phase = 'Pending';
-  else if (election?.holder && quorum.state !== 'lost') phase = 'Binding';
-  else if (quorum.state === 'lost') phase = 'Binding';
+  else if (election?.holder || quorumLost) phase = 'Binding';
   else phase = 'Unassigned';
 
-  const quorumLost = quorum.state === 'lost';
   const quorumText = `${quorum.have} of ${quorum.need} votes reachable`;
   let ready: Condition;
   if (holder) {
@@ -273,7 +279,9 @@ export function decideVip(input: VipInput): VipDecision {
     : cond('Bound', 'False', phase === 'Pending' ? 'Observing' : 'NotBound', 'no member reports holding the VIP');
   const ql = quorumLost
     ? cond('QuorumLost', 'True', 'QuorumLost', quorumText)
-    : cond('QuorumLost', 'False', quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate', quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText);
+    : !obs.settled && quorum.state === 'lost'
+      ? cond('QuorumLost', 'Unknown', 'Observing', `${quorumText} so far; waiting to hear every member`)
+      : cond('QuorumLost', 'False', quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate', quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText);
   let degraded: Condition;
   if (!vipConfig) {
     degraded = cond('Degraded', 'Unknown', 'InvalidVirtualIP', 'the VirtualIP is not in the cluster configuration; see the HACluster status for the problem');
@@ -358,9 +366,18 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
     };
   }
 
-  if (!obs.settled && base?.members) {
+  if (!obs.settled) {
     // Until every member was heard or declared dead, keep the last judgement.
-    return { status: { ...base, ...witness, ...gen }, events, quorum: undefined };
+    if (base?.members) return { status: { ...base, ...witness, ...gen }, events, quorum: undefined };
+    return {
+      status: {
+        conditions: [cond('Ready', 'Unknown', 'Observing', 'waiting to hear every member (at most heartbeat.initDeadMs)')],
+        ...witness,
+        ...gen,
+      },
+      events,
+      quorum: undefined,
+    };
   }
 
   const members = obs.members.map((m) => {

@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { Epoch, Heartbeat, MemberId, VipId } from '../core/messages.js';
-import { Membership, type Liveness } from '../core/membership.js';
+import { Membership, type Liveness, type PeerState } from '../core/membership.js';
 import type { Clock, Millis, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
 import { WITNESS_ID, type ClusterConfig, type MemberAddress } from '../runtime/cluster-config.js';
@@ -282,9 +282,20 @@ export class ClusterObserver {
       peer.unhealthy = new Set(msg.unhealthy);
       if (standby !== peer.standby || unhealthy !== [...peer.unhealthy].sort().join(',')) changed = true;
       if (this.membership.addHoldingsPage(msg.from, msg.holdings)) changed = true;
+      for (const rel of msg.releases) if (this.released(peer, rel.vip, rel.epoch)) changed = true;
+    } else if (msg.kind === 'release') {
+      if (this.released(peer, msg.vip, msg.epoch)) changed = true;
     }
     if (changed) this.recompute(now, o === 'new-life' || before !== 'alive');
     this.schedule();
+  }
+
+  /** `peer` released `vip` at `epoch`: it no longer holds it, whatever its last holdings set said. */
+  private released(peer: PeerState, vip: VipId, epoch: Epoch): boolean {
+    const entries = peer.holdings?.entries;
+    if (entries?.get(vip) !== epoch) return false;
+    entries.delete(vip);
+    return true;
   }
 
   private schedule(): void {

@@ -1,0 +1,204 @@
+import { VIP_FINALIZER, WITNESS_ID } from '../../../src/runtime/cluster-config.js';
+import { NS, Rig } from './rig.js';
+
+type Cond = { type: string; status: string; reason: string; message: string };
+const cond = (s: Record<string, unknown>, type: string): Cond | undefined =>
+  (s.conditions as Cond[] | undefined)?.find((c) => c.type === type);
+
+async function boot(rig: Rig): Promise<void> {
+  rig.addController('c1');
+  // The controller publishes the witness address; agents read it from HACluster status.
+  await rig.until(async () => Boolean(((await rig.object('HACluster', 'web'))?.status as { witness?: unknown } | undefined)?.witness));
+  await rig.startAgents();
+  await rig.until(async () => Boolean((await rig.vipStatus()).holder));
+}
+
+describe('controller on a simulated cluster', () => {
+  let rig: Rig;
+  afterEach(async () => {
+    await rig?.close();
+  });
+
+  it('publishes the witness, adds the finalizer and reports holder, epoch, conditions and a Bound event', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'], vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-b'] }] });
+    await boot(rig);
+    const cluster = (await rig.object('HACluster', 'web'))!;
+    const cs = cluster.status as Record<string, unknown>;
+    expect(cs.witness).toEqual({ address: '198.18.0.200', port: 694 });
+    const vip = (await rig.object('VirtualIP', 'vip1'))!;
+    expect(vip.metadata.finalizers).toContain(VIP_FINALIZER);
+    await rig.advance(1000);
+    const s = await rig.vipStatus();
+    expect(rig.holders()).toEqual(['node-b']);
+    expect(s.holder).toBe('node-b');
+    expect(s.epoch).toBe(1);
+    expect(s.phase).toBe('Bound');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'True', reason: 'Bound' });
+    expect(cond(s, 'Bound')).toMatchObject({ status: 'True' });
+    expect(cond(s, 'QuorumLost')).toMatchObject({ status: 'False', reason: 'Quorate' });
+    expect(cond(s, 'Degraded')).toMatchObject({ status: 'False', reason: 'Redundant' });
+    expect(s.since).toMatch(/^2026-11-22T00:00:\d\dZ$/);
+    const bound = rig.api.events.find((e) => e.reason === 'Bound');
+    expect(bound?.note).toContain('node-b holds 198.18.0.100/24 at epoch 1');
+    expect(bound?.note).toContain('preferred #1');
+    const members = cs.members as Array<{ name: string; state: string }> | undefined;
+    const after = (await rig.object('HACluster', 'web'))!.status as { members: Array<{ name: string; state: string }>; quorum: unknown };
+    expect(after.members.map((m) => [m.name, m.state])).toEqual([
+      ['node-a', 'alive'],
+      ['node-b', 'alive'],
+      ['node-c', 'alive'],
+    ]);
+    expect(after.quorum).toEqual({ state: 'quorate', have: 3, need: 2 });
+    expect(members === undefined || Array.isArray(members)).toBe(true);
+  });
+
+  it('records a failover when the holder crashes: lastFailover, failoverCount and a Warning event', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'], vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }] });
+    await boot(rig);
+    await rig.advance(500);
+    expect((await rig.vipStatus()).holder).toBe('node-a');
+    const crashedAt = rig.world.time;
+    await rig.agents.get('node-a')!.crash();
+    await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
+    const s = await rig.vipStatus();
+    expect(rig.holders()).toEqual(['node-b']);
+    expect(s.epoch).toBe(2);
+    expect(s.failoverCount).toBe(1);
+    const lf = s.lastFailover as { from: string; to: string; reason: string; durationMs: number };
+    expect(lf).toMatchObject({ from: 'node-a', to: 'node-b', reason: 'HolderDead' });
+    // The gap runs from node-a's last heartbeat to node-b's first holding seen: within the simulated time.
+    expect(lf.durationMs).toBeGreaterThan(0);
+    expect(lf.durationMs).toBeLessThanOrEqual(rig.world.time - crashedAt + 250);
+    const ev = rig.api.events.find((e) => e.reason === 'Failover');
+    expect(ev?.type).toBe('Warning');
+    expect(ev?.note).toContain('moved from node-a to node-b at epoch 2 (HolderDead)');
+    await rig.until(async () => {
+      const c = (await rig.object('HACluster', 'web'))!.status as { members: Array<{ name: string; state: string; lastSeen?: string }> };
+      return c.members.find((m) => m.name === 'node-a')?.state === 'dead';
+    });
+    const c = (await rig.object('HACluster', 'web'))!.status as { members: Array<{ name: string; state: string; lastSeen?: string }> };
+    expect(c.members.find((m) => m.name === 'node-a')?.lastSeen).toMatch(/Z$/);
+    expect(rig.api.events.some((e) => e.reason === 'MemberDead' && e.note.startsWith('node-a'))).toBe(true);
+    expect(await rig.controllers[0]!.metrics.registry.getSingleMetricAsString('heartline_failovers_total')).toContain('reason="HolderDead"} 1');
+  });
+
+  it('a planned release (graceful stop) is reported as Released, not HolderDead', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'], vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }] });
+    await boot(rig);
+    await rig.advance(500);
+    await rig.agents.get('node-a')!.stop();
+    await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
+    const lf = (await rig.vipStatus()).lastFailover as { reason: string; from: string };
+    expect(lf).toMatchObject({ from: 'node-a', reason: 'Released' });
+    expect(rig.api.events.find((e) => e.reason === 'Failover')?.type).toBe('Normal');
+  });
+
+  it('writes nothing at steady state', async () => {
+    rig = new Rig({
+      nodes: ['node-a', 'node-b', 'node-c'],
+      vips: [
+        { name: 'vip1', address: '198.18.0.100/24' },
+        { name: 'vip2', address: '198.18.0.101/24' },
+        { name: 'vip3', address: '198.18.0.102/24' },
+      ],
+    });
+    await boot(rig);
+    await rig.until(async () => Boolean((await rig.vipStatus('vip2')).holder && (await rig.vipStatus('vip3')).holder));
+    await rig.advance(5000);
+    const { api } = rig.controllers[0]!;
+    const before = api.snapshot();
+    await rig.advance(30_000);
+    expect(api.snapshot()).toEqual(before);
+    expect(api.total('patch-status')).toBeGreaterThan(0);
+  });
+
+  it('removes the finalizer of a deleted VirtualIP once no member holds it', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    await boot(rig);
+    await rig.advance(500);
+    rig.api.delete('VirtualIP', { namespace: NS, name: 'vip1' });
+    await rig.advance(300);
+    // Still held: the finalizer stays.
+    expect(await rig.object('VirtualIP', 'vip1')).toBeDefined();
+    await rig.reconfigureAgents(); // agents see the deletion and release
+    await rig.until(async () => (await rig.object('VirtualIP', 'vip1')) === undefined, 5000);
+    expect(rig.holders()).toEqual([]);
+    expect(rig.api.events.find((e) => e.reason === 'Released' && e.note.includes('finalizer'))?.type).toBe('Normal');
+  });
+
+  it('removes the finalizer after the bounded timeout when a member keeps claiming the VIP', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    await boot(rig);
+    await rig.advance(500);
+    rig.api.delete('VirtualIP', { namespace: NS, name: 'vip1' });
+    const waited = await rig.until(async () => (await rig.object('VirtualIP', 'vip1')) === undefined, 10_000);
+    // 2 x deadMs + lease + margin with the default timing (1000 ms dead).
+    expect(waited).toBeGreaterThanOrEqual(2 * 1000 + 800);
+    const ev = rig.api.events.find((e) => e.reason === 'ReleaseTimeout');
+    expect(ev?.type).toBe('Warning');
+    expect(ev?.note).toMatch(/still claimed by node-/);
+  });
+
+  it('only the leader writes; stopping it hands over to the standby at once', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    await boot(rig);
+    const first = rig.controllers[0]!;
+    const second = rig.addController('c2');
+    await rig.advance(5000);
+    expect(first.controller.isLeader).toBe(true);
+    expect(second.controller.isLeader).toBe(false);
+    expect(second.controller.ready()).toEqual({ ready: true, reason: 'standby' });
+    expect(second.api.total('patch-status') + second.api.total('add-finalizer') + second.api.total('create-event')).toBe(0);
+    await first.controller.stop();
+    const took = await rig.until(() => second.controller.isLeader, 5000);
+    expect(took).toBeLessThanOrEqual(2100); // one renew period, not the 15 s lease
+    // The new leader publishes its own witness address; agents follow it in place.
+    await rig.until(async () => ((await rig.object('HACluster', 'web'))!.status as { witness: { address: string } }).witness.address === second.address);
+    await rig.reconfigureAgents();
+    await rig.agents.get(rig.holders()[0]!)!.crash();
+    await rig.until(async () => (await rig.vipStatus()).failoverCount === 1);
+    expect(second.api.total('patch-status')).toBeGreaterThan(0);
+  });
+
+  it('votes as witness in a two-node cluster: the survivor takes over only with the witness vote', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b'], quorum: 'witness', vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a'] }] });
+    await boot(rig);
+    await rig.advance(500);
+    const config = await rig.config();
+    expect(config.witness?.id).toBe(WITNESS_ID);
+    expect(((await rig.object('HACluster', 'web'))!.status as { quorum: unknown }).quorum).toEqual({ state: 'quorate', have: 3, need: 2 });
+    await rig.agents.get('node-a')!.crash();
+    await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
+    expect(rig.holders()).toEqual(['node-b']);
+    const cs = (await rig.object('HACluster', 'web'))!.status as { quorum: unknown };
+    await rig.advance(2000);
+    expect(((await rig.object('HACluster', 'web'))!.status as { quorum: unknown }).quorum).toEqual({ state: 'quorate', have: 2, need: 2 });
+    expect(cs).toBeDefined();
+  });
+
+  it('reports lost quorum on the cluster and the VIP, with Events', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    await boot(rig);
+    await rig.advance(500);
+    await rig.agents.get('node-a')!.crash();
+    await rig.agents.get('node-b')!.crash();
+    await rig.until(async () => cond(await rig.vipStatus(), 'QuorumLost')?.status === 'True');
+    const s = await rig.vipStatus();
+    expect(s.holder).toBeUndefined();
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'QuorumLost' });
+    const cs = (await rig.object('HACluster', 'web'))!.status as { quorum: unknown };
+    expect(cs.quorum).toEqual({ state: 'lost', have: 1, need: 2 });
+    expect(rig.api.events.filter((e) => e.reason === 'QuorumLost').map((e) => e.regarding.kind).sort()).toEqual(['HACluster', 'VirtualIP']);
+  });
+
+  it('marks a VirtualIP whose HACluster does not exist', async () => {
+    rig = new Rig({ nodes: ['node-a'] });
+    rig.api.apply('VirtualIP', { metadata: { name: 'orphan', namespace: NS }, spec: { clusterRef: { name: 'nope' }, address: '198.18.0.110/24' } });
+    rig.addController('c1');
+    await rig.until(async () => Boolean((await rig.vipStatus('orphan')).phase));
+    const s = await rig.vipStatus('orphan');
+    expect(s.phase).toBe('Pending');
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'ClusterNotFound' });
+    expect(cond(s, 'Ready')?.message).toContain('spec.clusterRef.name');
+  });
+});
