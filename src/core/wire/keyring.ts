@@ -1,7 +1,7 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import { KeyringError } from './errors.js';
 
-/** Shortest HMAC secret we accept: the HMAC-SHA256 block of security (RFC 2104 §3: >= output length). */
+/** Shortest HMAC secret we accept: RFC 2104 §3 strongly discourages keys shorter than the hash output (32 bytes). */
 export const MIN_KEY_BYTES = 32;
 
 /** One shared secret as configured (e.g. one entry of the HACluster's auth Secret). */
