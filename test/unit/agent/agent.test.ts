@@ -1,0 +1,191 @@
+/**
+ * Three agents wired exactly as in production (Agent → MemberHost → core Member, executor,
+ * health monitor), on fakes that pass the same contract suites as the real adapters:
+ * FakeApiSource, SimClock/SimWorld, SimNetwork, FakeNetworkDriver, ScriptedServiceRunner.
+ * Checks at every 5 ms of simulated time that no two nodes have the VIP bound.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { Agent } from '../../../src/agent/agent.js';
+import type { ApiObject } from '../../../src/core/ports.js';
+import { silentLogger } from '../../../src/ops/log.js';
+import { SimClock, SimWorld } from '../../fakes/clock.js';
+import { FakeApiSource } from '../../fakes/k8s.js';
+import { FakeNetworkDriver } from '../../fakes/network.js';
+import { ScriptedServiceRunner } from '../../fakes/services.js';
+import { SimNetwork } from '../../fakes/transport.js';
+
+const NS = 'default';
+const VIP = '198.18.0.100/24';
+const KEY = Buffer.alloc(32, 7).toString('base64');
+
+interface Node {
+  name: string;
+  ip: string;
+  clock: SimClock;
+  driver: FakeNetworkDriver;
+  runner: ScriptedServiceRunner;
+  agent: Agent;
+}
+
+function objects(api: FakeApiSource, names: string[], opts: { quorum?: string; healthCheck?: boolean } = {}): void {
+  api.apply('Secret', { metadata: { name: 'auth', namespace: NS }, data: { '1': KEY } } as ApiObject);
+  api.apply('HACluster', {
+    metadata: { name: 'web', namespace: NS },
+    spec: {
+      nodeSelector: { 'heartline.dev/cluster': 'web' },
+      heartbeat: { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 },
+      transport: { port: 694, mode: 'unicast' },
+      authSecretRef: { name: 'auth', activeKeyId: '1' },
+      quorum: opts.quorum ?? 'majority',
+      autoFailback: false,
+    },
+  });
+  names.forEach((name, i) => nodeObject(api, name, `198.18.0.${11 + i}`));
+  api.apply('Resource', {
+    metadata: { name: 'web', namespace: NS },
+    spec: {
+      kind: 'exec',
+      exec: { start: ['true'], stop: ['true'] },
+      startTimeoutMs: 1000,
+      stopTimeoutMs: 1000,
+      ...(opts.healthCheck ? { healthCheck: { tcp: { port: 80 }, intervalMs: 100, timeoutMs: 50, failureThreshold: 2 } } : {}),
+    },
+  });
+  api.apply('VirtualIP', {
+    metadata: { name: 'web', namespace: NS },
+    spec: { clusterRef: { name: 'web' }, address: VIP, preferredNodes: [names[0]], resources: ['web'] },
+  });
+}
+
+function nodeObject(api: FakeApiSource, name: string, ip: string, annotations: Record<string, string> = {}): void {
+  api.apply('Node', {
+    metadata: { name, labels: { 'heartline.dev/cluster': 'web' }, annotations },
+    status: { addresses: [{ type: 'InternalIP', address: ip }] },
+  } as ApiObject);
+}
+
+function cluster(names = ['n1', 'n2', 'n3'], opts: { healthCheck?: boolean } = {}) {
+  const world = new SimWorld();
+  const netClock = new SimClock({ world });
+  const net = new SimNetwork({ clock: netClock, seed: 3, faults: { delayMs: 1, jitterMs: 1 } });
+  const api = new FakeApiSource();
+  objects(api, names, opts);
+  const nodes: Node[] = names.map((name, i) => {
+    // Clocks drift apart (1e-4) and start at different readings.
+    const clock = new SimClock({ world, start: 1000 * i, rate: 1 + (i - 1) * 1e-4 });
+    const ip = `198.18.0.${11 + i}`;
+    const driver = new FakeNetworkDriver({ clock }, { interfaces: [{ name: 'eth0', addresses: [`${ip}/24`] }] });
+    const runner = new ScriptedServiceRunner({ clock });
+    const agent = new Agent(
+      {
+        clock,
+        api,
+        driver,
+        runner,
+        log: silentLogger(),
+        openTransport: async (port) => net.transport(ip, port),
+      },
+      { node: name, namespace: NS, cluster: 'web', incarnation: 1 + i, unhealthyCooldownMs: 5000 },
+    );
+    return { name, ip, clock, driver, runner, agent };
+  });
+  const holders = () => nodes.filter((n) => n.driver.holds(VIP)).map((n) => n.name);
+  let maxHolders = 0;
+  const run = async (ms: number) => {
+    for (let t = 0; t < ms; t += 5) {
+      await world.advance(5);
+      maxHolders = Math.max(maxHolders, holders().length);
+    }
+  };
+  return { world, net, api, nodes, holders, run, maxHolders: () => maxHolders };
+}
+
+describe('Agent on fakes', () => {
+  it('elects the preferred node, binds, announces and starts the Resource', async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    const n1 = c.nodes[0]!;
+    expect(n1.driver.calls.some((x) => x.op === 'announce')).toBe(true);
+    expect(n1.runner.calls.filter((x) => x.op === 'start').map((x) => x.name)).toEqual(['default/web']);
+    expect(c.nodes.every((n) => n.agent.ready().ready)).toBe(true);
+    expect(c.maxHolders()).toBe(1);
+  });
+
+  it('fails over when the holder crashes, and never has two holders', async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    // Crash n1: its process is gone (no more datagrams), the fence sweeps at once.
+    const n1 = c.nodes[0]!;
+    c.net.partition([n1.ip], [c.nodes[1]!.ip, c.nodes[2]!.ip]);
+    n1.driver.agentDied();
+    const crashAt = c.world.time;
+    let tookOverAt = -1;
+    for (let t = 0; t < 3000 && tookOverAt < 0; t += 5) {
+      await c.run(5);
+      if (c.holders().length === 1 && c.holders()[0] !== 'n1') tookOverAt = c.world.time;
+    }
+    expect(tookOverAt).toBeGreaterThan(0);
+    // Fast profile: dead 300 ms, so failover well under a second of simulated time.
+    expect(tookOverAt - crashAt).toBeLessThan(1000);
+    await c.run(1000);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.maxHolders()).toBe(1);
+  });
+
+  it('moves the VIP away from a node put in standby, as a planned release', async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    nodeObject(c.api, 'n1', '198.18.0.11', { 'heartline.dev/standby': 'true' });
+    await c.run(1000);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.holders()[0]).not.toBe('n1');
+    const n1 = c.nodes[0]!;
+    // Planned: the Resource was stopped before the address went.
+    const stopAt = n1.runner.calls.findIndex((x) => x.op === 'stop');
+    expect(stopAt).toBeGreaterThanOrEqual(0);
+    expect(n1.driver.calls.some((x) => x.op === 'remove')).toBe(true);
+    expect(c.maxHolders()).toBe(1);
+  });
+
+  it('moves the VIP when the Resource health check keeps failing', async () => {
+    const c = cluster(['n1', 'n2', 'n3'], { healthCheck: true });
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    c.nodes[0]!.runner.script('default/web', { probe: 'fail' });
+    await c.run(1500);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.holders()[0]).not.toBe('n1');
+    expect(c.maxHolders()).toBe(1);
+  });
+
+  it('releases everything on graceful stop and the fence sweeps', async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    const n1 = c.nodes[0]!;
+    const stopping = n1.agent.stop();
+    await c.run(500);
+    await stopping;
+    expect(n1.driver.holds(VIP)).toBe(false);
+    await c.run(500);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.maxHolders()).toBe(1);
+  });
+
+  it('reports an unusable configuration by name and stays unready', async () => {
+    const c = cluster();
+    c.api.delete('Secret', { namespace: NS, name: 'auth' });
+    c.nodes[0]!.agent.start();
+    await c.run(200);
+    const r = c.nodes[0]!.agent.ready();
+    expect(r.ready).toBe(false);
+    expect(r.reason).toMatch(/authSecretRef.*auth.*not found/);
+  });
+});
