@@ -49,7 +49,11 @@ export function sampleWindow(samples: readonly AddressSample[]): Interval | unde
  * Holders of `vip` over `window` (default `sampleWindow(samples)`), as consecutive segments
  * that cover the window exactly; adjacent segments always differ in holders.
  */
-export function holderTimeline(samples: readonly AddressSample[], vip: string, window?: Interval): HolderSegment[] {
+export function holderTimeline(
+  samples: readonly AddressSample[],
+  vip: string,
+  window?: Interval,
+): HolderSegment[] {
   const w = window ?? sampleWindow(samples);
   if (!w || w.to <= w.from) return [];
   const sorted = [...samples].sort((a, b) => a.t - b.t);

@@ -55,7 +55,10 @@ export function probeOnce(opts: ProbeTarget, now: () => number = labNow): Promis
       sock.destroy();
       resolve({ t, ms: now() - t, ...r });
     };
-    const connectTimer = setTimeout(() => finish({ ok: false, error: 'connect-timeout' }), opts.connectTimeoutMs ?? 50);
+    const connectTimer = setTimeout(
+      () => finish({ ok: false, error: 'connect-timeout' }),
+      opts.connectTimeoutMs ?? 50,
+    );
     const totalTimer = setTimeout(() => finish({ ok: false, error: 'timeout' }), opts.timeoutMs ?? 100);
     sock.once('connect', () => {
       clearTimeout(connectTimer);
@@ -119,7 +122,11 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
     '--timeout',
     String(opts.timeoutMs ?? 100),
   ];
-  const child = nsSpawn(opts.ns, process.execPath, args, { instrument: true, cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = nsSpawn(opts.ns, process.execPath, args, {
+    instrument: true,
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const records: ProbeRecord[] = [];
@@ -154,7 +161,9 @@ export async function startProber(opts: ProberOptions): Promise<Prober> {
 
   const fail = (why: string): Error => {
     child.kill('SIGKILL');
-    return new Error(`prober in ${opts.ns} for ${opts.target}: ${why}${stderr ? `; stderr: ${stderr.trim()}` : ''}`);
+    return new Error(
+      `prober in ${opts.ns} for ${opts.target}: ${why}${stderr ? `; stderr: ${stderr.trim()}` : ''}`,
+    );
   };
   let dead = false;
   void exited.then(() => (dead = true));
@@ -211,7 +220,8 @@ function parseArgs(argv: string[]): Required<ProbeTarget> & { hz: number } {
     const i = argv.indexOf(flag);
     if (i < 0) return dflt;
     const v = Number(argv[i + 1]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`prober: ${flag} ${argv[i + 1]} must be a positive number`);
+    if (!Number.isFinite(v) || v <= 0)
+      throw new Error(`prober: ${flag} ${argv[i + 1]} must be a positive number`);
     return v;
   };
   const ti = argv.indexOf('--target');

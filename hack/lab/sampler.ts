@@ -81,7 +81,10 @@ interface IpLink {
 }
 
 /** Splits `ip -j addr show` output into VIPs on live and on dead links. Pure. */
-export function classify(links: readonly IpLink[], isVip: (ip: string) => boolean): { live: string[]; dead: string[] } {
+export function classify(
+  links: readonly IpLink[],
+  isVip: (ip: string) => boolean,
+): { live: string[]; dead: string[] } {
   const live: string[] = [];
   const dead: string[] = [];
   for (const l of links) {
@@ -119,11 +122,17 @@ class NodeWatch {
   ) {
     this.firstSample = new Promise((r) => (this.gotFirst = r));
     const env = { ...process.env, [INSTRUMENT_ENV]: '1' };
-    this.batch = spawn('ip', ['-n', ns, '-j', '-force', '-batch', '-'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
+    this.batch = spawn('ip', ['-n', ns, '-j', '-force', '-batch', '-'], {
+      env,
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
     this.batch.stdin!.on('error', () => undefined);
     createInterface({ input: this.batch.stdout! }).on('line', (line) => this.onReply(line));
     if (events) {
-      this.monitor = spawn('ip', ['-n', ns, 'monitor', 'address', 'link'], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+      this.monitor = spawn('ip', ['-n', ns, 'monitor', 'address', 'link'], {
+        env,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       createInterface({ input: this.monitor.stdout! }).on('line', () => {
         this.events++;
         this.poll();
@@ -188,7 +197,9 @@ function pct(sorted: number[], q: number): number {
 export async function startSampler(opts: SamplerOptions): Promise<Sampler> {
   const samples: AddressSample[] = [];
   const isVip = opts.isVip ?? inVipRange;
-  const watches = opts.nodes.map((n) => new NodeWatch(n.name, n.ns, isVip, (s) => samples.push(s), opts.events ?? true));
+  const watches = opts.nodes.map(
+    (n) => new NodeWatch(n.name, n.ns, isVip, (s) => samples.push(s), opts.events ?? true),
+  );
   const timer = setInterval(() => {
     for (const w of watches) w.poll();
   }, opts.intervalMs ?? 20);
@@ -200,7 +211,11 @@ export async function startSampler(opts: SamplerOptions): Promise<Sampler> {
       new Promise((_, rej) => {
         to = setTimeout(() => {
           const missing = watches.filter((w) => w.polls > 0 && w.lats.length === 0).map((w) => w.ns);
-          rej(new Error(`sampler: no answer from ip in ${missing.join(', ')} within 5 s: does the namespace exist?`));
+          rej(
+            new Error(
+              `sampler: no answer from ip in ${missing.join(', ')} within 5 s: does the namespace exist?`,
+            ),
+          );
         }, 5000);
       }),
     ]);

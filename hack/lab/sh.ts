@@ -125,7 +125,11 @@ export function sleep(ms: number): Promise<void> {
  * first with SIGSTOP so none can fork or react while the rest are killed, and repeats until
  * the namespace holds no such process (at most `timeoutMs`). Returns the pids killed.
  */
-export async function killNamespace(ns: string, spareInstruments: boolean, timeoutMs = 3000): Promise<number[]> {
+export async function killNamespace(
+  ns: string,
+  spareInstruments: boolean,
+  timeoutMs = 3000,
+): Promise<number[]> {
   const killed = new Set<number>();
   const deadline = performance.now() + timeoutMs;
   for (;;) {

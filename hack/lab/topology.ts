@@ -11,7 +11,17 @@
  * Every namespace is named `hl-<id>-...` so `down(id)` and `downAll()` find leftovers by
  * name alone, even after the process that built the lab died.
  */
-import { CommandError, ip, isInstrument, killNamespace, netnsList, nsPids, nsRun, signal, sleep } from './sh.js';
+import {
+  CommandError,
+  ip,
+  isInstrument,
+  killNamespace,
+  netnsList,
+  nsPids,
+  nsRun,
+  signal,
+  sleep,
+} from './sh.js';
 
 /** Prefix of every lab namespace. */
 export const NS_PREFIX = 'hl-';
@@ -73,7 +83,9 @@ const ID_RE = /^[a-z0-9]{1,10}$/;
 
 function checkId(id: string): void {
   if (!ID_RE.test(id)) {
-    throw new Error(`lab id "${id}" is invalid: use 1-10 characters from [a-z0-9] (it becomes part of namespace names)`);
+    throw new Error(
+      `lab id "${id}" is invalid: use 1-10 characters from [a-z0-9] (it becomes part of namespace names)`,
+    );
   }
 }
 
@@ -86,7 +98,9 @@ export function nsName(id: string, name: string): string {
 export function plan(opts: LabOptions): Lab {
   checkId(opts.id);
   if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > MAX_NODES) {
-    throw new Error(`lab ${opts.id}: nodes=${opts.nodes} is out of range: use an integer from 1 to ${MAX_NODES}`);
+    throw new Error(
+      `lab ${opts.id}: nodes=${opts.nodes} is out of range: use an integer from 1 to ${MAX_NODES}`,
+    );
   }
   const hb = opts.heartbeatNet ?? false;
   const host = (name: string, octet: number, withHb: boolean): LabHost => ({
@@ -113,17 +127,15 @@ export function plan(opts: LabOptions): Lab {
 export function node(lab: Lab, name: string): LabHost {
   const n = lab.nodes.find((h) => h.name === name);
   if (!n) {
-    throw new Error(`lab ${lab.id} has no node "${name}": nodes are ${lab.nodes.map((h) => h.name).join(', ')}`);
+    throw new Error(
+      `lab ${lab.id} has no node "${name}": nodes are ${lab.nodes.map((h) => h.name).join(', ')}`,
+    );
   }
   return n;
 }
 
 async function sysctl(ns: string, settings: Record<string, string | number>): Promise<void> {
-  await nsRun(
-    ns,
-    'sysctl',
-    ['-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)],
-  );
+  await nsRun(ns, 'sysctl', ['-q', '-w', ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
 }
 
 async function wire(lab: Lab, h: LabHost, iface: 'eth0' | 'eth1'): Promise<void> {
@@ -172,7 +184,21 @@ export async function up(opts: LabOptions): Promise<Lab> {
     // plain switch instead of depending on a querier that the lab does not have).
     const bridges = lab.heartbeatNet ? ['br0', 'br1'] : ['br0'];
     for (const br of bridges) {
-      await ip('-n', lab.sw, 'link', 'add', br, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0');
+      await ip(
+        '-n',
+        lab.sw,
+        'link',
+        'add',
+        br,
+        'type',
+        'bridge',
+        'stp_state',
+        '0',
+        'forward_delay',
+        '0',
+        'mcast_snooping',
+        '0',
+      );
       await ip('-n', lab.sw, 'link', 'set', br, 'up');
     }
     for (const h of hosts) {
@@ -186,10 +212,17 @@ export async function up(opts: LabOptions): Promise<Lab> {
   }
 }
 
-/** Names of lab namespaces for `id` (or of every lab when `id` is undefined). */
+/** Host part of a lab namespace name: `sw`, `client`, `cp` or `n<k>`. */
+const HOST_RE = '(?:sw|client|cp|n[0-9]+)';
+
+/**
+ * Names of lab namespaces for `id` (or of every lab when `id` is undefined). Only names of
+ * the lab's exact shape `hl-<id>-(sw|client|cp|n<k>)` match, so namespaces that other tools
+ * name `hl-...` in their own way are never touched.
+ */
 export async function labNamespaces(id?: string): Promise<string[]> {
-  const prefix = id === undefined ? NS_PREFIX : `${NS_PREFIX}${id}-`;
-  return (await netnsList()).filter((n) => n.startsWith(prefix));
+  const re = new RegExp(`^${NS_PREFIX}${id ?? '[a-z0-9]{1,10}'}-${HOST_RE}$`);
+  return (await netnsList()).filter((n) => re.test(n));
 }
 
 /** Ids of every lab with at least one namespace left. */
@@ -223,11 +256,13 @@ export async function down(id: string): Promise<string[]> {
   return names;
 }
 
-/** Tears down every lab (`hl-*` namespaces). Returns the ids removed. */
+/**
+ * Tears down every lab: every namespace named like `hl-<id>-(sw|client|cp|n<k>)`. Other
+ * `hl-` namespaces (other tools' tests) are left alone. Returns the ids removed.
+ */
 export async function downAll(): Promise<string[]> {
   const ids = await listLabs();
   for (const id of ids) await down(id);
-  // Namespaces named hl-<something not an id> are not ours to interpret; leave them.
   return ids;
 }
 
@@ -241,7 +276,8 @@ export async function inspect(id: string): Promise<Lab | undefined> {
   if (!names.includes(nsName(id, 'sw'))) return undefined;
   const count = names.filter((n) => /-n\d+$/.test(n)).length;
   const brs = await ip('-n', nsName(id, 'sw'), '-o', 'link', 'show', 'type', 'bridge');
-  const v6 = (await nsRun(nsName(id, 'sw'), 'sysctl', ['-n', 'net.ipv6.conf.all.disable_ipv6'])).trim() === '0';
+  const v6 =
+    (await nsRun(nsName(id, 'sw'), 'sysctl', ['-n', 'net.ipv6.conf.all.disable_ipv6'])).trim() === '0';
   return plan({ id, nodes: count, heartbeatNet: /\bbr1\b/.test(brs), ipv6: v6 });
 }
 
@@ -385,11 +421,18 @@ export async function delAddress(lab: Lab, name: string, cidr: string, iface = '
 }
 
 /**
- * Sends `count` gratuitous ARP requests for `ipAddr` from node `name` (iputils `arping -U`,
- * 1 s apart as arping does). Requires the iputils-arping package.
+ * Sends `count` gratuitous ARP requests for `ipAddr` from node `name` (iputils `arping -U`).
+ * The first goes out within a few ms of the call; arping then waits 1 s after each packet,
+ * so the promise resolves about `count` seconds later. Requires the iputils-arping package
+ * and `ipAddr` bound on `iface`.
  */
 export async function garp(lab: Lab, name: string, ipAddr: string, count = 1, iface = 'eth0'): Promise<void> {
-  await nsRun(node(lab, name).ns, 'arping', ['-q', '-U', '-c', String(count), '-I', iface, ipAddr], 5000 + count * 1000);
+  await nsRun(
+    node(lab, name).ns,
+    'arping',
+    ['-q', '-U', '-c', String(count), '-I', iface, ipAddr],
+    5000 + count * 1000,
+  );
 }
 
 /** Whether `toIp` answers one ping from host namespace `ns` within `timeoutSec`. */

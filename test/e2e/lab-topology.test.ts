@@ -30,18 +30,25 @@ function missing(): string | undefined {
 
 const why = missing();
 if (why) {
-  // eslint-disable-next-line no-console
   console.warn(`lab-topology e2e skipped: ${why}; it needs root and network namespaces`);
 }
 const maybe = why ? describe.skip : describe;
 
 /** Starts hack/lab/http-resource.ts in node `name`'s namespace and waits until it listens. */
 async function startHttp(l: lab.Lab, name: string): Promise<ChildProcess> {
-  const child = nsSpawn(lab.node(l, name).ns, process.execPath, ['--import', 'tsx', 'hack/lab/http-resource.ts', '--name', name], {
-    cwd: process.cwd(),
-  });
+  const child = nsSpawn(
+    lab.node(l, name).ns,
+    process.execPath,
+    ['--import', 'tsx', 'hack/lab/http-resource.ts', '--name', name],
+    {
+      cwd: process.cwd(),
+    },
+  );
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`http-resource on ${name} did not listen within 15 s`)), 15_000);
+    const t = setTimeout(
+      () => reject(new Error(`http-resource on ${name} did not listen within 15 s`)),
+      15_000,
+    );
     createInterface({ input: child.stdout! }).once('line', () => {
       clearTimeout(t);
       resolve();
@@ -107,8 +114,10 @@ maybe('lab topology (real namespaces)', () => {
       faultAt: moveAt,
       window: { from: moveAt - 500, to: overlapAt },
     });
-    // eslint-disable-next-line no-console
-    console.log('manual move', JSON.stringify({ failover: move.failover, noHolderMs: move.noHolderMs, lost: move.probesAfterFault }));
+    console.log(
+      'manual move',
+      JSON.stringify({ failover: move.failover, noHolderMs: move.noHolderMs, lost: move.probesAfterFault }),
+    );
     expect(move.failover.from).toBe('n1');
     expect(move.failover.to).toBe('n2');
     expect(move.failover.failoverMs).toBeGreaterThan(0);
@@ -132,8 +141,10 @@ maybe('lab topology (real namespaces)', () => {
       faultAt: overlapAt,
       window: { from: overlapAt, to: end },
     });
-    // eslint-disable-next-line no-console
-    console.log('overlap', JSON.stringify({ dualHolder: overlap.dualHolder, dualHolderMs: overlap.dualHolderMs }));
+    console.log(
+      'overlap',
+      JSON.stringify({ dualHolder: overlap.dualHolder, dualHolderMs: overlap.dualHolderMs }),
+    );
     expect(overlap.dualHolder).toHaveLength(1);
     expect(overlap.dualHolderMs).toBeGreaterThan(100);
     expect(overlap.dualHolderMs).toBeLessThan(1000);

@@ -52,7 +52,14 @@ describe('holderTimeline', () => {
   });
 
   it('reports an overlap when the new holder binds before the old one lets go', () => {
-    const samples = [s(0, 'n1', [VIP]), s(0, 'n2'), s(90, 'n2', [VIP]), s(100, 'n1'), s(150, 'n1'), s(150, 'n2', [VIP])];
+    const samples = [
+      s(0, 'n1', [VIP]),
+      s(0, 'n2'),
+      s(90, 'n2', [VIP]),
+      s(100, 'n1'),
+      s(150, 'n1'),
+      s(150, 'n2', [VIP]),
+    ];
     const tl = holderTimeline(samples, VIP);
     expect(atLeast(tl, 2)).toEqual([{ from: 90, to: 100 }]);
     expect(totalMs(atLeast(tl, 2))).toBe(10);
@@ -60,7 +67,13 @@ describe('holderTimeline', () => {
   });
 
   it('does not count a VIP bound on a dead link as held', () => {
-    const samples = [s(0, 'n1', [VIP]), s(0, 'n2'), s(50, 'n1', [], [VIP]), s(60, 'n2', [VIP]), s(80, 'n1', [], [VIP])];
+    const samples = [
+      s(0, 'n1', [VIP]),
+      s(0, 'n2'),
+      s(50, 'n1', [], [VIP]),
+      s(60, 'n2', [VIP]),
+      s(80, 'n1', [], [VIP]),
+    ];
     const tl = holderTimeline(samples, VIP);
     expect(atLeast(tl, 2)).toEqual([]);
     expect(nobody(tl)).toEqual([{ from: 50, to: 60 }]);
@@ -68,7 +81,13 @@ describe('holderTimeline', () => {
 
   it('ignores other VIPs and repeated identical samples', () => {
     const other = '198.18.0.101';
-    const samples = [s(0, 'n1', [VIP]), s(0, 'n2', [other]), s(20, 'n1', [VIP]), s(20, 'n2', [other]), s(40, 'n2', [other])];
+    const samples = [
+      s(0, 'n1', [VIP]),
+      s(0, 'n2', [other]),
+      s(20, 'n1', [VIP]),
+      s(20, 'n2', [other]),
+      s(40, 'n2', [other]),
+    ];
     expect(holderTimeline(samples, VIP)).toEqual([{ from: 0, to: 40, holders: ['n1'] }]);
   });
 
@@ -93,7 +112,8 @@ describe('holderTimeline', () => {
         const tl = holderTimeline(samples, VIP);
         if (w.to <= w.from) return tl.length === 0;
         const covered = totalMs(tl);
-        const parts = totalMs(atLeast(tl, 2)) + totalMs(nobody(tl)) + totalMs(tl.filter((x) => x.holders.length === 1));
+        const parts =
+          totalMs(atLeast(tl, 2)) + totalMs(nobody(tl)) + totalMs(tl.filter((x) => x.holders.length === 1));
         const contiguous = tl.every((seg, i) => i === 0 || seg.from === tl[i - 1]!.to);
         return covered === w.to - w.from && parts === covered && contiguous && tl[0]!.from === w.from;
       }),
@@ -104,7 +124,13 @@ describe('holderTimeline', () => {
 describe('failover', () => {
   it('measures from the fault to the first good reply from another node', () => {
     const probes = [ok(0, 'n1'), ok(10, 'n1'), bad(20), bad(30), ok(40, 'n2', 2), ok(50, 'n2')];
-    expect(failover(probes, 15)).toEqual({ faultAt: 15, from: 'n1', to: 'n2', failoverMs: 27, firstReplyMs: 27 });
+    expect(failover(probes, 15)).toEqual({
+      faultAt: 15,
+      from: 'n1',
+      to: 'n2',
+      failoverMs: 27,
+      firstReplyMs: 27,
+    });
   });
 
   it('leaves failoverMs undefined when the old holder comes back (a pause)', () => {
@@ -123,7 +149,13 @@ describe('failover', () => {
 
 describe('probe accounting', () => {
   it('counts lost probes by error and answers by node', () => {
-    const probes = [ok(0, 'n1'), bad(10, 'connect-timeout'), bad(20, 'ECONNREFUSED', 1), ok(30, 'n2'), ok(40, 'n2')];
+    const probes = [
+      ok(0, 'n1'),
+      bad(10, 'connect-timeout'),
+      bad(20, 'ECONNREFUSED', 1),
+      ok(30, 'n2'),
+      ok(40, 'n2'),
+    ];
     expect(countProbes(probes)).toEqual({
       sent: 5,
       ok: 3,
