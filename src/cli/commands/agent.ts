@@ -41,7 +41,6 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   const log = createLogger({ role: 'agent', node: opts.node });
   parseHostPort('--metrics-listen', opts.metricsListen);
   const clock = new SystemClock({ logger: log });
-  let agent: Agent | undefined;
   const driver = await NetdNetworkDriver.fromEnvironment({
     ...(opts.netd ? { binary: opts.netd } : {}),
     logger: log,
@@ -56,7 +55,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   const kubeConfig = loadKubeConfig(opts.kubeconfig);
   const api = new K8sApiSource({ kubeConfig, clock, logger: log }, { identity: opts.node, reportingController: 'heartline.dev/agent' });
   const runner = new ProcessServiceRunner({ clock, logger: log });
-  agent = new Agent(
+  const agent: Agent = new Agent(
     {
       clock,
       api,
@@ -70,8 +69,8 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   const ops = new OpsServer({
     listen: opts.metricsListen,
     registry: agent.metrics.registry,
-    healthy: () => agent!.healthy(),
-    ready: () => agent!.ready(),
+    healthy: () => agent.healthy(),
+    ready: () => agent.ready(),
   });
   const bound = await ops.start();
   agent.start();
