@@ -152,7 +152,7 @@ describe('wire fuzzing', () => {
         if (bytes.length < MIN_DATAGRAM) is(reasonOf(r), 'too-short');
         else if (bytes.length > MAX_DATAGRAM) is(reasonOf(r), 'too-long');
       }),
-      runs(20_000),
+      runs(15_000),
     );
   });
 
@@ -184,7 +184,7 @@ describe('wire fuzzing', () => {
           is(reasonOf(r), n < MIN_DATAGRAM ? 'too-short' : 'bad-length');
         }
       }),
-      runs(250),
+      runs(200),
     );
   });
 
@@ -285,7 +285,7 @@ describe('wire fuzzing', () => {
           }
         },
       ),
-      runs(2_000),
+      runs(1_500),
     );
   });
 
@@ -350,7 +350,7 @@ describe('wire fuzzing', () => {
         } else expected = 'bad-mac';
         is(reasonOf(decodeChecked(d)), expected);
       }),
-      runs(16_000),
+      runs(12_000),
     );
   });
 
@@ -377,7 +377,7 @@ describe('wire fuzzing', () => {
         const r = decodeChecked(d);
         if (!Buffer.from(d).equals(Buffer.from(bytes))) is(r.ok, false);
       }),
-      runs(10_000),
+      runs(8_000),
     );
   });
 
