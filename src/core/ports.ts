@@ -135,7 +135,11 @@ export interface ExecServiceSpec {
 
 /** A Resource's health check; exactly one of http, tcp, exec. */
 export interface HealthCheckSpec {
-  http?: { host: string; port: number; path?: string; expectStatus?: number };
+  /**
+   * GET on host:port/path. `scheme: 'https'` does not verify the certificate (as Kubernetes
+   * HTTPS probes): the check tests liveness, not identity. Default expectStatus: any 2xx.
+   */
+  http?: { host: string; port: number; path?: string; expectStatus?: number; scheme?: 'http' | 'https' };
   tcp?: { host: string; port: number };
   exec?: { command: Argv; env?: Readonly<Record<string, string>> };
   timeoutMs: Millis;

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import type { Clock, HealthCheckSpec, Millis } from '../../core/ports.js';
 
@@ -9,10 +10,12 @@ export interface CheckOutcome {
 
 const hostPort = (host: string, port: number): string => (net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`);
 
-/** GET http://host:port/path; ok when the status equals `expectStatus` (default: any 2xx). */
+/** GET http(s)://host:port/path; ok when the status equals `expectStatus` (default: any 2xx). No certificate verification. */
 export function httpCheck(spec: NonNullable<HealthCheckSpec['http']>, timeoutMs: Millis, clock: Clock): Promise<CheckOutcome> {
   const path = spec.path ?? '/';
-  const url = `http://${hostPort(spec.host, spec.port)}${path}`;
+  const scheme = spec.scheme ?? 'http';
+  const url = `${scheme}://${hostPort(spec.host, spec.port)}${path}`;
+  const get = scheme === 'https' ? https.get : http.get;
   return new Promise((resolve) => {
     let done = false;
     const finish = (o: CheckOutcome): void => {
@@ -22,7 +25,8 @@ export function httpCheck(spec: NonNullable<HealthCheckSpec['http']>, timeoutMs:
       req.destroy();
       resolve(o);
     };
-    const req = http.get({ host: spec.host, port: spec.port, path, agent: false, headers: { 'user-agent': 'heartline' } }, (res) => {
+    const options = { host: spec.host, port: spec.port, path, agent: false, headers: { 'user-agent': 'heartline' }, rejectUnauthorized: false };
+    const req = get(options, (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
       const ok = spec.expectStatus !== undefined ? status === spec.expectStatus : status >= 200 && status < 300;

@@ -1,5 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -219,6 +221,23 @@ describe('ProcessServiceRunner (real processes)', () => {
     const refused = await runner.probe({ name: 'ns/web', kind: 'exec', exec: { start: ['true'] }, healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 1000 } });
     expect(refused.ok).toBe(false);
     expect(refused.detail).toContain('ECONNREFUSED');
+  });
+
+  it('https check: self-signed certificate accepted (liveness, not identity)', async () => {
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=heartline-test'], { stdio: 'ignore' });
+    const srv = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (q, s) => s.end('ok'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    try {
+      const r = await runner.probe({ name: 'ns/tls', kind: 'exec', exec: { start: ['true'] }, healthCheck: { http: { host: '127.0.0.1', port, scheme: 'https' }, timeoutMs: 2000 } });
+      expect(r.ok).toBe(true);
+      expect(r.detail).toContain(`GET https://127.0.0.1:${port}/: HTTP 200`);
+    } finally {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    }
   });
 
   it('http check times out on a server that never answers', async () => {
