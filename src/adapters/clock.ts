@@ -57,7 +57,7 @@ export class SystemClock implements Clock {
     return { stop: () => clearTimeout(timer) };
   }
 
-  every(ms: Millis, fn: () => void | Promise<void>): Stoppable {
+  every(ms: Millis, fn: () => unknown): Stoppable {
     if (!(ms > 0)) throw new RangeError(`every: period must be > 0 ms, got ${ms}`);
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
@@ -72,14 +72,14 @@ export class SystemClock implements Clock {
     const tick = (): void => {
       if (stopped) return;
       due += ms;
-      let result: void | Promise<void> = undefined;
+      let result: unknown;
       try {
         result = fn();
       } catch (err) {
         this.onError(err);
       }
-      if (result instanceof Promise) {
-        result.catch((err: unknown) => this.onError(err)).finally(schedule);
+      if (isThenable(result)) {
+        Promise.resolve(result).catch((err: unknown) => this.onError(err)).finally(schedule);
       } else {
         schedule();
       }
@@ -92,4 +92,8 @@ export class SystemClock implements Clock {
       },
     };
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
 }

@@ -28,7 +28,7 @@ export interface Clock {
    * ran are skipped rather than bunched. A throwing or rejecting `fn` does not stop the
    * ticks; the adapter reports the error.
    */
-  every(ms: Millis, fn: () => void | Promise<void>): Stoppable;
+  every(ms: Millis, fn: () => unknown): Stoppable;
   /** Calls `fn` once after `ms`. */
   after(ms: Millis, fn: () => void): Stoppable;
 }

@@ -186,7 +186,7 @@ export class SimClock implements Clock {
     return { stop: () => this.world.remove(timer) };
   }
 
-  every(ms: Millis, fn: () => void | Promise<void>): Stoppable {
+  every(ms: Millis, fn: () => unknown): Stoppable {
     if (!(ms > 0)) throw new RangeError(`every: period must be > 0 ms, got ${ms}`);
     let stopped = false;
     let timer: SimTimer | undefined;
@@ -200,14 +200,14 @@ export class SimClock implements Clock {
     const tick = (): void => {
       if (stopped) return;
       due += ms;
-      let result: void | Promise<void> = undefined;
+      let result: unknown;
       try {
         result = fn();
       } catch (err) {
         this.world.fail(err);
       }
-      if (result instanceof Promise) {
-        result.catch((err: unknown) => this.world.fail(err)).finally(schedule);
+      if (isThenable(result)) {
+        Promise.resolve(result).catch((err: unknown) => this.world.fail(err)).finally(schedule);
       } else {
         schedule();
       }
@@ -220,4 +220,8 @@ export class SimClock implements Clock {
       },
     };
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
