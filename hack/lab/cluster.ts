@@ -1,0 +1,390 @@
+/**
+ * A whole Heartline cluster inside the lab: the real kube-apiserver + etcd in the
+ * control-plane namespace, Node objects for the node namespaces, the CRDs and a cluster's
+ * objects, the controller (in the control-plane namespace, also the witness) and one agent
+ * per node namespace (under heartline-netd --exec, as in the DaemonSet), plus the lab's HTTP
+ * service on every node answering with the node's name.
+ *
+ *   const c = await startLabCluster({ id: 'e2e1', nodes: 3, profile: 'fast' });
+ *   await c.waitForHolder('web');  ...  await c.stop();
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startControlPlane, type ControlPlane } from '../controlplane/index.js';
+import { nsRun, sleep } from './sh.js';
+import { down, up, type Lab, type LabHost } from './topology.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const LAB_NAMESPACE = 'heartline-lab';
+export const VIP_ADDRESS = '198.18.0.100';
+export const VIP_CIDR = `${VIP_ADDRESS}/24`;
+export const HTTP_PORT = 8080;
+
+export const PROFILES = {
+  default: { intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 },
+  fast: { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 },
+} as const;
+export type Profile = keyof typeof PROFILES;
+
+export interface LabClusterOptions {
+  id: string;
+  nodes: number;
+  profile?: Profile;
+  quorum?: 'majority' | 'witness' | 'ignore';
+  /** Directory for logs (default /tmp/heartline-lab-<id>). */
+  logDir?: string;
+  /** Extra VirtualIPs beyond `web` (198.18.0.101, ...). Default 0. */
+  extraVips?: number;
+  /** Add a health-checked Resource to the web VIP (tcp check on the HTTP service). */
+  healthCheck?: boolean;
+  /** Start the lab's HTTP service on every node (default true). */
+  http?: boolean;
+  log?: (msg: string) => void;
+}
+
+export interface Proc {
+  name: string;
+  host: LabHost;
+  child: ChildProcess;
+  args: string[];
+}
+
+export interface LabCluster {
+  lab: Lab;
+  cp: ControlPlane;
+  logDir: string;
+  kubeconfig: string;
+  agents: Map<string, Proc>;
+  controller: Proc | undefined;
+  http: Map<string, Proc>;
+  /** kubectl in the control-plane namespace. */
+  kubectl(args: string[], input?: string): Promise<string>;
+  /** The VIP's status as the API server has it. */
+  vipStatus(
+    name?: string,
+  ): Promise<{ holder?: string; epoch?: number; phase?: string; [k: string]: unknown }>;
+  waitForHolder(name?: string, timeoutMs?: number, not?: string): Promise<string>;
+  startAgent(node: string): Promise<Proc>;
+  startController(): Promise<Proc>;
+  /** Heartline addresses bound on a node right now (via `ip -j addr`). */
+  boundOn(node: string): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+const tsxArgs = (script: string, args: string[]) => ['--import', 'tsx', join(ROOT, script), ...args];
+
+function yamlDoc(obj: unknown): string {
+  return JSON.stringify(obj);
+}
+
+/** Kubernetes objects for the lab cluster, as kubectl-applicable JSON documents. */
+export function labObjects(lab: Lab, opts: LabClusterOptions): unknown[] {
+  const ns = LAB_NAMESPACE;
+  const key = (n: number) => Buffer.alloc(32, n).toString('base64');
+  const objs: unknown[] = [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'heartline-auth', namespace: ns },
+      data: { '1': key(1), '2': key(2) },
+    },
+    {
+      apiVersion: 'heartline.dev/v1alpha1',
+      kind: 'HACluster',
+      metadata: { name: 'lab', namespace: ns },
+      spec: {
+        nodeSelector: { 'heartline.dev/cluster': 'lab' },
+        heartbeat: PROFILES[opts.profile ?? 'default'],
+        transport: { port: 694, mode: 'unicast' },
+        authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
+        quorum: opts.quorum ?? (opts.nodes % 2 === 0 ? 'witness' : 'majority'),
+        autoFailback: false,
+      },
+    },
+  ];
+  const resources: string[] = [];
+  if (opts.healthCheck) {
+    resources.push('web-check');
+    objs.push({
+      apiVersion: 'heartline.dev/v1alpha1',
+      kind: 'Resource',
+      metadata: { name: 'web-check', namespace: ns },
+      spec: {
+        kind: 'exec',
+        exec: { start: ['true'], stop: ['true'] },
+        healthCheck: { tcp: { port: HTTP_PORT }, intervalMs: 200, timeoutMs: 100, failureThreshold: 2 },
+      },
+    });
+  }
+  objs.push({
+    apiVersion: 'heartline.dev/v1alpha1',
+    kind: 'VirtualIP',
+    metadata: { name: 'web', namespace: ns },
+    spec: {
+      clusterRef: { name: 'lab' },
+      address: VIP_CIDR,
+      preferredNodes: lab.nodes.map((n) => n.name),
+      announce: { count: 3, intervalMs: 50 },
+      ...(resources.length ? { resources } : {}),
+    },
+  });
+  for (let i = 1; i <= (opts.extraVips ?? 0); i++) {
+    objs.push({
+      apiVersion: 'heartline.dev/v1alpha1',
+      kind: 'VirtualIP',
+      metadata: { name: `vip-${i}`, namespace: ns },
+      spec: { clusterRef: { name: 'lab' }, address: `198.18.0.${100 + i}/24` },
+    });
+  }
+  for (const n of lab.nodes) {
+    objs.push({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: n.name,
+        labels: { 'heartline.dev/cluster': 'lab', 'kubernetes.io/hostname': n.name },
+      },
+      status: { addresses: [{ type: 'InternalIP', address: n.ip }] },
+    });
+  }
+  return objs;
+}
+
+export async function startLabCluster(opts: LabClusterOptions): Promise<LabCluster> {
+  const log = opts.log ?? (() => {});
+  const logDir = opts.logDir ?? `/tmp/heartline-lab-${opts.id}`;
+  mkdirSync(logDir, { recursive: true });
+  const t0 = performance.now();
+  const lab = await up({ id: opts.id, nodes: opts.nodes });
+  log(
+    `lab ${opts.id}: ${opts.nodes} node namespaces on a bridge (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+  );
+  let cp: ControlPlane | undefined;
+  const procs: Proc[] = [];
+  const agents = new Map<string, Proc>();
+  const http = new Map<string, Proc>();
+  let controller: Proc | undefined;
+  try {
+    cp = await startControlPlane({
+      netns: lab.cp.ns,
+      bindAddress: lab.cp.ip,
+      dataDir: join(logDir, 'controlplane'),
+    });
+    log(`kube-apiserver + etcd up in ${lab.cp.ns} at ${cp.server} (${(cp.startupMs / 1000).toFixed(1)} s)`);
+    const kubeconfig = cp.kubeconfigPath;
+    const kubectl = (args: string[], input?: string) =>
+      new Promise<string>((res, rej) => {
+        const child = spawn(
+          'ip',
+          ['netns', 'exec', lab.cp.ns, 'kubectl', '--kubeconfig', kubeconfig, ...args],
+          { stdio: 'pipe' },
+        );
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.on('close', (code) =>
+          code === 0 ? res(out) : rej(new Error(`kubectl ${args.join(' ')}: ${err.trim() || out.trim()}`)),
+        );
+        child.stdin.end(input ?? '');
+      });
+    await kubectl(['apply', '--server-side', '-f', join(ROOT, 'crds')]);
+    await kubectl(['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
+    const objs = labObjects(lab, opts);
+    await kubectl(['apply', '--server-side', '-f', '-'], objs.map(yamlDoc).join('\n'));
+    // Node status is a subresource: set the InternalIPs the agents heartbeat from.
+    for (const n of lab.nodes) {
+      await kubectl([
+        'patch',
+        'node',
+        n.name,
+        '--subresource=status',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: n.ip }] } }),
+      ]);
+    }
+    log(
+      `applied CRDs, HACluster lab (${opts.profile ?? 'default'} profile), VirtualIP web ${VIP_CIDR}, ${lab.nodes.length} Nodes`,
+    );
+
+    const spawnIn = (
+      name: string,
+      host: LabHost,
+      cmd: string,
+      args: string[],
+      env: Record<string, string> = {},
+    ): Proc => {
+      const out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
+      const child = spawn('ip', ['netns', 'exec', host.ns, cmd, ...args], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
+      child.stdout!.pipe(out);
+      child.stderr!.pipe(out);
+      const p = { name, host, child, args };
+      procs.push(p);
+      return p;
+    };
+
+    const netd = join(ROOT, 'native', 'build', 'heartline-netd');
+    const startAgent = async (node: string): Promise<Proc> => {
+      const host = lab.nodes.find((n) => n.name === node)!;
+      const p = spawnIn(
+        `agent-${node}`,
+        host,
+        netd,
+        [
+          '--exec',
+          process.execPath,
+          ...tsxArgs('src/cli/main.ts', [
+            'agent',
+            '--node',
+            node,
+            '--namespace',
+            LAB_NAMESPACE,
+            '--cluster',
+            'lab',
+            '--kubeconfig',
+            kubeconfig,
+            '--listen-address',
+            host.ip,
+            '--metrics-listen',
+            `${host.ip}:9694`,
+          ]),
+        ],
+        { HEARTLINE_LOG_LEVEL: process.env.HEARTLINE_LOG_LEVEL ?? 'info' },
+      );
+      agents.set(node, p);
+      return p;
+    };
+    const startController = async (): Promise<Proc> => {
+      const p = spawnIn(
+        'controller',
+        lab.cp,
+        process.execPath,
+        tsxArgs('src/cli/main.ts', [
+          'controller',
+          '--kubeconfig',
+          kubeconfig,
+          '--namespace',
+          LAB_NAMESPACE,
+          '--lease-namespace',
+          LAB_NAMESPACE,
+          '--witness-listen',
+          `${lab.cp.ip}:694`,
+          '--witness-address',
+          lab.cp.ip,
+          '--metrics-listen',
+          `${lab.cp.ip}:9695`,
+        ]),
+      );
+      controller = p;
+      return p;
+    };
+
+    if (opts.http ?? true) {
+      for (const n of lab.nodes) {
+        http.set(
+          n.name,
+          spawnIn(
+            `http-${n.name}`,
+            n,
+            process.execPath,
+            tsxArgs('hack/lab/http-resource.ts', ['--name', n.name, '--port', String(HTTP_PORT)]),
+          ),
+        );
+      }
+    }
+    await startController();
+    // Let the controller publish its witness address before agents read the cluster.
+    const deadline = performance.now() + 30_000;
+    while (performance.now() < deadline) {
+      const out = await kubectl([
+        'get',
+        'hacluster',
+        'lab',
+        '-n',
+        LAB_NAMESPACE,
+        '-o',
+        'jsonpath={.status.witness.address}',
+      ]).catch(() => '');
+      if (out.trim()) break;
+      await sleep(200);
+    }
+    for (const n of lab.nodes) await startAgent(n.name);
+    log(`controller in ${lab.cp.ns}; agents in ${lab.nodes.map((n) => n.ns).join(', ')} (logs in ${logDir})`);
+
+    const vipStatus = async (name = 'web') => {
+      const out = await kubectl(['get', 'virtualip', name, '-n', LAB_NAMESPACE, '-o', 'json']);
+      return (JSON.parse(out) as { status?: Record<string, unknown> }).status ?? {};
+    };
+    const boundOn = async (node: string): Promise<string[]> => {
+      const host = lab.nodes.find((n) => n.name === node)!;
+      const out = await nsRun(host.ns, 'ip', ['-j', 'addr', 'show']).catch(() => '[]');
+      const links = JSON.parse(out || '[]') as Array<{ addr_info?: Array<{ local: string }> }>;
+      return links
+        .flatMap((l) => (l.addr_info ?? []).map((a) => a.local))
+        .filter((a) => /^198\.18\.0\.1\d\d$/.test(a));
+    };
+    const cluster: LabCluster = {
+      lab,
+      cp,
+      logDir,
+      kubeconfig,
+      agents,
+      get controller() {
+        return controller;
+      },
+      http,
+      kubectl,
+      vipStatus,
+      boundOn,
+      startAgent,
+      startController,
+      async waitForHolder(name = 'web', timeoutMs = 60_000, not?: string) {
+        const end = performance.now() + timeoutMs;
+        for (;;) {
+          const s = await vipStatus(name).catch(() => ({}) as Record<string, unknown>);
+          if (typeof s.holder === 'string' && s.holder && s.holder !== not) return s.holder;
+          if (performance.now() > end) {
+            throw new Error(
+              `VirtualIP ${name}: no holder${not ? ` other than ${not}` : ''} in status after ${timeoutMs} ms; logs in ${logDir}`,
+            );
+          }
+          await sleep(100);
+        }
+      },
+      async stop() {
+        for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGTERM');
+        await sleep(300);
+        for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+        await cp?.stop().catch(() => {});
+        await down(lab.id);
+      },
+    };
+    writeFileSync(join(logDir, 'lab.json'), JSON.stringify({ lab, kubeconfig, server: cp.server }, null, 2));
+    return cluster;
+  } catch (err) {
+    for (const p of procs) p.child.kill('SIGKILL');
+    await cp?.stop().catch(() => {});
+    await down(lab.id);
+    throw err;
+  }
+}
+
+/** The lab description written by `startLabCluster` (for `status` from another process). */
+export function readLabInfo(
+  id: string,
+  logDir = `/tmp/heartline-lab-${id}`,
+): { lab: Lab; kubeconfig: string; server: string } | undefined {
+  try {
+    return JSON.parse(readFileSync(join(logDir, 'lab.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
