@@ -257,7 +257,7 @@ export function decideVip(input: VipInput): VipDecision {
   else if (election?.holder || quorumLost) phase = 'Binding';
   else phase = 'Unassigned';
 
-  const quorumText = `${quorum.have} of ${quorum.need} votes reachable`;
+  const quorumText = `${quorum.have} votes reachable, ${quorum.need} needed`;
   let ready: Condition;
   if (holder) {
     ready = input.deleting
@@ -398,7 +398,7 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
     return { name: m.id, state: state as 'alive' | 'warn' | 'dead', incarnation: m.incarnation, ...(lastSeen ? { lastSeen } : {}) };
   });
   const quorum = quorumSummary(config, obs);
-  const quorumText = `${quorum.have} of ${quorum.need} votes reachable`;
+  const quorumText = `${quorum.have} votes reachable, ${quorum.need} needed`;
   if (quorum.state === 'lost' && base?.quorum?.state !== 'lost') {
     events.push({ type: 'Warning', reason: 'QuorumLost', note: `quorum lost: ${quorumText}; no member may hold a VIP`, action: 'Observe' });
   } else if (quorum.state === 'quorate' && base?.quorum?.state === 'lost') {

@@ -1,0 +1,167 @@
+import { decideCluster, decideVip, quorumSummary, type VipInput } from '../../../src/controller/decide.js';
+import type { Observation, VipTransition } from '../../../src/controller/observer.js';
+import { deriveTiming } from '../../../src/core/timing.js';
+import { WITNESS_ID, type ClusterConfig } from '../../../src/runtime/cluster-config.js';
+import type { Liveness } from '../../../src/core/membership.js';
+import type { VirtualIPStatus } from '../../../src/api/index.js';
+
+const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
+const WALL = new Date(Date.UTC(2026, 10, 22, 1, 0, 0));
+
+function config(over: Partial<ClusterConfig> = {}): ClusterConfig {
+  return {
+    clusterId: 'lab/web',
+    namespace: 'lab',
+    name: 'web',
+    port: 694,
+    members: ['a', 'b', 'c'].map((id, i) => ({ id, address: `198.18.0.${i + 1}`, port: 694 })),
+    witness: { id: WITNESS_ID, address: '198.18.0.200', port: 694 },
+    quorum: 'majority',
+    timing,
+    autoFailback: false,
+    keys: [],
+    activeKeyId: 1,
+    vips: [
+      {
+        vip: 'lab/vip1',
+        preferredNodes: ['a', 'b'],
+        eligible: undefined,
+        epochFloor: 0,
+        spec: {} as never,
+        deleting: false,
+        resources: [],
+      },
+    ],
+    standby: new Set(),
+    problems: [],
+    ...over,
+  };
+}
+
+function obs(
+  liveness: Record<string, Liveness>,
+  holdings: Record<string, { holder: string; epoch: number }> = {},
+  transitions: VipTransition[] = [],
+  settled = true,
+): Observation {
+  return {
+    now: 10_000,
+    startedAt: 0,
+    settled,
+    members: Object.entries(liveness).map(([id, l]) => ({
+      id,
+      liveness: l,
+      incarnation: 7,
+      lastHeard: l === 'dead' ? 8000 : 9990,
+      standby: false,
+      unhealthy: [],
+      holdingsKnown: true,
+    })),
+    holdings: new Map(Object.entries(holdings).map(([vip, h]) => [vip, { ...h, since: 9000 }])),
+    claims: new Map(Object.entries(holdings).map(([vip, h]) => [vip, [h.holder]])),
+    transitions: new Map(transitions.map((t) => [t.vip, t])),
+  };
+}
+
+function input(o: Observation, base: VirtualIPStatus | undefined, c = config()): VipInput {
+  return {
+    id: 'lab/vip1',
+    address: '198.18.0.100/24',
+    generation: 1,
+    deleting: false,
+    base,
+    cluster: { ok: true, config: c, obs: o, quorum: quorumSummary(c, o) },
+    now: 10_000,
+    wallNow: WALL,
+  };
+}
+
+describe('decideVip', () => {
+  it('first holder: Bound status, epoch, since, Bound event with the election reason', () => {
+    const d = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } }), undefined));
+    expect(d.status).toMatchObject({ holder: 'a', epoch: 1, phase: 'Bound', since: '2026-11-22T00:59:59Z', observedGeneration: 1 });
+    expect(d.status.failoverCount).toBeUndefined();
+    expect(d.events).toEqual([expect.objectContaining({ type: 'Normal', reason: 'Bound', note: expect.stringContaining('a elected: preferred #1') })]);
+    expect(d.failover).toBeUndefined();
+  });
+
+  it('is stable: deciding again from its own output changes nothing and emits nothing', () => {
+    const o = obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } });
+    const first = decideVip(input(o, undefined));
+    const later = decideVip({ ...input(o, first.status), wallNow: new Date(WALL.getTime() + 60_000), now: 70_000 });
+    expect(later.status).toEqual(first.status);
+    expect(later.events).toEqual([]);
+  });
+
+  it('a move records lastFailover with the gap and counts it', () => {
+    const base = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } }), undefined)).status;
+    const t: VipTransition = { vip: 'lab/vip1', from: 'a', to: 'b', epoch: 2, cause: 'HolderDead', lostAt: 8000, at: 9500, gapMs: 1500 };
+    const d = decideVip(input(obs({ a: 'dead', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'b', epoch: 2 } }, [t]), base));
+    expect(d.status).toMatchObject({ holder: 'b', epoch: 2, failoverCount: 1 });
+    expect(d.status.lastFailover).toEqual({ from: 'a', to: 'b', reason: 'HolderDead', durationMs: 1500, time: '2026-11-22T01:00:00Z' });
+    expect(d.failover).toEqual({ from: 'a', to: 'b', reason: 'HolderDead' });
+    expect(d.events[0]).toMatchObject({ type: 'Warning', reason: 'Failover' });
+    expect(d.events[0]!.note).toContain('holder a is not alive; b elected: preferred #2');
+    expect(d.status.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'MembersUnavailable' });
+  });
+
+  it('a planned move back to a more preferred node with autoFailback is a Failback', () => {
+    const c = config({ autoFailback: true });
+    const base: VirtualIPStatus = { holder: 'b', epoch: 2, phase: 'Bound' };
+    const t: VipTransition = { vip: 'lab/vip1', from: 'b', to: 'a', epoch: 3, cause: 'Released', lostAt: 9400, at: 9450, gapMs: 50 };
+    const d = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 3 } }, [t]), base, c));
+    expect(d.status.lastFailover).toMatchObject({ from: 'b', to: 'a', reason: 'Failback', durationMs: 50 });
+    expect(d.events[0]).toMatchObject({ type: 'Normal', reason: 'Failover' });
+  });
+
+  it('keeps the last status while not every member has been heard', () => {
+    const base: VirtualIPStatus = { holder: 'a', epoch: 4, phase: 'Bound' };
+    const d = decideVip(input(obs({ a: 'unknown', b: 'unknown', c: 'unknown' }, {}, [], false), base));
+    expect(d.status).toBe(base);
+    expect(d.events).toEqual([]);
+  });
+
+  it('no holder and no usable member: Unassigned with the reason and a Warning', () => {
+    const d = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }), { phase: 'Binding', epoch: 3 }, config({ standby: new Set(['a', 'b', 'c']) })));
+    expect(d.status.phase).toBe('Unassigned');
+    expect(d.status.epoch).toBe(3);
+    expect(d.status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'NoEligibleMember' });
+    expect(d.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'Unassigned' })]);
+  });
+
+  it('quorum lost: QuorumLost condition and event; epoch never goes back', () => {
+    const base: VirtualIPStatus = { holder: 'a', epoch: 5, phase: 'Bound' };
+    const d = decideVip(input(obs({ a: 'dead', b: 'dead', c: 'alive' }), base));
+    expect(d.status.holder).toBeUndefined();
+    expect(d.status.epoch).toBe(5);
+    expect(d.status.conditions?.find((c) => c.type === 'QuorumLost')).toMatchObject({ status: 'True', message: '1 votes reachable, 2 needed' });
+    expect(d.events.map((e) => e.reason)).toEqual(['Released', 'QuorumLost']);
+  });
+});
+
+describe('decideCluster', () => {
+  it('members, quorum with the witness vote, conditions and the witness address', () => {
+    const c = config({ quorum: 'witness', members: config().members.slice(0, 2) });
+    const o = obs({ a: 'alive', b: 'dead' });
+    const d = decideCluster({ name: 'lab/web', generation: 2, base: undefined, config: c, configError: undefined, obs: o, witness: { address: '198.18.0.200', port: 694 }, now: 10_000, wallNow: WALL });
+    expect(d.status.members).toEqual([
+      { name: 'a', state: 'alive', incarnation: 7 },
+      { name: 'b', state: 'dead', incarnation: 7, lastSeen: '2026-11-22T00:59:58Z' },
+    ]);
+    expect(d.status.quorum).toEqual({ state: 'quorate', have: 2, need: 2 });
+    expect(d.status.witness).toEqual({ address: '198.18.0.200', port: 694 });
+    expect(d.status.conditions?.map((x) => [x.type, x.status, x.reason])).toEqual([
+      ['Ready', 'True', 'Quorate'],
+      ['Degraded', 'True', 'MembersUnavailable'],
+    ]);
+    // lastSeen of a dead member does not move on later passes (no write per reconcile).
+    const again = decideCluster({ name: 'lab/web', generation: 2, base: d.status, config: c, configError: undefined, obs: { ...o, now: 50_000 }, witness: { address: '198.18.0.200', port: 694 }, now: 50_000, wallNow: new Date(WALL.getTime() + 40_000) });
+    expect(again.status).toEqual(d.status);
+  });
+
+  it('an invalid configuration is reported with the message naming the field', () => {
+    const d = decideCluster({ name: 'lab/web', generation: 1, base: undefined, config: undefined, configError: 'HACluster lab/web: spec.authSecretRef.name: Secret "auth" not found; create it', obs: undefined, witness: undefined, now: 0, wallNow: WALL });
+    expect(d.status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InvalidConfiguration' });
+    expect(d.events[0]).toMatchObject({ type: 'Warning', reason: 'InvalidConfiguration' });
+  });
+});
