@@ -359,9 +359,16 @@ export class K8sApiSource implements ApiSource {
       const code = statusCode(err);
       const msg = serverMessage(err);
       if (code === 404) throw new NotFoundError(kind, key);
-      // A failed `test` op comes back as 422 (or 500 on some versions) naming the test.
-      if (code === 409 || ((code === 422 || code === 500) && /test/i.test(msg) && /resourceVersion|finalizers/.test(msg))) {
-        throw new ConflictError(kind, key, msg);
+      if (code === 409) throw new ConflictError(kind, key, msg);
+      // A failed `test` op comes back as a bare 422 ("the server rejected our request due to
+      // an error in our request"), like a schema error; tell them apart by re-reading.
+      const tested = body.find((op) => op.op === 'test' && op.path === '/metadata/resourceVersion');
+      if (code === 422 && tested) {
+        const now = await this.get(kind, key).catch(() => undefined);
+        if (!now) throw new NotFoundError(kind, key);
+        if (now.metadata.resourceVersion !== (tested as { value: unknown }).value) {
+          throw new ConflictError(kind, key, `resourceVersion changed from ${String((tested as { value: unknown }).value)} to ${now.metadata.resourceVersion}`);
+        }
       }
       throw this.wrap(`patch ${status ? 'status of ' : ''}${describeKey(kind, key)}`, err);
     }

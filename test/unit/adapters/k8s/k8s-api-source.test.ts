@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { SystemClock } from '../../../../src/adapters/clock.js';
-import { K8sApiSource } from '../../../../src/adapters/k8s/api-source.js';
-import type { WatchEvent } from '../../../../src/core/ports.js';
+import { ApiError, K8sApiSource } from '../../../../src/adapters/k8s/api-source.js';
+import { ConflictError, type WatchEvent } from '../../../../src/core/ports.js';
 
 const base = '/apis/heartline.dev/v1alpha1/namespaces/ns/resources';
 const obj = (name: string, rv: string, status?: unknown) => ({
@@ -124,5 +124,38 @@ describe('K8sApiSource against a scripted API server', () => {
       await api.close();
       await s.close();
     }
+  });
+});
+
+describe('K8sApiSource patch failures', () => {
+  // What kube-apiserver 1.34 answers to a JSON Patch whose `test` op fails (checked by hand).
+  const failedTest = '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server rejected our request due to an error in our request","reason":"Invalid","details":{},"code":422}';
+  const invalid =
+    '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Resource.heartline.dev \\"a\\" is invalid: status.nodes[0].state: Unsupported value: \\"bogus\\"","reason":"Invalid","code":422}';
+
+  async function run(patchBody: string, rvAfterPatch: string) {
+    let gets = 0;
+    const s = await server((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.method === 'GET') return void res.end(JSON.stringify(obj('a', gets++ === 0 ? '5' : rvAfterPatch)));
+      res.writeHead(422).end(patchBody);
+    });
+    const api = new K8sApiSource({ kubeConfig: s.kc, clock: new SystemClock(), logger }, { identity: 't', resyncMs: 0 });
+    try {
+      return await api.patchStatus('Resource', { namespace: 'ns', name: 'a' }, { nodes: [{ name: 'n1', state: 'bogus' }] }).catch((e: unknown) => e);
+    } finally {
+      await api.close();
+      await s.close();
+    }
+  }
+
+  it('maps a failed resourceVersion test (bare 422, object changed) to ConflictError', async () => {
+    expect(await run(failedTest, '6')).toBeInstanceOf(ConflictError);
+  });
+
+  it('keeps a schema rejection (422, object unchanged) an ApiError with the server message', async () => {
+    const err = await run(invalid, '5');
+    expect(err).toBeInstanceOf(ApiError);
+    expect(String(err)).toContain('patch status of Resource ns/a: HTTP 422: Resource.heartline.dev "a" is invalid: status.nodes[0].state');
   });
 });
