@@ -310,13 +310,44 @@ export async function powerOff(lab: Lab, name: string): Promise<number[]> {
   return [...killed];
 }
 
-/** Brings a powered-off node's links back up (both ends). Its processes must be restarted by the caller. */
-export async function powerOn(lab: Lab, name: string): Promise<void> {
-  const h = node(lab, name);
+/**
+ * Waits until `iface` in `ns` reports operstate UP: the kernel's link watcher has run and
+ * the device passes traffic (it can lag `ip link set up` by up to a second after other
+ * link events). Throws after `timeoutMs`, naming the link.
+ */
+export async function waitOperUp(ns: string, iface: string, timeoutMs = 3000): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const [link] = JSON.parse(await ip('-n', ns, '-j', 'link', 'show', 'dev', iface)) as Array<{
+      operstate?: string;
+    }>;
+    if (link?.operstate === 'UP') return;
+    if (performance.now() > end) {
+      throw new Error(
+        `link ${iface} in ${ns} is still ${link?.operstate ?? 'missing'} ${timeoutMs} ms after being set up: check its peer is up`,
+      );
+    }
+    await sleep(10);
+  }
+}
+
+async function portsUp(lab: Lab, h: LabHost): Promise<void> {
   for (const { iface, port } of ifaces(lab, h)) {
     await ip('-n', h.ns, 'link', 'set', iface, 'up');
     await ip('-n', lab.sw, 'link', 'set', port, 'up');
   }
+  for (const { iface, port } of ifaces(lab, h)) {
+    await waitOperUp(h.ns, iface);
+    await waitOperUp(lab.sw, port);
+  }
+}
+
+/**
+ * Brings a powered-off node's links back up (both ends) and waits until they pass traffic.
+ * Its processes must be restarted by the caller.
+ */
+export async function powerOn(lab: Lab, name: string): Promise<void> {
+  await portsUp(lab, node(lab, name));
 }
 
 /** Sets the node-side interface `iface` (eth0 or eth1) of node `name` administratively down. */
@@ -324,9 +355,11 @@ export async function linkDown(lab: Lab, name: string, iface = 'eth0'): Promise<
   await ip('-n', node(lab, name).ns, 'link', 'set', iface, 'down');
 }
 
-/** Sets the node-side interface `iface` of node `name` up again. */
+/** Sets the node-side interface `iface` of node `name` up again and waits until it passes traffic. */
 export async function linkUp(lab: Lab, name: string, iface = 'eth0'): Promise<void> {
-  await ip('-n', node(lab, name).ns, 'link', 'set', iface, 'up');
+  const h = node(lab, name);
+  await ip('-n', h.ns, 'link', 'set', iface, 'up');
+  await waitOperUp(h.ns, iface);
 }
 
 /**
@@ -387,11 +420,9 @@ export async function partition(lab: Lab, names: string[]): Promise<void> {
   }
 }
 
-/** Undoes `partition`: the switch-side ports come back up. */
+/** Undoes `partition`: the switch-side ports come back up; resolves once both ends pass traffic. */
 export async function heal(lab: Lab, names: string[]): Promise<void> {
-  for (const name of names) {
-    for (const { port } of ifaces(lab, node(lab, name))) await ip('-n', lab.sw, 'link', 'set', port, 'up');
-  }
+  for (const name of names) await portsUp(lab, node(lab, name));
 }
 
 /** Freezes process `pid` (SIGSTOP). */
@@ -443,6 +474,20 @@ export async function ping(ns: string, toIp: string, timeoutSec = 1): Promise<bo
   } catch {
     return false;
   }
+}
+
+/**
+ * Pings `toIp` from `ns` until one reply arrives or `withinMs` passes. Use after healing a
+ * fault: a neighbour entry that failed during the fault keeps dropping packets until its
+ * resolution round ends (up to 3 s with default ARP settings).
+ */
+export async function reachable(ns: string, toIp: string, withinMs = 5000): Promise<boolean> {
+  const end = performance.now() + withinMs;
+  while (performance.now() < end) {
+    if (await ping(ns, toIp, 1)) return true;
+    await sleep(50);
+  }
+  return false;
 }
 
 /** Waits until `ns` has no process left (or `timeoutMs` passes); true when it is empty. */
