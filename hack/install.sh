@@ -31,3 +31,22 @@ fi
 if [[ -x hack/build-k8s.sh ]] || [[ -f hack/build-k8s.sh ]]; then
   bash hack/build-k8s.sh
 fi
+
+# keepalived: only for the failover benchmark (bench/failover), one per lab node namespace.
+# Installing it must never start a keepalived in the root namespace: deny service starts
+# with a policy-rc.d for the duration of the install (restored after), and mask the unit.
+if ! command -v keepalived >/dev/null; then
+  echo "install: apt-get install keepalived (service start denied)"
+  export DEBIAN_FRONTEND=noninteractive
+  prc=/usr/sbin/policy-rc.d
+  saved=""
+  if [[ -e $prc ]]; then saved=$(mktemp); cp -p "$prc" "$saved"; fi
+  printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod 755 "$prc"
+  trap 'if [[ -n $saved ]]; then mv -f "$saved" "$prc"; else rm -f "$prc"; fi' EXIT
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends keepalived >/dev/null
+  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    systemctl stop keepalived.service 2>/dev/null || true
+    systemctl mask keepalived.service >/dev/null 2>&1 || true
+  fi
+fi
