@@ -410,7 +410,7 @@ export class Controller {
         message: `spec.clusterRef.name: HACluster "${clusterName}" not found in namespace ${ns ?? 'default'}; create it or fix clusterRef`,
       };
     } else if (!parsed.ok) {
-      cluster = { ok: false, reason: 'InvalidCluster', message: `VirtualIP ${id}: ${parsed.errors.map(formatFieldError).join('; ')}` };
+      cluster = { ok: false, reason: 'InvalidVirtualIP', message: `VirtualIP ${id}: ${parsed.errors.map(formatFieldError).join('; ')}` };
     } else if (!runtime) {
       const err = this.configErrors.get(clusterId);
       cluster = err

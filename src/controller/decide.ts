@@ -132,7 +132,7 @@ export interface VipInput {
   /** The cluster, when it exists and its configuration builds. */
   cluster:
     | { ok: true; config: ClusterConfig; obs: Observation; quorum: QuorumSummary }
-    | { ok: false; reason: 'ClusterNotFound' | 'InvalidCluster' | 'NotObserved'; message: string };
+    | { ok: false; reason: 'ClusterNotFound' | 'InvalidCluster' | 'InvalidVirtualIP' | 'NotObserved'; message: string };
   now: Millis;
   wallNow: Date;
 }

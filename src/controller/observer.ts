@@ -152,6 +152,8 @@ export class ClusterObserver {
       this.codec.setKeyring(new Keyring(next.keys, next.activeKeyId));
     }
     this.addresses = new Map(next.members.map((m) => [m.id, { address: m.address, port: m.port }]));
+    const vips = new Set(next.vips.map((v) => v.vip));
+    for (const map of [this.transitions, this.pendingLoss]) for (const vip of map.keys()) if (!vips.has(vip)) map.delete(vip);
     if (!this.running) return;
     if (ids(prev) !== ids(next) || !sameTiming || prev.clusterId !== next.clusterId) {
       this.newMembership(next);

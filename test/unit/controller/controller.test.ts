@@ -191,6 +191,17 @@ describe('controller on a simulated cluster', () => {
     expect(rig.api.events.filter((e) => e.reason === 'QuorumLost').map((e) => e.regarding.kind).sort()).toEqual(['HACluster', 'VirtualIP']);
   });
 
+  it('marks an invalid VirtualIP with the field and the fix', async () => {
+    rig = new Rig({ nodes: ['node-a'] });
+    rig.api.apply('VirtualIP', { metadata: { name: 'bad', namespace: NS }, spec: { clusterRef: { name: 'web' }, address: '198.18.0.300/24' } });
+    rig.addController('c1');
+    await rig.until(async () => Boolean((await rig.vipStatus('bad')).phase));
+    const ready = cond(await rig.vipStatus('bad'), 'Ready');
+    expect(ready).toMatchObject({ status: 'False', reason: 'InvalidVirtualIP' });
+    expect(ready?.message).toContain('address');
+    expect(rig.api.events.find((e) => e.reason === 'InvalidVirtualIP')?.type).toBe('Warning');
+  });
+
   it('marks a VirtualIP whose HACluster does not exist', async () => {
     rig = new Rig({ nodes: ['node-a'] });
     rig.api.apply('VirtualIP', { metadata: { name: 'orphan', namespace: NS }, spec: { clusterRef: { name: 'nope' }, address: '198.18.0.110/24' } });
