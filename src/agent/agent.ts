@@ -16,6 +16,7 @@ import { incarnationFromWallClock, MemberHost } from '../runtime/member-host.js'
 import { VipExecutor, type ExecutorEvent } from './executor.js';
 import { HealthMonitor } from './health.js';
 import { AgentMetrics } from './metrics.js';
+import { ResourceStatusReporter } from './resource-status.js';
 
 export interface AgentComponents {
   clock: Clock;
@@ -68,6 +69,7 @@ export class Agent {
   private stopped = false;
   private lastTickAt: number;
   private readonly log: Logger;
+  private readonly resourceStatus: ResourceStatusReporter;
 
   constructor(
     private readonly c: AgentComponents,
@@ -76,13 +78,17 @@ export class Agent {
     this.log = c.log.child({ component: 'agent', node: init.node });
     this.metrics = new AgentMetrics(() => this.counters);
     this.lastTickAt = c.clock.now();
+    this.resourceStatus = new ResourceStatusReporter({ api: c.api, clock: c.clock, log: this.log }, init.node);
     this.health = new HealthMonitor(
       {
         clock: c.clock,
         runner: c.runner,
         log: this.log,
         onChange: (unhealthy) => this.host?.setLocal({ unhealthy }),
-        onProbe: (vip, resource, r) => this.metrics.probes.inc({ vip, resource, result: r.ok ? 'success' : 'failure' }),
+        onProbe: (vip, resource, r, failures) => {
+          this.metrics.probes.inc({ vip, resource, result: r.ok ? 'success' : 'failure' });
+          this.resourceStatus.probe(`${vip.split('/')[0]}/${resource}`, r.ok, r.durationMs, r.detail, failures);
+        },
       },
       init.unhealthyCooldownMs !== undefined ? { cooldownMs: init.unhealthyCooldownMs } : {},
     );
@@ -94,6 +100,7 @@ export class Agent {
       lookup: (vip) => this.config?.vips.find((v) => v.vip === vip),
       onUnhealthy: (vip, reason) => this.health.mark(vip, reason),
       onEvent: (e) => this.emitEvent(e),
+      onResourceState: (name, state, message) => this.resourceStatus.state(name, state, message),
       onPhase: (vip, phase, epoch) => {
         this.metrics.holder.set({ vip }, phase === 'bound' ? 1 : 0);
         this.metrics.epoch.set({ vip }, epoch);

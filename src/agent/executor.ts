@@ -41,6 +41,8 @@ export interface ExecutorComponents {
   /** The VIP cannot be served here (bind or Resource start failed): the member must let it go. */
   onUnhealthy: (vip: string, reason: string) => void;
   onEvent?: (e: ExecutorEvent) => void;
+  /** A Resource changed state here (`name` is namespace/name). */
+  onResourceState?: (name: string, state: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed', message?: string) => void;
   /** Bound / unbound transitions, with the time the address was added or removed. */
   onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
 }
@@ -52,6 +54,8 @@ interface VipState {
   /** Resources started, in start order. */
   started: ServiceSpec[];
   stopTimeouts: Map<string, Millis>;
+  /** Resources whose start failed: stopped to clean up, but their status stays "failed". */
+  failed: Set<string>;
   addrQueue: Promise<void>;
   resQueue: Promise<void>;
   /** Bumped on every bind/unbind: queued work of an older generation is skipped. */
@@ -80,6 +84,7 @@ export class VipExecutor {
         addr: undefined,
         started: [],
         stopTimeouts: new Map(),
+        failed: new Set(),
         addrQueue: Promise.resolve(),
         resQueue: Promise.resolve(),
         generation: 0,
@@ -157,11 +162,14 @@ export class VipExecutor {
       if (gen !== s.generation) return;
       const spec = toServiceSpec(`${vip.split('/')[0]}/${r.name}`, r.spec, hostOf(cfg.spec.address));
       s.stopTimeouts.set(spec.name, r.spec.stopTimeoutMs);
+      this.c.onResourceState?.(spec.name, 'starting');
       const res = await this.c.runner.start(spec, r.spec.startTimeoutMs);
+      this.c.onResourceState?.(spec.name, res.ok ? 'running' : 'failed', res.ok ? undefined : `start failed: ${res.detail}`);
       if (!res.ok) {
         log.error({ resource: r.name, detail: res.detail, durationMs: res.durationMs }, 'resource failed to start');
         this.event(vip, 'Warning', 'ResourceStartFailed', `Resource ${r.name} failed to start: ${res.detail}`, 'Start');
         s.started.push(spec); // stop it too: a failed start may have left something behind
+        s.failed.add(spec.name);
         this.c.onUnhealthy(vip, `Resource ${r.name} failed to start: ${res.detail}`);
         return;
       }
@@ -176,7 +184,11 @@ export class VipExecutor {
   private async stopResources(vip: string, s: VipState, log: Logger): Promise<void> {
     while (s.started.length) {
       const spec = s.started.pop()!;
+      const cleanup = s.failed.delete(spec.name);
+      if (!cleanup) this.c.onResourceState?.(spec.name, 'stopping');
       const res: RunResult = await this.c.runner.stop(spec, s.stopTimeouts.get(spec.name) ?? 20_000);
+      if (!res.ok) this.c.onResourceState?.(spec.name, 'failed', `stop failed: ${res.detail}`);
+      else if (!cleanup) this.c.onResourceState?.(spec.name, 'stopped');
       if (!res.ok) {
         log.error({ resource: spec.name, detail: res.detail }, 'resource failed to stop');
         this.event(vip, 'Warning', 'ResourceStopFailed', `Resource ${spec.name} failed to stop: ${res.detail}`, 'Stop');

@@ -16,7 +16,7 @@ export interface HealthComponents {
   log: Logger;
   /** The set of unhealthy VIPs changed. */
   onChange: (unhealthy: ReadonlySet<string>) => void;
-  onProbe?: (vip: string, resource: string, result: RunResult) => void;
+  onProbe?: (vip: string, resource: string, result: RunResult, consecutiveFailures: number) => void;
 }
 
 export interface HealthInit {
@@ -91,12 +91,9 @@ export class HealthMonitor {
         probe.running = true;
         try {
           const res = await this.c.runner.probe(spec);
-          this.c.onProbe?.(cfg.vip, r.name, res);
-          if (res.ok) {
-            probe.failures = 0;
-            return;
-          }
-          probe.failures++;
+          probe.failures = res.ok ? 0 : probe.failures + 1;
+          this.c.onProbe?.(cfg.vip, r.name, res, probe.failures);
+          if (res.ok) return;
           this.c.log.warn({ vip: cfg.vip, resource: r.name, failures: probe.failures, detail: res.detail }, 'health check failed');
           if (probe.failures >= hc.failureThreshold) {
             probe.failures = 0;

@@ -179,6 +179,22 @@ describe('Agent on fakes', () => {
     expect(c.maxHolders()).toBe(1);
   });
 
+  it('reports a failed Resource start in status and Events, and moves the VIP', async () => {
+    const c = cluster();
+    c.nodes[0]!.runner.script('default/web', { start: { ok: false, detail: 'exit code 1: port in use' } });
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(3000);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.holders()[0]).not.toBe('n1');
+    const res = await c.api.get('Resource', { namespace: NS, name: 'web' });
+    const nodes = (res!.status as { nodes: Array<{ name: string; state: string; message?: string }> }).nodes;
+    expect(nodes.find((n) => n.name === 'n1')).toMatchObject({ state: 'failed', message: expect.stringContaining('port in use') });
+    expect(nodes.find((n) => n.name === c.holders()[0])).toMatchObject({ state: 'running' });
+    const warning = c.api.events.find((e) => e.reason === 'ResourceStartFailed');
+    expect(warning?.note).toContain('port in use');
+    expect(c.maxHolders()).toBe(1);
+  });
+
   it('reports an unusable configuration by name and stays unready', async () => {
     const c = cluster();
     c.api.delete('Secret', { namespace: NS, name: 'auth' });
