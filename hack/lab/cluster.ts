@@ -41,6 +41,13 @@ export interface LabClusterOptions {
   healthCheck?: boolean;
   /** Start the lab's HTTP service on every node (default true). */
   http?: boolean;
+  /**
+   * Build the lab's separate heartbeat network (br1, eth1 198.19.0.0/24): every Node gets the
+   * annotation heartline.dev/heartbeat-address = its eth1 address, agents bind their heartbeat
+   * socket there and the controller's witness publishes its eth1 address, so all heartbeats
+   * travel on eth1 while the VIP lives on eth0. Default false.
+   */
+  heartbeatNet?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -49,6 +56,15 @@ export interface Proc {
   host: LabHost;
   child: ChildProcess;
   args: string[];
+}
+
+export interface ControllerReplica {
+  /** Log file and --identity (default `controller`). */
+  name?: string;
+  /** UDP port of the witness socket (default 694). */
+  witnessPort?: number;
+  /** Port of /metrics (default 9695). */
+  metricsPort?: number;
 }
 
 export interface LabCluster {
@@ -67,7 +83,16 @@ export interface LabCluster {
   ): Promise<{ holder?: string; epoch?: number; phase?: string; [k: string]: unknown }>;
   waitForHolder(name?: string, timeoutMs?: number, not?: string): Promise<string>;
   startAgent(node: string): Promise<Proc>;
-  startController(): Promise<Proc>;
+  /**
+   * Starts a controller replica in the control-plane namespace. The first one (started by
+   * startLabCluster) is `controller`, witness on :694, metrics on :9695; pass another `name`
+   * with its own ports for a standby replica (they share the Lease, only one leads).
+   */
+  startController(opts?: ControllerReplica): Promise<Proc>;
+  /** Every controller replica started, in start order. */
+  controllers: Proc[];
+  /** (Re)starts the lab's HTTP service on `node` (after powerOff killed it). */
+  startHttp(node: string): Promise<Proc>;
   /** Heartline addresses bound on a node right now (via `ip -j addr`). */
   boundOn(node: string): Promise<string[]>;
   stop(): Promise<void>;
@@ -146,6 +171,9 @@ export function labObjects(lab: Lab, opts: LabClusterOptions): unknown[] {
       metadata: {
         name: n.name,
         labels: { 'heartline.dev/cluster': 'lab', 'kubernetes.io/hostname': n.name },
+        ...(opts.heartbeatNet && n.hbIp
+          ? { annotations: { 'heartline.dev/heartbeat-address': n.hbIp } }
+          : {}),
       },
       status: { addresses: [{ type: 'InternalIP', address: n.ip }] },
     });
@@ -158,7 +186,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
   const logDir = opts.logDir ?? `/tmp/heartline-lab-${opts.id}`;
   mkdirSync(logDir, { recursive: true });
   const t0 = performance.now();
-  const lab = await up({ id: opts.id, nodes: opts.nodes });
+  const lab = await up({ id: opts.id, nodes: opts.nodes, heartbeatNet: opts.heartbeatNet ?? false });
   log(
     `lab ${opts.id}: ${opts.nodes} node namespaces on a bridge (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
@@ -252,7 +280,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             '--kubeconfig',
             kubeconfig,
             '--listen-address',
-            host.ip,
+            (opts.heartbeatNet && host.hbIp) || host.ip,
             '--metrics-listen',
             `${host.ip}:9694`,
           ]),
@@ -262,9 +290,14 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
       agents.set(node, p);
       return p;
     };
-    const startController = async (): Promise<Proc> => {
+    const controllers: Proc[] = [];
+    const startController = async (replica: ControllerReplica = {}): Promise<Proc> => {
+      const name = replica.name ?? 'controller';
+      // On the heartbeat network the witness listens on every address and publishes its eth1
+      // address, so agents' heartbeats to it also travel on eth1 (and come back from there).
+      const witnessIp = (opts.heartbeatNet && lab.cp.hbIp) || lab.cp.ip;
       const p = spawnIn(
-        'controller',
+        name,
         lab.cp,
         process.execPath,
         tsxArgs('src/cli/main.ts', [
@@ -275,30 +308,34 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
           LAB_NAMESPACE,
           '--lease-namespace',
           LAB_NAMESPACE,
+          '--identity',
+          name,
           '--witness-listen',
-          `${lab.cp.ip}:694`,
+          `${opts.heartbeatNet ? '0.0.0.0' : lab.cp.ip}:${replica.witnessPort ?? 694}`,
           '--witness-address',
-          lab.cp.ip,
+          witnessIp,
           '--metrics-listen',
-          `${lab.cp.ip}:9695`,
+          `${lab.cp.ip}:${replica.metricsPort ?? 9695}`,
         ]),
       );
-      controller = p;
+      controller ??= p;
+      controllers.push(p);
       return p;
     };
 
+    const startHttp = async (node: string): Promise<Proc> => {
+      const n = lab.nodes.find((h) => h.name === node)!;
+      const p = spawnIn(
+        `http-${n.name}`,
+        n,
+        process.execPath,
+        tsxArgs('hack/lab/http-resource.ts', ['--name', n.name, '--port', String(HTTP_PORT)]),
+      );
+      http.set(n.name, p);
+      return p;
+    };
     if (opts.http ?? true) {
-      for (const n of lab.nodes) {
-        http.set(
-          n.name,
-          spawnIn(
-            `http-${n.name}`,
-            n,
-            process.execPath,
-            tsxArgs('hack/lab/http-resource.ts', ['--name', n.name, '--port', String(HTTP_PORT)]),
-          ),
-        );
-      }
+      for (const n of lab.nodes) await startHttp(n.name);
     }
     await startController();
     // Let the controller publish its witness address before agents read the cluster.
@@ -340,6 +377,8 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
       get controller() {
         return controller;
       },
+      controllers,
+      startHttp,
       http,
       kubectl,
       vipStatus,
