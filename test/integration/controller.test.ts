@@ -7,7 +7,6 @@
 import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SystemClock } from '../../src/adapters/clock.js';
@@ -33,6 +32,10 @@ jest.setTimeout(120_000);
 const log = pino({ level: process.env.HEARTLINE_TEST_LOG ?? 'silent' });
 const clock = new SystemClock();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Set HEARTLINE_DUMP_DIR to keep the VIP YAML, request counts and Events of the run (for docs). */
+const dump = async (file: string, text: string) => {
+  if (process.env.HEARTLINE_DUMP_DIR) await writeFile(join(process.env.HEARTLINE_DUMP_DIR, file), text);
+};
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -220,7 +223,7 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
     const steady = first.api.snapshot();
     expect(steady).toEqual(before);
     expect(second.api.total('patch-status') + second.api.total('add-finalizer') + second.api.total('create-event')).toBe(0);
-    await writeFile(join(tmpdir(), 'heartline-controller-it-requests.json'), JSON.stringify({ first: steady, second: second.api.snapshot() }, null, 2));
+    await dump('controller-requests.json', JSON.stringify({ first: steady, second: second.api.snapshot() }, null, 2));
 
     // The holder crashes (socket closed first, so no release goes out).
     const holder = agents[0]!;
@@ -236,8 +239,13 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
     expect(failedOver.lastFailover).toMatchObject({ from: nodeNames[0], to: nodeNames[1], reason: 'HolderDead' });
     const failoverEvent = await until('Failover event', async () => (await events()).find((e) => e.reason === 'Failover'));
     expect(failoverEvent.type).toBe('Warning');
+    // Quiet again once the move is recorded.
+    await sleep(1500);
+    const settled = first.api.snapshot();
+    await sleep(3000);
+    expect(first.api.snapshot()).toEqual(settled);
     const yaml = await mustKubectl(['get', 'vip', 'vip1', '-n', ns, '-o', 'yaml']);
-    await writeFile(join(tmpdir(), 'heartline-controller-it-vip.yaml'), yaml);
+    await dump('controller-vip.yaml', yaml);
 
     // Leader handover: stopping the leader releases the Lease; the standby takes over at its next attempt.
     const stoppedAt = Date.now();
@@ -261,8 +269,8 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
     await until('VIP gone', async () => (await vip()) === undefined, 10_000);
     expect(agents.filter((a) => a.bound.size > 0)).toEqual([]);
     await until('Released event', async () => (await events()).find((e) => e.reason === 'Released' && e.note.includes('finalizer')));
-    await writeFile(
-      join(tmpdir(), 'heartline-controller-it-events.txt'),
+    await dump(
+      'controller-events.txt',
       (await events()).map((e) => `${e.type} ${e.reason} ${e.regarding.kind}: ${e.note}`).join('\n'),
     );
   });
