@@ -3,22 +3,24 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { crdsYaml, generateCrds } from '../../api/crd.js';
 
-/** `heartline crds [--out DIR]`: print the CRDs, or write one file per CRD into DIR. */
+/** `heartline crds [--out DIR...]`: print the CRDs, or write one file per CRD into each DIR. */
 export function crdsCommand(program: Command): void {
   program
     .command('crds')
     .description('Print the CustomResourceDefinitions generated from the API schemas (multi-document YAML).')
-    .option('-o, --out <dir>', 'write one file per CRD into this directory instead')
-    .action(async (opts: { out?: string }) => {
-      if (!opts.out) {
+    .option('-o, --out <dir...>', 'write one file per CRD into each of these directories instead')
+    .action(async (opts: { out?: string[] }) => {
+      if (!opts.out?.length) {
         process.stdout.write(crdsYaml());
         return;
       }
-      await mkdir(opts.out, { recursive: true });
-      for (const crd of generateCrds()) {
-        const path = join(opts.out, crd.file);
-        await writeFile(path, crd.yaml);
-        process.stderr.write(`wrote ${path}\n`);
+      for (const dir of opts.out) {
+        await mkdir(dir, { recursive: true });
+        for (const crd of generateCrds()) {
+          const path = join(dir, crd.file);
+          await writeFile(path, crd.yaml);
+          process.stderr.write(`wrote ${path}\n`);
+        }
       }
     });
 }

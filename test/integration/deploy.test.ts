@@ -1,0 +1,584 @@
+/**
+ * deploy/ against a real kube-apiserver, without a container engine:
+ * - `kubectl kustomize` renders the base and the example overlay, and the overlay's values
+ *   reach every object that must repeat them;
+ * - the rendered manifests pass `kubectl apply --dry-run=server` (schema, defaulting and
+ *   admission, Pod Security included);
+ * - the security contexts are what docs/deploy.md says (parsed from the rendered YAML);
+ * - the RBAC, applied for real, grants what the code calls and no more: `kubectl auth can-i`
+ *   as each ServiceAccount, real requests with their tokens, the real controller process
+ *   running on the controller's token, and the agent's watches through K8sApiSource on the
+ *   agent's token.
+ *
+ * It owns the cluster-scoped heartline-* RBAC objects and the namespaces heartline-system and
+ * web-ha (the example overlay's) for its duration, and deletes them afterwards.
+ */
+import { jest } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { SystemClock } from '../../src/adapters/clock.js';
+import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.js';
+import { generateCrds } from '../../src/api/crd.js';
+import type { ApiKind, Stoppable, WatchOptions } from '../../src/core/ports.js';
+import { VIP_FINALIZER } from '../../src/runtime/cluster-config.js';
+import { createTestNamespace, deleteNamespace, kubeconfig, kubectl } from './helpers.js';
+
+jest.setTimeout(120_000);
+
+const SYSTEM_NS = 'heartline-system';
+const EXAMPLE_NS = 'web-ha';
+const AGENT = `system:serviceaccount:${SYSTEM_NS}:heartline-agent`;
+const CONTROLLER = `system:serviceaccount:${SYSTEM_NS}:heartline-controller`;
+const RBAC_KINDS = new Set(['Namespace', 'ServiceAccount', 'ConfigMap', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
+  verbs: string[];
+}
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: Record<string, Record<string, string>> }[];
+  ports?: { name: string; containerPort: number; protocol?: string }[];
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  securityContext?: {
+    runAsUser?: number;
+    runAsNonRoot?: boolean;
+    privileged?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { add?: string[]; drop?: string[] };
+  };
+}
+interface PodSpec {
+  serviceAccountName?: string;
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  dnsPolicy?: string;
+  terminationGracePeriodSeconds?: number;
+  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; sysctls?: { name: string; value: string }[] };
+  tolerations?: { key?: string }[];
+  containers: Container[];
+  volumes?: { name: string; hostPath?: unknown }[];
+}
+interface Workload extends K8sObject {
+  spec: {
+    replicas?: number;
+    updateStrategy?: { rollingUpdate?: { maxSurge?: number; maxUnavailable?: number } };
+    template: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function must(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input !== undefined ? { input } : {});
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function render(dir: string): Promise<K8sObject[]> {
+  const out = await must(['kustomize', dir]);
+  return parseAllDocuments(out).map((d) => d.toJS() as K8sObject);
+}
+
+function find<T extends K8sObject = K8sObject>(objs: K8sObject[], kind: string, name: string, namespace?: string): T {
+  const o = objs.find(
+    (x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace),
+  );
+  if (!o) throw new Error(`rendered output has no ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
+  return o as T;
+}
+
+const toYaml = (objs: K8sObject[]) => objs.map((o) => stringify(o)).join('---\n');
+
+/** `kubectl auth can-i` as `user`: true for "yes" (exit 0), false for "no" (exit 1). */
+async function canI(user: string, args: string[]): Promise<boolean> {
+  const r = await kubectl(['auth', 'can-i', `--as=${user}`, ...args]);
+  if (r.code !== 0 && r.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stderr.trim()}`);
+  return r.code === 0;
+}
+
+/** A kubeconfig for the run's API server that authenticates with a token of the ServiceAccount. */
+async function serviceAccountKubeconfig(dir: string, sa: string): Promise<string> {
+  const token = (await must(['create', 'token', sa, '-n', SYSTEM_NS, '--duration=10m'])).trim();
+  const admin = parse(await readFile(kubeconfig(), 'utf8')) as {
+    clusters: { name: string; cluster: Record<string, string> }[];
+  };
+  const cluster = admin.clusters[0]!.cluster;
+  const file = path.join(dir, `${sa}.kubeconfig`);
+  await writeFile(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster }],
+      users: [{ name: sa, user: { token } }],
+      contexts: [{ name: sa, context: { cluster: 'test', user: sa } }],
+      'current-context': sa,
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+/** The `kubectl auth can-i` and rendered values the overlay must keep in step with its ConfigMap. */
+function configOf(objs: K8sObject[]): { cluster: string; namespace: string; authSecret: string } {
+  const cm = find(objs, 'ConfigMap', 'heartline-config', SYSTEM_NS) as K8sObject & {
+    data: { cluster: string; namespace: string; authSecret: string };
+  };
+  return cm.data;
+}
+
+function expectConsistent(objs: K8sObject[]): void {
+  const cfg = configOf(objs);
+  const agentRole = find(objs, 'Role', 'heartline-agent') as K8sObject & { rules: Rule[] };
+  expect({
+    agentRole: agentRole.metadata.namespace,
+    agentBinding: find(objs, 'RoleBinding', 'heartline-agent').metadata.namespace,
+    controllerBinding: find(objs, 'RoleBinding', 'heartline-controller').metadata.namespace,
+    clusterName: agentRole.rules.find((r) => r.resources?.includes('haclusters'))?.resourceNames,
+    secretName: agentRole.rules.find((r) => r.resources?.includes('secrets'))?.resourceNames,
+  }).toEqual({
+    agentRole: cfg.namespace,
+    agentBinding: cfg.namespace,
+    controllerBinding: cfg.namespace,
+    clusterName: [cfg.cluster],
+    secretName: [cfg.authSecret],
+  });
+  // Everything else stays in heartline-system.
+  for (const o of objs) {
+    if (['Deployment', 'DaemonSet', 'ServiceAccount', 'ConfigMap'].includes(o.kind)) expect(o.metadata.namespace).toBe(SYSTEM_NS);
+  }
+}
+
+function podFrom(w: Workload, name: string, namespace: string): K8sObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, labels: w.spec.template.metadata.labels },
+    spec: w.spec.template.spec,
+  };
+}
+
+describe('deploy/ on a real API server', () => {
+  let base: K8sObject[];
+  let example: K8sObject[];
+  let tmp: string;
+  let psaNs: string | undefined;
+  let createdSystemNs = false;
+  let createdExampleNs = false;
+  let controller: ChildProcess | undefined;
+  const api: K8sApiSource[] = [];
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'hl-deploy-'));
+    base = await render('deploy/base');
+    example = await render('deploy/overlays/example');
+    const existing = await kubectl(['get', 'namespace', SYSTEM_NS, EXAMPLE_NS, '--ignore-not-found', '-o', 'name']);
+    if (existing.stdout.trim() !== '') {
+      throw new Error(
+        `namespace(s) ${existing.stdout.trim().replace(/\n/g, ', ')} already exist on the test API server; this test owns them: delete them first`,
+      );
+    }
+  });
+
+  afterAll(async () => {
+    if (controller && controller.exitCode === null) controller.kill('SIGKILL');
+    await Promise.all(api.map((a) => a.close()));
+    const clusterScoped = base.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding');
+    if (clusterScoped.length > 0) {
+      await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: toYaml(clusterScoped) });
+    }
+    if (createdSystemNs) await deleteNamespace(SYSTEM_NS);
+    if (createdExampleNs) await deleteNamespace(EXAMPLE_NS);
+    if (psaNs) await deleteNamespace(psaNs);
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  describe('rendering', () => {
+    it('renders the base: CRDs equal to the generator, one namespace, both workloads', () => {
+      const crds = base.filter((o) => o.kind === 'CustomResourceDefinition');
+      const generated = generateCrds();
+      expect(crds.map((c) => c.metadata.name).sort()).toEqual(generated.map((c) => c.name).sort());
+      for (const g of generated) {
+        expect(find(base, 'CustomResourceDefinition', g.name).spec).toEqual(g.object.spec);
+      }
+      expect(base.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name)).toEqual([SYSTEM_NS]);
+      expect(find(base, 'Deployment', 'heartline-controller', SYSTEM_NS)).toBeDefined();
+      expect(find(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS)).toBeDefined();
+      for (const w of base.filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet') as Workload[]) {
+        for (const c of w.spec.template.spec.containers) expect(c.securityContext).toBeDefined();
+      }
+    });
+
+    it('keeps the base and the example overlay consistent with their heartline-config', () => {
+      expectConsistent(base);
+      expectConsistent(example);
+      expect(configOf(base)).toEqual({ cluster: 'heartline', namespace: SYSTEM_NS, authSecret: 'heartline-auth' });
+      expect(configOf(example)).toEqual({ cluster: 'web', namespace: EXAMPLE_NS, authSecret: 'web-auth' });
+      // The overlay changes configuration only: same objects (by kind and name) as the base.
+      const ids = (objs: K8sObject[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+      expect(ids(example)).toEqual(ids(base));
+    });
+
+    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW only, read-only root, no escalation, netd as PID 1', () => {
+      const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
+      const pod = ds.spec.template.spec;
+      expect(pod).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', serviceAccountName: 'heartline-agent' });
+      expect(pod.hostPID ?? false).toBe(false);
+      expect(pod.hostIPC ?? false).toBe(false);
+      expect((pod.volumes ?? []).filter((v) => v.hostPath)).toEqual([]);
+      expect(pod.containers).toHaveLength(1);
+      const c = pod.containers[0]!;
+      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+      expect(c.securityContext?.privileged ?? false).toBe(false);
+      expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
+      expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
+      // docs/fence.md: heartline-netd must be PID 1 with the agent as its child.
+      expect(c.command?.slice(0, 4)).toEqual(['heartline-netd', '--exec', 'heartline', 'agent']);
+      expect(c.command).toEqual(
+        expect.arrayContaining(['--cluster=$(HEARTLINE_CLUSTER)', '--namespace=$(HEARTLINE_NAMESPACE)', '--node=$(NODE_NAME)']),
+      );
+      const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
+      expect(env.NODE_NAME?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
+      expect(env.HEARTLINE_CLUSTER?.valueFrom).toEqual({ configMapKeyRef: { name: 'heartline-config', key: 'cluster' } });
+      expect(env.HEARTLINE_NAMESPACE?.valueFrom).toEqual({ configMapKeyRef: { name: 'heartline-config', key: 'namespace' } });
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+      expect(c.ports).toEqual(
+        expect.arrayContaining([
+          { name: 'metrics', containerPort: 9694, protocol: 'TCP' },
+          { name: 'heartbeat', containerPort: 694, protocol: 'UDP' },
+        ]),
+      );
+      expect(pod.tolerations?.map((t) => t.key)).toContain('node-role.kubernetes.io/control-plane');
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(60);
+      // Never two agents on one node, not even during a rollout.
+      expect(ds.spec.updateStrategy?.rollingUpdate?.maxSurge).toBe(0);
+    });
+
+    it('controller Deployment: 2 replicas, non-root, no capabilities, witness at the pod IP, probes on 9695', () => {
+      const d = find<Workload>(base, 'Deployment', 'heartline-controller', SYSTEM_NS);
+      expect(d.spec.replicas).toBe(2);
+      const pod = d.spec.template.spec;
+      expect(pod.hostNetwork ?? false).toBe(false);
+      expect(pod.serviceAccountName).toBe('heartline-controller');
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
+      expect(pod.securityContext?.runAsUser).toBeGreaterThan(0);
+      expect(pod.securityContext?.sysctls).toEqual([{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
+      const c = pod.containers[0]!;
+      expect(c.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(c.securityContext?.capabilities?.add).toBeUndefined();
+      expect(c.args).toEqual(
+        expect.arrayContaining(['controller', '--witness-address=$(POD_IP)', '--witness-listen=0.0.0.0:694', '--namespace=$(HEARTLINE_NAMESPACE)']),
+      );
+      const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
+      expect(env.POD_IP?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
+      expect(env.POD_NAMESPACE?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.namespace' } });
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+      expect(c.ports).toEqual(
+        expect.arrayContaining([
+          { name: 'metrics', containerPort: 9695, protocol: 'TCP' },
+          { name: 'witness', containerPort: 694, protocol: 'UDP' },
+        ]),
+      );
+    });
+  });
+
+  describe('on the API server', () => {
+    beforeAll(async () => {
+      // RBAC (and what it needs) for real; the rest only through the dry runs below.
+      await must(['apply', '-f', '-'], toYaml(base.filter((o) => RBAC_KINDS.has(o.kind))));
+      createdSystemNs = true;
+      await must(['create', 'namespace', EXAMPLE_NS]);
+      createdExampleNs = true;
+    });
+
+    it('accepts the whole base and the example overlay in a server-side dry run', async () => {
+      for (const [name, objs] of [['deploy/base', base], ['deploy/overlays/example', example]] as const) {
+        // As users install it (client-side apply). The only tolerated warnings are about the
+        // last-applied annotation on objects this run applied another way (the CRDs).
+        const r = await kubectl(['apply', '--dry-run=server', '-f', '-'], { input: toYaml(objs) });
+        const stderr = r.stderr
+          .split('\n')
+          .filter((l) => l.trim() !== '' && !/^Warning: .*last-applied-configuration/.test(l));
+        expect({ name, code: r.code, stderr }).toEqual({ name, code: 0, stderr: [] });
+        expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(objs.length);
+      }
+    });
+
+    it('Pod Security: the controller passes "restricted"; the agent needs the privileged label heartline-system carries', async () => {
+      psaNs = await createTestNamespace('hl-deploy-psa');
+      await must(['label', 'namespace', psaNs, 'pod-security.kubernetes.io/enforce=restricted']);
+      const d = find<Workload>(base, 'Deployment', 'heartline-controller', SYSTEM_NS);
+      const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
+      const dry = (pod: K8sObject) => kubectl(['create', '--dry-run=server', '-f', '-'], { input: stringify(pod) });
+
+      const ctl = await dry(podFrom(d, 'controller-psa', psaNs));
+      expect({ code: ctl.code, stderr: ctl.stderr.trim() }).toEqual({ code: 0, stderr: '' });
+      const agentRestricted = await dry(podFrom(ds, 'agent-psa', psaNs));
+      expect(agentRestricted.code).not.toBe(0);
+      expect(agentRestricted.stderr).toContain('violates PodSecurity "restricted');
+      expect(agentRestricted.stderr).toContain('hostNetwork=true');
+      const agentSystem = await dry(podFrom(ds, 'agent-psa', SYSTEM_NS));
+      expect({ code: agentSystem.code, stderr: agentSystem.stderr.trim() }).toEqual({ code: 0, stderr: '' });
+    });
+
+    it('agent RBAC: reads its own HACluster, VIPs, Resources, Nodes and one Secret; writes only Events', async () => {
+      const n = ['-n', SYSTEM_NS];
+      const yes = [
+        ['watch', 'virtualips.heartline.dev', ...n],
+        ['list', 'resources.heartline.dev', ...n],
+        ['watch', 'haclusters.heartline.dev/heartline', ...n],
+        ['get', 'secrets/heartline-auth', ...n],
+        ['watch', 'secrets/heartline-auth', ...n],
+        ['watch', 'nodes'],
+        ['create', 'events.events.k8s.io', ...n],
+      ];
+      const no = [
+        ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
+        ['patch', 'virtualips.heartline.dev', ...n],
+        ['update', 'haclusters.heartline.dev', '--subresource=status', ...n],
+        ['get', 'haclusters.heartline.dev/other', ...n],
+        ['list', 'haclusters.heartline.dev', ...n],
+        ['get', 'secrets/other', ...n],
+        ['list', 'secrets', ...n],
+        ['update', 'secrets/heartline-auth', ...n],
+        ['get', 'secrets/heartline-auth', '-n', 'kube-system'],
+        ['watch', 'virtualips.heartline.dev', '-n', 'default'],
+        ['get', 'leases.coordination.k8s.io/heartline-controller', ...n],
+        ['create', 'leases.coordination.k8s.io', ...n],
+        ['update', 'leases.coordination.k8s.io/heartline-controller', ...n],
+        ['patch', 'nodes'],
+        ['delete', 'nodes'],
+        ['create', 'events', ...n],
+        ['create', 'pods', ...n],
+      ];
+      const got = async (list: string[][]) =>
+        Object.fromEntries(await Promise.all(list.map(async (a) => [a.join(' '), await canI(AGENT, a)] as const)));
+      expect(await got(yes)).toEqual(Object.fromEntries(yes.map((a) => [a.join(' '), true])));
+      expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
+    });
+
+    it('controller RBAC: CRDs and Secrets of its namespace, status and finalizers, its Lease; nothing else', async () => {
+      const n = ['-n', SYSTEM_NS];
+      const yes = [
+        ['watch', 'haclusters.heartline.dev', ...n],
+        ['list', 'virtualips.heartline.dev', ...n],
+        ['watch', 'resources.heartline.dev', ...n],
+        ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
+        ['patch', 'haclusters.heartline.dev', '--subresource=status', ...n],
+        ['patch', 'virtualips.heartline.dev', ...n],
+        ['watch', 'secrets', ...n],
+        ['watch', 'nodes'],
+        ['create', 'events.events.k8s.io', ...n],
+        ['create', 'leases.coordination.k8s.io', ...n],
+        ['get', 'leases.coordination.k8s.io/heartline-controller', ...n],
+        ['update', 'leases.coordination.k8s.io/heartline-controller', ...n],
+      ];
+      const no = [
+        ['delete', 'nodes'],
+        ['patch', 'nodes'],
+        ['get', 'secrets/any', '-n', 'kube-system'],
+        ['list', 'secrets', '-n', 'default'],
+        ['list', 'secrets', '--all-namespaces'],
+        ['create', 'secrets', ...n],
+        ['update', 'secrets/heartline-auth', ...n],
+        ['delete', 'virtualips.heartline.dev', ...n],
+        ['create', 'virtualips.heartline.dev', ...n],
+        ['patch', 'resources.heartline.dev', '--subresource=status', ...n],
+        ['watch', 'virtualips.heartline.dev', '-n', 'default'],
+        ['update', 'leases.coordination.k8s.io/other', ...n],
+        ['get', 'leases.coordination.k8s.io/heartline-controller', '-n', 'kube-system'],
+        ['delete', 'leases.coordination.k8s.io/heartline-controller', ...n],
+        ['create', 'pods', ...n],
+      ];
+      const got = async (list: string[][]) =>
+        Object.fromEntries(await Promise.all(list.map(async (a) => [a.join(' '), await canI(CONTROLLER, a)] as const)));
+      expect(await got(yes)).toEqual(Object.fromEntries(yes.map((a) => [a.join(' '), true])));
+      expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
+    });
+
+    it('the example overlay moves the namespaced grants and names to its HACluster', async () => {
+      await must(['apply', '-f', '-'], toYaml(example.filter((o) => RBAC_KINDS.has(o.kind) && o.kind !== 'Namespace')));
+      try {
+        const n = ['-n', EXAMPLE_NS];
+        expect(await canI(AGENT, ['watch', 'secrets/web-auth', ...n])).toBe(true);
+        expect(await canI(AGENT, ['get', 'secrets/heartline-auth', ...n])).toBe(false);
+        expect(await canI(AGENT, ['watch', 'haclusters.heartline.dev/web', ...n])).toBe(true);
+        expect(await canI(AGENT, ['get', 'haclusters.heartline.dev/heartline', ...n])).toBe(false);
+        expect(await canI(CONTROLLER, ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n])).toBe(true);
+      } finally {
+        // Back to the base's configuration for the tests that follow.
+        await must(['apply', '-f', '-'], toYaml(base.filter((o) => o.kind === 'ConfigMap')));
+      }
+    });
+
+    it('a Secret watch by name is authorized by resourceNames (real requests on the agent token)', async () => {
+      await must(['create', 'secret', 'generic', 'heartline-auth', '--from-literal=1=deploy-test-only-key-0123456789abcdef', ...['-n', SYSTEM_NS]]);
+      await must(['create', 'secret', 'generic', 'other', '--from-literal=x=y', '-n', SYSTEM_NS]);
+      const agentKc = await serviceAccountKubeconfig(tmp, 'heartline-agent');
+      const as = (args: string[]) => kubectl([`--kubeconfig=${agentKc}`, ...args]);
+      const byName = await as(['get', 'secrets', '-n', SYSTEM_NS, '--field-selector=metadata.name=heartline-auth', '-o', 'name']);
+      expect({ code: byName.code, out: byName.stdout.trim() }).toEqual({ code: 0, out: 'secret/heartline-auth' });
+      const all = await as(['get', 'secrets', '-n', SYSTEM_NS, '-o', 'name']);
+      expect(all.code).not.toBe(0);
+      expect(all.stderr).toContain('forbidden');
+      const other = await as(['get', 'secret', 'other', '-n', SYSTEM_NS]);
+      expect(other.code).not.toBe(0);
+      expect(other.stderr).toContain('forbidden');
+    });
+
+    it("the agent's watches and Events work through K8sApiSource on the agent's token", async () => {
+      const hac = {
+        apiVersion: 'heartline.dev/v1alpha1',
+        kind: 'HACluster',
+        metadata: { name: 'heartline', namespace: SYSTEM_NS },
+        spec: { nodeSelector: { 'heartline.dev/none': 'deploy-test' }, authSecretRef: { name: 'heartline-auth', activeKeyId: '1' }, quorum: 'witness' },
+      };
+      const vip = {
+        apiVersion: 'heartline.dev/v1alpha1',
+        kind: 'VirtualIP',
+        metadata: { name: 'web', namespace: SYSTEM_NS },
+        spec: { clusterRef: { name: 'heartline' }, address: '198.18.0.100/24' },
+      };
+      await must(['apply', '-f', '-'], [hac, vip].map((o) => JSON.stringify(o)).join('\n'));
+      const kc = loadKubeConfig(await serviceAccountKubeconfig(tmp, 'heartline-agent'));
+      const source = new K8sApiSource(
+        { kubeConfig: kc, clock: new SystemClock(), logger: pino({ level: 'silent' }) },
+        { identity: 'deploy-test-node', reportingController: 'heartline.dev/agent', resyncMs: 0, backoffMaxMs: 1000 },
+      );
+      api.push(source);
+      // The same watches as Agent.start() and its auth Secret watch (src/agent/agent.ts).
+      const watches: [ApiKind, WatchOptions][] = [
+        ['HACluster', { namespace: SYSTEM_NS, fieldSelector: 'metadata.name=heartline' }],
+        ['VirtualIP', { namespace: SYSTEM_NS }],
+        ['Resource', { namespace: SYSTEM_NS }],
+        ['Node', {}],
+        ['Secret', { namespace: SYSTEM_NS, fieldSelector: 'metadata.name=heartline-auth' }],
+      ];
+      const seen = new Map<ApiKind, string[]>();
+      const synced = new Set<ApiKind>();
+      const handles: Stoppable[] = watches.map(([kind, opts]) =>
+        source.watch(
+          kind,
+          (e) => {
+            if (e.type === 'synced') synced.add(kind);
+            else seen.set(kind, [...(seen.get(kind) ?? []), e.object.metadata.name]);
+          },
+          opts,
+        ),
+      );
+      try {
+        await until('every agent watch to sync', async () => synced.size === watches.length, 20_000);
+        expect(seen.get('HACluster')).toEqual(['heartline']);
+        expect(seen.get('Secret')).toEqual(['heartline-auth']);
+        expect(seen.get('VirtualIP')).toEqual(['web']);
+        const obj = await must(['get', 'vip', 'web', '-n', SYSTEM_NS, '-o', 'json']);
+        await source.event({ regarding: JSON.parse(obj), type: 'Normal', reason: 'DeployTest', note: 'agent token can create Events', action: 'Test' });
+        const events = await must(['get', 'events.events.k8s.io', '-n', SYSTEM_NS, '-o', 'jsonpath={.items[*].reason}']);
+        expect(events.split(' ')).toContain('DeployTest');
+        await expect(
+          source.patchStatus('VirtualIP', { namespace: SYSTEM_NS, name: 'web' }, { phase: 'Bound' }),
+        ).rejects.toThrow(/HTTP 403/);
+      } finally {
+        for (const h of handles) h.stop();
+      }
+    });
+
+    it('the real controller runs on its token: leads, gets ready, writes status and the finalizer, never forbidden', async () => {
+      const kc = await serviceAccountKubeconfig(tmp, 'heartline-controller');
+      const d = find<Workload>(base, 'Deployment', 'heartline-controller', SYSTEM_NS);
+      const leaseName = d.spec.template.spec.containers[0]!.args!.find((a) => a.startsWith('--lease-name='))!.split('=')[1]!;
+      controller = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/main.ts',
+          'controller',
+          `--kubeconfig=${kc}`,
+          `--namespace=${SYSTEM_NS}`,
+          `--lease-namespace=${SYSTEM_NS}`,
+          `--lease-name=${leaseName}`,
+          '--identity=deploy-test',
+          '--witness-listen=127.0.0.1:0',
+          '--witness-address=127.0.0.1',
+          '--metrics-listen=127.0.0.1:0',
+        ],
+        { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HEARTLINE_LOG_LEVEL: 'info' } },
+      );
+      const lines: string[] = [];
+      let buf = '';
+      controller.stdout!.on('data', (b: Buffer) => {
+        buf += b.toString();
+        const parts = buf.split('\n');
+        buf = parts.pop() ?? '';
+        lines.push(...parts);
+      });
+      let stderr = '';
+      controller.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+      const exited = new Promise<number | null>((resolve) => controller!.once('exit', (code) => resolve(code)));
+      try {
+        const started = await until('"controller started"', async () =>
+          lines.map((l) => JSON.parse(l) as { msg: string; metrics?: string }).find((l) => l.msg === 'controller started'),
+        );
+        const ready = await until('/readyz 200 (every watch listed)', async () => {
+          const r = await fetch(`http://${started.metrics}/readyz`);
+          return r.status === 200 ? r.text() : undefined;
+        });
+        expect(ready.trim()).toBe('leader');
+        const holder = await must(['get', 'lease', leaseName, '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.holderIdentity}']);
+        expect(holder).toBe('deploy-test');
+        await until('HACluster status.witness', async () => {
+          const r = await kubectl(['get', 'hac', 'heartline', '-n', SYSTEM_NS, '-o', 'jsonpath={.status.witness.address}']);
+          return r.stdout === '127.0.0.1';
+        });
+        await until('the VirtualIP finalizer and status', async () => {
+          const r = await kubectl(['get', 'vip', 'web', '-n', SYSTEM_NS, '-o', 'json']);
+          const o = JSON.parse(r.stdout) as { metadata: { finalizers?: string[] }; status?: { conditions?: unknown[] } };
+          return (o.metadata.finalizers ?? []).includes(VIP_FINALIZER) && (o.status?.conditions ?? []).length > 0;
+        });
+        controller.kill('SIGTERM');
+        expect(await exited).toBe(0);
+        const denied = [...lines, ...stderr.split('\n')].filter((l) => /forbidden|HTTP 403/i.test(l));
+        expect(denied).toEqual([]);
+      } finally {
+        if (controller.exitCode === null) controller.kill('SIGKILL');
+        // Let the namespace go without a controller to remove the finalizer.
+        await kubectl(['patch', 'vip', 'web', '-n', SYSTEM_NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+      }
+    });
+  });
+});
