@@ -191,6 +191,17 @@ describe('controller on a simulated cluster', () => {
     expect(rig.api.events.filter((e) => e.reason === 'QuorumLost').map((e) => e.regarding.kind).sort()).toEqual(['HACluster', 'VirtualIP']);
   });
 
+  it('retries failed status writes with backoff and records the failure in metrics', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    rig.api.failNext('patchStatus', new Error('injected: connection refused'), 4);
+    await boot(rig);
+    const s = await rig.vipStatus();
+    expect(s.holder).toBeDefined();
+    const { metrics } = rig.controllers[0]!;
+    expect(await metrics.registry.getSingleMetricAsString('heartline_controller_api_requests_total')).toMatch(/verb="patch-status",kind="[A-Za-z]+",result="error"} \d/);
+    expect(await metrics.registry.getSingleMetricAsString('heartline_controller_reconcile_duration_seconds')).toContain('result="error"');
+  });
+
   it('marks an invalid VirtualIP with the field and the fix', async () => {
     rig = new Rig({ nodes: ['node-a'] });
     rig.api.apply('VirtualIP', { metadata: { name: 'bad', namespace: NS }, spec: { clusterRef: { name: 'web' }, address: '198.18.0.300/24' } });
