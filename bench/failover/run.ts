@@ -1,0 +1,474 @@
+/**
+ * Failover benchmark: Heartline (default and fast profiles) and keepalived (advert_int 1 s and
+ * 0.1 s) side by side, each in its own lab of 3 node namespaces, all up at once, with trials
+ * interleaved round by round (a round runs one trial of every configuration and fault, one
+ * at a time), so paired configurations see the same machine load.
+ *
+ *   npx tsx bench/failover/run.ts [--trials 20] [--configs heartline-fast,keepalived-0.1s]
+ *                                 [--faults poweroff,sigkill] [--out bench/results/failover.json]
+ *
+ * A trial: make sure the VIP is on exactly one node and the client has had 500 ms of good
+ * replies from it; inject the fault on that node; watch until `--hold-ms` after the fault
+ * (and at least 1 s after the first good reply from another node; at most `--max-wait-ms`);
+ * then recover (power-off: the node boots again — addresses cleared as a power cycle does,
+ * links up, HTTP service and daemon started; SIGKILL: the daemon is restarted) and watch until
+ * the daemon has rejoined plus `--settle-ms`. The client probes the VIP at 100 Hz over HTTP
+ * (hack/lab/prober.ts) and the sampler reads every node's addresses every 20 ms and on every
+ * rtnetlink event (hack/lab/sampler.ts). Results go to the JSON file after every trial.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { analyze } from '../../hack/lab/analyze.js';
+import { VIP_ADDRESS, VIP_CIDR, HTTP_PORT } from '../../hack/lab/cluster.js';
+import { labNow } from '../../hack/lab/clock.js';
+import { startProber, type Prober } from '../../hack/lab/prober.js';
+import { startSampler, type AddressSample } from '../../hack/lab/sampler.js';
+import { ip, isInstrument, killNamespace, nsPids, signal, sleep } from '../../hack/lab/sh.js';
+import { delAddress, powerOn, type Lab } from '../../hack/lab/topology.js';
+import {
+  CONFIGS,
+  CONFIG_DESCRIPTIONS,
+  startHeartline,
+  startKeepalived,
+  type ConfigName,
+  type Target,
+} from './targets.js';
+import { pairedRatio, summarize, summaryRows, table, type TrialResult } from './stats.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const FAULTS = ['poweroff', 'sigkill'] as const;
+type Fault = (typeof FAULTS)[number];
+
+const LAB_IDS: Record<ConfigName, string> = {
+  'heartline-default': 'bfhld',
+  'heartline-fast': 'bfhlf',
+  'keepalived-1s': 'bfka1',
+  'keepalived-0.1s': 'bfka01',
+};
+
+// ------------------------------------------------------------------ arguments
+
+const argv = process.argv.slice(2);
+function opt(flag: string, dflt: string): string {
+  const i = argv.indexOf(flag);
+  if (i < 0) return dflt;
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
+  return v;
+}
+function num(flag: string, dflt: number): number {
+  const v = Number(opt(flag, String(dflt)));
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} must be a positive number, got ${opt(flag, '')}`);
+  return v;
+}
+function list<T extends string>(flag: string, all: readonly T[]): T[] {
+  const raw = opt(flag, all.join(','));
+  const got = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const g of got) {
+    if (!all.includes(g as T)) throw new Error(`${flag}: unknown "${g}": use one or more of ${all.join(', ')}`);
+  }
+  return got as T[];
+}
+if (argv.includes('--help')) {
+  process.stdout.write(
+    'npx tsx bench/failover/run.ts [--trials 20] [--configs a,b] [--faults poweroff,sigkill] [--out FILE]\n' +
+      `  configs: ${CONFIGS.join(', ')}\n  faults: ${FAULTS.join(', ')}\n` +
+      '  --hold-ms 4000 (fault window at least)  --max-wait-ms 12000  --settle-ms 2000\n',
+  );
+  process.exit(0);
+}
+const trials = num('--trials', 20);
+const configs = list('--configs', CONFIGS);
+const faults = list('--faults', FAULTS);
+const outFile = resolve(opt('--out', resolve(ROOT, 'bench/results/failover.json')));
+const holdMs = num('--hold-ms', 4000);
+const maxWaitMs = num('--max-wait-ms', 12_000);
+const settleMs = num('--settle-ms', 2000);
+
+const say = (m: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
+const load = () => os.loadavg().map((x) => Number(x.toFixed(2)));
+
+// ------------------------------------------------------------------ machine
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string };
+    return `${e.stdout ?? ''}${e.stderr ?? ''}`.trim();
+  }
+}
+function machine() {
+  return {
+    nproc: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    keepalived: sh('keepalived', ['--version']).split('\n')[0] ?? 'unknown',
+    git: {
+      commit: sh('git', ['-C', ROOT, 'rev-parse', 'HEAD']),
+      dirtySrc: sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'native', 'hack/lab'])
+        .split('\n')
+        .filter(Boolean),
+    },
+  };
+}
+
+// ------------------------------------------------------------------ per-lab instruments
+
+interface Bench {
+  target: Target;
+  prober: Prober;
+  paused: boolean;
+}
+
+function pauseProber(b: Bench): void {
+  if (!b.paused) signal(b.prober.pid, 'SIGSTOP');
+  b.paused = true;
+}
+function resumeProber(b: Bench): void {
+  if (b.paused) signal(b.prober.pid, 'SIGCONT');
+  b.paused = false;
+}
+
+/** Holders now, from the latest sample of each node. */
+function holdersNow(samples: readonly AddressSample[], nodes: readonly string[]): string[] | undefined {
+  const seen = new Map<string, AddressSample>();
+  for (let i = samples.length - 1; i >= 0 && seen.size < nodes.length; i--) {
+    const s = samples[i]!;
+    if (!seen.has(s.node)) seen.set(s.node, s);
+  }
+  if (seen.size < nodes.length) return undefined;
+  return [...seen.values()].filter((s) => s.live.includes(VIP_ADDRESS)).map((s) => s.node).sort();
+}
+
+/**
+ * Waits until exactly one node holds the VIP, every daemon runs, and the last 500 ms of
+ * probes all got good replies from that node. Returns it, or undefined after `timeoutMs`.
+ */
+async function stableHolder(b: Bench, samples: readonly AddressSample[], timeoutMs: number): Promise<string | undefined> {
+  const nodes = b.target.lab.nodes.map((n) => n.name);
+  const end = performance.now() + timeoutMs;
+  while (performance.now() < end) {
+    const now = labNow();
+    const recent = [];
+    for (let i = b.prober.records.length - 1; i >= 0; i--) {
+      const r = b.prober.records[i]!;
+      if (r.t < now - 700) break;
+      if (r.t < now - 200) recent.push(r);
+    }
+    const holders = holdersNow(samples, nodes);
+    const node = recent[0]?.node;
+    const ok =
+      recent.length >= 40 &&
+      recent.every((r) => r.ok && r.node === node) &&
+      holders?.length === 1 &&
+      holders[0] === node;
+    if (ok) {
+      let daemons = true;
+      for (const n of nodes) daemons &&= await b.target.daemonRunning(n);
+      if (daemons) return node;
+    }
+    await sleep(100);
+  }
+  return undefined;
+}
+
+async function vipOnLink(ns: string): Promise<boolean> {
+  const out = await ip('-n', ns, '-o', '-4', 'addr', 'show', 'dev', 'eth0').catch(() => '');
+  return out.includes(` ${VIP_ADDRESS}/`);
+}
+
+/**
+ * topology.powerOff with the fault time taken when it bites: the node's processes are listed
+ * first, then (fault time) frozen, the switch port goes down, they are killed and the node's
+ * link goes down. Returns the fault time (lab clock).
+ */
+async function powerOffAt(lab: Lab, name: string): Promise<number> {
+  const h = lab.nodes.find((n) => n.name === name)!;
+  const victims: number[] = [];
+  for (const p of await nsPids(h.ns)) if (p !== process.pid && !(await isInstrument(p))) victims.push(p);
+  const at = labNow();
+  for (const p of victims) signal(p, 'SIGSTOP');
+  await ip('-n', lab.sw, 'link', 'set', h.port, 'down');
+  for (const p of victims) signal(p, 'SIGKILL');
+  await killNamespace(h.ns, true);
+  await ip('-n', h.ns, 'link', 'set', 'eth0', 'down');
+  return at;
+}
+
+async function linkIsDown(lab: Lab, name: string): Promise<boolean> {
+  const h = lab.nodes.find((n) => n.name === name)!;
+  const out = await ip('-n', h.ns, '-o', 'link', 'show', 'dev', 'eth0').catch(() => '');
+  return !/state UP/.test(out);
+}
+
+async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult> {
+  const t = b.target;
+  const nodes = t.lab.nodes.map((n) => n.name);
+  const sampler = await startSampler({ nodes: t.lab.nodes });
+  resumeProber(b);
+  try {
+    await sleep(800);
+    const from = await stableHolder(b, sampler.samples, 30_000);
+    const base = { config: t.config, fault, round, load1: load()[0]! };
+    if (!from) {
+      const h = holdersNow(sampler.samples, nodes);
+      return skip(base, `no stable single holder within 30 s (holders ${JSON.stringify(h)})`);
+    }
+    let faultAt: number;
+    if (fault === 'poweroff') faultAt = await powerOffAt(t.lab, from);
+    else {
+      faultAt = labNow();
+      await t.killDaemon(from);
+    }
+
+    // Fault window: until holdMs after the fault and 1 s after another node first answered.
+    let moved: number | undefined;
+    let scanned = 0;
+    for (;;) {
+      const now = labNow();
+      const recs = b.prober.records;
+      for (; moved === undefined && scanned < recs.length; scanned++) {
+        const r = recs[scanned]!;
+        if (r.ok && r.node !== from && r.t + r.ms >= faultAt) moved = r.t + r.ms;
+      }
+      if (now >= faultAt + maxWaitMs) break;
+      if (moved !== undefined && now >= Math.max(faultAt + holdMs, moved + 1000)) break;
+      await sleep(20);
+    }
+    const recoverAt = labNow();
+    const host = t.lab.nodes.find((n) => n.name === from)!;
+    let vipLeftOnDeadNode: boolean | undefined;
+    let action: string;
+    if (fault === 'poweroff') {
+      // A power cycle loses every address: clear what the dead node still had on its down link.
+      vipLeftOnDeadNode = await vipOnLink(host.ns);
+      if (vipLeftOnDeadNode) await delAddress(t.lab, from, VIP_CIDR);
+      await powerOn(t.lab, from);
+      await t.startHttp(from);
+      action = 'power-on (addresses cleared as by a power cycle), HTTP service and daemon started';
+    } else {
+      action = 'daemon restarted';
+    }
+    const started = performance.now();
+    await t.startDaemon(from);
+    await t.waitJoined(from, started, 60_000);
+    await sleep(settleMs);
+    const end = labNow();
+    await sleep(150); // let in-flight probes report before the prober is frozen
+    pauseProber(b);
+
+    const samples = (await sampler.stop()).filter((s) => s.t <= end);
+    const probes = b.prober.records.filter((p) => p.t >= faultAt - 1000 && p.t < end);
+    const fw = analyze({
+      probes: probes.filter((p) => p.t < recoverAt),
+      samples,
+      vip: VIP_ADDRESS,
+      faultAt,
+      from,
+      window: { from: faultAt, to: recoverAt },
+    });
+    const rw = analyze({
+      probes: probes.filter((p) => p.t >= recoverAt),
+      samples,
+      vip: VIP_ADDRESS,
+      faultAt: recoverAt,
+      window: { from: recoverAt, to: end },
+    });
+    const firstMoved =
+      fw.failover.failoverMs !== undefined ? faultAt + fw.failover.failoverMs : Number.POSITIVE_INFINITY;
+    const oldReplies = probes.filter(
+      (p) => p.t < recoverAt && p.ok && p.node === from && p.t + p.ms > firstMoved,
+    ).length;
+    const res: TrialResult = {
+      ...base,
+      faultAt,
+      from,
+      dualHolderMs: Math.round(fw.dualHolderMs),
+      noHolderMs: Math.round(fw.noHolderMs),
+      lostProbes: fw.probesAfterFault.lost,
+      okProbes: fw.probesAfterFault.ok,
+      probeErrors: fw.probesAfterFault.byError,
+      oldNodeRepliesAfterFailover: oldReplies,
+      faultWindowMs: Math.round(recoverAt - faultAt),
+      recovery: {
+        action,
+        ...(vipLeftOnDeadNode !== undefined ? { vipLeftOnDeadNode } : {}),
+        dualHolderMs: Math.round(rw.dualHolderMs),
+        noHolderMs: Math.round(rw.noHolderMs),
+        lostProbes: rw.probes.lost,
+        holdersAfter: rw.timeline.at(-1)?.holders ?? [],
+        windowMs: Math.round(end - recoverAt),
+      },
+    };
+    if (fw.failover.to !== undefined) res.to = fw.failover.to;
+    if (fw.failover.failoverMs !== undefined) res.failoverMs = Number(fw.failover.failoverMs.toFixed(1));
+    if (fw.failover.firstReplyMs !== undefined) res.firstReplyMs = Number(fw.failover.firstReplyMs.toFixed(1));
+    // Keep memory flat over a long run.
+    b.prober.records.splice(0, b.prober.records.length);
+    return res;
+  } finally {
+    pauseProber(b);
+    await sampler.stop().catch(() => undefined);
+  }
+}
+
+function skip(base: { config: string; fault: string; round: number; load1: number }, why: string): TrialResult {
+  return {
+    ...base,
+    faultAt: labNow(),
+    from: '',
+    dualHolderMs: 0,
+    noHolderMs: 0,
+    lostProbes: 0,
+    okProbes: 0,
+    oldNodeRepliesAfterFailover: 0,
+    faultWindowMs: 0,
+    recovery: { action: 'none', dualHolderMs: 0, noHolderMs: 0, lostProbes: 0, holdersAfter: [], windowMs: 0 },
+    skipped: why,
+  };
+}
+
+/** After a skipped trial: make sure every node's HTTP service and daemon run again. */
+async function repair(b: Bench): Promise<void> {
+  for (const n of b.target.lab.nodes) {
+    if (await linkIsDown(b.target.lab, n.name)) {
+      say(`  repair: powering ${n.name} of ${b.target.config} on (addresses cleared, HTTP service started)`);
+      if (await vipOnLink(n.ns)) await delAddress(b.target.lab, n.name, VIP_CIDR).catch(() => undefined);
+      await powerOn(b.target.lab, n.name);
+      await b.target.startHttp(n.name).catch((e: unknown) => say(`  repair failed: ${String(e)}`));
+    }
+    if (!(await b.target.daemonRunning(n.name))) {
+      say(`  repair: starting the daemon on ${n.name} of ${b.target.config}`);
+      const started = performance.now();
+      await b.target.startDaemon(n.name).catch((e: unknown) => say(`  repair failed: ${String(e)}`));
+      await b.target.waitJoined(n.name, started, 60_000).catch(() => undefined);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+function report(results: readonly TrialResult[]): string {
+  const ss = [];
+  for (const f of faults) for (const c of configs) ss.push(summarize(results, c, f));
+  const { head, rows } = summaryRows(ss);
+  const out = [table(head, rows)];
+  if (configs.includes('heartline-fast') && configs.includes('keepalived-0.1s')) {
+    for (const f of faults) {
+      const r = pairedRatio(results, f, 'heartline-fast', 'keepalived-0.1s');
+      out.push(
+        `${f}: heartline-fast / keepalived-0.1s over ${r.pairs} paired rounds: median of ratios ${r.medianOfRatios.toFixed(2)}, ratio of medians ${r.ratioOfMedians.toFixed(2)}, heartline-fast faster in ${r.numeratorFaster}/${r.pairs}`,
+      );
+    }
+  }
+  if (configs.includes('heartline-default') && configs.includes('keepalived-1s')) {
+    for (const f of faults) {
+      const r = pairedRatio(results, f, 'heartline-default', 'keepalived-1s');
+      out.push(
+        `${f}: heartline-default / keepalived-1s over ${r.pairs} paired rounds: median of ratios ${r.medianOfRatios.toFixed(2)}, ratio of medians ${r.ratioOfMedians.toFixed(2)}`,
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+// ------------------------------------------------------------------ main
+
+const benches: Bench[] = [];
+let stopping = false;
+async function teardown(): Promise<void> {
+  for (const b of benches) {
+    resumeProber(b);
+    await b.prober.stop().catch(() => undefined);
+    await b.target.stop().catch((e: unknown) => say(`teardown of ${b.target.config}: ${String(e)}`));
+  }
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    stopping = true;
+    say(`${sig}: stopping after tearing the labs down`);
+    void teardown().then(() => process.exit(130));
+  });
+}
+
+const meta = {
+  benchmark: 'failover',
+  startedAt: new Date().toISOString(),
+  endedAt: '',
+  loadStart: load(),
+  loadEnd: [] as number[],
+  machine: machine(),
+  command: `npx tsx bench/failover/run.ts ${argv.join(' ')}`.trim(),
+  params: { trials, configs, faults, holdMs, maxWaitMs, settleMs, proberHz: 100, probeTimeoutMs: 100, connectTimeoutMs: 50, samplerMs: 20, vip: VIP_CIDR, port: HTTP_PORT, nodes: 3 },
+  configs: Object.fromEntries(configs.map((c) => [c, CONFIG_DESCRIPTIONS[c]])),
+};
+const results: TrialResult[] = [];
+function save(): void {
+  mkdirSync(dirname(outFile), { recursive: true });
+  const ss = [];
+  for (const f of faults) for (const c of configs) ss.push(summarize(results, c, f));
+  const ratios = [];
+  if (configs.includes('heartline-fast') && configs.includes('keepalived-0.1s')) {
+    for (const f of faults) ratios.push(pairedRatio(results, f, 'heartline-fast', 'keepalived-0.1s'));
+  }
+  if (configs.includes('heartline-default') && configs.includes('keepalived-1s')) {
+    for (const f of faults) ratios.push(pairedRatio(results, f, 'heartline-default', 'keepalived-1s'));
+  }
+  writeFileSync(outFile, `${JSON.stringify({ meta, summary: ss, ratios, trials: results }, null, 2)}\n`);
+}
+
+try {
+  say(`failover benchmark: ${configs.join(', ')} x ${faults.join(', ')} x ${trials} trials; load ${meta.loadStart.join(' ')}`);
+  if (meta.machine.git.dirtySrc.length) say(`note: uncommitted changes under src/native/hack/lab: ${meta.machine.git.dirtySrc.length} files`);
+  for (const c of configs) {
+    const id = LAB_IDS[c];
+    const target = c.startsWith('heartline')
+      ? await startHeartline(c as 'heartline-default' | 'heartline-fast', id, say)
+      : await startKeepalived(c as 'keepalived-1s' | 'keepalived-0.1s', id, say);
+    const prober = await startProber({ ns: target.lab.client.ns, target: VIP_ADDRESS, port: HTTP_PORT });
+    const b: Bench = { target, prober, paused: false };
+    benches.push(b);
+    pauseProber(b);
+  }
+  for (let round = 0; round < trials && !stopping; round++) {
+    // Rotate the order every round so no configuration always runs right after another.
+    const order = benches.map((_, i) => benches[(i + round) % benches.length]!);
+    for (const fault of faults) {
+      for (const b of order) {
+        if (stopping) break;
+        let r: TrialResult;
+        try {
+          r = await trial(b, fault, round);
+        } catch (err) {
+          r = skip({ config: b.target.config, fault, round, load1: load()[0]! }, `error: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        results.push(r);
+        if (r.skipped) {
+          say(`round ${round} ${b.target.config} ${fault}: SKIPPED ${r.skipped}`);
+          await repair(b);
+        } else {
+          say(
+            `round ${round} ${b.target.config} ${fault}: ${r.from}->${r.to ?? 'none'} failover ${r.failoverMs?.toFixed(0) ?? '-'} ms, dual ${r.dualHolderMs} ms, none ${r.noHolderMs} ms, lost ${r.lostProbes}, old-node replies ${r.oldNodeRepliesAfterFailover}; recovery dual ${r.recovery.dualHolderMs} ms lost ${r.recovery.lostProbes} holders ${r.recovery.holdersAfter.join(',')}; load ${r.load1}`,
+          );
+        }
+        save();
+      }
+    }
+  }
+  meta.loadEnd = load();
+  meta.endedAt = new Date().toISOString();
+  save();
+  process.stdout.write(`\n${report(results)}\n\nload average start ${meta.loadStart.join(' ')}, end ${meta.loadEnd.join(' ')}; results in ${outFile}\n`);
+} catch (err) {
+  process.stderr.write(`failover benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  if (!stopping) await teardown();
+}
+
