@@ -160,6 +160,29 @@ describe('controller on a simulated cluster', () => {
     expect(second.api.total('patch-status')).toBeGreaterThan(0);
   });
 
+  it('a leader that cannot renew stops its witness and reconcilers before the lease could pass on', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    await boot(rig);
+    const first = rig.controllers[0]!;
+    const second = rig.addController('c2');
+    await rig.advance(3000);
+    expect(first.controller.isLeader).toBe(true);
+    rig.leases.failNext(16); // about 16 s of failed Lease requests (both instances try every 2 s)
+    await rig.advance(13_500); // past the 10 s renew deadline plus one renew period
+    expect(first.controller.isLeader).toBe(false);
+    expect(second.controller.isLeader).toBe(false);
+    expect(await first.metrics.registry.getSingleMetricAsString('heartline_controller_leader')).toContain('heartline_controller_leader 0');
+    // Nobody leads: nothing is written, even when the holder changes.
+    const writes = first.api.total('patch-status') + second.api.total('patch-status');
+    await rig.agents.get(rig.holders()[0]!)!.crash();
+    await rig.advance(1500);
+    expect(first.api.total('patch-status') + second.api.total('patch-status')).toBe(writes);
+    // The Lease API is back: exactly one instance leads again and catches up.
+    await rig.until(() => first.controller.isLeader || second.controller.isLeader, 20_000);
+    expect(first.controller.isLeader && second.controller.isLeader).toBe(false);
+    await rig.until(async () => (await rig.vipStatus()).failoverCount === 1);
+  });
+
   it('votes as witness in a two-node cluster: the survivor takes over only with the witness vote', async () => {
     rig = new Rig({ nodes: ['node-a', 'node-b'], quorum: 'witness', vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a'] }] });
     await boot(rig);
