@@ -58,6 +58,18 @@ function unusable(m: ElectionMember, eligible: ReadonlySet<MemberId> | undefined
   return undefined;
 }
 
+const hashMemo = new Map<string, number>();
+function tieBreak(vip: VipId, member: MemberId): number {
+  const key = `${vip}\u0000${member}`;
+  let h = hashMemo.get(key);
+  if (h === undefined) {
+    if (hashMemo.size > 100_000) hashMemo.clear();
+    h = fnv1a(key);
+    hashMemo.set(key, h);
+  }
+  return h;
+}
+
 /**
  * Ranks usable members: preferred order first, then least load, then hash of (vip, member).
  * Exported so the controller and the status writer rank the same way.
@@ -69,7 +81,7 @@ export function rank(spec: ElectionVip, members: readonly ElectionMember[]): Ele
     (a, b) =>
       score(a) - score(b) ||
       a.load - b.load ||
-      fnv1a(`${spec.vip}\u0000${a.id}`) - fnv1a(`${spec.vip}\u0000${b.id}`) ||
+      tieBreak(spec.vip, a.id) - tieBreak(spec.vip, b.id) ||
       (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
   );
 }

@@ -35,6 +35,8 @@ export interface Holding {
   /** Lease expiry last handed to the agent (bind/renew): the fence deadline. */
   emitted: Millis;
   boundAt: Millis;
+  /** Memoised expiry; cleared whenever `grants` changes. */
+  cached?: Millis | undefined;
 }
 
 const HISTORY = 64;
@@ -80,7 +82,20 @@ export class HolderLeases {
   }
 
   /** Lease expiry of a holding: the quorum-th latest grant, self counting as unbounded. */
-  expiry(h: { grants: Map<MemberId, Millis> }): Millis {
+  expiry(h: { grants: Map<MemberId, Millis>; cached?: Millis }): Millis {
+    if (h.cached !== undefined && this.quorum.mode !== 'ignore') return h.cached;
+    const v = this.compute(h);
+    h.cached = v;
+    return v;
+  }
+
+  private compute(h: { grants: Map<MemberId, Millis> }): Millis {
+    if (this.quorum.size === 1) return this.selfGrant;
+    if (this.quorum.size === 2) {
+      let best = -Infinity;
+      for (const [m, t] of h.grants) if (m !== this.self && t > best) best = t;
+      return best;
+    }
     const list = [this.selfGrant];
     for (const [m, t] of h.grants) if (m !== this.self) list.push(t);
     if (list.length < this.quorum.size) return -Infinity;
@@ -119,13 +134,25 @@ export class HolderLeases {
       const h = this.holdings.get(vip);
       if (!h || h.epoch !== epoch) continue;
       const prev = h.grants.get(from);
-      if (prev === undefined || prev < until) h.grants.set(from, until);
+      if (prev === undefined || prev < until) {
+        h.grants.set(from, until);
+        h.cached = undefined;
+      }
+    }
+  }
+
+  /** Records a grant (e.g. from a late ack) on a holding. */
+  grant(h: Holding, from: MemberId, until: Millis): void {
+    if ((h.grants.get(from) ?? -Infinity) < until) {
+      h.grants.set(from, until);
+      h.cached = undefined;
     }
   }
 
   /** Voter `from` refused us `vip`: drop its grant for it. */
   revoke(from: MemberId, vip: VipId): void {
-    this.holdings.get(vip)?.grants.delete(from);
+    const h = this.holdings.get(vip);
+    if (h && h.grants.delete(from)) h.cached = undefined;
   }
 
   /** Number of pages of the current holdings version. */

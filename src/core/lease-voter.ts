@@ -122,15 +122,11 @@ export class VoterTable {
     const refuse = (reason: AckRefusal): VoteDecision => ({ granted: false, reason, record: r });
     if (now < this.quietUntil() && !this.unsafe.skipQuietPeriod) return refuse(AckRefusal.Starting);
     if (epoch < r.epoch) return refuse(AckRefusal.StaleEpoch);
-    if (epoch === r.epoch) {
-      if (r.holder === candidate && !r.released) {
-        this.promise(now, r, candidate, incarnation, epoch);
-        return { granted: true, reason: AckRefusal.None, record: r };
-      }
-      if (!(this.unsafe.ackTwicePerEpoch && !r.released)) {
-        return refuse(r.released || r.holder === null ? AckRefusal.StaleEpoch : AckRefusal.OtherCandidate);
-      }
+    if (epoch === r.epoch && !(r.holder === candidate && !r.released) && !(this.unsafe.ackTwicePerEpoch && !r.released)) {
+      return refuse(r.released || r.holder === null ? AckRefusal.StaleEpoch : AckRefusal.OtherCandidate);
     }
+    // Checked on every ack, re-acks included: knowledge learned from third parties may name
+    // a holder at this epoch that this voter never promised anything.
     if (this.promised(now, vip, candidate) && !this.unsafe.ackDuringPromise) return refuse(AckRefusal.PromiseActive);
     r.epoch = epoch;
     r.holder = candidate;
@@ -165,6 +161,8 @@ export class VoterTable {
   learn(vip: VipId, epoch: Epoch, holder: MemberId | null): void {
     const r = this.get(vip);
     if (epoch <= r.epoch) return;
+    // While we hold it, only a confirmed newer holding (onHoldings) displaces us.
+    if (r.promiseTo === this.self && r.promiseUntil === Infinity) return;
     r.epoch = epoch;
     r.holder = holder;
     r.holderIncarnation = 0;

@@ -12,7 +12,7 @@
  *   greater incarnation than its previous life;
  * - `wakeAt()` tells when `tick` must next be called (calling it more often is harmless).
  */
-import { elect, type ElectionMember, type ElectionResult, type ElectionVip } from './election.js';
+import { elect, rank, type ElectionMember, type ElectionResult, type ElectionVip } from './election.js';
 import { HolderLeases, quorumOf, type Holding, type Quorum, type QuorumMode } from './lease-holder.js';
 import { VoterTable, type UnsafeOptions } from './lease-voter.js';
 import { Membership, type Liveness, type LivenessChange } from './membership.js';
@@ -140,6 +140,7 @@ export class Member {
   private readonly assigned = new Map<VipId, { holder: MemberId | null; epoch: Epoch }>();
   private readonly acquiring = new Map<VipId, Acquisition>();
   private readonly echo = new Map<MemberId, EchoState>();
+  private readonly unheldSince = new Map<VipId, Millis>();
   private recentReleases: Array<HoldingEntry & { until: Millis }> = [];
   private standby = false;
   private unhealthy = new Set<VipId>();
@@ -286,7 +287,10 @@ export class Member {
   wakeAt(): Millis {
     if (!this.started || this.stopped) return Infinity;
     let t = Math.min(this.nextHeartbeatAt, this.membership.nextChangeAt(this.lastNow), this.wakeHint);
-    for (const h of this.leases.holdings.values()) t = Math.min(t, this.leases.expiry(h));
+    for (const h of this.leases.holdings.values()) {
+      const exp = this.leases.expiry(h);
+      t = Math.min(t, exp > h.emitted ? h.emitted - this.timing.intervalMs / 2 : exp);
+    }
     for (const a of this.acquiring.values()) t = Math.min(t, a.lastSentAt + this.timing.intervalMs);
     return Math.max(t, this.lastNow);
   }
@@ -358,9 +362,11 @@ export class Member {
 
   private finish(now: Millis, out: Output[]): void {
     this.expire(now, out);
+    const { intervalMs } = this.timing;
     for (const h of this.leases.holdings.values()) {
       const exp = this.leases.expiry(h);
-      if (exp >= h.emitted + this.timing.intervalMs / 4) {
+      // Renew when the lease grew enough, or when the fence deadline handed out draws near.
+      if (exp > h.emitted && (exp - h.emitted >= intervalMs / 4 || h.emitted - now <= intervalMs / 2)) {
         h.emitted = exp;
         out.push({ type: 'renew', vip: h.vip, epoch: h.epoch, leaseExpiry: exp });
       }
@@ -463,8 +469,7 @@ export class Member {
     const sent = this.leases.sendTime(ack.requestSeq);
     const held = this.leases.holdings.get(ack.vip);
     if (ack.granted && sent !== undefined && held && held.epoch === ack.epoch) {
-      const until = sent + this.timing.leaseMs;
-      if ((held.grants.get(ack.from) ?? -Infinity) < until) held.grants.set(ack.from, until);
+      this.leases.grant(held, ack.from, sent + this.timing.leaseMs);
       return;
     }
     const a = this.acquiring.get(ack.vip);
@@ -632,9 +637,24 @@ export class Member {
       }
       return result;
     }
+    // Track how long the VIP has had no live holder in our view.
+    const liveHolder = current.holder !== null && this.membership.isAlive(current.holder, now);
+    if (liveHolder) this.unheldSince.delete(vip);
+    else if (!this.unheldSince.has(vip)) this.unheldSince.set(vip, now);
     if (result.holder !== this.self) {
-      if (acq) this.abandon(now, vip, `no longer elected: ${result.reason}`, out);
-      return result;
+      const fallback = liveHolder ? undefined : this.fallback(now, vip, spec, loads);
+      if (!fallback) {
+        if (acq && !liveHolder && now - acq.startedAt < this.timing.deadMs) {
+          // Views differ on who should win; keep our running attempt for a while.
+        } else if (acq) {
+          this.abandon(now, vip, `no longer elected: ${result.reason}`, out);
+          return result;
+        } else {
+          return result;
+        }
+      } else {
+        result.reason = fallback;
+      }
     }
     if (acq) {
       if (now - acq.startedAt > this.timing.deadMs + this.timing.quietMs) {
@@ -698,6 +718,26 @@ export class Member {
     this.requestAcks(now, a, out);
     this.tryBind(now, a, out);
     return result;
+  }
+
+  /**
+   * Views may disagree on the winner (each thinks another should take it). If the VIP has
+   * had no live holder for deadMs plus `k` intervals, the member ranked k-th steps in.
+   */
+  private fallback(now: Millis, vip: VipId, spec: VipSpec, loads: Map<MemberId, number>): string | undefined {
+    const since = this.unheldSince.get(vip);
+    if (since === undefined) return undefined;
+    const members = this.electionMembers(now, vip, loads).filter(
+      (m) => m.alive && !m.standby && m.healthy && (!spec.eligible || spec.eligible.includes(m.id)),
+    );
+    const k = rank(spec, members).findIndex((m) => m.id === this.self);
+    if (k < 0) return undefined;
+    const wait = this.timing.deadMs + k * this.timing.intervalMs;
+    if (now - since < wait) {
+      this.wakeHint = Math.min(this.wakeHint, since + wait);
+      return undefined;
+    }
+    return `no live holder for ${Math.round(now - since)}ms; ${this.self} (rank ${k + 1}) steps in`;
   }
 
   private requestAcks(now: Millis, a: Acquisition, out: Output[]): void {

@@ -17,7 +17,7 @@ export interface TimingSpec {
   deadMs: Millis;
   /** At start, how long to wait for a peer never heard before declaring it dead. Default: 2 * deadMs. */
   initDeadMs?: Millis;
-  /** Lease granted by one echo, counted from the holder's send time. Default: deadMs - intervalMs. */
+  /** Lease granted by one echo, counted from the holder's send time. Default: deadMs - intervalMs/2 - margin. */
   leaseMs?: Millis;
   /**
    * Largest forward step a member's monotonic clock may take (a broken or virtualised
@@ -75,8 +75,8 @@ export function deriveTiming(spec: TimingSpec): Timing {
   };
   int('intervalMs', intervalMs);
   int('deadMs', deadMs);
-  if (deadMs < 2 * intervalMs) {
-    throw new TimingError('deadMs', `must be at least 2 * intervalMs (${2 * intervalMs}), got ${deadMs}: raise deadMs or lower intervalMs`);
+  if (deadMs < 3 * intervalMs) {
+    throw new TimingError('deadMs', `must be at least 3 * intervalMs (${3 * intervalMs}), got ${deadMs}: raise deadMs or lower intervalMs`);
   }
   const warnMs = spec.warnMs ?? Math.round((intervalMs + deadMs) / 2);
   int('warnMs', warnMs);
@@ -92,10 +92,16 @@ export function deriveTiming(spec: TimingSpec): Timing {
   if (!(Number.isInteger(maxForwardStepMs) && maxForwardStepMs >= 0)) {
     throw new TimingError('maxForwardStepMs', `must be a non-negative integer, got ${maxForwardStepMs}`);
   }
-  const leaseMs = spec.leaseMs ?? deadMs - intervalMs;
+  // Default: voters' promises (lease + margin) end half an interval before peers declare
+  // the holder dead, so a candidate's first takeover round is normally acked at once.
+  const base = deadMs - Math.floor(intervalMs / 2);
+  const leaseMs = spec.leaseMs ?? base - leaseMargin(base, driftRate, maxForwardStepMs);
   int('leaseMs', leaseMs);
-  if (leaseMs <= intervalMs) {
-    throw new TimingError('leaseMs', `must exceed intervalMs (${intervalMs}) or no echo arrives before it ends, got ${leaseMs}`);
+  if (leaseMs <= 2 * intervalMs) {
+    throw new TimingError(
+      'leaseMs',
+      `must exceed 2 * intervalMs (${2 * intervalMs}): an echo arrives up to one interval after the echoed heartbeat and must outlive the next one; got ${leaseMs}, raise deadMs`,
+    );
   }
   const marginMs = leaseMargin(leaseMs, driftRate, maxForwardStepMs);
   if (leaseMs + marginMs > deadMs) {

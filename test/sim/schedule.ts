@@ -1,0 +1,142 @@
+/**
+ * Random schedules: cluster shape, VIPs, clocks and a burst of faults, all from one seed.
+ */
+import type { QuorumMode, VipSpec } from '../../src/core/member.js';
+import type { MemberId } from '../../src/core/messages.js';
+import { deriveTiming, PROFILES, type ProfileName } from '../../src/core/timing.js';
+import { Rng } from './rng.js';
+import { CONTROLLER, type Fault, type Scenario } from './world.js';
+
+export interface ScheduleOptions {
+  profile: ProfileName;
+  /** Members: fixed, or random in [2, 9]. */
+  members?: number;
+  /** Upper bound on the number of VIPs (random in [1, maxVips]). */
+  maxVips?: number;
+  /** Quorum mode; default: witness for even sizes (sometimes majority), majority for odd. */
+  quorum?: QuorumMode;
+  /** Fault phase length (ms); default scales with deadMs. */
+  faultMs?: number;
+  /** Largest forward clock step the design tolerates (added to the margin). */
+  maxStepMs?: number;
+}
+
+export const SIM_MAX_STEP_MS = 20;
+
+/** The L1 bound the simulator checks, after the network heals (see docs/protocol.md). */
+export function l1Bound(t: { deadMs: number; intervalMs: number; quietMs: number }): number {
+  return t.deadMs + 2 * t.intervalMs + l1Slack(t);
+}
+
+/** Documented slack: one more lease wait for a voter restarted at heal time, plus delays. */
+export function l1Slack(t: { intervalMs: number; quietMs: number }): number {
+  return t.quietMs + t.intervalMs;
+}
+
+export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
+  const rng = new Rng(seed);
+  const maxStepMs = o.maxStepMs ?? SIM_MAX_STEP_MS;
+  const timing = deriveTiming({ ...PROFILES[o.profile], maxForwardStepMs: maxStepMs });
+  const n = o.members ?? rng.pick([2, 2, 3, 3, 3, 4, 5, 5, 6, 7, 8, 9]);
+  const members: MemberId[] = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const quorum: QuorumMode = o.quorum ?? (n % 2 === 0 ? (n === 2 || rng.chance(0.7) ? 'witness' : 'majority') : 'majority');
+  const witness = quorum === 'witness';
+  const nv = rng.int(1, Math.max(1, o.maxVips ?? 50));
+  const vips: VipSpec[] = [];
+  for (let i = 0; i < nv; i++) {
+    const pref = rng.shuffle([...members]).slice(0, rng.int(0, Math.min(3, n)));
+    const eligible = rng.chance(0.25) ? rng.shuffle([...members]).slice(0, rng.int(1, n)) : undefined;
+    vips.push({ vip: `default/vip-${i + 1}`, preferredNodes: pref, ...(eligible ? { eligible } : {}) });
+  }
+  const clocks: Scenario['clocks'] = {};
+  for (const id of [...members, ...(witness ? [CONTROLLER] : [])]) {
+    clocks[id] = { rate: 1 + rng.range(-timing.driftRate, timing.driftRate) * 0.999, offset: rng.range(0, 1e6) };
+  }
+
+  const { deadMs, intervalMs, initDeadMs, quietMs } = timing;
+  const warm = Math.max(initDeadMs, quietMs) + 4 * intervalMs;
+  const faultMs = o.faultMs ?? 4 * deadMs + rng.int(0, 2 * deadMs);
+  const healAt = warm + faultMs;
+  const bound = l1Bound(timing);
+  const endAt = healAt + bound + 2 * deadMs;
+  const all = [...members, ...(witness ? [CONTROLLER] : [])];
+  const faults: Fault[] = [];
+  const nf = rng.int(1, 6);
+  const at = () => warm + rng.range(0, faultMs);
+  for (let i = 0; i < nf; i++) {
+    const t = at();
+    const kind = rng.pick([
+      'crash', 'crash', 'crash', 'pause', 'pause', 'partition', 'partition', 'oneway', 'flap', 'net', 'step', 'standby', 'unhealthy', 'assign',
+    ] as const);
+    const node = rng.pick(all);
+    const member = rng.pick(members);
+    switch (kind) {
+      case 'crash': {
+        const restart = rng.chance(0.6) ? t + rng.range(0.2, 3) * deadMs : null;
+        faults.push({ at: t, kind, node, fenceKilled: rng.chance(0.15), restartAt: restart });
+        break;
+      }
+      case 'pause':
+        // Often longer than the lease: the member resumes with stale state.
+        faults.push({ at: t, kind, node, forMs: rng.range(0.2, 3) * deadMs });
+        break;
+      case 'partition': {
+        const shuffled = rng.shuffle([...all]);
+        const cut = rng.int(1, Math.max(1, shuffled.length - 1));
+        faults.push({ at: t, kind, groups: [shuffled.slice(0, cut), shuffled.slice(cut)], untilMs: t + rng.range(0.3, 4) * deadMs });
+        break;
+      }
+      case 'oneway': {
+        const to = rng.pick(all.filter((x) => x !== node));
+        if (to) faults.push({ at: t, kind, from: node, to, untilMs: t + rng.range(0.3, 4) * deadMs });
+        break;
+      }
+      case 'flap': {
+        const b = rng.pick(all.filter((x) => x !== node));
+        if (b) faults.push({ at: t, kind, a: node, b, periodMs: rng.range(0.2, 2) * intervalMs, untilMs: t + rng.range(1, 4) * deadMs });
+        break;
+      }
+      case 'net':
+        faults.push({
+          at: t,
+          kind,
+          loss: rng.range(0.02, 0.4),
+          dup: rng.range(0, 0.2),
+          spikeMs: rng.chance(0.5) ? rng.range(0.2, 1.5) * intervalMs : 0,
+          untilMs: t + rng.range(0.5, 3) * deadMs,
+        });
+        break;
+      case 'step':
+        faults.push({ at: t, kind, node, ms: rng.int(1, maxStepMs) });
+        break;
+      case 'standby':
+        faults.push({ at: t, kind, node: member, on: true });
+        if (rng.chance(0.6)) faults.push({ at: t + rng.range(0.5, 3) * deadMs, kind, node: member, on: false });
+        break;
+      case 'unhealthy': {
+        const vip = rng.pick(vips).vip;
+        faults.push({ at: t, kind, node: member, vip, on: true });
+        if (rng.chance(0.6)) faults.push({ at: t + rng.range(0.5, 3) * deadMs, kind, node: member, vip, on: false });
+        break;
+      }
+      case 'assign':
+        faults.push({ at: t, kind, vip: rng.pick(vips).vip, holder: member });
+        break;
+    }
+  }
+  faults.sort((a, b) => a.at - b.at);
+  return {
+    seed,
+    timing,
+    members,
+    witness,
+    quorum,
+    vips,
+    autoFailback: rng.chance(0.3),
+    clocks,
+    faults,
+    healAt,
+    endAt,
+    l1BoundMs: bound,
+  };
+}

@@ -1,0 +1,651 @@
+/**
+ * The simulated world: members driven by per-node drifting clocks, a lossy network, a
+ * kernel that keeps bound addresses until their lifetime or the fence deadline, and the
+ * invariant checker (S1, S2, L1). Everything runs on one event queue; no real timers.
+ */
+import { Member, type Output, type QuorumMode, type UnsafeOptions, type VipSpec } from '../../src/core/member.js';
+import type { Epoch, Message, MemberId, VipId } from '../../src/core/messages.js';
+import type { Timing } from '../../src/core/timing.js';
+import { EventHeap } from './heap.js';
+import { Rng } from './rng.js';
+
+export const CONTROLLER = 'ctl';
+
+/** A fault or operator action, at a simulated real time. */
+export type Fault =
+  | { at: number; kind: 'crash'; node: MemberId; fenceKilled: boolean; restartAt: number | null }
+  | { at: number; kind: 'pause'; node: MemberId; forMs: number }
+  | { at: number; kind: 'partition'; groups: MemberId[][]; untilMs: number }
+  | { at: number; kind: 'oneway'; from: MemberId; to: MemberId; untilMs: number }
+  | { at: number; kind: 'flap'; a: MemberId; b: MemberId; periodMs: number; untilMs: number }
+  | { at: number; kind: 'net'; loss: number; dup: number; spikeMs: number; untilMs: number }
+  | { at: number; kind: 'step'; node: MemberId; ms: number }
+  | { at: number; kind: 'standby'; node: MemberId; on: boolean }
+  | { at: number; kind: 'unhealthy'; node: MemberId; vip: VipId; on: boolean }
+  | { at: number; kind: 'assign'; vip: VipId; holder: MemberId };
+
+export interface Scenario {
+  seed: number;
+  timing: Timing;
+  members: MemberId[];
+  /** The controller's witness voter, if any (id CONTROLLER). */
+  witness: boolean;
+  quorum: QuorumMode;
+  vips: VipSpec[];
+  autoFailback: boolean;
+  /** Per node: clock rate (1 +- drift) and offset. */
+  clocks: Record<MemberId, { rate: number; offset: number }>;
+  faults: Fault[];
+  /** Faults stop and heal at this time (all crashed nodes restart, network healthy). */
+  healAt: number;
+  endAt: number;
+  /** Bound after healAt within which every usable VIP must have a holder (L1). */
+  l1BoundMs: number;
+  unsafe?: UnsafeOptions;
+  /** Stop with a CONTRACT violation after this many events (a wake loop). */
+  maxEvents?: number;
+}
+
+export interface Violation {
+  invariant: 'S1' | 'S2' | 'L1' | 'BACKSTOP' | 'CONTRACT';
+  at: number;
+  message: string;
+}
+
+export interface RunResult {
+  seed: number;
+  violations: Violation[];
+  /** Crash failover durations (ms): holder crashed -> another member bound the VIP. */
+  failovers: number[];
+  /** Overlaps allowed only because the fence died with the agent (kernel lifetime backstop). */
+  backstopOverlaps: number[];
+  /** Time from healAt until every usable VIP had a holder (ms), or null if never. */
+  convergeMs: number | null;
+  events: number;
+  trace: string[];
+}
+
+interface Binding {
+  node: Node;
+  vip: VipId;
+  epoch: Epoch;
+  boundAt: number;
+  fenceLocal: number;
+  kernelLocal: number;
+  renewedAt: number;
+  removedAt: number;
+  /** The agent and the fence died together: only the kernel lifetime removes it. */
+  zombie: boolean;
+}
+
+interface Node {
+  id: MemberId;
+  witness: boolean;
+  member: Member | null;
+  incarnation: number;
+  state: 'up' | 'down' | 'paused';
+  rate: number;
+  offset: number;
+  steps: number;
+  buffer: Message[];
+  wakeToken: number;
+  bindings: Map<VipId, Binding>;
+  seen: Map<VipId, Epoch>;
+  standby: boolean;
+  unhealthy: Set<VipId>;
+}
+
+type Ev =
+  | { t: number; n: number; kind: 'wake'; node: Node; token: number }
+  | { t: number; n: number; kind: 'deliver'; node: Node; msg: Message }
+  | { t: number; n: number; kind: 'fault'; fault: Fault }
+  | { t: number; n: number; kind: 'restart'; node: Node }
+  | { t: number; n: number; kind: 'resume'; node: Node }
+  | { t: number; n: number; kind: 'unblock'; from: MemberId; to: MemberId; token: number }
+  | { t: number; n: number; kind: 'flap'; a: MemberId; b: MemberId; periodMs: number; untilMs: number; token: number }
+  | { t: number; n: number; kind: 'heal' }
+  | { t: number; n: number; kind: 'reconcile' }
+  | { t: number; n: number; kind: 'check' };
+
+const TRACE = 80;
+
+export class World {
+  private readonly rng: Rng;
+  private readonly q = new EventHeap<Ev>();
+  private n = 0;
+  private now = 0;
+  private readonly nodes = new Map<MemberId, Node>();
+  private readonly byVip = new Map<VipId, Binding[]>();
+  private readonly blocked = new Map<string, number>(); // "from>to" -> token
+  private loss = 0.002;
+  private dup = 0.002;
+  private spikeMs = 0;
+  private netUntil = 0;
+  private healed = false;
+  private readonly durable = new Map<VipId, Epoch>();
+  private readonly maxBound = new Map<VipId, Epoch>();
+  private readonly lostAt = new Map<VipId, number>();
+  private readonly lastHeld = new Map<VipId, number>();
+  private ctlSeq = 0;
+  /** The controller's desired assignments, re-sent periodically (level-based). */
+  private readonly assignments = new Map<VipId, { holder: MemberId; epoch: Epoch }>();
+  private readonly traceBuf: string[] = [];
+  private events = 0;
+  readonly result: RunResult;
+
+  constructor(
+    private readonly sc: Scenario,
+    private readonly opts: { trace?: boolean; traceSink?: (line: string) => void } = {},
+  ) {
+    this.rng = new Rng(sc.seed * 7919 + 17);
+    this.result = { seed: sc.seed, violations: [], failovers: [], backstopOverlaps: [], convergeMs: null, events: 0, trace: [] };
+    const ids = [...sc.members, ...(sc.witness ? [CONTROLLER] : [])];
+    for (const id of ids) {
+      const c = sc.clocks[id] ?? { rate: 1, offset: 0 };
+      this.nodes.set(id, {
+        id,
+        witness: id === CONTROLLER,
+        member: null,
+        incarnation: 0,
+        state: 'down',
+        rate: c.rate,
+        offset: c.offset,
+        steps: 0,
+        buffer: [],
+        wakeToken: 0,
+        bindings: new Map(),
+        seen: new Map(),
+        standby: false,
+        unhealthy: new Set(),
+      });
+    }
+  }
+
+  run(): RunResult {
+    for (const node of this.nodes.values()) this.boot(node);
+    for (const f of this.sc.faults) this.push({ t: f.at, n: 0, kind: 'fault', fault: f });
+    this.push({ t: this.sc.healAt, n: 0, kind: 'heal' });
+    this.push({ t: this.sc.timing.deadMs, n: 0, kind: 'reconcile' });
+    const step = Math.max(5, Math.round(this.sc.timing.intervalMs / 10));
+    for (let t = this.sc.healAt; t <= this.sc.endAt; t += step) this.push({ t, n: 0, kind: 'check' });
+    for (;;) {
+      const ev = this.q.pop();
+      if (!ev || ev.t > this.sc.endAt) break;
+      this.now = ev.t;
+      this.events++;
+      this.handle(ev);
+      if (this.events > (this.sc.maxEvents ?? 400_000)) {
+        this.violate('CONTRACT', 'runaway schedule: too many events (a wake loop?)');
+        break;
+      }
+      if (this.result.violations.length > 0 && this.result.violations.some((v) => v.invariant !== 'BACKSTOP')) break;
+    }
+    this.result.events = this.events;
+    this.result.trace = [...this.traceBuf];
+    return this.result;
+  }
+
+  // ---- clocks ---------------------------------------------------------------------------
+
+  private local(node: Node, t = this.now): number {
+    return node.offset + node.rate * t + node.steps;
+  }
+
+  private real(node: Node, local: number): number {
+    return (local - node.offset - node.steps) / node.rate;
+  }
+
+  // ---- events ---------------------------------------------------------------------------
+
+  private push(ev: Ev): void {
+    ev.n = ++this.n;
+    this.q.push(ev);
+  }
+
+  private trace(line: string): void {
+    if (!this.opts.trace && this.traceBuf.length >= TRACE) this.traceBuf.shift();
+    const s = `${this.now.toFixed(1).padStart(9)} ${line}`;
+    this.traceBuf.push(s);
+    this.opts.traceSink?.(s);
+  }
+
+  private handle(ev: Ev): void {
+    switch (ev.kind) {
+      case 'wake':
+        if (ev.token !== ev.node.wakeToken || ev.node.state !== 'up' || !ev.node.member) return;
+        this.apply(ev.node, ev.node.member.tick(this.local(ev.node)));
+        return;
+      case 'deliver':
+        return this.deliver(ev.node, ev.msg);
+      case 'fault':
+        return this.fault(ev.fault);
+      case 'restart':
+        if (ev.node.state === 'down') this.boot(ev.node);
+        return;
+      case 'resume':
+        return this.resume(ev.node);
+      case 'unblock':
+        if (this.blocked.get(`${ev.from}>${ev.to}`) === ev.token) this.blocked.delete(`${ev.from}>${ev.to}`);
+        return;
+      case 'flap': {
+        const k1 = `${ev.a}>${ev.b}`;
+        const k2 = `${ev.b}>${ev.a}`;
+        if (this.now >= ev.untilMs || this.healed) {
+          this.blocked.delete(k1);
+          this.blocked.delete(k2);
+          return;
+        }
+        if (this.blocked.has(k1)) {
+          this.blocked.delete(k1);
+          this.blocked.delete(k2);
+        } else {
+          this.blocked.set(k1, ev.token);
+          this.blocked.set(k2, ev.token);
+        }
+        this.push({ ...ev, t: this.now + ev.periodMs * this.rng.range(0.5, 1.5) });
+        return;
+      }
+      case 'heal':
+        return this.heal();
+      case 'reconcile':
+        for (const [vip, a] of this.assignments) this.sendAssignment(vip, a.holder, a.epoch);
+        this.push({ t: this.now + this.sc.timing.deadMs, n: 0, kind: 'reconcile' });
+        return;
+      case 'check':
+        return this.checkL1();
+    }
+  }
+
+  private boot(node: Node): void {
+    node.incarnation += 1;
+    node.state = 'up';
+    node.buffer = [];
+    node.seen = new Map();
+    // The agent sweeps Heartline addresses of its previous life before it starts.
+    for (const b of node.bindings.values()) this.remove(b, 'sweep at start');
+    node.bindings.clear();
+    const vips = this.sc.vips.map((v) => ({ ...v, epochFloor: this.durable.get(v.vip) ?? 0 }));
+    node.member = new Member(
+      {},
+      {
+        clusterId: 'sim',
+        self: node.id,
+        incarnation: node.incarnation,
+        members: this.sc.members,
+        witness: this.sc.witness ? CONTROLLER : null,
+        controller: CONTROLLER,
+        quorum: this.sc.quorum,
+        timing: this.sc.timing,
+        vips,
+        autoFailback: this.sc.autoFailback,
+        ...(this.sc.unsafe ? { unsafe: this.sc.unsafe } : {}),
+      },
+    );
+    this.trace(`${node.id} start incarnation ${node.incarnation}`);
+    const out = node.member.start(this.local(node));
+    if (node.standby || node.unhealthy.size > 0) {
+      out.push(...node.member.setLocal(this.local(node), { standby: node.standby, unhealthy: node.unhealthy }));
+    }
+    this.apply(node, out);
+  }
+
+  private resume(node: Node): void {
+    if (node.state !== 'paused') return;
+    node.state = 'up';
+    this.trace(`${node.id} resumes (${node.buffer.length} buffered datagrams)`);
+    const m = node.member as Member;
+    this.apply(node, m.tick(this.local(node)));
+    const buf = node.buffer;
+    node.buffer = [];
+    for (const msg of buf) {
+      if (node.state !== 'up') break;
+      this.receive(node, msg);
+    }
+  }
+
+  private deliver(node: Node, msg: Message): void {
+    if (node.state === 'down') return;
+    if (node.state === 'paused') {
+      if (node.buffer.length < 1000) node.buffer.push(msg);
+      return;
+    }
+    this.receive(node, msg);
+  }
+
+  private receive(node: Node, msg: Message): void {
+    if (this.opts.trace) {
+      if (msg.kind === 'takeover-ack') {
+        this.trace(`${node.id} <- ${msg.from} ack ${msg.vip} e${msg.epoch} ${msg.granted ? 'GRANTED' : `refused(${msg.reason}) knows e${msg.knownEpoch} ${msg.knownHolder} promise ${msg.promiseRemainingMs}ms`}`);
+      } else if (msg.kind === 'takeover') {
+        this.trace(`${node.id} <- ${msg.from} takeover ${msg.vip} e${msg.epoch} cause ${msg.cause}`);
+      } else if (msg.kind === 'release') {
+        this.trace(`${node.id} <- ${msg.from} release ${msg.vip} e${msg.epoch}`);
+      }
+    }
+    if (msg.kind === 'heartbeat') {
+      for (const e of msg.holdings.entries) this.see(node, e.vip, e.epoch);
+    }
+    this.apply(node, (node.member as Member).receive(this.local(node), msg));
+  }
+
+  private see(node: Node, vip: VipId, epoch: Epoch): void {
+    if ((node.seen.get(vip) ?? 0) < epoch) node.seen.set(vip, epoch);
+  }
+
+  // ---- outputs --------------------------------------------------------------------------
+
+  private apply(node: Node, out: Output[]): void {
+    for (const o of out) {
+      switch (o.type) {
+        case 'send':
+          this.send(node, o.to, o.message);
+          break;
+        case 'bind':
+          this.bind(node, o.vip, o.epoch, o.leaseExpiry, o.reason);
+          break;
+        case 'renew':
+          this.renew(node, o.vip, o.epoch, o.leaseExpiry);
+          break;
+        case 'unbind': {
+          const b = node.bindings.get(o.vip);
+          this.trace(`${node.id} unbind ${o.vip} e${o.epoch} (${o.reason}: ${o.detail})`);
+          if (b && b.epoch === o.epoch) this.remove(b, o.reason);
+          break;
+        }
+      }
+    }
+    this.schedule(node);
+  }
+
+  private schedule(node: Node): void {
+    if (!node.member || node.state === 'down') return;
+    const w = node.member.wakeAt();
+    if (!Number.isFinite(w)) return;
+    node.wakeToken++;
+    // +1 µs so that the node's clock reads at least `w` despite floating-point rounding.
+    this.push({ t: Math.max(this.now, this.real(node, w) + 1e-3), n: 0, kind: 'wake', node, token: node.wakeToken });
+  }
+
+  private send(from: Node, to: MemberId | '*', msg: Message): void {
+    if (to === '*') {
+      for (const id of this.nodes.keys()) if (id !== from.id) this.send(from, id, msg);
+      return;
+    }
+    const dest = this.nodes.get(to);
+    if (!dest) return;
+    if (this.blocked.has(`${from.id}>${to}`)) return;
+    const faulty = !this.healed && this.now < this.netUntil;
+    const loss = this.healed ? 0 : this.loss;
+    if (loss > 0 && this.rng.chance(loss)) return;
+    const delay = () => 0.1 + this.rng.next() * 0.9 + (faulty && this.spikeMs > 0 ? this.rng.next() * this.spikeMs : 0);
+    this.push({ t: this.now + delay(), n: 0, kind: 'deliver', node: dest, msg });
+    if (!this.healed && this.rng.chance(this.dup)) this.push({ t: this.now + delay() + 1, n: 0, kind: 'deliver', node: dest, msg });
+  }
+
+  // ---- kernel and invariants ------------------------------------------------------------
+
+  private active(b: Binding): boolean {
+    if (b.removedAt <= this.now) return false;
+    const l = this.local(b.node);
+    if (l >= b.kernelLocal) return false;
+    if (!b.zombie && l >= b.fenceLocal) return false;
+    return true;
+  }
+
+  private kernelLocal(node: Node, leaseExpiry: number): number {
+    const now = this.local(node);
+    const lifetimeSec = Math.max(1, Math.ceil((leaseExpiry - now) / 1000));
+    return now + lifetimeSec * 1000 + this.rng.range(10, 180);
+  }
+
+  private bind(node: Node, vip: VipId, epoch: Epoch, leaseExpiry: number, reason: string): void {
+    this.trace(`${node.id} BIND ${vip} e${epoch} lease +${(leaseExpiry - this.local(node)).toFixed(0)}ms (${reason})`);
+    if (leaseExpiry <= this.local(node)) this.violate('CONTRACT', `${node.id} asked to bind ${vip} with an expired lease`);
+    const max = this.maxBound.get(vip) ?? 0;
+    if (epoch <= max) this.violate('S2', `${node.id} bound ${vip} at epoch ${epoch}, not above the highest bound epoch ${max}`);
+    const seen = node.seen.get(vip) ?? 0;
+    if (epoch < seen) this.violate('S2', `${node.id} bound ${vip} at epoch ${epoch} after seeing epoch ${seen}`);
+    this.maxBound.set(vip, Math.max(max, epoch));
+    this.durable.set(vip, Math.max(this.durable.get(vip) ?? 0, epoch));
+    this.see(node, vip, epoch);
+    const old = node.bindings.get(vip);
+    if (old) this.remove(old, 'rebind');
+    const b: Binding = {
+      node,
+      vip,
+      epoch,
+      boundAt: this.now,
+      fenceLocal: leaseExpiry,
+      kernelLocal: this.kernelLocal(node, leaseExpiry),
+      renewedAt: this.now,
+      removedAt: Infinity,
+      zombie: false,
+    };
+    this.checkS1(b);
+    node.bindings.set(vip, b);
+    const list = (this.byVip.get(vip) ?? []).filter((x) => this.active(x));
+    list.push(b);
+    this.byVip.set(vip, list);
+    const lost = this.lostAt.get(vip);
+    if (lost !== undefined) {
+      this.result.failovers.push(this.now - lost);
+      this.lostAt.delete(vip);
+    }
+  }
+
+  private renew(node: Node, vip: VipId, epoch: Epoch, leaseExpiry: number): void {
+    const b = node.bindings.get(vip);
+    if (!b || b.epoch !== epoch) {
+      this.violate('CONTRACT', `${node.id} renewed ${vip} e${epoch} which it never bound`);
+      return;
+    }
+    if (!this.active(b)) {
+      // The fence (or kernel) removed it; the agent adds it back: same check as a bind.
+      this.trace(`${node.id} re-adds ${vip} e${epoch} (fence had removed it)`);
+      b.removedAt = Infinity;
+      b.boundAt = this.now;
+      this.checkS1(b);
+      const list = (this.byVip.get(vip) ?? []).filter((x) => this.active(x) && x !== b);
+      list.push(b);
+      this.byVip.set(vip, list);
+    }
+    b.fenceLocal = leaseExpiry;
+    b.kernelLocal = this.kernelLocal(node, leaseExpiry);
+    b.renewedAt = this.now;
+  }
+
+  private remove(b: Binding, why: string): void {
+    if (b.removedAt > this.now) b.removedAt = this.now;
+    void why;
+  }
+
+  private checkS1(b: Binding): void {
+    for (const other of this.byVip.get(b.vip) ?? []) {
+      if (other.node === b.node || !this.active(other)) continue;
+      if (other.zombie) {
+        // Agent and fence killed together: only the kernel lifetime removes the address.
+        const until = this.real(other.node, other.kernelLocal);
+        const overlap = until - this.now;
+        const bound = Math.ceil(this.sc.timing.leaseMs / 1000) * 1000 + 180 + 10;
+        const sinceRenew = until - other.renewedAt;
+        this.result.backstopOverlaps.push(overlap);
+        this.trace(`backstop overlap ${b.vip}: ${other.node.id}'s address lives ${overlap.toFixed(0)}ms more (kernel lifetime)`);
+        if (sinceRenew > bound + 5) {
+          this.violate('BACKSTOP', `${other.node.id}'s orphaned ${b.vip} outlives its last renewal by ${sinceRenew.toFixed(0)}ms > ${bound}ms`);
+        }
+        continue;
+      }
+      const what = other.node.state === 'paused' ? 'paused holder' : other.node.state === 'down' ? 'crashed holder' : 'holder';
+      this.violate(
+        'S1',
+        `${b.node.id} bound ${b.vip} at epoch ${b.epoch} while ${what} ${other.node.id} still had it bound at epoch ${other.epoch}`,
+      );
+    }
+  }
+
+  private violate(invariant: Violation['invariant'], message: string): void {
+    this.trace(`!!! ${invariant}: ${message}`);
+    this.result.violations.push({ invariant, at: this.now, message });
+  }
+
+  private usable(vip: VipSpec): boolean {
+    const eligible = vip.eligible ?? this.sc.members;
+    return eligible.some((id) => {
+      const n = this.nodes.get(id);
+      return n && n.state === 'up' && !n.standby && !n.unhealthy.has(vip.vip);
+    });
+  }
+
+  private checkL1(): void {
+    let all = true;
+    for (const v of this.sc.vips) {
+      const held = (this.byVip.get(v.vip) ?? []).some((b) => this.active(b));
+      if (held) {
+        this.lastHeld.set(v.vip, this.now);
+        continue;
+      }
+      if (!this.usable(v)) continue;
+      all = false;
+      const since = Math.max(this.lastHeld.get(v.vip) ?? 0, this.sc.healAt);
+      if (this.now - since > this.sc.l1BoundMs) {
+        this.violate('L1', `${v.vip} has had no holder for ${(this.now - since).toFixed(0)}ms after healing (bound ${this.sc.l1BoundMs}ms)`);
+        this.lastHeld.set(v.vip, this.now); // report once per gap
+      }
+    }
+    if (all && this.result.convergeMs === null) this.result.convergeMs = this.now - this.sc.healAt;
+  }
+
+  // ---- faults ---------------------------------------------------------------------------
+
+  private heal(): void {
+    this.healed = true;
+    this.trace('--- heal: network healthy, crashed nodes restart, paused nodes resume, drains end');
+    this.blocked.clear();
+    for (const node of this.nodes.values()) {
+      if (node.state === 'paused') this.resume(node);
+    }
+    for (const node of this.nodes.values()) {
+      const wasStandby = node.standby || node.unhealthy.size > 0;
+      node.standby = false;
+      node.unhealthy.clear();
+      if (node.state === 'down') this.boot(node);
+      else if (wasStandby && node.member) this.apply(node, node.member.setLocal(this.local(node), { standby: false, unhealthy: [] }));
+    }
+  }
+
+  private fault(f: Fault): void {
+    if (this.healed) return;
+    switch (f.kind) {
+      case 'crash': {
+        const node = this.nodes.get(f.node);
+        if (!node || node.state === 'down') return;
+        this.trace(`${node.id} CRASH${f.fenceKilled ? ' with its fence' : ''}`);
+        for (const b of node.bindings.values()) {
+          if (!this.active(b)) continue;
+          if (!this.lostAt.has(b.vip)) this.lostAt.set(b.vip, this.now);
+          if (f.fenceKilled) b.zombie = true;
+          else this.remove(b, 'fence saw agent exit');
+        }
+        node.state = 'down';
+        node.member = null;
+        node.buffer = [];
+        if (f.restartAt !== null) this.push({ t: f.restartAt, n: 0, kind: 'restart', node });
+        return;
+      }
+      case 'pause': {
+        const node = this.nodes.get(f.node);
+        if (!node || node.state !== 'up') return;
+        this.trace(`${node.id} PAUSE ${f.forMs.toFixed(0)}ms`);
+        node.state = 'paused';
+        this.push({ t: this.now + f.forMs, n: 0, kind: 'resume', node });
+        return;
+      }
+      case 'partition': {
+        this.trace(`PARTITION ${f.groups.map((g) => g.join(',')).join(' | ')} until ${f.untilMs.toFixed(0)}`);
+        for (const g of f.groups) {
+          for (const h of f.groups) {
+            if (g === h) continue;
+            for (const a of g) for (const b of h) this.block(a, b, f.untilMs);
+          }
+        }
+        return;
+      }
+      case 'oneway':
+        this.trace(`ONE-WAY drop ${f.from} -> ${f.to} until ${f.untilMs.toFixed(0)}`);
+        this.block(f.from, f.to, f.untilMs);
+        return;
+      case 'flap':
+        this.trace(`FLAP ${f.a} <-> ${f.b} every ~${f.periodMs.toFixed(0)}ms until ${f.untilMs.toFixed(0)}`);
+        this.push({ t: this.now, n: 0, kind: 'flap', a: f.a, b: f.b, periodMs: f.periodMs, untilMs: f.untilMs, token: ++this.n });
+        return;
+      case 'net':
+        this.trace(`NET loss ${f.loss.toFixed(2)} dup ${f.dup.toFixed(2)} delay spikes ${f.spikeMs.toFixed(0)}ms until ${f.untilMs.toFixed(0)}`);
+        this.loss = f.loss;
+        this.dup = f.dup;
+        this.spikeMs = f.spikeMs;
+        this.netUntil = f.untilMs;
+        if (f.untilMs > this.now) {
+          this.push({ t: f.untilMs, n: 0, kind: 'fault', fault: { at: f.untilMs, kind: 'net', loss: 0.002, dup: 0.002, spikeMs: 0, untilMs: f.untilMs } });
+        }
+        return;
+      case 'step': {
+        const node = this.nodes.get(f.node);
+        if (!node) return;
+        this.trace(`${node.id} clock steps forward ${f.ms}ms`);
+        node.steps += f.ms;
+        this.schedule(node);
+        return;
+      }
+      case 'standby': {
+        const node = this.nodes.get(f.node);
+        if (!node || node.witness) return;
+        node.standby = f.on;
+        this.trace(`${node.id} standby ${f.on ? 'on (drain)' : 'off'}`);
+        if (node.state === 'up' && node.member) this.apply(node, node.member.setLocal(this.local(node), { standby: f.on }));
+        return;
+      }
+      case 'unhealthy': {
+        const node = this.nodes.get(f.node);
+        if (!node || node.witness) return;
+        if (f.on) node.unhealthy.add(f.vip);
+        else node.unhealthy.delete(f.vip);
+        this.trace(`${node.id} Resources of ${f.vip} ${f.on ? 'FAIL' : 'recover'}`);
+        if (node.state === 'up' && node.member) this.apply(node, node.member.setLocal(this.local(node), { unhealthy: node.unhealthy }));
+        return;
+      }
+      case 'assign': {
+        const ctl = this.nodes.get(CONTROLLER);
+        if (ctl && ctl.state !== 'up') return; // the controller runs beside the witness
+        const epoch = (this.durable.get(f.vip) ?? 0) + 1;
+        this.durable.set(f.vip, epoch); // the controller bumps the epoch in status first
+        this.trace(`controller assigns ${f.vip} to ${f.holder} at epoch ${epoch}`);
+        this.assignments.set(f.vip, { holder: f.holder, epoch });
+        this.sendAssignment(f.vip, f.holder, epoch);
+        return;
+      }
+    }
+  }
+
+  private sendAssignment(vip: VipId, holder: MemberId, epoch: Epoch): void {
+    const ctl = this.nodes.get(CONTROLLER);
+    if (ctl && ctl.state !== 'up') return;
+    const msg: Message = {
+      kind: 'assignment',
+      clusterId: 'sim',
+      from: CONTROLLER,
+      incarnation: ctl ? ctl.incarnation : 1,
+      seq: 0x40000000 + ++this.ctlSeq,
+      vip,
+      holder,
+      epoch,
+    };
+    const from: Node = ctl ?? ({ id: CONTROLLER } as Node);
+    for (const id of this.sc.members) this.send(from, id, msg);
+  }
+
+  private block(from: MemberId, to: MemberId, until: number): void {
+    const token = ++this.n;
+    this.blocked.set(`${from}>${to}`, token);
+    this.push({ t: until, n: 0, kind: 'unblock', from, to, token });
+  }
+}
