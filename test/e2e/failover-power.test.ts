@@ -13,14 +13,14 @@ labDescribe('failover: power-off, default profile (3 nodes)', () => {
 
   it('holder power-off: the VIP moves, never two holders', async () => {
     const c = cluster();
-    const from = await steadyHolder(c);
+    await steadyHolder(c);
     const m = await measure(c, {
       scenario: 'power-off',
       profile: 'default',
-      from,
       observeMs: 5000,
-      fault: () => powerOff(c.lab, from),
+      fault: (holder) => powerOff(c.lab, holder),
     });
+    const from = m.from;
     expect(m.summary.dualHolderMs).toBe(0);
     expect(m.summary.failoverMs).not.toBeNull();
     // Default profile: lease < dead 1000 ms, plus takeover round trip, bind and GARP.

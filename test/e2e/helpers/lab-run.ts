@@ -63,19 +63,24 @@ export interface Measured {
   samples: AddressSample[];
   /** Whatever the fault function returned. */
   faultResult: unknown;
+  /** The holder the fault hit. */
+  from: string;
+  /** Lab clock time of the fault. */
+  faultAt: number;
 }
 
 export interface MeasureOptions {
   scenario: string;
   profile: string;
-  /** Injects the fault (or the planned action). Its start is the fault time. */
-  fault: () => Promise<unknown>;
+  /**
+   * Injects the fault (or the planned action) on `holder`, the node that held the VIP alone
+   * and answered the client right before. Its start is the fault time.
+   */
+  fault: (holder: string) => Promise<unknown>;
   /** How long to keep measuring after the fault returned. */
   observeMs: number;
   /** Probing before the fault (default 1000 ms). */
   warmupMs?: number;
-  /** The holder before the fault, when known. */
-  from?: string;
   vip?: string;
   note?: string;
 }
@@ -83,29 +88,63 @@ export interface MeasureOptions {
 const r0 = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x));
 
 /**
+ * The node that alone held `vip` in every sample of the last `stableMs` and answered every
+ * successful probe in that time (undefined when that is not the case yet).
+ */
+export function stableHolder(
+  samples: readonly AddressSample[],
+  probes: readonly ProbeRecord[],
+  vip: string,
+  now: number,
+  stableMs: number,
+): string | undefined {
+  const since = now - stableMs;
+  const recent = samples.filter((s) => s.t >= since);
+  const nodes = new Set(samples.map((s) => s.node));
+  if (new Set(recent.map((s) => s.node)).size !== nodes.size) return undefined;
+  const holding = new Set(recent.filter((s) => s.live.includes(vip)).map((s) => s.node));
+  if (holding.size !== 1) return undefined;
+  const [holder] = holding;
+  if (recent.some((s) => s.node === holder && !s.live.includes(vip))) return undefined;
+  const answered = probes.filter((p) => p.t >= since && p.ok);
+  if (answered.length < stableMs / 20 || answered.some((p) => p.node !== holder)) return undefined;
+  return holder;
+}
+
+/**
  * Runs one scenario: address sampler on every node (20 ms + rtnetlink events), client prober
- * at 100 Hz, `warmupMs` of steady state, the fault, `observeMs` more; then the analysis, the
- * one-line summary on stdout and the entry in test/e2e/results/failover.json.
+ * at 100 Hz, at least `warmupMs` of steady state (one holder, answering every probe, for the
+ * last second; up to 30 s more are allowed for a move still in progress), the fault on that
+ * holder, `observeMs` more; then the analysis, the one-line summary on stdout, the entry in
+ * test/e2e/results/failover.json and the raw records in the lab's log directory.
  */
 export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measured> {
   const vip = o.vip ?? VIP_ADDRESS;
   const sampler = await startSampler({ nodes: c.lab.nodes });
   let prober: Awaited<ReturnType<typeof startProber>> | undefined;
   let faultAt = 0;
+  let from = '';
   let faultResult: unknown;
   let probes: ProbeRecord[] = [];
   let samples: AddressSample[] = [];
   try {
     prober = await startProber({ ns: c.lab.client.ns, target: vip, port: HTTP_PORT });
+    const p = prober;
     await sleep(o.warmupMs ?? 1000);
+    from = await waitFor(
+      `one node alone holding ${vip} and answering the client for 1 s before ${o.scenario}`,
+      () => stableHolder(sampler.samples, p.records, vip, labNow(), 1000),
+      30_000,
+      50,
+    );
     faultAt = labNow();
-    faultResult = await o.fault();
+    faultResult = await o.fault(from);
     await sleep(o.observeMs);
   } finally {
     probes = (await prober?.stop()) ?? [];
     samples = await sampler.stop();
   }
-  const report = analyze({ probes, samples, vip, faultAt, ...(o.from ? { from: o.from } : {}) });
+  const report = analyze({ probes, samples, vip, faultAt, from });
   const after = report.outages.filter((x) => x.to >= faultAt);
   const summary: ScenarioSummary = {
     scenario: o.scenario,
@@ -115,7 +154,7 @@ export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measure
     noHolderMs: Math.round(report.noHolderMs),
     lostProbes: report.probesAfterFault.lost,
     probes: report.probesAfterFault.sent,
-    ...(report.failover.from ? { from: report.failover.from } : {}),
+    from,
     ...(report.failover.to ? { to: report.failover.to } : {}),
     maxOutageMs: Math.round(Math.max(0, ...after.map((x) => x.to - Math.max(x.from, faultAt)))),
     ...(o.note ? { note: o.note } : {}),
@@ -123,7 +162,11 @@ export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measure
   };
   process.stdout.write(`${summaryLine(summary)}\n`);
   recordResult(summary);
-  return { report, summary, probes, samples, faultResult };
+  writeFileSync(
+    join(c.logDir, `run-${o.scenario.replace(/[^a-z0-9-]+/gi, '_')}.json`),
+    JSON.stringify({ summary, faultAt, timeline: report.timeline, outages: report.outages, probes, samples }),
+  );
+  return { report, summary, probes, samples, faultResult, from, faultAt };
 }
 
 /** `scenario | profile | failover | dual | none | lost` on one line. */
@@ -145,7 +188,7 @@ export function recordResult(s: ScenarioSummary): void {
   } catch {
     // first run
   }
-  doc.scenarios[s.scenario] = s;
+  doc.scenarios[`${s.scenario} (${s.profile})`] = s;
   doc.updated = s.at;
   writeFileSync(RESULTS_FILE, `${JSON.stringify(doc, null, 2)}\n`);
 }
