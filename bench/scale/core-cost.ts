@@ -1,0 +1,83 @@
+/**
+ * CPU cost of the pure core (no wire, no sockets) for M members and V VIPs: every member
+ * ticks and hears every peer's heartbeats on a simulated clock; prints milliseconds of CPU
+ * per simulated second per member, and the share spent in `tick` versus `receive`.
+ * Usage: npx tsx bench/scale/core-cost.ts [--members 63] [--vips 1000] [--seconds 3]
+ */
+import { Member, type Output } from '../../src/core/member.js';
+import { deriveTiming } from '../../src/core/timing.js';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+const M = arg('members', 63);
+const V = arg('vips', 1000);
+const SECONDS = arg('seconds', 3);
+const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
+const ids = Array.from({ length: M }, (_, i) => `node-${String(i).padStart(3, '0')}`);
+const vips = Array.from({ length: V }, (_, i) => ({ vip: `bench/vip-${String(i).padStart(4, '0')}`, preferredNodes: i < 100 ? [ids[0]!] : [] }));
+const members = ids.map(
+  (self) => new Member({}, { clusterId: 'bench/scale', self, incarnation: 1, members: ids, witness: null, quorum: 'majority', timing, vips }),
+);
+const byId = new Map(members.map((m) => [m.self, m]));
+let now = 0;
+const queue: Array<{ to: string; out: Output }> = [];
+let tickMs = 0;
+let recvMs = 0;
+let delivered = 0;
+const kinds = new Map<string, number>();
+const count = (k: string) => kinds.set(k, (kinds.get(k) ?? 0) + 1);
+function collect(from: Member, outs: Output[]): void {
+  for (const o of outs) {
+    count(o.type === 'send' ? o.message.kind : o.type === 'unbind' ? `unbind:${o.reason}` : o.type);
+    if (o.type !== 'send') continue;
+    if (o.to === '*') {
+      for (const id of ids) if (id !== from.self) queue.push({ to: id, out: o });
+    } else {
+      queue.push({ to: o.to, out: o });
+    }
+  }
+}
+for (const m of members) collect(m, m.start(now));
+const stepMs = 10;
+const wall0 = performance.now();
+let measuredFrom = -1;
+for (now = stepMs; now <= (SECONDS + 3) * 1000; now += stepMs) {
+  const measuring = now > 3000; // first 3 s: start-up (initDead, elections)
+  if (measuring && measuredFrom < 0) {
+    measuredFrom = now;
+    tickMs = recvMs = delivered = 0;
+    kinds.clear();
+  }
+  const batch = queue.splice(0);
+  const t1 = performance.now();
+  for (const { to, out } of batch) {
+    if (out.type !== 'send') continue;
+    const m = byId.get(to)!;
+    collect(m, m.receive(now, out.message));
+    delivered++;
+  }
+  const t2 = performance.now();
+  for (const m of members) if (m.wakeAt() <= now) collect(m, m.tick(now));
+  const t3 = performance.now();
+  recvMs += t2 - t1;
+  tickMs += t3 - t2;
+}
+const held = new Set<string>();
+for (const m of members) for (const h of m.view(now).holdings) held.add(h.vip);
+const simSeconds = (now - measuredFrom) / 1000;
+const perMember = (tickMs + recvMs) / simSeconds / M;
+console.log(
+  JSON.stringify({
+    members: M,
+    vips: V,
+    held: held.size,
+    wallSeconds: Math.round(performance.now() - wall0) / 1000,
+    simulatedSeconds: simSeconds,
+    messagesPerSecondPerMember: Math.round(delivered / simSeconds / M),
+    cpuMsPerSecondPerMember: Math.round(perMember * 10) / 10,
+    outputs: Object.fromEntries(kinds),
+    tickShare: Math.round((tickMs / (tickMs + recvMs)) * 100) / 100,
+  }),
+);

@@ -1,0 +1,114 @@
+/**
+ * Load generator for the scale benchmark: runs some members of one HACluster, each the real
+ * core Member in a MemberHost with the real WireCodec (HMAC-signed with the cluster's Secret,
+ * exactly as an agent signs) on its own UDP socket. Effects are recorded instead of touching
+ * the network ("binding" happens in memory), so nothing in any namespace changes.
+ *
+ * The configuration comes from the API server the way an agent derives it
+ * (buildClusterConfig over the HACluster, its VIPs, the Nodes, the Secret and the witness
+ * address in HACluster status); it is read once at start and not watched (see
+ * docs/benchmarks.md, "Scale", for what that leaves out).
+ *
+ * Started by bench/scale/run.ts with an IPC channel; environment HL_SCALE_WORKER (JSON):
+ * { kubeconfig, namespace, cluster, members: [{ id, address, port }] }. Reports (batched every
+ * 50 ms): bind / unbind (wall-clock ms), a peer declared dead, errors.
+ */
+import { pino } from 'pino';
+import { SystemClock } from '../../src/adapters/clock.js';
+import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.js';
+import { UdpTransport } from '../../src/adapters/udp/udp-transport.js';
+import { buildClusterConfig } from '../../src/runtime/cluster-config.js';
+import { MemberHost, incarnationFromWallClock } from '../../src/runtime/member-host.js';
+
+export interface WorkerSpec {
+  kubeconfig: string;
+  namespace: string;
+  cluster: string;
+  members: Array<{ id: string; address: string; port: number }>;
+}
+
+export type WorkerReport =
+  | { type: 'ready'; pid: number; members: number; at: number }
+  | { type: 'error'; message: string }
+  | {
+      type: 'events';
+      binds: Array<[member: string, vip: string, epoch: number, at: number]>;
+      unbinds: Array<[member: string, vip: string, epoch: number, reason: string, at: number]>;
+      dead: Array<[member: string, peer: string, at: number]>;
+      sent: number;
+      sendFailed: number;
+      received: number;
+    };
+
+const spec = JSON.parse(process.env.HL_SCALE_WORKER ?? 'null') as WorkerSpec | null;
+if (!spec || !process.send) {
+  console.error('bench/scale/members.ts is started by bench/scale/run.ts (needs HL_SCALE_WORKER and an IPC channel)');
+  process.exit(2);
+}
+const report = (r: WorkerReport) => process.send?.(r);
+
+const log = pino({ level: process.env.HEARTLINE_LOG_LEVEL ?? 'warn' });
+const clock = new SystemClock();
+const binds: Array<[string, string, number, number]> = [];
+const unbinds: Array<[string, string, number, string, number]> = [];
+const dead: Array<[string, string, number]> = [];
+let sent = 0;
+let sendFailed = 0;
+let received = 0;
+
+async function main(s: WorkerSpec): Promise<void> {
+  const api = new K8sApiSource({ kubeConfig: loadKubeConfig(s.kubeconfig), clock, logger: log }, { identity: `scale-worker-${process.pid}` });
+  const cluster = await api.get('HACluster', { namespace: s.namespace, name: s.cluster });
+  if (!cluster) throw new Error(`HACluster ${s.namespace}/${s.cluster} not found`);
+  const authRef = (cluster.spec as { authSecretRef: { name: string } }).authSecretRef.name;
+  const config = buildClusterConfig({
+    cluster,
+    vips: await api.list('VirtualIP', { namespace: s.namespace }),
+    resources: [],
+    nodes: await api.list('Node'),
+    secret: await api.get('Secret', { namespace: s.namespace, name: authRef }),
+    witness: (cluster.status as { witness?: { address: string; port: number } } | undefined)?.witness ?? null,
+  });
+  await api.close();
+  const hosts: MemberHost[] = [];
+  const incarnation = incarnationFromWallClock();
+  for (const m of s.members) {
+    const transport = await UdpTransport.open({ address: m.address, port: m.port, logger: log });
+    const host = new MemberHost(
+      {
+        clock,
+        transport,
+        log: log.child({ member: m.id }),
+        effects: {
+          bind: (cmd) => void binds.push([m.id, cmd.vip, cmd.epoch, Date.now()]),
+          renew: () => {},
+          unbind: (cmd) => void unbinds.push([m.id, cmd.vip, cmd.epoch, cmd.reason, Date.now()]),
+        },
+        observer: (e) => {
+          if (e.type === 'liveness' && e.change.to === 'dead') dead.push([m.id, e.change.member, Date.now()]);
+        },
+        onSend: (_kind, ok) => {
+          sent++;
+          if (!ok) sendFailed++;
+        },
+        onReceive: () => void received++,
+      },
+      { self: m.id, config, incarnation },
+    );
+    hosts.push(host);
+  }
+  // Start them together, as nodes booting at about the same time.
+  for (const h of hosts) h.start();
+  report({ type: 'ready', pid: process.pid, members: hosts.length, at: Date.now() });
+  setInterval(() => {
+    if (binds.length + unbinds.length + dead.length === 0 && sent === 0) return;
+    report({ type: 'events', binds: binds.splice(0), unbinds: unbinds.splice(0), dead: dead.splice(0), sent, sendFailed, received });
+    sent = sendFailed = received = 0;
+  }, 50);
+}
+
+process.on('disconnect', () => process.exit(0));
+main(spec).catch((err: unknown) => {
+  report({ type: 'error', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  setTimeout(() => process.exit(1), 200);
+});
