@@ -125,6 +125,7 @@ export class HolderLeases {
    * except those the voter listed as conflicts.
    */
   onEcho(from: MemberId, seq: Seq, version: HoldingsVersion, refused: ReadonlySet<VipId>): void {
+    if (!this.quorum.voters.includes(from)) return; // only voters grant
     const sent = this.sendLog.get(seq);
     const listed = this.history.get(version);
     if (sent === undefined || !listed) return;

@@ -231,7 +231,10 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
 
 /** Whether two configurations need a new member (membership, quorum or timing changed). */
 export function sameMembership(a: ClusterConfig, b: ClusterConfig): boolean {
-  const ids = (c: ClusterConfig) => [...c.members.map((m) => m.id), c.witness?.id ?? ''].join(',');
+  // The witness is part of the member's life only where it votes; elsewhere it is an
+  // observer that merely receives our heartbeats, and its (re)appearance must not restart us.
+  const ids = (c: ClusterConfig) =>
+    [...c.members.map((m) => m.id), c.quorum === 'witness' ? (c.witness?.id ?? '') : ''].join(',');
   return (
     a.clusterId === b.clusterId &&
     ids(a) === ids(b) &&

@@ -193,7 +193,9 @@ export class MemberHost {
         self: this.init.self,
         incarnation: this.incarnation,
         members: config.members.map((m) => m.id),
-        witness: config.witness?.id ?? null,
+        // A witness that does not vote (quorum other than "witness") is no peer of the core:
+        // it only receives our broadcast heartbeats (see send) to observe the cluster.
+        witness: config.quorum === 'witness' ? (config.witness?.id ?? null) : null,
         controller: config.witness?.id ?? null,
         quorum: config.quorum,
         timing: config.timing,
