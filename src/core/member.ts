@@ -150,6 +150,7 @@ export class Member {
   private startedAt: Millis = 0;
   private nextHeartbeatAt: Millis = 0;
   private heartbeatDue = false;
+  private electDue = false;
   private wakeHint: Millis = Infinity;
   private lastNow: Millis = -Infinity;
   private membership!: Membership;
@@ -226,6 +227,7 @@ export class Member {
       return out;
     }
     if (!this.observe(now, msg)) return out;
+    this.electDue = false;
     switch (msg.kind) {
       case 'heartbeat':
         this.onHeartbeat(now, msg, out);
@@ -240,6 +242,11 @@ export class Member {
         this.voter.onRelease(now, msg.from, msg.vip, msg.epoch);
         this.electOne(now, msg.vip, out);
         break;
+    }
+    if (this.electDue) {
+      // A peer's standby or health changed: planned moves should not wait for our next tick.
+      this.electDue = false;
+      this.electAll(now, out);
     }
     this.finish(now, out);
     return out;
@@ -410,9 +417,14 @@ export class Member {
   private onHeartbeat(now: Millis, hb: Heartbeat, out: Output[]): void {
     const peer = this.membership.peer(hb.from);
     if (!peer) return;
+    const changed =
+      peer.standby !== hb.standby ||
+      peer.unhealthy.size !== hb.unhealthy.length ||
+      hb.unhealthy.some((v) => !peer.unhealthy.has(v));
     peer.standby = hb.standby;
     peer.witness = hb.witness;
     peer.unhealthy = new Set(hb.unhealthy);
+    if (changed) this.electDue = true;
     for (const r of hb.releases) this.voter.onRelease(now, hb.from, r.vip, r.epoch);
     this.membership.addHoldingsPage(hb.from, hb.holdings);
     const known = peer.holdings;

@@ -1,0 +1,136 @@
+/**
+ * Member state transitions, driven by hand: messages are passed between members directly,
+ * with explicit times.
+ */
+import { Member, type Output } from '../../../src/core/member.js';
+import type { Message } from '../../../src/core/messages.js';
+import { deriveTiming } from '../../../src/core/timing.js';
+
+const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
+
+class Cluster {
+  readonly members = new Map<string, Member>();
+  readonly bound = new Map<string, string>(); // vip -> member
+  readonly log: Array<{ id: string; o: Output }> = [];
+  private queue: Array<{ to: string; msg: Message }> = [];
+  readonly down = new Set<string>();
+  constructor(ids: string[], opts: { witness?: boolean; preferred?: string[] } = {}) {
+    for (const id of [...ids, ...(opts.witness ? ['ctl'] : [])]) {
+      this.members.set(
+        id,
+        new Member(
+          {},
+          {
+            clusterId: 'c',
+            self: id,
+            incarnation: 1,
+            members: ids,
+            witness: opts.witness ? 'ctl' : null,
+            controller: 'ctl',
+            quorum: opts.witness ? 'witness' : 'majority',
+            timing,
+            vips: [{ vip: 'ns/web', preferredNodes: opts.preferred ?? [ids[0] as string] }],
+          },
+        ),
+      );
+    }
+  }
+  apply(id: string, out: Output[]) {
+    for (const o of out) {
+      this.log.push({ id, o });
+      if (o.type === 'send') this.queue.push({ to: o.to, msg: o.message });
+      if (o.type === 'bind') this.bound.set(o.vip, id);
+      if (o.type === 'unbind' && this.bound.get(o.vip) === id) this.bound.delete(o.vip);
+    }
+  }
+  /** Runs all members from `from` to `to` ms in 1 ms steps, delivering messages 1 ms later. */
+  run(from: number, to: number) {
+    for (let t = from; t <= to; t++) {
+      const q = this.queue;
+      this.queue = [];
+      for (const { to: dest, msg } of q) {
+        if (this.down.has(dest) || this.down.has(msg.from)) continue;
+        this.apply(dest, (this.members.get(dest) as Member).receive(t, msg));
+      }
+      for (const [id, m] of this.members) {
+        if (this.down.has(id)) continue;
+        if (t === 0) this.apply(id, m.start(0));
+        else if (m.wakeAt() <= t) this.apply(id, m.tick(t));
+      }
+    }
+  }
+}
+
+describe('Member', () => {
+  test('binds the preferred member only after the quiet period and a quorum of acks', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.run(0, timing.quietMs - 1);
+    expect(c.bound.size).toBe(0);
+    c.run(timing.quietMs, 1500);
+    expect(c.bound.get('ns/web')).toBe('a');
+    const bind = c.log.find((l) => l.o.type === 'bind');
+    expect(bind?.o).toMatchObject({ type: 'bind', vip: 'ns/web', epoch: 1, reason: 'a elected: preferred #1' });
+    // The lease keeps being renewed by echoes.
+    c.run(1501, 4000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    expect(c.log.filter((l) => l.id === 'a' && l.o.type === 'renew').length).toBeGreaterThan(5);
+    expect(c.members.get('a')?.view(4000).holdings[0]?.leaseExpiry).toBeGreaterThan(4000);
+  });
+
+  test('holder crash: another member takes over at a higher epoch after deadMs', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.run(0, 3000);
+    c.down.add('a');
+    c.bound.delete('ns/web');
+    c.run(3001, 3000 + timing.deadMs - 300);
+    expect(c.bound.size).toBe(0);
+    c.run(3000 + timing.deadMs - 299, 5000);
+    const holder = c.bound.get('ns/web');
+    expect(holder === 'b' || holder === 'c').toBe(true);
+    const bind = c.log.filter((l) => l.o.type === 'bind').at(-1);
+    expect(bind?.o).toMatchObject({ epoch: 2 });
+    expect((bind?.o as { reason: string }).reason).toMatch(/holder a is not alive/);
+  });
+
+  test('an isolated holder drops the VIP when its grants expire', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.run(0, 3000);
+    // b and c stop hearing a and a stops hearing them: a is alone.
+    const a = c.members.get('a') as Member;
+    c.down.add('a');
+    c.run(3001, 3000 + timing.leaseMs + 50);
+    c.down.delete('a');
+    const out = a.tick(3000 + timing.leaseMs + 50);
+    expect(out.find((o) => o.type === 'unbind')).toMatchObject({ reason: 'lease-expired' });
+  });
+
+  test('standby (drain) is a planned move: release first, then the successor binds at once', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    c.apply('a', (c.members.get('a') as Member).setLocal(3001, { standby: true }));
+    c.run(3001, 3100);
+    expect(c.bound.get('ns/web')).toBe('b');
+    const unbind = c.log.find((l) => l.o.type === 'unbind');
+    expect(unbind?.o).toMatchObject({ reason: 'planned' });
+  });
+
+  test('two members + witness: a survivor takes over with the witness ack', () => {
+    const c = new Cluster(['a', 'b'], { witness: true });
+    c.run(0, 3000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    c.down.add('a');
+    c.bound.delete('ns/web');
+    c.run(3001, 5000);
+    expect(c.bound.get('ns/web')).toBe('b');
+  });
+
+  test('configuration errors name the field and the fix', () => {
+    expect(
+      () => new Member({}, { clusterId: 'c', self: 'x', incarnation: 1, members: ['a'], quorum: 'majority', timing, vips: [] }),
+    ).toThrow(/members: x is not listed/);
+    expect(
+      () => new Member({}, { clusterId: 'c', self: 'a', incarnation: 1, members: ['a', 'b'], quorum: 'witness', timing, vips: [] }),
+    ).toThrow(/quorum: "witness" needs a witness/);
+  });
+});
