@@ -10,6 +10,8 @@
  * A trial: make sure the VIP is on exactly one node and the client has had 500 ms of good
  * replies from it; inject the fault on that node; watch until `--hold-ms` after the fault
  * (and at least 1 s after the first good reply from another node; at most `--max-wait-ms`);
+ * 500 ms after the first good reply from another node, the client's neighbour entry for the VIP
+ * is flushed once (a client resolving the VIP afresh: with two holders, both answer its ARP);
  * then recover (power-off: the node boots again — addresses cleared as a power cycle does,
  * links up, HTTP service and daemon started; SIGKILL: the daemon is restarted) and watch until
  * the daemon has rejoined plus `--settle-ms`. The client probes the VIP at 100 Hz over HTTP
@@ -17,7 +19,7 @@
  * rtnetlink event (hack/lab/sampler.ts). Results go to the JSON file after every trial.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +103,24 @@ function sh(cmd: string, args: string[]): string {
     return `${e.stdout ?? ''}${e.stderr ?? ''}`.trim();
   }
 }
+/**
+ * Which code ran: the git commit and uncommitted files under src/native/hack/lab, or, for a
+ * `git archive` export (see docs/benchmarks.md), the commit written to its .source-commit.
+ */
+function source(): { commit: string; dirtySrc: string[]; export?: string } {
+  if (existsSync(resolve(ROOT, '.git'))) {
+    return {
+      commit: sh('git', ['-C', ROOT, 'rev-parse', 'HEAD']),
+      dirtySrc: sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'native', 'hack/lab'])
+        .split('\n')
+        .filter(Boolean),
+    };
+  }
+  const marker = resolve(ROOT, '.source-commit');
+  const commit = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : 'unknown';
+  return { commit, dirtySrc: [], export: ROOT };
+}
+
 function machine() {
   return {
     nproc: os.cpus().length,
@@ -109,12 +129,7 @@ function machine() {
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
     keepalived: sh('keepalived', ['--version']).split('\n')[0] ?? 'unknown',
-    git: {
-      commit: sh('git', ['-C', ROOT, 'rev-parse', 'HEAD']),
-      dirtySrc: sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src', 'native', 'hack/lab'])
-        .split('\n')
-        .filter(Boolean),
-    },
+    git: source(),
   };
 }
 
@@ -229,6 +244,7 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
 
     // Fault window: until holdMs after the fault and 1 s after another node first answered.
     let moved: number | undefined;
+    let arpFlushAt: number | undefined;
     let scanned = 0;
     for (;;) {
       const now = labNow();
@@ -236,6 +252,12 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       for (; moved === undefined && scanned < recs.length; scanned++) {
         const r = recs[scanned]!;
         if (r.ok && r.node !== from && r.t + r.ms >= faultAt) moved = r.t + r.ms;
+      }
+      // A client that resolves the VIP afresh after the failover (its neighbour entry expired,
+      // or it is new): with two holders both nodes answer its ARP request.
+      if (moved !== undefined && arpFlushAt === undefined && now >= moved + 500) {
+        arpFlushAt = labNow();
+        await ip('-n', t.lab.client.ns, 'neigh', 'flush', 'to', VIP_ADDRESS).catch(() => undefined);
       }
       if (now >= faultAt + maxWaitMs) break;
       if (moved !== undefined && now >= Math.max(faultAt + holdMs, moved + 1000)) break;
@@ -296,6 +318,7 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       probeErrors: fw.probesAfterFault.byError,
       oldNodeRepliesAfterFailover: oldReplies,
       faultWindowMs: Math.round(recoverAt - faultAt),
+      ...(arpFlushAt !== undefined ? { arpFlushMs: Math.round(arpFlushAt - faultAt) } : {}),
       recovery: {
         action,
         ...(vipLeftOnDeadNode !== undefined ? { vipLeftOnDeadNode } : {}),

@@ -30,6 +30,8 @@ export interface TrialResult {
   probeErrors?: Record<string, number>;
   /** Same window: good replies that came from the faulted node after another node had answered. */
   oldNodeRepliesAfterFailover: number;
+  /** When the client's neighbour entry for the VIP was flushed (ms after the fault; 500 ms after the failover). */
+  arpFlushMs?: number;
   /** Length of the fault window (fault to recovery step), ms. */
   faultWindowMs: number;
   recovery: {
