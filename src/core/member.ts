@@ -133,6 +133,7 @@ export class Member {
   readonly self: MemberId;
   readonly incarnation: Incarnation;
   readonly quorum: Quorum;
+  private readonly voterSet: ReadonlySet<MemberId>;
   private readonly timing: Timing;
   private readonly isWitness: boolean;
   private readonly peers: MemberId[];
@@ -179,6 +180,7 @@ export class Member {
       throw new MemberConfigError(`members: at most ${LIMITS.maxMembers} members (witness included)`);
     }
     this.quorum = quorumOf(init.quorum, init.members, witness);
+    this.voterSet = new Set(this.quorum.voters);
     this.peers = [...init.members, ...(witness ? [witness] : [])].filter((m) => m !== init.self);
     for (const v of init.vips) this.vips.set(v.vip, v);
     this.leases = new HolderLeases(this.self, this.timing, this.quorum);
@@ -441,8 +443,10 @@ export class Member {
       this.leases.revoke(hb.from, c.vip);
       this.voter.learn(c.vip, c.epoch, c.holder);
     }
+    // Only voters grant: a peer outside the voter set (e.g. an observing controller) never counts.
+    const voter = this.voterSet.has(hb.from);
     for (const e of hb.echoes) {
-      if (e.member === this.self && e.incarnation === this.incarnation) {
+      if (voter && e.member === this.self && e.incarnation === this.incarnation) {
         this.leases.onEcho(hb.from, e.seq, e.holdingsVersion, refused);
       }
     }
@@ -477,7 +481,7 @@ export class Member {
 
   private onAck(now: Millis, ack: TakeoverAck, out: Output[]): void {
     if (ack.candidate !== this.self || ack.requestIncarnation !== this.incarnation) return;
-    if (!this.quorum.voters.includes(ack.from)) return;
+    if (!this.voterSet.has(ack.from)) return;
     const sent = this.leases.sendTime(ack.requestSeq);
     const held = this.leases.holdings.get(ack.vip);
     if (ack.granted && sent !== undefined && held && held.epoch === ack.epoch) {

@@ -134,3 +134,23 @@ describe('Member', () => {
     ).toThrow(/quorum: "witness" needs a witness/);
   });
 });
+
+describe('Member grants', () => {
+  test('echoes from a peer outside the voter set never extend a lease', () => {
+    // Majority mode with an observing controller listed as witness: it is a peer, not a voter.
+    const mk = (self: string) =>
+      new Member({}, { clusterId: 'c', self, incarnation: 1, members: ['a', 'b', 'c'], witness: 'ctl', quorum: 'majority', timing, vips: [{ vip: 'ns/web', preferredNodes: ['a'] }] });
+    const a = mk('a');
+    expect(a.quorum.voters).toEqual(['a', 'b', 'c']);
+    const out = a.start(0);
+    const hb = out.find((o) => o.type === 'send' && o.to === 'ctl');
+    expect(hb).toBeDefined();
+    const seq = (hb as { message: { seq: number } }).message.seq;
+    a.receive(1, {
+      kind: 'heartbeat', clusterId: 'c', from: 'ctl', incarnation: 1, seq: 1, standby: false, witness: true, unhealthy: [],
+      holdings: { version: 1, page: 0, pages: 1, entries: [] }, releases: [], conflicts: [],
+      echoes: [{ member: 'a', incarnation: 1, seq, holdingsVersion: 1 }],
+    });
+    expect(a.view(1).holdings).toEqual([]);
+  });
+});
