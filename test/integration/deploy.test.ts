@@ -33,7 +33,15 @@ const SYSTEM_NS = 'heartline-system';
 const EXAMPLE_NS = 'web-ha';
 const AGENT = `system:serviceaccount:${SYSTEM_NS}:heartline-agent`;
 const CONTROLLER = `system:serviceaccount:${SYSTEM_NS}:heartline-controller`;
-const RBAC_KINDS = new Set(['Namespace', 'ServiceAccount', 'ConfigMap', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+const RBAC_KINDS = new Set([
+  'Namespace',
+  'ServiceAccount',
+  'ConfigMap',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
+]);
 
 interface K8sObject {
   apiVersion: string;
@@ -71,7 +79,11 @@ interface PodSpec {
   hostIPC?: boolean;
   dnsPolicy?: string;
   terminationGracePeriodSeconds?: number;
-  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; sysctls?: { name: string; value: string }[] };
+  securityContext?: {
+    runAsNonRoot?: boolean;
+    runAsUser?: number;
+    sysctls?: { name: string; value: string }[];
+  };
   tolerations?: { key?: string }[];
   containers: Container[];
   volumes?: { name: string; hostPath?: unknown }[];
@@ -86,7 +98,11 @@ interface Workload extends K8sObject {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -107,9 +123,17 @@ async function render(dir: string): Promise<K8sObject[]> {
   return parseAllDocuments(out).map((d) => d.toJS() as K8sObject);
 }
 
-function find<T extends K8sObject = K8sObject>(objs: K8sObject[], kind: string, name: string, namespace?: string): T {
+function find<T extends K8sObject = K8sObject>(
+  objs: K8sObject[],
+  kind: string,
+  name: string,
+  namespace?: string,
+): T {
   const o = objs.find(
-    (x) => x.kind === kind && x.metadata.name === name && (namespace === undefined || x.metadata.namespace === namespace),
+    (x) =>
+      x.kind === kind &&
+      x.metadata.name === name &&
+      (namespace === undefined || x.metadata.namespace === namespace),
   );
   if (!o) throw new Error(`rendered output has no ${kind} ${namespace ? `${namespace}/` : ''}${name}`);
   return o as T;
@@ -120,7 +144,8 @@ const toYaml = (objs: K8sObject[]) => objs.map((o) => stringify(o)).join('---\n'
 /** `kubectl auth can-i` as `user`: true for "yes" (exit 0), false for "no" (exit 1). */
 async function canI(user: string, args: string[]): Promise<boolean> {
   const r = await kubectl(['auth', 'can-i', `--as=${user}`, ...args]);
-  if (r.code !== 0 && r.stdout.trim() !== 'no') throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stderr.trim()}`);
+  if (r.code !== 0 && r.stdout.trim() !== 'no')
+    throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stderr.trim()}`);
   return r.code === 0;
 }
 
@@ -173,7 +198,8 @@ function expectConsistent(objs: K8sObject[]): void {
   });
   // Everything else stays in heartline-system.
   for (const o of objs) {
-    if (['Deployment', 'DaemonSet', 'ServiceAccount', 'ConfigMap'].includes(o.kind)) expect(o.metadata.namespace).toBe(SYSTEM_NS);
+    if (['Deployment', 'DaemonSet', 'ServiceAccount', 'ConfigMap'].includes(o.kind))
+      expect(o.metadata.namespace).toBe(SYSTEM_NS);
   }
 }
 
@@ -200,7 +226,15 @@ describe('deploy/ on a real API server', () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'hl-deploy-'));
     base = await render('deploy/base');
     example = await render('deploy/overlays/example');
-    const existing = await kubectl(['get', 'namespace', SYSTEM_NS, EXAMPLE_NS, '--ignore-not-found', '-o', 'name']);
+    const existing = await kubectl([
+      'get',
+      'namespace',
+      SYSTEM_NS,
+      EXAMPLE_NS,
+      '--ignore-not-found',
+      '-o',
+      'name',
+    ]);
     if (existing.stdout.trim() !== '') {
       throw new Error(
         `namespace(s) ${existing.stdout.trim().replace(/\n/g, ', ')} already exist on the test API server; this test owns them: delete them first`,
@@ -213,7 +247,9 @@ describe('deploy/ on a real API server', () => {
     await Promise.all(api.map((a) => a.close()));
     const clusterScoped = base.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding');
     if (clusterScoped.length > 0) {
-      await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: toYaml(clusterScoped) });
+      await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], {
+        input: toYaml(clusterScoped),
+      });
     }
     if (createdSystemNs) await deleteNamespace(SYSTEM_NS);
     if (createdExampleNs) await deleteNamespace(EXAMPLE_NS);
@@ -240,8 +276,16 @@ describe('deploy/ on a real API server', () => {
     it('keeps the base and the example overlay consistent with their heartline-config', () => {
       expectConsistent(base);
       expectConsistent(example);
-      expect(configOf(base)).toEqual({ cluster: 'heartline', namespace: SYSTEM_NS, authSecret: 'heartline-auth' });
-      expect(configOf(example)).toEqual({ cluster: 'web', namespace: EXAMPLE_NS, authSecret: 'web-auth' });
+      expect(configOf(base)).toEqual({
+        cluster: 'heartline',
+        namespace: SYSTEM_NS,
+        authSecret: 'heartline-auth',
+      });
+      expect(configOf(example)).toEqual({
+        cluster: 'web',
+        namespace: EXAMPLE_NS,
+        authSecret: 'heartline-auth',
+      });
       // The overlay changes configuration only: same objects (by kind and name) as the base.
       const ids = (objs: K8sObject[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
       expect(ids(example)).toEqual(ids(base));
@@ -250,25 +294,40 @@ describe('deploy/ on a real API server', () => {
     it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW only, read-only root, no escalation, netd as PID 1', () => {
       const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
       const pod = ds.spec.template.spec;
-      expect(pod).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', serviceAccountName: 'heartline-agent' });
+      expect(pod).toMatchObject({
+        hostNetwork: true,
+        dnsPolicy: 'ClusterFirstWithHostNet',
+        serviceAccountName: 'heartline-agent',
+      });
       expect(pod.hostPID ?? false).toBe(false);
       expect(pod.hostIPC ?? false).toBe(false);
       expect((pod.volumes ?? []).filter((v) => v.hostPath)).toEqual([]);
       expect(pod.containers).toHaveLength(1);
       const c = pod.containers[0]!;
-      expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+      expect(c.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+      });
       expect(c.securityContext?.privileged ?? false).toBe(false);
       expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
       expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
       // docs/fence.md: heartline-netd must be PID 1 with the agent as its child.
       expect(c.command?.slice(0, 4)).toEqual(['heartline-netd', '--exec', 'heartline', 'agent']);
       expect(c.command).toEqual(
-        expect.arrayContaining(['--cluster=$(HEARTLINE_CLUSTER)', '--namespace=$(HEARTLINE_NAMESPACE)', '--node=$(NODE_NAME)']),
+        expect.arrayContaining([
+          '--cluster=$(HEARTLINE_CLUSTER)',
+          '--namespace=$(HEARTLINE_NAMESPACE)',
+          '--node=$(NODE_NAME)',
+        ]),
       );
       const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
       expect(env.NODE_NAME?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
-      expect(env.HEARTLINE_CLUSTER?.valueFrom).toEqual({ configMapKeyRef: { name: 'heartline-config', key: 'cluster' } });
-      expect(env.HEARTLINE_NAMESPACE?.valueFrom).toEqual({ configMapKeyRef: { name: 'heartline-config', key: 'namespace' } });
+      expect(env.HEARTLINE_CLUSTER?.valueFrom).toEqual({
+        configMapKeyRef: { name: 'heartline-config', key: 'cluster' },
+      });
+      expect(env.HEARTLINE_NAMESPACE?.valueFrom).toEqual({
+        configMapKeyRef: { name: 'heartline-config', key: 'namespace' },
+      });
       expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
       expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
       expect(c.ports).toEqual(
@@ -291,7 +350,9 @@ describe('deploy/ on a real API server', () => {
       expect(pod.serviceAccountName).toBe('heartline-controller');
       expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
       expect(pod.securityContext?.runAsUser).toBeGreaterThan(0);
-      expect(pod.securityContext?.sysctls).toEqual([{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }]);
+      expect(pod.securityContext?.sysctls).toEqual([
+        { name: 'net.ipv4.ip_unprivileged_port_start', value: '0' },
+      ]);
       const c = pod.containers[0]!;
       expect(c.securityContext).toMatchObject({
         allowPrivilegeEscalation: false,
@@ -300,7 +361,12 @@ describe('deploy/ on a real API server', () => {
       });
       expect(c.securityContext?.capabilities?.add).toBeUndefined();
       expect(c.args).toEqual(
-        expect.arrayContaining(['controller', '--witness-address=$(POD_IP)', '--witness-listen=0.0.0.0:694', '--namespace=$(HEARTLINE_NAMESPACE)']),
+        expect.arrayContaining([
+          'controller',
+          '--witness-address=$(POD_IP)',
+          '--witness-listen=0.0.0.0:694',
+          '--namespace=$(HEARTLINE_NAMESPACE)',
+        ]),
       );
       const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
       expect(env.POD_IP?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
@@ -314,6 +380,21 @@ describe('deploy/ on a real API server', () => {
         ]),
       );
     });
+    it('the image provides what the manifests run (Dockerfile and deploy/image/heartline)', async () => {
+      const dockerfile = await readFile('Dockerfile', 'utf8');
+      const installed = [...dockerfile.matchAll(/^COPY .* (\/usr\/local\/bin\/\S+)$/gm)].map((m) => m[1]);
+      const workloads = base.filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet') as Workload[];
+      const programs = workloads.flatMap((w) => w.spec.template.spec.containers.map((c) => c.command![0]!));
+      const netdChild = find<Workload>(base, 'DaemonSet', 'heartline-agent').spec.template.spec.containers[0]!
+        .command![2]!;
+      for (const p of new Set([...programs, netdChild])) expect(installed).toContain(`/usr/local/bin/${p}`);
+      // The entry script runs the same file as package.json's bin, from where the Dockerfile puts dist.
+      const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { bin: { heartline: string } };
+      const script = await readFile('deploy/image/heartline', 'utf8');
+      expect(script).toContain(`\${HEARTLINE_HOME:-/opt/heartline}/${pkg.bin.heartline}"`);
+      expect(dockerfile).toMatch(/HEARTLINE_HOME=\/opt\/heartline/);
+      expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/src\/ dist\/src\//);
+    });
   });
 
   describe('on the API server', () => {
@@ -326,7 +407,10 @@ describe('deploy/ on a real API server', () => {
     });
 
     it('accepts the whole base and the example overlay in a server-side dry run', async () => {
-      for (const [name, objs] of [['deploy/base', base], ['deploy/overlays/example', example]] as const) {
+      for (const [name, objs] of [
+        ['deploy/base', base],
+        ['deploy/overlays/example', example],
+      ] as const) {
         // As users install it (client-side apply). The only tolerated warnings are about the
         // last-applied annotation on objects this run applied another way (the CRDs).
         const r = await kubectl(['apply', '--dry-run=server', '-f', '-'], { input: toYaml(objs) });
@@ -343,7 +427,8 @@ describe('deploy/ on a real API server', () => {
       await must(['label', 'namespace', psaNs, 'pod-security.kubernetes.io/enforce=restricted']);
       const d = find<Workload>(base, 'Deployment', 'heartline-controller', SYSTEM_NS);
       const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
-      const dry = (pod: K8sObject) => kubectl(['create', '--dry-run=server', '-f', '-'], { input: stringify(pod) });
+      const dry = (pod: K8sObject) =>
+        kubectl(['create', '--dry-run=server', '-f', '-'], { input: stringify(pod) });
 
       const ctl = await dry(podFrom(d, 'controller-psa', psaNs));
       expect({ code: ctl.code, stderr: ctl.stderr.trim() }).toEqual({ code: 0, stderr: '' });
@@ -386,7 +471,9 @@ describe('deploy/ on a real API server', () => {
         ['create', 'pods', ...n],
       ];
       const got = async (list: string[][]) =>
-        Object.fromEntries(await Promise.all(list.map(async (a) => [a.join(' '), await canI(AGENT, a)] as const)));
+        Object.fromEntries(
+          await Promise.all(list.map(async (a) => [a.join(' '), await canI(AGENT, a)] as const)),
+        );
       expect(await got(yes)).toEqual(Object.fromEntries(yes.map((a) => [a.join(' '), true])));
       expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
     });
@@ -425,20 +512,28 @@ describe('deploy/ on a real API server', () => {
         ['create', 'pods', ...n],
       ];
       const got = async (list: string[][]) =>
-        Object.fromEntries(await Promise.all(list.map(async (a) => [a.join(' '), await canI(CONTROLLER, a)] as const)));
+        Object.fromEntries(
+          await Promise.all(list.map(async (a) => [a.join(' '), await canI(CONTROLLER, a)] as const)),
+        );
       expect(await got(yes)).toEqual(Object.fromEntries(yes.map((a) => [a.join(' '), true])));
       expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
     });
 
     it('the example overlay moves the namespaced grants and names to its HACluster', async () => {
-      await must(['apply', '-f', '-'], toYaml(example.filter((o) => RBAC_KINDS.has(o.kind) && o.kind !== 'Namespace')));
+      await must(
+        ['apply', '-f', '-'],
+        toYaml(example.filter((o) => RBAC_KINDS.has(o.kind) && o.kind !== 'Namespace')),
+      );
       try {
         const n = ['-n', EXAMPLE_NS];
-        expect(await canI(AGENT, ['watch', 'secrets/web-auth', ...n])).toBe(true);
-        expect(await canI(AGENT, ['get', 'secrets/heartline-auth', ...n])).toBe(false);
+        expect(await canI(AGENT, ['watch', 'secrets/heartline-auth', ...n])).toBe(true);
+        expect(await canI(AGENT, ['get', 'secrets/other', ...n])).toBe(false);
+        expect(await canI(AGENT, ['list', 'secrets', ...n])).toBe(false);
         expect(await canI(AGENT, ['watch', 'haclusters.heartline.dev/web', ...n])).toBe(true);
         expect(await canI(AGENT, ['get', 'haclusters.heartline.dev/heartline', ...n])).toBe(false);
-        expect(await canI(CONTROLLER, ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n])).toBe(true);
+        expect(
+          await canI(CONTROLLER, ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n]),
+        ).toBe(true);
       } finally {
         // Back to the base's configuration for the tests that follow.
         await must(['apply', '-f', '-'], toYaml(base.filter((o) => o.kind === 'ConfigMap')));
@@ -446,12 +541,30 @@ describe('deploy/ on a real API server', () => {
     });
 
     it('a Secret watch by name is authorized by resourceNames (real requests on the agent token)', async () => {
-      await must(['create', 'secret', 'generic', 'heartline-auth', '--from-literal=1=deploy-test-only-key-0123456789abcdef', ...['-n', SYSTEM_NS]]);
+      await must([
+        'create',
+        'secret',
+        'generic',
+        'heartline-auth',
+        '--from-literal=1=deploy-test-only-key-0123456789abcdef',
+        ...['-n', SYSTEM_NS],
+      ]);
       await must(['create', 'secret', 'generic', 'other', '--from-literal=x=y', '-n', SYSTEM_NS]);
       const agentKc = await serviceAccountKubeconfig(tmp, 'heartline-agent');
       const as = (args: string[]) => kubectl([`--kubeconfig=${agentKc}`, ...args]);
-      const byName = await as(['get', 'secrets', '-n', SYSTEM_NS, '--field-selector=metadata.name=heartline-auth', '-o', 'name']);
-      expect({ code: byName.code, out: byName.stdout.trim() }).toEqual({ code: 0, out: 'secret/heartline-auth' });
+      const byName = await as([
+        'get',
+        'secrets',
+        '-n',
+        SYSTEM_NS,
+        '--field-selector=metadata.name=heartline-auth',
+        '-o',
+        'name',
+      ]);
+      expect({ code: byName.code, out: byName.stdout.trim() }).toEqual({
+        code: 0,
+        out: 'secret/heartline-auth',
+      });
       const all = await as(['get', 'secrets', '-n', SYSTEM_NS, '-o', 'name']);
       expect(all.code).not.toBe(0);
       expect(all.stderr).toContain('forbidden');
@@ -465,7 +578,11 @@ describe('deploy/ on a real API server', () => {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'HACluster',
         metadata: { name: 'heartline', namespace: SYSTEM_NS },
-        spec: { nodeSelector: { 'heartline.dev/none': 'deploy-test' }, authSecretRef: { name: 'heartline-auth', activeKeyId: '1' }, quorum: 'witness' },
+        spec: {
+          nodeSelector: { 'heartline.dev/none': 'deploy-test' },
+          authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
+          quorum: 'witness',
+        },
       };
       const vip = {
         apiVersion: 'heartline.dev/v1alpha1',
@@ -477,7 +594,12 @@ describe('deploy/ on a real API server', () => {
       const kc = loadKubeConfig(await serviceAccountKubeconfig(tmp, 'heartline-agent'));
       const source = new K8sApiSource(
         { kubeConfig: kc, clock: new SystemClock(), logger: pino({ level: 'silent' }) },
-        { identity: 'deploy-test-node', reportingController: 'heartline.dev/agent', resyncMs: 0, backoffMaxMs: 1000 },
+        {
+          identity: 'deploy-test-node',
+          reportingController: 'heartline.dev/agent',
+          resyncMs: 0,
+          backoffMaxMs: 1000,
+        },
       );
       api.push(source);
       // The same watches as Agent.start() and its auth Secret watch (src/agent/agent.ts).
@@ -506,8 +628,21 @@ describe('deploy/ on a real API server', () => {
         expect(seen.get('Secret')).toEqual(['heartline-auth']);
         expect(seen.get('VirtualIP')).toEqual(['web']);
         const obj = await must(['get', 'vip', 'web', '-n', SYSTEM_NS, '-o', 'json']);
-        await source.event({ regarding: JSON.parse(obj), type: 'Normal', reason: 'DeployTest', note: 'agent token can create Events', action: 'Test' });
-        const events = await must(['get', 'events.events.k8s.io', '-n', SYSTEM_NS, '-o', 'jsonpath={.items[*].reason}']);
+        await source.event({
+          regarding: JSON.parse(obj),
+          type: 'Normal',
+          reason: 'DeployTest',
+          note: 'agent token can create Events',
+          action: 'Test',
+        });
+        const events = await must([
+          'get',
+          'events.events.k8s.io',
+          '-n',
+          SYSTEM_NS,
+          '-o',
+          'jsonpath={.items[*].reason}',
+        ]);
         expect(events.split(' ')).toContain('DeployTest');
         await expect(
           source.patchStatus('VirtualIP', { namespace: SYSTEM_NS, name: 'web' }, { phase: 'Bound' }),
@@ -520,7 +655,9 @@ describe('deploy/ on a real API server', () => {
     it('the real controller runs on its token: leads, gets ready, writes status and the finalizer, never forbidden', async () => {
       const kc = await serviceAccountKubeconfig(tmp, 'heartline-controller');
       const d = find<Workload>(base, 'Deployment', 'heartline-controller', SYSTEM_NS);
-      const leaseName = d.spec.template.spec.containers[0]!.args!.find((a) => a.startsWith('--lease-name='))!.split('=')[1]!;
+      const leaseName = d.spec.template.spec.containers[0]!.args!.find((a) =>
+        a.startsWith('--lease-name='),
+      )!.split('=')[1]!;
       controller = spawn(
         process.execPath,
         [
@@ -537,7 +674,11 @@ describe('deploy/ on a real API server', () => {
           '--witness-address=127.0.0.1',
           '--metrics-listen=127.0.0.1:0',
         ],
-        { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HEARTLINE_LOG_LEVEL: 'info' } },
+        {
+          cwd: process.cwd(),
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, HEARTLINE_LOG_LEVEL: 'info' },
+        },
       );
       const lines: string[] = [];
       let buf = '';
@@ -549,26 +690,51 @@ describe('deploy/ on a real API server', () => {
       });
       let stderr = '';
       controller.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-      const exited = new Promise<number | null>((resolve) => controller!.once('exit', (code) => resolve(code)));
+      const exited = new Promise<number | null>((resolve) =>
+        controller!.once('exit', (code) => resolve(code)),
+      );
       try {
         const started = await until('"controller started"', async () =>
-          lines.map((l) => JSON.parse(l) as { msg: string; metrics?: string }).find((l) => l.msg === 'controller started'),
+          lines
+            .map((l) => JSON.parse(l) as { msg: string; metrics?: string })
+            .find((l) => l.msg === 'controller started'),
         );
         const ready = await until('/readyz 200 (every watch listed)', async () => {
           const r = await fetch(`http://${started.metrics}/readyz`);
           return r.status === 200 ? r.text() : undefined;
         });
         expect(ready.trim()).toBe('leader');
-        const holder = await must(['get', 'lease', leaseName, '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.holderIdentity}']);
+        const holder = await must([
+          'get',
+          'lease',
+          leaseName,
+          '-n',
+          SYSTEM_NS,
+          '-o',
+          'jsonpath={.spec.holderIdentity}',
+        ]);
         expect(holder).toBe('deploy-test');
         await until('HACluster status.witness', async () => {
-          const r = await kubectl(['get', 'hac', 'heartline', '-n', SYSTEM_NS, '-o', 'jsonpath={.status.witness.address}']);
+          const r = await kubectl([
+            'get',
+            'hac',
+            'heartline',
+            '-n',
+            SYSTEM_NS,
+            '-o',
+            'jsonpath={.status.witness.address}',
+          ]);
           return r.stdout === '127.0.0.1';
         });
         await until('the VirtualIP finalizer and status', async () => {
           const r = await kubectl(['get', 'vip', 'web', '-n', SYSTEM_NS, '-o', 'json']);
-          const o = JSON.parse(r.stdout) as { metadata: { finalizers?: string[] }; status?: { conditions?: unknown[] } };
-          return (o.metadata.finalizers ?? []).includes(VIP_FINALIZER) && (o.status?.conditions ?? []).length > 0;
+          const o = JSON.parse(r.stdout) as {
+            metadata: { finalizers?: string[] };
+            status?: { conditions?: unknown[] };
+          };
+          return (
+            (o.metadata.finalizers ?? []).includes(VIP_FINALIZER) && (o.status?.conditions ?? []).length > 0
+          );
         });
         controller.kill('SIGTERM');
         expect(await exited).toBe(0);
@@ -577,7 +743,16 @@ describe('deploy/ on a real API server', () => {
       } finally {
         if (controller.exitCode === null) controller.kill('SIGKILL');
         // Let the namespace go without a controller to remove the finalizer.
-        await kubectl(['patch', 'vip', 'web', '-n', SYSTEM_NS, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+        await kubectl([
+          'patch',
+          'vip',
+          'web',
+          '-n',
+          SYSTEM_NS,
+          '--type=merge',
+          '-p',
+          '{"metadata":{"finalizers":null}}',
+        ]);
       }
     });
   });

@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+# Heartline's one image: `heartline controller`, `heartline agent` and the tools.
+# The agent runs as `heartline-netd --exec heartline agent ...` (netd is PID 1 and fences the
+# node's VIPs if the agent dies: docs/fence.md); deploy/base does that. Build with
+#   docker build -t heartline:0.1.0 .
+ARG NODE_VERSION=20
+
+# ---------------------------------------------------------------------------- build
+FROM node:${NODE_VERSION}-bookworm AS build
+WORKDIR /src
+
+# heartline-netd: one C file, libc and Linux headers only (node:*-bookworm ships gcc, make
+# and libc6-dev). The Makefile falls back to a dynamic binary when static linking fails; the
+# image wants the static one, so refuse anything ldd can read.
+COPY native/Makefile native/heartline-netd.c native/
+RUN make -C native \
+ && if ldd native/build/heartline-netd >/dev/null 2>&1; then \
+      echo "native/build/heartline-netd is not static" >&2; exit 1; \
+    fi
+
+# Dependencies before sources, so that a source change reuses this layer.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+COPY tsconfig.json tsconfig.build.json ./
+COPY src/ src/
+# tsc -p tsconfig.build.json -> dist/src/**, then drop devDependencies (typescript, jest, tsx...).
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# ---------------------------------------------------------------------------- runtime
+FROM node:${NODE_VERSION}-bookworm-slim
+ENV NODE_ENV=production \
+    HEARTLINE_HOME=/opt/heartline \
+    HEARTLINE_NETD=/usr/local/bin/heartline-netd
+WORKDIR /opt/heartline
+# package.json carries "type": "module", which the compiled ESM needs.
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules/ node_modules/
+COPY --from=build /src/dist/src/ dist/src/
+COPY --from=build --chmod=0755 /src/native/build/heartline-netd /usr/local/bin/heartline-netd
+COPY --chmod=0755 deploy/image/heartline /usr/local/bin/heartline
+
+# Non-root by default (the controller and the tools). The agent's pod overrides this with
+# runAsUser 0 and only NET_ADMIN + NET_RAW: see docs/deploy.md "Security contexts".
+USER 65532:65532
+ENTRYPOINT ["heartline"]
+CMD ["--help"]
