@@ -18,7 +18,7 @@
  * (hack/lab/prober.ts) and the sampler reads every node's addresses every 20 ms and on every
  * rtnetlink event (hack/lab/sampler.ts). Results go to the JSON file after every trial.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
@@ -95,13 +95,10 @@ const load = () => os.loadavg().map((x) => Number(x.toFixed(2)));
 
 // ------------------------------------------------------------------ machine
 
+/** stdout and stderr of `cmd args` (keepalived prints its version on stderr). */
 function sh(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (err) {
-    const e = err as { stderr?: string; stdout?: string };
-    return `${e.stdout ?? ''}${e.stderr ?? ''}`.trim();
-  }
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
 }
 /**
  * Which code ran: the git commit and uncommitted files under src/native/hack/lab, or, for a
