@@ -13,9 +13,10 @@ const cmd = new Command()
   .option('--profile <p>', 'timing profile: default (200/1000) or fast (100/300)', 'default')
   .option('--members <m>', 'members per cluster (default: random 2..9)')
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
+  .option('--faults <kinds>', 'only these fault kinds, comma-separated (crash,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)')
   .option('--trace', 'print every event of each schedule')
   .parse(process.argv);
-const o = cmd.opts<{ seed: string; schedules: string; profile: string; members?: string; maxVips: string; trace?: boolean }>();
+const o = cmd.opts<{ seed: string; schedules: string; profile: string; members?: string; maxVips: string; faults?: string; trace?: boolean }>();
 if (o.profile !== 'default' && o.profile !== 'fast') {
   console.error(`--profile: unknown profile "${o.profile}"; use default or fast`);
   process.exit(2);
@@ -23,7 +24,12 @@ if (o.profile !== 'default' && o.profile !== 'fast') {
 const profile = o.profile as ProfileName;
 const seed = Number(o.seed);
 const k = Number(o.schedules);
-const opts = { profile, maxVips: Number(o.maxVips), ...(o.members ? { members: Number(o.members) } : {}) };
+const opts = {
+  profile,
+  maxVips: Number(o.maxVips),
+  ...(o.members ? { members: Number(o.members) } : {}),
+  ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),
+};
 
 if (o.trace) {
   for (let s = seed; s < seed + k; s++) {

@@ -17,6 +17,8 @@ export interface ScheduleOptions {
   quorum?: QuorumMode;
   /** Fault phase length (ms); default scales with deadMs. */
   faultMs?: number;
+  /** Only these fault kinds (e.g. ['crash'] to measure clean failovers). */
+  faultKinds?: readonly string[];
   /** Largest forward clock step the design tolerates (added to the margin). */
   maxStepMs?: number;
 }
@@ -65,9 +67,11 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
   const at = () => warm + rng.range(0, faultMs);
   for (let i = 0; i < nf; i++) {
     const t = at();
-    const kind = rng.pick([
+    const kinds = [
       'crash', 'crash', 'crash', 'pause', 'pause', 'partition', 'partition', 'oneway', 'flap', 'net', 'step', 'standby', 'unhealthy', 'assign',
-    ] as const);
+    ] as const;
+    const allowed = o.faultKinds ? kinds.filter((k) => o.faultKinds?.includes(k)) : kinds;
+    const kind = rng.pick(allowed.length ? allowed : kinds);
     const node = rng.pick(all);
     const member = rng.pick(members);
     switch (kind) {
