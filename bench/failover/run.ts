@@ -29,7 +29,7 @@ import { labNow } from '../../hack/lab/clock.js';
 import { startProber, type Prober } from '../../hack/lab/prober.js';
 import { startSampler, type AddressSample } from '../../hack/lab/sampler.js';
 import { ip, isInstrument, killNamespace, nsPids, signal, sleep } from '../../hack/lab/sh.js';
-import { delAddress, powerOn, type Lab } from '../../hack/lab/topology.js';
+import { delAddress, down, powerOn, type Lab } from '../../hack/lab/topology.js';
 import {
   CONFIGS,
   CONFIG_DESCRIPTIONS,
@@ -226,11 +226,11 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
   resumeProber(b);
   try {
     await sleep(800);
-    const from = await stableHolder(b, sampler.samples, 30_000);
+    const from = await stableHolder(b, sampler.samples, 15_000);
     const base = { config: t.config, fault, round, load1: load()[0]! };
     if (!from) {
       const h = holdersNow(sampler.samples, nodes);
-      return skip(base, `no stable single holder within 30 s (holders ${JSON.stringify(h)})`);
+      return skip(base, `no stable single holder within 15 s (holders ${JSON.stringify(h)})`);
     }
     let faultAt: number;
     if (fault === 'poweroff') faultAt = await powerOffAt(t.lab, from);
@@ -355,7 +355,21 @@ function skip(base: { config: string; fault: string; round: number; load1: numbe
 }
 
 /** After a skipped trial: make sure every node's HTTP service and daemon run again. */
-async function repair(b: Bench): Promise<void> {
+/** Repairs done between trials (reported in the results file). */
+const repairs: Array<{ at: string; config: string; round: number; what: string }> = [];
+
+async function repair(b: Bench, round: number): Promise<void> {
+  if (b.target.unstick) {
+    const n = await b.target.unstick().catch((e: unknown) => {
+      say(`  repair failed: ${String(e)}`);
+      return undefined;
+    });
+    if (n) {
+      const what = `no node had the VIP bound while VirtualIP status named ${n} holder: restarted the agent on ${n}`;
+      say(`  repair: ${what}`);
+      repairs.push({ at: new Date().toISOString(), config: b.target.config, round, what });
+    }
+  }
   for (const n of b.target.lab.nodes) {
     if (await linkIsDown(b.target.lab, n.name)) {
       say(`  repair: powering ${n.name} of ${b.target.config} on (addresses cleared, HTTP service started)`);
@@ -402,12 +416,18 @@ function report(results: readonly TrialResult[]): string {
 
 const benches: Bench[] = [];
 let stopping = false;
-async function teardown(): Promise<void> {
-  for (const b of benches) {
-    resumeProber(b);
-    await b.prober.stop().catch(() => undefined);
-    await b.target.stop().catch((e: unknown) => say(`teardown of ${b.target.config}: ${String(e)}`));
-  }
+let tornDown: Promise<void> | undefined;
+function teardown(): Promise<void> {
+  tornDown ??= (async () => {
+    for (const b of benches) {
+      resumeProber(b);
+      await b.prober.stop().catch(() => undefined);
+      await b.target.stop().catch((e: unknown) => say(`teardown of ${b.target.config}: ${String(e)}`));
+    }
+    // Whatever a failed stop left behind (namespaces are found by name).
+    for (const c of configs) await down(LAB_IDS[c]).catch((e: unknown) => say(`down ${LAB_IDS[c]}: ${String(e)}`));
+  })();
+  return tornDown;
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
@@ -440,7 +460,7 @@ function save(): void {
   if (configs.includes('heartline-default') && configs.includes('keepalived-1s')) {
     for (const f of faults) ratios.push(pairedRatio(results, f, 'heartline-default', 'keepalived-1s'));
   }
-  writeFileSync(outFile, `${JSON.stringify({ meta, summary: ss, ratios, trials: results }, null, 2)}\n`);
+  writeFileSync(outFile, `${JSON.stringify({ meta, summary: ss, ratios, repairs, trials: results }, null, 2)}\n`);
 }
 
 try {
@@ -471,7 +491,7 @@ try {
         results.push(r);
         if (r.skipped) {
           say(`round ${round} ${b.target.config} ${fault}: SKIPPED ${r.skipped}`);
-          await repair(b);
+          await repair(b, round);
         } else {
           say(
             `round ${round} ${b.target.config} ${fault}: ${r.from}->${r.to ?? 'none'} failover ${r.failoverMs?.toFixed(0) ?? '-'} ms, dual ${r.dualHolderMs} ms, none ${r.noHolderMs} ms, lost ${r.lostProbes}, old-node replies ${r.oldNodeRepliesAfterFailover}; recovery dual ${r.recovery.dualHolderMs} ms lost ${r.recovery.lostProbes} holders ${r.recovery.holdersAfter.join(',')}; load ${r.load1}`,
@@ -489,6 +509,6 @@ try {
   process.stderr.write(`failover benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exitCode = 1;
 } finally {
-  if (!stopping) await teardown();
+  await teardown();
 }
 

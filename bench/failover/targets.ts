@@ -44,6 +44,12 @@ export interface Target {
   startHttp(node: string): Promise<void>;
   /** Whether the node's daemon runs. */
   daemonRunning(node: string): Promise<boolean>;
+  /**
+   * Heartline only: when no node has the VIP bound but the VirtualIP's status names a holder,
+   * restarts that holder's agent (SIGKILL + start) and returns its name. A repair between
+   * trials, reported in the results; never done during a trial.
+   */
+  unstick?(): Promise<string | undefined>;
   /** Resolves once a (re)started daemon on `node` has joined its peers (or throws after timeoutMs). */
   waitJoined(node: string, sinceStart: number, timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
@@ -151,6 +157,17 @@ export async function startHeartline(
     },
     async daemonRunning(node) {
       return alive(cluster.agents.get(node)?.child);
+    },
+    async unstick() {
+      const st = await cluster.vipStatus('web').catch(() => ({}) as { holder?: string });
+      const holder = typeof st.holder === 'string' ? st.holder : undefined;
+      if (!holder || !alive(cluster.agents.get(holder)?.child)) return undefined;
+      if ((await cluster.boundOn(holder)).length > 0) return undefined;
+      await target.killDaemon(holder);
+      const started = performance.now();
+      await target.startDaemon(holder);
+      await target.waitJoined(holder, started, 60_000);
+      return holder;
     },
     async waitJoined(node, _sinceStart, timeoutMs) {
       // "member started" is logged once the agent has read its cluster and opened its socket;
