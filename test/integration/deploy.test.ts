@@ -212,6 +212,40 @@ function podFrom(w: Workload, name: string, namespace: string): K8sObject {
   };
 }
 
+const HACLUSTER = {
+  apiVersion: 'heartline.dev/v1alpha1',
+  kind: 'HACluster',
+  metadata: { name: 'heartline', namespace: SYSTEM_NS },
+  spec: {
+    nodeSelector: { 'heartline.dev/none': 'deploy-test' },
+    authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
+    quorum: 'witness',
+  },
+};
+const VIP = {
+  apiVersion: 'heartline.dev/v1alpha1',
+  kind: 'VirtualIP',
+  metadata: { name: 'web', namespace: SYSTEM_NS },
+  spec: { clusterRef: { name: 'heartline' }, address: '198.18.0.100/24' },
+};
+
+const AUTH_SECRET = {
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name: 'heartline-auth', namespace: SYSTEM_NS },
+  stringData: { '1': 'deploy-test-only-key-0123456789abcdef' },
+};
+const OTHER_SECRET = {
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name: 'other', namespace: SYSTEM_NS },
+  stringData: { x: 'y' },
+};
+
+/** The auth Secret, HACluster and VirtualIP the agent and controller checks read (idempotent). */
+const applyClusterObjects = () =>
+  must(['apply', '-f', '-'], [AUTH_SECRET, HACLUSTER, VIP].map((o) => JSON.stringify(o)).join('\n'));
+
 describe('deploy/ on a real API server', () => {
   let base: K8sObject[];
   let example: K8sObject[];
@@ -219,6 +253,8 @@ describe('deploy/ on a real API server', () => {
   let psaNs: string | undefined;
   let createdSystemNs = false;
   let createdExampleNs = false;
+  /** Neither namespace existed before this run: it may create and delete them. */
+  let owned = false;
   let controller: ChildProcess | undefined;
   const api: K8sApiSource[] = [];
 
@@ -240,12 +276,16 @@ describe('deploy/ on a real API server', () => {
         `namespace(s) ${existing.stdout.trim().replace(/\n/g, ', ')} already exist on the test API server; this test owns them: delete them first`,
       );
     }
+    owned = true;
   });
 
   afterAll(async () => {
     if (controller && controller.exitCode === null) controller.kill('SIGKILL');
     await Promise.all(api.map((a) => a.close()));
-    const clusterScoped = base.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding');
+    // Only what this run applied: createdSystemNs is set by the first real apply.
+    const clusterScoped = createdSystemNs
+      ? base.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')
+      : [];
     if (clusterScoped.length > 0) {
       await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], {
         input: toYaml(clusterScoped),
@@ -400,8 +440,9 @@ describe('deploy/ on a real API server', () => {
   describe('on the API server', () => {
     beforeAll(async () => {
       // RBAC (and what it needs) for real; the rest only through the dry runs below.
-      await must(['apply', '-f', '-'], toYaml(base.filter((o) => RBAC_KINDS.has(o.kind))));
+      if (!owned) throw new Error(`${SYSTEM_NS} or ${EXAMPLE_NS} belongs to someone else on this API server`);
       createdSystemNs = true;
+      await must(['apply', '-f', '-'], toYaml(base.filter((o) => RBAC_KINDS.has(o.kind))));
       await must(['create', 'namespace', EXAMPLE_NS]);
       createdExampleNs = true;
     });
@@ -541,15 +582,8 @@ describe('deploy/ on a real API server', () => {
     });
 
     it('a Secret watch by name is authorized by resourceNames (real requests on the agent token)', async () => {
-      await must([
-        'create',
-        'secret',
-        'generic',
-        'heartline-auth',
-        '--from-literal=1=deploy-test-only-key-0123456789abcdef',
-        ...['-n', SYSTEM_NS],
-      ]);
-      await must(['create', 'secret', 'generic', 'other', '--from-literal=x=y', '-n', SYSTEM_NS]);
+      await applyClusterObjects();
+      await must(['apply', '-f', '-'], JSON.stringify(OTHER_SECRET));
       const agentKc = await serviceAccountKubeconfig(tmp, 'heartline-agent');
       const as = (args: string[]) => kubectl([`--kubeconfig=${agentKc}`, ...args]);
       const byName = await as([
@@ -574,23 +608,7 @@ describe('deploy/ on a real API server', () => {
     });
 
     it("the agent's watches and Events work through K8sApiSource on the agent's token", async () => {
-      const hac = {
-        apiVersion: 'heartline.dev/v1alpha1',
-        kind: 'HACluster',
-        metadata: { name: 'heartline', namespace: SYSTEM_NS },
-        spec: {
-          nodeSelector: { 'heartline.dev/none': 'deploy-test' },
-          authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
-          quorum: 'witness',
-        },
-      };
-      const vip = {
-        apiVersion: 'heartline.dev/v1alpha1',
-        kind: 'VirtualIP',
-        metadata: { name: 'web', namespace: SYSTEM_NS },
-        spec: { clusterRef: { name: 'heartline' }, address: '198.18.0.100/24' },
-      };
-      await must(['apply', '-f', '-'], [hac, vip].map((o) => JSON.stringify(o)).join('\n'));
+      await applyClusterObjects();
       const kc = loadKubeConfig(await serviceAccountKubeconfig(tmp, 'heartline-agent'));
       const source = new K8sApiSource(
         { kubeConfig: kc, clock: new SystemClock(), logger: pino({ level: 'silent' }) },
@@ -653,6 +671,7 @@ describe('deploy/ on a real API server', () => {
     });
 
     it('the real controller runs on its token: leads, gets ready, writes status and the finalizer, never forbidden', async () => {
+      await applyClusterObjects();
       const kc = await serviceAccountKubeconfig(tmp, 'heartline-controller');
       const d = find<Workload>(base, 'Deployment', 'heartline-controller', SYSTEM_NS);
       const leaseName = d.spec.template.spec.containers[0]!.args!.find((a) =>
