@@ -14,9 +14,10 @@ const cmd = new Command()
   .option('--members <m>', 'members per cluster (default: random 2..9)')
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
   .option('--faults <kinds>', 'only these fault kinds, comma-separated (crash,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)')
+  .option('--single-crash', 'one fault only: crash one member (no restart) to measure clean failover time')
   .option('--trace', 'print every event of each schedule')
   .parse(process.argv);
-const o = cmd.opts<{ seed: string; schedules: string; profile: string; members?: string; maxVips: string; faults?: string; trace?: boolean }>();
+const o = cmd.opts<{ seed: string; schedules: string; profile: string; members?: string; maxVips: string; faults?: string; singleCrash?: boolean; trace?: boolean }>();
 if (o.profile !== 'default' && o.profile !== 'fast') {
   console.error(`--profile: unknown profile "${o.profile}"; use default or fast`);
   process.exit(2);
@@ -41,7 +42,17 @@ if (o.trace) {
 }
 
 const t0 = performance.now();
-const s = runMany(seed, k, opts);
+const s = runMany(
+  seed,
+  k,
+  opts,
+  o.singleCrash
+    ? (sc) => {
+        const node = sc.members[sc.seed % sc.members.length] as string;
+        sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null }];
+      }
+    : undefined,
+);
 const ms = performance.now() - t0;
 const fmt = (xs: number[]) =>
   xs.length ? `n=${xs.length} p50=${percentile(xs, 50).toFixed(0)}ms p90=${percentile(xs, 90).toFixed(0)}ms p99=${percentile(xs, 99).toFixed(0)}ms max=${Math.max(...xs).toFixed(0)}ms` : 'n=0';

@@ -542,7 +542,14 @@ export class World {
         this.trace(`${node.id} CRASH${f.fenceKilled ? ' with its fence' : ''}`);
         for (const b of node.bindings.values()) {
           if (!this.active(b)) continue;
-          if (!this.lostAt.has(b.vip)) this.lostAt.set(b.vip, this.now);
+          // Failover time is measured only where another member could take the VIP.
+          const spec = this.sc.vips.find((v) => v.vip === b.vip);
+          const others = (spec?.eligible ?? this.sc.members).filter((id) => id !== node.id);
+          const usable = others.some((id) => {
+            const n = this.nodes.get(id);
+            return n && n.state === 'up' && !n.standby && !n.unhealthy.has(b.vip);
+          });
+          if (usable && !this.lostAt.has(b.vip)) this.lostAt.set(b.vip, this.now);
           if (f.fenceKilled) b.zombie = true;
           else this.remove(b, 'fence saw agent exit');
         }
