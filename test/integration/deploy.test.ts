@@ -481,7 +481,7 @@ describe('deploy/ on a real API server', () => {
       expect({ code: agentSystem.code, stderr: agentSystem.stderr.trim() }).toEqual({ code: 0, stderr: '' });
     });
 
-    it('agent RBAC: reads its own HACluster, VIPs, Resources, Nodes and one Secret; writes only Events', async () => {
+    it('agent RBAC: reads its own HACluster, VIPs, Resources, Nodes and one Secret; writes Events and Resource status', async () => {
       const n = ['-n', SYSTEM_NS];
       const yes = [
         ['watch', 'virtualips.heartline.dev', ...n],
@@ -491,9 +491,11 @@ describe('deploy/ on a real API server', () => {
         ['watch', 'secrets/heartline-auth', ...n],
         ['watch', 'nodes'],
         ['create', 'events.events.k8s.io', ...n],
+        ['patch', 'resources.heartline.dev', '--subresource=status', ...n],
       ];
       const no = [
         ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
+        ['patch', 'resources.heartline.dev', ...n],
         ['patch', 'virtualips.heartline.dev', ...n],
         ['update', 'haclusters.heartline.dev', '--subresource=status', ...n],
         ['get', 'haclusters.heartline.dev/other', ...n],

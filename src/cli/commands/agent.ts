@@ -7,7 +7,7 @@ import { NetdNetworkDriver } from '../../adapters/linux/netd-driver.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { OpsServer } from '../../ops/http.js';
-import { createLogger } from '../../ops/log.js';
+import { createLogger, type Logger } from '../../ops/log.js';
 import { parseHostPort } from './controller.js';
 
 export interface AgentOptions {
@@ -52,6 +52,16 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
       process.exit(70);
     },
   });
+  try {
+    await serve(opts, log, clock, driver);
+  } finally {
+    // Whatever happened (a bad kubeconfig at start, or a clean stop), end the fence's pipe:
+    // netd sweeps every Heartline address and exits, so this process can exit too.
+    await driver.close().catch(() => {});
+  }
+}
+
+async function serve(opts: AgentOptions, log: Logger, clock: SystemClock, driver: NetdNetworkDriver): Promise<void> {
   const kubeConfig = loadKubeConfig(opts.kubeconfig);
   const api = new K8sApiSource({ kubeConfig, clock, logger: log }, { identity: opts.node, reportingController: 'heartline.dev/agent' });
   const runner = new ProcessServiceRunner({ clock, logger: log });
