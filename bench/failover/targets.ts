@@ -159,8 +159,16 @@ export async function startHeartline(
       return alive(cluster.agents.get(node)?.child);
     },
     async unstick() {
+      // The holder is the VirtualIP's status holder, or else the agent whose log ends in
+      // failed renewals (it believes it holds the VIP that its fence removed).
       const st = await cluster.vipStatus('web').catch(() => ({}) as { holder?: string });
-      const holder = typeof st.holder === 'string' ? st.holder : undefined;
+      let holder = typeof st.holder === 'string' && st.holder ? st.holder : undefined;
+      if (!holder) {
+        for (const n of cluster.lab.nodes) {
+          const tail = readFileSync(agentLog(n.name), 'utf8').slice(-3000).trim().split('\n').at(-1) ?? '';
+          if (tail.includes('renew failed')) holder = n.name;
+        }
+      }
       if (!holder || !alive(cluster.agents.get(holder)?.child)) return undefined;
       if ((await cluster.boundOn(holder)).length > 0) return undefined;
       await target.killDaemon(holder);
