@@ -443,14 +443,20 @@ const meta = {
   endedAt: '',
   loadStart: load(),
   loadEnd: [] as number[],
+  /** False until every round ran (an interrupted run keeps the trials done so far). */
+  complete: false,
   machine: machine(),
   command: `npx tsx bench/failover/run.ts ${argv.join(' ')}`.trim(),
   params: { trials, configs, faults, holdMs, maxWaitMs, settleMs, proberHz: 100, probeTimeoutMs: 100, connectTimeoutMs: 50, samplerMs: 20, vip: VIP_CIDR, port: HTTP_PORT, nodes: 3 },
   configs: Object.fromEntries(configs.map((c) => [c, CONFIG_DESCRIPTIONS[c]])),
 };
 const results: TrialResult[] = [];
-function save(): void {
+function save(complete = false): void {
   mkdirSync(dirname(outFile), { recursive: true });
+  // Written after every trial, so an interrupted run still leaves its trials and end load.
+  meta.loadEnd = load();
+  meta.endedAt = new Date().toISOString();
+  meta.complete = complete;
   const ss = [];
   for (const f of faults) for (const c of configs) ss.push(summarize(results, c, f));
   const ratios = [];
@@ -501,9 +507,7 @@ try {
       }
     }
   }
-  meta.loadEnd = load();
-  meta.endedAt = new Date().toISOString();
-  save();
+  save(!stopping);
   process.stdout.write(`\n${report(results)}\n\nload average start ${meta.loadStart.join(' ')}, end ${meta.loadEnd.join(' ')}; results in ${outFile}\n`);
 } catch (err) {
   process.stderr.write(`failover benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
