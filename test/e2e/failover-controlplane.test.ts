@@ -203,11 +203,20 @@ labDescribe('failover: control plane and wire, fast profile (3 nodes)', () => {
       // Probes keep succeeding (a few may time out on a loaded 2-core machine: reported).
       expect(m.summary.lostProbes).toBeLessThanOrEqual(Math.ceil(m.summary.probes * 0.01));
       expect(resumedAt).toBeGreaterThan(0);
-      // Status updates again: a standby request made after the thaw shows up as a new holder.
+      // After the thaw the agents' watches work again: a standby request moves the VIP...
       await c.kubectl(['annotate', 'node', m.from, 'heartline.dev/standby=true']);
       try {
-        const next = await c.waitForHolder('web', 30_000, m.from);
-        expect(next).not.toBe(m.from);
+        const moved = await waitFor(
+          `the VIP to leave ${m.from} after heartline.dev/standby=true`,
+          async () => {
+            const h = await steadyHolder(c, 5000);
+            return h !== m.from ? h : undefined;
+          },
+          30_000,
+          200,
+        );
+        // ...and the controller writes status again: the VirtualIP names the new holder.
+        expect(await c.waitForHolder('web', 30_000, m.from)).toBe(moved);
       } finally {
         await c.kubectl(['annotate', 'node', m.from, 'heartline.dev/standby-']);
       }

@@ -14,7 +14,7 @@ import sys
 import time
 
 iface, src, dst, port, timeout = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
 s.bind((iface, 0))
 s.settimeout(timeout)
 want_src, want_dst = socket.inet_aton(src), socket.inet_aton(dst)
@@ -24,6 +24,8 @@ while time.time() < end:
         frame = s.recv(65535)
     except socket.timeout:
         break
+    if frame[12:14] != b"\x08\x00":
+        continue
     ip = frame[14:]
     if len(ip) < 20 or ip[9] != 17 or ip[12:16] != want_src or ip[16:20] != want_dst:
         continue

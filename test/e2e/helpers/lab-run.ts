@@ -136,7 +136,9 @@ export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measure
       () => stableHolder(sampler.samples, p.records, vip, labNow(), 1000),
       30_000,
       50,
-    );
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}${await stuckHint(c)}`);
+    });
     faultAt = labNow();
     faultResult = await o.fault(from);
     await sleep(o.observeMs);
@@ -209,6 +211,23 @@ export function holdersAtEnd(samples: readonly AddressSample[], vip = VIP_ADDRES
 /** Every node that held `vip` at any time in the samples. */
 export function everHeld(samples: readonly AddressSample[], vip = VIP_ADDRESS): string[] {
   return [...new Set(samples.filter((s) => s.live.includes(vip)).map((s) => s.node))].sort();
+}
+
+/**
+ * Names agents whose recent log shows the "holder lost its address" state (the fence
+ * removed the VIP at its deadline, every renewal since fails with "is not bound", and the
+ * member keeps claiming the VIP so no peer takes over): the known agent bug in docs/e2e.md.
+ */
+export async function stuckHint(c: LabCluster): Promise<string> {
+  const stuck: string[] = [];
+  for (const n of c.lab.nodes) {
+    const text = await readFile(join(c.logDir, `agent-${n.name}.log`), 'utf8').catch(() => '');
+    const tail = text.split('\n').slice(-60);
+    if (tail.filter((l) => l.includes('is not bound (its deadline passed')).length >= 10) stuck.push(n.name);
+  }
+  return stuck.length
+    ? `; agent ${stuck.join(', ')} stuck: its fence removed the VIP at the deadline, every renewal since fails with "is not bound" and the member still claims the VIP (docs/e2e.md, open bugs)`
+    : '';
 }
 
 /** Polls `check` every `everyMs` until it returns a truthy value; throws `what` after `timeoutMs`. */
@@ -334,20 +353,29 @@ export async function holderOf(c: LabCluster, vip = 'web'): Promise<{ holder?: s
 }
 
 /**
- * Waits until exactly one node has `vip` bound (per `ip addr`) and the status names it;
- * returns that node. This is the steady state every scenario starts from.
+ * Waits until exactly one node has `vip` bound (per `ip addr`), and with `status: true`
+ * also named by the VirtualIP's status; returns that node. Scenarios judge steady state
+ * from the addresses (the ground truth) and assert the status where it is the subject.
  */
-export async function steadyHolder(c: LabCluster, timeoutMs = 60_000, vip = VIP_ADDRESS): Promise<string> {
-  return waitFor(
-    `one holder of ${vip} bound and in status`,
+export async function steadyHolder(
+  c: LabCluster,
+  timeoutMs = 60_000,
+  vip = VIP_ADDRESS,
+  opts: { status?: boolean } = {},
+): Promise<string> {
+  return waitFor<string>(
+    `one holder of ${vip} bound${opts.status ? ' and in status' : ''}`,
     async () => {
       const bound: string[] = [];
       for (const n of c.lab.nodes) if ((await c.boundOn(n.name)).includes(vip)) bound.push(n.name);
       if (bound.length !== 1) return undefined;
+      if (!opts.status) return bound[0];
       const { holder } = await holderOf(c);
       return holder === bound[0] ? holder : undefined;
     },
     timeoutMs,
     200,
-  );
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message}${await stuckHint(c)}`);
+  });
 }

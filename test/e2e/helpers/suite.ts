@@ -12,12 +12,15 @@ if (skipReason) console.warn(`failover e2e skipped: ${skipReason}`);
 export const labDescribe = skipReason ? describe.skip : describe;
 
 /** Starts the cluster before the file's tests and stops it after them; returns an accessor. */
-export function withLabCluster(opts: Omit<LabClusterOptions, 'log'>): () => LabCluster {
+export function withLabCluster(
+  opts: Omit<LabClusterOptions, 'log'>,
+  wait: { status?: boolean } = {},
+): () => LabCluster {
   let c: LabCluster | undefined;
   beforeAll(async () => {
     const t0 = performance.now();
     c = await startLabCluster({ ...opts, log: (m) => process.stdout.write(`[lab ${opts.id}] ${m}\n`) });
-    const holder = await steadyHolder(c, 120_000);
+    const holder = await steadyHolder(c, 120_000, undefined, wait);
     process.stdout.write(
       `[lab ${opts.id}] ${holder} holds web ${((performance.now() - t0) / 1000).toFixed(1)} s after start\n`,
     );
