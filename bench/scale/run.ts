@@ -39,6 +39,11 @@ const CP_ADDRESS = '198.18.0.1';
 const WITNESS_PORT = 694;
 const MEMBER_PORT = 694;
 const KUBE_NS = 'hl-scale';
+const BUILD = path.join(ROOT, 'node_modules/.cache/heartline-scale');
+/** argv for node to run a TypeScript entry point of this repo under the chosen runtime. */
+function entry(runtime: 'dist' | 'tsx', tsPath: string): string[] {
+  return runtime === 'dist' ? [path.join(BUILD, tsPath.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', path.join(ROOT, tsPath)];
+}
 const CLUSTER = 'scale';
 
 // ------------------------------------------------------------------------------ options
@@ -55,6 +60,8 @@ interface Options {
   out: string;
   inside: boolean;
   netns: string;
+  /** How the controller and member processes run: compiled JavaScript (as shipped) or tsx. */
+  runtime: 'dist' | 'tsx';
 }
 
 function parseArgs(argv: string[]): Options {
@@ -70,6 +77,7 @@ function parseArgs(argv: string[]): Options {
     out: path.join(ROOT, 'bench/results/scale.json'),
     inside: false,
     netns: '',
+    runtime: 'dist',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -94,6 +102,12 @@ function parseArgs(argv: string[]): Options {
       case '--total-timeout-s': o.totalTimeoutS = int(next(), 60); break;
       case '--out': o.out = path.resolve(next()); break;
       case '--inside': o.inside = true; break;
+      case '--runtime': {
+        const v = next();
+        if (v !== 'dist' && v !== 'tsx') throw new Error(`--runtime ${v}: use dist (compiled, as shipped) or tsx`);
+        o.runtime = v;
+        break;
+      }
       case '--netns': o.netns = next(); break;
       default: throw new Error(`unknown option ${a}; see the header of bench/scale/run.ts`);
     }
@@ -110,14 +124,15 @@ const vipName = (i: number) => `vip-${String(i).padStart(4, '0')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(/\s+/).slice(0, 3).map(Number);
 
-function run(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
+function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const c = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
+    const c = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.stderr.on('data', (d) => (out += d));
     c.on('error', (e) => resolve({ code: 1, out: String(e) }));
     c.on('close', (code) => resolve({ code: code ?? 1, out }));
+    c.stdin.on('error', () => {});
     c.stdin.end(input ?? '');
   });
 }
@@ -136,6 +151,11 @@ async function outer(o: Options, argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    if (o.runtime === 'dist') {
+      console.error(`scale: compiling src and the load generator (tsc -p bench/scale/tsconfig.build.json)`);
+      const r = await run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'bench/scale/tsconfig.build.json')], undefined, 300_000);
+      if (r.code !== 0) throw new Error(`tsc: ${r.out}`);
+    }
     await must(['netns', 'add', ns]);
     await must(['-n', ns, 'link', 'set', 'lo', 'up']);
     const addrs = [CP_ADDRESS, ...Array.from({ length: o.members }, (_, i) => memberAddress(i))];
@@ -228,13 +248,30 @@ class ProcWatch {
 }
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-/** apiserver_request_total, summed by "VERB resource[/subresource]". */
-async function apiRequests(kubeconfig: string): Promise<{ at: number; counts: Map<string, number> }> {
+interface ApiSnapshot {
+  at: number;
+  counts: Map<string, number>;
+  /** apiserver_request_duration_seconds _sum and _count by verb. */
+  latency: Map<string, { sum: number; count: number }>;
+}
+
+/** apiserver_request_total, summed by "VERB resource[/subresource]", and request latency by verb. */
+async function apiRequests(kubeconfig: string): Promise<ApiSnapshot> {
   const r = await runKubectl(kubeconfig, ['get', '--raw', '/metrics'], { timeoutMs: 30_000 });
   const at = Date.now();
   if (r.code !== 0) throw new Error(`kubectl get --raw /metrics: ${r.stderr}`);
   const counts = new Map<string, number>();
+  const latency = new Map<string, { sum: number; count: number }>();
   for (const line of r.stdout.split('\n')) {
+    const lat = /^apiserver_request_duration_seconds_(sum|count)\{(.*)\} (\S+)$/.exec(line);
+    if (lat) {
+      const verb = /verb="([^"]*)"/.exec(lat[2]!)?.[1] ?? '';
+      if (verb === 'WATCH') continue;
+      const e = latency.get(verb) ?? { sum: 0, count: 0 };
+      e[lat[1] as 'sum' | 'count'] += Number(lat[3]);
+      latency.set(verb, e);
+      continue;
+    }
     if (!line.startsWith('apiserver_request_total{')) continue;
     const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
@@ -242,10 +279,10 @@ async function apiRequests(kubeconfig: string): Promise<{ at: number; counts: Ma
     const key = `${labels.verb} ${res}`;
     counts.set(key, (counts.get(key) ?? 0) + value);
   }
-  return { at, counts };
+  return { at, counts, latency };
 }
 
-function requestRate(a: { at: number; counts: Map<string, number> }, b: { at: number; counts: Map<string, number> }) {
+function requestRate(a: ApiSnapshot, b: ApiSnapshot) {
   const seconds = (b.at - a.at) / 1000;
   const byVerbResource: Record<string, { requests: number; perSecond: number }> = {};
   let total = 0;
@@ -256,7 +293,12 @@ function requestRate(a: { at: number; counts: Map<string, number> }, b: { at: nu
     byVerbResource[k] = { requests: d, perSecond: Math.round((d / seconds) * 100) / 100 };
   }
   // Our own metrics scrape (one GET /metrics at the end of the window) is in "(non-resource)".
-  return { seconds: round1(seconds), total, perSecond: Math.round((total / seconds) * 100) / 100, byVerbResource };
+  const meanLatencyMsByVerb: Record<string, number> = {};
+  for (const [verb, e] of b.latency) {
+    const p = a.latency.get(verb) ?? { sum: 0, count: 0 };
+    if (e.count > p.count) meanLatencyMsByVerb[verb] = round1(((e.sum - p.sum) / (e.count - p.count)) * 1000);
+  }
+  return { seconds: round1(seconds), total, perSecond: Math.round((total / seconds) * 100) / 100, byVerbResource, meanLatencyMsByVerb };
 }
 
 // ------------------------------------------------------------------------------ inner run
@@ -276,7 +318,8 @@ async function inner(o: Options): Promise<number> {
   const result: Record<string, unknown> = {
     benchmark: 'scale',
     startedAt: started.toISOString(),
-    command: `npx tsx bench/scale/run.ts --vips ${o.vips} --members ${o.members} --victim-vips ${o.victimVips} --workers ${o.workers} --steady-s ${o.steadyS}`,
+    command: `npx tsx bench/scale/run.ts --vips ${o.vips} --members ${o.members} --victim-vips ${o.victimVips} --workers ${o.workers} --steady-s ${o.steadyS} --runtime ${o.runtime}`,
+    runtime: o.runtime === 'dist' ? 'node on compiled JavaScript (tsc), as shipped' : 'node --import tsx (TypeScript transpiled at load)',
     requested: { vips: o.vips, members: o.members },
     host: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavgStart: loadavg() },
     netns: o.netns,
@@ -385,13 +428,13 @@ async function inner(o: Options): Promise<number> {
     };
 
     // -------------------------------------------------------------- controller (own process)
+    const mc0 = await apiRequests(kubeconfig);
     const t0 = Date.now();
     const ctlLog = openSync(path.join(runDir, 'controller.log'), 'w');
     const controller = spawn(
       process.execPath,
       [
-        '--import', 'tsx',
-        path.join(ROOT, 'src/cli/main.ts'),
+        ...entry(o.runtime, 'src/cli/main.ts'),
         'controller',
         '--kubeconfig', kubeconfig,
         '--namespace', KUBE_NS,
@@ -399,7 +442,7 @@ async function inner(o: Options): Promise<number> {
         '--witness-listen', `${CP_ADDRESS}:${WITNESS_PORT}`,
         '--metrics-listen', `${CP_ADDRESS}:9695`,
       ],
-      { cwd: ROOT, stdio: ['ignore', ctlLog, ctlLog], env: { ...process.env } },
+      { cwd: ROOT, stdio: ['ignore', ctlLog, ctlLog], env: { ...process.env, HEARTLINE_LOG_LEVEL: process.env.HL_SCALE_CONTROLLER_LOG ?? 'info' } },
     );
     closeSync(ctlLog);
     children.push(controller);
@@ -463,7 +506,7 @@ async function inner(o: Options): Promise<number> {
       .filter((g) => g.members.length > 0)
       .map((g) => {
         const spec: WorkerSpec = { kubeconfig, namespace: KUBE_NS, cluster: CLUSTER, members: g.members };
-        const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/scale/members.ts')], {
+        const child = spawn(process.execPath, entry(o.runtime, 'bench/scale/members.ts'), {
           cwd: ROOT,
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
           env: { ...process.env, HL_SCALE_WORKER: JSON.stringify(spec) },
@@ -487,6 +530,11 @@ async function inner(o: Options): Promise<number> {
     // -------------------------------------------------------------- cold start
     const cold: Record<string, unknown> = { controllerToWitnessPublishedMs: tWitness - t0 };
     result.coldStart = cold;
+    const progress: Array<{ s: number; heldMembers: number; heldStatus: number }> = [];
+    cold.progress = progress;
+    const sampleProgress = () =>
+      progress.push({ s: round1((Date.now() - t0) / 1000), heldMembers: holders.size, heldStatus: [...statusHolder.values()].filter(Boolean).length });
+    const progressTimer = setInterval(sampleProgress, 10_000);
     const allHeldAt = () => (holders.size >= o.vips ? Date.now() : undefined);
     const allStatusAt = () => {
       let n = 0;
@@ -503,6 +551,11 @@ async function inner(o: Options): Promise<number> {
       cold.heldMembers = holders.size;
       cold.heldStatus = [...statusHolder.values()].filter(Boolean).length;
     }
+    clearInterval(progressTimer);
+    sampleProgress();
+    const mc1 = await apiRequests(kubeconfig);
+    cold.apiRequests = requestRate(mc0, mc1);
+    cold.processes = procs.window(t0, mc1.at);
     console.error(`scale: cold start ${JSON.stringify(cold)}`);
 
     // -------------------------------------------------------------- settle, then steady window

@@ -73,6 +73,8 @@ export class MemberHost {
   /** Unbinds in progress; while any is, datagrams wait in `held`. */
   private pendingUnbinds = 0;
   private held: Array<{ to: Destination; message: Message }> = [];
+  /** Sequence number of the last message copied to a non-voting witness (see copyToObserver). */
+  private observerSeq = -1;
 
   constructor(
     private readonly c: MemberHostComponents,
@@ -177,6 +179,7 @@ export class MemberHost {
   }
 
   private newLife(config: ClusterConfig): void {
+    this.observerSeq = -1;
     const counters = this.codec?.counters ?? this.c.counters;
     this.codec = new WireCodec({
       ids: this.idTable(config),
@@ -281,7 +284,32 @@ export class MemberHost {
     for (const h of held) this.send(h.to, h.message);
   }
 
+  /**
+   * Outside quorum "witness" the controller's witness is no peer of the core, so the core
+   * never addresses it; it still observes the cluster from our heartbeats and releases. Each
+   * round (one sequence number, addressed to every peer) goes to it once, without the
+   * per-peer echoes and conflicts, which are grants and claims for other members.
+   */
+  private copyToObserver(message: Message): void {
+    const w = this.config.witness;
+    if (!w || this.config.quorum === 'witness' || w.id === this.init.self) return;
+    if ((message.kind !== 'heartbeat' && message.kind !== 'release') || message.seq === this.observerSeq) return;
+    const peer = this.addresses.get(w.id);
+    if (!peer) return;
+    this.observerSeq = message.seq;
+    const copy: Message = message.kind === 'heartbeat' ? { ...message, echoes: [], conflicts: [] } : message;
+    let datagram: Uint8Array;
+    try {
+      datagram = this.codec.encode(copy, w.id);
+    } catch (err) {
+      this.c.log.error({ err, kind: message.kind, to: w.id }, 'cannot encode message for the observer');
+      return;
+    }
+    void this.c.transport.send(peer, datagram).then((ok) => this.c.onSend?.(message.kind, ok));
+  }
+
   private send(to: Destination, message: Message): void {
+    this.copyToObserver(message);
     let targets: Array<[MemberId, Peer]>;
     if (to === '*') targets = [...this.addresses].filter(([id]) => id !== this.init.self);
     else {
