@@ -93,6 +93,8 @@ interface Node {
   seen: Map<VipId, Epoch>;
   standby: boolean;
   unhealthy: Set<VipId>;
+  /** Standby/health changed while the agent was paused: it applies them when it resumes. */
+  localDirty: boolean;
 }
 
 type Ev =
@@ -157,6 +159,7 @@ export class World {
         seen: new Map(),
         standby: false,
         unhealthy: new Set(),
+        localDirty: false,
       });
     }
   }
@@ -261,6 +264,7 @@ export class World {
     node.state = 'up';
     node.buffer = [];
     node.seen = new Map();
+    node.localDirty = false;
     // The agent sweeps Heartline addresses of its previous life before it starts.
     for (const b of node.bindings.values()) this.remove(b, 'sweep at start');
     node.bindings.clear();
@@ -295,6 +299,12 @@ export class World {
     this.trace(`${node.id} resumes (${node.buffer.length} buffered datagrams)`);
     const m = node.member as Member;
     this.apply(node, m.tick(this.local(node)));
+    if (node.localDirty) {
+      // The agent resumes and applies the drain/health changes it missed while paused.
+      node.localDirty = false;
+      this.trace(`${node.id} applies local state missed while paused: standby ${node.standby}, unhealthy [${[...node.unhealthy].join(',')}]`);
+      this.apply(node, m.setLocal(this.local(node), { standby: node.standby, unhealthy: node.unhealthy }));
+    }
     const buf = node.buffer;
     node.buffer = [];
     for (const msg of buf) {
@@ -607,7 +617,8 @@ export class World {
         const node = this.nodes.get(f.node);
         if (!node || node.witness) return;
         node.standby = f.on;
-        this.trace(`${node.id} standby ${f.on ? 'on (drain)' : 'off'}`);
+        this.trace(`${node.id} standby ${f.on ? 'on (drain)' : 'off'}${node.state === 'paused' ? ' (agent paused: applied on resume)' : ''}`);
+        if (node.state === 'paused') node.localDirty = true;
         if (node.state === 'up' && node.member) this.apply(node, node.member.setLocal(this.local(node), { standby: f.on }));
         return;
       }
@@ -616,7 +627,8 @@ export class World {
         if (!node || node.witness) return;
         if (f.on) node.unhealthy.add(f.vip);
         else node.unhealthy.delete(f.vip);
-        this.trace(`${node.id} Resources of ${f.vip} ${f.on ? 'FAIL' : 'recover'}`);
+        this.trace(`${node.id} Resources of ${f.vip} ${f.on ? 'FAIL' : 'recover'}${node.state === 'paused' ? ' (agent paused: applied on resume)' : ''}`);
+        if (node.state === 'paused') node.localDirty = true;
         if (node.state === 'up' && node.member) this.apply(node, node.member.setLocal(this.local(node), { unhealthy: node.unhealthy }));
         return;
       }
