@@ -434,6 +434,8 @@ async function inner(o: Options): Promise<number> {
     const controller = spawn(
       process.execPath,
       [
+        // HL_SCALE_PROFILE=1: a V8 CPU profile of the controller, written on its (graceful) exit.
+        ...(process.env.HL_SCALE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${runDir}`] : []),
         ...entry(o.runtime, 'src/cli/main.ts'),
         'controller',
         '--kubeconfig', kubeconfig,
@@ -655,7 +657,8 @@ async function pidOf(name: string, netns: string): Promise<number | undefined> {
   const r = await run('ip', ['netns', 'pids', netns]);
   for (const p of r.out.split(/\s+/).filter((x) => /^\d+$/.test(x))) {
     try {
-      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === name) return Number(p);
+      // comm is cut to 15 characters (e.g. "kube-apiserver-" for a versioned binary name).
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim().startsWith(name)) return Number(p);
     } catch {
       /* gone */
     }
