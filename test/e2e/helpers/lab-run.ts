@@ -288,11 +288,14 @@ export async function agentPids(c: LabCluster, node: string): Promise<{ netd: nu
   return { netd, agent };
 }
 
-/** Pid of the process in namespace `ns` whose executable name is `comm` (e.g. kube-apiserver). */
+/**
+ * Pid of the process in namespace `ns` whose executable name starts with `comm` (e.g.
+ * kube-apiserver; the kernel's comm is the binary name cut to 15 bytes, kube-apiserver-...).
+ */
 export async function pidByComm(ns: string, comm: string): Promise<number> {
   for (const pid of await nsPids(ns)) {
     try {
-      if ((await readFile(`/proc/${pid}/comm`, 'utf8')).trim() === comm) return pid;
+      if ((await readFile(`/proc/${pid}/comm`, 'utf8')).trim().startsWith(comm)) return pid;
     } catch {
       // exited
     }
