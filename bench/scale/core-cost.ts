@@ -2,7 +2,7 @@
  * CPU cost of the pure core (no wire, no sockets) for M members and V VIPs: every member
  * ticks and hears every peer's heartbeats on a simulated clock; prints milliseconds of CPU
  * per simulated second per member, and the share spent in `tick` versus `receive`.
- * Usage: npx tsx bench/scale/core-cost.ts [--members 63] [--vips 1000] [--seconds 3]
+ * Usage: npx tsx bench/scale/core-cost.ts [--members 63] [--vips 1000] [--seconds 3] [--preferred 100]
  */
 import { Member, type Output } from '../../src/core/member.js';
 import { deriveTiming } from '../../src/core/timing.js';
@@ -14,9 +14,11 @@ function arg(name: string, def: number): number {
 const M = arg('members', 63);
 const V = arg('vips', 1000);
 const SECONDS = arg('seconds', 3);
+/** VIPs whose preferredNodes is [node-000] (the rest have no preference). */
+const PREFERRED = arg('preferred', 100);
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
 const ids = Array.from({ length: M }, (_, i) => `node-${String(i).padStart(3, '0')}`);
-const vips = Array.from({ length: V }, (_, i) => ({ vip: `bench/vip-${String(i).padStart(4, '0')}`, preferredNodes: i < 100 ? [ids[0]!] : [] }));
+const vips = Array.from({ length: V }, (_, i) => ({ vip: `bench/vip-${String(i).padStart(4, '0')}`, preferredNodes: i < PREFERRED ? [ids[0]!] : [] }));
 const members = ids.map(
   (self) => new Member({}, { clusterId: 'bench/scale', self, incarnation: 1, members: ids, witness: null, quorum: 'majority', timing, vips }),
 );
@@ -78,6 +80,7 @@ console.log(
     messagesPerSecondPerMember: Math.round(delivered / simSeconds / M),
     cpuMsPerSecondPerMember: Math.round(perMember * 10) / 10,
     outputs: Object.fromEntries(kinds),
+    heldByPreferred: members[0]!.view(now).holdings.length,
     tickShare: Math.round((tickMs / (tickMs + recvMs)) * 100) / 100,
   }),
 );
