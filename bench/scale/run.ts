@@ -666,26 +666,31 @@ async function pidOf(name: string, netns: string): Promise<number | undefined> {
   return undefined;
 }
 
-function printTable(r: Record<string, any>): void {
+/** A nested field of a result object, or undefined. */
+function g(o: unknown, ...keys: string[]): unknown {
+  return keys.reduce<unknown>((x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o);
+}
+
+function printTable(r: Record<string, unknown>): void {
   const rows: Array<[string, string, string]> = [];
   const ms = (x: unknown) => (typeof x === 'number' ? `${x} ms` : 'n/a');
-  const ran = r.ran ?? {};
-  rows.push(['size', `${ran.vips} VIPs, ${ran.members} members`, r.memberLimit ? `requested ${r.requested.members}: ${r.memberLimit.error}` : '']);
-  rows.push(['cold start: all held (members)', ms(r.coldStart?.allHeldMembersMs?.fromControllerStart), r.coldStart?.error ?? '']);
-  rows.push(['cold start: all in status', ms(r.coldStart?.allHeldStatusMs?.fromControllerStart), '']);
-  rows.push(['storm: victim held', String(r.storm?.victimHeld ?? 'n/a'), '']);
-  rows.push(['storm: detection after kill', ms(r.storm?.detectionMs), 'deadMs 1000']);
-  rows.push(['storm: re-bound from detection', ms(r.storm?.membersReboundMs?.fromDetection), 'target <= 1000 ms']);
-  rows.push(['storm: re-bound from kill', ms(r.storm?.membersReboundMs?.fromKill), '']);
-  rows.push(['storm: status from kill', ms(r.storm?.statusWrittenMs?.fromKill), r.storm?.error ?? '']);
-  const sc = r.steady?.processes?.controller;
-  const tc = r.storm?.processes?.controller;
-  rows.push(['controller RSS steady / storm max', sc ? `${sc.rssMbAvg} / ${tc?.rssMbMax ?? 'n/a'} MB` : 'n/a', 'target <= 150 MB']);
-  rows.push(['controller CPU steady / storm', sc ? `${sc.cpuPercent} / ${tc?.cpuPercent ?? 'n/a'} %` : 'n/a', '']);
-  const v = r.storm?.victimProcess;
-  rows.push(['agent RSS (victim process)', v ? `${v.rssMbAvg} MB` : 'n/a', 'target <= 100 MB']);
-  rows.push(['API requests/s steady', String(r.steady?.apiRequests?.perSecond ?? 'n/a'), 'target: none per VIP']);
-  rows.push(['API requests/s storm', String(r.storm?.apiRequests?.perSecond ?? 'n/a'), '']);
+  const str = (x: unknown) => (x === undefined ? 'n/a' : String(x));
+  const limit = g(r, 'memberLimit', 'error');
+  rows.push(['size', `${str(g(r, 'ran', 'vips'))} VIPs, ${str(g(r, 'ran', 'members'))} members`, limit ? `requested ${str(g(r, 'requested', 'members'))}: ${str(limit)}` : '']);
+  rows.push(['cold start: all held (members)', ms(g(r, 'coldStart', 'allHeldMembersMs', 'fromControllerStart')), str(g(r, 'coldStart', 'error') ?? '')]);
+  rows.push(['cold start: all in status', ms(g(r, 'coldStart', 'allHeldStatusMs', 'fromControllerStart')), '']);
+  rows.push(['storm: victim held', str(g(r, 'storm', 'victimHeld')), '']);
+  rows.push(['storm: detection after kill', ms(g(r, 'storm', 'detectionMs')), 'deadMs 1000']);
+  rows.push(['storm: re-bound from detection', ms(g(r, 'storm', 'membersReboundMs', 'fromDetection')), 'target <= 1000 ms']);
+  rows.push(['storm: re-bound from kill', ms(g(r, 'storm', 'membersReboundMs', 'fromKill')), '']);
+  rows.push(['storm: status from kill', ms(g(r, 'storm', 'statusWrittenMs', 'fromKill')), str(g(r, 'storm', 'error') ?? '')]);
+  const sc = g(r, 'steady', 'processes', 'controller');
+  rows.push(['controller RSS steady / storm max', sc ? `${str(g(sc, 'rssMbAvg'))} / ${str(g(r, 'storm', 'processes', 'controller', 'rssMbMax'))} MB` : 'n/a', 'target <= 150 MB']);
+  rows.push(['controller CPU steady / storm', sc ? `${str(g(sc, 'cpuPercent'))} / ${str(g(r, 'storm', 'processes', 'controller', 'cpuPercent'))} %` : 'n/a', '']);
+  const v = g(r, 'storm', 'victimProcess');
+  rows.push(['agent RSS (victim process)', v ? `${str(g(v, 'rssMbAvg'))} MB` : 'n/a', 'target <= 100 MB']);
+  rows.push(['API requests/s steady', str(g(r, 'steady', 'apiRequests', 'perSecond')), 'target: none per VIP']);
+  rows.push(['API requests/s storm', str(g(r, 'storm', 'apiRequests', 'perSecond')), '']);
   const w = Math.max(...rows.map((x) => x[0].length));
   const w2 = Math.max(...rows.map((x) => x[1].length));
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w)}  ${b.padEnd(w2)}  ${c}`);
