@@ -102,7 +102,13 @@ export class VoterTable {
     const conflicts: Conflict[] = [];
     for (const [vip, epoch] of known.entries) {
       const r = this.get(vip);
-      if (epoch > r.epoch || (epoch === r.epoch && r.holder === from && !r.released)) {
+      // Same epoch, record released by someone else (a candidate of that epoch that gave up,
+      // or an epoch floor with no holder): `from` claims it in its own holdings, so it won
+      // that epoch's quorum. Promising it is only stricter; refusing would leave it without
+      // this voter's grants and make us chase a VIP that is held. A release by `from` itself
+      // stays final (a reordered older heartbeat must not revive it).
+      const sameEpochOk = epoch === r.epoch && (r.released ? r.holder !== from : r.holder === from);
+      if (epoch > r.epoch || sameEpochOk) {
         r.epoch = epoch;
         r.holder = from;
         r.holderIncarnation = incarnation;
@@ -160,7 +166,10 @@ export class VoterTable {
    */
   learn(vip: VipId, epoch: Epoch, holder: MemberId | null): void {
     const r = this.get(vip);
-    if (epoch <= r.epoch) return;
+    // Our own candidacy at this epoch lost to `holder` (a voter acked it instead): record who
+    // has the epoch, or we would take the VIP for free and chase it at the next epoch.
+    const lostOurs = epoch === r.epoch && r.released && r.holder === this.self && holder !== null && holder !== this.self;
+    if (epoch <= r.epoch && !lostOurs) return;
     // While we hold it, only a confirmed newer holding (onHoldings) displaces us.
     if (r.promiseTo === this.self && r.promiseUntil === Infinity) return;
     r.epoch = epoch;

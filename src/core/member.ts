@@ -115,6 +115,10 @@ interface Acquisition {
   previousEpoch: Epoch;
   startedAt: Millis;
   lastSentAt: Millis;
+  /** An early retry (a voter had not yet seen the previous holder's release), or Infinity. */
+  quickRetryAt: Millis;
+  /** Early retries used (bounded). */
+  quickRetries: number;
   /** Grant expiry per voter, from acks (self: Infinity). */
   acks: Map<MemberId, Millis>;
   reason: string;
@@ -281,13 +285,43 @@ export class Member {
     return out;
   }
 
-  /** Graceful stop: releases every VIP (release-first, so peers take over without waiting). */
+  /**
+   * Graceful stop: releases every VIP and tells the peers this member is leaving, so the
+   * successor takes over within a round trip instead of waiting for deadMs. Outputs, in
+   * order: every `unbind`; then a final heartbeat to every peer with `standby: true`, no
+   * holdings and the releases (peers exclude a standby member from elections until they hear
+   * it again as non-standby or in a new life); then one Release per VIP and peer. Nothing
+   * that reveals a release precedes its unbind.
+   */
   stop(now: Millis): Output[] {
     const out: Output[] = [];
-    if (!this.started || this.stopped) return out;
-    this.lastNow = Math.max(this.lastNow, now);
-    for (const vip of [...this.leases.holdings.keys()]) this.giveUp(now, vip, 'stopped', 'member stopping', null, out);
-    for (const vip of [...this.acquiring.keys()]) this.abandon(now, vip, 'member stopping', out);
+    if (!this.enter(now)) return out;
+    now = this.lastNow;
+    const released: HoldingEntry[] = [];
+    for (const vip of [...this.leases.holdings.keys()]) {
+      const h = this.leases.remove(vip) as Holding;
+      out.push({ type: 'unbind', vip, epoch: h.epoch, reason: 'stopped', detail: 'member stopping' });
+      this.voter.releaseSelf(now, vip, h.epoch);
+      released.push({ vip, epoch: h.epoch });
+    }
+    for (const a of [...this.acquiring.values()]) {
+      this.acquiring.delete(a.vip);
+      this.emit({ type: 'abandon', vip: a.vip, epoch: a.epoch, reason: 'member stopping' });
+      this.voter.releaseSelf(now, a.vip, a.epoch);
+      released.push({ vip: a.vip, epoch: a.epoch });
+    }
+    for (const r of released) this.recentReleases.push({ ...r, until: now + this.timing.quietMs });
+    // Leaving: peers rank a standby member last, so the successor asks at once.
+    this.standby = true;
+    this.heartbeatDue = false;
+    this.sendHeartbeats(now, out);
+    for (const r of released) {
+      const base = this.header(now);
+      for (const to of this.peers) {
+        const message: Release = { kind: 'release', ...base, vip: r.vip, epoch: r.epoch, successor: null };
+        out.push({ type: 'send', to, message });
+      }
+    }
     this.stopped = true;
     return out;
   }
@@ -300,7 +334,7 @@ export class Member {
       const exp = this.leases.expiry(h);
       t = Math.min(t, exp > h.emitted ? h.emitted - this.timing.intervalMs / 2 : exp);
     }
-    for (const a of this.acquiring.values()) t = Math.min(t, a.lastSentAt + this.timing.intervalMs);
+    for (const a of this.acquiring.values()) t = Math.min(t, a.lastSentAt + this.timing.intervalMs, a.quickRetryAt);
     return Math.max(t, this.lastNow);
   }
 
@@ -490,6 +524,19 @@ export class Member {
     }
     const a = this.acquiring.get(ack.vip);
     if (!a || a.epoch !== ack.epoch) return;
+    if (
+      !ack.granted &&
+      ack.reason === AckRefusal.PromiseActive &&
+      a.cause === TakeoverCause.Released &&
+      ack.knownEpoch === a.previousEpoch &&
+      a.quickRetries < 3
+    ) {
+      // The voter still promises the previous holder, whose release we have seen: it is on
+      // its way (a planned move or a graceful stop). Ask again shortly, not an interval later.
+      a.quickRetries += 1;
+      a.quickRetryAt = Math.min(a.quickRetryAt, now + Math.max(2, Math.round(this.timing.intervalMs / 20)));
+      return;
+    }
     if (ack.granted) {
       if (sent === undefined) return;
       const until = sent + this.timing.leaseMs;
@@ -498,10 +545,12 @@ export class Member {
       return;
     }
     if (ack.knownEpoch > a.epoch || (ack.knownEpoch === a.epoch && ack.knownHolder !== this.self)) {
-      this.voter.learn(ack.vip, ack.knownEpoch, ack.knownHolder);
+      // Abandon first (our epoch is spent), then learn who has it: at the same epoch the
+      // voter table keeps the winner instead of "released", so we do not chase a held VIP.
       if (ack.reason === AckRefusal.OtherCandidate || ack.reason === AckRefusal.StaleEpoch) {
         this.abandon(now, ack.vip, `voter ${ack.from} knows epoch ${ack.knownEpoch} (${ack.knownHolder ?? 'no holder'})`, out);
       }
+      this.voter.learn(ack.vip, ack.knownEpoch, ack.knownHolder);
     }
   }
 
@@ -677,7 +726,7 @@ export class Member {
         this.abandon(now, vip, 'no quorum of acks in time', out);
         return result;
       }
-      if (now >= acq.lastSentAt + this.timing.intervalMs) this.requestAcks(now, acq, out);
+      if (now >= acq.lastSentAt + this.timing.intervalMs || now >= acq.quickRetryAt) this.requestAcks(now, acq, out);
       return result;
     }
     // Not holding, elected: may we ask?
@@ -689,6 +738,8 @@ export class Member {
     if (curHolder && curHolder !== this.self && this.membership.isAlive(curHolder, now)) {
       return result; // the holder is alive: it releases first (planned move), or keeps it
     }
+    // Read before our self-ack below updates the record.
+    const previousEpoch = rec.epoch;
     const epoch = Math.max(rec.epoch + 1, assignment?.holder === this.self ? assignment.epoch : 0, (spec.epochFloor ?? 0) + 1);
     if (epoch > UINT32_MAX) return result;
     const cause =
@@ -719,9 +770,11 @@ export class Member {
       epoch,
       cause,
       previousHolder: curHolder,
-      previousEpoch: rec.epoch,
+      previousEpoch,
       startedAt: now,
       lastSentAt: -Infinity,
+      quickRetryAt: Infinity,
+      quickRetries: 0,
       acks: new Map([[this.self, Infinity]]),
       reason: result.reason,
     };
@@ -758,6 +811,7 @@ export class Member {
 
   private requestAcks(now: Millis, a: Acquisition, out: Output[]): void {
     a.lastSentAt = now;
+    a.quickRetryAt = Infinity;
     const base = this.header(now);
     for (const to of this.quorum.voters) {
       if (to === this.self) continue;

@@ -13,11 +13,12 @@ const cmd = new Command()
   .option('--profile <p>', 'timing profile: default (200/1000) or fast (100/300)', 'default')
   .option('--members <m>', 'members per cluster (default: random 2..9)')
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
-  .option('--faults <kinds>', 'only these fault kinds, comma-separated (crash,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)')
+  .option('--faults <kinds>', 'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)')
   .option('--single-crash', 'one fault only: crash one member (no restart) to measure clean failover time')
+  .option('--graceful-stop', 'one fault only: stop one member gracefully (Member.stop, no restart) to measure handover time')
   .option('--trace', 'print every event of each schedule')
   .parse(process.argv);
-const o = cmd.opts<{ seed: string; schedules: string; profile: string; members?: string; maxVips: string; faults?: string; singleCrash?: boolean; trace?: boolean }>();
+const o = cmd.opts<{ seed: string; schedules: string; profile: string; members?: string; maxVips: string; faults?: string; singleCrash?: boolean; gracefulStop?: boolean; trace?: boolean }>();
 if (o.profile !== 'default' && o.profile !== 'fast') {
   console.error(`--profile: unknown profile "${o.profile}"; use default or fast`);
   process.exit(2);
@@ -51,7 +52,12 @@ const s = runMany(
         const node = sc.members[sc.seed % sc.members.length] as string;
         sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null }];
       }
-    : undefined,
+    : o.gracefulStop
+      ? (sc) => {
+          const node = sc.members[sc.seed % sc.members.length] as string;
+          sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'stop', node, restartAt: null }];
+        }
+      : undefined,
 );
 const ms = performance.now() - t0;
 const fmt = (xs: number[]) =>
@@ -59,6 +65,7 @@ const fmt = (xs: number[]) =>
 console.log(`profile ${profile}: ${s.schedules} schedules (seeds ${seed}..${seed + k - 1}), ${s.events} events, ${(ms / 1000).toFixed(1)}s`);
 console.log(`faults: ${Object.entries(s.faultKinds).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 console.log(`crash failover (holder crash -> other member bound):  ${fmt(s.failovers)}`);
+console.log(`graceful-stop handover (stop -> other bound):         ${fmt(s.handovers)}`);
 console.log(`convergence after heal (all usable VIPs held):       ${fmt(s.converge)}`);
 console.log(`kernel-backstop overlaps (agent+fence killed):       ${fmt(s.backstopOverlaps)}`);
 const hard = s.failures.filter((f) => f.result.violations.some((v) => v.invariant !== 'BACKSTOP'));

@@ -8,6 +8,7 @@ export interface Summary {
   events: number;
   failures: Array<{ seed: number; result: RunResult; scenario: Scenario }>;
   failovers: number[];
+  handovers: number[];
   backstopOverlaps: number[];
   converge: number[];
   faultKinds: Record<string, number>;
@@ -21,13 +22,14 @@ export function runOne(seed: number, o: ScheduleOptions, opts: { trace?: boolean
 }
 
 export function runMany(firstSeed: number, count: number, o: ScheduleOptions, mutate?: (s: Scenario) => void): Summary {
-  const s: Summary = { schedules: 0, events: 0, failures: [], failovers: [], backstopOverlaps: [], converge: [], faultKinds: {} };
+  const s: Summary = { schedules: 0, events: 0, failures: [], failovers: [], handovers: [], backstopOverlaps: [], converge: [], faultKinds: {} };
   for (let seed = firstSeed; seed < firstSeed + count; seed++) {
     const { scenario, result } = runOne(seed, o, mutate ? { mutate } : {});
     s.schedules++;
     s.events += result.events;
     for (const f of scenario.faults) s.faultKinds[f.kind] = (s.faultKinds[f.kind] ?? 0) + 1;
     s.failovers.push(...result.failovers);
+    s.handovers.push(...result.handovers);
     s.backstopOverlaps.push(...result.backstopOverlaps);
     if (result.convergeMs !== null) s.converge.push(result.convergeMs);
     if (result.violations.some((v) => v.invariant !== 'BACKSTOP' || result.violations.length > 0)) {

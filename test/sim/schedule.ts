@@ -128,6 +128,14 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
         break;
     }
   }
+  // Graceful stops come from their own stream so that the rest of each seed's schedule is
+  // unchanged by them.
+  const rs = new Rng(seed ^ 0x5a0f5a0f);
+  const stopAllowed = !o.faultKinds || o.faultKinds.includes('stop');
+  if (stopAllowed && (o.faultKinds?.length === 1 || rs.chance(0.3))) {
+    const t = warm + rs.range(0, faultMs);
+    faults.push({ at: t, kind: 'stop', node: rs.pick(members), restartAt: rs.chance(0.5) ? t + rs.range(0.2, 3) * deadMs : null });
+  }
   faults.sort((a, b) => a.at - b.at);
   return {
     seed,

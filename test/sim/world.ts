@@ -15,6 +15,8 @@ export const CONTROLLER = 'ctl';
 export type Fault =
   | { at: number; kind: 'crash'; node: MemberId; fenceKilled: boolean; restartAt: number | null }
   | { at: number; kind: 'pause'; node: MemberId; forMs: number }
+  /** Graceful stop (SIGTERM): Member.stop(), then the agent exits; restarts later or at heal. */
+  | { at: number; kind: 'stop'; node: MemberId; restartAt: number | null }
   | { at: number; kind: 'partition'; groups: MemberId[][]; untilMs: number }
   | { at: number; kind: 'oneway'; from: MemberId; to: MemberId; untilMs: number }
   | { at: number; kind: 'flap'; a: MemberId; b: MemberId; periodMs: number; untilMs: number }
@@ -57,6 +59,8 @@ export interface RunResult {
   violations: Violation[];
   /** Crash failover durations (ms): holder crashed -> another member bound the VIP. */
   failovers: number[];
+  /** Graceful-stop handovers (ms): holder stopped -> another member bound the VIP. */
+  handovers: number[];
   /** Overlaps allowed only because the fence died with the agent (kernel lifetime backstop). */
   backstopOverlaps: number[];
   /** Time from healAt until every usable VIP had a holder (ms), or null if never. */
@@ -127,6 +131,7 @@ export class World {
   private readonly durable = new Map<VipId, Epoch>();
   private readonly maxBound = new Map<VipId, Epoch>();
   private readonly lostAt = new Map<VipId, number>();
+  private readonly stoppedAt = new Map<VipId, { t: number; node: Node }>();
   private readonly lastHeld = new Map<VipId, number>();
   private ctlSeq = 0;
   /** The controller's desired assignments, re-sent periodically (level-based). */
@@ -140,7 +145,7 @@ export class World {
     private readonly opts: { trace?: boolean; traceSink?: (line: string) => void } = {},
   ) {
     this.rng = new Rng(sc.seed * 7919 + 17);
-    this.result = { seed: sc.seed, violations: [], failovers: [], backstopOverlaps: [], convergeMs: null, events: 0, trace: [] };
+    this.result = { seed: sc.seed, violations: [], failovers: [], handovers: [], backstopOverlaps: [], convergeMs: null, events: 0, trace: [] };
     const ids = [...sc.members, ...(sc.witness ? [CONTROLLER] : [])];
     for (const id of ids) {
       const c = sc.clocks[id] ?? { rate: 1, offset: 0 };
@@ -436,6 +441,11 @@ export class World {
     const list = (this.byVip.get(vip) ?? []).filter((x) => this.active(x));
     list.push(b);
     this.byVip.set(vip, list);
+    const stopped = this.stoppedAt.get(vip);
+    if (stopped !== undefined && stopped.node !== node) {
+      this.result.handovers.push(this.now - stopped.t);
+      this.stoppedAt.delete(vip);
+    }
     const lost = this.lostAt.get(vip);
     if (lost !== undefined) {
       this.result.failovers.push(this.now - lost);
@@ -562,6 +572,31 @@ export class World {
           if (usable && !this.lostAt.has(b.vip)) this.lostAt.set(b.vip, this.now);
           if (f.fenceKilled) b.zombie = true;
           else this.remove(b, 'fence saw agent exit');
+        }
+        node.state = 'down';
+        node.member = null;
+        node.buffer = [];
+        if (f.restartAt !== null) this.push({ t: f.restartAt, n: 0, kind: 'restart', node });
+        return;
+      }
+      case 'stop': {
+        const node = this.nodes.get(f.node);
+        if (!node || node.state !== 'up' || !node.member) return;
+        this.trace(`${node.id} STOP (graceful)`);
+        for (const b of node.bindings.values()) {
+          if (!this.active(b)) continue;
+          const spec = this.sc.vips.find((v) => v.vip === b.vip);
+          const others = (spec?.eligible ?? this.sc.members).filter((id) => id !== node.id);
+          const usable = others.some((id) => {
+            const n = this.nodes.get(id);
+            return n && n.state === 'up' && !n.standby && !n.unhealthy.has(b.vip);
+          });
+          if (usable && !this.stoppedAt.has(b.vip)) this.stoppedAt.set(b.vip, { t: this.now, node });
+        }
+        const m = node.member;
+        this.apply(node, m.stop(this.local(node)));
+        for (const b of node.bindings.values()) {
+          if (this.active(b)) this.violate('CONTRACT', `${node.id} stopped with ${b.vip} still bound`);
         }
         node.state = 'down';
         node.member = null;

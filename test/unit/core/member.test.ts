@@ -92,6 +92,33 @@ describe('Member', () => {
     expect((bind?.o as { reason: string }).reason).toMatch(/holder a is not alive/);
   });
 
+  test('graceful stop: unbind, then a leaving heartbeat and the release; the successor binds within a round trip', () => {
+    for (const witness of [false, true]) {
+      const ids = witness ? ['a', 'b'] : ['a', 'b', 'c'];
+      const c = new Cluster(ids, { witness, preferred: ['a', 'b'] });
+      c.run(0, 3000);
+      expect(c.bound.get('ns/web')).toBe('a');
+      const a = c.members.get('a') as Member;
+      const out = a.stop(3000);
+      const kinds = out.map((o) => (o.type === 'send' ? `send:${o.message.kind}` : o.type));
+      // Nothing that reveals the release goes out before the unbind.
+      expect(kinds[0]).toBe('unbind');
+      expect(out[0]).toMatchObject({ type: 'unbind', vip: 'ns/web', epoch: 1, reason: 'stopped' });
+      const hb = out.find((o) => o.type === 'send' && o.message.kind === 'heartbeat');
+      expect(hb).toMatchObject({ message: { standby: true, holdings: { entries: [] }, releases: [{ vip: 'ns/web', epoch: 1 }] } });
+      expect(kinds.filter((k) => k === 'send:release').length).toBe(ids.length - 1 + (witness ? 1 : 0));
+      c.apply('a', out);
+      c.bound.delete('ns/web');
+      // Messages take 1 ms each way: request, ack. Far below deadMs.
+      c.run(3001, 3000 + timing.intervalMs);
+      expect(c.bound.get('ns/web')).toBe('b');
+      const bind = c.log.filter((l) => l.o.type === 'bind').at(-1);
+      expect(bind?.o).toMatchObject({ epoch: 2 });
+      expect(a.tick(3100)).toEqual([]);
+      expect(a.wakeAt()).toBe(Infinity);
+    }
+  });
+
   test('an isolated holder drops the VIP when its grants expire', () => {
     const c = new Cluster(['a', 'b', 'c']);
     c.run(0, 3000);
