@@ -22,7 +22,7 @@ export type LossCause =
   | 'HolderDead'
   /** The holder restarted (new incarnation): its previous life's addresses were swept. */
   | 'HolderRestarted'
-  /** The holder asked for standby (drain, cordon, annotation). */
+  /** The holder asked for standby (drain, cordon, annotation) or is stopping gracefully. */
   | 'Drain'
   /** The holder reported the VIP's Resources failing. */
   | 'ResourceFailed'

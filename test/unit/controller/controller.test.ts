@@ -82,14 +82,14 @@ describe('controller on a simulated cluster', () => {
     expect(await rig.controllers[0]!.metrics.registry.getSingleMetricAsString('heartline_failovers_total')).toContain('reason="HolderDead"} 1');
   });
 
-  it('a planned release (graceful stop) is reported as Released, not HolderDead', async () => {
+  it('a graceful stop is a planned move (the stopping member goes standby first): Drain, not HolderDead', async () => {
     rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'], vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }] });
     await boot(rig);
     await rig.advance(500);
     await rig.agents.get('node-a')!.stop();
     await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
     const lf = (await rig.vipStatus()).lastFailover as { reason: string; from: string };
-    expect(lf).toMatchObject({ from: 'node-a', reason: 'Released' });
+    expect(lf).toMatchObject({ from: 'node-a', reason: 'Drain' });
     expect(rig.api.events.find((e) => e.reason === 'Failover')?.type).toBe('Normal');
   });
 
