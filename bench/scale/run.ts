@@ -4,7 +4,8 @@
  * Member + WireCodec, HMAC-signed, one UDP socket per member, recorded Effects).
  *
  *   npx tsx bench/scale/run.ts [--vips 1000] [--members 100] [--victim-vips 100]
- *                              [--workers 3] [--steady-s 30] [--out bench/results/scale.json]
+ *                              [--workers 3] [--steady-s 30] [--runtime dist|tsx] [--prefer-all]
+ *                              [--out bench/results/scale.json]
  *
  * Everything runs inside one network namespace this run creates (hl-bscale-<hex>) with
  * addresses from 198.18.0.0/15 on its loopback: nothing in the root namespace changes. The
@@ -62,6 +63,8 @@ interface Options {
   netns: string;
   /** How the controller and member processes run: compiled JavaScript (as shipped) or tsx. */
   runtime: 'dist' | 'tsx';
+  /** Give every VIP an explicit preferred order (no load-spread election), see preferredFor. */
+  preferAll: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -78,6 +81,7 @@ function parseArgs(argv: string[]): Options {
     inside: false,
     netns: '',
     runtime: 'dist',
+    preferAll: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -102,6 +106,7 @@ function parseArgs(argv: string[]): Options {
       case '--total-timeout-s': o.totalTimeoutS = int(next(), 60); break;
       case '--out': o.out = path.resolve(next()); break;
       case '--inside': o.inside = true; break;
+      case '--prefer-all': o.preferAll = true; break;
       case '--runtime': {
         const v = next();
         if (v !== 'dist' && v !== 'tsx') throw new Error(`--runtime ${v}: use dist (compiled, as shipped) or tsx`);
@@ -121,6 +126,16 @@ const memberAddress = (i: number) => `198.18.${1 + Math.floor(i / 250)}.${(i % 2
 const vipAddress = (i: number) => `198.18.${10 + Math.floor(i / 250)}.${(i % 250) + 1}/16`;
 const memberName = (i: number) => `scale-m-${String(i).padStart(3, '0')}`;
 const vipName = (i: number) => `vip-${String(i).padStart(4, '0')}`;
+/**
+ * preferredNodes of VIP i: the first `victimVips` prefer member 0 (then one other member);
+ * with --prefer-all every other VIP prefers two members round-robin (never member 0), so no
+ * VIP is placed by the load-spreading election; without it they have no preference.
+ */
+function preferredFor(i: number, o: Options, members: number): string[] | undefined {
+  const other = (k: number) => memberName(1 + (k % (members - 1)));
+  if (i < o.victimVips) return o.preferAll ? [memberName(0), other(i)] : [memberName(0)];
+  return o.preferAll ? [other(i), other(i + 1)] : undefined;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(/\s+/).slice(0, 3).map(Number);
 
@@ -318,7 +333,7 @@ async function inner(o: Options): Promise<number> {
   const result: Record<string, unknown> = {
     benchmark: 'scale',
     startedAt: started.toISOString(),
-    command: `npx tsx bench/scale/run.ts --vips ${o.vips} --members ${o.members} --victim-vips ${o.victimVips} --workers ${o.workers} --steady-s ${o.steadyS} --runtime ${o.runtime}`,
+    command: `npx tsx bench/scale/run.ts --vips ${o.vips} --members ${o.members} --victim-vips ${o.victimVips} --workers ${o.workers} --steady-s ${o.steadyS} --runtime ${o.runtime}${o.preferAll ? ' --prefer-all' : ''}`,
     runtime: o.runtime === 'dist' ? 'node on compiled JavaScript (tsc), as shipped' : 'node --import tsx (TypeScript transpiled at load)',
     requested: { vips: o.vips, members: o.members },
     host: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavgStart: loadavg() },
@@ -389,7 +404,7 @@ async function inner(o: Options): Promise<number> {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'VirtualIP',
         metadata: { name: vipName(i), namespace: KUBE_NS },
-        spec: { clusterRef: { name: CLUSTER }, address: vipAddress(i), ...(i < o.victimVips ? { preferredNodes: [memberName(0)] } : {}) },
+        spec: { clusterRef: { name: CLUSTER }, address: vipAddress(i), ...(preferredFor(i, o, members) ? { preferredNodes: preferredFor(i, o, members) } : {}) },
       })),
     ];
     const created = await runKubectl(kubeconfig, ['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }), timeoutMs: 300_000 });
