@@ -58,14 +58,23 @@ function unusable(m: ElectionMember, eligible: ReadonlySet<MemberId> | undefined
   return undefined;
 }
 
-const hashMemo = new Map<string, number>();
+const hashMemo = new Map<VipId, Map<MemberId, number>>();
+let memoSize = 0;
 function tieBreak(vip: VipId, member: MemberId): number {
-  const key = `${vip}\u0000${member}`;
-  let h = hashMemo.get(key);
+  let perVip = hashMemo.get(vip);
+  if (perVip === undefined) {
+    if (memoSize > 100_000) {
+      hashMemo.clear();
+      memoSize = 0;
+    }
+    perVip = new Map();
+    hashMemo.set(vip, perVip);
+  }
+  let h = perVip.get(member);
   if (h === undefined) {
-    if (hashMemo.size > 100_000) hashMemo.clear();
-    h = fnv1a(key);
-    hashMemo.set(key, h);
+    h = fnv1a(`${vip}\u0000${member}`);
+    perVip.set(member, h);
+    memoSize++;
   }
   return h;
 }

@@ -47,6 +47,9 @@ export class HolderLeases {
   private readonly history = new Map<HoldingsVersion, Map<VipId, Epoch>>();
   private readonly sendLog = new Map<Seq, Millis>();
   private pageCursor = 0;
+  /** The current version's entries, sorted, and its pages: built once per version. */
+  private sorted: Array<[VipId, Epoch]> | undefined;
+  private readonly pageCache = new Map<number, Array<{ vip: VipId; epoch: Epoch }>>();
   /** In 'ignore' mode the holder's only grant is its own liveness, renewed on every step. */
   private selfGrant: Millis = Infinity;
 
@@ -166,10 +169,18 @@ export class HolderLeases {
     const pages = this.pages();
     const page = this.pageCursor % pages;
     this.pageCursor = page + 1;
-    const current = this.history.get(this.version) ?? new Map<VipId, Epoch>();
-    const all = [...current].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const slice = all.slice(page * LIMITS.holdingsPerPage, (page + 1) * LIMITS.holdingsPerPage);
-    return { version: this.version, page, pages, entries: slice.map(([vip, epoch]) => ({ vip, epoch })) };
+    let entries = this.pageCache.get(page);
+    if (!entries) {
+      if (!this.sorted) {
+        const current = this.history.get(this.version) ?? new Map<VipId, Epoch>();
+        this.sorted = [...current].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      }
+      const slice = this.sorted.slice(page * LIMITS.holdingsPerPage, (page + 1) * LIMITS.holdingsPerPage);
+      entries = slice.map(([vip, epoch]) => ({ vip, epoch }));
+      this.pageCache.set(page, entries);
+    }
+    // Pages of one version never change: the same (read-only) entries are sent each time.
+    return { version: this.version, page, pages, entries };
   }
 
   private bump(): void {
@@ -179,5 +190,7 @@ export class HolderLeases {
     this.history.set(this.version, snapshot);
     this.history.delete(this.version - HISTORY);
     this.pageCursor = 0;
+    this.sorted = undefined;
+    this.pageCache.clear();
   }
 }

@@ -138,6 +138,7 @@ export class Member {
   readonly incarnation: Incarnation;
   readonly quorum: Quorum;
   private readonly voterSet: ReadonlySet<MemberId>;
+  private readonly memberSet: ReadonlySet<MemberId>;
   private readonly timing: Timing;
   private readonly isWitness: boolean;
   private readonly peers: MemberId[];
@@ -185,6 +186,7 @@ export class Member {
     }
     this.quorum = quorumOf(init.quorum, init.members, witness);
     this.voterSet = new Set(this.quorum.voters);
+    this.memberSet = new Set(init.members);
     this.peers = [...init.members, ...(witness ? [witness] : [])].filter((m) => m !== init.self);
     for (const v of init.vips) this.vips.set(v.vip, v);
     this.leases = new HolderLeases(this.self, this.timing, this.quorum);
@@ -459,7 +461,7 @@ export class Member {
       hb.unhealthy.some((v) => !peer.unhealthy.has(v));
     peer.standby = hb.standby;
     peer.witness = hb.witness;
-    peer.unhealthy = new Set(hb.unhealthy);
+    if (changed) peer.unhealthy = new Set(hb.unhealthy);
     if (changed) this.electDue = true;
     for (const r of hb.releases) this.voter.onRelease(now, hb.from, r.vip, r.epoch);
     this.membership.addHoldingsPage(hb.from, hb.holdings);
@@ -681,6 +683,19 @@ export class Member {
     const spec = this.vips.get(vip) as VipSpec;
     const rec = this.voter.get(vip);
     const assignment = this.assigned.get(vip);
+    // Fast path (the common case): a live, usable peer holds it, we neither hold nor ask for
+    // it, no assignment and no failback. elect() would keep the holder (sticky) and nothing
+    // below would act, so skip building the election.
+    if (!assignment && !(this.init.autoFailback ?? false) && !this.leases.holdings.has(vip) && !this.acquiring.has(vip)) {
+      const cur = rec.released ? null : rec.holder;
+      if (cur !== null && cur !== this.self && this.memberSet.has(cur) && this.membership.isAlive(cur, now)) {
+        const peer = this.membership.peer(cur);
+        if (peer && !peer.standby && !peer.unhealthy.has(vip) && (!spec.eligible || spec.eligible.includes(cur))) {
+          this.unheldSince.delete(vip);
+          return { holder: cur, reason: 'sticky' };
+        }
+      }
+    }
     const current = { holder: this.voter.holderOf(vip), epoch: rec.epoch };
     const result: ElectionResult =
       assignment && assignment.holder === null

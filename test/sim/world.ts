@@ -388,7 +388,7 @@ export class World {
     }
     const dest = this.nodes.get(to);
     if (!dest) return;
-    if (this.blocked.has(`${from.id}>${to}`)) return;
+    if (this.blocked.size > 0 && this.blocked.has(`${from.id}>${to}`)) return;
     const faulty = !this.healed && this.now < this.netUntil;
     const loss = this.healed ? 0 : this.loss;
     if (loss > 0 && this.rng.chance(loss)) return;
