@@ -1,11 +1,14 @@
 /**
- * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V]
+ * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W]
  * Runs K seeded schedules from seed N, checks S1, S2 and L1 at every step, prints failover
  * times. Exit code 1 if an invariant breaks; the failure names the seed and shows a trace.
+ * `--workers W` splits the seeds into W contiguous ranges run by W child processes.
  */
+import { fork } from 'node:child_process';
 import { Command } from 'commander';
 import type { ProfileName } from '../../src/core/timing.js';
 import { describeFailure, percentile, runMany, runOne } from './run.js';
+import type { Scenario } from './world.js';
 
 const cmd = new Command()
   .option('--seed <n>', 'first seed', '1')
@@ -16,9 +19,23 @@ const cmd = new Command()
   .option('--faults <kinds>', 'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)')
   .option('--single-crash', 'one fault only: crash one member (no restart) to measure clean failover time')
   .option('--graceful-stop', 'one fault only: stop one member gracefully (Member.stop, no restart) to measure handover time')
+  .option('--workers <w>', 'child processes to split the schedules across', '1')
+  .option('--worker-child', 'internal: run as a worker and report to the parent')
   .option('--trace', 'print every event of each schedule')
   .parse(process.argv);
-const o = cmd.opts<{ seed: string; schedules: string; profile: string; members?: string; maxVips: string; faults?: string; singleCrash?: boolean; gracefulStop?: boolean; trace?: boolean }>();
+const o = cmd.opts<{
+  seed: string;
+  schedules: string;
+  profile: string;
+  members?: string;
+  maxVips: string;
+  faults?: string;
+  singleCrash?: boolean;
+  gracefulStop?: boolean;
+  workers: string;
+  workerChild?: boolean;
+  trace?: boolean;
+}>();
 if (o.profile !== 'default' && o.profile !== 'fast') {
   console.error(`--profile: unknown profile "${o.profile}"; use default or fast`);
   process.exit(2);
@@ -26,6 +43,11 @@ if (o.profile !== 'default' && o.profile !== 'fast') {
 const profile = o.profile as ProfileName;
 const seed = Number(o.seed);
 const k = Number(o.schedules);
+const workers = Number(o.workers);
+if (!Number.isInteger(seed) || !Number.isInteger(k) || k < 1 || !Number.isInteger(workers) || workers < 1) {
+  console.error('--seed, --schedules and --workers take integers (--schedules and --workers at least 1)');
+  process.exit(2);
+}
 const opts = {
   profile,
   maxVips: Number(o.maxVips),
@@ -42,36 +64,110 @@ if (o.trace) {
   process.exit(0);
 }
 
-const t0 = performance.now();
-const s = runMany(
-  seed,
-  k,
-  opts,
-  o.singleCrash
-    ? (sc) => {
-        const node = sc.members[sc.seed % sc.members.length] as string;
-        sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null }];
-      }
-    : o.gracefulStop
-      ? (sc) => {
-          const node = sc.members[sc.seed % sc.members.length] as string;
-          sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'stop', node, restartAt: null }];
-        }
-      : undefined,
-);
-const ms = performance.now() - t0;
-const fmt = (xs: number[]) =>
-  xs.length ? `n=${xs.length} p50=${percentile(xs, 50).toFixed(0)}ms p90=${percentile(xs, 90).toFixed(0)}ms p99=${percentile(xs, 99).toFixed(0)}ms max=${Math.max(...xs).toFixed(0)}ms` : 'n=0';
-console.log(`profile ${profile}: ${s.schedules} schedules (seeds ${seed}..${seed + k - 1}), ${s.events} events, ${(ms / 1000).toFixed(1)}s`);
-console.log(`faults: ${Object.entries(s.faultKinds).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-console.log(`crash failover (holder crash -> other member bound):  ${fmt(s.failovers)}`);
-console.log(`graceful-stop handover (stop -> other bound):         ${fmt(s.handovers)}`);
-console.log(`convergence after heal (all usable VIPs held):       ${fmt(s.converge)}`);
-console.log(`kernel-backstop overlaps (agent+fence killed):       ${fmt(s.backstopOverlaps)}`);
-const hard = s.failures.filter((f) => f.result.violations.some((v) => v.invariant !== 'BACKSTOP'));
-if (s.failures.length) {
-  console.log(`\n${s.failures.length} failing schedule(s): ${s.failures.map((f) => f.seed).slice(0, 20).join(', ')}\n`);
-  console.log(describeFailure(hard[0] ?? (s.failures[0] as (typeof s.failures)[number]), profile));
-  process.exit(1);
+/** What a worker reports: the summary's numbers and its failures, already described. */
+interface Part {
+  schedules: number;
+  events: number;
+  failovers: number[];
+  handovers: number[];
+  backstopOverlaps: number[];
+  converge: number[];
+  faultKinds: Record<string, number>;
+  failures: Array<{ seed: number; hard: boolean; text: string }>;
+  /** CPU time of the runs (user + system), ms. */
+  cpuMs: number;
 }
-console.log('S1, S2, L1: no violation');
+
+const mutate = o.singleCrash
+  ? (sc: Scenario) => {
+      const node = sc.members[sc.seed % sc.members.length] as string;
+      sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null }];
+    }
+  : o.gracefulStop
+    ? (sc: Scenario) => {
+        const node = sc.members[sc.seed % sc.members.length] as string;
+        sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'stop', node, restartAt: null }];
+      }
+    : undefined;
+
+function runPart(first: number, count: number): Part {
+  const c0 = process.cpuUsage();
+  const s = runMany(first, count, opts, mutate);
+  const c = process.cpuUsage(c0);
+  return {
+    cpuMs: (c.user + c.system) / 1000,
+    schedules: s.schedules,
+    events: s.events,
+    failovers: s.failovers,
+    handovers: s.handovers,
+    backstopOverlaps: s.backstopOverlaps,
+    converge: s.converge,
+    faultKinds: s.faultKinds,
+    failures: s.failures.map((f) => ({
+      seed: f.seed,
+      hard: f.result.violations.some((v) => v.invariant !== 'BACKSTOP'),
+      text: describeFailure(f, profile),
+    })),
+  };
+}
+
+function runChild(first: number, count: number): Promise<Part> {
+  const args = process.argv.slice(2).filter((a, i, all) => !['--seed', '--schedules', '--workers'].includes(a) && !['--seed', '--schedules', '--workers'].includes(all[i - 1] ?? ''));
+  args.push('--seed', String(first), '--schedules', String(count), '--worker-child');
+  return new Promise((resolve, reject) => {
+    const child = fork(process.argv[1] as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let part: Part | undefined;
+    child.on('message', (m) => {
+      part = m as Part;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (part) resolve(part);
+      else reject(new Error(`worker for seeds ${first}..${first + count - 1} exited with code ${code} without a result`));
+    });
+  });
+}
+
+if (o.workerChild) {
+  const part = runPart(seed, k);
+  process.send?.(part, () => process.exit(0));
+} else {
+  const t0 = performance.now();
+  let parts: Part[];
+  if (workers <= 1) {
+    parts = [runPart(seed, k)];
+  } else {
+    const n = Math.min(workers, k);
+    const ranges: Array<[number, number]> = [];
+    for (let i = 0, start = seed; i < n; i++) {
+      const count = Math.floor(k / n) + (i < k % n ? 1 : 0);
+      ranges.push([start, count]);
+      start += count;
+    }
+    parts = await Promise.all(ranges.map(([f, c]) => runChild(f, c)));
+  }
+  const ms = performance.now() - t0;
+  const all = <K extends 'failovers' | 'handovers' | 'backstopOverlaps' | 'converge'>(key: K) => parts.flatMap((p) => p[key]);
+  const faultKinds: Record<string, number> = {};
+  for (const p of parts) for (const [kind, v] of Object.entries(p.faultKinds)) faultKinds[kind] = (faultKinds[kind] ?? 0) + v;
+  const failures = parts.flatMap((p) => p.failures);
+  const schedules = parts.reduce((a, p) => a + p.schedules, 0);
+  const events = parts.reduce((a, p) => a + p.events, 0);
+  const cpuMs = parts.reduce((a, p) => a + p.cpuMs, 0);
+  const fmt = (xs: number[]) =>
+    xs.length ? `n=${xs.length} p50=${percentile(xs, 50).toFixed(0)}ms p90=${percentile(xs, 90).toFixed(0)}ms p99=${percentile(xs, 99).toFixed(0)}ms max=${Math.max(...xs).toFixed(0)}ms` : 'n=0';
+  console.log(`profile ${profile}: ${schedules} schedules (seeds ${seed}..${seed + k - 1}), ${events} events, ${(ms / 1000).toFixed(1)}s wall, ${parts.length} process(es), ${(cpuMs / schedules).toFixed(1)} ms CPU per schedule`);
+  console.log(`faults: ${Object.entries(faultKinds).map(([kind, v]) => `${kind}=${v}`).join(' ')}`);
+  console.log(`crash failover (holder crash -> other member bound):  ${fmt(all('failovers'))}`);
+  console.log(`graceful-stop handover (stop -> other bound):         ${fmt(all('handovers'))}`);
+  console.log(`convergence after heal (all usable VIPs held):       ${fmt(all('converge'))}`);
+  console.log(`kernel-backstop overlaps (agent+fence killed):       ${fmt(all('backstopOverlaps'))}`);
+  if (failures.length) {
+    failures.sort((a, b) => a.seed - b.seed);
+    const hard = failures.filter((f) => f.hard);
+    console.log(`\n${failures.length} failing schedule(s): ${failures.map((f) => f.seed).slice(0, 20).join(', ')}\n`);
+    console.log((hard[0] ?? (failures[0] as (typeof failures)[number])).text);
+    process.exit(1);
+  }
+  console.log('S1, S2, L1: no violation');
+}
