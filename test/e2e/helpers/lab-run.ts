@@ -42,7 +42,7 @@ export interface ScenarioSummary {
   failoverMs: number | null;
   /** Time with two or more holders on live links (S1 broken when > 0). */
   dualHolderMs: number;
-  /** Time with no holder in the observation window. */
+  /** Time with no holder from the fault to the end of the observation. */
   noHolderMs: number;
   /** Probes that failed, from the fault to the end of the observation. */
   lostProbes: number;
@@ -153,7 +153,7 @@ export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measure
     profile: o.profile,
     failoverMs: r0(report.failover.failoverMs),
     dualHolderMs: Math.round(report.dualHolderMs),
-    noHolderMs: Math.round(report.noHolderMs),
+    noHolderMs: Math.round(clippedMs(report.noHolder, faultAt)),
     lostProbes: report.probesAfterFault.lost,
     probes: report.probesAfterFault.sent,
     from,
@@ -169,6 +169,11 @@ export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measure
     JSON.stringify({ summary, faultAt, timeline: report.timeline, outages: report.outages, probes, samples }),
   );
   return { report, summary, probes, samples, faultResult, from, faultAt };
+}
+
+/** Total length of `intervals` from `from` on. */
+export function clippedMs(intervals: ReadonlyArray<{ from: number; to: number }>, from: number): number {
+  return intervals.reduce((a, i) => a + Math.max(0, i.to - Math.max(i.from, from)), 0);
 }
 
 /** `scenario | profile | failover | dual | none | lost` on one line. */
