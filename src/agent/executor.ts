@@ -209,9 +209,37 @@ export class VipExecutor {
       try {
         await this.c.driver.refresh(s.addr, kernelLifetimeSec(cmd.leaseExpiry, now), cmd.leaseExpiry - now);
       } catch (err) {
-        this.c.log.error({ err, vip: cmd.vip }, 'renew failed');
+        await this.rebind(cmd, s, err);
       }
     });
+  }
+
+  /**
+   * The fence removed the address at its deadline because a renewal came late (a stalled
+   * agent), yet the member still holds an unexpired lease: this renewal is derived from
+   * grants that are valid until `cmd.leaseExpiry`, so no one else can have been acked. Add
+   * the address again (as safe as the renewal itself) and announce it. If that fails too,
+   * the VIP cannot be served here: mark it unhealthy so the member hands it over.
+   */
+  private async rebind(cmd: RenewCommand, s: VipState, cause: unknown): Promise<void> {
+    const addr = s.addr!;
+    const now = this.c.clock.now();
+    const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch });
+    if (cmd.leaseExpiry <= now) return;
+    try {
+      await this.c.driver.add(addr, kernelLifetimeSec(cmd.leaseExpiry, now), cmd.leaseExpiry - now);
+      log.warn({ cause: (cause as Error).message }, 'address was fenced while the lease held: added again');
+      this.event(cmd.vip, 'Warning', 'Refenced', `${addr.cidr} was removed by the fence after a late renewal and added again`, 'Bind');
+      const cfg = this.c.lookup(cmd.vip);
+      if (cfg) {
+        void this.c.driver
+          .announce(addr, cfg.spec.announce.count, cfg.spec.announce.intervalMs)
+          .catch((err: unknown) => log.warn({ err }, 'announce failed'));
+      }
+    } catch (err) {
+      log.error({ err, cause: (cause as Error).message }, 'renew failed and the address cannot be added again');
+      this.c.onUnhealthy(cmd.vip, `address ${addr.cidr} lost and cannot be added again: ${(err as Error).message}`);
+    }
   }
 
   /** Resolves once the address is removed (Resources first when the move is planned). */

@@ -195,6 +195,20 @@ describe('Agent on fakes', () => {
     expect(c.maxHolders()).toBe(1);
   });
 
+  it('adds the address again when the fence removed it but the lease still holds (late renewal)', async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    const n1 = c.nodes[0]!;
+    await n1.driver.remove({ cidr: VIP, iface: 'eth0' }); // as the fence does at a passed deadline
+    expect(c.holders()).toEqual([]);
+    await c.run(500);
+    expect(c.holders()).toEqual(['n1']);
+    expect(c.api.events.some((e) => e.reason === 'Refenced')).toBe(true);
+    expect(c.maxHolders()).toBe(1);
+  });
+
   it('reports an unusable configuration by name and stays unready', async () => {
     const c = cluster();
     c.api.delete('Secret', { namespace: NS, name: 'auth' });
