@@ -18,12 +18,21 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', '!node:crypto'], message: 'src/core is pure: side effects come in through ports.' },
-            { group: ['@kubernetes/*', '../adapters/*', '../../adapters/*'], message: 'src/core never imports adapters.' },
+            {
+              group: ['node:*', '!node:crypto'],
+              message: 'src/core is pure: side effects come in through ports.',
+            },
+            {
+              group: ['@kubernetes/*', '../adapters/*', '../../adapters/*'],
+              message: 'src/core never imports adapters.',
+            },
           ],
         },
       ],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'Use the Clock port.' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Use the Clock port.' },
+      ],
       'no-restricted-globals': ['error', 'setTimeout', 'setInterval'],
     },
   },

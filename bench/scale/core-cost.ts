@@ -18,9 +18,25 @@ const SECONDS = arg('seconds', 3);
 const PREFERRED = arg('preferred', 100);
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
 const ids = Array.from({ length: M }, (_, i) => `node-${String(i).padStart(3, '0')}`);
-const vips = Array.from({ length: V }, (_, i) => ({ vip: `bench/vip-${String(i).padStart(4, '0')}`, preferredNodes: i < PREFERRED ? [ids[0]!] : [] }));
+const vips = Array.from({ length: V }, (_, i) => ({
+  vip: `bench/vip-${String(i).padStart(4, '0')}`,
+  preferredNodes: i < PREFERRED ? [ids[0]!] : [],
+}));
 const members = ids.map(
-  (self) => new Member({}, { clusterId: 'bench/scale', self, incarnation: 1, members: ids, witness: null, quorum: 'majority', timing, vips }),
+  (self) =>
+    new Member(
+      {},
+      {
+        clusterId: 'bench/scale',
+        self,
+        incarnation: 1,
+        members: ids,
+        witness: null,
+        quorum: 'majority',
+        timing,
+        vips,
+      },
+    ),
 );
 const byId = new Map(members.map((m) => [m.self, m]));
 let now = 0;

@@ -42,7 +42,9 @@ export type WorkerReport =
 
 const spec = JSON.parse(process.env.HL_SCALE_WORKER ?? 'null') as WorkerSpec | null;
 if (!spec || !process.send) {
-  console.error('bench/scale/members.ts is started by bench/scale/run.ts (needs HL_SCALE_WORKER and an IPC channel)');
+  console.error(
+    'bench/scale/members.ts is started by bench/scale/run.ts (needs HL_SCALE_WORKER and an IPC channel)',
+  );
   process.exit(2);
 }
 const report = (r: WorkerReport) => process.send?.(r);
@@ -57,7 +59,10 @@ let sendFailed = 0;
 let received = 0;
 
 async function main(s: WorkerSpec): Promise<void> {
-  const api = new K8sApiSource({ kubeConfig: loadKubeConfig(s.kubeconfig), clock, logger: log }, { identity: `scale-worker-${process.pid}` });
+  const api = new K8sApiSource(
+    { kubeConfig: loadKubeConfig(s.kubeconfig), clock, logger: log },
+    { identity: `scale-worker-${process.pid}` },
+  );
   const cluster = await api.get('HACluster', { namespace: s.namespace, name: s.cluster });
   if (!cluster) throw new Error(`HACluster ${s.namespace}/${s.cluster} not found`);
   const authRef = (cluster.spec as { authSecretRef: { name: string } }).authSecretRef.name;
@@ -102,7 +107,15 @@ async function main(s: WorkerSpec): Promise<void> {
   report({ type: 'ready', pid: process.pid, members: hosts.length, at: Date.now() });
   setInterval(() => {
     if (binds.length + unbinds.length + dead.length === 0 && sent === 0) return;
-    report({ type: 'events', binds: binds.splice(0), unbinds: unbinds.splice(0), dead: dead.splice(0), sent, sendFailed, received });
+    report({
+      type: 'events',
+      binds: binds.splice(0),
+      unbinds: unbinds.splice(0),
+      dead: dead.splice(0),
+      sent,
+      sendFailed,
+      received,
+    });
     sent = sendFailed = received = 0;
   }, 50);
 }

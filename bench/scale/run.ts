@@ -29,7 +29,11 @@ import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.
 import { Member, MemberConfigError } from '../../src/core/member.js';
 import { LIMITS } from '../../src/core/messages.js';
 import { deriveTiming } from '../../src/core/timing.js';
-import { HEARTBEAT_ADDRESS_ANNOTATION, HEARTBEAT_PORT_ANNOTATION, WITNESS_ID } from '../../src/runtime/cluster-config.js';
+import {
+  HEARTBEAT_ADDRESS_ANNOTATION,
+  HEARTBEAT_PORT_ANNOTATION,
+  WITNESS_ID,
+} from '../../src/runtime/cluster-config.js';
 import { startControlPlane, type ControlPlane } from '../../hack/controlplane/index.js';
 import { applyCrds, runKubectl } from '../../hack/controlplane/kubectl.js';
 import type { WorkerReport, WorkerSpec } from './members.js';
@@ -43,7 +47,9 @@ const KUBE_NS = 'hl-scale';
 const BUILD = path.join(ROOT, 'node_modules/.cache/heartline-scale');
 /** argv for node to run a TypeScript entry point of this repo under the chosen runtime. */
 function entry(runtime: 'dist' | 'tsx', tsPath: string): string[] {
-  return runtime === 'dist' ? [path.join(BUILD, tsPath.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', path.join(ROOT, tsPath)];
+  return runtime === 'dist'
+    ? [path.join(BUILD, tsPath.replace(/\.ts$/, '.js'))]
+    : ['--import', 'tsx', path.join(ROOT, tsPath)];
 }
 const CLUSTER = 'scale';
 
@@ -96,25 +102,51 @@ function parseArgs(argv: string[]): Options {
       return n;
     };
     switch (a) {
-      case '--vips': o.vips = int(next(), 1); break;
-      case '--members': o.members = int(next(), 3); break;
-      case '--victim-vips': o.victimVips = int(next(), 1); break;
-      case '--workers': o.workers = int(next(), 1); break;
-      case '--steady-s': o.steadyS = int(next(), 5); break;
-      case '--cold-timeout-s': o.coldTimeoutS = int(next(), 10); break;
-      case '--storm-timeout-s': o.stormTimeoutS = int(next(), 5); break;
-      case '--total-timeout-s': o.totalTimeoutS = int(next(), 60); break;
-      case '--out': o.out = path.resolve(next()); break;
-      case '--inside': o.inside = true; break;
-      case '--prefer-all': o.preferAll = true; break;
+      case '--vips':
+        o.vips = int(next(), 1);
+        break;
+      case '--members':
+        o.members = int(next(), 3);
+        break;
+      case '--victim-vips':
+        o.victimVips = int(next(), 1);
+        break;
+      case '--workers':
+        o.workers = int(next(), 1);
+        break;
+      case '--steady-s':
+        o.steadyS = int(next(), 5);
+        break;
+      case '--cold-timeout-s':
+        o.coldTimeoutS = int(next(), 10);
+        break;
+      case '--storm-timeout-s':
+        o.stormTimeoutS = int(next(), 5);
+        break;
+      case '--total-timeout-s':
+        o.totalTimeoutS = int(next(), 60);
+        break;
+      case '--out':
+        o.out = path.resolve(next());
+        break;
+      case '--inside':
+        o.inside = true;
+        break;
+      case '--prefer-all':
+        o.preferAll = true;
+        break;
       case '--runtime': {
         const v = next();
-        if (v !== 'dist' && v !== 'tsx') throw new Error(`--runtime ${v}: use dist (compiled, as shipped) or tsx`);
+        if (v !== 'dist' && v !== 'tsx')
+          throw new Error(`--runtime ${v}: use dist (compiled, as shipped) or tsx`);
         o.runtime = v;
         break;
       }
-      case '--netns': o.netns = next(); break;
-      default: throw new Error(`unknown option ${a}; see the header of bench/scale/run.ts`);
+      case '--netns':
+        o.netns = next();
+        break;
+      default:
+        throw new Error(`unknown option ${a}; see the header of bench/scale/run.ts`);
     }
   }
   if (o.victimVips > o.vips) throw new Error(`--victim-vips ${o.victimVips} exceeds --vips ${o.vips}`);
@@ -139,7 +171,12 @@ function preferredFor(i: number, o: Options, members: number): string[] | undefi
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(/\s+/).slice(0, 3).map(Number);
 
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number; out: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  input?: string,
+  timeoutMs = 30_000,
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const c = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs });
     let out = '';
@@ -168,17 +205,42 @@ async function outer(o: Options, argv: string[]): Promise<number> {
   try {
     if (o.runtime === 'dist') {
       console.error(`scale: compiling src and the load generator (tsc -p bench/scale/tsconfig.build.json)`);
-      const r = await run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'bench/scale/tsconfig.build.json')], undefined, 300_000);
+      const r = await run(
+        process.execPath,
+        [
+          path.join(ROOT, 'node_modules/typescript/bin/tsc'),
+          '-p',
+          path.join(ROOT, 'bench/scale/tsconfig.build.json'),
+        ],
+        undefined,
+        300_000,
+      );
       if (r.code !== 0) throw new Error(`tsc: ${r.out}`);
     }
     await must(['netns', 'add', ns]);
     await must(['-n', ns, 'link', 'set', 'lo', 'up']);
     const addrs = [CP_ADDRESS, ...Array.from({ length: o.members }, (_, i) => memberAddress(i))];
     await must(['-n', ns, '-batch', '-'], addrs.map((a) => `addr add ${a}/32 dev lo`).join('\n') + '\n');
-    child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url), ...argv, '--inside', '--netns', ns], {
-      stdio: 'inherit',
-      cwd: ROOT,
-    });
+    child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        ns,
+        process.execPath,
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        ...argv,
+        '--inside',
+        '--netns',
+        ns,
+      ],
+      {
+        stdio: 'inherit',
+        cwd: ROOT,
+      },
+    );
     const c = child;
     const timer = setTimeout(() => {
       console.error(`scale: run exceeded ${o.totalTimeoutS} s; stopping it`);
@@ -189,7 +251,10 @@ async function outer(o: Options, argv: string[]): Promise<number> {
     clearTimeout(timer);
   } finally {
     // Whatever is left in the namespace (a crashed inner run) goes with it.
-    const pids = (await run('ip', ['netns', 'pids', ns])).out.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number);
+    const pids = (await run('ip', ['netns', 'pids', ns])).out
+      .split(/\s+/)
+      .filter((p) => /^\d+$/.test(p))
+      .map(Number);
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -241,7 +306,10 @@ class ProcWatch {
       this.samples.set(name, list);
     }
   }
-  window(from: number, to: number): Record<string, { cpuPercent: number; rssMbAvg: number; rssMbMax: number }> {
+  window(
+    from: number,
+    to: number,
+  ): Record<string, { cpuPercent: number; rssMbAvg: number; rssMbMax: number }> {
     const out: Record<string, { cpuPercent: number; rssMbAvg: number; rssMbMax: number }> = {};
     for (const [name, list] of this.samples) {
       const w = list.filter((s) => s.at >= from - 300 && s.at <= to + 300);
@@ -290,7 +358,9 @@ async function apiRequests(kubeconfig: string): Promise<ApiSnapshot> {
     if (!line.startsWith('apiserver_request_total{')) continue;
     const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    const res = labels.resource ? `${labels.resource}${labels.subresource ? '/' + labels.subresource : ''}` : '(non-resource)';
+    const res = labels.resource
+      ? `${labels.resource}${labels.subresource ? '/' + labels.subresource : ''}`
+      : '(non-resource)';
     const key = `${labels.verb} ${res}`;
     counts.set(key, (counts.get(key) ?? 0) + value);
   }
@@ -313,7 +383,13 @@ function requestRate(a: ApiSnapshot, b: ApiSnapshot) {
     const p = a.latency.get(verb) ?? { sum: 0, count: 0 };
     if (e.count > p.count) meanLatencyMsByVerb[verb] = round1(((e.sum - p.sum) / (e.count - p.count)) * 1000);
   }
-  return { seconds: round1(seconds), total, perSecond: Math.round((total / seconds) * 100) / 100, byVerbResource, meanLatencyMsByVerb };
+  return {
+    seconds: round1(seconds),
+    total,
+    perSecond: Math.round((total / seconds) * 100) / 100,
+    byVerbResource,
+    meanLatencyMsByVerb,
+  };
 }
 
 // ------------------------------------------------------------------------------ inner run
@@ -334,7 +410,10 @@ async function inner(o: Options): Promise<number> {
     benchmark: 'scale',
     startedAt: started.toISOString(),
     command: `npx tsx bench/scale/run.ts --vips ${o.vips} --members ${o.members} --victim-vips ${o.victimVips} --workers ${o.workers} --steady-s ${o.steadyS} --runtime ${o.runtime}${o.preferAll ? ' --prefer-all' : ''}`,
-    runtime: o.runtime === 'dist' ? 'node on compiled JavaScript (tsc), as shipped' : 'node --import tsx (TypeScript transpiled at load)',
+    runtime:
+      o.runtime === 'dist'
+        ? 'node on compiled JavaScript (tsc), as shipped'
+        : 'node --import tsx (TypeScript transpiled at load)',
     requested: { vips: o.vips, members: o.members },
     host: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavgStart: loadavg() },
     netns: o.netns,
@@ -343,7 +422,19 @@ async function inner(o: Options): Promise<number> {
   let members = o.members;
   try {
     const ids = Array.from({ length: members }, (_, i) => memberName(i));
-    new Member({}, { clusterId: 'x/y', self: ids[0]!, incarnation: 1, members: ids, witness: WITNESS_ID, quorum: 'majority', timing: deriveTiming({ intervalMs: 200, deadMs: 1000 }), vips: [] });
+    new Member(
+      {},
+      {
+        clusterId: 'x/y',
+        self: ids[0]!,
+        incarnation: 1,
+        members: ids,
+        witness: WITNESS_ID,
+        quorum: 'majority',
+        timing: deriveTiming({ intervalMs: 200, deadMs: 1000 }),
+        vips: [],
+      },
+    );
   } catch (err) {
     if (!(err instanceof MemberConfigError)) throw err;
     const fallback = LIMITS.maxMembers - 1; // the controller's witness id counts as a member
@@ -352,7 +443,9 @@ async function inner(o: Options): Promise<number> {
       where: 'src/core/member.ts (Member constructor: LIMITS.maxMembers in src/core/messages.ts)',
       ranWith: fallback,
     };
-    console.error(`scale: the core refuses ${members} members (${err.message}); running with ${fallback} instead`);
+    console.error(
+      `scale: the core refuses ${members} members (${err.message}); running with ${fallback} instead`,
+    );
     members = fallback;
   }
   result.ran = { vips: o.vips, members, victimVips: o.victimVips };
@@ -369,7 +462,8 @@ async function inner(o: Options): Promise<number> {
     watchStop?.();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
     const deadline = Date.now() + 5000;
-    while (children.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline) await sleep(100);
+    while (children.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline)
+      await sleep(100);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await api?.close().catch(() => {});
     await cp?.stop();
@@ -379,17 +473,29 @@ async function inner(o: Options): Promise<number> {
   try {
     // -------------------------------------------------------------- control plane and objects
     const t = Date.now();
-    cp = await startControlPlane({ bindAddress: CP_ADDRESS, log: { info: () => {}, warn: (o2, m) => log.warn(o2, m), error: (o2, m) => log.error(o2, m) } });
+    cp = await startControlPlane({
+      bindAddress: CP_ADDRESS,
+      log: { info: () => {}, warn: (o2, m) => log.warn(o2, m), error: (o2, m) => log.error(o2, m) },
+    });
     const kubeconfig = cp.kubeconfigPath;
     await applyCrds(kubeconfig, path.join(ROOT, 'crds'));
     const docs: object[] = [
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: KUBE_NS } },
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'auth', namespace: KUBE_NS }, data: { '1': randomBytes(32).toString('base64') } },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'auth', namespace: KUBE_NS },
+        data: { '1': randomBytes(32).toString('base64') },
+      },
       {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'HACluster',
         metadata: { name: CLUSTER, namespace: KUBE_NS },
-        spec: { nodeSelector: { 'heartline.dev/bench': 'scale' }, authSecretRef: { name: 'auth', activeKeyId: '1' }, quorum: 'majority' },
+        spec: {
+          nodeSelector: { 'heartline.dev/bench': 'scale' },
+          authSecretRef: { name: 'auth', activeKeyId: '1' },
+          quorum: 'majority',
+        },
       },
       ...Array.from({ length: members }, (_, i) => ({
         apiVersion: 'v1',
@@ -397,23 +503,36 @@ async function inner(o: Options): Promise<number> {
         metadata: {
           name: memberName(i),
           labels: { 'heartline.dev/bench': 'scale' },
-          annotations: { [HEARTBEAT_ADDRESS_ANNOTATION]: memberAddress(i), [HEARTBEAT_PORT_ANNOTATION]: String(MEMBER_PORT) },
+          annotations: {
+            [HEARTBEAT_ADDRESS_ANNOTATION]: memberAddress(i),
+            [HEARTBEAT_PORT_ANNOTATION]: String(MEMBER_PORT),
+          },
         },
       })),
       ...Array.from({ length: o.vips }, (_, i) => ({
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'VirtualIP',
         metadata: { name: vipName(i), namespace: KUBE_NS },
-        spec: { clusterRef: { name: CLUSTER }, address: vipAddress(i), ...(preferredFor(i, o, members) ? { preferredNodes: preferredFor(i, o, members) } : {}) },
+        spec: {
+          clusterRef: { name: CLUSTER },
+          address: vipAddress(i),
+          ...(preferredFor(i, o, members) ? { preferredNodes: preferredFor(i, o, members) } : {}),
+        },
       })),
     ];
-    const created = await runKubectl(kubeconfig, ['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }), timeoutMs: 300_000 });
+    const created = await runKubectl(kubeconfig, ['create', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }),
+      timeoutMs: 300_000,
+    });
     if (created.code !== 0) throw new Error(`kubectl create: ${created.stderr}`);
     result.setupMs = Date.now() - t;
     console.error(`scale: control plane and ${docs.length} objects ready in ${result.setupMs} ms`);
 
     // -------------------------------------------------------------- status watch (one LIST + one WATCH)
-    api = new K8sApiSource({ kubeConfig: loadKubeConfig(kubeconfig), clock, logger: log }, { identity: 'scale-bench' });
+    api = new K8sApiSource(
+      { kubeConfig: loadKubeConfig(kubeconfig), clock, logger: log },
+      { identity: 'scale-bench' },
+    );
     const statusHolder = new Map<string, string>();
     const statusChanges: Array<{ at: number; vip: string; holder: string }> = [];
     let clusterStatus: { witness?: { address: string; port: number } } = {};
@@ -433,7 +552,8 @@ async function inner(o: Options): Promise<number> {
     const w2 = api.watch(
       'HACluster',
       (e) => {
-        if (e.type !== 'synced' && e.type !== 'deleted') clusterStatus = (e.object.status ?? {}) as typeof clusterStatus;
+        if (e.type !== 'synced' && e.type !== 'deleted')
+          clusterStatus = (e.object.status ?? {}) as typeof clusterStatus;
       },
       { namespace: KUBE_NS },
     );
@@ -453,13 +573,22 @@ async function inner(o: Options): Promise<number> {
         ...(process.env.HL_SCALE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${runDir}`] : []),
         ...entry(o.runtime, 'src/cli/main.ts'),
         'controller',
-        '--kubeconfig', kubeconfig,
-        '--namespace', KUBE_NS,
-        '--lease-namespace', KUBE_NS,
-        '--witness-listen', `${CP_ADDRESS}:${WITNESS_PORT}`,
-        '--metrics-listen', `${CP_ADDRESS}:9695`,
+        '--kubeconfig',
+        kubeconfig,
+        '--namespace',
+        KUBE_NS,
+        '--lease-namespace',
+        KUBE_NS,
+        '--witness-listen',
+        `${CP_ADDRESS}:${WITNESS_PORT}`,
+        '--metrics-listen',
+        `${CP_ADDRESS}:9695`,
       ],
-      { cwd: ROOT, stdio: ['ignore', ctlLog, ctlLog], env: { ...process.env, HEARTLINE_LOG_LEVEL: process.env.HL_SCALE_CONTROLLER_LOG ?? 'info' } },
+      {
+        cwd: ROOT,
+        stdio: ['ignore', ctlLog, ctlLog],
+        env: { ...process.env, HEARTLINE_LOG_LEVEL: process.env.HL_SCALE_CONTROLLER_LOG ?? 'info' },
+      },
     );
     closeSync(ctlLog);
     children.push(controller);
@@ -476,7 +605,8 @@ async function inner(o: Options): Promise<number> {
       for (;;) {
         const v = fn();
         if (v) return v;
-        if (controller.exitCode !== null) throw new Error(`controller exited (${controller.exitCode}); see ${result.controllerLog}`);
+        if (controller.exitCode !== null)
+          throw new Error(`controller exited (${controller.exitCode}); see ${result.controllerLog}`);
         if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
         await sleep(50);
       }
@@ -514,11 +644,18 @@ async function inner(o: Options): Promise<number> {
       }
       for (const [member, peer, at] of r.dead) dead.push({ member, peer, at });
     };
-    const all = Array.from({ length: members }, (_, i) => ({ id: memberName(i), address: memberAddress(i), port: MEMBER_PORT }));
-    const groups: Array<{ name: string; members: typeof all }> = [{ name: 'victim', members: all.slice(0, 1) }];
+    const all = Array.from({ length: members }, (_, i) => ({
+      id: memberName(i),
+      address: memberAddress(i),
+      port: MEMBER_PORT,
+    }));
+    const groups: Array<{ name: string; members: typeof all }> = [
+      { name: 'victim', members: all.slice(0, 1) },
+    ];
     const rest = all.slice(1);
     const per = Math.ceil(rest.length / o.workers);
-    for (let g = 0; g < o.workers; g++) groups.push({ name: `loadgen-${g}`, members: rest.slice(g * per, (g + 1) * per) });
+    for (let g = 0; g < o.workers; g++)
+      groups.push({ name: `loadgen-${g}`, members: rest.slice(g * per, (g + 1) * per) });
     const workers: Worker[] = groups
       .filter((g) => g.members.length > 0)
       .map((g) => {
@@ -550,7 +687,11 @@ async function inner(o: Options): Promise<number> {
     const progress: Array<{ s: number; heldMembers: number; heldStatus: number }> = [];
     cold.progress = progress;
     const sampleProgress = () =>
-      progress.push({ s: round1((Date.now() - t0) / 1000), heldMembers: holders.size, heldStatus: [...statusHolder.values()].filter(Boolean).length });
+      progress.push({
+        s: round1((Date.now() - t0) / 1000),
+        heldMembers: holders.size,
+        heldStatus: [...statusHolder.values()].filter(Boolean).length,
+      });
     const progressTimer = setInterval(sampleProgress, 10_000);
     const allHeldAt = () => (holders.size >= o.vips ? Date.now() : undefined);
     const allStatusAt = () => {
@@ -561,7 +702,11 @@ async function inner(o: Options): Promise<number> {
     try {
       const tHeld = await until('every VIP held (members)', allHeldAt, o.coldTimeoutS * 1000);
       cold.allHeldMembersMs = { fromControllerStart: tHeld - t0, fromMembersStart: tHeld - tMembers };
-      const tStatus = await until('every VIP holder in status', allStatusAt, o.coldTimeoutS * 1000 - (tHeld - tMembers));
+      const tStatus = await until(
+        'every VIP holder in status',
+        allStatusAt,
+        o.coldTimeoutS * 1000 - (tHeld - tMembers),
+      );
       cold.allHeldStatusMs = { fromControllerStart: tStatus - t0, fromMembersStart: tStatus - tMembers };
     } catch (err) {
       cold.error = (err as Error).message;
@@ -593,7 +738,11 @@ async function inner(o: Options): Promise<number> {
       windowS: round1((s1 - s0) / 1000),
       apiRequests: requestRate(m0, m1),
       processes: procs.window(s0, s1),
-      churnInWindow: { binds: binds - churnBefore.binds, unbinds: unbinds - churnBefore.unbinds, statusChanges: statusChanges.length - churnBefore.statusChanges },
+      churnInWindow: {
+        binds: binds - churnBefore.binds,
+        unbinds: unbinds - churnBefore.unbinds,
+        statusChanges: statusChanges.length - churnBefore.statusChanges,
+      },
       datagramsSentPerS: Math.round((datagramsSent - sent0) / ((s1 - s0) / 1000)),
       heldMembers: holders.size,
       heldStatus: [...statusHolder.values()].filter(Boolean).length,
@@ -608,11 +757,18 @@ async function inner(o: Options): Promise<number> {
     const tKill = Date.now();
     victim.child.kill('SIGKILL');
     pids.delete('victim');
-    const storm: Record<string, unknown> = { victim: victimId, victimHeld: victimVips.length, victimProcess: victimProc };
+    const storm: Record<string, unknown> = {
+      victim: victimId,
+      victimHeld: victimVips.length,
+      victimProcess: victimProc,
+    };
     result.storm = storm;
     const victimVipNames = victimVips.map((v) => v.slice(v.indexOf('/') + 1));
     const reassigned = () =>
-      victimVips.length > 0 && victimVips.every((v) => (holders.get(v)?.member ?? victimId) !== victimId && (holders.get(v)?.at ?? 0) > tKill)
+      victimVips.length > 0 &&
+      victimVips.every(
+        (v) => (holders.get(v)?.member ?? victimId) !== victimId && (holders.get(v)?.at ?? 0) > tKill,
+      )
         ? Date.now()
         : undefined;
     const statusMoved = () =>
@@ -624,18 +780,33 @@ async function inner(o: Options): Promise<number> {
         : undefined;
     const mk0 = await apiRequests(kubeconfig);
     try {
-      const detect = await until('a member to declare the victim dead', () => dead.find((d) => d.peer === victimId && d.at >= tKill), o.stormTimeoutS * 1000);
+      const detect = await until(
+        'a member to declare the victim dead',
+        () => dead.find((d) => d.peer === victimId && d.at >= tKill),
+        o.stormTimeoutS * 1000,
+      );
       const tDetect = detect.at;
       storm.detectionMs = tDetect - tKill;
       await until('the victim VIPs re-bound (members)', reassigned, o.stormTimeoutS * 1000);
       const lastBind = Math.max(...victimVips.map((v) => holders.get(v)!.at));
       const firstBind = Math.min(...victimVips.map((v) => holders.get(v)!.at));
-      storm.membersReboundMs = { fromKill: lastBind - tKill, fromDetection: lastBind - tDetect, firstFromDetection: firstBind - tDetect };
+      storm.membersReboundMs = {
+        fromKill: lastBind - tKill,
+        fromDetection: lastBind - tDetect,
+        firstFromDetection: firstBind - tDetect,
+      };
       await until('the victim VIPs moved in status', statusMoved, o.stormTimeoutS * 1000);
-      const lastStatus = Math.max(...statusChanges.filter((c) => victimVipNames.includes(c.vip) && c.at > tKill).map((c) => c.at));
-      storm.statusWrittenMs = { fromKill: lastStatus - tKill, fromDetection: lastStatus - tDetect, afterMembers: lastStatus - lastBind };
+      const lastStatus = Math.max(
+        ...statusChanges.filter((c) => victimVipNames.includes(c.vip) && c.at > tKill).map((c) => c.at),
+      );
+      storm.statusWrittenMs = {
+        fromKill: lastStatus - tKill,
+        fromDetection: lastStatus - tDetect,
+        afterMembers: lastStatus - lastBind,
+      };
       const newHolders = new Map<string, number>();
-      for (const v of victimVips) newHolders.set(holders.get(v)!.member, (newHolders.get(holders.get(v)!.member) ?? 0) + 1);
+      for (const v of victimVips)
+        newHolders.set(holders.get(v)!.member, (newHolders.get(holders.get(v)!.member) ?? 0) + 1);
       storm.spreadOver = newHolders.size;
     } catch (err) {
       storm.error = (err as Error).message;
@@ -683,7 +854,10 @@ async function pidOf(name: string, netns: string): Promise<number | undefined> {
 
 /** A nested field of a result object, or undefined. */
 function g(o: unknown, ...keys: string[]): unknown {
-  return keys.reduce<unknown>((x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o);
+  return keys.reduce<unknown>(
+    (x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined),
+    o,
+  );
 }
 
 function printTable(r: Record<string, unknown>): void {
@@ -691,20 +865,56 @@ function printTable(r: Record<string, unknown>): void {
   const ms = (x: unknown) => (typeof x === 'number' ? `${x} ms` : 'n/a');
   const str = (x: unknown) => (x === undefined ? 'n/a' : String(x));
   const limit = g(r, 'memberLimit', 'error');
-  rows.push(['size', `${str(g(r, 'ran', 'vips'))} VIPs, ${str(g(r, 'ran', 'members'))} members`, limit ? `requested ${str(g(r, 'requested', 'members'))}: ${str(limit)}` : '']);
-  rows.push(['cold start: all held (members)', ms(g(r, 'coldStart', 'allHeldMembersMs', 'fromControllerStart')), str(g(r, 'coldStart', 'error') ?? '')]);
-  rows.push(['cold start: all in status', ms(g(r, 'coldStart', 'allHeldStatusMs', 'fromControllerStart')), '']);
+  rows.push([
+    'size',
+    `${str(g(r, 'ran', 'vips'))} VIPs, ${str(g(r, 'ran', 'members'))} members`,
+    limit ? `requested ${str(g(r, 'requested', 'members'))}: ${str(limit)}` : '',
+  ]);
+  rows.push([
+    'cold start: all held (members)',
+    ms(g(r, 'coldStart', 'allHeldMembersMs', 'fromControllerStart')),
+    str(g(r, 'coldStart', 'error') ?? ''),
+  ]);
+  rows.push([
+    'cold start: all in status',
+    ms(g(r, 'coldStart', 'allHeldStatusMs', 'fromControllerStart')),
+    '',
+  ]);
   rows.push(['storm: victim held', str(g(r, 'storm', 'victimHeld')), '']);
   rows.push(['storm: detection after kill', ms(g(r, 'storm', 'detectionMs')), 'deadMs 1000']);
-  rows.push(['storm: re-bound from detection', ms(g(r, 'storm', 'membersReboundMs', 'fromDetection')), 'target <= 1000 ms']);
+  rows.push([
+    'storm: re-bound from detection',
+    ms(g(r, 'storm', 'membersReboundMs', 'fromDetection')),
+    'target <= 1000 ms',
+  ]);
   rows.push(['storm: re-bound from kill', ms(g(r, 'storm', 'membersReboundMs', 'fromKill')), '']);
-  rows.push(['storm: status from kill', ms(g(r, 'storm', 'statusWrittenMs', 'fromKill')), str(g(r, 'storm', 'error') ?? '')]);
+  rows.push([
+    'storm: status from kill',
+    ms(g(r, 'storm', 'statusWrittenMs', 'fromKill')),
+    str(g(r, 'storm', 'error') ?? ''),
+  ]);
   const sc = g(r, 'steady', 'processes', 'controller');
-  rows.push(['controller RSS steady / storm max', sc ? `${str(g(sc, 'rssMbAvg'))} / ${str(g(r, 'storm', 'processes', 'controller', 'rssMbMax'))} MB` : 'n/a', 'target <= 150 MB']);
-  rows.push(['controller CPU steady / storm', sc ? `${str(g(sc, 'cpuPercent'))} / ${str(g(r, 'storm', 'processes', 'controller', 'cpuPercent'))} %` : 'n/a', '']);
+  rows.push([
+    'controller RSS steady / storm max',
+    sc
+      ? `${str(g(sc, 'rssMbAvg'))} / ${str(g(r, 'storm', 'processes', 'controller', 'rssMbMax'))} MB`
+      : 'n/a',
+    'target <= 150 MB',
+  ]);
+  rows.push([
+    'controller CPU steady / storm',
+    sc
+      ? `${str(g(sc, 'cpuPercent'))} / ${str(g(r, 'storm', 'processes', 'controller', 'cpuPercent'))} %`
+      : 'n/a',
+    '',
+  ]);
   const v = g(r, 'storm', 'victimProcess');
   rows.push(['agent RSS (victim process)', v ? `${str(g(v, 'rssMbAvg'))} MB` : 'n/a', 'target <= 100 MB']);
-  rows.push(['API requests/s steady', str(g(r, 'steady', 'apiRequests', 'perSecond')), 'target: none per VIP']);
+  rows.push([
+    'API requests/s steady',
+    str(g(r, 'steady', 'apiRequests', 'perSecond')),
+    'target: none per VIP',
+  ]);
   rows.push(['API requests/s storm', str(g(r, 'storm', 'apiRequests', 'perSecond')), '']);
   const w = Math.max(...rows.map((x) => x[0].length));
   const w2 = Math.max(...rows.map((x) => x[1].length));

@@ -15,8 +15,23 @@ const V = arg('vips', 1000);
 const TICKS = arg('ticks', 50);
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
 const ids = Array.from({ length: M }, (_, i) => `node-${String(i).padStart(3, '0')}`);
-const vips = Array.from({ length: V }, (_, i) => ({ vip: `bench/vip-${String(i).padStart(4, '0')}`, preferredNodes: [] }));
-const m = new Member({}, { clusterId: 'bench/scale', self: ids[0]!, incarnation: 1, members: ids, witness: null, quorum: 'majority', timing, vips });
+const vips = Array.from({ length: V }, (_, i) => ({
+  vip: `bench/vip-${String(i).padStart(4, '0')}`,
+  preferredNodes: [],
+}));
+const m = new Member(
+  {},
+  {
+    clusterId: 'bench/scale',
+    self: ids[0]!,
+    incarnation: 1,
+    members: ids,
+    witness: null,
+    quorum: 'majority',
+    timing,
+    vips,
+  },
+);
 m.start(0);
 for (let i = 1; i <= 10; i++) m.tick(i * 200); // warm-up (JIT)
 const t0 = performance.now();

@@ -38,22 +38,28 @@ export class SystemClock implements Clock {
         clearTimeout(timer);
         reject(abortReason(signal!));
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, Math.max(0, ms));
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   after(ms: Millis, fn: () => void): Stoppable {
-    const timer = setTimeout(() => {
-      try {
-        fn();
-      } catch (err) {
-        this.onError(err);
-      }
-    }, Math.max(0, ms));
+    const timer = setTimeout(
+      () => {
+        try {
+          fn();
+        } catch (err) {
+          this.onError(err);
+        }
+      },
+      Math.max(0, ms),
+    );
     return { stop: () => clearTimeout(timer) };
   }
 
@@ -79,7 +85,9 @@ export class SystemClock implements Clock {
         this.onError(err);
       }
       if (isThenable(result)) {
-        Promise.resolve(result).catch((err: unknown) => this.onError(err)).finally(schedule);
+        Promise.resolve(result)
+          .catch((err: unknown) => this.onError(err))
+          .finally(schedule);
       } else {
         schedule();
       }

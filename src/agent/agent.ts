@@ -8,7 +8,15 @@
  * happen between agents over UDP, and an API server outage changes nothing.
  */
 import type { Logger } from 'pino';
-import type { ApiObject, ApiSource, Clock, NetworkDriver, ServiceRunner, Stoppable, Transport } from '../core/ports.js';
+import type {
+  ApiObject,
+  ApiSource,
+  Clock,
+  NetworkDriver,
+  ServiceRunner,
+  Stoppable,
+  Transport,
+} from '../core/ports.js';
 import type { MemberEvent } from '../core/member.js';
 import { DropCounters } from '../core/wire/index.js';
 import { buildClusterConfig, ClusterConfigError, type ClusterConfig } from '../runtime/cluster-config.js';
@@ -78,7 +86,10 @@ export class Agent {
     this.log = c.log.child({ component: 'agent', node: init.node });
     this.metrics = new AgentMetrics(() => this.counters);
     this.lastTickAt = c.clock.now();
-    this.resourceStatus = new ResourceStatusReporter({ api: c.api, clock: c.clock, log: this.log }, init.node);
+    this.resourceStatus = new ResourceStatusReporter(
+      { api: c.api, clock: c.clock, log: this.log },
+      init.node,
+    );
     this.health = new HealthMonitor(
       {
         clock: c.clock,
@@ -87,7 +98,13 @@ export class Agent {
         onChange: (unhealthy) => this.host?.setLocal({ unhealthy }),
         onProbe: (vip, resource, r, failures) => {
           this.metrics.probes.inc({ vip, resource, result: r.ok ? 'success' : 'failure' });
-          this.resourceStatus.probe(`${vip.split('/')[0]}/${resource}`, r.ok, r.durationMs, r.detail, failures);
+          this.resourceStatus.probe(
+            `${vip.split('/')[0]}/${resource}`,
+            r.ok,
+            r.durationMs,
+            r.detail,
+            failures,
+          );
         },
       },
       init.unhealthyCooldownMs !== undefined ? { cooldownMs: init.unhealthyCooldownMs } : {},
@@ -134,7 +151,9 @@ export class Agent {
     const ns = this.init.namespace;
     const watch = (kind: Kind, opts: { namespace?: string; fieldSelector?: string }) =>
       this.c.api.watch(kind, (ev) => this.onWatch(kind, ev), opts);
-    this.watches.push(watch('HACluster', { namespace: ns, fieldSelector: `metadata.name=${this.init.cluster}` }));
+    this.watches.push(
+      watch('HACluster', { namespace: ns, fieldSelector: `metadata.name=${this.init.cluster}` }),
+    );
     this.watches.push(watch('VirtualIP', { namespace: ns }));
     this.watches.push(watch('Resource', { namespace: ns }));
     this.watches.push(watch('Node', {}));
@@ -192,7 +211,8 @@ export class Agent {
       if (!this.synced.has(k)) return;
     }
     const cluster = [...this.cache.HACluster.values()][0];
-    if (!cluster) return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
+    if (!cluster)
+      return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
     let config: ClusterConfig;
     try {
       const status = cluster.status as { witness?: { address: string; port: number } } | undefined;
@@ -213,7 +233,8 @@ export class Agent {
         `Node ${this.init.node} is not a member of HACluster ${config.clusterId}: label it to match spec.nodeSelector`,
       );
     }
-    for (const p of config.problems) if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
+    for (const p of config.problems)
+      if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     this.lastProblem = '';
     const prev = this.config;
     this.config = config;
@@ -222,7 +243,10 @@ export class Agent {
       return;
     }
     if (prev && prev.port !== config.port) {
-      this.log.error({ from: prev.port, to: config.port }, 'transport.port changed: restart the agent to apply it');
+      this.log.error(
+        { from: prev.port, to: config.port },
+        'transport.port changed: restart the agent to apply it',
+      );
     }
     this.host.reconfigure(config);
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
@@ -263,10 +287,17 @@ export class Agent {
       host.start();
       this.host = host;
       this.log.info(
-        { incarnation: host.currentIncarnation, members: config.members.map((m) => m.id), port: config.port, quorum: config.quorum },
+        {
+          incarnation: host.currentIncarnation,
+          members: config.members.map((m) => m.id),
+          port: config.port,
+          quorum: config.quorum,
+        },
         'member started',
       );
-      this.linkTimer = this.c.clock.every(this.init.linkCheckMs ?? config.timing.intervalMs, () => this.checkLinks());
+      this.linkTimer = this.c.clock.every(this.init.linkCheckMs ?? config.timing.intervalMs, () =>
+        this.checkLinks(),
+      );
       if (this.config && this.config !== config) host.reconfigure(this.config);
     } catch (err) {
       this.problem(`cannot start the member: ${(err as Error).message}`);
@@ -295,7 +326,10 @@ export class Agent {
         this.log.info({ vip: e.vip, epoch: e.epoch, reason: e.reason }, 'takeover abandoned');
         break;
       case 'refused':
-        this.log.debug({ vip: e.vip, epoch: e.epoch, candidate: e.candidate, reason: e.reason }, 'takeover refused');
+        this.log.debug(
+          { vip: e.vip, epoch: e.epoch, candidate: e.candidate, reason: e.reason },
+          'takeover refused',
+        );
         break;
     }
   }
@@ -305,7 +339,13 @@ export class Agent {
     const obj = this.cache.VirtualIP.get(`${namespace}/${name}`);
     if (!obj) return;
     void this.c.api
-      .event({ regarding: obj, type: e.type, reason: e.reason, note: `${this.init.node}: ${e.note}`, action: e.action })
+      .event({
+        regarding: obj,
+        type: e.type,
+        reason: e.reason,
+        note: `${this.init.node}: ${e.note}`,
+        action: e.action,
+      })
       .catch((err: unknown) => this.log.debug({ err }, 'event not recorded'));
   }
 

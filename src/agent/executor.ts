@@ -15,7 +15,15 @@
  */
 import type { Logger } from 'pino';
 import type { VirtualIPSpec } from '../api/index.js';
-import type { Clock, Millis, NetworkDriver, OwnedAddress, RunResult, ServiceRunner, ServiceSpec } from '../core/ports.js';
+import type {
+  Clock,
+  Millis,
+  NetworkDriver,
+  OwnedAddress,
+  RunResult,
+  ServiceRunner,
+  ServiceSpec,
+} from '../core/ports.js';
 import type { BindCommand, RenewCommand, UnbindCommand } from '../runtime/member-host.js';
 import type { VipConfig } from '../runtime/cluster-config.js';
 import { toServiceSpec } from './service-spec.js';
@@ -42,7 +50,11 @@ export interface ExecutorComponents {
   onUnhealthy: (vip: string, reason: string) => void;
   onEvent?: (e: ExecutorEvent) => void;
   /** A Resource changed state here (`name` is namespace/name). */
-  onResourceState?: (name: string, state: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed', message?: string) => void;
+  onResourceState?: (
+    name: string,
+    state: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed',
+    message?: string,
+  ) => void;
   /** Bound / unbound transitions, with the time the address was added or removed. */
   onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
 }
@@ -96,10 +108,18 @@ export class VipExecutor {
 
   /** VIPs whose address is bound (or being bound) here, with their epoch. */
   bound(): Array<{ vip: string; epoch: number; addr: OwnedAddress | undefined; phase: VipPhase }> {
-    return [...this.vips].filter(([, s]) => s.phase !== 'unbound').map(([vip, s]) => ({ vip, epoch: s.epoch, addr: s.addr, phase: s.phase }));
+    return [...this.vips]
+      .filter(([, s]) => s.phase !== 'unbound')
+      .map(([vip, s]) => ({ vip, epoch: s.epoch, addr: s.addr, phase: s.phase }));
   }
 
-  private event(vip: string, type: ExecutorEvent['type'], reason: string, note: string, action: string): void {
+  private event(
+    vip: string,
+    type: ExecutorEvent['type'],
+    reason: string,
+    note: string,
+    action: string,
+  ): void {
     this.c.onEvent?.({ vip, type, reason, note, action });
   }
 
@@ -119,7 +139,10 @@ export class VipExecutor {
       }
       const now = this.c.clock.now();
       if (cmd.leaseExpiry <= now) {
-        log.warn({ lateMs: now - cmd.leaseExpiry }, 'lease expired before the address could be added: not binding');
+        log.warn(
+          { lateMs: now - cmd.leaseExpiry },
+          'lease expired before the address could be added: not binding',
+        );
         s.phase = 'unbound';
         return;
       }
@@ -142,14 +165,26 @@ export class VipExecutor {
         s.phase = 'bound';
         this.c.onPhase?.(cmd.vip, 'bound', cmd.epoch);
         log.info({ address: addr.cidr, iface, reason: cmd.reason }, 'VIP bound');
-        this.event(cmd.vip, 'Normal', 'Bound', `bound ${addr.cidr} on ${iface} at epoch ${cmd.epoch}: ${cmd.reason}`, 'Bind');
+        this.event(
+          cmd.vip,
+          'Normal',
+          'Bound',
+          `bound ${addr.cidr} on ${iface} at epoch ${cmd.epoch}: ${cmd.reason}`,
+          'Bind',
+        );
         void this.c.driver
           .announce(addr, spec.announce.count, spec.announce.intervalMs)
           .catch((err: unknown) => log.warn({ err }, 'announce failed'));
       } catch (err) {
         s.phase = 'unbound';
         log.error({ err }, 'bind failed');
-        this.event(cmd.vip, 'Warning', 'BindFailed', `cannot bind ${spec.address}: ${(err as Error).message}`, 'Bind');
+        this.event(
+          cmd.vip,
+          'Warning',
+          'BindFailed',
+          `cannot bind ${spec.address}: ${(err as Error).message}`,
+          'Bind',
+        );
         this.c.onUnhealthy(cmd.vip, `bind failed: ${(err as Error).message}`);
         return;
       }
@@ -157,17 +192,36 @@ export class VipExecutor {
     });
   }
 
-  private async startResources(vip: string, s: VipState, gen: number, cfg: VipConfig, log: Logger): Promise<void> {
+  private async startResources(
+    vip: string,
+    s: VipState,
+    gen: number,
+    cfg: VipConfig,
+    log: Logger,
+  ): Promise<void> {
     for (const r of cfg.resources) {
       if (gen !== s.generation) return;
       const spec = toServiceSpec(`${vip.split('/')[0]}/${r.name}`, r.spec, hostOf(cfg.spec.address));
       s.stopTimeouts.set(spec.name, r.spec.stopTimeoutMs);
       this.c.onResourceState?.(spec.name, 'starting');
       const res = await this.c.runner.start(spec, r.spec.startTimeoutMs);
-      this.c.onResourceState?.(spec.name, res.ok ? 'running' : 'failed', res.ok ? undefined : `start failed: ${res.detail}`);
+      this.c.onResourceState?.(
+        spec.name,
+        res.ok ? 'running' : 'failed',
+        res.ok ? undefined : `start failed: ${res.detail}`,
+      );
       if (!res.ok) {
-        log.error({ resource: r.name, detail: res.detail, durationMs: res.durationMs }, 'resource failed to start');
-        this.event(vip, 'Warning', 'ResourceStartFailed', `Resource ${r.name} failed to start: ${res.detail}`, 'Start');
+        log.error(
+          { resource: r.name, detail: res.detail, durationMs: res.durationMs },
+          'resource failed to start',
+        );
+        this.event(
+          vip,
+          'Warning',
+          'ResourceStartFailed',
+          `Resource ${r.name} failed to start: ${res.detail}`,
+          'Start',
+        );
         s.started.push(spec); // stop it too: a failed start may have left something behind
         s.failed.add(spec.name);
         this.c.onUnhealthy(vip, `Resource ${r.name} failed to start: ${res.detail}`);
@@ -177,7 +231,13 @@ export class VipExecutor {
       log.info({ resource: r.name, durationMs: res.durationMs }, 'resource started');
     }
     if (cfg.resources.length) {
-      this.event(vip, 'Normal', 'ResourcesStarted', `started ${cfg.resources.map((r) => r.name).join(', ')}`, 'Start');
+      this.event(
+        vip,
+        'Normal',
+        'ResourcesStarted',
+        `started ${cfg.resources.map((r) => r.name).join(', ')}`,
+        'Start',
+      );
     }
   }
 
@@ -191,7 +251,13 @@ export class VipExecutor {
       else if (!cleanup) this.c.onResourceState?.(spec.name, 'stopped');
       if (!res.ok) {
         log.error({ resource: spec.name, detail: res.detail }, 'resource failed to stop');
-        this.event(vip, 'Warning', 'ResourceStopFailed', `Resource ${spec.name} failed to stop: ${res.detail}`, 'Stop');
+        this.event(
+          vip,
+          'Warning',
+          'ResourceStopFailed',
+          `Resource ${spec.name} failed to stop: ${res.detail}`,
+          'Stop',
+        );
       } else {
         log.info({ resource: spec.name, durationMs: res.durationMs }, 'resource stopped');
       }
@@ -229,7 +295,13 @@ export class VipExecutor {
     try {
       await this.c.driver.add(addr, kernelLifetimeSec(cmd.leaseExpiry, now), cmd.leaseExpiry - now);
       log.warn({ cause: (cause as Error).message }, 'address was fenced while the lease held: added again');
-      this.event(cmd.vip, 'Warning', 'Refenced', `${addr.cidr} was removed by the fence after a late renewal and added again`, 'Bind');
+      this.event(
+        cmd.vip,
+        'Warning',
+        'Refenced',
+        `${addr.cidr} was removed by the fence after a late renewal and added again`,
+        'Bind',
+      );
       const cfg = this.c.lookup(cmd.vip);
       if (cfg) {
         void this.c.driver
@@ -237,8 +309,14 @@ export class VipExecutor {
           .catch((err: unknown) => log.warn({ err }, 'announce failed'));
       }
     } catch (err) {
-      log.error({ err, cause: (cause as Error).message }, 'renew failed and the address cannot be added again');
-      this.c.onUnhealthy(cmd.vip, `address ${addr.cidr} lost and cannot be added again: ${(err as Error).message}`);
+      log.error(
+        { err, cause: (cause as Error).message },
+        'renew failed and the address cannot be added again',
+      );
+      this.c.onUnhealthy(
+        cmd.vip,
+        `address ${addr.cidr} lost and cannot be added again: ${(err as Error).message}`,
+      );
     }
   }
 

@@ -84,7 +84,11 @@ export class HealthMonitor {
       if (!hc) continue;
       const key = `${cfg.vip}\0${r.name}`;
       if (this.probes.has(key)) continue;
-      const spec: ServiceSpec = toServiceSpec(`${cfg.vip.split('/')[0]}/${r.name}`, r.spec, hostOf(cfg.spec.address));
+      const spec: ServiceSpec = toServiceSpec(
+        `${cfg.vip.split('/')[0]}/${r.name}`,
+        r.spec,
+        hostOf(cfg.spec.address),
+      );
       const probe: Probe = { failures: 0, running: false, timer: undefined as unknown as Stoppable };
       probe.timer = this.c.clock.every(hc.intervalMs, async () => {
         if (probe.running) return;
@@ -94,10 +98,16 @@ export class HealthMonitor {
           probe.failures = res.ok ? 0 : probe.failures + 1;
           this.c.onProbe?.(cfg.vip, r.name, res, probe.failures);
           if (res.ok) return;
-          this.c.log.warn({ vip: cfg.vip, resource: r.name, failures: probe.failures, detail: res.detail }, 'health check failed');
+          this.c.log.warn(
+            { vip: cfg.vip, resource: r.name, failures: probe.failures, detail: res.detail },
+            'health check failed',
+          );
           if (probe.failures >= hc.failureThreshold) {
             probe.failures = 0;
-            this.mark(cfg.vip, `Resource ${r.name}: ${hc.failureThreshold} health checks failed (last: ${res.detail})`);
+            this.mark(
+              cfg.vip,
+              `Resource ${r.name}: ${hc.failureThreshold} health checks failed (last: ${res.detail})`,
+            );
           }
         } finally {
           probe.running = false;

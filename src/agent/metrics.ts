@@ -46,7 +46,12 @@ export class AgentMetrics {
       labelNames: ['vip'],
       registers: [r],
     });
-    this.epoch = new Gauge({ name: 'heartline_vip_epoch', help: 'Epoch at which this node holds the VIP.', labelNames: ['vip'], registers: [r] });
+    this.epoch = new Gauge({
+      name: 'heartline_vip_epoch',
+      help: 'Epoch at which this node holds the VIP.',
+      labelNames: ['vip'],
+      registers: [r],
+    });
     this.failovers = new Counter({
       name: 'heartline_vip_acquisitions_total',
       help: 'VIPs this node took over, by reason.',
@@ -59,7 +64,11 @@ export class AgentMetrics {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
       registers: [r],
     });
-    this.quorum = new Gauge({ name: 'heartline_members_alive', help: 'Members this node hears (itself included).', registers: [r] });
+    this.quorum = new Gauge({
+      name: 'heartline_members_alive',
+      help: 'Members this node hears (itself included).',
+      registers: [r],
+    });
     this.probes = new Counter({
       name: 'heartline_health_probes_total',
       help: 'Resource health probes, by result.',

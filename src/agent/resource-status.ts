@@ -13,7 +13,13 @@ interface NodeEntry {
   state: ResourceNodeState;
   since?: string;
   message?: string;
-  lastProbe?: { time: string; result: 'success' | 'failure' | 'timeout' | 'error'; latencyMs?: number; message?: string; consecutiveFailures?: number };
+  lastProbe?: {
+    time: string;
+    result: 'success' | 'failure' | 'timeout' | 'error';
+    latencyMs?: number;
+    message?: string;
+    consecutiveFailures?: number;
+  };
 }
 
 export interface ResourceStatusComponents {
@@ -38,7 +44,9 @@ export class ResourceStatusReporter {
   }
 
   private stamp(): string {
-    return this.wallNow().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return this.wallNow()
+      .toISOString()
+      .replace(/\.\d{3}Z$/, 'Z');
   }
 
   /** A Resource changed state on this node. */
@@ -56,14 +64,30 @@ export class ResourceStatusReporter {
   }
 
   /** A probe ran; written only when its outcome differs from the last one written. */
-  probe(resource: string, ok: boolean, latencyMs: number, message: string, consecutiveFailures: number): void {
+  probe(
+    resource: string,
+    ok: boolean,
+    latencyMs: number,
+    message: string,
+    consecutiveFailures: number,
+  ): void {
     const prev = this.queue.get(resource) ?? this.parseLast(resource);
     const result = ok ? 'success' : 'failure';
-    if (prev?.lastProbe?.result === result && (ok || prev.lastProbe.consecutiveFailures === consecutiveFailures)) return;
+    if (
+      prev?.lastProbe?.result === result &&
+      (ok || prev.lastProbe.consecutiveFailures === consecutiveFailures)
+    )
+      return;
     const entry: NodeEntry = {
       ...(prev ?? { name: this.node, state: 'running' as const }),
       name: this.node,
-      lastProbe: { time: this.stamp(), result, latencyMs: Math.round(latencyMs), message: message.slice(0, 1024), consecutiveFailures },
+      lastProbe: {
+        time: this.stamp(),
+        result,
+        latencyMs: Math.round(latencyMs),
+        message: message.slice(0, 1024),
+        consecutiveFailures,
+      },
     };
     this.enqueue(resource, entry);
   }

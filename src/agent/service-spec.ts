@@ -16,7 +16,12 @@ export function toServiceSpec(name: string, spec: ResourceSpec, vipAddress: stri
       return {
         ...base,
         kind: 'exec',
-        exec: { start: e.start, ...(e.stop ? { stop: e.stop } : {}), ...(e.status ? { status: e.status } : {}), daemon },
+        exec: {
+          start: e.start,
+          ...(e.stop ? { stop: e.stop } : {}),
+          ...(e.status ? { status: e.status } : {}),
+          daemon,
+        },
       };
     }
     case 'lsb':
@@ -43,7 +48,10 @@ function toHealthCheck(spec: ResourceSpec, vipAddress: string): HealthCheckSpec 
         timeoutMs: h.timeoutMs,
       };
     }
-    return { http: { host, port: h.http.port!, path: h.http.path ?? '/', expectStatus: h.http.expectStatus }, timeoutMs: h.timeoutMs };
+    return {
+      http: { host, port: h.http.port!, path: h.http.path ?? '/', expectStatus: h.http.expectStatus },
+      timeoutMs: h.timeoutMs,
+    };
   }
   if (h.tcp) return { tcp: { host, port: h.tcp.port }, timeoutMs: h.timeoutMs };
   if (h.exec) return { exec: { command: h.exec.command }, timeoutMs: h.timeoutMs };

@@ -5,7 +5,12 @@
  */
 import type { ApiKind, ApiObject, ApiSource, Stoppable, WatchOptions } from '../core/ports.js';
 
-export type CacheChange = { kind: ApiKind; type: 'added' | 'updated' | 'deleted' | 'resync'; object: ApiObject; old?: ApiObject };
+export type CacheChange = {
+  kind: ApiKind;
+  type: 'added' | 'updated' | 'deleted' | 'resync';
+  object: ApiObject;
+  old?: ApiObject;
+};
 
 export function objectKey(o: { metadata: { namespace?: string; name: string } }): string {
   return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;

@@ -30,7 +30,10 @@ export interface ClusterRuntimeInit {
 /** The witness votes and never holds: a bind/renew/unbind command here is a bug in the core. */
 export function refusingEffects(log: Logger): Effects {
   const refuse = (type: string, vip: string) =>
-    log.error({ type, vip }, 'witness asked to change an address; a witness never holds a VIP (core bug), ignored');
+    log.error(
+      { type, vip },
+      'witness asked to change an address; a witness never holds a VIP (core bug), ignored',
+    );
   return {
     bind: (cmd) => refuse('bind', cmd.vip),
     renew: (cmd) => refuse('renew', cmd.vip),
@@ -74,7 +77,10 @@ export class ClusterRuntime {
       this.witness?.reconfigure(next);
       return;
     }
-    this.c.log.info({ from: prev.quorum, to: next.quorum }, 'quorum mode changed: restarting observer and witness');
+    this.c.log.info(
+      { from: prev.quorum, to: next.quorum },
+      'quorum mode changed: restarting observer and witness',
+    );
     this.observer.stop();
     void this.witness?.stop();
     this.witness = undefined;
@@ -95,7 +101,13 @@ export class ClusterRuntime {
 
   private newObserver(config: ClusterConfig): ClusterObserver {
     return new ClusterObserver(
-      { clock: this.c.clock, transport: this.c.transport, log: this.c.log.child({ part: 'observer' }), onChange: this.c.onChange, counters: this.counters },
+      {
+        clock: this.c.clock,
+        transport: this.c.transport,
+        log: this.c.log.child({ part: 'observer' }),
+        onChange: this.c.onChange,
+        counters: this.counters,
+      },
       { config, incarnation: this.init.incarnation(), heartbeat: config.quorum !== 'witness' },
     );
   }

@@ -14,7 +14,16 @@
 import type { Logger } from 'pino';
 import { formatFieldError, parseVirtualIP } from '../api/index.js';
 import type { VirtualIPStatus } from '../api/index.js';
-import type { ApiObject, ApiSource, Clock, LeaseLock, Millis, ObjectKey, OwnedKind, Transport } from '../core/ports.js';
+import type {
+  ApiObject,
+  ApiSource,
+  Clock,
+  LeaseLock,
+  Millis,
+  ObjectKey,
+  OwnedKind,
+  Transport,
+} from '../core/ports.js';
 import { NotFoundError } from '../core/ports.js';
 import {
   buildClusterConfig,
@@ -25,7 +34,14 @@ import {
 import { incarnationFromWallClock } from '../runtime/member-host.js';
 import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
-import { decideCluster, decideVip, quorumSummary, type ClusterStatus, type EventSpec, type WitnessAddress } from './decide.js';
+import {
+  decideCluster,
+  decideVip,
+  quorumSummary,
+  type ClusterStatus,
+  type EventSpec,
+  type WitnessAddress,
+} from './decide.js';
 import { LeaderElector } from '../adapters/k8s/leader-election.js';
 import type { ControllerMetrics } from './metrics.js';
 import { SharedTransport } from './shared-transport.js';
@@ -71,7 +87,9 @@ const keyOf = (kind: Kind, k: string) => `${kind}|${k}`;
 function splitKey(key: string): { kind: Kind; ns: string | undefined; name: string; id: string } {
   const [kind, id = ''] = key.split('|') as [Kind, string];
   const slash = id.indexOf('/');
-  return slash < 0 ? { kind, ns: undefined, name: id, id } : { kind, ns: id.slice(0, slash), name: id.slice(slash + 1), id };
+  return slash < 0
+    ? { kind, ns: undefined, name: id, id }
+    : { kind, ns: id.slice(0, slash), name: id.slice(slash + 1), id };
 }
 
 /** A reconcile that must run again later, not an error (no backoff). */
@@ -103,7 +121,11 @@ export class Controller {
     this.wallNow = c.wallNow ?? (() => new Date());
     this.shared = new SharedTransport(c.transport);
     this.writer = new StatusWriter(c.api, c.clock, init.statusIntervalMs ?? 250);
-    this.cache = new ObjectCache(c.api, (ch) => this.onCacheChange(ch), (kind) => c.log.info({ kind }, 'cache synced'));
+    this.cache = new ObjectCache(
+      c.api,
+      (ch) => this.onCacheChange(ch),
+      (kind) => c.log.info({ kind }, 'cache synced'),
+    );
     this.elector = new LeaderElector(
       { lock: c.lease, clock: c.clock, logger: c.log },
       {
@@ -124,7 +146,8 @@ export class Controller {
   ready(): { ready: boolean; reason: string } {
     if (this.stopped) return { ready: false, reason: 'stopping' };
     const pending = this.cache.unsyncedKinds();
-    if (pending.length > 0) return { ready: false, reason: `waiting for the initial list of ${pending.join(', ')}` };
+    if (pending.length > 0)
+      return { ready: false, reason: `waiting for the initial list of ${pending.join(', ')}` };
     return { ready: true, reason: this.isLeader ? 'leader' : 'standby' };
   }
 
@@ -186,7 +209,10 @@ export class Controller {
   }
 
   private nextIncarnation(): number {
-    this.lastIncarnation = Math.max(this.lastIncarnation + 1, incarnationFromWallClock(this.wallNow().getTime()));
+    this.lastIncarnation = Math.max(
+      this.lastIncarnation + 1,
+      incarnationFromWallClock(this.wallNow().getTime()),
+    );
     return this.lastIncarnation;
   }
 
@@ -199,7 +225,8 @@ export class Controller {
     switch (ch.kind) {
       case 'HACluster':
         q.add(keyOf('HACluster', objectKey(ch.object)));
-        for (const v of this.vipsOfCluster(ns ?? '', ch.object.metadata.name)) q.add(keyOf('VirtualIP', objectKey(v)));
+        for (const v of this.vipsOfCluster(ns ?? '', ch.object.metadata.name))
+          q.add(keyOf('VirtualIP', objectKey(v)));
         break;
       case 'VirtualIP': {
         q.add(keyOf('VirtualIP', objectKey(ch.object)));
@@ -225,7 +252,8 @@ export class Controller {
     if (change.members) {
       q.add(keyOf('HACluster', clusterId));
       const slash = clusterId.indexOf('/');
-      for (const v of this.vipsOfCluster(clusterId.slice(0, slash), clusterId.slice(slash + 1))) q.add(keyOf('VirtualIP', objectKey(v)));
+      for (const v of this.vipsOfCluster(clusterId.slice(0, slash), clusterId.slice(slash + 1)))
+        q.add(keyOf('VirtualIP', objectKey(v)));
     }
     for (const vip of change.vips) q.add(keyOf('VirtualIP', vip));
   }
@@ -258,7 +286,10 @@ export class Controller {
         } else {
           result = 'error';
           const delay = queue.addRateLimited(key);
-          log.warn({ err, retryInMs: delay, retries: queue.retries(key) }, 'reconcile failed; retrying with backoff');
+          log.warn(
+            { err, retryInMs: delay, retries: queue.retries(key) },
+            'reconcile failed; retrying with backoff',
+          );
         }
       } finally {
         queue.done(key);
@@ -271,14 +302,25 @@ export class Controller {
     for (const e of events) {
       log.info({ event: e.reason, type: e.type, note: e.note }, 'event');
       try {
-        await this.c.api.event({ regarding: { ...regarding, kind }, type: e.type, reason: e.reason, note: e.note, action: e.action });
+        await this.c.api.event({
+          regarding: { ...regarding, kind },
+          type: e.type,
+          reason: e.reason,
+          note: e.note,
+          action: e.action,
+        });
       } catch (err) {
         log.warn({ err, event: e.reason }, 'cannot record Event');
       }
     }
   }
 
-  private async writeStatus(kind: OwnedKind, key: ObjectKey, obj: ApiObject, desired: unknown): Promise<boolean> {
+  private async writeStatus(
+    kind: OwnedKind,
+    key: ObjectKey,
+    obj: ApiObject,
+    desired: unknown,
+  ): Promise<boolean> {
     const r = await this.writer.write(kind, key, obj.status, desired);
     if (r.outcome === 'deferred') {
       this.c.metrics.statusWritesDeferred.inc({ kind });
@@ -346,14 +388,21 @@ export class Controller {
         rt.start();
         runtime = { runtime: rt, fingerprint };
         this.runtimes.set(id, runtime);
-        log.info({ members: config.members.map((m) => m.id), quorum: config.quorum, voting: rt.voting }, 'observing cluster');
+        log.info(
+          { members: config.members.map((m) => m.id), quorum: config.quorum, voting: rt.voting },
+          'observing cluster',
+        );
         for (const v of this.vipsOfCluster(ns ?? '', name)) this.queue?.add(keyOf('VirtualIP', objectKey(v)));
       } else if (runtime.fingerprint !== fingerprint) {
         runtime.runtime.reconfigure(config);
         runtime.fingerprint = fingerprint;
-        log.info({ members: config.members.map((m) => m.id), vips: config.vips.length }, 'cluster configuration applied');
+        log.info(
+          { members: config.members.map((m) => m.id), vips: config.vips.length },
+          'cluster configuration applied',
+        );
       }
-      if (config.problems.length > 0) log.debug({ problems: config.problems }, 'cluster configuration problems');
+      if (config.problems.length > 0)
+        log.debug({ problems: config.problems }, 'cluster configuration problems');
     }
     const objKey = { namespace: ns, name };
     const base = this.writer.base<ClusterStatus>('HACluster', objKey, obj.status);
@@ -401,7 +450,9 @@ export class Controller {
     const clusterId = `${ns ?? 'default'}/${clusterName}`;
     const clusterObj = this.cache.get('HACluster', clusterId);
     const runtime = this.runtimes.get(clusterId);
-    const address = parsed.ok ? parsed.value.spec.address : String((obj.spec as { address?: unknown } | undefined)?.address ?? name);
+    const address = parsed.ok
+      ? parsed.value.spec.address
+      : String((obj.spec as { address?: unknown } | undefined)?.address ?? name);
     let cluster: Parameters<typeof decideVip>[0]['cluster'];
     if (!clusterObj) {
       cluster = {
@@ -410,7 +461,11 @@ export class Controller {
         message: `spec.clusterRef.name: HACluster "${clusterName}" not found in namespace ${ns ?? 'default'}; create it or fix clusterRef`,
       };
     } else if (!parsed.ok) {
-      cluster = { ok: false, reason: 'InvalidVirtualIP', message: `VirtualIP ${id}: ${parsed.errors.map(formatFieldError).join('; ')}` };
+      cluster = {
+        ok: false,
+        reason: 'InvalidVirtualIP',
+        message: `VirtualIP ${id}: ${parsed.errors.map(formatFieldError).join('; ')}`,
+      };
     } else if (!runtime) {
       const err = this.configErrors.get(clusterId);
       cluster = err
@@ -442,7 +497,10 @@ export class Controller {
     });
     this.c.metrics.setHolder(id, decision.status.holder);
     if (await this.writeStatus('VirtualIP', objKey, obj, decision.status)) {
-      log.debug({ holder: decision.status.holder, epoch: decision.status.epoch, phase: decision.status.phase }, 'VirtualIP status written');
+      log.debug(
+        { holder: decision.status.holder, epoch: decision.status.epoch, phase: decision.status.phase },
+        'VirtualIP status written',
+      );
       if (decision.failover) this.c.metrics.failovers.inc({ reason: decision.failover.reason });
       await this.emit(obj, 'VirtualIP', decision.events, log);
     }
@@ -471,11 +529,19 @@ export class Controller {
       why = 'no member reports holding it';
     }
     const timing = cluster.ok ? cluster.config.timing : undefined;
-    const timeout = this.init.releaseTimeoutMs ?? (timing ? 2 * timing.deadMs + timing.leaseMs + timing.marginMs : 5000);
+    const timeout =
+      this.init.releaseTimeoutMs ?? (timing ? 2 * timing.deadMs + timing.leaseMs + timing.marginMs : 5000);
     const timedOut = !released && now - since >= timeout;
     if (!released && !timedOut) throw new Requeue(Math.min(250, since + timeout - now));
     const events: EventSpec[] = released
-      ? [{ type: 'Normal', reason: 'Released', note: `${address} released everywhere (${why}); finalizer ${VIP_FINALIZER} removed`, action: 'Finalize' }]
+      ? [
+          {
+            type: 'Normal',
+            reason: 'Released',
+            note: `${address} released everywhere (${why}); finalizer ${VIP_FINALIZER} removed`,
+            action: 'Finalize',
+          },
+        ]
       : [
           {
             type: 'Warning',

@@ -76,12 +76,18 @@ function condition(
 
 /** Quorum as the observer sees it: the witness (this controller) counts as reachable when it votes. */
 export function quorumSummary(config: ClusterConfig, obs: Observation): QuorumSummary {
-  const q = quorumOf(config.quorum, config.members.map((m) => m.id), config.witness?.id ?? null);
+  const q = quorumOf(
+    config.quorum,
+    config.members.map((m) => m.id),
+    config.witness?.id ?? null,
+  );
   if (config.quorum === 'ignore') {
     const have = obs.members.filter((m) => m.liveness === 'alive' || m.liveness === 'warn').length;
     return { state: 'ignored', have, need: 1 };
   }
-  const alive = new Set(obs.members.filter((m) => m.liveness === 'alive' || m.liveness === 'warn').map((m) => m.id));
+  const alive = new Set(
+    obs.members.filter((m) => m.liveness === 'alive' || m.liveness === 'warn').map((m) => m.id),
+  );
   const have = q.voters.filter((v) => v === WITNESS_ID || alive.has(v)).length;
   return { state: have >= q.size ? 'quorate' : 'lost', have, need: q.size };
 }
@@ -99,7 +105,12 @@ function electionMembers(config: ClusterConfig, obs: Observation, vip: string): 
 }
 
 /** The election as the members run it, on the observer's view: who should hold `vip` and why. */
-export function expectedHolder(config: ClusterConfig, obs: Observation, vip: VipConfig, current: string | null): ElectionResult {
+export function expectedHolder(
+  config: ClusterConfig,
+  obs: Observation,
+  vip: VipConfig,
+  current: string | null,
+): ElectionResult {
   const epoch = obs.holdings.get(vip.vip)?.epoch ?? 0;
   return elect({
     spec: vip,
@@ -109,7 +120,13 @@ export function expectedHolder(config: ClusterConfig, obs: Observation, vip: Vip
   });
 }
 
-function failoverReason(t: VipTransition | undefined, vip: VipConfig, autoFailback: boolean, from: string, to: string): FailoverReason {
+function failoverReason(
+  t: VipTransition | undefined,
+  vip: VipConfig,
+  autoFailback: boolean,
+  from: string,
+  to: string,
+): FailoverReason {
   const cause = t && t.cause !== 'Initial' ? t.cause : 'Released';
   if ((cause === 'Released' || cause === 'Superseded') && autoFailback) {
     const pi = vip.preferredNodes.indexOf(to);
@@ -132,7 +149,11 @@ export interface VipInput {
   /** The cluster, when it exists and its configuration builds. */
   cluster:
     | { ok: true; config: ClusterConfig; obs: Observation; quorum: QuorumSummary }
-    | { ok: false; reason: 'ClusterNotFound' | 'InvalidCluster' | 'InvalidVirtualIP' | 'NotObserved'; message: string };
+    | {
+        ok: false;
+        reason: 'ClusterNotFound' | 'InvalidCluster' | 'InvalidVirtualIP' | 'NotObserved';
+        message: string;
+      };
   now: Millis;
   wallNow: Date;
 }
@@ -183,7 +204,9 @@ export function decideVip(input: VipInput): VipDecision {
   let lastFailover = base?.lastFailover;
   let failoverCount = base?.failoverCount ?? 0;
   let failover: VipDecision['failover'];
-  const election = vipConfig ? expectedHolder(config, obs, vipConfig, holder ?? t?.from ?? prevHolder ?? null) : undefined;
+  const election = vipConfig
+    ? expectedHolder(config, obs, vipConfig, holder ?? t?.from ?? prevHolder ?? null)
+    : undefined;
 
   if (holder && holding && (holder !== prevHolder || holding.epoch > baseEpoch)) {
     since = isoSeconds(new Date(input.wallNow.getTime() - Math.max(0, input.now - holding.since)));
@@ -266,25 +289,50 @@ export function decideVip(input: VipInput): VipDecision {
   } else if (input.deleting) {
     ready = cond('Ready', 'False', 'Deleting', 'the VirtualIP is being deleted');
   } else if (phase === 'Pending') {
-    ready = cond('Ready', 'Unknown', 'Observing', 'waiting to hear every member before judging who holds the VIP');
+    ready = cond(
+      'Ready',
+      'Unknown',
+      'Observing',
+      'waiting to hear every member before judging who holds the VIP',
+    );
   } else if (quorumLost) {
     ready = cond('Ready', 'False', 'QuorumLost', `no member may hold the VIP without quorum (${quorumText})`);
   } else if (phase === 'Unassigned') {
     ready = cond('Ready', 'False', 'NoEligibleMember', election?.reason ?? 'no eligible member');
   } else {
-    ready = cond('Ready', 'False', 'TakeoverInProgress', `nobody holds it yet; ${election?.reason ?? ''}`.trim());
+    ready = cond(
+      'Ready',
+      'False',
+      'TakeoverInProgress',
+      `nobody holds it yet; ${election?.reason ?? ''}`.trim(),
+    );
   }
   const bound = holder
     ? cond('Bound', 'True', 'Bound', `bound on ${holder} at epoch ${epoch}`)
-    : cond('Bound', 'False', phase === 'Pending' ? 'Observing' : 'NotBound', 'no member reports holding the VIP');
+    : cond(
+        'Bound',
+        'False',
+        phase === 'Pending' ? 'Observing' : 'NotBound',
+        'no member reports holding the VIP',
+      );
   const ql = quorumLost
     ? cond('QuorumLost', 'True', 'QuorumLost', quorumText)
     : !obs.settled && quorum.state === 'lost'
       ? cond('QuorumLost', 'Unknown', 'Observing', `${quorumText} so far; waiting to hear every member`)
-      : cond('QuorumLost', 'False', quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate', quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText);
+      : cond(
+          'QuorumLost',
+          'False',
+          quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate',
+          quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText,
+        );
   let degraded: Condition;
   if (!vipConfig) {
-    degraded = cond('Degraded', 'Unknown', 'InvalidVirtualIP', 'the VirtualIP is not in the cluster configuration; see the HACluster status for the problem');
+    degraded = cond(
+      'Degraded',
+      'Unknown',
+      'InvalidVirtualIP',
+      'the VirtualIP is not in the cluster configuration; see the HACluster status for the problem',
+    );
   } else {
     const members = electionMembers(config, obs, input.id);
     const eligible = vipConfig.eligible ? new Set(vipConfig.eligible) : undefined;
@@ -292,9 +340,19 @@ export function decideVip(input: VipInput): VipDecision {
     const down = candidates.filter((m) => !m.alive).map((m) => m.id);
     const spare = candidates.filter((m) => m.alive && m.healthy && !m.standby && m.id !== holder);
     if (holder && spare.length === 0) {
-      degraded = cond('Degraded', 'True', 'NoFailoverTarget', `no other alive, healthy, eligible member could take over from ${holder}`);
+      degraded = cond(
+        'Degraded',
+        'True',
+        'NoFailoverTarget',
+        `no other alive, healthy, eligible member could take over from ${holder}`,
+      );
     } else if (down.length > 0) {
-      degraded = cond('Degraded', 'True', 'MembersUnavailable', `eligible members not alive: ${down.join(', ')}`);
+      degraded = cond(
+        'Degraded',
+        'True',
+        'MembersUnavailable',
+        `eligible members not alive: ${down.join(', ')}`,
+      );
     } else {
       degraded = cond('Degraded', 'False', 'Redundant', `${spare.length} member(s) could take over`);
     }
@@ -310,10 +368,20 @@ export function decideVip(input: VipInput): VipDecision {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
   };
   if (quorumLost && base?.conditions?.find((c) => c.type === 'QuorumLost')?.status !== 'True') {
-    events.push({ type: 'Warning', reason: 'QuorumLost', note: `${input.address}: quorum lost (${quorumText}); no member may hold it`, action: 'Observe' });
+    events.push({
+      type: 'Warning',
+      reason: 'QuorumLost',
+      note: `${input.address}: quorum lost (${quorumText}); no member may hold it`,
+      action: 'Observe',
+    });
   }
   if (phase === 'Unassigned' && base?.phase !== 'Unassigned') {
-    events.push({ type: 'Warning', reason: 'Unassigned', note: `${input.address}: ${election?.reason ?? 'no eligible member'}`, action: 'Observe' });
+    events.push({
+      type: 'Warning',
+      reason: 'Unassigned',
+      note: `${input.address}: ${election?.reason ?? 'no eligible member'}`,
+      action: 'Observe',
+    });
   }
   return { status, events, ...(failover ? { failover } : {}) };
 }
@@ -371,7 +439,14 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
     if (base?.members) return { status: { ...base, ...witness, ...gen }, events, quorum: undefined };
     return {
       status: {
-        conditions: [cond('Ready', 'Unknown', 'Observing', 'waiting to hear every member (at most heartbeat.initDeadMs)')],
+        conditions: [
+          cond(
+            'Ready',
+            'Unknown',
+            'Observing',
+            'waiting to hear every member (at most heartbeat.initDeadMs)',
+          ),
+        ],
         ...witness,
         ...gen,
       },
@@ -386,29 +461,60 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
     let lastSeen: string | undefined;
     if (state !== 'alive') {
       if (old && old.state === state && old.lastSeen) lastSeen = old.lastSeen;
-      else if (m.lastHeard !== undefined) lastSeen = isoSeconds(new Date(input.wallNow.getTime() - Math.max(0, input.now - m.lastHeard)));
+      else if (m.lastHeard !== undefined)
+        lastSeen = isoSeconds(new Date(input.wallNow.getTime() - Math.max(0, input.now - m.lastHeard)));
     }
     if (old && old.state !== state && (state === 'dead' || old.state === 'dead')) {
       events.push(
         state === 'dead'
-          ? { type: 'Warning', reason: 'MemberDead', note: `${m.id} silent for ${config.timing.deadMs} ms or more: declared dead`, action: 'Observe' }
-          : { type: 'Normal', reason: 'MemberAlive', note: `${m.id} heard again (incarnation ${m.incarnation})`, action: 'Observe' },
+          ? {
+              type: 'Warning',
+              reason: 'MemberDead',
+              note: `${m.id} silent for ${config.timing.deadMs} ms or more: declared dead`,
+              action: 'Observe',
+            }
+          : {
+              type: 'Normal',
+              reason: 'MemberAlive',
+              note: `${m.id} heard again (incarnation ${m.incarnation})`,
+              action: 'Observe',
+            },
       );
     }
-    return { name: m.id, state: state as 'alive' | 'warn' | 'dead', incarnation: m.incarnation, ...(lastSeen ? { lastSeen } : {}) };
+    return {
+      name: m.id,
+      state: state as 'alive' | 'warn' | 'dead',
+      incarnation: m.incarnation,
+      ...(lastSeen ? { lastSeen } : {}),
+    };
   });
   const quorum = quorumSummary(config, obs);
   const quorumText = `${quorum.have} votes reachable, ${quorum.need} needed`;
   if (quorum.state === 'lost' && base?.quorum?.state !== 'lost') {
-    events.push({ type: 'Warning', reason: 'QuorumLost', note: `quorum lost: ${quorumText}; no member may hold a VIP`, action: 'Observe' });
+    events.push({
+      type: 'Warning',
+      reason: 'QuorumLost',
+      note: `quorum lost: ${quorumText}; no member may hold a VIP`,
+      action: 'Observe',
+    });
   } else if (quorum.state === 'quorate' && base?.quorum?.state === 'lost') {
-    events.push({ type: 'Normal', reason: 'QuorumRestored', note: `quorum restored: ${quorumText}`, action: 'Observe' });
+    events.push({
+      type: 'Normal',
+      reason: 'QuorumRestored',
+      note: `quorum restored: ${quorumText}`,
+      action: 'Observe',
+    });
   }
   const notAlive = members.filter((m) => m.state !== 'alive').map((m) => `${m.name} (${m.state})`);
   const conditions: Condition[] = [
     quorum.state === 'lost'
       ? cond('Ready', 'False', 'QuorumLost', `quorum lost: ${quorumText}`)
-      : cond('Ready', 'True', quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate', quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText),
+      : cond(
+          'Ready',
+          'True',
+          quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate',
+          quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText,
+        ),
     notAlive.length > 0
       ? cond('Degraded', 'True', 'MembersUnavailable', `not alive: ${notAlive.join(', ')}`)
       : config.problems.length > 0
@@ -416,7 +522,12 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
         : cond('Degraded', 'False', 'AllMembersAlive', `${members.length} member(s) alive`),
   ];
   if (config.members.length === 0) {
-    conditions[0] = cond('Ready', 'False', 'NoMembers', 'no Node matches spec.nodeSelector or has an address; label the nodes or fix the selector');
+    conditions[0] = cond(
+      'Ready',
+      'False',
+      'NoMembers',
+      'no Node matches spec.nodeSelector or has an address; label the nodes or fix the selector',
+    );
   }
   return {
     status: { members, quorum, conditions, ...witness, ...gen },

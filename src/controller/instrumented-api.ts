@@ -3,10 +3,21 @@
  * controller's cost to the API server is visible (`heartline_controller_api_requests_total`)
  * and testable ("no request per VIP at steady state").
  */
-import type { ApiEvent, ApiKind, ApiObject, ApiSource, ObjectKey, OwnedKind, Stoppable, WatchEvent, WatchOptions } from '../core/ports.js';
+import type {
+  ApiEvent,
+  ApiKind,
+  ApiObject,
+  ApiSource,
+  ObjectKey,
+  OwnedKind,
+  Stoppable,
+  WatchEvent,
+  WatchOptions,
+} from '../core/ports.js';
 import type { ControllerMetrics } from './metrics.js';
 
-export type ApiVerb = 'watch' | 'get' | 'list' | 'patch-status' | 'add-finalizer' | 'remove-finalizer' | 'create-event';
+export type ApiVerb =
+  'watch' | 'get' | 'list' | 'patch-status' | 'add-finalizer' | 'remove-finalizer' | 'create-event';
 
 export class InstrumentedApiSource implements ApiSource {
   private readonly counts = new Map<string, number>();
@@ -56,7 +67,12 @@ export class InstrumentedApiSource implements ApiSource {
     return this.count('list', kind, () => this.inner.list(kind, options));
   }
 
-  patchStatus(kind: OwnedKind, key: ObjectKey, status: unknown, options?: { expectResourceVersion?: string }) {
+  patchStatus(
+    kind: OwnedKind,
+    key: ObjectKey,
+    status: unknown,
+    options?: { expectResourceVersion?: string },
+  ) {
     return this.count('patch-status', kind, () => this.inner.patchStatus(kind, key, status, options));
   }
 

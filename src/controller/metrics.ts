@@ -18,7 +18,8 @@ export class ControllerMetrics {
   constructor(init: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
     const registers = [this.registry];
-    if (init.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'heartline_controller_' });
+    if (init.defaultMetrics)
+      collectDefaultMetrics({ register: this.registry, prefix: 'heartline_controller_' });
     this.reconcileDuration = new Histogram({
       name: 'heartline_controller_reconcile_duration_seconds',
       help: 'Time to reconcile one object, by kind and outcome (success, requeue, error).',

@@ -153,7 +153,8 @@ export class ClusterObserver {
     }
     this.addresses = new Map(next.members.map((m) => [m.id, { address: m.address, port: m.port }]));
     const vips = new Set(next.vips.map((v) => v.vip));
-    for (const map of [this.transitions, this.pendingLoss]) for (const vip of map.keys()) if (!vips.has(vip)) map.delete(vip);
+    for (const map of [this.transitions, this.pendingLoss])
+      for (const vip of map.keys()) if (!vips.has(vip)) map.delete(vip);
     if (!this.running) return;
     if (ids(prev) !== ids(next) || !sameTiming || prev.clusterId !== next.clusterId) {
       this.newMembership(next);
@@ -199,7 +200,9 @@ export class ClusterObserver {
   }
 
   private sources(config: ClusterConfig): SourceBinding {
-    return new SourceBinding(config.members.map((m: MemberAddress) => [m.id, [{ address: m.address }]] as const));
+    return new SourceBinding(
+      config.members.map((m: MemberAddress) => [m.id, [{ address: m.address }]] as const),
+    );
   }
 
   private newCodec(config: ClusterConfig): WireCodec {
@@ -264,7 +267,10 @@ export class ClusterObserver {
     const r = this.codec.decode(bytes, from);
     if (!r.ok) {
       if (r.reason !== 'wrong-cluster') {
-        this.c.log.debug({ reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender }, 'datagram dropped');
+        this.c.log.debug(
+          { reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender },
+          'datagram dropped',
+        );
       }
       return;
     }
@@ -318,10 +324,16 @@ export class ClusterObserver {
   }
 
   /** Why `member` no longer lists `vip` (or is no longer counted), judged at `now`. */
-  private lossCause(member: MemberId, vip: VipId, now: Millis, restarted: boolean): { cause: LossCause; at: Millis } {
+  private lossCause(
+    member: MemberId,
+    vip: VipId,
+    now: Millis,
+    restarted: boolean,
+  ): { cause: LossCause; at: Millis } {
     const p = this.membership.peer(member);
     const l = this.membership.liveness(member, now);
-    if (l === 'dead' || l === 'warn' || l === 'unknown') return { cause: 'HolderDead', at: p?.lastHeard ?? now };
+    if (l === 'dead' || l === 'warn' || l === 'unknown')
+      return { cause: 'HolderDead', at: p?.lastHeard ?? now };
     if (restarted) return { cause: 'HolderRestarted', at: now };
     if (p?.standby) return { cause: 'Drain', at: now };
     if (p?.unhealthy.has(vip)) return { cause: 'ResourceFailed', at: now };
@@ -360,7 +372,16 @@ export class ClusterObserver {
         const { cause, at } = this.lossCause(prev.holder, vip, now, restartedNow.has(prev.holder));
         this.pendingLoss.set(vip, { from: prev.holder, epoch: prev.epoch, at, cause });
         this.current.delete(vip);
-        this.transitions.set(vip, { vip, from: prev.holder, to: null, epoch: prev.epoch, cause, lostAt: at, at: now, gapMs: undefined });
+        this.transitions.set(vip, {
+          vip,
+          from: prev.holder,
+          to: null,
+          epoch: prev.epoch,
+          cause,
+          lostAt: at,
+          at: now,
+          gapMs: undefined,
+        });
         continue;
       }
       if (!now2) continue;
@@ -368,15 +389,44 @@ export class ClusterObserver {
       const lost = this.pendingLoss.get(vip);
       if (prev) {
         // Handed over directly (the observer saw the new epoch before the old holding went).
-        const superseded = this.membership.isAlive(prev.holder, now) && (this.membership.peer(prev.holder)?.holdings?.entries.get(vip) ?? -1) === prev.epoch;
+        const superseded =
+          this.membership.isAlive(prev.holder, now) &&
+          (this.membership.peer(prev.holder)?.holdings?.entries.get(vip) ?? -1) === prev.epoch;
         const c = this.lossCause(prev.holder, vip, now, restartedNow.has(prev.holder));
         const cause: LossCause = superseded && c.cause === 'Released' ? 'Superseded' : c.cause;
         const lostAt = cause === 'HolderDead' ? c.at : undefined;
-        t = { vip, from: prev.holder, to: now2.holder, epoch: now2.epoch, cause, lostAt, at: now, gapMs: lostAt === undefined ? undefined : now - lostAt };
+        t = {
+          vip,
+          from: prev.holder,
+          to: now2.holder,
+          epoch: now2.epoch,
+          cause,
+          lostAt,
+          at: now,
+          gapMs: lostAt === undefined ? undefined : now - lostAt,
+        };
       } else if (lost) {
-        t = { vip, from: lost.from, to: now2.holder, epoch: now2.epoch, cause: lost.cause, lostAt: lost.at, at: now, gapMs: now - lost.at };
+        t = {
+          vip,
+          from: lost.from,
+          to: now2.holder,
+          epoch: now2.epoch,
+          cause: lost.cause,
+          lostAt: lost.at,
+          at: now,
+          gapMs: now - lost.at,
+        };
       } else {
-        t = { vip, from: null, to: now2.holder, epoch: now2.epoch, cause: 'Initial', lostAt: undefined, at: now, gapMs: undefined };
+        t = {
+          vip,
+          from: null,
+          to: now2.holder,
+          epoch: now2.epoch,
+          cause: 'Initial',
+          lostAt: undefined,
+          at: now,
+          gapMs: undefined,
+        };
       }
       this.pendingLoss.delete(vip);
       this.current.set(vip, { holder: now2.holder, epoch: now2.epoch, since: now });

@@ -12,7 +12,8 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
+  if (Array.isArray(a) && Array.isArray(b))
+    return a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
   const ka = Object.keys(a as object).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
   const kb = Object.keys(b as object).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
   if (ka.length !== kb.length) return false;
@@ -49,7 +50,8 @@ export class StatusWriter {
     const l = this.last.get(id);
     if (jsonEqual(l ? l.status : (cached ?? {}), desired)) return { outcome: 'unchanged' };
     const now = this.clock.now();
-    if (l && now - l.at < this.minIntervalMs) return { outcome: 'deferred', retryInMs: l.at + this.minIntervalMs - now };
+    if (l && now - l.at < this.minIntervalMs)
+      return { outcome: 'deferred', retryInMs: l.at + this.minIntervalMs - now };
     try {
       await this.api.patchStatus(kind, key, desired);
     } catch (err) {

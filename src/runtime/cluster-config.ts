@@ -76,7 +76,10 @@ export interface ClusterObjects {
   witness?: { address: string; port: number } | null;
 }
 
-function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+function labelsMatch(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string> | undefined,
+): boolean {
   if (!selector) return true;
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 }
@@ -102,18 +105,25 @@ export function nodeStandby(node: ApiObject): boolean {
   return n.spec?.unschedulable === true || n.metadata.annotations?.[STANDBY_ANNOTATION] === 'true';
 }
 
-function decodeSecretKeys(secret: ApiObject | undefined, cluster: HACluster): { keys: KeyringKey[]; active: number } {
+function decodeSecretKeys(
+  secret: ApiObject | undefined,
+  cluster: HACluster,
+): { keys: KeyringKey[]; active: number } {
   const ref = cluster.spec.authSecretRef;
   const where = `HACluster ${cluster.metadata.namespace ?? ''}/${cluster.metadata.name}`;
   if (!secret) {
-    throw new ClusterConfigError(`${where}: spec.authSecretRef.name: Secret "${ref.name}" not found; create it (see examples/auth-secret.yaml)`);
+    throw new ClusterConfigError(
+      `${where}: spec.authSecretRef.name: Secret "${ref.name}" not found; create it (see examples/auth-secret.yaml)`,
+    );
   }
   const data = (secret as { data?: Record<string, string> }).data ?? {};
   const keys: KeyringKey[] = [];
   for (const [k, v] of Object.entries(data)) {
     const id = Number(k);
     if (!/^\d{1,3}$/.test(k) || id > 255) {
-      throw new ClusterConfigError(`Secret ${ref.name}: data key "${k}" is not a key id; name each key 0..255, e.g. "1"`);
+      throw new ClusterConfigError(
+        `Secret ${ref.name}: data key "${k}" is not a key id; name each key 0..255, e.g. "1"`,
+      );
     }
     keys.push({ id, secret: new Uint8Array(Buffer.from(v, 'base64')) });
   }
@@ -151,7 +161,9 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     if (!labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)) continue;
     const address = nodeAddress(node);
     if (!address) {
-      problems.push(`Node ${node.metadata.name}: no InternalIP; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`);
+      problems.push(
+        `Node ${node.metadata.name}: no InternalIP; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`,
+      );
       continue;
     }
     const portAnn = node.metadata.annotations?.[HEARTBEAT_PORT_ANNOTATION];
@@ -159,7 +171,9 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     if (portAnn !== undefined) {
       const p = Number(portAnn);
       if (!/^\d{1,5}$/.test(portAnn) || p < 1 || p > 65535) {
-        problems.push(`Node ${node.metadata.name}: annotation ${HEARTBEAT_PORT_ANNOTATION}="${portAnn}" is not a port; set 1..65535 or remove it`);
+        problems.push(
+          `Node ${node.metadata.name}: annotation ${HEARTBEAT_PORT_ANNOTATION}="${portAnn}" is not a port; set 1..65535 or remove it`,
+        );
       } else memberPort = p;
     }
     members.push({ id: node.metadata.name, address, port: memberPort });
@@ -168,7 +182,9 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
   // The controller's witness is a peer whenever it has published its address: a voter in
   // quorum "witness" (the core's quorumOf decides), otherwise a non-voting observer that
   // members heartbeat to so the controller can report holders and liveness.
-  const witness = objs.witness ? { id: WITNESS_ID, address: objs.witness.address, port: objs.witness.port } : null;
+  const witness = objs.witness
+    ? { id: WITNESS_ID, address: objs.witness.address, port: objs.witness.port }
+    : null;
 
   const { keys, active } = decodeSecretKeys(objs.secret, cluster);
 
@@ -191,13 +207,18 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     const vip: VirtualIP = p.value;
     if (vip.spec.clusterRef.name !== objs.cluster.metadata.name) continue;
     const eligible = vip.spec.nodeSelector
-      ? objs.nodes.filter((n) => labelsMatch(vip.spec.nodeSelector, n.metadata.labels)).map((n) => n.metadata.name)
+      ? objs.nodes
+          .filter((n) => labelsMatch(vip.spec.nodeSelector, n.metadata.labels))
+          .map((n) => n.metadata.name)
       : undefined;
     const res: VipConfig['resources'] = [];
     for (const name of vip.spec.resources ?? []) {
       const r = resources.get(name);
       if (r) res.push({ name, spec: r.spec });
-      else problems.push(`VirtualIP ${ns}/${vip.metadata.name}: spec.resources: Resource "${name}" not found; create it or remove it from the list`);
+      else
+        problems.push(
+          `VirtualIP ${ns}/${vip.metadata.name}: spec.resources: Resource "${name}" not found; create it or remove it from the list`,
+        );
     }
     vips.push({
       vip: `${ns}/${vip.metadata.name}`,

@@ -9,7 +9,13 @@
  * starts. VIP, Resource and key changes are applied in place.
  */
 import type { Logger } from 'pino';
-import { Member, type MemberEvent, type MemberView, type Output, type UnsafeOptions } from '../core/member.js';
+import {
+  Member,
+  type MemberEvent,
+  type MemberView,
+  type Output,
+  type UnsafeOptions,
+} from '../core/member.js';
 import type { Destination, Message, MemberId } from '../core/messages.js';
 import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
@@ -156,7 +162,14 @@ export class MemberHost {
   }
 
   private vipSpecs(config: ClusterConfig) {
-    return config.vips.filter((v) => !v.deleting).map(({ vip, preferredNodes, eligible, epochFloor }) => ({ vip, preferredNodes, eligible, epochFloor }));
+    return config.vips
+      .filter((v) => !v.deleting)
+      .map(({ vip, preferredNodes, eligible, epochFloor }) => ({
+        vip,
+        preferredNodes,
+        eligible,
+        epochFloor,
+      }));
   }
 
   private allMembers(config: ClusterConfig): MemberAddress[] {
@@ -219,7 +232,10 @@ export class MemberHost {
     if (!this.running) return;
     const r = this.codec.decode(bytes, from);
     if (!r.ok) {
-      this.c.log.debug({ reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender }, 'datagram dropped');
+      this.c.log.debug(
+        { reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender },
+        'datagram dropped',
+      );
       return;
     }
     if (r.to !== '*' && r.to !== this.init.self) return;
@@ -292,7 +308,8 @@ export class MemberHost {
 
   /** Keeps a datagram until pending unbinds finish; of heartbeats only the newest per destination. */
   private hold(to: Destination, message: Message): void {
-    if (message.kind === 'heartbeat') this.held = this.held.filter((h) => h.message.kind !== 'heartbeat' || h.to !== to);
+    if (message.kind === 'heartbeat')
+      this.held = this.held.filter((h) => h.message.kind !== 'heartbeat' || h.to !== to);
     this.held.push({ to, message });
   }
 
@@ -311,7 +328,8 @@ export class MemberHost {
   private copyToObserver(message: Message): void {
     const w = this.config.witness;
     if (!w || this.config.quorum === 'witness' || w.id === this.init.self) return;
-    if ((message.kind !== 'heartbeat' && message.kind !== 'release') || message.seq === this.observerSeq) return;
+    if ((message.kind !== 'heartbeat' && message.kind !== 'release') || message.seq === this.observerSeq)
+      return;
     const peer = this.addresses.get(w.id);
     if (!peer) return;
     this.observerSeq = message.seq;

@@ -3,7 +3,15 @@
  * kube-apiserver with the Heartline CRDs (integration). Objects are changed the way users
  * change them (`apply` / `remove`: kubectl for the real one), observed through the port.
  */
-import { ConflictError, NotFoundError, type ApiKind, type ApiObject, type ApiSource, type ObjectKey, type WatchEvent } from '../../src/core/ports.js';
+import {
+  ConflictError,
+  NotFoundError,
+  type ApiKind,
+  type ApiObject,
+  type ApiSource,
+  type ObjectKey,
+  type WatchEvent,
+} from '../../src/core/ports.js';
 
 export interface SeenEvent {
   type: string;
@@ -25,7 +33,12 @@ export interface ApiSourceSubject {
   settle(): Promise<void>;
 }
 
-export function resourceObject(namespace: string, name: string, labels: Record<string, string> = {}, start = 'true'): ApiObject {
+export function resourceObject(
+  namespace: string,
+  name: string,
+  labels: Record<string, string> = {},
+  start = 'true',
+): ApiObject {
   return {
     apiVersion: 'heartline.dev/v1alpha1',
     kind: 'Resource',
@@ -35,10 +48,20 @@ export function resourceObject(namespace: string, name: string, labels: Record<s
 }
 
 function secretObject(namespace: string, name: string): ApiObject {
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'Opaque', data: { key: Buffer.from('k').toString('base64') } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace },
+    type: 'Opaque',
+    data: { key: Buffer.from('k').toString('base64') },
+  };
 }
 
-export function apiSourceContract(name: string, make: () => Promise<ApiSourceSubject>, done: (s: ApiSourceSubject) => Promise<void>): void {
+export function apiSourceContract(
+  name: string,
+  make: () => Promise<ApiSourceSubject>,
+  done: (s: ApiSourceSubject) => Promise<void>,
+): void {
   describe(`ApiSource contract: ${name}`, () => {
     let s: ApiSourceSubject;
     let n = 0;
@@ -51,7 +74,10 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       await done(s);
     });
 
-    const eventually = async <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> => {
+    const eventually = async <T>(
+      what: string,
+      fn: () => Promise<T | undefined | false> | T | undefined | false,
+    ): Promise<T> => {
       for (let i = 0; i < 300; i++) {
         const v = await fn();
         if (v !== undefined && v !== false) return v;
@@ -67,7 +93,12 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       await s.apply('Resource', resourceObject(ns, a, { tier: 'web' }));
       await s.apply('Resource', resourceObject(ns, unique('other'), { tier: 'db' }));
       const got = await s.api.get('Resource', { namespace: ns, name: a });
-      expect(got).toMatchObject({ apiVersion: 'heartline.dev/v1alpha1', kind: 'Resource', metadata: { name: a, namespace: ns }, spec: { kind: 'exec' } });
+      expect(got).toMatchObject({
+        apiVersion: 'heartline.dev/v1alpha1',
+        kind: 'Resource',
+        metadata: { name: a, namespace: ns },
+        spec: { kind: 'exec' },
+      });
       expect(got!.metadata.resourceVersion).toEqual(expect.any(String));
       expect(got!.metadata.uid).toEqual(expect.any(String));
       const web = await s.api.list('Resource', { namespace: ns, labelSelector: 'tier=web' });
@@ -80,14 +111,24 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       const a = unique('sec');
       await s.apply('Secret', secretObject(ns, a));
       await s.apply('Secret', secretObject(ns, unique('sec')));
-      expect(await s.api.get('Secret', { namespace: ns, name: a })).toMatchObject({ kind: 'Secret', metadata: { name: a } });
+      expect(await s.api.get('Secret', { namespace: ns, name: a })).toMatchObject({
+        kind: 'Secret',
+        metadata: { name: a },
+      });
       const only = await s.api.list('Secret', { namespace: ns, fieldSelector: `metadata.name=${a}` });
       expect(only.map((o) => o.metadata.name)).toEqual([a]);
       const seen: WatchEvent[] = [];
-      const w = s.api.watch('Secret', (e) => seen.push(e), { namespace: ns, fieldSelector: `metadata.name=${a}` });
+      const w = s.api.watch('Secret', (e) => seen.push(e), {
+        namespace: ns,
+        fieldSelector: `metadata.name=${a}`,
+      });
       try {
         await eventually('synced', () => seen.some((e) => e.type === 'synced'));
-        expect(seen.filter((e) => e.type === 'added').map((e) => (e as { object: ApiObject }).object.metadata.name)).toEqual([a]);
+        expect(
+          seen
+            .filter((e) => e.type === 'added')
+            .map((e) => (e as { object: ApiObject }).object.metadata.name),
+        ).toEqual([a]);
       } finally {
         w.stop();
       }
@@ -102,7 +143,12 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       const seen: { type: string; name?: string; generation?: number }[] = [];
       const w = s.api.watch(
         'Resource',
-        (e) => seen.push(e.type === 'synced' ? { type: e.type } : { type: e.type, name: e.object.metadata.name, generation: e.object.metadata.generation }),
+        (e) =>
+          seen.push(
+            e.type === 'synced'
+              ? { type: e.type }
+              : { type: e.type, name: e.object.metadata.name, generation: e.object.metadata.generation },
+          ),
         { namespace: ns, labelSelector: sel },
       );
       await eventually('synced', () => seen.some((e) => e.type === 'synced'));
@@ -111,7 +157,9 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       await s.apply('Resource', resourceObject(ns, second, label));
       await eventually('added', () => seen.some((e) => e.type === 'added' && e.name === second));
       await s.apply('Resource', resourceObject(ns, second, label, 'false'));
-      await eventually('updated', () => seen.some((e) => e.type === 'updated' && e.name === second && e.generation === 2));
+      await eventually('updated', () =>
+        seen.some((e) => e.type === 'updated' && e.name === second && e.generation === 2),
+      );
       await s.remove('Resource', { namespace: ns, name: second });
       await eventually('deleted', () => seen.some((e) => e.type === 'deleted' && e.name === second));
       w.stop();
@@ -125,7 +173,10 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       const ns = s.namespace;
       const key = { namespace: ns, name: unique('st') };
       await s.apply('Resource', resourceObject(ns, key.name));
-      const status1 = { nodes: [{ name: 'node-a', state: 'running', message: 'started' }], observedGeneration: 1 };
+      const status1 = {
+        nodes: [{ name: 'node-a', state: 'running', message: 'started' }],
+        observedGeneration: 1,
+      };
       const r1 = await s.api.patchStatus('Resource', key, status1);
       expect(r1.changed).toBe(true);
       expect(r1.object.status).toEqual(status1);
@@ -134,13 +185,19 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       expect(r2.changed).toBe(false);
       expect(r2.object.metadata.resourceVersion).toBe(r1.object.metadata.resourceVersion);
       const status2 = { nodes: [{ name: 'node-a', state: 'stopped' }], observedGeneration: 1 };
-      const r3 = await s.api.patchStatus('Resource', key, status2, { expectResourceVersion: r1.object.metadata.resourceVersion! });
+      const r3 = await s.api.patchStatus('Resource', key, status2, {
+        expectResourceVersion: r1.object.metadata.resourceVersion!,
+      });
       expect(r3.changed).toBe(true);
       expect((await s.api.get('Resource', key))!.status).toEqual(status2); // removed field is gone
-      await expect(s.api.patchStatus('Resource', key, status1, { expectResourceVersion: r1.object.metadata.resourceVersion! })).rejects.toBeInstanceOf(
-        ConflictError,
-      );
-      await expect(s.api.patchStatus('Resource', { namespace: ns, name: unique('absent') }, status1)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(
+        s.api.patchStatus('Resource', key, status1, {
+          expectResourceVersion: r1.object.metadata.resourceVersion!,
+        }),
+      ).rejects.toBeInstanceOf(ConflictError);
+      await expect(
+        s.api.patchStatus('Resource', { namespace: ns, name: unique('absent') }, status1),
+      ).rejects.toBeInstanceOf(NotFoundError);
     });
 
     it('finalizers are idempotent and hold deletion until removed', async () => {
@@ -168,9 +225,24 @@ export function apiSourceContract(name: string, make: () => Promise<ApiSourceSub
       const name = unique('ev');
       await s.apply('Resource', resourceObject(ns, name));
       const regarding = (await s.api.get('Resource', { namespace: ns, name }))!;
-      await s.api.event({ regarding, type: 'Warning', reason: 'StartFailed', note: `start of ${name} exited 3`, action: 'Start' });
-      const ev = await eventually('event', async () => (await s.readEvents(ns)).find((e) => e.regardingName === name));
-      expect(ev).toEqual({ type: 'Warning', reason: 'StartFailed', note: `start of ${name} exited 3`, action: 'Start', regardingName: name, regardingKind: 'Resource' });
+      await s.api.event({
+        regarding,
+        type: 'Warning',
+        reason: 'StartFailed',
+        note: `start of ${name} exited 3`,
+        action: 'Start',
+      });
+      const ev = await eventually('event', async () =>
+        (await s.readEvents(ns)).find((e) => e.regardingName === name),
+      );
+      expect(ev).toEqual({
+        type: 'Warning',
+        reason: 'StartFailed',
+        note: `start of ${name} exited 3`,
+        action: 'Start',
+        regardingName: name,
+        regardingKind: 'Resource',
+      });
     });
   });
 }

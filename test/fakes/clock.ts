@@ -137,7 +137,8 @@ export class SimClock implements Clock {
 
   /** Jumps the reading forward by `ms`; timers whose target is passed fire at the next advance. */
   step(ms: Millis): void {
-    if (!(ms >= 0)) throw new RangeError(`SimClock.step: only forward steps keep the clock monotonic, got ${ms}`);
+    if (!(ms >= 0))
+      throw new RangeError(`SimClock.step: only forward steps keep the clock monotonic, got ${ms}`);
     this.base += ms;
   }
 
@@ -207,7 +208,9 @@ export class SimClock implements Clock {
         this.world.fail(err);
       }
       if (isThenable(result)) {
-        Promise.resolve(result).catch((err: unknown) => this.world.fail(err)).finally(schedule);
+        Promise.resolve(result)
+          .catch((err: unknown) => this.world.fail(err))
+          .finally(schedule);
       } else {
         schedule();
       }

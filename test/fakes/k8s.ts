@@ -14,14 +14,21 @@ import {
   type WatchOptions,
 } from '../../src/core/ports.js';
 import { apiVersionOf, KINDS } from '../../src/adapters/k8s/kinds.js';
-import { StoreLeaseLock, type LeaseStore, type LeaseWrite, type StoredLease } from '../../src/adapters/k8s/store-lease-lock.js';
+import {
+  StoreLeaseLock,
+  type LeaseStore,
+  type LeaseWrite,
+  type StoredLease,
+} from '../../src/adapters/k8s/store-lease-lock.js';
 
 const clone = <T>(v: T): T => structuredClone(v);
-const keyOf = (kind: ApiKind, k: ObjectKey): string => `${kind}|${KINDS[kind].namespaced ? (k.namespace ?? '') : ''}|${k.name}`;
+const keyOf = (kind: ApiKind, k: ObjectKey): string =>
+  `${kind}|${KINDS[kind].namespaced ? (k.namespace ?? '') : ''}|${k.name}`;
 
 /** Equality-only label selectors (`a=b,c=d`) and field selectors on metadata.name / metadata.namespace. */
 function matches(o: ApiObject, opts: WatchOptions): boolean {
-  if (opts.namespace && KINDS[o.kind as ApiKind]?.namespaced && o.metadata.namespace !== opts.namespace) return false;
+  if (opts.namespace && KINDS[o.kind as ApiKind]?.namespaced && o.metadata.namespace !== opts.namespace)
+    return false;
   for (const term of (opts.labelSelector ?? '').split(',').filter(Boolean)) {
     const [k, v] = term.split('=');
     if ((o.metadata.labels ?? {})[k!.trim()] !== v?.trim()) return false;
@@ -30,7 +37,9 @@ function matches(o: ApiObject, opts: WatchOptions): boolean {
     const [k, v] = term.split('=');
     const field = k!.trim();
     if (field !== 'metadata.name' && field !== 'metadata.namespace') {
-      throw new Error(`FakeApiSource supports fieldSelector on metadata.name and metadata.namespace only, got ${field}`);
+      throw new Error(
+        `FakeApiSource supports fieldSelector on metadata.name and metadata.namespace only, got ${field}`,
+      );
     }
     if ((field === 'metadata.name' ? o.metadata.name : o.metadata.namespace) !== v?.trim()) return false;
   }
@@ -54,7 +63,11 @@ type FakeOp = 'get' | 'list' | 'patchStatus' | 'addFinalizer' | 'removeFinalizer
 export class FakeApiSource implements ApiSource {
   readonly events: RecordedEvent[] = [];
   private readonly objects = new Map<string, ApiObject>();
-  private readonly watchers = new Set<{ kind: ApiKind; opts: WatchOptions; handler: (e: WatchEvent) => void }>();
+  private readonly watchers = new Set<{
+    kind: ApiKind;
+    opts: WatchOptions;
+    handler: (e: WatchEvent) => void;
+  }>();
   private readonly failures = new Map<FakeOp, Error[]>();
   private rv = 1;
   private uid = 1;
@@ -87,7 +100,10 @@ export class FakeApiSource implements ApiSource {
 
   /** Creates or replaces an object (spec, labels, data...); keeps status and finalizers unless given. */
   apply(kind: ApiKind, obj: ApiObject): ApiObject {
-    const key = { name: obj.metadata.name, ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}) };
+    const key = {
+      name: obj.metadata.name,
+      ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+    };
     const k = keyOf(kind, key);
     const prev = this.objects.get(k);
     const next: ApiObject = clone({ ...obj, apiVersion: apiVersionOf(kind), kind }) as ApiObject;
@@ -97,7 +113,8 @@ export class FakeApiSource implements ApiSource {
     next.metadata.generation = (prev?.metadata.generation ?? 0) + (specChanged ? 1 : 0);
     if (prev) {
       if (next.status === undefined && prev.status !== undefined) next.status = clone(prev.status);
-      if (next.metadata.finalizers === undefined && prev.metadata.finalizers) next.metadata.finalizers = [...prev.metadata.finalizers];
+      if (next.metadata.finalizers === undefined && prev.metadata.finalizers)
+        next.metadata.finalizers = [...prev.metadata.finalizers];
       if (prev.metadata.deletionTimestamp) next.metadata.deletionTimestamp = prev.metadata.deletionTimestamp;
     }
     this.objects.set(k, next);
@@ -126,7 +143,9 @@ export class FakeApiSource implements ApiSource {
 
   watch(kind: ApiKind, handler: (event: WatchEvent) => void, options: WatchOptions = {}): Stoppable {
     const w = { kind, opts: { ...options }, handler };
-    const initial = [...this.objects.values()].filter((o) => o.kind === kind && matches(o, options)).map(clone);
+    const initial = [...this.objects.values()]
+      .filter((o) => o.kind === kind && matches(o, options))
+      .map(clone);
     this.watchers.add(w);
     queueMicrotask(() => {
       if (!this.watchers.has(w)) return;
@@ -139,7 +158,8 @@ export class FakeApiSource implements ApiSource {
   /** Re-delivers every watched object as `resync` (the real source does this on a timer). */
   resync(): void {
     for (const w of this.watchers)
-      for (const o of this.objects.values()) if (o.kind === w.kind && matches(o, w.opts)) w.handler({ type: 'resync', object: clone(o) });
+      for (const o of this.objects.values())
+        if (o.kind === w.kind && matches(o, w.opts)) w.handler({ type: 'resync', object: clone(o) });
   }
 
   get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
@@ -167,8 +187,15 @@ export class FakeApiSource implements ApiSource {
     this.maybeFail('patchStatus');
     const o = this.objects.get(keyOf(kind, key));
     if (!o) throw new NotFoundError(kind, key);
-    if (options.expectResourceVersion !== undefined && options.expectResourceVersion !== o.metadata.resourceVersion) {
-      throw new ConflictError(kind, key, `resourceVersion is ${o.metadata.resourceVersion}, expected ${options.expectResourceVersion}`);
+    if (
+      options.expectResourceVersion !== undefined &&
+      options.expectResourceVersion !== o.metadata.resourceVersion
+    ) {
+      throw new ConflictError(
+        kind,
+        key,
+        `resourceVersion is ${o.metadata.resourceVersion}, expected ${options.expectResourceVersion}`,
+      );
     }
     const ops = jsonpatch.compare(o.status === undefined ? {} : { status: o.status }, { status });
     if (ops.length === 0) return { object: clone(o), changed: false };
@@ -184,7 +211,8 @@ export class FakeApiSource implements ApiSource {
     const o = this.objects.get(keyOf(kind, key));
     if (!o) throw new NotFoundError(kind, key);
     if (o.metadata.finalizers?.includes(finalizer)) return false;
-    if (o.metadata.deletionTimestamp) throw new Error(`${kind} ${key.name}: cannot add finalizer ${finalizer} to an object being deleted`);
+    if (o.metadata.deletionTimestamp)
+      throw new Error(`${kind} ${key.name}: cannot add finalizer ${finalizer} to an object being deleted`);
     o.metadata.finalizers = [...(o.metadata.finalizers ?? []), finalizer];
     o.metadata.resourceVersion = String(++this.rv);
     this.notify('updated', o);
@@ -279,7 +307,10 @@ export class FakeLeaseStore implements LeaseStore {
 
 /** A LeaseLock on a FakeLeaseStore: the production lease algorithm over memory. */
 export class FakeLeaseLock extends StoreLeaseLock {
-  constructor(components: { store: FakeLeaseStore; clock: Clock }, init: { identity: string; leaseDurationSeconds: number }) {
+  constructor(
+    components: { store: FakeLeaseStore; clock: Clock },
+    init: { identity: string; leaseDurationSeconds: number },
+  ) {
     super(components, init);
   }
 }

@@ -55,7 +55,14 @@ const key = (p: Peer): string => `${p.address}|${p.port}`;
  * directions. Datagrams to an address/port nobody bound vanish, as with UDP.
  */
 export class SimNetwork {
-  readonly stats: SimNetworkStats = { sent: 0, delivered: 0, dropped: 0, blocked: 0, duplicated: 0, unreachable: 0 };
+  readonly stats: SimNetworkStats = {
+    sent: 0,
+    delivered: 0,
+    dropped: 0,
+    blocked: 0,
+    duplicated: 0,
+    unreachable: 0,
+  };
   private readonly clock: Clock;
   private readonly random: () => number;
   private defaults: LinkFaults;
@@ -78,7 +85,8 @@ export class SimNetwork {
       port = this.nextPort++;
     }
     const local = { address, port };
-    if (this.bound.has(key(local))) throw new Error(`SimNetwork: ${address}:${port} is already bound (EADDRINUSE)`);
+    if (this.bound.has(key(local)))
+      throw new Error(`SimNetwork: ${address}:${port} is already bound (EADDRINUSE)`);
     const t = new SimTransport(this, local);
     this.bound.set(key(local), t);
     return t;

@@ -11,7 +11,11 @@ jest.setTimeout(90_000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -29,12 +33,21 @@ describe('heartline controller (process)', () => {
   beforeAll(async () => {
     ns = await createTestNamespace('hl-controller-cli');
     const docs = [
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'auth', namespace: ns }, stringData: { '1': 'integration-only-key-0123456789abcdef0123' } },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'auth', namespace: ns },
+        stringData: { '1': 'integration-only-key-0123456789abcdef0123' },
+      },
       {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'HACluster',
         metadata: { name: 'pair', namespace: ns },
-        spec: { nodeSelector: { 'heartline.dev/none': ns }, authSecretRef: { name: 'auth', activeKeyId: '1' }, quorum: 'witness' },
+        spec: {
+          nodeSelector: { 'heartline.dev/none': ns },
+          authSecretRef: { name: 'auth', activeKeyId: '1' },
+          quorum: 'witness',
+        },
       },
     ];
     const r = await kubectl(['apply', '-f', '-'], { input: docs.map((d) => JSON.stringify(d)).join('\n') });
@@ -67,7 +80,11 @@ describe('heartline controller (process)', () => {
         '--metrics-listen',
         '127.0.0.1:0',
       ],
-      { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HEARTLINE_LOG_LEVEL: 'info' } },
+      {
+        cwd: process.cwd(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, HEARTLINE_LOG_LEVEL: 'info' },
+      },
     );
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -81,14 +98,24 @@ describe('heartline controller (process)', () => {
     const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
 
     const started = await until('the "controller started" log line', async () => {
-      const l = lines.map((x) => JSON.parse(x) as { msg: string; metrics?: string; witness?: string }).find((x) => x.msg === 'controller started');
+      const l = lines
+        .map((x) => JSON.parse(x) as { msg: string; metrics?: string; witness?: string })
+        .find((x) => x.msg === 'controller started');
       return l;
     });
     const metricsUrl = `http://${started.metrics}`;
     expect(started.witness).toMatch(/^127\.0\.0\.1:\d+$/);
 
     await until('leadership', async () => {
-      const r = await kubectl(['get', 'lease', 'heartline-controller', '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}']);
+      const r = await kubectl([
+        'get',
+        'lease',
+        'heartline-controller',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.spec.holderIdentity}',
+      ]);
       return r.stdout === 'cli-test';
     });
     expect((await fetch(`${metricsUrl}/healthz`)).status).toBe(200);
@@ -102,13 +129,29 @@ describe('heartline controller (process)', () => {
     expect(metrics).toContain('heartline_controller_api_requests_total');
 
     const witness = await until('status.witness', async () => {
-      const r = await kubectl(['get', 'hac', 'pair', '-n', ns, '-o', 'jsonpath={.status.witness.address}:{.status.witness.port}']);
+      const r = await kubectl([
+        'get',
+        'hac',
+        'pair',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.status.witness.address}:{.status.witness.port}',
+      ]);
       return r.stdout.includes('127.0.0.1') ? r.stdout : undefined;
     });
     expect(witness).toBe(started.witness);
     // No member matches the selector: the cluster says so.
     const reason = await until('Ready condition', async () => {
-      const r = await kubectl(['get', 'hac', 'pair', '-n', ns, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].reason}']);
+      const r = await kubectl([
+        'get',
+        'hac',
+        'pair',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="Ready")].reason}',
+      ]);
       return r.stdout || undefined;
     });
     expect(['NoMembers', 'Observing']).toContain(reason);
@@ -116,8 +159,20 @@ describe('heartline controller (process)', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(stderr).toBe('');
-    const holder = await kubectl(['get', 'lease', 'heartline-controller', '-n', ns, '-o', 'jsonpath={.spec.holderIdentity}']);
+    const holder = await kubectl([
+      'get',
+      'lease',
+      'heartline-controller',
+      '-n',
+      ns,
+      '-o',
+      'jsonpath={.spec.holderIdentity}',
+    ]);
     expect(holder.stdout).toBe('');
-    expect(lines.some((l) => (JSON.parse(l) as { msg: string }).msg === 'lease released' || l.includes('stopped leading'))).toBe(true);
+    expect(
+      lines.some(
+        (l) => (JSON.parse(l) as { msg: string }).msg === 'lease released' || l.includes('stopped leading'),
+      ),
+    ).toBe(true);
   });
 });

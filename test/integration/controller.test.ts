@@ -37,7 +37,11 @@ const dump = async (file: string, text: string) => {
   if (process.env.HEARTLINE_DUMP_DIR) await writeFile(join(process.env.HEARTLINE_DUMP_DIR, file), text);
 };
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -73,13 +77,19 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
   const nodeNames = ['a', 'b', 'c'].map((n) => `hl-ctl-${suffix}-${n}`);
   const agents: Agent[] = [];
   const controllers: RunningController[] = [];
-  const reader = new K8sApiSource({ kubeConfig: loadKubeConfig(kubeconfig()), clock, logger: log }, { identity: 'test-reader' });
+  const reader = new K8sApiSource(
+    { kubeConfig: loadKubeConfig(kubeconfig()), clock, logger: log },
+    { identity: 'test-reader' },
+  );
 
   async function startController(identity: string): Promise<RunningController> {
     const kubeConfig = loadKubeConfig(kubeconfig());
     const transport = await UdpTransport.open({ address: '127.0.0.1', port: 0, logger: log });
     const api = new InstrumentedApiSource(new K8sApiSource({ kubeConfig, clock, logger: log }, { identity }));
-    const lease = new K8sLeaseLock({ kubeConfig, clock }, { namespace: ns, name: 'heartline-controller', identity, leaseDurationSeconds: 15 });
+    const lease = new K8sLeaseLock(
+      { kubeConfig, clock },
+      { namespace: ns, name: 'heartline-controller', identity, leaseDurationSeconds: 15 },
+    );
     const controller = new Controller(
       { api, lease, clock, log: log.child({ identity }), metrics: new ControllerMetrics(), transport },
       { namespace: ns, witness: { address: '127.0.0.1', port: transport.address().port } },
@@ -98,7 +108,8 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
       resources: [],
       nodes: (await reader.list('Node')).filter((n) => nodeNames.includes(n.metadata.name)),
       secret: await reader.get('Secret', { namespace: ns, name: 'auth' }),
-      witness: (cluster.status as { witness?: { address: string; port: number } } | undefined)?.witness ?? null,
+      witness:
+        (cluster.status as { witness?: { address: string; port: number } } | undefined)?.witness ?? null,
     });
   }
 
@@ -131,7 +142,11 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
   beforeAll(async () => {
     ns = await createTestNamespace('hl-controller');
     for (const name of nodeNames) {
-      agents.push({ name, transport: await UdpTransport.open({ address: '127.0.0.1', port: 0, logger: log }), bound: new Map() });
+      agents.push({
+        name,
+        transport: await UdpTransport.open({ address: '127.0.0.1', port: 0, logger: log }),
+        bound: new Map(),
+      });
     }
     const docs = [
       {
@@ -146,20 +161,31 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
         metadata: {
           name: a.name,
           labels: { 'heartline.dev/test-cluster': suffix },
-          annotations: { [HEARTBEAT_ADDRESS_ANNOTATION]: '127.0.0.1', [HEARTBEAT_PORT_ANNOTATION]: String(a.transport.address().port) },
+          annotations: {
+            [HEARTBEAT_ADDRESS_ANNOTATION]: '127.0.0.1',
+            [HEARTBEAT_PORT_ANNOTATION]: String(a.transport.address().port),
+          },
         },
       })),
       {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'HACluster',
         metadata: { name: 'web', namespace: ns },
-        spec: { nodeSelector: { 'heartline.dev/test-cluster': suffix }, authSecretRef: { name: 'auth', activeKeyId: '1' }, quorum: 'majority' },
+        spec: {
+          nodeSelector: { 'heartline.dev/test-cluster': suffix },
+          authSecretRef: { name: 'auth', activeKeyId: '1' },
+          quorum: 'majority',
+        },
       },
       {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'VirtualIP',
         metadata: { name: 'vip1', namespace: ns },
-        spec: { clusterRef: { name: 'web' }, address: '198.18.0.100/24', preferredNodes: [nodeNames[0], nodeNames[1]] },
+        spec: {
+          clusterRef: { name: 'web' },
+          address: '198.18.0.100/24',
+          preferredNodes: [nodeNames[0], nodeNames[1]],
+        },
       },
     ];
     await mustKubectl(['apply', '-f', '-'], docs.map((d) => JSON.stringify(d)).join('\n'));
@@ -176,7 +202,15 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
     // Let the namespace go even if a finalizer is left (nothing else would remove it).
     const left = await kubectl(['get', 'virtualip', '-n', ns, '-o', 'name']);
     for (const n of left.stdout.split('\n').filter(Boolean)) {
-      await kubectl(['patch', '-n', ns, n, '--type=json', '-p', '[{"op":"remove","path":"/metadata/finalizers"}]']);
+      await kubectl([
+        'patch',
+        '-n',
+        ns,
+        n,
+        '--type=json',
+        '-p',
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+      ]);
     }
     await deleteNamespace(ns);
   });
@@ -213,7 +247,11 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
       ['Degraded', 'False'],
     ]);
     const events = async () =>
-      (JSON.parse(await mustKubectl(['get', 'events.events.k8s.io', '-n', ns, '-o', 'json'])) as { items: Array<{ reason: string; type: string; note: string; regarding: { kind: string } }> }).items;
+      (
+        JSON.parse(await mustKubectl(['get', 'events.events.k8s.io', '-n', ns, '-o', 'json'])) as {
+          items: Array<{ reason: string; type: string; note: string; regarding: { kind: string } }>;
+        }
+      ).items;
     await until('Bound event', async () => (await events()).find((e) => e.reason === 'Bound'));
 
     // Steady state: no request through the controller's ApiSource (the Lease renewals go through the LeaseLock).
@@ -222,8 +260,13 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
     await sleep(4000);
     const steady = first.api.snapshot();
     expect(steady).toEqual(before);
-    expect(second.api.total('patch-status') + second.api.total('add-finalizer') + second.api.total('create-event')).toBe(0);
-    await dump('controller-requests.json', JSON.stringify({ first: steady, second: second.api.snapshot() }, null, 2));
+    expect(
+      second.api.total('patch-status') + second.api.total('add-finalizer') + second.api.total('create-event'),
+    ).toBe(0);
+    await dump(
+      'controller-requests.json',
+      JSON.stringify({ first: steady, second: second.api.snapshot() }, null, 2),
+    );
 
     // The holder crashes (socket closed first, so no release goes out).
     const holder = agents[0]!;
@@ -236,8 +279,14 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
     });
     expect(failedOver.epoch).toBe(2);
     expect(failedOver.failoverCount).toBe(1);
-    expect(failedOver.lastFailover).toMatchObject({ from: nodeNames[0], to: nodeNames[1], reason: 'HolderDead' });
-    const failoverEvent = await until('Failover event', async () => (await events()).find((e) => e.reason === 'Failover'));
+    expect(failedOver.lastFailover).toMatchObject({
+      from: nodeNames[0],
+      to: nodeNames[1],
+      reason: 'HolderDead',
+    });
+    const failoverEvent = await until('Failover event', async () =>
+      (await events()).find((e) => e.reason === 'Failover'),
+    );
     expect(failoverEvent.type).toBe('Warning');
     // Quiet again once the move is recorded.
     await sleep(1500);
@@ -268,7 +317,9 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
     for (const a of agents) a.host?.reconfigure(deleting);
     await until('VIP gone', async () => (await vip()) === undefined, 10_000);
     expect(agents.filter((a) => a.bound.size > 0)).toEqual([]);
-    await until('Released event', async () => (await events()).find((e) => e.reason === 'Released' && e.note.includes('finalizer')));
+    await until('Released event', async () =>
+      (await events()).find((e) => e.reason === 'Released' && e.note.includes('finalizer')),
+    );
     await dump(
       'controller-events.txt',
       (await events()).map((e) => `${e.type} ${e.reason} ${e.regarding.kind}: ${e.note}`).join('\n'),

@@ -33,7 +33,13 @@ apiSourceContract(
       },
       readEvents: async (ns): Promise<SeenEvent[]> => {
         const out = JSON.parse(await must(['get', 'events.events.k8s.io', '-n', ns, '-o', 'json'])) as {
-          items: { type: string; reason: string; note: string; action: string; regarding: { name: string; kind: string } }[];
+          items: {
+            type: string;
+            reason: string;
+            note: string;
+            action: string;
+            regarding: { name: string; kind: string };
+          }[];
         };
         return out.items.map((e) => ({
           type: e.type,

@@ -21,7 +21,8 @@ leaseLockContract('K8sLeaseLock on a real coordination.k8s.io Lease', () => {
   const clock = new SystemClock();
   const name = `heartline-test-${randomBytes(3).toString('hex')}`;
   return Promise.resolve({
-    lock: (identity) => new K8sLeaseLock({ kubeConfig, clock }, { namespace, name, identity, leaseDurationSeconds: 1 }),
+    lock: (identity) =>
+      new K8sLeaseLock({ kubeConfig, clock }, { namespace, name, identity, leaseDurationSeconds: 1 }),
     clock,
     advance: (ms) => new Promise((r) => setTimeout(r, ms)),
   });

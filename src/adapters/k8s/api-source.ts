@@ -144,7 +144,14 @@ export class K8sApiSource implements ApiSource {
       return list as KubernetesListObject<KubernetesObject>;
     };
     const informer = options.fieldSelector
-      ? new ListWatch<KubernetesObject>(path, new Watch(kubeConfig), listFn, false, options.labelSelector, options.fieldSelector)
+      ? new ListWatch<KubernetesObject>(
+          path,
+          new Watch(kubeConfig),
+          listFn,
+          false,
+          options.labelSelector,
+          options.fieldSelector,
+        )
       : makeInformer<KubernetesObject>(kubeConfig, path, listFn, options.labelSelector);
     const deliver = (event: WatchEvent): void => {
       try {
@@ -153,7 +160,11 @@ export class K8sApiSource implements ApiSource {
         log.error({ err, event: event.type }, 'watch handler failed');
       }
     };
-    const withKind = (o: KubernetesObject): ApiObject => ({ apiVersion: apiVersionOf(kind), kind, ...(o as ApiObject) });
+    const withKind = (o: KubernetesObject): ApiObject => ({
+      apiVersion: apiVersionOf(kind),
+      kind,
+      ...(o as ApiObject),
+    });
     let stopped = false;
     let backoff = this.backoffInitialMs;
     let restartTimer: Stoppable | undefined;
@@ -168,7 +179,10 @@ export class K8sApiSource implements ApiSource {
     const onError = (err: unknown): void => {
       failedAttempt = true;
       if (stopped || restartTimer) return;
-      log.warn({ err: err instanceof Error ? err : new Error(serverMessage(err)), retryInMs: backoff }, 'watch failed; restarting');
+      log.warn(
+        { err: err instanceof Error ? err : new Error(serverMessage(err)), retryInMs: backoff },
+        'watch failed; restarting',
+      );
       const delay = backoff;
       backoff = Math.min(backoff * 2, this.backoffMaxMs);
       restartTimer = clock.after(delay, () => {
@@ -214,7 +228,13 @@ export class K8sApiSource implements ApiSource {
     try {
       let o: unknown;
       if (k.group) {
-        o = await this.custom.getNamespacedCustomObject({ group: k.group, version: k.version, plural: k.plural, namespace: ns(kind, key), name: key.name });
+        o = await this.custom.getNamespacedCustomObject({
+          group: k.group,
+          version: k.version,
+          plural: k.plural,
+          namespace: ns(kind, key),
+          name: key.name,
+        });
       } else if (kind === 'Node') {
         o = await this.core.readNode({ name: key.name });
       } else {
@@ -231,7 +251,10 @@ export class K8sApiSource implements ApiSource {
     return (await this.rawList(kind, options)).items;
   }
 
-  private async rawList(kind: ApiKind, options: WatchOptions): Promise<{ metadata?: { resourceVersion?: string }; items: ApiObject[] }> {
+  private async rawList(
+    kind: ApiKind,
+    options: WatchOptions,
+  ): Promise<{ metadata?: { resourceVersion?: string }; items: ApiObject[] }> {
     const k = KINDS[kind];
     const sel = {
       ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
@@ -241,15 +264,19 @@ export class K8sApiSource implements ApiSource {
       let list: { metadata?: { resourceVersion?: string }; items: unknown[] };
       if (k.group) {
         const base = { group: k.group, version: k.version, plural: k.plural, ...sel };
-        list = (options.namespace
-          ? await this.custom.listNamespacedCustomObject({ ...base, namespace: options.namespace })
-          : await this.custom.listClusterCustomObject(base)) as typeof list;
+        list = (
+          options.namespace
+            ? await this.custom.listNamespacedCustomObject({ ...base, namespace: options.namespace })
+            : await this.custom.listClusterCustomObject(base)
+        ) as typeof list;
       } else if (kind === 'Node') {
         list = (await this.core.listNode(sel)) as typeof list;
       } else {
-        list = (options.namespace
-          ? await this.core.listNamespacedSecret({ namespace: options.namespace, ...sel })
-          : await this.core.listSecretForAllNamespaces(sel)) as typeof list;
+        list = (
+          options.namespace
+            ? await this.core.listNamespacedSecret({ namespace: options.namespace, ...sel })
+            : await this.core.listSecretForAllNamespaces(sel)
+        ) as typeof list;
       }
       return {
         ...(list.metadata ? { metadata: list.metadata } : {}),
@@ -270,11 +297,20 @@ export class K8sApiSource implements ApiSource {
     if (!current) throw new NotFoundError(kind, key);
     const rv = current.metadata.resourceVersion ?? '';
     if (options.expectResourceVersion !== undefined && options.expectResourceVersion !== rv) {
-      throw new ConflictError(kind, key, `resourceVersion is ${rv}, expected ${options.expectResourceVersion}`);
+      throw new ConflictError(
+        kind,
+        key,
+        `resourceVersion is ${rv}, expected ${options.expectResourceVersion}`,
+      );
     }
     const ops = jsonpatch.compare(current.status === undefined ? {} : { status: current.status }, { status });
     if (ops.length === 0) return { object: current, changed: false };
-    const object = await this.jsonPatch(kind, key, [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops], true);
+    const object = await this.jsonPatch(
+      kind,
+      key,
+      [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops],
+      true,
+    );
     return { object, changed: true };
   }
 
@@ -284,8 +320,14 @@ export class K8sApiSource implements ApiSource {
       if (!cur) throw new NotFoundError(kind, key);
       const list = cur.metadata.finalizers;
       if (list?.includes(finalizer)) return false;
-      const test: Operation = { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion };
-      const add: Operation = list ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer } : { op: 'add', path: '/metadata/finalizers', value: [finalizer] };
+      const test: Operation = {
+        op: 'test',
+        path: '/metadata/resourceVersion',
+        value: cur.metadata.resourceVersion,
+      };
+      const add: Operation = list
+        ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer }
+        : { op: 'add', path: '/metadata/finalizers', value: [finalizer] };
       await this.jsonPatch(kind, key, [test, add], false);
       return true;
     });
@@ -338,7 +380,10 @@ export class K8sApiSource implements ApiSource {
         },
       });
     } catch (err) {
-      throw this.wrap(`create Event ${e.reason} for ${e.regarding.kind ?? 'object'} ${namespace}/${m.name}`, err);
+      throw this.wrap(
+        `create Event ${e.reason} for ${e.regarding.kind ?? 'object'} ${namespace}/${m.name}`,
+        err,
+      );
     }
   }
 
@@ -347,9 +392,21 @@ export class K8sApiSource implements ApiSource {
     return Promise.resolve();
   }
 
-  private async jsonPatch(kind: OwnedKind, key: ObjectKey, body: Operation[], status: boolean): Promise<ApiObject> {
+  private async jsonPatch(
+    kind: OwnedKind,
+    key: ObjectKey,
+    body: Operation[],
+    status: boolean,
+  ): Promise<ApiObject> {
     const k = KINDS[kind];
-    const req = { group: k.group, version: k.version, plural: k.plural, namespace: ns(kind, key), name: key.name, body };
+    const req = {
+      group: k.group,
+      version: k.version,
+      plural: k.plural,
+      namespace: ns(kind, key),
+      name: key.name,
+      body,
+    };
     try {
       const o = status
         ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
@@ -367,7 +424,11 @@ export class K8sApiSource implements ApiSource {
         const now = await this.get(kind, key).catch(() => undefined);
         if (!now) throw new NotFoundError(kind, key);
         if (now.metadata.resourceVersion !== (tested as { value: unknown }).value) {
-          throw new ConflictError(kind, key, `resourceVersion changed from ${String((tested as { value: unknown }).value)} to ${now.metadata.resourceVersion}`);
+          throw new ConflictError(
+            kind,
+            key,
+            `resourceVersion changed from ${String((tested as { value: unknown }).value)} to ${now.metadata.resourceVersion}`,
+          );
         }
       }
       throw this.wrap(`patch ${status ? 'status of ' : ''}${describeKey(kind, key)}`, err);
@@ -391,6 +452,7 @@ export class K8sApiSource implements ApiSource {
 }
 
 function ns(kind: ApiKind, key: ObjectKey): string {
-  if (!key.namespace) throw new Error(`${kind} ${key.name}: namespace is required for namespaced kind ${kind}`);
+  if (!key.namespace)
+    throw new Error(`${kind} ${key.name}: namespace is required for namespaced kind ${kind}`);
   return key.namespace;
 }

@@ -39,7 +39,10 @@ export class LeaderElector {
         `leader election timings must satisfy 0 < retryPeriodMs (${retryPeriodMs}) < renewDeadlineMs (${renewDeadlineMs}) < leaseDurationMs (${leaseDurationMs}); e.g. 2000 < 10000 < 15000`,
       );
     }
-    this.logger = (components.logger ?? pino({ name: 'heartline.leader' })).child({ component: 'leader-election', identity: components.lock.identity });
+    this.logger = (components.logger ?? pino({ name: 'heartline.leader' })).child({
+      component: 'leader-election',
+      identity: components.lock.identity,
+    });
   }
 
   isLeader(): boolean {
@@ -65,7 +68,10 @@ export class LeaderElector {
         const t = clock.now();
         if (await this.attempt()) lastRenew = t;
         else if (clock.now() - lastRenew >= this.init.renewDeadlineMs) {
-          this.logger.warn({ renewDeadlineMs: this.init.renewDeadlineMs }, 'lost the lease: no renewal within the renew deadline');
+          this.logger.warn(
+            { renewDeadlineMs: this.init.renewDeadlineMs },
+            'lost the lease: no renewal within the renew deadline',
+          );
           break;
         }
       }
@@ -94,7 +100,9 @@ export class LeaderElector {
     }
     if (this.init.onNewLeader) {
       try {
-        const holder = ok ? this.components.lock.identity : ((await this.components.lock.read())?.holderIdentity ?? '');
+        const holder = ok
+          ? this.components.lock.identity
+          : ((await this.components.lock.read())?.holderIdentity ?? '');
         if (holder !== this.lastHolder) {
           this.lastHolder = holder;
           this.init.onNewLeader(holder);

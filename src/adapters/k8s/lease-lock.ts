@@ -36,7 +36,11 @@ export class K8sLeaseStore implements LeaseStore {
     return {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name: this.name, namespace: this.namespace, ...(resourceVersion ? { resourceVersion } : {}) },
+      metadata: {
+        name: this.name,
+        namespace: this.namespace,
+        ...(resourceVersion ? { resourceVersion } : {}),
+      },
       spec: {
         holderIdentity: w.holderIdentity,
         leaseDurationSeconds: w.leaseDurationSeconds,
@@ -49,7 +53,9 @@ export class K8sLeaseStore implements LeaseStore {
 
   async get(): Promise<StoredLease | undefined> {
     try {
-      return this.toStored(await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace }));
+      return this.toStored(
+        await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace }),
+      );
     } catch (err) {
       if (code(err) === 404) return undefined;
       throw err;
@@ -58,7 +64,9 @@ export class K8sLeaseStore implements LeaseStore {
 
   async create(w: LeaseWrite): Promise<StoredLease | 'conflict'> {
     try {
-      return this.toStored(await this.api.createNamespacedLease({ namespace: this.namespace, body: this.body(w) }));
+      return this.toStored(
+        await this.api.createNamespacedLease({ namespace: this.namespace, body: this.body(w) }),
+      );
     } catch (err) {
       if (code(err) === 409) return 'conflict';
       throw err;
@@ -68,7 +76,11 @@ export class K8sLeaseStore implements LeaseStore {
   async update(w: LeaseWrite, resourceVersion: string): Promise<StoredLease | 'conflict'> {
     try {
       return this.toStored(
-        await this.api.replaceNamespacedLease({ name: this.name, namespace: this.namespace, body: this.body(w, resourceVersion) }),
+        await this.api.replaceNamespacedLease({
+          name: this.name,
+          namespace: this.namespace,
+          body: this.body(w, resourceVersion),
+        }),
       );
     } catch (err) {
       if (code(err) === 409) return 'conflict';

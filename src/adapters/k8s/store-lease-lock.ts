@@ -46,7 +46,8 @@ export class StoreLeaseLock implements LeaseLock {
     private readonly components: { store: LeaseStore; clock: Clock },
     init: StoreLeaseLockInit,
   ) {
-    if (!init.identity) throw new Error('lease identity must not be empty; set it to the pod name (POD_NAME)');
+    if (!init.identity)
+      throw new Error('lease identity must not be empty; set it to the pod name (POD_NAME)');
     if (!Number.isInteger(init.leaseDurationSeconds) || init.leaseDurationSeconds < 1) {
       throw new Error(`leaseDurationSeconds must be a whole number >= 1, got ${init.leaseDurationSeconds}`);
     }
@@ -69,7 +70,8 @@ export class StoreLeaseLock implements LeaseLock {
       this.observed = { resourceVersion: created.resourceVersion, at: now };
       return true;
     }
-    if (this.observed?.resourceVersion !== cur.resourceVersion) this.observed = { resourceVersion: cur.resourceVersion, at: now };
+    if (this.observed?.resourceVersion !== cur.resourceVersion)
+      this.observed = { resourceVersion: cur.resourceVersion, at: now };
     const ours = cur.holderIdentity === this.identity;
     const free = cur.holderIdentity === '';
     const expired = this.observed.at + cur.leaseDurationSeconds * 1000 <= now;
@@ -93,12 +95,24 @@ export class StoreLeaseLock implements LeaseLock {
     const cur = await store.get();
     if (!cur || cur.holderIdentity !== this.identity) return;
     // As client-go: empty holder and a 1 s duration, so candidates take over at once.
-    await store.update({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: cur.leaseTransitions, acquired: false }, cur.resourceVersion);
+    await store.update(
+      {
+        holderIdentity: '',
+        leaseDurationSeconds: 1,
+        leaseTransitions: cur.leaseTransitions,
+        acquired: false,
+      },
+      cur.resourceVersion,
+    );
   }
 
   async read(): Promise<LeaseRecord | undefined> {
     const cur = await this.components.store.get();
     if (!cur) return undefined;
-    return { holderIdentity: cur.holderIdentity, leaseDurationSeconds: cur.leaseDurationSeconds, leaseTransitions: cur.leaseTransitions };
+    return {
+      holderIdentity: cur.holderIdentity,
+      leaseDurationSeconds: cur.leaseDurationSeconds,
+      leaseTransitions: cur.leaseTransitions,
+    };
   }
 }

@@ -50,7 +50,14 @@ export class SpawnCommandRunner implements CommandRunner {
     return new Promise((resolve) => {
       const [file, ...args] = argv;
       if (!file) {
-        resolve({ code: null, signal: null, timedOut: false, spawnError: 'empty command', output: '', durationMs: 0 });
+        resolve({
+          code: null,
+          signal: null,
+          timedOut: false,
+          spawnError: 'empty command',
+          output: '',
+          durationMs: 0,
+        });
         return;
       }
       let output = '';

@@ -8,10 +8,15 @@ export interface CheckOutcome {
   detail: string;
 }
 
-const hostPort = (host: string, port: number): string => (net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`);
+const hostPort = (host: string, port: number): string =>
+  net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 
 /** GET http(s)://host:port/path; ok when the status equals `expectStatus` (default: any 2xx). No certificate verification. */
-export function httpCheck(spec: NonNullable<HealthCheckSpec['http']>, timeoutMs: Millis, clock: Clock): Promise<CheckOutcome> {
+export function httpCheck(
+  spec: NonNullable<HealthCheckSpec['http']>,
+  timeoutMs: Millis,
+  clock: Clock,
+): Promise<CheckOutcome> {
   const path = spec.path ?? '/';
   const scheme = spec.scheme ?? 'http';
   const url = `${scheme}://${hostPort(spec.host, spec.port)}${path}`;
@@ -25,21 +30,37 @@ export function httpCheck(spec: NonNullable<HealthCheckSpec['http']>, timeoutMs:
       req.destroy();
       resolve(o);
     };
-    const options = { host: spec.host, port: spec.port, path, agent: false, headers: { 'user-agent': 'heartline' }, rejectUnauthorized: false };
+    const options = {
+      host: spec.host,
+      port: spec.port,
+      path,
+      agent: false,
+      headers: { 'user-agent': 'heartline' },
+      rejectUnauthorized: false,
+    };
     const req = get(options, (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
-      const ok = spec.expectStatus !== undefined ? status === spec.expectStatus : status >= 200 && status < 300;
+      const ok =
+        spec.expectStatus !== undefined ? status === spec.expectStatus : status >= 200 && status < 300;
       const want = spec.expectStatus !== undefined ? `${spec.expectStatus}` : '2xx';
       finish({ ok, detail: `GET ${url}: HTTP ${status} (want ${want})` });
     });
-    req.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `GET ${url}: ${err.code ?? err.message}` }));
-    const timer = clock.after(timeoutMs, () => finish({ ok: false, detail: `GET ${url}: timed out after ${timeoutMs} ms` }));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      finish({ ok: false, detail: `GET ${url}: ${err.code ?? err.message}` }),
+    );
+    const timer = clock.after(timeoutMs, () =>
+      finish({ ok: false, detail: `GET ${url}: timed out after ${timeoutMs} ms` }),
+    );
   });
 }
 
 /** Opens a TCP connection; ok once connected. */
-export function tcpCheck(spec: NonNullable<HealthCheckSpec['tcp']>, timeoutMs: Millis, clock: Clock): Promise<CheckOutcome> {
+export function tcpCheck(
+  spec: NonNullable<HealthCheckSpec['tcp']>,
+  timeoutMs: Millis,
+  clock: Clock,
+): Promise<CheckOutcome> {
   const target = hostPort(spec.host, spec.port);
   return new Promise((resolve) => {
     let done = false;
@@ -52,7 +73,11 @@ export function tcpCheck(spec: NonNullable<HealthCheckSpec['tcp']>, timeoutMs: M
     };
     const socket = net.connect({ host: spec.host, port: spec.port });
     socket.once('connect', () => finish({ ok: true, detail: `tcp ${target}: connected` }));
-    socket.once('error', (err: NodeJS.ErrnoException) => finish({ ok: false, detail: `tcp ${target}: ${err.code ?? err.message}` }));
-    const timer = clock.after(timeoutMs, () => finish({ ok: false, detail: `tcp ${target}: timed out after ${timeoutMs} ms` }));
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      finish({ ok: false, detail: `tcp ${target}: ${err.code ?? err.message}` }),
+    );
+    const timer = clock.after(timeoutMs, () =>
+      finish({ ok: false, detail: `tcp ${target}: timed out after ${timeoutMs} ms` }),
+    );
   });
 }

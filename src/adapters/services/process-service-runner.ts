@@ -1,7 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { pino, type Logger } from 'pino';
-import type { Clock, ExecServiceSpec, Millis, RunResult, ServiceRunner, ServiceSpec } from '../../core/ports.js';
-import { describeExit, killGroup, SpawnCommandRunner, type CommandResult, type CommandRunner } from './command-runner.js';
+import type {
+  Clock,
+  ExecServiceSpec,
+  Millis,
+  RunResult,
+  ServiceRunner,
+  ServiceSpec,
+} from '../../core/ports.js';
+import {
+  describeExit,
+  killGroup,
+  SpawnCommandRunner,
+  type CommandResult,
+  type CommandRunner,
+} from './command-runner.js';
 import { httpCheck, tcpCheck } from './health-checks.js';
 
 export interface ProcessServiceRunnerComponents {
@@ -67,7 +80,9 @@ export class ProcessServiceRunner implements ServiceRunner {
   constructor(components: ProcessServiceRunnerComponents, init: ProcessServiceRunnerInit = {}) {
     this.clock = components.clock;
     this.commands = components.commands ?? new SpawnCommandRunner({ clock: components.clock });
-    this.logger = (components.logger ?? pino({ name: 'heartline.services' })).child({ component: 'service-runner' });
+    this.logger = (components.logger ?? pino({ name: 'heartline.services' })).child({
+      component: 'service-runner',
+    });
     this.settleMs = init.daemonSettleMs ?? 200;
     this.statusProbeTimeoutMs = init.statusProbeTimeoutMs ?? 5000;
     this.systemctl = init.systemctl ?? 'systemctl';
@@ -85,7 +100,14 @@ export class ProcessServiceRunner implements ServiceRunner {
       case 'lsb':
         return this.lsbAction(spec.name, spec.lsb.script, 'start', timeoutMs);
       case 'systemd':
-        return this.cmd(spec.name, 'start', [this.systemctl, 'start', spec.systemd.unit], {}, timeoutMs, (r) => r.code === 0);
+        return this.cmd(
+          spec.name,
+          'start',
+          [this.systemctl, 'start', spec.systemd.unit],
+          {},
+          timeoutMs,
+          (r) => r.code === 0,
+        );
     }
   }
 
@@ -95,13 +117,21 @@ export class ProcessServiceRunner implements ServiceRunner {
       case 'exec': {
         if (spec.exec.daemon) return this.stopDaemon(spec.name, spec.exec, timeoutMs, t0);
         this.started.delete(spec.name);
-        if (!spec.exec.stop) return this.result(spec.name, 'stop', true, 'no stop command; nothing to do', t0);
+        if (!spec.exec.stop)
+          return this.result(spec.name, 'stop', true, 'no stop command; nothing to do', t0);
         return this.cmd(spec.name, 'stop', spec.exec.stop, spec.exec, timeoutMs, (r) => r.code === 0);
       }
       case 'lsb':
         return this.lsbAction(spec.name, spec.lsb.script, 'stop', timeoutMs);
       case 'systemd':
-        return this.cmd(spec.name, 'stop', [this.systemctl, 'stop', spec.systemd.unit], {}, timeoutMs, (r) => r.code === 0);
+        return this.cmd(
+          spec.name,
+          'stop',
+          [this.systemctl, 'stop', spec.systemd.unit],
+          {},
+          timeoutMs,
+          (r) => r.code === 0,
+        );
     }
   }
 
@@ -109,23 +139,49 @@ export class ProcessServiceRunner implements ServiceRunner {
     const t0 = this.clock.now();
     switch (spec.kind) {
       case 'exec': {
-        if (spec.exec.status) return this.cmd(spec.name, 'status', spec.exec.status, spec.exec, timeoutMs, (r) => r.code === 0);
+        if (spec.exec.status)
+          return this.cmd(spec.name, 'status', spec.exec.status, spec.exec, timeoutMs, (r) => r.code === 0);
         if (spec.exec.daemon) {
           const d = this.daemons.get(spec.name);
           if (d && !d.exit) return this.result(spec.name, 'status', true, `daemon pid ${d.pid} running`, t0);
-          return this.result(spec.name, 'status', false, d?.exit ? `daemon exited (${exitText(d.exit)})` : 'daemon not running', t0);
+          return this.result(
+            spec.name,
+            'status',
+            false,
+            d?.exit ? `daemon exited (${exitText(d.exit)})` : 'daemon not running',
+            t0,
+          );
         }
         const running = this.started.has(spec.name);
-        return this.result(spec.name, 'status', running, `no status command; ${running ? 'started' : 'not started'} by this agent`, t0);
+        return this.result(
+          spec.name,
+          'status',
+          running,
+          `no status command; ${running ? 'started' : 'not started'} by this agent`,
+          t0,
+        );
       }
       case 'lsb': {
         const r = await this.commands.run([spec.lsb.script, 'status'], { timeoutMs });
-        const meaning = r.code !== null ? (LSB_STATUS[r.code] ?? 'program-specific error') : describeExit(r, timeoutMs);
-        return this.result(spec.name, 'status', r.code === 0, `${spec.lsb.script} status: ${describeExit(r, timeoutMs)} (${meaning})${tail(r)}`, t0);
+        const meaning =
+          r.code !== null ? (LSB_STATUS[r.code] ?? 'program-specific error') : describeExit(r, timeoutMs);
+        return this.result(
+          spec.name,
+          'status',
+          r.code === 0,
+          `${spec.lsb.script} status: ${describeExit(r, timeoutMs)} (${meaning})${tail(r)}`,
+          t0,
+        );
       }
       case 'systemd': {
         const r = await this.commands.run([this.systemctl, 'is-active', spec.systemd.unit], { timeoutMs });
-        return this.result(spec.name, 'status', r.code === 0, `systemctl is-active ${spec.systemd.unit}: ${r.output || describeExit(r, timeoutMs)}`, t0);
+        return this.result(
+          spec.name,
+          'status',
+          r.code === 0,
+          `systemctl is-active ${spec.systemd.unit}: ${r.output || describeExit(r, timeoutMs)}`,
+          t0,
+        );
       }
     }
   }
@@ -143,10 +199,25 @@ export class ProcessServiceRunner implements ServiceRunner {
       return this.result(spec.name, 'probe', o.ok, o.detail, t0);
     }
     if (hc.exec) {
-      const r = await this.commands.run(hc.exec.command, { timeoutMs: hc.timeoutMs, ...(hc.exec.env ? { env: hc.exec.env } : {}) });
-      return this.result(spec.name, 'probe', r.code === 0, `${hc.exec.command.join(' ')}: ${describeExit(r, hc.timeoutMs)}${tail(r)}`, t0);
+      const r = await this.commands.run(hc.exec.command, {
+        timeoutMs: hc.timeoutMs,
+        ...(hc.exec.env ? { env: hc.exec.env } : {}),
+      });
+      return this.result(
+        spec.name,
+        'probe',
+        r.code === 0,
+        `${hc.exec.command.join(' ')}: ${describeExit(r, hc.timeoutMs)}${tail(r)}`,
+        t0,
+      );
     }
-    return this.result(spec.name, 'probe', false, 'healthCheck has none of http, tcp, exec; set exactly one', t0);
+    return this.result(
+      spec.name,
+      'probe',
+      false,
+      'healthCheck has none of http, tcp, exec; set exactly one',
+      t0,
+    );
   }
 
   async close(): Promise<void> {
@@ -171,22 +242,49 @@ export class ProcessServiceRunner implements ServiceRunner {
     ok: (r: CommandResult) => boolean,
   ): Promise<RunResult> {
     const t0 = this.clock.now();
-    const r = await this.commands.run(argv, { timeoutMs, ...(exec.env ? { env: exec.env } : {}), ...(exec.cwd ? { cwd: exec.cwd } : {}) });
-    const res = this.result(name, op, ok(r), `${argv.join(' ')}: ${describeExit(r, timeoutMs)}${tail(r)}`, t0);
+    const r = await this.commands.run(argv, {
+      timeoutMs,
+      ...(exec.env ? { env: exec.env } : {}),
+      ...(exec.cwd ? { cwd: exec.cwd } : {}),
+    });
+    const res = this.result(
+      name,
+      op,
+      ok(r),
+      `${argv.join(' ')}: ${describeExit(r, timeoutMs)}${tail(r)}`,
+      t0,
+    );
     if (!res.ok) this.logger.warn({ resource: name, op, detail: res.detail }, 'resource command failed');
     return res;
   }
 
-  private async lsbAction(name: string, script: string, action: 'start' | 'stop', timeoutMs: Millis): Promise<RunResult> {
+  private async lsbAction(
+    name: string,
+    script: string,
+    action: 'start' | 'stop',
+    timeoutMs: Millis,
+  ): Promise<RunResult> {
     const t0 = this.clock.now();
     const r = await this.commands.run([script, action], { timeoutMs });
     const meaning = r.code !== null ? ` (${LSB_ACTION[r.code] ?? 'reserved'})` : '';
-    return this.result(name, action, r.code === 0, `${script} ${action}: ${describeExit(r, timeoutMs)}${meaning}${tail(r)}`, t0);
+    return this.result(
+      name,
+      action,
+      r.code === 0,
+      `${script} ${action}: ${describeExit(r, timeoutMs)}${meaning}${tail(r)}`,
+      t0,
+    );
   }
 
-  private async startDaemon(name: string, exec: ExecServiceSpec, timeoutMs: Millis, t0: Millis): Promise<RunResult> {
+  private async startDaemon(
+    name: string,
+    exec: ExecServiceSpec,
+    timeoutMs: Millis,
+    t0: Millis,
+  ): Promise<RunResult> {
     const existing = this.daemons.get(name);
-    if (existing && !existing.exit) return this.result(name, 'start', true, `already running as pid ${existing.pid}`, t0);
+    if (existing && !existing.exit)
+      return this.result(name, 'start', true, `already running as pid ${existing.pid}`, t0);
     const [file, ...args] = exec.start;
     if (!file) return this.result(name, 'start', false, 'empty start command; set spec.exec.start', t0);
     const child = spawn(file, args, {
@@ -201,7 +299,13 @@ export class ProcessServiceRunner implements ServiceRunner {
       child.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
     });
     if (spawned !== undefined || child.pid === undefined) {
-      return this.result(name, 'start', false, `${exec.start.join(' ')}: could not run: ${spawned ?? 'no pid'}`, t0);
+      return this.result(
+        name,
+        'start',
+        false,
+        `${exec.start.join(' ')}: could not run: ${spawned ?? 'no pid'}`,
+        t0,
+      );
     }
     const d: Daemon = {
       child,
@@ -217,17 +321,32 @@ export class ProcessServiceRunner implements ServiceRunner {
     const settled = await this.waitExit(d, Math.min(this.settleMs, timeoutMs));
     if (settled) {
       this.daemons.delete(name);
-      return this.result(name, 'start', false, `${exec.start.join(' ')}: exited during start (${exitText(d.exit!)})`, t0);
+      return this.result(
+        name,
+        'start',
+        false,
+        `${exec.start.join(' ')}: exited during start (${exitText(d.exit!)})`,
+        t0,
+      );
     }
     this.logger.info({ resource: name, pid: d.pid }, 'daemon started');
     return this.result(name, 'start', true, `daemon pid ${d.pid} running`, t0);
   }
 
-  private async stopDaemon(name: string, exec: ExecServiceSpec, timeoutMs: Millis, t0: Millis): Promise<RunResult> {
+  private async stopDaemon(
+    name: string,
+    exec: ExecServiceSpec,
+    timeoutMs: Millis,
+    t0: Millis,
+  ): Promise<RunResult> {
     const d = this.daemons.get(name);
     let detail = '';
     if (exec.stop) {
-      const r = await this.commands.run(exec.stop, { timeoutMs, ...(exec.env ? { env: exec.env } : {}), ...(exec.cwd ? { cwd: exec.cwd } : {}) });
+      const r = await this.commands.run(exec.stop, {
+        timeoutMs,
+        ...(exec.env ? { env: exec.env } : {}),
+        ...(exec.cwd ? { cwd: exec.cwd } : {}),
+      });
       detail = `${exec.stop.join(' ')}: ${describeExit(r, timeoutMs)}; `;
       if (!d && r.code !== 0) return this.result(name, 'stop', false, detail + 'stop command failed', t0);
     }

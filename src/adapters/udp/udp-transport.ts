@@ -57,7 +57,11 @@ export class UdpTransport implements Transport {
     const address = init.address ?? (type === 'udp6' ? '::' : '0.0.0.0');
     const port = init.port ?? 0;
     const logger = (init.logger ?? pino({ name: 'heartline.udp' })).child({ component: 'udp' });
-    const socket = dgram.createSocket({ type, reuseAddr: init.reuseAddr ?? false, ipv6Only: init.ipv6Only ?? false });
+    const socket = dgram.createSocket({
+      type,
+      reuseAddr: init.reuseAddr ?? false,
+      ipv6Only: init.ipv6Only ?? false,
+    });
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         socket.close();

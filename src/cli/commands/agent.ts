@@ -26,12 +26,23 @@ export function agentCommand(program: Command): void {
     .command('agent')
     .description('Run the node agent: heartbeats, quorum leases, VIP binding and announcements, Resources.')
     .option('--node <name>', 'this node (its Node object name)', process.env.NODE_NAME ?? hostname())
-    .option('--namespace <ns>', 'namespace of the HACluster and its VirtualIPs', process.env.POD_NAMESPACE ?? 'default')
+    .option(
+      '--namespace <ns>',
+      'namespace of the HACluster and its VirtualIPs',
+      process.env.POD_NAMESPACE ?? 'default',
+    )
     .requiredOption('--cluster <name>', 'HACluster this agent is a member of')
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
-    .option('--listen-address <ip>', 'address the heartbeat socket binds (port from the HACluster)', '0.0.0.0')
+    .option(
+      '--listen-address <ip>',
+      'address the heartbeat socket binds (port from the HACluster)',
+      '0.0.0.0',
+    )
     .option('--metrics-listen <host:port>', 'address of /metrics, /healthz, /readyz', '0.0.0.0:9694')
-    .option('--netd <path>', 'heartline-netd binary (default: $HEARTLINE_NETD or native/build/heartline-netd)')
+    .option(
+      '--netd <path>',
+      'heartline-netd binary (default: $HEARTLINE_NETD or native/build/heartline-netd)',
+    )
     .action(async (opts: AgentOptions) => {
       await runAgent(opts);
     });
@@ -61,9 +72,17 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   }
 }
 
-async function serve(opts: AgentOptions, log: Logger, clock: SystemClock, driver: NetdNetworkDriver): Promise<void> {
+async function serve(
+  opts: AgentOptions,
+  log: Logger,
+  clock: SystemClock,
+  driver: NetdNetworkDriver,
+): Promise<void> {
   const kubeConfig = loadKubeConfig(opts.kubeconfig);
-  const api = new K8sApiSource({ kubeConfig, clock, logger: log }, { identity: opts.node, reportingController: 'heartline.dev/agent' });
+  const api = new K8sApiSource(
+    { kubeConfig, clock, logger: log },
+    { identity: opts.node, reportingController: 'heartline.dev/agent' },
+  );
   const runner = new ProcessServiceRunner({ clock, logger: log });
   const agent: Agent = new Agent(
     {
@@ -84,7 +103,10 @@ async function serve(opts: AgentOptions, log: Logger, clock: SystemClock, driver
   });
   const bound = await ops.start();
   agent.start();
-  log.info({ cluster: `${opts.namespace}/${opts.cluster}`, metrics: `${bound.address}:${bound.port}` }, 'agent started');
+  log.info(
+    { cluster: `${opts.namespace}/${opts.cluster}`, metrics: `${bound.address}:${bound.port}` },
+    'agent started',
+  );
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping: releasing VIPs');

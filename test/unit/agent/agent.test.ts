@@ -27,7 +27,11 @@ interface Node {
   agent: Agent;
 }
 
-function objects(api: FakeApiSource, names: string[], opts: { quorum?: string; healthCheck?: boolean } = {}): void {
+function objects(
+  api: FakeApiSource,
+  names: string[],
+  opts: { quorum?: string; healthCheck?: boolean } = {},
+): void {
   api.apply('Secret', { metadata: { name: 'auth', namespace: NS }, data: { '1': KEY } } as ApiObject);
   api.apply('HACluster', {
     metadata: { name: 'web', namespace: NS },
@@ -48,7 +52,9 @@ function objects(api: FakeApiSource, names: string[], opts: { quorum?: string; h
       exec: { start: ['true'], stop: ['true'] },
       startTimeoutMs: 1000,
       stopTimeoutMs: 1000,
-      ...(opts.healthCheck ? { healthCheck: { tcp: { port: 80 }, intervalMs: 100, timeoutMs: 50, failureThreshold: 2 } } : {}),
+      ...(opts.healthCheck
+        ? { healthCheck: { tcp: { port: 80 }, intervalMs: 100, timeoutMs: 50, failureThreshold: 2 } }
+        : {}),
     },
   });
   api.apply('VirtualIP', {
@@ -57,7 +63,12 @@ function objects(api: FakeApiSource, names: string[], opts: { quorum?: string; h
   });
 }
 
-function nodeObject(api: FakeApiSource, name: string, ip: string, annotations: Record<string, string> = {}): void {
+function nodeObject(
+  api: FakeApiSource,
+  name: string,
+  ip: string,
+  annotations: Record<string, string> = {},
+): void {
   api.apply('Node', {
     metadata: { name, labels: { 'heartline.dev/cluster': 'web' }, annotations },
     status: { addresses: [{ type: 'InternalIP', address: ip }] },
@@ -74,7 +85,10 @@ function cluster(names = ['n1', 'n2', 'n3'], opts: { healthCheck?: boolean } = {
     // Clocks drift apart (1e-4) and start at different readings.
     const clock = new SimClock({ world, start: 1000 * i, rate: 1 + (i - 1) * 1e-4 });
     const ip = `198.18.0.${11 + i}`;
-    const driver = new FakeNetworkDriver({ clock }, { interfaces: [{ name: 'eth0', addresses: [`${ip}/24`] }] });
+    const driver = new FakeNetworkDriver(
+      { clock },
+      { interfaces: [{ name: 'eth0', addresses: [`${ip}/24`] }] },
+    );
     const runner = new ScriptedServiceRunner({ clock });
     const agent = new Agent(
       {
@@ -188,7 +202,10 @@ describe('Agent on fakes', () => {
     expect(c.holders()[0]).not.toBe('n1');
     const res = await c.api.get('Resource', { namespace: NS, name: 'web' });
     const nodes = (res!.status as { nodes: Array<{ name: string; state: string; message?: string }> }).nodes;
-    expect(nodes.find((n) => n.name === 'n1')).toMatchObject({ state: 'failed', message: expect.stringContaining('port in use') });
+    expect(nodes.find((n) => n.name === 'n1')).toMatchObject({
+      state: 'failed',
+      message: expect.stringContaining('port in use'),
+    });
     expect(nodes.find((n) => n.name === c.holders()[0])).toMatchObject({ state: 'running' });
     const warning = c.api.events.find((e) => e.reason === 'ResourceStartFailed');
     expect(warning?.note).toContain('port in use');

@@ -8,7 +8,9 @@ const cond = (s: Record<string, unknown>, type: string): Cond | undefined =>
 async function boot(rig: Rig): Promise<void> {
   rig.addController('c1');
   // The controller publishes the witness address; agents read it from HACluster status.
-  await rig.until(async () => Boolean(((await rig.object('HACluster', 'web'))?.status as { witness?: unknown } | undefined)?.witness));
+  await rig.until(async () =>
+    Boolean(((await rig.object('HACluster', 'web'))?.status as { witness?: unknown } | undefined)?.witness),
+  );
   await rig.startAgents();
   await rig.until(async () => Boolean((await rig.vipStatus()).holder));
 }
@@ -20,7 +22,10 @@ describe('controller on a simulated cluster', () => {
   });
 
   it('publishes the witness, adds the finalizer and reports holder, epoch, conditions and a Bound event', async () => {
-    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'], vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-b'] }] });
+    rig = new Rig({
+      nodes: ['node-a', 'node-b', 'node-c'],
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-b'] }],
+    });
     await boot(rig);
     const cluster = (await rig.object('HACluster', 'web'))!;
     const cs = cluster.status as Record<string, unknown>;
@@ -42,7 +47,10 @@ describe('controller on a simulated cluster', () => {
     expect(bound?.note).toContain('node-b holds 198.18.0.100/24 at epoch 1');
     expect(bound?.note).toContain('preferred #1');
     const members = cs.members as Array<{ name: string; state: string }> | undefined;
-    const after = (await rig.object('HACluster', 'web'))!.status as { members: Array<{ name: string; state: string }>; quorum: unknown };
+    const after = (await rig.object('HACluster', 'web'))!.status as {
+      members: Array<{ name: string; state: string }>;
+      quorum: unknown;
+    };
     expect(after.members.map((m) => [m.name, m.state])).toEqual([
       ['node-a', 'alive'],
       ['node-b', 'alive'],
@@ -53,7 +61,10 @@ describe('controller on a simulated cluster', () => {
   });
 
   it('records a failover when the holder crashes: lastFailover, failoverCount and a Warning event', async () => {
-    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'], vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }] });
+    rig = new Rig({
+      nodes: ['node-a', 'node-b', 'node-c'],
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
+    });
     await boot(rig);
     await rig.advance(500);
     expect((await rig.vipStatus()).holder).toBe('node-a');
@@ -73,17 +84,26 @@ describe('controller on a simulated cluster', () => {
     expect(ev?.type).toBe('Warning');
     expect(ev?.note).toContain('moved from node-a to node-b at epoch 2 (HolderDead)');
     await rig.until(async () => {
-      const c = (await rig.object('HACluster', 'web'))!.status as { members: Array<{ name: string; state: string; lastSeen?: string }> };
+      const c = (await rig.object('HACluster', 'web'))!.status as {
+        members: Array<{ name: string; state: string; lastSeen?: string }>;
+      };
       return c.members.find((m) => m.name === 'node-a')?.state === 'dead';
     });
-    const c = (await rig.object('HACluster', 'web'))!.status as { members: Array<{ name: string; state: string; lastSeen?: string }> };
+    const c = (await rig.object('HACluster', 'web'))!.status as {
+      members: Array<{ name: string; state: string; lastSeen?: string }>;
+    };
     expect(c.members.find((m) => m.name === 'node-a')?.lastSeen).toMatch(/Z$/);
     expect(rig.api.events.some((e) => e.reason === 'MemberDead' && e.note.startsWith('node-a'))).toBe(true);
-    expect(await rig.controllers[0]!.metrics.registry.getSingleMetricAsString('heartline_failovers_total')).toContain('reason="HolderDead"} 1');
+    expect(
+      await rig.controllers[0]!.metrics.registry.getSingleMetricAsString('heartline_failovers_total'),
+    ).toContain('reason="HolderDead"} 1');
   });
 
   it('a graceful stop is a planned move (the stopping member goes standby first): Drain, not HolderDead', async () => {
-    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'], vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }] });
+    rig = new Rig({
+      nodes: ['node-a', 'node-b', 'node-c'],
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
+    });
     await boot(rig);
     await rig.advance(500);
     await rig.agents.get('node-a')!.stop();
@@ -103,7 +123,9 @@ describe('controller on a simulated cluster', () => {
       ],
     });
     await boot(rig);
-    await rig.until(async () => Boolean((await rig.vipStatus('vip2')).holder && (await rig.vipStatus('vip3')).holder));
+    await rig.until(async () =>
+      Boolean((await rig.vipStatus('vip2')).holder && (await rig.vipStatus('vip3')).holder),
+    );
     await rig.advance(5000);
     const { api } = rig.controllers[0]!;
     const before = api.snapshot();
@@ -123,7 +145,9 @@ describe('controller on a simulated cluster', () => {
     await rig.reconfigureAgents(); // agents see the deletion and release
     await rig.until(async () => (await rig.object('VirtualIP', 'vip1')) === undefined, 5000);
     expect(rig.holders()).toEqual([]);
-    expect(rig.api.events.find((e) => e.reason === 'Released' && e.note.includes('finalizer'))?.type).toBe('Normal');
+    expect(rig.api.events.find((e) => e.reason === 'Released' && e.note.includes('finalizer'))?.type).toBe(
+      'Normal',
+    );
   });
 
   it('removes the finalizer after the bounded timeout when a member keeps claiming the VIP', async () => {
@@ -148,12 +172,18 @@ describe('controller on a simulated cluster', () => {
     expect(first.controller.isLeader).toBe(true);
     expect(second.controller.isLeader).toBe(false);
     expect(second.controller.ready()).toEqual({ ready: true, reason: 'standby' });
-    expect(second.api.total('patch-status') + second.api.total('add-finalizer') + second.api.total('create-event')).toBe(0);
+    expect(
+      second.api.total('patch-status') + second.api.total('add-finalizer') + second.api.total('create-event'),
+    ).toBe(0);
     await first.controller.stop();
     const took = await rig.until(() => second.controller.isLeader, 5000);
     expect(took).toBeLessThanOrEqual(2100); // one renew period, not the 15 s lease
     // The new leader publishes its own witness address; agents follow it in place.
-    await rig.until(async () => ((await rig.object('HACluster', 'web'))!.status as { witness: { address: string } }).witness.address === second.address);
+    await rig.until(
+      async () =>
+        ((await rig.object('HACluster', 'web'))!.status as { witness: { address: string } }).witness
+          .address === second.address,
+    );
     await rig.reconfigureAgents();
     await rig.agents.get(rig.holders()[0]!)!.crash();
     await rig.until(async () => (await rig.vipStatus()).failoverCount === 1);
@@ -171,7 +201,9 @@ describe('controller on a simulated cluster', () => {
     await rig.advance(13_500); // past the 10 s renew deadline plus one renew period
     expect(first.controller.isLeader).toBe(false);
     expect(second.controller.isLeader).toBe(false);
-    expect(await first.metrics.registry.getSingleMetricAsString('heartline_controller_leader')).toContain('heartline_controller_leader 0');
+    expect(await first.metrics.registry.getSingleMetricAsString('heartline_controller_leader')).toContain(
+      'heartline_controller_leader 0',
+    );
     // Nobody leads: nothing is written, even when the holder changes.
     const writes = first.api.total('patch-status') + second.api.total('patch-status');
     await rig.agents.get(rig.holders()[0]!)!.crash();
@@ -184,18 +216,30 @@ describe('controller on a simulated cluster', () => {
   });
 
   it('votes as witness in a two-node cluster: the survivor takes over only with the witness vote', async () => {
-    rig = new Rig({ nodes: ['node-a', 'node-b'], quorum: 'witness', vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a'] }] });
+    rig = new Rig({
+      nodes: ['node-a', 'node-b'],
+      quorum: 'witness',
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a'] }],
+    });
     await boot(rig);
     await rig.advance(500);
     const config = await rig.config();
     expect(config.witness?.id).toBe(WITNESS_ID);
-    expect(((await rig.object('HACluster', 'web'))!.status as { quorum: unknown }).quorum).toEqual({ state: 'quorate', have: 3, need: 2 });
+    expect(((await rig.object('HACluster', 'web'))!.status as { quorum: unknown }).quorum).toEqual({
+      state: 'quorate',
+      have: 3,
+      need: 2,
+    });
     await rig.agents.get('node-a')!.crash();
     await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
     expect(rig.holders()).toEqual(['node-b']);
     const cs = (await rig.object('HACluster', 'web'))!.status as { quorum: unknown };
     await rig.advance(2000);
-    expect(((await rig.object('HACluster', 'web'))!.status as { quorum: unknown }).quorum).toEqual({ state: 'quorate', have: 2, need: 2 });
+    expect(((await rig.object('HACluster', 'web'))!.status as { quorum: unknown }).quorum).toEqual({
+      state: 'quorate',
+      have: 2,
+      need: 2,
+    });
     expect(cs).toBeDefined();
   });
 
@@ -211,7 +255,12 @@ describe('controller on a simulated cluster', () => {
     expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'QuorumLost' });
     const cs = (await rig.object('HACluster', 'web'))!.status as { quorum: unknown };
     expect(cs.quorum).toEqual({ state: 'lost', have: 1, need: 2 });
-    expect(rig.api.events.filter((e) => e.reason === 'QuorumLost').map((e) => e.regarding.kind).sort()).toEqual(['HACluster', 'VirtualIP']);
+    expect(
+      rig.api.events
+        .filter((e) => e.reason === 'QuorumLost')
+        .map((e) => e.regarding.kind)
+        .sort(),
+    ).toEqual(['HACluster', 'VirtualIP']);
   });
 
   it('retries failed status writes with backoff and records the failure in metrics', async () => {
@@ -221,13 +270,20 @@ describe('controller on a simulated cluster', () => {
     const s = await rig.vipStatus();
     expect(s.holder).toBeDefined();
     const { metrics } = rig.controllers[0]!;
-    expect(await metrics.registry.getSingleMetricAsString('heartline_controller_api_requests_total')).toMatch(/verb="patch-status",kind="[A-Za-z]+",result="error"} \d/);
-    expect(await metrics.registry.getSingleMetricAsString('heartline_controller_reconcile_duration_seconds')).toContain('result="error"');
+    expect(await metrics.registry.getSingleMetricAsString('heartline_controller_api_requests_total')).toMatch(
+      /verb="patch-status",kind="[A-Za-z]+",result="error"} \d/,
+    );
+    expect(
+      await metrics.registry.getSingleMetricAsString('heartline_controller_reconcile_duration_seconds'),
+    ).toContain('result="error"');
   });
 
   it('marks an invalid VirtualIP with the field and the fix', async () => {
     rig = new Rig({ nodes: ['node-a'] });
-    rig.api.apply('VirtualIP', { metadata: { name: 'bad', namespace: NS }, spec: { clusterRef: { name: 'web' }, address: '198.18.0.300/24' } });
+    rig.api.apply('VirtualIP', {
+      metadata: { name: 'bad', namespace: NS },
+      spec: { clusterRef: { name: 'web' }, address: '198.18.0.300/24' },
+    });
     rig.addController('c1');
     await rig.until(async () => Boolean((await rig.vipStatus('bad')).phase));
     const ready = cond(await rig.vipStatus('bad'), 'Ready');
@@ -238,7 +294,10 @@ describe('controller on a simulated cluster', () => {
 
   it('marks a VirtualIP whose HACluster does not exist', async () => {
     rig = new Rig({ nodes: ['node-a'] });
-    rig.api.apply('VirtualIP', { metadata: { name: 'orphan', namespace: NS }, spec: { clusterRef: { name: 'nope' }, address: '198.18.0.110/24' } });
+    rig.api.apply('VirtualIP', {
+      metadata: { name: 'orphan', namespace: NS },
+      spec: { clusterRef: { name: 'nope' }, address: '198.18.0.110/24' },
+    });
     rig.addController('c1');
     await rig.until(async () => Boolean((await rig.vipStatus('orphan')).phase));
     const s = await rig.vipStatus('orphan');

@@ -78,38 +78,99 @@ function input(o: Observation, base: VirtualIPStatus | undefined, c = config()):
 
 describe('decideVip', () => {
   it('first holder: Bound status, epoch, since, Bound event with the election reason', () => {
-    const d = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } }), undefined));
-    expect(d.status).toMatchObject({ holder: 'a', epoch: 1, phase: 'Bound', since: '2026-11-22T00:59:59Z', observedGeneration: 1 });
+    const d = decideVip(
+      input(
+        obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } }),
+        undefined,
+      ),
+    );
+    expect(d.status).toMatchObject({
+      holder: 'a',
+      epoch: 1,
+      phase: 'Bound',
+      since: '2026-11-22T00:59:59Z',
+      observedGeneration: 1,
+    });
     expect(d.status.failoverCount).toBeUndefined();
-    expect(d.events).toEqual([expect.objectContaining({ type: 'Normal', reason: 'Bound', note: expect.stringContaining('a elected: preferred #1') })]);
+    expect(d.events).toEqual([
+      expect.objectContaining({
+        type: 'Normal',
+        reason: 'Bound',
+        note: expect.stringContaining('a elected: preferred #1'),
+      }),
+    ]);
     expect(d.failover).toBeUndefined();
   });
 
   it('is stable: deciding again from its own output changes nothing and emits nothing', () => {
     const o = obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } });
     const first = decideVip(input(o, undefined));
-    const later = decideVip({ ...input(o, first.status), wallNow: new Date(WALL.getTime() + 60_000), now: 70_000 });
+    const later = decideVip({
+      ...input(o, first.status),
+      wallNow: new Date(WALL.getTime() + 60_000),
+      now: 70_000,
+    });
     expect(later.status).toEqual(first.status);
     expect(later.events).toEqual([]);
   });
 
   it('a move records lastFailover with the gap and counts it', () => {
-    const base = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } }), undefined)).status;
-    const t: VipTransition = { vip: 'lab/vip1', from: 'a', to: 'b', epoch: 2, cause: 'HolderDead', lostAt: 8000, at: 9500, gapMs: 1500 };
-    const d = decideVip(input(obs({ a: 'dead', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'b', epoch: 2 } }, [t]), base));
+    const base = decideVip(
+      input(
+        obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } }),
+        undefined,
+      ),
+    ).status;
+    const t: VipTransition = {
+      vip: 'lab/vip1',
+      from: 'a',
+      to: 'b',
+      epoch: 2,
+      cause: 'HolderDead',
+      lostAt: 8000,
+      at: 9500,
+      gapMs: 1500,
+    };
+    const d = decideVip(
+      input(obs({ a: 'dead', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'b', epoch: 2 } }, [t]), base),
+    );
     expect(d.status).toMatchObject({ holder: 'b', epoch: 2, failoverCount: 1 });
-    expect(d.status.lastFailover).toEqual({ from: 'a', to: 'b', reason: 'HolderDead', durationMs: 1500, time: '2026-11-22T01:00:00Z' });
+    expect(d.status.lastFailover).toEqual({
+      from: 'a',
+      to: 'b',
+      reason: 'HolderDead',
+      durationMs: 1500,
+      time: '2026-11-22T01:00:00Z',
+    });
     expect(d.failover).toEqual({ from: 'a', to: 'b', reason: 'HolderDead' });
     expect(d.events[0]).toMatchObject({ type: 'Warning', reason: 'Failover' });
     expect(d.events[0]!.note).toContain('holder a is not alive; b elected: preferred #2');
-    expect(d.status.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'MembersUnavailable' });
+    expect(d.status.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'MembersUnavailable',
+    });
   });
 
   it('a planned move back to a more preferred node with autoFailback is a Failback', () => {
     const c = config({ autoFailback: true });
     const base: VirtualIPStatus = { holder: 'b', epoch: 2, phase: 'Bound' };
-    const t: VipTransition = { vip: 'lab/vip1', from: 'b', to: 'a', epoch: 3, cause: 'Released', lostAt: 9400, at: 9450, gapMs: 50 };
-    const d = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 3 } }, [t]), base, c));
+    const t: VipTransition = {
+      vip: 'lab/vip1',
+      from: 'b',
+      to: 'a',
+      epoch: 3,
+      cause: 'Released',
+      lostAt: 9400,
+      at: 9450,
+      gapMs: 50,
+    };
+    const d = decideVip(
+      input(
+        obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 3 } }, [t]),
+        base,
+        c,
+      ),
+    );
     expect(d.status.lastFailover).toMatchObject({ from: 'b', to: 'a', reason: 'Failback', durationMs: 50 });
     expect(d.events[0]).toMatchObject({ type: 'Normal', reason: 'Failover' });
   });
@@ -122,10 +183,19 @@ describe('decideVip', () => {
   });
 
   it('no holder and no usable member: Unassigned with the reason and a Warning', () => {
-    const d = decideVip(input(obs({ a: 'alive', b: 'alive', c: 'alive' }), { phase: 'Binding', epoch: 3 }, config({ standby: new Set(['a', 'b', 'c']) })));
+    const d = decideVip(
+      input(
+        obs({ a: 'alive', b: 'alive', c: 'alive' }),
+        { phase: 'Binding', epoch: 3 },
+        config({ standby: new Set(['a', 'b', 'c']) }),
+      ),
+    );
     expect(d.status.phase).toBe('Unassigned');
     expect(d.status.epoch).toBe(3);
-    expect(d.status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'NoEligibleMember' });
+    expect(d.status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'NoEligibleMember',
+    });
     expect(d.events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'Unassigned' })]);
   });
 
@@ -134,7 +204,10 @@ describe('decideVip', () => {
     const d = decideVip(input(obs({ a: 'dead', b: 'dead', c: 'alive' }), base));
     expect(d.status.holder).toBeUndefined();
     expect(d.status.epoch).toBe(5);
-    expect(d.status.conditions?.find((c) => c.type === 'QuorumLost')).toMatchObject({ status: 'True', message: '1 votes reachable, 2 needed' });
+    expect(d.status.conditions?.find((c) => c.type === 'QuorumLost')).toMatchObject({
+      status: 'True',
+      message: '1 votes reachable, 2 needed',
+    });
     expect(d.events.map((e) => e.reason)).toEqual(['Released', 'QuorumLost']);
   });
 });
@@ -143,7 +216,17 @@ describe('decideCluster', () => {
   it('members, quorum with the witness vote, conditions and the witness address', () => {
     const c = config({ quorum: 'witness', members: config().members.slice(0, 2) });
     const o = obs({ a: 'alive', b: 'dead' });
-    const d = decideCluster({ name: 'lab/web', generation: 2, base: undefined, config: c, configError: undefined, obs: o, witness: { address: '198.18.0.200', port: 694 }, now: 10_000, wallNow: WALL });
+    const d = decideCluster({
+      name: 'lab/web',
+      generation: 2,
+      base: undefined,
+      config: c,
+      configError: undefined,
+      obs: o,
+      witness: { address: '198.18.0.200', port: 694 },
+      now: 10_000,
+      wallNow: WALL,
+    });
     expect(d.status.members).toEqual([
       { name: 'a', state: 'alive', incarnation: 7 },
       { name: 'b', state: 'dead', incarnation: 7, lastSeen: '2026-11-22T00:59:58Z' },
@@ -155,13 +238,37 @@ describe('decideCluster', () => {
       ['Degraded', 'True', 'MembersUnavailable'],
     ]);
     // lastSeen of a dead member does not move on later passes (no write per reconcile).
-    const again = decideCluster({ name: 'lab/web', generation: 2, base: d.status, config: c, configError: undefined, obs: { ...o, now: 50_000 }, witness: { address: '198.18.0.200', port: 694 }, now: 50_000, wallNow: new Date(WALL.getTime() + 40_000) });
+    const again = decideCluster({
+      name: 'lab/web',
+      generation: 2,
+      base: d.status,
+      config: c,
+      configError: undefined,
+      obs: { ...o, now: 50_000 },
+      witness: { address: '198.18.0.200', port: 694 },
+      now: 50_000,
+      wallNow: new Date(WALL.getTime() + 40_000),
+    });
     expect(again.status).toEqual(d.status);
   });
 
   it('an invalid configuration is reported with the message naming the field', () => {
-    const d = decideCluster({ name: 'lab/web', generation: 1, base: undefined, config: undefined, configError: 'HACluster lab/web: spec.authSecretRef.name: Secret "auth" not found; create it', obs: undefined, witness: undefined, now: 0, wallNow: WALL });
-    expect(d.status.conditions?.[0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InvalidConfiguration' });
+    const d = decideCluster({
+      name: 'lab/web',
+      generation: 1,
+      base: undefined,
+      config: undefined,
+      configError: 'HACluster lab/web: spec.authSecretRef.name: Secret "auth" not found; create it',
+      obs: undefined,
+      witness: undefined,
+      now: 0,
+      wallNow: WALL,
+    });
+    expect(d.status.conditions?.[0]).toMatchObject({
+      type: 'Ready',
+      status: 'False',
+      reason: 'InvalidConfiguration',
+    });
     expect(d.events[0]).toMatchObject({ type: 'Warning', reason: 'InvalidConfiguration' });
   });
 });

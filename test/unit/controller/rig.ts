@@ -87,7 +87,12 @@ export class Rig {
   readonly api = new FakeApiSource();
   readonly leases = new FakeLeaseStore();
   readonly agents = new Map<string, SimAgent>();
-  readonly controllers: Array<{ controller: Controller; api: InstrumentedApiSource; metrics: ControllerMetrics; address: string }> = [];
+  readonly controllers: Array<{
+    controller: Controller;
+    api: InstrumentedApiSource;
+    metrics: ControllerMetrics;
+    address: string;
+  }> = [];
 
   constructor(readonly init: RigInit) {
     this.api.apply('Secret', {
@@ -103,26 +108,42 @@ export class Rig {
     });
     this.api.apply('HACluster', {
       metadata: { name: 'web', namespace: NS },
-      spec: { authSecretRef: { name: 'auth', activeKeyId: '1' }, quorum: init.quorum ?? 'majority', nodeSelector: { 'heartline.dev/member': 'true' } },
+      spec: {
+        authSecretRef: { name: 'auth', activeKeyId: '1' },
+        quorum: init.quorum ?? 'majority',
+        nodeSelector: { 'heartline.dev/member': 'true' },
+      },
     });
     for (const v of init.vips ?? [{ name: 'vip1', address: '198.18.0.100/24' }]) {
       this.api.apply('VirtualIP', {
         metadata: { name: v.name, namespace: NS },
-        spec: { clusterRef: { name: 'web' }, address: v.address, ...(v.preferredNodes ? { preferredNodes: v.preferredNodes } : {}) },
+        spec: {
+          clusterRef: { name: 'web' },
+          address: v.address,
+          ...(v.preferredNodes ? { preferredNodes: v.preferredNodes } : {}),
+        },
       });
     }
   }
 
   wallNow = (): Date => new Date(WALL_ORIGIN + this.world.time);
 
-  addController(identity: string): { controller: Controller; api: InstrumentedApiSource; metrics: ControllerMetrics; address: string } {
+  addController(identity: string): {
+    controller: Controller;
+    api: InstrumentedApiSource;
+    metrics: ControllerMetrics;
+    address: string;
+  } {
     const address = `198.18.0.${200 + this.controllers.length}`;
     const metrics = new ControllerMetrics();
     const api = new InstrumentedApiSource(this.api, metrics);
     const controller = new Controller(
       {
         api,
-        lease: new FakeLeaseLock({ store: this.leases, clock: this.clock }, { identity, leaseDurationSeconds: 15 }),
+        lease: new FakeLeaseLock(
+          { store: this.leases, clock: this.clock },
+          { identity, leaseDurationSeconds: 15 },
+        ),
         clock: this.clock,
         log: silentLogger(),
         metrics,
@@ -141,14 +162,17 @@ export class Rig {
     return this.api.get(kind, { namespace: NS, name });
   }
 
-  async vipStatus(name = 'vip1'): Promise<Record<string, unknown> & { holder?: string; epoch?: number; phase?: string }> {
+  async vipStatus(
+    name = 'vip1',
+  ): Promise<Record<string, unknown> & { holder?: string; epoch?: number; phase?: string }> {
     return ((await this.object('VirtualIP', name))?.status ?? {}) as Record<string, unknown>;
   }
 
   /** The configuration agents derive from the objects (with the witness address the controller published). */
   async config(): Promise<ClusterConfig> {
     const cluster = (await this.object('HACluster', 'web'))!;
-    const witness = (cluster.status as { witness?: { address: string; port: number } } | undefined)?.witness ?? null;
+    const witness =
+      (cluster.status as { witness?: { address: string; port: number } } | undefined)?.witness ?? null;
     return buildClusterConfig({
       cluster,
       vips: await this.api.list('VirtualIP', { namespace: NS }),
@@ -177,7 +201,8 @@ export class Rig {
   async until(pred: () => boolean | Promise<boolean>, maxMs = 20_000, stepMs = 50): Promise<number> {
     const start = this.world.time;
     while (!(await pred())) {
-      if (this.world.time - start > maxMs) throw new Error(`condition not met within ${maxMs} ms of simulated time`);
+      if (this.world.time - start > maxMs)
+        throw new Error(`condition not met within ${maxMs} ms of simulated time`);
       await this.advance(stepMs);
     }
     return this.world.time - start;

@@ -61,7 +61,10 @@ describe('StatusWriter', () => {
     expect(await w.write('VirtualIP', key, undefined, { holder: 'a' })).toEqual({ outcome: 'written' });
     expect(await w.write('VirtualIP', key, undefined, { holder: 'a' })).toEqual({ outcome: 'unchanged' });
     await clock.advance(100);
-    expect(await w.write('VirtualIP', key, undefined, { holder: 'b' })).toEqual({ outcome: 'deferred', retryInMs: 150 });
+    expect(await w.write('VirtualIP', key, undefined, { holder: 'b' })).toEqual({
+      outcome: 'deferred',
+      retryInMs: 150,
+    });
     await clock.advance(150);
     expect(await w.write('VirtualIP', key, undefined, { holder: 'b' })).toEqual({ outcome: 'written' });
     expect(writes).toBe(2);

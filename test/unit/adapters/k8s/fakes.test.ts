@@ -60,7 +60,11 @@ describe('LeaderElector', () => {
     const store = new FakeLeaseStore();
     const log: string[] = [];
     const e = new LeaderElector(
-      { lock: new FakeLeaseLock({ store, clock }, { identity: 'a', leaseDurationSeconds: 1 }), clock, logger: silent },
+      {
+        lock: new FakeLeaseLock({ store, clock }, { identity: 'a', leaseDurationSeconds: 1 }),
+        clock,
+        logger: silent,
+      },
       {
         leaseDurationMs: 1000,
         renewDeadlineMs: 600,
@@ -90,11 +94,20 @@ describe('LeaderElector', () => {
 
   it('rejects timings where the renew deadline does not end before the lease', () => {
     const clock = new SimClock();
-    const lock = new FakeLeaseLock({ store: new FakeLeaseStore(), clock }, { identity: 'a', leaseDurationSeconds: 1 });
+    const lock = new FakeLeaseLock(
+      { store: new FakeLeaseStore(), clock },
+      { identity: 'a', leaseDurationSeconds: 1 },
+    );
     const mk = (renewDeadlineMs: number, retryPeriodMs: number) => () =>
       new LeaderElector(
         { lock, clock, logger: silent },
-        { leaseDurationMs: 1000, renewDeadlineMs, retryPeriodMs, onStartedLeading: () => undefined, onStoppedLeading: () => undefined },
+        {
+          leaseDurationMs: 1000,
+          renewDeadlineMs,
+          retryPeriodMs,
+          onStartedLeading: () => undefined,
+          onStoppedLeading: () => undefined,
+        },
       );
     expect(mk(1000, 100)).toThrow(/renewDeadlineMs \(1000\) < leaseDurationMs \(1000\)/);
     expect(mk(500, 500)).toThrow(/retryPeriodMs/);

@@ -41,7 +41,9 @@ async function server(handle: (req: Req, res: http.ServerResponse) => void) {
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, skipTLSVerify: true }],
+    clusters: [
+      { name: 'c', server: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
     users: [{ name: 'u' }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
@@ -65,9 +67,19 @@ describe('K8sApiSource against a scripted API server', () => {
       if (!req.url.startsWith(base)) return void res.writeHead(404).end();
       if (!req.url.includes('watch=true')) {
         lists++;
-        if (lists === 1) return void res.writeHead(500, { 'content-type': 'application/json' }).end('{"message":"etcd unavailable"}');
+        if (lists === 1)
+          return void res
+            .writeHead(500, { 'content-type': 'application/json' })
+            .end('{"message":"etcd unavailable"}');
         res.writeHead(200, { 'content-type': 'application/json' });
-        return void res.end(JSON.stringify({ apiVersion: 'heartline.dev/v1alpha1', kind: 'ResourceList', metadata: { resourceVersion: '10' }, items: [obj('a', '10')] }));
+        return void res.end(
+          JSON.stringify({
+            apiVersion: 'heartline.dev/v1alpha1',
+            kind: 'ResourceList',
+            metadata: { resourceVersion: '10' },
+            items: [obj('a', '10')],
+          }),
+        );
       }
       watches++;
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -78,15 +90,24 @@ describe('K8sApiSource against a scripted API server', () => {
         res.write(JSON.stringify({ type: 'MODIFIED', object: obj('b', '12') }) + '\n');
       }
     });
-    const api = new K8sApiSource({ kubeConfig: s.kc, clock: new SystemClock(), logger }, { identity: 't', resyncMs: 0, backoffInitialMs: 20 });
+    const api = new K8sApiSource(
+      { kubeConfig: s.kc, clock: new SystemClock(), logger },
+      { identity: 't', resyncMs: 0, backoffInitialMs: 20 },
+    );
     const seen: string[] = [];
-    const w = api.watch('Resource', (e: WatchEvent) => seen.push(e.type === 'synced' ? 'synced' : `${e.type}:${e.object.metadata.name}`), { namespace: 'ns' });
+    const w = api.watch(
+      'Resource',
+      (e: WatchEvent) => seen.push(e.type === 'synced' ? 'synced' : `${e.type}:${e.object.metadata.name}`),
+      { namespace: 'ns' },
+    );
     try {
       for (let i = 0; i < 200 && !seen.includes('updated:b'); i++) await wait(10);
       expect(seen).toEqual(['added:a', 'synced', 'added:b', 'synced', 'updated:b']); // synced again after the restart
       expect(lists).toBe(2);
       expect(watches).toBe(2);
-      const watchUrls = s.requests.filter((r) => r.url.includes('watch=true')).map((r) => new URL(r.url, 'http://x').searchParams.get('resourceVersion'));
+      const watchUrls = s.requests
+        .filter((r) => r.url.includes('watch=true'))
+        .map((r) => new URL(r.url, 'http://x').searchParams.get('resourceVersion'));
       expect(watchUrls).toEqual(['10', '11']); // resumed from the last version seen, no relist
     } finally {
       w.stop();
@@ -99,19 +120,35 @@ describe('K8sApiSource against a scripted API server', () => {
     let current = obj('a', '5', { nodes: [{ name: 'n1', state: 'running' }] });
     const s = await server((req, res) => {
       res.setHeader('content-type', 'application/json');
-      if (req.method === 'GET' && req.url.startsWith(`${base}/a`)) return void res.end(JSON.stringify(current));
+      if (req.method === 'GET' && req.url.startsWith(`${base}/a`))
+        return void res.end(JSON.stringify(current));
       if (req.method === 'PATCH' && req.url.startsWith(`${base}/a/status`)) {
-        current = { ...current, metadata: { ...current.metadata, resourceVersion: '6' }, status: { nodes: [{ name: 'n1', state: 'stopped' }] } };
+        current = {
+          ...current,
+          metadata: { ...current.metadata, resourceVersion: '6' },
+          status: { nodes: [{ name: 'n1', state: 'stopped' }] },
+        };
         return void res.end(JSON.stringify(current));
       }
       res.writeHead(404).end('{}');
     });
-    const api = new K8sApiSource({ kubeConfig: s.kc, clock: new SystemClock(), logger }, { identity: 't', resyncMs: 0 });
+    const api = new K8sApiSource(
+      { kubeConfig: s.kc, clock: new SystemClock(), logger },
+      { identity: 't', resyncMs: 0 },
+    );
     try {
-      const same = await api.patchStatus('Resource', { namespace: 'ns', name: 'a' }, { nodes: [{ name: 'n1', state: 'running' }] });
+      const same = await api.patchStatus(
+        'Resource',
+        { namespace: 'ns', name: 'a' },
+        { nodes: [{ name: 'n1', state: 'running' }] },
+      );
       expect(same.changed).toBe(false);
       expect(s.requests.filter((r) => r.method === 'PATCH')).toEqual([]);
-      const changed = await api.patchStatus('Resource', { namespace: 'ns', name: 'a' }, { nodes: [{ name: 'n1', state: 'stopped' }] });
+      const changed = await api.patchStatus(
+        'Resource',
+        { namespace: 'ns', name: 'a' },
+        { nodes: [{ name: 'n1', state: 'stopped' }] },
+      );
       expect(changed.changed).toBe(true);
       const patches = s.requests.filter((r) => r.method === 'PATCH');
       expect(patches).toHaveLength(1);
@@ -129,7 +166,8 @@ describe('K8sApiSource against a scripted API server', () => {
 
 describe('K8sApiSource patch failures', () => {
   // What kube-apiserver 1.34 answers to a JSON Patch whose `test` op fails (checked by hand).
-  const failedTest = '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server rejected our request due to an error in our request","reason":"Invalid","details":{},"code":422}';
+  const failedTest =
+    '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server rejected our request due to an error in our request","reason":"Invalid","details":{},"code":422}';
   const invalid =
     '{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Resource.heartline.dev \\"a\\" is invalid: status.nodes[0].state: Unsupported value: \\"bogus\\"","reason":"Invalid","code":422}';
 
@@ -137,12 +175,18 @@ describe('K8sApiSource patch failures', () => {
     let gets = 0;
     const s = await server((req, res) => {
       res.setHeader('content-type', 'application/json');
-      if (req.method === 'GET') return void res.end(JSON.stringify(obj('a', gets++ === 0 ? '5' : rvAfterPatch)));
+      if (req.method === 'GET')
+        return void res.end(JSON.stringify(obj('a', gets++ === 0 ? '5' : rvAfterPatch)));
       res.writeHead(422).end(patchBody);
     });
-    const api = new K8sApiSource({ kubeConfig: s.kc, clock: new SystemClock(), logger }, { identity: 't', resyncMs: 0 });
+    const api = new K8sApiSource(
+      { kubeConfig: s.kc, clock: new SystemClock(), logger },
+      { identity: 't', resyncMs: 0 },
+    );
     try {
-      return await api.patchStatus('Resource', { namespace: 'ns', name: 'a' }, { nodes: [{ name: 'n1', state: 'bogus' }] }).catch((e: unknown) => e);
+      return await api
+        .patchStatus('Resource', { namespace: 'ns', name: 'a' }, { nodes: [{ name: 'n1', state: 'bogus' }] })
+        .catch((e: unknown) => e);
     } finally {
       await api.close();
       await s.close();
@@ -156,6 +200,8 @@ describe('K8sApiSource patch failures', () => {
   it('keeps a schema rejection (422, object unchanged) an ApiError with the server message', async () => {
     const err = await run(invalid, '5');
     expect(err).toBeInstanceOf(ApiError);
-    expect(String(err)).toContain('patch status of Resource ns/a: HTTP 422: Resource.heartline.dev "a" is invalid: status.nodes[0].state');
+    expect(String(err)).toContain(
+      'patch status of Resource ns/a: HTTP 422: Resource.heartline.dev "a" is invalid: status.nodes[0].state',
+    );
   });
 });

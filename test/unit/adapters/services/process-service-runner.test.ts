@@ -7,7 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SystemClock } from '../../../../src/adapters/clock.js';
-import type { CommandOptions, CommandResult, CommandRunner } from '../../../../src/adapters/services/command-runner.js';
+import type {
+  CommandOptions,
+  CommandResult,
+  CommandRunner,
+} from '../../../../src/adapters/services/command-runner.js';
 import { ProcessServiceRunner } from '../../../../src/adapters/services/process-service-runner.js';
 import type { Argv, ServiceSpec } from '../../../../src/core/ports.js';
 import { servicesContract } from '../../../contract/services.js';
@@ -58,7 +62,12 @@ servicesContract('ProcessServiceRunner', async () => {
       plain: {
         name: 'test/plain',
         kind: 'exec',
-        exec: { start: ['sh', '-c', 'touch "$MARK"'], stop: ['rm', '-f', mark], status: ['test', '-f', mark], env: { MARK: mark } },
+        exec: {
+          start: ['sh', '-c', 'touch "$MARK"'],
+          stop: ['rm', '-f', mark],
+          status: ['test', '-f', mark],
+          env: { MARK: mark },
+        },
         healthCheck: { exec: { command: ['test', '-f', mark] }, timeoutMs: 2000 },
       },
       failing: {
@@ -66,9 +75,17 @@ servicesContract('ProcessServiceRunner', async () => {
         kind: 'exec',
         exec: { start: ['sh', '-c', 'echo broken >&2; exit 3'], status: ['false'] },
       },
-      hanging: { name: 'test/hanging', kind: 'exec', exec: { start: ['sh', '-c', 'sleep 30 & sleep 30'], status: ['false'] } },
+      hanging: {
+        name: 'test/hanging',
+        kind: 'exec',
+        exec: { start: ['sh', '-c', 'sleep 30 & sleep 30'], status: ['false'] },
+      },
       daemon: httpDaemon('test/daemon', port),
-      missing: { name: 'test/missing', kind: 'exec', exec: { start: ['/nonexistent/heartline-test-binary'] } },
+      missing: {
+        name: 'test/missing',
+        kind: 'exec',
+        exec: { start: ['/nonexistent/heartline-test-binary'] },
+      },
     },
     timeoutMs: 5000,
     shortTimeoutMs: 200,
@@ -113,7 +130,11 @@ describe('ProcessServiceRunner (real processes)', () => {
 
   it('kills the whole process group at the timeout, grandchildren included', async () => {
     const pidfile = join(dir, 'pid');
-    const spec: ServiceSpec = { name: 'ns/pg', kind: 'exec', exec: { start: ['sh', '-c', `sleep 30 & echo $! > ${pidfile}; wait`] } };
+    const spec: ServiceSpec = {
+      name: 'ns/pg',
+      kind: 'exec',
+      exec: { start: ['sh', '-c', `sleep 30 & echo $! > ${pidfile}; wait`] },
+    };
     const r = await runner.start(spec, 300);
     expect(r.ok).toBe(false);
     expect(r.detail).toMatch(/ns\/pg: start: .*timed out after 300 ms; process group killed/);
@@ -123,28 +144,49 @@ describe('ProcessServiceRunner (real processes)', () => {
   });
 
   it('passes env and runs without a shell (no expansion of metacharacters)', async () => {
-    const ok = await runner.start({ name: 'ns/env', kind: 'exec', exec: { start: ['sh', '-c', 'test "$FOO" = "b a r"'], env: { FOO: 'b a r' } } }, 2000);
+    const ok = await runner.start(
+      {
+        name: 'ns/env',
+        kind: 'exec',
+        exec: { start: ['sh', '-c', 'test "$FOO" = "b a r"'], env: { FOO: 'b a r' } },
+      },
+      2000,
+    );
     expect(ok.ok).toBe(true);
     const out = join(dir, 'x');
-    const literal = await runner.start({ name: 'ns/lit', kind: 'exec', exec: { start: ['touch', `${out};true`] } }, 2000);
+    const literal = await runner.start(
+      { name: 'ns/lit', kind: 'exec', exec: { start: ['touch', `${out};true`] } },
+      2000,
+    );
     expect(literal.ok).toBe(true);
     expect(existsSync(`${out};true`)).toBe(true);
   });
 
   it('reports stderr and the exit code of a failed command', async () => {
-    const r = await runner.start({ name: 'ns/bad', kind: 'exec', exec: { start: ['sh', '-c', 'echo no config >&2; exit 6'] } }, 2000);
+    const r = await runner.start(
+      { name: 'ns/bad', kind: 'exec', exec: { start: ['sh', '-c', 'echo no config >&2; exit 6'] } },
+      2000,
+    );
     expect(r).toMatchObject({ ok: false });
     expect(r.detail).toContain('exit 6');
     expect(r.detail).toContain('no config');
   });
 
   it('daemon without a stop command: SIGTERM to the group, SIGKILL when ignored', async () => {
-    const spec: ServiceSpec = { name: 'ns/stubborn', kind: 'exec', exec: { start: ['sh', '-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], daemon: true } };
+    const spec: ServiceSpec = {
+      name: 'ns/stubborn',
+      kind: 'exec',
+      exec: { start: ['sh', '-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], daemon: true },
+    };
     expect((await runner.start(spec, 2000)).ok).toBe(true);
     const r = await runner.stop(spec, 300);
     expect(r.ok).toBe(true);
     expect(r.detail).toMatch(/SIGKILL/);
-    const polite: ServiceSpec = { name: 'ns/polite', kind: 'exec', exec: { start: ['sleep', '30'], daemon: true } };
+    const polite: ServiceSpec = {
+      name: 'ns/polite',
+      kind: 'exec',
+      exec: { start: ['sleep', '30'], daemon: true },
+    };
     expect((await runner.start(polite, 2000)).ok).toBe(true);
     expect((await runner.stop(polite, 2000)).detail).toMatch(/stopped by SIGTERM/);
   });
@@ -154,7 +196,11 @@ describe('ProcessServiceRunner (real processes)', () => {
     const spec: ServiceSpec = {
       name: 'ns/stopcmd',
       kind: 'exec',
-      exec: { start: ['sh', '-c', `echo $$ > ${pidfile}; exec sleep 30`], stop: ['sh', '-c', `kill $(cat ${pidfile})`], daemon: true },
+      exec: {
+        start: ['sh', '-c', `echo $$ > ${pidfile}; exec sleep 30`],
+        stop: ['sh', '-c', `kill $(cat ${pidfile})`],
+        daemon: true,
+      },
     };
     expect((await runner.start(spec, 2000)).ok).toBe(true);
     const r = await runner.stop(spec, 2000);
@@ -164,11 +210,19 @@ describe('ProcessServiceRunner (real processes)', () => {
   });
 
   it('a daemon that exits during start fails the start; one that dies later fails status', async () => {
-    const quick: ServiceSpec = { name: 'ns/quick', kind: 'exec', exec: { start: ['sh', '-c', 'exit 2'], daemon: true } };
+    const quick: ServiceSpec = {
+      name: 'ns/quick',
+      kind: 'exec',
+      exec: { start: ['sh', '-c', 'exit 2'], daemon: true },
+    };
     const r = await runner.start(quick, 2000);
     expect(r.ok).toBe(false);
     expect(r.detail).toMatch(/exited during start \(exit 2\)/);
-    const brief: ServiceSpec = { name: 'ns/brief', kind: 'exec', exec: { start: ['sleep', '0.5'], daemon: true } };
+    const brief: ServiceSpec = {
+      name: 'ns/brief',
+      kind: 'exec',
+      exec: { start: ['sleep', '0.5'], daemon: true },
+    };
     expect((await runner.start(brief, 2000)).ok).toBe(true);
     await sleep(700);
     const st = await runner.status(brief, 1000);
@@ -208,7 +262,10 @@ describe('ProcessServiceRunner (real processes)', () => {
         name: 'ns/web',
         kind: 'exec',
         exec: { start: ['true'] },
-        healthCheck: { http: { host: '127.0.0.1', port, path, ...(expectStatus ? { expectStatus } : {}) }, timeoutMs: 1000 },
+        healthCheck: {
+          http: { host: '127.0.0.1', port, path, ...(expectStatus ? { expectStatus } : {}) },
+          timeoutMs: 1000,
+        },
       });
       const down = await runner.probe(spec('/down'));
       expect(down.ok).toBe(false);
@@ -218,7 +275,12 @@ describe('ProcessServiceRunner (real processes)', () => {
     } finally {
       await new Promise((r) => srv.close(r));
     }
-    const refused = await runner.probe({ name: 'ns/web', kind: 'exec', exec: { start: ['true'] }, healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 1000 } });
+    const refused = await runner.probe({
+      name: 'ns/web',
+      kind: 'exec',
+      exec: { start: ['true'] },
+      healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 1000 },
+    });
     expect(refused.ok).toBe(false);
     expect(refused.detail).toContain('ECONNREFUSED');
   });
@@ -226,12 +288,37 @@ describe('ProcessServiceRunner (real processes)', () => {
   it('https check: self-signed certificate accepted (liveness, not identity)', async () => {
     const key = join(dir, 'key.pem');
     const cert = join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=heartline-test'], { stdio: 'ignore' });
-    const srv = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (q, s) => s.end('ok'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=heartline-test',
+      ],
+      { stdio: 'ignore' },
+    );
+    const srv = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (q, s) =>
+      s.end('ok'),
+    );
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as net.AddressInfo).port;
     try {
-      const r = await runner.probe({ name: 'ns/tls', kind: 'exec', exec: { start: ['true'] }, healthCheck: { http: { host: '127.0.0.1', port, scheme: 'https' }, timeoutMs: 2000 } });
+      const r = await runner.probe({
+        name: 'ns/tls',
+        kind: 'exec',
+        exec: { start: ['true'] },
+        healthCheck: { http: { host: '127.0.0.1', port, scheme: 'https' }, timeoutMs: 2000 },
+      });
       expect(r.ok).toBe(true);
       expect(r.detail).toContain(`GET https://127.0.0.1:${port}/: HTTP 200`);
     } finally {
@@ -246,7 +333,12 @@ describe('ProcessServiceRunner (real processes)', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as net.AddressInfo).port;
     try {
-      const r = await runner.probe({ name: 'ns/slow', kind: 'exec', exec: { start: ['true'] }, healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 150 } });
+      const r = await runner.probe({
+        name: 'ns/slow',
+        kind: 'exec',
+        exec: { start: ['true'] },
+        healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 150 },
+      });
       expect(r.ok).toBe(false);
       expect(r.detail).toContain('timed out after 150 ms');
     } finally {
@@ -259,7 +351,12 @@ describe('ProcessServiceRunner (real processes)', () => {
     const srv = net.createServer((c) => c.end());
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as net.AddressInfo).port;
-    const spec: ServiceSpec = { name: 'ns/tcp', kind: 'exec', exec: { start: ['true'] }, healthCheck: { tcp: { host: '127.0.0.1', port }, timeoutMs: 1000 } };
+    const spec: ServiceSpec = {
+      name: 'ns/tcp',
+      kind: 'exec',
+      exec: { start: ['true'] },
+      healthCheck: { tcp: { host: '127.0.0.1', port }, timeoutMs: 1000 },
+    };
     try {
       expect((await runner.probe(spec)).ok).toBe(true);
     } finally {
@@ -277,7 +374,14 @@ class RecordingCommands implements CommandRunner {
   constructor(private readonly reply: (argv: Argv) => Partial<CommandResult>) {}
   run(argv: Argv, _options: CommandOptions): Promise<CommandResult> {
     this.argv.push(argv);
-    return Promise.resolve({ code: 0, signal: null, timedOut: false, output: '', durationMs: 1, ...this.reply(argv) });
+    return Promise.resolve({
+      code: 0,
+      signal: null,
+      timedOut: false,
+      output: '',
+      durationMs: 1,
+      ...this.reply(argv),
+    });
   }
 }
 
@@ -289,7 +393,8 @@ describe('ProcessServiceRunner systemd (commands recorded, not run)', () => {
     const commands = new RecordingCommands((argv) => {
       if (argv[1] === 'start') active = true;
       if (argv[1] === 'stop') active = false;
-      if (argv[1] === 'is-active') return active ? { code: 0, output: 'active' } : { code: 3, output: 'inactive' };
+      if (argv[1] === 'is-active')
+        return active ? { code: 0, output: 'active' } : { code: 3, output: 'inactive' };
       return {};
     });
     const runner = new ProcessServiceRunner({ clock, commands, logger });
@@ -312,7 +417,10 @@ describe('ProcessServiceRunner systemd (commands recorded, not run)', () => {
   });
 
   it('a failed systemctl start is ok:false with its output', async () => {
-    const commands = new RecordingCommands(() => ({ code: 5, output: 'Failed to start nginx.service: Unit nginx.service not found.' }));
+    const commands = new RecordingCommands(() => ({
+      code: 5,
+      output: 'Failed to start nginx.service: Unit nginx.service not found.',
+    }));
     const r = await new ProcessServiceRunner({ clock, commands, logger }).start(spec, 1000);
     expect(r.ok).toBe(false);
     expect(r.detail).toContain('Unit nginx.service not found');
@@ -322,7 +430,12 @@ describe('ProcessServiceRunner systemd (commands recorded, not run)', () => {
 describe('ScriptedServiceRunner', () => {
   it('records calls, plays one-shot outcomes first, and tracks health', async () => {
     const runner = new ScriptedServiceRunner({ clock }).once('a', 'start', 'fail');
-    const spec: ServiceSpec = { name: 'a', kind: 'exec', exec: { start: ['x'] }, healthCheck: { tcp: { host: '127.0.0.1', port: 1 }, timeoutMs: 10 } };
+    const spec: ServiceSpec = {
+      name: 'a',
+      kind: 'exec',
+      exec: { start: ['x'] },
+      healthCheck: { tcp: { host: '127.0.0.1', port: 1 }, timeoutMs: 10 },
+    };
     expect((await runner.start(spec, 100)).ok).toBe(false);
     expect((await runner.start(spec, 100)).ok).toBe(true);
     runner.setUnhealthy('a');

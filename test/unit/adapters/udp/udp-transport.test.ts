@@ -41,7 +41,9 @@ describe('UdpTransport', () => {
     const a = await UdpTransport.open({ type: 'udp6', address: '::1' });
     const b = await UdpTransport.open({ address: '::1' });
     try {
-      const got = new Promise<{ d: number[]; from: string }>((resolve) => b.onMessage((d, from) => resolve({ d: [...d], from: from.address })));
+      const got = new Promise<{ d: number[]; from: string }>((resolve) =>
+        b.onMessage((d, from) => resolve({ d: [...d], from: from.address })),
+      );
       expect(await a.send(b.address(), Uint8Array.from([6, 6]))).toBe(true);
       expect(await got).toEqual({ d: [6, 6], from: '::1' });
     } finally {
@@ -69,7 +71,10 @@ describe('UdpTransport', () => {
 
   it('keeps delivering to other handlers when one throws', async () => {
     const a = await UdpTransport.open({ address: '127.0.0.1' });
-    const b = await UdpTransport.open({ address: '127.0.0.1', logger: (await import('pino')).pino({ level: 'silent' }) });
+    const b = await UdpTransport.open({
+      address: '127.0.0.1',
+      logger: (await import('pino')).pino({ level: 'silent' }),
+    });
     try {
       b.onMessage(() => {
         throw new Error('handler bug');
