@@ -377,7 +377,7 @@ if (!isRoot) {
       await deleteNetns(ns);
     });
 
-    it('agent as PID 1 with heartline-netd its child: agent SIGKILL takes the fence down too (kernel lifetime only)', async () => {
+    it('agent as PID 1 with heartline-netd its child: agent SIGKILL may take the fence down too (only the kernel lifetime is guaranteed)', async () => {
       const agent = await startAgent(ns, {
         lifetime: 1,
         deadline: 60_000,
@@ -391,7 +391,12 @@ if (!isRoot) {
       process.kill(agent.agentPid, 'SIGKILL'); // PID 1 dies: the kernel kills the whole PID namespace
       const gone = await mon.deleted('198.18.1.110', 5000);
       report('(e) agent is PID 1, agent SIGKILL -> VIP gone (kernel lifetime 1 s)', gone - t0);
-      expect(agent.stderr()).not.toMatch(/removed every Heartline address/); // netd never got to sweep
+      // Whether netd reads the EOF before the kernel kills the PID namespace is a race (netd
+      // raises its priority, so it sometimes wins): this layout gives no guarantee beyond the
+      // kernel lifetime, which is what this asserts. --exec (next test) makes it deterministic.
+      const swept = /removed every Heartline address/.test(agent.stderr());
+      report(`(e) netd swept before being killed: ${swept ? 'yes (won the race)' : 'no'}`, 0);
+      expect(gone - t0).toBeLessThan(3000);
     });
 
     it('heartline-netd --exec as PID 1, agent attached over HEARTLINE_NETD_FD: agent SIGKILL -> VIP gone at once', async () => {
