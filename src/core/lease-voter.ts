@@ -166,10 +166,7 @@ export class VoterTable {
    */
   learn(vip: VipId, epoch: Epoch, holder: MemberId | null): void {
     const r = this.get(vip);
-    // Our own candidacy at this epoch lost to `holder` (a voter acked it instead): record who
-    // has the epoch, or we would take the VIP for free and chase it at the next epoch.
-    const lostOurs = epoch === r.epoch && r.released && r.holder === this.self && holder !== null && holder !== this.self;
-    if (epoch <= r.epoch && !lostOurs) return;
+    if (epoch <= r.epoch) return;
     // While we hold it, only a confirmed newer holding (onHoldings) displaces us.
     if (r.promiseTo === this.self && r.promiseUntil === Infinity) return;
     r.epoch = epoch;

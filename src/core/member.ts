@@ -547,12 +547,10 @@ export class Member {
       return;
     }
     if (ack.knownEpoch > a.epoch || (ack.knownEpoch === a.epoch && ack.knownHolder !== this.self)) {
-      // Abandon first (our epoch is spent), then learn who has it: at the same epoch the
-      // voter table keeps the winner instead of "released", so we do not chase a held VIP.
+      this.voter.learn(ack.vip, ack.knownEpoch, ack.knownHolder);
       if (ack.reason === AckRefusal.OtherCandidate || ack.reason === AckRefusal.StaleEpoch) {
         this.abandon(now, ack.vip, `voter ${ack.from} knows epoch ${ack.knownEpoch} (${ack.knownHolder ?? 'no holder'})`, out);
       }
-      this.voter.learn(ack.vip, ack.knownEpoch, ack.knownHolder);
     }
   }
 
