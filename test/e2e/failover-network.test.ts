@@ -16,7 +16,7 @@ import {
   unsplit,
 } from '../../hack/lab/topology.js';
 import { VIP_ADDRESS } from '../../hack/lab/cluster.js';
-import { holdersAtEnd, measure, steadyHolder } from './helpers/lab-run.js';
+import { holdersAtEnd, measure, steadyHolder, waitFor } from './helpers/lab-run.js';
 import { labDescribe, withLabCluster } from './helpers/suite.js';
 
 const FAST_BOUND_MS = 2000;
@@ -69,9 +69,22 @@ labDescribe('failover: network faults, fast profile, heartbeat network (3 nodes)
       expect(m.summary.dualHolderMs).toBe(0);
       expect(m.summary.failoverMs).not.toBeNull();
       expect(m.summary.failoverMs!).toBeLessThan(FAST_BOUND_MS);
-      const end = holdersAtEnd(m.samples);
-      expect(end).toHaveLength(1);
-      expect(groups[1]).toContain(end[0]);
+      // While still split, the majority settles on one holder (on a starved 2-core machine
+      // leases may lapse and be re-acquired a few times first: that is liveness, bounded
+      // here; the sampler above already checked that no two nodes ever held it).
+      const settled = await waitFor(
+        'one majority-side holder while split',
+        async () => {
+          const held = await Promise.all(
+            c.lab.nodes.map(async (n) => ((await c.boundOn(n.name)).includes(VIP_ADDRESS) ? n.name : '')),
+          );
+          const holders = held.filter(Boolean);
+          return holders.length === 1 && groups[1]!.includes(holders[0]!) ? holders[0] : undefined;
+        },
+        15_000,
+      );
+      expect(groups[1]).toContain(settled);
+      expect(holdersAtEnd(m.samples).length).toBeLessThanOrEqual(1);
     } finally {
       if (groups.length) await unsplit(c.lab, groups);
     }
