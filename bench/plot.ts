@@ -20,7 +20,13 @@ const inFile = resolve(opt('--in', resolve(ROOT, 'bench/results/failover.json'))
 const outFile = resolve(opt('--out', resolve(ROOT, 'docs/img/failover.svg')));
 
 interface Results {
-  meta: { startedAt: string; loadStart: number[]; loadEnd: number[]; machine: { nproc: number; kernel: string }; params: { trials: number } };
+  meta: {
+    startedAt: string;
+    loadStart: number[];
+    loadEnd: number[];
+    machine: { nproc: number; kernel: string };
+    params: { trials: number };
+  };
   trials: TrialResult[];
 }
 
@@ -47,7 +53,7 @@ export function plot(r: Results): string {
   const trials = r.trials.filter((t) => !t.skipped);
   const order = ['heartline-default', 'heartline-fast', 'keepalived-1s', 'keepalived-0.1s'];
   const configs = [...new Set(r.trials.map((t) => t.config))].sort(
-    (a, b) => (order.indexOf(a) + 99) % 99 - (order.indexOf(b) + 99) % 99,
+    (a, b) => ((order.indexOf(a) + 99) % 99) - ((order.indexOf(b) + 99) % 99),
   );
   const faults = [...new Set(r.trials.map((t) => t.fault))];
   const W = 960;
@@ -74,22 +80,37 @@ export function plot(r: Results): string {
   );
   faults.forEach((fault, fi) => {
     const y0 = top + fi * panelH;
-    out.push(`<text x="${left}" y="${y0 + 20}" font-size="14" font-weight="bold">${esc(FAULT_TITLES[fault] ?? fault)}</text>`);
-    out.push(`<text x="${W - right + 12}" y="${y0 + 20}" font-size="11" fill="#555">two holders (max) · lost probes (p50)</text>`);
+    out.push(
+      `<text x="${left}" y="${y0 + 20}" font-size="14" font-weight="bold">${esc(FAULT_TITLES[fault] ?? fault)}</text>`,
+    );
+    out.push(
+      `<text x="${W - right + 12}" y="${y0 + 20}" font-size="11" fill="#555">two holders (max) · lost probes (p50)</text>`,
+    );
     const gy0 = y0 + panelHead;
     const gy1 = gy0 + configs.length * rowH;
     for (const t of ticks) {
-      out.push(`<line x1="${x(t).toFixed(1)}" y1="${gy0}" x2="${x(t).toFixed(1)}" y2="${gy1}" stroke="#ddd"/>`);
-      out.push(`<text x="${x(t).toFixed(1)}" y="${gy1 + 16}" text-anchor="middle" fill="#333">${t >= 1000 ? `${t / 1000} s` : `${t} ms`}</text>`);
+      out.push(
+        `<line x1="${x(t).toFixed(1)}" y1="${gy0}" x2="${x(t).toFixed(1)}" y2="${gy1}" stroke="#ddd"/>`,
+      );
+      out.push(
+        `<text x="${x(t).toFixed(1)}" y="${gy1 + 16}" text-anchor="middle" fill="#333">${t >= 1000 ? `${t / 1000} s` : `${t} ms`}</text>`,
+      );
     }
-    out.push(`<rect x="${left}" y="${gy0}" width="${plotW}" height="${gy1 - gy0}" fill="none" stroke="#999"/>`);
+    out.push(
+      `<rect x="${left}" y="${gy0}" width="${plotW}" height="${gy1 - gy0}" fill="none" stroke="#999"/>`,
+    );
     configs.forEach((config, ci) => {
       const cy = gy0 + ci * rowH + rowH / 2;
       const color = COLORS[config] ?? '#444';
       const rows = trials.filter((t) => t.config === config && t.fault === fault);
-      const fo = rows.filter((t) => t.failoverMs !== undefined).map((t) => t.failoverMs!).sort((a, b) => a - b);
+      const fo = rows
+        .filter((t) => t.failoverMs !== undefined)
+        .map((t) => t.failoverMs!)
+        .sort((a, b) => a - b);
       const none = rows.length - fo.length;
-      out.push(`<text x="${left - 8}" y="${cy + 4}" text-anchor="end" fill="${color}" font-weight="bold">${esc(config)}</text>`);
+      out.push(
+        `<text x="${left - 8}" y="${cy + 4}" text-anchor="end" fill="${color}" font-weight="bold">${esc(config)}</text>`,
+      );
       if (fo.length) {
         const q1 = percentile(fo, 0.25);
         const q3 = percentile(fo, 0.75);
@@ -101,14 +122,24 @@ export function plot(r: Results): string {
           `<path d="M ${x(p99).toFixed(1)} ${cy - 6} l 5 6 l -5 6 l -5 -6 z" fill="${color}"/>`,
         );
         fo.forEach((ms, i) => {
-          out.push(`<circle cx="${x(ms).toFixed(1)}" cy="${(cy + jitter(i + ci * 97 + fi * 13) * 7).toFixed(1)}" r="2.6" fill="${color}" fill-opacity="0.7"><title>${ms.toFixed(0)} ms</title></circle>`);
+          out.push(
+            `<circle cx="${x(ms).toFixed(1)}" cy="${(cy + jitter(i + ci * 97 + fi * 13) * 7).toFixed(1)}" r="2.6" fill="${color}" fill-opacity="0.7"><title>${ms.toFixed(0)} ms</title></circle>`,
+          );
         });
-        out.push(`<text x="${W - right - 4}" y="${cy - 8}" text-anchor="end" font-size="10" fill="#333">p50 ${med.toFixed(0)} · p99 ${p99.toFixed(0)} ms</text>`);
+        out.push(
+          `<text x="${W - right - 4}" y="${cy - 8}" text-anchor="end" font-size="10" fill="#333">p50 ${med.toFixed(0)} · p99 ${p99.toFixed(0)} ms</text>`,
+        );
       }
       const dual = rows.map((t) => t.dualHolderMs);
       const dualMax = dual.length ? Math.max(...dual) : 0;
-      const lost = percentile(rows.map((t) => t.lostProbes).sort((a, b) => a - b), 0.5);
-      const dualTxt = dualMax > 0 ? `${dualMax.toFixed(0)} ms (${dual.filter((d) => d > 0).length}/${rows.length})` : `0 (${rows.length} trials)`;
+      const lost = percentile(
+        rows.map((t) => t.lostProbes).sort((a, b) => a - b),
+        0.5,
+      );
+      const dualTxt =
+        dualMax > 0
+          ? `${dualMax.toFixed(0)} ms (${dual.filter((d) => d > 0).length}/${rows.length})`
+          : `0 (${rows.length} trials)`;
       out.push(
         `<text x="${W - right + 12}" y="${cy + 4}" fill="${dualMax > 0 ? '#c00' : '#333'}">${dualTxt} · ${Number.isFinite(lost) ? lost : '-'}${none ? ` · ${none} no failover` : ''}</text>`,
       );

@@ -139,8 +139,10 @@ export class KeepalivedFleet {
     // Running once the VRRP child exists (parent + child in the namespace).
     const end = performance.now() + 5000;
     while ((await keepalivedPids(host.ns)).length < 2) {
-      if (child.exitCode !== null) throw new Error(`keepalived in ${host.ns} exited (${child.exitCode}); see ${f.log}`);
-      if (performance.now() > end) throw new Error(`keepalived in ${host.ns} did not start its VRRP process in 5 s; see ${f.log}`);
+      if (child.exitCode !== null)
+        throw new Error(`keepalived in ${host.ns} exited (${child.exitCode}); see ${f.log}`);
+      if (performance.now() > end)
+        throw new Error(`keepalived in ${host.ns} did not start its VRRP process in 5 s; see ${f.log}`);
       await sleep(20);
     }
   }

@@ -37,7 +37,13 @@ for (const [a, b] of pairs) {
     ]);
   }
 }
-out.push(mdTable(['ratio (paired by round)', 'fault', 'pairs', 'median of ratios', 'ratio of medians', 'first faster'], ratioRows), '');
+out.push(
+  mdTable(
+    ['ratio (paired by round)', 'fault', 'pairs', 'median of ratios', 'ratio of medians', 'first faster'],
+    ratioRows,
+  ),
+  '',
+);
 
 // Recovery: what happened when the faulted node / daemon came back.
 const recRows: string[][] = [];
@@ -78,6 +84,10 @@ out.push(
 );
 const skipped = r.trials.filter((t) => t.skipped);
 if (skipped.length) {
-  out.push('', `Skipped trials (${skipped.length}):`, ...skipped.map((t) => `- round ${t.round} ${t.config} ${t.fault}: ${t.skipped}`));
+  out.push(
+    '',
+    `Skipped trials (${skipped.length}):`,
+    ...skipped.map((t) => `- round ${t.round} ${t.config} ${t.fault}: ${t.skipped}`),
+  );
 }
 process.stdout.write(`${out.join('\n')}\n`);

@@ -63,14 +63,19 @@ function opt(flag: string, dflt: string): string {
 }
 function num(flag: string, dflt: number): number {
   const v = Number(opt(flag, String(dflt)));
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} must be a positive number, got ${opt(flag, '')}`);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new Error(`${flag} must be a positive number, got ${opt(flag, '')}`);
   return v;
 }
 function list<T extends string>(flag: string, all: readonly T[]): T[] {
   const raw = opt(flag, all.join(','));
-  const got = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const got = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const g of got) {
-    if (!all.includes(g as T)) throw new Error(`${flag}: unknown "${g}": use one or more of ${all.join(', ')}`);
+    if (!all.includes(g as T))
+      throw new Error(`${flag}: unknown "${g}": use one or more of ${all.join(', ')}`);
   }
   return got as T[];
 }
@@ -155,14 +160,21 @@ function holdersNow(samples: readonly AddressSample[], nodes: readonly string[])
     if (!seen.has(s.node)) seen.set(s.node, s);
   }
   if (seen.size < nodes.length) return undefined;
-  return [...seen.values()].filter((s) => s.live.includes(VIP_ADDRESS)).map((s) => s.node).sort();
+  return [...seen.values()]
+    .filter((s) => s.live.includes(VIP_ADDRESS))
+    .map((s) => s.node)
+    .sort();
 }
 
 /**
  * Waits until exactly one node holds the VIP, every daemon runs, and the last 500 ms of
  * probes all got good replies from that node. Returns it, or undefined after `timeoutMs`.
  */
-async function stableHolder(b: Bench, samples: readonly AddressSample[], timeoutMs: number): Promise<string | undefined> {
+async function stableHolder(
+  b: Bench,
+  samples: readonly AddressSample[],
+  timeoutMs: number,
+): Promise<string | undefined> {
   const nodes = b.target.lab.nodes.map((n) => n.name);
   const end = performance.now() + timeoutMs;
   while (performance.now() < end) {
@@ -328,7 +340,8 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
     };
     if (fw.failover.to !== undefined) res.to = fw.failover.to;
     if (fw.failover.failoverMs !== undefined) res.failoverMs = Number(fw.failover.failoverMs.toFixed(1));
-    if (fw.failover.firstReplyMs !== undefined) res.firstReplyMs = Number(fw.failover.firstReplyMs.toFixed(1));
+    if (fw.failover.firstReplyMs !== undefined)
+      res.firstReplyMs = Number(fw.failover.firstReplyMs.toFixed(1));
     // Keep memory flat over a long run.
     b.prober.records.splice(0, b.prober.records.length);
     return res;
@@ -338,7 +351,10 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
   }
 }
 
-function skip(base: { config: string; fault: string; round: number; load1: number }, why: string): TrialResult {
+function skip(
+  base: { config: string; fault: string; round: number; load1: number },
+  why: string,
+): TrialResult {
   return {
     ...base,
     faultAt: labNow(),
@@ -349,7 +365,14 @@ function skip(base: { config: string; fault: string; round: number; load1: numbe
     okProbes: 0,
     oldNodeRepliesAfterFailover: 0,
     faultWindowMs: 0,
-    recovery: { action: 'none', dualHolderMs: 0, noHolderMs: 0, lostProbes: 0, holdersAfter: [], windowMs: 0 },
+    recovery: {
+      action: 'none',
+      dualHolderMs: 0,
+      noHolderMs: 0,
+      lostProbes: 0,
+      holdersAfter: [],
+      windowMs: 0,
+    },
     skipped: why,
   };
 }
@@ -425,7 +448,8 @@ function teardown(): Promise<void> {
       await b.target.stop().catch((e: unknown) => say(`teardown of ${b.target.config}: ${String(e)}`));
     }
     // Whatever a failed stop left behind (namespaces are found by name).
-    for (const c of configs) await down(LAB_IDS[c]).catch((e: unknown) => say(`down ${LAB_IDS[c]}: ${String(e)}`));
+    for (const c of configs)
+      await down(LAB_IDS[c]).catch((e: unknown) => say(`down ${LAB_IDS[c]}: ${String(e)}`));
   })();
   return tornDown;
 }
@@ -447,7 +471,21 @@ const meta = {
   complete: false,
   machine: machine(),
   command: `npx tsx bench/failover/run.ts ${argv.join(' ')}`.trim(),
-  params: { trials, configs, faults, holdMs, maxWaitMs, settleMs, proberHz: 100, probeTimeoutMs: 100, connectTimeoutMs: 50, samplerMs: 20, vip: VIP_CIDR, port: HTTP_PORT, nodes: 3 },
+  params: {
+    trials,
+    configs,
+    faults,
+    holdMs,
+    maxWaitMs,
+    settleMs,
+    proberHz: 100,
+    probeTimeoutMs: 100,
+    connectTimeoutMs: 50,
+    samplerMs: 20,
+    vip: VIP_CIDR,
+    port: HTTP_PORT,
+    nodes: 3,
+  },
   configs: Object.fromEntries(configs.map((c) => [c, CONFIG_DESCRIPTIONS[c]])),
 };
 const results: TrialResult[] = [];
@@ -466,12 +504,18 @@ function save(complete = false): void {
   if (configs.includes('heartline-default') && configs.includes('keepalived-1s')) {
     for (const f of faults) ratios.push(pairedRatio(results, f, 'heartline-default', 'keepalived-1s'));
   }
-  writeFileSync(outFile, `${JSON.stringify({ meta, summary: ss, ratios, repairs, trials: results }, null, 2)}\n`);
+  writeFileSync(
+    outFile,
+    `${JSON.stringify({ meta, summary: ss, ratios, repairs, trials: results }, null, 2)}\n`,
+  );
 }
 
 try {
-  say(`failover benchmark: ${configs.join(', ')} x ${faults.join(', ')} x ${trials} trials; load ${meta.loadStart.join(' ')}`);
-  if (meta.machine.git.dirtySrc.length) say(`note: uncommitted changes under src/native/hack/lab: ${meta.machine.git.dirtySrc.length} files`);
+  say(
+    `failover benchmark: ${configs.join(', ')} x ${faults.join(', ')} x ${trials} trials; load ${meta.loadStart.join(' ')}`,
+  );
+  if (meta.machine.git.dirtySrc.length)
+    say(`note: uncommitted changes under src/native/hack/lab: ${meta.machine.git.dirtySrc.length} files`);
   for (const c of configs) {
     const id = LAB_IDS[c];
     const target = c.startsWith('heartline')
@@ -492,7 +536,10 @@ try {
         try {
           r = await trial(b, fault, round);
         } catch (err) {
-          r = skip({ config: b.target.config, fault, round, load1: load()[0]! }, `error: ${err instanceof Error ? err.message : String(err)}`);
+          r = skip(
+            { config: b.target.config, fault, round, load1: load()[0]! },
+            `error: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }
         results.push(r);
         if (r.skipped) {
@@ -508,11 +555,12 @@ try {
     }
   }
   save(!stopping);
-  process.stdout.write(`\n${report(results)}\n\nload average start ${meta.loadStart.join(' ')}, end ${meta.loadEnd.join(' ')}; results in ${outFile}\n`);
+  process.stdout.write(
+    `\n${report(results)}\n\nload average start ${meta.loadStart.join(' ')}, end ${meta.loadEnd.join(' ')}; results in ${outFile}\n`,
+  );
 } catch (err) {
   process.stderr.write(`failover benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exitCode = 1;
 } finally {
   await teardown();
 }
-

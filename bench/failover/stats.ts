@@ -122,7 +122,9 @@ export function summarize(trials: readonly TrialResult[], config: string, fault:
     lostMax: maxOf(run.map((t) => t.lostProbes)),
     recoveryLostMax: maxOf(run.map((t) => t.recovery.lostProbes)),
     oldNodeReplies: run.reduce((a, t) => a + t.oldNodeRepliesAfterFailover, 0),
-    failbacks: run.filter((t) => t.recovery.holdersAfter.length === 1 && t.recovery.holdersAfter[0] === t.from).length,
+    failbacks: run.filter(
+      (t) => t.recovery.holdersAfter.length === 1 && t.recovery.holdersAfter[0] === t.from,
+    ).length,
   };
 }
 
@@ -141,7 +143,12 @@ export interface PairedRatio {
 }
 
 /** Ratio of failover times of `num` over `den`, paired by round (same run, adjacent in time). */
-export function pairedRatio(trials: readonly TrialResult[], fault: string, num: string, den: string): PairedRatio {
+export function pairedRatio(
+  trials: readonly TrialResult[],
+  fault: string,
+  num: string,
+  den: string,
+): PairedRatio {
   const key = (t: TrialResult) => t.round;
   const a = new Map<number, number>();
   const b = new Map<number, number>();
@@ -168,7 +175,8 @@ export function pairedRatio(trials: readonly TrialResult[], fault: string, num: 
 /** Fixed-width text table. */
 export function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
   return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 

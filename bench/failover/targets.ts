@@ -77,7 +77,10 @@ async function spawnHttp(ns: string, name: string, logFile: string): Promise<Chi
   );
   child.stderr!.pipe(out);
   await new Promise<void>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`HTTP service in ${ns} did not listen within 30 s; see ${logFile}`)), 30_000);
+    const t = setTimeout(
+      () => rej(new Error(`HTTP service in ${ns} did not listen within 30 s; see ${logFile}`)),
+      30_000,
+    );
     createInterface({ input: child.stdout! }).on('line', (l) => {
       out.write(`${l}\n`);
       if (l.includes('"listening"')) {
@@ -100,11 +103,7 @@ function alive(c: ChildProcess | undefined): boolean {
 /** Node pids of the children of `pid` (from /proc/PID/task/PID/children). */
 async function childrenOf(pid: number): Promise<number[]> {
   const txt = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  return txt
-    .trim()
-    .split(/\s+/)
-    .filter(Boolean)
-    .map(Number);
+  return txt.trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 function count(file: string, needle: string): number {
@@ -139,7 +138,10 @@ export async function startHeartline(
       const netd = cluster.agents.get(node)?.child;
       if (!alive(netd)) throw new Error(`${config}: agent of ${node} is not running`);
       const kids = await childrenOf(netd!.pid!);
-      if (kids.length !== 1) throw new Error(`${config}: heartline-netd (pid ${netd!.pid}) of ${node} has children [${kids.join(',')}], expected the agent`);
+      if (kids.length !== 1)
+        throw new Error(
+          `${config}: heartline-netd (pid ${netd!.pid}) of ${node} has children [${kids.join(',')}], expected the agent`,
+        );
       signal(kids[0]!, 'SIGKILL');
     },
     async startDaemon(node) {
@@ -147,7 +149,8 @@ export async function startHeartline(
       const end = performance.now() + 5000;
       // heartline-netd fences and exits after its agent died; wait for it before starting anew.
       while (alive(netd) && performance.now() < end) await sleep(10);
-      if (alive(netd)) throw new Error(`${config}: heartline-netd of ${node} still runs 5 s after its agent died`);
+      if (alive(netd))
+        throw new Error(`${config}: heartline-netd of ${node} still runs 5 s after its agent died`);
       joinedCount.set(node, count(agentLog(node), '"msg":"member started"'));
       await cluster.startAgent(node);
     },
@@ -183,8 +186,12 @@ export async function startHeartline(
       const before = joinedCount.get(node) ?? 0;
       const end = performance.now() + timeoutMs;
       while (count(agentLog(node), '"msg":"member started"') <= before) {
-        if (!alive(cluster.agents.get(node)?.child)) throw new Error(`${config}: agent of ${node} exited while starting; see ${agentLog(node)}`);
-        if (performance.now() > end) throw new Error(`${config}: agent of ${node} did not start within ${timeoutMs} ms; see ${agentLog(node)}`);
+        if (!alive(cluster.agents.get(node)?.child))
+          throw new Error(`${config}: agent of ${node} exited while starting; see ${agentLog(node)}`);
+        if (performance.now() > end)
+          throw new Error(
+            `${config}: agent of ${node} did not start within ${timeoutMs} ms; see ${agentLog(node)}`,
+          );
         await sleep(50);
       }
       await sleep(config === 'heartline-fast' ? 300 : 500);
@@ -209,7 +216,8 @@ export async function startKeepalived(
   const fleet = new KeepalivedFleet(lab, logDir, { advertIntS, vipCidr: VIP_CIDR });
   const http = new Map<string, ChildProcess>();
   try {
-    for (const n of lab.nodes) http.set(n.name, await spawnHttp(n.ns, n.name, join(logDir, `http-${n.name}.log`)));
+    for (const n of lab.nodes)
+      http.set(n.name, await spawnHttp(n.ns, n.name, join(logDir, `http-${n.name}.log`)));
     // Start in priority order a moment apart, so n1 (highest) becomes the first master.
     for (const n of lab.nodes) await fleet.start(n.name);
     log(`[${config}] lab ${id}: 3 nodes, keepalived advert_int ${advertIntS} s (logs in ${logDir})`);
@@ -225,7 +233,10 @@ export async function startKeepalived(
     logDir,
     async killDaemon(node) {
       const pids = await fleet.sigkill(node);
-      if (pids.length < 2) throw new Error(`${config}: expected keepalived parent and VRRP child on ${node}, killed [${pids.join(',')}]`);
+      if (pids.length < 2)
+        throw new Error(
+          `${config}: expected keepalived parent and VRRP child on ${node}, killed [${pids.join(',')}]`,
+        );
     },
     startDaemon: (node) => fleet.start(node),
     async startHttp(node) {

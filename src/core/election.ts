@@ -116,7 +116,8 @@ export function elect(input: ElectionInput): ElectionResult {
   const curWhy = current.holder ? (cur ? unusable(cur, eligible) : 'not a member') : undefined;
   if (cur && curWhy === undefined) {
     if (cur.id === best.id) return { holder: cur.id, reason: `${cur.id} holds it and ranks first` };
-    if (!autoFailback) return { holder: cur.id, reason: `${cur.id} holds it and is healthy (sticky, autoFailback off)` };
+    if (!autoFailback)
+      return { holder: cur.id, reason: `${cur.id} holds it and is healthy (sticky, autoFailback off)` };
     const pref = spec.preferredNodes;
     const bi = pref.indexOf(best.id);
     const ci = pref.indexOf(cur.id);

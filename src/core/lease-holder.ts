@@ -5,7 +5,15 @@
  * for a VIP only if the voter knew, when it received the echoed message, a holdings version
  * listing the VIP at that epoch.
  */
-import { LIMITS, type Epoch, type HoldingsPage, type HoldingsVersion, type MemberId, type Seq, type VipId } from './messages.js';
+import {
+  LIMITS,
+  type Epoch,
+  type HoldingsPage,
+  type HoldingsVersion,
+  type MemberId,
+  type Seq,
+  type VipId,
+} from './messages.js';
 import type { Millis } from './ports.js';
 import type { Timing } from './timing.js';
 

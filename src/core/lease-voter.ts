@@ -5,7 +5,14 @@
  * set or from an ack it gave). While a promise is active, the voter acks no other
  * candidate for that VIP; it acks at most one candidate per (vip, epoch).
  */
-import { AckRefusal, type Conflict, type Epoch, type Incarnation, type MemberId, type VipId } from './messages.js';
+import {
+  AckRefusal,
+  type Conflict,
+  type Epoch,
+  type Incarnation,
+  type MemberId,
+  type VipId,
+} from './messages.js';
 import type { KnownHoldings } from './membership.js';
 import type { Millis } from './ports.js';
 import type { Timing } from './timing.js';
@@ -123,17 +130,28 @@ export class VoterTable {
   }
 
   /** Decides a takeover request from `candidate` received at `now`. */
-  onTakeover(now: Millis, candidate: MemberId, incarnation: Incarnation, vip: VipId, epoch: Epoch): VoteDecision {
+  onTakeover(
+    now: Millis,
+    candidate: MemberId,
+    incarnation: Incarnation,
+    vip: VipId,
+    epoch: Epoch,
+  ): VoteDecision {
     const r = this.get(vip);
     const refuse = (reason: AckRefusal): VoteDecision => ({ granted: false, reason, record: r });
     if (now < this.quietUntil() && !this.unsafe.skipQuietPeriod) return refuse(AckRefusal.Starting);
     if (epoch < r.epoch) return refuse(AckRefusal.StaleEpoch);
-    if (epoch === r.epoch && !(r.holder === candidate && !r.released) && !(this.unsafe.ackTwicePerEpoch && !r.released)) {
+    if (
+      epoch === r.epoch &&
+      !(r.holder === candidate && !r.released) &&
+      !(this.unsafe.ackTwicePerEpoch && !r.released)
+    ) {
       return refuse(r.released || r.holder === null ? AckRefusal.StaleEpoch : AckRefusal.OtherCandidate);
     }
     // Checked on every ack, re-acks included: knowledge learned from third parties may name
     // a holder at this epoch that this voter never promised anything.
-    if (this.promised(now, vip, candidate) && !this.unsafe.ackDuringPromise) return refuse(AckRefusal.PromiseActive);
+    if (this.promised(now, vip, candidate) && !this.unsafe.ackDuringPromise)
+      return refuse(AckRefusal.PromiseActive);
     r.epoch = epoch;
     r.holder = candidate;
     r.holderIncarnation = incarnation;
@@ -156,7 +174,8 @@ export class VoterTable {
   onNewLife(now: Millis, from: MemberId, incarnation: Incarnation): void {
     for (const r of this.records.values()) {
       if (r.holder === from && r.holderIncarnation < incarnation) r.released = true;
-      if (r.promiseTo === from && r.promiseIncarnation < incarnation) r.promiseUntil = Math.min(r.promiseUntil, now);
+      if (r.promiseTo === from && r.promiseIncarnation < incarnation)
+        r.promiseUntil = Math.min(r.promiseUntil, now);
     }
   }
 

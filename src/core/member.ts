@@ -176,7 +176,9 @@ export class Member {
       throw new MemberConfigError(`members: ${init.self} is not listed; add it or make it the witness`);
     }
     if (witness && init.members.includes(witness)) {
-      throw new MemberConfigError(`witness: ${witness} is also in members; the witness votes but never holds`);
+      throw new MemberConfigError(
+        `witness: ${witness} is also in members; the witness votes but never holds`,
+      );
     }
     if (init.quorum === 'witness' && !witness) {
       throw new MemberConfigError('quorum: "witness" needs a witness member id (the controller)');
@@ -276,7 +278,8 @@ export class Member {
       for (const vip of [...this.leases.holdings.keys()]) {
         if (!next.has(vip)) this.giveUp(now, vip, 'removed', 'VIP removed from the configuration', null, out);
       }
-      for (const vip of [...this.acquiring.keys()]) if (!next.has(vip)) this.abandon(now, vip, 'VIP removed', out);
+      for (const vip of [...this.acquiring.keys()])
+        if (!next.has(vip)) this.abandon(now, vip, 'VIP removed', out);
     }
     this.vips.clear();
     for (const [k, v] of next) {
@@ -336,7 +339,8 @@ export class Member {
       const exp = this.leases.expiry(h);
       t = Math.min(t, exp > h.emitted ? h.emitted - this.timing.intervalMs / 2 : exp);
     }
-    for (const a of this.acquiring.values()) t = Math.min(t, a.lastSentAt + this.timing.intervalMs, a.quickRetryAt);
+    for (const a of this.acquiring.values())
+      t = Math.min(t, a.lastSentAt + this.timing.intervalMs, a.quickRetryAt);
     return Math.max(t, this.lastNow);
   }
 
@@ -347,7 +351,10 @@ export class Member {
       epoch: h.epoch,
       leaseExpiry: this.leases.expiry(h),
     }));
-    const members = this.peers.map((id) => ({ id, liveness: this.membership?.liveness(id, now) ?? ('unknown' as Liveness) }));
+    const members = this.peers.map((id) => ({
+      id,
+      liveness: this.membership?.liveness(id, now) ?? ('unknown' as Liveness),
+    }));
     const table = this.voter
       ? [...this.voter.entries()].map(([vip, r]) => ({
           vip,
@@ -357,7 +364,11 @@ export class Member {
           promiseUntil: r.promiseUntil,
         }))
       : [];
-    const acquiring = [...this.acquiring.values()].map((a) => ({ vip: a.vip, epoch: a.epoch, acks: [...a.acks.keys()] }));
+    const acquiring = [...this.acquiring.values()].map((a) => ({
+      vip: a.vip,
+      epoch: a.epoch,
+      acks: [...a.acks.keys()],
+    }));
     return { self: this.self, incarnation: this.incarnation, holdings, members, table, acquiring };
   }
 
@@ -393,14 +404,26 @@ export class Member {
   }
 
   private header(now: Millis) {
-    return { clusterId: this.init.clusterId, from: this.self, incarnation: this.incarnation, seq: this.nextSeq(now) };
+    return {
+      clusterId: this.init.clusterId,
+      from: this.self,
+      incarnation: this.incarnation,
+      seq: this.nextSeq(now),
+    };
   }
 
   /** Drops VIPs whose lease has no quorum any more. Runs before anything else on every entry. */
   private expire(now: Millis, out: Output[]): void {
     for (const h of [...this.leases.holdings.values()]) {
       if (this.leases.expiry(h) <= now) {
-        this.giveUp(now, h.vip, 'lease-expired', `no quorum of unexpired grants (need ${this.quorum.size})`, null, out);
+        this.giveUp(
+          now,
+          h.vip,
+          'lease-expired',
+          `no quorum of unexpired grants (need ${this.quorum.size})`,
+          null,
+          out,
+        );
       }
     }
   }
@@ -426,15 +449,21 @@ export class Member {
   private sendHeartbeats(now: Millis, out: Output[]): void {
     const header = this.header(now);
     const holdings = this.leases.nextPage();
-    const releases = this.recentReleases.slice(-LIMITS.releasesPerHeartbeat).map(({ vip, epoch }) => ({ vip, epoch }));
-    const unhealthy = [...this.unhealthy].filter((v) => this.vips.has(v)).slice(0, LIMITS.unhealthyPerHeartbeat);
+    const releases = this.recentReleases
+      .slice(-LIMITS.releasesPerHeartbeat)
+      .map(({ vip, epoch }) => ({ vip, epoch }));
+    const unhealthy = [...this.unhealthy]
+      .filter((v) => this.vips.has(v))
+      .slice(0, LIMITS.unhealthyPerHeartbeat);
     for (const to of this.peers) {
       const e = this.echo.get(to);
       let echoes: Heartbeat['echoes'] = [];
       let conflicts: Conflict[] = [];
       if (e) {
         const fits = e.conflicts.length <= LIMITS.conflictsPerHeartbeat;
-        echoes = [{ member: to, incarnation: e.incarnation, seq: e.seq, holdingsVersion: fits ? e.version : 0 }];
+        echoes = [
+          { member: to, incarnation: e.incarnation, seq: e.seq, holdingsVersion: fits ? e.version : 0 },
+        ];
         conflicts = e.conflicts.slice(0, LIMITS.conflictsPerHeartbeat);
       }
       const message: Heartbeat = {
@@ -469,7 +498,12 @@ export class Member {
     const prev = this.echo.get(hb.from);
     const conflicts = known ? this.voter.onHoldings(now, hb.from, hb.incarnation, known) : [];
     if (!prev || prev.incarnation !== hb.incarnation || prev.seq < hb.seq) {
-      this.echo.set(hb.from, { incarnation: hb.incarnation, seq: hb.seq, version: known?.version ?? 0, conflicts });
+      this.echo.set(hb.from, {
+        incarnation: hb.incarnation,
+        seq: hb.seq,
+        version: known?.version ?? 0,
+        conflicts,
+      });
     }
     // Grants and conflicts addressed to us.
     const refused = new Set<VipId>();
@@ -495,7 +529,8 @@ export class Member {
   private onTakeover(now: Millis, req: TakeoverRequest, out: Output[]): void {
     if (!this.quorum.voters.includes(this.self)) return;
     const d = this.voter.onTakeover(now, req.from, req.incarnation, req.vip, req.epoch);
-    if (!d.granted) this.emit({ type: 'refused', vip: req.vip, epoch: req.epoch, candidate: req.from, reason: d.reason });
+    if (!d.granted)
+      this.emit({ type: 'refused', vip: req.vip, epoch: req.epoch, candidate: req.from, reason: d.reason });
     const r = d.record;
     const ack: TakeoverAck = {
       kind: 'takeover-ack',
@@ -509,7 +544,8 @@ export class Member {
       reason: d.reason,
       knownEpoch: r.epoch,
       knownHolder: r.released ? null : r.holder,
-      promiseRemainingMs: r.promiseTo === null ? 0 : Math.max(0, Math.min(UINT32_MAX, Math.ceil(r.promiseUntil - now))),
+      promiseRemainingMs:
+        r.promiseTo === null ? 0 : Math.max(0, Math.min(UINT32_MAX, Math.ceil(r.promiseUntil - now))),
     };
     out.push({ type: 'send', to: req.from, message: ack });
     this.checkSuperseded(now, out);
@@ -549,7 +585,12 @@ export class Member {
     if (ack.knownEpoch > a.epoch || (ack.knownEpoch === a.epoch && ack.knownHolder !== this.self)) {
       this.voter.learn(ack.vip, ack.knownEpoch, ack.knownHolder);
       if (ack.reason === AckRefusal.OtherCandidate || ack.reason === AckRefusal.StaleEpoch) {
-        this.abandon(now, ack.vip, `voter ${ack.from} knows epoch ${ack.knownEpoch} (${ack.knownHolder ?? 'no holder'})`, out);
+        this.abandon(
+          now,
+          ack.vip,
+          `voter ${ack.from} knows epoch ${ack.knownEpoch} (${ack.knownHolder ?? 'no holder'})`,
+          out,
+        );
       }
     }
   }
@@ -566,7 +607,15 @@ export class Member {
     for (const h of [...this.leases.holdings.values()]) {
       const r = this.voter.get(h.vip);
       if (r.confirmedEpoch > h.epoch) {
-        this.giveUp(now, h.vip, 'superseded', `epoch ${r.epoch} held by ${r.holder ?? 'unknown'}`, null, out, false);
+        this.giveUp(
+          now,
+          h.vip,
+          'superseded',
+          `epoch ${r.epoch} held by ${r.holder ?? 'unknown'}`,
+          null,
+          out,
+          false,
+        );
       }
     }
     for (const a of [...this.acquiring.values()]) {
@@ -603,7 +652,13 @@ export class Member {
     this.announceRelease(now, vip, a.epoch, null, out);
   }
 
-  private announceRelease(now: Millis, vip: VipId, epoch: Epoch, successor: MemberId | null, out: Output[]): void {
+  private announceRelease(
+    now: Millis,
+    vip: VipId,
+    epoch: Epoch,
+    successor: MemberId | null,
+    out: Output[],
+  ): void {
     this.recentReleases.push({ vip, epoch, until: now + this.timing.quietMs });
     const base = this.header(now);
     for (const to of this.peers) {
@@ -628,7 +683,8 @@ export class Member {
 
   /** Quorum-th latest ack; self counts only if it acked itself. */
   private acquisitionExpiry(a: Acquisition): Millis {
-    if (this.quorum.mode === 'ignore') return a.acks.has(this.self) ? this.leases.expiry({ grants: new Map() }) : -Infinity;
+    if (this.quorum.mode === 'ignore')
+      return a.acks.has(this.self) ? this.leases.expiry({ grants: new Map() }) : -Infinity;
     const list = [...a.acks.values()].sort((x, y) => y - x);
     return list.length >= this.quorum.size ? (list[this.quorum.size - 1] ?? -Infinity) : -Infinity;
   }
@@ -684,11 +740,21 @@ export class Member {
     // Fast path (the common case): a live, usable peer holds it, we neither hold nor ask for
     // it, no assignment and no failback. elect() would keep the holder (sticky) and nothing
     // below would act, so skip building the election.
-    if (!assignment && !(this.init.autoFailback ?? false) && !this.leases.holdings.has(vip) && !this.acquiring.has(vip)) {
+    if (
+      !assignment &&
+      !(this.init.autoFailback ?? false) &&
+      !this.leases.holdings.has(vip) &&
+      !this.acquiring.has(vip)
+    ) {
       const cur = rec.released ? null : rec.holder;
       if (cur !== null && cur !== this.self && this.memberSet.has(cur) && this.membership.isAlive(cur, now)) {
         const peer = this.membership.peer(cur);
-        if (peer && !peer.standby && !peer.unhealthy.has(vip) && (!spec.eligible || spec.eligible.includes(cur))) {
+        if (
+          peer &&
+          !peer.standby &&
+          !peer.unhealthy.has(vip) &&
+          (!spec.eligible || spec.eligible.includes(cur))
+        ) {
           this.unheldSince.delete(vip);
           return { holder: cur, reason: 'sticky' };
         }
@@ -710,7 +776,11 @@ export class Member {
     if (held) {
       if (result.holder === null && assignment && assignment.holder === null) {
         this.giveUp(now, vip, 'removed', result.reason, null, out);
-      } else if (result.holder && result.holder !== this.self && this.membership.isAlive(result.holder, now)) {
+      } else if (
+        result.holder &&
+        result.holder !== this.self &&
+        this.membership.isAlive(result.holder, now)
+      ) {
         this.giveUp(now, vip, 'planned', result.reason, result.holder, out);
       }
       return result;
@@ -739,7 +809,8 @@ export class Member {
         this.abandon(now, vip, 'no quorum of acks in time', out);
         return result;
       }
-      if (now >= acq.lastSentAt + this.timing.intervalMs || now >= acq.quickRetryAt) this.requestAcks(now, acq, out);
+      if (now >= acq.lastSentAt + this.timing.intervalMs || now >= acq.quickRetryAt)
+        this.requestAcks(now, acq, out);
       return result;
     }
     // Not holding, elected: may we ask?
@@ -753,7 +824,11 @@ export class Member {
     }
     // Read before our self-ack below updates the record.
     const previousEpoch = rec.epoch;
-    const epoch = Math.max(rec.epoch + 1, assignment?.holder === this.self ? assignment.epoch : 0, (spec.epochFloor ?? 0) + 1);
+    const epoch = Math.max(
+      rec.epoch + 1,
+      assignment?.holder === this.self ? assignment.epoch : 0,
+      (spec.epochFloor ?? 0) + 1,
+    );
     if (epoch > UINT32_MAX) return result;
     const cause =
       assignment?.holder === this.self
@@ -848,7 +923,13 @@ export interface MemberView {
   incarnation: Incarnation;
   holdings: Array<{ vip: VipId; epoch: Epoch; leaseExpiry: Millis }>;
   members: Array<{ id: MemberId; liveness: Liveness }>;
-  table: Array<{ vip: VipId; epoch: Epoch; holder: MemberId | null; promiseTo: MemberId | null; promiseUntil: Millis }>;
+  table: Array<{
+    vip: VipId;
+    epoch: Epoch;
+    holder: MemberId | null;
+    promiseTo: MemberId | null;
+    promiseUntil: Millis;
+  }>;
   acquiring: Array<{ vip: VipId; epoch: Epoch; acks: MemberId[] }>;
 }
 

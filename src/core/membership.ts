@@ -5,7 +5,15 @@
  * peer restarted): its per-life state is reset, it is not a replay. A peer heard again after
  * being declared dead is alive again.
  */
-import type { HoldingEntry, HoldingsPage, HoldingsVersion, Incarnation, MemberId, Seq, VipId } from './messages.js';
+import type {
+  HoldingEntry,
+  HoldingsPage,
+  HoldingsVersion,
+  Incarnation,
+  MemberId,
+  Seq,
+  VipId,
+} from './messages.js';
 import type { Millis } from './ports.js';
 import type { Timing } from './timing.js';
 
@@ -157,7 +165,12 @@ export class Membership {
     for (const p of this.peers.values()) {
       const to = this.evaluate(p, now);
       if (to !== p.liveness) {
-        changes.push({ member: p.id, from: p.liveness, to, silenceMs: p.lastHeard === undefined ? undefined : now - p.lastHeard });
+        changes.push({
+          member: p.id,
+          from: p.liveness,
+          to,
+          silenceMs: p.lastHeard === undefined ? undefined : now - p.lastHeard,
+        });
         p.liveness = to;
       }
     }
@@ -180,7 +193,9 @@ export class Membership {
     const { warnMs, deadMs, initDeadMs } = this.timing;
     for (const p of this.peers.values()) {
       const cands =
-        p.lastHeard === undefined ? [this.startedAt + initDeadMs] : [p.lastHeard + warnMs, p.lastHeard + deadMs];
+        p.lastHeard === undefined
+          ? [this.startedAt + initDeadMs]
+          : [p.lastHeard + warnMs, p.lastHeard + deadMs];
       for (const t of cands) if (t > now && t < next) next = t;
     }
     return next;

@@ -216,8 +216,7 @@ export interface ObjectKey {
  * so level-based reconcilers recover from missed work.
  */
 export type WatchEvent =
-  | { type: 'added' | 'updated' | 'deleted' | 'resync'; object: ApiObject }
-  | { type: 'synced' };
+  { type: 'added' | 'updated' | 'deleted' | 'resync'; object: ApiObject } | { type: 'synced' };
 
 export interface WatchOptions {
   /** Only this namespace (default: all). */
@@ -242,15 +241,24 @@ export interface ApiEvent {
 /** Thrown by ApiSource writes when the object changed since the expected resourceVersion. */
 export class ConflictError extends Error {
   override readonly name = 'ConflictError';
-  constructor(readonly kind: ApiKind, readonly key: ObjectKey, detail: string) {
-    super(`${kind} ${key.namespace ? key.namespace + '/' : ''}${key.name}: conflict: ${detail}; re-read the object and retry`);
+  constructor(
+    readonly kind: ApiKind,
+    readonly key: ObjectKey,
+    detail: string,
+  ) {
+    super(
+      `${kind} ${key.namespace ? key.namespace + '/' : ''}${key.name}: conflict: ${detail}; re-read the object and retry`,
+    );
   }
 }
 
 /** Thrown by ApiSource writes when the object does not exist. */
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
-  constructor(readonly kind: ApiKind, readonly key: ObjectKey) {
+  constructor(
+    readonly kind: ApiKind,
+    readonly key: ObjectKey,
+  ) {
     super(`${kind} ${key.namespace ? key.namespace + '/' : ''}${key.name} not found`);
   }
 }

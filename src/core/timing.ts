@@ -76,18 +76,26 @@ export function deriveTiming(spec: TimingSpec): Timing {
   int('intervalMs', intervalMs);
   int('deadMs', deadMs);
   if (deadMs < 3 * intervalMs) {
-    throw new TimingError('deadMs', `must be at least 3 * intervalMs (${3 * intervalMs}), got ${deadMs}: raise deadMs or lower intervalMs`);
+    throw new TimingError(
+      'deadMs',
+      `must be at least 3 * intervalMs (${3 * intervalMs}), got ${deadMs}: raise deadMs or lower intervalMs`,
+    );
   }
   const warnMs = spec.warnMs ?? Math.round((intervalMs + deadMs) / 2);
   int('warnMs', warnMs);
   if (warnMs <= intervalMs || warnMs >= deadMs) {
-    throw new TimingError('warnMs', `must be between intervalMs (${intervalMs}) and deadMs (${deadMs}), got ${warnMs}`);
+    throw new TimingError(
+      'warnMs',
+      `must be between intervalMs (${intervalMs}) and deadMs (${deadMs}), got ${warnMs}`,
+    );
   }
   const initDeadMs = spec.initDeadMs ?? 2 * deadMs;
   int('initDeadMs', initDeadMs);
-  if (initDeadMs < deadMs) throw new TimingError('initDeadMs', `must be at least deadMs (${deadMs}), got ${initDeadMs}`);
+  if (initDeadMs < deadMs)
+    throw new TimingError('initDeadMs', `must be at least deadMs (${deadMs}), got ${initDeadMs}`);
   const driftRate = spec.driftRate ?? DEFAULT_DRIFT_RATE;
-  if (!(driftRate >= 0 && driftRate < 0.01)) throw new TimingError('driftRate', `must be in [0, 0.01), got ${driftRate}`);
+  if (!(driftRate >= 0 && driftRate < 0.01))
+    throw new TimingError('driftRate', `must be in [0, 0.01), got ${driftRate}`);
   const maxForwardStepMs = spec.maxForwardStepMs ?? 0;
   if (!(Number.isInteger(maxForwardStepMs) && maxForwardStepMs >= 0)) {
     throw new TimingError('maxForwardStepMs', `must be a non-negative integer, got ${maxForwardStepMs}`);
@@ -110,7 +118,17 @@ export function deriveTiming(spec: TimingSpec): Timing {
       `lease + margin (${leaseMs} + ${marginMs}) must not exceed deadMs (${deadMs}), or failover waits on promises: lower leaseMs`,
     );
   }
-  return { intervalMs, warnMs, deadMs, initDeadMs, leaseMs, marginMs, quietMs: leaseMs + marginMs, maxForwardStepMs, driftRate };
+  return {
+    intervalMs,
+    warnMs,
+    deadMs,
+    initDeadMs,
+    leaseMs,
+    marginMs,
+    quietMs: leaseMs + marginMs,
+    maxForwardStepMs,
+    driftRate,
+  };
 }
 
 /** The documented profiles: default (200 / 1000) and fast (100 / 300). */

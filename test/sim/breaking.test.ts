@@ -20,7 +20,11 @@ function oneWayCut(unsafe: boolean) {
 describe('simulator catches a broken voter', () => {
   test('the correct protocol survives a one-way cut from the holder', () => {
     for (let seed = 1; seed <= 20; seed++) {
-      const { result, scenario } = runOne(seed, { profile: 'default', members: 3, maxVips: 1 }, { mutate: oneWayCut(false) });
+      const { result, scenario } = runOne(
+        seed,
+        { profile: 'default', members: 3, maxVips: 1 },
+        { mutate: oneWayCut(false) },
+      );
       if (result.violations.length) throw new Error(describeFailure({ seed, result, scenario }, 'default'));
     }
   });
@@ -28,19 +32,29 @@ describe('simulator catches a broken voter', () => {
   test('a voter that acks during its promise produces an S1 violation, with the seed', () => {
     const caught: string[] = [];
     for (let seed = 1; seed <= 20; seed++) {
-      const { result, scenario } = runOne(seed, { profile: 'default', members: 3, maxVips: 1 }, { mutate: oneWayCut(true) });
+      const { result, scenario } = runOne(
+        seed,
+        { profile: 'default', members: 3, maxVips: 1 },
+        { mutate: oneWayCut(true) },
+      );
       const s1 = result.violations.find((v) => v.invariant === 'S1');
       if (s1) caught.push(describeFailure({ seed, result, scenario }, 'default'));
     }
     expect(caught.length).toBeGreaterThan(0);
-    expect(caught[0]).toMatch(/^seed \d+ \(profile default\) violates S1 .*while holder n1 still had it bound/);
+    expect(caught[0]).toMatch(
+      /^seed \d+ \(profile default\) violates S1 .*while holder n1 still had it bound/,
+    );
     expect(caught[0]).toContain('last events:');
   });
 
   test('random schedules with the broken voter hit S1 within a few hundred seeds', () => {
     let found: number | undefined;
     for (let seed = 1; seed <= 400 && found === undefined; seed++) {
-      const { result } = runOne(seed, { profile: 'fast', maxVips: 3, faultMs: 1500 }, { mutate: (s) => (s.unsafe = { ackDuringPromise: true }) });
+      const { result } = runOne(
+        seed,
+        { profile: 'fast', maxVips: 3, faultMs: 1500 },
+        { mutate: (s) => (s.unsafe = { ackDuringPromise: true }) },
+      );
       if (result.violations.some((v) => v.invariant === 'S1')) found = seed;
     }
     expect(found).toBeDefined();

@@ -16,9 +16,15 @@ const cmd = new Command()
   .option('--profile <p>', 'timing profile: default (200/1000) or fast (100/300)', 'default')
   .option('--members <m>', 'members per cluster (default: random 2..9)')
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
-  .option('--faults <kinds>', 'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)')
+  .option(
+    '--faults <kinds>',
+    'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)',
+  )
   .option('--single-crash', 'one fault only: crash one member (no restart) to measure clean failover time')
-  .option('--graceful-stop', 'one fault only: stop one member gracefully (Member.stop, no restart) to measure handover time')
+  .option(
+    '--graceful-stop',
+    'one fault only: stop one member gracefully (Member.stop, no restart) to measure handover time',
+  )
   .option('--workers <w>', 'child processes to split the schedules across', '1')
   .option('--worker-child', 'internal: run as a worker and report to the parent')
   .option('--trace', 'print every event of each schedule')
@@ -59,7 +65,11 @@ if (o.trace) {
   for (let s = seed; s < seed + k; s++) {
     console.log(`=== seed ${s}`);
     const { result } = runOne(s, opts, { trace: true, traceSink: (l) => console.log(l) });
-    console.log(result.violations.length ? result.violations.map((v) => `${v.invariant}: ${v.message}`).join('\n') : 'ok');
+    console.log(
+      result.violations.length
+        ? result.violations.map((v) => `${v.invariant}: ${v.message}`).join('\n')
+        : 'ok',
+    );
   }
   process.exit(0);
 }
@@ -81,7 +91,9 @@ interface Part {
 const mutate = o.singleCrash
   ? (sc: Scenario) => {
       const node = sc.members[sc.seed % sc.members.length] as string;
-      sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null }];
+      sc.faults = [
+        { at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null },
+      ];
     }
   : o.gracefulStop
     ? (sc: Scenario) => {
@@ -112,7 +124,13 @@ function runPart(first: number, count: number): Part {
 }
 
 function runChild(first: number, count: number): Promise<Part> {
-  const args = process.argv.slice(2).filter((a, i, all) => !['--seed', '--schedules', '--workers'].includes(a) && !['--seed', '--schedules', '--workers'].includes(all[i - 1] ?? ''));
+  const args = process.argv
+    .slice(2)
+    .filter(
+      (a, i, all) =>
+        !['--seed', '--schedules', '--workers'].includes(a) &&
+        !['--seed', '--schedules', '--workers'].includes(all[i - 1] ?? ''),
+    );
   args.push('--seed', String(first), '--schedules', String(count), '--worker-child');
   return new Promise((resolve, reject) => {
     const child = fork(process.argv[1] as string, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -123,7 +141,12 @@ function runChild(first: number, count: number): Promise<Part> {
     child.on('error', reject);
     child.on('exit', (code) => {
       if (part) resolve(part);
-      else reject(new Error(`worker for seeds ${first}..${first + count - 1} exited with code ${code} without a result`));
+      else
+        reject(
+          new Error(
+            `worker for seeds ${first}..${first + count - 1} exited with code ${code} without a result`,
+          ),
+        );
     });
   });
 }
@@ -147,17 +170,27 @@ if (o.workerChild) {
     parts = await Promise.all(ranges.map(([f, c]) => runChild(f, c)));
   }
   const ms = performance.now() - t0;
-  const all = <K extends 'failovers' | 'handovers' | 'backstopOverlaps' | 'converge'>(key: K) => parts.flatMap((p) => p[key]);
+  const all = <K extends 'failovers' | 'handovers' | 'backstopOverlaps' | 'converge'>(key: K) =>
+    parts.flatMap((p) => p[key]);
   const faultKinds: Record<string, number> = {};
-  for (const p of parts) for (const [kind, v] of Object.entries(p.faultKinds)) faultKinds[kind] = (faultKinds[kind] ?? 0) + v;
+  for (const p of parts)
+    for (const [kind, v] of Object.entries(p.faultKinds)) faultKinds[kind] = (faultKinds[kind] ?? 0) + v;
   const failures = parts.flatMap((p) => p.failures);
   const schedules = parts.reduce((a, p) => a + p.schedules, 0);
   const events = parts.reduce((a, p) => a + p.events, 0);
   const cpuMs = parts.reduce((a, p) => a + p.cpuMs, 0);
   const fmt = (xs: number[]) =>
-    xs.length ? `n=${xs.length} p50=${percentile(xs, 50).toFixed(0)}ms p90=${percentile(xs, 90).toFixed(0)}ms p99=${percentile(xs, 99).toFixed(0)}ms max=${Math.max(...xs).toFixed(0)}ms` : 'n=0';
-  console.log(`profile ${profile}: ${schedules} schedules (seeds ${seed}..${seed + k - 1}), ${events} events, ${(ms / 1000).toFixed(1)}s wall, ${parts.length} process(es), ${(cpuMs / schedules).toFixed(1)} ms CPU per schedule`);
-  console.log(`faults: ${Object.entries(faultKinds).map(([kind, v]) => `${kind}=${v}`).join(' ')}`);
+    xs.length
+      ? `n=${xs.length} p50=${percentile(xs, 50).toFixed(0)}ms p90=${percentile(xs, 90).toFixed(0)}ms p99=${percentile(xs, 99).toFixed(0)}ms max=${Math.max(...xs).toFixed(0)}ms`
+      : 'n=0';
+  console.log(
+    `profile ${profile}: ${schedules} schedules (seeds ${seed}..${seed + k - 1}), ${events} events, ${(ms / 1000).toFixed(1)}s wall, ${parts.length} process(es), ${(cpuMs / schedules).toFixed(1)} ms CPU per schedule`,
+  );
+  console.log(
+    `faults: ${Object.entries(faultKinds)
+      .map(([kind, v]) => `${kind}=${v}`)
+      .join(' ')}`,
+  );
   console.log(`crash failover (holder crash -> other member bound):  ${fmt(all('failovers'))}`);
   console.log(`graceful-stop handover (stop -> other bound):         ${fmt(all('handovers'))}`);
   console.log(`convergence after heal (all usable VIPs held):       ${fmt(all('converge'))}`);
@@ -165,7 +198,12 @@ if (o.workerChild) {
   if (failures.length) {
     failures.sort((a, b) => a.seed - b.seed);
     const hard = failures.filter((f) => f.hard);
-    console.log(`\n${failures.length} failing schedule(s): ${failures.map((f) => f.seed).slice(0, 20).join(', ')}\n`);
+    console.log(
+      `\n${failures.length} failing schedule(s): ${failures
+        .map((f) => f.seed)
+        .slice(0, 20)
+        .join(', ')}\n`,
+    );
     console.log((hard[0] ?? (failures[0] as (typeof failures)[number])).text);
     process.exit(1);
   }

@@ -14,15 +14,33 @@ export interface Summary {
   faultKinds: Record<string, number>;
 }
 
-export function runOne(seed: number, o: ScheduleOptions, opts: { trace?: boolean; traceSink?: (l: string) => void; mutate?: (s: Scenario) => void } = {}) {
+export function runOne(
+  seed: number,
+  o: ScheduleOptions,
+  opts: { trace?: boolean; traceSink?: (l: string) => void; mutate?: (s: Scenario) => void } = {},
+) {
   const scenario = makeScenario(seed, o);
   opts.mutate?.(scenario);
   const result = new World(scenario, opts).run();
   return { scenario, result };
 }
 
-export function runMany(firstSeed: number, count: number, o: ScheduleOptions, mutate?: (s: Scenario) => void): Summary {
-  const s: Summary = { schedules: 0, events: 0, failures: [], failovers: [], handovers: [], backstopOverlaps: [], converge: [], faultKinds: {} };
+export function runMany(
+  firstSeed: number,
+  count: number,
+  o: ScheduleOptions,
+  mutate?: (s: Scenario) => void,
+): Summary {
+  const s: Summary = {
+    schedules: 0,
+    events: 0,
+    failures: [],
+    failovers: [],
+    handovers: [],
+    backstopOverlaps: [],
+    converge: [],
+    faultKinds: {},
+  };
   for (let seed = firstSeed; seed < firstSeed + count; seed++) {
     const { scenario, result } = runOne(seed, o, mutate ? { mutate } : {});
     s.schedules++;
@@ -45,7 +63,10 @@ export function percentile(xs: number[], p: number): number {
   return a[Math.min(a.length - 1, Math.max(0, Math.ceil((p / 100) * a.length) - 1))] as number;
 }
 
-export function describeFailure(f: { seed: number; result: RunResult; scenario: Scenario }, profile: ProfileName): string {
+export function describeFailure(
+  f: { seed: number; result: RunResult; scenario: Scenario },
+  profile: ProfileName,
+): string {
   const v = f.result.violations[0];
   const sc = f.scenario;
   return [

@@ -41,7 +41,8 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
   const timing = deriveTiming({ ...PROFILES[o.profile], maxForwardStepMs: maxStepMs });
   const n = o.members ?? rng.pick([2, 2, 3, 3, 3, 4, 5, 5, 6, 7, 8, 9]);
   const members: MemberId[] = Array.from({ length: n }, (_, i) => `n${i + 1}`);
-  const quorum: QuorumMode = o.quorum ?? (n % 2 === 0 ? (n === 2 || rng.chance(0.7) ? 'witness' : 'majority') : 'majority');
+  const quorum: QuorumMode =
+    o.quorum ?? (n % 2 === 0 ? (n === 2 || rng.chance(0.7) ? 'witness' : 'majority') : 'majority');
   const witness = quorum === 'witness';
   const nv = rng.int(1, Math.max(1, o.maxVips ?? 50));
   const vips: VipSpec[] = [];
@@ -52,7 +53,10 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
   }
   const clocks: Scenario['clocks'] = {};
   for (const id of [...members, ...(witness ? [CONTROLLER] : [])]) {
-    clocks[id] = { rate: 1 + rng.range(-timing.driftRate, timing.driftRate) * 0.999, offset: rng.range(0, 1e6) };
+    clocks[id] = {
+      rate: 1 + rng.range(-timing.driftRate, timing.driftRate) * 0.999,
+      offset: rng.range(0, 1e6),
+    };
   }
 
   const { deadMs, intervalMs, initDeadMs, quietMs } = timing;
@@ -68,7 +72,20 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
   for (let i = 0; i < nf; i++) {
     const t = at();
     const kinds = [
-      'crash', 'crash', 'crash', 'pause', 'pause', 'partition', 'partition', 'oneway', 'flap', 'net', 'step', 'standby', 'unhealthy', 'assign',
+      'crash',
+      'crash',
+      'crash',
+      'pause',
+      'pause',
+      'partition',
+      'partition',
+      'oneway',
+      'flap',
+      'net',
+      'step',
+      'standby',
+      'unhealthy',
+      'assign',
     ] as const;
     const allowed = o.faultKinds ? kinds.filter((k) => o.faultKinds?.includes(k)) : kinds;
     const kind = rng.pick(allowed.length ? allowed : kinds);
@@ -87,7 +104,12 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
       case 'partition': {
         const shuffled = rng.shuffle([...all]);
         const cut = rng.int(1, Math.max(1, shuffled.length - 1));
-        faults.push({ at: t, kind, groups: [shuffled.slice(0, cut), shuffled.slice(cut)], untilMs: t + rng.range(0.3, 4) * deadMs });
+        faults.push({
+          at: t,
+          kind,
+          groups: [shuffled.slice(0, cut), shuffled.slice(cut)],
+          untilMs: t + rng.range(0.3, 4) * deadMs,
+        });
         break;
       }
       case 'oneway': {
@@ -97,7 +119,15 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
       }
       case 'flap': {
         const b = rng.pick(all.filter((x) => x !== node));
-        if (b) faults.push({ at: t, kind, a: node, b, periodMs: rng.range(0.2, 2) * intervalMs, untilMs: t + rng.range(1, 4) * deadMs });
+        if (b)
+          faults.push({
+            at: t,
+            kind,
+            a: node,
+            b,
+            periodMs: rng.range(0.2, 2) * intervalMs,
+            untilMs: t + rng.range(1, 4) * deadMs,
+          });
         break;
       }
       case 'net':
@@ -115,12 +145,14 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
         break;
       case 'standby':
         faults.push({ at: t, kind, node: member, on: true });
-        if (rng.chance(0.6)) faults.push({ at: t + rng.range(0.5, 3) * deadMs, kind, node: member, on: false });
+        if (rng.chance(0.6))
+          faults.push({ at: t + rng.range(0.5, 3) * deadMs, kind, node: member, on: false });
         break;
       case 'unhealthy': {
         const vip = rng.pick(vips).vip;
         faults.push({ at: t, kind, node: member, vip, on: true });
-        if (rng.chance(0.6)) faults.push({ at: t + rng.range(0.5, 3) * deadMs, kind, node: member, vip, on: false });
+        if (rng.chance(0.6))
+          faults.push({ at: t + rng.range(0.5, 3) * deadMs, kind, node: member, vip, on: false });
         break;
       }
       case 'assign':
@@ -134,7 +166,12 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
   const stopAllowed = !o.faultKinds || o.faultKinds.includes('stop');
   if (stopAllowed && (o.faultKinds?.length === 1 || rs.chance(0.3))) {
     const t = warm + rs.range(0, faultMs);
-    faults.push({ at: t, kind: 'stop', node: rs.pick(members), restartAt: rs.chance(0.5) ? t + rs.range(0.2, 3) * deadMs : null });
+    faults.push({
+      at: t,
+      kind: 'stop',
+      node: rs.pick(members),
+      restartAt: rs.chance(0.5) ? t + rs.range(0.2, 3) * deadMs : null,
+    });
   }
   faults.sort((a, b) => a.at - b.at);
   return {

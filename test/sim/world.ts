@@ -3,7 +3,13 @@
  * kernel that keeps bound addresses until their lifetime or the fence deadline, and the
  * invariant checker (S1, S2, L1). Everything runs on one event queue; no real timers.
  */
-import { Member, type Output, type QuorumMode, type UnsafeOptions, type VipSpec } from '../../src/core/member.js';
+import {
+  Member,
+  type Output,
+  type QuorumMode,
+  type UnsafeOptions,
+  type VipSpec,
+} from '../../src/core/member.js';
 import type { Epoch, Message, MemberId, VipId } from '../../src/core/messages.js';
 import type { Timing } from '../../src/core/timing.js';
 import { EventHeap } from './heap.js';
@@ -108,7 +114,16 @@ type Ev =
   | { t: number; n: number; kind: 'restart'; node: Node }
   | { t: number; n: number; kind: 'resume'; node: Node }
   | { t: number; n: number; kind: 'unblock'; from: MemberId; to: MemberId; token: number }
-  | { t: number; n: number; kind: 'flap'; a: MemberId; b: MemberId; periodMs: number; untilMs: number; token: number }
+  | {
+      t: number;
+      n: number;
+      kind: 'flap';
+      a: MemberId;
+      b: MemberId;
+      periodMs: number;
+      untilMs: number;
+      token: number;
+    }
   | { t: number; n: number; kind: 'heal' }
   | { t: number; n: number; kind: 'reconcile' }
   | { t: number; n: number; kind: 'check' };
@@ -145,7 +160,16 @@ export class World {
     private readonly opts: { trace?: boolean; traceSink?: (line: string) => void } = {},
   ) {
     this.rng = new Rng(sc.seed * 7919 + 17);
-    this.result = { seed: sc.seed, violations: [], failovers: [], handovers: [], backstopOverlaps: [], convergeMs: null, events: 0, trace: [] };
+    this.result = {
+      seed: sc.seed,
+      violations: [],
+      failovers: [],
+      handovers: [],
+      backstopOverlaps: [],
+      convergeMs: null,
+      events: 0,
+      trace: [],
+    };
     const ids = [...sc.members, ...(sc.witness ? [CONTROLLER] : [])];
     for (const id of ids) {
       const c = sc.clocks[id] ?? { rate: 1, offset: 0 };
@@ -186,7 +210,8 @@ export class World {
         this.violate('CONTRACT', 'runaway schedule: too many events (a wake loop?)');
         break;
       }
-      if (this.result.violations.length > 0 && this.result.violations.some((v) => v.invariant !== 'BACKSTOP')) break;
+      if (this.result.violations.length > 0 && this.result.violations.some((v) => v.invariant !== 'BACKSTOP'))
+        break;
     }
     this.result.events = this.events;
     this.result.trace = [...this.traceBuf];
@@ -293,7 +318,9 @@ export class World {
     this.trace(`${node.id} start incarnation ${node.incarnation}`);
     const out = node.member.start(this.local(node));
     if (node.standby || node.unhealthy.size > 0) {
-      out.push(...node.member.setLocal(this.local(node), { standby: node.standby, unhealthy: node.unhealthy }));
+      out.push(
+        ...node.member.setLocal(this.local(node), { standby: node.standby, unhealthy: node.unhealthy }),
+      );
     }
     this.apply(node, out);
   }
@@ -307,7 +334,9 @@ export class World {
     if (node.localDirty) {
       // The agent resumes and applies the drain/health changes it missed while paused.
       node.localDirty = false;
-      this.trace(`${node.id} applies local state missed while paused: standby ${node.standby}, unhealthy [${[...node.unhealthy].join(',')}]`);
+      this.trace(
+        `${node.id} applies local state missed while paused: standby ${node.standby}, unhealthy [${[...node.unhealthy].join(',')}]`,
+      );
       this.apply(node, m.setLocal(this.local(node), { standby: node.standby, unhealthy: node.unhealthy }));
     }
     const buf = node.buffer;
@@ -330,7 +359,9 @@ export class World {
   private receive(node: Node, msg: Message): void {
     if (this.opts.trace) {
       if (msg.kind === 'takeover-ack') {
-        this.trace(`${node.id} <- ${msg.from} ack ${msg.vip} e${msg.epoch} ${msg.granted ? 'GRANTED' : `refused(${msg.reason}) knows e${msg.knownEpoch} ${msg.knownHolder} promise ${msg.promiseRemainingMs}ms`}`);
+        this.trace(
+          `${node.id} <- ${msg.from} ack ${msg.vip} e${msg.epoch} ${msg.granted ? 'GRANTED' : `refused(${msg.reason}) knows e${msg.knownEpoch} ${msg.knownHolder} promise ${msg.promiseRemainingMs}ms`}`,
+        );
       } else if (msg.kind === 'takeover') {
         this.trace(`${node.id} <- ${msg.from} takeover ${msg.vip} e${msg.epoch} cause ${msg.cause}`);
       } else if (msg.kind === 'release') {
@@ -378,7 +409,13 @@ export class World {
     if (!Number.isFinite(w)) return;
     node.wakeToken++;
     // +1 µs so that the node's clock reads at least `w` despite floating-point rounding.
-    this.push({ t: Math.max(this.now, this.real(node, w) + 1e-3), n: 0, kind: 'wake', node, token: node.wakeToken });
+    this.push({
+      t: Math.max(this.now, this.real(node, w) + 1e-3),
+      n: 0,
+      kind: 'wake',
+      node,
+      token: node.wakeToken,
+    });
   }
 
   private send(from: Node, to: MemberId | '*', msg: Message): void {
@@ -392,9 +429,11 @@ export class World {
     const faulty = !this.healed && this.now < this.netUntil;
     const loss = this.healed ? 0 : this.loss;
     if (loss > 0 && this.rng.chance(loss)) return;
-    const delay = () => 0.1 + this.rng.next() * 0.9 + (faulty && this.spikeMs > 0 ? this.rng.next() * this.spikeMs : 0);
+    const delay = () =>
+      0.1 + this.rng.next() * 0.9 + (faulty && this.spikeMs > 0 ? this.rng.next() * this.spikeMs : 0);
     this.push({ t: this.now + delay(), n: 0, kind: 'deliver', node: dest, msg });
-    if (!this.healed && this.rng.chance(this.dup)) this.push({ t: this.now + delay() + 1, n: 0, kind: 'deliver', node: dest, msg });
+    if (!this.healed && this.rng.chance(this.dup))
+      this.push({ t: this.now + delay() + 1, n: 0, kind: 'deliver', node: dest, msg });
   }
 
   // ---- kernel and invariants ------------------------------------------------------------
@@ -414,12 +453,20 @@ export class World {
   }
 
   private bind(node: Node, vip: VipId, epoch: Epoch, leaseExpiry: number, reason: string): void {
-    this.trace(`${node.id} BIND ${vip} e${epoch} lease +${(leaseExpiry - this.local(node)).toFixed(0)}ms (${reason})`);
-    if (leaseExpiry <= this.local(node)) this.violate('CONTRACT', `${node.id} asked to bind ${vip} with an expired lease`);
+    this.trace(
+      `${node.id} BIND ${vip} e${epoch} lease +${(leaseExpiry - this.local(node)).toFixed(0)}ms (${reason})`,
+    );
+    if (leaseExpiry <= this.local(node))
+      this.violate('CONTRACT', `${node.id} asked to bind ${vip} with an expired lease`);
     const max = this.maxBound.get(vip) ?? 0;
-    if (epoch <= max) this.violate('S2', `${node.id} bound ${vip} at epoch ${epoch}, not above the highest bound epoch ${max}`);
+    if (epoch <= max)
+      this.violate(
+        'S2',
+        `${node.id} bound ${vip} at epoch ${epoch}, not above the highest bound epoch ${max}`,
+      );
     const seen = node.seen.get(vip) ?? 0;
-    if (epoch < seen) this.violate('S2', `${node.id} bound ${vip} at epoch ${epoch} after seeing epoch ${seen}`);
+    if (epoch < seen)
+      this.violate('S2', `${node.id} bound ${vip} at epoch ${epoch} after seeing epoch ${seen}`);
     this.maxBound.set(vip, Math.max(max, epoch));
     this.durable.set(vip, Math.max(this.durable.get(vip) ?? 0, epoch));
     this.see(node, vip, epoch);
@@ -489,13 +536,23 @@ export class World {
         const bound = Math.ceil(this.sc.timing.leaseMs / 1000) * 1000 + 180 + 10;
         const sinceRenew = until - other.renewedAt;
         this.result.backstopOverlaps.push(overlap);
-        this.trace(`backstop overlap ${b.vip}: ${other.node.id}'s address lives ${overlap.toFixed(0)}ms more (kernel lifetime)`);
+        this.trace(
+          `backstop overlap ${b.vip}: ${other.node.id}'s address lives ${overlap.toFixed(0)}ms more (kernel lifetime)`,
+        );
         if (sinceRenew > bound + 5) {
-          this.violate('BACKSTOP', `${other.node.id}'s orphaned ${b.vip} outlives its last renewal by ${sinceRenew.toFixed(0)}ms > ${bound}ms`);
+          this.violate(
+            'BACKSTOP',
+            `${other.node.id}'s orphaned ${b.vip} outlives its last renewal by ${sinceRenew.toFixed(0)}ms > ${bound}ms`,
+          );
         }
         continue;
       }
-      const what = other.node.state === 'paused' ? 'paused holder' : other.node.state === 'down' ? 'crashed holder' : 'holder';
+      const what =
+        other.node.state === 'paused'
+          ? 'paused holder'
+          : other.node.state === 'down'
+            ? 'crashed holder'
+            : 'holder';
       this.violate(
         'S1',
         `${b.node.id} bound ${b.vip} at epoch ${b.epoch} while ${what} ${other.node.id} still had it bound at epoch ${other.epoch}`,
@@ -528,7 +585,10 @@ export class World {
       all = false;
       const since = Math.max(this.lastHeld.get(v.vip) ?? 0, this.sc.healAt);
       if (this.now - since > this.sc.l1BoundMs) {
-        this.violate('L1', `${v.vip} has had no holder for ${(this.now - since).toFixed(0)}ms after healing (bound ${this.sc.l1BoundMs}ms)`);
+        this.violate(
+          'L1',
+          `${v.vip} has had no holder for ${(this.now - since).toFixed(0)}ms after healing (bound ${this.sc.l1BoundMs}ms)`,
+        );
         this.lastHeld.set(v.vip, this.now); // report once per gap
       }
     }
@@ -549,7 +609,8 @@ export class World {
       node.standby = false;
       node.unhealthy.clear();
       if (node.state === 'down') this.boot(node);
-      else if (wasStandby && node.member) this.apply(node, node.member.setLocal(this.local(node), { standby: false, unhealthy: [] }));
+      else if (wasStandby && node.member)
+        this.apply(node, node.member.setLocal(this.local(node), { standby: false, unhealthy: [] }));
     }
   }
 
@@ -628,16 +689,32 @@ export class World {
         return;
       case 'flap':
         this.trace(`FLAP ${f.a} <-> ${f.b} every ~${f.periodMs.toFixed(0)}ms until ${f.untilMs.toFixed(0)}`);
-        this.push({ t: this.now, n: 0, kind: 'flap', a: f.a, b: f.b, periodMs: f.periodMs, untilMs: f.untilMs, token: ++this.n });
+        this.push({
+          t: this.now,
+          n: 0,
+          kind: 'flap',
+          a: f.a,
+          b: f.b,
+          periodMs: f.periodMs,
+          untilMs: f.untilMs,
+          token: ++this.n,
+        });
         return;
       case 'net':
-        this.trace(`NET loss ${f.loss.toFixed(2)} dup ${f.dup.toFixed(2)} delay spikes ${f.spikeMs.toFixed(0)}ms until ${f.untilMs.toFixed(0)}`);
+        this.trace(
+          `NET loss ${f.loss.toFixed(2)} dup ${f.dup.toFixed(2)} delay spikes ${f.spikeMs.toFixed(0)}ms until ${f.untilMs.toFixed(0)}`,
+        );
         this.loss = f.loss;
         this.dup = f.dup;
         this.spikeMs = f.spikeMs;
         this.netUntil = f.untilMs;
         if (f.untilMs > this.now) {
-          this.push({ t: f.untilMs, n: 0, kind: 'fault', fault: { at: f.untilMs, kind: 'net', loss: 0.002, dup: 0.002, spikeMs: 0, untilMs: f.untilMs } });
+          this.push({
+            t: f.untilMs,
+            n: 0,
+            kind: 'fault',
+            fault: { at: f.untilMs, kind: 'net', loss: 0.002, dup: 0.002, spikeMs: 0, untilMs: f.untilMs },
+          });
         }
         return;
       case 'step': {
@@ -652,9 +729,12 @@ export class World {
         const node = this.nodes.get(f.node);
         if (!node || node.witness) return;
         node.standby = f.on;
-        this.trace(`${node.id} standby ${f.on ? 'on (drain)' : 'off'}${node.state === 'paused' ? ' (agent paused: applied on resume)' : ''}`);
+        this.trace(
+          `${node.id} standby ${f.on ? 'on (drain)' : 'off'}${node.state === 'paused' ? ' (agent paused: applied on resume)' : ''}`,
+        );
         if (node.state === 'paused') node.localDirty = true;
-        if (node.state === 'up' && node.member) this.apply(node, node.member.setLocal(this.local(node), { standby: f.on }));
+        if (node.state === 'up' && node.member)
+          this.apply(node, node.member.setLocal(this.local(node), { standby: f.on }));
         return;
       }
       case 'unhealthy': {
@@ -662,9 +742,12 @@ export class World {
         if (!node || node.witness) return;
         if (f.on) node.unhealthy.add(f.vip);
         else node.unhealthy.delete(f.vip);
-        this.trace(`${node.id} Resources of ${f.vip} ${f.on ? 'FAIL' : 'recover'}${node.state === 'paused' ? ' (agent paused: applied on resume)' : ''}`);
+        this.trace(
+          `${node.id} Resources of ${f.vip} ${f.on ? 'FAIL' : 'recover'}${node.state === 'paused' ? ' (agent paused: applied on resume)' : ''}`,
+        );
         if (node.state === 'paused') node.localDirty = true;
-        if (node.state === 'up' && node.member) this.apply(node, node.member.setLocal(this.local(node), { unhealthy: node.unhealthy }));
+        if (node.state === 'up' && node.member)
+          this.apply(node, node.member.setLocal(this.local(node), { unhealthy: node.unhealthy }));
         return;
       }
       case 'assign': {

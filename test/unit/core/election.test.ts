@@ -58,7 +58,11 @@ describe('elect', () => {
   });
 
   test('assignment from the controller has priority when usable', () => {
-    const base = { spec: { vip: 'ns/a', preferredNodes: ['x'] }, current: { holder: 'x', epoch: 2 }, autoFailback: false };
+    const base = {
+      spec: { vip: 'ns/a', preferredNodes: ['x'] },
+      current: { holder: 'x', epoch: 2 },
+      autoFailback: false,
+    };
     expect(elect({ ...base, members: [m('x'), m('y')], assigned: 'y' }).holder).toBe('y');
     expect(elect({ ...base, members: [m('x'), m('y', { standby: true })], assigned: 'y' }).holder).toBe('x');
   });
@@ -78,7 +82,12 @@ describe('elect', () => {
   });
 
   test('nobody usable: no holder, with a reason', () => {
-    const r = elect({ spec: { vip: 'ns/a', preferredNodes: [] }, members: [m('x', { alive: false })], current: none, autoFailback: false });
+    const r = elect({
+      spec: { vip: 'ns/a', preferredNodes: [] },
+      members: [m('x', { alive: false })],
+      current: none,
+      autoFailback: false,
+    });
     expect(r).toEqual({ holder: null, reason: 'no alive, healthy, eligible member outside standby' });
   });
 });

@@ -14,7 +14,9 @@ describe('timing', () => {
     expect(timing.leaseMs + timing.marginMs).toBeLessThanOrEqual(timing.deadMs);
   });
   test('rejects timings that cannot work, naming the field', () => {
-    expect(() => deriveTiming({ intervalMs: 200, deadMs: 400 })).toThrow(/heartbeat\.deadMs: must be at least 3 \* intervalMs/);
+    expect(() => deriveTiming({ intervalMs: 200, deadMs: 400 })).toThrow(
+      /heartbeat\.deadMs: must be at least 3 \* intervalMs/,
+    );
     expect(() => deriveTiming({ intervalMs: 200, deadMs: 1000, leaseMs: 300 })).toThrow(/heartbeat\.leaseMs/);
     expect(() => deriveTiming({ intervalMs: 200, deadMs: 1000, warnMs: 1000 })).toThrow(/heartbeat\.warnMs/);
   });
@@ -32,7 +34,10 @@ describe('VoterTable (promises)', () => {
   test('a promise to the holder blocks other candidates until receive time + L + margin', () => {
     const v = new VoterTable('m', timing, -10_000);
     expect(v.onHoldings(0, 'p', 1, known([['vip', 3]]))).toEqual([]);
-    expect(v.onTakeover(L + M - 1, 'q', 1, 'vip', 4)).toMatchObject({ granted: false, reason: AckRefusal.PromiseActive });
+    expect(v.onTakeover(L + M - 1, 'q', 1, 'vip', 4)).toMatchObject({
+      granted: false,
+      reason: AckRefusal.PromiseActive,
+    });
     expect(v.onTakeover(L + M, 'q', 1, 'vip', 4).granted).toBe(true);
   });
 
@@ -58,7 +63,9 @@ describe('VoterTable (promises)', () => {
   test('lists a conflict for a claim older than what it knows', () => {
     const v = new VoterTable('m', timing, -10_000);
     v.onHoldings(0, 'q', 1, known([['vip', 5]]));
-    expect(v.onHoldings(1, 'p', 1, known([['vip', 4]]))).toEqual([{ member: 'p', vip: 'vip', epoch: 5, holder: 'q' }]);
+    expect(v.onHoldings(1, 'p', 1, known([['vip', 4]]))).toEqual([
+      { member: 'p', vip: 'vip', epoch: 5, holder: 'q' },
+    ]);
   });
 
   test('third-party knowledge never re-acks without checking the promise', () => {

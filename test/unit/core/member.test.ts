@@ -69,7 +69,12 @@ describe('Member', () => {
     c.run(timing.quietMs, 1500);
     expect(c.bound.get('ns/web')).toBe('a');
     const bind = c.log.find((l) => l.o.type === 'bind');
-    expect(bind?.o).toMatchObject({ type: 'bind', vip: 'ns/web', epoch: 1, reason: 'a elected: preferred #1' });
+    expect(bind?.o).toMatchObject({
+      type: 'bind',
+      vip: 'ns/web',
+      epoch: 1,
+      reason: 'a elected: preferred #1',
+    });
     // The lease keeps being renewed by echoes.
     c.run(1501, 4000);
     expect(c.bound.get('ns/web')).toBe('a');
@@ -105,7 +110,9 @@ describe('Member', () => {
       expect(kinds[0]).toBe('unbind');
       expect(out[0]).toMatchObject({ type: 'unbind', vip: 'ns/web', epoch: 1, reason: 'stopped' });
       const hb = out.find((o) => o.type === 'send' && o.message.kind === 'heartbeat');
-      expect(hb).toMatchObject({ message: { standby: true, holdings: { entries: [] }, releases: [{ vip: 'ns/web', epoch: 1 }] } });
+      expect(hb).toMatchObject({
+        message: { standby: true, holdings: { entries: [] }, releases: [{ vip: 'ns/web', epoch: 1 }] },
+      });
       expect(kinds.filter((k) => k === 'send:release').length).toBe(ids.length - 1 + (witness ? 1 : 0));
       c.apply('a', out);
       c.bound.delete('ns/web');
@@ -154,10 +161,26 @@ describe('Member', () => {
 
   test('configuration errors name the field and the fix', () => {
     expect(
-      () => new Member({}, { clusterId: 'c', self: 'x', incarnation: 1, members: ['a'], quorum: 'majority', timing, vips: [] }),
+      () =>
+        new Member(
+          {},
+          { clusterId: 'c', self: 'x', incarnation: 1, members: ['a'], quorum: 'majority', timing, vips: [] },
+        ),
     ).toThrow(/members: x is not listed/);
     expect(
-      () => new Member({}, { clusterId: 'c', self: 'a', incarnation: 1, members: ['a', 'b'], quorum: 'witness', timing, vips: [] }),
+      () =>
+        new Member(
+          {},
+          {
+            clusterId: 'c',
+            self: 'a',
+            incarnation: 1,
+            members: ['a', 'b'],
+            quorum: 'witness',
+            timing,
+            vips: [],
+          },
+        ),
     ).toThrow(/quorum: "witness" needs a witness/);
   });
 });
@@ -166,7 +189,19 @@ describe('Member grants', () => {
   test('echoes from a peer outside the voter set never extend a lease', () => {
     // Majority mode with an observing controller listed as witness: it is a peer, not a voter.
     const mk = (self: string) =>
-      new Member({}, { clusterId: 'c', self, incarnation: 1, members: ['a', 'b', 'c'], witness: 'ctl', quorum: 'majority', timing, vips: [{ vip: 'ns/web', preferredNodes: ['a'] }] });
+      new Member(
+        {},
+        {
+          clusterId: 'c',
+          self,
+          incarnation: 1,
+          members: ['a', 'b', 'c'],
+          witness: 'ctl',
+          quorum: 'majority',
+          timing,
+          vips: [{ vip: 'ns/web', preferredNodes: ['a'] }],
+        },
+      );
     const a = mk('a');
     expect(a.quorum.voters).toEqual(['a', 'b', 'c']);
     const out = a.start(0);
@@ -174,8 +209,17 @@ describe('Member grants', () => {
     expect(hb).toBeDefined();
     const seq = (hb as { message: { seq: number } }).message.seq;
     a.receive(1, {
-      kind: 'heartbeat', clusterId: 'c', from: 'ctl', incarnation: 1, seq: 1, standby: false, witness: true, unhealthy: [],
-      holdings: { version: 1, page: 0, pages: 1, entries: [] }, releases: [], conflicts: [],
+      kind: 'heartbeat',
+      clusterId: 'c',
+      from: 'ctl',
+      incarnation: 1,
+      seq: 1,
+      standby: false,
+      witness: true,
+      unhealthy: [],
+      holdings: { version: 1, page: 0, pages: 1, entries: [] },
+      releases: [],
+      conflicts: [],
       echoes: [{ member: 'a', incarnation: 1, seq, holdingsVersion: 1 }],
     });
     expect(a.view(1).holdings).toEqual([]);

@@ -38,10 +38,19 @@ describe('Membership', () => {
   test('holdings are known only once every page of one version arrived', () => {
     const m = new Membership('a', ['a', 'b'], timing, 0);
     m.observe(0, 'b', 1, 1);
-    expect(m.addHoldingsPage('b', { version: 2, page: 0, pages: 2, entries: [{ vip: 'v1', epoch: 1 }] })).toBeUndefined();
+    expect(
+      m.addHoldingsPage('b', { version: 2, page: 0, pages: 2, entries: [{ vip: 'v1', epoch: 1 }] }),
+    ).toBeUndefined();
     // A page of a newer version restarts assembly.
-    expect(m.addHoldingsPage('b', { version: 3, page: 1, pages: 2, entries: [{ vip: 'v2', epoch: 4 }] })).toBeUndefined();
-    const known = m.addHoldingsPage('b', { version: 3, page: 0, pages: 2, entries: [{ vip: 'v1', epoch: 1 }] });
+    expect(
+      m.addHoldingsPage('b', { version: 3, page: 1, pages: 2, entries: [{ vip: 'v2', epoch: 4 }] }),
+    ).toBeUndefined();
+    const known = m.addHoldingsPage('b', {
+      version: 3,
+      page: 0,
+      pages: 2,
+      entries: [{ vip: 'v1', epoch: 1 }],
+    });
     expect(known?.version).toBe(3);
     expect([...(known?.entries ?? [])]).toEqual([
       ['v2', 4],
