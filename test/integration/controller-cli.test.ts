@@ -5,25 +5,18 @@
  */
 import { jest } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createTestNamespace, deleteNamespace, kubeconfig, kubectl } from './helpers.js';
+import {
+  createTestNamespace,
+  deleteNamespace,
+  kubeconfig,
+  kubectl,
+  until as untilShared,
+} from './helpers.js';
 
 jest.setTimeout(90_000);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000) =>
+  untilShared(what, fn, timeoutMs, 100);
 
 describe('heartline controller (process)', () => {
   let ns: string;

@@ -25,37 +25,27 @@ import {
   type ClusterConfig,
 } from '../../src/runtime/cluster-config.js';
 import { MemberHost } from '../../src/runtime/member-host.js';
-import { createTestNamespace, deleteNamespace, kubeconfig, kubectl } from './helpers.js';
+import {
+  createTestNamespace,
+  deleteNamespace,
+  kubeconfig,
+  kubectl,
+  mustKubectl,
+  sleep,
+  until as untilShared,
+} from './helpers.js';
 
 jest.setTimeout(120_000);
 
 const log = pino({ level: process.env.HEARTLINE_TEST_LOG ?? 'silent' });
 const clock = new SystemClock();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Set HEARTLINE_DUMP_DIR to keep the VIP YAML, request counts and Events of the run (for docs). */
 const dump = async (file: string, text: string) => {
   if (process.env.HEARTLINE_DUMP_DIR) await writeFile(join(process.env.HEARTLINE_DUMP_DIR, file), text);
 };
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-async function mustKubectl(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000) =>
+  untilShared(what, fn, timeoutMs, 100);
 
 interface Agent {
   name: string;

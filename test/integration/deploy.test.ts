@@ -25,7 +25,14 @@ import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.
 import { generateCrds } from '../../src/api/crd.js';
 import type { ApiKind, Stoppable, WatchOptions } from '../../src/core/ports.js';
 import { VIP_FINALIZER } from '../../src/runtime/cluster-config.js';
-import { createTestNamespace, deleteNamespace, kubeconfig, kubectl } from './helpers.js';
+import {
+  createTestNamespace,
+  deleteNamespace,
+  kubeconfig,
+  kubectl,
+  mustKubectl,
+  until as untilShared,
+} from './helpers.js';
 
 jest.setTimeout(120_000);
 
@@ -96,27 +103,10 @@ interface Workload extends K8sObject {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000) =>
+  untilShared(what, fn, timeoutMs, 200);
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
-async function must(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const must = mustKubectl;
 
 async function render(dir: string): Promise<K8sObject[]> {
   const out = await must(['kustomize', dir]);

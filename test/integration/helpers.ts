@@ -27,10 +27,29 @@ export function kubectl(
   return runKubectl(kubeconfig(), args, opts);
 }
 
-async function mustKubectl(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, { input });
+/** Runs kubectl and returns stdout; throws with the command and stderr on a non-zero exit. */
+export async function mustKubectl(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input === undefined ? {} : { input });
   if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
   return r.stdout;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` every `everyMs` until it returns something truthy; throws naming `what` after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
 }
 
 /** Creates a namespace named `<prefix>-<random>` (labelled heartline.dev/test=true) and returns its name. */

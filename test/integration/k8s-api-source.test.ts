@@ -3,15 +3,11 @@ import { pino } from 'pino';
 import { SystemClock } from '../../src/adapters/clock.js';
 import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.js';
 import { apiSourceContract, type SeenEvent } from '../contract/api-source.js';
-import { createTestNamespace, deleteNamespace, kubeconfig, kubectl } from './helpers.js';
+import { createTestNamespace, deleteNamespace, kubeconfig, mustKubectl } from './helpers.js';
 
 jest.setTimeout(60_000);
 
-async function must(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input !== undefined ? { input } : {});
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
-  return r.stdout;
-}
+const must = mustKubectl;
 
 apiSourceContract(
   'K8sApiSource on a real kube-apiserver',
