@@ -156,6 +156,8 @@ export class Member {
   private startedAt: Millis = 0;
   private nextHeartbeatAt: Millis = 0;
   private heartbeatDue = false;
+  /** Last heartbeat sent early to echo a holder (see onHeartbeat). */
+  private promptEchoAt: Millis = -Infinity;
   private electDue = false;
   private wakeHint: Millis = Infinity;
   private lastNow: Millis = -Infinity;
@@ -484,6 +486,15 @@ export class Member {
   private onHeartbeat(now: Millis, hb: Heartbeat, out: Output[]): void {
     const peer = this.membership.peer(hb.from);
     if (!peer) return;
+    // A holder's lease is renewed by our echo of its heartbeat. Riding on our next periodic
+    // heartbeat, the echo can come up to one interval late: with the fast profile (lease
+    // ~230 ms, interval 100 ms) that left ~30 ms for scheduling jitter, and loaded nodes
+    // flapped. So answer a holder at once (at most every 3/4 interval): the renewal lag
+    // becomes one round trip. Extra heartbeats change no safety argument.
+    if (hb.holdings.entries.length > 0 && now - this.promptEchoAt >= this.timing.intervalMs * 0.75) {
+      this.promptEchoAt = now;
+      this.heartbeatDue = true;
+    }
     const changed =
       peer.standby !== hb.standby ||
       peer.unhealthy.size !== hb.unhealthy.length ||

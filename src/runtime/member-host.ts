@@ -76,7 +76,6 @@ export class MemberHost {
   private running = false;
   private standby: boolean;
   private unhealthy = new Set<string>();
-  private lastPromptEcho = -Infinity;
   /** Unbinds in progress; while any is, datagrams wait in `held`. */
   private pendingUnbinds = 0;
   private held: Array<{ to: Destination; message: Message }> = [];
@@ -240,24 +239,7 @@ export class MemberHost {
     }
     if (r.to !== '*' && r.to !== this.init.self) return;
     this.c.onReceive?.(r.message.kind);
-    const now = this.c.clock.now();
-    this.dispatch(this.member.receive(now, r.message));
-    this.promptEcho(now, r.message);
-  }
-
-  /**
-   * A holder's lease is renewed by our echo of its heartbeat, which otherwise rides on our
-   * next periodic heartbeat: up to one interval later. With the fast profile (lease ~230 ms,
-   * interval 100 ms) that leaves ~30 ms for scheduling jitter, and a loaded node flaps. So
-   * when a peer that holds VIPs heartbeats us, we answer at once (at most every 3/4
-   * interval): the renewal lag becomes one round trip. Extra heartbeats change no safety
-   * argument; they only make echoes earlier.
-   */
-  private promptEcho(now: number, msg: Message): void {
-    if (msg.kind !== 'heartbeat' || msg.holdings.entries.length === 0) return;
-    if (now - this.lastPromptEcho < this.config.timing.intervalMs * 0.75) return;
-    this.lastPromptEcho = now;
-    this.dispatch(this.member.setLocal(now, {}));
+    this.dispatch(this.member.receive(this.c.clock.now(), r.message));
   }
 
   private onTimer(): void {
