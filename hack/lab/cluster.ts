@@ -100,10 +100,6 @@ export interface LabCluster {
 
 const tsxArgs = (script: string, args: string[]) => ['--import', 'tsx', join(ROOT, script), ...args];
 
-function yamlDoc(obj: unknown): string {
-  return JSON.stringify(obj);
-}
-
 /** Kubernetes objects for the lab cluster, as kubectl-applicable JSON documents. */
 export function labObjects(lab: Lab, opts: LabClusterOptions): unknown[] {
   const ns = LAB_NAMESPACE;
@@ -222,7 +218,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
     await kubectl(['apply', '--server-side', '-f', join(ROOT, 'crds')]);
     await kubectl(['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
     const objs = labObjects(lab, opts);
-    await kubectl(['apply', '--server-side', '-f', '-'], objs.map(yamlDoc).join('\n'));
+    await kubectl(['apply', '--server-side', '-f', '-'], objs.map((o) => JSON.stringify(o)).join('\n'));
     // Node status is a subresource: set the InternalIPs the agents heartbeat from.
     for (const n of lab.nodes) {
       await kubectl([

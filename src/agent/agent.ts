@@ -86,10 +86,7 @@ export class Agent {
     this.log = c.log.child({ component: 'agent', node: init.node });
     this.metrics = new AgentMetrics(() => this.counters);
     this.lastTickAt = c.clock.now();
-    this.resourceStatus = new ResourceStatusReporter(
-      { api: c.api, clock: c.clock, log: this.log },
-      init.node,
-    );
+    this.resourceStatus = new ResourceStatusReporter({ api: c.api, log: this.log }, init.node);
     this.health = new HealthMonitor(
       {
         clock: c.clock,

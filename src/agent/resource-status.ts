@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { ResourceNodeState } from '../api/index.js';
-import { ConflictError, NotFoundError, type ApiSource, type Clock } from '../core/ports.js';
+import { ConflictError, NotFoundError, type ApiSource } from '../core/ports.js';
 
 interface NodeEntry {
   name: string;
@@ -24,7 +24,6 @@ interface NodeEntry {
 
 export interface ResourceStatusComponents {
   api: ApiSource;
-  clock: Clock;
   log: Logger;
   /** Wall-clock time for status timestamps (not used for any decision). */
   wallNow?: () => Date;

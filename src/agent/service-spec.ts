@@ -11,8 +11,8 @@ export function toServiceSpec(name: string, spec: ResourceSpec, vipAddress: stri
   const base = { name, ...(healthCheck ? { healthCheck } : {}) };
   switch (spec.kind) {
     case 'exec': {
+      // The API's exec Resources are start/stop commands (Heartbeat's model), not daemons.
       const e = spec.exec!;
-      const daemon = (e as { daemon?: boolean }).daemon ?? false;
       return {
         ...base,
         kind: 'exec',
@@ -20,7 +20,6 @@ export function toServiceSpec(name: string, spec: ResourceSpec, vipAddress: stri
           start: e.start,
           ...(e.stop ? { stop: e.stop } : {}),
           ...(e.status ? { status: e.status } : {}),
-          daemon,
         },
       };
     }
