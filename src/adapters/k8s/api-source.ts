@@ -7,7 +7,6 @@ import {
   PatchStrategy,
   V1MicroTime,
   Watch,
-  makeInformer,
   setHeaderOptions,
   type KubernetesListObject,
   type KubernetesObject,
@@ -30,6 +29,7 @@ import {
   type WatchEvent,
   type WatchOptions,
 } from '../../core/ports.js';
+import { connectionPool, makeApiClient, watchKubeConfig } from './connections.js';
 import { KINDS, apiVersionOf, collectionPath, describeKey } from './kinds.js';
 
 type Operation = jsonpatch.Operation;
@@ -91,6 +91,24 @@ function serverMessage(err: unknown): string {
   return typeof m === 'string' ? m : (e?.message ?? String(err));
 }
 
+/**
+ * A patch's resourceVersion guard failed: the object changed since the version the patch was
+ * computed from. Carries the current object when the adapter had to read it anyway.
+ */
+class StaleConflict extends ConflictError {
+  constructor(
+    kind: ApiKind,
+    key: ObjectKey,
+    detail: string,
+    readonly current: ApiObject,
+  ) {
+    super(kind, key, detail);
+  }
+}
+
+/** How many objects the adapter remembers from its own reads and writes (see `recent`). */
+const RECENT_LIMIT = 4096;
+
 /** Loads a kubeconfig: $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -103,11 +121,16 @@ const jsonPatch = () => setHeaderOptions('Content-Type', PatchStrategy.JsonPatch
 
 /**
  * The real ApiSource on @kubernetes/client-node 1.x. Watches are client-node informers
- * (makeInformer / ListWatch), restarted with exponential backoff after any error other
- * than 410 (which the informer handles by relisting); `synced` is emitted after every
- * successful (re)start. Status writes are JSON Patches of the difference, guarded by a
- * `test` of the resourceVersion read just before, so a concurrent writer yields
- * ConflictError instead of a lost update.
+ * (ListWatch), restarted with exponential backoff after any error other than 410 (which the
+ * informer handles by relisting); `synced` is emitted after every successful (re)start.
+ * Requests and watches reuse keep-alive connections (`connections.ts`).
+ *
+ * Writes (status, finalizers) are JSON Patches guarded by a `test` of the resourceVersion they
+ * were computed from, so a concurrent writer yields a conflict instead of a lost update. They
+ * start from the object as this adapter's own watches (or its own last write) have it, without
+ * a GET; when that copy was stale the guard fails, and the write is retried once from a fresh
+ * read. Only objects nobody here watches are read before writing. `get` and `list` always read
+ * the API server.
  */
 export class K8sApiSource implements ApiSource {
   private readonly custom: CustomObjectsApi;
@@ -119,15 +142,26 @@ export class K8sApiSource implements ApiSource {
   private readonly backoffInitialMs: Millis;
   private readonly backoffMaxMs: Millis;
   private readonly reportingController: string;
+  /** Running informers, consulted as caches by writes. */
+  private readonly informers = new Set<{
+    kind: ApiKind;
+    namespace: string | undefined;
+    informer: ListWatch<KubernetesObject>;
+  }>();
+  /**
+   * The last object this adapter read or wrote per key, with the resourceVersion the informer
+   * had for it at that moment: while the informer still has that version, this copy is newer.
+   */
+  private readonly recent = new Map<string, { object: ApiObject; informerRv: string | undefined }>();
 
   constructor(
     private readonly components: K8sApiSourceComponents,
     private readonly init: K8sApiSourceInit,
   ) {
     const kc = components.kubeConfig;
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.events = kc.makeApiClient(EventsV1Api);
+    this.custom = makeApiClient(kc, CustomObjectsApi);
+    this.core = makeApiClient(kc, CoreV1Api);
+    this.events = makeApiClient(kc, EventsV1Api);
     this.logger = (components.logger ?? pino({ name: 'heartline.k8s' })).child({ component: 'api-source' });
     this.resyncMs = init.resyncMs ?? 300_000;
     this.backoffInitialMs = init.backoffInitialMs ?? 200;
@@ -143,16 +177,16 @@ export class K8sApiSource implements ApiSource {
       const list = await this.rawList(kind, options);
       return list as KubernetesListObject<KubernetesObject>;
     };
-    const informer = options.fieldSelector
-      ? new ListWatch<KubernetesObject>(
-          path,
-          new Watch(kubeConfig),
-          listFn,
-          false,
-          options.labelSelector,
-          options.fieldSelector,
-        )
-      : makeInformer<KubernetesObject>(kubeConfig, path, listFn, options.labelSelector);
+    const informer = new ListWatch<KubernetesObject>(
+      path,
+      new Watch(watchKubeConfig(kubeConfig)),
+      listFn,
+      false,
+      options.labelSelector,
+      options.fieldSelector,
+    );
+    const entry = { kind, namespace: options.namespace, informer };
+    this.informers.add(entry);
     const deliver = (event: WatchEvent): void => {
       try {
         handler(event);
@@ -171,7 +205,9 @@ export class K8sApiSource implements ApiSource {
     let failedAttempt = false;
     const onObject = (type: 'added' | 'updated' | 'deleted') => (o: KubernetesObject) => {
       backoff = this.backoffInitialMs;
-      deliver({ type, object: withKind(o) });
+      const object = withKind(o);
+      if (type === 'deleted') this.recent.delete(recentId(kind, object.metadata));
+      deliver({ type, object });
     };
     informer.on('add', onObject('added'));
     informer.on('update', onObject('updated'));
@@ -216,6 +252,7 @@ export class K8sApiSource implements ApiSource {
         restartTimer?.stop();
         resync?.stop();
         void informer.stop();
+        this.informers.delete(entry);
         this.watches.delete(handle);
       },
     };
@@ -240,9 +277,14 @@ export class K8sApiSource implements ApiSource {
       } else {
         o = await this.core.readNamespacedSecret({ name: key.name, namespace: ns(kind, key) });
       }
-      return { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+      const object: ApiObject = { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+      this.remember(kind, object);
+      return object;
     } catch (err) {
-      if (statusCode(err) === 404) return undefined;
+      if (statusCode(err) === 404) {
+        this.recent.delete(recentId(kind, key));
+        return undefined;
+      }
       throw this.wrap(`get ${describeKey(kind, key)}`, err);
     }
   }
@@ -293,31 +335,41 @@ export class K8sApiSource implements ApiSource {
     status: unknown,
     options: { expectResourceVersion?: string } = {},
   ): Promise<{ object: ApiObject; changed: boolean }> {
-    const current = await this.get(kind, key);
-    if (!current) throw new NotFoundError(kind, key);
-    const rv = current.metadata.resourceVersion ?? '';
-    if (options.expectResourceVersion !== undefined && options.expectResourceVersion !== rv) {
-      throw new ConflictError(
-        kind,
-        key,
-        `resourceVersion is ${rv}, expected ${options.expectResourceVersion}`,
-      );
+    const expected = options.expectResourceVersion;
+    let base = this.known(kind, key, expected);
+    let fresh = false;
+    if (!base) {
+      base = await this.read(kind, key);
+      fresh = true;
     }
-    const ops = jsonpatch.compare(current.status === undefined ? {} : { status: current.status }, { status });
-    if (ops.length === 0) return { object: current, changed: false };
-    const object = await this.jsonPatch(
-      kind,
-      key,
-      [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops],
-      true,
-    );
-    return { object, changed: true };
+    for (;;) {
+      const rv = base.metadata.resourceVersion ?? '';
+      if (expected !== undefined && expected !== rv)
+        throw new ConflictError(kind, key, `resourceVersion is ${rv}, expected ${expected}`);
+      const ops = jsonpatch.compare(base.status === undefined ? {} : { status: base.status }, { status });
+      if (ops.length === 0) return { object: base, changed: false };
+      try {
+        const object = await this.jsonPatch(
+          kind,
+          key,
+          [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops],
+          true,
+        );
+        return { object, changed: true };
+      } catch (err) {
+        // A cached copy may be stale: once, from a fresh read. A caller's version is final.
+        if (!(err instanceof ConflictError) || fresh || expected !== undefined) throw err;
+        base = err instanceof StaleConflict ? err.current : await this.read(kind, key);
+        fresh = true;
+      }
+    }
   }
 
   async addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    return this.retryConflicts(async () => {
-      const cur = await this.get(kind, key);
-      if (!cur) throw new NotFoundError(kind, key);
+    let next = this.known(kind, key);
+    for (let attempt = 0; ; attempt++) {
+      const cur = next ?? (await this.read(kind, key));
+      next = undefined;
       const list = cur.metadata.finalizers;
       if (list?.includes(finalizer)) return false;
       const test: Operation = {
@@ -328,29 +380,42 @@ export class K8sApiSource implements ApiSource {
       const add: Operation = list
         ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer }
         : { op: 'add', path: '/metadata/finalizers', value: [finalizer] };
-      await this.jsonPatch(kind, key, [test, add], false);
-      return true;
-    });
+      try {
+        await this.jsonPatch(kind, key, [test, add], false);
+        return true;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+        if (err instanceof StaleConflict) next = err.current;
+      }
+    }
   }
 
   async removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    return this.retryConflicts(async () => {
-      const cur = await this.get(kind, key);
+    let next = this.known(kind, key);
+    for (let attempt = 0; ; attempt++) {
+      const cur = next ?? (await this.get(kind, key));
+      next = undefined;
       if (!cur) return false;
       const i = cur.metadata.finalizers?.indexOf(finalizer) ?? -1;
       if (i < 0) return false;
-      await this.jsonPatch(
-        kind,
-        key,
-        [
-          { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion },
-          { op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer },
-          { op: 'remove', path: `/metadata/finalizers/${i}` },
-        ],
-        false,
-      );
-      return true;
-    });
+      try {
+        await this.jsonPatch(
+          kind,
+          key,
+          [
+            { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion },
+            { op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer },
+            { op: 'remove', path: `/metadata/finalizers/${i}` },
+          ],
+          false,
+        );
+        return true;
+      } catch (err) {
+        if (err instanceof NotFoundError) return false;
+        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+        if (err instanceof StaleConflict) next = err.current;
+      }
+    }
   }
 
   async event(e: ApiEvent): Promise<void> {
@@ -389,6 +454,7 @@ export class K8sApiSource implements ApiSource {
 
   close(): Promise<void> {
     for (const w of [...this.watches]) w.stop();
+    connectionPool(this.components.kubeConfig).closeIdle();
     return Promise.resolve();
   }
 
@@ -411,11 +477,16 @@ export class K8sApiSource implements ApiSource {
       const o = status
         ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
         : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
-      return { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+      const object: ApiObject = { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+      this.remember(kind, object);
+      return object;
     } catch (err) {
       const code = statusCode(err);
       const msg = serverMessage(err);
-      if (code === 404) throw new NotFoundError(kind, key);
+      if (code === 404) {
+        this.recent.delete(recentId(kind, key));
+        throw new NotFoundError(kind, key);
+      }
       if (code === 409) throw new ConflictError(kind, key, msg);
       // A failed `test` op comes back as a bare 422 ("the server rejected our request due to
       // an error in our request"), like a schema error; tell them apart by re-reading.
@@ -424,10 +495,11 @@ export class K8sApiSource implements ApiSource {
         const now = await this.get(kind, key).catch(() => undefined);
         if (!now) throw new NotFoundError(kind, key);
         if (now.metadata.resourceVersion !== (tested as { value: unknown }).value) {
-          throw new ConflictError(
+          throw new StaleConflict(
             kind,
             key,
             `resourceVersion changed from ${String((tested as { value: unknown }).value)} to ${now.metadata.resourceVersion}`,
+            now,
           );
         }
       }
@@ -435,13 +507,59 @@ export class K8sApiSource implements ApiSource {
     }
   }
 
-  private async retryConflicts<T>(fn: () => Promise<T>): Promise<T> {
-    for (let i = 0; ; i++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!(err instanceof ConflictError) || i >= 4) throw err;
-      }
+  /** The object from the API server; NotFoundError when absent. */
+  private async read(kind: OwnedKind, key: ObjectKey): Promise<ApiObject> {
+    const o = await this.get(kind, key);
+    if (!o) throw new NotFoundError(kind, key);
+    return o;
+  }
+
+  /** The informers' copy of an object, undefined when no running informer has it. */
+  private informed(kind: ApiKind, key: ObjectKey): KubernetesObject | undefined {
+    for (const w of this.informers) {
+      if (w.kind !== kind || (w.namespace !== undefined && w.namespace !== key.namespace)) continue;
+      const o = w.informer.get(key.name, KINDS[kind].namespaced ? key.namespace : undefined);
+      if (o) return o;
+    }
+    return undefined;
+  }
+
+  /**
+   * The newest copy of an object known without a request, as a base for a guarded patch:
+   * with `expectResourceVersion`, only a copy at exactly that version; otherwise the
+   * informers' copy, or this adapter's own last read or write while the informers have not
+   * moved past it. Undefined when a read is needed.
+   */
+  private known(kind: OwnedKind, key: ObjectKey, expectResourceVersion?: string): ApiObject | undefined {
+    const seen = this.informed(kind, key);
+    const id = recentId(kind, key);
+    const mine = this.recent.get(id);
+    const withKind = (o: KubernetesObject): ApiObject => ({
+      ...(o as ApiObject),
+      apiVersion: apiVersionOf(kind),
+      kind,
+    });
+    if (expectResourceVersion !== undefined) {
+      if (mine?.object.metadata.resourceVersion === expectResourceVersion) return mine.object;
+      if (seen?.metadata?.resourceVersion === expectResourceVersion) return withKind(seen);
+      return undefined;
+    }
+    if (!seen) return undefined;
+    if (mine && mine.informerRv === seen.metadata?.resourceVersion) return mine.object;
+    if (mine) this.recent.delete(id);
+    return withKind(seen);
+  }
+
+  private remember(kind: ApiKind, object: ApiObject): void {
+    const id = recentId(kind, object.metadata);
+    this.recent.delete(id);
+    this.recent.set(id, {
+      object,
+      informerRv: this.informed(kind, object.metadata)?.metadata?.resourceVersion,
+    });
+    if (this.recent.size > RECENT_LIMIT) {
+      const oldest = this.recent.keys().next();
+      if (!oldest.done) this.recent.delete(oldest.value);
     }
   }
 
@@ -449,6 +567,10 @@ export class K8sApiSource implements ApiSource {
     if (err instanceof ConflictError || err instanceof NotFoundError || err instanceof ApiError) return err;
     return new ApiError(what, statusCode(err), serverMessage(err), { cause: err });
   }
+}
+
+function recentId(kind: ApiKind, key: ObjectKey): string {
+  return `${kind}|${KINDS[kind].namespaced ? (key.namespace ?? '') : ''}|${key.name}`;
 }
 
 function ns(kind: ApiKind, key: ObjectKey): string {

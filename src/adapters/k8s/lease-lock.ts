@@ -1,5 +1,6 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../../core/ports.js';
+import { makeApiClient } from './connections.js';
 import { StoreLeaseLock, type LeaseStore, type LeaseWrite, type StoredLease } from './store-lease-lock.js';
 
 function code(err: unknown): number | undefined {
@@ -17,7 +18,7 @@ export class K8sLeaseStore implements LeaseStore {
     private readonly namespace: string,
     private readonly name: string,
   ) {
-    this.api = kubeConfig.makeApiClient(CoordinationV1Api);
+    this.api = makeApiClient(kubeConfig, CoordinationV1Api);
   }
 
   private toStored(l: V1Lease): StoredLease {
