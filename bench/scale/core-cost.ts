@@ -2,7 +2,10 @@
  * CPU cost of the pure core (no wire, no sockets) for M members and V VIPs: every member
  * ticks and hears every peer's heartbeats on a simulated clock; prints milliseconds of CPU
  * per simulated second per member, and the share spent in `tick` versus `receive`.
- * Usage: npx tsx bench/scale/core-cost.ts [--members 63] [--vips 1000] [--seconds 3] [--preferred 100]
+ * Also reports when every VIP was first held (cold start) and how many each member holds; with
+ * `--kill-at S` member 0 crashes (silenced) S simulated seconds after start, and the time from
+ * the crash until every VIP it held is held elsewhere is reported.
+ * Usage: npx tsx bench/scale/core-cost.ts [--members 63] [--vips 1000] [--seconds 3] [--preferred 100] [--kill-at 5]
  */
 import { Member, type Output } from '../../src/core/member.js';
 import { deriveTiming } from '../../src/core/timing.js';
@@ -16,6 +19,7 @@ const V = arg('vips', 1000);
 const SECONDS = arg('seconds', 3);
 /** VIPs whose preferredNodes is [node-000] (the rest have no preference). */
 const PREFERRED = arg('preferred', 100);
+const KILL_AT = arg('kill-at', -1) * 1000;
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
 const ids = Array.from({ length: M }, (_, i) => `node-${String(i).padStart(3, '0')}`);
 const vips = Array.from({ length: V }, (_, i) => ({
@@ -25,7 +29,13 @@ const vips = Array.from({ length: V }, (_, i) => ({
 const members = ids.map(
   (self) =>
     new Member(
-      {},
+      {
+        // Candidacies and abandons by reason (digits folded), counted in the measured window.
+        observer: (e) => {
+          if (measuredFrom < 0 || (e.type !== 'candidate' && e.type !== 'abandon')) return;
+          count(`${e.type}: ${e.reason.replace(/[0-9]+/g, 'N').slice(0, 80)}`);
+        },
+      },
       {
         clusterId: 'bench/scale',
         self,
@@ -40,7 +50,7 @@ const members = ids.map(
 );
 const byId = new Map(members.map((m) => [m.self, m]));
 let now = 0;
-const queue: Array<{ to: string; out: Output }> = [];
+const queue: Array<{ from: string; to: string; out: Output }> = [];
 let tickMs = 0;
 let recvMs = 0;
 let delivered = 0;
@@ -51,13 +61,24 @@ function collect(from: Member, outs: Output[]): void {
     count(o.type === 'send' ? o.message.kind : o.type === 'unbind' ? `unbind:${o.reason}` : o.type);
     if (o.type !== 'send') continue;
     if (o.to === '*') {
-      for (const id of ids) if (id !== from.self) queue.push({ to: id, out: o });
+      for (const id of ids) if (id !== from.self) queue.push({ from: from.self, to: id, out: o });
     } else {
-      queue.push({ to: o.to, out: o });
+      queue.push({ from: from.self, to: o.to, out: o });
     }
   }
 }
 for (const m of members) collect(m, m.start(now));
+let allHeldAt = -1;
+let killed: Set<string> | undefined;
+let reheldAt = -1;
+const heldNow = (): Map<string, string> => {
+  const h = new Map<string, string>();
+  for (const m of members) {
+    if (m === members[0] && killed) continue;
+    for (const x of m.view(now).holdings) h.set(x.vip, m.self);
+  }
+  return h;
+};
 const stepMs = 10;
 const wall0 = performance.now();
 let measuredFrom = -1;
@@ -68,7 +89,10 @@ for (now = stepMs; now <= (SECONDS + 3) * 1000; now += stepMs) {
     tickMs = recvMs = delivered = 0;
     kinds.clear();
   }
-  const batch = queue.splice(0);
+  if (KILL_AT > 0 && now >= KILL_AT && !killed) {
+    killed = new Set(members[0]!.view(now).holdings.map((h) => h.vip));
+  }
+  const batch = queue.splice(0).filter((q) => !killed || (q.to !== ids[0] && q.from !== ids[0]));
   const t1 = performance.now();
   for (const { to, out } of batch) {
     if (out.type !== 'send') continue;
@@ -77,13 +101,21 @@ for (now = stepMs; now <= (SECONDS + 3) * 1000; now += stepMs) {
     delivered++;
   }
   const t2 = performance.now();
-  for (const m of members) if (m.wakeAt() <= now) collect(m, m.tick(now));
+  for (const m of members) if (!(killed && m === members[0]) && m.wakeAt() <= now) collect(m, m.tick(now));
   const t3 = performance.now();
+  if (allHeldAt < 0 || (killed && reheldAt < 0)) {
+    const h = heldNow();
+    if (allHeldAt < 0 && h.size === V) allHeldAt = now;
+    if (killed && reheldAt < 0 && [...killed].every((v) => h.has(v))) reheldAt = now;
+  }
   recvMs += t2 - t1;
   tickMs += t3 - t2;
 }
 const held = new Set<string>();
 for (const m of members) for (const h of m.view(now).holdings) held.add(h.vip);
+const perMemberHeld = members
+  .filter((m) => !(killed && m === members[0]))
+  .map((m) => m.view(now).holdings.length);
 const simSeconds = (now - measuredFrom) / 1000;
 const perMember = (tickMs + recvMs) / simSeconds / M;
 console.log(
@@ -97,6 +129,11 @@ console.log(
     cpuMsPerSecondPerMember: Math.round(perMember * 10) / 10,
     outputs: Object.fromEntries(kinds),
     heldByPreferred: members[0]!.view(now).holdings.length,
+    allHeldAtMs: allHeldAt,
+    holdingsPerMember: { min: Math.min(...perMemberHeld), max: Math.max(...perMemberHeld) },
+    ...(killed
+      ? { killedHeld: killed.size, reheldAfterKillMs: reheldAt < 0 ? null : reheldAt - KILL_AT }
+      : {}),
     tickShare: Math.round((tickMs / (tickMs + recvMs)) * 100) / 100,
   }),
 );

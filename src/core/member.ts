@@ -12,7 +12,14 @@
  *   greater incarnation than its previous life;
  * - `wakeAt()` tells when `tick` must next be called (calling it more often is harmless).
  */
-import { elect, rank, type ElectionMember, type ElectionResult, type ElectionVip } from './election.js';
+import {
+  elect,
+  loadCap,
+  rank,
+  type ElectionMember,
+  type ElectionResult,
+  type ElectionVip,
+} from './election.js';
 import { HolderLeases, quorumOf, type Holding, type Quorum, type QuorumMode } from './lease-holder.js';
 import { VoterTable, type UnsafeOptions } from './lease-voter.js';
 import { Membership, type Liveness, type LivenessChange } from './membership.js';
@@ -161,6 +168,8 @@ export class Member {
   private electDue = false;
   private wakeHint: Millis = Infinity;
   private lastNow: Millis = -Infinity;
+  /** Load bound of the election sweep in progress ({@link loadCap}). */
+  private loadBound = Infinity;
   private membership!: Membership;
   private voter!: VoterTable;
   private leases: HolderLeases;
@@ -724,9 +733,21 @@ export class Member {
     return loads;
   }
 
+  /** The load bound over the members that can take VIPs now (alive, not standby). */
+  private cap(now: Millis): number {
+    let usable = 0;
+    for (const id of this.init.members) {
+      if (id === this.self ? this.standby : !this.membership.isAlive(id, now)) continue;
+      if (id !== this.self && this.membership.peer(id)?.standby) continue;
+      usable++;
+    }
+    return loadCap(this.vips.size, usable);
+  }
+
   private electAll(now: Millis, out: Output[]): void {
     if (this.isWitness) return;
     const loads = this.loads();
+    this.loadBound = this.cap(now);
     const vips = [...this.vips.keys()].sort();
     for (const vip of vips) {
       const result = this.decide(now, vip, loads, out);
@@ -740,6 +761,7 @@ export class Member {
 
   private electOne(now: Millis, vip: VipId, out: Output[]): void {
     if (this.isWitness || !this.vips.has(vip)) return;
+    this.loadBound = this.cap(now);
     this.decide(now, vip, this.loads(), out);
   }
 
@@ -781,6 +803,7 @@ export class Member {
             current,
             assigned: assignment?.holder,
             autoFailback: this.init.autoFailback ?? false,
+            loadCap: this.loadBound,
           });
     const held = this.leases.holdings.get(vip);
     const acq = this.acquiring.get(vip);
@@ -898,7 +921,7 @@ export class Member {
     const members = this.electionMembers(now, vip, loads).filter(
       (m) => m.alive && !m.standby && m.healthy && (!spec.eligible || spec.eligible.includes(m.id)),
     );
-    const k = rank(spec, members).findIndex((m) => m.id === this.self);
+    const k = rank(spec, members, this.loadBound).findIndex((m) => m.id === this.self);
     if (k < 0) return undefined;
     const wait = this.timing.deadMs + k * this.timing.intervalMs;
     if (now - since < wait) {

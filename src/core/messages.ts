@@ -8,8 +8,9 @@
  * - members and VIPs are string ids in the core (MemberId = node name, VipId =
  *   "namespace/name"); the wire maps them to 32-bit tags through a table built from the
  *   configuration, so per-entry data stays small;
- * - lists are bounded by {@link LIMITS} so that a heartbeat fits in one 1200-byte datagram
- *   with 64 members and any number of VIPs (holdings are paged across heartbeats).
+ * - lists are bounded by {@link LIMITS} so that every message fits in one 1200-byte
+ *   datagram whatever the number of members and VIPs (heartbeats are per peer with one
+ *   echo each; holdings are paged across heartbeats).
  *
  * Every message carries the sender, its incarnation and a sequence number. Sequence numbers
  * are per sender and per incarnation, shared by all message kinds, strictly increasing; the
@@ -37,8 +38,12 @@ export type HoldingsVersion = number;
 export const LIMITS = {
   /** Never fragmented. */
   maxDatagramBytes: 1200,
-  /** Members in a cluster (witness included). */
-  maxMembers: 64,
+  /**
+   * Members in a cluster (witness included). Not a datagram bound (heartbeats are per peer):
+   * the cost of a member is M·(M-1) heartbeats per interval cluster-wide (256 members at
+   * 5 Hz: 1,275 sent and received per member per second).
+   */
+  maxMembers: 256,
   /** Holding entries per heartbeat page (8 bytes each on the wire: tag + epoch). */
   holdingsPerPage: 32,
   /** Pages in one holdings version (so at most 32 * 255 VIPs per member). */

@@ -1,4 +1,4 @@
-import { elect, fnv1a, type ElectionMember } from '../../../src/core/election.js';
+import { elect, fnv1a, loadCap, mix32, rank, type ElectionMember } from '../../../src/core/election.js';
 
 const m = (id: string, over: Partial<ElectionMember> = {}): ElectionMember => ({
   id,
@@ -48,13 +48,77 @@ describe('elect', () => {
   });
 
   test('a dead holder is replaced and the reason says why', () => {
-    const r = elect({
+    const input = {
       spec: { vip: 'ns/a', preferredNodes: [] },
       members: [m('x', { alive: false }), m('y', { load: 3 }), m('z', { load: 1 })],
       current: { holder: 'x', epoch: 1 },
       autoFailback: false,
+    };
+    // Below the bound, load does not matter: the hash of (vip, member) decides.
+    const h = (id: string) => mix32(fnv1a(`ns/a\u0000${id}`));
+    const byHash = h('y') < h('z') ? 'y' : 'z';
+    expect(elect(input)).toEqual({
+      holder: byHash,
+      reason: `holder x is not alive; ${byHash} elected: hash`,
     });
-    expect(r).toEqual({ holder: 'z', reason: 'holder x is not alive; z elected: least loaded (1 VIPs)' });
+    // At the bound, the hash winner steps back and the reason names the bound.
+    const other = byHash === 'y' ? 'z' : 'y';
+    const members = input.members.map((x) => (x.id === byHash ? { ...x, load: 5 } : { ...x, load: 0 }));
+    expect(elect({ ...input, members, loadCap: 5 })).toEqual({
+      holder: other,
+      reason: `holder x is not alive; ${other} elected: hash, 1 member at the load bound (5 VIPs) skipped`,
+    });
+  });
+
+  test('the load bound is ceil(1.25 V / M), at least 1, and none without VIPs or members', () => {
+    expect(loadCap(1000, 100)).toBe(13);
+    expect(loadCap(150, 10)).toBe(19);
+    expect(loadCap(1, 3)).toBe(1);
+    expect(loadCap(0, 3)).toBe(Infinity);
+    expect(loadCap(5, 0)).toBe(Infinity);
+  });
+
+  test('the bound does not override preference; a preferred member at the bound still wins', () => {
+    const r = elect({
+      spec: { vip: 'ns/a', preferredNodes: ['x'] },
+      members: [m('x', { load: 9 }), m('y')],
+      current: none,
+      autoFailback: false,
+      loadCap: 2,
+    });
+    expect(r.holder).toBe('x');
+  });
+
+  test('the same placement whatever loads below the bound each member sees (views may differ)', () => {
+    const members = ['a', 'b', 'c', 'd', 'e'].map((id) => m(id));
+    for (let i = 0; i < 50; i++) {
+      const spec = { vip: `ns/v${i}`, preferredNodes: [] };
+      const quiet = rank(spec, members, 10).map((x) => x.id);
+      const busy = rank(
+        spec,
+        members.map((x, j) => ({ ...x, load: j * 2 })),
+        10,
+      ).map((x) => x.id);
+      expect(busy).toEqual(quiet);
+    }
+  });
+
+  test('bounded-load placement of 1000 VIPs on 100 members: nobody above the bound, everyone used', () => {
+    const ids = Array.from({ length: 100 }, (_, i) => `node-${i}`);
+    const load = new Map(ids.map((id) => [id, 0]));
+    const cap = loadCap(1000, ids.length);
+    for (let i = 0; i < 1000; i++) {
+      const r = elect({
+        spec: { vip: `ns/vip-${i}`, preferredNodes: [] },
+        members: ids.map((id) => m(id, { load: load.get(id) ?? 0 })),
+        current: none,
+        autoFailback: false,
+        loadCap: cap,
+      });
+      load.set(r.holder as string, (load.get(r.holder as string) ?? 0) + 1);
+    }
+    expect(Math.max(...load.values())).toBeLessThanOrEqual(cap);
+    expect(Math.min(...load.values())).toBeGreaterThan(0);
   });
 
   test('assignment from the controller has priority when usable', () => {
