@@ -10,6 +10,9 @@
  *
  * Both instances (leader and standby) keep their caches synced, so both are ready and the
  * standby starts reconciling as soon as it acquires the Lease.
+ *
+ * A few workers (`workers`, default 4) reconcile keys concurrently; the work queue never hands
+ * one key to two workers at once, so each object is still reconciled serially.
  */
 import type { Logger } from 'pino';
 import { formatFieldError, parseVirtualIP } from '../api/index.js';
@@ -80,7 +83,15 @@ export interface ControllerInit {
    * removed anyway (with a Warning Event). Default per cluster: 2 x deadMs + leaseMs + marginMs.
    */
   releaseTimeoutMs?: Millis;
+  /**
+   * Reconciles running at once (different objects; one object is never reconciled twice at
+   * once). Default 4.
+   */
+  workers?: number;
 }
+
+/** Default number of concurrent reconcile workers. */
+export const DEFAULT_WORKERS = 4;
 
 type Kind = 'HACluster' | 'VirtualIP';
 const keyOf = (kind: Kind, k: string) => `${kind}|${k}`;
@@ -105,6 +116,7 @@ export class Controller {
   private readonly wallNow: () => Date;
   private queue: WorkQueue | undefined;
   private workers: Promise<void> | undefined;
+  private readonly workerCount: number;
   private readonly runtimes = new Map<string, { runtime: ClusterRuntime; fingerprint: string }>();
   private readonly configErrors = new Map<string, string>();
   private readonly deletingSince = new Map<string, Millis>();
@@ -119,6 +131,12 @@ export class Controller {
     private readonly init: ControllerInit,
   ) {
     this.wallNow = c.wallNow ?? (() => new Date());
+    this.workerCount = init.workers ?? DEFAULT_WORKERS;
+    if (!Number.isInteger(this.workerCount) || this.workerCount < 1) {
+      throw new Error(
+        `controller workers: ${String(init.workers)} is not a positive integer; use e.g. ${DEFAULT_WORKERS}`,
+      );
+    }
     this.shared = new SharedTransport(c.transport);
     this.writer = new StatusWriter(c.api, c.clock, init.statusIntervalMs ?? 250);
     this.cache = new ObjectCache(
@@ -179,7 +197,9 @@ export class Controller {
     this.writer.reset();
     const queue = new WorkQueue(this.c.clock);
     this.queue = queue;
-    this.workers = this.runWorker(queue);
+    this.workers = Promise.all(Array.from({ length: this.workerCount }, () => this.runWorker(queue))).then(
+      () => undefined,
+    );
     this.enqueueAll();
     const every = this.init.resyncMs ?? 60_000;
     this.resync = this.c.clock.every(every, () => this.enqueueAll());

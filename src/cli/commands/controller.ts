@@ -5,7 +5,7 @@ import { SystemClock } from '../../adapters/clock.js';
 import { K8sApiSource, loadKubeConfig } from '../../adapters/k8s/api-source.js';
 import { K8sLeaseLock } from '../../adapters/k8s/lease-lock.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
-import { Controller } from '../../controller/controller.js';
+import { Controller, DEFAULT_WORKERS } from '../../controller/controller.js';
 import { InstrumentedApiSource } from '../../controller/instrumented-api.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { OpsServer } from '../../ops/http.js';
@@ -22,6 +22,7 @@ export interface ControllerOptions {
   metricsListen: string;
   leaseDuration: string;
   renewPeriod: string;
+  workers: string;
 }
 
 /** Splits "host:port" ("[v6]:port" for IPv6). Throws naming the flag and the fix. */
@@ -81,6 +82,11 @@ export function controllerCommand(program: Command): void {
     .option('--metrics-listen <host:port>', 'address of /metrics, /healthz, /readyz', '0.0.0.0:9695')
     .option('--lease-duration <ms>', 'leader lease duration', '15000')
     .option('--renew-period <ms>', 'leader lease renew period', '2000')
+    .option(
+      '--workers <n>',
+      'objects reconciled at once (one object is never reconciled twice at once); env HEARTLINE_CONTROLLER_WORKERS',
+      process.env.HEARTLINE_CONTROLLER_WORKERS ?? String(DEFAULT_WORKERS),
+    )
     .action(async (opts: ControllerOptions) => {
       await runController(opts);
     });
@@ -100,6 +106,12 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   if (!(Number.isInteger(renewPeriodMs) && renewPeriodMs > 0 && renewPeriodMs * 3 <= leaseDurationMs)) {
     throw new Error(
       `--renew-period ${opts.renewPeriod}: must be a positive integer at most a third of --lease-duration`,
+    );
+  }
+  const workers = Number(opts.workers);
+  if (!(Number.isInteger(workers) && workers >= 1 && workers <= 64)) {
+    throw new Error(
+      `--workers ${opts.workers}: must be an integer from 1 to 64 (default ${DEFAULT_WORKERS}; env HEARTLINE_CONTROLLER_WORKERS)`,
     );
   }
   const address = witnessAddress(opts.witnessAddress, listen.host);
@@ -132,6 +144,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       leaseDurationMs,
       renewPeriodMs,
       renewDeadlineMs: Math.max(renewPeriodMs + 1, Math.round((leaseDurationMs * 2) / 3)),
+      workers,
     },
   );
   const ops = new OpsServer({

@@ -5,7 +5,7 @@
  * runs on one SimWorld, so seconds of protocol take milliseconds.
  */
 import { randomBytes } from 'node:crypto';
-import type { ApiObject } from '../../../src/core/ports.js';
+import type { ApiObject, ApiSource } from '../../../src/core/ports.js';
 import { Controller } from '../../../src/controller/controller.js';
 import { InstrumentedApiSource } from '../../../src/controller/instrumented-api.js';
 import { ControllerMetrics } from '../../../src/controller/metrics.js';
@@ -128,7 +128,11 @@ export class Rig {
 
   wallNow = (): Date => new Date(WALL_ORIGIN + this.world.time);
 
-  addController(identity: string): {
+  /** `wrap` puts something between the controller and the fake API (e.g. to hold calls). */
+  addController(
+    identity: string,
+    opts: { workers?: number; wrap?: (api: ApiSource) => ApiSource } = {},
+  ): {
     controller: Controller;
     api: InstrumentedApiSource;
     metrics: ControllerMetrics;
@@ -136,7 +140,7 @@ export class Rig {
   } {
     const address = `198.18.0.${200 + this.controllers.length}`;
     const metrics = new ControllerMetrics();
-    const api = new InstrumentedApiSource(this.api, metrics);
+    const api = new InstrumentedApiSource(opts.wrap ? opts.wrap(this.api) : this.api, metrics);
     const controller = new Controller(
       {
         api,
@@ -150,7 +154,7 @@ export class Rig {
         transport: this.net.transport(address, 694),
         wallNow: this.wallNow,
       },
-      { witness: { address, port: 694 } },
+      { witness: { address, port: 694 }, ...(opts.workers ? { workers: opts.workers } : {}) },
     );
     const entry = { controller, api, metrics, address };
     this.controllers.push(entry);
