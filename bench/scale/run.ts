@@ -5,6 +5,7 @@
  *
  *   npx tsx bench/scale/run.ts [--vips 1000] [--members 100] [--victim-vips 100]
  *                              [--workers 3] [--steady-s 30] [--runtime dist|tsx] [--prefer-all]
+ *                              [--interval-ms 200] [--dead-ms 1000]
  *                              [--out bench/results/scale.json]
  *
  * Everything runs inside one network namespace this run creates (hl-bscale-<hex>) with
@@ -71,6 +72,9 @@ interface Options {
   runtime: 'dist' | 'tsx';
   /** Give every VIP an explicit preferred order (no load-spread election), see preferredFor. */
   preferAll: boolean;
+  /** HACluster spec.heartbeat.intervalMs / deadMs (the defaults 200 / 1000 if not given). */
+  intervalMs: number;
+  deadMs: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -88,6 +92,8 @@ function parseArgs(argv: string[]): Options {
     netns: '',
     runtime: 'dist',
     preferAll: false,
+    intervalMs: 200,
+    deadMs: 1000,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -134,6 +140,12 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--prefer-all':
         o.preferAll = true;
+        break;
+      case '--interval-ms':
+        o.intervalMs = int(next(), 10);
+        break;
+      case '--dead-ms':
+        o.deadMs = int(next(), 30);
         break;
       case '--runtime': {
         const v = next();
@@ -409,7 +421,8 @@ async function inner(o: Options): Promise<number> {
   const result: Record<string, unknown> = {
     benchmark: 'scale',
     startedAt: started.toISOString(),
-    command: `npx tsx bench/scale/run.ts --vips ${o.vips} --members ${o.members} --victim-vips ${o.victimVips} --workers ${o.workers} --steady-s ${o.steadyS} --runtime ${o.runtime}${o.preferAll ? ' --prefer-all' : ''}`,
+    command: `npx tsx bench/scale/run.ts --vips ${o.vips} --members ${o.members} --victim-vips ${o.victimVips} --workers ${o.workers} --steady-s ${o.steadyS} --runtime ${o.runtime}${o.preferAll ? ' --prefer-all' : ''} --interval-ms ${o.intervalMs} --dead-ms ${o.deadMs}`,
+    heartbeat: { intervalMs: o.intervalMs, deadMs: o.deadMs },
     runtime:
       o.runtime === 'dist'
         ? 'node on compiled JavaScript (tsc), as shipped'
@@ -431,7 +444,7 @@ async function inner(o: Options): Promise<number> {
         members: ids,
         witness: WITNESS_ID,
         quorum: 'majority',
-        timing: deriveTiming({ intervalMs: 200, deadMs: 1000 }),
+        timing: deriveTiming({ intervalMs: o.intervalMs, deadMs: o.deadMs }),
         vips: [],
       },
     );
@@ -495,6 +508,12 @@ async function inner(o: Options): Promise<number> {
           nodeSelector: { 'heartline.dev/bench': 'scale' },
           authSecretRef: { name: 'auth', activeKeyId: '1' },
           quorum: 'majority',
+          heartbeat: {
+            intervalMs: o.intervalMs,
+            deadMs: o.deadMs,
+            warnMs: Math.round(o.deadMs / 2),
+            initDeadMs: Math.max(2 * o.deadMs, 2000),
+          },
         },
       },
       ...Array.from({ length: members }, (_, i) => ({
@@ -881,7 +900,11 @@ function printTable(r: Record<string, unknown>): void {
     '',
   ]);
   rows.push(['storm: victim held', str(g(r, 'storm', 'victimHeld')), '']);
-  rows.push(['storm: detection after kill', ms(g(r, 'storm', 'detectionMs')), 'deadMs 1000']);
+  rows.push([
+    'storm: detection after kill',
+    ms(g(r, 'storm', 'detectionMs')),
+    `deadMs ${String(g(r, 'heartbeat', 'deadMs') ?? 1000)}`,
+  ]);
   rows.push([
     'storm: re-bound from detection',
     ms(g(r, 'storm', 'membersReboundMs', 'fromDetection')),
