@@ -10,7 +10,7 @@
  * changed.
  */
 import type { Condition, HAClusterStatus, VirtualIPStatus } from '../api/index.js';
-import { elect, type ElectionMember, type ElectionResult } from '../core/election.js';
+import { elect, loadCap, type ElectionMember, type ElectionResult } from '../core/election.js';
 import { quorumOf } from '../core/lease-holder.js';
 import type { Millis } from '../core/ports.js';
 import { WITNESS_ID, type ClusterConfig, type VipConfig } from '../runtime/cluster-config.js';
@@ -112,11 +112,15 @@ export function expectedHolder(
   current: string | null,
 ): ElectionResult {
   const epoch = obs.holdings.get(vip.vip)?.epoch ?? 0;
+  const members = electionMembers(config, obs, vip.vip);
+  // The members' load bound (ADR 0005): VIPs configured over members alive and not in standby.
+  const usable = members.filter((m) => m.alive && !m.standby).length;
   return elect({
     spec: vip,
-    members: electionMembers(config, obs, vip.vip),
+    members,
     current: { holder: current, epoch },
     autoFailback: config.autoFailback,
+    loadCap: loadCap(config.vips.length, usable),
   });
 }
 
