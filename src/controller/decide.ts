@@ -300,7 +300,7 @@ export function decideVip(input: VipInput): VipDecision {
       'waiting to hear every member before judging who holds the VIP',
     );
   } else if (quorumLost) {
-    ready = cond('Ready', 'False', 'QuorumLost', `no member may hold the VIP without quorum (${quorumText})`);
+    ready = cond('Ready', 'False', 'QuorumLost', 'no member may hold the VIP without a quorum of voters');
   } else if (phase === 'Unassigned') {
     ready = cond('Ready', 'False', 'NoEligibleMember', election?.reason ?? 'no eligible member');
   } else {
@@ -308,7 +308,9 @@ export function decideVip(input: VipInput): VipDecision {
       'Ready',
       'False',
       'TakeoverInProgress',
-      `nobody holds it yet; ${election?.reason ?? ''}`.trim(),
+      // The expected holder, not the election's reason: the reason may quote load figures
+      // that move with every bind elsewhere (a rewrite of every unheld VIP's status each time).
+      election?.holder ? `nobody holds it yet; ${election.holder} should take it` : 'nobody holds it yet',
     );
   }
   const bound = holder
@@ -319,15 +321,23 @@ export function decideVip(input: VipInput): VipDecision {
         phase === 'Pending' ? 'Observing' : 'NotBound',
         'no member reports holding the VIP',
       );
+  // A VIP's conditions carry nothing cluster-wide that changes with every member (vote
+  // counts, lists of dead members): one member joining or dying must not rewrite the status
+  // of every VIP (the counts are in the HACluster status).
   const ql = quorumLost
-    ? cond('QuorumLost', 'True', 'QuorumLost', quorumText)
+    ? cond(
+        'QuorumLost',
+        'True',
+        'QuorumLost',
+        'no quorum of voters reachable; see the HACluster status.quorum',
+      )
     : !obs.settled && quorum.state === 'lost'
-      ? cond('QuorumLost', 'Unknown', 'Observing', `${quorumText} so far; waiting to hear every member`)
+      ? cond('QuorumLost', 'Unknown', 'Observing', 'too few votes heard so far; waiting to hear every member')
       : cond(
           'QuorumLost',
           'False',
           quorum.state === 'ignored' ? 'QuorumIgnored' : 'Quorate',
-          quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText,
+          quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : 'a quorum of voters is reachable',
         );
   let degraded: Condition;
   if (!vipConfig) {
@@ -341,7 +351,10 @@ export function decideVip(input: VipInput): VipDecision {
     const members = electionMembers(config, obs, input.id);
     const eligible = vipConfig.eligible ? new Set(vipConfig.eligible) : undefined;
     const candidates = members.filter((m) => !eligible || eligible.has(m.id));
-    const down = candidates.filter((m) => !m.alive).map((m) => m.id);
+    // Only members that matter to this VIP in particular: its preferred nodes and, when it
+    // is restricted to some, its eligible members.
+    const own = new Set(vipConfig.preferredNodes);
+    const down = candidates.filter((m) => !m.alive && (eligible || own.has(m.id))).map((m) => m.id);
     const spare = candidates.filter((m) => m.alive && m.healthy && !m.standby && m.id !== holder);
     if (holder && spare.length === 0) {
       degraded = cond(
@@ -355,10 +368,10 @@ export function decideVip(input: VipInput): VipDecision {
         'Degraded',
         'True',
         'MembersUnavailable',
-        `eligible members not alive: ${down.join(', ')}`,
+        `${eligible ? 'eligible' : 'preferred'} members not alive: ${down.join(', ')}`,
       );
     } else {
-      degraded = cond('Degraded', 'False', 'Redundant', `${spare.length} member(s) could take over`);
+      degraded = cond('Degraded', 'False', 'Redundant', 'another member can take over');
     }
   }
   const status: VirtualIPStatus = {

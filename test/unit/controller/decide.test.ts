@@ -206,7 +206,7 @@ describe('decideVip', () => {
     expect(d.status.epoch).toBe(5);
     expect(d.status.conditions?.find((c) => c.type === 'QuorumLost')).toMatchObject({
       status: 'True',
-      message: '1 votes reachable, 2 needed',
+      message: 'no quorum of voters reachable; see the HACluster status.quorum',
     });
     expect(d.events.map((e) => e.reason)).toEqual(['Released', 'QuorumLost']);
   });
