@@ -39,7 +39,9 @@ import {
   type Message,
   type Release,
   type Seq,
+  type AckEntry,
   type TakeoverAck,
+  type TakeoverEntry,
   type TakeoverRequest,
   type VipId,
 } from './messages.js';
@@ -155,6 +157,8 @@ export class Member {
   private readonly echo = new Map<MemberId, EchoState>();
   private readonly unheldSince = new Map<VipId, Millis>();
   private recentReleases: Array<HoldingEntry & { until: Millis }> = [];
+  /** Acquisitions whose takeover request goes out at the end of this step (batched). */
+  private toRequest: Acquisition[] = [];
   private standby = false;
   private unhealthy = new Set<VipId>();
   private seq: Seq = 0;
@@ -441,6 +445,7 @@ export class Member {
 
   private finish(now: Millis, out: Output[]): void {
     this.expire(now, out);
+    this.flushRequests(now, out);
     const { intervalMs } = this.timing;
     for (const h of this.leases.holdings.values()) {
       const exp = this.leases.expiry(h);
@@ -548,24 +553,29 @@ export class Member {
 
   private onTakeover(now: Millis, req: TakeoverRequest, out: Output[]): void {
     if (!this.quorum.voters.includes(this.self)) return;
-    const d = this.voter.onTakeover(now, req.from, req.incarnation, req.vip, req.epoch);
-    if (!d.granted)
-      this.emit({ type: 'refused', vip: req.vip, epoch: req.epoch, candidate: req.from, reason: d.reason });
-    const r = d.record;
+    const entries: AckEntry[] = req.entries.map((e) => {
+      const d = this.voter.onTakeover(now, req.from, req.incarnation, e.vip, e.epoch);
+      if (!d.granted)
+        this.emit({ type: 'refused', vip: e.vip, epoch: e.epoch, candidate: req.from, reason: d.reason });
+      const r = d.record;
+      return {
+        vip: e.vip,
+        epoch: e.epoch,
+        granted: d.granted,
+        reason: d.reason,
+        knownEpoch: r.epoch,
+        knownHolder: r.released ? null : r.holder,
+        promiseRemainingMs:
+          r.promiseTo === null ? 0 : Math.max(0, Math.min(UINT32_MAX, Math.ceil(r.promiseUntil - now))),
+      };
+    });
     const ack: TakeoverAck = {
       kind: 'takeover-ack',
       ...this.header(now),
-      vip: req.vip,
-      epoch: req.epoch,
       candidate: req.from,
       requestIncarnation: req.incarnation,
       requestSeq: req.seq,
-      granted: d.granted,
-      reason: d.reason,
-      knownEpoch: r.epoch,
-      knownHolder: r.released ? null : r.holder,
-      promiseRemainingMs:
-        r.promiseTo === null ? 0 : Math.max(0, Math.min(UINT32_MAX, Math.ceil(r.promiseUntil - now))),
+      entries,
     };
     out.push({ type: 'send', to: req.from, message: ack });
     this.checkSuperseded(now, out);
@@ -575,18 +585,28 @@ export class Member {
     if (ack.candidate !== this.self || ack.requestIncarnation !== this.incarnation) return;
     if (!this.voterSet.has(ack.from)) return;
     const sent = this.leases.sendTime(ack.requestSeq);
-    const held = this.leases.holdings.get(ack.vip);
-    if (ack.granted && sent !== undefined && held && held.epoch === ack.epoch) {
-      this.leases.grant(held, ack.from, sent + this.timing.leaseMs);
+    for (const e of ack.entries) this.onAckEntry(now, ack.from, e, sent, out);
+  }
+
+  private onAckEntry(
+    now: Millis,
+    from: MemberId,
+    e: AckEntry,
+    sent: Millis | undefined,
+    out: Output[],
+  ): void {
+    const held = this.leases.holdings.get(e.vip);
+    if (e.granted && sent !== undefined && held && held.epoch === e.epoch) {
+      this.leases.grant(held, from, sent + this.timing.leaseMs);
       return;
     }
-    const a = this.acquiring.get(ack.vip);
-    if (!a || a.epoch !== ack.epoch) return;
+    const a = this.acquiring.get(e.vip);
+    if (!a || a.epoch !== e.epoch) return;
     if (
-      !ack.granted &&
-      ack.reason === AckRefusal.PromiseActive &&
+      !e.granted &&
+      e.reason === AckRefusal.PromiseActive &&
       a.cause === TakeoverCause.Released &&
-      ack.knownEpoch === a.previousEpoch &&
+      e.knownEpoch === a.previousEpoch &&
       a.quickRetries < 3
     ) {
       // The voter still promises the previous holder, whose release we have seen: it is on
@@ -595,20 +615,20 @@ export class Member {
       a.quickRetryAt = Math.min(a.quickRetryAt, now + Math.max(2, Math.round(this.timing.intervalMs / 20)));
       return;
     }
-    if (ack.granted) {
+    if (e.granted) {
       if (sent === undefined) return;
       const until = sent + this.timing.leaseMs;
-      if ((a.acks.get(ack.from) ?? -Infinity) < until) a.acks.set(ack.from, until);
+      if ((a.acks.get(from) ?? -Infinity) < until) a.acks.set(from, until);
       this.tryBind(now, a, out);
       return;
     }
-    if (ack.knownEpoch > a.epoch || (ack.knownEpoch === a.epoch && ack.knownHolder !== this.self)) {
-      this.voter.learn(ack.vip, ack.knownEpoch, ack.knownHolder);
-      if (ack.reason === AckRefusal.OtherCandidate || ack.reason === AckRefusal.StaleEpoch) {
+    if (e.knownEpoch > a.epoch || (e.knownEpoch === a.epoch && e.knownHolder !== this.self)) {
+      this.voter.learn(e.vip, e.knownEpoch, e.knownHolder);
+      if (e.reason === AckRefusal.OtherCandidate || e.reason === AckRefusal.StaleEpoch) {
         this.abandon(
           now,
-          ack.vip,
-          `voter ${ack.from} knows epoch ${ack.knownEpoch} (${ack.knownHolder ?? 'no holder'})`,
+          e.vip,
+          `voter ${from} knows epoch ${e.knownEpoch} (${e.knownHolder ?? 'no holder'})`,
           out,
         );
       }
@@ -844,7 +864,7 @@ export class Member {
         return result;
       }
       if (now >= acq.lastSentAt + this.timing.intervalMs || now >= acq.quickRetryAt)
-        this.requestAcks(now, acq, out);
+        this.requestAcks(now, acq);
       return result;
     }
     // Not holding, elected: may we ask?
@@ -906,7 +926,7 @@ export class Member {
       this.tryBind(now, a, out);
       return result;
     }
-    this.requestAcks(now, a, out);
+    this.requestAcks(now, a);
     this.tryBind(now, a, out);
     return result;
   }
@@ -931,22 +951,40 @@ export class Member {
     return `no live holder for ${Math.round(now - since)}ms; ${this.self} (rank ${k + 1}) steps in`;
   }
 
-  private requestAcks(now: Millis, a: Acquisition, out: Output[]): void {
+  /** Asks the voters for acks for `a`, batched with the other requests of this step. */
+  private requestAcks(now: Millis, a: Acquisition): void {
     a.lastSentAt = now;
     a.quickRetryAt = Infinity;
-    const base = this.header(now);
-    for (const to of this.quorum.voters) {
-      if (to === this.self) continue;
-      const message: TakeoverRequest = {
-        kind: 'takeover',
-        ...base,
+    this.toRequest.push(a);
+  }
+
+  /**
+   * Sends the requests queued in this step: one datagram per voter for every
+   * {@link LIMITS.takeoversPerMessage} VIPs (each with its own seq, whose send time the
+   * grants count from). Requests queued before an abandon in the same step still go out:
+   * the candidacy existed, and its Release follows it.
+   */
+  private flushRequests(now: Millis, out: Output[]): void {
+    if (this.toRequest.length === 0) return;
+    // Candidacies abandoned within this step have sent their Release: do not ask for them.
+    const list = this.toRequest.filter(
+      (a) => this.acquiring.get(a.vip) === a || this.leases.holdings.get(a.vip)?.epoch === a.epoch,
+    );
+    this.toRequest = [];
+    for (let i = 0; i < list.length; i += LIMITS.takeoversPerMessage) {
+      const entries: TakeoverEntry[] = list.slice(i, i + LIMITS.takeoversPerMessage).map((a) => ({
         vip: a.vip,
         epoch: a.epoch,
         previousHolder: a.previousHolder,
         previousEpoch: a.previousEpoch,
         cause: a.cause,
-      };
-      out.push({ type: 'send', to, message });
+      }));
+      const base = this.header(now);
+      for (const to of this.quorum.voters) {
+        if (to === this.self) continue;
+        const message: TakeoverRequest = { kind: 'takeover', ...base, entries };
+        out.push({ type: 'send', to, message });
+      }
     }
   }
 }

@@ -19,7 +19,7 @@
  */
 
 /** Wire protocol version of these message shapes (uint8). */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** A member: the Kubernetes node name (or the controller witness's id). */
 export type MemberId = string;
@@ -56,6 +56,8 @@ export const LIMITS = {
   releasesPerHeartbeat: 8,
   /** VIPs this member reports unhealthy per heartbeat (4 bytes each). */
   unhealthyPerHeartbeat: 16,
+  /** VIPs per takeover request (17 bytes each) and per ack (21 bytes each). */
+  takeoversPerMessage: 32,
 } as const;
 
 /** Fields every message carries. */
@@ -159,15 +161,24 @@ export const TakeoverCause = {
 } as const;
 export type TakeoverCause = (typeof TakeoverCause)[keyof typeof TakeoverCause];
 
-/** A candidate asks every voter to ack it as holder of `vip` at `epoch`. */
-export interface TakeoverRequest extends Header {
-  kind: 'takeover';
+/** One VIP a candidate asks for. */
+export interface TakeoverEntry {
   vip: VipId;
   epoch: Epoch;
   /** Holder the candidate replaces, as it knows it (null: none). */
   previousHolder: MemberId | null;
   previousEpoch: Epoch;
   cause: TakeoverCause;
+}
+
+/**
+ * A candidate asks a voter to ack it as holder of each listed VIP at the listed epoch
+ * (1..{@link LIMITS.takeoversPerMessage} entries: a member taking many VIPs at once, at
+ * start-up or after a peer died, asks for them in a few datagrams per voter, not one per VIP).
+ */
+export interface TakeoverRequest extends Header {
+  kind: 'takeover';
+  entries: TakeoverEntry[];
 }
 
 /** Why a voter refused a takeover (uint8). 0 means granted. */
@@ -186,19 +197,10 @@ export const AckRefusal = {
 } as const;
 export type AckRefusal = (typeof AckRefusal)[keyof typeof AckRefusal];
 
-/**
- * A voter's answer to a takeover request. When granted, it is a grant that lasts until
- * sendTime(request) + lease on the candidate's clock. Either way it tells the candidate the
- * newest holdership the voter knows, so the candidate learns higher epochs.
- */
-export interface TakeoverAck extends Header {
-  kind: 'takeover-ack';
+/** A voter's answer for one VIP of a takeover request. */
+export interface AckEntry {
   vip: VipId;
   epoch: Epoch;
-  candidate: MemberId;
-  /** Incarnation and seq of the request being answered. */
-  requestIncarnation: Incarnation;
-  requestSeq: Seq;
   granted: boolean;
   reason: AckRefusal;
   /** The voter's view after handling the request. */
@@ -206,6 +208,21 @@ export interface TakeoverAck extends Header {
   knownHolder: MemberId | null;
   /** Milliseconds (uint32, voter's clock) until the voter's promise to the known holder ends; 0 if none. */
   promiseRemainingMs: number;
+}
+
+/**
+ * A voter's answer to a takeover request, one entry per requested VIP, in the request's
+ * order. A granted entry is a grant that lasts until sendTime(request) + lease on the
+ * candidate's clock. Either way it tells the candidate the newest holdership the voter
+ * knows, so the candidate learns higher epochs.
+ */
+export interface TakeoverAck extends Header {
+  kind: 'takeover-ack';
+  candidate: MemberId;
+  /** Incarnation and seq of the request being answered. */
+  requestIncarnation: Incarnation;
+  requestSeq: Seq;
+  entries: AckEntry[];
 }
 
 /**

@@ -359,11 +359,14 @@ export class World {
   private receive(node: Node, msg: Message): void {
     if (this.opts.trace) {
       if (msg.kind === 'takeover-ack') {
-        this.trace(
-          `${node.id} <- ${msg.from} ack ${msg.vip} e${msg.epoch} ${msg.granted ? 'GRANTED' : `refused(${msg.reason}) knows e${msg.knownEpoch} ${msg.knownHolder} promise ${msg.promiseRemainingMs}ms`}`,
-        );
+        for (const e of msg.entries) {
+          this.trace(
+            `${node.id} <- ${msg.from} ack ${e.vip} e${e.epoch} ${e.granted ? 'GRANTED' : `refused(${e.reason}) knows e${e.knownEpoch} ${e.knownHolder} promise ${e.promiseRemainingMs}ms`}`,
+          );
+        }
       } else if (msg.kind === 'takeover') {
-        this.trace(`${node.id} <- ${msg.from} takeover ${msg.vip} e${msg.epoch} cause ${msg.cause}`);
+        for (const e of msg.entries)
+          this.trace(`${node.id} <- ${msg.from} takeover ${e.vip} e${e.epoch} cause ${e.cause}`);
       } else if (msg.kind === 'release') {
         this.trace(`${node.id} <- ${msg.from} release ${msg.vip} e${msg.epoch}`);
       }

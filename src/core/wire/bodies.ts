@@ -1,5 +1,6 @@
 import {
   AckRefusal,
+  LIMITS,
   TakeoverCause,
   type Assignment,
   type Conflict,
@@ -8,7 +9,9 @@ import {
   type Heartbeat,
   type Message,
   type Release,
+  type AckEntry,
   type TakeoverAck,
+  type TakeoverEntry,
   type TakeoverRequest,
 } from '../messages.js';
 import { BadField, UnknownTag, type Reader, type Writer } from './cursor.js';
@@ -16,7 +19,7 @@ import { WireEncodeError } from './errors.js';
 import type { IdTable } from './id-table.js';
 
 /*
- * Message bodies, version 1. Ids are 32-bit tags (IdTable); "member|0" is a nullable member
+ * Message bodies, version 2. Ids are 32-bit tags (IdTable); "member|0" is a nullable member
  * (0 = null; no id ever gets tag 0). Every list is a u8 count followed by fixed-size entries.
  *
  * heartbeat     flags u8 (bit0 standby, bit1 witness)
@@ -26,9 +29,11 @@ import type { IdTable } from './id-table.js';
  *               echoes:    count u8, count x {member u32, incarnation u32, seq u32, holdingsVersion u32}
  *               conflicts: count u8, count x {member u32, vip u32, epoch u32, holder member|0}
  * assignment    vip u32, holder member|0, epoch u32
- * takeover      vip u32, epoch u32, previousHolder member|0, previousEpoch u32, cause u8
- * takeover-ack  vip u32, epoch u32, candidate u32, requestIncarnation u32, requestSeq u32,
- *               reason u8 (0 = granted), knownEpoch u32, knownHolder member|0, promiseRemainingMs u32
+ * takeover      count u8 (>= 1), count x {vip u32, epoch u32, previousHolder member|0,
+ *               previousEpoch u32, cause u8}
+ * takeover-ack  candidate u32, requestIncarnation u32, requestSeq u32,
+ *               count u8 (>= 1), count x {vip u32, epoch u32, reason u8 (0 = granted),
+ *               knownEpoch u32, knownHolder member|0, promiseRemainingMs u32}
  * release       vip u32, epoch u32, successor member|0
  */
 
@@ -38,6 +43,8 @@ export const UNHEALTHY_SIZE = 4;
 export const RELEASE_SIZE = 8;
 export const ECHO_SIZE = 16;
 export const CONFLICT_SIZE = 16;
+export const TAKEOVER_SIZE = 17;
+export const ACK_SIZE = 21;
 const FLAG_STANDBY = 0x01;
 const FLAG_WITNESS = 0x02;
 
@@ -60,9 +67,9 @@ export function bodySize(m: Message): number {
     case 'release':
       return 12;
     case 'takeover':
-      return 17;
+      return 1 + m.entries.length * TAKEOVER_SIZE;
     case 'takeover-ack':
-      return 33;
+      return 13 + m.entries.length * ACK_SIZE;
   }
 }
 
@@ -130,6 +137,40 @@ function encodeHeartbeat(m: Heartbeat, w: Writer, ids: IdTable): void {
   }
 }
 
+function entryCount(field: string, n: number): void {
+  if (n < 1 || n > LIMITS.takeoversPerMessage) {
+    throw new WireEncodeError(
+      field,
+      `${n} entries; a takeover request or ack carries 1..${LIMITS.takeoversPerMessage}`,
+    );
+  }
+}
+
+function encodeTakeoverEntry(e: TakeoverEntry, f: string, w: Writer, ids: IdTable): void {
+  if (!CAUSES.has(e.cause)) throw new WireEncodeError(`${f}.cause`, `${e.cause} is not a TakeoverCause`);
+  w.u32(`${f}.vip`, vip(ids, `${f}.vip`, e.vip));
+  w.u32(`${f}.epoch`, e.epoch);
+  w.u32(`${f}.previousHolder`, memberOrNull(ids, `${f}.previousHolder`, e.previousHolder));
+  w.u32(`${f}.previousEpoch`, e.previousEpoch);
+  w.u8(`${f}.cause`, e.cause);
+}
+
+function encodeAckEntry(e: AckEntry, f: string, w: Writer, ids: IdTable): void {
+  if (!REFUSALS.has(e.reason)) throw new WireEncodeError(`${f}.reason`, `${e.reason} is not an AckRefusal`);
+  if (e.granted !== (e.reason === AckRefusal.None)) {
+    throw new WireEncodeError(
+      `${f}.granted`,
+      `granted=${e.granted} contradicts reason=${e.reason}: a grant has reason None (0), a refusal a non-zero reason`,
+    );
+  }
+  w.u32(`${f}.vip`, vip(ids, `${f}.vip`, e.vip));
+  w.u32(`${f}.epoch`, e.epoch);
+  w.u8(`${f}.reason`, e.reason);
+  w.u32(`${f}.knownEpoch`, e.knownEpoch);
+  w.u32(`${f}.knownHolder`, memberOrNull(ids, `${f}.knownHolder`, e.knownHolder));
+  w.u32(`${f}.promiseRemainingMs`, e.promiseRemainingMs);
+}
+
 /** Writes the body of `m`. Throws WireEncodeError / DatagramTooLargeError. */
 export function encodeBody(m: Message, w: Writer, ids: IdTable): void {
   switch (m.kind) {
@@ -141,30 +182,17 @@ export function encodeBody(m: Message, w: Writer, ids: IdTable): void {
       w.u32('epoch', m.epoch);
       return;
     case 'takeover':
-      if (!CAUSES.has(m.cause)) throw new WireEncodeError('cause', `${m.cause} is not a TakeoverCause`);
-      w.u32('vip', vip(ids, 'vip', m.vip));
-      w.u32('epoch', m.epoch);
-      w.u32('previousHolder', memberOrNull(ids, 'previousHolder', m.previousHolder));
-      w.u32('previousEpoch', m.previousEpoch);
-      w.u8('cause', m.cause);
+      entryCount('entries', m.entries.length);
+      w.u8('entries.length', m.entries.length);
+      m.entries.forEach((e, i) => encodeTakeoverEntry(e, `entries[${i}]`, w, ids));
       return;
     case 'takeover-ack':
-      if (!REFUSALS.has(m.reason)) throw new WireEncodeError('reason', `${m.reason} is not an AckRefusal`);
-      if (m.granted !== (m.reason === AckRefusal.None)) {
-        throw new WireEncodeError(
-          'granted',
-          `granted=${m.granted} contradicts reason=${m.reason}: a grant has reason None (0), a refusal a non-zero reason`,
-        );
-      }
-      w.u32('vip', vip(ids, 'vip', m.vip));
-      w.u32('epoch', m.epoch);
+      entryCount('entries', m.entries.length);
       w.u32('candidate', member(ids, 'candidate', m.candidate));
       w.u32('requestIncarnation', m.requestIncarnation);
       w.u32('requestSeq', m.requestSeq);
-      w.u8('reason', m.reason);
-      w.u32('knownEpoch', m.knownEpoch);
-      w.u32('knownHolder', memberOrNull(ids, 'knownHolder', m.knownHolder));
-      w.u32('promiseRemainingMs', m.promiseRemainingMs);
+      w.u8('entries.length', m.entries.length);
+      m.entries.forEach((e, i) => encodeAckEntry(e, `entries[${i}]`, w, ids));
       return;
     case 'release':
       w.u32('vip', vip(ids, 'vip', m.vip));
@@ -255,45 +283,44 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
       } satisfies Assignment;
       break;
     case 'takeover': {
-      const v = rVip(r, ids);
-      const epoch = r.u32();
-      const previousHolder = rMemberOrNull(r, ids);
-      const previousEpoch = r.u32();
-      const cause = r.u8();
-      if (!CAUSES.has(cause)) throw new BadField();
-      m = {
-        kind,
-        ...head,
-        vip: v,
-        epoch,
-        previousHolder,
-        previousEpoch,
-        cause: cause as TakeoverCause,
-      } satisfies TakeoverRequest;
+      const entries: TakeoverEntry[] = [];
+      const n = r.count(1, TAKEOVER_SIZE);
+      if (n < 1 || n > LIMITS.takeoversPerMessage) throw new BadField();
+      for (let i = 0; i < n; i++) {
+        const v = rVip(r, ids);
+        const epoch = r.u32();
+        const previousHolder = rMemberOrNull(r, ids);
+        const previousEpoch = r.u32();
+        const cause = r.u8();
+        if (!CAUSES.has(cause)) throw new BadField();
+        entries.push({ vip: v, epoch, previousHolder, previousEpoch, cause: cause as TakeoverCause });
+      }
+      m = { kind, ...head, entries } satisfies TakeoverRequest;
       break;
     }
     case 'takeover-ack': {
-      const v = rVip(r, ids);
-      const epoch = r.u32();
       const candidate = rMember(r, ids);
       const requestIncarnation = r.u32();
       const requestSeq = r.u32();
-      const reason = r.u8();
-      if (!REFUSALS.has(reason)) throw new BadField();
-      m = {
-        kind,
-        ...head,
-        vip: v,
-        epoch,
-        candidate,
-        requestIncarnation,
-        requestSeq,
-        granted: reason === AckRefusal.None,
-        reason: reason as AckRefusal,
-        knownEpoch: r.u32(),
-        knownHolder: rMemberOrNull(r, ids),
-        promiseRemainingMs: r.u32(),
-      } satisfies TakeoverAck;
+      const entries: AckEntry[] = [];
+      const n = r.count(1, ACK_SIZE);
+      if (n < 1 || n > LIMITS.takeoversPerMessage) throw new BadField();
+      for (let i = 0; i < n; i++) {
+        const v = rVip(r, ids);
+        const epoch = r.u32();
+        const reason = r.u8();
+        if (!REFUSALS.has(reason)) throw new BadField();
+        entries.push({
+          vip: v,
+          epoch,
+          granted: reason === AckRefusal.None,
+          reason: reason as AckRefusal,
+          knownEpoch: r.u32(),
+          knownHolder: rMemberOrNull(r, ids),
+          promiseRemainingMs: r.u32(),
+        });
+      }
+      m = { kind, ...head, candidate, requestIncarnation, requestSeq, entries } satisfies TakeoverAck;
       break;
     }
     case 'release':

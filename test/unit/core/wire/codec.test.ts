@@ -49,25 +49,43 @@ describe('WireCodec round trip', () => {
     {
       kind: 'takeover',
       ...head,
-      vip: VIPS[1]!,
-      epoch: 8,
-      previousHolder: MEMBERS[2]!,
-      previousEpoch: 7,
-      cause: TakeoverCause.HolderDead,
+      entries: [
+        {
+          vip: VIPS[1]!,
+          epoch: 8,
+          previousHolder: MEMBERS[2]!,
+          previousEpoch: 7,
+          cause: TakeoverCause.HolderDead,
+        },
+        { vip: VIPS[2]!, epoch: 1, previousHolder: null, previousEpoch: 0, cause: TakeoverCause.Unheld },
+      ],
     },
     {
       kind: 'takeover-ack',
       ...head,
-      vip: VIPS[1]!,
-      epoch: 8,
       candidate: MEMBERS[3]!,
       requestIncarnation: 2,
       requestSeq: 77,
-      granted: false,
-      reason: AckRefusal.PromiseActive,
-      knownEpoch: 7,
-      knownHolder: MEMBERS[2]!,
-      promiseRemainingMs: 250,
+      entries: [
+        {
+          vip: VIPS[1]!,
+          epoch: 8,
+          granted: false,
+          reason: AckRefusal.PromiseActive,
+          knownEpoch: 7,
+          knownHolder: MEMBERS[2]!,
+          promiseRemainingMs: 250,
+        },
+        {
+          vip: VIPS[2]!,
+          epoch: 1,
+          granted: true,
+          reason: AckRefusal.None,
+          knownEpoch: 1,
+          knownHolder: MEMBERS[3]!,
+          promiseRemainingMs: 900,
+        },
+      ],
     },
     { kind: 'release', ...head, vip: VIPS[9]!, epoch: 3, successor: BOB },
   ];
@@ -161,21 +179,27 @@ describe('WireCodec.encode refuses what it cannot send', () => {
     const page = heartbeat(ALICE, 1, 1);
     page.holdings = { ...page.holdings, page: 2, pages: 2 };
     expect(() => alice.encode(page)).toThrow(/need 0 <= page < pages/);
-    const ack: Message = {
-      kind: 'takeover-ack',
-      ...head,
+    const entry = {
       vip: VIPS[0]!,
       epoch: 1,
-      candidate: BOB,
-      requestIncarnation: 1,
-      requestSeq: 1,
       granted: true,
       reason: AckRefusal.StaleEpoch,
       knownEpoch: 1,
       knownHolder: null,
       promiseRemainingMs: 0,
     };
-    expect(() => alice.encode(ack)).toThrow(/granted=true contradicts reason=3/);
+    const ack: Message = {
+      kind: 'takeover-ack',
+      ...head,
+      candidate: BOB,
+      requestIncarnation: 1,
+      requestSeq: 1,
+      entries: [{ ...entry, granted: false, reason: AckRefusal.OtherCandidate }, entry],
+    };
+    expect(() => alice.encode(ack)).toThrow(/entries\[1\]\.granted: granted=true contradicts reason=3/);
+    expect(() => alice.encode({ ...ack, entries: [] })).toThrow(/entries: 0 entries; .* 1\.\.32/);
+    const many = Array.from({ length: 33 }, () => ({ ...entry, granted: false }));
+    expect(() => alice.encode({ ...ack, entries: many })).toThrow(/entries: 33 entries/);
   });
 });
 
@@ -199,7 +223,8 @@ describe('WireCodec.decode drop reasons', () => {
 
   it('drops bad header fields', () => {
     expect(drop(patch8(0, 0x00))).toBe('bad-magic');
-    expect(drop(patch8(OFF_VERSION, 2))).toBe('bad-version');
+    expect(drop(patch8(OFF_VERSION, 1))).toBe('bad-version'); // version 1: one VIP per takeover
+    expect(drop(patch8(OFF_VERSION, 3))).toBe('bad-version');
     expect(drop(patch8(OFF_KIND, 0))).toBe('unknown-kind');
     expect(drop(patch8(OFF_KIND, 6))).toBe('unknown-kind');
     expect(drop(patch8(OFF_FLAGS, 0x80))).toBe('bad-flags');
@@ -261,15 +286,17 @@ describe('WireCodec.decode drop reasons', () => {
     const tk = codecFor(ALICE).encode({
       kind: 'takeover',
       ...head,
-      vip: VIPS[0]!,
-      epoch: 2,
-      previousHolder: null,
-      previousEpoch: 1,
-      cause: TakeoverCause.Renew,
+      entries: [
+        { vip: VIPS[0]!, epoch: 2, previousHolder: null, previousEpoch: 1, cause: TakeoverCause.Renew },
+      ],
     });
     const badCause = Uint8Array.from(tk);
-    badCause[HEADER_SIZE + 16] = 0;
+    badCause[HEADER_SIZE + 1 + 16] = 0;
     expect(drop(resign(badCause))).toBe('malformed-body');
+    // a takeover list with no entry
+    const empty = Uint8Array.from(tk);
+    empty[HEADER_SIZE] = 0;
+    expect(drop(resign(empty))).toBe('malformed-body');
   });
 
   it('counts every drop by reason, and accepted datagrams', () => {

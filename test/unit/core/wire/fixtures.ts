@@ -120,32 +120,39 @@ export function messageArb(from: string): fc.Arbitrary<Message> {
     fc
       .record({
         h: head(from),
-        vip: vipArb,
-        epoch: u32,
-        previousHolder: memberOrNull,
-        previousEpoch: u32,
-        cause: fc.constantFrom(...causes),
+        entries: fc.array(
+          fc.record({
+            vip: vipArb,
+            epoch: u32,
+            previousHolder: memberOrNull,
+            previousEpoch: u32,
+            cause: fc.constantFrom(...causes),
+          }),
+          { minLength: 1, maxLength: LIMITS.takeoversPerMessage },
+        ),
       })
-      .map(({ h, ...x }): Message => ({ kind: 'takeover', ...h, ...x })),
+      .map(({ h, entries }): Message => ({ kind: 'takeover', ...h, entries })),
     fc
       .record({
         h: head(from),
-        vip: vipArb,
-        epoch: u32,
         candidate: memberArb,
         requestIncarnation: u32,
         requestSeq: u32,
-        reason: fc.constantFrom(...refusals),
-        knownEpoch: u32,
-        knownHolder: memberOrNull,
-        promiseRemainingMs: u32,
+        entries: fc.array(
+          fc
+            .record({
+              vip: vipArb,
+              epoch: u32,
+              reason: fc.constantFrom(...refusals),
+              knownEpoch: u32,
+              knownHolder: memberOrNull,
+              promiseRemainingMs: u32,
+            })
+            .map((x) => ({ ...x, granted: x.reason === AckRefusal.None })),
+          { minLength: 1, maxLength: LIMITS.takeoversPerMessage },
+        ),
       })
-      .map(({ h, ...x }): Message => ({
-        kind: 'takeover-ack',
-        ...h,
-        ...x,
-        granted: x.reason === AckRefusal.None,
-      })),
+      .map(({ h, ...x }): Message => ({ kind: 'takeover-ack', ...h, ...x })),
     fc
       .record({ h: head(from), vip: vipArb, epoch: u32, successor: memberOrNull })
       .map(({ h, ...x }): Message => ({ kind: 'release', ...h, ...x })),

@@ -23,6 +23,7 @@ import {
   OFF_KEY_ID,
   OFF_RECEIVER,
   OFF_SENDER,
+  WIRE_VERSION,
 } from '../../../../src/core/wire/layout.js';
 import {
   ALICE,
@@ -164,7 +165,7 @@ describe('wire fuzzing', () => {
         (bytes, kind) => {
           const d = Uint8Array.from(bytes);
           const v = new DataView(d.buffer);
-          d.set([0x48, 0x4c, 1, kind, 0, KEY_A.id]);
+          d.set([0x48, 0x4c, WIRE_VERSION, kind, 0, KEY_A.id]);
           v.setUint16(OFF_BODY_LEN, d.length - MIN_DATAGRAM);
           v.setUint32(OFF_CLUSTER, ids.clusterTag);
           v.setUint32(OFF_SENDER, aliceTag);
