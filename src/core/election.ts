@@ -128,15 +128,21 @@ export function rank(
   cap: number = Infinity,
 ): ElectionMember[] {
   const pref = new Map(spec.preferredNodes.map((id, i) => [id, i] as const));
-  const score = (m: ElectionMember) => pref.get(m.id) ?? Number.MAX_SAFE_INTEGER;
-  const full = (m: ElectionMember) => (m.load >= cap ? 1 : 0);
-  return [...members].sort(
+  // Sort keys computed once per member, not once per comparison.
+  const keyed = members.map((m) => ({
+    m,
+    score: pref.get(m.id) ?? Number.MAX_SAFE_INTEGER,
+    full: m.load >= cap ? 1 : 0,
+    hash: tieBreak(spec.vip, m.id),
+  }));
+  keyed.sort(
     (a, b) =>
-      score(a) - score(b) ||
-      full(a) - full(b) ||
-      tieBreak(spec.vip, a.id) - tieBreak(spec.vip, b.id) ||
-      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+      a.score - b.score ||
+      a.full - b.full ||
+      a.hash - b.hash ||
+      (a.m.id < b.m.id ? -1 : a.m.id > b.m.id ? 1 : 0),
   );
+  return keyed.map((k) => k.m);
 }
 
 export function elect(input: ElectionInput): ElectionResult {

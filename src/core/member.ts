@@ -813,6 +813,20 @@ export class Member {
         }
       }
     }
+    // Second fast path: we hold it and may keep it (usable here, no assignment, no failback):
+    // elect() would answer "sticky", and the holder branch below would do nothing.
+    if (
+      !assignment &&
+      !(this.init.autoFailback ?? false) &&
+      this.leases.holdings.has(vip) &&
+      !this.standby &&
+      !this.unhealthy.has(vip) &&
+      (!spec.eligible || spec.eligible.includes(this.self)) &&
+      this.voter.holderOf(vip) === this.self
+    ) {
+      this.unheldSince.delete(vip);
+      return { holder: this.self, reason: 'sticky' };
+    }
     const current = { holder: this.voter.holderOf(vip), epoch: rec.epoch };
     const result: ElectionResult =
       assignment && assignment.holder === null
