@@ -145,25 +145,80 @@ export function rank(
   return keyed.map((k) => k.m);
 }
 
+/**
+ * Indexes of `members` in rendezvous order for `vip`: by hash of (vip, member), then id.
+ * Computed once per VIP and member list (the order never changes while the members do not).
+ */
+const orderMemo = new Map<VipId, { ids: MemberId[]; order: Int32Array }>();
+export function hashOrder(vip: VipId, members: readonly { id: MemberId }[]): Int32Array {
+  const memo = orderMemo.get(vip);
+  if (memo && memo.ids.length === members.length && members.every((m, i) => m.id === memo.ids[i])) {
+    return memo.order;
+  }
+  const keyed = members.map((m, i) => ({ i, id: m.id, hash: tieBreak(vip, m.id) }));
+  keyed.sort((a, b) => a.hash - b.hash || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const order = Int32Array.from(keyed, (k) => k.i);
+  if (orderMemo.size > 20_000) orderMemo.clear();
+  orderMemo.set(vip, { ids: members.map((m) => m.id), order });
+  return order;
+}
+
+const eligibleMemo = new WeakMap<readonly MemberId[], ReadonlySet<MemberId>>();
+function eligibleSet(list: readonly MemberId[] | undefined): ReadonlySet<MemberId> | undefined {
+  if (!list) return undefined;
+  let set = eligibleMemo.get(list);
+  if (!set) {
+    set = new Set(list);
+    eligibleMemo.set(list, set);
+  }
+  return set;
+}
+
+/**
+ * The first member of {@link rank}'s order without sorting: the first usable preferred
+ * member, else the first usable member in hash order below the bound, else the first usable
+ * one at it. Also counts the usable members at the bound that the hash placed before it.
+ */
+function pickBest(
+  spec: ElectionVip,
+  members: readonly ElectionMember[],
+  cap: number,
+  eligible: ReadonlySet<MemberId> | undefined,
+): { best: ElectionMember | undefined; skipped: number } {
+  for (const id of spec.preferredNodes) {
+    const m = members.find((x) => x.id === id);
+    if (m && unusable(m, eligible) === undefined) return { best: m, skipped: 0 };
+  }
+  const pref = spec.preferredNodes;
+  let firstFull: ElectionMember | undefined;
+  let skipped = 0;
+  for (const i of hashOrder(spec.vip, members)) {
+    const m = members[i] as ElectionMember;
+    if ((pref.length > 0 && pref.includes(m.id)) || unusable(m, eligible) !== undefined) continue;
+    if (m.load < cap) return { best: m, skipped };
+    firstFull ??= m;
+    skipped++;
+  }
+  return { best: firstFull, skipped: 0 };
+}
+
 export function elect(input: ElectionInput): ElectionResult {
   const { spec, members, current, assigned, autoFailback } = input;
   const cap = input.loadCap ?? Infinity;
-  const eligible = spec.eligible ? new Set(spec.eligible) : undefined;
-  const usable = members.filter((m) => unusable(m, eligible) === undefined);
-  const byId = new Map(members.map((m) => [m.id, m] as const));
+  const eligible = eligibleSet(spec.eligible);
+  const byId = (id: MemberId) => members.find((m) => m.id === id);
 
   if (assigned) {
-    const a = byId.get(assigned);
+    const a = byId(assigned);
     const why = a ? unusable(a, eligible) : 'not a member';
     if (!why) return { holder: assigned, reason: `assigned to ${assigned} by the controller` };
     // Fall through: an unusable assignment does not leave the VIP unheld.
   }
-  if (usable.length === 0) {
+  const { best, skipped } = pickBest(spec, members, cap, eligible);
+  if (!best) {
     return { holder: null, reason: 'no alive, healthy, eligible member outside standby' };
   }
-  const ranked = rank(spec, usable, cap);
-  const best = ranked[0] as ElectionMember;
-  const cur = current.holder ? byId.get(current.holder) : undefined;
+  const cur = current.holder ? byId(current.holder) : undefined;
   const curWhy = current.holder ? (cur ? unusable(cur, eligible) : 'not a member') : undefined;
   if (cur && curWhy === undefined) {
     if (cur.id === best.id) return { holder: cur.id, reason: `${cur.id} holds it and ranks first` };
@@ -179,12 +234,6 @@ export function elect(input: ElectionInput): ElectionResult {
   }
   const lost = current.holder ? `holder ${current.holder} is ${curWhy}; ` : '';
   const pi = spec.preferredNodes.indexOf(best.id);
-  // Members the hash ranked first but the load bound moved back (for the reason only).
-  const prefSet = new Set(spec.preferredNodes);
-  const bestHash = tieBreak(spec.vip, best.id);
-  const skipped = usable.filter(
-    (m) => m.load >= cap && !prefSet.has(m.id) && tieBreak(spec.vip, m.id) < bestHash,
-  ).length;
   const why =
     pi >= 0
       ? `preferred #${pi + 1}`

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { elect, fnv1a, loadCap, mix32, rank, type ElectionMember } from '../../../src/core/election.js';
 
 const m = (id: string, over: Partial<ElectionMember> = {}): ElectionMember => ({
@@ -153,5 +154,34 @@ describe('elect', () => {
       autoFailback: false,
     });
     expect(r).toEqual({ holder: null, reason: 'no alive, healthy, eligible member outside standby' });
+  });
+
+  test('elect picks what rank() puts first (the sort-free pick equals the sort), on random inputs', () => {
+    const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const memberArb = fc.record({
+      alive: fc.boolean(),
+      healthy: fc.boolean(),
+      standby: fc.boolean(),
+      load: fc.integer({ min: 0, max: 6 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(memberArb, { minLength: 6, maxLength: 6 }),
+        fc.subarray(ids),
+        fc.option(fc.subarray(ids), { nil: undefined }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 0, max: 50 }),
+        (flags, preferredNodes, eligible, cap, v) => {
+          const members = flags.map((f, i) => m(ids[i]!, f));
+          const spec = { vip: `ns/v${v}`, preferredNodes, ...(eligible ? { eligible } : {}) };
+          const usable = members.filter(
+            (x) => x.alive && x.healthy && !x.standby && (!eligible || eligible.includes(x.id)),
+          );
+          const r = elect({ spec, members, current: none, autoFailback: false, loadCap: cap });
+          expect(r.holder).toBe(rank(spec, usable, cap)[0]?.id ?? null);
+        },
+      ),
+      { numRuns: 2000, seed: 20261122 },
+    );
   });
 });
