@@ -121,6 +121,8 @@ async function main(s: WorkerSpec): Promise<void> {
 }
 
 process.on('disconnect', () => process.exit(0));
+// A normal exit on SIGTERM, so that --cpu-prof (HL_SCALE_PROFILE) writes its profile.
+process.on('SIGTERM', () => process.exit(0));
 main(spec).catch((err: unknown) => {
   report({ type: 'error', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
   setTimeout(() => process.exit(1), 200);

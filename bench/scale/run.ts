@@ -679,7 +679,9 @@ async function inner(o: Options): Promise<number> {
       .filter((g) => g.members.length > 0)
       .map((g) => {
         const spec: WorkerSpec = { kubeconfig, namespace: KUBE_NS, cluster: CLUSTER, members: g.members };
-        const child = spawn(process.execPath, entry(o.runtime, 'bench/scale/members.ts'), {
+        // HL_SCALE_PROFILE=1: V8 CPU profiles of the load generator processes too.
+        const prof = process.env.HL_SCALE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${runDir}`] : [];
+        const child = spawn(process.execPath, [...prof, ...entry(o.runtime, 'bench/scale/members.ts')], {
           cwd: ROOT,
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
           env: { ...process.env, HL_SCALE_WORKER: JSON.stringify(spec) },

@@ -202,6 +202,38 @@ function pickBest(
   return { best: firstFull, skipped: 0 };
 }
 
+/**
+ * Position of `id` in {@link rank}'s order of the usable members (0 = first), or -1 if it is
+ * not usable; without sorting (preferred in order, then below the bound by hash, then at it).
+ */
+export function rankIndex(
+  spec: ElectionVip,
+  members: readonly ElectionMember[],
+  cap: number,
+  id: MemberId,
+): number {
+  const eligible = eligibleSet(spec.eligible);
+  let k = 0;
+  for (const p of spec.preferredNodes) {
+    const m = members.find((x) => x.id === p);
+    if (!m || unusable(m, eligible) !== undefined) continue;
+    if (m.id === id) return k;
+    k++;
+  }
+  const pref = spec.preferredNodes;
+  const order = hashOrder(spec.vip, members);
+  for (const full of [false, true]) {
+    for (const i of order) {
+      const m = members[i] as ElectionMember;
+      if (m.load >= cap !== full) continue;
+      if ((pref.length > 0 && pref.includes(m.id)) || unusable(m, eligible) !== undefined) continue;
+      if (m.id === id) return k;
+      k++;
+    }
+  }
+  return -1;
+}
+
 export function elect(input: ElectionInput): ElectionResult {
   const { spec, members, current, assigned, autoFailback } = input;
   const cap = input.loadCap ?? Infinity;

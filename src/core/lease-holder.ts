@@ -181,6 +181,16 @@ export class HolderLeases {
     const pages = this.pages();
     const page = this.pageCursor % pages;
     this.pageCursor = page + 1;
+    return this.page(page, pages);
+  }
+
+  /** The page last returned by nextPage (of the current version), without advancing. */
+  currentPage(): HoldingsPage {
+    const pages = this.pages();
+    return this.page((this.pageCursor + pages - 1) % pages, pages);
+  }
+
+  private page(page: number, pages: number): HoldingsPage {
     let entries = this.pageCache.get(page);
     if (!entries) {
       if (!this.sorted) {

@@ -15,7 +15,7 @@
 import {
   elect,
   loadCap,
-  rank,
+  rankIndex,
   type ElectionMember,
   type ElectionResult,
   type ElectionVip,
@@ -169,7 +169,9 @@ export class Member {
   private nextHeartbeatAt: Millis = 0;
   private heartbeatDue = false;
   /** Last heartbeat sent early to echo a holder (see onHeartbeat). */
-  private promptEchoAt: Millis = -Infinity;
+  /** Last prompt echo per holder, and the holders to answer at the end of this step. */
+  private promptEchoAt = new Map<MemberId, Millis>();
+  private promptTo = new Set<MemberId>();
   private electDue = false;
   private wakeHint: Millis = Infinity;
   private lastNow: Millis = -Infinity;
@@ -180,6 +182,10 @@ export class Member {
   /** When the next full election sweep is due (see tick). */
   private sweepAt: Millis = -Infinity;
   private pool: ElectionMember[] | undefined;
+  /** Step (entry) counter, and the step the pool's liveness / standby were filled in. */
+  private step = 0;
+  private poolStep = -1;
+  private poolUnhealthy: Array<[number, ReadonlySet<VipId>]> = [];
   private membership!: Membership;
   private voter!: VoterTable;
   private leases: HolderLeases;
@@ -294,6 +300,7 @@ export class Member {
     if (local.unhealthy !== undefined) this.unhealthy = new Set(local.unhealthy);
     this.heartbeatDue = true;
     this.sweepAt = -Infinity;
+    this.poolStep = -1;
     return this.started ? this.tick(now) : [];
   }
 
@@ -414,6 +421,7 @@ export class Member {
     this.lastNow = now;
     this.leases.step(now);
     this.wakeHint = Infinity;
+    this.step++;
     return true;
   }
 
@@ -477,20 +485,29 @@ export class Member {
     this.recentReleases = this.recentReleases.filter((r) => r.until > now);
     if (this.heartbeatDue) {
       this.heartbeatDue = false;
+      this.promptTo.clear();
       this.sendHeartbeats(now, out);
+    } else if (this.promptTo.size > 0) {
+      const to = [...this.promptTo];
+      this.promptTo.clear();
+      this.sendHeartbeats(now, out, to);
     }
   }
 
-  private sendHeartbeats(now: Millis, out: Output[]): void {
+  /**
+   * A heartbeat round: to every peer, or (a prompt echo) to some. A partial round repeats the
+   * holdings page of the last full round, so the round robin over pages is not disturbed.
+   */
+  private sendHeartbeats(now: Millis, out: Output[], only?: readonly MemberId[]): void {
     const header = this.header(now);
-    const holdings = this.leases.nextPage();
+    const holdings = only ? this.leases.currentPage() : this.leases.nextPage();
     const releases = this.recentReleases
       .slice(-LIMITS.releasesPerHeartbeat)
       .map(({ vip, epoch }) => ({ vip, epoch }));
     const unhealthy = [...this.unhealthy]
       .filter((v) => this.vips.has(v))
       .slice(0, LIMITS.unhealthyPerHeartbeat);
-    for (const to of this.peers) {
+    for (const to of only ?? this.peers) {
       const e = this.echo.get(to);
       let echoes: Heartbeat['echoes'] = [];
       let conflicts: Conflict[] = [];
@@ -522,11 +539,16 @@ export class Member {
     // A holder's lease is renewed by our echo of its heartbeat. Riding on our next periodic
     // heartbeat, the echo can come up to one interval late: with the fast profile (lease
     // ~230 ms, interval 100 ms) that left ~30 ms for scheduling jitter, and loaded nodes
-    // flapped. So answer a holder at once (at most every 3/4 interval): the renewal lag
-    // becomes one round trip. Extra heartbeats change no safety argument.
-    if (hb.holdings.entries.length > 0 && now - this.promptEchoAt >= this.timing.intervalMs * 0.75) {
-      this.promptEchoAt = now;
-      this.heartbeatDue = true;
+    // flapped. So answer a holder at once (at most every 3/4 interval per holder): the renewal
+    // lag becomes one round trip. Only that holder gets the extra heartbeat: a round to every
+    // peer doubled the cluster's heartbeat traffic when every member holds a VIP. Extra
+    // heartbeats change no safety argument.
+    if (
+      hb.holdings.entries.length > 0 &&
+      now - (this.promptEchoAt.get(hb.from) ?? -Infinity) >= this.timing.intervalMs * 0.75
+    ) {
+      this.promptEchoAt.set(hb.from, now);
+      this.promptTo.add(hb.from);
     }
     const changed =
       peer.standby !== hb.standby ||
@@ -536,6 +558,7 @@ export class Member {
     peer.witness = hb.witness;
     if (changed) peer.unhealthy = new Set(hb.unhealthy);
     if (changed) this.electDue = true;
+    if (changed) this.poolStep = -1;
     for (const r of hb.releases) this.voter.onRelease(now, hb.from, r.vip, r.epoch);
     this.membership.addHoldingsPage(hb.from, hb.holdings);
     const known = peer.holdings;
@@ -754,22 +777,31 @@ export class Member {
    * 1,000 VIPs in a 100-member cluster would otherwise allocate 100,000 objects.
    */
   private electionMembers(now: Millis, vip: VipId, loads: Map<MemberId, number>): ElectionMember[] {
-    const holder = this.voter.holderOf(vip);
     const pool = (this.pool ??= this.init.members.map((id) => ({
       id,
       alive: false,
-      healthy: false,
+      healthy: true,
       standby: false,
       load: 0,
     })));
-    for (const m of pool) {
-      const self = m.id === this.self;
-      const peer = self ? undefined : this.membership.peer(m.id);
-      m.alive = this.membership.isAlive(m.id, now);
-      m.healthy = self ? !this.unhealthy.has(vip) : !(peer?.unhealthy.has(vip) ?? false);
-      m.standby = self ? this.standby : (peer?.standby ?? false);
-      m.load = Math.max(0, (loads.get(m.id) ?? 0) - (holder === m.id ? 1 : 0));
+    if (this.poolStep !== this.step) {
+      // Liveness and standby do not depend on the VIP: once per step (onHeartbeat and
+      // setLocal reset poolStep when a peer's or our standby / health changes).
+      this.poolStep = this.step;
+      this.poolUnhealthy = [];
+      for (const [i, m] of pool.entries()) {
+        const self = m.id === this.self;
+        const peer = self ? undefined : this.membership.peer(m.id);
+        m.alive = this.membership.isAlive(m.id, now);
+        m.standby = self ? this.standby : (peer?.standby ?? false);
+        m.healthy = true;
+        const unhealthy = self ? this.unhealthy : peer?.unhealthy;
+        if (unhealthy && unhealthy.size > 0) this.poolUnhealthy.push([i, unhealthy]);
+      }
     }
+    for (const [i, set] of this.poolUnhealthy) (pool[i] as ElectionMember).healthy = !set.has(vip);
+    const holder = this.voter.holderOf(vip);
+    for (const m of pool) m.load = Math.max(0, (loads.get(m.id) ?? 0) - (holder === m.id ? 1 : 0));
     return pool;
   }
 
@@ -1002,10 +1034,12 @@ export class Member {
   private fallback(now: Millis, vip: VipId, spec: VipSpec, loads: Map<MemberId, number>): string | undefined {
     const since = this.unheldSince.get(vip);
     if (since === undefined) return undefined;
-    const members = this.electionMembers(now, vip, loads).filter(
-      (m) => m.alive && !m.standby && m.healthy && (!spec.eligible || spec.eligible.includes(m.id)),
-    );
-    const k = rank(spec, members, this.loadBound).findIndex((m) => m.id === this.self);
+    if (now - since < this.timing.deadMs) {
+      // Nobody steps in before deadMs (k = 0): skip ranking until then.
+      this.wakeHint = Math.min(this.wakeHint, since + this.timing.deadMs);
+      return undefined;
+    }
+    const k = rankIndex(spec, this.electionMembers(now, vip, loads), this.loadBound, this.self);
     if (k < 0) return undefined;
     const wait = this.timing.deadMs + k * this.timing.intervalMs;
     if (now - since < wait) {

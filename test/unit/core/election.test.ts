@@ -1,5 +1,13 @@
 import fc from 'fast-check';
-import { elect, fnv1a, loadCap, mix32, rank, type ElectionMember } from '../../../src/core/election.js';
+import {
+  elect,
+  fnv1a,
+  loadCap,
+  mix32,
+  rank,
+  rankIndex,
+  type ElectionMember,
+} from '../../../src/core/election.js';
 
 const m = (id: string, over: Partial<ElectionMember> = {}): ElectionMember => ({
   id,
@@ -156,7 +164,7 @@ describe('elect', () => {
     expect(r).toEqual({ holder: null, reason: 'no alive, healthy, eligible member outside standby' });
   });
 
-  test('elect picks what rank() puts first (the sort-free pick equals the sort), on random inputs', () => {
+  test('elect and rankIndex agree with rank() (sort-free equals the sort), on random inputs', () => {
     const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
     const memberArb = fc.record({
       alive: fc.boolean(),
@@ -178,7 +186,11 @@ describe('elect', () => {
             (x) => x.alive && x.healthy && !x.standby && (!eligible || eligible.includes(x.id)),
           );
           const r = elect({ spec, members, current: none, autoFailback: false, loadCap: cap });
-          expect(r.holder).toBe(rank(spec, usable, cap)[0]?.id ?? null);
+          const ranked = rank(spec, usable, cap);
+          expect(r.holder).toBe(ranked[0]?.id ?? null);
+          for (const id of ids) {
+            expect(rankIndex(spec, members, cap, id)).toBe(ranked.findIndex((x) => x.id === id));
+          }
         },
       ),
       { numRuns: 2000, seed: 20261122 },
