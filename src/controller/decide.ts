@@ -284,7 +284,6 @@ export function decideVip(input: VipInput): VipDecision {
   else if (election?.holder || quorumLost) phase = 'Binding';
   else phase = 'Unassigned';
 
-  const quorumText = `${quorum.have} votes reachable, ${quorum.need} needed`;
   let ready: Condition;
   if (holder) {
     ready = input.deleting
@@ -384,14 +383,8 @@ export function decideVip(input: VipInput): VipDecision {
     ...(failoverCount > 0 ? { failoverCount } : {}),
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
   };
-  if (quorumLost && base?.conditions?.find((c) => c.type === 'QuorumLost')?.status !== 'True') {
-    events.push({
-      type: 'Warning',
-      reason: 'QuorumLost',
-      note: `${input.address}: quorum lost (${quorumText}); no member may hold it`,
-      action: 'Observe',
-    });
-  }
+  // Quorum loss is a cluster event: the HACluster gets one QuorumLost Event (decideCluster);
+  // one per VIP as well made a flapping quorum cost an Event POST per VIP per flap.
   if (phase === 'Unassigned' && base?.phase !== 'Unassigned') {
     events.push({
       type: 'Warning',
