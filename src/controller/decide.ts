@@ -307,9 +307,10 @@ export function decideVip(input: VipInput): VipDecision {
       'Ready',
       'False',
       'TakeoverInProgress',
-      // The expected holder, not the election's reason: the reason may quote load figures
-      // that move with every bind elsewhere (a rewrite of every unheld VIP's status each time).
-      election?.holder ? `nobody holds it yet; ${election.holder} should take it` : 'nobody holds it yet',
+      // Neither the election's reason nor the expected holder: both move with every member
+      // that comes or goes and every bind elsewhere, and each change would rewrite the status
+      // of every unheld VIP (the Events name the members).
+      'nobody holds it yet; an eligible member is taking it over',
     );
   }
   const bound = holder
