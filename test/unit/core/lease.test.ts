@@ -114,12 +114,14 @@ describe('HolderLeases (grants)', () => {
     expect(quorumOf('ignore', ['a', 'b'], null).size).toBe(1);
   });
 
-  test('holdings are paged 32 per heartbeat under one version', () => {
+  test('holdings are paged 32 per heartbeat under one version; a partial round repeats the last page', () => {
     const h = new HolderLeases('a', timing, quorumOf('majority', ['a', 'b', 'c'], null));
     for (let i = 0; i < 40; i++) h.add(0, `ns/vip-${String(i).padStart(2, '0')}`, 1, new Map());
     expect(h.pages()).toBe(2);
     const p0 = h.nextPage();
+    expect(h.currentPage().page).toBe(0);
     const p1 = h.nextPage();
+    expect(h.currentPage()).toEqual(p1);
     expect([p0.page, p1.page, p0.version === p1.version]).toEqual([0, 1, true]);
     expect(p0.entries.length + p1.entries.length).toBe(40);
   });
