@@ -119,8 +119,8 @@ function tieBreak(vip: VipId, member: MemberId): number {
 
 /**
  * Ranks usable members: preferred order first, then members below the load bound before
- * those at it, then hash of (vip, member). Exported so the controller and the fallback rank
- * the same way.
+ * those at it, then hash of (vip, member), by sorting. The definition of the order: elect()
+ * and rankIndex() walk it without sorting, and the tests check them against this.
  */
 export function rank(
   spec: ElectionVip,

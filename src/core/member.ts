@@ -793,7 +793,7 @@ export class Member {
 
   /**
    * The election's view of every member for `vip`. Returns the same pooled objects on every
-   * call (filled in anew): elect() and rank() keep no reference to them, and a sweep over
+   * call (filled in anew): elect() and rankIndex() keep no reference to them, and a sweep over
    * 1,000 VIPs in a 100-member cluster would otherwise allocate 100,000 objects.
    */
   private electionMembers(now: Millis, vip: VipId, loads: Map<MemberId, number>): ElectionMember[] {
