@@ -144,6 +144,7 @@ export class VoterTable {
     if (
       epoch === r.epoch &&
       !(r.holder === candidate && !r.released) &&
+      !this.handedTo(now, r, candidate, epoch) &&
       !(this.unsafe.ackTwicePerEpoch && !r.released)
     ) {
       return refuse(r.released || r.holder === null ? AckRefusal.StaleEpoch : AckRefusal.OtherCandidate);
@@ -158,6 +159,38 @@ export class VoterTable {
     r.released = false;
     this.promise(now, r, candidate, incarnation, epoch);
     return { granted: true, reason: AckRefusal.None, record: r };
+  }
+
+  /**
+   * Planned move by this member: it released `vip` and grants `successor` the next `epoch`
+   * unasked (Member.handoff). The grant is a promise like any other, but the epoch is recorded
+   * as spent with no holder: the successor may never hear of it (a partition, a pause), and this
+   * member must not then treat it as the holder. The successor confirms it the usual way, by
+   * listing the VIP in its holdings, or by asking for that epoch while the promise lasts.
+   */
+  handoff(
+    now: Millis,
+    successor: MemberId,
+    incarnation: Incarnation,
+    vip: VipId,
+    epoch: Epoch,
+  ): VoteDecision {
+    const r = this.get(vip);
+    const refuse = (reason: AckRefusal): VoteDecision => ({ granted: false, reason, record: r });
+    if (now < this.quietUntil()) return refuse(AckRefusal.Starting);
+    if (epoch <= r.epoch) return refuse(AckRefusal.StaleEpoch);
+    if (this.promised(now, vip, successor)) return refuse(AckRefusal.PromiseActive);
+    r.epoch = epoch;
+    r.holder = null;
+    r.holderIncarnation = 0;
+    r.released = true;
+    this.promise(now, r, successor, incarnation, epoch);
+    return { granted: true, reason: AckRefusal.None, record: r };
+  }
+
+  /** `r` is a handoff of `epoch` to `candidate` whose promise still runs: it may be re-acked. */
+  private handedTo(now: Millis, r: VoteRecord, candidate: MemberId, epoch: Epoch): boolean {
+    return r.holder === null && r.promiseTo === candidate && r.promiseEpoch === epoch && now < r.promiseUntil;
   }
 
   /** `from` released `vip` at `epoch`: a promise to it for that epoch is void, the epoch spent. */

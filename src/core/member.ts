@@ -160,6 +160,8 @@ export class Member {
   private recentReleases: Array<HoldingEntry & { until: Millis }> = [];
   /** Acquisitions whose takeover request goes out at the end of this step (batched). */
   private toRequest: Acquisition[] = [];
+  /** Handoff grants (see handoff()) to send at the end of this step, per successor. */
+  private toHandoff = new Map<MemberId, AckEntry[]>();
   private standby = false;
   private unhealthy = new Set<VipId>();
   private seq: Seq = 0;
@@ -290,7 +292,8 @@ export class Member {
         break;
       case 'release':
         this.voter.onRelease(now, msg.from, msg.vip, msg.epoch);
-        this.electOne(now, msg.vip, out);
+        this.electOne(now, msg.vip, out, msg.successor === this.self ? msg.from : undefined);
+        if (msg.successor === this.self) this.declineHandoff(now, msg.vip, msg.epoch + 1, out);
         break;
     }
     if (this.electDue) {
@@ -490,6 +493,7 @@ export class Member {
   private finish(now: Millis, out: Output[]): void {
     this.expire(now, out);
     this.flushRequests(now, out);
+    this.flushHandoffs(now, out);
     const { intervalMs } = this.timing;
     for (const h of this.leases.holdings.values()) {
       // No renewal possible unless the lease may have grown by interval/4 or the deadline nears.
@@ -742,7 +746,58 @@ export class Member {
     out.push({ type: 'unbind', vip, epoch: h.epoch, reason, detail });
     this.voter.releaseSelf(now, vip, h.epoch);
     if (announce) this.announceRelease(now, vip, h.epoch, successor, out);
+    if (announce && successor !== null) this.handoff(now, successor, vip, h.epoch + 1);
     this.heartbeatDue = true;
+  }
+
+  /**
+   * Planned move: we released `vip` at `epoch - 1` for `successor`. Our voter grants the
+   * successor `epoch` at once, without waiting for its takeover request, so that it can bind as
+   * soon as it hears the release: with three members our grant and the successor's own make a
+   * quorum, and the move costs one datagram instead of a request round trip. Only the releasing
+   * holder does this: if other voters did too, a majority could promise a successor that never
+   * heard the release (a partition), and would stick to it as holder while nobody holds the VIP.
+   *
+   * The grant is a vote with the usual epoch and promise rules (voter.handoff), answering the
+   * newest message we heard from the successor as if it were its request: the successor
+   * counts the grant from that message's send time, which precedes our promise (it starts now),
+   * so the lease it derives ends before our promise does, as with a takeover-ack.
+   */
+  private handoff(now: Millis, successor: MemberId, vip: VipId, epoch: Epoch): void {
+    if (this.quorum.mode === 'ignore' || !this.quorum.voters.includes(this.self)) return;
+    if (successor === this.self || !this.memberSet.has(successor)) return;
+    if (!this.membership.isAlive(successor, now)) return;
+    const peer = this.membership.peer(successor);
+    if (!peer || peer.lastHeard === undefined) return;
+    const d = this.voter.handoff(now, successor, peer.incarnation, vip, epoch);
+    if (!d.granted) return;
+    const r = d.record;
+    const entry: AckEntry = {
+      vip,
+      epoch,
+      granted: true,
+      reason: d.reason,
+      knownEpoch: r.epoch,
+      knownHolder: r.released ? null : r.holder,
+      promiseRemainingMs: Math.max(0, Math.min(UINT32_MAX, Math.ceil(r.promiseUntil - now))),
+    };
+    const list = this.toHandoff.get(successor);
+    if (list) list.push(entry);
+    else this.toHandoff.set(successor, [entry]);
+  }
+
+  /**
+   * We were named successor of a planned move but are not taking `vip` at `epoch` (standby,
+   * unhealthy, another view of the election, no quorum in view): voters may have granted us
+   * that epoch already (handoff()), so release it at once rather than leave their promises
+   * to run out with nobody holding the VIP.
+   */
+  private declineHandoff(now: Millis, vip: VipId, epoch: Epoch, out: Output[]): void {
+    if (this.isWitness || this.acquiring.has(vip) || this.leases.holdings.has(vip)) return;
+    const r = this.voter.get(vip);
+    if (r.epoch > epoch || (r.epoch === epoch && r.holder !== this.self && !r.released)) return;
+    this.voter.learn(vip, epoch, null);
+    this.announceRelease(now, vip, epoch, null, out);
   }
 
   private abandon(now: Millis, vip: VipId, reason: string, out: Output[]): void {
@@ -886,15 +941,22 @@ export class Member {
     this.sweepAt = Math.min(this.sweepAt, this.wakeHint);
   }
 
-  private electOne(now: Millis, vip: VipId, out: Output[]): void {
+  /** `handoffFrom`: the VIP was just released for us by that member (a planned move). */
+  private electOne(now: Millis, vip: VipId, out: Output[], handoffFrom?: MemberId): void {
     if (this.isWitness || !this.vips.has(vip)) return;
     this.loadBound = this.cap(now);
-    this.decide(now, vip, this.sweepLoads ?? this.loads(), out);
+    this.decide(now, vip, this.sweepLoads ?? this.loads(), out, handoffFrom);
     this.sweepAt = Math.min(this.sweepAt, this.wakeHint);
   }
 
   /** Runs the election for one VIP on this member's view and acts on the result. */
-  private decide(now: Millis, vip: VipId, loads: Map<MemberId, number>, out: Output[]): ElectionResult {
+  private decide(
+    now: Millis,
+    vip: VipId,
+    loads: Map<MemberId, number>,
+    out: Output[],
+    handoffFrom?: MemberId,
+  ): ElectionResult {
     const spec = this.vips.get(vip) as VipSpec;
     const rec = this.voter.get(vip);
     const assignment = this.assigned.get(vip);
@@ -936,8 +998,18 @@ export class Member {
       return { holder: this.self, reason: 'sticky' };
     }
     const current = { holder: this.voter.holderOf(vip), epoch: rec.epoch };
-    const result: ElectionResult =
-      assignment && assignment.holder === null
+    // A holder that moves a VIP for a planned reason names its successor: the successor takes
+    // it if it can, even if its own view (e.g. the holder's standby, not yet heard) ranks
+    // someone else. A view that still disagrees later moves it on, by the same planned path.
+    const handedOver =
+      handoffFrom !== undefined &&
+      !assignment &&
+      !this.standby &&
+      !this.unhealthy.has(vip) &&
+      (!spec.eligible || spec.eligible.includes(this.self));
+    const result: ElectionResult = handedOver
+      ? { holder: this.self, reason: `${handoffFrom} handed it over (planned move)` }
+      : assignment && assignment.holder === null
         ? { holder: null, reason: 'unassigned by the controller' }
         : elect({
             spec,
@@ -1113,6 +1185,27 @@ export class Member {
         out.push({ type: 'send', to, message });
       }
     }
+  }
+
+  /** Sends the handoff grants of this step, after the releases they follow. */
+  private flushHandoffs(now: Millis, out: Output[]): void {
+    if (this.toHandoff.size === 0) return;
+    for (const [successor, list] of this.toHandoff) {
+      const peer = this.membership.peer(successor);
+      if (!peer) continue;
+      for (let i = 0; i < list.length; i += LIMITS.takeoversPerMessage) {
+        const ack: TakeoverAck = {
+          kind: 'takeover-ack',
+          ...this.header(now),
+          candidate: successor,
+          requestIncarnation: peer.incarnation,
+          requestSeq: peer.maxSeq,
+          entries: list.slice(i, i + LIMITS.takeoversPerMessage),
+        };
+        out.push({ type: 'send', to: successor, message: ack });
+      }
+    }
+    this.toHandoff.clear();
   }
 }
 

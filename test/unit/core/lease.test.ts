@@ -50,6 +50,31 @@ describe('VoterTable (promises)', () => {
     expect(v.onTakeover(40, 'q', 1, 'vip', 4).granted).toBe(true);
   });
 
+  test('a handoff promises the successor the next epoch without naming it holder', () => {
+    const v = new VoterTable('m', timing, -10_000);
+    v.holdSelf('vip', 3, 1);
+    v.releaseSelf(100, 'vip', 3);
+    expect(v.handoff(100, 's', 7, 'vip', 4).granted).toBe(true);
+    // Spent, no holder: this member does not take the successor for the holder.
+    expect(v.holderOf('vip')).toBeNull();
+    expect(v.handoff(101, 's', 7, 'vip', 4).reason).toBe(AckRefusal.StaleEpoch);
+    // Nobody else gets that epoch, nor a later one while the promise lasts.
+    expect(v.onTakeover(101, 'q', 1, 'vip', 4).granted).toBe(false);
+    expect(v.onTakeover(102, 'q', 1, 'vip', 5).reason).toBe(AckRefusal.PromiseActive);
+    // The successor asking for it (its handoff ack was lost) is acked again, and is then holder.
+    expect(v.onTakeover(103, 's', 7, 'vip', 4).granted).toBe(true);
+    expect(v.holderOf('vip')).toBe('s');
+  });
+
+  test('a handoff nobody took: after its promise, the epoch stays spent and others may go on', () => {
+    const v = new VoterTable('m', timing, -10_000);
+    v.holdSelf('vip', 3, 1);
+    v.releaseSelf(100, 'vip', 3);
+    expect(v.handoff(100, 's', 7, 'vip', 4).granted).toBe(true);
+    expect(v.onTakeover(100 + L + M, 's', 7, 'vip', 4).reason).toBe(AckRefusal.StaleEpoch);
+    expect(v.onTakeover(100 + L + M, 'q', 1, 'vip', 5).granted).toBe(true);
+  });
+
   test('acks one candidate per epoch; re-acks the same one', () => {
     const v = new VoterTable('m', timing, -10_000);
     expect(v.onTakeover(0, 'q', 1, 'vip', 1).granted).toBe(true);

@@ -149,6 +149,44 @@ describe('Member', () => {
     expect(unbind?.o).toMatchObject({ reason: 'planned' });
   });
 
+  test('planned move, 3 members: the release carries the holder grant, the successor binds on it', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const b = c.members.get('b') as Member;
+    const out = a.setLocal(3001, { standby: true });
+    c.apply('a', out);
+    const toB = out.flatMap((o) => (o.type === 'send' && o.to === 'b' ? [o.message] : []));
+    // The release first, then a's grant of the next epoch to b (no request from b needed).
+    const kinds = toB.map((m) => m.kind).filter((k) => k !== 'heartbeat');
+    expect(kinds).toEqual(['release', 'takeover-ack']);
+    expect(toB.find((m) => m.kind === 'takeover-ack')).toMatchObject({
+      candidate: 'b',
+      entries: [{ vip: 'ns/web', epoch: 2, granted: true }],
+    });
+    // b binds on these two datagrams alone: its own vote and a's make a quorum of three.
+    const bOut = toB.flatMap((m) => b.receive(3002, m));
+    expect(bOut.find((o) => o.type === 'bind')).toMatchObject({ vip: 'ns/web', epoch: 2 });
+  });
+
+  test('a successor that does not take the VIP releases the epoch it was handed', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const b = c.members.get('b') as Member;
+    // b went standby itself, but a has not heard it yet when it moves the VIP to b.
+    b.setLocal(3001, { standby: true });
+    const out = a.setLocal(3001, { standby: true });
+    c.apply('a', out);
+    const release = out.find((o) => o.type === 'send' && o.to === 'b' && o.message.kind === 'release');
+    expect(release).toBeDefined();
+    const bOut = b.receive(3002, (release as Extract<Output, { type: 'send' }>).message);
+    expect(bOut.find((o) => o.type === 'bind')).toBeUndefined();
+    const declined = bOut.filter((o) => o.type === 'send' && o.message.kind === 'release');
+    expect(declined.length).toBeGreaterThan(0);
+    expect(declined[0]).toMatchObject({ message: { vip: 'ns/web', epoch: 2, successor: null } });
+  });
+
   test('two members + witness: a survivor takes over with the witness ack', () => {
     const c = new Cluster(['a', 'b'], { witness: true });
     c.run(0, 3000);
