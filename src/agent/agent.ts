@@ -247,6 +247,12 @@ export class Agent {
     }
     this.host.reconfigure(config);
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
+    this.warmInterfaces(config);
+  }
+
+  /** Interfaces of VIPs this node may hold, looked up before a takeover needs them. */
+  private warmInterfaces(config: ClusterConfig): void {
+    this.executor.warm(config.vips.filter((v) => !v.spec.interface).map((v) => v.spec.address));
   }
 
   private async startMember(config: ClusterConfig): Promise<void> {
@@ -254,6 +260,7 @@ export class Agent {
     try {
       const swept = await this.c.driver.sweep();
       if (swept.length) this.log.warn({ swept }, 'removed stale Heartline addresses from a previous life');
+      this.warmInterfaces(config);
       this.transport = await this.c.openTransport(config.port);
       const host = new MemberHost(
         {

@@ -74,6 +74,9 @@ interface VipState {
   generation: number;
 }
 
+/** How long an interface lookup (findif) is reused for binds. */
+const IFACE_TTL_MS = 60_000;
+
 export function kernelLifetimeSec(leaseExpiry: Millis, now: Millis): number {
   return Math.max(1, Math.ceil((leaseExpiry - now) / 1000));
 }
@@ -84,8 +87,50 @@ export function hostOf(cidr: string): string {
 
 export class VipExecutor {
   private readonly vips = new Map<string, VipState>();
+  /**
+   * Interface found for a VIP's host address (findif), kept so that a bind is one request to
+   * the driver, not two: a takeover should not wait for a lookup whose answer rarely changes.
+   * Dropped when an add on it fails, and after IFACE_TTL_MS (the node's own addressing may
+   * change); warm() fills it ahead of binds.
+   */
+  private readonly ifaces = new Map<string, { iface: string; at: Millis }>();
 
   constructor(private readonly c: ExecutorComponents) {}
+
+  /**
+   * Looks up, in the background, the interfaces of `addresses` (VIPs without
+   * spec.interface) not yet known, so that the first bind of each does not wait for it.
+   */
+  warm(addresses: Iterable<string>): void {
+    for (const address of addresses) {
+      const host = hostOf(address);
+      if (this.knownIface(host)) continue;
+      void this.c.driver
+        .interfaceFor(host)
+        .then((iface) => {
+          if (iface) this.ifaces.set(host, { iface, at: this.c.clock.now() });
+        })
+        .catch(() => undefined); // the bind looks it up again and reports the failure
+    }
+  }
+
+  private async interfaceOf(spec: VirtualIPSpec): Promise<string | undefined> {
+    if (spec.interface) return spec.interface;
+    const host = hostOf(spec.address);
+    const known = this.knownIface(host);
+    if (known) return known;
+    const iface = await this.c.driver.interfaceFor(host);
+    if (iface) this.ifaces.set(host, { iface, at: this.c.clock.now() });
+    return iface;
+  }
+
+  private knownIface(host: string): string | undefined {
+    const k = this.ifaces.get(host);
+    if (!k) return undefined;
+    if (this.c.clock.now() - k.at < IFACE_TTL_MS) return k.iface;
+    this.ifaces.delete(host);
+    return undefined;
+  }
 
   private state(vip: string): VipState {
     let s = this.vips.get(vip);
@@ -148,14 +193,29 @@ export class VipExecutor {
       }
       const spec: VirtualIPSpec = cfg.spec;
       try {
-        const iface = spec.interface ?? (await this.c.driver.interfaceFor(hostOf(spec.address)));
+        const iface = await this.interfaceOf(spec);
         if (!iface) {
           throw new Error(
             `no interface has a subnet containing ${hostOf(spec.address)}; set spec.interface on the VirtualIP or fix the node's addresses`,
           );
         }
         const addr: OwnedAddress = { cidr: spec.address, iface };
-        await this.c.driver.add(addr, kernelLifetimeSec(cmd.leaseExpiry, now), cmd.leaseExpiry - now);
+        const adding = this.c.driver.add(
+          addr,
+          kernelLifetimeSec(cmd.leaseExpiry, now),
+          cmd.leaseExpiry - now,
+        );
+        // Announced right behind the add (the driver keeps call order): clients learn the new
+        // MAC as soon as the address exists, not one round trip to the driver later.
+        const announcing = this.c.driver.announce(addr, spec.announce.count, spec.announce.intervalMs);
+        try {
+          await adding;
+        } catch (err) {
+          void announcing.catch(() => undefined); // fails with the add; the add's error is reported
+          this.ifaces.delete(hostOf(spec.address));
+          throw err;
+        }
+        void announcing.catch((err: unknown) => log.warn({ err }, 'announce failed'));
         if (gen !== s.generation) {
           // An unbind overtook us while the add was in flight: its remove is queued after us.
           s.addr = addr;
@@ -172,9 +232,6 @@ export class VipExecutor {
           `bound ${addr.cidr} on ${iface} at epoch ${cmd.epoch}: ${cmd.reason}`,
           'Bind',
         );
-        void this.c.driver
-          .announce(addr, spec.announce.count, spec.announce.intervalMs)
-          .catch((err: unknown) => log.warn({ err }, 'announce failed'));
       } catch (err) {
         s.phase = 'unbound';
         log.error({ err }, 'bind failed');

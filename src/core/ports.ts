@@ -66,6 +66,10 @@ export interface OwnedAddress {
 /**
  * Kernel addresses. The driver marks every address it adds as Heartline's own, so that
  * `sweep` at start removes stale ones from a previous life and nothing else.
+ *
+ * Calls take effect in the order they are made, even when the caller does not wait for one
+ * to settle before making the next: `add` then `announce` without awaiting the add announces
+ * the address the add bound (or fails if the add failed).
  */
 export interface NetworkDriver {
   /** Addresses owned by Heartline, on any interface. */

@@ -154,6 +154,18 @@ export function networkDriverContract(name: string, setup: () => Promise<Network
       await expect(h.driver.announce({ iface: h.iface, cidr: V6 }, 3, 20)).resolves.toBeUndefined();
     });
 
+    it('calls take effect in the order made: announce right after an unawaited add', async () => {
+      const added = h.driver.add({ iface: h.iface, cidr: V4 }, 10, 5000);
+      const announced = h.driver.announce({ iface: h.iface, cidr: V4 }, 1, 0);
+      await expect(added).resolves.toBeUndefined();
+      await expect(announced).resolves.toBeUndefined();
+      // After a failed add, the announce made right behind it fails too.
+      const refused = h.driver.add({ iface: 'hlnope0', cidr: V6 }, 10, 5000);
+      const orphan = h.driver.announce({ iface: h.iface, cidr: V6 }, 1, 0);
+      await expect(refused).rejects.toThrow();
+      await expect(orphan).rejects.toThrow(/not bound/);
+    });
+
     it('close removes every Heartline address and later calls fail', async () => {
       await h.addForeign(h.iface, '198.18.1.51/24');
       await h.driver.add({ iface: h.iface, cidr: V4 }, 10, 5000);

@@ -122,6 +122,12 @@ describe('Agent on fakes', () => {
     expect(c.holders()).toEqual(['n1']);
     const n1 = c.nodes[0]!;
     expect(n1.driver.calls.some((x) => x.op === 'announce')).toBe(true);
+    // The interface was looked up ahead (warm), so the bind is the add with its announcement
+    // right behind it, no lookup in between.
+    const ops = n1.driver.calls.map((x) => x.op);
+    const add = ops.indexOf('add');
+    expect(ops.slice(0, add)).toContain('interfaceFor');
+    expect(ops.slice(add, add + 2)).toEqual(['add', 'announce']);
     expect(n1.runner.calls.filter((x) => x.op === 'start').map((x) => x.name)).toEqual(['default/web']);
     expect(c.nodes.every((n) => n.agent.ready().ready)).toBe(true);
     expect(c.maxHolders()).toBe(1);
