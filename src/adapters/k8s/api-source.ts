@@ -29,6 +29,7 @@ import {
   type WatchEvent,
   type WatchOptions,
 } from '../../core/ports.js';
+import { ApiError } from './api-error.js';
 import { connectionPool, makeApiClient, watchKubeConfig } from './connections.js';
 import { KINDS, apiVersionOf, collectionPath, describeKey } from './kinds.js';
 
@@ -52,18 +53,7 @@ export interface K8sApiSourceInit {
   backoffMaxMs?: Millis;
 }
 
-/** An API call failed for a reason other than conflict or absence. */
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
-  constructor(
-    readonly what: string,
-    readonly code: number | undefined,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${what}: ${code ? `HTTP ${code}: ` : ''}${message}`, options);
-  }
-}
+export { ApiError };
 
 interface HttpError {
   code?: number;

@@ -1,0 +1,691 @@
+import { randomBytes } from 'node:crypto';
+import jsonpatch from 'fast-json-patch';
+import { pino, type Logger } from 'pino';
+import {
+  ConflictError,
+  NotFoundError,
+  type ApiEvent,
+  type ApiKind,
+  type ApiObject,
+  type ApiSource,
+  type Clock,
+  type Millis,
+  type ObjectKey,
+  type OwnedKind,
+  type Stoppable,
+  type WatchEvent,
+  type WatchOptions,
+} from '../../core/ports.js';
+import { ApiError } from './api-error.js';
+import { KINDS, apiVersionOf, collectionPath, describeKey } from './kinds.js';
+import type { RestConfig } from './kubeconfig.js';
+import {
+  HttpStatusError,
+  RestClient,
+  serverMessageOf,
+  type RestClientStats,
+  type WatchStream,
+} from './rest-client.js';
+
+type Operation = jsonpatch.Operation;
+
+export interface RestApiSourceComponents {
+  config: RestConfig;
+  clock: Clock;
+  logger?: Logger;
+}
+
+export interface RestApiSourceInit {
+  /** Who reports Events (reportingInstance), e.g. the node name. */
+  identity: string;
+  /** reportingController of Events. Default heartline.dev/controller. */
+  reportingController?: string;
+  /** Period of `resync` re-delivery of cached objects; 0 disables. Default 300000. */
+  resyncMs?: Millis;
+  /** Watch restart backoff after an error: first delay and cap. Default 200 / 30000 ms. */
+  backoffInitialMs?: Millis;
+  backoffMaxMs?: Millis;
+  /**
+   * The server ends each watch after `timeoutSeconds`, drawn from [this, 2 × this) so that
+   * watches do not all restart at once; the watch then resumes from the last version seen.
+   * A watch silent for that long plus a minute is presumed dead and restarted. Default 300.
+   */
+  watchTimeoutSeconds?: number;
+  /** A request with no answer for this long fails. Default 30000. */
+  requestTimeoutMs?: Millis;
+}
+
+interface ListBody {
+  metadata?: { resourceVersion?: string };
+  items?: ApiObject[];
+}
+
+/** One line of a watch stream. */
+interface WatchLine {
+  type?: string;
+  object?: ApiObject & { code?: number; reason?: string; message?: string };
+}
+
+/**
+ * A patch's resourceVersion guard failed: the object changed since the version the patch was
+ * computed from. Carries the current object when the adapter had to read it anyway.
+ */
+class StaleConflict extends ConflictError {
+  constructor(
+    kind: ApiKind,
+    key: ObjectKey,
+    detail: string,
+    readonly current: ApiObject,
+  ) {
+    super(kind, key, detail);
+  }
+}
+
+/** How many objects the adapter remembers from its own reads and writes (see `recent`). */
+const RECENT_LIMIT = 4096;
+
+/**
+ * The ApiSource on the Kubernetes REST API itself (node:http / node:https), without
+ * @kubernetes/client-node: what the agent uses, so that it stays small (docs/adr/0007). It
+ * behaves as K8sApiSource does, and the same contract suite holds both to that:
+ *
+ * - A watch lists, delivers every object (added, or updated / deleted against what it had
+ *   before a relist), reports `synced` once the watch stream is open, and then follows the
+ *   stream from the list's resourceVersion with bookmarks. A stream the server ends resumes
+ *   from the last version seen; a 410 Gone (as an answer or an ERROR event) relists at once;
+ *   any other failure (list or watch rejected, connection lost, ERROR event, garbage) restarts
+ *   after an exponential backoff, resuming from the last version seen, and reports `synced`
+ *   again. `resync` re-delivers the cache periodically.
+ * - Writes (status, finalizers) are JSON Patches guarded by a `test` of the resourceVersion
+ *   they were computed from, starting from this adapter's watched copy (or its own last write)
+ *   without a GET; a stale copy is retried once from a fresh read. `get` and `list` always
+ *   read the API server.
+ * - Errors: 404 → NotFoundError (writes) or undefined (get); 409 and a failed version test →
+ *   ConflictError; anything else → ApiError with the server's message.
+ */
+export class RestApiSource implements ApiSource {
+  private readonly client: RestClient;
+  private readonly logger: Logger;
+  private readonly resyncMs: Millis;
+  private readonly backoffInitialMs: Millis;
+  private readonly backoffMaxMs: Millis;
+  private readonly watchTimeoutSeconds: number;
+  private readonly reportingController: string;
+  private readonly reflectors = new Set<Reflector>();
+  /**
+   * The last object this adapter read or wrote per key, with the resourceVersion the watch
+   * had for it at that moment: while the watch still has that version, this copy is newer.
+   */
+  private readonly recent = new Map<string, { object: ApiObject; watchedRv: string | undefined }>();
+
+  constructor(
+    private readonly components: RestApiSourceComponents,
+    private readonly init: RestApiSourceInit,
+  ) {
+    this.client = new RestClient(components.config, {
+      userAgent: 'heartline-rest',
+      ...(init.requestTimeoutMs !== undefined ? { requestTimeoutMs: init.requestTimeoutMs } : {}),
+    });
+    this.logger = (components.logger ?? pino({ name: 'heartline.k8s' })).child({ component: 'api-source' });
+    this.resyncMs = init.resyncMs ?? 300_000;
+    this.backoffInitialMs = init.backoffInitialMs ?? 200;
+    this.backoffMaxMs = init.backoffMaxMs ?? 30_000;
+    this.watchTimeoutSeconds = init.watchTimeoutSeconds ?? 300;
+    this.reportingController = init.reportingController ?? 'heartline.dev/controller';
+  }
+
+  /** Requests, watches and the connections they opened (for tests and diagnostics). */
+  stats(): RestClientStats {
+    return this.client.stats();
+  }
+
+  watch(kind: ApiKind, handler: (event: WatchEvent) => void, options: WatchOptions = {}): Stoppable {
+    const reflector = new Reflector({
+      kind,
+      options,
+      client: this.client,
+      clock: this.components.clock,
+      log: this.logger.child({ kind, namespace: options.namespace }),
+      list: () => this.rawList(kind, options),
+      handler,
+      onDeleted: (o) => this.recent.delete(recentId(kind, o.metadata)),
+      onStop: () => this.reflectors.delete(reflector),
+      resyncMs: this.resyncMs,
+      backoffInitialMs: this.backoffInitialMs,
+      backoffMaxMs: this.backoffMaxMs,
+      watchTimeoutSeconds: this.watchTimeoutSeconds,
+    });
+    this.reflectors.add(reflector);
+    reflector.start();
+    return { stop: () => reflector.stop() };
+  }
+
+  async get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
+    const k = KINDS[kind];
+    const path = `${collectionPath(kind, k.namespaced ? ns(kind, key) : undefined)}/${encodeURIComponent(key.name)}`;
+    try {
+      const o = await this.client.request<ApiObject>('GET', path);
+      const object: ApiObject = { ...o, apiVersion: apiVersionOf(kind), kind };
+      this.remember(kind, object);
+      return object;
+    } catch (err) {
+      if (statusCode(err) === 404) {
+        this.recent.delete(recentId(kind, key));
+        return undefined;
+      }
+      throw wrap(`get ${describeKey(kind, key)}`, err);
+    }
+  }
+
+  async list(kind: ApiKind, options: WatchOptions = {}): Promise<ApiObject[]> {
+    return (await this.rawList(kind, options)).items;
+  }
+
+  private async rawList(
+    kind: ApiKind,
+    options: WatchOptions,
+  ): Promise<{ metadata?: { resourceVersion?: string }; items: ApiObject[] }> {
+    try {
+      const list = await this.client.request<ListBody>('GET', collectionPath(kind, options.namespace), {
+        query: { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector },
+      });
+      return {
+        ...(list.metadata ? { metadata: list.metadata } : {}),
+        items: (list.items ?? []).map((o) => ({ ...o, apiVersion: apiVersionOf(kind), kind })),
+      };
+    } catch (err) {
+      throw wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
+    }
+  }
+
+  async patchStatus(
+    kind: OwnedKind,
+    key: ObjectKey,
+    status: unknown,
+    options: { expectResourceVersion?: string } = {},
+  ): Promise<{ object: ApiObject; changed: boolean }> {
+    const expected = options.expectResourceVersion;
+    let base = this.known(kind, key, expected);
+    let fresh = false;
+    if (!base) {
+      base = await this.read(kind, key);
+      fresh = true;
+    }
+    for (;;) {
+      const rv = base.metadata.resourceVersion ?? '';
+      if (expected !== undefined && expected !== rv)
+        throw new ConflictError(kind, key, `resourceVersion is ${rv}, expected ${expected}`);
+      const ops = jsonpatch.compare(base.status === undefined ? {} : { status: base.status }, { status });
+      if (ops.length === 0) return { object: base, changed: false };
+      try {
+        const object = await this.jsonPatch(
+          kind,
+          key,
+          [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops],
+          true,
+        );
+        return { object, changed: true };
+      } catch (err) {
+        // A cached copy may be stale: once, from a fresh read. A caller's version is final.
+        if (!(err instanceof ConflictError) || fresh || expected !== undefined) throw err;
+        base = err instanceof StaleConflict ? err.current : await this.read(kind, key);
+        fresh = true;
+      }
+    }
+  }
+
+  async addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    let next = this.known(kind, key);
+    for (let attempt = 0; ; attempt++) {
+      const cur = next ?? (await this.read(kind, key));
+      next = undefined;
+      const list = cur.metadata.finalizers;
+      if (list?.includes(finalizer)) return false;
+      const test: Operation = {
+        op: 'test',
+        path: '/metadata/resourceVersion',
+        value: cur.metadata.resourceVersion,
+      };
+      const add: Operation = list
+        ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer }
+        : { op: 'add', path: '/metadata/finalizers', value: [finalizer] };
+      try {
+        await this.jsonPatch(kind, key, [test, add], false);
+        return true;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+        if (err instanceof StaleConflict) next = err.current;
+      }
+    }
+  }
+
+  async removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    let next = this.known(kind, key);
+    for (let attempt = 0; ; attempt++) {
+      const cur = next ?? (await this.get(kind, key));
+      next = undefined;
+      if (!cur) return false;
+      const i = cur.metadata.finalizers?.indexOf(finalizer) ?? -1;
+      if (i < 0) return false;
+      try {
+        await this.jsonPatch(
+          kind,
+          key,
+          [
+            { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion },
+            { op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer },
+            { op: 'remove', path: `/metadata/finalizers/${i}` },
+          ],
+          false,
+        );
+        return true;
+      } catch (err) {
+        if (err instanceof NotFoundError) return false;
+        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+        if (err instanceof StaleConflict) next = err.current;
+      }
+    }
+  }
+
+  async event(e: ApiEvent): Promise<void> {
+    const m = e.regarding.metadata;
+    const namespace = m.namespace ?? 'default';
+    try {
+      await this.client.request(
+        'POST',
+        `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+        {
+          body: {
+            apiVersion: 'events.k8s.io/v1',
+            kind: 'Event',
+            // Named like the kubelet's events: <object>.<random hex>; generateName may not end in '.'.
+            metadata: { name: `${m.name.slice(0, 230)}.${randomBytes(8).toString('hex')}`, namespace },
+            eventTime: microTime(new Date()),
+            reportingController: this.reportingController,
+            reportingInstance: this.init.identity.slice(0, 128),
+            action: e.action,
+            reason: e.reason,
+            note: e.note.length > 1024 ? `${e.note.slice(0, 1021)}...` : e.note,
+            type: e.type,
+            regarding: {
+              ...(e.regarding.apiVersion ? { apiVersion: e.regarding.apiVersion } : {}),
+              ...(e.regarding.kind ? { kind: e.regarding.kind } : {}),
+              name: m.name,
+              ...(m.namespace ? { namespace: m.namespace } : {}),
+              ...(m.uid ? { uid: m.uid } : {}),
+              ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
+            },
+          },
+        },
+      );
+    } catch (err) {
+      throw wrap(`create Event ${e.reason} for ${e.regarding.kind ?? 'object'} ${namespace}/${m.name}`, err);
+    }
+  }
+
+  close(): Promise<void> {
+    for (const r of [...this.reflectors]) r.stop();
+    this.client.closeIdle();
+    return Promise.resolve();
+  }
+
+  private async jsonPatch(
+    kind: OwnedKind,
+    key: ObjectKey,
+    body: Operation[],
+    status: boolean,
+  ): Promise<ApiObject> {
+    const path = `${collectionPath(kind, ns(kind, key))}/${encodeURIComponent(key.name)}${status ? '/status' : ''}`;
+    try {
+      const o = await this.client.request<ApiObject>('PATCH', path, {
+        body,
+        contentType: 'application/json-patch+json',
+      });
+      const object: ApiObject = { ...o, apiVersion: apiVersionOf(kind), kind };
+      this.remember(kind, object);
+      return object;
+    } catch (err) {
+      const code = statusCode(err);
+      if (code === 404) {
+        this.recent.delete(recentId(kind, key));
+        throw new NotFoundError(kind, key);
+      }
+      if (code === 409) throw new ConflictError(kind, key, serverMessage(err));
+      // A failed `test` op comes back as a bare 422 ("the server rejected our request due to
+      // an error in our request"), like a schema error; tell them apart by re-reading.
+      const tested = body.find((op) => op.op === 'test' && op.path === '/metadata/resourceVersion');
+      if (code === 422 && tested) {
+        const now = await this.get(kind, key).catch(() => undefined);
+        if (!now) throw new NotFoundError(kind, key);
+        const was = (tested as { value: unknown }).value;
+        if (now.metadata.resourceVersion !== was) {
+          throw new StaleConflict(
+            kind,
+            key,
+            `resourceVersion changed from ${String(was)} to ${now.metadata.resourceVersion}`,
+            now,
+          );
+        }
+      }
+      throw wrap(`patch ${status ? 'status of ' : ''}${describeKey(kind, key)}`, err);
+    }
+  }
+
+  /** The object from the API server; NotFoundError when absent. */
+  private async read(kind: OwnedKind, key: ObjectKey): Promise<ApiObject> {
+    const o = await this.get(kind, key);
+    if (!o) throw new NotFoundError(kind, key);
+    return o;
+  }
+
+  /** The watches' copy of an object, undefined when no running watch has it. */
+  private watched(kind: ApiKind, key: ObjectKey): ApiObject | undefined {
+    for (const r of this.reflectors) {
+      if (r.kind !== kind || (r.namespace !== undefined && r.namespace !== key.namespace)) continue;
+      const o = r.get(key);
+      if (o) return o;
+    }
+    return undefined;
+  }
+
+  /**
+   * The newest copy of an object known without a request, as a base for a guarded patch:
+   * with `expectResourceVersion`, only a copy at exactly that version; otherwise the watches'
+   * copy, or this adapter's own last read or write while the watches have not moved past it.
+   * Undefined when a read is needed.
+   */
+  private known(kind: OwnedKind, key: ObjectKey, expectResourceVersion?: string): ApiObject | undefined {
+    const seen = this.watched(kind, key);
+    const id = recentId(kind, key);
+    const mine = this.recent.get(id);
+    if (expectResourceVersion !== undefined) {
+      if (mine?.object.metadata.resourceVersion === expectResourceVersion) return mine.object;
+      if (seen?.metadata.resourceVersion === expectResourceVersion) return seen;
+      return undefined;
+    }
+    if (!seen) return undefined;
+    if (mine && mine.watchedRv === seen.metadata.resourceVersion) return mine.object;
+    if (mine) this.recent.delete(id);
+    return seen;
+  }
+
+  private remember(kind: ApiKind, object: ApiObject): void {
+    const id = recentId(kind, object.metadata);
+    this.recent.delete(id);
+    this.recent.set(id, { object, watchedRv: this.watched(kind, object.metadata)?.metadata.resourceVersion });
+    if (this.recent.size > RECENT_LIMIT) {
+      const oldest = this.recent.keys().next();
+      if (!oldest.done) this.recent.delete(oldest.value);
+    }
+  }
+}
+
+interface ReflectorInit {
+  kind: ApiKind;
+  options: WatchOptions;
+  client: RestClient;
+  clock: Clock;
+  log: Logger;
+  list: () => Promise<{ metadata?: { resourceVersion?: string }; items: ApiObject[] }>;
+  handler: (event: WatchEvent) => void;
+  onDeleted: (object: ApiObject) => void;
+  onStop: () => void;
+  resyncMs: Millis;
+  backoffInitialMs: Millis;
+  backoffMaxMs: Millis;
+  watchTimeoutSeconds: number;
+}
+
+/** A watch that ended cleanly sooner than this, having seen nothing, counts as a failure. */
+const MIN_CLEAN_WATCH_MS = 1000;
+
+/** One watch: list, then follow the stream; keeps the objects as the stream has them. */
+class Reflector {
+  readonly kind: ApiKind;
+  readonly namespace: string | undefined;
+  private readonly objects = new Map<string, ApiObject>();
+  private readonly path: string;
+  private rv = '';
+  private stopped = false;
+  private running = false;
+  /** Report `synced` once the next watch stream opens (after a start, a restart or a relist). */
+  private announce = true;
+  private backoff: Millis;
+  private restartTimer: Stoppable | undefined;
+  private stream: WatchStream | undefined;
+  private readonly resync: Stoppable | undefined;
+
+  constructor(private readonly r: ReflectorInit) {
+    this.kind = r.kind;
+    this.namespace = r.options.namespace;
+    this.path = collectionPath(r.kind, r.options.namespace);
+    this.backoff = r.backoffInitialMs;
+    this.resync =
+      r.resyncMs > 0
+        ? r.clock.every(r.resyncMs, () => {
+            for (const o of [...this.objects.values()]) this.deliver({ type: 'resync', object: o });
+          })
+        : undefined;
+  }
+
+  get(key: ObjectKey): ApiObject | undefined {
+    return this.objects.get(cacheKey(this.kind, key));
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.restartTimer?.stop();
+    this.restartTimer = undefined;
+    this.resync?.stop();
+    this.stream?.abort();
+    this.stream = undefined;
+    this.r.onStop();
+  }
+
+  /** Lists (when there is no version to resume from), then opens the watch stream. */
+  private async run(): Promise<void> {
+    if (this.stopped || this.running) return;
+    this.running = true;
+    try {
+      if (!this.rv) {
+        let list;
+        try {
+          list = await this.r.list();
+        } catch (err) {
+          this.fail(err);
+          return;
+        }
+        if (this.stopped) return;
+        this.replace(list.items);
+        this.rv = list.metadata?.resourceVersion ?? '';
+        this.announce = true;
+      }
+      this.openWatch();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private openWatch(): void {
+    const opened = this.r.clock.now();
+    let lines = 0;
+    const timeoutSeconds = Math.floor(this.r.watchTimeoutSeconds * (1 + Math.random()));
+    this.stream = this.r.client.watch(
+      this.path,
+      {
+        resourceVersion: this.rv,
+        allowWatchBookmarks: 'true',
+        timeoutSeconds: String(timeoutSeconds),
+        labelSelector: this.r.options.labelSelector,
+        fieldSelector: this.r.options.fieldSelector,
+      },
+      {
+        onOpen: () => {
+          if (!this.announce) return;
+          this.announce = false;
+          this.deliver({ type: 'synced' });
+        },
+        onLine: (line) => {
+          lines++;
+          this.onLine(line);
+        },
+        onEnd: (err) => {
+          this.stream = undefined;
+          if (this.stopped) return;
+          if (err) {
+            if (statusCode(err) === 410) return this.relist('watch answered 410 Gone');
+            return this.fail(err);
+          }
+          if (lines === 0 && this.r.clock.now() - opened < MIN_CLEAN_WATCH_MS)
+            return this.fail(new Error('the API server ended the watch at once'));
+          void this.run(); // the server's timeout: resume from the last version seen
+        },
+      },
+      (timeoutSeconds + 60) * 1000,
+    );
+  }
+
+  private onLine(line: string): void {
+    let event: WatchLine;
+    try {
+      event = JSON.parse(line) as WatchLine;
+    } catch {
+      return this.abortWith(new Error(`watch sent a line that is not JSON: ${line.slice(0, 200)}`));
+    }
+    const o = event.object;
+    if (!o || typeof o !== 'object') {
+      return this.abortWith(new Error(`watch sent an event without an object: ${line.slice(0, 200)}`));
+    }
+    switch (event.type) {
+      case 'ADDED':
+      case 'MODIFIED':
+        this.backoff = this.r.backoffInitialMs;
+        this.upsert(this.withKind(o));
+        break;
+      case 'DELETED': {
+        this.backoff = this.r.backoffInitialMs;
+        const object = this.withKind(o);
+        const id = cacheKey(this.kind, object.metadata);
+        if (this.objects.delete(id)) {
+          this.r.onDeleted(object);
+          this.deliver({ type: 'deleted', object });
+        }
+        break;
+      }
+      case 'BOOKMARK':
+        break;
+      case 'ERROR':
+        // A Status: 410 (Expired / Gone) means our version is too old to resume from.
+        if (o.code === 410 || o.reason === 'Expired' || o.reason === 'Gone')
+          return this.relist(`watch ERROR event: ${o.message ?? 'resource version too old'}`);
+        return this.abortWith(new ApiError(`watch ${this.kind}`, o.code, o.message ?? JSON.stringify(o)));
+      default:
+        this.r.log.debug({ type: event.type }, 'unknown watch event type ignored');
+        return;
+    }
+    const rv = o.metadata?.resourceVersion;
+    if (rv) this.rv = rv;
+  }
+
+  private withKind(o: ApiObject): ApiObject {
+    return { apiVersion: apiVersionOf(this.kind), kind: this.kind, ...o };
+  }
+
+  /** The list replaces the cache: what is gone is deleted, the rest added or updated. */
+  private replace(items: ApiObject[]): void {
+    const fresh = new Set(items.map((o) => cacheKey(this.kind, o.metadata)));
+    for (const [id, old] of [...this.objects]) {
+      if (fresh.has(id)) continue;
+      this.objects.delete(id);
+      this.r.onDeleted(old);
+      this.deliver({ type: 'deleted', object: old });
+    }
+    for (const o of items) this.upsert(o);
+  }
+
+  private upsert(object: ApiObject): void {
+    const id = cacheKey(this.kind, object.metadata);
+    const had = this.objects.get(id);
+    const rv = object.metadata.resourceVersion;
+    if (had && rv !== undefined && had.metadata.resourceVersion === rv) return;
+    this.objects.set(id, object);
+    this.deliver({ type: had ? 'updated' : 'added', object });
+  }
+
+  private abortWith(err: Error): void {
+    this.stream?.abort();
+    this.stream = undefined;
+    this.fail(err);
+  }
+
+  /** The version is too old: list again at once (no backoff). */
+  private relist(why: string): void {
+    this.stream?.abort();
+    this.stream = undefined;
+    this.r.log.info({ why }, 'watch expired; relisting');
+    this.rv = '';
+    void this.run();
+  }
+
+  /** Restarts after the backoff, resuming from the last version seen. */
+  private fail(err: unknown): void {
+    if (this.stopped || this.restartTimer) return;
+    const delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, this.r.backoffMaxMs);
+    this.announce = true;
+    this.r.log.warn({ err, retryInMs: delay }, 'watch failed; restarting');
+    this.restartTimer = this.r.clock.after(delay, () => {
+      this.restartTimer = undefined;
+      void this.run();
+    });
+  }
+
+  private deliver(event: WatchEvent): void {
+    if (this.stopped) return;
+    try {
+      this.r.handler(event);
+    } catch (err) {
+      this.r.log.error({ err, event: event.type }, 'watch handler failed');
+    }
+  }
+}
+
+/** An ISO time with microseconds, as events.k8s.io/v1 eventTime (MicroTime) wants it. */
+function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+function statusCode(err: unknown): number | undefined {
+  if (err instanceof HttpStatusError) return err.code;
+  if (err instanceof ApiError) return err.code;
+  return undefined;
+}
+
+function serverMessage(err: unknown): string {
+  if (err instanceof HttpStatusError) return serverMessageOf(err.body) ?? `HTTP ${err.code}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function wrap(what: string, err: unknown): Error {
+  if (err instanceof ConflictError || err instanceof NotFoundError || err instanceof ApiError) return err;
+  return new ApiError(what, statusCode(err), serverMessage(err), { cause: err });
+}
+
+function cacheKey(kind: ApiKind, key: ObjectKey): string {
+  return `${KINDS[kind].namespaced ? (key.namespace ?? '') : ''}/${key.name}`;
+}
+
+function recentId(kind: ApiKind, key: ObjectKey): string {
+  return `${kind}|${KINDS[kind].namespaced ? (key.namespace ?? '') : ''}|${key.name}`;
+}
+
+function ns(kind: ApiKind, key: ObjectKey): string {
+  if (!key.namespace)
+    throw new Error(`${kind} ${key.name}: namespace is required for namespaced kind ${kind}`);
+  return key.namespace;
+}
