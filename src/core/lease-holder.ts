@@ -220,6 +220,18 @@ export class HolderLeases {
     return this.page(page, pages);
   }
 
+  /**
+   * Every page of the current version, in order, leaving the round robin at the start (a
+   * burst: the whole set in one round, see Member.roundPages).
+   */
+  allPages(): HoldingsPage[] {
+    const pages = this.pages();
+    const list: HoldingsPage[] = [];
+    for (let p = 0; p < pages; p++) list.push(this.page(p, pages));
+    this.pageCursor = pages; // currentPage() is the last one sent; nextPage() starts over at 0
+    return list;
+  }
+
   /** The page last returned by nextPage (of the current version), without advancing. */
   currentPage(): HoldingsPage {
     const pages = this.pages();

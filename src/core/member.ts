@@ -33,6 +33,7 @@ import {
   type Epoch,
   type Heartbeat,
   type HoldingEntry,
+  type HoldingsPage,
   type HoldingsVersion,
   type Incarnation,
   type MemberId,
@@ -160,6 +161,8 @@ export class Member {
   private recentReleases: Array<HoldingEntry & { until: Millis }> = [];
   /** Acquisitions whose takeover request goes out at the end of this step (batched). */
   private toRequest: Acquisition[] = [];
+  /** Holdings version last sent whole in one round (see roundPages). */
+  private burstVersion: HoldingsVersion = 0;
   /** Handoff grants (see handoff()) to send at the end of this step, per successor. */
   private toHandoff = new Map<MemberId, AckEntry[]>();
   private standby = false;
@@ -523,8 +526,33 @@ export class Member {
    * holdings page of the last full round, so the round robin over pages is not disturbed.
    */
   private sendHeartbeats(now: Millis, out: Output[], only?: readonly MemberId[]): void {
+    for (const holdings of only ? [this.leases.currentPage()] : this.roundPages())
+      this.sendHeartbeatPage(now, out, holdings, only);
+  }
+
+  /**
+   * Holdings pages for a full round: one page (round robin) while the holdings version is
+   * one every peer has been sent whole; every page of it, as consecutive heartbeats, in the
+   * first round after it changed. Voters only count a version they know completely (every
+   * page), so with one page per round a member whose holdings change more often than once
+   * per `pages` rounds (many VIPs being acquired) was never known completely: its new VIPs
+   * had no renewal and expired, which changed the version again. The burst costs `pages`
+   * heartbeats per peer in that round only.
+   */
+  private roundPages(): HoldingsPage[] {
+    const version = this.leases.holdingsVersion;
+    if (version === this.burstVersion || this.leases.pages() === 1) return [this.leases.nextPage()];
+    this.burstVersion = version;
+    return this.leases.allPages();
+  }
+
+  private sendHeartbeatPage(
+    now: Millis,
+    out: Output[],
+    holdings: HoldingsPage,
+    only?: readonly MemberId[],
+  ): void {
     const header = this.header(now);
-    const holdings = only ? this.leases.currentPage() : this.leases.nextPage();
     const releases = this.recentReleases
       .slice(-LIMITS.releasesPerHeartbeat)
       .map(({ vip, epoch }) => ({ vip, epoch }));
@@ -584,7 +612,11 @@ export class Member {
     if (changed) this.electDue = true;
     if (changed) this.poolStep = -1;
     for (const r of hb.releases) this.voter.onRelease(now, hb.from, r.vip, r.epoch);
-    this.membership.addHoldingsPage(hb.from, hb.holdings);
+    const completed = this.membership.addHoldingsPage(hb.from, hb.holdings);
+    // A holder's new version just became known whole (its last page): echo it now, so its new
+    // VIPs are renewed without waiting for our next round (the prompt echo above went out with
+    // the first page, when only the older version was known).
+    if (completed && completed.entries.size > 0 && hb.holdings.pages > 1) this.promptTo.add(hb.from);
     const known = peer.holdings;
     const prev = this.echo.get(hb.from);
     const conflicts = known ? this.voter.onHoldings(now, hb.from, hb.incarnation, known) : [];

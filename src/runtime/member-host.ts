@@ -288,10 +288,21 @@ export class MemberHost {
     this.timer = this.c.clock.after(Math.max(0, at - this.c.clock.now()), () => this.onTimer());
   }
 
-  /** Keeps a datagram until pending unbinds finish; of heartbeats only the newest per destination. */
+  /**
+   * Keeps a datagram until pending unbinds finish. Of heartbeats to one destination only the
+   * newest per holdings page is kept (a round may carry every page of a new version), and none
+   * of an older holdings version.
+   */
   private hold(to: Destination, message: Message): void {
-    if (message.kind === 'heartbeat')
-      this.held = this.held.filter((h) => h.message.kind !== 'heartbeat' || h.to !== to);
+    if (message.kind === 'heartbeat') {
+      const { version, page } = message.holdings;
+      this.held = this.held.filter(
+        (h) =>
+          h.message.kind !== 'heartbeat' ||
+          h.to !== to ||
+          (h.message.holdings.version === version && h.message.holdings.page !== page),
+      );
+    }
     this.held.push({ to, message });
   }
 

@@ -11,10 +11,10 @@ const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
 class Cluster {
   readonly members = new Map<string, Member>();
   readonly bound = new Map<string, string>(); // vip -> member
-  readonly log: Array<{ id: string; o: Output }> = [];
+  readonly log: Array<{ id: string; o: Output; t?: number }> = [];
   private queue: Array<{ to: string; msg: Message }> = [];
   readonly down = new Set<string>();
-  constructor(ids: string[], opts: { witness?: boolean; preferred?: string[] } = {}) {
+  constructor(ids: string[], opts: { witness?: boolean; preferred?: string[]; vips?: string[] } = {}) {
     for (const id of [...ids, ...(opts.witness ? ['ctl'] : [])]) {
       this.members.set(
         id,
@@ -29,15 +29,18 @@ class Cluster {
             controller: 'ctl',
             quorum: opts.witness ? 'witness' : 'majority',
             timing,
-            vips: [{ vip: 'ns/web', preferredNodes: opts.preferred ?? [ids[0] as string] }],
+            vips: (opts.vips ?? ['ns/web']).map((vip) => ({
+              vip,
+              preferredNodes: opts.preferred ?? [ids[0] as string],
+            })),
           },
         ),
       );
     }
   }
-  apply(id: string, out: Output[]) {
+  apply(id: string, out: Output[], t?: number) {
     for (const o of out) {
-      this.log.push({ id, o });
+      this.log.push({ id, o, t });
       if (o.type === 'send') this.queue.push({ to: o.to, msg: o.message });
       if (o.type === 'bind') this.bound.set(o.vip, id);
       if (o.type === 'unbind' && this.bound.get(o.vip) === id) this.bound.delete(o.vip);
@@ -50,12 +53,12 @@ class Cluster {
       this.queue = [];
       for (const { to: dest, msg } of q) {
         if (this.down.has(dest) || this.down.has(msg.from)) continue;
-        this.apply(dest, (this.members.get(dest) as Member).receive(t, msg));
+        this.apply(dest, (this.members.get(dest) as Member).receive(t, msg), t);
       }
       for (const [id, m] of this.members) {
         if (this.down.has(id)) continue;
-        if (t === 0) this.apply(id, m.start(0));
-        else if (m.wakeAt() <= t) this.apply(id, m.tick(t));
+        if (t === 0) this.apply(id, m.start(0), t);
+        else if (m.wakeAt() <= t) this.apply(id, m.tick(t), t);
       }
     }
   }
@@ -185,6 +188,35 @@ describe('Member', () => {
     const declined = bOut.filter((o) => o.type === 'send' && o.message.kind === 'release');
     expect(declined.length).toBeGreaterThan(0);
     expect(declined[0]).toMatchObject({ message: { vip: 'ns/web', epoch: 2, successor: null } });
+  });
+
+  test('a new holdings version of several pages goes out whole in one round', () => {
+    const vips = Array.from({ length: 40 }, (_, i) => `ns/vip-${String(i).padStart(2, '0')}`);
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a'], vips });
+    c.run(0, 3000);
+    expect(vips.every((v) => c.bound.get(v) === 'a')).toBe(true);
+    const toB = c.log.flatMap((l) =>
+      l.id === 'a' && l.o.type === 'send' && l.o.to === 'b' && l.o.message.kind === 'heartbeat'
+        ? [{ t: l.t, m: l.o.message }]
+        : [],
+    );
+    const last = toB.at(-1)!.m;
+    expect(last.holdings.pages).toBe(2);
+    // The first round of the final version carried both of its pages, at the same instant.
+    const first = toB.findIndex((x) => x.m.holdings.version === last.holdings.version);
+    const burst = toB.slice(first, first + 2);
+    expect(burst.map((x) => [x.m.holdings.page, x.m.holdings.pages])).toEqual([
+      [0, 2],
+      [1, 2],
+    ]);
+    expect(burst[1]!.t).toBe(burst[0]!.t);
+    // Later rounds send one page each (round robin), each at its own time.
+    const later = toB.slice(first + 2).filter((x) => x.t !== burst[0]!.t);
+    expect(new Set(later.map((x) => x.t)).size).toBe(later.length);
+    // Renewed by echoes of the whole version: still held well past the acquisition grants.
+    c.run(3001, 3000 + 5 * timing.leaseMs);
+    expect(vips.every((v) => c.bound.get(v) === 'a')).toBe(true);
+    expect(c.log.some((l) => l.o.type === 'unbind')).toBe(false);
   });
 
   test('two members + witness: a survivor takes over with the witness ack', () => {
