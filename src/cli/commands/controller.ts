@@ -1,15 +1,5 @@
-import { hostname, networkInterfaces } from 'node:os';
-import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { SystemClock } from '../../adapters/clock.js';
-import { K8sApiSource, loadKubeConfig } from '../../adapters/k8s/api-source.js';
-import { K8sLeaseLock } from '../../adapters/k8s/lease-lock.js';
-import { UdpTransport } from '../../adapters/udp/udp-transport.js';
-import { Controller, DEFAULT_WORKERS } from '../../controller/controller.js';
-import { InstrumentedApiSource } from '../../controller/instrumented-api.js';
-import { ControllerMetrics } from '../../controller/metrics.js';
-import { OpsServer } from '../../ops/http.js';
-import { createLogger } from '../../ops/log.js';
 
 export interface ControllerOptions {
   kubeconfig?: string;
@@ -22,36 +12,8 @@ export interface ControllerOptions {
   metricsListen: string;
   leaseDuration: string;
   renewPeriod: string;
-  workers: string;
-}
-
-/** Splits "host:port" ("[v6]:port" for IPv6). Throws naming the flag and the fix. */
-export function parseHostPort(flag: string, value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) {
-    throw new Error(`${flag} "${value}" is not host:port; use e.g. 0.0.0.0:694 or [::]:694`);
-  }
-  return { host: m[1] ?? m[2] ?? '', port };
-}
-
-/** The address agents should send to: --witness-address, else $POD_IP, else the listen host, else the first external IPv4. */
-export function witnessAddress(explicit: string | undefined, listenHost: string): string {
-  const candidate =
-    explicit ??
-    process.env.POD_IP ??
-    (listenHost && listenHost !== '0.0.0.0' && listenHost !== '::' ? listenHost : undefined);
-  if (candidate) {
-    if (!isIP(candidate))
-      throw new Error(
-        `--witness-address "${candidate}" is not an IP address; give the address agents reach the controller at`,
-      );
-    return candidate;
-  }
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  throw new Error('cannot tell which address agents reach the witness at: set --witness-address (or POD_IP)');
+  /** Default: the controller's DEFAULT_WORKERS. */
+  workers?: string;
 }
 
 /** `heartline controller`: the leader-elected controller and witness. Runs until SIGTERM / SIGINT. */
@@ -84,95 +46,13 @@ export function controllerCommand(program: Command): void {
     .option('--renew-period <ms>', 'leader lease renew period', '2000')
     .option(
       '--workers <n>',
-      'objects reconciled at once (one object is never reconciled twice at once); env HEARTLINE_CONTROLLER_WORKERS',
-      process.env.HEARTLINE_CONTROLLER_WORKERS ?? String(DEFAULT_WORKERS),
+      // The default is the controller's DEFAULT_WORKERS (test/unit/cli/lazy-commands.test.ts checks it).
+      'objects reconciled at once (one object is never reconciled twice at once; default 4); env HEARTLINE_CONTROLLER_WORKERS',
+      process.env.HEARTLINE_CONTROLLER_WORKERS,
     )
     .action(async (opts: ControllerOptions) => {
+      // The implementation (and @kubernetes/client-node with it) loads only when the command runs.
+      const { runController } = await import('./controller-run.js');
       await runController(opts);
     });
-}
-
-export async function runController(opts: ControllerOptions): Promise<void> {
-  const log = createLogger({ role: 'controller', identity: opts.identity });
-  const listen = parseHostPort('--witness-listen', opts.witnessListen);
-  parseHostPort('--metrics-listen', opts.metricsListen);
-  const leaseDurationMs = Number(opts.leaseDuration);
-  const renewPeriodMs = Number(opts.renewPeriod);
-  if (!(Number.isInteger(leaseDurationMs) && leaseDurationMs >= 3000 && leaseDurationMs % 1000 === 0)) {
-    throw new Error(
-      `--lease-duration ${opts.leaseDuration}: must be whole seconds in ms, at least 3000 (default 15000)`,
-    );
-  }
-  if (!(Number.isInteger(renewPeriodMs) && renewPeriodMs > 0 && renewPeriodMs * 3 <= leaseDurationMs)) {
-    throw new Error(
-      `--renew-period ${opts.renewPeriod}: must be a positive integer at most a third of --lease-duration`,
-    );
-  }
-  const workers = Number(opts.workers);
-  if (!(Number.isInteger(workers) && workers >= 1 && workers <= 64)) {
-    throw new Error(
-      `--workers ${opts.workers}: must be an integer from 1 to 64 (default ${DEFAULT_WORKERS}; env HEARTLINE_CONTROLLER_WORKERS)`,
-    );
-  }
-  const address = witnessAddress(opts.witnessAddress, listen.host);
-  const clock = new SystemClock();
-  const kubeConfig = loadKubeConfig(opts.kubeconfig);
-  const metrics = new ControllerMetrics({ defaultMetrics: true });
-  const api = new InstrumentedApiSource(
-    new K8sApiSource({ kubeConfig, clock, logger: log }, { identity: opts.identity }),
-    metrics,
-  );
-  const lease = new K8sLeaseLock(
-    { kubeConfig, clock },
-    {
-      namespace: opts.leaseNamespace,
-      name: opts.leaseName,
-      identity: opts.identity,
-      leaseDurationSeconds: leaseDurationMs / 1000,
-    },
-  );
-  const transport = await UdpTransport.open({
-    address: listen.host || '0.0.0.0',
-    port: listen.port,
-    logger: log,
-  });
-  const controller = new Controller(
-    { api, lease, clock, log: log.child({ component: 'controller' }), metrics, transport },
-    {
-      ...(opts.namespace ? { namespace: opts.namespace } : {}),
-      witness: { address, port: transport.address().port },
-      leaseDurationMs,
-      renewPeriodMs,
-      renewDeadlineMs: Math.max(renewPeriodMs + 1, Math.round((leaseDurationMs * 2) / 3)),
-      workers,
-    },
-  );
-  const ops = new OpsServer({
-    listen: opts.metricsListen,
-    registry: metrics.registry,
-    healthy: () => true,
-    ready: () => controller.ready(),
-  });
-  const bound = await ops.start();
-  controller.start();
-  log.info(
-    {
-      witness: `${address}:${transport.address().port}`,
-      metrics: `${bound.address}:${bound.port}`,
-      lease: `${opts.leaseNamespace}/${opts.leaseName}`,
-    },
-    'controller started',
-  );
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping: releasing the lease');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  await controller.stop();
-  await ops.stop();
-  await api.close();
-  log.info('controller stopped');
 }

@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { crdsYaml, generateCrds } from '../../api/crd.js';
 
 /** `heartline crds [--out DIR...]`: print the CRDs, or write one file per CRD into each DIR. */
 export function crdsCommand(program: Command): void {
@@ -10,6 +9,8 @@ export function crdsCommand(program: Command): void {
     .description('Print the CustomResourceDefinitions generated from the API schemas (multi-document YAML).')
     .option('-o, --out <dir...>', 'write one file per CRD into each of these directories instead')
     .action(async (opts: { out?: string[] }) => {
+      // Loaded when the command runs, so that other commands (the agent) do not pay for it.
+      const { crdsYaml, generateCrds } = await import('../../api/crd.js');
       if (!opts.out?.length) {
         process.stdout.write(crdsYaml());
         return;

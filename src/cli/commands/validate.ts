@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { validateManifests } from '../manifests.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -19,6 +18,8 @@ export function validateCommand(program: Command): void {
     )
     .option('-q, --quiet', 'print only errors')
     .action(async (opts: { filename: string[]; quiet?: boolean }) => {
+      // Loaded when the command runs, so that other commands (the agent) do not pay for it.
+      const { validateManifests } = await import('../manifests.js');
       let failed = false;
       let checked = 0;
       for (const file of opts.filename) {
