@@ -15,7 +15,8 @@
  */
 import { pino } from 'pino';
 import { SystemClock } from '../../src/adapters/clock.js';
-import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.js';
+import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
+import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
 import { UdpTransport } from '../../src/adapters/udp/udp-transport.js';
 import { buildClusterConfig } from '../../src/runtime/cluster-config.js';
 import { MemberHost, incarnationFromWallClock } from '../../src/runtime/member-host.js';
@@ -59,8 +60,9 @@ let sendFailed = 0;
 let received = 0;
 
 async function main(s: WorkerSpec): Promise<void> {
-  const api = new K8sApiSource(
-    { kubeConfig: loadKubeConfig(s.kubeconfig), clock, logger: log },
+  // The agent's ApiSource (no @kubernetes/client-node), so that this process's RSS is an agent's.
+  const api = new RestApiSource(
+    { config: await loadRestConfig({ path: s.kubeconfig }), clock, logger: log },
     { identity: `scale-worker-${process.pid}` },
   );
   const cluster = await api.get('HACluster', { namespace: s.namespace, name: s.cluster });
