@@ -7,7 +7,7 @@
  * - the security contexts are what docs/deploy.md says (parsed from the rendered YAML);
  * - the RBAC, applied for real, grants what the code calls and no more: `kubectl auth can-i`
  *   as each ServiceAccount, real requests with their tokens, the real controller process
- *   running on the controller's token, and the agent's watches through K8sApiSource on the
+ *   running on the controller's token, and the agent's watches through RestApiSource on the
  *   agent's token.
  *
  * It owns the cluster-scoped heartline-* RBAC objects and the namespaces heartline-system and
@@ -21,7 +21,8 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { SystemClock } from '../../src/adapters/clock.js';
-import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.js';
+import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
+import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
 import { generateCrds } from '../../src/api/crd.js';
 import type { ApiKind, Stoppable, WatchOptions } from '../../src/core/ports.js';
 import { VIP_FINALIZER } from '../../src/runtime/cluster-config.js';
@@ -246,7 +247,7 @@ describe('deploy/ on a real API server', () => {
   /** Neither namespace existed before this run: it may create and delete them. */
   let owned = false;
   let controller: ChildProcess | undefined;
-  const api: K8sApiSource[] = [];
+  const api: RestApiSource[] = [];
 
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'hl-deploy-'));
@@ -599,11 +600,11 @@ describe('deploy/ on a real API server', () => {
       expect(other.stderr).toContain('forbidden');
     });
 
-    it("the agent's watches and Events work through K8sApiSource on the agent's token", async () => {
+    it("the agent's watches and Events work through its RestApiSource on the agent's token", async () => {
       await applyClusterObjects();
-      const kc = loadKubeConfig(await serviceAccountKubeconfig(tmp, 'heartline-agent'));
-      const source = new K8sApiSource(
-        { kubeConfig: kc, clock: new SystemClock(), logger: pino({ level: 'silent' }) },
+      const config = await loadRestConfig({ path: await serviceAccountKubeconfig(tmp, 'heartline-agent') });
+      const source = new RestApiSource(
+        { config, clock: new SystemClock(), logger: pino({ level: 'silent' }) },
         {
           identity: 'deploy-test-node',
           reportingController: 'heartline.dev/agent',
