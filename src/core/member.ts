@@ -173,6 +173,9 @@ export class Member {
   private startedAt: Millis = 0;
   private nextHeartbeatAt: Millis = 0;
   private heartbeatDue = false;
+  /** Last full heartbeat round, and when new holdings (binds) are due to be announced. */
+  private lastRoundAt: Millis = -Infinity;
+  private announceAt: Millis = Infinity;
   /** Last heartbeat sent early to echo a holder (see onHeartbeat). */
   /** Last prompt echo per holder, and the holders to answer at the end of this step. */
   private promptEchoAt = new Map<MemberId, Millis>();
@@ -386,6 +389,7 @@ export class Member {
     if (!this.started || this.stopped) return Infinity;
     let t = Math.min(
       this.nextHeartbeatAt,
+      this.announceAt,
       this.membership.nextChangeAt(this.lastNow),
       this.wakeHint,
       this.sweepAt,
@@ -510,8 +514,11 @@ export class Member {
       }
     }
     this.recentReleases = this.recentReleases.filter((r) => r.until > now);
+    if (now >= this.announceAt) this.heartbeatDue = true;
     if (this.heartbeatDue) {
       this.heartbeatDue = false;
+      this.announceAt = Infinity;
+      this.lastRoundAt = now;
       this.promptTo.clear();
       this.sendHeartbeats(now, out);
     } else if (this.promptTo.size > 0) {
@@ -867,7 +874,10 @@ export class Member {
     const leaseExpiry = this.leases.expiry(h);
     h.emitted = leaseExpiry;
     out.push({ type: 'bind', vip: a.vip, epoch: a.epoch, leaseExpiry, reason: a.reason });
-    this.heartbeatDue = true;
+    // Announce the new holdings soon, but at most one extra round per interval/4: a member
+    // acquiring a hundred VIPs (acks arriving one by one) sent a full round, every page to
+    // every peer, per bind; the burst of rounds stalled the process past deadMs.
+    this.announceAt = Math.min(this.announceAt, this.lastRoundAt + this.timing.intervalMs / 4);
   }
 
   /** Quorum-th latest ack; self counts only if it acked itself. */
