@@ -9,6 +9,9 @@
  *          [--interval-ms 200] [--dead-ms 1000] [--warmup-s 3] [--delay-ms 0] [--stagger-ms 0] [--seed 1]
  */
 import { Member, type Output } from '../../src/core/member.js';
+import { AckRefusal } from '../../src/core/messages.js';
+
+const refusalName = new Map(Object.entries(AckRefusal).map(([k, v]) => [v as number, k]));
 import { deriveTiming } from '../../src/core/timing.js';
 
 function arg(name: string, def: number): number {
@@ -46,9 +49,11 @@ const members = ids.map(
   (self) =>
     new Member(
       {
-        // Candidacies and abandons by reason (digits folded), counted in the measured window.
+        // Candidacies, abandons and refused acks by reason (digits folded), in the measured window.
         observer: (e) => {
-          if (measuredFrom < 0 || (e.type !== 'candidate' && e.type !== 'abandon')) return;
+          if (measuredFrom < 0) return;
+          if (e.type === 'refused') count(`refused: ${refusalName.get(e.reason) ?? e.reason}`);
+          if (e.type !== 'candidate' && e.type !== 'abandon') return;
           count(`${e.type}: ${e.reason.replace(/[0-9]+/g, 'N').slice(0, 80)}`);
         },
       },
@@ -76,6 +81,8 @@ const count = (k: string) => kinds.set(k, (kinds.get(k) ?? 0) + 1);
 function collect(from: Member, outs: Output[]): void {
   for (const o of outs) {
     count(o.type === 'send' ? o.message.kind : o.type === 'unbind' ? `unbind:${o.reason}` : o.type);
+    if (o.type === 'send' && o.message.kind === 'heartbeat' && o.message.conflicts.length > 0)
+      count('heartbeat with conflicts');
     if (o.type !== 'send') continue;
     if (o.to === '*') {
       for (const id of ids)

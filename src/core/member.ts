@@ -925,8 +925,25 @@ export class Member {
     }
     for (const [i, set] of this.poolUnhealthy) (pool[i] as ElectionMember).healthy = !set.has(vip);
     this.poolLoads = loads;
-    this.poolHolder = this.voter.holderOf(vip);
+    this.poolHolder = this.voter.holderOf(vip) ?? this.claimant(this.lastNow, vip);
     return pool;
+  }
+
+  /**
+   * For the election only (never for votes): a live peer that lists `vip` in its complete
+   * holdings at an epoch no older than the newest confirmed one, when our voter table names no
+   * holder. A failed candidacy leaves its epoch spent (released) in our table, above the real
+   * holder's: without this we took the VIP for unheld, stepped in again and again (refused:
+   * promise active) and never saw the holder. The claim goes when its holder's next holdings
+   * no longer list it, or the holder dies.
+   */
+  private claimant(now: Millis, vip: VipId): MemberId | null {
+    const floor = this.voter.get(vip).confirmedEpoch;
+    for (const p of this.membership.all()) {
+      const e = p.holdings?.entries.get(vip);
+      if (e !== undefined && e >= floor && this.membership.isAlive(p.id, now)) return p.id;
+    }
+    return null;
   }
 
   /** VIPs held per member in our voter table (O(VIPs): once per sweep). */
@@ -1011,7 +1028,7 @@ export class Member {
       !this.leases.holdings.has(vip) &&
       !this.acquiring.has(vip)
     ) {
-      const cur = rec.released ? null : rec.holder;
+      const cur = rec.released ? this.claimant(now, vip) : rec.holder;
       if (cur !== null && cur !== this.self && this.memberSet.has(cur) && this.membership.isAlive(cur, now)) {
         const peer = this.membership.peer(cur);
         if (
@@ -1039,7 +1056,7 @@ export class Member {
       this.unheldSince.delete(vip);
       return { holder: this.self, reason: 'sticky' };
     }
-    const current = { holder: this.voter.holderOf(vip), epoch: rec.epoch };
+    const current = { holder: this.voter.holderOf(vip) ?? this.claimant(now, vip), epoch: rec.epoch };
     // A holder that moves a VIP for a planned reason names its successor: the successor takes
     // it if it can, even if its own view (e.g. the holder's standby, not yet heard) ranks
     // someone else. A view that still disagrees later moves it on, by the same planned path.

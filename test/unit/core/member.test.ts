@@ -219,6 +219,36 @@ describe('Member', () => {
     expect(c.log.some((l) => l.o.type === 'unbind')).toBe(false);
   });
 
+  test("a spent epoch above the holder's does not hide the holder from the election", () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.run(0, 3000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    // c learns (as from a failed candidacy of its own, or a third party) that epoch 5 was spent
+    // with no holder, above a's epoch 1: its voter table names no holder any more.
+    const conflict: Message = {
+      kind: 'heartbeat',
+      clusterId: 'c',
+      from: 'b',
+      incarnation: 1,
+      seq: 1_000_000,
+      standby: false,
+      witness: false,
+      unhealthy: [],
+      holdings: { version: 1_000, page: 0, pages: 1, entries: [] },
+      releases: [],
+      conflicts: [{ member: 'c', vip: 'ns/web', epoch: 5, holder: null }],
+      echoes: [],
+    };
+    c.apply('c', (c.members.get('c') as Member).receive(3001, conflict), 3001);
+    c.run(3002, 3000 + 4 * timing.deadMs);
+    // a still lists it in its holdings: c does not step in, and a keeps it.
+    const asked = c.log.filter(
+      (l) => l.id === 'c' && (l.t ?? 0) > 3001 && l.o.type === 'send' && l.o.message.kind === 'takeover',
+    );
+    expect(asked).toEqual([]);
+    expect(c.bound.get('ns/web')).toBe('a');
+  });
+
   test('two members + witness: a survivor takes over with the witness ack', () => {
     const c = new Cluster(['a', 'b'], { witness: true });
     c.run(0, 3000);
