@@ -298,6 +298,7 @@ export class Member {
         break;
       case 'release':
         this.voter.onRelease(now, msg.from, msg.vip, msg.epoch);
+        this.membership.forgetClaim(msg.from, msg.vip, msg.epoch);
         this.electOne(now, msg.vip, out, msg.successor === this.self ? msg.from : undefined);
         if (msg.successor === this.self) this.declineHandoff(now, msg.vip, msg.epoch + 1, out);
         break;
@@ -618,7 +619,10 @@ export class Member {
     if (changed) peer.unhealthy = new Set(hb.unhealthy);
     if (changed) this.electDue = true;
     if (changed) this.poolStep = -1;
-    for (const r of hb.releases) this.voter.onRelease(now, hb.from, r.vip, r.epoch);
+    for (const r of hb.releases) {
+      this.voter.onRelease(now, hb.from, r.vip, r.epoch);
+      this.membership.forgetClaim(hb.from, r.vip, r.epoch);
+    }
     const completed = this.membership.addHoldingsPage(hb.from, hb.holdings);
     // A holder's new version just became known whole (its last page): echo it now, so its new
     // VIPs are renewed without waiting for our next round (the prompt echo above went out with

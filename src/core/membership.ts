@@ -146,6 +146,15 @@ export class Membership {
     return p.holdings;
   }
 
+  /**
+   * `from` released `vip` at `epoch`: its known holdings no longer list it, even before its
+   * next holdings version arrives (the election must not take it for the holder).
+   */
+  forgetClaim(from: MemberId, vip: VipId, epoch: number): void {
+    const entries = this.peers.get(from)?.holdings?.entries;
+    if (entries?.get(vip) === epoch) entries.delete(vip);
+  }
+
   /** Liveness of `id` at `now` (self is always alive). */
   liveness(id: MemberId, now: Millis): Liveness {
     if (id === this.self) return 'alive';
