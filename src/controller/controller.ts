@@ -11,7 +11,7 @@
  * Both instances (leader and standby) keep their caches synced, so both are ready and the
  * standby starts reconciling as soon as it acquires the Lease.
  *
- * A few workers (`workers`, default 4) reconcile keys concurrently; the work queue never hands
+ * A few workers (`workers`, default 8) reconcile keys concurrently; the work queue never hands
  * one key to two workers at once, so each object is still reconciled serially.
  */
 import type { Logger } from 'pino';
@@ -48,6 +48,7 @@ import {
 import { LeaderElector } from '../adapters/k8s/leader-election.js';
 import type { ControllerMetrics } from './metrics.js';
 import { SharedTransport } from './shared-transport.js';
+import { EventRecorder } from './event-recorder.js';
 import { StatusWriter } from './status-writer.js';
 import { WorkQueue } from './work-queue.js';
 
@@ -85,13 +86,13 @@ export interface ControllerInit {
   releaseTimeoutMs?: Millis;
   /**
    * Reconciles running at once (different objects; one object is never reconciled twice at
-   * once). Default 4.
+   * once). Default 8.
    */
   workers?: number;
 }
 
 /** Default number of concurrent reconcile workers. */
-export const DEFAULT_WORKERS = 4;
+export const DEFAULT_WORKERS = 8;
 
 type Kind = 'HACluster' | 'VirtualIP';
 const keyOf = (kind: Kind, k: string) => `${kind}|${k}`;
@@ -113,6 +114,7 @@ export class Controller {
   private readonly elector: LeaderElector;
   private readonly shared: SharedTransport;
   private readonly writer: StatusWriter;
+  private readonly events: EventRecorder;
   private readonly wallNow: () => Date;
   private queue: WorkQueue | undefined;
   private workers: Promise<void> | undefined;
@@ -120,6 +122,11 @@ export class Controller {
   private readonly runtimes = new Map<string, { runtime: ClusterRuntime; fingerprint: string }>();
   private readonly configErrors = new Map<string, string>();
   private readonly deletingSince = new Map<string, Millis>();
+  /** parseVirtualIP of each VIP's spec, by uid and generation (the spec cannot change without both). */
+  private readonly parsedVips = new Map<
+    string,
+    { uid: string | undefined; generation: number | undefined; result: ReturnType<typeof parseVirtualIP> }
+  >();
   private lastIncarnation = 0;
   private resync: { stop(): void } | undefined;
   private stopped = false;
@@ -139,6 +146,11 @@ export class Controller {
     }
     this.shared = new SharedTransport(c.transport);
     this.writer = new StatusWriter(c.api, c.clock, init.statusIntervalMs ?? 250);
+    this.events = new EventRecorder({
+      api: c.api,
+      log: c.log,
+      onDropped: () => c.metrics.eventsDropped.inc(),
+    });
     this.cache = new ObjectCache(
       c.api,
       (ch) => this.onCacheChange(ch),
@@ -185,6 +197,13 @@ export class Controller {
     this.stopped = true;
     this.running.abort(new Error('controller stopping'));
     await this.electorRun;
+    // Events still queued get a bounded chance to go out before the API clients close.
+    let timer: { stop(): void } | undefined;
+    await Promise.race([
+      this.events.flush(),
+      new Promise<void>((resolve) => (timer = this.c.clock.after(2000, resolve))),
+    ]);
+    timer?.stop();
     this.cache.stop();
     await this.shared.close();
   }
@@ -318,21 +337,20 @@ export class Controller {
     }
   }
 
-  private async emit(regarding: ApiObject, kind: OwnedKind, events: EventSpec[], log: Logger): Promise<void> {
+  /** Queues the Events of a decision; they are sent off the reconcile path (EventRecorder). */
+  private emit(regarding: ApiObject, kind: OwnedKind, events: EventSpec[], log: Logger): void {
     for (const e of events) {
       log.info({ event: e.reason, type: e.type, note: e.note }, 'event');
-      try {
-        await this.c.api.event({
-          regarding: { ...regarding, kind },
-          type: e.type,
-          reason: e.reason,
-          note: e.note,
-          action: e.action,
-        });
-      } catch (err) {
-        log.warn({ err, event: e.reason }, 'cannot record Event');
-      }
+      this.events.record(
+        { regarding: { ...regarding, kind }, type: e.type, reason: e.reason, note: e.note, action: e.action },
+        log,
+      );
     }
+  }
+
+  /** Resolves once the Events queued so far have been sent (or failed). */
+  flushEvents(): Promise<void> {
+    return this.events.flush();
   }
 
   private async writeStatus(
@@ -440,7 +458,7 @@ export class Controller {
     this.c.metrics.setQuorum(id, decision.quorum);
     if (await this.writeStatus('HACluster', objKey, obj, decision.status)) {
       log.debug({ quorum: decision.status.quorum }, 'HACluster status written');
-      await this.emit(obj, 'HACluster', decision.events, log);
+      this.emit(obj, 'HACluster', decision.events, log);
     }
   }
 
@@ -451,6 +469,7 @@ export class Controller {
     if (!obj) {
       this.writer.forget('VirtualIP', objKey);
       this.deletingSince.delete(id);
+      this.parsedVips.delete(id);
       this.c.metrics.setHolder(id, undefined);
       return;
     }
@@ -465,7 +484,7 @@ export class Controller {
         throw err;
       }
     }
-    const parsed = parseVirtualIP(obj);
+    const parsed = this.parseVip(id, obj);
     const clusterName = (obj.spec as { clusterRef?: { name?: string } } | undefined)?.clusterRef?.name ?? '';
     const clusterId = `${ns ?? 'default'}/${clusterName}`;
     const clusterObj = this.cache.get('HACluster', clusterId);
@@ -522,8 +541,22 @@ export class Controller {
         'VirtualIP status written',
       );
       if (decision.failover) this.c.metrics.failovers.inc({ reason: decision.failover.reason });
-      await this.emit(obj, 'VirtualIP', decision.events, log);
+      this.emit(obj, 'VirtualIP', decision.events, log);
     }
+  }
+
+  /**
+   * The VIP's spec, validated. Status writes change the object (and its resourceVersion) but not
+   * its generation, so a pass over every VIP does not re-run the schema for each one.
+   */
+  private parseVip(id: string, obj: ApiObject): ReturnType<typeof parseVirtualIP> {
+    const { uid, generation } = obj.metadata;
+    const hit = this.parsedVips.get(id);
+    if (hit && hit.uid === uid && hit.generation === generation && generation !== undefined)
+      return hit.result;
+    const result = parseVirtualIP({ ...obj, status: undefined });
+    this.parsedVips.set(id, { uid, generation, result });
+    return result;
   }
 
   /** A deleted VIP keeps the finalizer until no member reports holding it, or a bounded timeout. */
@@ -579,7 +612,7 @@ export class Controller {
     log.info({ released, waitedMs: Math.round(now - since) }, 'finalizer removed');
     this.deletingSince.delete(id);
     this.c.metrics.setHolder(id, undefined);
-    await this.emit(obj, 'VirtualIP', events, log);
+    this.emit(obj, 'VirtualIP', events, log);
   }
 }
 

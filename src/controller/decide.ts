@@ -93,15 +93,27 @@ export function quorumSummary(config: ClusterConfig, obs: Observation): QuorumSu
 }
 
 function electionMembers(config: ClusterConfig, obs: Observation, vip: string): ElectionMember[] {
-  const load = new Map<string, number>();
-  for (const [v, h] of obs.holdings) if (v !== vip) load.set(h.holder, (load.get(h.holder) ?? 0) + 1);
+  // Each member's load counts the VIPs it holds other than this one.
+  const holder = obs.holdings.get(vip)?.holder;
   return obs.members.map((m) => ({
     id: m.id,
     alive: m.liveness === 'alive' || m.liveness === 'warn',
     healthy: !m.unhealthy.includes(vip),
     standby: m.standby || config.standby.has(m.id),
-    load: load.get(m.id) ?? 0,
+    load: (obs.loads.get(m.id) ?? 0) - (m.id === holder ? 1 : 0),
   }));
+}
+
+const vipIndexes = new WeakMap<ClusterConfig, Map<string, VipConfig>>();
+
+/** The configuration of VIP `id` (indexed once per configuration: a pass over every VIP stays linear). */
+function vipConfigOf(config: ClusterConfig, id: string): VipConfig | undefined {
+  let index = vipIndexes.get(config);
+  if (!index) {
+    index = new Map(config.vips.map((v) => [v.vip, v]));
+    vipIndexes.set(config, index);
+  }
+  return index.get(id);
 }
 
 /** The election as the members run it, on the observer's view: who should hold `vip` and why. */
@@ -193,7 +205,7 @@ export function decideVip(input: VipInput): VipDecision {
   }
 
   const { config, obs, quorum } = input.cluster;
-  const vipConfig = config.vips.find((v) => v.vip === input.id);
+  const vipConfig = vipConfigOf(config, input.id);
   const holding = obs.holdings.get(input.id);
   if (!holding && !obs.settled && base?.phase) {
     // Not every member heard yet: "nobody holds it" is not known. Keep what status says.

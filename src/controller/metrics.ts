@@ -13,6 +13,7 @@ export class ControllerMetrics {
   readonly quorumVotes: Gauge<'cluster' | 'votes'>;
   readonly leader: Gauge;
   readonly statusWritesDeferred: Counter<'kind'>;
+  readonly eventsDropped: Counter;
   private readonly holders = new Map<string, string>();
 
   constructor(init: { defaultMetrics?: boolean } = {}) {
@@ -66,6 +67,11 @@ export class ControllerMetrics {
       name: 'heartline_controller_status_writes_deferred_total',
       help: 'Status writes postponed to coalesce changes (at most one write per object per interval).',
       labelNames: ['kind'],
+      registers,
+    });
+    this.eventsDropped = new Counter({
+      name: 'heartline_controller_events_dropped_total',
+      help: 'Events not recorded because too many were waiting to be sent (the status was written).',
       registers,
     });
   }

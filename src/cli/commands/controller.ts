@@ -47,7 +47,7 @@ export function controllerCommand(program: Command): void {
     .option(
       '--workers <n>',
       // The default is the controller's DEFAULT_WORKERS (test/unit/cli/lazy-commands.test.ts checks it).
-      'objects reconciled at once (one object is never reconciled twice at once; default 4); env HEARTLINE_CONTROLLER_WORKERS',
+      'objects reconciled at once (one object is never reconciled twice at once; default 8); env HEARTLINE_CONTROLLER_WORKERS',
       process.env.HEARTLINE_CONTROLLER_WORKERS,
     )
     .action(async (opts: ControllerOptions) => {

@@ -60,6 +60,10 @@ function obs(
     holdings: new Map(Object.entries(holdings).map(([vip, h]) => [vip, { ...h, since: 9000 }])),
     claims: new Map(Object.entries(holdings).map(([vip, h]) => [vip, [h.holder]])),
     transitions: new Map(transitions.map((t) => [t.vip, t])),
+    loads: Object.values(holdings).reduce(
+      (m, h) => m.set(h.holder, (m.get(h.holder) ?? 0) + 1),
+      new Map<string, number>(),
+    ),
   };
 }
 
