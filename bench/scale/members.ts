@@ -31,6 +31,8 @@ export interface WorkerSpec {
 export type WorkerReport =
   | { type: 'ready'; pid: number; members: number; at: number }
   | { type: 'error'; message: string }
+  /** process.memoryUsage() in MB, every second: where the RSS goes (V8 heap or not). */
+  | { type: 'memory'; rssMb: number; heapUsedMb: number; heapTotalMb: number; externalMb: number }
   | {
       type: 'events';
       binds: Array<[member: string, vip: string, epoch: number, at: number]>;
@@ -120,6 +122,17 @@ async function main(s: WorkerSpec): Promise<void> {
     });
     sent = sendFailed = received = 0;
   }, 50);
+  const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
+  setInterval(() => {
+    const m = process.memoryUsage();
+    report({
+      type: 'memory',
+      rssMb: mb(m.rss),
+      heapUsedMb: mb(m.heapUsed),
+      heapTotalMb: mb(m.heapTotal),
+      externalMb: mb(m.external),
+    });
+  }, 1000);
 }
 
 process.on('disconnect', () => process.exit(0));

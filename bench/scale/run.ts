@@ -37,6 +37,7 @@ import {
 } from '../../src/runtime/cluster-config.js';
 import { startControlPlane, type ControlPlane } from '../../hack/controlplane/index.js';
 import { applyCrds, runKubectl } from '../../hack/controlplane/kubectl.js';
+import { deployedNodeOptions, deployedNodeFlags } from '../../hack/lab/node-options.js';
 import type { WorkerReport, WorkerSpec } from './members.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -428,6 +429,7 @@ async function inner(o: Options): Promise<number> {
         ? 'node on compiled JavaScript (tsc), as shipped'
         : 'node --import tsx (TypeScript transpiled at load)',
     requested: { vips: o.vips, members: o.members },
+    nodeOptions: { controller: deployedNodeOptions('controller'), agent: deployedNodeOptions('agent') },
     host: { cpus: (await import('node:os')).cpus().length, node: process.version, loadavgStart: loadavg() },
     netns: o.netns,
   };
@@ -590,6 +592,10 @@ async function inner(o: Options): Promise<number> {
       [
         // HL_SCALE_PROFILE=1: a V8 CPU profile of the controller, written on its (graceful) exit.
         ...(process.env.HL_SCALE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${runDir}`] : []),
+        // The heap flags the controller is deployed with (deploy/base: NODE_OPTIONS), then
+        // HL_SCALE_CONTROLLER_FLAGS: extra node flags (e.g. a heap snapshot signal).
+        ...deployedNodeFlags('controller'),
+        ...(process.env.HL_SCALE_CONTROLLER_FLAGS ?? '').split(' ').filter(Boolean),
         ...entry(o.runtime, 'src/cli/main.ts'),
         'controller',
         '--kubeconfig',
@@ -619,6 +625,24 @@ async function inner(o: Options): Promise<number> {
     procs = new ProcWatch(pids);
     result.controllerLog = path.join(runDir, 'controller.log');
 
+    // The controller's own view of its memory (prom-client's default metrics on --metrics-listen).
+    const controllerMemory = async () => {
+      try {
+        const text = await (await fetch(`http://${CP_ADDRESS}:9695/metrics`)).text();
+        const g = (name: string) => {
+          const m = new RegExp(`^heartline_controller_${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text);
+          return m ? Math.round((Number(m[1]) / 1048576) * 10) / 10 : undefined;
+        };
+        return {
+          rssMb: g('process_resident_memory_bytes'),
+          heapUsedMb: g('nodejs_heap_size_used_bytes'),
+          heapTotalMb: g('nodejs_heap_size_total_bytes'),
+          externalMb: g('nodejs_external_memory_bytes'),
+        };
+      } catch (err) {
+        return { error: err instanceof Error ? err.message : String(err) };
+      }
+    };
     const until = async <T>(what: string, fn: () => T | undefined | false, timeoutMs: number): Promise<T> => {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
@@ -641,7 +665,13 @@ async function inner(o: Options): Promise<number> {
     let unbinds = 0;
     let datagramsSent = 0;
     let sendFailed = 0;
+    const memory = new Map<string, Omit<Extract<WorkerReport, { type: 'memory' }>, 'type'>>();
     const onReport = (r: WorkerReport, wname: string) => {
+      if (r.type === 'memory') {
+        const { type: _type, ...m } = r;
+        memory.set(wname, m);
+        return;
+      }
       if (r.type === 'error') {
         console.error(`scale: worker ${wname}: ${r.message}`);
         result.workerError = r.message;
@@ -681,7 +711,9 @@ async function inner(o: Options): Promise<number> {
         const spec: WorkerSpec = { kubeconfig, namespace: KUBE_NS, cluster: CLUSTER, members: g.members };
         // HL_SCALE_PROFILE=1: V8 CPU profiles of the load generator processes too.
         const prof = process.env.HL_SCALE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${runDir}`] : [];
-        const child = spawn(process.execPath, [...prof, ...entry(o.runtime, 'bench/scale/members.ts')], {
+        // Members run with the agent's deployed heap flags: the victim's RSS is an agent's.
+        const flags = [...deployedNodeFlags('agent'), ...prof];
+        const child = spawn(process.execPath, [...flags, ...entry(o.runtime, 'bench/scale/members.ts')], {
           cwd: ROOT,
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
           env: { ...process.env, HL_SCALE_WORKER: JSON.stringify(spec) },
@@ -767,6 +799,10 @@ async function inner(o: Options): Promise<number> {
       datagramsSentPerS: Math.round((datagramsSent - sent0) / ((s1 - s0) / 1000)),
       heldMembers: holders.size,
       heldStatus: [...statusHolder.values()].filter(Boolean).length,
+      memory: {
+        controller: await controllerMemory(),
+        ...Object.fromEntries(memory),
+      },
     };
     console.error(`scale: steady ${JSON.stringify(result.steady)}`);
 

@@ -13,6 +13,7 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane } from '../controlplane/index.js';
+import { deployedNodeOptions } from './node-options.js';
 import { nsRun, sleep } from './sh.js';
 import { down, up, type Lab, type LabHost } from './topology.js';
 
@@ -255,6 +256,9 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
       return p;
     };
 
+    // Each process with the heap flags it is deployed with (deploy/base), after any of our own.
+    const nodeOptions = (role: 'agent' | 'controller'): string =>
+      [process.env.NODE_OPTIONS, deployedNodeOptions(role)].filter(Boolean).join(' ');
     const netd = join(ROOT, 'native', 'build', 'heartline-netd');
     const startAgent = async (node: string): Promise<Proc> => {
       const host = lab.nodes.find((n) => n.name === node)!;
@@ -281,7 +285,10 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             `${host.ip}:9694`,
           ]),
         ],
-        { HEARTLINE_LOG_LEVEL: process.env.HEARTLINE_LOG_LEVEL ?? 'info' },
+        {
+          HEARTLINE_LOG_LEVEL: process.env.HEARTLINE_LOG_LEVEL ?? 'info',
+          NODE_OPTIONS: nodeOptions('agent'),
+        },
       );
       agents.set(node, p);
       return p;
@@ -313,6 +320,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
           '--metrics-listen',
           `${lab.cp.ip}:${replica.metricsPort ?? 9695}`,
         ]),
+        { NODE_OPTIONS: nodeOptions('controller') },
       );
       controller ??= p;
       controllers.push(p);

@@ -169,6 +169,33 @@ export function apiSourceContract(
       expect(seen.length).toBe(count);
     });
 
+    it('hands out objects without managedFields (get, list, watch, write results)', async () => {
+      const ns = s.namespace;
+      const key = { namespace: ns, name: unique('mf') };
+      await s.apply('Resource', resourceObject(ns, key.name, { suite: key.name }));
+      const seen: ApiObject[] = [];
+      const w = s.api.watch('Resource', (e) => e.type !== 'synced' && seen.push(e.object), {
+        namespace: ns,
+        labelSelector: `suite=${key.name}`,
+      });
+      try {
+        await eventually('added', () => seen.length > 0);
+        const written = await s.api.patchStatus('Resource', key, { nodes: [], observedGeneration: 1 });
+        await eventually('status seen', () => seen.some((o) => o.status !== undefined));
+        const got = await s.api.get('Resource', key);
+        const listed = (await s.api.list('Resource', { namespace: ns })).find(
+          (o) => o.metadata.name === key.name,
+        );
+        for (const o of [written.object, got, listed, ...seen]) {
+          expect(o).toBeDefined();
+          expect(o!.metadata.uid).toEqual(expect.any(String));
+          expect(o!.metadata).not.toHaveProperty('managedFields');
+        }
+      } finally {
+        w.stop();
+      }
+    });
+
     it('patchStatus writes only differences, reports no-ops, detects conflicts and absence', async () => {
       const ns = s.namespace;
       const key = { namespace: ns, name: unique('st') };

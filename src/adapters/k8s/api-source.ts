@@ -31,7 +31,7 @@ import {
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
 import { connectionPool, makeApiClient, watchKubeConfig } from './connections.js';
-import { KINDS, apiVersionOf, collectionPath, describeKey } from './kinds.js';
+import { KINDS, apiVersionOf, collectionPath, describeKey, keptObject } from './kinds.js';
 
 type Operation = jsonpatch.Operation;
 
@@ -167,9 +167,28 @@ export class K8sApiSource implements ApiSource {
       const list = await this.rawList(kind, options);
       return list as KubernetesListObject<KubernetesObject>;
     };
+    // The informer caches what the watch hands it: drop managedFields before it does (listFn's
+    // items are already kept objects), so its cache holds no more than ours.
+    const watch = new Watch(watchKubeConfig(kubeConfig));
+    const watchKept = Object.assign(Object.create(watch) as Watch, {
+      watch: (...[p, query, callback, done]: Parameters<Watch['watch']>) =>
+        watch.watch(
+          p,
+          query,
+          (phase: string, apiObj: unknown, watchObj?: unknown) =>
+            callback(
+              phase,
+              phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED'
+                ? keptObject(kind, apiObj as object)
+                : apiObj,
+              watchObj,
+            ),
+          done,
+        ),
+    });
     const informer = new ListWatch<KubernetesObject>(
       path,
-      new Watch(watchKubeConfig(kubeConfig)),
+      watchKept,
       listFn,
       false,
       options.labelSelector,
@@ -197,6 +216,7 @@ export class K8sApiSource implements ApiSource {
       backoff = this.backoffInitialMs;
       const object = withKind(o);
       if (type === 'deleted') this.recent.delete(recentId(kind, object.metadata));
+      else this.forgetPassed(kind, object);
       deliver({ type, object });
     };
     informer.on('add', onObject('added'));
@@ -267,7 +287,7 @@ export class K8sApiSource implements ApiSource {
       } else {
         o = await this.core.readNamespacedSecret({ name: key.name, namespace: ns(kind, key) });
       }
-      const object: ApiObject = { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+      const object = keptObject(kind, o as object);
       this.remember(kind, object);
       return object;
     } catch (err) {
@@ -312,7 +332,7 @@ export class K8sApiSource implements ApiSource {
       }
       return {
         ...(list.metadata ? { metadata: list.metadata } : {}),
-        items: list.items.map((o) => ({ ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind })),
+        items: list.items.map((o) => keptObject(kind, o as object)),
       };
     } catch (err) {
       throw this.wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
@@ -467,7 +487,7 @@ export class K8sApiSource implements ApiSource {
       const o = status
         ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
         : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
-      const object: ApiObject = { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind };
+      const object = keptObject(kind, o as object);
       this.remember(kind, object);
       return object;
     } catch (err) {
@@ -538,6 +558,16 @@ export class K8sApiSource implements ApiSource {
     if (mine && mine.informerRv === seen.metadata?.resourceVersion) return mine.object;
     if (mine) this.recent.delete(id);
     return withKind(seen);
+  }
+
+  /**
+   * The informer delivered `o`: a copy of ours from before it is one known() would drop when
+   * next asked; drop it now, so that the informer's cache is the only copy of a settled object.
+   */
+  private forgetPassed(kind: ApiKind, o: ApiObject): void {
+    const id = recentId(kind, o.metadata);
+    const mine = this.recent.get(id);
+    if (mine && mine.informerRv !== o.metadata.resourceVersion) this.recent.delete(id);
   }
 
   private remember(kind: ApiKind, object: ApiObject): void {

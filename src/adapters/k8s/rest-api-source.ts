@@ -17,7 +17,7 @@ import {
   type WatchOptions,
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
-import { KINDS, apiVersionOf, collectionPath, describeKey } from './kinds.js';
+import { KINDS, collectionPath, describeKey, keptObject } from './kinds.js';
 import type { RestConfig } from './kubeconfig.js';
 import {
   HttpStatusError,
@@ -149,6 +149,7 @@ export class RestApiSource implements ApiSource {
       list: () => this.rawList(kind, options),
       handler,
       onDeleted: (o) => this.recent.delete(recentId(kind, o.metadata)),
+      onUpserted: (o) => this.forgetPassed(kind, o),
       onStop: () => this.reflectors.delete(reflector),
       resyncMs: this.resyncMs,
       backoffInitialMs: this.backoffInitialMs,
@@ -165,7 +166,7 @@ export class RestApiSource implements ApiSource {
     const path = `${collectionPath(kind, k.namespaced ? ns(kind, key) : undefined)}/${encodeURIComponent(key.name)}`;
     try {
       const o = await this.client.request<ApiObject>('GET', path);
-      const object: ApiObject = { ...o, apiVersion: apiVersionOf(kind), kind };
+      const object = keptObject(kind, o);
       this.remember(kind, object);
       return object;
     } catch (err) {
@@ -191,7 +192,7 @@ export class RestApiSource implements ApiSource {
       });
       return {
         ...(list.metadata ? { metadata: list.metadata } : {}),
-        items: (list.items ?? []).map((o) => ({ ...o, apiVersion: apiVersionOf(kind), kind })),
+        items: (list.items ?? []).map((o) => keptObject(kind, o)),
       };
     } catch (err) {
       throw wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
@@ -341,7 +342,7 @@ export class RestApiSource implements ApiSource {
         body,
         contentType: 'application/json-patch+json',
       });
-      const object: ApiObject = { ...o, apiVersion: apiVersionOf(kind), kind };
+      const object = keptObject(kind, o);
       this.remember(kind, object);
       return object;
     } catch (err) {
@@ -409,6 +410,16 @@ export class RestApiSource implements ApiSource {
     return seen;
   }
 
+  /**
+   * The watch delivered `o`: a copy of ours from before it is one known() would drop when next
+   * asked; drop it now, so that the watch cache is the only copy of a settled object.
+   */
+  private forgetPassed(kind: ApiKind, o: ApiObject): void {
+    const id = recentId(kind, o.metadata);
+    const mine = this.recent.get(id);
+    if (mine && mine.watchedRv !== o.metadata.resourceVersion) this.recent.delete(id);
+  }
+
   private remember(kind: ApiKind, object: ApiObject): void {
     const id = recentId(kind, object.metadata);
     this.recent.delete(id);
@@ -429,6 +440,8 @@ interface ReflectorInit {
   list: () => Promise<{ metadata?: { resourceVersion?: string }; items: ApiObject[] }>;
   handler: (event: WatchEvent) => void;
   onDeleted: (object: ApiObject) => void;
+  /** After an add or update reached the cache (before the handler sees it). */
+  onUpserted: (object: ApiObject) => void;
   onStop: () => void;
   resyncMs: Millis;
   backoffInitialMs: Millis;
@@ -593,7 +606,7 @@ class Reflector {
   }
 
   private withKind(o: ApiObject): ApiObject {
-    return { apiVersion: apiVersionOf(this.kind), kind: this.kind, ...o };
+    return keptObject(this.kind, o);
   }
 
   /** The list replaces the cache: what is gone is deleted, the rest added or updated. */
@@ -614,6 +627,7 @@ class Reflector {
     const rv = object.metadata.resourceVersion;
     if (had && rv !== undefined && had.metadata.resourceVersion === rv) return;
     this.objects.set(id, object);
+    this.r.onUpserted(object);
     this.deliver({ type: had ? 'updated' : 'added', object });
   }
 
