@@ -33,6 +33,7 @@ interface Results {
 const FAULT_TITLES: Record<string, string> = {
   poweroff: 'Holder power-off (processes killed, link down)',
   sigkill: 'Daemon SIGKILL, node left up',
+  planned: 'Planned switchover: standby annotation (Heartline) / graceful stop (keepalived)',
 };
 const COLORS: Record<string, string> = {
   'heartline-default': '#1f77b4',

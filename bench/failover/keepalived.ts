@@ -167,6 +167,22 @@ export class KeepalivedFleet {
     return pids;
   }
 
+  /**
+   * Graceful stop of node `name`'s keepalived (`systemctl stop`: SIGTERM to the parent; the
+   * VRRP child sends a priority-0 advertisement, so a backup takes over after its skew time,
+   * and removes the VIP). Resolves once both processes are gone (SIGKILL after 3 s).
+   */
+  async stop(name: string): Promise<void> {
+    const host = this.lab.nodes.find((n) => n.name === name)!;
+    const child = this.children.get(name);
+    if (!child || child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`keepalived: not running on ${name}`);
+    child.kill('SIGTERM');
+    const end = performance.now() + 3000;
+    while ((await keepalivedPids(host.ns)).length > 0 && performance.now() < end) await sleep(5);
+    for (const p of await keepalivedPids(host.ns)) signal(p, 'SIGKILL');
+  }
+
   /** Stops every keepalived (SIGTERM: it removes its VIPs), then SIGKILL after 1 s. */
   async stopAll(): Promise<void> {
     for (const c of this.children.values()) if (c.exitCode === null) c.kill('SIGTERM');

@@ -5,7 +5,7 @@
  * at a time), so paired configurations see the same machine load.
  *
  *   npx tsx bench/failover/run.ts [--trials 20] [--configs heartline-fast,keepalived-0.1s]
- *                                 [--faults poweroff,sigkill] [--out bench/results/failover.json]
+ *                                 [--faults poweroff,sigkill,planned] [--out bench/results/failover.json]
  *
  * A trial: make sure the VIP is on exactly one node and the client has had 500 ms of good
  * replies from it; inject the fault on that node; watch until `--hold-ms` after the fault
@@ -14,8 +14,11 @@
  * is flushed once (a client resolving the VIP afresh: with two holders, both answer its ARP);
  * then recover (power-off: the node boots again — addresses cleared as a power cycle does,
  * links up, HTTP service and daemon started; SIGKILL: the daemon is restarted) and watch until
- * the daemon has rejoined plus `--settle-ms`. The client probes the VIP at 100 Hz over HTTP
- * (hack/lab/prober.ts) and the sampler reads every node's addresses every 20 ms and on every
+ * the daemon has rejoined plus `--settle-ms`. The `planned` fault is a planned switchover:
+ * Heartline's holder annotated heartline.dev/standby=true, keepalived's stopped gracefully
+ * (SIGTERM, priority-0 advertisement); recovery undoes it. Its figure is the client-visible
+ * downtime (longest run of failed probes), reported for every fault as `maxOutageMs`.
+ * The client probes the VIP at 100 Hz over HTTP (hack/lab/prober.ts) and the sampler reads every node's addresses every 20 ms and on every
  * rtnetlink event (hack/lab/sampler.ts). Results go to the JSON file after every trial.
  */
 import { spawnSync } from 'node:child_process';
@@ -41,7 +44,7 @@ import {
 import { pairedRatio, summarize, summaryRows, table, type TrialResult } from './stats.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const FAULTS = ['poweroff', 'sigkill'] as const;
+const FAULTS = ['poweroff', 'sigkill', 'planned'] as const;
 type Fault = (typeof FAULTS)[number];
 
 const LAB_IDS: Record<ConfigName, string> = {
@@ -81,7 +84,7 @@ function list<T extends string>(flag: string, all: readonly T[]): T[] {
 }
 if (argv.includes('--help')) {
   process.stdout.write(
-    'npx tsx bench/failover/run.ts [--trials 20] [--configs a,b] [--faults poweroff,sigkill] [--out FILE]\n' +
+    'npx tsx bench/failover/run.ts [--trials 20] [--configs a,b] [--faults poweroff,sigkill,planned] [--out FILE]\n' +
       `  configs: ${CONFIGS.join(', ')}\n  faults: ${FAULTS.join(', ')}\n` +
       '  --hold-ms 4000 (fault window at least)  --max-wait-ms 12000  --settle-ms 2000\n',
   );
@@ -246,7 +249,10 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
     }
     let faultAt: number;
     if (fault === 'poweroff') faultAt = await powerOffAt(t.lab, from);
-    else {
+    else if (fault === 'planned') {
+      faultAt = labNow();
+      await t.planMove(from);
+    } else {
       faultAt = labNow();
       await t.killDaemon(from);
     }
@@ -283,12 +289,18 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       await powerOn(t.lab, from);
       await t.startHttp(from);
       action = 'power-on (addresses cleared as by a power cycle), HTTP service and daemon started';
-    } else {
+    } else if (fault === 'sigkill') {
       action = 'daemon restarted';
+    } else {
+      action = t.planMoveAction;
     }
-    const started = performance.now();
-    await t.startDaemon(from);
-    await t.waitJoined(from, started, 60_000);
+    if (fault === 'planned') {
+      await t.undoPlanMove(from);
+    } else {
+      const started = performance.now();
+      await t.startDaemon(from);
+      await t.waitJoined(from, started, 60_000);
+    }
     await sleep(settleMs);
     const end = labNow();
     await sleep(150); // let in-flight probes report before the prober is frozen
@@ -324,6 +336,12 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       noHolderMs: Math.round(fw.noHolderMs),
       lostProbes: fw.probesAfterFault.lost,
       okProbes: fw.probesAfterFault.ok,
+      maxOutageMs: Math.round(
+        Math.max(
+          0,
+          ...fw.outages.filter((x) => x.to >= faultAt).map((x) => x.to - Math.max(x.from, faultAt)),
+        ),
+      ),
       probeErrors: fw.probesAfterFault.byError,
       oldNodeRepliesAfterFailover: oldReplies,
       faultWindowMs: Math.round(recoverAt - faultAt),

@@ -26,6 +26,8 @@ export interface TrialResult {
   /** Same window: probes started that failed, and that succeeded. */
   lostProbes: number;
   okProbes: number;
+  /** Same window: the longest client-visible outage (run of failed probes, reply times), ms. */
+  maxOutageMs?: number;
   /** Same window: failed probes by error (connect-timeout, ECONNREFUSED, ...). */
   probeErrors?: Record<string, number>;
   /** Same window: good replies that came from the faulted node after another node had answered. */
@@ -84,6 +86,10 @@ export interface Summary {
   noHolderMax: number;
   lostP50: number;
   lostMax: number;
+  /** Longest client-visible outage per trial: p50, p95, max (NaN for results files without it). */
+  outageP50: number;
+  outageP95: number;
+  outageMax: number;
   recoveryLostMax: number;
   oldNodeReplies: number;
   /** Trials where the VIP ended on the faulted node after recovery (failback). */
@@ -120,12 +126,18 @@ export function summarize(trials: readonly TrialResult[], config: string, fault:
     noHolderMax: maxOf(run.map((t) => t.noHolderMs)),
     lostP50: percentile(asc(run.map((t) => t.lostProbes)), 0.5),
     lostMax: maxOf(run.map((t) => t.lostProbes)),
+    ...outageStats(run),
     recoveryLostMax: maxOf(run.map((t) => t.recovery.lostProbes)),
     oldNodeReplies: run.reduce((a, t) => a + t.oldNodeRepliesAfterFailover, 0),
     failbacks: run.filter(
       (t) => t.recovery.holdersAfter.length === 1 && t.recovery.holdersAfter[0] === t.from,
     ).length,
   };
+}
+
+function outageStats(run: readonly TrialResult[]): Pick<Summary, 'outageP50' | 'outageP95' | 'outageMax'> {
+  const o = asc(run.filter((t) => t.maxOutageMs !== undefined).map((t) => t.maxOutageMs!));
+  return { outageP50: percentile(o, 0.5), outageP95: percentile(o, 0.95), outageMax: o.at(-1) ?? NaN };
 }
 
 export interface PairedRatio {
@@ -206,6 +218,7 @@ export function summaryRows(ss: readonly Summary[]): { head: string[]; rows: str
       'dual-holder ms (max; trials)',
       'no-holder ms p50',
       'lost probes p50 / max',
+      'client outage ms p50 / p95 / max',
       'replies from old node',
       'recovery dual ms (max; trials)',
       'failback',
@@ -222,6 +235,7 @@ export function summaryRows(ss: readonly Summary[]): { head: string[]; rows: str
       `${f0(s.dualMax)}; ${s.dualTrials}/${s.trials}`,
       f0(s.noHolderP50),
       `${f0(s.lostP50)} / ${f0(s.lostMax)}`,
+      `${f0(s.outageP50)} / ${f0(s.outageP95)} / ${f0(s.outageMax)}`,
       String(s.oldNodeReplies),
       `${f0(s.recoveryDualMax)}; ${s.recoveryDualTrials}/${s.trials}`,
       `${s.failbacks}/${s.trials}`,

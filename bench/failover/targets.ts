@@ -38,6 +38,16 @@ export interface Target {
   logDir: string;
   /** SIGKILL the node's daemon (keepalived parent + VRRP child / the Heartline agent's node process). */
   killDaemon(node: string): Promise<void>;
+  /**
+   * Planned switchover away from `node` (the operator's way to move the VIP off a node it is
+   * about to service): Heartline, the node annotated heartline.dev/standby=true; keepalived,
+   * a graceful stop (SIGTERM: priority-0 advertisement). Resolves once the request is made.
+   */
+  planMove(node: string): Promise<void>;
+  /** Undoes planMove (annotation removed / keepalived started again); the node rejoins as a backup. */
+  undoPlanMove(node: string): Promise<void>;
+  /** What planMove and undoPlanMove do, for the results file. */
+  readonly planMoveAction: string;
   /** Starts the node's daemon again. */
   startDaemon(node: string): Promise<void>;
   /** Starts the node's HTTP service (after a power-off) and resolves once it listens. */
@@ -144,6 +154,13 @@ export async function startHeartline(
         );
       signal(kids[0]!, 'SIGKILL');
     },
+    planMoveAction: 'kubectl annotate node N heartline.dev/standby=true; recovery: the annotation removed',
+    async planMove(node) {
+      await cluster.kubectl(['annotate', '--overwrite', 'node', node, 'heartline.dev/standby=true']);
+    },
+    async undoPlanMove(node) {
+      await cluster.kubectl(['annotate', 'node', node, 'heartline.dev/standby-']);
+    },
     async startDaemon(node) {
       const netd = cluster.agents.get(node)?.child;
       const end = performance.now() + 5000;
@@ -238,6 +255,10 @@ export async function startKeepalived(
           `${config}: expected keepalived parent and VRRP child on ${node}, killed [${pids.join(',')}]`,
         );
     },
+    planMoveAction:
+      'keepalived stopped gracefully (SIGTERM: priority-0 advertisement); recovery: started again',
+    planMove: (node) => fleet.stop(node),
+    undoPlanMove: (node) => fleet.start(node),
     startDaemon: (node) => fleet.start(node),
     async startHttp(node) {
       const h = lab.nodes.find((n) => n.name === node)!;
