@@ -82,6 +82,14 @@ out.push(
     recRows,
   ),
 );
+const flushed = r.trials.filter((t) => t.clientNeighbourFlushed);
+if (flushed.length) {
+  out.push(
+    '',
+    `Trials where the client reached no one for 15 s before the fault and its neighbour entry was flushed (${flushed.length}):`,
+    ...flushed.map((t) => `- round ${t.round} ${t.config} ${t.fault}${t.skipped ? ' (then skipped)' : ''}`),
+  );
+}
 const skipped = r.trials.filter((t) => t.skipped);
 if (skipped.length) {
   out.push(

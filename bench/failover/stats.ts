@@ -49,6 +49,11 @@ export interface TrialResult {
     holdersAfter: string[];
     windowMs: number;
   };
+  /**
+   * Before the fault: one node held the VIP but the client could not reach it for 15 s (its
+   * neighbour entry named the previous holder), so the entry was flushed and the wait repeated.
+   */
+  clientNeighbourFlushed?: boolean;
   /** 1-minute load average when the fault was injected. */
   load1: number;
   /** Set when the trial could not be run (the lab did not reach a stable state); no metrics then. */

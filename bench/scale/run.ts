@@ -483,8 +483,15 @@ async function inner(o: Options): Promise<number> {
     await api?.close().catch(() => {});
     await cp?.stop();
   };
-  process.once('SIGTERM', () => void stopAll().finally(() => process.exit(1)));
-  process.once('SIGINT', () => void stopAll().finally(() => process.exit(1)));
+  // `on`, not `once`: a second signal must not kill the process halfway through stopAll.
+  let signalled = false;
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => {
+      if (signalled) return;
+      signalled = true;
+      void stopAll().finally(() => process.exit(1));
+    });
+  }
   try {
     // -------------------------------------------------------------- control plane and objects
     const t = Date.now();

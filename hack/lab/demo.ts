@@ -29,7 +29,13 @@ const cleanup = async () => {
     await cluster.stop();
   }
 };
-process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+// `on`, not `once`: a second Ctrl-C must not kill the demo halfway through the teardown.
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted) return;
+  interrupted = true;
+  void cleanup().then(() => process.exit(130));
+});
 
 try {
   say(`== Heartline failover demo: ${nodes} nodes, ${profile} profile`);
