@@ -39,6 +39,8 @@ export type WorkerReport =
       unbinds: Array<[member: string, vip: string, epoch: number, reason: string, at: number]>;
       dead: Array<[member: string, peer: string, at: number]>;
       sent: number;
+      /** Datagrams sent since the last report, by message kind (heartbeat, ack, release, ...). */
+      sentByKind: Record<string, number>;
       sendFailed: number;
       received: number;
     };
@@ -58,6 +60,7 @@ const binds: Array<[string, string, number, number]> = [];
 const unbinds: Array<[string, string, number, string, number]> = [];
 const dead: Array<[string, string, number]> = [];
 let sent = 0;
+let sentByKind: Record<string, number> = {};
 let sendFailed = 0;
 let received = 0;
 
@@ -96,8 +99,9 @@ async function main(s: WorkerSpec): Promise<void> {
         observer: (e) => {
           if (e.type === 'liveness' && e.change.to === 'dead') dead.push([m.id, e.change.member, Date.now()]);
         },
-        onSend: (_kind, ok) => {
+        onSend: (kind, ok) => {
           sent++;
+          sentByKind[kind] = (sentByKind[kind] ?? 0) + 1;
           if (!ok) sendFailed++;
         },
         onReceive: () => void received++,
@@ -117,10 +121,12 @@ async function main(s: WorkerSpec): Promise<void> {
       unbinds: unbinds.splice(0),
       dead: dead.splice(0),
       sent,
+      sentByKind,
       sendFailed,
       received,
     });
     sent = sendFailed = received = 0;
+    sentByKind = {};
   }, 50);
   const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
   setInterval(() => {

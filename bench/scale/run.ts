@@ -671,6 +671,7 @@ async function inner(o: Options): Promise<number> {
     let binds = 0;
     let unbinds = 0;
     let datagramsSent = 0;
+    const datagramsByKind: Record<string, number> = {};
     let sendFailed = 0;
     const memory = new Map<string, Omit<Extract<WorkerReport, { type: 'memory' }>, 'type'>>();
     const onReport = (r: WorkerReport, wname: string) => {
@@ -686,6 +687,7 @@ async function inner(o: Options): Promise<number> {
       }
       if (r.type !== 'events') return;
       datagramsSent += r.sent;
+      for (const [k, n] of Object.entries(r.sentByKind)) datagramsByKind[k] = (datagramsByKind[k] ?? 0) + n;
       sendFailed += r.sendFailed;
       for (const [member, vip, epoch, at] of r.binds) {
         binds++;
@@ -884,7 +886,14 @@ async function inner(o: Options): Promise<number> {
     storm.processes = procs.window(tKill, tEnd);
     storm.unbindReasons = Object.fromEntries(unbindReasons);
     console.error(`scale: storm ${JSON.stringify(storm)}`);
-    result.totals = { binds, unbinds, datagramsSent, sendFailed, statusChanges: statusChanges.length };
+    result.totals = {
+      binds,
+      unbinds,
+      datagramsSent,
+      datagramsByKind,
+      sendFailed,
+      statusChanges: statusChanges.length,
+    };
     result.loadgen = { processes: workers.map((w) => ({ name: w.name, members: w.members.length })) };
   } catch (err) {
     exitCode = 1;
