@@ -18,8 +18,8 @@
  * Heartline's holder annotated heartline.dev/standby=true, keepalived's stopped gracefully
  * (SIGTERM, priority-0 advertisement); recovery undoes it. Its figure is the client-visible
  * downtime (longest run of failed probes), reported for every fault as `maxOutageMs`.
- * The client probes the VIP at 100 Hz over HTTP (hack/lab/prober.ts) and the sampler reads every node's addresses every 20 ms and on every
- * rtnetlink event (hack/lab/sampler.ts). Results go to the JSON file after every trial.
+ * The client probes the VIP at 100 Hz over HTTP (hack/lab/prober.ts) and the sampler reads
+ * every node's addresses every 20 ms and on every rtnetlink event (hack/lab/sampler.ts). Results go to the JSON file after every trial.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
