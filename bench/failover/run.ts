@@ -31,7 +31,7 @@ import { VIP_ADDRESS, VIP_CIDR, HTTP_PORT } from '../../hack/lab/cluster.js';
 import { labNow } from '../../hack/lab/clock.js';
 import { startProber, type Prober } from '../../hack/lab/prober.js';
 import { startSampler, type AddressSample } from '../../hack/lab/sampler.js';
-import { ip, isInstrument, killNamespace, nsPids, signal, sleep } from '../../hack/lab/sh.js';
+import { ip, isInstrument, killNamespace, nsPids, onStopSignal, signal, sleep } from '../../hack/lab/sh.js';
 import { delAddress, down, powerOn, type Lab } from '../../hack/lab/topology.js';
 import {
   CONFIGS,
@@ -234,10 +234,17 @@ async function linkIsDown(lab: Lab, name: string): Promise<boolean> {
   return !/state UP/.test(out);
 }
 
+/** The client forgets the VIP's MAC address and resolves it afresh on its next probe. */
+function flushClientNeighbour(t: Target): Promise<unknown> {
+  return ip('-n', t.lab.client.ns, 'neigh', 'flush', 'to', VIP_ADDRESS).catch(() => undefined);
+}
+
 async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult> {
   const t = b.target;
   const nodes = t.lab.nodes.map((n) => n.name);
   const sampler = await startSampler({ nodes: t.lab.nodes });
+  /** The node a planned move was made on and not yet undone (undone in `finally` if a step threw). */
+  let planned: string | undefined;
   resumeProber(b);
   try {
     await sleep(800);
@@ -248,7 +255,7 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       // that held the VIP before (keepalived after SIGKILL: the restarted daemon removed the
       // address the client had resolved to it, and no refresh GARP says where it went). Not
       // what this trial measures: the client resolves afresh, as a restarted client would.
-      await ip('-n', t.lab.client.ns, 'neigh', 'flush', 'to', VIP_ADDRESS).catch(() => undefined);
+      await flushClientNeighbour(t);
       base.clientNeighbourFlushed = true;
       from = await stableHolder(b, sampler.samples, 15_000);
     }
@@ -260,6 +267,7 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
     if (fault === 'poweroff') faultAt = await powerOffAt(t.lab, from);
     else if (fault === 'planned') {
       faultAt = labNow();
+      planned = from;
       await t.planMove(from);
     } else {
       faultAt = labNow();
@@ -281,7 +289,7 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       // or it is new): with two holders both nodes answer its ARP request.
       if (moved !== undefined && arpFlushAt === undefined && now >= moved + 500) {
         arpFlushAt = labNow();
-        await ip('-n', t.lab.client.ns, 'neigh', 'flush', 'to', VIP_ADDRESS).catch(() => undefined);
+        await flushClientNeighbour(t);
       }
       if (now >= faultAt + maxWaitMs) break;
       if (moved !== undefined && now >= Math.max(faultAt + holdMs, moved + 1000)) break;
@@ -302,10 +310,10 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       action = 'daemon restarted';
     } else {
       action = t.planMoveAction;
-    }
-    if (fault === 'planned') {
       await t.undoPlanMove(from);
-    } else {
+      planned = undefined;
+    }
+    if (fault !== 'planned') {
       const started = performance.now();
       await t.startDaemon(from);
       await t.waitJoined(from, started, 60_000);
@@ -345,12 +353,7 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
       noHolderMs: Math.round(fw.noHolderMs),
       lostProbes: fw.probesAfterFault.lost,
       okProbes: fw.probesAfterFault.ok,
-      maxOutageMs: Math.round(
-        Math.max(
-          0,
-          ...fw.outages.filter((x) => x.to >= faultAt).map((x) => x.to - Math.max(x.from, faultAt)),
-        ),
-      ),
+      maxOutageMs: Math.round(fw.maxOutageAfterFaultMs),
       probeErrors: fw.probesAfterFault.byError,
       oldNodeRepliesAfterFailover: oldReplies,
       faultWindowMs: Math.round(recoverAt - faultAt),
@@ -373,6 +376,10 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
     b.prober.records.splice(0, b.prober.records.length);
     return res;
   } finally {
+    if (planned)
+      await t
+        .undoPlanMove(planned)
+        .catch((e: unknown) => say(`  undo of the planned move failed: ${String(e)}`));
     pauseProber(b);
     await sampler.stop().catch(() => undefined);
   }
@@ -479,16 +486,11 @@ function teardown(): Promise<void> {
   })();
   return tornDown;
 }
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  // `on`, not `once`: a second signal (npx forwards the terminal's, a second Ctrl-C) must not
-  // kill the process halfway through the teardown and leave labs behind.
-  process.on(sig, () => {
-    if (stopping) return say(`${sig}: still tearing the labs down`);
-    stopping = true;
-    say(`${sig}: stopping after tearing the labs down`);
-    void teardown().then(() => process.exit(130));
-  });
-}
+onStopSignal((sig) => {
+  stopping = true;
+  say(`${sig}: stopping after tearing the labs down`);
+  void teardown().then(() => process.exit(130));
+});
 
 const meta = {
   benchmark: 'failover',

@@ -38,6 +38,7 @@ import {
 import { startControlPlane, type ControlPlane } from '../../hack/controlplane/index.js';
 import { applyCrds, runKubectl } from '../../hack/controlplane/kubectl.js';
 import { deployedNodeOptions, deployedNodeFlags } from '../../hack/lab/node-options.js';
+import { onStopSignal } from '../../hack/lab/sh.js';
 import type { WorkerReport, WorkerSpec } from './members.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -483,15 +484,7 @@ async function inner(o: Options): Promise<number> {
     await api?.close().catch(() => {});
     await cp?.stop();
   };
-  // `on`, not `once`: a second signal must not kill the process halfway through stopAll.
-  let signalled = false;
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(sig, () => {
-      if (signalled) return;
-      signalled = true;
-      void stopAll().finally(() => process.exit(1));
-    });
-  }
+  onStopSignal(() => void stopAll().finally(() => process.exit(1)));
   try {
     // -------------------------------------------------------------- control plane and objects
     const t = Date.now();

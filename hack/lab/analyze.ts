@@ -164,6 +164,16 @@ export function outages(probes: readonly ProbeRecord[]): Interval[] {
   return out;
 }
 
+/**
+ * The longest client-visible outage after `since` (the fault), counting only its part after
+ * `since`: the downtime a client saw because of the fault. 0 when there was none.
+ */
+export function longestOutageSince(outs: readonly Interval[], since: number): number {
+  let longest = 0;
+  for (const o of outs) if (o.to >= since) longest = Math.max(longest, o.to - Math.max(o.from, since));
+  return longest;
+}
+
 export interface Failover {
   faultAt: number;
   /** Node whose good reply came last before the fault (or the caller's `from`). */
@@ -228,6 +238,8 @@ export interface LabReport {
   /** Probes started at or after the fault. */
   probesAfterFault: ProbeCounts;
   outages: Interval[];
+  /** longestOutageSince(outages, faultAt). */
+  maxOutageAfterFaultMs: number;
   timeline: HolderSegment[];
 }
 
@@ -237,6 +249,7 @@ export function analyze(run: LabRun): LabReport {
   const timeline = window ? holderTimeline(run.samples, run.vip, window) : [];
   const dualHolder = atLeast(timeline, 2);
   const noHolder = nobody(timeline);
+  const outs = outages(run.probes);
   return {
     vip: run.vip,
     window,
@@ -247,7 +260,8 @@ export function analyze(run: LabRun): LabReport {
     noHolder,
     probes: countProbes(run.probes),
     probesAfterFault: countProbes(run.probes, { from: run.faultAt }),
-    outages: outages(run.probes),
+    outages: outs,
+    maxOutageAfterFaultMs: longestOutageSince(outs, run.faultAt),
     timeline,
   };
 }

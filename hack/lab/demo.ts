@@ -10,7 +10,7 @@ import { labNow } from './clock.js';
 import { startLabCluster, VIP_ADDRESS, HTTP_PORT, type Profile, type LabCluster } from './cluster.js';
 import { startProber } from './prober.js';
 import { startSampler } from './sampler.js';
-import { sleep } from './sh.js';
+import { onStopSignal, sleep } from './sh.js';
 import { powerOff } from './topology.js';
 
 const argv = process.argv.slice(2);
@@ -29,13 +29,7 @@ const cleanup = async () => {
     await cluster.stop();
   }
 };
-// `on`, not `once`: a second Ctrl-C must not kill the demo halfway through the teardown.
-let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted) return;
-  interrupted = true;
-  void cleanup().then(() => process.exit(130));
-});
+onStopSignal(() => void cleanup().then(() => process.exit(130)));
 
 try {
   say(`== Heartline failover demo: ${nodes} nodes, ${profile} profile`);

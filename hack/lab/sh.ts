@@ -151,3 +151,22 @@ export async function killNamespace(
     await sleep(10);
   }
 }
+
+/**
+ * Calls `stop` on the first SIGINT or SIGTERM and ignores later ones: a second signal (npx
+ * forwards the terminal's, a second Ctrl-C) must not kill the process halfway through its
+ * teardown and leave namespaces behind. `stop` ends the process itself.
+ */
+export function onStopSignal(stop: (sig: NodeJS.Signals) => void): void {
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) {
+        process.stderr.write(`${sig}: still tearing down\n`);
+        return;
+      }
+      stopping = true;
+      stop(sig);
+    });
+  }
+}

@@ -147,7 +147,6 @@ export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measure
     samples = await sampler.stop();
   }
   const report = analyze({ probes, samples, vip, faultAt, from });
-  const after = report.outages.filter((x) => x.to >= faultAt);
   const summary: ScenarioSummary = {
     scenario: o.scenario,
     profile: o.profile,
@@ -158,7 +157,7 @@ export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measure
     probes: report.probesAfterFault.sent,
     from,
     ...(report.failover.to ? { to: report.failover.to } : {}),
-    maxOutageMs: Math.round(Math.max(0, ...after.map((x) => x.to - Math.max(x.from, faultAt)))),
+    maxOutageMs: Math.round(report.maxOutageAfterFaultMs),
     ...(o.note ? { note: o.note } : {}),
     at: new Date().toISOString(),
   };

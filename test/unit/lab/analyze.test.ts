@@ -6,6 +6,7 @@ import {
   failover,
   holderTimeline,
   nobody,
+  longestOutageSince,
   outages,
   sampleWindow,
   totalMs,
@@ -172,6 +173,16 @@ describe('probe accounting', () => {
       { from: 1, to: 32 },
       { from: 41, to: 150 },
     ]);
+  });
+
+  it('measures the longest outage after the fault, clipped at the fault', () => {
+    const outs = [
+      { from: 1, to: 32 },
+      { from: 41, to: 150 },
+    ];
+    expect(longestOutageSince(outs, 0)).toBe(109);
+    expect(longestOutageSince(outs, 100)).toBe(50);
+    expect(longestOutageSince(outs, 200)).toBe(0);
   });
 });
 
