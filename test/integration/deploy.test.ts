@@ -14,10 +14,11 @@
  * web-ha (the example overlay's) for its duration, and deletes them afterwards.
  */
 import { jest } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { SystemClock } from '../../src/adapters/clock.js';
@@ -34,6 +35,8 @@ import {
   mustKubectl,
   until as untilShared,
 } from './helpers.js';
+
+const execFileAsync = promisify(execFile);
 
 jest.setTimeout(120_000);
 
@@ -322,7 +325,7 @@ describe('deploy/ on a real API server', () => {
       expect(ids(example)).toEqual(ids(base));
     });
 
-    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW only, read-only root, no escalation, netd as PID 1', () => {
+    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW + NET_BIND_SERVICE only, read-only root, no escalation, netd as PID 1', () => {
       const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
       const pod = ds.spec.template.spec;
       expect(pod).toMatchObject({
@@ -341,7 +344,11 @@ describe('deploy/ on a real API server', () => {
       });
       expect(c.securityContext?.privileged ?? false).toBe(false);
       expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
-      expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
+      expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual([
+        'NET_ADMIN',
+        'NET_BIND_SERVICE',
+        'NET_RAW',
+      ]);
       // docs/fence.md: heartline-netd must be PID 1 with the agent as its child.
       expect(c.command?.slice(0, 4)).toEqual(['heartline-netd', '--exec', 'heartline', 'agent']);
       expect(c.command).toEqual(
@@ -371,6 +378,28 @@ describe('deploy/ on a real API server', () => {
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(60);
       // Never two agents on one node, not even during a rollout.
       expect(ds.spec.updateStrategy?.rollingUpdate?.maxSurge).toBe(0);
+    });
+
+    it("the agent's capability set binds the heartbeat port, and one without NET_BIND_SERVICE cannot", async () => {
+      // Root limited to the manifest's capabilities, as the container runtime starts it
+      // (bounding set = capabilities.add, nothing inheritable), in a private network namespace.
+      const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
+      const c = ds.spec.template.spec.containers[0]!;
+      const port = c.ports?.find((p) => p.name === 'heartbeat')?.containerPort;
+      expect(port).toBe(694);
+      const bindAs = async (caps: string[]) => {
+        const bounding = ['-all', ...caps.map((cap) => `+${cap.toLowerCase()}`)].join(',');
+        const script = `const d=require('dgram').createSocket('udp4');d.on('error',e=>{console.log(e.code);process.exit(0)});d.bind(${port},()=>{console.log('bound');d.close()})`;
+        const r = await execFileAsync(
+          'unshare',
+          ['-n', 'setpriv', '--bounding-set', bounding, '--inh-caps=-all', process.execPath, '-e', script],
+          { timeout: 20_000 },
+        );
+        return r.stdout.trim();
+      };
+      const caps = c.securityContext?.capabilities?.add ?? [];
+      expect(await bindAs(caps)).toBe('bound');
+      expect(await bindAs(caps.filter((cap) => cap !== 'NET_BIND_SERVICE'))).toBe('EACCES');
     });
 
     it('controller Deployment: 2 replicas, non-root, no capabilities, witness at the pod IP, probes on 9695', () => {
