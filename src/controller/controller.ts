@@ -285,7 +285,11 @@ export class Controller {
       case 'VirtualIP': {
         q.add(keyOf('VirtualIP', objectKey(ch.object)));
         // Its address may free, take or share another VIP's address: those decide again.
-        if (specAddressOf(ch.object) !== specAddressOf(ch.old) || ch.type === 'deleted' || ch.type === 'added')
+        if (
+          specAddressOf(ch.object) !== specAddressOf(ch.old) ||
+          ch.type === 'deleted' ||
+          ch.type === 'added'
+        )
           this.addressIndex = undefined;
         for (const a of [specAddressOf(ch.object), specAddressOf(ch.old)])
           if (a) this.enqueueSharing(a, objectKey(ch.object));
@@ -385,9 +389,7 @@ export class Controller {
     for (const a of [self.address, self.heldAddress])
       if (a !== undefined) for (const other of index.get(addressKey(a)) ?? []) ids.add(other);
     const claimants = [...ids].flatMap((x) => (x === id ? [self] : (this.claimantOf(x) ?? [])));
-    return (
-      resolveAddressClaims(claimants, nodeAddresses(this.cache.list('Node'))).get(id) ?? { ok: true }
-    );
+    return resolveAddressClaims(claimants, nodeAddresses(this.cache.list('Node'))).get(id) ?? { ok: true };
   }
 
   /** Records where a held VIP is bound (see `heldAt`); true if that changed. */

@@ -206,7 +206,12 @@ function withAddressVerdict(input: VipInput, d: VipDecision): VipDecision {
         ...d.status,
         conditions: [
           ...others,
-          cond('AddressConflict', 'False', 'NoConflict', `no other VirtualIP and no Node uses ${input.address}`),
+          cond(
+            'AddressConflict',
+            'False',
+            'NoConflict',
+            `no other VirtualIP and no Node uses ${input.address}`,
+          ),
         ],
       },
     };

@@ -48,8 +48,7 @@ export type AddressRefusal =
   | 'AwaitingController';
 
 export type AddressVerdict =
-  | { ok: true }
-  | { ok: false; reason: AddressRefusal; message: string; others: string[] };
+  { ok: true } | { ok: false; reason: AddressRefusal; message: string; others: string[] };
 
 const OK: AddressVerdict = { ok: true };
 

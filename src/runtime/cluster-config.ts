@@ -108,7 +108,8 @@ export function nodeAddresses(nodes: readonly ApiObject[]): NodeAddressOf[] {
   for (const node of nodes) {
     const n = node as unknown as NodeLike;
     for (const a of n.status?.addresses ?? [])
-      if (a.type === 'InternalIP' || a.type === 'ExternalIP') out.push({ node: n.metadata.name, address: a.address });
+      if (a.type === 'InternalIP' || a.type === 'ExternalIP')
+        out.push({ node: n.metadata.name, address: a.address });
     const ann = n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION];
     if (ann) out.push({ node: n.metadata.name, address: ann });
   }
