@@ -20,6 +20,7 @@ import {
   type ElectionResult,
   type ElectionVip,
 } from './election.js';
+import { laterMessage, provesFreshness } from './freshness.js';
 import { HolderLeases, quorumOf, type Holding, type Quorum, type QuorumMode } from './lease-holder.js';
 import { VoterTable, type UnsafeOptions } from './lease-voter.js';
 import { Membership, type Liveness, type LivenessChange } from './membership.js';
@@ -86,7 +87,13 @@ export type MemberEvent =
   | { type: 'liveness'; change: LivenessChange }
   | { type: 'candidate'; vip: VipId; epoch: Epoch; reason: string }
   | { type: 'abandon'; vip: VipId; epoch: Epoch; reason: string }
-  | { type: 'refused'; vip: VipId; epoch: Epoch; candidate: MemberId; reason: AckRefusal };
+  | { type: 'refused'; vip: VipId; epoch: Epoch; candidate: MemberId; reason: AckRefusal }
+  /**
+   * A message from a peer that has not proven freshness in this life (`unproven`), or from
+   * before its proof (`stale`): it counted for nothing (docs/adr/0015). The host counts these
+   * as `not-fresh` drops.
+   */
+  | { type: 'not-fresh'; from: MemberId; kind: Message['kind']; reason: 'unproven' | 'stale' };
 
 export interface MemberComponents {
   /** Receives informational events (logs, metrics, Events). */
@@ -279,9 +286,18 @@ export class Member {
     if (msg.clusterId !== this.init.clusterId || msg.from === this.self) return out;
     this.expire(now, out);
     if (msg.kind === 'assignment') {
-      if (msg.from === (this.init.controller ?? null)) this.onAssignment(now, msg, out);
-      if (this.membership.has(msg.from)) this.observe(now, msg);
+      // From a peer (the controller's witness), an assignment counts only once it is fresh.
+      const peer = this.membership.has(msg.from);
+      if (!peer || this.admitted(now, msg)) {
+        if (msg.from === (this.init.controller ?? null)) this.onAssignment(now, msg, out);
+        if (peer) this.observe(now, msg);
+      }
       this.finish(now, out);
+      return out;
+    }
+    if (!this.membership.has(msg.from)) return out;
+    if (!this.admitted(now, msg)) {
+      this.finish(now, out); // a challenge echo may be due
       return out;
     }
     if (!this.observe(now, msg)) return out;
@@ -454,6 +470,35 @@ export class Member {
 
   private emit(e: MemberEvent): void {
     this.components.observer?.(e);
+  }
+
+  /**
+   * Freshness gate (docs/adr/0015): whether `msg` from a peer may count. A message of a life
+   * that has not proven freshness yet counts for nothing, but a heartbeat is answered with an
+   * echo (granting nothing: holdings version 0), so that its sender can prove itself.
+   */
+  private admitted(now: Millis, msg: Message): boolean {
+    if (this.init.unsafe?.skipFreshness) return true;
+    const proves = provesFreshness(msg, {
+      self: this.self,
+      incarnation: this.incarnation,
+      sentAt: (s) => this.leases.sendTime(s),
+    });
+    const a = this.membership.admit(msg.from, msg.incarnation, msg.seq, proves);
+    if (a === undefined) return false;
+    if (a === 'fresh' || a === 'proof') return true;
+    this.emit({ type: 'not-fresh', from: msg.from, kind: msg.kind, reason: a });
+    if (a === 'unproven' && msg.kind === 'heartbeat') {
+      const prev = this.echo.get(msg.from);
+      if (!prev || laterMessage(msg, prev)) {
+        this.echo.set(msg.from, { incarnation: msg.incarnation, seq: msg.seq, version: 0, conflicts: [] });
+        if (now - (this.promptEchoAt.get(msg.from) ?? -Infinity) >= this.timing.intervalMs * 0.75) {
+          this.promptEchoAt.set(msg.from, now);
+          this.promptTo.add(msg.from);
+        }
+      }
+    }
+    return false;
   }
 
   private observe(now: Millis, msg: Message): boolean {
@@ -631,7 +676,7 @@ export class Member {
     const known = peer.holdings;
     const prev = this.echo.get(hb.from);
     const conflicts = known ? this.voter.onHoldings(now, hb.from, hb.incarnation, known) : [];
-    if (!prev || prev.incarnation !== hb.incarnation || prev.seq < hb.seq) {
+    if (!prev || laterMessage(hb, prev)) {
       this.echo.set(hb.from, {
         incarnation: hb.incarnation,
         seq: hb.seq,

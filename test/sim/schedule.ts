@@ -21,6 +21,8 @@ export interface ScheduleOptions {
   faultKinds?: readonly string[];
   /** Largest forward clock step the design tolerates (added to the margin). */
   maxStepMs?: number;
+  /** The replaying adversary (Scenario.replayer): always, never; default in 40 % of schedules. */
+  replayer?: boolean;
 }
 
 export const SIM_MAX_STEP_MS = 20;
@@ -174,6 +176,8 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     });
   }
   faults.sort((a, b) => a.at - b.at);
+  // Also from its own stream, for the same reason.
+  const replayer = o.replayer ?? new Rng(seed ^ 0x2e91a7c3).chance(0.4);
   return {
     seed,
     timing,
@@ -187,5 +191,6 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     healAt,
     endAt,
     l1BoundMs: bound,
+    replayer,
   };
 }
