@@ -42,8 +42,14 @@ export interface AgentInit {
   namespace: string;
   /** HACluster name. */
   cluster: string;
-  /** Incarnation of this life; default from the wall clock (grows across restarts). */
+  /**
+   * Incarnation of this life, strictly later than every previous life of this member: from
+   * the persisted counter (agent-run, docs/adr/0015). Default: the wall clock, which grows
+   * across restarts only while the clock does.
+   */
   incarnation?: number;
+  /** A durable incarnation for each later life within this process (membership change). */
+  nextIncarnation?: () => number;
   /** How long an unhealthy mark keeps a VIP away from this node. */
   unhealthyCooldownMs?: number;
   /** How often bound VIPs' links are checked (default: the heartbeat interval). */
@@ -279,6 +285,7 @@ export class Agent {
           observer: (e) => this.observe(e),
           onSend: (kind, ok) => this.metrics.heartbeatsSent.inc({ kind, result: ok ? 'ok' : 'error' }),
           onReceive: (kind) => this.metrics.heartbeatsReceived.inc({ kind }),
+          ...(this.init.nextIncarnation ? { nextIncarnation: this.init.nextIncarnation } : {}),
         },
         {
           self: this.init.node,
