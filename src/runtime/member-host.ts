@@ -215,14 +215,20 @@ export class MemberHost {
 
   private newLife(config: ClusterConfig): void {
     this.observerSeq = -1;
-    const counters = this.codec?.counters ?? this.c.counters;
-    this.codec = new WireCodec({
-      ids: this.idTable(config),
-      self: this.init.self,
-      keyring: new Keyring(config.keys, config.activeKeyId),
-      sources: this.sources(config),
-      ...(counters ? { counters } : {}),
-    });
+    if (this.codec) {
+      // Keep the replay windows across a new life of ours (docs/adr/0015): a new codec would
+      // accept recordings of our peers' traffic again.
+      this.codec.reconfigure(this.idTable(config), this.sources(config));
+      this.codec.setKeyring(new Keyring(config.keys, config.activeKeyId));
+    } else {
+      this.codec = new WireCodec({
+        ids: this.idTable(config),
+        self: this.init.self,
+        keyring: new Keyring(config.keys, config.activeKeyId),
+        sources: this.sources(config),
+        ...(this.c.counters ? { counters: this.c.counters } : {}),
+      });
+    }
     this.addresses = this.addressMap(config);
     this.member = new Member(
       {
