@@ -283,6 +283,8 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             (opts.heartbeatNet && host.hbIp) || host.ip,
             '--metrics-listen',
             `${host.ip}:9694`,
+            '--state-dir',
+            join(logDir, 'state', node),
           ]),
         ],
         {

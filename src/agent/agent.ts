@@ -42,8 +42,14 @@ export interface AgentInit {
   namespace: string;
   /** HACluster name. */
   cluster: string;
-  /** Incarnation of this life; default from the wall clock (grows across restarts). */
+  /**
+   * Incarnation of this life, strictly later than every previous life of this member: from
+   * the persisted counter (agent-run, docs/adr/0015). Default: the wall clock, which grows
+   * across restarts only while the clock does.
+   */
   incarnation?: number;
+  /** A durable incarnation for each later life within this process (membership change). */
+  nextIncarnation?: () => number;
   /** How long an unhealthy mark keeps a VIP away from this node. */
   unhealthyCooldownMs?: number;
   /** How often bound VIPs' links are checked (default: the heartbeat interval). */
@@ -74,6 +80,8 @@ export class Agent {
   private config: ClusterConfig | undefined;
   private lastProblem = '';
   private starting = false;
+  /** Leaving the member set (see leave): no new member until it is done. */
+  private leaving = false;
   private stopped = false;
   private lastTickAt: number;
   private readonly log: Logger;
@@ -227,6 +235,9 @@ export class Agent {
       throw err;
     }
     if (!config.members.some((m) => m.id === this.init.node)) {
+      // Removed from the member set (label gone, selector changed): leave as a graceful stop
+      // (planned releases), and ask for nothing after that (docs/adr/0015).
+      if (this.host) await this.leave();
       return this.problem(
         `Node ${this.init.node} is not a member of HACluster ${config.clusterId}: label it to match spec.nodeSelector`,
       );
@@ -237,7 +248,7 @@ export class Agent {
     const prev = this.config;
     this.config = config;
     if (!this.host) {
-      if (!this.starting) await this.startMember(config);
+      if (!this.starting && !this.leaving) await this.startMember(config);
       return;
     }
     if (prev && prev.port !== config.port) {
@@ -249,6 +260,31 @@ export class Agent {
     this.host.reconfigure(config);
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
     this.warmInterfaces(config);
+  }
+
+  /**
+   * This node is no longer a member: stop the member as on SIGTERM (its VIPs move by planned
+   * release), close the heartbeat socket, and start afresh (a new life) if it is added back.
+   */
+  private async leave(): Promise<void> {
+    const host = this.host;
+    if (!host || this.leaving) return;
+    this.leaving = true;
+    this.host = undefined;
+    this.linkTimer?.stop();
+    this.linkTimer = undefined;
+    this.log.info(
+      { incarnation: host.currentIncarnation },
+      'this node left the member set: releasing its VIPs',
+    );
+    try {
+      await host.stop();
+      await this.transport?.close();
+      this.transport = undefined;
+    } finally {
+      this.leaving = false;
+    }
+    this.scheduleRebuild();
   }
 
   /** Interfaces of VIPs this node may hold, looked up before a takeover needs them. */
@@ -280,6 +316,7 @@ export class Agent {
           observer: (e) => this.observe(e),
           onSend: (kind, ok) => this.metrics.heartbeatsSent.inc({ kind, result: ok ? 'ok' : 'error' }),
           onReceive: (kind) => this.metrics.heartbeatsReceived.inc({ kind }),
+          ...(this.init.nextIncarnation ? { nextIncarnation: this.init.nextIncarnation } : {}),
         },
         {
           self: this.init.node,

@@ -3,6 +3,7 @@
  * change), prompt echoes to holders, the holdings pages each heartbeat carries, and Release
  * messages. It numbers every message it sends (the holder counts grants from send times).
  */
+import { laterMessage } from './freshness.js';
 import type { MemberContext, Output } from './member-context.js';
 import { UINT32_MAX } from './member-context.js';
 import {
@@ -146,8 +147,23 @@ export class HeartbeatSender {
   /** Records what our next heartbeat to `hb.from` echoes, if `hb` is its newest message. */
   recordEcho(hb: Heartbeat, version: HoldingsVersion, conflicts: Conflict[]): void {
     const prev = this.echo.get(hb.from);
-    if (!prev || prev.incarnation !== hb.incarnation || prev.seq < hb.seq) {
+    if (!prev || laterMessage(hb, prev)) {
       this.echo.set(hb.from, { incarnation: hb.incarnation, seq: hb.seq, version, conflicts });
+    }
+  }
+
+  /**
+   * A heartbeat of a life that has not proven freshness (docs/adr/0015): echo it, granting
+   * nothing (holdings version 0), so that its sender can prove itself; at once (rate-limited
+   * like prompt echoes) when it is newer than what we echo.
+   */
+  challenge(now: Millis, hb: Heartbeat): void {
+    const prev = this.echo.get(hb.from);
+    if (prev && !laterMessage(hb, prev)) return;
+    this.echo.set(hb.from, { incarnation: hb.incarnation, seq: hb.seq, version: 0, conflicts: [] });
+    if (now - (this.promptEchoAt.get(hb.from) ?? -Infinity) >= this.ctx.timing.intervalMs * 0.75) {
+      this.promptEchoAt.set(hb.from, now);
+      this.promptTo.add(hb.from);
     }
   }
 

@@ -5,6 +5,7 @@
  * set or from an ack it gave). While a promise is active, the voter acks no other
  * candidate for that VIP; it acks at most one candidate per (vip, epoch).
  */
+import { laterLife } from './incarnation.js';
 import {
   AckRefusal,
   type Conflict,
@@ -54,6 +55,8 @@ export interface UnsafeOptions {
   ackTwicePerEpoch?: boolean;
   /** Skip the quiet period after a restart. */
   skipQuietPeriod?: boolean;
+  /** Count every authenticated message, proven fresh or not (replays after a restart count). */
+  skipFreshness?: boolean;
 }
 
 export class VoterTable {
@@ -206,8 +209,8 @@ export class VoterTable {
    */
   onNewLife(now: Millis, from: MemberId, incarnation: Incarnation): void {
     for (const r of this.records.values()) {
-      if (r.holder === from && r.holderIncarnation < incarnation) r.released = true;
-      if (r.promiseTo === from && r.promiseIncarnation < incarnation)
+      if (r.holder === from && laterLife(incarnation, r.holderIncarnation)) r.released = true;
+      if (r.promiseTo === from && laterLife(incarnation, r.promiseIncarnation))
         r.promiseUntil = Math.min(r.promiseUntil, now);
     }
   }

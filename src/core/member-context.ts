@@ -55,7 +55,13 @@ export type MemberEvent =
   | { type: 'liveness'; change: LivenessChange }
   | { type: 'candidate'; vip: VipId; epoch: Epoch; reason: string }
   | { type: 'abandon'; vip: VipId; epoch: Epoch; reason: string }
-  | { type: 'refused'; vip: VipId; epoch: Epoch; candidate: MemberId; reason: AckRefusal };
+  | { type: 'refused'; vip: VipId; epoch: Epoch; candidate: MemberId; reason: AckRefusal }
+  /**
+   * A message from a peer that has not proven freshness in this life (`unproven`), or from
+   * before its proof (`stale`): it counted for nothing (docs/adr/0015). The host counts these
+   * as `not-fresh` drops.
+   */
+  | { type: 'not-fresh'; from: MemberId; kind: Message['kind']; reason: 'unproven' | 'stale' };
 
 export interface MemberComponents {
   /** Receives informational events (logs, metrics, Events). */

@@ -18,6 +18,7 @@
  * expiries first, then the message or the timers, then batched sends, renewals, heartbeats.
  */
 import { Acquisitions } from './acquisitions.js';
+import { provesFreshness } from './freshness.js';
 import { Candidacy } from './candidacy.js';
 import { HeartbeatSender } from './heartbeat-sender.js';
 import type { Holding, Quorum } from './lease-holder.js';
@@ -123,9 +124,18 @@ export class Member {
     if (msg.clusterId !== ctx.clusterId || msg.from === ctx.self) return out;
     this.expire(now, out);
     if (msg.kind === 'assignment') {
-      if (msg.from === (ctx.init.controller ?? null)) this.candidacy.onAssignment(now, msg, out);
-      if (ctx.membership.has(msg.from)) this.observe(now, msg);
+      // From a peer (the controller's witness), an assignment counts only once it is fresh.
+      const peer = ctx.membership.has(msg.from);
+      if (!peer || this.admitted(now, msg)) {
+        if (msg.from === (ctx.init.controller ?? null)) this.candidacy.onAssignment(now, msg, out);
+        if (peer) this.observe(now, msg);
+      }
       this.finish(now, out);
+      return out;
+    }
+    if (!ctx.membership.has(msg.from)) return out;
+    if (!this.admitted(now, msg)) {
+      this.finish(now, out); // a challenge echo may be due
       return out;
     }
     if (!this.observe(now, msg)) return out;
@@ -279,6 +289,27 @@ export class Member {
     ctx.leases.step(now);
     this.candidacy.enterStep();
     return true;
+  }
+
+  /**
+   * Freshness gate (docs/adr/0015): whether `msg` from a peer may count. A message of a life
+   * that has not proven freshness yet counts for nothing, but a heartbeat is answered with an
+   * echo that grants nothing, so that its sender can prove itself.
+   */
+  private admitted(now: Millis, msg: Message): boolean {
+    const { ctx } = this;
+    if (ctx.init.unsafe?.skipFreshness) return true;
+    const proves = provesFreshness(msg, {
+      self: ctx.self,
+      incarnation: ctx.incarnation,
+      sentAt: (s) => ctx.leases.sendTime(s),
+    });
+    const a = ctx.membership.admit(msg.from, msg.incarnation, msg.seq, proves);
+    if (a === undefined) return false;
+    if (a === 'fresh' || a === 'proof') return true;
+    ctx.emit({ type: 'not-fresh', from: msg.from, kind: msg.kind, reason: a });
+    if (a === 'unproven' && msg.kind === 'heartbeat') this.sender.challenge(now, msg);
+    return false;
   }
 
   private observe(now: Millis, msg: Message): boolean {

@@ -1,10 +1,16 @@
 /**
  * Membership and failure detection, like Heartbeat's ha.cf: a peer is `alive` while heard
  * within warnMs, `warn` until deadMs, then `dead`. A peer never heard since this member
- * started is `unknown` until initDeadMs, then `dead`. A higher incarnation is a new life (the
+ * started is `unknown` until initDeadMs, then `dead`. A later incarnation is a new life (the
  * peer restarted): its per-life state is reset, it is not a replay. A peer heard again after
  * being declared dead is alive again.
+ *
+ * Freshness (docs/adr/0015): a member that uses {@link Membership.admit} counts a peer's
+ * messages only once the peer has proven, in this member's life, that it hears this life (it
+ * echoed one of our recent sequence numbers, or acked one of our recent requests). A recording
+ * made before we (re)started cannot contain that proof, so replayed traffic counts for nothing.
  */
+import { laterLife, NO_INCARNATION } from './incarnation.js';
 import type {
   HoldingEntry,
   HoldingsPage,
@@ -50,7 +56,24 @@ export interface PeerState {
   holdings: KnownHoldings | undefined;
   /** Pages of a newer version being assembled. */
   pending: { version: HoldingsVersion; pages: number; got: Map<number, HoldingEntry[]> } | undefined;
+  /**
+   * The message that proved this peer fresh in our current life (see admit): its messages
+   * count from this (incarnation, seq) on. Kept across the peer's new lives until the next
+   * proof, and across our reconfigurations; undefined until the first proof.
+   */
+  proven: { incarnation: Incarnation; seq: Seq } | undefined;
 }
+
+/**
+ * What a message means for freshness (see {@link Membership.admit}):
+ * - `fresh`: at or after the peer's proof in the proven life: it counts;
+ * - `proof`: it proves freshness itself (it now counts, and so do later ones of that life);
+ * - `unproven`: a life not proven yet (a restart of the peer, or a recording after ours): it
+ *   does not count; the caller may echo it, so the peer can prove itself;
+ * - `stale`: older than the proof (an earlier life, or an earlier seq of the proven life):
+ *   possibly recorded before we started; ignored.
+ */
+export type Admission = 'fresh' | 'proof' | 'unproven' | 'stale';
 
 /** A liveness change, for logs, status and the election. */
 export interface LivenessChange {
@@ -83,6 +106,7 @@ export class Membership {
         unhealthy: new Set(),
         holdings: undefined,
         pending: undefined,
+        proven: undefined,
       });
     }
   }
@@ -100,15 +124,36 @@ export class Membership {
   }
 
   /**
+   * Whether a message of `from` at (incarnation, seq) may count, before anything else looks
+   * at it. `proves`: the message shows that its sender heard this member's current life
+   * recently (it echoes, or acks, a sequence number we sent within the last lease). The first
+   * such message of a peer's life sets the floor its later messages are measured against:
+   * the peer's (incarnation, seq) only grow with time, so everything at or above the proof was
+   * sent after the peer heard our current life, and no recording made before we started
+   * reaches it. Changes only the floor.
+   */
+  admit(from: MemberId, incarnation: Incarnation, seq: Seq, proves: boolean): Admission | undefined {
+    const p = this.peers.get(from);
+    if (!p) return undefined;
+    const f = p.proven;
+    if (f && incarnation === f.incarnation) return seq >= f.seq ? 'fresh' : 'stale';
+    if (f && !laterLife(incarnation, f.incarnation)) return 'stale';
+    if (!proves) return 'unproven';
+    p.proven = { incarnation, seq };
+    return 'proof';
+  }
+
+  /**
    * Records a message from `from`. Returns 'stale' for an older life (caller drops it),
    * 'new-life' when the incarnation grew (caller forgets per-life state of that peer).
    */
   observe(now: Millis, from: MemberId, incarnation: Incarnation, seq: Seq): Observation | undefined {
     const p = this.peers.get(from);
     if (!p) return undefined;
-    if (incarnation < p.incarnation) return 'stale';
+    const heard = p.incarnation !== NO_INCARNATION;
+    if (heard && laterLife(p.incarnation, incarnation)) return 'stale';
     let result: Observation = 'current';
-    if (incarnation > p.incarnation) {
+    if (!heard || laterLife(incarnation, p.incarnation)) {
       p.incarnation = incarnation;
       p.maxSeq = 0;
       p.holdings = undefined;

@@ -16,7 +16,8 @@ import {
   type Output,
   type UnsafeOptions,
 } from '../core/member.js';
-import type { Destination, Message, MemberId } from '../core/messages.js';
+import { incarnationFromWallClock as wallClockIncarnation, nextIncarnation } from '../core/incarnation.js';
+import type { Destination, Echo, Message, MemberId } from '../core/messages.js';
 import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
 import { sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
@@ -49,6 +50,12 @@ export interface MemberHostComponents {
   onSend?: (kind: Message['kind'], ok: boolean) => void;
   /** Called for every datagram received and accepted (for metrics). */
   onReceive?: (kind: Message['kind']) => void;
+  /**
+   * A durable incarnation for a new life started in this process (membership change): the
+   * agent's persisted counter (docs/adr/0015). Default: the next after the current one, which
+   * is not persisted.
+   */
+  nextIncarnation?: () => number;
 }
 
 export interface MemberHostInit {
@@ -60,9 +67,13 @@ export interface MemberHostInit {
   unsafe?: UnsafeOptions;
 }
 
-/** Incarnation from the wall clock in deciseconds since 2024: grows across restarts, fits uint32 for ~13 years. */
+/**
+ * Incarnation from the wall clock (deciseconds since 2024, modulo 2^32, compared in serial
+ * arithmetic: see src/core/incarnation.ts). Grows across restarts only while the clock does:
+ * the agent uses its persisted counter instead (docs/adr/0015).
+ */
 export function incarnationFromWallClock(nowMs: number = Date.now()): number {
-  return Math.max(1, Math.floor((nowMs - Date.UTC(2024, 0, 1)) / 100) >>> 0);
+  return wallClockIncarnation(nowMs);
 }
 
 export class MemberHost {
@@ -81,6 +92,8 @@ export class MemberHost {
   private held: Array<{ to: Destination; message: Message }> = [];
   /** Sequence number of the last message copied to a non-voting witness (see copyToObserver). */
   private observerSeq = -1;
+  /** The observer's newest heartbeat, echoed in the copies so it can check their freshness. */
+  private observerEcho: Echo | undefined;
 
   constructor(
     private readonly c: MemberHostComponents,
@@ -150,7 +163,7 @@ export class MemberHost {
         'membership changed: releasing and starting a new life',
       );
       this.dispatch(this.member.stop(this.c.clock.now()));
-      this.incarnation = Math.max(this.incarnation + 1, incarnationFromWallClock());
+      this.incarnation = this.freshIncarnation();
       this.newLife(next);
       return;
     }
@@ -158,6 +171,15 @@ export class MemberHost {
     this.codec.setKeyring(new Keyring(next.keys, next.activeKeyId));
     this.addresses = this.addressMap(next);
     this.dispatch(this.member.setVips(this.c.clock.now(), this.vipSpecs(next)));
+  }
+
+  private freshIncarnation(): number {
+    try {
+      if (this.c.nextIncarnation) return this.c.nextIncarnation();
+    } catch (err) {
+      this.c.log.error({ err }, 'cannot persist a new incarnation: using the next one, not persisted');
+    }
+    return nextIncarnation(this.incarnation);
   }
 
   private vipSpecs(config: ClusterConfig) {
@@ -193,17 +215,29 @@ export class MemberHost {
 
   private newLife(config: ClusterConfig): void {
     this.observerSeq = -1;
-    const counters = this.codec?.counters ?? this.c.counters;
-    this.codec = new WireCodec({
-      ids: this.idTable(config),
-      self: this.init.self,
-      keyring: new Keyring(config.keys, config.activeKeyId),
-      sources: this.sources(config),
-      ...(counters ? { counters } : {}),
-    });
+    if (this.codec) {
+      // Keep the replay windows across a new life of ours (docs/adr/0015): a new codec would
+      // accept recordings of our peers' traffic again.
+      this.codec.reconfigure(this.idTable(config), this.sources(config));
+      this.codec.setKeyring(new Keyring(config.keys, config.activeKeyId));
+    } else {
+      this.codec = new WireCodec({
+        ids: this.idTable(config),
+        self: this.init.self,
+        keyring: new Keyring(config.keys, config.activeKeyId),
+        sources: this.sources(config),
+        ...(this.c.counters ? { counters: this.c.counters } : {}),
+      });
+    }
     this.addresses = this.addressMap(config);
     this.member = new Member(
-      { observer: this.c.observer },
+      {
+        observer: (e) => {
+          // Authenticated, but it counted for nothing: a drop, not an accepted datagram.
+          if (e.type === 'not-fresh') this.codec.counters.reclassify('not-fresh');
+          this.c.observer?.(e);
+        },
+      },
       {
         clusterId: config.clusterId,
         self: this.init.self,
@@ -238,6 +272,11 @@ export class MemberHost {
       return;
     }
     if (r.to !== '*' && r.to !== this.init.self) return;
+    const w = this.config.witness;
+    if (r.message.kind === 'heartbeat' && w && r.message.from === w.id && this.config.quorum !== 'witness') {
+      const m = r.message;
+      this.observerEcho = { member: w.id, incarnation: m.incarnation, seq: m.seq, holdingsVersion: 0 };
+    }
     this.c.onReceive?.(r.message.kind);
     this.dispatch(this.member.receive(this.c.clock.now(), r.message));
   }
@@ -316,7 +355,9 @@ export class MemberHost {
    * Outside quorum "witness" the controller's witness is no peer of the core, so the core
    * never addresses it; it still observes the cluster from our heartbeats and releases. Each
    * round (one sequence number, addressed to every peer) goes to it once, without the
-   * per-peer echoes and conflicts, which are grants and claims for other members.
+   * per-peer echoes and conflicts, which are grants and claims for other members; instead it
+   * echoes the observer's newest heartbeat (granting nothing), so that the observer can tell
+   * our copies from a recording (docs/adr/0015).
    */
   private copyToObserver(message: Message): void {
     const w = this.config.witness;
@@ -326,7 +367,8 @@ export class MemberHost {
     const peer = this.addresses.get(w.id);
     if (!peer) return;
     this.observerSeq = message.seq;
-    const copy: Message = message.kind === 'heartbeat' ? { ...message, echoes: [], conflicts: [] } : message;
+    const echoes = this.observerEcho ? [this.observerEcho] : [];
+    const copy: Message = message.kind === 'heartbeat' ? { ...message, echoes, conflicts: [] } : message;
     let datagram: Uint8Array;
     try {
       datagram = this.codec.encode(copy, w.id);

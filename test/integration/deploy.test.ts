@@ -343,7 +343,10 @@ describe('deploy/ on a real API server', () => {
       });
       expect(pod.hostPID ?? false).toBe(false);
       expect(pod.hostIPC ?? false).toBe(false);
-      expect((pod.volumes ?? []).filter((v) => v.hostPath)).toEqual([]);
+      // One host path only: the incarnation counter's directory (docs/adr/0015).
+      expect((pod.volumes ?? []).filter((v) => v.hostPath)).toEqual([
+        { name: 'state', hostPath: { path: '/var/lib/heartline', type: 'DirectoryOrCreate' } },
+      ]);
       expect(pod.containers).toHaveLength(1);
       const c = pod.containers[0]!;
       expect(c.securityContext).toMatchObject({
@@ -364,6 +367,7 @@ describe('deploy/ on a real API server', () => {
           '--cluster=$(HEARTLINE_CLUSTER)',
           '--namespace=$(HEARTLINE_NAMESPACE)',
           '--node=$(NODE_NAME)',
+          '--state-dir=/var/lib/heartline',
         ]),
       );
       const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));

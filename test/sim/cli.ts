@@ -1,5 +1,5 @@
 /**
- * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P]
+ * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--replayer random|always|never]
  * Runs K seeded schedules from seed N, checks S1, S2 and L1 at every step, prints failover
  * times. Exit code 1 if an invariant breaks; the failure names the seed and shows a trace.
  * `--workers W` splits the seeds into W contiguous ranges run by W child processes.
@@ -26,6 +26,11 @@ const cmd = new Command()
     'one fault only: stop one member gracefully (Member.stop, no restart) to measure handover time',
   )
   .option('--duplicates <p>', 'chance (0..1) that a schedule has VirtualIPs sharing an address', '0')
+  .option(
+    '--replayer <mode>',
+    'replaying adversary (plays recorded datagrams back to restarted members): random (40 % of schedules), always or never',
+    'random',
+  )
   .option('--workers <w>', 'child processes to split the schedules across', '1')
   .option('--worker-child', 'internal: run as a worker and report to the parent')
   .option('--trace', 'print every event of each schedule')
@@ -39,6 +44,7 @@ const o = cmd.opts<{
   faults?: string;
   singleCrash?: boolean;
   gracefulStop?: boolean;
+  replayer: string;
   workers: string;
   duplicates: string;
   workerChild?: boolean;
@@ -49,6 +55,10 @@ if (o.profile !== 'default' && o.profile !== 'fast') {
   process.exit(2);
 }
 const profile = o.profile as ProfileName;
+if (!['random', 'always', 'never'].includes(o.replayer)) {
+  console.error(`--replayer: unknown mode "${o.replayer}"; use random, always or never`);
+  process.exit(2);
+}
 const seed = Number(o.seed);
 const k = Number(o.schedules);
 const workers = Number(o.workers);
@@ -62,6 +72,7 @@ const opts = {
   duplicateAddresses: Number(o.duplicates),
   ...(o.members ? { members: Number(o.members) } : {}),
   ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),
+  ...(o.replayer === 'random' ? {} : { replayer: o.replayer === 'always' }),
 };
 
 if (o.trace) {

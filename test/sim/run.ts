@@ -46,6 +46,7 @@ export function runMany(
     s.schedules++;
     s.events += result.events;
     for (const f of scenario.faults) s.faultKinds[f.kind] = (s.faultKinds[f.kind] ?? 0) + 1;
+    if (scenario.replayer) s.faultKinds['replayer'] = (s.faultKinds['replayer'] ?? 0) + 1;
     s.failovers.push(...result.failovers);
     s.handovers.push(...result.handovers);
     s.backstopOverlaps.push(...result.backstopOverlaps);

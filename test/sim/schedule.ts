@@ -27,6 +27,8 @@ export interface ScheduleOptions {
    * Default 0.
    */
   duplicateAddresses?: number;
+  /** The replaying adversary (Scenario.replayer): always, never; default in 40 % of schedules. */
+  replayer?: boolean;
 }
 
 export const SIM_MAX_STEP_MS = 20;
@@ -196,6 +198,8 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
       vips.splice(ra.int(0, vips.length), 0, dup);
     }
   }
+  // Also from its own stream, for the same reason.
+  const replayer = o.replayer ?? new Rng(seed ^ 0x2e91a7c3).chance(0.4);
   return {
     seed,
     timing,
@@ -210,5 +214,6 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     healAt,
     endAt,
     l1BoundMs: bound,
+    replayer,
   };
 }

@@ -13,6 +13,7 @@ import {
 import type { Epoch, Message, MemberId, VipId } from '../../src/core/messages.js';
 import type { Timing } from '../../src/core/timing.js';
 import { addressKey, resolveAddressClaims } from '../../src/runtime/address-claims.js';
+import { ReplayGuard } from '../../src/core/wire/replay-window.js';
 import { EventHeap } from './heap.js';
 import { Rng } from './rng.js';
 
@@ -62,6 +63,13 @@ export interface Scenario {
   /** Bound after healAt within which every usable VIP must have a holder (L1). */
   l1BoundMs: number;
   unsafe?: UnsafeOptions;
+  /**
+   * A replaying adversary: it records every datagram on the wire and, each time a member
+   * restarts (its codec's replay windows start empty), plays back to it the datagrams
+   * recorded for it before, at twice the heartbeat rate, through the member's replay window
+   * (each accepted at most once, as the real codec would).
+   */
+  replayer?: boolean;
   /** Stop with a CONTRACT violation after this many events (a wake loop). */
   maxEvents?: number;
 }
@@ -117,6 +125,8 @@ interface Node {
   unhealthy: Set<VipId>;
   /** Standby/health changed while the agent was paused: it applies them when it resumes. */
   localDirty: boolean;
+  /** The wire codec's replay windows of this life (what the replaying adversary must pass). */
+  guard: ReplayGuard<MemberId>;
 }
 
 type Ev =
@@ -137,10 +147,13 @@ type Ev =
       token: number;
     }
   | { t: number; n: number; kind: 'heal' }
+  | { t: number; n: number; kind: 'replay'; node: Node; life: number; tape: Message[]; next: number }
   | { t: number; n: number; kind: 'reconcile' }
   | { t: number; n: number; kind: 'check' };
 
 const TRACE = 80;
+/** Datagrams the replaying adversary keeps per destination. */
+const RECORDED = 400;
 
 export class World {
   private readonly rng: Rng;
@@ -168,6 +181,9 @@ export class World {
   private readonly assignments = new Map<VipId, { holder: MemberId; epoch: Epoch }>();
   private readonly traceBuf: string[] = [];
   private events = 0;
+  /** What the replaying adversary recorded, per destination (the last RECORDED datagrams). */
+  private readonly tapes = new Map<MemberId, Message[]>();
+  private readonly replayRng: Rng;
   readonly result: RunResult;
 
   constructor(
@@ -175,6 +191,7 @@ export class World {
     private readonly opts: { trace?: boolean; traceSink?: (line: string) => void } = {},
   ) {
     this.rng = new Rng(sc.seed * 7919 + 17);
+    this.replayRng = new Rng(sc.seed * 104729 + 3);
     this.result = {
       seed: sc.seed,
       violations: [],
@@ -205,6 +222,7 @@ export class World {
         standby: false,
         unhealthy: new Set(),
         localDirty: false,
+        guard: new ReplayGuard<MemberId>(1024),
       });
     }
   }
@@ -302,13 +320,44 @@ export class World {
         return;
       case 'check':
         return this.checkL1();
+      case 'replay':
+        return this.replay(ev);
     }
+  }
+
+  /** Plays the next recorded datagram back to a member that restarted (see Scenario.replayer). */
+  private replay(ev: Extract<Ev, { kind: 'replay' }>): void {
+    const node = ev.node;
+    if (node.incarnation !== ev.life || node.state === 'down') return;
+    const msg = ev.tape[ev.next];
+    if (!msg) return;
+    if (node.state === 'up' && node.guard.check(msg.from, msg.incarnation, msg.seq) === 'fresh') {
+      node.guard.accept(msg.from, msg.incarnation, msg.seq);
+      this.trace(`${node.id} <- REPLAYED ${msg.kind} of ${msg.from} i${msg.incarnation} #${msg.seq}`);
+      this.apply(node, (node.member as Member).receive(this.local(node), msg));
+    }
+    const gap = (this.sc.timing.intervalMs / 2) * this.replayRng.range(0.5, 1.5);
+    this.push({ ...ev, t: this.now + gap, next: ev.next + 1 });
   }
 
   private boot(node: Node): void {
     node.incarnation += 1;
     node.state = 'up';
     node.buffer = [];
+    node.guard = new ReplayGuard<MemberId>(1024);
+    const tape = this.tapes.get(node.id);
+    if (this.sc.replayer && node.incarnation > 1 && tape && tape.length > 0) {
+      this.trace(`adversary replays ${tape.length} recorded datagrams to ${node.id}`);
+      this.push({
+        t: this.now + 1,
+        n: 0,
+        kind: 'replay',
+        node,
+        life: node.incarnation,
+        tape: [...tape],
+        next: 0,
+      });
+    }
     node.seen = new Map();
     node.localDirty = false;
     // The agent sweeps Heartline addresses of its previous life before it starts.
@@ -390,6 +439,10 @@ export class World {
     if (msg.kind === 'heartbeat') {
       for (const e of msg.holdings.entries) this.see(node, e.vip, e.epoch);
     }
+    // The codec's window records what it accepts (duplicates still reach the core here: the
+    // core must tolerate them anyway).
+    if (node.guard.check(msg.from, msg.incarnation, msg.seq) === 'fresh')
+      node.guard.accept(msg.from, msg.incarnation, msg.seq);
     this.apply(node, (node.member as Member).receive(this.local(node), msg));
   }
 
@@ -444,6 +497,13 @@ export class World {
     }
     const dest = this.nodes.get(to);
     if (!dest) return;
+    if (this.sc.replayer) {
+      // The adversary taps the wire next to the sender: it records even what is lost later.
+      let tape = this.tapes.get(to);
+      if (!tape) this.tapes.set(to, (tape = []));
+      tape.push(msg);
+      if (tape.length > RECORDED * 2) tape.splice(0, tape.length - RECORDED);
+    }
     if (this.blocked.size > 0 && this.blocked.has(`${from.id}>${to}`)) return;
     const faulty = !this.healed && this.now < this.netUntil;
     const loss = this.healed ? 0 : this.loss;

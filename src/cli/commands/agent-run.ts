@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { Agent } from '../../agent/agent.js';
+import { IncarnationFile } from '../../adapters/state/incarnation-file.js';
 import { SystemClock } from '../../adapters/clock.js';
 import { loadRestConfig } from '../../adapters/k8s/kubeconfig.js';
 import { RestApiSource } from '../../adapters/k8s/rest-api-source.js';
@@ -49,6 +51,18 @@ async function serve(
     { identity: opts.node, reportingController: 'heartline.dev/agent' },
   );
   const runner = new ProcessServiceRunner({ clock, logger: log });
+  // Every life of this member takes the next number of a counter on the node's disk, durable
+  // before use (docs/adr/0015). Throws, and the agent does not start, if it cannot be written.
+  const lives = new IncarnationFile(join(opts.stateDir, `incarnation-${opts.namespace}.${opts.cluster}`));
+  const first = lives.next();
+  if (first.source === 'wall-clock') {
+    log.warn(
+      { incarnation: first.incarnation, file: lives.path, note: first.note },
+      'incarnation seeded from the wall clock (no usable state file)',
+    );
+  } else {
+    log.info({ incarnation: first.incarnation, file: lives.path }, 'incarnation from the state file');
+  }
   const agent: Agent = new Agent(
     {
       clock,
@@ -58,7 +72,13 @@ async function serve(
       log,
       openTransport: (port) => UdpTransport.open({ address: opts.listenAddress, port, logger: log }),
     },
-    { node: opts.node, namespace: opts.namespace, cluster: opts.cluster },
+    {
+      node: opts.node,
+      namespace: opts.namespace,
+      cluster: opts.cluster,
+      incarnation: first.incarnation,
+      nextIncarnation: () => lives.next().incarnation,
+    },
   );
   const ops = new OpsServer({
     listen: opts.metricsListen,

@@ -9,6 +9,7 @@ export interface AgentOptions {
   listenAddress: string;
   metricsListen: string;
   netd?: string;
+  stateDir: string;
 }
 
 /** `heartline agent`: the node agent. Runs until SIGTERM / SIGINT, then releases its VIPs (planned). */
@@ -30,6 +31,11 @@ export function agentCommand(program: Command): void {
       '0.0.0.0',
     )
     .option('--metrics-listen <host:port>', 'address of /metrics, /healthz, /readyz', '0.0.0.0:9694')
+    .option(
+      '--state-dir <dir>',
+      'persistent directory for the incarnation counter (a hostPath in the DaemonSet; docs/adr/0015)',
+      '/var/lib/heartline',
+    )
     .option(
       '--netd <path>',
       'heartline-netd binary (default: $HEARTLINE_NETD or native/build/heartline-netd)',

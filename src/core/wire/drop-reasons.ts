@@ -46,6 +46,13 @@ export const DROP_REASONS = [
   'unknown-tag',
   /** A defect in this decoder (an exception it did not expect). Should stay at 0. */
   'internal-error',
+  /**
+   * Not a decoder outcome: authenticated and decoded, but its sender had not proven freshness
+   * in the receiving member's current life (a recording played back after a restart, or a
+   * peer's first datagrams of a new life): it counted for nothing (docs/adr/0015). Counted by
+   * the member host, which moves it from `accepted`.
+   */
+  'not-fresh',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -66,6 +73,12 @@ export class DropCounters {
   /** Records one accepted datagram. */
   accept(): void {
     this.#accepted++;
+  }
+
+  /** A datagram counted as accepted was dropped after all (for `reason`, e.g. not-fresh). */
+  reclassify(reason: DropReason): void {
+    if (this.#accepted > 0) this.#accepted--;
+    this.drop(reason);
   }
 
   /** Datagrams dropped for `reason` so far. */

@@ -1,3 +1,4 @@
+import { laterLife } from '../incarnation.js';
 import { WireError } from './errors.js';
 
 /** What the replay guard says about an (incarnation, seq) before the datagram is authenticated. */
@@ -61,8 +62,8 @@ export class ReplayGuard<K = number> {
   /** Whether (incarnation, seq) from `sender` could be accepted. Changes nothing. */
   check(sender: K, incarnation: number, seq: number): ReplayVerdict {
     const w = this.#windows.get(sender);
-    if (w === undefined || incarnation > w.incarnation) return 'fresh';
-    if (incarnation < w.incarnation) return 'stale-incarnation';
+    if (w === undefined || laterLife(incarnation, w.incarnation)) return 'fresh';
+    if (incarnation !== w.incarnation) return 'stale-incarnation';
     if (seq > w.top) return 'fresh';
     if (w.top - seq >= this.windowBits) return 'stale-seq';
     return w.has(seq) ? 'replay' : 'fresh';
@@ -76,7 +77,7 @@ export class ReplayGuard<K = number> {
     const verdict = this.check(sender, incarnation, seq);
     if (verdict !== 'fresh') throw new WireError(`ReplayGuard.accept on a ${verdict} datagram`);
     const w = this.#windows.get(sender);
-    if (w === undefined || incarnation > w.incarnation) {
+    if (w === undefined || laterLife(incarnation, w.incarnation)) {
       this.#windows.set(sender, new Window(this.#words, incarnation, seq));
       return;
     }

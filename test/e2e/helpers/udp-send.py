@@ -2,7 +2,8 @@
 
     ip netns exec hl-<id>-client python3 udp-send.py '<json>'
 
-<json> is a list of {hex, to, port, from?, fromPort?}. A `from` address that is not the
+<json> is a list of {hex, to, port, from?, fromPort?, gap?} (gap: seconds to wait after it,
+default 0.002). A `from` address that is not the
 namespace's own is bound with IP_TRANSPARENT (root), which is how the test spoofs a member's
 source address (a plain non-local bind lets the bind succeed but every send fails with
 ENETUNREACH). Prints the number of datagrams sent.
@@ -27,5 +28,5 @@ for d in json.loads(sys.argv[1]):
         sockets[key] = s
     s.sendto(bytes.fromhex(d["hex"]), (d["to"], d["port"]))
     sent += 1
-    time.sleep(0.002)
+    time.sleep(d.get("gap", 0.002))
 print(sent)

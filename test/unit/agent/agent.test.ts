@@ -173,6 +173,33 @@ describe('Agent on fakes', () => {
     expect(c.maxHolders()).toBe(1);
   });
 
+  it('a holder whose Node leaves the member set releases (planned), then sends nothing; labelled again, it rejoins', async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    const n1 = c.nodes[0]!;
+    c.api.apply('Node', {
+      metadata: { name: 'n1', labels: {} },
+      status: { addresses: [{ type: 'InternalIP', address: n1.ip }] },
+    } as ApiObject);
+    await c.run(1000);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.holders()[0]).not.toBe('n1');
+    expect(n1.runner.calls.some((x) => x.op === 'stop')).toBe(true); // planned: Resources stopped
+    expect(n1.agent.member).toBeUndefined();
+    expect(n1.agent.ready().ready).toBe(false);
+    const sent = () => n1.agent.metrics.registry.getSingleMetricAsString('heartline_datagrams_sent_total');
+    const before = await sent();
+    await c.run(2000);
+    expect(await sent()).toBe(before); // no heartbeat, no takeover request after leaving
+    nodeObject(c.api, 'n1', n1.ip);
+    await c.run(3000);
+    expect(n1.agent.member).toBeDefined();
+    expect(c.holders()).toHaveLength(1);
+    expect(c.maxHolders()).toBe(1);
+  });
+
   it('moves the VIP when the Resource health check keeps failing', async () => {
     const c = cluster(['n1', 'n2', 'n3'], { healthCheck: true });
     c.nodes.forEach((n) => n.agent.start());

@@ -2,8 +2,8 @@
  * Member state transitions, driven by hand: messages are passed between members directly,
  * with explicit times.
  */
-import { Member, type Output } from '../../../src/core/member.js';
-import type { Message } from '../../../src/core/messages.js';
+import { Member, type MemberEvent, type Output } from '../../../src/core/member.js';
+import type { Heartbeat, Message } from '../../../src/core/messages.js';
 import { deriveTiming } from '../../../src/core/timing.js';
 
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
@@ -323,5 +323,91 @@ describe('Member grants', () => {
       echoes: [{ member: 'a', incarnation: 1, seq, holdingsVersion: 1 }],
     });
     expect(a.view(1).holdings).toEqual([]);
+  });
+});
+
+describe('Member freshness (docs/adr/0015)', () => {
+  test('after a restart, every message recorded before it counts for nothing; live peers prove themselves', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.run(0, 3000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    const tape = c.log
+      .filter((e) => e.o.type === 'send' && e.o.to === 'b')
+      .map((e) => (e.o as { message: Message }).message);
+    expect(tape.length).toBeGreaterThan(30);
+    const events: MemberEvent[] = [];
+    const b = new Member(
+      { observer: (e) => events.push(e) },
+      {
+        clusterId: 'c',
+        self: 'b',
+        incarnation: 2,
+        members: ['a', 'b', 'c'],
+        controller: 'ctl',
+        quorum: 'majority',
+        timing,
+        vips: [{ vip: 'ns/web', preferredNodes: ['a'] }],
+      },
+    );
+    c.members.set('b', b);
+    c.apply('b', b.start(3001), 3001);
+    // The whole recording, before any live datagram reaches the new life.
+    for (const m of tape) c.apply('b', b.receive(3002, m), 3002);
+    const view = b.view(3002);
+    expect(view.members.map((m) => m.liveness)).toEqual(['unknown', 'unknown']);
+    expect(view.table.filter((r) => r.promiseTo !== null)).toEqual([]);
+    expect(events.filter((e) => e.type === 'not-fresh')).toHaveLength(tape.length);
+    // Each replayed heartbeat was answered with an echo that grants nothing (holdings version 0).
+    const echoes = c.log
+      .filter((e) => e.id === 'b' && e.t === 3002 && e.o.type === 'send' && e.o.message.kind === 'heartbeat')
+      .flatMap((e) => (e.o as { message: { echoes: Array<{ holdingsVersion: number }> } }).message.echoes);
+    expect(echoes.length).toBeGreaterThan(0);
+    expect(echoes.every((e) => e.holdingsVersion === 0)).toBe(true);
+    // The live peers echo the new life and count again within a round trip or so.
+    c.run(3002, 3400);
+    expect(b.view(3400).members.map((m) => m.liveness)).toEqual(['alive', 'alive']);
+    expect(b.view(3400).table.find((r) => r.vip === 'ns/web')?.promiseTo).toBe('a');
+  });
+
+  test('an echo of one of our seqs older than the lease proves nothing', () => {
+    const mk = (self: string) =>
+      new Member(
+        {},
+        {
+          clusterId: 'c',
+          self,
+          incarnation: 7,
+          members: ['a', 'b', 'c'],
+          quorum: 'majority',
+          timing,
+          vips: [],
+        },
+      );
+    const a = mk('a');
+    const out = a.start(0);
+    const seq = (out.find((o) => o.type === 'send') as { message: { seq: number } }).message.seq;
+    const hb = (s: number): Heartbeat => ({
+      kind: 'heartbeat',
+      clusterId: 'c',
+      from: 'b',
+      incarnation: 3,
+      seq: s,
+      standby: false,
+      witness: false,
+      unhealthy: [],
+      holdings: { version: 1, page: 0, pages: 1, entries: [] },
+      releases: [],
+      conflicts: [],
+      echoes: [{ member: 'a', incarnation: 7, seq, holdingsVersion: 0 }],
+    });
+    a.receive(timing.leaseMs + 1, hb(1));
+    expect(a.view(timing.leaseMs + 1).members.find((m) => m.id === 'b')?.liveness).toBe('unknown');
+    // Our own previous life's incarnation proves nothing either.
+    const a2 = mk('a');
+    a2.start(0);
+    a2.receive(1, { ...hb(2), echoes: [{ member: 'a', incarnation: 6, seq, holdingsVersion: 0 }] });
+    expect(a2.view(1).members.find((m) => m.id === 'b')?.liveness).toBe('unknown');
+    a2.receive(2, hb(3));
+    expect(a2.view(2).members.find((m) => m.id === 'b')?.liveness).toBe('alive');
   });
 });

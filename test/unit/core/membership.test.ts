@@ -35,6 +35,34 @@ describe('Membership', () => {
     expect(m.observe(20, 'b', 5, 101)).toBe('stale');
   });
 
+  test('admit: nothing counts before a proof; from the proof on, later seqs of that life count', () => {
+    const m = new Membership('a', ['a', 'b'], timing, 0);
+    expect(m.admit('b', 5, 10, false)).toBe('unproven');
+    expect(m.admit('b', 5, 11, true)).toBe('proof');
+    expect(m.admit('b', 5, 11, false)).toBe('fresh');
+    expect(m.admit('b', 5, 40, false)).toBe('fresh');
+    // Earlier seqs of the proven life may have been recorded before we started.
+    expect(m.admit('b', 5, 10, false)).toBe('stale');
+    expect(m.admit('b', 5, 10, true)).toBe('stale');
+    // An earlier life is stale; a later one must prove itself again.
+    expect(m.admit('b', 4, 900, true)).toBe('stale');
+    expect(m.admit('b', 6, 1, false)).toBe('unproven');
+    expect(m.admit('b', 5, 41, false)).toBe('fresh'); // the proven life still counts meanwhile
+    expect(m.admit('b', 6, 2, true)).toBe('proof');
+    expect(m.admit('b', 5, 42, false)).toBe('stale');
+    expect(m.admit('c', 1, 1, true)).toBeUndefined(); // not a peer
+  });
+
+  test('lives wrap at 2^32 (serial arithmetic): the life after 0xffffffff is later', () => {
+    const m = new Membership('a', ['a', 'b'], timing, 0);
+    expect(m.observe(0, 'b', 0xffffffff, 7)).toBe('new-life');
+    expect(m.observe(10, 'b', 1, 1)).toBe('new-life');
+    expect(m.observe(20, 'b', 0xffffffff, 8)).toBe('stale');
+    expect(m.admit('b', 0xffffffff, 9, true)).toBe('proof');
+    expect(m.admit('b', 2, 1, true)).toBe('proof');
+    expect(m.admit('b', 0xffffffff, 10, true)).toBe('stale');
+  });
+
   test('holdings are known only once every page of one version arrived', () => {
     const m = new Membership('a', ['a', 'b'], timing, 0);
     m.observe(0, 'b', 1, 1);
