@@ -404,37 +404,32 @@ export class Controller {
     }
     const built = this.clusterConfig(obj);
     let { config, error } = built;
+    let runtime = this.runtimes.get(id);
+    const fingerprint = config ? fingerprintOf(config) : '';
+    if (config && runtime && runtime.fingerprint !== fingerprint) {
+      try {
+        runtime.runtime.reconfigure(config);
+        runtime.fingerprint = fingerprint;
+        log.info(
+          { members: config.members.map((m) => m.id), vips: config.vips.length },
+          'cluster configuration applied',
+        );
+      } catch (err) {
+        // Throws before changing anything: the running configuration stays.
+        error = `cannot apply the configuration: ${(err as Error).message}`;
+        config = undefined;
+      }
+    }
     if (error !== undefined) {
       // The observer and witness keep the configuration they run (keys included): stopping
       // them would take the witness's vote away, and a two-node cluster would lose quorum
       // and drop its VIPs over a bad edit. The agents keep theirs the same way.
       if (this.configErrors.get(id) !== error)
-        log.warn({ problem: error, running: Boolean(existing) }, 'cluster configuration invalid');
+        log.warn({ problem: error, running: Boolean(runtime) }, 'cluster configuration invalid');
       this.configErrors.set(id, error);
     } else this.configErrors.delete(id);
 
-    let runtime = this.runtimes.get(id);
-    if (config && runtime && runtime.fingerprint !== fingerprintOf(config)) {
-      try {
-        runtime.runtime.reconfigure(config);
-      } catch (err) {
-        // Throws before changing anything: the running configuration stays.
-        error = `cannot apply the configuration: ${(err as Error).message}`;
-        if (this.configErrors.get(id) !== error)
-          log.warn({ problem: error }, 'cluster configuration invalid');
-        this.configErrors.set(id, error);
-        config = undefined;
-      }
-      if (config) {
-        runtime.fingerprint = fingerprintOf(config);
-        log.info(
-          { members: config.members.map((m) => m.id), vips: config.vips.length },
-          'cluster configuration applied',
-        );
-      }
-    }
     if (config) {
-      const fingerprint = fingerprintOf(config);
       if (!runtime) {
         const rt = new ClusterRuntime(
           {
