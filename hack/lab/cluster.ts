@@ -9,6 +9,7 @@
  *   await c.waitForHolder('web');  ...  await c.stop();
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +77,8 @@ export interface LabCluster {
   agents: Map<string, Proc>;
   controller: Proc | undefined;
   http: Map<string, Proc>;
+  /** The keys of the auth Secret heartline-auth (random for each lab; key 1 active). */
+  authKeys: ReadonlyMap<number, Uint8Array>;
   /** kubectl in the control-plane namespace. */
   kubectl(args: string[], input?: string): Promise<string>;
   /** The VIP's status as the API server has it. */
@@ -101,17 +104,27 @@ export interface LabCluster {
 
 const tsxArgs = (script: string, args: string[]) => ['--import', 'tsx', join(ROOT, script), ...args];
 
+/** Keys 1 (active) and 2 of the lab's auth Secret: 32 random bytes each, new for every lab. */
+export function newAuthKeys(): Map<number, Uint8Array> {
+  return new Map([1, 2].map((id) => [id, new Uint8Array(randomBytes(32))]));
+}
+
 /** Kubernetes objects for the lab cluster, as kubectl-applicable JSON documents. */
-export function labObjects(lab: Lab, opts: LabClusterOptions): unknown[] {
+export function labObjects(
+  lab: Lab,
+  opts: LabClusterOptions,
+  authKeys: ReadonlyMap<number, Uint8Array> = newAuthKeys(),
+): unknown[] {
   const ns = LAB_NAMESPACE;
-  const key = (n: number) => Buffer.alloc(32, n).toString('base64');
   const objs: unknown[] = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
     {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'heartline-auth', namespace: ns },
-      data: { '1': key(1), '2': key(2) },
+      data: Object.fromEntries(
+        [...authKeys].map(([id, k]) => [String(id), Buffer.from(k).toString('base64')]),
+      ),
     },
     {
       apiVersion: 'heartline.dev/v1alpha1',
@@ -218,7 +231,8 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
       });
     await kubectl(['apply', '--server-side', '-f', join(ROOT, 'crds')]);
     await kubectl(['wait', '--for', 'condition=established', '--timeout=60s', 'crd', '--all']);
-    const objs = labObjects(lab, opts);
+    const authKeys = newAuthKeys();
+    const objs = labObjects(lab, opts, authKeys);
     await kubectl(['apply', '--server-side', '-f', '-'], objs.map((o) => JSON.stringify(o)).join('\n'));
     // Node status is a subresource: set the InternalIPs the agents heartbeat from.
     for (const n of lab.nodes) {
@@ -386,6 +400,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
       controllers,
       startHttp,
       http,
+      authKeys,
       kubectl,
       vipStatus,
       boundOn,

@@ -19,7 +19,12 @@ import type {
 } from '../core/ports.js';
 import type { MemberEvent } from '../core/member.js';
 import { DropCounters } from '../core/wire/index.js';
-import { buildClusterConfig, ClusterConfigError, type ClusterConfig } from '../runtime/cluster-config.js';
+import {
+  AuthSecretError,
+  buildClusterConfig,
+  ClusterConfigError,
+  type ClusterConfig,
+} from '../runtime/cluster-config.js';
 import { incarnationFromWallClock, MemberHost } from '../runtime/member-host.js';
 import { VipExecutor, type ExecutorEvent } from './executor.js';
 import { HealthMonitor } from './health.js';
@@ -202,13 +207,49 @@ export class Agent {
     if (this.rebuildTimer || this.stopped) return;
     this.rebuildTimer = this.c.clock.after(10, () => {
       this.rebuildTimer = undefined;
-      void this.rebuild();
+      // Nothing a user applies may end the process (the fence would then drop every VIP of
+      // this node): whatever a rebuild throws is reported and the running member stays.
+      this.rebuild().catch((err: unknown) =>
+        this.problem(`cannot apply the configuration: ${(err as Error)?.message ?? String(err)}`, {
+          reason: 'ConfigurationRejected',
+          err,
+        }),
+      );
     });
   }
 
-  private problem(msg: string): void {
-    if (msg !== this.lastProblem) this.log.error({ problem: msg }, 'cluster configuration unusable');
+  /**
+   * Records why the configuration cannot be used: logged, shown by ready() until a member
+   * runs, and, with `event`, a Warning Event on the HACluster once per distinct problem.
+   * A running member keeps its configuration (keys included) until the problem is fixed.
+   */
+  private problem(msg: string, event?: { reason: string; err?: unknown }): void {
+    if (msg === this.lastProblem) return;
     this.lastProblem = msg;
+    const keeping = this.host
+      ? `keeping the running configuration (keys ${this.host.configuration.keys.map((k) => k.id).join(', ')}, active ${this.host.configuration.activeKeyId}); nothing moves`
+      : 'the member does not start until this is fixed';
+    this.log.error(
+      { problem: msg, err: event?.err, running: Boolean(this.host) },
+      'cluster configuration unusable',
+    );
+    const cluster = [...this.cache.HACluster.values()][0];
+    if (!event || !cluster) return;
+    const note = `${this.init.node}: ${msg}`;
+    const suffix = `; ${keeping}`;
+    void this.c.api
+      .event({
+        regarding: cluster,
+        type: 'Warning',
+        reason: event.reason,
+        // events.k8s.io/v1 caps note at 1 KiB.
+        note:
+          note.length + suffix.length > 1000
+            ? `${note.slice(0, 997 - suffix.length)}...${suffix}`
+            : note + suffix,
+        action: 'Configure',
+      })
+      .catch((err: unknown) => this.log.debug({ err }, 'event not recorded'));
   }
 
   private async rebuild(): Promise<void> {
@@ -231,7 +272,9 @@ export class Agent {
         witness: status?.witness ?? null,
       });
     } catch (err) {
-      if (err instanceof ClusterConfigError || err instanceof Error) return this.problem(err.message);
+      if (err instanceof AuthSecretError) return this.problem(err.message, { reason: 'AuthSecretInvalid' });
+      if (err instanceof ClusterConfigError)
+        return this.problem(err.message, { reason: 'InvalidConfiguration' });
       throw err;
     }
     if (!config.members.some((m) => m.id === this.init.node)) {
@@ -244,20 +287,31 @@ export class Agent {
     }
     for (const p of config.problems)
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
-    this.lastProblem = '';
     const prev = this.config;
     this.config = config;
     if (!this.host) {
+      this.lastProblem = '';
       if (!this.starting && !this.leaving) await this.startMember(config);
       return;
     }
+    try {
+      // Throws before changing anything when the configuration cannot run.
+      this.host.reconfigure(config);
+    } catch (err) {
+      this.config = prev;
+      return this.problem(`cannot apply the configuration: ${(err as Error).message}`, {
+        reason: 'ConfigurationRejected',
+        err,
+      });
+    }
+    if (this.lastProblem) this.log.info({ was: this.lastProblem }, 'cluster configuration usable again');
+    this.lastProblem = '';
     if (prev && prev.port !== config.port) {
       this.log.error(
         { from: prev.port, to: config.port },
         'transport.port changed: restart the agent to apply it',
       );
     }
-    this.host.reconfigure(config);
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
     this.warmInterfaces(config);
   }
@@ -342,7 +396,13 @@ export class Agent {
       );
       if (this.config && this.config !== config) host.reconfigure(this.config);
     } catch (err) {
-      this.problem(`cannot start the member: ${(err as Error).message}`);
+      if (!this.host && this.transport) {
+        // Closed so that the next attempt (on the next change) can open the port again.
+        const t = this.transport;
+        this.transport = undefined;
+        await t.close().catch(() => undefined);
+      }
+      this.problem(`cannot start the member: ${(err as Error).message}`, { reason: 'MemberNotStarted', err });
     } finally {
       this.starting = false;
     }

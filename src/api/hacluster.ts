@@ -9,6 +9,7 @@ import {
   observedGeneration,
   timestamp,
 } from './meta.js';
+import { KEY_ID_MAX, KEY_ID_MIN, KEY_ID_PATTERN } from '../core/wire/auth-secret.js';
 import { parseIp, isMulticast } from './net.js';
 import { has, isNum, isStr, mapListOf, withRules } from './rules.js';
 
@@ -149,18 +150,16 @@ export const TransportSchema = withRules(
 export const AuthSecretRefSchema = z
   .strictObject({
     name: objectName('authSecretRef.name').describe(
-      'Secret in the same namespace; each data key is one HMAC key.',
+      'Secret in the same namespace; each data key is a key id (1..255) and its value an HMAC key of at least 32 bytes.',
     ),
     activeKeyId: z
       .string()
-      .min(1)
-      .max(63)
-      .regex(/^[a-zA-Z0-9][-._a-zA-Z0-9]*$/, {
-        error:
-          'authSecretRef.activeKeyId must be a Secret data key (letters, digits, "-", "_", "."), e.g. "2"',
+      .max(63) // long enough that a wrong name is refused by the pattern below, with the fix
+      .regex(new RegExp(KEY_ID_PATTERN), {
+        error: `authSecretRef.activeKeyId must be a key id, ${KEY_ID_MIN}..${KEY_ID_MAX} without leading zeros, naming a data key of the Secret, e.g. "2"`,
       })
       .describe(
-        'The Secret key used to sign; all keys in the Secret are accepted, for rotation without failover.',
+        `Id (${KEY_ID_MIN}..${KEY_ID_MAX}) of the Secret key used to sign; all keys in the Secret are accepted, for rotation without failover.`,
       ),
   })
   .describe("Secret with the HMAC-SHA256 keys that sign heartbeats (Heartbeat's authkeys).");

@@ -68,23 +68,29 @@ export class ClusterRuntime {
     if (this.config.quorum === 'witness') this.startWitness(this.config);
   }
 
-  /** In place when the quorum mode is unchanged; otherwise the observer and witness start afresh. */
+  /**
+   * In place when the quorum mode is unchanged; otherwise the observer and witness start
+   * afresh. Throws before changing anything when `next` cannot run (the observer checks
+   * keys and ids first), so the runtime keeps the configuration it had.
+   */
   reconfigure(next: ClusterConfig): void {
     const prev = this.config;
-    this.config = next;
     if (prev.quorum === next.quorum) {
       this.observer.reconfigure(next);
       this.witness?.reconfigure(next);
+      this.config = next;
       return;
     }
+    const observer = this.newObserver(next);
     this.c.log.info(
       { from: prev.quorum, to: next.quorum },
       'quorum mode changed: restarting observer and witness',
     );
     this.observer.stop();
-    void this.witness?.stop();
+    this.witness?.stop().catch((err: unknown) => this.c.log.error({ err }, 'witness did not stop cleanly'));
     this.witness = undefined;
-    this.observer = this.newObserver(next);
+    this.observer = observer;
+    this.config = next;
     this.start();
   }
 

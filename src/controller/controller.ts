@@ -35,6 +35,7 @@ import {
   type AddressVerdict,
 } from '../runtime/address-claims.js';
 import {
+  AuthSecretError,
   buildClusterConfig,
   ClusterConfigError,
   nodeAddresses,
@@ -478,7 +479,7 @@ export class Controller {
     return r.outcome === 'written';
   }
 
-  private clusterConfig(obj: ApiObject): { config?: ClusterConfig; error?: string } {
+  private clusterConfig(obj: ApiObject): { config?: ClusterConfig; error?: string; authSecret?: boolean } {
     const ns = obj.metadata.namespace ?? 'default';
     const authRef = (obj.spec as { authSecretRef?: { name?: string } } | undefined)?.authSecretRef?.name;
     try {
@@ -492,6 +493,7 @@ export class Controller {
       });
       return { config };
     } catch (err) {
+      if (err instanceof AuthSecretError) return { error: err.message, authSecret: true };
       if (err instanceof ClusterConfigError || err instanceof Error) return { error: err.message };
       throw err;
     }
@@ -511,19 +513,34 @@ export class Controller {
       this.writer.forget('HACluster', { namespace: ns, name });
       return;
     }
-    const { config, error } = this.clusterConfig(obj);
-    if (error !== undefined) {
-      if (this.configErrors.get(id) !== error) log.warn({ problem: error }, 'cluster configuration invalid');
-      this.configErrors.set(id, error);
-      if (existing) {
-        await existing.runtime.stop();
-        this.runtimes.delete(id);
+    const built = this.clusterConfig(obj);
+    let { config, error } = built;
+    let runtime = this.runtimes.get(id);
+    const fingerprint = config ? fingerprintOf(config) : '';
+    if (config && runtime && runtime.fingerprint !== fingerprint) {
+      try {
+        runtime.runtime.reconfigure(config);
+        runtime.fingerprint = fingerprint;
+        log.info(
+          { members: config.members.map((m) => m.id), vips: config.vips.length },
+          'cluster configuration applied',
+        );
+      } catch (err) {
+        // Throws before changing anything: the running configuration stays.
+        error = `cannot apply the configuration: ${(err as Error).message}`;
+        config = undefined;
       }
+    }
+    if (error !== undefined) {
+      // The observer and witness keep the configuration they run (keys included): stopping
+      // them would take the witness's vote away, and a two-node cluster would lose quorum
+      // and drop its VIPs over a bad edit. The agents keep theirs the same way.
+      if (this.configErrors.get(id) !== error)
+        log.warn({ problem: error, running: Boolean(runtime) }, 'cluster configuration invalid');
+      this.configErrors.set(id, error);
     } else this.configErrors.delete(id);
 
-    let runtime = this.runtimes.get(id);
     if (config) {
-      const fingerprint = fingerprintOf(config);
       if (!runtime) {
         const rt = new ClusterRuntime(
           {
@@ -542,13 +559,6 @@ export class Controller {
           'observing cluster',
         );
         for (const v of this.vipsOfCluster(ns ?? '', name)) this.queue?.add(keyOf('VirtualIP', objectKey(v)));
-      } else if (runtime.fingerprint !== fingerprint) {
-        runtime.runtime.reconfigure(config);
-        runtime.fingerprint = fingerprint;
-        log.info(
-          { members: config.members.map((m) => m.id), vips: config.vips.length },
-          'cluster configuration applied',
-        );
       }
       if (config.problems.length > 0)
         log.debug({ problems: config.problems }, 'cluster configuration problems');
@@ -559,8 +569,9 @@ export class Controller {
       name: id,
       generation: obj.metadata.generation,
       base,
-      config,
+      config: config ?? runtime?.runtime.configuration,
       configError: error,
+      authSecretError: built.authSecret ? error : undefined,
       obs: runtime?.runtime.observation(),
       witness: this.init.witness,
       now: this.c.clock.now(),

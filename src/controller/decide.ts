@@ -481,8 +481,13 @@ export interface ClusterInput {
   generation: number | undefined;
   base: ClusterStatus | undefined;
   config: ClusterConfig | undefined;
-  /** Why the configuration did not build (names the object, field and fix). */
+  /**
+   * Why the configuration did not build (names the object, field and fix). With `config`
+   * and `obs` set too, the cluster runs its last good configuration meanwhile.
+   */
   configError: string | undefined;
+  /** Set (to configError) when what did not build is the auth Secret or its reference. */
+  authSecretError?: string | undefined;
   obs: Observation | undefined;
   witness: WitnessAddress | undefined;
   now: Millis;
@@ -505,17 +510,24 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
   const witness = input.witness ? { witness: input.witness } : base?.witness ? { witness: base.witness } : {};
   const gen = generation !== undefined ? { observedGeneration: generation } : {};
 
+  const running = config !== undefined && obs !== undefined;
+  const auth = authSecretCondition(input, running, cond, events);
+
   if (!config || !obs) {
     const message = input.configError ?? 'not observed yet';
     const reason = input.configError ? 'InvalidConfiguration' : 'Observing';
-    if (input.configError && base?.conditions?.find((c) => c.type === 'Ready')?.reason !== reason) {
+    if (
+      input.configError &&
+      !input.authSecretError &&
+      base?.conditions?.find((c) => c.type === 'Ready')?.reason !== reason
+    ) {
       events.push({ type: 'Warning', reason, note: message, action: 'Configure' });
     }
     return {
       status: {
         ...(base?.members ? { members: base.members } : {}),
         ...(base?.quorum ? { quorum: base.quorum } : {}),
-        conditions: [cond('Ready', input.configError ? 'False' : 'Unknown', reason, message)],
+        conditions: [cond('Ready', input.configError ? 'False' : 'Unknown', reason, message), auth],
         ...witness,
         ...gen,
       },
@@ -526,7 +538,12 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
 
   if (!obs.settled) {
     // Until every member was heard or declared dead, keep the last judgement.
-    if (base?.members) return { status: { ...base, ...witness, ...gen }, events, quorum: undefined };
+    if (base?.members)
+      return {
+        status: { ...base, conditions: withCondition(base.conditions, auth), ...witness, ...gen },
+        events,
+        quorum: undefined,
+      };
     return {
       status: {
         conditions: [
@@ -536,6 +553,7 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
             'Observing',
             'waiting to hear every member (at most heartbeat.initDeadMs)',
           ),
+          auth,
         ],
         ...witness,
         ...gen,
@@ -619,9 +637,64 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
       'no Node matches spec.nodeSelector or has an address; label the nodes or fix the selector',
     );
   }
+  if (input.configError && !input.authSecretError) {
+    // Another object broke the configuration: the last good one keeps running.
+    const message = `${input.configError}; the last good configuration keeps running`;
+    if (base?.conditions?.find((c) => c.type === 'Degraded')?.reason !== 'InvalidConfiguration')
+      events.push({ type: 'Warning', reason: 'InvalidConfiguration', note: message, action: 'Configure' });
+    conditions[1] = cond('Degraded', 'True', 'InvalidConfiguration', message);
+  }
+  conditions.push(auth);
   return {
     status: { members, quorum, conditions, ...witness, ...gen },
     events,
     quorum,
   };
 }
+
+/** `conds` with `c` in place of the condition of its type (appended when absent). */
+function withCondition(conds: readonly Condition[] | undefined, c: Condition): Condition[] {
+  const out = (conds ?? []).filter((x) => x.type !== c.type);
+  out.push(c);
+  return out;
+}
+
+/**
+ * AuthSecretInvalid: True while the auth Secret (or activeKeyId) breaks its rules, with what
+ * to fix and which keys keep running; False once it is fixed. A Warning Event when it turns
+ * True or its problem changes, a Normal one when it clears.
+ */
+function authSecretCondition(
+  input: ClusterInput,
+  running: boolean,
+  cond: (type: string, status: Condition['status'], reason: string, message: string) => Condition,
+  events: EventSpec[],
+): Condition {
+  const prev = input.base?.conditions?.find((c) => c.type === AUTH_SECRET_INVALID);
+  const config = input.config;
+  if (input.authSecretError) {
+    const keeping =
+      running && config
+        ? `the running keys (${config.keys.map((k) => k.id).join(', ')}, active ${config.activeKeyId}) stay in use and nothing moves until it is fixed`
+        : 'no keys are running yet: members do not start until it is fixed';
+    const message = `${input.authSecretError}; ${keeping}`;
+    if (prev?.status !== 'True' || prev.message !== message.slice(0, 32768))
+      events.push({ type: 'Warning', reason: AUTH_SECRET_INVALID, note: message, action: 'Configure' });
+    return cond(AUTH_SECRET_INVALID, 'True', 'InvalidSecret', message);
+  }
+  if (!config || input.configError) {
+    return prev ?? cond(AUTH_SECRET_INVALID, 'Unknown', 'NotChecked', 'the configuration was not read yet');
+  }
+  const message = `keys ${config.keys.map((k) => k.id).join(', ')} in use, active ${config.activeKeyId}`;
+  if (prev?.status === 'True')
+    events.push({
+      type: 'Normal',
+      reason: 'AuthSecretValid',
+      note: `auth Secret fixed: ${message}`,
+      action: 'Configure',
+    });
+  return cond(AUTH_SECRET_INVALID, 'False', 'SecretValid', message);
+}
+
+/** Condition type on an HACluster whose auth Secret breaks its rules. */
+export const AUTH_SECRET_INVALID = 'AuthSecretInvalid';

@@ -146,18 +146,24 @@ export class ClusterObserver {
     this.heartbeatTimer = undefined;
   }
 
-  /** Applies a new configuration; a different member list or timing starts observing afresh. */
+  /**
+   * Applies a new configuration; a different member list or timing starts observing afresh.
+   * Throws before changing anything when `next` cannot run (bad keys, colliding ids).
+   */
   reconfigure(next: ClusterConfig): void {
     const prev = this.config;
-    this.config = next;
     const ids = (c: ClusterConfig) => c.members.map((m) => m.id).join(',');
     const sameTiming = JSON.stringify(prev.timing) === JSON.stringify(next.timing);
     if (prev.clusterId !== next.clusterId) {
       this.codec = this.newCodec(next);
     } else {
-      this.codec.reconfigure(this.idTable(next), this.sources(next));
-      this.codec.setKeyring(new Keyring(next.keys, next.activeKeyId));
+      const idTable = this.idTable(next);
+      const sources = this.sources(next);
+      const keyring = new Keyring(next.keys, next.activeKeyId);
+      this.codec.reconfigure(idTable, sources);
+      this.codec.setKeyring(keyring);
     }
+    this.config = next;
     this.addresses = new Map(next.members.map((m) => [m.id, { address: m.address, port: m.port }]));
     const vips = new Set(next.vips.map((v) => v.vip));
     for (const vip of this.pendingLoss.keys()) if (!vips.has(vip)) this.pendingLoss.delete(vip);
@@ -215,15 +221,16 @@ export class ClusterObserver {
   }
 
   private newCodec(config: ClusterConfig): WireCodec {
-    this.addresses = new Map(config.members.map((m) => [m.id, { address: m.address, port: m.port }]));
     const counters = this.codec?.counters ?? this.c.counters;
-    return new WireCodec({
+    const codec = new WireCodec({
       ids: this.idTable(config),
       self: WITNESS_ID,
       keyring: new Keyring(config.keys, config.activeKeyId),
       sources: this.sources(config),
       ...(counters ? { counters } : {}),
     });
+    this.addresses = new Map(config.members.map((m) => [m.id, { address: m.address, port: m.port }]));
+    return codec;
   }
 
   private newMembership(config: ClusterConfig): void {

@@ -7,7 +7,14 @@
 import { parseHACluster, parseResource, parseVirtualIP, formatFieldError } from '../api/index.js';
 import type { HACluster, Resource, VirtualIP, ResourceSpec, VirtualIPSpec } from '../api/index.js';
 import { deriveTiming, type Timing } from '../core/timing.js';
-import type { KeyringKey } from '../core/wire/index.js';
+import {
+  KEY_HOWTO,
+  activeKeyProblem,
+  namedKeyIds,
+  readAuthSecret,
+  type AuthSecretLike,
+  type KeyringKey,
+} from '../core/wire/index.js';
 import type { VipSpec } from '../core/member.js';
 import type { QuorumMode } from '../core/lease-holder.js';
 import type { ApiObject } from '../core/ports.js';
@@ -66,7 +73,7 @@ export interface ClusterConfig {
 
 /** The configuration cannot be built; the message names the object, the field and the fix. */
 export class ClusterConfigError extends Error {
-  override readonly name = 'ClusterConfigError';
+  override readonly name: string = 'ClusterConfigError';
 }
 
 export interface ClusterObjects {
@@ -137,35 +144,32 @@ export function nodeStandby(node: ApiObject): boolean {
   return n.spec?.unschedulable === true || n.metadata.annotations?.[STANDBY_ANNOTATION] === 'true';
 }
 
+/**
+ * The auth Secret (or its reference) breaks the Secret's rules (src/core/wire/auth-secret.ts):
+ * missing, a bad key, or an activeKeyId it does not hold. Callers keep the keys they run with.
+ */
+export class AuthSecretError extends ClusterConfigError {
+  override readonly name = 'AuthSecretError';
+}
+
 function decodeSecretKeys(
   secret: ApiObject | undefined,
   cluster: HACluster,
 ): { keys: KeyringKey[]; active: number } {
   const ref = cluster.spec.authSecretRef;
-  const where = `HACluster ${cluster.metadata.namespace ?? ''}/${cluster.metadata.name}`;
+  const ns = cluster.metadata.namespace ?? 'default';
+  const where = `HACluster ${ns}/${cluster.metadata.name}`;
   if (!secret) {
-    throw new ClusterConfigError(
-      `${where}: spec.authSecretRef.name: Secret "${ref.name}" not found; create it (see examples/auth-secret.yaml)`,
+    throw new AuthSecretError(
+      `${where}: spec.authSecretRef.name: Secret "${ref.name}" not found in namespace ${ns}; create it with kubectl create secret generic ${ref.name} --from-literal=${ref.activeKeyId}="$(${KEY_HOWTO})"`,
     );
   }
-  const data = (secret as { data?: Record<string, string> }).data ?? {};
-  const keys: KeyringKey[] = [];
-  for (const [k, v] of Object.entries(data)) {
-    const id = Number(k);
-    if (!/^\d{1,3}$/.test(k) || id > 255) {
-      throw new ClusterConfigError(
-        `Secret ${ref.name}: data key "${k}" is not a key id; name each key 0..255, e.g. "1"`,
-      );
-    }
-    keys.push({ id, secret: new Uint8Array(Buffer.from(v, 'base64')) });
-  }
-  const active = Number(ref.activeKeyId);
-  if (!/^\d{1,3}$/.test(ref.activeKeyId) || !keys.some((k) => k.id === active)) {
-    throw new ClusterConfigError(
-      `${where}: spec.authSecretRef.activeKeyId: "${ref.activeKeyId}" is not a key of Secret ${ref.name}; use one of [${keys.map((k) => k.id).join(', ')}]`,
-    );
-  }
-  return { keys, active };
+  const { keys, problems } = readAuthSecret(secret as AuthSecretLike);
+  const messages = problems.map((p) => `Secret ${ns}/${ref.name}: ${p.path}: ${p.message}`);
+  const active = activeKeyProblem(ref.activeKeyId, ref.name, namedKeyIds(secret as AuthSecretLike));
+  if (active) messages.push(`${where}: spec.authSecretRef.activeKeyId: ${active}`);
+  if (messages.length > 0) throw new AuthSecretError(messages.join('; '));
+  return { keys, active: Number(ref.activeKeyId) };
 }
 
 /** Builds the configuration. Throws ClusterConfigError when the cluster itself is unusable. */

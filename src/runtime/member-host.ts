@@ -116,10 +116,12 @@ export class MemberHost {
     return this.incarnation;
   }
 
+  /** Throws, before anything starts, when the configuration cannot run (see reconfigure). */
   start(): void {
+    const wire = this.wireOf(this.config);
     this.running = true;
     this.c.transport.onMessage((bytes, from) => this.onDatagram(bytes, from));
-    this.newLife(this.config);
+    this.newLife(this.config, wire);
   }
 
   /**
@@ -152,9 +154,14 @@ export class MemberHost {
     this.dispatch(this.member.setLocal(this.c.clock.now(), local));
   }
 
-  /** Applies a new configuration: in place when membership is the same, else a new life. */
+  /**
+   * Applies a new configuration: in place when membership is the same, else a new life.
+   * Throws (a KeyringError, an IdCollisionError) before changing anything when `next`
+   * cannot run: the member keeps running the configuration it had.
+   */
   reconfigure(next: ClusterConfig): void {
     const prev = this.config;
+    const wire = this.wireOf(next);
     this.config = next;
     if (!this.running) return;
     if (!sameMembership(prev, next)) {
@@ -164,11 +171,11 @@ export class MemberHost {
       );
       this.dispatch(this.member.stop(this.c.clock.now()));
       this.incarnation = this.freshIncarnation();
-      this.newLife(next);
+      this.newLife(next, wire);
       return;
     }
-    this.codec.reconfigure(this.idTable(next), this.sources(next));
-    this.codec.setKeyring(new Keyring(next.keys, next.activeKeyId));
+    this.codec.reconfigure(wire.ids, wire.sources);
+    this.codec.setKeyring(wire.keyring);
     this.addresses = this.addressMap(next);
     this.dispatch(this.member.setVips(this.c.clock.now(), this.vipSpecs(next)));
   }
@@ -180,6 +187,15 @@ export class MemberHost {
       this.c.log.error({ err }, 'cannot persist a new incarnation: using the next one, not persisted');
     }
     return nextIncarnation(this.incarnation);
+  }
+
+  /** What the codec needs for `config`, built up front so that a bad configuration throws before any change. */
+  private wireOf(config: ClusterConfig): { ids: IdTable; sources: SourceBinding; keyring: Keyring } {
+    return {
+      ids: this.idTable(config),
+      sources: this.sources(config),
+      keyring: new Keyring(config.keys, config.activeKeyId),
+    };
   }
 
   private vipSpecs(config: ClusterConfig) {
@@ -213,19 +229,19 @@ export class MemberHost {
     return new Map(this.allMembers(config).map((m) => [m.id, { address: m.address, port: m.port }]));
   }
 
-  private newLife(config: ClusterConfig): void {
+  private newLife(config: ClusterConfig, wire = this.wireOf(config)): void {
     this.observerSeq = -1;
     if (this.codec) {
       // Keep the replay windows across a new life of ours (docs/adr/0015): a new codec would
       // accept recordings of our peers' traffic again.
-      this.codec.reconfigure(this.idTable(config), this.sources(config));
-      this.codec.setKeyring(new Keyring(config.keys, config.activeKeyId));
+      this.codec.reconfigure(wire.ids, wire.sources);
+      this.codec.setKeyring(wire.keyring);
     } else {
       this.codec = new WireCodec({
-        ids: this.idTable(config),
+        ids: wire.ids,
         self: this.init.self,
-        keyring: new Keyring(config.keys, config.activeKeyId),
-        sources: this.sources(config),
+        keyring: wire.keyring,
+        sources: wire.sources,
         ...(this.c.counters ? { counters: this.c.counters } : {}),
       });
     }

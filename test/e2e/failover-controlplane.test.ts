@@ -29,7 +29,6 @@ import { labDescribe, withLabCluster } from './helpers/suite.js';
 const execFileP = promisify(execFile);
 const CLUSTER_ID = `${LAB_NAMESPACE}/lab`;
 const MEMBERS = ['n1', 'n2', 'n3', 'heartline-controller'];
-const LAB_KEY = { id: 1, secret: new Uint8Array(Buffer.alloc(32, 1)) }; // cluster.ts: Secret key "1"
 
 /** A codec that signs as `self` with `secret` under key id 1. */
 function codecAs(self: string, secret: Uint8Array): WireCodec {
@@ -140,9 +139,9 @@ labDescribe('failover: control plane and wire, default profile (3 nodes)', () =>
         });
         // Signed with the cluster's real key, but sent from the client's own address.
         const genuine = Array.from({ length: 10 }, (_, i) =>
-          Buffer.from(codecAs(a, LAB_KEY.secret).encode(releaseFrom(a, 0xfffffff0, i + 1, 'n3'))).toString(
-            'hex',
-          ),
+          Buffer.from(
+            codecAs(a, c.authKeys.get(1)!).encode(releaseFrom(a, 0xfffffff0, i + 1, 'n3')),
+          ).toString('hex'),
         );
         // A valid-looking header from a's address, a fresh (higher) incarnation, a wrong key.
         const wrongKey = Array.from({ length: 10 }, (_, i) =>

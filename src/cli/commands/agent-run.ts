@@ -8,12 +8,14 @@ import { NetdNetworkDriver } from '../../adapters/linux/netd-driver.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { OpsServer } from '../../ops/http.js';
+import { exitOnBug } from '../../ops/crash.js';
 import { createLogger, type Logger } from '../../ops/log.js';
 import { parseHostPort } from '../host-port.js';
 import type { AgentOptions } from './agent.js';
 
 export async function runAgent(opts: AgentOptions): Promise<void> {
   const log = createLogger({ role: 'agent', node: opts.node });
+  exitOnBug(log);
   parseHostPort('--metrics-listen', opts.metricsListen);
   const clock = new SystemClock({ logger: log });
   const driver = await NetdNetworkDriver.fromEnvironment({

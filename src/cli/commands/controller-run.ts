@@ -8,6 +8,7 @@ import { Controller, DEFAULT_WORKERS } from '../../controller/controller.js';
 import { InstrumentedApiSource } from '../../controller/instrumented-api.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { OpsServer } from '../../ops/http.js';
+import { exitOnBug } from '../../ops/crash.js';
 import { createLogger } from '../../ops/log.js';
 import { parseHostPort } from '../host-port.js';
 import type { ControllerOptions } from './controller.js';
@@ -33,6 +34,7 @@ export function witnessAddress(explicit: string | undefined, listenHost: string)
 
 export async function runController(opts: ControllerOptions): Promise<void> {
   const log = createLogger({ role: 'controller', identity: opts.identity });
+  exitOnBug(log);
   const listen = parseHostPort('--witness-listen', opts.witnessListen);
   parseHostPort('--metrics-listen', opts.metricsListen);
   const leaseDurationMs = Number(opts.leaseDuration);

@@ -12,6 +12,19 @@ export {
   WireError,
 } from './errors.js';
 export { IdTable, wireTag, type IdTableInit } from './id-table.js';
+export {
+  KEY_HOWTO,
+  KEY_ID_MAX,
+  KEY_ID_MIN,
+  KEY_ID_PATTERN,
+  activeKeyProblem,
+  namedKeyIds,
+  parseKeyId,
+  readAuthSecret,
+  type AuthSecretKeys,
+  type AuthSecretLike,
+  type AuthSecretProblem,
+} from './auth-secret.js';
 export { Keyring, MIN_KEY_BYTES, type KeyringKey } from './keyring.js';
 export { HEADER_SIZE, MAC_SIZE, MAX_DATAGRAM, MIN_DATAGRAM, WIRE_VERSION } from './layout.js';
 export { ReplayGuard, type ReplayVerdict } from './replay-window.js';

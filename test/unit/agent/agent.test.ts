@@ -310,4 +310,103 @@ describe('Agent on fakes', () => {
     expect(r.ready).toBe(false);
     expect(r.reason).toMatch(/authSecretRef.*auth.*not found/);
   });
+
+  describe('a bad auth Secret', () => {
+    const SHORT = Buffer.alloc(16, 9).toString('base64');
+    const KEY2 = Buffer.alloc(32, 8).toString('base64');
+    const secret = (data: Record<string, string>) =>
+      ({ metadata: { name: 'auth', namespace: NS }, data }) as ApiObject;
+    const setActive = async (c: ReturnType<typeof cluster>, id: string) => {
+      const hac = (await c.api.get('HACluster', { namespace: NS, name: 'web' }))!;
+      const spec = structuredClone(hac.spec) as { authSecretRef: { activeKeyId: string } };
+      spec.authSecretRef.activeKeyId = id;
+      c.api.apply('HACluster', { metadata: { name: 'web', namespace: NS }, spec } as ApiObject);
+    };
+    const keyIds = (n: Node) => n.agent.member?.configuration.keys.map((k) => k.id);
+    /** Call counts of each node's driver and runner, to look at what came after. */
+    const mark = (c: ReturnType<typeof cluster>) =>
+      c.nodes.map((n) => ({ driver: n.driver.calls.length, runner: n.runner.calls.length }));
+    /** Address adds and removes, Resource starts and stops, since `from`. */
+    const moves = (c: ReturnType<typeof cluster>, from: ReturnType<typeof mark>) =>
+      c.nodes.flatMap((n, i) => [
+        ...n.driver.calls.slice(from[i]!.driver).filter((x) => x.op === 'add' || x.op === 'remove'),
+        ...n.runner.calls.slice(from[i]!.runner).filter((x) => x.op === 'start' || x.op === 'stop'),
+      ]);
+
+    it('edited in while running: keys and configuration stay, each agent says so in an Event, nothing moves', async () => {
+      const c = cluster();
+      c.nodes.forEach((n) => n.agent.start());
+      await c.run(2500);
+      expect(c.holders()).toEqual(['n1']);
+      const epoch = c.nodes[0]!.agent.boundVips()[0]!.epoch;
+      const calls = mark(c);
+      // 1. A 16-byte key added as the active key.
+      c.api.apply('Secret', secret({ '1': KEY, '2': SHORT }));
+      await setActive(c, '2');
+      await c.run(1500);
+      expect(c.holders()).toEqual(['n1']);
+      expect(c.nodes[0]!.agent.boundVips()[0]!.epoch).toBe(epoch);
+      expect(moves(c, calls)).toEqual([]);
+      expect(c.nodes.map(keyIds)).toEqual([[1], [1], [1]]);
+      expect(c.nodes.every((n) => n.agent.ready().ready)).toBe(true);
+      const warnings = c.api.events.filter((e) => e.reason === 'AuthSecretInvalid');
+      expect(warnings.map((e) => e.note.split(':')[0]).sort()).toEqual(['n1', 'n2', 'n3']);
+      expect(warnings[0]).toMatchObject({
+        type: 'Warning',
+        regarding: expect.objectContaining({ kind: 'HACluster' }),
+      });
+      expect(warnings[0]!.note).toContain('data["2"]: key 2 has 16 bytes');
+      expect(warnings[0]!.note).toContain('openssl rand -base64 32');
+      expect(warnings[0]!.note).toContain('keeping the running configuration (keys 1, active 1)');
+      // 2. activeKeyId naming a key the Secret does not hold.
+      c.api.apply('Secret', secret({ '1': KEY }));
+      await setActive(c, '7');
+      await c.run(1500);
+      expect(c.holders()).toEqual(['n1']);
+      expect(moves(c, calls)).toEqual([]);
+      const missing = c.api.events.filter((e) => e.note.includes('key 7 is not in Secret auth'));
+      expect(missing).toHaveLength(3);
+      // 3. The Secret deleted.
+      c.api.delete('Secret', { namespace: NS, name: 'auth' });
+      await c.run(1000);
+      expect(c.holders()).toEqual(['n1']);
+      expect(c.nodes.map(keyIds)).toEqual([[1], [1], [1]]);
+      // 4. Fixed: a proper second key, then made active. The new keys apply in place.
+      c.api.apply('Secret', secret({ '1': KEY, '2': KEY2 }));
+      await setActive(c, '2');
+      await c.run(1500);
+      expect(c.nodes.map(keyIds)).toEqual([
+        [1, 2],
+        [1, 2],
+        [1, 2],
+      ]);
+      expect(c.nodes.map((n) => n.agent.member?.configuration.activeKeyId)).toEqual([2, 2, 2]);
+      expect(c.holders()).toEqual(['n1']);
+      expect(c.nodes[0]!.agent.boundVips()[0]!.epoch).toBe(epoch);
+      expect(moves(c, calls)).toEqual([]);
+      expect(c.maxHolders()).toBe(1);
+    });
+
+    it('at start: the agent waits unready, names the key and the fix, and starts once the Secret is fixed', async () => {
+      const c = cluster();
+      c.api.apply('Secret', secret({ '1': SHORT }));
+      c.nodes.forEach((n) => n.agent.start());
+      await c.run(1500);
+      expect(c.holders()).toEqual([]);
+      for (const n of c.nodes) {
+        expect(n.agent.ready()).toEqual({
+          ready: false,
+          reason: expect.stringContaining('Secret default/auth: data["1"]: key 1 has 16 bytes'),
+        });
+        expect(n.agent.member).toBeUndefined();
+      }
+      expect(c.api.events.filter((e) => e.reason === 'AuthSecretInvalid')).toHaveLength(3);
+      expect(c.api.events[0]!.note).toContain('the member does not start until this is fixed');
+      c.api.apply('Secret', secret({ '1': KEY }));
+      await c.run(2500);
+      expect(c.nodes.every((n) => n.agent.ready().ready)).toBe(true);
+      expect(c.holders()).toEqual(['n1']);
+      expect(c.maxHolders()).toBe(1);
+    });
+  });
 });

@@ -2,7 +2,10 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { buildProgram } from '../../../src/cli/program.js';
-import { validateManifests } from '../../../src/cli/manifests.js';
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'yaml';
+import { validateManifests, validateManifestSet } from '../../../src/cli/manifests.js';
+import { BAD_AUTH_SECRETS, goodAuthSecret, goodCluster } from '../../fixtures/bad-objects.js';
 import { crdsYaml } from '../../../src/api/crd.js';
 
 describe('validateManifests', () => {
@@ -15,16 +18,32 @@ describe('validateManifests', () => {
     },
   );
 
-  it('skips other kinds with a note', async () => {
-    const report = validateManifests(
-      'examples/auth-secret.yaml',
-      await readFile('examples/auth-secret.yaml', 'utf8'),
-    );
+  it('skips other kinds with a note', () => {
+    const text =
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: tls}\ndata: {tls.crt: QUJD}\n';
+    const report = validateManifests('f.yaml', text);
     expect(report.errors).toEqual([]);
     expect(report.checked).toBe(0);
     expect(report.notes).toEqual([
-      'examples/auth-secret.yaml: Secret default/heartline-auth: skipped (v1/Secret is not a Heartline kind)',
+      'f.yaml: Deployment default/web: skipped (apps/v1/Deployment is not a Heartline kind)',
+      'f.yaml: Secret default/tls: skipped (no HACluster in these files names it in spec.authSecretRef)',
     ]);
+  });
+
+  it('refuses the example auth Secret until its placeholder is replaced by a real key', async () => {
+    const file = 'examples/auth-secret.yaml';
+    const text = await readFile(file, 'utf8');
+    expect(validateManifests(file, text).errors).toEqual([
+      'examples/auth-secret.yaml: Secret default/heartline-auth: stringData["2"]: key 2 has 10 bytes: use at least 32 random bytes; generate one with: openssl rand -base64 32',
+    ]);
+    const filled = text.replace("'2': REPLACE-ME", `'2': ${randomBytes(32).toString('base64')}`);
+    expect(validateManifests(file, filled)).toMatchObject({ errors: [], checked: 1 });
+    // With the examples that use it: activeKeyId "2" is a key of the Secret.
+    const set = validateManifestSet([
+      { source: file, text: filled },
+      { source: 'examples/two-node-web.yaml', text: await readFile('examples/two-node-web.yaml', 'utf8') },
+    ]);
+    expect(set.errors).toEqual([]);
   });
 
   it('reports file, object, path and fix for each problem', async () => {
@@ -78,8 +97,8 @@ describe('heartline binary', () => {
   it('validate exits 1 with one line per problem, and 0 for good files', async () => {
     const bad = await run(['validate', '-f', 'examples/bad.yaml', '-f', 'examples/auth-secret.yaml']);
     expect(bad.code).toBe(1);
-    expect(bad.stdout.trim().split('\n')).toHaveLength(3);
-    expect(bad.stderr).toContain('note: examples/auth-secret.yaml: Secret default/heartline-auth: skipped');
+    expect(bad.stdout.trim().split('\n')).toHaveLength(4);
+    expect(bad.stdout).toContain('examples/auth-secret.yaml: Secret default/heartline-auth: stringData["2"]');
     const good = await run(['validate', '-f', 'examples/two-node-web.yaml', '-f', 'examples/ipv6-vip.yaml']);
     expect(good).toMatchObject({ code: 0, stdout: '' });
   }, 120_000);
@@ -118,6 +137,64 @@ describe('validateManifests on kubectl output', () => {
       'apiVersion: heartline.dev/v1alpha1\nkind: Resource\nmetadata: {}\nspec: {kind: systemd, systemd: {unit: a.service}}\n';
     expect(validateManifests('f', text).errors).toEqual([
       'f: Resource default/<unnamed>: metadata.name: Required value: name or generateName is required; set metadata.name',
+    ]);
+  });
+});
+
+describe('validate: the auth Secret', () => {
+  const yaml = (...objs: unknown[]) => objs.map((o) => stringify(o)).join('---\n');
+
+  it('a good Secret with its HACluster is valid, whether data or stringData', () => {
+    expect(validateManifests('a.yaml', yaml(goodAuthSecret(), goodCluster()))).toMatchObject({
+      errors: [],
+      checked: 2,
+    });
+    const s = goodAuthSecret();
+    s.stringData = { '2': 'x'.repeat(32) };
+    delete s.data!['2'];
+    expect(validateManifests('a.yaml', yaml(s, goodCluster())).errors).toEqual([]);
+  });
+
+  it.each(BAD_AUTH_SECRETS.map((b) => [b.name, b] as const))('refuses: %s', (_name, bad) => {
+    const report = validateManifests('s.yaml', yaml(bad.secret, bad.cluster ?? goodCluster()));
+    const line = report.errors.find((e) => e.startsWith(`s.yaml: ${bad.at}: `));
+    expect({ errors: report.errors, line }).toEqual({
+      errors: report.errors,
+      line: expect.stringContaining(bad.fix),
+    });
+    // Never prints key material.
+    for (const v of Object.values({ ...bad.secret.data, ...bad.secret.stringData }))
+      if (v.length >= 8) expect(report.errors.join('\n')).not.toContain(v);
+  });
+
+  it('checks activeKeyId against a Secret in another file', () => {
+    const s = goodAuthSecret();
+    delete s.data!['2'];
+    const report = validateManifestSet([
+      { source: 'secret.yaml', text: yaml(s) },
+      { source: 'cluster.yaml', text: yaml(goodCluster()) },
+    ]);
+    expect(report.errors).toEqual([
+      'cluster.yaml: HACluster default/web: spec.authSecretRef.activeKeyId: key 2 is not in Secret heartline-auth (it holds: 1); add key 2 to the Secret first, or set activeKeyId to one of its keys',
+    ]);
+  });
+
+  it('activeKeyId that is a name is refused by the HACluster schema with the fix', () => {
+    const c = goodCluster();
+    (c.spec.authSecretRef as { activeKeyId: string }).activeKeyId = 'primary';
+    expect(validateManifests('c.yaml', yaml(c)).errors).toEqual([
+      'c.yaml: HACluster default/web: spec.authSecretRef.activeKeyId: Invalid value: "primary": authSecretRef.activeKeyId must be a key id, 1..255 without leading zeros, naming a data key of the Secret, e.g. "2"',
+    ]);
+  });
+
+  it('a Secret of another namespace than the HACluster is not its Secret', () => {
+    const s = goodAuthSecret();
+    s.metadata.namespace = 'other';
+    s.data = { tls: 'QUJD' };
+    const report = validateManifests('a.yaml', yaml(s, goodCluster()));
+    expect(report.errors).toEqual([]);
+    expect(report.notes).toEqual([
+      'a.yaml: Secret other/heartline-auth: skipped (no HACluster in these files names it in spec.authSecretRef)',
     ]);
   });
 });

@@ -305,4 +305,78 @@ describe('controller on a simulated cluster', () => {
     expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'ClusterNotFound' });
     expect(cond(s, 'Ready')?.message).toContain('spec.clusterRef.name');
   });
+
+  it('a bad auth Secret: AuthSecretInvalid and a Warning, the witness keeps voting with its keys, a failover still completes', async () => {
+    rig = new Rig({
+      nodes: ['node-a', 'node-b'],
+      quorum: 'witness',
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
+    });
+    await boot(rig);
+    await rig.advance(500);
+    expect(rig.holders()).toEqual(['node-a']);
+    const key1 = (await rig.api.get('Secret', { namespace: NS, name: 'auth' }))!.data as Record<
+      string,
+      string
+    >;
+    // A 16-byte key added and made active.
+    rig.api.apply('Secret', {
+      metadata: { name: 'auth', namespace: NS },
+      data: { ...key1, '2': Buffer.alloc(16, 3).toString('base64') },
+    } as never);
+    const hac = (await rig.object('HACluster', 'web'))!;
+    rig.api.apply('HACluster', {
+      metadata: { name: 'web', namespace: NS },
+      spec: { ...(hac.spec as object), authSecretRef: { name: 'auth', activeKeyId: '2' } },
+    } as never);
+    await rig.until(async () => {
+      const c = (await rig.object('HACluster', 'web'))!.status as Record<string, unknown>;
+      return cond(c, 'AuthSecretInvalid')?.status === 'True';
+    });
+    const status = (await rig.object('HACluster', 'web'))!.status as Record<string, unknown>;
+    expect(cond(status, 'AuthSecretInvalid')?.message).toContain(
+      'Secret lab/auth: data["2"]: key 2 has 16 bytes',
+    );
+    expect(cond(status, 'AuthSecretInvalid')?.message).toContain('running keys (1, active 1) stay in use');
+    expect(cond(status, 'Ready')).toMatchObject({ status: 'True', reason: 'Quorate' });
+    await rig.controllers[0]!.controller.flushEvents();
+    expect(rig.api.events.filter((e) => e.reason === 'AuthSecretInvalid')).toHaveLength(1);
+    expect(rig.holders()).toEqual(['node-a']);
+    // The witness still votes with the running key: node-b takes over from a crashed node-a
+    // (one node and the witness make the quorum of three).
+    await rig.agents.get('node-a')!.crash();
+    await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
+    expect(rig.holders()).toEqual(['node-b']);
+    // Fixed: the condition clears, with a Normal Event.
+    rig.api.apply('Secret', {
+      metadata: { name: 'auth', namespace: NS },
+      data: { ...key1, '2': Buffer.alloc(32, 3).toString('base64') },
+    } as never);
+    await rig.until(async () => {
+      const c = (await rig.object('HACluster', 'web'))!.status as Record<string, unknown>;
+      return cond(c, 'AuthSecretInvalid')?.status === 'False';
+    });
+    await rig.controllers[0]!.controller.flushEvents();
+    expect(rig.api.events.filter((e) => e.reason === 'AuthSecretValid')).toHaveLength(1);
+  });
+
+  it('the auth Secret deleted: the witness keeps voting with the running keys', async () => {
+    rig = new Rig({
+      nodes: ['node-a', 'node-b'],
+      quorum: 'witness',
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
+    });
+    await boot(rig);
+    await rig.advance(500);
+    rig.api.delete('Secret', { namespace: NS, name: 'auth' });
+    await rig.until(async () => {
+      const c = (await rig.object('HACluster', 'web'))!.status as Record<string, unknown>;
+      return cond(c, 'AuthSecretInvalid')?.status === 'True';
+    });
+    const status = (await rig.object('HACluster', 'web'))!.status as Record<string, unknown>;
+    expect(cond(status, 'AuthSecretInvalid')?.message).toContain('Secret "auth" not found in namespace lab');
+    await rig.agents.get('node-a')!.crash();
+    await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
+    expect(rig.holders()).toEqual(['node-b']);
+  });
 });
