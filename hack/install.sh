@@ -16,6 +16,10 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v arping >/dev/null || need_apt+=(iputils-arping)
 command -v ping >/dev/null || need_apt+=(iputils-ping)
+# The image test (test/e2e/image.test.ts): unpack and run the OCI image without an engine.
+command -v runc >/dev/null || need_apt+=(runc)
+command -v umoci >/dev/null || need_apt+=(umoci)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
 if ((${#need_apt[@]})); then
   echo "install: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash hack/install.sh
 
 echo "== static checks"
+make -s -C native check
 npx tsc -p tsconfig.json --noEmit
 npx eslint --max-warnings=0 .
 npx prettier --check . >/dev/null || { echo "prettier: run 'npm run format'"; exit 1; }

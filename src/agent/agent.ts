@@ -115,6 +115,7 @@ export class Agent {
       onUnhealthy: (vip, reason) => this.health.mark(vip, reason),
       onEvent: (e) => this.emitEvent(e),
       onResourceState: (name, state, message) => this.resourceStatus.state(name, state, message),
+      onAddressRefused: (vip) => this.metrics.addressRefused.inc({ vip }),
       onPhase: (vip, phase, epoch) => {
         this.metrics.holder.set({ vip }, phase === 'bound' ? 1 : 0);
         this.metrics.epoch.set({ vip }, epoch);

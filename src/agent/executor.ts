@@ -26,6 +26,7 @@ import type {
 } from '../core/ports.js';
 import type { BindCommand, RenewCommand, UnbindCommand } from '../runtime/member-host.js';
 import type { VipConfig } from '../runtime/cluster-config.js';
+import { addressKey } from '../runtime/address-claims.js';
 import { toServiceSpec } from './service-spec.js';
 
 export type VipPhase = 'unbound' | 'binding' | 'bound' | 'unbinding';
@@ -57,6 +58,12 @@ export interface ExecutorComponents {
   ) => void;
   /** Bound / unbound transitions, with the time the address was added or removed. */
   onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
+  /**
+   * A bind refused because another VIP of this executor has (or is binding) the same address.
+   * The configuration rule (runtime/address-claims.ts) should make this impossible: it is
+   * defence in depth, reported so that an operator sees it.
+   */
+  onAddressRefused?: (vip: string, other: string) => void;
 }
 
 interface VipState {
@@ -72,6 +79,8 @@ interface VipState {
   resQueue: Promise<void>;
   /** Bumped on every bind/unbind: queued work of an older generation is skipped. */
   generation: number;
+  /** spec.address changed while bound, and the member was asked to let it go (once per bind). */
+  moving: boolean;
 }
 
 /** How long an interface lookup (findif) is reused for binds. */
@@ -145,6 +154,7 @@ export class VipExecutor {
         addrQueue: Promise.resolve(),
         resQueue: Promise.resolve(),
         generation: 0,
+        moving: false,
       };
       this.vips.set(vip, s);
     }
@@ -168,11 +178,26 @@ export class VipExecutor {
     this.c.onEvent?.({ vip, type, reason, note, action });
   }
 
+  /**
+   * Another VIP of this executor that has, or is binding or releasing, the same address
+   * (compared by IP, prefix ignored).
+   */
+  private holderOf(vip: string, address: string): { vip: string; state: VipState } | undefined {
+    const key = addressKey(address);
+    for (const [other, state] of this.vips) {
+      if (other === vip || state.phase === 'unbound') continue;
+      const addr = state.addr?.cidr ?? this.c.lookup(other)?.spec.address;
+      if (addr !== undefined && addressKey(addr) === key) return { vip: other, state };
+    }
+    return undefined;
+  }
+
   bind(cmd: BindCommand): void {
     const s = this.state(cmd.vip);
     const gen = ++s.generation;
     s.phase = 'binding';
     s.epoch = cmd.epoch;
+    s.moving = false;
     const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch });
     s.addrQueue = s.addrQueue.then(async () => {
       if (gen !== s.generation) return;
@@ -180,6 +205,32 @@ export class VipExecutor {
       if (!cfg) {
         log.warn('bind for a VIP no longer configured: ignored');
         s.phase = 'unbound';
+        return;
+      }
+      // One address, one VIP: never add an address another VIP of ours holds. One being
+      // released is waited for (its removal would otherwise take our address with it).
+      let clash = this.holderOf(cmd.vip, cfg.spec.address);
+      if (clash?.state.phase === 'unbinding') {
+        await clash.state.addrQueue;
+        if (gen !== s.generation) return;
+        clash = this.holderOf(cmd.vip, cfg.spec.address);
+      }
+      if (clash) {
+        s.phase = 'unbound';
+        log.error(
+          { address: cfg.spec.address, other: clash.vip, otherPhase: clash.state.phase },
+          'bind refused: another VirtualIP holds this address here (address conflict)',
+        );
+        this.event(
+          cmd.vip,
+          'Warning',
+          'AddressConflict',
+          `not binding ${cfg.spec.address}: VirtualIP ${clash.vip} holds this address on this node; an address is held by one VirtualIP only (see condition AddressConflict)`,
+          'Bind',
+        );
+        // Not marked unhealthy: the member keeps the lease, so no other node binds this VIP's
+        // address while ours is bound for the other VIP.
+        this.c.onAddressRefused?.(cmd.vip, clash.vip);
         return;
       }
       const now = this.c.clock.now();
@@ -327,6 +378,7 @@ export class VipExecutor {
     const gen = s.generation;
     s.addrQueue = s.addrQueue.then(async () => {
       if (gen !== s.generation || !s.addr) return;
+      this.checkMoved(cmd.vip, s);
       const now = this.c.clock.now();
       if (cmd.leaseExpiry <= now) return; // the fence removes it at its deadline anyway
       try {
@@ -335,6 +387,34 @@ export class VipExecutor {
         await this.rebind(cmd, s, err);
       }
     });
+  }
+
+  /**
+   * spec.address changed while the old address is bound: keep renewing the old one (the
+   * lease covers it) and ask the member to let the VIP go, once; it is bound again, at a new
+   * epoch, with the new address. Until then the old address stays claimed for this VIP (the
+   * controller keeps it so), so no other VirtualIP is given it.
+   */
+  private checkMoved(vip: string, s: VipState): void {
+    const cfg = this.c.lookup(vip);
+    if (!cfg || !s.addr || s.moving) return;
+    const now = cfg.spec.address;
+    const was = s.addr.cidr;
+    const prefix = (a: string) => a.split('/')[1] ?? '';
+    if (addressKey(now) === addressKey(was) && prefix(now) === prefix(was)) return;
+    s.moving = true;
+    this.c.log.info(
+      { vip, from: was, to: now },
+      'spec.address changed while bound: releasing to bind the new address',
+    );
+    this.event(
+      vip,
+      'Normal',
+      'AddressChanged',
+      `spec.address changed from ${was} to ${now}: releasing ${was}; the VIP is bound again with ${now}`,
+      'Unbind',
+    );
+    this.c.onUnhealthy(vip, `spec.address changed from ${was} to ${now}: released to bind the new address`);
   }
 
   /**

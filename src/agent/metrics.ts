@@ -13,6 +13,7 @@ export class AgentMetrics {
   readonly quorum: Gauge;
   readonly probes: Counter<'vip' | 'resource' | 'result'>;
   readonly memberLiveness: Gauge<'member' | 'state'>;
+  readonly addressRefused: Counter<'vip'>;
 
   constructor(counters: () => DropCounters | undefined) {
     const r = this.registry;
@@ -79,6 +80,12 @@ export class AgentMetrics {
       name: 'heartline_member_liveness',
       help: '1 for the state each peer is in, as this node sees it.',
       labelNames: ['member', 'state'],
+      registers: [r],
+    });
+    this.addressRefused = new Counter({
+      name: 'heartline_vip_address_conflicts_total',
+      help: 'Binds refused because another VirtualIP holds the same address on this node (should stay 0).',
+      labelNames: ['vip'],
       registers: [r],
     });
   }

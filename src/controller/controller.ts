@@ -29,8 +29,15 @@ import type {
 } from '../core/ports.js';
 import { NotFoundError } from '../core/ports.js';
 import {
+  addressKey,
+  resolveAddressClaims,
+  type AddressClaimant,
+  type AddressVerdict,
+} from '../runtime/address-claims.js';
+import {
   buildClusterConfig,
   ClusterConfigError,
+  nodeAddresses,
   VIP_FINALIZER,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
@@ -127,6 +134,14 @@ export class Controller {
     string,
     { uid: string | undefined; generation: number | undefined; result: ReturnType<typeof parseVirtualIP> }
   >();
+  /**
+   * Where each held VIP was bound, as first seen at its current epoch (its spec.address
+   * then): a VIP whose spec.address changes while held keeps its old address claimed until
+   * it is released or bound again at a new epoch.
+   */
+  private readonly heldAt = new Map<string, { epoch: number; address: string }>();
+  /** VIP ids by address key (spec addresses and `heldAt`); rebuilt when either changes. */
+  private addressIndex: Map<string, Set<string>> | undefined;
   private lastIncarnation = 0;
   private resync: { stop(): void } | undefined;
   private stopped = false;
@@ -269,6 +284,15 @@ export class Controller {
         break;
       case 'VirtualIP': {
         q.add(keyOf('VirtualIP', objectKey(ch.object)));
+        // Its address may free, take or share another VIP's address: those decide again.
+        if (
+          specAddressOf(ch.object) !== specAddressOf(ch.old) ||
+          ch.type === 'deleted' ||
+          ch.type === 'added'
+        )
+          this.addressIndex = undefined;
+        for (const a of [specAddressOf(ch.object), specAddressOf(ch.old)])
+          if (a) this.enqueueSharing(a, objectKey(ch.object));
         // The cluster's configuration (VIP set, epochs) comes from its VIPs.
         const cluster = (ch.object.spec as { clusterRef?: { name?: string } } | undefined)?.clusterRef?.name;
         if (cluster) q.add(keyOf('HACluster', `${ns}/${cluster}`));
@@ -278,10 +302,20 @@ export class Controller {
       case 'Secret':
         for (const h of this.cache.list('HACluster', ns)) q.add(keyOf('HACluster', objectKey(h)));
         break;
-      case 'Node':
+      case 'Node': {
         if (ch.type === 'resync') break;
         for (const h of this.cache.list('HACluster')) q.add(keyOf('HACluster', objectKey(h)));
+        // A VIP equal to a Node address is refused: VIPs on an address that came or went decide again.
+        const before = new Set(nodeAddresses(ch.old ? [ch.old] : []).map((a) => addressKey(a.address)));
+        const after = new Set(
+          nodeAddresses(ch.type === 'deleted' ? [] : [ch.object]).map((a) => addressKey(a.address)),
+        );
+        for (const k of [...before, ...after]) {
+          if (before.has(k) && after.has(k)) continue;
+          for (const id of this.addressIndexOf().get(k) ?? []) q.add(keyOf('VirtualIP', id));
+        }
         break;
+      }
     }
   }
 
@@ -295,6 +329,83 @@ export class Controller {
         q.add(keyOf('VirtualIP', objectKey(v)));
     }
     for (const vip of change.vips) q.add(keyOf('VirtualIP', vip));
+  }
+
+  /** Queues every VIP (but `except`) whose address, or address it may still hold, is `address`'s. */
+  private enqueueSharing(address: string, except: string): void {
+    for (const id of this.addressIndexOf().get(addressKey(address)) ?? [])
+      if (id !== except) this.queue?.add(keyOf('VirtualIP', id));
+  }
+
+  private addressIndexOf(): Map<string, Set<string>> {
+    if (this.addressIndex) return this.addressIndex;
+    const index = new Map<string, Set<string>>();
+    const put = (address: string, id: string) => {
+      const k = addressKey(address);
+      const ids = index.get(k);
+      if (ids) ids.add(id);
+      else index.set(k, new Set([id]));
+    };
+    for (const o of this.cache.list('VirtualIP')) {
+      const a = specAddressOf(o);
+      if (a) put(a, objectKey(o));
+    }
+    for (const [id, h] of this.heldAt) put(h.address, id);
+    this.addressIndex = index;
+    return index;
+  }
+
+  /** The VIP as the address rule sees it: held per observation or status, and where it may still be bound. */
+  private claimantOf(id: string): AddressClaimant | undefined {
+    const o = this.cache.get('VirtualIP', id);
+    if (!o) return undefined;
+    const parsed = this.parseVip(id, o);
+    if (!parsed.ok) return undefined;
+    const vip = parsed.value;
+    const clusterId = `${o.metadata.namespace ?? 'default'}/${vip.spec.clusterRef.name}`;
+    const claimed = this.runtimes.get(clusterId)?.runtime.observation().claims.get(id)?.length ?? 0;
+    const ns = o.metadata.namespace;
+    const base = this.writer.base<VirtualIPStatus>(
+      'VirtualIP',
+      { ...(ns !== undefined ? { namespace: ns } : {}), name: o.metadata.name },
+      o.status,
+    );
+    const held = this.heldAt.get(id);
+    return {
+      id,
+      address: vip.spec.address,
+      created: typeof o.metadata.creationTimestamp === 'string' ? o.metadata.creationTimestamp : undefined,
+      held: claimed > 0 || Boolean(base?.holder),
+      ...(held ? { heldAddress: held.address } : {}),
+    };
+  }
+
+  /** The address rule's verdict for VIP `id` (address-claims.ts), over every VIP and Node this controller sees. */
+  private addressVerdictOf(id: string): AddressVerdict {
+    const self = this.claimantOf(id);
+    if (!self) return { ok: true };
+    const index = this.addressIndexOf();
+    const ids = new Set<string>([id]);
+    for (const a of [self.address, self.heldAddress])
+      if (a !== undefined) for (const other of index.get(addressKey(a)) ?? []) ids.add(other);
+    const claimants = [...ids].flatMap((x) => (x === id ? [self] : (this.claimantOf(x) ?? [])));
+    return resolveAddressClaims(claimants, nodeAddresses(this.cache.list('Node'))).get(id) ?? { ok: true };
+  }
+
+  /** Records where a held VIP is bound (see `heldAt`); true if that changed. */
+  private noteHeld(id: string, status: VirtualIPStatus, address: string): boolean {
+    const prev = this.heldAt.get(id);
+    if (!status.holder) {
+      if (!prev) return false;
+      this.heldAt.delete(id);
+    } else {
+      const epoch = status.epoch ?? 0;
+      if (prev && prev.epoch === epoch) return false;
+      this.heldAt.set(id, { epoch, address });
+      if (prev && addressKey(prev.address) === addressKey(address)) return false;
+    }
+    this.addressIndex = undefined;
+    return true;
   }
 
   private vipsOfCluster(ns: string, name: string): ApiObject[] {
@@ -470,6 +581,11 @@ export class Controller {
       this.writer.forget('VirtualIP', objKey);
       this.deletingSince.delete(id);
       this.parsedVips.delete(id);
+      const held = this.heldAt.get(id);
+      if (held && this.heldAt.delete(id)) {
+        this.addressIndex = undefined;
+        this.enqueueSharing(held.address, id);
+      }
       this.c.metrics.setHolder(id, undefined);
       return;
     }
@@ -533,8 +649,12 @@ export class Controller {
       cluster,
       now: this.c.clock.now(),
       wallNow: this.wallNow(),
+      addressVerdict: this.addressVerdictOf(id),
     });
     this.c.metrics.setHolder(id, decision.status.holder);
+    // Where it is bound, and whether another VIP waiting for this address may go ahead now.
+    const heldBefore = this.heldAt.get(id);
+    const heldMoved = this.noteHeld(id, decision.status, address);
     if (await this.writeStatus('VirtualIP', objKey, obj, decision.status)) {
       log.debug(
         { holder: decision.status.holder, epoch: decision.status.epoch, phase: decision.status.phase },
@@ -542,6 +662,10 @@ export class Controller {
       );
       if (decision.failover) this.c.metrics.failovers.inc({ reason: decision.failover.reason });
       this.emit(obj, 'VirtualIP', decision.events, log);
+    }
+    if (heldMoved || decision.status.holder !== base?.holder) {
+      this.enqueueSharing(address, id);
+      if (heldBefore) this.enqueueSharing(heldBefore.address, id);
     }
   }
 
@@ -614,6 +738,11 @@ export class Controller {
     this.c.metrics.setHolder(id, undefined);
     this.emit(obj, 'VirtualIP', events, log);
   }
+}
+
+function specAddressOf(o: ApiObject | undefined): string | undefined {
+  const a = (o?.spec as { address?: unknown } | undefined)?.address;
+  return typeof a === 'string' ? a : undefined;
 }
 
 function fingerprintOf(c: ClusterConfig): string {

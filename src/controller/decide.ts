@@ -13,6 +13,7 @@ import type { Condition, HAClusterStatus, VirtualIPStatus } from '../api/index.j
 import { elect, loadCap, type ElectionMember, type ElectionResult } from '../core/election.js';
 import { quorumOf } from '../core/lease-holder.js';
 import type { Millis } from '../core/ports.js';
+import type { AddressVerdict } from '../runtime/address-claims.js';
 import { WITNESS_ID, type ClusterConfig, type VipConfig } from '../runtime/cluster-config.js';
 import type { LossCause, Observation, VipTransition } from './observer.js';
 
@@ -172,10 +173,76 @@ export interface VipInput {
       };
   now: Millis;
   wallNow: Date;
+  /**
+   * The address rule's verdict (runtime/address-claims.ts, over every VirtualIP and Node):
+   * a refused VIP is never bound and says why in condition AddressConflict. Default: ok.
+   */
+  addressVerdict?: AddressVerdict;
 }
 
 /** The VirtualIP's status and the Events of this change. */
 export function decideVip(input: VipInput): VipDecision {
+  const decision = decideVipHolding(input);
+  if (input.deleting) return decision;
+  return withAddressVerdict(input, decision);
+}
+
+/** Condition AddressConflict, and for a refused VIP Ready False, phase and an Event. */
+function withAddressVerdict(input: VipInput, d: VipDecision): VipDecision {
+  const verdict = input.addressVerdict ?? { ok: true };
+  const { base, generation } = input;
+  const nowIso = isoSeconds(input.wallNow);
+  const prevConds = base?.conditions;
+  const cond = (type: string, status: Condition['status'], reason: string, message: string) =>
+    condition(prevConds, type, status, reason, message, generation, nowIso);
+  const others = (d.status.conditions ?? []).filter((c) => c.type !== 'AddressConflict');
+  const prev = prevConds?.find((c) => c.type === 'AddressConflict');
+  // Status kept as it was (members not all heard yet): nothing to add unless a refusal ends.
+  if (verdict.ok && d.status === base && prev?.status !== 'True') return d;
+  if (verdict.ok) {
+    return {
+      ...d,
+      status: {
+        ...d.status,
+        conditions: [
+          ...others,
+          cond(
+            'AddressConflict',
+            'False',
+            'NoConflict',
+            `no other VirtualIP and no Node uses ${input.address}`,
+          ),
+        ],
+      },
+    };
+  }
+  const ip = input.address.split('/')[0];
+  const conflict = cond('AddressConflict', 'True', verdict.reason, verdict.message);
+  const conditions = others.map((c) =>
+    c.type === 'Ready'
+      ? cond('Ready', 'False', 'AddressConflict', `not bound: ${verdict.message}`)
+      : c.type === 'Degraded' && !d.status.holder
+        ? cond('Degraded', 'Unknown', 'AddressConflict', 'not bound; see condition AddressConflict')
+        : c,
+  );
+  const events = d.events.filter((e) => e.reason !== 'Unassigned');
+  if (prev?.status !== 'True' || prev.reason !== verdict.reason) {
+    events.push({
+      type: 'Warning',
+      reason: 'AddressConflict',
+      note: `${ip}: not bound: ${verdict.message}`,
+      action: 'Refuse',
+    });
+  }
+  const phase = d.status.holder ? d.status.phase : d.status.phase === 'Pending' ? 'Pending' : 'Unassigned';
+  return {
+    ...d,
+    status: { ...d.status, ...(phase ? { phase } : {}), conditions: [...conditions, conflict] },
+    events,
+  };
+}
+
+function decideVipHolding(input: VipInput): VipDecision {
   const { base, generation } = input;
   const nowIso = isoSeconds(input.wallNow);
   const prevConds = base?.conditions;

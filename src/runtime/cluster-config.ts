@@ -11,6 +11,7 @@ import type { KeyringKey } from '../core/wire/index.js';
 import type { VipSpec } from '../core/member.js';
 import type { QuorumMode } from '../core/lease-holder.js';
 import type { ApiObject } from '../core/ports.js';
+import { resolveAddressClaims, type AddressClaimant, type NodeAddressOf } from './address-claims.js';
 
 /** Annotation on a Node: the address its agent heartbeats from, when not the InternalIP. */
 export const HEARTBEAT_ADDRESS_ANNOTATION = 'heartline.dev/heartbeat-address';
@@ -35,8 +36,10 @@ export interface MemberAddress {
 
 export interface VipConfig extends VipSpec {
   spec: VirtualIPSpec;
-  /** Being deleted: members release it. */
+  /** Being deleted, or refused (`refused`): members release it and never bind it. */
   deleting: boolean;
+  /** Why the address rule refuses it (runtime/address-claims.ts), if it does. */
+  refused?: string;
   /** Resources in start order (missing ones reported in `problems`). */
   resources: Array<{ name: string; spec: ResourceSpec }>;
 }
@@ -97,6 +100,35 @@ export function nodeAddress(node: ApiObject): string | undefined {
   if (ann) return ann;
   const internal = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
   return internal.find((a) => !a.includes(':')) ?? internal[0];
+}
+
+/** Every address a Node reports (InternalIP, ExternalIP) and its heartbeat address annotation. */
+export function nodeAddresses(nodes: readonly ApiObject[]): NodeAddressOf[] {
+  const out: NodeAddressOf[] = [];
+  for (const node of nodes) {
+    const n = node as unknown as NodeLike;
+    for (const a of n.status?.addresses ?? [])
+      if (a.type === 'InternalIP' || a.type === 'ExternalIP')
+        out.push({ node: n.metadata.name, address: a.address });
+    const ann = n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION];
+    if (ann) out.push({ node: n.metadata.name, address: ann });
+  }
+  return out;
+}
+
+/**
+ * A VirtualIP as the address rule sees it from the objects alone: `held` when its status
+ * names a holder, `blocked` while the controller's condition AddressConflict is True.
+ */
+export function addressClaimant(vip: VirtualIP): AddressClaimant {
+  const conflict = vip.status?.conditions?.find((c) => c.type === 'AddressConflict');
+  return {
+    id: `${vip.metadata.namespace ?? 'default'}/${vip.metadata.name}`,
+    address: vip.spec.address,
+    created: vip.metadata.creationTimestamp,
+    held: Boolean(vip.status?.holder),
+    blocked: conflict?.status === 'True',
+  };
 }
 
 /** Whether the node asks its VIPs to move away: cordoned (kubectl drain) or annotated standby. */
@@ -206,6 +238,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
   }
 
   const vips: VipConfig[] = [];
+  const claimants: AddressClaimant[] = [];
   for (const obj of objs.vips) {
     if ((obj.metadata.namespace ?? 'default') !== ns) continue;
     const p = parseVirtualIP(obj);
@@ -214,6 +247,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
       continue;
     }
     const vip: VirtualIP = p.value;
+    claimants.push(addressClaimant(vip));
     if (vip.spec.clusterRef.name !== objs.cluster.metadata.name) continue;
     const eligible = vip.spec.nodeSelector
       ? objs.nodes
@@ -240,6 +274,16 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     });
   }
   vips.sort((a, b) => a.vip.localeCompare(b.vip));
+  // One address, one VirtualIP (address-claims.ts): a refused VIP stays known (wire ids,
+  // observed holdings) but, like a deleted one, members release it and never bind it.
+  const verdicts = resolveAddressClaims(claimants, nodeAddresses(objs.nodes));
+  for (const v of vips) {
+    const verdict = verdicts.get(v.vip);
+    if (!verdict || verdict.ok) continue;
+    v.refused = verdict.message;
+    v.deleting = true;
+    problems.push(`VirtualIP ${v.vip}: not bound: ${verdict.message}`);
+  }
 
   return {
     clusterId: `${ns}/${objs.cluster.metadata.name}`,

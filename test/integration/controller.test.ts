@@ -235,6 +235,7 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
       ['Bound', 'True'],
       ['QuorumLost', 'False'],
       ['Degraded', 'False'],
+      ['AddressConflict', 'False'],
     ]);
     const events = async () =>
       (

@@ -14,10 +14,11 @@
  * web-ha (the example overlay's) for its duration, and deletes them afterwards.
  */
 import { jest } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { SystemClock } from '../../src/adapters/clock.js';
@@ -35,6 +36,8 @@ import {
   until as untilShared,
 } from './helpers.js';
 
+const execFileAsync = promisify(execFile);
+
 jest.setTimeout(120_000);
 
 const SYSTEM_NS = 'heartline-system';
@@ -50,6 +53,9 @@ const RBAC_KINDS = new Set([
   'Role',
   'RoleBinding',
 ]);
+
+const ADMISSION_KINDS = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+const CLUSTER_SCOPED_KINDS = new Set(['ClusterRole', 'ClusterRoleBinding', ...ADMISSION_KINDS]);
 
 interface K8sObject {
   apiVersion: string;
@@ -164,9 +170,14 @@ async function serviceAccountKubeconfig(dir: string, sa: string): Promise<string
 }
 
 /** The `kubectl auth can-i` and rendered values the overlay must keep in step with its ConfigMap. */
-function configOf(objs: K8sObject[]): { cluster: string; namespace: string; authSecret: string } {
+function configOf(objs: K8sObject[]): {
+  cluster: string;
+  namespace: string;
+  authSecret: string;
+  adminGroup: string;
+} {
   const cm = find(objs, 'ConfigMap', 'heartline-config', SYSTEM_NS) as K8sObject & {
-    data: { cluster: string; namespace: string; authSecret: string };
+    data: { cluster: string; namespace: string; authSecret: string; adminGroup: string };
   };
   return cm.data;
 }
@@ -274,9 +285,7 @@ describe('deploy/ on a real API server', () => {
     if (controller && controller.exitCode === null) controller.kill('SIGKILL');
     await Promise.all(api.map((a) => a.close()));
     // Only what this run applied: createdSystemNs is set by the first real apply.
-    const clusterScoped = createdSystemNs
-      ? base.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')
-      : [];
+    const clusterScoped = createdSystemNs ? base.filter((o) => CLUSTER_SCOPED_KINDS.has(o.kind)) : [];
     if (clusterScoped.length > 0) {
       await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], {
         input: toYaml(clusterScoped),
@@ -311,18 +320,20 @@ describe('deploy/ on a real API server', () => {
         cluster: 'heartline',
         namespace: SYSTEM_NS,
         authSecret: 'heartline-auth',
+        adminGroup: 'heartline:admins',
       });
       expect(configOf(example)).toEqual({
         cluster: 'web',
         namespace: EXAMPLE_NS,
         authSecret: 'heartline-auth',
+        adminGroup: 'heartline:admins',
       });
       // The overlay changes configuration only: same objects (by kind and name) as the base.
       const ids = (objs: K8sObject[]) => objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
       expect(ids(example)).toEqual(ids(base));
     });
 
-    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW only, read-only root, no escalation, netd as PID 1', () => {
+    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW + NET_BIND_SERVICE only, read-only root, no escalation, netd as PID 1', () => {
       const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
       const pod = ds.spec.template.spec;
       expect(pod).toMatchObject({
@@ -341,7 +352,11 @@ describe('deploy/ on a real API server', () => {
       });
       expect(c.securityContext?.privileged ?? false).toBe(false);
       expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
-      expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual(['NET_ADMIN', 'NET_RAW']);
+      expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual([
+        'NET_ADMIN',
+        'NET_BIND_SERVICE',
+        'NET_RAW',
+      ]);
       // docs/fence.md: heartline-netd must be PID 1 with the agent as its child.
       expect(c.command?.slice(0, 4)).toEqual(['heartline-netd', '--exec', 'heartline', 'agent']);
       expect(c.command).toEqual(
@@ -371,6 +386,28 @@ describe('deploy/ on a real API server', () => {
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(60);
       // Never two agents on one node, not even during a rollout.
       expect(ds.spec.updateStrategy?.rollingUpdate?.maxSurge).toBe(0);
+    });
+
+    it("the agent's capability set binds the heartbeat port, and one without NET_BIND_SERVICE cannot", async () => {
+      // Root limited to the manifest's capabilities, as the container runtime starts it
+      // (bounding set = capabilities.add, nothing inheritable), in a private network namespace.
+      const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
+      const c = ds.spec.template.spec.containers[0]!;
+      const port = c.ports?.find((p) => p.name === 'heartbeat')?.containerPort;
+      expect(port).toBe(694);
+      const bindAs = async (caps: string[]) => {
+        const bounding = ['-all', ...caps.map((cap) => `+${cap.toLowerCase()}`)].join(',');
+        const script = `const d=require('dgram').createSocket('udp4');d.on('error',e=>{console.log(e.code);process.exit(0)});d.bind(${port},()=>{console.log('bound');d.close()})`;
+        const r = await execFileAsync(
+          'unshare',
+          ['-n', 'setpriv', '--bounding-set', bounding, '--inh-caps=-all', process.execPath, '-e', script],
+          { timeout: 20_000 },
+        );
+        return r.stdout.trim();
+      };
+      const caps = c.securityContext?.capabilities?.add ?? [];
+      expect(await bindAs(caps)).toBe('bound');
+      expect(await bindAs(caps.filter((cap) => cap !== 'NET_BIND_SERVICE'))).toBe('EACCES');
     });
 
     it('controller Deployment: 2 replicas, non-root, no capabilities, witness at the pod IP, probes on 9695', () => {
@@ -766,6 +803,204 @@ describe('deploy/ on a real API server', () => {
           '{"metadata":{"finalizers":null}}',
         ]);
       }
+    });
+
+    describe('admission policies (deploy/base/admission)', () => {
+      let ns: string;
+      const NODE = 'hl-deploy-test-n1';
+      const OTHER = 'hl-deploy-test-n2';
+      const resource = (name: string) => ({
+        apiVersion: 'heartline.dev/v1alpha1',
+        kind: 'Resource',
+        metadata: { name, namespace: ns },
+        spec: { kind: 'exec', exec: { start: ['/bin/true'], stop: ['/bin/true'] } },
+      });
+      const asUser = (user: string, group: string) => [`--as=${user}`, `--as-group=${group}`];
+
+      beforeAll(async () => {
+        ns = await createTestNamespace('hl-admission');
+        // The policies, their bindings and the ConfigMap they read, for real.
+        await must(
+          ['apply', '-f', '-'],
+          toYaml(base.filter((o) => ADMISSION_KINDS.has(o.kind) || o.kind === 'ConfigMap')),
+        );
+        // RBAC lets alice (devs) and bob (heartline:admins) write Resources and HAClusters in
+        // the test namespace, so that what refuses alice below is the policy, not RBAC.
+        await must(
+          ['apply', '-f', '-'],
+          toYaml([
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'Role',
+              metadata: { name: 'heartline-writer', namespace: ns },
+              rules: [{ apiGroups: ['heartline.dev'], resources: ['*'], verbs: ['*'] }],
+            },
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'RoleBinding',
+              metadata: { name: 'heartline-writer', namespace: ns },
+              roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'heartline-writer' },
+              subjects: [
+                { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' },
+                { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'bob' },
+              ],
+            },
+            // The agent's Role is in heartline-system; here it may patch Resource status too.
+            {
+              apiVersion: 'rbac.authorization.k8s.io/v1',
+              kind: 'RoleBinding',
+              metadata: { name: 'heartline-agent', namespace: ns },
+              roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'heartline-writer' },
+              subjects: [{ kind: 'ServiceAccount', name: 'heartline-agent', namespace: SYSTEM_NS }],
+            },
+          ]),
+        );
+      });
+
+      afterAll(async () => {
+        await kubectl(['delete', 'pod', 'agent-n1', '-n', SYSTEM_NS, '--ignore-not-found', '--wait=false']);
+        await kubectl(['delete', 'node', NODE, '--ignore-not-found', '--wait=false']);
+        await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], {
+          input: toYaml(base.filter((o) => ADMISSION_KINDS.has(o.kind))),
+        });
+        if (ns) await deleteNamespace(ns);
+      });
+
+      it('only the admin group (and system:masters) may create, change or delete Resources and HAClusters', async () => {
+        // Policies take effect a moment after they are created: wait for the first refusal.
+        const refused = await until('the heartline-admins-only policy to refuse alice', async () => {
+          const r = await kubectl(['create', '-f', '-', ...asUser('alice', 'devs')], {
+            input: JSON.stringify(resource('by-alice')),
+          });
+          return r.code !== 0 && /heartline-admins-only/.test(r.stderr) ? r.stderr : false;
+        });
+        expect(refused).toMatch(
+          /only members of group heartline:admins \(heartline-config\/adminGroup\) may create resources/,
+        );
+        const hac = { ...HACLUSTER, metadata: { name: 'by-alice', namespace: ns } };
+        const r1 = await kubectl(['create', '-f', '-', ...asUser('alice', 'devs')], {
+          input: JSON.stringify(hac),
+        });
+        expect(r1.code).not.toBe(0);
+        expect(r1.stderr).toMatch(/heartline-admins-only/);
+        // A member of the group may; so may the API server's superuser group (this kubeconfig).
+        await must(
+          ['create', '-f', '-', ...asUser('bob', 'heartline:admins')],
+          JSON.stringify(resource('by-bob')),
+        );
+        await must(['create', '-f', '-'], JSON.stringify(resource('by-admin')));
+        // Change and delete are refused to alice too.
+        const r2 = await kubectl([
+          'label',
+          'resource',
+          'by-bob',
+          '-n',
+          ns,
+          'x=y',
+          ...asUser('alice', 'devs'),
+        ]);
+        expect(r2.stderr).toMatch(/heartline-admins-only/);
+        const r3 = await kubectl(['delete', 'resource', 'by-bob', '-n', ns, ...asUser('alice', 'devs')]);
+        expect(r3.stderr).toMatch(/heartline-admins-only/);
+        // VirtualIPs are not covered: an application team may declare its own addresses.
+        const vip = { ...VIP, metadata: { name: 'by-alice', namespace: ns } };
+        await must(['create', '-f', '-', ...asUser('alice', 'devs')], JSON.stringify(vip));
+      });
+
+      it("an agent may change only its own node's entry of a Resource's status", async () => {
+        // A pod-bound token, as the DaemonSet's pods get: the API server records the pod's node
+        // in the token's user info (authentication.kubernetes.io/node-name).
+        for (const name of [NODE, OTHER]) {
+          await must(
+            ['apply', '-f', '-'],
+            JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name } }),
+          );
+        }
+        await must(
+          ['apply', '-f', '-'],
+          JSON.stringify({
+            apiVersion: 'v1',
+            kind: 'Pod',
+            metadata: { name: 'agent-n1', namespace: SYSTEM_NS },
+            spec: {
+              nodeName: NODE,
+              serviceAccountName: 'heartline-agent',
+              containers: [{ name: 'agent', image: 'heartline:never-pulled' }],
+            },
+          }),
+        );
+        const token = (
+          await must([
+            'create',
+            'token',
+            'heartline-agent',
+            '-n',
+            SYSTEM_NS,
+            '--bound-object-kind=Pod',
+            '--bound-object-name=agent-n1',
+            '--duration=10m',
+          ])
+        ).trim();
+        const admin = parse(await readFile(kubeconfig(), 'utf8')) as {
+          clusters: { name: string; cluster: Record<string, string> }[];
+        };
+        const agentConfig = path.join(tmp, 'agent-bound.kubeconfig');
+        await writeFile(
+          agentConfig,
+          stringify({
+            apiVersion: 'v1',
+            kind: 'Config',
+            clusters: [{ name: 'test', cluster: admin.clusters[0]!.cluster }],
+            users: [{ name: 'agent', user: { token } }],
+            contexts: [{ name: 'agent', context: { cluster: 'test', user: 'agent' } }],
+            'current-context': 'agent',
+          }),
+          { mode: 0o600 },
+        );
+        const whoami = JSON.parse(
+          await must(['auth', 'whoami', '-o', 'json', `--kubeconfig=${agentConfig}`]),
+        ) as { status: { userInfo: { extra?: Record<string, string[]> } } };
+        expect(whoami.status.userInfo.extra?.['authentication.kubernetes.io/node-name']).toEqual([NODE]);
+
+        await must(['create', '-f', '-'], JSON.stringify(resource('web')));
+        const entry = (name: string, state: string) => ({ name, state });
+        const setStatus = (nodes: unknown[], config?: string) =>
+          kubectl([
+            'patch',
+            'resource',
+            'web',
+            '-n',
+            ns,
+            '--subresource=status',
+            '--type=merge',
+            '-p',
+            JSON.stringify({ status: { nodes } }),
+            ...(config ? [`--kubeconfig=${config}`] : []),
+          ]);
+        expect((await setStatus([entry(NODE, 'starting'), entry(OTHER, 'running')])).code).toBe(0);
+        // Its own entry: allowed (policies may need a moment to take effect, so retry the refusals).
+        const own = await setStatus([entry(NODE, 'running'), entry(OTHER, 'running')], agentConfig);
+        expect(own.stderr).toBe('');
+        expect(own.code).toBe(0);
+        const refusals = [
+          [entry(NODE, 'running'), entry(OTHER, 'failed')], // another node's entry changed
+          [entry(NODE, 'running')], // another node's entry removed
+          [entry(NODE, 'running'), entry(OTHER, 'running'), entry('hl-deploy-test-n3', 'running')], // one added
+        ];
+        for (const nodes of refusals) {
+          const r = await until('the heartline-agent-own-node policy to refuse', async () => {
+            const x = await setStatus(nodes, agentConfig);
+            return x.code !== 0 ? x : false;
+          });
+          expect(r.stderr).toMatch(/heartline-agent-own-node/);
+          expect(r.stderr).toMatch(new RegExp(`the agent on node ${NODE} may change only its own entry`));
+        }
+        // Nothing of the refused writes landed.
+        const after = JSON.parse(await must(['get', 'resource', 'web', '-n', ns, '-o', 'json'])) as {
+          status: { nodes: unknown[] };
+        };
+        expect(after.status.nodes).toEqual([entry(NODE, 'running'), entry(OTHER, 'running')]);
+      });
     });
   });
 });

@@ -1,10 +1,11 @@
 /**
  * Breaks the protocol on purpose and shows the simulator catches it: a voter that acks a
  * takeover while its promise to the current holder is still active lets a candidate that
- * cannot hear the holder (one-way loss) bind the VIP while the holder still holds it.
+ * cannot hear the holder (one-way loss) bind the VIP while the holder still holds it; and
+ * without the address rule, two VirtualIP names on one address are bound on two nodes.
  */
 import { describeFailure, runOne } from './run.js';
-import type { Scenario } from './world.js';
+import { admittedVips, type Scenario } from './world.js';
 
 function oneWayCut(unsafe: boolean) {
   return (s: Scenario) => {
@@ -58,5 +59,57 @@ describe('simulator catches a broken voter', () => {
       if (result.violations.some((v) => v.invariant === 'S1')) found = seed;
     }
     expect(found).toBeDefined();
+  });
+});
+
+describe('simulator catches two VirtualIPs on one address', () => {
+  // Two names, one address, each preferring another node: leases are per name, so only the
+  // address rule keeps them apart.
+  const twins = (rule: boolean) => (s: Scenario) => {
+    s.vips = [
+      { vip: 'default/web', preferredNodes: ['n1'] },
+      { vip: 'default/web-copy', preferredNodes: ['n2'] },
+    ];
+    s.addresses = { 'default/web': '198.18.0.100/24', 'default/web-copy': '198.18.0.100/32' };
+    s.faults = [];
+    if (!rule) s.noAddressRule = true;
+  };
+
+  test('with the rule the members run the older VIP only, and S1 holds per address', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const { result, scenario } = runOne(
+        seed,
+        { profile: 'fast', members: 3, maxVips: 1 },
+        { mutate: twins(true) },
+      );
+      expect(admittedVips(scenario).map((v) => v.vip)).toEqual(['default/web']);
+      if (result.violations.length) throw new Error(describeFailure({ seed, result, scenario }, 'fast'));
+    }
+  });
+
+  test('without the rule the S1 check (per address) reports both names on two nodes', () => {
+    const { result, scenario } = runOne(
+      1,
+      { profile: 'fast', members: 3, maxVips: 1 },
+      { mutate: twins(false) },
+    );
+    const s1 = result.violations.find((v) => v.invariant === 'S1');
+    expect(s1?.message).toMatch(/bound default\/web(-copy)? .* still had default\/web(-copy)?, same address/);
+    expect(describeFailure({ seed: 1, result, scenario }, 'fast')).toMatch(
+      /^seed 1 \(profile fast\) violates S1/,
+    );
+  });
+
+  test('random duplicate-address schedules without the rule hit S1', () => {
+    let found = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const { result } = runOne(
+        seed,
+        { profile: 'fast', maxVips: 3, faultMs: 1500, duplicateAddresses: 1 },
+        { mutate: (s) => (s.noAddressRule = true) },
+      );
+      if (result.violations.some((v) => v.invariant === 'S1')) found++;
+    }
+    expect(found).toBeGreaterThan(0);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W]
+ * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P]
  * Runs K seeded schedules from seed N, checks S1, S2 and L1 at every step, prints failover
  * times. Exit code 1 if an invariant breaks; the failure names the seed and shows a trace.
  * `--workers W` splits the seeds into W contiguous ranges run by W child processes.
@@ -25,6 +25,7 @@ const cmd = new Command()
     '--graceful-stop',
     'one fault only: stop one member gracefully (Member.stop, no restart) to measure handover time',
   )
+  .option('--duplicates <p>', 'chance (0..1) that a schedule has VirtualIPs sharing an address', '0')
   .option('--workers <w>', 'child processes to split the schedules across', '1')
   .option('--worker-child', 'internal: run as a worker and report to the parent')
   .option('--trace', 'print every event of each schedule')
@@ -39,6 +40,7 @@ const o = cmd.opts<{
   singleCrash?: boolean;
   gracefulStop?: boolean;
   workers: string;
+  duplicates: string;
   workerChild?: boolean;
   trace?: boolean;
 }>();
@@ -57,6 +59,7 @@ if (!Number.isInteger(seed) || !Number.isInteger(k) || k < 1 || !Number.isIntege
 const opts = {
   profile,
   maxVips: Number(o.maxVips),
+  duplicateAddresses: Number(o.duplicates),
   ...(o.members ? { members: Number(o.members) } : {}),
   ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),
 };

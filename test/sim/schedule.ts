@@ -21,6 +21,12 @@ export interface ScheduleOptions {
   faultKinds?: readonly string[];
   /** Largest forward clock step the design tolerates (added to the margin). */
   maxStepMs?: number;
+  /**
+   * Chance (0..1) that a schedule has VirtualIPs sharing an address: 1 to 3 more VIP names,
+   * each on the address of an existing one (prefix may differ), created before or after it.
+   * Default 0.
+   */
+  duplicateAddresses?: number;
 }
 
 export const SIM_MAX_STEP_MS = 20;
@@ -174,6 +180,22 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     });
   }
   faults.sort((a, b) => a.at - b.at);
+  // Duplicate addresses, from their own stream too.
+  const ra = new Rng(seed ^ 0x0add0add);
+  let addresses: Record<string, string> | undefined;
+  if ((o.duplicateAddresses ?? 0) > 0 && ra.chance(o.duplicateAddresses ?? 0)) {
+    addresses = {};
+    vips.forEach((v, i) => (addresses![v.vip] = `198.18.${Math.floor(i / 200)}.${100 + (i % 200)}/24`));
+    const nd = ra.int(1, 3);
+    for (let d = 0; d < nd; d++) {
+      const twin = ra.pick(vips);
+      const pref = ra.shuffle([...members]).slice(0, ra.int(0, Math.min(3, n)));
+      const dup: VipSpec = { vip: `default/dup-${d + 1}`, preferredNodes: pref };
+      addresses[dup.vip] = `${addresses[twin.vip]!.split('/')[0]}/${ra.pick([24, 32, 25])}`;
+      // Created before or after its twin: either may be the older one.
+      vips.splice(ra.int(0, vips.length), 0, dup);
+    }
+  }
   return {
     seed,
     timing,
@@ -181,6 +203,7 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     witness,
     quorum,
     vips,
+    ...(addresses ? { addresses } : {}),
     autoFailback: rng.chance(0.3),
     clocks,
     faults,

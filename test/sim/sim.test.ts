@@ -31,4 +31,21 @@ describe('simulator: random schedules keep S1, S2 and L1', () => {
     },
     TIMEOUT,
   );
+
+  test(
+    `VirtualIPs sharing an address, both profiles (${Math.round(total * 0.25)} schedules each): S1 per address`,
+    () => {
+      for (const profile of ['fast', 'default'] as const) {
+        const s = runMany(300_000, Math.round(total * 0.25), {
+          profile,
+          maxVips: profile === 'fast' ? 3 : 8,
+          duplicateAddresses: 1,
+          ...(profile === 'fast' ? { faultMs: 1500 } : {}),
+        });
+        const hard = s.failures.filter((f) => f.result.violations.some((v) => v.invariant !== 'BACKSTOP'));
+        if (hard.length > 0) throw new Error(describeFailure(hard[0] as (typeof hard)[number], profile));
+      }
+    },
+    TIMEOUT,
+  );
 });

@@ -12,6 +12,7 @@ import {
 } from '../../src/core/member.js';
 import type { Epoch, Message, MemberId, VipId } from '../../src/core/messages.js';
 import type { Timing } from '../../src/core/timing.js';
+import { addressKey, resolveAddressClaims } from '../../src/runtime/address-claims.js';
 import { EventHeap } from './heap.js';
 import { Rng } from './rng.js';
 
@@ -39,7 +40,18 @@ export interface Scenario {
   /** The controller's witness voter, if any (id CONTROLLER). */
   witness: boolean;
   quorum: QuorumMode;
+  /** The VirtualIP objects, oldest first (creation order). */
   vips: VipSpec[];
+  /**
+   * spec.address of VIPs (several names may share one); a VIP not listed has an address of
+   * its own. S1 is checked per address.
+   */
+  addresses?: Record<VipId, string>;
+  /**
+   * Breaks the product on purpose: members get every VIP, the address rule
+   * (runtime/address-claims.ts) is not applied.
+   */
+  noAddressRule?: boolean;
   autoFailback: boolean;
   /** Per node: clock rate (1 +- drift) and offset. */
   clocks: Record<MemberId, { rate: number; offset: number }>;
@@ -136,7 +148,10 @@ export class World {
   private n = 0;
   private now = 0;
   private readonly nodes = new Map<MemberId, Node>();
-  private readonly byVip = new Map<VipId, Binding[]>();
+  /** Bindings by address (see `slot`): S1 is per address, not per VIP name. */
+  private readonly byVip = new Map<string, Binding[]>();
+  /** The VIPs the members run: those the address rule admits, as the agent builds them. */
+  private readonly admitted: VipSpec[];
   private readonly blocked = new Map<string, number>(); // "from>to" -> token
   private loss = 0.002;
   private dup = 0.002;
@@ -170,6 +185,7 @@ export class World {
       events: 0,
       trace: [],
     };
+    this.admitted = admittedVips(sc);
     const ids = [...sc.members, ...(sc.witness ? [CONTROLLER] : [])];
     for (const id of ids) {
       const c = sc.clocks[id] ?? { rate: 1, offset: 0 };
@@ -298,7 +314,7 @@ export class World {
     // The agent sweeps Heartline addresses of its previous life before it starts.
     for (const b of node.bindings.values()) this.remove(b, 'sweep at start');
     node.bindings.clear();
-    const vips = this.sc.vips.map((v) => ({ ...v, epochFloor: this.durable.get(v.vip) ?? 0 }));
+    const vips = this.admitted.map((v) => ({ ...v, epochFloor: this.durable.get(v.vip) ?? 0 }));
     node.member = new Member(
       {},
       {
@@ -488,9 +504,9 @@ export class World {
     };
     this.checkS1(b);
     node.bindings.set(vip, b);
-    const list = (this.byVip.get(vip) ?? []).filter((x) => this.active(x));
+    const list = (this.byVip.get(this.slot(vip)) ?? []).filter((x) => this.active(x));
     list.push(b);
-    this.byVip.set(vip, list);
+    this.byVip.set(this.slot(vip), list);
     const stopped = this.stoppedAt.get(vip);
     if (stopped !== undefined && stopped.node !== node) {
       this.result.handovers.push(this.now - stopped.t);
@@ -515,9 +531,9 @@ export class World {
       b.removedAt = Infinity;
       b.boundAt = this.now;
       this.checkS1(b);
-      const list = (this.byVip.get(vip) ?? []).filter((x) => this.active(x) && x !== b);
+      const list = (this.byVip.get(this.slot(vip)) ?? []).filter((x) => this.active(x) && x !== b);
       list.push(b);
-      this.byVip.set(vip, list);
+      this.byVip.set(this.slot(vip), list);
     }
     b.fenceLocal = leaseExpiry;
     b.kernelLocal = this.kernelLocal(node, leaseExpiry);
@@ -529,8 +545,14 @@ export class World {
     void why;
   }
 
+  /** The address a VIP binds: S1 holds per address (two VIP names on one address count). */
+  private slot(vip: VipId): string {
+    const a = this.sc.addresses?.[vip];
+    return a === undefined ? `vip:${vip}` : addressKey(a);
+  }
+
   private checkS1(b: Binding): void {
-    for (const other of this.byVip.get(b.vip) ?? []) {
+    for (const other of this.byVip.get(this.slot(b.vip)) ?? []) {
       if (other.node === b.node || !this.active(other)) continue;
       if (other.zombie) {
         // Agent and fence killed together: only the kernel lifetime removes the address.
@@ -556,9 +578,10 @@ export class World {
           : other.node.state === 'down'
             ? 'crashed holder'
             : 'holder';
+      const same = other.vip === b.vip ? 'it' : `${other.vip}, same address ${this.sc.addresses?.[b.vip]},`;
       this.violate(
         'S1',
-        `${b.node.id} bound ${b.vip} at epoch ${b.epoch} while ${what} ${other.node.id} still had it bound at epoch ${other.epoch}`,
+        `${b.node.id} bound ${b.vip} at epoch ${b.epoch} while ${what} ${other.node.id} still had ${same} bound at epoch ${other.epoch}`,
       );
     }
   }
@@ -578,8 +601,11 @@ export class World {
 
   private checkL1(): void {
     let all = true;
-    for (const v of this.sc.vips) {
-      const held = (this.byVip.get(v.vip) ?? []).some((b) => this.active(b));
+    for (const v of this.admitted) {
+      const held = [...this.nodes.values()].some((n) => {
+        const b = n.bindings.get(v.vip);
+        return b !== undefined && this.active(b);
+      });
       if (held) {
         this.lastHeld.set(v.vip, this.now);
         continue;
@@ -788,4 +814,20 @@ export class World {
     this.blocked.set(`${from}>${to}`, token);
     this.push({ t: until, n: 0, kind: 'unblock', from, to, token });
   }
+}
+
+/**
+ * The VIP set the members run, as the agent builds it (runtime/cluster-config.ts): the same
+ * pure rule, one address per VirtualIP, the older one (earlier in `vips`) keeping it.
+ */
+export function admittedVips(sc: Pick<Scenario, 'vips' | 'addresses' | 'noAddressRule'>): VipSpec[] {
+  const addresses = sc.addresses;
+  if (sc.noAddressRule || !addresses) return sc.vips;
+  const verdicts = resolveAddressClaims(
+    sc.vips.flatMap((v, i) => {
+      const address = addresses[v.vip];
+      return address === undefined ? [] : [{ id: v.vip, address, created: new Date(i * 1000).toISOString() }];
+    }),
+  );
+  return sc.vips.filter((v) => verdicts.get(v.vip)?.ok !== false);
 }

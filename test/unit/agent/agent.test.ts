@@ -232,6 +232,48 @@ describe('Agent on fakes', () => {
     expect(c.maxHolders()).toBe(1);
   });
 
+  it('VirtualIPs sharing one address: only the oldest is ever bound, on one node (issue 18, finding 1)', async () => {
+    const c = cluster(['n1', 'n2', 'n3', 'n4']);
+    // Four names, one address (prefixes differ), each preferring another node; "web" (made
+    // first) keeps it. Before the address rule, n2 and n3 ended up holding it together.
+    const made = (s: number) => `2026-01-01T00:00:0${s}Z`;
+    c.api.apply('VirtualIP', {
+      metadata: { name: 'web', namespace: NS, creationTimestamp: made(0) },
+      spec: { clusterRef: { name: 'web' }, address: VIP, preferredNodes: ['n1'] },
+    });
+    ['n2', 'n3', 'n4'].forEach((node, i) =>
+      c.api.apply('VirtualIP', {
+        metadata: { name: `dup-${i}`, namespace: NS, creationTimestamp: made(i + 1) },
+        spec: {
+          clusterRef: { name: 'web' },
+          address: i === 0 ? '198.18.0.100/32' : VIP,
+          preferredNodes: [node],
+        },
+      }),
+    );
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(3000);
+    expect(c.holders()).toEqual(['n1']);
+    expect(c.maxHolders()).toBe(1);
+    for (const n of c.nodes) {
+      expect(n.agent.boundVips().map((b) => b.vip)).toEqual(n.name === 'n1' ? ['default/web'] : []);
+      expect(n.agent.member?.configuration.problems.join('\n')).toContain(
+        'VirtualIP default/dup-1: not bound: spec.address: 198.18.0.100 is already the address of VirtualIP default/web',
+      );
+    }
+    // The holder crashes: the address moves with "web", never to a duplicate.
+    c.net.partition(
+      [c.nodes[0]!.ip],
+      c.nodes.slice(1).map((n) => n.ip),
+    );
+    c.nodes[0]!.driver.agentDied();
+    await c.run(2000);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.maxHolders()).toBe(1);
+    const holder = c.nodes.find((n) => n.driver.holds(VIP))!;
+    expect(holder.agent.boundVips().map((b) => b.vip)).toEqual(['default/web']);
+  });
+
   it('reports an unusable configuration by name and stays unready', async () => {
     const c = cluster();
     c.api.delete('Secret', { namespace: NS, name: 'auth' });

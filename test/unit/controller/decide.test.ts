@@ -276,3 +276,69 @@ describe('decideCluster', () => {
     expect(d.events[0]).toMatchObject({ type: 'Warning', reason: 'InvalidConfiguration' });
   });
 });
+
+describe('decideVip: one address, one VirtualIP', () => {
+  const refused = {
+    ok: false as const,
+    reason: 'DuplicateAddress' as const,
+    message:
+      'spec.address: 198.18.0.100 is already the address of VirtualIP lab/older (the older one keeps it; an address is held by one VirtualIP only): give this VirtualIP another address, or delete one of the two; it stays unbound until then',
+    others: ['lab/older'],
+  };
+
+  it('a refused VirtualIP: AddressConflict True naming both, Ready False, one Warning Event', () => {
+    const o = obs({ a: 'alive', b: 'alive', c: 'alive' });
+    const d = decideVip({ ...input(o, undefined), addressVerdict: refused });
+    const cond = (t: string) => d.status.conditions?.find((c) => c.type === t);
+    expect(cond('AddressConflict')).toMatchObject({
+      status: 'True',
+      reason: 'DuplicateAddress',
+      message: expect.stringContaining('VirtualIP lab/older'),
+    });
+    expect(cond('Ready')).toMatchObject({ status: 'False', reason: 'AddressConflict' });
+    expect(d.status.holder).toBeUndefined();
+    expect(d.status.phase).toBe('Unassigned');
+    expect(d.events).toEqual([
+      expect.objectContaining({
+        type: 'Warning',
+        reason: 'AddressConflict',
+        note: expect.stringContaining('VirtualIP lab/older'),
+      }),
+    ]);
+    // Level-based and quiet: deciding again from its own status emits nothing.
+    const again = decideVip({ ...input(o, d.status), addressVerdict: refused });
+    expect(again.status).toEqual(d.status);
+    expect(again.events).toEqual([]);
+  });
+
+  it('the condition clears (False) once the address is free, and Ready follows the holder', () => {
+    const o = obs({ a: 'alive', b: 'alive', c: 'alive' });
+    const before = decideVip({ ...input(o, undefined), addressVerdict: refused });
+    const held = obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: 'a', epoch: 1 } });
+    const d = decideVip({ ...input(held, before.status), addressVerdict: { ok: true } });
+    expect(d.status.conditions?.find((c) => c.type === 'AddressConflict')).toMatchObject({
+      status: 'False',
+      reason: 'NoConflict',
+    });
+    expect(d.status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+    expect(d.events.map((e) => e.reason)).toEqual(['Bound']);
+  });
+
+  it('a Node address gets its own reason', () => {
+    const o = obs({ a: 'alive', b: 'alive', c: 'alive' });
+    const d = decideVip({
+      ...input(o, undefined),
+      addressVerdict: {
+        ok: false,
+        reason: 'NodeAddress',
+        message: 'spec.address: 198.18.0.100 is an address of Node a; choose an address no Node uses',
+        others: ['a'],
+      },
+    });
+    expect(d.status.conditions?.find((c) => c.type === 'AddressConflict')).toMatchObject({
+      status: 'True',
+      reason: 'NodeAddress',
+    });
+    expect(d.events[0]).toMatchObject({ reason: 'AddressConflict', note: expect.stringContaining('Node a') });
+  });
+});

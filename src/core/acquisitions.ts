@@ -1,0 +1,240 @@
+/**
+ * A member's running candidacies: takeover requests to the voters (batched per step), the
+ * acks they answer, and the bind once a quorum of acks is unexpired. An abandoned candidacy
+ * is released like a holding, since voters may have acked it.
+ */
+import type { HeartbeatSender } from './heartbeat-sender.js';
+import type { MemberContext, Output } from './member-context.js';
+import {
+  AckRefusal,
+  LIMITS,
+  TakeoverCause,
+  type AckEntry,
+  type Epoch,
+  type HoldingEntry,
+  type MemberId,
+  type TakeoverAck,
+  type TakeoverEntry,
+  type TakeoverRequest,
+  type VipId,
+} from './messages.js';
+import type { Millis } from './ports.js';
+
+/** One candidacy: asking the voters for `vip` at `epoch`. */
+export interface Acquisition {
+  vip: VipId;
+  epoch: Epoch;
+  cause: TakeoverCause;
+  previousHolder: MemberId | null;
+  previousEpoch: Epoch;
+  startedAt: Millis;
+  lastSentAt: Millis;
+  /** An early retry (a voter had not yet seen the previous holder's release), or Infinity. */
+  quickRetryAt: Millis;
+  /** Early retries used (bounded). */
+  quickRetries: number;
+  /** Grant expiry per voter, from acks (self: Infinity). */
+  acks: Map<MemberId, Millis>;
+  reason: string;
+}
+
+export class Acquisitions {
+  private readonly acquiring = new Map<VipId, Acquisition>();
+  /** Acquisitions whose takeover request goes out at the end of this step (batched). */
+  private toRequest: Acquisition[] = [];
+
+  constructor(
+    private readonly ctx: MemberContext,
+    private readonly sender: HeartbeatSender,
+  ) {}
+
+  get size(): number {
+    return this.acquiring.size;
+  }
+
+  get(vip: VipId): Acquisition | undefined {
+    return this.acquiring.get(vip);
+  }
+
+  has(vip: VipId): boolean {
+    return this.acquiring.has(vip);
+  }
+
+  values(): IterableIterator<Acquisition> {
+    return this.acquiring.values();
+  }
+
+  /** The VIPs asked for (a copy: safe to abandon while iterating). */
+  vips(): VipId[] {
+    return [...this.acquiring.keys()];
+  }
+
+  /** Starts a candidacy (self-acked already, if self votes) and asks the voters. */
+  begin(
+    now: Millis,
+    init: Pick<Acquisition, 'vip' | 'epoch' | 'cause' | 'previousHolder' | 'previousEpoch' | 'reason'>,
+    out: Output[],
+  ): void {
+    const a: Acquisition = {
+      ...init,
+      startedAt: now,
+      lastSentAt: -Infinity,
+      quickRetryAt: Infinity,
+      quickRetries: 0,
+      acks: new Map([[this.ctx.self, Infinity]]),
+    };
+    this.acquiring.set(a.vip, a);
+    this.ctx.emit({ type: 'candidate', vip: a.vip, epoch: a.epoch, reason: a.reason });
+    if (this.ctx.quorum.mode === 'ignore') {
+      this.tryBind(now, a, out);
+      return;
+    }
+    this.requestAcks(now, a);
+    this.tryBind(now, a, out);
+  }
+
+  /** Asks the voters for acks for `a`, batched with the other requests of this step. */
+  requestAcks(now: Millis, a: Acquisition): void {
+    a.lastSentAt = now;
+    a.quickRetryAt = Infinity;
+    this.toRequest.push(a);
+  }
+
+  /**
+   * Sends the requests queued in this step: one datagram per voter for every
+   * {@link LIMITS.takeoversPerMessage} VIPs (each with its own seq, whose send time the
+   * grants count from). Requests queued before an abandon in the same step still go out:
+   * the candidacy existed, and its Release follows it.
+   */
+  flushRequests(now: Millis, out: Output[]): void {
+    if (this.toRequest.length === 0) return;
+    // Candidacies abandoned within this step have sent their Release: do not ask for them.
+    const list = this.toRequest.filter(
+      (a) => this.acquiring.get(a.vip) === a || this.ctx.leases.holdings.get(a.vip)?.epoch === a.epoch,
+    );
+    this.toRequest = [];
+    for (let i = 0; i < list.length; i += LIMITS.takeoversPerMessage) {
+      const entries: TakeoverEntry[] = list.slice(i, i + LIMITS.takeoversPerMessage).map((a) => ({
+        vip: a.vip,
+        epoch: a.epoch,
+        previousHolder: a.previousHolder,
+        previousEpoch: a.previousEpoch,
+        cause: a.cause,
+      }));
+      const base = this.sender.header(now);
+      for (const to of this.ctx.quorum.voters) {
+        if (to === this.ctx.self) continue;
+        const message: TakeoverRequest = { kind: 'takeover', ...base, entries };
+        out.push({ type: 'send', to, message });
+      }
+    }
+  }
+
+  onAck(now: Millis, ack: TakeoverAck, out: Output[]): void {
+    if (ack.candidate !== this.ctx.self || ack.requestIncarnation !== this.ctx.incarnation) return;
+    if (!this.ctx.voterSet.has(ack.from)) return;
+    const sent = this.ctx.leases.sendTime(ack.requestSeq);
+    for (const e of ack.entries) this.onAckEntry(now, ack.from, e, sent, out);
+  }
+
+  private onAckEntry(
+    now: Millis,
+    from: MemberId,
+    e: AckEntry,
+    sent: Millis | undefined,
+    out: Output[],
+  ): void {
+    const { leases, timing } = this.ctx;
+    const held = leases.holdings.get(e.vip);
+    if (e.granted && sent !== undefined && held && held.epoch === e.epoch) {
+      leases.grant(held, from, sent + timing.leaseMs);
+      return;
+    }
+    const a = this.acquiring.get(e.vip);
+    if (!a || a.epoch !== e.epoch) return;
+    if (
+      !e.granted &&
+      e.reason === AckRefusal.PromiseActive &&
+      a.cause === TakeoverCause.Released &&
+      e.knownEpoch === a.previousEpoch &&
+      a.quickRetries < 3
+    ) {
+      // The voter still promises the previous holder, whose release we have seen: it is on
+      // its way (a planned move or a graceful stop). Ask again shortly, not an interval later.
+      a.quickRetries += 1;
+      a.quickRetryAt = Math.min(a.quickRetryAt, now + Math.max(2, Math.round(timing.intervalMs / 20)));
+      return;
+    }
+    if (e.granted) {
+      if (sent === undefined) return;
+      const until = sent + timing.leaseMs;
+      if ((a.acks.get(from) ?? -Infinity) < until) a.acks.set(from, until);
+      this.tryBind(now, a, out);
+      return;
+    }
+    if (e.knownEpoch > a.epoch || (e.knownEpoch === a.epoch && e.knownHolder !== this.ctx.self)) {
+      this.ctx.voter.learn(e.vip, e.knownEpoch, e.knownHolder);
+      if (e.reason === AckRefusal.OtherCandidate || e.reason === AckRefusal.StaleEpoch) {
+        this.abandon(
+          now,
+          e.vip,
+          `voter ${from} knows epoch ${e.knownEpoch} (${e.knownHolder ?? 'no holder'})`,
+          out,
+        );
+      }
+    }
+  }
+
+  /** Gives up the candidacy for `vip` and releases its epoch (voters may have acked it). */
+  abandon(now: Millis, vip: VipId, reason: string, out: Output[]): void {
+    const a = this.acquiring.get(vip);
+    if (!a) return;
+    this.acquiring.delete(vip);
+    this.ctx.emit({ type: 'abandon', vip, epoch: a.epoch, reason });
+    this.ctx.voter.releaseSelf(now, vip, a.epoch);
+    this.sender.announceRelease(now, vip, a.epoch, null, out);
+  }
+
+  /** Member.stop: drops every candidacy; the caller announces the returned releases. */
+  abandonAll(now: Millis, reason: string): HoldingEntry[] {
+    const released: HoldingEntry[] = [];
+    for (const a of [...this.acquiring.values()]) {
+      this.acquiring.delete(a.vip);
+      this.ctx.emit({ type: 'abandon', vip: a.vip, epoch: a.epoch, reason });
+      this.ctx.voter.releaseSelf(now, a.vip, a.epoch);
+      released.push({ vip: a.vip, epoch: a.epoch });
+    }
+    return released;
+  }
+
+  /** Binds `a` if a quorum of its acks is unexpired. */
+  private tryBind(now: Millis, a: Acquisition, out: Output[]): void {
+    const exp = this.expiry(a);
+    if (exp <= now) return;
+    this.acquiring.delete(a.vip);
+    const grants = new Map(a.acks);
+    grants.delete(this.ctx.self);
+    const h = this.ctx.leases.add(now, a.vip, a.epoch, grants);
+    this.ctx.voter.holdSelf(a.vip, a.epoch, this.ctx.incarnation);
+    const leaseExpiry = this.ctx.leases.expiry(h);
+    h.emitted = leaseExpiry;
+    out.push({ type: 'bind', vip: a.vip, epoch: a.epoch, leaseExpiry, reason: a.reason });
+    this.sender.announceSoon();
+  }
+
+  /** Quorum-th latest ack; self counts only if it acked itself. */
+  private expiry(a: Acquisition): Millis {
+    const { quorum, leases, self } = this.ctx;
+    if (quorum.mode === 'ignore') return a.acks.has(self) ? leases.expiry({ grants: new Map() }) : -Infinity;
+    const list = [...a.acks.values()].sort((x, y) => y - x);
+    return list.length >= quorum.size ? (list[quorum.size - 1] ?? -Infinity) : -Infinity;
+  }
+
+  /** Earliest retry of a running candidacy. */
+  wakeAt(): Millis {
+    let t = Infinity;
+    for (const a of this.acquiring.values())
+      t = Math.min(t, a.lastSentAt + this.ctx.timing.intervalMs, a.quickRetryAt);
+    return t;
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * What the parts of a member share: its identity and configuration, its local state (VIPs,
+ * standby, health), the clock reading of the current step, and the three tables every part
+ * reads (membership, voter table, holder leases). Also the member's public command and event
+ * types, which every part produces.
+ */
+import type { ElectionVip } from './election.js';
+import { HolderLeases, quorumOf, type Quorum, type QuorumMode } from './lease-holder.js';
+import type { UnsafeOptions, VoterTable } from './lease-voter.js';
+import type { LivenessChange, Membership } from './membership.js';
+import {
+  LIMITS,
+  type AckRefusal,
+  type Destination,
+  type Epoch,
+  type Incarnation,
+  type MemberId,
+  type Message,
+  type VipId,
+} from './messages.js';
+import type { Millis } from './ports.js';
+import type { Timing } from './timing.js';
+
+/** A VIP as the core sees it. */
+export interface VipSpec extends ElectionVip {
+  /** Lowest epoch to use (from the VIP's status, the durable record). Default 0. */
+  epochFloor?: Epoch;
+}
+
+export type UnbindReason =
+  /** No quorum of unexpired grants any more. */
+  | 'lease-expired'
+  /** A newer epoch exists: someone else holds it. */
+  | 'superseded'
+  /** Planned move: released for `successor`. */
+  | 'planned'
+  /** The VIP was removed from the configuration or unassigned by the controller. */
+  | 'removed'
+  /** The member is stopping. */
+  | 'stopped';
+
+/** Commands for the agent. Times are on the member's own clock. */
+export type Output =
+  /** Add the address (kernel lifetime and fence deadline from `leaseExpiry`), announce it, start Resources. */
+  | { type: 'bind'; vip: VipId; epoch: Epoch; leaseExpiry: Millis; reason: string }
+  /** Extend the kernel lifetime and fence deadline of a bound address to `leaseExpiry`. */
+  | { type: 'renew'; vip: VipId; epoch: Epoch; leaseExpiry: Millis }
+  /** Stop Resources (planned) and remove the address now. */
+  | { type: 'unbind'; vip: VipId; epoch: Epoch; reason: UnbindReason; detail: string }
+  /** Send a message (to one member, or '*' for all). */
+  | { type: 'send'; to: Destination; message: Message };
+
+/** Things worth a log line, a metric or an Event. Informational: no action needed. */
+export type MemberEvent =
+  | { type: 'liveness'; change: LivenessChange }
+  | { type: 'candidate'; vip: VipId; epoch: Epoch; reason: string }
+  | { type: 'abandon'; vip: VipId; epoch: Epoch; reason: string }
+  | { type: 'refused'; vip: VipId; epoch: Epoch; candidate: MemberId; reason: AckRefusal };
+
+export interface MemberComponents {
+  /** Receives informational events (logs, metrics, Events). */
+  observer?: (event: MemberEvent) => void;
+}
+
+export interface MemberInit {
+  clusterId: string;
+  self: MemberId;
+  /** Strictly greater than any previous life of this member (e.g. boot counter or start time). */
+  incarnation: Incarnation;
+  /** Members that may hold VIPs, self included unless self is the witness. Same list on every member. */
+  members: readonly MemberId[];
+  /** The controller's witness voter (a member id that never holds), if any. */
+  witness?: MemberId | null;
+  /** Sender whose Assignment messages are accepted. */
+  controller?: MemberId | null;
+  quorum: QuorumMode;
+  timing: Timing;
+  vips: readonly VipSpec[];
+  autoFailback?: boolean;
+  /** Test-only breakages of the protocol (see {@link UnsafeOptions}). */
+  unsafe?: UnsafeOptions;
+}
+
+/** The configuration is inconsistent; names the field and the fix. */
+export class MemberConfigError extends Error {
+  override readonly name = 'MemberConfigError';
+}
+
+export const UINT32_MAX = 0xffffffff;
+
+/** Checks `init` and throws {@link MemberConfigError} naming the field. */
+function checkInit(init: MemberInit): void {
+  const witness = init.witness ?? null;
+  if (witness !== init.self && !init.members.includes(init.self)) {
+    throw new MemberConfigError(`members: ${init.self} is not listed; add it or make it the witness`);
+  }
+  if (witness && init.members.includes(witness)) {
+    throw new MemberConfigError(`witness: ${witness} is also in members; the witness votes but never holds`);
+  }
+  if (init.quorum === 'witness' && !witness) {
+    throw new MemberConfigError('quorum: "witness" needs a witness member id (the controller)');
+  }
+  if (init.members.length + (witness ? 1 : 0) > LIMITS.maxMembers) {
+    throw new MemberConfigError(`members: at most ${LIMITS.maxMembers} members (witness included)`);
+  }
+}
+
+export class MemberContext {
+  readonly self: MemberId;
+  readonly incarnation: Incarnation;
+  readonly clusterId: string;
+  readonly timing: Timing;
+  readonly quorum: Quorum;
+  /** Members whose grants and acks count. */
+  readonly voterSet: ReadonlySet<MemberId>;
+  /** Members that may hold VIPs (`init.members`, in their configured order). */
+  readonly members: readonly MemberId[];
+  readonly memberSet: ReadonlySet<MemberId>;
+  /** Every other member, the witness included. */
+  readonly peers: readonly MemberId[];
+  readonly isWitness: boolean;
+  readonly autoFailback: boolean;
+  readonly vips = new Map<VipId, VipSpec>();
+  /** Drained / standby here (setLocal, or stopping). */
+  standby = false;
+  /** VIPs whose Resources fail here. */
+  unhealthy = new Set<VipId>();
+  /** Start of this life. */
+  startedAt: Millis = 0;
+  /** `now` of the current step (never goes back). */
+  lastNow: Millis = -Infinity;
+  membership!: Membership;
+  voter!: VoterTable;
+  readonly leases: HolderLeases;
+
+  constructor(
+    private readonly components: MemberComponents,
+    readonly init: MemberInit,
+  ) {
+    checkInit(init);
+    this.self = init.self;
+    this.incarnation = init.incarnation;
+    this.clusterId = init.clusterId;
+    this.timing = init.timing;
+    this.autoFailback = init.autoFailback ?? false;
+    const witness = init.witness ?? null;
+    this.isWitness = witness === init.self;
+    this.quorum = quorumOf(init.quorum, init.members, witness);
+    this.voterSet = new Set(this.quorum.voters);
+    this.members = init.members;
+    this.memberSet = new Set(init.members);
+    this.peers = [...init.members, ...(witness ? [witness] : [])].filter((m) => m !== init.self);
+    for (const v of init.vips) this.vips.set(v.vip, v);
+    this.leases = new HolderLeases(this.self, this.timing, this.quorum);
+  }
+
+  emit(e: MemberEvent): void {
+    this.components.observer?.(e);
+  }
+}
