@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROFILES, type ProfileName } from '../../src/core/timing.js';
 import { startControlPlane, type ControlPlane } from '../controlplane/index.js';
 import { deployedNodeOptions } from './node-options.js';
 import { nsRun, sleep } from './sh.js';
@@ -24,11 +25,8 @@ export const VIP_ADDRESS = '198.18.0.100';
 export const VIP_CIDR = `${VIP_ADDRESS}/24`;
 export const HTTP_PORT = 8080;
 
-export const PROFILES = {
-  default: { intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 },
-  fast: { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 },
-} as const;
-export type Profile = keyof typeof PROFILES;
+/** The lab runs the shipped heartbeat profiles (one definition: PROFILES in src/core/timing.ts). */
+export type Profile = ProfileName;
 
 export interface LabClusterOptions {
   id: string;
@@ -132,7 +130,7 @@ export function labObjects(
       metadata: { name: 'lab', namespace: ns },
       spec: {
         nodeSelector: { 'heartline.dev/cluster': 'lab' },
-        heartbeat: PROFILES[opts.profile ?? 'default'],
+        heartbeat: { ...PROFILES[opts.profile ?? 'default'] },
         transport: { port: 694, mode: 'unicast' },
         authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
         quorum: opts.quorum ?? (opts.nodes % 2 === 0 ? 'witness' : 'majority'),

@@ -12,15 +12,35 @@ import {
 import { KEY_ID_MAX, KEY_ID_MIN, KEY_ID_PATTERN } from '../core/wire/auth-secret.js';
 import { parseIp, isMulticast } from './net.js';
 import { has, isNum, isStr, mapListOf, withRules } from './rules.js';
+import { HEARTBEAT_RULES, PROFILES, type HeartbeatRule, type HeartbeatTiming } from '../core/timing.js';
 
-/** Default heartbeat timing: safe on any LAN. */
-export const DEFAULT_HEARTBEAT = { intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 } as const;
+/** Default heartbeat timing (the `default` profile of src/core/timing.ts): safe on any LAN. */
+export const DEFAULT_HEARTBEAT = PROFILES.default;
 
 /**
  * The `fast` profile: sub-second failover for quiet, dedicated links. Documented in
  * docs/api.md and measured in bench/; set these four fields to use it.
  */
-export const FAST_HEARTBEAT = { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 } as const;
+export const FAST_HEARTBEAT = PROFILES.fast;
+
+const ms = (p: HeartbeatTiming) => `${p.intervalMs}/${p.deadMs}/${p.warnMs}/${p.initDeadMs}`;
+
+/**
+ * CEL twin of each of the core's {@link HEARTBEAT_RULES}, by blamed field. The zod side and
+ * the agent run the core's `holds` itself; test/integration/api-rules.test.ts checks on a
+ * real API server that the two agree.
+ */
+const HEARTBEAT_CEL: Partial<Record<HeartbeatRule['field'], string>> = {
+  deadMs: 'self.deadMs >= 3 * self.intervalMs',
+  warnMs: 'self.warnMs > self.intervalMs && self.warnMs < self.deadMs',
+  initDeadMs: 'self.initDeadMs >= self.deadMs',
+};
+
+function celTwin(rule: HeartbeatRule): string {
+  const cel = HEARTBEAT_CEL[rule.field];
+  if (!cel) throw new Error(`heartbeat rule on ${rule.field} has no CEL twin in src/api/hacluster.ts`);
+  return cel;
+}
 
 export const HeartbeatSchema = withRules(
   z
@@ -56,34 +76,17 @@ export const HeartbeatSchema = withRules(
           "How long a starting member waits to hear its peers before it acts (Heartbeat's initdead).",
         ),
     })
-    .describe('Heartbeat timing. Defaults 200/1000/500/2000 ms; the fast profile is 100/300/200/1000 ms.'),
-  [
-    {
-      cel: 'self.deadMs >= 3 * self.intervalMs',
-      check: (h) => !isNum(h.deadMs) || !isNum(h.intervalMs) || h.deadMs >= 3 * h.intervalMs,
-      field: ['deadMs'],
-      message:
-        'heartbeat.deadMs must be at least 3 x heartbeat.intervalMs so that one lost heartbeat is not a failure; raise deadMs or lower intervalMs (defaults 1000/200, fast profile 300/100)',
-    },
-    {
-      cel: 'self.warnMs >= self.intervalMs && self.warnMs < self.deadMs',
-      check: (h) =>
-        !isNum(h.warnMs) ||
-        !isNum(h.intervalMs) ||
-        !isNum(h.deadMs) ||
-        (h.warnMs >= h.intervalMs && h.warnMs < h.deadMs),
-      field: ['warnMs'],
-      message:
-        'heartbeat.warnMs must be at least heartbeat.intervalMs and below heartbeat.deadMs; set it in between (default 500 with interval 200 and dead 1000)',
-    },
-    {
-      cel: 'self.initDeadMs >= self.deadMs',
-      check: (h) => !isNum(h.initDeadMs) || !isNum(h.deadMs) || h.initDeadMs >= h.deadMs,
-      field: ['initDeadMs'],
-      message:
-        'heartbeat.initDeadMs must be at least heartbeat.deadMs (a starting member must wait at least as long as a running one); raise initDeadMs, e.g. to 2 x deadMs',
-    },
-  ],
+    .describe(
+      `Heartbeat timing, interval/dead/warn/initDead. Defaults ${ms(PROFILES.default)} ms; the fast profile is ${ms(PROFILES.fast)} ms.`,
+    ),
+  HEARTBEAT_RULES.map((rule) => ({
+    cel: celTwin(rule),
+    // zod runs this even when a field is missing or mistyped: no opinion then.
+    check: (h: Partial<Record<keyof HeartbeatTiming, unknown>>) =>
+      !rule.reads.every((f) => isNum(h[f])) || rule.holds(h as HeartbeatTiming),
+    field: [rule.field],
+    message: rule.message,
+  })),
 );
 
 const multicastGroup = withRules(

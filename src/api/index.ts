@@ -1,5 +1,6 @@
 export * from './meta.js';
 export * from './net.js';
+export * from './vip-address.js';
 export * from './rules.js';
 export * from './hacluster.js';
 export * from './virtualip.js';

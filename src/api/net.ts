@@ -112,3 +112,12 @@ export function cidrContains(cidr: ParsedCidr, ip: ParsedIp): boolean {
 export function isMulticast(ip: ParsedIp): boolean {
   return ip.family === 4 ? ((ip.bytes[0] ?? 0) & 0xf0) === 0xe0 : ip.bytes[0] === 0xff;
 }
+
+/** True when every host bit (after the prefix) of the address is `bit`. */
+export function hostBitsAll(cidr: ParsedCidr, bit: 0 | 1): boolean {
+  const width = cidr.bytes.length * 8;
+  for (let i = cidr.prefixLength; i < width; i++) {
+    if ((((cidr.bytes[i >> 3] ?? 0) >> (7 - (i & 7))) & 1) !== bit) return false;
+  }
+  return true;
+}

@@ -11,6 +11,7 @@ import {
 } from './meta.js';
 import { parseCidr } from './net.js';
 import { isNum, isStr, setOf, withMeta, withRules } from './rules.js';
+import { ADDRESS_CEL, ADDRESS_CEL_MESSAGE, ADDRESS_RULE_MESSAGE, addressProblem } from './vip-address.js';
 
 const CIDR_EXAMPLE = 'use e.g. 198.18.0.100/24 or 2001:db8::100/64';
 
@@ -33,6 +34,15 @@ export const AddressSchema = withRules(
       message: `address is not a valid IPv4 or IPv6 CIDR; ${CIDR_EXAMPLE}`,
       messageExpression: `'"' + self + '" is not a valid IPv4 or IPv6 CIDR; ${CIDR_EXAMPLE}'`,
       messageFor: (a) => `${JSON.stringify(a)} is not a valid IPv4 or IPv6 CIDR; ${CIDR_EXAMPLE}`,
+    },
+    {
+      // Every rule of vip-address.ts in one CRD rule, so an address gets one message: the
+      // first rule's that refuses it (0.0.0.0/24 is unspecified, not also a network address).
+      cel: ADDRESS_CEL,
+      check: (a) => !isStr(a) || addressProblem(a) === undefined,
+      message: ADDRESS_RULE_MESSAGE,
+      messageExpression: ADDRESS_CEL_MESSAGE,
+      messageFor: (a) => addressProblem(a) ?? ADDRESS_RULE_MESSAGE,
     },
   ],
 );

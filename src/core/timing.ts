@@ -44,16 +44,75 @@ export interface Timing {
   driftRate: number;
 }
 
-/** A timing field is out of range; the message names the field and the fix. */
+/** A timing field is out of range; the message names the field (`heartbeat.<field>`) and the fix. */
 export class TimingError extends Error {
   override readonly name = 'TimingError';
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(`heartbeat.${field}: ${message}`);
+    super(message);
   }
 }
+
+/** The four timing fields a user sets (HACluster `spec.heartbeat`), all filled. */
+export interface HeartbeatTiming {
+  intervalMs: Millis;
+  warnMs: Millis;
+  deadMs: Millis;
+  initDeadMs: Millis;
+}
+
+/**
+ * The shipped profiles, the one definition: the HACluster defaults (`default`), the
+ * documented `fast` profile, the simulator's `--profile` and the lab's clusters all read
+ * these. default: safe on any LAN; fast: sub-second failover on quiet, dedicated links.
+ */
+export const PROFILES = {
+  default: { intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 },
+  fast: { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 },
+} as const satisfies Record<string, HeartbeatTiming>;
+export type ProfileName = keyof typeof PROFILES;
+
+/**
+ * One cross-field rule on the heartbeat fields. The API's CRD rule (CEL) and zod
+ * refinement use `holds` and `message` as they are, and {@link deriveTiming} refuses with
+ * them, so what the API server admits is what a member runs with.
+ */
+export interface HeartbeatRule {
+  /** The field to blame (and change). */
+  field: keyof HeartbeatTiming;
+  /** The fields `holds` reads. */
+  reads: ReadonlyArray<keyof HeartbeatTiming>;
+  /** True when the timing is acceptable. */
+  holds: (h: HeartbeatTiming) => boolean;
+  /** What is wrong and the fix; names the field as `heartbeat.<field>`. */
+  message: string;
+}
+
+export const HEARTBEAT_RULES: readonly HeartbeatRule[] = [
+  {
+    field: 'deadMs',
+    reads: ['deadMs', 'intervalMs'],
+    holds: (h) => h.deadMs >= 3 * h.intervalMs,
+    message: `heartbeat.deadMs must be at least 3 x heartbeat.intervalMs so that one lost heartbeat is not a failure; raise deadMs or lower intervalMs (defaults ${PROFILES.default.deadMs}/${PROFILES.default.intervalMs}, fast profile ${PROFILES.fast.deadMs}/${PROFILES.fast.intervalMs})`,
+  },
+  {
+    // Strictly above the interval: a peer's silence reaches one interval before every
+    // heartbeat, so warnMs == intervalMs would report every member late all the time.
+    field: 'warnMs',
+    reads: ['warnMs', 'intervalMs', 'deadMs'],
+    holds: (h) => h.warnMs > h.intervalMs && h.warnMs < h.deadMs,
+    message: `heartbeat.warnMs must be above heartbeat.intervalMs and below heartbeat.deadMs; set it in between (default ${PROFILES.default.warnMs} with interval ${PROFILES.default.intervalMs} and dead ${PROFILES.default.deadMs})`,
+  },
+  {
+    field: 'initDeadMs',
+    reads: ['initDeadMs', 'deadMs'],
+    holds: (h) => h.initDeadMs >= h.deadMs,
+    message:
+      'heartbeat.initDeadMs must be at least heartbeat.deadMs (a starting member must wait at least as long as a running one); raise initDeadMs, e.g. to 2 x deadMs',
+  },
+];
 
 /**
  * Margin a voter adds to its promise so that, with clock rates off by at most ρ in either
@@ -71,34 +130,31 @@ export function leaseMargin(leaseMs: Millis, driftRate: number, maxForwardStepMs
 export function deriveTiming(spec: TimingSpec): Timing {
   const { intervalMs, deadMs } = spec;
   const int = (field: string, v: number) => {
-    if (!Number.isInteger(v) || v <= 0) throw new TimingError(field, `must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v <= 0)
+      throw new TimingError(field, `heartbeat.${field}: must be a positive integer, got ${v}`);
   };
   int('intervalMs', intervalMs);
   int('deadMs', deadMs);
-  if (deadMs < 3 * intervalMs) {
-    throw new TimingError(
-      'deadMs',
-      `must be at least 3 * intervalMs (${3 * intervalMs}), got ${deadMs}: raise deadMs or lower intervalMs`,
-    );
-  }
   const warnMs = spec.warnMs ?? Math.round((intervalMs + deadMs) / 2);
   int('warnMs', warnMs);
-  if (warnMs <= intervalMs || warnMs >= deadMs) {
-    throw new TimingError(
-      'warnMs',
-      `must be between intervalMs (${intervalMs}) and deadMs (${deadMs}), got ${warnMs}`,
-    );
-  }
   const initDeadMs = spec.initDeadMs ?? 2 * deadMs;
   int('initDeadMs', initDeadMs);
-  if (initDeadMs < deadMs)
-    throw new TimingError('initDeadMs', `must be at least deadMs (${deadMs}), got ${initDeadMs}`);
+  const heartbeat: HeartbeatTiming = { intervalMs, warnMs, deadMs, initDeadMs };
+  for (const rule of HEARTBEAT_RULES) {
+    if (!rule.holds(heartbeat)) {
+      const got = rule.reads.map((f) => `${f} ${heartbeat[f]}`).join(', ');
+      throw new TimingError(rule.field, `${rule.message}; got ${got}`);
+    }
+  }
   const driftRate = spec.driftRate ?? DEFAULT_DRIFT_RATE;
   if (!(driftRate >= 0 && driftRate < 0.01))
-    throw new TimingError('driftRate', `must be in [0, 0.01), got ${driftRate}`);
+    throw new TimingError('driftRate', `heartbeat.driftRate: must be in [0, 0.01), got ${driftRate}`);
   const maxForwardStepMs = spec.maxForwardStepMs ?? 0;
   if (!(Number.isInteger(maxForwardStepMs) && maxForwardStepMs >= 0)) {
-    throw new TimingError('maxForwardStepMs', `must be a non-negative integer, got ${maxForwardStepMs}`);
+    throw new TimingError(
+      'maxForwardStepMs',
+      `heartbeat.maxForwardStepMs: must be a non-negative integer, got ${maxForwardStepMs}`,
+    );
   }
   // Default: voters' promises (lease + margin) end half an interval before peers declare
   // the holder dead, so a candidate's first takeover round is normally acked at once.
@@ -108,14 +164,14 @@ export function deriveTiming(spec: TimingSpec): Timing {
   if (leaseMs <= 2 * intervalMs) {
     throw new TimingError(
       'leaseMs',
-      `must exceed 2 * intervalMs (${2 * intervalMs}): an echo arrives up to one interval after the echoed heartbeat and must outlive the next one; got ${leaseMs}, raise deadMs`,
+      `heartbeat.leaseMs: must exceed 2 * intervalMs (${2 * intervalMs}): an echo arrives up to one interval after the echoed heartbeat and must outlive the next one; got ${leaseMs}, raise deadMs`,
     );
   }
   const marginMs = leaseMargin(leaseMs, driftRate, maxForwardStepMs);
   if (leaseMs + marginMs > deadMs) {
     throw new TimingError(
       'leaseMs',
-      `lease + margin (${leaseMs} + ${marginMs}) must not exceed deadMs (${deadMs}), or failover waits on promises: lower leaseMs`,
+      `heartbeat.leaseMs: lease + margin (${leaseMs} + ${marginMs}) must not exceed deadMs (${deadMs}), or failover waits on promises: lower leaseMs`,
     );
   }
   return {
@@ -130,10 +186,3 @@ export function deriveTiming(spec: TimingSpec): Timing {
     driftRate,
   };
 }
-
-/** The documented profiles: default (200 / 1000) and fast (100 / 300). */
-export const PROFILES = {
-  default: { intervalMs: 200, deadMs: 1000 },
-  fast: { intervalMs: 100, deadMs: 300 },
-} as const satisfies Record<string, TimingSpec>;
-export type ProfileName = keyof typeof PROFILES;

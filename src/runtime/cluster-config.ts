@@ -6,7 +6,7 @@
  */
 import { parseHACluster, parseResource, parseVirtualIP, formatFieldError } from '../api/index.js';
 import type { HACluster, Resource, VirtualIP, ResourceSpec, VirtualIPSpec } from '../api/index.js';
-import { deriveTiming, type Timing } from '../core/timing.js';
+import { deriveTiming, TimingError, type Timing } from '../core/timing.js';
 import {
   KEY_HOWTO,
   activeKeyProblem,
@@ -184,12 +184,21 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
   const cluster = parsed.value;
   const problems: string[] = [];
   const port = cluster.spec.transport.port;
-  const timing = deriveTiming({
-    intervalMs: cluster.spec.heartbeat.intervalMs,
-    warnMs: cluster.spec.heartbeat.warnMs,
-    deadMs: cluster.spec.heartbeat.deadMs,
-    initDeadMs: cluster.spec.heartbeat.initDeadMs,
-  });
+  let timing: Timing;
+  try {
+    // The schema ran the same HEARTBEAT_RULES; this refuses only what the schema cannot see.
+    timing = deriveTiming({
+      intervalMs: cluster.spec.heartbeat.intervalMs,
+      warnMs: cluster.spec.heartbeat.warnMs,
+      deadMs: cluster.spec.heartbeat.deadMs,
+      initDeadMs: cluster.spec.heartbeat.initDeadMs,
+    });
+  } catch (err) {
+    if (!(err instanceof TimingError)) throw err;
+    throw new ClusterConfigError(
+      `HACluster ${ns}/${objs.cluster.metadata.name}: spec.heartbeat.${err.field}: ${err.message}`,
+    );
+  }
 
   const members: MemberAddress[] = [];
   const standby = new Set<string>();

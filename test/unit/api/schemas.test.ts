@@ -88,8 +88,9 @@ describe('defaults', () => {
 
 describe('field rules: valid edge cases', () => {
   it.each([
-    ['deadMs exactly 3 intervals', { intervalMs: 100, deadMs: 300, warnMs: 100, initDeadMs: 300 }],
-    ['warnMs equal to intervalMs', { intervalMs: 200, deadMs: 1000, warnMs: 200, initDeadMs: 1000 }],
+    ['deadMs exactly 3 intervals', { intervalMs: 100, deadMs: 300, warnMs: 101, initDeadMs: 300 }],
+    ['warnMs just above intervalMs', { intervalMs: 200, deadMs: 1000, warnMs: 201, initDeadMs: 1000 }],
+    ['warnMs just below deadMs', { intervalMs: 200, deadMs: 1000, warnMs: 999, initDeadMs: 1000 }],
     ['slow Heartbeat-like timing', { intervalMs: 2000, deadMs: 30000, warnMs: 10000, initDeadMs: 120000 }],
   ])('accepts %s', (_name, heartbeat) => {
     const m = goodCluster();

@@ -15,7 +15,7 @@ describe('timing', () => {
   });
   test('rejects timings that cannot work, naming the field', () => {
     expect(() => deriveTiming({ intervalMs: 200, deadMs: 400 })).toThrow(
-      /heartbeat\.deadMs: must be at least 3 \* intervalMs/,
+      /heartbeat\.deadMs must be at least 3 x heartbeat\.intervalMs/,
     );
     expect(() => deriveTiming({ intervalMs: 200, deadMs: 1000, leaseMs: 300 })).toThrow(/heartbeat\.leaseMs/);
     expect(() => deriveTiming({ intervalMs: 200, deadMs: 1000, warnMs: 1000 })).toThrow(/heartbeat\.warnMs/);
