@@ -962,6 +962,7 @@ static int probe_marks(int *proto_kept, int *metric_kept) {
    * IFA_PROTO, to exercise the choice made on such kernels. */
   const char *old = getenv("HEARTLINE_NETD_TEST_KERNEL_DROPS_PROTO");
   int send_proto = !(old && !strcmp(old, "1"));
+  if (!send_proto) logmsg("owner probe: HEARTLINE_NETD_TEST_KERNEL_DROPS_PROTO=1: probing as a kernel < 5.18 (tests only)");
   for (unsigned char cand = 1; cand <= 8; cand++) {
     struct ip ip = {.family = AF_INET, .plen = 32, .a = {127, 72, 76, cand}};
     int err = addr_send(lo, &ip, 1, NLM_F_CREATE | NLM_F_EXCL, send_proto, HL_METRIC);
@@ -994,14 +995,17 @@ static int choose_owner_mode(const char *want) {
   struct utsname u;
   const char *kernel = uname(&u) == 0 ? u.release : "(unknown)";
   int proto_kept = 0, metric_kept = 0;
+  int64_t t0 = now_ns();
   int err = probe_marks(&proto_kept, &metric_kept);
+  double probe_ms = (double)(now_ns() - t0) / 1e6;
   if (err) {
     logmsg("owner mode: probing which address marks kernel %s keeps failed: %s%s", kernel, strerror(-err),
            err == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
     return -1;
   }
   char fallback_mark[96];
-  snprintf(fallback_mark, sizeof fallback_mark, "Heartline's addresses carry prefix-route metric %u", HL_METRIC);
+  snprintf(fallback_mark, sizeof fallback_mark, "Heartline's addresses carry prefix-route metric %u (probe %.2f ms)",
+           HL_METRIC, probe_ms);
   if (!strcmp(want, "proto") || (!strcmp(want, "auto") && proto_kept)) {
     if (!proto_kept) {
       logmsg("owner mode proto (--owner-mode=proto): kernel %s does not keep IFA_PROTO (Linux >= 5.18 does): "
@@ -1010,8 +1014,8 @@ static int choose_owner_mode(const char *want) {
       return -1;
     }
     owner_mode = OWNER_PROTO;
-    logmsg("owner mode proto%s: kernel %s keeps IFA_PROTO; Heartline's addresses carry proto 0x%02x",
-           strcmp(want, "auto") ? " (--owner-mode=proto)" : "", kernel, HL_IFA_PROTO);
+    logmsg("owner mode proto%s: kernel %s keeps IFA_PROTO; Heartline's addresses carry proto 0x%02x (probe %.2f ms)",
+           strcmp(want, "auto") ? " (--owner-mode=proto)" : "", kernel, HL_IFA_PROTO, probe_ms);
     return 0;
   }
   if (!metric_kept) {
