@@ -144,7 +144,7 @@ export class NetdNetworkDriver implements NetworkDriver {
       throw err;
     }
     driver.log.info(
-      { pid: driver.pid, attached: init.attachFd !== undefined, ownerMode: driver.mode ?? 'unknown' },
+      { netdPid: driver.pid, attached: init.attachFd !== undefined, ownerMode: driver.mode ?? 'unknown' },
       'heartline-netd ready',
     );
     return driver;
