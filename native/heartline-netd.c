@@ -967,6 +967,11 @@ static int probe_marks(int *proto_kept, int *metric_kept) {
     struct ip ip = {.family = AF_INET, .plen = 32, .a = {127, 72, 76, cand}};
     int err = addr_send(lo, &ip, 1, NLM_F_CREATE | NLM_F_EXCL, send_proto, HL_METRIC);
     if (err == -EEXIST) continue;
+    if (err == -EINVAL && send_proto) { /* a kernel that refuses IFA_PROTO instead of ignoring it */
+      send_proto = 0;
+      err = addr_send(lo, &ip, 1, NLM_F_CREATE | NLM_F_EXCL, 0, HL_METRIC);
+      if (err == -EEXIST) continue;
+    }
     if (err) return err;
     err = dump_addrs(ANY_PROTO, &ip);
     int seen = 0;
