@@ -4,7 +4,7 @@
  * The agent starts this program as a child with a pipe on stdin and stdout and speaks a
  * line protocol (one request per line, one reply line per request):
  *
- *   HELLO id                                   -> id OK heartline-netd <protocol> <pid>
+ *   HELLO id                                   -> id OK heartline-netd <protocol> <pid> <owner-mode>
  *   ADD id ifname cidr lifetime_s deadline_ms  -> id OK
  *   RENEW id cidr lifetime_s deadline_ms       -> id OK
  *   DEL id cidr                                -> id OK            (absent is OK)
@@ -17,9 +17,21 @@
  *
  * and writes one unsolicited line when the fence fires:  * EXPIRED ifname cidr
  *
- * Addresses are added through rtnetlink with IFA_PROTO = 0x48 ('H') so that Heartline's
- * addresses are recognisable (LIST / SWEEP / the fence touch nothing else) and with a
- * kernel lifetime (valid_lft = preferred_lft = lifetime_s), the last fence layer.
+ * Addresses are added through rtnetlink with a kernel lifetime (valid_lft = preferred_lft =
+ * lifetime_s), the last fence layer, and with a mark in the kernel so that Heartline's
+ * addresses are recognisable (LIST / SWEEP / the fence touch nothing else). The owner mode
+ * (docs/adr/0013-netd-owner-mode.md) decides the mark:
+ *
+ *   proto     IFA_PROTO = 0x48 ('H'), kept by Linux >= 5.18;
+ *   fallback  IFA_RT_PRIORITY (the metric of the address's prefix route) = 0x484C4E44
+ *             ("HLND", 1212960324), kept since Linux 4.18: for 5.4-5.17 kernels, which
+ *             accept IFA_PROTO and silently drop it.
+ *
+ * An address carrying either mark is Heartline's, whatever the mode (so a netd restarted
+ * in the other mode still sweeps what the previous one left). `--owner-mode=auto` (the
+ * default; also HEARTLINE_NETD_OWNER_MODE) probes at start which marks the kernel keeps
+ * (probe_marks) and picks proto when it can; `proto` refuses to start without IFA_PROTO;
+ * `fallback` never sets IFA_PROTO (as on an old kernel: how it is tested on a new one).
  *
  * The fence: every address bound by ADD has a deadline on CLOCK_MONOTONIC, pushed back by
  * RENEW. At the deadline the address is removed (the agent froze). On EOF on stdin (the
@@ -29,6 +41,7 @@
  * lives in fixed-size static tables (no malloc).
  *
  * `heartline-netd --sweep-only` removes every Heartline address, prints them and exits.
+ * `--owner-mode=auto|proto|fallback` comes before --sweep-only / --exec.
  *
  * `heartline-netd --exec CMD ARGS...` is the container layout: heartline-netd is PID 1, runs
  * the agent as its child and speaks the same protocol over a socketpair on the agent's fd 3
@@ -63,12 +76,14 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define PROTOCOL_VERSION 1
-#define HL_IFA_PROTO 0x48 /* 'H': marks an address as Heartline's */
+#define HL_IFA_PROTO 0x48         /* 'H': marks an address as Heartline's (owner mode proto) */
+#define HL_METRIC 0x484C4E44u     /* "HLND": the same, as a prefix-route metric (owner mode fallback) */
 #define MAX_OWNED 256     /* addresses with a fence deadline */
 #define MAX_ANNOUNCE 64   /* announcement series in flight */
 #define MAX_FOUND 512     /* addresses collected by one dump */
@@ -77,6 +92,9 @@
 #define MAX_LIFETIME 86400u
 #define MAX_DEADLINE_MS 86400000LL
 
+#ifndef IFA_RT_PRIORITY
+#define IFA_RT_PRIORITY 9
+#endif
 #ifndef IFA_PROTO
 #define IFA_PROTO 11
 #endif
@@ -108,8 +126,15 @@ struct announce {
 struct found {
   int ifindex;
   int proto;
+  uint32_t metric;
   struct ip ip;
 };
+
+/* An address is Heartline's when it carries either mark, in either owner mode. */
+static int is_ours(const struct found *f) { return f->proto == HL_IFA_PROTO || f->metric == HL_METRIC; }
+
+enum { OWNER_PROTO, OWNER_FALLBACK };
+static int owner_mode = OWNER_PROTO; /* how addr_set marks what it adds; chosen at start */
 
 static struct owned owned[MAX_OWNED];
 static struct announce announces[MAX_ANNOUNCE];
@@ -369,13 +394,15 @@ static void errtext(int err, char *buf, size_t len) {
     snprintf(buf, len, "%s", strerror(-err));
 }
 
-/* Adds or replaces an address with Heartline's proto and a lifetime in seconds. */
-static int addr_set(int ifindex, const struct ip *ip, unsigned lifetime, int replace) {
+/* Sends RTM_NEWADDR with a lifetime in seconds and the given marks (proto: set IFA_PROTO;
+ * metric: IFA_RT_PRIORITY when non-zero). */
+static int addr_send(int ifindex, const struct ip *ip, unsigned lifetime, int nlflags, int proto_mark,
+                     uint32_t metric) {
   struct nlreq req;
   memset(&req, 0, sizeof req);
   req.n.nlmsg_len = NLMSG_LENGTH(sizeof req.ifa);
   req.n.nlmsg_type = RTM_NEWADDR;
-  req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (replace ? NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL);
+  req.n.nlmsg_flags = (uint16_t)(NLM_F_REQUEST | NLM_F_ACK | nlflags);
   req.ifa.ifa_family = (unsigned char)ip->family;
   req.ifa.ifa_prefixlen = (unsigned char)ip->plen;
   req.ifa.ifa_index = (unsigned)ifindex;
@@ -397,11 +424,22 @@ static int addr_set(int ifindex, const struct ip *ip, unsigned lifetime, int rep
   addattr(&req, IFA_FLAGS, &flags, sizeof flags);
   struct ifa_cacheinfo ci = {.ifa_prefered = lifetime, .ifa_valid = lifetime};
   addattr(&req, IFA_CACHEINFO, &ci, sizeof ci);
-  unsigned char proto = HL_IFA_PROTO;
-  addattr(&req, IFA_PROTO, &proto, 1);
+  if (metric) addattr(&req, IFA_RT_PRIORITY, &metric, sizeof metric);
+  if (proto_mark) {
+    unsigned char proto = HL_IFA_PROTO;
+    addattr(&req, IFA_PROTO, &proto, 1);
+  }
   int err = nl_send(&req.n);
   nl_err[0] = 0;
   return err ? err : nl_recv(NULL);
+}
+
+/* Adds or replaces an address with the owner mode's mark and a lifetime in seconds. The mark
+ * goes with every request: an IPv4 NLM_F_REPLACE without IFA_RT_PRIORITY resets it to 0. */
+static int addr_set(int ifindex, const struct ip *ip, unsigned lifetime, int replace) {
+  int fallback = owner_mode == OWNER_FALLBACK;
+  return addr_send(ifindex, ip, lifetime, replace ? NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL, !fallback,
+                   fallback ? HL_METRIC : 0);
 }
 
 static int addr_del(int ifindex, const struct ip *ip) {
@@ -448,10 +486,12 @@ static void on_addr(struct nlmsghdr *h) {
       have = 1;
     } else if (a->rta_type == IFA_PROTO && RTA_PAYLOAD(a) >= 1) {
       f.proto = *(unsigned char *)RTA_DATA(a);
+    } else if (a->rta_type == IFA_RT_PRIORITY && RTA_PAYLOAD(a) >= sizeof f.metric) {
+      memcpy(&f.metric, RTA_DATA(a), sizeof f.metric);
     }
   }
   if (!have) return;
-  if (dump_mode == ONLY_OURS && f.proto != HL_IFA_PROTO) return;
+  if (dump_mode == ONLY_OURS && !is_ours(&f)) return;
   if (dump_match && !ip_same_addr(&f.ip, dump_match)) return;
   if (nfound >= MAX_FOUND) {
     found_overflow = 1;
@@ -722,7 +762,7 @@ static void cmd_add(const char *id, char **t, int n) {
   int replace = 0;
   for (int i = 0; i < nfound; i++) {
     if (found[i].ifindex != ifindex) continue;
-    if (found[i].proto != HL_IFA_PROTO)
+    if (!is_ours(&found[i]))
       return reply_err(id, "%s is already on %s and is not Heartline's (added outside Heartline): remove it or choose another address", t[3], t[2]);
     replace = 1;
   }
@@ -855,7 +895,7 @@ static void cmd_iface(const char *id, char **t, int n) {
   int best = -1;
   for (int i = 0; i < nfound; i++) {
     const struct found *f = &found[i];
-    if (f->proto == HL_IFA_PROTO || f->ip.family != fam.family || f->ip.plen >= ip_maxlen(f->ip.family)) continue;
+    if (is_ours(f) || f->ip.family != fam.family || f->ip.plen >= ip_maxlen(f->ip.family)) continue;
     if (ip_in_prefix(&ip, &f->ip) && (best < 0 || f->ip.plen > found[best].ip.plen)) best = i;
   }
   out_start(id);
@@ -899,9 +939,103 @@ static void handle_line(char *line) {
   else if (!strcmp(op, "LINK")) cmd_link(id, t, n);
   else if (!strcmp(op, "HELLO")) {
     out_start(id);
-    out_add(" OK heartline-netd %d %d", PROTOCOL_VERSION, (int)getpid());
+    out_add(" OK heartline-netd %d %d %s", PROTOCOL_VERSION, (int)getpid(),
+            owner_mode == OWNER_PROTO ? "proto" : "fallback");
     out_end();
   } else reply_err(id, "unknown op %s", op);
+}
+
+/* ---------- owner mode ---------- */
+
+/* Which marks the running kernel keeps (docs/adr/0013-netd-owner-mode.md). Linux < 5.18
+ * accepts IFA_PROTO and drops it without an error, so the only sure test is to add an
+ * address carrying both marks and read it back. The probe address is 127.72.76.x/32 on lo:
+ * inside 127.0.0.0/8, which lo already answers for, so it changes neither reachability nor
+ * any route that matters; created with NLM_F_EXCL, so an existing address is never touched
+ * (a taken candidate is skipped); with a 1 s kernel lifetime, so it is gone by itself even if
+ * netd dies between adding and deleting it; deleted as soon as it has been read back.
+ * Returns 0 and sets *proto_kept / *metric_kept, or a negative errno. */
+static int probe_marks(int *proto_kept, int *metric_kept) {
+  int lo = (int)if_nametoindex("lo");
+  if (!lo) return -ENODEV;
+  /* Test hook (test/e2e/netd.test.ts): probe as a kernel < 5.18 answers, by not sending
+   * IFA_PROTO, to exercise the choice made on such kernels. */
+  const char *old = getenv("HEARTLINE_NETD_TEST_KERNEL_DROPS_PROTO");
+  int send_proto = !(old && !strcmp(old, "1"));
+  if (!send_proto) logmsg("owner probe: HEARTLINE_NETD_TEST_KERNEL_DROPS_PROTO=1: probing as a kernel < 5.18 (tests only)");
+  for (unsigned char cand = 1; cand <= 8; cand++) {
+    struct ip ip = {.family = AF_INET, .plen = 32, .a = {127, 72, 76, cand}};
+    int err = addr_send(lo, &ip, 1, NLM_F_CREATE | NLM_F_EXCL, send_proto, HL_METRIC);
+    if (err == -EEXIST) continue;
+    if (err == -EINVAL && send_proto) { /* a kernel that refuses IFA_PROTO instead of ignoring it */
+      send_proto = 0;
+      err = addr_send(lo, &ip, 1, NLM_F_CREATE | NLM_F_EXCL, 0, HL_METRIC);
+      if (err == -EEXIST) continue;
+    }
+    if (err) return err;
+    err = dump_addrs(ANY_PROTO, &ip);
+    int seen = 0;
+    for (int i = 0; !err && i < nfound; i++) {
+      if (found[i].ifindex != lo || found[i].ip.plen != 32) continue;
+      seen = 1;
+      *proto_kept = found[i].proto == HL_IFA_PROTO;
+      *metric_kept = found[i].metric == HL_METRIC;
+    }
+    int derr = addr_del(lo, &ip);
+    if (derr) {
+      char c[64];
+      logmsg("owner probe: removing %s from lo failed: %s (its 1 s lifetime removes it)",
+             fmt_cidr(&ip, c, sizeof c), strerror(-derr));
+    }
+    if (err) return err;
+    if (seen) return 0;
+    /* gone before it was read back (a concurrent sweep?): try the next candidate */
+  }
+  return -EAGAIN;
+}
+
+/* Chooses owner_mode from `want` (auto, proto, fallback) and what the kernel keeps; logs
+ * the choice. Returns 0, or -1 after logging why netd cannot run safely. */
+static int choose_owner_mode(const char *want) {
+  struct utsname u;
+  const char *kernel = uname(&u) == 0 ? u.release : "(unknown)";
+  int proto_kept = 0, metric_kept = 0;
+  int64_t t0 = now_ns();
+  int err = probe_marks(&proto_kept, &metric_kept);
+  double probe_ms = (double)(now_ns() - t0) / 1e6;
+  if (err) {
+    logmsg("owner mode: probing which address marks kernel %s keeps failed: %s%s", kernel, strerror(-err),
+           err == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
+    return -1;
+  }
+  char fallback_mark[96];
+  snprintf(fallback_mark, sizeof fallback_mark, "Heartline's addresses carry prefix-route metric %u (probe %.2f ms)",
+           HL_METRIC, probe_ms);
+  if (!strcmp(want, "proto") || (!strcmp(want, "auto") && proto_kept)) {
+    if (!proto_kept) {
+      logmsg("owner mode proto (--owner-mode=proto): kernel %s does not keep IFA_PROTO (Linux >= 5.18 does): "
+             "use --owner-mode=auto or fallback",
+             kernel);
+      return -1;
+    }
+    owner_mode = OWNER_PROTO;
+    logmsg("owner mode proto%s: kernel %s keeps IFA_PROTO; Heartline's addresses carry proto 0x%02x (probe %.2f ms)",
+           strcmp(want, "auto") ? " (--owner-mode=proto)" : "", kernel, HL_IFA_PROTO, probe_ms);
+    return 0;
+  }
+  if (!metric_kept) {
+    logmsg("owner mode %s: kernel %s keeps neither IFA_PROTO nor IFA_RT_PRIORITY, so Heartline's addresses "
+           "could not be told apart from others: heartline-netd needs Linux >= 5.4",
+           want, kernel);
+    return -1;
+  }
+  owner_mode = OWNER_FALLBACK;
+  if (!strcmp(want, "fallback"))
+    logmsg("owner mode fallback (--owner-mode=fallback; kernel %s %s IFA_PROTO): %s", kernel,
+           proto_kept ? "keeps" : "drops", fallback_mark);
+  else
+    logmsg("owner mode fallback: kernel %s drops IFA_PROTO (kept from Linux 5.18); %s", kernel, fallback_mark);
+  return 0;
 }
 
 /* ---------- main ---------- */
@@ -957,22 +1091,43 @@ static int exit_code(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+static int usage(void) {
+  fprintf(stderr,
+          "usage: heartline-netd [--owner-mode=M]                    requests on stdin, replies on stdout\n"
+          "       heartline-netd [--owner-mode=M] --sweep-only       remove every Heartline address and exit\n"
+          "       heartline-netd [--owner-mode=M] --exec CMD ARGS... run CMD (the agent) as a child; requests on its fd 3\n"
+          "M: auto (default; or $HEARTLINE_NETD_OWNER_MODE), proto or fallback: how Heartline's addresses are\n"
+          "marked (docs/fence.md). See the comment at the top of heartline-netd.c.\n");
+  return 2;
+}
+
 int main(int argc, char **argv) {
-  int sweep_only = argc == 2 && !strcmp(argv[1], "--sweep-only");
-  int exec_mode = argc > 2 && !strcmp(argv[1], "--exec");
-  if (argc > 1 && !sweep_only && !exec_mode) {
-    fprintf(stderr,
-            "usage: heartline-netd                    requests on stdin, replies on stdout\n"
-            "       heartline-netd --sweep-only       remove every Heartline address and exit\n"
-            "       heartline-netd --exec CMD ARGS... run CMD (the agent) as a child; requests on its fd 3\n"
-            "(see the comment at the top of heartline-netd.c)\n");
+  const char *mode = getenv("HEARTLINE_NETD_OWNER_MODE"), *mode_from = "HEARTLINE_NETD_OWNER_MODE";
+  int argi = 1;
+  for (; argi < argc && !strncmp(argv[argi], "--owner-mode", 12); argi++) {
+    if (argv[argi][12] == '=')
+      mode = argv[argi] + 13;
+    else if (argv[argi][12] == 0 && argi + 1 < argc)
+      mode = argv[++argi];
+    else
+      return usage();
+    mode_from = "--owner-mode";
+  }
+  if (!mode || !*mode) mode = "auto";
+  if (strcmp(mode, "auto") && strcmp(mode, "proto") && strcmp(mode, "fallback")) {
+    logmsg("%s=%s: want auto, proto or fallback", mode_from, mode);
     return 2;
   }
+  int sweep_only = argc - argi == 1 && !strcmp(argv[argi], "--sweep-only");
+  int exec_mode = argc - argi > 1 && !strcmp(argv[argi], "--exec");
+  if (argi < argc && !sweep_only && !exec_mode) return usage();
   if (nl_open() < 0) {
     logmsg("cannot open rtnetlink: %s", strerror(errno));
     return 1;
   }
   ctl_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  /* A sweep recognises both marks and adds nothing: it needs no owner mode. */
+  if (!sweep_only && choose_owner_mode(mode) < 0) return 1;
   if (sweep_only) {
     out_start("");
     out_add("OK");
@@ -996,9 +1151,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (exec_mode) {
-    int err = start_agent(argv + 2, &oldmask);
+    int err = start_agent(argv + argi + 1, &oldmask);
     if (err) {
-      logmsg("--exec %s: %s", argv[2], strerror(-err));
+      logmsg("--exec %s: %s", argv[argi + 1], strerror(-err));
       return 1;
     }
   }

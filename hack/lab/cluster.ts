@@ -48,6 +48,11 @@ export interface LabClusterOptions {
    * travel on eth1 while the VIP lives on eth0. Default false.
    */
   heartbeatNet?: boolean;
+  /**
+   * heartline-netd's `--owner-mode` on every node (docs/fence.md "Kernels"): `fallback` runs
+   * the lab as on a kernel before 5.18. Default: $HEARTLINE_NETD_OWNER_MODE, else `auto`.
+   */
+  netdOwnerMode?: 'auto' | 'proto' | 'fallback';
   log?: (msg: string) => void;
 }
 
@@ -279,6 +284,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
         host,
         netd,
         [
+          ...(opts.netdOwnerMode ? [`--owner-mode=${opts.netdOwnerMode}`] : []),
           '--exec',
           process.execPath,
           ...tsxArgs('src/cli/main.ts', [

@@ -9,6 +9,9 @@
  *
  * Removal times come from `ip monitor address` (netlink events, timestamped on arrival).
  * Timings are printed, and only generous bounds are asserted; bench/ owns the numbers.
+ *
+ * Every group runs in both owner modes (docs/adr/0013-netd-owner-mode.md): `proto`
+ * (IFA_PROTO) and `fallback` (prefix-route metric mark, forced with --owner-mode=fallback).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -18,12 +21,14 @@ import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import { resolveNetdBinary } from '../../src/adapters/linux/netd-binary.js';
 import { NetdNetworkDriver } from '../../src/adapters/linux/netd-driver.js';
+import type { NetdOwnerMode } from '../../src/adapters/linux/netd-protocol.js';
 
 const sh = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const prefix = `hl-nf-${process.pid}-`;
 let seq = 0;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const MODES: NetdOwnerMode[] = ['proto', 'fallback'];
 
 async function ip(...args: string[]): Promise<string> {
   return (await sh('ip', args, { timeout: 10_000 })).stdout;
@@ -123,8 +128,8 @@ function escape(s: string): string {
  */
 const AGENT = `
 const { spawn } = require('node:child_process');
-const [bin, ns, iface, lifetime, deadline, renewMs, ...cidrs] = process.argv.slice(1);
-const netd = spawn('ip', ['netns', 'exec', ns, bin], { stdio: ['pipe', 'pipe', 'inherit'] });
+const [bin, mode, ns, iface, lifetime, deadline, renewMs, ...cidrs] = process.argv.slice(1);
+const netd = spawn('ip', ['netns', 'exec', ns, bin, '--owner-mode=' + mode], { stdio: ['pipe', 'pipe', 'inherit'] });
 // our pid as the test sees it, even inside a PID namespace (/proc is the host's)
 const hostPid = () => require('node:fs').readFileSync('/proc/self/status', 'utf8').match(/NSpid:\\s+(\\d+)/)[1];
 let buf = '', ok = 0;
@@ -174,7 +179,14 @@ function waitReady(proc: ChildProcess): Promise<Agent> {
 /** Starts the stand-in agent, which starts heartline-netd as its child (optionally as PID 1 of a new PID namespace). */
 async function startAgent(
   ns: string,
-  opts: { lifetime: number; deadline: number; renewMs: number; cidrs: string[]; pidns?: boolean },
+  opts: {
+    mode: NetdOwnerMode;
+    lifetime: number;
+    deadline: number;
+    renewMs: number;
+    cidrs: string[];
+    pidns?: boolean;
+  },
 ): Promise<Agent> {
   const bin = await resolveNetdBinary();
   const argv = [
@@ -183,6 +195,7 @@ async function startAgent(
     '-e',
     AGENT,
     bin,
+    opts.mode,
     ns,
     'eth0',
     String(opts.lifetime),
@@ -200,7 +213,12 @@ async function startAgent(
  * The container layout of docs/fence.md: `heartline-netd --exec` is PID 1 of a new PID
  * namespace and runs a real NetdNetworkDriver client (attached through HEARTLINE_NETD_FD).
  */
-async function startExecAgent(ns: string, lifetime: number, cidr: string): Promise<Agent> {
+async function startExecAgent(
+  ns: string,
+  mode: NetdOwnerMode,
+  lifetime: number,
+  cidr: string,
+): Promise<Agent> {
   const bin = await resolveNetdBinary();
   const driverPath = fileURLToPath(new URL('../../src/adapters/linux/netd-driver.ts', import.meta.url));
   const script = `
@@ -222,6 +240,7 @@ async function startExecAgent(ns: string, lifetime: number, cidr: string): Promi
       '--pid',
       '--fork',
       bin,
+      `--owner-mode=${mode}`,
       '--exec',
       process.execPath,
       '--import',
@@ -245,8 +264,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function report(what: string, ms: number): void {
-  process.stdout.write(`[fence timing] ${what}: ${ms.toFixed(1)} ms\n`);
+function report(mode: NetdOwnerMode, what: string, ms: number): void {
+  process.stdout.write(`[fence timing] [${mode}] ${what}: ${ms.toFixed(1)} ms\n`);
 }
 
 if (!isRoot) {
@@ -257,7 +276,7 @@ if (!isRoot) {
 } else {
   jest.setTimeout(30_000);
 
-  describe('fence e2e (heartline-netd on a real kernel)', () => {
+  describe.each(MODES)('fence e2e (heartline-netd on a real kernel, owner mode %s)', (mode) => {
     let ns: string;
     let mon: AddressMonitor;
     const procs: ChildProcess[] = [];
@@ -281,6 +300,7 @@ if (!isRoot) {
 
     it('(a) agent SIGKILL: heartline-netd removes the VIP as soon as its pipe closes', async () => {
       const agent = await startAgent(ns, {
+        mode,
         lifetime: 30,
         deadline: 60_000,
         renewMs: 0,
@@ -292,8 +312,8 @@ if (!isRoot) {
       const t0 = performance.now();
       agent.proc.kill('SIGKILL');
       const [v4, v6] = await Promise.all([mon.deleted('198.18.1.100'), mon.deleted('2001:2:0:1::100')]);
-      report('(a) agent SIGKILL -> v4 VIP gone', v4 - t0);
-      report('(a) agent SIGKILL -> v6 VIP gone', v6 - t0);
+      report(mode, '(a) agent SIGKILL -> v4 VIP gone', v4 - t0);
+      report(mode, '(a) agent SIGKILL -> v6 VIP gone', v6 - t0);
       expect(Math.max(v4, v6) - t0).toBeLessThan(1000);
       await sleep(100);
       expect(alive(agent.netdPid)).toBe(false);
@@ -302,15 +322,15 @@ if (!isRoot) {
 
     it('(b) frozen agent: with no refresh, the VIP goes at its deadline', async () => {
       const D = 300;
-      const driver = await NetdNetworkDriver.start({ netns: ns });
+      const driver = await NetdNetworkDriver.start({ netns: ns, ownerMode: mode });
       pids.push(driver.pid!);
       try {
         const tReq = performance.now();
         await driver.add({ iface: 'eth0', cidr: '198.18.1.101/24' }, 30, D);
         const tOk = performance.now();
         const gone = await mon.deleted('198.18.1.101');
-        report(`(b) deadline ${D} ms -> removed after (from ADD reply)`, gone - tOk);
-        report(`(b) deadline error (removal - (ADD sent + ${D}))`, gone - tReq - D);
+        report(mode, `(b) deadline ${D} ms -> removed after (from ADD reply)`, gone - tOk);
+        report(mode, `(b) deadline error (removal - (ADD sent + ${D}))`, gone - tReq - D);
         expect(gone - tReq).toBeGreaterThanOrEqual(D - 1); // never early
         expect(gone - tOk).toBeLessThan(D + 500);
       } finally {
@@ -321,6 +341,7 @@ if (!isRoot) {
     it('(b) frozen agent: SIGSTOP stops the renewals, the VIP goes within one deadline', async () => {
       const D = 300;
       const agent = await startAgent(ns, {
+        mode,
         lifetime: 30,
         deadline: D,
         renewMs: 100,
@@ -333,7 +354,7 @@ if (!isRoot) {
       const t0 = performance.now();
       agent.proc.kill('SIGSTOP');
       const gone = await mon.deleted('198.18.1.102');
-      report(`(b) agent SIGSTOP (renew 100 ms, deadline ${D} ms) -> VIP gone`, gone - t0);
+      report(mode, `(b) agent SIGSTOP (renew 100 ms, deadline ${D} ms) -> VIP gone`, gone - t0);
       expect(gone - t0).toBeLessThan(D + 500);
       expect(alive(agent.netdPid)).toBe(true); // the fence did it, not a death
       agent.proc.kill('SIGCONT');
@@ -341,6 +362,7 @@ if (!isRoot) {
 
     it('(c) agent and heartline-netd both SIGKILLed: the kernel lifetime removes the VIP', async () => {
       const agent = await startAgent(ns, {
+        mode,
         lifetime: 1,
         deadline: 60_000,
         renewMs: 0,
@@ -355,160 +377,167 @@ if (!isRoot) {
         mon.deleted('198.18.1.103', 5000),
         mon.deleted('2001:2:0:1::103', 5000),
       ]);
-      report('(c) valid_lft 1 s, both killed -> v4 VIP gone (from ADD reply)', v4 - agent.readyAt);
-      report('(c) valid_lft 1 s, both killed -> v6 VIP gone (from ADD reply)', v6 - agent.readyAt);
+      report(mode, '(c) valid_lft 1 s, both killed -> v4 VIP gone (from ADD reply)', v4 - agent.readyAt);
+      report(mode, '(c) valid_lft 1 s, both killed -> v6 VIP gone (from ADD reply)', v6 - agent.readyAt);
       expect(v4 - tKill).toBeGreaterThan(300); // not the fence: it was dead
       expect(Math.max(v4, v6) - agent.readyAt).toBeLessThan(3000);
     });
   });
 
-  describe('in a container: who is PID 1 decides whether the fence survives the agent', () => {
-    let ns: string;
-    let mon: AddressMonitor;
-    const procs: ChildProcess[] = [];
-    beforeEach(async () => {
-      ns = await makeNode();
-      mon = new AddressMonitor(ns);
-      await mon.ready(ns);
-    });
-    afterEach(async () => {
-      mon.stop();
-      for (const p of procs.splice(0)) p.kill('SIGKILL');
-      await deleteNetns(ns);
-    });
-
-    it('agent as PID 1 with heartline-netd its child: agent SIGKILL may take the fence down too (only the kernel lifetime is guaranteed)', async () => {
-      const agent = await startAgent(ns, {
-        lifetime: 1,
-        deadline: 60_000,
-        renewMs: 0,
-        cidrs: ['198.18.1.110/24'],
-        pidns: true,
+  describe.each(MODES)(
+    'in a container (owner mode %s): who is PID 1 decides whether the fence survives the agent',
+    (mode) => {
+      let ns: string;
+      let mon: AddressMonitor;
+      const procs: ChildProcess[] = [];
+      beforeEach(async () => {
+        ns = await makeNode();
+        mon = new AddressMonitor(ns);
+        await mon.ready(ns);
       });
-      procs.push(agent.proc);
-      await sleep(100);
-      const t0 = performance.now();
-      process.kill(agent.agentPid, 'SIGKILL'); // PID 1 dies: the kernel kills the whole PID namespace
-      const gone = await mon.deleted('198.18.1.110', 5000);
-      report('(e) agent is PID 1, agent SIGKILL -> VIP gone (kernel lifetime 1 s)', gone - t0);
-      // Whether netd reads the EOF before the kernel kills the PID namespace is a race (netd
-      // raises its priority, so it sometimes wins): this layout gives no guarantee beyond the
-      // kernel lifetime, which is what this asserts. --exec (next test) makes it deterministic.
-      const swept = /removed every Heartline address/.test(agent.stderr());
-      report(`(e) netd swept before being killed: ${swept ? 'yes (won the race)' : 'no'}`, 0);
-      expect(gone - t0).toBeLessThan(3000);
-    });
+      afterEach(async () => {
+        mon.stop();
+        for (const p of procs.splice(0)) p.kill('SIGKILL');
+        await deleteNetns(ns);
+      });
 
-    it('heartline-netd --exec as PID 1, agent attached over HEARTLINE_NETD_FD: agent SIGKILL -> VIP gone at once', async () => {
-      const agent = await startExecAgent(ns, 30, '198.18.1.111/24');
-      procs.push(agent.proc);
-      const exited = new Promise<number | null>((r) => agent.proc.once('exit', (code) => r(code)));
-      await sleep(100);
-      const t0 = performance.now();
-      process.kill(agent.agentPid, 'SIGKILL');
-      const gone = await mon.deleted('198.18.1.111');
-      report('(e) heartline-netd --exec is PID 1, agent SIGKILL -> VIP gone', gone - t0);
-      expect(gone - t0).toBeLessThan(1000);
-      expect(await exited).toBe(137); // heartline-netd exits with the agent's status: the container restarts
-      expect(agent.stderr()).toMatch(
-        /agent \(pid \d+\) exited with status 137: removed every Heartline address/,
-      );
-    });
-  });
-
-  describe('announcements over a bridge (heartline-netd on a real kernel)', () => {
-    const sw = `${prefix}sw`;
-    const a = `${prefix}a`;
-    const b = `${prefix}b`;
-    const fakeMac = '02:00:5e:00:00:99';
-
-    async function mac(ns: string): Promise<string> {
-      const [link] = JSON.parse(await ip('-n', ns, '-j', 'link', 'show', 'eth0')) as { address: string }[];
-      return link!.address;
-    }
-
-    async function neighMac(ns: string, host: string): Promise<string | undefined> {
-      const entries = JSON.parse(await ip('-n', ns, '-j', 'neigh', 'show', 'dev', 'eth0')) as {
-        dst: string;
-        lladdr?: string;
-      }[];
-      return entries.find((e) => e.dst === host)?.lladdr;
-    }
-
-    async function seed(host: string): Promise<void> {
-      await ip('-n', b, 'neigh', 'replace', host, 'lladdr', fakeMac, 'dev', 'eth0', 'nud', 'stale');
-    }
-
-    async function waitNeigh(host: string, want: string, timeoutMs: number): Promise<number> {
-      const t0 = performance.now();
-      while (performance.now() - t0 < timeoutMs) {
-        if ((await neighMac(b, host)) === want) return performance.now();
-        await sleep(10);
-      }
-      throw new Error(`${b}: neighbour ${host} never became ${want} (is ${await neighMac(b, host)})`);
-    }
-
-    beforeAll(async () => {
-      try {
-        for (const ns of [sw, a, b]) await ip('netns', 'add', ns);
-        await ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
-        await ip('-n', sw, 'link', 'set', 'br0', 'up');
-        for (const [ns, port, v4, v6] of [
-          [a, 'pa', '198.18.2.1/24', '2001:2:0:2::1/64'],
-          [b, 'pb', '198.18.2.2/24', '2001:2:0:2::2/64'],
-        ] as const) {
-          await ip('link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', sw);
-          await ip('-n', sw, 'link', 'set', port, 'master', 'br0', 'up');
-          for (const l of ['lo', 'eth0']) await ip('-n', ns, 'link', 'set', l, 'up');
-          await ip('-n', ns, 'addr', 'add', v4, 'dev', 'eth0');
-          await ip('-n', ns, 'addr', 'add', v6, 'dev', 'eth0', 'nodad');
-        }
-      } catch (err) {
-        for (const ns of [a, b, sw]) await deleteNetns(ns);
-        throw err;
-      }
-    });
-    afterAll(async () => {
-      for (const ns of [a, b, sw]) await deleteNetns(ns);
-    });
-
-    it.each([
-      ['gratuitous ARP (v4)', '198.18.2.100/24'],
-      ['unsolicited NA with override (v6)', '2001:2:0:2::100/64'],
-    ])('%s moves a neighbour’s cache entry for the VIP to the holder’s MAC', async (_what, cidr) => {
-      const host = cidr.split('/')[0]!;
-      const macA = await mac(a);
-      await seed(host);
-      const driver = await NetdNetworkDriver.start({ netns: a });
-      try {
-        await driver.add({ iface: 'eth0', cidr }, 30, 30_000);
-        await sleep(150);
-        expect(await neighMac(b, host)).toBe(fakeMac); // binding alone tells nobody
+      it('agent as PID 1 with heartline-netd its child: agent SIGKILL may take the fence down too (only the kernel lifetime is guaranteed)', async () => {
+        const agent = await startAgent(ns, {
+          mode,
+          lifetime: 1,
+          deadline: 60_000,
+          renewMs: 0,
+          cidrs: ['198.18.1.110/24'],
+          pidns: true,
+        });
+        procs.push(agent.proc);
+        await sleep(100);
         const t0 = performance.now();
-        await driver.announce({ iface: 'eth0', cidr }, 3, 50);
-        const seen = await waitNeigh(host, macA, 3000);
-        report(`(d) ${_what}: announce -> neighbour entry updated (10 ms polling)`, seen - t0);
-      } finally {
-        await driver.close();
-      }
-    });
+        process.kill(agent.agentPid, 'SIGKILL'); // PID 1 dies: the kernel kills the whole PID namespace
+        const gone = await mon.deleted('198.18.1.110', 5000);
+        report(mode, '(e) agent is PID 1, agent SIGKILL -> VIP gone (kernel lifetime 1 s)', gone - t0);
+        // Whether netd reads the EOF before the kernel kills the PID namespace is a race (netd
+        // raises its priority, so it sometimes wins): this layout gives no guarantee beyond the
+        // kernel lifetime, which is what this asserts. --exec (next test) makes it deterministic.
+        const swept = /removed every Heartline address/.test(agent.stderr());
+        report(mode, `(e) netd swept before being killed: ${swept ? 'yes (won the race)' : 'no'}`, 0);
+        expect(gone - t0).toBeLessThan(3000);
+      });
 
-    it('stops announcing an address as soon as it is removed (never steals a VIP back)', async () => {
-      const cidr = '198.18.2.101/24';
-      const host = '198.18.2.101';
-      const driver = await NetdNetworkDriver.start({ netns: a });
-      try {
-        await seed(host);
-        await driver.add({ iface: 'eth0', cidr }, 30, 30_000);
-        await driver.announce({ iface: 'eth0', cidr }, 50, 40); // a 2 s series
-        await waitNeigh(host, await mac(a), 3000);
-        await driver.remove({ iface: 'eth0', cidr });
-        await seed(host); // the new holder's MAC, say
-        await sleep(400); // ten more rounds would have been sent
-        expect(await neighMac(b, host)).toBe(fakeMac);
-      } finally {
-        await driver.close();
+      it('heartline-netd --exec as PID 1, agent attached over HEARTLINE_NETD_FD: agent SIGKILL -> VIP gone at once', async () => {
+        const agent = await startExecAgent(ns, mode, 30, '198.18.1.111/24');
+        procs.push(agent.proc);
+        const exited = new Promise<number | null>((r) => agent.proc.once('exit', (code) => r(code)));
+        await sleep(100);
+        const t0 = performance.now();
+        process.kill(agent.agentPid, 'SIGKILL');
+        const gone = await mon.deleted('198.18.1.111');
+        report(mode, '(e) heartline-netd --exec is PID 1, agent SIGKILL -> VIP gone', gone - t0);
+        expect(gone - t0).toBeLessThan(1000);
+        expect(await exited).toBe(137); // heartline-netd exits with the agent's status: the container restarts
+        expect(agent.stderr()).toMatch(
+          /agent \(pid \d+\) exited with status 137: removed every Heartline address/,
+        );
+      });
+    },
+  );
+
+  describe.each(MODES)(
+    'announcements over a bridge (heartline-netd on a real kernel, owner mode %s)',
+    (mode) => {
+      const sw = `${prefix}sw-${mode}`;
+      const a = `${prefix}a-${mode}`;
+      const b = `${prefix}b-${mode}`;
+      const fakeMac = '02:00:5e:00:00:99';
+
+      async function mac(ns: string): Promise<string> {
+        const [link] = JSON.parse(await ip('-n', ns, '-j', 'link', 'show', 'eth0')) as { address: string }[];
+        return link!.address;
       }
-    });
-  });
+
+      async function neighMac(ns: string, host: string): Promise<string | undefined> {
+        const entries = JSON.parse(await ip('-n', ns, '-j', 'neigh', 'show', 'dev', 'eth0')) as {
+          dst: string;
+          lladdr?: string;
+        }[];
+        return entries.find((e) => e.dst === host)?.lladdr;
+      }
+
+      async function seed(host: string): Promise<void> {
+        await ip('-n', b, 'neigh', 'replace', host, 'lladdr', fakeMac, 'dev', 'eth0', 'nud', 'stale');
+      }
+
+      async function waitNeigh(host: string, want: string, timeoutMs: number): Promise<number> {
+        const t0 = performance.now();
+        while (performance.now() - t0 < timeoutMs) {
+          if ((await neighMac(b, host)) === want) return performance.now();
+          await sleep(10);
+        }
+        throw new Error(`${b}: neighbour ${host} never became ${want} (is ${await neighMac(b, host)})`);
+      }
+
+      beforeAll(async () => {
+        try {
+          for (const ns of [sw, a, b]) await ip('netns', 'add', ns);
+          await ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+          await ip('-n', sw, 'link', 'set', 'br0', 'up');
+          for (const [ns, port, v4, v6] of [
+            [a, 'pa', '198.18.2.1/24', '2001:2:0:2::1/64'],
+            [b, 'pb', '198.18.2.2/24', '2001:2:0:2::2/64'],
+          ] as const) {
+            await ip('link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', sw);
+            await ip('-n', sw, 'link', 'set', port, 'master', 'br0', 'up');
+            for (const l of ['lo', 'eth0']) await ip('-n', ns, 'link', 'set', l, 'up');
+            await ip('-n', ns, 'addr', 'add', v4, 'dev', 'eth0');
+            await ip('-n', ns, 'addr', 'add', v6, 'dev', 'eth0', 'nodad');
+          }
+        } catch (err) {
+          for (const ns of [a, b, sw]) await deleteNetns(ns);
+          throw err;
+        }
+      });
+      afterAll(async () => {
+        for (const ns of [a, b, sw]) await deleteNetns(ns);
+      });
+
+      it.each([
+        ['gratuitous ARP (v4)', '198.18.2.100/24'],
+        ['unsolicited NA with override (v6)', '2001:2:0:2::100/64'],
+      ])('%s moves a neighbour’s cache entry for the VIP to the holder’s MAC', async (_what, cidr) => {
+        const host = cidr.split('/')[0]!;
+        const macA = await mac(a);
+        await seed(host);
+        const driver = await NetdNetworkDriver.start({ netns: a, ownerMode: mode });
+        try {
+          await driver.add({ iface: 'eth0', cidr }, 30, 30_000);
+          await sleep(150);
+          expect(await neighMac(b, host)).toBe(fakeMac); // binding alone tells nobody
+          const t0 = performance.now();
+          await driver.announce({ iface: 'eth0', cidr }, 3, 50);
+          const seen = await waitNeigh(host, macA, 3000);
+          report(mode, `(d) ${_what}: announce -> neighbour entry updated (10 ms polling)`, seen - t0);
+        } finally {
+          await driver.close();
+        }
+      });
+
+      it('stops announcing an address as soon as it is removed (never steals a VIP back)', async () => {
+        const cidr = '198.18.2.101/24';
+        const host = '198.18.2.101';
+        const driver = await NetdNetworkDriver.start({ netns: a, ownerMode: mode });
+        try {
+          await seed(host);
+          await driver.add({ iface: 'eth0', cidr }, 30, 30_000);
+          await driver.announce({ iface: 'eth0', cidr }, 50, 40); // a 2 s series
+          await waitNeigh(host, await mac(a), 3000);
+          await driver.remove({ iface: 'eth0', cidr });
+          await seed(host); // the new holder's MAC, say
+          await sleep(400); // ten more rounds would have been sent
+          expect(await neighMac(b, host)).toBe(fakeMac);
+        } finally {
+          await driver.close();
+        }
+      });
+    },
+  );
 }

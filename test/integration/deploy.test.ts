@@ -371,6 +371,8 @@ describe('deploy/ on a real API server', () => {
         ]),
       );
       const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
+      // docs/fence.md "Kernels": netd probes which address mark the kernel keeps.
+      expect(env.HEARTLINE_NETD_OWNER_MODE?.value).toBe('auto');
       expect(env.NODE_NAME?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
       expect(env.HEARTLINE_CLUSTER?.valueFrom).toEqual({
         configMapKeyRef: { name: 'heartline-config', key: 'cluster' },

@@ -7,12 +7,16 @@ import { silentLogger } from '../../ops/log.js';
 import { resolveNetdBinary } from './netd-binary.js';
 import {
   formatRequest,
+  helloOwnerMode,
   hostOf,
   isSafeToken,
+  NETD_OWNER_MODES,
   NETD_PROTOCOL_VERSION,
   parseAddressPairs,
   parseLine,
   type NetdOp,
+  type NetdOwnerMode,
+  type NetdOwnerModeChoice,
 } from './netd-protocol.js';
 
 /** A NetworkDriver operation that failed; names the operation, the address or interface, and why. */
@@ -41,6 +45,12 @@ export interface NetdNetworkDriverInit {
   binary?: string;
   /** Run heartline-netd in this network namespace (`ip netns exec NAME`), as the lab and tests do. */
   netns?: string;
+  /**
+   * `--owner-mode` of the heartline-netd started (docs/fence.md "Kernels"): how it marks its
+   * addresses. Default: $HEARTLINE_NETD_OWNER_MODE, else `auto`. Ignored with `attachFd` (the
+   * running netd was started with its own flags).
+   */
+  ownerMode?: NetdOwnerModeChoice;
   /** How long to wait for each reply. Default 2000 ms. */
   requestTimeoutMs?: Millis;
   logger?: Logger;
@@ -76,8 +86,9 @@ interface Pending {
 }
 
 /**
- * The Linux NetworkDriver: a heartline-netd child process that owns the addresses (rtnetlink,
- * IFA_PROTO 0x48 marks them as Heartline's), announces them (gratuitous ARP / unsolicited NA),
+ * The Linux NetworkDriver: a heartline-netd child process that owns the addresses (rtnetlink;
+ * a kernel mark, IFA_PROTO 0x48 or on kernels before 5.18 a prefix-route metric, tells them
+ * apart as Heartline's: see `ownerMode`), announces them (gratuitous ARP / unsolicited NA),
  * and fences them: it removes an address at its deadline unless refreshed, and removes all of
  * them when this process dies (EOF on its stdin) or on `close()`. Requests are serialized by
  * the child; each has a timeout. After the child exits every call rejects with NetdError.
@@ -89,6 +100,7 @@ export class NetdNetworkDriver implements NetworkDriver {
   private stderrBuf = '';
   private lastStderr = '';
   private exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private mode: NetdOwnerMode | undefined;
   private closing = false;
   private readonly exitPromise: Promise<void>;
   private readonly log: Logger;
@@ -126,11 +138,15 @@ export class NetdNetworkDriver implements NetworkDriver {
           undefined,
           `speaks '${hello.join(' ')}', expected heartline-netd protocol ${NETD_PROTOCOL_VERSION}: rebuild it with make -C native`,
         );
+      driver.mode = helloOwnerMode(hello);
     } catch (err) {
       driver.link.kill();
       throw err;
     }
-    driver.log.debug({ pid: driver.pid, attached: init.attachFd !== undefined }, 'heartline-netd ready');
+    driver.log.info(
+      { netdPid: driver.pid, attached: init.attachFd !== undefined, ownerMode: driver.mode ?? 'unknown' },
+      'heartline-netd ready',
+    );
     return driver;
   }
 
@@ -151,6 +167,15 @@ export class NetdNetworkDriver implements NetworkDriver {
   /** Process id of heartline-netd (the same process when run through `ip netns exec`). */
   get pid(): number | undefined {
     return this.link.pid;
+  }
+
+  /**
+   * How heartline-netd recognises its addresses on this kernel (reported in its HELLO):
+   * `proto` (IFA_PROTO, Linux >= 5.18) or `fallback` (prefix-route metric mark, 5.4-5.17 or
+   * forced). Undefined from a heartline-netd too old to report it.
+   */
+  get ownerMode(): NetdOwnerMode | undefined {
+    return this.mode;
   }
 
   /** Whether heartline-netd is still running. */
@@ -342,7 +367,14 @@ async function spawnLink(init: NetdNetworkDriverInit): Promise<NetdLink> {
   const binary = await resolveNetdBinary(init.binary);
   if (init.netns !== undefined && !isSafeToken(init.netns))
     throw new NetdError('start', init.netns, 'netns must be a namespace name without spaces');
-  const [cmd, args] = init.netns ? ['ip', ['netns', 'exec', init.netns, binary]] : [binary, []];
+  if (init.ownerMode !== undefined && !(NETD_OWNER_MODES as readonly string[]).includes(init.ownerMode))
+    throw new NetdError(
+      'start',
+      undefined,
+      `ownerMode must be one of ${NETD_OWNER_MODES.join(', ')}, got ${JSON.stringify(init.ownerMode)}`,
+    );
+  const flags = init.ownerMode ? [`--owner-mode=${init.ownerMode}`] : [];
+  const [cmd, args] = init.netns ? ['ip', ['netns', 'exec', init.netns, binary, ...flags]] : [binary, flags];
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const gone = new Promise<LinkEnd>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));

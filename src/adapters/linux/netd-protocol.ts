@@ -8,6 +8,21 @@ import type { OwnedAddress } from '../../core/ports.js';
 /** Protocol version heartline-netd reports in its HELLO reply. */
 export const NETD_PROTOCOL_VERSION = 1;
 
+/**
+ * How heartline-netd marks the addresses it adds (docs/adr/0013-netd-owner-mode.md):
+ * `proto` sets IFA_PROTO 0x48 (Linux >= 5.18), `fallback` sets the prefix-route metric
+ * 1212960324 (for 5.4-5.17, which drop IFA_PROTO). `auto` (the default) probes the kernel.
+ */
+export type NetdOwnerMode = 'proto' | 'fallback';
+export const NETD_OWNER_MODES = ['auto', 'proto', 'fallback'] as const;
+export type NetdOwnerModeChoice = (typeof NETD_OWNER_MODES)[number];
+
+/** The owner mode a HELLO reply reports (`heartline-netd 1 <pid> <mode>`); undefined from an older netd. */
+export function helloOwnerMode(fields: readonly string[]): NetdOwnerMode | undefined {
+  const mode = fields[3];
+  return mode === 'proto' || mode === 'fallback' ? mode : undefined;
+}
+
 export type NetdOp = 'HELLO' | 'ADD' | 'RENEW' | 'DEL' | 'LIST' | 'SWEEP' | 'ANNOUNCE' | 'IFACE' | 'LINK';
 
 export type NetdLine =

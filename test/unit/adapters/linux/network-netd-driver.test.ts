@@ -2,7 +2,7 @@
  * NetdNetworkDriver's failure handling, without root: stand-in "heartline-netd" binaries that
  * never answer or die at once. The real heartline-netd runs in test/e2e/netd*.test.ts.
  */
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetdError, NetdNetworkDriver } from '../../../../src/adapters/linux/netd-driver.js';
@@ -86,6 +86,38 @@ describe('NetdNetworkDriver failure handling', () => {
     } finally {
       await driver.close();
     }
+  });
+
+  it('passes --owner-mode to heartline-netd and reports the mode its HELLO names', async () => {
+    // Answers HELLO with the mode it was given (the real one probes the kernel first).
+    const binary = await script(
+      'moded',
+      'read op id rest; echo "$id OK heartline-netd 1 $$ ${1#--owner-mode=}"; exec cat >/dev/null',
+    );
+    const driver = await NetdNetworkDriver.start({ binary, ownerMode: 'fallback' });
+    try {
+      expect(driver.ownerMode).toBe('fallback');
+    } finally {
+      await driver.close();
+    }
+    const old = await NetdNetworkDriver.start({
+      binary: await script('old', 'read op id rest; echo "$id OK heartline-netd 1 $$"; exec cat >/dev/null'),
+    });
+    try {
+      expect(old.ownerMode).toBeUndefined(); // a netd from before owner modes: unknown, not guessed
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('refuses an unknown ownerMode before starting anything, naming the values', async () => {
+    const binary = await script('never', 'touch "$0.ran"; exec sleep 30');
+    await expect(NetdNetworkDriver.start({ binary, ownerMode: 'kernel' as 'auto' })).rejects.toMatchObject({
+      name: 'NetdError',
+      op: 'start',
+      message: expect.stringMatching(/ownerMode must be one of auto, proto, fallback, got "kernel"/),
+    });
+    await expect(access(`${binary}.ran`)).rejects.toThrow();
   });
 
   it('names the fix when the binary is missing', async () => {

@@ -1,5 +1,6 @@
 import {
   formatRequest,
+  helloOwnerMode,
   hostOf,
   parseAddressPairs,
   parseLine,
@@ -45,6 +46,13 @@ describe('heartline-netd line protocol', () => {
       { iface: 'eth1', cidr: '2001:2::1/64' },
     ]);
     expect(() => parseAddressPairs(['eth0'])).toThrow(/odd/);
+  });
+
+  it('reads the owner mode from a HELLO reply, and nothing from an older one', () => {
+    expect(helloOwnerMode(['heartline-netd', '1', '42', 'proto'])).toBe('proto');
+    expect(helloOwnerMode(['heartline-netd', '1', '42', 'fallback'])).toBe('fallback');
+    expect(helloOwnerMode(['heartline-netd', '1', '42'])).toBeUndefined();
+    expect(helloOwnerMode(['heartline-netd', '1', '42', 'auto'])).toBeUndefined();
   });
 
   it('takes the host part of a CIDR', () => {
