@@ -140,10 +140,17 @@ export interface ExecServiceSpec {
 /** A Resource's health check; exactly one of http, tcp, exec. */
 export interface HealthCheckSpec {
   /**
-   * GET on host:port/path. `scheme: 'https'` does not verify the certificate (as Kubernetes
-   * HTTPS probes): the check tests liveness, not identity. Default expectStatus: any 2xx.
+   * GET on host:port/path. `scheme: 'https'` verifies the certificate chain and that it names
+   * `host`, unless `insecureSkipTLSVerify`. Default expectStatus: any 2xx.
    */
-  http?: { host: string; port: number; path?: string; expectStatus?: number; scheme?: 'http' | 'https' };
+  http?: {
+    host: string;
+    port: number;
+    path?: string;
+    expectStatus?: number;
+    scheme?: 'http' | 'https';
+    insecureSkipTLSVerify?: boolean;
+  };
   tcp?: { host: string; port: number };
   exec?: { command: Argv; env?: Readonly<Record<string, string>> };
   timeoutMs: Millis;
