@@ -16,6 +16,16 @@ import type { Clock, Millis, Peer, Stoppable, Transport } from '../core/ports.js
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
 import { WITNESS_ID, type ClusterConfig, type MemberAddress } from '../runtime/cluster-config.js';
 
+/** Each member's unicast destinations: where the observer's heartbeats go, over every unicast link. */
+function unicastPeers(config: ClusterConfig): Map<MemberId, Peer[]> {
+  return new Map(
+    config.members.map((m) => [
+      m.id,
+      (m.unicast ?? [m.address]).map((address) => ({ address, port: m.port })),
+    ]),
+  );
+}
+
 /** Why a VIP left its holder, as far as the observer could tell. */
 export type LossCause =
   /** The holder fell silent (warn or dead) while holding. */
@@ -111,7 +121,8 @@ export class ClusterObserver {
   private pendingLoss = new Map<VipId, { from: MemberId; epoch: Epoch; at: Millis; cause: LossCause }>();
   private transitions = new Map<VipId, VipTransition>();
   private loads = new Map<MemberId, number>();
-  private addresses = new Map<MemberId, Peer>();
+  /** Each member's unicast destinations (one per unicast link). */
+  private addresses = new Map<MemberId, Peer[]>();
   private timer: Stoppable | undefined;
   private heartbeatTimer: Stoppable | undefined;
   private seq = 0;
@@ -158,7 +169,7 @@ export class ClusterObserver {
       this.codec.reconfigure(this.idTable(next), this.sources(next));
       this.codec.setKeyring(new Keyring(next.keys, next.activeKeyId));
     }
-    this.addresses = new Map(next.members.map((m) => [m.id, { address: m.address, port: m.port }]));
+    this.addresses = unicastPeers(next);
     const vips = new Set(next.vips.map((v) => v.vip));
     for (const vip of this.pendingLoss.keys()) if (!vips.has(vip)) this.pendingLoss.delete(vip);
     if ([...this.transitions.keys()].some((vip) => !vips.has(vip)))
@@ -210,12 +221,14 @@ export class ClusterObserver {
 
   private sources(config: ClusterConfig): SourceBinding {
     return new SourceBinding(
-      config.members.map((m: MemberAddress) => [m.id, [{ address: m.address }]] as const),
+      config.members.map(
+        (m: MemberAddress) => [m.id, (m.sources ?? [m.address]).map((address) => ({ address }))] as const,
+      ),
     );
   }
 
   private newCodec(config: ClusterConfig): WireCodec {
-    this.addresses = new Map(config.members.map((m) => [m.id, { address: m.address, port: m.port }]));
+    this.addresses = unicastPeers(config);
     const counters = this.codec?.counters ?? this.c.counters;
     return new WireCodec({
       ids: this.idTable(config),
@@ -244,7 +257,7 @@ export class ClusterObserver {
 
   private sendHeartbeats(): void {
     if (!this.running) return;
-    for (const [id, peer] of this.addresses) {
+    for (const [id, peers] of this.addresses) {
       this.seq += 1;
       const message: Heartbeat = {
         kind: 'heartbeat',
@@ -267,7 +280,7 @@ export class ClusterObserver {
         this.c.log.error({ err, to: id }, 'cannot encode observer heartbeat');
         return;
       }
-      void this.c.transport.send(peer, datagram);
+      for (const peer of peers) void this.c.transport.send(peer, datagram);
     }
   }
 

@@ -6,13 +6,18 @@
  */
 import { parseHACluster, parseResource, parseVirtualIP, formatFieldError } from '../api/index.js';
 import type { HACluster, Resource, VirtualIP, ResourceSpec, VirtualIPSpec } from '../api/index.js';
+import { cidrContains, parseCidr, parseIp } from '../api/net.js';
 import { deriveTiming, type Timing } from '../core/timing.js';
 import type { KeyringKey } from '../core/wire/index.js';
 import type { VipSpec } from '../core/member.js';
 import type { QuorumMode } from '../core/lease-holder.js';
 import type { ApiObject } from '../core/ports.js';
 
-/** Annotation on a Node: the address its agent heartbeats from, when not the InternalIP. */
+/**
+ * Annotation on a Node: the address its agent heartbeats from, when not the InternalIP.
+ * Comma-separated for several heartbeat networks: the first is the heartbeat address,
+ * every entry may be picked by a unicast link's `network` and is a valid source.
+ */
 export const HEARTBEAT_ADDRESS_ANNOTATION = 'heartline.dev/heartbeat-address';
 /**
  * Annotation on a Node: the UDP port its agent heartbeats on, when not the HACluster's
@@ -29,9 +34,18 @@ export const WITNESS_ID = 'heartline-controller';
 
 export interface MemberAddress {
   id: string;
+  /** Its first unicast destination (its heartbeat address with the default link). */
   address: string;
   port: number;
+  /** Unicast destinations, one per unicast link that found one, deduplicated. Absent: [address]. */
+  unicast?: string[];
+  /** Every address it may send from (its Node's addresses). Absent: [address]. */
+  sources?: string[];
 }
+
+/** One heartbeat link as members run it (spec.transport, the one-link form turned into a link). */
+export type LinkConfig =
+  { mode: 'unicast'; network?: string } | { mode: 'multicast'; group: string; interface?: string };
 
 export interface VipConfig extends VipSpec {
   spec: VirtualIPSpec;
@@ -47,6 +61,8 @@ export interface ClusterConfig {
   namespace: string;
   name: string;
   port: number;
+  /** Heartbeat links, in spec order; every message goes over each. Absent: one unicast link. */
+  links?: LinkConfig[];
   members: MemberAddress[];
   witness: MemberAddress | null;
   quorum: QuorumMode;
@@ -90,13 +106,65 @@ interface NodeLike {
   status?: { addresses?: Array<{ type: string; address: string }> };
 }
 
-/** The address a node's agent heartbeats from: the annotation, else its first InternalIP (IPv4 first). */
+/** The address a node's agent heartbeats from: the annotation's first entry, else its first InternalIP (IPv4 first). */
 export function nodeAddress(node: ApiObject): string | undefined {
+  return nodeAddresses(node).heartbeat;
+}
+
+/**
+ * A node's addresses for heartbeats: `heartbeat` (see nodeAddress), and `all`, every address
+ * it may heartbeat from: the annotation's entries, then its InternalIPs and ExternalIPs.
+ * `bad` lists annotation entries that are not IP addresses (left out).
+ */
+export function nodeAddresses(node: ApiObject): { heartbeat?: string; all: string[]; bad: string[] } {
   const n = node as unknown as NodeLike;
-  const ann = n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION];
-  if (ann) return ann;
-  const internal = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
-  return internal.find((a) => !a.includes(':')) ?? internal[0];
+  const ann = (n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION] ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  const bad = ann.filter((a) => !parseIp(a));
+  const annotated = ann.filter((a) => parseIp(a));
+  const typed = (type: string) =>
+    (n.status?.addresses ?? []).filter((a) => a.type === type && parseIp(a.address)).map((a) => a.address);
+  const internal = typed('InternalIP');
+  const heartbeat = annotated[0] ?? internal.find((a) => !a.includes(':')) ?? internal[0];
+  const all = [...new Set([...annotated, ...internal, ...typed('ExternalIP')])];
+  return { ...(heartbeat ? { heartbeat } : {}), all, bad };
+}
+
+/** The cluster's links: spec.transport.links, or the one-link form (mode, group, interface). */
+export function transportLinks(spec: HACluster['spec']['transport']): LinkConfig[] {
+  const links = spec.links ?? [
+    { mode: spec.mode ?? 'unicast', group: spec.group, interface: spec.interface },
+  ];
+  return links.map((l) =>
+    l.mode === 'multicast'
+      ? { mode: 'multicast', group: l.group!, ...(l.interface ? { interface: l.interface } : {}) }
+      : { mode: 'unicast', ...('network' in l && l.network ? { network: l.network } : {}) },
+  );
+}
+
+/**
+ * Where a member is reached on each unicast link: its heartbeat address, or its first address
+ * inside the link's network. Links that find no address are reported in `missing` (by index).
+ */
+function unicastAddresses(
+  links: readonly LinkConfig[],
+  addrs: { heartbeat?: string; all: string[] },
+): { unicast: string[]; missing: number[] } {
+  const unicast: string[] = [];
+  const missing: number[] = [];
+  links.forEach((l, i) => {
+    if (l.mode !== 'unicast') return;
+    let a: string | undefined = addrs.heartbeat;
+    if (l.network) {
+      const net = parseCidr(l.network)!;
+      a = addrs.all.find((x) => cidrContains(net, parseIp(x)!));
+    }
+    if (a === undefined) missing.push(i);
+    else if (!unicast.includes(a)) unicast.push(a);
+  });
+  return { unicast, missing };
 }
 
 /** Whether the node asks its VIPs to move away: cordoned (kubectl drain) or annotated standby. */
@@ -155,11 +223,29 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     initDeadMs: cluster.spec.heartbeat.initDeadMs,
   });
 
+  const links = transportLinks(cluster.spec.transport);
+  const linkName = (i: number) =>
+    cluster.spec.transport.links ? `spec.transport.links[${i}]` : 'spec.transport';
   const members: MemberAddress[] = [];
   const standby = new Set<string>();
   for (const node of [...objs.nodes].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
     if (!labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)) continue;
-    const address = nodeAddress(node);
+    const addrs = nodeAddresses(node);
+    if (addrs.bad.length) {
+      problems.push(
+        `Node ${node.metadata.name}: annotation ${HEARTBEAT_ADDRESS_ANNOTATION}: ${addrs.bad.map((a) => JSON.stringify(a)).join(', ')} is not an IP address; list IP addresses, comma-separated`,
+      );
+    }
+    const { unicast, missing } = unicastAddresses(links, addrs);
+    for (const i of missing) {
+      const l = links[i] as { network?: string };
+      problems.push(
+        l.network
+          ? `Node ${node.metadata.name}: no address in ${linkName(i)}.network ${l.network}, so that link does not reach it; add its address there to annotation ${HEARTBEAT_ADDRESS_ANNOTATION} (comma-separated)`
+          : `Node ${node.metadata.name}: no InternalIP, so ${linkName(i)} does not reach it; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`,
+      );
+    }
+    const address = unicast[0] ?? addrs.heartbeat ?? addrs.all[0];
     if (!address) {
       problems.push(
         `Node ${node.metadata.name}: no InternalIP; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`,
@@ -176,7 +262,13 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
         );
       } else memberPort = p;
     }
-    members.push({ id: node.metadata.name, address, port: memberPort });
+    members.push({
+      id: node.metadata.name,
+      address,
+      port: memberPort,
+      unicast,
+      sources: addrs.all,
+    });
     if (nodeStandby(node)) standby.add(node.metadata.name);
   }
   // The controller's witness is a peer whenever it has published its address: a voter in
@@ -237,6 +329,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     namespace: ns,
     name: objs.cluster.metadata.name,
     port,
+    links,
     members,
     witness,
     quorum: cluster.spec.quorum,
