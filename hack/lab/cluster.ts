@@ -49,6 +49,12 @@ export interface LabClusterOptions {
    * travel on eth1 while the VIP lives on eth0. Default false.
    */
   heartbeatNet?: boolean;
+  /**
+   * The HACluster's spec.transport.links (redundant heartbeat links, e.g. unicast on the data
+   * network and multicast on eth1 with `heartbeatNet`). Agents then bind their heartbeat
+   * socket to 0.0.0.0, so that it receives on every link. Default: one unicast link.
+   */
+  links?: Array<Record<string, unknown>>;
   log?: (msg: string) => void;
 }
 
@@ -120,7 +126,7 @@ export function labObjects(lab: Lab, opts: LabClusterOptions): unknown[] {
       spec: {
         nodeSelector: { 'heartline.dev/cluster': 'lab' },
         heartbeat: PROFILES[opts.profile ?? 'default'],
-        transport: { port: 694, mode: 'unicast' },
+        transport: opts.links ? { port: 694, links: opts.links } : { port: 694, mode: 'unicast' },
         authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
         quorum: opts.quorum ?? (opts.nodes % 2 === 0 ? 'witness' : 'majority'),
         autoFailback: false,
@@ -280,7 +286,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             '--kubeconfig',
             kubeconfig,
             '--listen-address',
-            (opts.heartbeatNet && host.hbIp) || host.ip,
+            opts.links ? '0.0.0.0' : (opts.heartbeatNet && host.hbIp) || host.ip,
             '--metrics-listen',
             `${host.ip}:9694`,
           ]),
