@@ -16,12 +16,12 @@ import type { Clock, Millis, Peer, Stoppable, Transport } from '../core/ports.js
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
 import { WITNESS_ID, type ClusterConfig, type MemberAddress } from '../runtime/cluster-config.js';
 
-/** Each member's unicast destinations: where the observer's heartbeats go, over every unicast link. */
+/** Where the observer's heartbeats go: each member's unicast link addresses, else its main address (the observer never multicasts). */
 function unicastPeers(config: ClusterConfig): Map<MemberId, Peer[]> {
   return new Map(
     config.members.map((m) => [
       m.id,
-      (m.unicast ?? [m.address]).map((address) => ({ address, port: m.port })),
+      (m.unicast?.length ? m.unicast : [m.address]).map((address) => ({ address, port: m.port })),
     ]),
   );
 }

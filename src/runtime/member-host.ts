@@ -201,11 +201,16 @@ export class MemberHost {
     );
   }
 
+  /**
+   * Each member's unicast destinations. A member no unicast link reaches is reached by the
+   * multicast links when this host sends on them, else (the witness) at its main address.
+   */
   private addressMap(config: ClusterConfig): Map<MemberId, Peer[]> {
+    const fallback = (m: MemberAddress) => (this.groupPeers(config).length ? [] : [m.address]);
     return new Map(
       this.allMembers(config).map((m) => [
         m.id,
-        (m.unicast ?? [m.address]).map((address) => ({ address, port: m.port })),
+        (m.unicast?.length ? m.unicast : fallback(m)).map((address) => ({ address, port: m.port })),
       ]),
     );
   }

@@ -189,6 +189,23 @@ describe('Agent with redundant links (unicast on eth0 + multicast on eth1)', () 
     expect(c.maxHolders()).toBe(1);
   });
 
+  it('multicast alone (the one-link form): members hear each other on the group only', async () => {
+    const c = cluster({ mode: 'multicast', interface: 'eth1', group: GROUP });
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    expect(c.counters(1).get('replay')).toBe(0); // one link: no duplicates
+    c.seen.clear();
+    c.cut('data');
+    await c.run(2000);
+    expect([...c.seen]).toEqual(['n1']);
+    c.cut('hb');
+    await c.run(3000);
+    expect(c.holders()).toHaveLength(1);
+    expect(c.holders()[0]).not.toBe('n1');
+    expect(c.maxHolders()).toBe(1);
+  });
+
   it('one link (the default) still fails over when the holder is cut off on it', async () => {
     const c = cluster({ port: 694 });
     c.nodes.forEach((n) => n.agent.start());
