@@ -93,7 +93,7 @@ export class UdpTransport implements MulticastTransport {
         socket.close();
         reject(
           new Error(
-            `cannot bind UDP ${type} ${address}:${port}: ${err.message}; check that the address is configured on this node (HACluster spec.transport.interface) and that nothing else uses the port (spec.transport.port)`,
+            `cannot bind UDP ${type} ${address}:${port}: ${err.message}; check that the address is configured on this node (the agent's --listen-address) and that nothing else uses the port (spec.transport.port)`,
             { cause: err },
           ),
         );
@@ -210,9 +210,14 @@ export class UdpTransport implements MulticastTransport {
         }
         added.push({ link, sender });
       }
+      if (this.closed) throw new Error('transport closed');
     } catch (err) {
       for (const j of added) {
-        this.socket.dropMembership(j.link.group, j.link.address);
+        try {
+          this.socket.dropMembership(j.link.group, j.link.address);
+        } catch {
+          // closed meanwhile: the kernel dropped the membership with the socket
+        }
         j.sender.close();
       }
       throw err;
