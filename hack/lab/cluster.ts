@@ -53,6 +53,12 @@ export interface LabClusterOptions {
    * the lab as on a kernel before 5.18. Default: $HEARTLINE_NETD_OWNER_MODE, else `auto`.
    */
   netdOwnerMode?: 'auto' | 'proto' | 'fallback';
+  /**
+   * The HACluster's spec.transport.links (redundant heartbeat links, e.g. unicast on the data
+   * network and multicast on eth1 with `heartbeatNet`). Agents then bind their heartbeat
+   * socket to 0.0.0.0, so that it receives on every link. Default: one unicast link.
+   */
+  links?: Array<Record<string, unknown>>;
   log?: (msg: string) => void;
 }
 
@@ -136,7 +142,7 @@ export function labObjects(
       spec: {
         nodeSelector: { 'heartline.dev/cluster': 'lab' },
         heartbeat: { ...PROFILES[opts.profile ?? 'default'] },
-        transport: { port: 694, mode: 'unicast' },
+        transport: opts.links ? { port: 694, links: opts.links } : { port: 694, mode: 'unicast' },
         authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
         quorum: opts.quorum ?? (opts.nodes % 2 === 0 ? 'witness' : 'majority'),
         autoFailback: false,
@@ -298,7 +304,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             '--kubeconfig',
             kubeconfig,
             '--listen-address',
-            (opts.heartbeatNet && host.hbIp) || host.ip,
+            opts.links ? '0.0.0.0' : (opts.heartbeatNet && host.hbIp) || host.ip,
             '--metrics-listen',
             `${host.ip}:9694`,
             '--state-dir',

@@ -17,6 +17,7 @@ import type {
   Stoppable,
   Transport,
 } from '../core/ports.js';
+import { isMulticastTransport } from '../core/ports.js';
 import type { MemberEvent } from '../core/member.js';
 import { DropCounters } from '../core/wire/index.js';
 import {
@@ -37,7 +38,10 @@ export interface AgentComponents {
   driver: NetworkDriver;
   runner: ServiceRunner;
   log: Logger;
-  /** Opens the heartbeat socket on `port` (the HACluster's transport.port). */
+  /**
+   * Opens the heartbeat socket on `port` (the HACluster's transport.port). For multicast
+   * links it must be a MulticastTransport (UdpTransport on the unspecified address).
+   */
   openTransport: (port: number) => Promise<Transport>;
 }
 
@@ -80,6 +84,8 @@ export class Agent {
   private linkTimer: Stoppable | undefined;
   private host: MemberHost | undefined;
   private transport: Transport | undefined;
+  /** The multicast links (and own address) the transport last joined, to join only on change. */
+  private joinedLinks = '';
   private executor: VipExecutor;
   private health: HealthMonitor;
   private config: ClusterConfig | undefined;
@@ -314,6 +320,57 @@ export class Agent {
     }
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
     this.warmInterfaces(config);
+    this.applyLinks(config);
+  }
+
+  /** joinLinks for a running member: a failure keeps the links joined before, and says so. */
+  private applyLinks(config: ClusterConfig): void {
+    this.joinLinks(config).catch((err: unknown) =>
+      this.log.error(
+        { err },
+        'cannot apply the HACluster transport links: keeping the ones joined before; fix spec.transport',
+      ),
+    );
+  }
+
+  /**
+   * Joins the cluster's multicast links on the socket (when they or this node's heartbeat
+   * address changed), and says loudly when a link cannot work from here: peers would drop
+   * what this node sends from an address that is not on its Node, and a socket bound to one
+   * address does not receive what is sent to the others. Rejects naming the link.
+   */
+  private async joinLinks(config: ClusterConfig): Promise<void> {
+    const t = this.transport;
+    const self = config.members.find((m) => m.id === this.init.node);
+    if (!t || !self) return;
+    const links = (config.links ?? []).flatMap((l) =>
+      l.mode === 'multicast' ? [{ group: l.group, ...(l.interface ? { interface: l.interface } : {}) }] : [],
+    );
+    const key = JSON.stringify([links, self.address, self.unicast, self.sources]);
+    if (key === this.joinedLinks) return;
+    const bound = t.address().address;
+    const missed = (self.unicast ?? []).filter((a) => a !== bound);
+    if (bound !== '0.0.0.0' && bound !== '::' && missed.length) {
+      this.log.error(
+        { bound, missed },
+        'the heartbeat socket is bound to one address: heartbeats peers send to the others are lost; run the agent with --listen-address 0.0.0.0',
+      );
+    }
+    if (links.length && !isMulticastTransport(t)) {
+      throw new Error('spec.transport has multicast links but this agent transport cannot multicast');
+    }
+    if (isMulticastTransport(t)) {
+      const joined = await t.setMulticast(links, self.address);
+      for (const j of joined) {
+        if ((self.sources ?? [self.address]).includes(j.address)) continue;
+        this.log.error(
+          { group: j.group, interface: j.interface, address: j.address },
+          `multicast heartbeats leave from an address that is not on Node ${this.init.node}: peers drop them (source-mismatch); add it to annotation heartline.dev/heartbeat-address`,
+        );
+      }
+      if (joined.length) this.log.info({ links: joined }, 'multicast links joined');
+    }
+    this.joinedLinks = key;
   }
 
   /**
@@ -353,6 +410,14 @@ export class Agent {
       if (swept.length) this.log.warn({ swept }, 'removed stale Heartline addresses from a previous life');
       this.warmInterfaces(config);
       this.transport = await this.c.openTransport(config.port);
+      try {
+        await this.joinLinks(config);
+      } catch (err) {
+        await this.transport.close();
+        this.transport = undefined;
+        this.joinedLinks = '';
+        throw err;
+      }
       const host = new MemberHost(
         {
           clock: this.c.clock,
@@ -377,6 +442,7 @@ export class Agent {
           config: this.config ?? config,
           incarnation: this.init.incarnation ?? incarnationFromWallClock(),
           standby: config.standby.has(this.init.node),
+          multicast: true,
         },
       );
       if (this.stopped) return;
@@ -394,7 +460,10 @@ export class Agent {
       this.linkTimer = this.c.clock.every(this.init.linkCheckMs ?? config.timing.intervalMs, () =>
         this.checkLinks(),
       );
-      if (this.config && this.config !== config) host.reconfigure(this.config);
+      if (this.config && this.config !== config) {
+        host.reconfigure(this.config);
+        this.applyLinks(this.config);
+      }
     } catch (err) {
       if (!this.host && this.transport) {
         // Closed so that the next attempt (on the next change) can open the port again.

@@ -37,12 +37,15 @@ function toHealthCheck(spec: ResourceSpec, vipAddress: string): HealthCheckSpec 
   if (h.http) {
     if (h.http.url) {
       const u = new URL(h.http.url);
+      const https = u.protocol === 'https:';
       return {
         http: {
           host: u.hostname.replace(/^\[|\]$/g, ''),
-          port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
+          port: Number(u.port || (https ? 443 : 80)),
           path: `${u.pathname}${u.search}`,
           expectStatus: h.http.expectStatus,
+          scheme: https ? 'https' : 'http',
+          ...(https && h.http.insecureSkipTLSVerify ? { insecureSkipTLSVerify: true } : {}),
         },
         timeoutMs: h.timeoutMs,
       };

@@ -10,8 +10,8 @@ import {
   timestamp,
 } from './meta.js';
 import { KEY_ID_MAX, KEY_ID_MIN, KEY_ID_PATTERN } from '../core/wire/auth-secret.js';
-import { parseIp, isMulticast } from './net.js';
-import { has, isNum, isStr, mapListOf, withRules } from './rules.js';
+import { parseCidr, parseIp, isMulticast } from './net.js';
+import { has, isNum, isStr, mapListOf, withRules, type Rule } from './rules.js';
 import { HEARTBEAT_RULES, PROFILES, type HeartbeatRule, type HeartbeatTiming } from '../core/timing.js';
 
 /** Default heartbeat timing (the `default` profile of src/core/timing.ts): safe on any LAN. */
@@ -89,25 +89,132 @@ export const HeartbeatSchema = withRules(
   })),
 );
 
-const multicastGroup = withRules(
-  z.string().min(2).max(45).describe('Multicast group for mode multicast, e.g. 239.192.0.94 or ff12::694.'),
-  [
-    {
-      cel: "isIP(self) && (cidr('224.0.0.0/4').containsIP(self) || cidr('ff00::/8').containsIP(self))",
-      check: (g) => {
-        const ip = isStr(g) ? parseIp(g) : undefined;
-        return !isStr(g) || (ip !== undefined && isMulticast(ip));
+const MULTICAST_EXAMPLE = 'use an administratively scoped group, e.g. 239.192.0.94';
+
+const multicastGroup = (path: string) =>
+  withRules(
+    z
+      .string()
+      .min(7)
+      .max(15)
+      .describe(
+        'IPv4 multicast group the link sends to and joins, e.g. 239.192.0.94 (224.0.0.0/4 outside 224.0.0.0/24).',
+      ),
+    [
+      {
+        cel: "isIP(self) && ip(self).family() == 4 && cidr('224.0.0.0/4').containsIP(self) && !cidr('224.0.0.0/24').containsIP(self)",
+        check: (g) => {
+          const ip = isStr(g) ? parseIp(g) : undefined;
+          return (
+            !isStr(g) ||
+            (ip !== undefined &&
+              ip.family === 4 &&
+              isMulticast(ip) &&
+              !(ip.bytes[0] === 224 && ip.bytes[1] === 0 && ip.bytes[2] === 0))
+          );
+        },
+        message: `${path} must be an IPv4 multicast address in 224.0.0.0/4 outside the local control block 224.0.0.0/24 (IPv6 multicast is not implemented: use unicast for IPv6 heartbeats); ${MULTICAST_EXAMPLE}`,
       },
-      message:
-        'transport.group must be an IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) multicast address; use e.g. 239.192.0.94',
-    },
-  ],
-);
+    ],
+  );
+
+const linkNetwork = (path: string) =>
+  withRules(
+    z
+      .string()
+      .min(3)
+      .max(49)
+      .describe(
+        "Unicast only: send to each member's address in this network (CIDR), taken from its Node: the heartline.dev/heartbeat-address annotation (comma-separated), then status.addresses. Default: the member's heartbeat address (the annotation's first entry, else the InternalIP).",
+      ),
+    [
+      {
+        cel: 'isCIDR(self)',
+        check: (n) => !isStr(n) || parseCidr(n) !== undefined,
+        message: `${path} must be a CIDR, e.g. 198.19.0.0/24 or 2001:db8:1::/64`,
+      },
+    ],
+  );
 
 /** UDP port of Heartbeat (IANA "ha-cluster"). */
 export const DEFAULT_TRANSPORT_PORT = 694;
 
-export const TransportModes = ['unicast', 'multicast', 'broadcast'] as const;
+/**
+ * How a link carries heartbeats. Heartbeat's `bcast` has no mode here: multicast to a group
+ * on the same interface is what a plain switch floods alike (see docs/adr/0016).
+ */
+export const TransportModes = ['unicast', 'multicast'] as const;
+export type TransportMode = (typeof TransportModes)[number];
+
+/** Most links a cluster may have (Heartbeat setups use two or three). */
+export const MAX_LINKS = 4;
+
+/** A link's mode; "broadcast" is refused like any unknown value (supported values listed). */
+const modeField = () => z.enum(TransportModes);
+
+type LinkShape = { mode?: unknown; group?: unknown; interface?: unknown; network?: unknown };
+
+/**
+ * The rules one link obeys, for a list entry (`links[i]`) and for the one-link form at the
+ * top of `transport`. `isLink`: whether `self` is a list entry (mode required there).
+ */
+function linkRules(path: string, topLevel: boolean): Rule<LinkShape>[] {
+  // At the top level mode is optional (absent: unicast); in a link it is required.
+  const multicast = topLevel ? "(has(self.mode) && self.mode == 'multicast')" : "self.mode == 'multicast'";
+  const rules: Rule<LinkShape>[] = [
+    {
+      cel: `!(${multicast}) || has(self.group)`,
+      check: (l) => l.mode !== 'multicast' || has(l, 'group'),
+      field: ['group'],
+      reason: 'FieldValueRequired',
+      message: `${path}.group is required when ${path}.mode is multicast; ${MULTICAST_EXAMPLE}`,
+    },
+    {
+      cel: `${multicast} || !has(self.group)`,
+      check: (l) => l.mode === 'multicast' || !has(l, 'group'),
+      field: ['group'],
+      reason: 'FieldValueForbidden',
+      message: `${path}.group is only used with ${path}.mode multicast; remove group or set mode: multicast`,
+    },
+    {
+      cel: `${multicast} || !has(self.interface)`,
+      check: (l) => l.mode === 'multicast' || !has(l, 'interface'),
+      field: ['interface'],
+      reason: 'FieldValueForbidden',
+      message: `${path}.interface is only used with mode multicast (the interface it sends on and joins the group on); a unicast link follows the route to each member's address: remove interface${topLevel ? '' : ` and select those addresses with ${path}.network`}`,
+    },
+  ];
+  if (!topLevel) {
+    rules.push({
+      cel: `!(${multicast}) || !has(self.network)`,
+      check: (l) => l.mode !== 'multicast' || !has(l, 'network'),
+      field: ['network'],
+      reason: 'FieldValueForbidden',
+      message: `${path}.network is only used with mode unicast; a multicast link sends to its group on ${path}.interface: remove network`,
+    });
+  }
+  return rules;
+}
+
+export const TransportLinkSchema = withRules(
+  z
+    .strictObject({
+      mode: modeField().describe(
+        "unicast: to each member's address on this link (ha.cf ucast); multicast: to group on interface, TTL 1 (ha.cf mcast; use it for ha.cf bcast too, broadcast is not offered).",
+      ),
+      network: linkNetwork('transport.links[].network').optional(),
+      interface: interfaceName()
+        .optional()
+        .describe(
+          "Multicast only: interface to send on and join the group on; default: the one holding the node's heartbeat address.",
+        ),
+      group: multicastGroup('transport.links[].group').optional(),
+    })
+    .describe(
+      'One heartbeat link. Every heartbeat goes over every link; a member is alive while any link delivers.',
+    ),
+  linkRules('transport.links[]', false),
+);
 
 export const TransportSchema = withRules(
   z
@@ -117,36 +224,36 @@ export const TransportSchema = withRules(
         .min(1)
         .max(65535)
         .default(DEFAULT_TRANSPORT_PORT)
-        .describe('UDP port for heartbeats (694, the Heartbeat port).'),
-      mode: z
-        .enum(TransportModes)
-        .default('unicast')
+        .describe('UDP port for heartbeats on every link (694, the Heartbeat port).'),
+      links: z
+        .array(TransportLinkSchema)
+        .min(1)
+        .max(MAX_LINKS)
+        .optional()
         .describe(
-          'unicast: to each member address; multicast: to transport.group; broadcast: IPv4 subnet broadcast.',
+          'Redundant heartbeat links (ha.cf with several ucast / mcast lines): every heartbeat goes over each, a member is alive while any delivers. Replaces mode / interface / group. Default: one unicast link.',
         ),
+      mode: modeField()
+        .optional()
+        .describe('One-link form (default unicast when links is not set): the mode of the only link.'),
       interface: interfaceName()
         .optional()
-        .describe('Interface to send heartbeats on; default: the one holding the node InternalIP.'),
-      group: multicastGroup.optional(),
+        .describe('One-link form, multicast only: the interface of the only link.'),
+      group: multicastGroup('transport.group').optional(),
     })
-    .describe('How heartbeats travel (ha.cf ucast / mcast / bcast).'),
+    .describe(
+      'How heartbeats travel: one link (mode, interface, group) or several (links). See docs/api.md#transport.',
+    ),
   [
     {
-      cel: "self.mode != 'multicast' || has(self.group)",
-      check: (t) => t.mode !== 'multicast' || has(t, 'group'),
-      field: ['group'],
-      reason: 'FieldValueRequired',
-      message:
-        'transport.group is required when transport.mode is multicast; set a multicast group, e.g. 239.192.0.94',
-    },
-    {
-      cel: "self.mode == 'multicast' || !has(self.group)",
-      check: (t) => t.mode === 'multicast' || !has(t, 'group'),
-      field: ['group'],
+      cel: '!has(self.links) || (!has(self.mode) && !has(self.interface) && !has(self.group))',
+      check: (t) => !has(t, 'links') || !['mode', 'interface', 'group'].some((k) => has(t, k)),
+      field: ['links'],
       reason: 'FieldValueForbidden',
       message:
-        'transport.group is only used with transport.mode multicast; remove group or set mode: multicast',
+        'transport.links replaces transport.mode, interface and group (the one-link form): move them into a link and remove them; an HACluster created before links existed has mode: unicast stored, remove it too (kubectl edit, or mode: null in the applied manifest)',
     },
+    ...(linkRules('transport', true) as Rule<z.output<z.ZodObject>>[]),
   ],
 );
 
@@ -177,7 +284,7 @@ export const HAClusterSpecSchema = z
     // Parent defaults are complete objects, not {}: the API server checks a default
     // against the CEL rules *before* filling nested defaults, so {} would fail them.
     heartbeat: HeartbeatSchema.prefault({ ...DEFAULT_HEARTBEAT }),
-    transport: TransportSchema.prefault({ port: DEFAULT_TRANSPORT_PORT, mode: 'unicast' }),
+    transport: TransportSchema.prefault({ port: DEFAULT_TRANSPORT_PORT }),
     authSecretRef: AuthSecretRefSchema,
     quorum: z
       .enum(QuorumPolicies)
@@ -245,6 +352,7 @@ export const HAClusterSchema = z.strictObject({
 
 export type HeartbeatSpec = z.output<typeof HeartbeatSchema>;
 export type TransportSpec = z.output<typeof TransportSchema>;
+export type TransportLinkSpec = z.output<typeof TransportLinkSchema>;
 export type HAClusterSpec = z.output<typeof HAClusterSpecSchema>;
 export type HAClusterStatus = z.output<typeof HAClusterStatusSchema>;
 export type HACluster = z.output<typeof HAClusterSchema>;

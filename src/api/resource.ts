@@ -79,8 +79,14 @@ export const HttpCheckSchema = withRules(
         .optional()
         .describe('Path used with port; default "/".'),
       expectStatus: z.int().min(100).max(599).default(200).describe('HTTP status that means healthy.'),
+      insecureSkipTLSVerify: z
+        .boolean()
+        .optional()
+        .describe(
+          'With an https:// url: accept any certificate (no chain or name check). Default false: the certificate must verify against the system CAs (plus NODE_EXTRA_CA_CERTS) for the url host.',
+        ),
     })
-    .describe('HTTP GET probe.'),
+    .describe('HTTP GET probe; an https:// url is probed over TLS and its certificate verified.'),
   [
     {
       cel: 'has(self.url) != has(self.port)',
@@ -95,6 +101,15 @@ export const HttpCheckSchema = withRules(
       reason: 'FieldValueForbidden',
       message:
         'healthCheck.http.path is only used with port; put the path into url or use port instead of url',
+    },
+    {
+      cel: "!has(self.insecureSkipTLSVerify) || (has(self.url) && self.url.startsWith('https://'))",
+      check: (h) =>
+        !has(h, 'insecureSkipTLSVerify') || (typeof h.url === 'string' && h.url.startsWith('https://')),
+      field: ['insecureSkipTLSVerify'],
+      reason: 'FieldValueForbidden',
+      message:
+        'healthCheck.http.insecureSkipTLSVerify is only used with an https:// url; remove it or probe an https:// url',
     },
   ],
 );

@@ -38,7 +38,7 @@ import {
   AuthSecretError,
   buildClusterConfig,
   ClusterConfigError,
-  nodeAddresses,
+  addressesOfNodes,
   VIP_FINALIZER,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
@@ -307,9 +307,9 @@ export class Controller {
         if (ch.type === 'resync') break;
         for (const h of this.cache.list('HACluster')) q.add(keyOf('HACluster', objectKey(h)));
         // A VIP equal to a Node address is refused: VIPs on an address that came or went decide again.
-        const before = new Set(nodeAddresses(ch.old ? [ch.old] : []).map((a) => addressKey(a.address)));
+        const before = new Set(addressesOfNodes(ch.old ? [ch.old] : []).map((a) => addressKey(a.address)));
         const after = new Set(
-          nodeAddresses(ch.type === 'deleted' ? [] : [ch.object]).map((a) => addressKey(a.address)),
+          addressesOfNodes(ch.type === 'deleted' ? [] : [ch.object]).map((a) => addressKey(a.address)),
         );
         for (const k of [...before, ...after]) {
           if (before.has(k) && after.has(k)) continue;
@@ -390,7 +390,7 @@ export class Controller {
     for (const a of [self.address, self.heldAddress])
       if (a !== undefined) for (const other of index.get(addressKey(a)) ?? []) ids.add(other);
     const claimants = [...ids].flatMap((x) => (x === id ? [self] : (this.claimantOf(x) ?? [])));
-    return resolveAddressClaims(claimants, nodeAddresses(this.cache.list('Node'))).get(id) ?? { ok: true };
+    return resolveAddressClaims(claimants, addressesOfNodes(this.cache.list('Node'))).get(id) ?? { ok: true };
   }
 
   /** Records where a held VIP is bound (see `heldAt`); true if that changed. */

@@ -16,6 +16,16 @@ import type { Clock, Millis, Peer, Stoppable, Transport } from '../core/ports.js
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
 import { WITNESS_ID, type ClusterConfig, type MemberAddress } from '../runtime/cluster-config.js';
 
+/** Where the observer's heartbeats go: each member's unicast link addresses, else its main address (the observer never multicasts). */
+function unicastPeers(config: ClusterConfig): Map<MemberId, Peer[]> {
+  return new Map(
+    config.members.map((m) => [
+      m.id,
+      (m.unicast?.length ? m.unicast : [m.address]).map((address) => ({ address, port: m.port })),
+    ]),
+  );
+}
+
 /** Why a VIP left its holder, as far as the observer could tell. */
 export type LossCause =
   /** The holder fell silent (warn or dead) while holding. */
@@ -111,7 +121,8 @@ export class ClusterObserver {
   private pendingLoss = new Map<VipId, { from: MemberId; epoch: Epoch; at: Millis; cause: LossCause }>();
   private transitions = new Map<VipId, VipTransition>();
   private loads = new Map<MemberId, number>();
-  private addresses = new Map<MemberId, Peer>();
+  /** Each member's unicast destinations (one per unicast link). */
+  private addresses = new Map<MemberId, Peer[]>();
   private timer: Stoppable | undefined;
   private heartbeatTimer: Stoppable | undefined;
   private seq = 0;
@@ -164,7 +175,7 @@ export class ClusterObserver {
       this.codec.setKeyring(keyring);
     }
     this.config = next;
-    this.addresses = new Map(next.members.map((m) => [m.id, { address: m.address, port: m.port }]));
+    this.addresses = unicastPeers(next);
     const vips = new Set(next.vips.map((v) => v.vip));
     for (const vip of this.pendingLoss.keys()) if (!vips.has(vip)) this.pendingLoss.delete(vip);
     if ([...this.transitions.keys()].some((vip) => !vips.has(vip)))
@@ -216,7 +227,9 @@ export class ClusterObserver {
 
   private sources(config: ClusterConfig): SourceBinding {
     return new SourceBinding(
-      config.members.map((m: MemberAddress) => [m.id, [{ address: m.address }]] as const),
+      config.members.map(
+        (m: MemberAddress) => [m.id, (m.sources ?? [m.address]).map((address) => ({ address }))] as const,
+      ),
     );
   }
 
@@ -229,7 +242,7 @@ export class ClusterObserver {
       sources: this.sources(config),
       ...(counters ? { counters } : {}),
     });
-    this.addresses = new Map(config.members.map((m) => [m.id, { address: m.address, port: m.port }]));
+    this.addresses = unicastPeers(config);
     return codec;
   }
 
@@ -251,7 +264,7 @@ export class ClusterObserver {
 
   private sendHeartbeats(): void {
     if (!this.running) return;
-    for (const [id, peer] of this.addresses) {
+    for (const [id, peers] of this.addresses) {
       this.seq += 1;
       const message: Heartbeat = {
         kind: 'heartbeat',
@@ -274,7 +287,7 @@ export class ClusterObserver {
         this.c.log.error({ err, to: id }, 'cannot encode observer heartbeat');
         return;
       }
-      void this.c.transport.send(peer, datagram);
+      for (const peer of peers) void this.c.transport.send(peer, datagram);
     }
   }
 

@@ -55,6 +55,42 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/** A multicast heartbeat link as a transport joins it. */
+export interface MulticastLink {
+  /** IPv4 group, e.g. 239.192.0.94. */
+  group: string;
+  /** Interface to send on and join the group on; absent: the interface holding `defaultAddress`. */
+  interface?: string;
+}
+
+/** A multicast link a transport joined: the interface and the local address it sends from. */
+export interface JoinedGroup {
+  group: string;
+  interface: string;
+  address: string;
+}
+
+/**
+ * A Transport that also carries IPv4 multicast links. A datagram sent to a joined group's
+ * address (at the receivers' port) leaves on that link's interface, from the interface's
+ * address, with TTL 1 and without a local copy; every transport that joined the group on
+ * that network and listens on that port receives it. A datagram to a group this transport
+ * has not joined resolves false (it is never sent out of a default interface).
+ */
+export interface MulticastTransport extends Transport {
+  /**
+   * Makes the joined links exactly `links`: joins the new ones, leaves the others. Rejects,
+   * changing nothing, when a link cannot be joined (no such interface, no IPv4 address on
+   * it, `defaultAddress` on no interface); the message names the group and the interface.
+   */
+  setMulticast(links: readonly MulticastLink[], defaultAddress?: string): Promise<JoinedGroup[]>;
+}
+
+/** Whether `t` can carry multicast links. */
+export function isMulticastTransport(t: Transport): t is MulticastTransport {
+  return typeof (t as Partial<MulticastTransport>).setMulticast === 'function';
+}
+
 /** An address Heartline owns on this node. */
 export interface OwnedAddress {
   /** CIDR, e.g. 198.18.0.100/24 or 2001:db8::100/64. */
@@ -140,10 +176,17 @@ export interface ExecServiceSpec {
 /** A Resource's health check; exactly one of http, tcp, exec. */
 export interface HealthCheckSpec {
   /**
-   * GET on host:port/path. `scheme: 'https'` does not verify the certificate (as Kubernetes
-   * HTTPS probes): the check tests liveness, not identity. Default expectStatus: any 2xx.
+   * GET on host:port/path. `scheme: 'https'` verifies the certificate chain and that it names
+   * `host`, unless `insecureSkipTLSVerify`. Default expectStatus: any 2xx.
    */
-  http?: { host: string; port: number; path?: string; expectStatus?: number; scheme?: 'http' | 'https' };
+  http?: {
+    host: string;
+    port: number;
+    path?: string;
+    expectStatus?: number;
+    scheme?: 'http' | 'https';
+    insecureSkipTLSVerify?: boolean;
+  };
   tcp?: { host: string; port: number };
   exec?: { command: Argv; env?: Readonly<Record<string, string>> };
   timeoutMs: Millis;

@@ -6,6 +6,7 @@
  */
 import { parseHACluster, parseResource, parseVirtualIP, formatFieldError } from '../api/index.js';
 import type { HACluster, Resource, VirtualIP, ResourceSpec, VirtualIPSpec } from '../api/index.js';
+import { cidrContains, parseCidr, parseIp } from '../api/net.js';
 import { deriveTiming, TimingError, type Timing } from '../core/timing.js';
 import {
   KEY_HOWTO,
@@ -20,7 +21,11 @@ import type { QuorumMode } from '../core/lease-holder.js';
 import type { ApiObject } from '../core/ports.js';
 import { resolveAddressClaims, type AddressClaimant, type NodeAddressOf } from './address-claims.js';
 
-/** Annotation on a Node: the address its agent heartbeats from, when not the InternalIP. */
+/**
+ * Annotation on a Node: the address its agent heartbeats from, when not the InternalIP.
+ * Comma-separated for several heartbeat networks: the first is the heartbeat address,
+ * every entry may be picked by a unicast link's `network` and is a valid source.
+ */
 export const HEARTBEAT_ADDRESS_ANNOTATION = 'heartline.dev/heartbeat-address';
 /**
  * Annotation on a Node: the UDP port its agent heartbeats on, when not the HACluster's
@@ -37,9 +42,18 @@ export const WITNESS_ID = 'heartline-controller';
 
 export interface MemberAddress {
   id: string;
+  /** Its first unicast destination (its heartbeat address with the default link). */
   address: string;
   port: number;
+  /** Unicast destinations, one per unicast link that found one, deduplicated. Absent: [address]. */
+  unicast?: string[];
+  /** Every address it may send from (its Node's addresses). Absent: [address]. */
+  sources?: string[];
 }
+
+/** One heartbeat link as members run it (spec.transport, the one-link form turned into a link). */
+export type LinkConfig =
+  { mode: 'unicast'; network?: string } | { mode: 'multicast'; group: string; interface?: string };
 
 export interface VipConfig extends VipSpec {
   spec: VirtualIPSpec;
@@ -57,6 +71,8 @@ export interface ClusterConfig {
   namespace: string;
   name: string;
   port: number;
+  /** Heartbeat links, in spec order; every message goes over each. Absent: one unicast link. */
+  links?: LinkConfig[];
   members: MemberAddress[];
   witness: MemberAddress | null;
   quorum: QuorumMode;
@@ -100,27 +116,78 @@ interface NodeLike {
   status?: { addresses?: Array<{ type: string; address: string }> };
 }
 
-/** The address a node's agent heartbeats from: the annotation, else its first InternalIP (IPv4 first). */
+/** The address a node's agent heartbeats from: the annotation's first entry, else its first InternalIP (IPv4 first). */
 export function nodeAddress(node: ApiObject): string | undefined {
-  const n = node as unknown as NodeLike;
-  const ann = n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION];
-  if (ann) return ann;
-  const internal = (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address);
-  return internal.find((a) => !a.includes(':')) ?? internal[0];
+  return nodeAddresses(node).heartbeat;
 }
 
-/** Every address a Node reports (InternalIP, ExternalIP) and its heartbeat address annotation. */
-export function nodeAddresses(nodes: readonly ApiObject[]): NodeAddressOf[] {
-  const out: NodeAddressOf[] = [];
-  for (const node of nodes) {
-    const n = node as unknown as NodeLike;
-    for (const a of n.status?.addresses ?? [])
-      if (a.type === 'InternalIP' || a.type === 'ExternalIP')
-        out.push({ node: n.metadata.name, address: a.address });
-    const ann = n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION];
-    if (ann) out.push({ node: n.metadata.name, address: ann });
-  }
-  return out;
+/**
+ * A node's addresses for heartbeats: `heartbeat` (see nodeAddress), and `all`, every address
+ * it may heartbeat from: the annotation's entries, then its InternalIPs and ExternalIPs.
+ * `bad` lists annotation entries that are not IP addresses (left out).
+ */
+export function nodeAddresses(node: ApiObject): { heartbeat?: string; all: string[]; bad: string[] } {
+  const n = node as unknown as NodeLike;
+  const ann = (n.metadata.annotations?.[HEARTBEAT_ADDRESS_ANNOTATION] ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  const bad = ann.filter((a) => !parseIp(a));
+  const annotated = ann.filter((a) => parseIp(a));
+  const typed = (type: string) =>
+    (n.status?.addresses ?? []).filter((a) => a.type === type && parseIp(a.address)).map((a) => a.address);
+  const internal = typed('InternalIP');
+  const heartbeat = annotated[0] ?? internal.find((a) => !a.includes(':')) ?? internal[0];
+  const all = [...new Set([...annotated, ...internal, ...typed('ExternalIP')])];
+  return { ...(heartbeat ? { heartbeat } : {}), all, bad };
+}
+
+/** The cluster's links: spec.transport.links, or the one-link form (mode, group, interface). */
+export function transportLinks(spec: HACluster['spec']['transport']): LinkConfig[] {
+  const links = spec.links ?? [
+    { mode: spec.mode ?? 'unicast', group: spec.group, interface: spec.interface },
+  ];
+  return links.map((l) =>
+    l.mode === 'multicast'
+      ? { mode: 'multicast', group: l.group!, ...(l.interface ? { interface: l.interface } : {}) }
+      : { mode: 'unicast', ...('network' in l && l.network ? { network: l.network } : {}) },
+  );
+}
+
+/**
+ * Where a member is reached on each unicast link: its heartbeat address, or its first address
+ * inside the link's network. Links that find no address are reported in `missing` (by index).
+ */
+function unicastAddresses(
+  links: readonly LinkConfig[],
+  addrs: { heartbeat?: string; all: string[] },
+): { unicast: string[]; missing: number[] } {
+  const unicast: string[] = [];
+  const missing: number[] = [];
+  links.forEach((l, i) => {
+    if (l.mode !== 'unicast') return;
+    let a: string | undefined = addrs.heartbeat;
+    if (l.network) {
+      const net = parseCidr(l.network)!;
+      a = addrs.all.find((x) => cidrContains(net, parseIp(x)!));
+    }
+    if (a === undefined) missing.push(i);
+    else if (!unicast.includes(a)) unicast.push(a);
+  });
+  return { unicast, missing };
+}
+
+/**
+ * Every address of every Node (InternalIP, ExternalIP and the heartbeat-address annotation's
+ * entries, see nodeAddresses): the address rule refuses a VirtualIP on any of them.
+ */
+export function addressesOfNodes(nodes: readonly ApiObject[]): NodeAddressOf[] {
+  return nodes.flatMap((node) =>
+    nodeAddresses(node).all.map((address) => ({
+      node: (node as unknown as NodeLike).metadata.name,
+      address,
+    })),
+  );
 }
 
 /**
@@ -200,11 +267,29 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     );
   }
 
+  const links = transportLinks(cluster.spec.transport);
+  const linkName = (i: number) =>
+    cluster.spec.transport.links ? `spec.transport.links[${i}]` : 'spec.transport';
   const members: MemberAddress[] = [];
   const standby = new Set<string>();
   for (const node of [...objs.nodes].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
     if (!labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)) continue;
-    const address = nodeAddress(node);
+    const addrs = nodeAddresses(node);
+    if (addrs.bad.length) {
+      problems.push(
+        `Node ${node.metadata.name}: annotation ${HEARTBEAT_ADDRESS_ANNOTATION}: ${addrs.bad.map((a) => JSON.stringify(a)).join(', ')} is not an IP address; list IP addresses, comma-separated`,
+      );
+    }
+    const { unicast, missing } = unicastAddresses(links, addrs);
+    for (const i of missing) {
+      const l = links[i] as { network?: string };
+      problems.push(
+        l.network
+          ? `Node ${node.metadata.name}: no address in ${linkName(i)}.network ${l.network}, so that link does not reach it; add its address there to annotation ${HEARTBEAT_ADDRESS_ANNOTATION} (comma-separated)`
+          : `Node ${node.metadata.name}: no InternalIP, so ${linkName(i)} does not reach it; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`,
+      );
+    }
+    const address = unicast[0] ?? addrs.heartbeat ?? addrs.all[0];
     if (!address) {
       problems.push(
         `Node ${node.metadata.name}: no InternalIP; set status.addresses or annotation ${HEARTBEAT_ADDRESS_ANNOTATION}`,
@@ -221,7 +306,13 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
         );
       } else memberPort = p;
     }
-    members.push({ id: node.metadata.name, address, port: memberPort });
+    members.push({
+      id: node.metadata.name,
+      address,
+      port: memberPort,
+      unicast,
+      sources: addrs.all,
+    });
     if (nodeStandby(node)) standby.add(node.metadata.name);
   }
   // The controller's witness is a peer whenever it has published its address: a voter in
@@ -280,7 +371,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
   vips.sort((a, b) => a.vip.localeCompare(b.vip));
   // One address, one VirtualIP (address-claims.ts): a refused VIP stays known (wire ids,
   // observed holdings) but, like a deleted one, members release it and never bind it.
-  const verdicts = resolveAddressClaims(claimants, nodeAddresses(objs.nodes));
+  const verdicts = resolveAddressClaims(claimants, addressesOfNodes(objs.nodes));
   for (const v of vips) {
     const verdict = verdicts.get(v.vip);
     if (!verdict || verdict.ok) continue;
@@ -294,6 +385,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     namespace: ns,
     name: objs.cluster.metadata.name,
     port,
+    links,
     members,
     witness,
     quorum: cluster.spec.quorum,

@@ -65,6 +65,12 @@ export interface MemberHostInit {
   incarnation: number;
   standby?: boolean;
   unsafe?: UnsafeOptions;
+  /**
+   * Also send every message to the cluster's multicast links (config.links), as one datagram
+   * per group at the cluster port. Only for a host whose transport joined them (the agent);
+   * the controller's witness reaches members by unicast only.
+   */
+  multicast?: boolean;
 }
 
 /**
@@ -80,7 +86,10 @@ export class MemberHost {
   private member!: Member;
   private codec!: WireCodec;
   private config: ClusterConfig;
-  private addresses = new Map<MemberId, Peer>();
+  /** Each member's unicast destinations, one per unicast link. */
+  private addresses = new Map<MemberId, Peer[]>();
+  /** Multicast groups every message also goes to (empty unless init.multicast). */
+  private groups: Peer[] = [];
   private incarnation: number;
   private timer: Stoppable | undefined;
   private timerAt = Infinity;
@@ -177,6 +186,7 @@ export class MemberHost {
     this.codec.reconfigure(wire.ids, wire.sources);
     this.codec.setKeyring(wire.keyring);
     this.addresses = this.addressMap(next);
+    this.groups = this.groupPeers(next);
     this.dispatch(this.member.setVips(this.c.clock.now(), this.vipSpecs(next)));
   }
 
@@ -222,11 +232,32 @@ export class MemberHost {
   }
 
   private sources(config: ClusterConfig): SourceBinding {
-    return new SourceBinding(this.allMembers(config).map((m) => [m.id, [{ address: m.address }]] as const));
+    return new SourceBinding(
+      this.allMembers(config).map(
+        (m) => [m.id, (m.sources ?? [m.address]).map((address) => ({ address }))] as const,
+      ),
+    );
   }
 
-  private addressMap(config: ClusterConfig): Map<MemberId, Peer> {
-    return new Map(this.allMembers(config).map((m) => [m.id, { address: m.address, port: m.port }]));
+  /**
+   * Each member's unicast destinations. A member no unicast link reaches is reached by the
+   * multicast links when this host sends on them, else (the witness) at its main address.
+   */
+  private addressMap(config: ClusterConfig): Map<MemberId, Peer[]> {
+    const fallback = (m: MemberAddress) => (this.groupPeers(config).length ? [] : [m.address]);
+    return new Map(
+      this.allMembers(config).map((m) => [
+        m.id,
+        (m.unicast?.length ? m.unicast : fallback(m)).map((address) => ({ address, port: m.port })),
+      ]),
+    );
+  }
+
+  private groupPeers(config: ClusterConfig): Peer[] {
+    if (!this.init.multicast) return [];
+    return (config.links ?? []).flatMap((l) =>
+      l.mode === 'multicast' ? [{ address: l.group, port: config.port }] : [],
+    );
   }
 
   private newLife(config: ClusterConfig, wire = this.wireOf(config)): void {
@@ -246,6 +277,7 @@ export class MemberHost {
       });
     }
     this.addresses = this.addressMap(config);
+    this.groups = this.groupPeers(config);
     this.member = new Member(
       {
         observer: (e) => {
@@ -380,7 +412,7 @@ export class MemberHost {
     if (!w || this.config.quorum === 'witness' || w.id === this.init.self) return;
     if ((message.kind !== 'heartbeat' && message.kind !== 'release') || message.seq === this.observerSeq)
       return;
-    const peer = this.addresses.get(w.id);
+    const peer = this.addresses.get(w.id)?.[0];
     if (!peer) return;
     this.observerSeq = message.seq;
     const echoes = this.observerEcho ? [this.observerEcho] : [];
@@ -395,14 +427,22 @@ export class MemberHost {
     void this.c.transport.send(peer, datagram).then((ok) => this.c.onSend?.(message.kind, ok));
   }
 
+  /**
+   * Sends to every unicast address of the addressee (every peer for '*') and to every
+   * multicast group: a peer hears the message while any link delivers, and drops the
+   * other copies as replays. The witness is reached by unicast only.
+   */
   private send(to: Destination, message: Message): void {
     this.copyToObserver(message);
-    let targets: Array<[MemberId, Peer]>;
-    if (to === '*') targets = [...this.addresses].filter(([id]) => id !== this.init.self);
-    else {
-      const p = this.addresses.get(to);
-      targets = p ? [[to, p]] : [];
+    let targets: Peer[];
+    if (to === '*') {
+      targets = [...this.addresses].filter(([id]) => id !== this.init.self).flatMap(([, peers]) => peers);
+    } else {
+      const peers = this.addresses.get(to);
+      if (!peers) return;
+      targets = peers;
     }
+    if (to !== this.config.witness?.id) targets = [...targets, ...this.groups];
     if (targets.length === 0) return;
     let datagram: Uint8Array;
     try {
@@ -411,7 +451,7 @@ export class MemberHost {
       this.c.log.error({ err, kind: message.kind, to }, 'cannot encode message');
       return;
     }
-    for (const [, peer] of targets) {
+    for (const peer of targets) {
       void this.c.transport.send(peer, datagram).then((ok) => this.c.onSend?.(message.kind, ok));
     }
   }

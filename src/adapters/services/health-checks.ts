@@ -11,7 +11,15 @@ export interface CheckOutcome {
 const hostPort = (host: string, port: number): string =>
   net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 
-/** GET http(s)://host:port/path; ok when the status equals `expectStatus` (default: any 2xx). No certificate verification. */
+/** Error codes of a TLS handshake that failed on the certificate (not on the network). */
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|HOSTNAME|ISSUER/;
+
+/**
+ * GET http(s)://host:port/path; ok when the status equals `expectStatus` (default: any 2xx).
+ * https verifies the certificate chain (system CAs and NODE_EXTRA_CA_CERTS) and that it
+ * names `host`, unless `insecureSkipTLSVerify`: a service answering with a certificate that
+ * does not verify fails the check, naming the reason and the option.
+ */
 export function httpCheck(
   spec: NonNullable<HealthCheckSpec['http']>,
   timeoutMs: Millis,
@@ -36,7 +44,7 @@ export function httpCheck(
       path,
       agent: false,
       headers: { 'user-agent': 'heartline' },
-      rejectUnauthorized: false,
+      ...(scheme === 'https' ? { rejectUnauthorized: spec.insecureSkipTLSVerify !== true } : {}),
     };
     const req = get(options, (res) => {
       res.resume();
@@ -46,9 +54,14 @@ export function httpCheck(
       const want = spec.expectStatus !== undefined ? `${spec.expectStatus}` : '2xx';
       finish({ ok, detail: `GET ${url}: HTTP ${status} (want ${want})` });
     });
-    req.on('error', (err: NodeJS.ErrnoException) =>
-      finish({ ok: false, detail: `GET ${url}: ${err.code ?? err.message}` }),
-    );
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const code = err.code ?? err.message;
+      const hint =
+        scheme === 'https' && CERT_ERROR.test(code)
+          ? ': the certificate does not verify; give the service a certificate for this host from a trusted CA, or set healthCheck.http.insecureSkipTLSVerify: true'
+          : '';
+      finish({ ok: false, detail: `GET ${url}: ${code}${hint}` });
+    });
     const timer = clock.after(timeoutMs, () =>
       finish({ ok: false, detail: `GET ${url}: timed out after ${timeoutMs} ms` }),
     );

@@ -1,7 +1,8 @@
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { pino, type Logger } from 'pino';
-import type { Peer, Transport } from '../../core/ports.js';
+import type { JoinedGroup, MulticastLink, MulticastTransport, Peer } from '../../core/ports.js';
 
 export interface UdpTransportInit {
   /** Address family. Default: from `address` (udp6 for an IPv6 literal), else udp4. */
@@ -18,6 +19,22 @@ export interface UdpTransportInit {
   /** For udp6 bound to `::`, refuse IPv4-mapped traffic. Default false. */
   ipv6Only?: boolean;
   logger?: Logger;
+  /** Where interfaces and their addresses are read (default os.networkInterfaces; tests may narrow it). */
+  interfaces?: () => ReturnType<typeof networkInterfaces>;
+}
+
+/** A joined multicast link: the group is joined on the receiving socket, `sender` sends on the link. */
+interface Joined {
+  link: JoinedGroup;
+  sender: dgram.Socket;
+}
+
+const joinedKey = (g: { group: string; address: string }): string => `${g.group}|${g.address}`;
+
+/** IPv4 224.0.0.0/4. */
+function isMulticastV4(address: string): boolean {
+  const first = Number(address.split('.')[0]);
+  return isIP(address) === 4 && first >= 224 && first <= 239;
 }
 
 /**
@@ -25,16 +42,25 @@ export interface UdpTransportInit {
  * (bad address or port, socket closed, EHOSTUNREACH, ...); destinations must be IP literals
  * so no DNS lookup ever sits on the heartbeat path. A handler that throws is logged and does
  * not affect other handlers or the socket.
+ *
+ * Multicast links (IPv4): the receiving socket, which must be bound to the unspecified
+ * address, joins each group on its interface (IP_ADD_MEMBERSHIP); each link sends from a
+ * socket of its own bound to the interface's address, with IP_MULTICAST_IF on it, TTL 1 and
+ * loopback off, so several links on several interfaces never share socket options.
  */
-export class UdpTransport implements Transport {
+export class UdpTransport implements MulticastTransport {
   private readonly handlers: ((datagram: Uint8Array, from: Peer) => void)[] = [];
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly local: Peer;
+  private readonly joined = new Map<string, Joined>();
+  /** Serialises setMulticast calls (each one awaits socket binds). */
+  private multicastChange: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly socket: dgram.Socket,
     private readonly logger: Logger,
+    private readonly interfaces: () => ReturnType<typeof networkInterfaces>,
   ) {
     const bound = socket.address();
     this.local = { address: bound.address, port: bound.port };
@@ -67,7 +93,7 @@ export class UdpTransport implements Transport {
         socket.close();
         reject(
           new Error(
-            `cannot bind UDP ${type} ${address}:${port}: ${err.message}; check that the address is configured on this node (HACluster spec.transport.interface) and that nothing else uses the port (spec.transport.port)`,
+            `cannot bind UDP ${type} ${address}:${port}: ${err.message}; check that the address is configured on this node (the agent's --listen-address) and that nothing else uses the port (spec.transport.port)`,
             { cause: err },
           ),
         );
@@ -75,7 +101,7 @@ export class UdpTransport implements Transport {
       socket.once('error', onError);
       socket.bind({ address, port, exclusive: true }, () => {
         socket.off('error', onError);
-        resolve(new UdpTransport(socket, logger));
+        resolve(new UdpTransport(socket, logger, init.interfaces ?? networkInterfaces));
       });
     });
   }
@@ -89,9 +115,18 @@ export class UdpTransport implements Transport {
       return Promise.resolve(false);
     }
     const copy = Buffer.from(datagram);
+    if (isMulticastV4(to.address)) {
+      const links = [...this.joined.values()].filter((j) => j.link.group === to.address);
+      if (links.length === 0) return Promise.resolve(false);
+      return Promise.all(links.map((j) => this.sendOn(j.sender, copy, to))).then((ok) => ok.includes(true));
+    }
+    return this.sendOn(this.socket, copy, to);
+  }
+
+  private sendOn(socket: dgram.Socket, copy: Buffer, to: Peer): Promise<boolean> {
     return new Promise((resolve) => {
       try {
-        this.socket.send(copy, to.port, to.address, (err) => {
+        socket.send(copy, to.port, to.address, (err) => {
           if (err) this.logger.debug({ err, to }, 'udp send failed');
           resolve(!err);
         });
@@ -106,8 +141,136 @@ export class UdpTransport implements Transport {
     this.handlers.push(handler);
   }
 
+  setMulticast(links: readonly MulticastLink[], defaultAddress?: string): Promise<JoinedGroup[]> {
+    const run = this.multicastChange.then(() => this.applyMulticast(links, defaultAddress));
+    this.multicastChange = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The interface and IPv4 address of `link`; throws naming the group and the fix. */
+  private resolveLink(link: MulticastLink, defaultAddress: string | undefined): JoinedGroup {
+    const where = `multicast group ${link.group}`;
+    if (!isMulticastV4(link.group)) {
+      throw new Error(`${where}: not an IPv4 multicast address; use e.g. 239.192.0.94`);
+    }
+    const all = this.interfaces();
+    if (link.interface !== undefined) {
+      const list = all[link.interface];
+      if (!list) {
+        throw new Error(
+          `${where}: interface ${link.interface} does not exist on this node (it has ${Object.keys(all).join(', ')}); fix the link's interface`,
+        );
+      }
+      const v4 = list.find((a) => a.family === 'IPv4');
+      if (!v4) {
+        throw new Error(
+          `${where}: interface ${link.interface} has no IPv4 address; give it one or pick another interface`,
+        );
+      }
+      return { group: link.group, interface: link.interface, address: v4.address };
+    }
+    for (const [name, list] of Object.entries(all)) {
+      if (defaultAddress !== undefined && list?.some((a) => a.address === defaultAddress)) {
+        return { group: link.group, interface: name, address: defaultAddress };
+      }
+    }
+    throw new Error(
+      `${where}: no interface given and this node's heartbeat address ${defaultAddress ?? '(none)'} is on none of its interfaces; set the link's interface`,
+    );
+  }
+
+  private async applyMulticast(
+    links: readonly MulticastLink[],
+    defaultAddress: string | undefined,
+  ): Promise<JoinedGroup[]> {
+    if (this.closed) throw new Error('transport closed');
+    const wanted = new Map<string, JoinedGroup>();
+    for (const l of links) {
+      const g = this.resolveLink(l, defaultAddress);
+      wanted.set(joinedKey(g), g);
+    }
+    if (wanted.size > 0 && this.local.address !== '0.0.0.0') {
+      throw new Error(
+        `multicast needs the heartbeat socket bound to 0.0.0.0, not ${this.local.address}: start the agent with --listen-address 0.0.0.0 (the default)`,
+      );
+    }
+    const added: Joined[] = [];
+    try {
+      for (const [key, link] of wanted) {
+        if (this.joined.has(key)) continue;
+        const sender = await this.openSender(link);
+        try {
+          this.socket.addMembership(link.group, link.address);
+        } catch (err) {
+          sender.close();
+          throw new Error(
+            `multicast group ${link.group} on ${link.interface} (${link.address}): cannot join: ${(err as Error).message}`,
+            { cause: err },
+          );
+        }
+        added.push({ link, sender });
+      }
+      if (this.closed) throw new Error('transport closed');
+    } catch (err) {
+      for (const j of added) {
+        try {
+          this.socket.dropMembership(j.link.group, j.link.address);
+        } catch {
+          // closed meanwhile: the kernel dropped the membership with the socket
+        }
+        j.sender.close();
+      }
+      throw err;
+    }
+    for (const j of added) this.joined.set(joinedKey(j.link), j);
+    for (const [key, j] of this.joined) {
+      if (wanted.has(key)) continue;
+      this.joined.delete(key);
+      try {
+        this.socket.dropMembership(j.link.group, j.link.address);
+      } catch (err) {
+        this.logger.debug({ err, group: j.link.group }, 'leaving multicast group failed');
+      }
+      j.sender.close();
+    }
+    return [...this.joined.values()].map((j) => ({ ...j.link }));
+  }
+
+  private openSender(link: JoinedGroup): Promise<dgram.Socket> {
+    const sender = dgram.createSocket({ type: 'udp4' });
+    sender.on('error', (err) => this.logger.warn({ err, group: link.group }, 'multicast socket error'));
+    // Nothing is addressed to a sender socket; whatever arrives (a stray unicast) is dropped.
+    sender.on('message', () => undefined);
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        sender.close();
+        reject(
+          new Error(
+            `multicast group ${link.group} on ${link.interface}: cannot bind a sender to ${link.address}: ${err.message}`,
+            { cause: err },
+          ),
+        );
+      };
+      sender.once('error', onError);
+      sender.bind({ address: link.address, port: 0, exclusive: true }, () => {
+        sender.off('error', onError);
+        try {
+          sender.setMulticastInterface(link.address);
+          sender.setMulticastTTL(1);
+          sender.setMulticastLoopback(false);
+        } catch (err) {
+          onError(err as Error);
+          return;
+        }
+        resolve(sender);
+      });
+    });
+  }
+
   close(): Promise<void> {
     this.closed = true;
+    for (const j of this.joined.values()) j.sender.close();
+    this.joined.clear();
     this.closing ??= new Promise((resolve) => this.socket.close(() => resolve()));
     return this.closing;
   }

@@ -3,9 +3,10 @@
 Run by the wire e2e test in the lab's switch namespace on a node's switch port (read-only:
 an AF_PACKET socket changes nothing on the link):
 
-    ip netns exec hl-<id>-sw python3 capture-udp.py IFACE SRC DST PORT TIMEOUT_S
+    ip netns exec hl-<id>-sw python3 capture-udp.py IFACE SRC DST PORT TIMEOUT_S [ttl]
 
-Exits 1 when nothing matched within TIMEOUT_S seconds.
+With the word `ttl` last, the line starts with "ttl=<IP TTL> ". Exits 1 when nothing
+matched within TIMEOUT_S seconds.
 """
 import binascii
 import socket
@@ -14,6 +15,7 @@ import sys
 import time
 
 iface, src, dst, port, timeout = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+show_ttl = len(sys.argv) > 6 and sys.argv[6] == "ttl"
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
 s.bind((iface, 0))
 s.settimeout(timeout)
@@ -34,6 +36,6 @@ while time.time() < end:
     _sport, dport, length = struct.unpack("!HHH", udp[:6])
     if dport != port:
         continue
-    print(binascii.hexlify(udp[8:length]).decode())
+    print(("ttl=%d " % ip[8] if show_ttl else "") + binascii.hexlify(udp[8:length]).decode())
     sys.exit(0)
 sys.exit(1)

@@ -32,7 +32,7 @@ describe('defaults', () => {
     );
     expect(c.spec.heartbeat).toEqual({ intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 });
     expect(c.spec.heartbeat).toEqual(DEFAULT_HEARTBEAT);
-    expect(c.spec.transport).toEqual({ port: 694, mode: 'unicast' });
+    expect(c.spec.transport).toEqual({ port: 694 });
     expect(c.spec.quorum).toBe('majority');
     expect(c.spec.autoFailback).toBe(false);
   });
@@ -107,12 +107,28 @@ describe('field rules: valid edge cases', () => {
     },
   );
 
-  it('accepts multicast with a group of either family', () => {
-    for (const group of ['239.192.0.94', 'ff12::694']) {
+  it('accepts multicast with an IPv4 group, in the one-link form and as a link', () => {
+    for (const group of ['239.192.0.94', '224.0.1.1', '239.255.255.255']) {
       const m = goodCluster();
-      m.spec.transport = { mode: 'multicast', group };
+      m.spec.transport = { mode: 'multicast', group, interface: 'eth1' };
+      expect(parseHACluster(m).ok).toBe(true);
+      m.spec.transport = { links: [{ mode: 'multicast', group }] };
       expect(parseHACluster(m).ok).toBe(true);
     }
+  });
+
+  it('accepts redundant links: unicast (default addresses or a network) and multicast', () => {
+    const m = goodCluster();
+    m.spec.transport = {
+      port: 6940,
+      links: [
+        { mode: 'unicast' },
+        { mode: 'unicast', network: '198.19.0.0/24' },
+        { mode: 'unicast', network: '2001:db8:1::/64' },
+        { mode: 'multicast', interface: 'eth1', group: '239.192.0.94' },
+      ],
+    };
+    expect(valueOf(parseHACluster(m)).spec.transport).toEqual(m.spec.transport);
   });
 
   it('accepts each Resource kind with its own field only', () => {

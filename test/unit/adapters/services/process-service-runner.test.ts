@@ -285,7 +285,7 @@ describe('ProcessServiceRunner (real processes)', () => {
     expect(refused.detail).toContain('ECONNREFUSED');
   });
 
-  it('https check: self-signed certificate accepted (liveness, not identity)', async () => {
+  it('https check: verifies the certificate by default; insecureSkipTLSVerify accepts a self-signed one', async () => {
     const key = join(dir, 'key.pem');
     const cert = join(dir, 'cert.pem');
     execFileSync(
@@ -304,6 +304,8 @@ describe('ProcessServiceRunner (real processes)', () => {
         '1',
         '-subj',
         '/CN=heartline-test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
       ],
       { stdio: 'ignore' },
     );
@@ -312,15 +314,37 @@ describe('ProcessServiceRunner (real processes)', () => {
     );
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as net.AddressInfo).port;
+    const spec = (insecureSkipTLSVerify?: boolean): ServiceSpec => ({
+      name: 'ns/tls',
+      kind: 'exec',
+      exec: { start: ['true'] },
+      healthCheck: {
+        http: {
+          host: '127.0.0.1',
+          port,
+          scheme: 'https',
+          ...(insecureSkipTLSVerify !== undefined ? { insecureSkipTLSVerify } : {}),
+        },
+        timeoutMs: 2000,
+      },
+    });
     try {
-      const r = await runner.probe({
-        name: 'ns/tls',
-        kind: 'exec',
-        exec: { start: ['true'] },
-        healthCheck: { http: { host: '127.0.0.1', port, scheme: 'https' }, timeoutMs: 2000 },
+      for (const verified of [spec(), spec(false)]) {
+        const r = await runner.probe(verified);
+        expect(r.ok).toBe(false);
+        expect(r.detail).toContain(`GET https://127.0.0.1:${port}/: DEPTH_ZERO_SELF_SIGNED_CERT`);
+        expect(r.detail).toContain('healthCheck.http.insecureSkipTLSVerify: true');
+      }
+      const skipped = await runner.probe(spec(true));
+      expect(skipped.ok).toBe(true);
+      expect(skipped.detail).toContain(`GET https://127.0.0.1:${port}/: HTTP 200`);
+      // Plain http against the TLS port is not silently upgraded: the server drops it.
+      const plain = await runner.probe({
+        ...spec(),
+        healthCheck: { http: { host: '127.0.0.1', port }, timeoutMs: 2000 },
       });
-      expect(r.ok).toBe(true);
-      expect(r.detail).toContain(`GET https://127.0.0.1:${port}/: HTTP 200`);
+      expect(plain.ok).toBe(false);
+      expect(plain.detail).toContain(`GET http://127.0.0.1:${port}/: `);
     } finally {
       srv.closeAllConnections();
       await new Promise((r) => srv.close(r));

@@ -1,6 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import type { Transport } from '../../../../src/core/ports.js';
 import { UdpTransport } from '../../../../src/adapters/udp/udp-transport.js';
-import { transportContract } from '../../../contract/transport.js';
+import { multicastTransportContract, transportContract } from '../../../contract/transport.js';
 import { SimClock } from '../../../fakes/clock.js';
 import { SimNetwork } from '../../../fakes/transport.js';
 
@@ -28,6 +29,44 @@ transportContract('SimTransport on a fault-free SimNetwork', () => {
       const t = net.transport('127.0.0.1');
       opened.push(t);
       return Promise.resolve(t);
+    },
+    settle: () => clock.advance(1),
+    teardown: async () => {
+      await Promise.all(opened.map((t) => t.close()));
+    },
+  };
+});
+
+// Multicast over the loopback interface of this namespace: TTL 1 on lo never leaves the
+// machine, and nothing but the group membership of the test's own sockets changes.
+multicastTransportContract('UdpTransport on lo (receiving socket on 0.0.0.0)', () => {
+  const opened: Transport[] = [];
+  return {
+    group: `239.255.94.${1 + (process.pid % 250)}`,
+    open: async () => {
+      const transport = await UdpTransport.open({ address: '0.0.0.0', port: 0 });
+      opened.push(transport);
+      return { transport, interface: 'lo', address: '127.0.0.1' };
+    },
+    settle: () => new Promise((r) => setTimeout(r, 5)),
+    teardown: async () => {
+      await Promise.all(opened.map((t) => t.close()));
+    },
+  };
+});
+
+multicastTransportContract('SimTransport on a fault-free SimNetwork', () => {
+  const clock = new SimClock();
+  const net = new SimNetwork({ clock, faults: { delayMs: 1 } });
+  const opened: Transport[] = [];
+  let host = 10;
+  return {
+    group: '239.192.0.94',
+    open: () => {
+      const address = `198.18.0.${host++}`;
+      const transport = net.transport([address, `198.19.0.${host}`]);
+      opened.push(transport);
+      return Promise.resolve({ transport, interface: 'eth0', address });
     },
     settle: () => clock.advance(1),
     teardown: async () => {
@@ -67,6 +106,55 @@ describe('UdpTransport', () => {
     expect(r2.address()).toEqual(r1.address());
     await r1.close();
     await r2.close();
+  });
+
+  it('joins a group on the interface in the kernel and leaves it on setMulticast([]) and on close', async () => {
+    const group = `239.255.95.${1 + (process.pid % 250)}`;
+    // /proc/net/igmp lists each interface's groups as little-endian hex, with a user count.
+    const hex = group
+      .split('.')
+      .reverse()
+      .map((o) => Number(o).toString(16).padStart(2, '0'))
+      .join('')
+      .toUpperCase();
+    const users = async (): Promise<number> => {
+      let device = '';
+      for (const line of (await readFile('/proc/net/igmp', 'utf8')).split('\n')) {
+        const head = /^\d+\s+(\S+)\s*:/.exec(line);
+        if (head) device = head[1]!;
+        const m = /^\s+([0-9A-F]{8})\s+(\d+)/.exec(line);
+        if (m && m[1] === hex && device === 'lo') return Number(m[2]);
+      }
+      return 0;
+    };
+    const a = await UdpTransport.open({ address: '0.0.0.0' });
+    const b = await UdpTransport.open({ address: '0.0.0.0' });
+    try {
+      expect(await users()).toBe(0);
+      await a.setMulticast([{ group, interface: 'lo' }]);
+      // Setting the same links again changes nothing.
+      await a.setMulticast([{ group, interface: 'lo' }]);
+      await b.setMulticast([{ group, interface: 'lo' }]);
+      expect(await users()).toBe(2);
+      expect(await a.setMulticast([])).toEqual([]);
+      expect(await users()).toBe(1);
+      await b.close();
+      expect(await users()).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('refuses multicast on a socket bound to one address, naming the fix', async () => {
+    const t = await UdpTransport.open({ address: '127.0.0.1' });
+    try {
+      await expect(t.setMulticast([{ group: '239.255.96.1', interface: 'lo' }])).rejects.toThrow(
+        /multicast needs the heartbeat socket bound to 0\.0\.0\.0, not 127\.0\.0\.1: start the agent with --listen-address 0\.0\.0\.0/,
+      );
+    } finally {
+      await t.close();
+    }
   });
 
   it('keeps delivering to other handlers when one throws', async () => {
