@@ -7,3 +7,8 @@ export function parseHostPort(flag: string, value: string): { host: string; port
   }
   return { host: m[1] ?? m[2] ?? '', port };
 }
+
+/** "host:port" of a bound socket ("[v6]:port" for IPv6), for URLs and logs. */
+export function hostPort(a: { address: string; port: number }): string {
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -3,13 +3,15 @@ import { isIP } from 'node:net';
 import { SystemClock } from '../../adapters/clock.js';
 import { K8sApiSource, loadKubeConfig } from '../../adapters/k8s/api-source.js';
 import { K8sLeaseLock } from '../../adapters/k8s/lease-lock.js';
+import { k8sAccessReviewApi } from '../../adapters/k8s/access-review.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { Controller, DEFAULT_WORKERS } from '../../controller/controller.js';
 import { InstrumentedApiSource } from '../../controller/instrumented-api.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { OpsServer } from '../../ops/http.js';
 import { createLogger } from '../../ops/log.js';
-import { parseHostPort } from '../host-port.js';
+import { metricsServing } from '../../ops/metrics-serving.js';
+import { hostPort, parseHostPort } from '../host-port.js';
 import type { ControllerOptions } from './controller.js';
 
 /** The address agents should send to: --witness-address, else $POD_IP, else the listen host, else the first external IPv4. */
@@ -86,9 +88,12 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       workers,
     },
   );
+  const serving = await metricsServing(opts, () => k8sAccessReviewApi(kubeConfig), log);
   const ops = new OpsServer({
     listen: opts.metricsListen,
     registry: metrics.registry,
+    serving,
+    log,
     healthy: () => true,
     ready: () => controller.ready(),
   });
@@ -97,7 +102,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   log.info(
     {
       witness: `${address}:${transport.address().port}`,
-      metrics: `${bound.address}:${bound.port}`,
+      metrics: `${ops.scheme}://${hostPort(bound)}`,
       lease: `${opts.leaseNamespace}/${opts.leaseName}`,
     },
     'controller started',
