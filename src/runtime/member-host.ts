@@ -19,6 +19,7 @@ import {
 import type { Destination, Message, MemberId } from '../core/messages.js';
 import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
+import { RateLimitedLog } from '../ops/rate-limited-log.js';
 import { sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
 
 export type BindCommand = Extract<Output, { type: 'bind' }>;
@@ -81,11 +82,14 @@ export class MemberHost {
   private held: Array<{ to: Destination; message: Message }> = [];
   /** Sequence number of the last message copied to a non-voting witness (see copyToObserver). */
   private observerSeq = -1;
+  /** Drops are counted (codec); their log lines are rate-limited so a flood cannot flood the log. */
+  private readonly dropLog: RateLimitedLog;
 
   constructor(
     private readonly c: MemberHostComponents,
     private readonly init: MemberHostInit,
   ) {
+    this.dropLog = new RateLimitedLog({ log: c.log, clock: c.clock }, { msg: 'datagram dropped' });
     this.config = init.config;
     this.incarnation = init.incarnation;
     this.standby = init.standby ?? false;
@@ -231,10 +235,11 @@ export class MemberHost {
     if (!this.running) return;
     const r = this.codec.decode(bytes, from);
     if (!r.ok) {
-      this.c.log.debug(
-        { reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender },
-        'datagram dropped',
-      );
+      this.dropLog.write(r.reason, {
+        reason: r.reason,
+        from: `${from.address}:${from.port}`,
+        sender: r.sender,
+      });
       return;
     }
     if (r.to !== '*' && r.to !== this.init.self) return;
