@@ -283,6 +283,8 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             (opts.heartbeatNet && host.hbIp) || host.ip,
             '--metrics-listen',
             `${host.ip}:9694`,
+            // The lab scrapes with curl inside its own namespaces: plain HTTP, no token.
+            '--metrics-insecure-serving-no-auth',
           ]),
         ],
         {
@@ -319,6 +321,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
           witnessIp,
           '--metrics-listen',
           `${lab.cp.ip}:${replica.metricsPort ?? 9695}`,
+          '--metrics-insecure-serving-no-auth',
         ]),
         { NODE_OPTIONS: nodeOptions('controller') },
       );

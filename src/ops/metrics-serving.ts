@@ -58,8 +58,15 @@ export async function metricsServing(
     }
   } else {
     const host = /^\[?([^\]]*)\]?:\d+$/.exec(flags.metricsListen)?.[1] ?? '';
-    const hosts = ['localhost', hostname(), '127.0.0.1', '::1'];
-    if (isIP(host) && host !== '0.0.0.0' && host !== '::') hosts.unshift(host);
+    const hosts = [
+      ...new Set([
+        ...(isIP(host) && host !== '0.0.0.0' && host !== '::' ? [host] : []),
+        'localhost',
+        hostname(),
+        '127.0.0.1',
+        '::1',
+      ]),
+    ];
     tls = selfSignedCertificate({ commonName: 'heartline-metrics', hosts });
     log.info({ hosts }, 'metrics served over HTTPS with a self-signed certificate made at start');
   }
