@@ -4,7 +4,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -16,8 +16,25 @@ import type { MetricsAuthorizer } from './metrics-auth.js';
  * no authentication at all, for a listener only trusted parties can reach.
  */
 export type MetricsServing =
-  | { kind: 'secure'; tls: { cert: string | Buffer; key: string | Buffer }; authorizer: MetricsAuthorizer }
+  | {
+      kind: 'secure';
+      tls: TlsPair;
+      authorizer: MetricsAuthorizer;
+      /**
+       * Re-reads the certificate and key (files given on the command line); called every
+       * `reloadEveryMs` while serving. A changed pair that makes a valid TLS context replaces
+       * the served one; a failure is logged and the served pair kept.
+       */
+      reload?: () => Promise<TlsPair>;
+      /** Default 60 000. */
+      reloadEveryMs?: number;
+    }
   | { kind: 'insecure-no-auth' };
+
+export interface TlsPair {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
 
 export interface OpsServerInit {
   /** host:port to listen on, e.g. "127.0.0.1:9694"; port 0 picks a free one; an empty host means every address. */
@@ -55,6 +72,7 @@ const text = (status: number, body: string, headers?: Record<string, string>): A
  */
 export class OpsServer {
   private readonly server: Server;
+  private reloadTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly init: OpsServerInit) {
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -143,13 +161,38 @@ export class OpsServer {
       if (host) this.server.listen(port, host, done);
       else this.server.listen(port, done);
     });
+    const serving = this.init.serving;
+    if (serving.kind === 'secure' && serving.reload) {
+      const reload = serving.reload;
+      let current = serving.tls;
+      let busy = false;
+      this.reloadTimer = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        void reload()
+          .then((next) => {
+            if (sameBytes(next.cert, current.cert) && sameBytes(next.key, current.key)) return;
+            (this.server as HttpsServer).setSecureContext({ cert: next.cert, key: next.key });
+            current = next;
+            this.init.log?.info('metrics TLS certificate reloaded');
+          })
+          .catch((err: unknown) =>
+            this.init.log?.warn({ err }, 'metrics TLS certificate not reloaded; serving the previous one'),
+          )
+          .finally(() => (busy = false));
+      }, serving.reloadEveryMs ?? 60_000);
+      this.reloadTimer.unref();
+    }
     return this.server.address() as AddressInfo;
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.reloadTimer);
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
   }
 }
+
+const sameBytes = (a: string | Buffer, b: string | Buffer): boolean => Buffer.from(a).equals(Buffer.from(b));

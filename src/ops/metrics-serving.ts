@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import type { MetricsServing } from './http.js';
+import type { MetricsServing, TlsPair } from './http.js';
 import { MetricsAuthorizer, type AccessReviewApi } from './metrics-auth.js';
 import { selfSignedCertificate } from './self-signed-cert.js';
 
@@ -19,12 +19,14 @@ export interface MetricsFlags {
  * How the ops server serves /metrics, from the flags: plain HTTP without authentication only
  * when --metrics-insecure-serving-no-auth says so; else HTTPS with the given certificate files
  * or a self-signed certificate made now, and TokenReview + SubjectAccessReview through the API
- * `reviews` returns (called only in that case). Throws naming the flag and the fix.
+ * `reviews` returns (called only in that case). Certificate files are re-read every
+ * `reloadEveryMs`. Throws naming the flag and the fix.
  */
 export async function metricsServing(
   flags: MetricsFlags,
   reviews: () => AccessReviewApi,
   log: Logger,
+  reloadEveryMs = 60_000,
 ): Promise<MetricsServing> {
   const { metricsTlsCert: certFile, metricsTlsKey: keyFile } = flags;
   if (flags.metricsInsecureServingNoAuth) {
@@ -42,35 +44,33 @@ export async function metricsServing(
     throw new Error(
       `${certFile ? '--metrics-tls-key' : '--metrics-tls-cert'} is missing: give both --metrics-tls-cert and --metrics-tls-key, or neither for a self-signed certificate`,
     );
-  let tls: { cert: string | Buffer; key: string | Buffer };
+  const authorizer = () => new MetricsAuthorizer({ api: reviews(), log });
   if (certFile && keyFile) {
-    tls = {
-      cert: await readFlagFile('--metrics-tls-cert', certFile),
-      key: await readFlagFile('--metrics-tls-key', keyFile),
+    // Read now (a bad pair stops the start) and again every minute, so that a renewed
+    // certificate (cert-manager, a mounted Secret) is served without a restart.
+    const read = async (): Promise<TlsPair> => {
+      const tls = {
+        cert: await readFlagFile('--metrics-tls-cert', certFile),
+        key: await readFlagFile('--metrics-tls-key', keyFile),
+      };
+      try {
+        createSecureContext(tls);
+      } catch (err) {
+        throw new Error(
+          `--metrics-tls-cert ${certFile} / --metrics-tls-key ${keyFile}: ${(err as Error).message}; give a PEM certificate and its PEM private key`,
+          { cause: err },
+        );
+      }
+      return tls;
     };
-    try {
-      createSecureContext(tls);
-    } catch (err) {
-      throw new Error(
-        `--metrics-tls-cert ${certFile} / --metrics-tls-key ${keyFile}: ${(err as Error).message}; give a PEM certificate and its PEM private key`,
-        { cause: err },
-      );
-    }
-  } else {
-    const host = /^\[?([^\]]*)\]?:\d+$/.exec(flags.metricsListen)?.[1] ?? '';
-    const hosts = [
-      ...new Set([
-        ...(isIP(host) && host !== '0.0.0.0' && host !== '::' ? [host] : []),
-        'localhost',
-        hostname(),
-        '127.0.0.1',
-        '::1',
-      ]),
-    ];
-    tls = selfSignedCertificate({ commonName: 'heartline-metrics', hosts });
-    log.info({ hosts }, 'metrics served over HTTPS with a self-signed certificate made at start');
+    return { kind: 'secure', tls: await read(), authorizer: authorizer(), reload: read, reloadEveryMs };
   }
-  return { kind: 'secure', tls, authorizer: new MetricsAuthorizer({ api: reviews(), log }) };
+  const host = /^\[?([^\]]*)\]?:\d+$/.exec(flags.metricsListen)?.[1] ?? '';
+  const specific = isIP(host) && host !== '0.0.0.0' && host !== '::' ? [host] : [];
+  const hosts = [...new Set([...specific, 'localhost', hostname(), '127.0.0.1', '::1'])];
+  const tls = selfSignedCertificate({ commonName: 'heartline-metrics', hosts });
+  log.info({ hosts }, 'metrics served over HTTPS with a self-signed certificate made at start');
+  return { kind: 'secure', tls, authorizer: authorizer() };
 }
 
 async function readFlagFile(flag: string, file: string): Promise<Buffer> {
