@@ -608,6 +608,8 @@ async function inner(o: Options): Promise<number> {
         `${CP_ADDRESS}:${WITNESS_PORT}`,
         '--metrics-listen',
         `${CP_ADDRESS}:9695`,
+        // Scraped below with a plain fetch, inside the benchmark's own namespace.
+        '--metrics-insecure-serving-no-auth',
       ],
       {
         cwd: ROOT,

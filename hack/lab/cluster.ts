@@ -309,6 +309,8 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             `${host.ip}:9694`,
             '--state-dir',
             join(logDir, 'state', node),
+            // The lab scrapes with curl inside its own namespaces: plain HTTP, no token.
+            '--metrics-insecure-serving-no-auth',
           ]),
         ],
         {
@@ -345,6 +347,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
           witnessIp,
           '--metrics-listen',
           `${lab.cp.ip}:${replica.metricsPort ?? 9695}`,
+          '--metrics-insecure-serving-no-auth',
         ]),
         { NODE_OPTIONS: nodeOptions('controller') },
       );

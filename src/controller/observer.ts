@@ -14,6 +14,7 @@ import type { Epoch, Heartbeat, MemberId, VipId } from '../core/messages.js';
 import { Membership, type Liveness, type PeerState } from '../core/membership.js';
 import type { Clock, Millis, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
+import { RateLimitedLog } from '../ops/rate-limited-log.js';
 import { WITNESS_ID, type ClusterConfig, type MemberAddress } from '../runtime/cluster-config.js';
 
 /** Where the observer's heartbeats go: each member's unicast link addresses, else its main address (the observer never multicasts). */
@@ -128,10 +129,14 @@ export class ClusterObserver {
   private seq = 0;
   private running = false;
 
+  /** Drops are counted (codec); their log lines are rate-limited. */
+  private readonly dropLog: RateLimitedLog;
+
   constructor(
     private readonly c: ObserverComponents,
     private readonly init: ObserverInit,
   ) {
+    this.dropLog = new RateLimitedLog({ log: c.log, clock: c.clock }, { msg: 'datagram dropped' });
     this.config = init.config;
     this.codec = this.newCodec(init.config);
   }
@@ -296,10 +301,11 @@ export class ClusterObserver {
     const r = this.codec.decode(bytes, from);
     if (!r.ok) {
       if (r.reason !== 'wrong-cluster') {
-        this.c.log.debug(
-          { reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender },
-          'datagram dropped',
-        );
+        this.dropLog.write(r.reason, {
+          reason: r.reason,
+          from: `${from.address}:${from.port}`,
+          sender: r.sender,
+        });
       }
       return;
     }

@@ -20,6 +20,7 @@ import { incarnationFromWallClock as wallClockIncarnation, nextIncarnation } fro
 import type { Destination, Echo, Message, MemberId } from '../core/messages.js';
 import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
+import { RateLimitedLog } from '../ops/rate-limited-log.js';
 import { sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
 
 export type BindCommand = Extract<Output, { type: 'bind' }>;
@@ -103,11 +104,14 @@ export class MemberHost {
   private observerSeq = -1;
   /** The observer's newest heartbeat, echoed in the copies so it can check their freshness. */
   private observerEcho: Echo | undefined;
+  /** Drops are counted (codec); their log lines are rate-limited so a flood cannot flood the log. */
+  private readonly dropLog: RateLimitedLog;
 
   constructor(
     private readonly c: MemberHostComponents,
     private readonly init: MemberHostInit,
   ) {
+    this.dropLog = new RateLimitedLog({ log: c.log, clock: c.clock }, { msg: 'datagram dropped' });
     this.config = init.config;
     this.incarnation = init.incarnation;
     this.standby = init.standby ?? false;
@@ -313,10 +317,11 @@ export class MemberHost {
     if (!this.running) return;
     const r = this.codec.decode(bytes, from);
     if (!r.ok) {
-      this.c.log.debug(
-        { reason: r.reason, from: `${from.address}:${from.port}`, sender: r.sender },
-        'datagram dropped',
-      );
+      this.dropLog.write(r.reason, {
+        reason: r.reason,
+        from: `${from.address}:${from.port}`,
+        sender: r.sender,
+      });
       return;
     }
     if (r.to !== '*' && r.to !== this.init.self) return;

@@ -1,6 +1,7 @@
 /**
  * `heartline controller` as a process against the real API server: it becomes leader,
- * serves /healthz, /readyz and /metrics, publishes the witness address, and on SIGTERM
+ * serves /healthz, /readyz and /metrics (here with the plain-HTTP opt-out; the HTTPS default
+ * with tokens runs in deploy.test.ts), publishes the witness address, and on SIGTERM
  * releases the Lease and exits 0.
  */
 import { jest } from '@jest/globals';
@@ -72,6 +73,7 @@ describe('heartline controller (process)', () => {
         '127.0.0.1:0',
         '--metrics-listen',
         '127.0.0.1:0',
+        '--metrics-insecure-serving-no-auth',
       ],
       {
         cwd: process.cwd(),
@@ -96,7 +98,8 @@ describe('heartline controller (process)', () => {
         .find((x) => x.msg === 'controller started');
       return l;
     });
-    const metricsUrl = `http://${started.metrics}`;
+    const metricsUrl = started.metrics!;
+    expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(started.witness).toMatch(/^127\.0\.0\.1:\d+$/);
 
     await until('leadership', async () => {

@@ -23,13 +23,17 @@ import { pino } from 'pino';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { SystemClock } from '../../src/adapters/clock.js';
 import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
+import { restAccessReviewApi } from '../../src/adapters/k8s/rest-access-review.js';
 import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
+import { RestClient } from '../../src/adapters/k8s/rest-client.js';
 import { generateCrds } from '../../src/api/crd.js';
 import type { ApiKind, Stoppable, WatchOptions } from '../../src/core/ports.js';
+import { MetricsAuthorizer } from '../../src/ops/metrics-auth.js';
 import { VIP_FINALIZER } from '../../src/runtime/cluster-config.js';
 import {
   createTestNamespace,
   deleteNamespace,
+  insecureGet,
   kubeconfig,
   kubectl,
   mustKubectl,
@@ -75,8 +79,8 @@ interface Container {
   args?: string[];
   env?: { name: string; value?: string; valueFrom?: Record<string, Record<string, string>> }[];
   ports?: { name: string; containerPort: number; protocol?: string }[];
-  livenessProbe?: { httpGet?: { path: string; port: string | number } };
-  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: { httpGet?: { path: string; port: string | number; scheme?: string } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number; scheme?: string } };
   securityContext?: {
     runAsUser?: number;
     runAsNonRoot?: boolean;
@@ -244,6 +248,34 @@ const OTHER_SECRET = {
   stringData: { x: 'y' },
 };
 
+/** A scraper identity this test binds to heartline-metrics-reader (deleted in afterAll). */
+const SCRAPER = 'metrics-scraper';
+const SCRAPER_BINDING = 'heartline-deploy-test-scraper';
+
+/** A token of a ServiceAccount bound to heartline-metrics-reader, as a user's Prometheus would be. */
+async function scraperToken(): Promise<string> {
+  await must(
+    ['apply', '-f', '-'],
+    [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: SCRAPER, namespace: SYSTEM_NS } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: SCRAPER_BINDING },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: 'heartline-metrics-reader',
+        },
+        subjects: [{ kind: 'ServiceAccount', name: SCRAPER, namespace: SYSTEM_NS }],
+      },
+    ]
+      .map((o) => JSON.stringify(o))
+      .join('\n'),
+  );
+  return (await must(['create', 'token', SCRAPER, '-n', SYSTEM_NS, '--duration=10m'])).trim();
+}
+
 /** The auth Secret, HACluster and VirtualIP the agent and controller checks read (idempotent). */
 const applyClusterObjects = () =>
   must(['apply', '-f', '-'], [AUTH_SECRET, HACLUSTER, VIP].map((o) => JSON.stringify(o)).join('\n'));
@@ -290,6 +322,7 @@ describe('deploy/ on a real API server', () => {
       await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], {
         input: toYaml(clusterScoped),
       });
+      await kubectl(['delete', 'clusterrolebinding', SCRAPER_BINDING, '--ignore-not-found', '--wait=false']);
     }
     if (createdSystemNs) await deleteNamespace(SYSTEM_NS);
     if (createdExampleNs) await deleteNamespace(EXAMPLE_NS);
@@ -367,21 +400,25 @@ describe('deploy/ on a real API server', () => {
           '--cluster=$(HEARTLINE_CLUSTER)',
           '--namespace=$(HEARTLINE_NAMESPACE)',
           '--node=$(NODE_NAME)',
+          // The node's address, never 0.0.0.0 (not reachable through the VIPs).
+          '--metrics-listen=$(HOST_IP):9694',
           '--state-dir=/var/lib/heartline',
         ]),
       );
+      expect(c.command?.filter((a) => a.startsWith('--metrics-insecure'))).toEqual([]);
       const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
       // docs/fence.md "Kernels": netd probes which address mark the kernel keeps.
       expect(env.HEARTLINE_NETD_OWNER_MODE?.value).toBe('auto');
       expect(env.NODE_NAME?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
+      expect(env.HOST_IP?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
       expect(env.HEARTLINE_CLUSTER?.valueFrom).toEqual({
         configMapKeyRef: { name: 'heartline-config', key: 'cluster' },
       });
       expect(env.HEARTLINE_NAMESPACE?.valueFrom).toEqual({
         configMapKeyRef: { name: 'heartline-config', key: 'namespace' },
       });
-      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
-      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics', scheme: 'HTTPS' });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics', scheme: 'HTTPS' });
       expect(c.ports).toEqual(
         expect.arrayContaining([
           { name: 'metrics', containerPort: 9694, protocol: 'TCP' },
@@ -440,13 +477,15 @@ describe('deploy/ on a real API server', () => {
           '--witness-address=$(POD_IP)',
           '--witness-listen=0.0.0.0:694',
           '--namespace=$(HEARTLINE_NAMESPACE)',
+          '--metrics-listen=$(POD_IP):9695',
         ]),
       );
+      expect(c.args?.filter((a) => a.startsWith('--metrics-insecure'))).toEqual([]);
       const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
       expect(env.POD_IP?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
       expect(env.POD_NAMESPACE?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.namespace' } });
-      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
-      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics', scheme: 'HTTPS' });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics', scheme: 'HTTPS' });
       expect(c.ports).toEqual(
         expect.arrayContaining([
           { name: 'metrics', containerPort: 9695, protocol: 'TCP' },
@@ -526,8 +565,13 @@ describe('deploy/ on a real API server', () => {
         ['watch', 'nodes'],
         ['create', 'events.events.k8s.io', ...n],
         ['patch', 'resources.heartline.dev', '--subresource=status', ...n],
+        // /metrics authentication and authorization (deploy/base/metrics-rbac.yaml).
+        ['create', 'tokenreviews.authentication.k8s.io'],
+        ['create', 'subjectaccessreviews.authorization.k8s.io'],
       ];
       const no = [
+        ['get', '/metrics'],
+        ['create', 'localsubjectaccessreviews.authorization.k8s.io', ...n],
         ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
         ['patch', 'resources.heartline.dev', ...n],
         ['patch', 'virtualips.heartline.dev', ...n],
@@ -570,8 +614,11 @@ describe('deploy/ on a real API server', () => {
         ['create', 'leases.coordination.k8s.io', ...n],
         ['get', 'leases.coordination.k8s.io/heartline-controller', ...n],
         ['update', 'leases.coordination.k8s.io/heartline-controller', ...n],
+        ['create', 'tokenreviews.authentication.k8s.io'],
+        ['create', 'subjectaccessreviews.authorization.k8s.io'],
       ];
       const no = [
+        ['get', '/metrics'],
         ['delete', 'nodes'],
         ['patch', 'nodes'],
         ['get', 'secrets/any', '-n', 'kube-system'],
@@ -594,6 +641,44 @@ describe('deploy/ on a real API server', () => {
         );
       expect(await got(yes)).toEqual(Object.fromEntries(yes.map((a) => [a.join(' '), true])));
       expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
+    });
+
+    it('heartline-metrics-reader grants get /metrics and nothing else; bound, it lets a scraper in', async () => {
+      const reader = find(base, 'ClusterRole', 'heartline-metrics-reader') as K8sObject & {
+        rules: unknown[];
+      };
+      expect(reader.rules).toEqual([{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
+      expect(
+        base.filter(
+          (o) =>
+            (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') &&
+            (o as K8sObject & { roleRef: { name: string } }).roleRef.name === 'heartline-metrics-reader',
+        ),
+      ).toEqual([]);
+      await scraperToken();
+      const scraper = `system:serviceaccount:${SYSTEM_NS}:${SCRAPER}`;
+      expect(await canI(scraper, ['get', '/metrics'])).toBe(true);
+      expect(await canI(scraper, ['get', '/healthz/etcd'])).toBe(false);
+      expect(await canI(scraper, ['list', 'secrets', '-n', SYSTEM_NS])).toBe(false);
+      expect(await canI(scraper, ['create', 'tokenreviews.authentication.k8s.io'])).toBe(false);
+    });
+
+    it("the agent's /metrics reviews work through its REST client on the agent's token", async () => {
+      const config = await loadRestConfig({ path: await serviceAccountKubeconfig(tmp, 'heartline-agent') });
+      const authorizer = new MetricsAuthorizer({ api: restAccessReviewApi(new RestClient(config)) });
+      const scraper = await scraperToken();
+      expect(await authorizer.decide(`Bearer ${scraper}`, 'get', '/metrics')).toEqual({
+        status: 200,
+        user: `system:serviceaccount:${SYSTEM_NS}:${SCRAPER}`,
+      });
+      const controllerToken = (
+        await must(['create', 'token', 'heartline-controller', '-n', SYSTEM_NS])
+      ).trim();
+      expect(await authorizer.decide(`Bearer ${controllerToken}`, 'get', '/metrics')).toMatchObject({
+        status: 403,
+        user: CONTROLLER,
+      });
+      expect(await authorizer.decide('Bearer not-a-token', 'get', '/metrics')).toMatchObject({ status: 401 });
     });
 
     it('the example overlay moves the namespaced grants and names to its HACluster', async () => {
@@ -754,11 +839,20 @@ describe('deploy/ on a real API server', () => {
             .map((l) => JSON.parse(l) as { msg: string; metrics?: string })
             .find((l) => l.msg === 'controller started'),
         );
+        // HTTPS by default (self-signed); the probes need no token.
+        expect(started.metrics).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
         const ready = await until('/readyz 200 (every watch listed)', async () => {
-          const r = await fetch(`http://${started.metrics}/readyz`);
-          return r.status === 200 ? r.text() : undefined;
+          const r = await insecureGet(`${started.metrics}/readyz`);
+          return r.status === 200 ? r.body : undefined;
         });
         expect(ready.trim()).toBe('leader');
+        // /metrics: the controller reviews tokens on its own ServiceAccount's RBAC.
+        expect((await insecureGet(`${started.metrics}/metrics`)).status).toBe(401);
+        const agentToken = (await must(['create', 'token', 'heartline-agent', '-n', SYSTEM_NS])).trim();
+        expect((await insecureGet(`${started.metrics}/metrics`, { token: agentToken })).status).toBe(403);
+        const scrape = await insecureGet(`${started.metrics}/metrics`, { token: await scraperToken() });
+        expect(scrape.status).toBe(200);
+        expect(scrape.body).toContain('heartline_controller_leader 1');
         const holder = await must([
           'get',
           'lease',

@@ -4,6 +4,8 @@
  * deleteNamespace() in afterAll.
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { runKubectl, type KubectlResult } from '../../hack/controlplane/kubectl.js';
 
 export type { KubectlResult };
@@ -95,4 +97,31 @@ export async function deleteNamespace(name: string, timeoutMs = 15_000): Promise
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * GET (or HEAD) over HTTP or HTTPS without verifying the server's certificate unless `ca` is
+ * given (the ops servers' certificates are self-signed). Resolves with status and body.
+ */
+export function insecureGet(
+  url: string,
+  opts: { token?: string; ca?: string | Buffer; method?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  const headers: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
+  const tls = opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false };
+  return new Promise((resolve, reject) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
+      u,
+      { method: opts.method ?? 'GET', headers, agent: false, timeout: 10_000, ...tls },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer within 10 s`)));
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -3,14 +3,17 @@ import { Agent } from '../../agent/agent.js';
 import { IncarnationFile } from '../../adapters/state/incarnation-file.js';
 import { SystemClock } from '../../adapters/clock.js';
 import { loadRestConfig } from '../../adapters/k8s/kubeconfig.js';
+import { restAccessReviewApi } from '../../adapters/k8s/rest-access-review.js';
 import { RestApiSource } from '../../adapters/k8s/rest-api-source.js';
+import { RestClient } from '../../adapters/k8s/rest-client.js';
 import { NetdNetworkDriver } from '../../adapters/linux/netd-driver.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { OpsServer } from '../../ops/http.js';
 import { exitOnBug } from '../../ops/crash.js';
 import { createLogger, type Logger } from '../../ops/log.js';
-import { parseHostPort } from '../host-port.js';
+import { metricsServing } from '../../ops/metrics-serving.js';
+import { hostPort, parseHostPort } from '../host-port.js';
 import type { AgentOptions } from './agent.js';
 
 export async function runAgent(opts: AgentOptions): Promise<void> {
@@ -52,6 +55,20 @@ async function serve(
     { config, clock, logger: log },
     { identity: opts.node, reportingController: 'heartline.dev/agent' },
   );
+  // /metrics reviews go through a small pool of their own: a flood of scrapes never takes a
+  // connection the agent's watches and status writes need.
+  const serving = await metricsServing(
+    opts,
+    () =>
+      restAccessReviewApi(
+        new RestClient(config, {
+          userAgent: 'heartline-metrics-auth',
+          maxRequestSockets: 2,
+          requestTimeoutMs: 10_000,
+        }),
+      ),
+    log,
+  );
   const runner = new ProcessServiceRunner({ clock, logger: log });
   // Every life of this member takes the next number of a counter on the node's disk, durable
   // before use (docs/adr/0015). Throws, and the agent does not start, if it cannot be written.
@@ -85,13 +102,20 @@ async function serve(
   const ops = new OpsServer({
     listen: opts.metricsListen,
     registry: agent.metrics.registry,
+    serving,
+    log,
     healthy: () => agent.healthy(),
-    ready: () => agent.ready(),
+    // The probe port is open to anyone who reaches it: no node or cluster names (the agent
+    // logs what it waits for).
+    ready: () =>
+      agent.ready().ready
+        ? { ready: true, reason: 'member running' }
+        : { ready: false, reason: 'not running as a member yet' },
   });
   const bound = await ops.start();
   agent.start();
   log.info(
-    { cluster: `${opts.namespace}/${opts.cluster}`, metrics: `${bound.address}:${bound.port}` },
+    { cluster: `${opts.namespace}/${opts.cluster}`, metrics: `${ops.scheme}://${hostPort(bound)}` },
     'agent started',
   );
   await new Promise<void>((resolve) => {

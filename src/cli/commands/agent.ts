@@ -1,13 +1,13 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import type { MetricsFlags } from '../../ops/metrics-serving.js';
 
-export interface AgentOptions {
+export interface AgentOptions extends MetricsFlags {
   node: string;
   namespace: string;
   cluster: string;
   kubeconfig?: string;
   listenAddress: string;
-  metricsListen: string;
   netd?: string;
   stateDir: string;
 }
@@ -30,7 +30,20 @@ export function agentCommand(program: Command): void {
       'address the heartbeat socket binds (port from the HACluster)',
       '0.0.0.0',
     )
-    .option('--metrics-listen <host:port>', 'address of /metrics, /healthz, /readyz', '0.0.0.0:9694')
+    .option(
+      '--metrics-listen <host:port>',
+      "address of /metrics, /healthz, /readyz (in the DaemonSet: the node's address, status.hostIP)",
+      '127.0.0.1:9694',
+    )
+    .option(
+      '--metrics-tls-cert <file>',
+      'PEM certificate for /metrics over HTTPS (default: a self-signed one made at start)',
+    )
+    .option('--metrics-tls-key <file>', 'PEM private key of --metrics-tls-cert')
+    .option(
+      '--metrics-insecure-serving-no-auth',
+      'serve /metrics over plain HTTP to anyone who reaches the port (default: HTTPS, bearer token + RBAC)',
+    )
     .option(
       '--state-dir <dir>',
       'persistent directory for the incarnation counter (a hostPath in the DaemonSet; docs/adr/0015)',

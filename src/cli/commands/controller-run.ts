@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { SystemClock } from '../../adapters/clock.js';
 import { K8sApiSource, loadKubeConfig } from '../../adapters/k8s/api-source.js';
 import { K8sLeaseLock } from '../../adapters/k8s/lease-lock.js';
+import { k8sAccessReviewApi } from '../../adapters/k8s/access-review.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { Controller, DEFAULT_WORKERS } from '../../controller/controller.js';
 import { InstrumentedApiSource } from '../../controller/instrumented-api.js';
@@ -10,7 +11,8 @@ import { ControllerMetrics } from '../../controller/metrics.js';
 import { OpsServer } from '../../ops/http.js';
 import { exitOnBug } from '../../ops/crash.js';
 import { createLogger } from '../../ops/log.js';
-import { parseHostPort } from '../host-port.js';
+import { metricsServing } from '../../ops/metrics-serving.js';
+import { hostPort, parseHostPort } from '../host-port.js';
 import type { ControllerOptions } from './controller.js';
 
 /** The address agents should send to: --witness-address, else $POD_IP, else the listen host, else the first external IPv4. */
@@ -88,9 +90,12 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       workers,
     },
   );
+  const serving = await metricsServing(opts, () => k8sAccessReviewApi(kubeConfig), log);
   const ops = new OpsServer({
     listen: opts.metricsListen,
     registry: metrics.registry,
+    serving,
+    log,
     healthy: () => true,
     ready: () => controller.ready(),
   });
@@ -99,7 +104,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   log.info(
     {
       witness: `${address}:${transport.address().port}`,
-      metrics: `${bound.address}:${bound.port}`,
+      metrics: `${ops.scheme}://${hostPort(bound)}`,
       lease: `${opts.leaseNamespace}/${opts.leaseName}`,
     },
     'controller started',

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import type { MetricsFlags } from '../../ops/metrics-serving.js';
 
-export interface ControllerOptions {
+export interface ControllerOptions extends MetricsFlags {
   kubeconfig?: string;
   namespace?: string;
   leaseNamespace: string;
@@ -9,7 +10,6 @@ export interface ControllerOptions {
   identity: string;
   witnessListen: string;
   witnessAddress?: string;
-  metricsListen: string;
   leaseDuration: string;
   renewPeriod: string;
   /** Default: the controller's DEFAULT_WORKERS. */
@@ -41,7 +41,20 @@ export function controllerCommand(program: Command): void {
       '--witness-address <ip>',
       'address agents send heartbeats to (published in HACluster status; default $POD_IP or the listen address)',
     )
-    .option('--metrics-listen <host:port>', 'address of /metrics, /healthz, /readyz', '0.0.0.0:9695')
+    .option(
+      '--metrics-listen <host:port>',
+      "address of /metrics, /healthz, /readyz (in the Deployment: the pod's address)",
+      '127.0.0.1:9695',
+    )
+    .option(
+      '--metrics-tls-cert <file>',
+      'PEM certificate for /metrics over HTTPS (default: a self-signed one made at start)',
+    )
+    .option('--metrics-tls-key <file>', 'PEM private key of --metrics-tls-cert')
+    .option(
+      '--metrics-insecure-serving-no-auth',
+      'serve /metrics over plain HTTP to anyone who reaches the port (default: HTTPS, bearer token + RBAC)',
+    )
     .option('--lease-duration <ms>', 'leader lease duration', '15000')
     .option('--renew-period <ms>', 'leader lease renew period', '2000')
     .option(

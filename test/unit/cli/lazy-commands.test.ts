@@ -60,6 +60,9 @@ describe('lazy command modules', () => {
       'src/cli/commands/agent-run.ts',
       'src/agent/agent.ts',
       'src/adapters/k8s/rest-api-source.ts',
+      // /metrics reviews without client-node (docs/adr/0017).
+      'src/adapters/k8s/rest-access-review.ts',
+      'src/ops/metrics-auth.ts',
     ])
       expect(r.modules.some((u) => u.endsWith(m))).toBe(true);
     expect(clientNode(r.modules)).toEqual([]);
