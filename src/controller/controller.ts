@@ -42,7 +42,7 @@ import {
   VIP_FINALIZER,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
-import { incarnationFromWallClock } from '../runtime/member-host.js';
+import { incarnationFromWallClock, laterLife, nextIncarnation } from '../core/incarnation.js';
 import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import {
@@ -263,11 +263,15 @@ export class Controller {
     for (const o of this.cache.list('VirtualIP')) this.queue?.add(keyOf('VirtualIP', objectKey(o)));
   }
 
+  /**
+   * The next life of the observer and witness: the wall-clock seed when it is later (a new
+   * controller process), else the life after the last one. Compared as serial numbers, so it
+   * survives the uint32 wrap (docs/adr/0015).
+   */
   private nextIncarnation(): number {
-    this.lastIncarnation = Math.max(
-      this.lastIncarnation + 1,
-      incarnationFromWallClock(this.wallNow().getTime()),
-    );
+    const wall = incarnationFromWallClock(this.wallNow().getTime());
+    const next = nextIncarnation(this.lastIncarnation);
+    this.lastIncarnation = laterLife(wall, next) ? wall : next;
     return this.lastIncarnation;
   }
 
