@@ -27,8 +27,13 @@ export class Candidacy {
   private sortedVips: VipId[] | undefined;
   /** The controller's assignments (newest epoch per VIP). */
   private readonly assigned = new Map<VipId, AssignedTo>();
-  /** Since when each VIP has had no live holder in our view. */
-  private readonly unheldSince = new Map<VipId, Millis>();
+  /**
+   * Since when each VIP has had no live holder in our view, and the newest epoch known bound
+   * (confirmed) then. A record is void once a newer epoch is known bound (a bind, ours or
+   * another's, came and maybe went since): the next unheld period starts afresh. Deleted
+   * whenever a live holder is seen, including ourselves.
+   */
+  private readonly unheldSince = new Map<VipId, { since: Millis; confirmed: Epoch }>();
   /** Earliest time a decision asked to be looked at again (fallback, promise, quiet period). */
   private wakeHint: Millis = Infinity;
   /** Load bound of the election sweep in progress ({@link loadCap}). */
@@ -78,6 +83,26 @@ export class Candidacy {
   vipsChanged(): void {
     this.sortedVips = undefined;
     this.sweepAt = -Infinity;
+  }
+
+  /**
+   * Ready to take a VIP now, as far as this life is concerned (advertised in our heartbeats
+   * as not `settling`): settled (see {@link settled}), and past our quiet period when our own
+   * ack counts toward the quorum (before it, our voter refuses every takeover, ours included).
+   */
+  ready(now: Millis): boolean {
+    const { ctx } = this;
+    if (!this.settled(now)) return false;
+    const selfAcks = ctx.quorum.mode !== 'ignore' && ctx.voterSet.has(ctx.self);
+    return !selfAcks || now >= ctx.voter.quietUntil();
+  }
+
+  /**
+   * Every peer heard with its complete holdings (we know who holds what), or declared dead;
+   * or initDeadMs has passed since we started. Before that we do not stand for any VIP.
+   */
+  private settled(now: Millis): boolean {
+    return now >= this.ctx.startedAt + this.ctx.timing.initDeadMs || this.ctx.membership.settled(now);
   }
 
   sweepDue(now: Millis): boolean {
@@ -153,13 +178,27 @@ export class Candidacy {
     const result = this.electFor(now, vip, spec, current, assignment, loads, handoffFrom);
     const acq = this.acquisitions.get(vip);
     if (this.ctx.leases.holdings.has(vip)) {
+      this.unheldSince.delete(vip);
       this.actAsHolder(now, vip, result, assignment, out);
       return result;
     }
     // Track how long the VIP has had no live holder in our view.
     const liveHolder = current.holder !== null && this.ctx.membership.isAlive(current.holder, now);
     if (liveHolder) this.unheldSince.delete(vip);
-    else if (!this.unheldSince.has(vip)) this.unheldSince.set(vip, now);
+    else {
+      const u = this.unheldSince.get(vip);
+      if (!u || rec.confirmedEpoch > u.confirmed)
+        this.unheldSince.set(vip, { since: now, confirmed: rec.confirmedEpoch });
+    }
+    if (acq) {
+      // A live peer claims it in its holdings (we learned it after we stood): it keeps it or
+      // releases it to us (a planned move); asking the voters meanwhile only earns refusals.
+      const claim = this.claimant(now, vip);
+      if (claim !== null && claim !== this.ctx.self) {
+        this.acquisitions.abandon(now, vip, `${claim} holds it and is alive`, out);
+        return result;
+      }
+    }
     if (result.holder !== this.ctx.self) {
       const fallback = liveHolder ? undefined : this.fallback(now, vip, spec, loads);
       if (!fallback) {
@@ -273,8 +312,12 @@ export class Candidacy {
     } else if (
       result.holder &&
       result.holder !== this.ctx.self &&
-      this.ctx.membership.isAlive(result.holder, now)
+      this.ctx.membership.isAlive(result.holder, now) &&
+      this.ctx.membership.peer(result.holder)?.settling === false
     ) {
+      // A planned move only to a member ready to take it (not settling): one that has just
+      // restarted would decline it, and the VIP would have no holder (docs/adr/0014). Its
+      // heartbeat saying it is ready changes its state and runs the election again at once.
       this.releases.giveUp(now, vip, 'planned', result.reason, result.holder, out);
     }
   }
@@ -292,7 +335,7 @@ export class Candidacy {
   ): void {
     const { ctx } = this;
     const { membership, quorum, timing } = ctx;
-    if (!membership.settled(now) && now < ctx.startedAt + timing.initDeadMs) {
+    if (!this.settled(now)) {
       this.wakeHint = Math.min(this.wakeHint, ctx.startedAt + timing.initDeadMs);
       return;
     }
@@ -346,7 +389,7 @@ export class Candidacy {
    * had no live holder for deadMs plus `k` intervals, the member ranked k-th steps in.
    */
   private fallback(now: Millis, vip: VipId, spec: VipSpec, loads: Map<MemberId, number>): string | undefined {
-    const since = this.unheldSince.get(vip);
+    const since = this.unheldSince.get(vip)?.since;
     if (since === undefined) return undefined;
     const { deadMs, intervalMs } = this.ctx.timing;
     if (now - since < deadMs) {

@@ -71,6 +71,8 @@ export class Member {
   private stopped = false;
   /** A peer's standby or health changed while handling a message: sweep before returning. */
   private electDue = false;
+  /** Ready for the rest of this life: the settling flag no longer needs computing. */
+  private readyForGood = false;
 
   constructor(components: MemberComponents, init: MemberInit) {
     this.ctx = new MemberContext(components, init);
@@ -81,6 +83,11 @@ export class Member {
     this.acquisitions = new Acquisitions(this.ctx, this.sender);
     this.releases = new Releases(this.ctx, this.sender, this.acquisitions);
     this.candidacy = new Candidacy(this.ctx, this.acquisitions, this.releases);
+    if (this.ctx.isWitness) {
+      // A witness never holds: it is never anyone's successor.
+      this.sender.setSettling(false);
+      this.readyForGood = true;
+    }
   }
 
   /** Starts this life at `now`: first heartbeat goes out at once. */
@@ -143,6 +150,11 @@ export class Member {
       case 'release':
         ctx.voter.onRelease(now, msg.from, msg.vip, msg.epoch);
         ctx.membership.forgetClaim(msg.from, msg.vip, msg.epoch);
+        if (msg.successor === ctx.self && (this.acquisitions.get(msg.vip)?.epoch ?? Infinity) <= msg.epoch) {
+          // Handed over while we were asking for an epoch it supersedes (views crossed): the
+          // releaser granted us the next one; ask for that one instead.
+          this.acquisitions.abandon(now, msg.vip, `${msg.from} hands it over at epoch ${msg.epoch + 1}`, out);
+        }
         this.candidacy.electOne(now, msg.vip, out, msg.successor === ctx.self ? msg.from : undefined);
         if (msg.successor === ctx.self) this.releases.declineHandoff(now, msg.vip, msg.epoch + 1, out);
         break;
@@ -237,6 +249,11 @@ export class Member {
       t = Math.min(t, exp > h.emitted ? renewAt : exp);
     }
     t = Math.min(t, this.acquisitions.wakeAt());
+    if (!this.readyForGood) {
+      // Readiness changes by time alone at the end of the quiet period and at initDeadMs.
+      for (const at of [ctx.voter.quietUntil(), ctx.startedAt + ctx.timing.initDeadMs])
+        if (at > ctx.lastNow) t = Math.min(t, at);
+    }
     return Math.max(t, ctx.lastNow);
   }
 
@@ -315,7 +332,20 @@ export class Member {
     this.acquisitions.flushRequests(now, out);
     this.releases.flushHandoffs(now, out);
     this.renew(now, out);
+    this.advertiseReadiness(now);
     this.sender.flush(now, out);
+  }
+
+  /**
+   * Our heartbeats say `settling` until we could take a VIP handed to us (Candidacy.ready):
+   * holders hand VIPs over only to members that are not settling (docs/adr/0014). Once ready
+   * past initDeadMs we stay ready for this life, and the check costs nothing any more.
+   */
+  private advertiseReadiness(now: Millis): void {
+    if (this.readyForGood) return;
+    const ready = this.candidacy.ready(now);
+    this.sender.setSettling(!ready);
+    if (ready && now >= this.ctx.startedAt + this.ctx.timing.initDeadMs) this.readyForGood = true;
   }
 
   /** Hands the agent a later fence deadline for holdings whose lease grew enough or nears it. */
@@ -340,12 +370,15 @@ export class Member {
     const peer = ctx.membership.peer(hb.from);
     if (!peer) return;
     this.sender.promptEcho(now, hb);
+    const settling = hb.settling ?? false;
     const changed =
       peer.standby !== hb.standby ||
+      peer.settling !== settling ||
       peer.unhealthy.size !== hb.unhealthy.length ||
       hb.unhealthy.some((v) => !peer.unhealthy.has(v));
     peer.standby = hb.standby;
     peer.witness = hb.witness;
+    peer.settling = settling;
     if (changed) {
       peer.unhealthy = new Set(hb.unhealthy);
       this.electDue = true;

@@ -45,6 +45,8 @@ export interface PeerState {
   liveness: Liveness;
   standby: boolean;
   witness: boolean;
+  /** Its last heartbeat said it cannot take VIPs yet (Heartbeat.settling); true until heard. */
+  settling: boolean;
   unhealthy: Set<VipId>;
   /** Newest complete holdings set of this life, if any. */
   holdings: KnownHoldings | undefined;
@@ -80,6 +82,7 @@ export class Membership {
         liveness: 'unknown',
         standby: false,
         witness: false,
+        settling: true,
         unhealthy: new Set(),
         holdings: undefined,
         pending: undefined,
@@ -115,6 +118,7 @@ export class Membership {
       p.pending = undefined;
       p.unhealthy = new Set();
       p.standby = false;
+      p.settling = true;
       result = 'new-life';
     }
     if (seq > p.maxSeq) p.maxSeq = seq;
