@@ -34,6 +34,11 @@ export class Candidacy {
    * whenever a live holder is seen, including ourselves.
    */
   private readonly unheldSince = new Map<VipId, { since: Millis; confirmed: Epoch }>();
+  /**
+   * Planned moves we heard of that name another member as successor: we do not stand for the
+   * VIP until `until` (deadMs after the Release), unless the successor releases it first.
+   */
+  private readonly handedTo = new Map<VipId, { to: MemberId; until: Millis }>();
   /** Earliest time a decision asked to be looked at again (fallback, promise, quiet period). */
   private wakeHint: Millis = Infinity;
   /** Load bound of the election sweep in progress ({@link loadCap}). */
@@ -113,6 +118,19 @@ export class Candidacy {
     return Math.min(this.wakeHint, this.sweepAt);
   }
 
+  /**
+   * `from` released `vip` (for `successor`, a planned move). A member that has not heard the
+   * successor yet (the views differ, e.g. just after a partition heals) would otherwise elect
+   * someone else and stand at once: two moves instead of one. The successor holds the
+   * releaser's grant for the next epoch; it binds within a round trip, or declines (a Release
+   * of its own), or deadMs pass.
+   */
+  onRelease(now: Millis, from: MemberId, vip: VipId, successor: MemberId | null): void {
+    if (this.handedTo.get(vip)?.to === from) this.handedTo.delete(vip);
+    if (successor !== null && successor !== this.ctx.self)
+      this.handedTo.set(vip, { to: successor, until: now + this.ctx.timing.deadMs });
+  }
+
   onAssignment(now: Millis, msg: Assignment, out: Output[]): void {
     const prev = this.assigned.get(msg.vip);
     if (prev && prev.epoch >= msg.epoch) return;
@@ -184,8 +202,10 @@ export class Candidacy {
     }
     // Track how long the VIP has had no live holder in our view.
     const liveHolder = current.holder !== null && this.ctx.membership.isAlive(current.holder, now);
-    if (liveHolder) this.unheldSince.delete(vip);
-    else {
+    if (liveHolder) {
+      this.unheldSince.delete(vip);
+      this.handedTo.delete(vip);
+    } else {
       const u = this.unheldSince.get(vip);
       if (!u || rec.confirmedEpoch > u.confirmed)
         this.unheldSince.set(vip, { since: now, confirmed: rec.confirmedEpoch });
@@ -343,6 +363,12 @@ export class Candidacy {
     if (curHolder && curHolder !== ctx.self && membership.isAlive(curHolder, now)) {
       return; // the holder is alive: it releases first (planned move), or keeps it
     }
+    const handed = this.handedTo.get(vip);
+    if (handed && now < handed.until) {
+      this.wakeHint = Math.min(this.wakeHint, handed.until);
+      return; // handed over to another member (onRelease): let it bind first
+    }
+    if (handed) this.handedTo.delete(vip);
     // Fewer voters alive than a quorum: no candidacy can win; asking would only flood the
     // network (a member cut off from the others, or the minority side of a partition).
     if (quorum.mode !== 'ignore' && this.votersAlive < quorum.size) return;

@@ -155,6 +155,7 @@ export class Member {
           // releaser granted us the next one; ask for that one instead.
           this.acquisitions.abandon(now, msg.vip, `${msg.from} hands it over at epoch ${msg.epoch + 1}`, out);
         }
+        this.candidacy.onRelease(now, msg.from, msg.vip, msg.successor);
         this.candidacy.electOne(now, msg.vip, out, msg.successor === ctx.self ? msg.from : undefined);
         if (msg.successor === ctx.self) this.releases.declineHandoff(now, msg.vip, msg.epoch + 1, out);
         break;

@@ -76,6 +76,10 @@ export interface RunResult {
   backstopOverlaps: number[];
   /** Time from healAt until every usable VIP had a holder (ms), or null if never. */
   convergeMs: number | null;
+  /** Every bind, in order (real time). */
+  binds: Array<{ at: number; node: MemberId; vip: VipId; epoch: Epoch }>;
+  /** Planned moves after the heal that the PLANNED check followed to their end. */
+  plannedMoves: number;
   events: number;
   trace: string[];
 }
@@ -176,6 +180,8 @@ export class World {
       handovers: [],
       backstopOverlaps: [],
       convergeMs: null,
+      binds: [],
+      plannedMoves: 0,
       events: 0,
       trace: [],
     };
@@ -509,9 +515,11 @@ export class World {
       this.result.handovers.push(this.now - stopped.t);
       this.stoppedAt.delete(vip);
     }
+    this.result.binds.push({ at: this.now, node: node.id, vip, epoch });
     const move = this.planned.get(vip);
     if (move) {
       this.planned.delete(vip);
+      this.result.plannedMoves++;
       if (move.to !== node.id)
         this.violate(
           'PLANNED',
