@@ -40,6 +40,8 @@ export interface LabClusterOptions {
   extraVips?: number;
   /** Add a health-checked Resource to the web VIP (tcp check on the HTTP service). */
   healthCheck?: boolean;
+  /** The HACluster's autoFailback (default false): VIPs go back to their preferred node. */
+  autoFailback?: boolean;
   /** Start the lab's HTTP service on every node (default true). */
   http?: boolean;
   /**
@@ -123,7 +125,7 @@ export function labObjects(lab: Lab, opts: LabClusterOptions): unknown[] {
         transport: { port: 694, mode: 'unicast' },
         authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
         quorum: opts.quorum ?? (opts.nodes % 2 === 0 ? 'witness' : 'majority'),
-        autoFailback: false,
+        autoFailback: opts.autoFailback ?? false,
       },
     },
   ];
