@@ -168,6 +168,17 @@ export class Candidacy {
     this.sweepAt = Math.min(this.sweepAt, this.wakeHint);
   }
 
+  /** Only the VIPs we hold (a peer became ready to take VIPs: a handover may be due). */
+  electHeld(now: Millis, out: Output[]): void {
+    const { ctx } = this;
+    if (ctx.isWitness || ctx.leases.holdings.size === 0) return;
+    const loads = this.sweepLoads ?? this.loads();
+    this.loadBound = this.cap(now);
+    for (const vip of [...ctx.leases.holdings.keys()])
+      if (ctx.vips.has(vip)) this.decide(now, vip, loads, out);
+    this.sweepAt = Math.min(this.sweepAt, this.wakeHint);
+  }
+
   /** `handoffFrom`: the VIP was just released for us by that member (a planned move). */
   electOne(now: Millis, vip: VipId, out: Output[], handoffFrom?: MemberId): void {
     if (this.ctx.isWitness || !this.ctx.vips.has(vip)) return;

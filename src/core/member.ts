@@ -71,6 +71,8 @@ export class Member {
   private stopped = false;
   /** A peer's standby or health changed while handling a message: sweep before returning. */
   private electDue = false;
+  /** A peer became ready to take VIPs (ADR 0014): decide our holdings again before returning. */
+  private heldDue = false;
   /** Ready for the rest of this life: the settling flag no longer needs computing. */
   private readyForGood = false;
 
@@ -137,6 +139,7 @@ export class Member {
     }
     if (!this.observe(now, msg)) return out;
     this.electDue = false;
+    this.heldDue = false;
     switch (msg.kind) {
       case 'heartbeat':
         this.onHeartbeat(now, msg, out);
@@ -164,7 +167,10 @@ export class Member {
       // A peer's standby or health changed: planned moves should not wait for our next tick.
       this.electDue = false;
       this.candidacy.electAll(now, out);
+    } else if (this.heldDue) {
+      this.candidacy.electHeld(now, out);
     }
+    this.heldDue = false;
     this.finish(now, out);
     return out;
   }
@@ -372,9 +378,11 @@ export class Member {
     if (!peer) return;
     this.sender.promptEcho(now, hb);
     const settling = hb.settling ?? false;
+    // Ready now: a handover of ours to it may be due. Only our holdings can be affected (a
+    // full sweep per peer that became ready tripled the core's CPU at a 63-member cold start).
+    if (peer.settling && !settling) this.heldDue = true;
     const changed =
       peer.standby !== hb.standby ||
-      peer.settling !== settling ||
       peer.unhealthy.size !== hb.unhealthy.length ||
       hb.unhealthy.some((v) => !peer.unhealthy.has(v));
     peer.standby = hb.standby;
