@@ -348,7 +348,7 @@ export class Candidacy {
     ) {
       // A planned move only to a member ready to take it (not settling): one that has just
       // restarted would decline it, and the VIP would have no holder (docs/adr/0014). Its
-      // heartbeat saying it is ready changes its state and runs the election again at once.
+      // heartbeat saying it is ready makes us decide our holdings again at once (Member.heldDue).
       this.releases.giveUp(now, vip, 'planned', result.reason, result.holder, out);
     }
   }
