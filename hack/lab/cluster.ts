@@ -39,6 +39,8 @@ export interface LabClusterOptions {
   extraVips?: number;
   /** Add a health-checked Resource to the web VIP (tcp check on the HTTP service). */
   healthCheck?: boolean;
+  /** The HACluster's autoFailback (default false): VIPs go back to their preferred node. */
+  autoFailback?: boolean;
   /** Start the lab's HTTP service on every node (default true). */
   http?: boolean;
   /**
@@ -145,7 +147,7 @@ export function labObjects(
         transport: opts.links ? { port: 694, links: opts.links } : { port: 694, mode: 'unicast' },
         authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
         quorum: opts.quorum ?? (opts.nodes % 2 === 0 ? 'witness' : 'majority'),
-        autoFailback: false,
+        autoFailback: opts.autoFailback ?? false,
       },
     },
   ];

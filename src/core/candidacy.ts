@@ -27,8 +27,18 @@ export class Candidacy {
   private sortedVips: VipId[] | undefined;
   /** The controller's assignments (newest epoch per VIP). */
   private readonly assigned = new Map<VipId, AssignedTo>();
-  /** Since when each VIP has had no live holder in our view. */
-  private readonly unheldSince = new Map<VipId, Millis>();
+  /**
+   * Since when each VIP has had no live holder in our view, and the newest epoch known bound
+   * (confirmed) then. A record is void once a newer epoch is known bound (a bind, ours or
+   * another's, came and maybe went since): the next unheld period starts afresh. Deleted
+   * whenever a live holder is seen, including ourselves.
+   */
+  private readonly unheldSince = new Map<VipId, { since: Millis; confirmed: Epoch }>();
+  /**
+   * Planned moves we heard of that name another member as successor: we do not stand for the
+   * VIP until `until` (deadMs after the Release), unless the successor releases it first.
+   */
+  private readonly handedTo = new Map<VipId, { to: MemberId; until: Millis }>();
   /** Earliest time a decision asked to be looked at again (fallback, promise, quiet period). */
   private wakeHint: Millis = Infinity;
   /** Load bound of the election sweep in progress ({@link loadCap}). */
@@ -80,12 +90,45 @@ export class Candidacy {
     this.sweepAt = -Infinity;
   }
 
+  /**
+   * Ready to take a VIP now, as far as this life is concerned (advertised in our heartbeats
+   * as not `settling`): settled (see {@link settled}), and past our quiet period when our own
+   * ack counts toward the quorum (before it, our voter refuses every takeover, ours included).
+   */
+  ready(now: Millis): boolean {
+    const { ctx } = this;
+    if (!this.settled(now)) return false;
+    const selfAcks = ctx.quorum.mode !== 'ignore' && ctx.voterSet.has(ctx.self);
+    return !selfAcks || now >= ctx.voter.quietUntil();
+  }
+
+  /**
+   * Every peer heard with its complete holdings (we know who holds what), or declared dead;
+   * or initDeadMs has passed since we started. Before that we do not stand for any VIP.
+   */
+  private settled(now: Millis): boolean {
+    return now >= this.ctx.startedAt + this.ctx.timing.initDeadMs || this.ctx.membership.settled(now);
+  }
+
   sweepDue(now: Millis): boolean {
     return now >= this.sweepAt;
   }
 
   wakeAt(): Millis {
     return Math.min(this.wakeHint, this.sweepAt);
+  }
+
+  /**
+   * `from` released `vip` (for `successor`, a planned move). A member that has not heard the
+   * successor yet (the views differ, e.g. just after a partition heals) would otherwise elect
+   * someone else and stand at once: two moves instead of one. The successor holds the
+   * releaser's grant for the next epoch; it binds within a round trip, or declines (a Release
+   * of its own), or deadMs pass.
+   */
+  onRelease(now: Millis, from: MemberId, vip: VipId, successor: MemberId | null): void {
+    if (this.handedTo.get(vip)?.to === from) this.handedTo.delete(vip);
+    if (successor !== null && successor !== this.ctx.self)
+      this.handedTo.set(vip, { to: successor, until: now + this.ctx.timing.deadMs });
   }
 
   onAssignment(now: Millis, msg: Assignment, out: Output[]): void {
@@ -125,6 +168,17 @@ export class Candidacy {
     this.sweepAt = Math.min(this.sweepAt, this.wakeHint);
   }
 
+  /** Only the VIPs we hold (a peer became ready to take VIPs: a handover may be due). */
+  electHeld(now: Millis, out: Output[]): void {
+    const { ctx } = this;
+    if (ctx.isWitness || ctx.leases.holdings.size === 0) return;
+    const loads = this.sweepLoads ?? this.loads();
+    this.loadBound = this.cap(now);
+    for (const vip of [...ctx.leases.holdings.keys()])
+      if (ctx.vips.has(vip)) this.decide(now, vip, loads, out);
+    this.sweepAt = Math.min(this.sweepAt, this.wakeHint);
+  }
+
   /** `handoffFrom`: the VIP was just released for us by that member (a planned move). */
   electOne(now: Millis, vip: VipId, out: Output[], handoffFrom?: MemberId): void {
     if (this.ctx.isWitness || !this.ctx.vips.has(vip)) return;
@@ -153,13 +207,29 @@ export class Candidacy {
     const result = this.electFor(now, vip, spec, current, assignment, loads, handoffFrom);
     const acq = this.acquisitions.get(vip);
     if (this.ctx.leases.holdings.has(vip)) {
+      this.unheldSince.delete(vip);
       this.actAsHolder(now, vip, result, assignment, out);
       return result;
     }
     // Track how long the VIP has had no live holder in our view.
     const liveHolder = current.holder !== null && this.ctx.membership.isAlive(current.holder, now);
-    if (liveHolder) this.unheldSince.delete(vip);
-    else if (!this.unheldSince.has(vip)) this.unheldSince.set(vip, now);
+    if (liveHolder) {
+      this.unheldSince.delete(vip);
+      this.handedTo.delete(vip);
+    } else {
+      const u = this.unheldSince.get(vip);
+      if (!u || rec.confirmedEpoch > u.confirmed)
+        this.unheldSince.set(vip, { since: now, confirmed: rec.confirmedEpoch });
+    }
+    if (acq) {
+      // A live peer claims it in its holdings (we learned it after we stood): it keeps it or
+      // releases it to us (a planned move); asking the voters meanwhile only earns refusals.
+      const claim = this.claimant(now, vip);
+      if (claim !== null && claim !== this.ctx.self) {
+        this.acquisitions.abandon(now, vip, `${claim} holds it and is alive`, out);
+        return result;
+      }
+    }
     if (result.holder !== this.ctx.self) {
       const fallback = liveHolder ? undefined : this.fallback(now, vip, spec, loads);
       if (!fallback) {
@@ -273,8 +343,12 @@ export class Candidacy {
     } else if (
       result.holder &&
       result.holder !== this.ctx.self &&
-      this.ctx.membership.isAlive(result.holder, now)
+      this.ctx.membership.isAlive(result.holder, now) &&
+      this.ctx.membership.peer(result.holder)?.settling === false
     ) {
+      // A planned move only to a member ready to take it (not settling): one that has just
+      // restarted would decline it, and the VIP would have no holder (docs/adr/0014). Its
+      // heartbeat saying it is ready makes us decide our holdings again at once (Member.heldDue).
       this.releases.giveUp(now, vip, 'planned', result.reason, result.holder, out);
     }
   }
@@ -292,7 +366,7 @@ export class Candidacy {
   ): void {
     const { ctx } = this;
     const { membership, quorum, timing } = ctx;
-    if (!membership.settled(now) && now < ctx.startedAt + timing.initDeadMs) {
+    if (!this.settled(now)) {
       this.wakeHint = Math.min(this.wakeHint, ctx.startedAt + timing.initDeadMs);
       return;
     }
@@ -300,6 +374,12 @@ export class Candidacy {
     if (curHolder && curHolder !== ctx.self && membership.isAlive(curHolder, now)) {
       return; // the holder is alive: it releases first (planned move), or keeps it
     }
+    const handed = this.handedTo.get(vip);
+    if (handed && now < handed.until) {
+      this.wakeHint = Math.min(this.wakeHint, handed.until);
+      return; // handed over to another member (onRelease): let it bind first
+    }
+    if (handed) this.handedTo.delete(vip);
     // Fewer voters alive than a quorum: no candidacy can win; asking would only flood the
     // network (a member cut off from the others, or the minority side of a partition).
     if (quorum.mode !== 'ignore' && this.votersAlive < quorum.size) return;
@@ -346,7 +426,7 @@ export class Candidacy {
    * had no live holder for deadMs plus `k` intervals, the member ranked k-th steps in.
    */
   private fallback(now: Millis, vip: VipId, spec: VipSpec, loads: Map<MemberId, number>): string | undefined {
-    const since = this.unheldSince.get(vip);
+    const since = this.unheldSince.get(vip)?.since;
     if (since === undefined) return undefined;
     const { deadMs, intervalMs } = this.ctx.timing;
     if (now - since < deadMs) {

@@ -44,6 +44,8 @@ export class HeartbeatSender {
   /** Last prompt echo per holder, and the holders to answer at the end of this step. */
   private promptEchoAt = new Map<MemberId, Millis>();
   private promptTo = new Set<MemberId>();
+  /** Advertised in every heartbeat: we cannot take VIPs yet (Member.advertiseReadiness). */
+  private settling = true;
 
   constructor(private readonly ctx: MemberContext) {}
 
@@ -59,6 +61,13 @@ export class HeartbeatSender {
       this.nextHeartbeatAt = Math.max(this.nextHeartbeatAt + this.ctx.timing.intervalMs, now + 1);
       if (this.nextHeartbeatAt <= now) this.nextHeartbeatAt = now + this.ctx.timing.intervalMs;
     }
+  }
+
+  /** Sets the settling flag of our heartbeats; a change goes out in a round at the end of this step. */
+  setSettling(settling: boolean): void {
+    if (settling === this.settling) return;
+    this.settling = settling;
+    this.heartbeatDue = true;
   }
 
   /** A full round at the end of this step (our standby, health or holdings changed). */
@@ -245,6 +254,7 @@ export class HeartbeatSender {
         ...header,
         standby: this.ctx.standby,
         witness: this.ctx.isWitness,
+        ...(this.settling ? { settling: true } : {}),
         unhealthy,
         holdings,
         releases,

@@ -72,6 +72,10 @@ export class Member {
   private stopped = false;
   /** A peer's standby or health changed while handling a message: sweep before returning. */
   private electDue = false;
+  /** A peer became ready to take VIPs (ADR 0014): decide our holdings again before returning. */
+  private heldDue = false;
+  /** Ready for the rest of this life: the settling flag no longer needs computing. */
+  private readyForGood = false;
 
   constructor(components: MemberComponents, init: MemberInit) {
     this.ctx = new MemberContext(components, init);
@@ -82,6 +86,11 @@ export class Member {
     this.acquisitions = new Acquisitions(this.ctx, this.sender);
     this.releases = new Releases(this.ctx, this.sender, this.acquisitions);
     this.candidacy = new Candidacy(this.ctx, this.acquisitions, this.releases);
+    if (this.ctx.isWitness) {
+      // A witness never holds: it is never anyone's successor.
+      this.sender.setSettling(false);
+      this.readyForGood = true;
+    }
   }
 
   /** Starts this life at `now`: first heartbeat goes out at once. */
@@ -140,6 +149,7 @@ export class Member {
     }
     if (!this.observe(now, msg)) return out;
     this.electDue = false;
+    this.heldDue = false;
     switch (msg.kind) {
       case 'heartbeat':
         this.onHeartbeat(now, msg, out);
@@ -153,6 +163,12 @@ export class Member {
       case 'release':
         ctx.voter.onRelease(now, msg.from, msg.vip, msg.epoch);
         ctx.membership.forgetClaim(msg.from, msg.vip, msg.epoch);
+        if (msg.successor === ctx.self && (this.acquisitions.get(msg.vip)?.epoch ?? Infinity) <= msg.epoch) {
+          // Handed over while we were asking for an epoch it supersedes (views crossed): the
+          // releaser granted us the next one; ask for that one instead.
+          this.acquisitions.abandon(now, msg.vip, `${msg.from} hands it over at epoch ${msg.epoch + 1}`, out);
+        }
+        this.candidacy.onRelease(now, msg.from, msg.vip, msg.successor);
         this.candidacy.electOne(now, msg.vip, out, msg.successor === ctx.self ? msg.from : undefined);
         if (msg.successor === ctx.self) this.releases.declineHandoff(now, msg.vip, msg.epoch + 1, out);
         break;
@@ -161,7 +177,10 @@ export class Member {
       // A peer's standby or health changed: planned moves should not wait for our next tick.
       this.electDue = false;
       this.candidacy.electAll(now, out);
+    } else if (this.heldDue) {
+      this.candidacy.electHeld(now, out);
     }
+    this.heldDue = false;
     this.finish(now, out);
     return out;
   }
@@ -247,6 +266,11 @@ export class Member {
       t = Math.min(t, exp > h.emitted ? renewAt : exp);
     }
     t = Math.min(t, this.acquisitions.wakeAt());
+    if (!this.readyForGood) {
+      // Readiness changes by time alone at the end of the quiet period and at initDeadMs.
+      for (const at of [ctx.voter.quietUntil(), ctx.startedAt + ctx.timing.initDeadMs])
+        if (at > ctx.lastNow) t = Math.min(t, at);
+    }
     return Math.max(t, ctx.lastNow);
   }
 
@@ -346,7 +370,20 @@ export class Member {
     this.acquisitions.flushRequests(now, out);
     this.releases.flushHandoffs(now, out);
     this.renew(now, out);
+    this.advertiseReadiness(now);
     this.sender.flush(now, out);
+  }
+
+  /**
+   * Our heartbeats say `settling` until we could take a VIP handed to us (Candidacy.ready):
+   * holders hand VIPs over only to members that are not settling (docs/adr/0014). Once ready
+   * past initDeadMs we stay ready for this life, and the check costs nothing any more.
+   */
+  private advertiseReadiness(now: Millis): void {
+    if (this.readyForGood) return;
+    const ready = this.candidacy.ready(now);
+    this.sender.setSettling(!ready);
+    if (ready && now >= this.ctx.startedAt + this.ctx.timing.initDeadMs) this.readyForGood = true;
   }
 
   /** Hands the agent a later fence deadline for holdings whose lease grew enough or nears it. */
@@ -371,12 +408,17 @@ export class Member {
     const peer = ctx.membership.peer(hb.from);
     if (!peer) return;
     this.sender.promptEcho(now, hb);
+    const settling = hb.settling ?? false;
+    // Ready now: a handover of ours to it may be due. Only our holdings can be affected (a
+    // full sweep per peer that became ready tripled the core's CPU at a 63-member cold start).
+    if (peer.settling && !settling) this.heldDue = true;
     const changed =
       peer.standby !== hb.standby ||
       peer.unhealthy.size !== hb.unhealthy.length ||
       hb.unhealthy.some((v) => !peer.unhealthy.has(v));
     peer.standby = hb.standby;
     peer.witness = hb.witness;
+    peer.settling = settling;
     if (changed) {
       peer.unhealthy = new Set(hb.unhealthy);
       this.electDue = true;

@@ -51,6 +51,8 @@ export interface PeerState {
   liveness: Liveness;
   standby: boolean;
   witness: boolean;
+  /** Its last heartbeat said it cannot take VIPs yet (Heartbeat.settling); true until heard. */
+  settling: boolean;
   unhealthy: Set<VipId>;
   /** Newest complete holdings set of this life, if any. */
   holdings: KnownHoldings | undefined;
@@ -103,6 +105,7 @@ export class Membership {
         liveness: 'unknown',
         standby: false,
         witness: false,
+        settling: true,
         unhealthy: new Set(),
         holdings: undefined,
         pending: undefined,
@@ -160,6 +163,7 @@ export class Membership {
       p.pending = undefined;
       p.unhealthy = new Set();
       p.standby = false;
+      p.settling = true;
       result = 'new-life';
     }
     if (seq > p.maxSeq) p.maxSeq = seq;

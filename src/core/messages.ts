@@ -124,6 +124,13 @@ export interface Heartbeat extends Header {
   standby: boolean;
   /** The sender is a witness: it votes, never holds. */
   witness: boolean;
+  /**
+   * The sender restarted recently and cannot take a VIP yet: its quiet period as a voter
+   * runs, or it has not yet heard every peer's complete holdings (nor declared it dead).
+   * A holder hands a VIP over (a planned move, e.g. auto failback) only to a member that is
+   * not settling (docs/adr/0014). Absent means false.
+   */
+  settling?: boolean;
   /** VIPs whose Resources are failing on the sender (it must not be elected for them). */
   unhealthy: VipId[];
   holdings: HoldingsPage;

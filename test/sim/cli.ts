@@ -8,6 +8,7 @@ import { fork } from 'node:child_process';
 import { Command } from 'commander';
 import type { ProfileName } from '../../src/core/timing.js';
 import { describeFailure, percentile, runMany, runOne } from './run.js';
+import { failbackScenario, type FailbackShape } from './schedule.js';
 import type { Scenario } from './world.js';
 
 const cmd = new Command()
@@ -31,6 +32,10 @@ const cmd = new Command()
     'replaying adversary (plays recorded datagrams back to restarted members): random (40 % of schedules), always or never',
     'random',
   )
+  .option(
+    '--failback <shape>',
+    'one fault only, autoFailback on: the member every VIP prefers crashes and restarts at the heal (crash) or is cut off until the heal (partition)',
+  )
   .option('--workers <w>', 'child processes to split the schedules across', '1')
   .option('--worker-child', 'internal: run as a worker and report to the parent')
   .option('--trace', 'print every event of each schedule')
@@ -45,6 +50,7 @@ const o = cmd.opts<{
   singleCrash?: boolean;
   gracefulStop?: boolean;
   replayer: string;
+  failback?: string;
   workers: string;
   duplicates: string;
   workerChild?: boolean;
@@ -75,19 +81,6 @@ const opts = {
   ...(o.replayer === 'random' ? {} : { replayer: o.replayer === 'always' }),
 };
 
-if (o.trace) {
-  for (let s = seed; s < seed + k; s++) {
-    console.log(`=== seed ${s}`);
-    const { result } = runOne(s, opts, { trace: true, traceSink: (l) => console.log(l) });
-    console.log(
-      result.violations.length
-        ? result.violations.map((v) => `${v.invariant}: ${v.message}`).join('\n')
-        : 'ok',
-    );
-  }
-  process.exit(0);
-}
-
 /** What a worker reports: the summary's numbers and its failures, already described. */
 interface Part {
   schedules: number;
@@ -97,24 +90,49 @@ interface Part {
   backstopOverlaps: number[];
   converge: number[];
   faultKinds: Record<string, number>;
+  plannedMoves: number;
   failures: Array<{ seed: number; hard: boolean; text: string }>;
   /** CPU time of the runs (user + system), ms. */
   cpuMs: number;
 }
 
-const mutate = o.singleCrash
-  ? (sc: Scenario) => {
-      const node = sc.members[sc.seed % sc.members.length] as string;
-      sc.faults = [
-        { at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null },
-      ];
-    }
-  : o.gracefulStop
+if (o.failback !== undefined && o.failback !== 'crash' && o.failback !== 'partition') {
+  console.error(`--failback: unknown shape "${o.failback}"; use crash or partition`);
+  process.exit(2);
+}
+const failback = o.failback ? failbackScenario(o.failback as FailbackShape) : undefined;
+const mutate = failback
+  ? (sc: Scenario) => void failback(sc)
+  : o.singleCrash
     ? (sc: Scenario) => {
         const node = sc.members[sc.seed % sc.members.length] as string;
-        sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'stop', node, restartAt: null }];
+        sc.faults = [
+          { at: sc.healAt - 3 * sc.timing.deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null },
+        ];
       }
-    : undefined;
+    : o.gracefulStop
+      ? (sc: Scenario) => {
+          const node = sc.members[sc.seed % sc.members.length] as string;
+          sc.faults = [{ at: sc.healAt - 3 * sc.timing.deadMs, kind: 'stop', node, restartAt: null }];
+        }
+      : undefined;
+
+if (o.trace) {
+  for (let s = seed; s < seed + k; s++) {
+    console.log(`=== seed ${s}`);
+    const { result } = runOne(s, opts, {
+      trace: true,
+      traceSink: (l) => console.log(l),
+      ...(mutate ? { mutate } : {}),
+    });
+    console.log(
+      result.violations.length
+        ? result.violations.map((v) => `${v.invariant}: ${v.message}`).join('\n')
+        : 'ok',
+    );
+  }
+  process.exit(0);
+}
 
 function runPart(first: number, count: number): Part {
   const c0 = process.cpuUsage();
@@ -129,6 +147,7 @@ function runPart(first: number, count: number): Part {
     backstopOverlaps: s.backstopOverlaps,
     converge: s.converge,
     faultKinds: s.faultKinds,
+    plannedMoves: s.plannedMoves,
     failures: s.failures.map((f) => ({
       seed: f.seed,
       hard: f.result.violations.some((v) => v.invariant !== 'BACKSTOP'),
@@ -209,6 +228,9 @@ if (o.workerChild) {
   console.log(`graceful-stop handover (stop -> other bound):         ${fmt(all('handovers'))}`);
   console.log(`convergence after heal (all usable VIPs held):       ${fmt(all('converge'))}`);
   console.log(`kernel-backstop overlaps (agent+fence killed):       ${fmt(all('backstopOverlaps'))}`);
+  console.log(
+    `planned moves after the heal, each checked one move:  n=${parts.reduce((a, p) => a + p.plannedMoves, 0)}`,
+  );
   if (failures.length) {
     failures.sort((a, b) => a.seed - b.seed);
     const hard = failures.filter((f) => f.hard);

@@ -12,6 +12,8 @@ export interface Summary {
   backstopOverlaps: number[];
   converge: number[];
   faultKinds: Record<string, number>;
+  /** Planned moves after the heal followed by the PLANNED check. */
+  plannedMoves: number;
 }
 
 export function runOne(
@@ -40,11 +42,13 @@ export function runMany(
     backstopOverlaps: [],
     converge: [],
     faultKinds: {},
+    plannedMoves: 0,
   };
   for (let seed = firstSeed; seed < firstSeed + count; seed++) {
     const { scenario, result } = runOne(seed, o, mutate ? { mutate } : {});
     s.schedules++;
     s.events += result.events;
+    s.plannedMoves += result.plannedMoves;
     for (const f of scenario.faults) s.faultKinds[f.kind] = (s.faultKinds[f.kind] ?? 0) + 1;
     if (scenario.replayer) s.faultKinds['replayer'] = (s.faultKinds['replayer'] ?? 0) + 1;
     s.failovers.push(...result.failovers);

@@ -217,3 +217,34 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     replayer,
   };
 }
+
+/** How the preferred member leaves in a failback schedule. */
+export type FailbackShape = 'crash' | 'partition';
+
+/**
+ * Failback schedules: autoFailback on, every VIP prefers one member first (no nodeSelector),
+ * and that member is the only fault: it crashes 3 deadMs before the heal and restarts at the
+ * heal ('crash'), or it is cut off from every other member for 4 deadMs until the heal
+ * ('partition'). Its VIPs fail over, then come back to it after the heal, where the world's
+ * PLANNED and HELD checks apply.
+ */
+export function failbackScenario(shape: FailbackShape): (sc: Scenario) => MemberId {
+  return (sc) => {
+    const node = sc.members[sc.seed % sc.members.length] as MemberId;
+    const { deadMs } = sc.timing;
+    sc.autoFailback = true;
+    sc.vips = sc.vips.map((v) => ({
+      vip: v.vip,
+      preferredNodes: [node, ...v.preferredNodes.filter((m) => m !== node)],
+    }));
+    if (shape === 'crash') {
+      sc.faults = [{ at: sc.healAt - 3 * deadMs, kind: 'crash', node, fenceKilled: false, restartAt: null }];
+    } else {
+      const others = [...sc.members.filter((m) => m !== node), ...(sc.witness ? [CONTROLLER] : [])];
+      sc.faults = [
+        { at: sc.healAt - 4 * deadMs, kind: 'partition', groups: [[node], others], untilMs: sc.healAt },
+      ];
+    }
+    return node;
+  };
+}

@@ -2,6 +2,11 @@
  * The simulated world: members driven by per-node drifting clocks, a lossy network, a
  * kernel that keeps bound addresses until their lifetime or the fence deadline, and the
  * invariant checker (S1, S2, L1). Everything runs on one event queue; no real timers.
+ *
+ * After the heal (a healthy network, no more faults) it also checks that moves are clean:
+ * PLANNED, a planned move (a Release naming a successor: failback, drain end, assignment)
+ * is one move, the successor binding next and within an interval; HELD, no member asks for
+ * a takeover of a VIP that a live member has held long enough for it to know.
  */
 import {
   Member,
@@ -75,7 +80,7 @@ export interface Scenario {
 }
 
 export interface Violation {
-  invariant: 'S1' | 'S2' | 'L1' | 'BACKSTOP' | 'CONTRACT';
+  invariant: 'S1' | 'S2' | 'L1' | 'BACKSTOP' | 'CONTRACT' | 'PLANNED' | 'HELD';
   at: number;
   message: string;
 }
@@ -91,6 +96,10 @@ export interface RunResult {
   backstopOverlaps: number[];
   /** Time from healAt until every usable VIP had a holder (ms), or null if never. */
   convergeMs: number | null;
+  /** Every bind, in order (real time). */
+  binds: Array<{ at: number; node: MemberId; vip: VipId; epoch: Epoch }>;
+  /** Planned moves after the heal that the PLANNED check followed to their end. */
+  plannedMoves: number;
   events: number;
   trace: string[];
 }
@@ -127,6 +136,8 @@ interface Node {
   localDirty: boolean;
   /** The wire codec's replay windows of this life (what the replaying adversary must pass). */
   guard: ReplayGuard<MemberId>;
+  /** Real time the member last started or resumed (its view is fresh from then on). */
+  upSince: number;
 }
 
 type Ev =
@@ -176,6 +187,8 @@ export class World {
   private readonly lostAt = new Map<VipId, number>();
   private readonly stoppedAt = new Map<VipId, { t: number; node: Node }>();
   private readonly lastHeld = new Map<VipId, number>();
+  /** Planned moves after the heal not yet completed: the successor must bind next. */
+  private readonly planned = new Map<VipId, { from: MemberId; to: MemberId; epoch: Epoch; at: number }>();
   private ctlSeq = 0;
   /** The controller's desired assignments, re-sent periodically (level-based). */
   private readonly assignments = new Map<VipId, { holder: MemberId; epoch: Epoch }>();
@@ -199,6 +212,8 @@ export class World {
       handovers: [],
       backstopOverlaps: [],
       convergeMs: null,
+      binds: [],
+      plannedMoves: 0,
       events: 0,
       trace: [],
     };
@@ -223,6 +238,7 @@ export class World {
         unhealthy: new Set(),
         localDirty: false,
         guard: new ReplayGuard<MemberId>(1024),
+        upSince: 0,
       });
     }
   }
@@ -360,6 +376,7 @@ export class World {
     }
     node.seen = new Map();
     node.localDirty = false;
+    node.upSince = this.now;
     // The agent sweeps Heartline addresses of its previous life before it starts.
     for (const b of node.bindings.values()) this.remove(b, 'sweep at start');
     node.bindings.clear();
@@ -393,6 +410,7 @@ export class World {
   private resume(node: Node): void {
     if (node.state !== 'paused') return;
     node.state = 'up';
+    node.upSince = this.now;
     this.trace(`${node.id} resumes (${node.buffer.length} buffered datagrams)`);
     const m = node.member as Member;
     this.apply(node, m.tick(this.local(node)));
@@ -456,6 +474,7 @@ export class World {
     for (const o of out) {
       switch (o.type) {
         case 'send':
+          if (this.healed) this.checkMoves(node, o.message);
           this.send(node, o.to, o.message);
           break;
         case 'bind':
@@ -572,6 +591,17 @@ export class World {
       this.result.handovers.push(this.now - stopped.t);
       this.stoppedAt.delete(vip);
     }
+    this.result.binds.push({ at: this.now, node: node.id, vip, epoch });
+    const move = this.planned.get(vip);
+    if (move) {
+      this.planned.delete(vip);
+      this.result.plannedMoves++;
+      if (move.to !== node.id)
+        this.violate(
+          'PLANNED',
+          `${move.from} released ${vip} e${move.epoch} for ${move.to}, but ${node.id} bound it next (e${epoch})`,
+        );
+    }
     const lost = this.lostAt.get(vip);
     if (lost !== undefined) {
       this.result.failovers.push(this.now - lost);
@@ -659,7 +689,59 @@ export class World {
     });
   }
 
+  /**
+   * After the heal: a Release naming a successor opens a planned move (checked at the next
+   * bind and in checkL1); a takeover request must not name a VIP that another live member
+   * has held for deadMs while the requester was up (it has heard that holder's holdings).
+   */
+  private checkMoves(node: Node, msg: Message): void {
+    if (msg.kind === 'release' && msg.successor !== null && !this.planned.has(msg.vip)) {
+      // Only moves decided on a whole view: for two intervals after the heal (drains end,
+      // paused members resume) and until a member has heard every other, two views can each
+      // move the VIP (one wins, by the epoch rules). A member restarted at the heal settles
+      // (quietMs) after that, so its failback is checked.
+      // VIPs the controller assigns are left out: a member partitioned from the controller acts
+      // on an older assignment until the next reconcile re-sends it, and moves again then.
+      const to = this.nodes.get(msg.successor);
+      const settled = this.now >= this.sc.healAt + 2 * this.sc.timing.intervalMs;
+      if (to && settled && !this.assignments.has(msg.vip) && this.seesAll(node) && this.seesAll(to))
+        this.planned.set(msg.vip, { from: node.id, to: msg.successor, epoch: msg.epoch, at: this.now });
+      return;
+    }
+    if (msg.kind !== 'takeover') return;
+    for (const e of msg.entries) {
+      for (const b of this.byVip.get(e.vip) ?? []) {
+        if (b.node === node || b.node.state !== 'up' || !this.active(b)) continue;
+        const known =
+          Math.max(b.boundAt, node.upSince, b.node.upSince, this.sc.healAt) + this.sc.timing.deadMs;
+        if (this.now < known) continue;
+        this.violate(
+          'HELD',
+          `${node.id} asked for ${e.vip} e${e.epoch} while ${b.node.id} has held it (e${b.epoch}) since ${b.boundAt.toFixed(0)}`,
+        );
+      }
+    }
+  }
+
+  /** Every other member that is up is alive (or late) in `node`'s view. */
+  private seesAll(node: Node): boolean {
+    if (!node.member || node.state !== 'up') return false;
+    const view = node.member.view(this.local(node));
+    return view.members.every((m) => {
+      const up = this.nodes.get(m.id)?.state === 'up';
+      return !up || m.liveness === 'alive' || m.liveness === 'warn';
+    });
+  }
+
   private checkL1(): void {
+    for (const [vip, m] of this.planned) {
+      if (this.now - m.at <= this.sc.timing.intervalMs) continue;
+      this.planned.delete(vip);
+      this.violate(
+        'PLANNED',
+        `${m.from} released ${vip} e${m.epoch} for ${m.to}, which did not bind it within ${this.sc.timing.intervalMs}ms`,
+      );
+    }
     let all = true;
     for (const v of this.admitted) {
       const held = [...this.nodes.values()].some((n) => {

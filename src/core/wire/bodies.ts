@@ -22,7 +22,7 @@ import type { IdTable } from './id-table.js';
  * Message bodies, version 2. Ids are 32-bit tags (IdTable); "member|0" is a nullable member
  * (0 = null; no id ever gets tag 0). Every list is a u8 count followed by fixed-size entries.
  *
- * heartbeat     flags u8 (bit0 standby, bit1 witness)
+ * heartbeat     flags u8 (bit0 standby, bit1 witness, bit2 settling)
  *               holdings: version u32, page u8, pages u8, count u8, count x {vip u32, epoch u32}
  *               unhealthy: count u8, count x {vip u32}
  *               releases:  count u8, count x {vip u32, epoch u32}
@@ -47,6 +47,7 @@ export const TAKEOVER_SIZE = 17;
 export const ACK_SIZE = 21;
 const FLAG_STANDBY = 0x01;
 const FLAG_WITNESS = 0x02;
+const FLAG_SETTLING = 0x04;
 
 const CAUSES = new Set<number>(Object.values(TakeoverCause));
 const REFUSALS = new Set<number>(Object.values(AckRefusal));
@@ -98,7 +99,10 @@ function count(w: Writer, field: string, n: number): void {
 }
 
 function encodeHeartbeat(m: Heartbeat, w: Writer, ids: IdTable): void {
-  w.u8('flags', (m.standby ? FLAG_STANDBY : 0) | (m.witness ? FLAG_WITNESS : 0));
+  w.u8(
+    'flags',
+    (m.standby ? FLAG_STANDBY : 0) | (m.witness ? FLAG_WITNESS : 0) | (m.settling ? FLAG_SETTLING : 0),
+  );
   const h = m.holdings;
   if (!(h.pages >= 1 && h.page < h.pages)) {
     throw new WireEncodeError(
@@ -226,7 +230,7 @@ type Head = { clusterId: string; from: string; incarnation: number; seq: number 
 
 function decodeHeartbeat(r: Reader, ids: IdTable, head: Head): Heartbeat {
   const flags = r.u8();
-  if ((flags & ~(FLAG_STANDBY | FLAG_WITNESS)) !== 0) throw new BadField();
+  if ((flags & ~(FLAG_STANDBY | FLAG_WITNESS | FLAG_SETTLING)) !== 0) throw new BadField();
   const version = r.u32();
   const page = r.u8();
   const pages = r.u8();
@@ -255,6 +259,7 @@ function decodeHeartbeat(r: Reader, ids: IdTable, head: Head): Heartbeat {
     ...head,
     standby: (flags & FLAG_STANDBY) !== 0,
     witness: (flags & FLAG_WITNESS) !== 0,
+    ...((flags & FLAG_SETTLING) !== 0 ? { settling: true } : {}),
     unhealthy,
     holdings: { version, page, pages, entries },
     releases,

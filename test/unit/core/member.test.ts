@@ -14,29 +14,49 @@ class Cluster {
   readonly log: Array<{ id: string; o: Output; t?: number }> = [];
   private queue: Array<{ to: string; msg: Message }> = [];
   readonly down = new Set<string>();
-  constructor(ids: string[], opts: { witness?: boolean; preferred?: string[]; vips?: string[] } = {}) {
-    for (const id of [...ids, ...(opts.witness ? ['ctl'] : [])]) {
-      this.members.set(
-        id,
-        new Member(
-          {},
-          {
-            clusterId: 'c',
-            self: id,
-            incarnation: 1,
-            members: ids,
-            witness: opts.witness ? 'ctl' : null,
-            controller: 'ctl',
-            quorum: opts.witness ? 'witness' : 'majority',
-            timing,
-            vips: (opts.vips ?? ['ns/web']).map((vip) => ({
-              vip,
-              preferredNodes: opts.preferred ?? [ids[0] as string],
-            })),
-          },
-        ),
-      );
-    }
+  /** One-way cuts, "from>to". */
+  readonly cut = new Set<string>();
+  private readonly incarnations = new Map<string, number>();
+  constructor(
+    ids: string[],
+    private readonly opts: {
+      witness?: boolean;
+      preferred?: string[];
+      vips?: string[];
+      autoFailback?: boolean;
+    } = {},
+  ) {
+    for (const id of [...ids, ...(opts.witness ? ['ctl'] : [])]) this.members.set(id, this.make(id, ids, 1));
+  }
+  private make(id: string, ids: string[], incarnation: number): Member {
+    const opts = this.opts;
+    this.incarnations.set(id, incarnation);
+    return new Member(
+      {},
+      {
+        clusterId: 'c',
+        self: id,
+        incarnation,
+        members: ids,
+        witness: opts.witness ? 'ctl' : null,
+        controller: 'ctl',
+        quorum: opts.witness ? 'witness' : 'majority',
+        timing,
+        vips: (opts.vips ?? ['ns/web']).map((vip) => ({
+          vip,
+          preferredNodes: opts.preferred ?? [ids[0] as string],
+        })),
+        autoFailback: opts.autoFailback ?? false,
+      },
+    );
+  }
+  /** Powers `id` back on at `t`: a new life (its addresses were swept), heard from then on. */
+  restart(id: string, t: number): void {
+    const ids = [...this.members.keys()].filter((m) => m !== 'ctl' || !this.opts.witness);
+    const m = this.make(id, ids, (this.incarnations.get(id) ?? 1) + 1);
+    this.members.set(id, m);
+    this.down.delete(id);
+    this.apply(id, m.start(t), t);
   }
   apply(id: string, out: Output[], t?: number) {
     for (const o of out) {
@@ -52,7 +72,7 @@ class Cluster {
       const q = this.queue;
       this.queue = [];
       for (const { to: dest, msg } of q) {
-        if (this.down.has(dest) || this.down.has(msg.from)) continue;
+        if (this.down.has(dest) || this.down.has(msg.from) || this.cut.has(`${msg.from}>${dest}`)) continue;
         this.apply(dest, (this.members.get(dest) as Member).receive(t, msg), t);
       }
       for (const [id, m] of this.members) {
@@ -188,6 +208,69 @@ describe('Member', () => {
     const declined = bOut.filter((o) => o.type === 'send' && o.message.kind === 'release');
     expect(declined.length).toBeGreaterThan(0);
     expect(declined[0]).toMatchObject({ message: { vip: 'ns/web', epoch: 2, successor: null } });
+  });
+
+  test('auto failback: the interim holder waits until the returning member is ready, then one planned move', () => {
+    const c = new Cluster(['a', 'b', 'c'], { autoFailback: true });
+    c.run(0, 3000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    c.down.add('a');
+    c.bound.delete('ns/web');
+    c.run(3001, 6000);
+    const interim = c.bound.get('ns/web') as string;
+    expect(['b', 'c']).toContain(interim);
+    const failover = c.log.filter((l) => l.o.type === 'bind').at(-1)?.o as Extract<Output, { type: 'bind' }>;
+    const mark = c.log.length;
+    c.restart('a', 6001);
+    c.run(6002, 9000);
+    const after = c.log.slice(mark);
+    // a's heartbeats say "settling" until its quiet period is over and it heard every peer.
+    const flags = after.flatMap((l) =>
+      l.id === 'a' && l.o.type === 'send' && l.o.message.kind === 'heartbeat'
+        ? [{ t: l.t ?? 6001, settling: l.o.message.settling ?? false }]
+        : [],
+    );
+    expect(flags[0]?.settling).toBe(true);
+    const ready = flags.find((f) => !f.settling);
+    expect(ready).toBeDefined();
+    expect(ready?.t).toBeGreaterThanOrEqual(6001 + timing.quietMs);
+    // The interim holder hands it over only after that, once, and never asks for it again.
+    const moves = after.filter((l) => l.o.type === 'bind' || l.o.type === 'unbind');
+    expect(moves.map((l) => `${l.id} ${l.o.type}`)).toEqual([`${interim} unbind`, 'a bind']);
+    expect(moves[0]?.t).toBeGreaterThanOrEqual(ready?.t ?? Infinity);
+    expect(moves[0]?.o).toMatchObject({ reason: 'planned' });
+    expect(moves[1]?.o).toMatchObject({
+      epoch: failover.epoch + 1,
+      reason: `${interim} handed it over (planned move)`,
+    });
+    const asked = after.filter((l) => l.id !== 'a' && l.o.type === 'send' && l.o.message.kind === 'takeover');
+    expect(asked).toEqual([]);
+    expect(c.bound.get('ns/web')).toBe('a');
+  });
+
+  test('a member that hears a handover to another member does not stand for the VIP meanwhile', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b', 'c'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const cm = c.members.get('c') as Member;
+    // c stops hearing b (one-way): in c's view b is dead, in a's it is alive.
+    c.cut.add('b>c');
+    const t = 3000 + timing.deadMs + 50;
+    c.run(3001, t);
+    expect(cm.view(t).members.find((m) => m.id === 'b')?.liveness).toBe('dead');
+    // a drains: it moves the VIP to b. c hears the release (naming b) and a's standby, and
+    // would elect itself; it lets b take the VIP instead.
+    const out = a.setLocal(t + 1, { standby: true });
+    const toC = out.flatMap((o) => (o.type === 'send' && o.to === 'c' ? [o.message] : []));
+    expect(toC.find((m) => m.kind === 'release')).toMatchObject({ successor: 'b' });
+    const cOut = toC.flatMap((m) => cm.receive(t + 2, m));
+    expect(cOut.filter((o) => o.type === 'send' && o.message.kind === 'takeover')).toEqual([]);
+    // b binds on a's handoff; c still asks for nothing.
+    c.apply('a', out, t + 1);
+    c.run(t + 2, t + 2 * timing.intervalMs);
+    expect(c.bound.get('ns/web')).toBe('b');
+    const asked = c.log.filter((l) => l.id === 'c' && l.o.type === 'send' && l.o.message.kind === 'takeover');
+    expect(asked).toEqual([]);
   });
 
   test('a new holdings version of several pages goes out whole in one round', () => {

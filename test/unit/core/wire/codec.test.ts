@@ -44,6 +44,7 @@ const head = { clusterId: CLUSTER, from: ALICE, incarnation: 9, seq: 1 };
 describe('WireCodec round trip', () => {
   const messages: Message[] = [
     heartbeat(ALICE, 9, 1, 5),
+    { ...heartbeat(ALICE, 9, 2, 1), settling: true },
     { kind: 'assignment', ...head, vip: VIPS[3]!, holder: null, epoch: 4 },
     { kind: 'assignment', ...head, vip: VIPS[3]!, holder: MEMBERS[5]!, epoch: 5 },
     {
