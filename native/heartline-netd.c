@@ -1190,6 +1190,7 @@ struct linux_dirent64_hdr {
 /* Makes DIR the agent's (--agent-state-dir): creates it if missing (one level), chowns it to
  * the agent's uid:gid with mode 0700, and chowns the regular files directly in it that
  * another uid owns (a previous agent that ran as root left its incarnation counter there).
+ * Nothing to do when it is the agent's already.
  * Never follows a symbolic link and skips files with several links (a hard link planted to a
  * file elsewhere). Returns 0, or -1 after logging why. */
 static int prepare_state_dir(const char *dir) {
@@ -1197,15 +1198,17 @@ static int prepare_state_dir(const char *dir) {
     logmsg("--agent-state-dir=%s: cannot create it: %s", dir, strerror(errno));
     return -1;
   }
+  struct stat ds;
+  if (lstat(dir, &ds) < 0 || !S_ISDIR(ds.st_mode)) {
+    logmsg("--agent-state-dir=%s: not a directory (a symbolic link is refused)", dir);
+    return -1;
+  }
+  /* Already the agent's (any start after the first): what is inside is its own business, and
+   * netd, without CAP_DAC_OVERRIDE, could not look inside a 0700 directory of another uid. */
+  if (ds.st_uid == agent_user.uid && ds.st_gid == agent_user.gid) return 0;
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     logmsg("--agent-state-dir=%s: cannot open it as a directory: %s", dir, strerror(errno));
-    return -1;
-  }
-  if (fchown(fd, agent_user.uid, agent_user.gid) < 0 || fchmod(fd, 0700) < 0) {
-    logmsg("--agent-state-dir=%s: cannot give it to uid %u: %s%s", dir, (unsigned)agent_user.uid,
-           strerror(errno), errno == EPERM ? " (needs CAP_CHOWN)" : "");
-    close(fd);
     return -1;
   }
   static char buf[8192];
@@ -1226,6 +1229,14 @@ static int prepare_state_dir(const char *dir) {
       }
       chowned++;
     }
+  }
+  /* The directory last, mode before owner: once it is the agent's, netd (no CAP_FOWNER, no
+   * CAP_DAC_OVERRIDE) could neither change its mode nor look inside. */
+  if (fchmod(fd, 0700) < 0 || fchown(fd, agent_user.uid, agent_user.gid) < 0) {
+    logmsg("--agent-state-dir=%s: cannot give it to uid %u: %s%s", dir, (unsigned)agent_user.uid,
+           strerror(errno), errno == EPERM ? " (needs CAP_CHOWN)" : "");
+    close(fd);
+    return -1;
   }
   close(fd);
   if (chowned) logmsg("--agent-state-dir=%s: gave %d file(s) to uid %u", dir, chowned, (unsigned)agent_user.uid);

@@ -162,6 +162,25 @@ if (!isRoot) {
       expect((await lstat(path.join(state, 'symlink'))).uid).toBe(0);
       expect((await stat(path.join(state, 'incarnation-lab.x'))).uid).toBe(AGENT_UID);
       expect(r.stderr).toMatch(/gave 1 file\(s\) to uid 65532/);
+      // The next start, with the DaemonSet's capabilities only (no CAP_DAC_OVERRIDE to look
+      // into the agent's 0700 directory): nothing to do, the agent reads its counter.
+      const again = await netd(
+        ns,
+        [
+          `--agent-uid=${AGENT_UID}`,
+          `--agent-state-dir=${state}`,
+          '--exec',
+          'cat',
+          path.join(state, 'incarnation-lab.x'),
+        ],
+        [
+          'setpriv',
+          '--bounding-set=-all,+net_admin,+net_raw,+net_bind_service,+setuid,+setgid,+chown,+kill',
+          '--inh-caps=-all',
+          '--no-new-privs',
+        ],
+      );
+      expect([again.code, again.stdout]).toEqual([0, '41\n']);
     });
 
     it('does not start the agent (exit 126) when it cannot drop it: netd without CAP_SETGID / CAP_SETUID', async () => {
