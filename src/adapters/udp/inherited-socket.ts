@@ -50,8 +50,6 @@ export class InheritedUdpSocket {
   ) {
     // Always an error listener, also between views: an unhandled 'error' would end the process.
     socket.on('error', (err) => logger.warn({ err }, 'heartbeat socket error'));
-    // Datagrams that arrive while no member runs are read and dropped.
-    socket.on('message', () => undefined);
   }
 
   /**

@@ -44,13 +44,14 @@ async function roundTrips(t: Transport, n: number): Promise<number[]> {
   const to = t.address();
   const out: number[] = [];
   const payload = Buffer.alloc(160); // about a heartbeat's size
-  for (let i = 0; i < n; i++) {
+  const warmup = Math.min(200, n);
+  for (let i = -warmup; i < n; i++) {
     const t0 = process.hrtime.bigint();
     await new Promise<void>((resolve) => {
       peer.once('message', () => resolve());
       peer.send(payload, to.port, addr);
     });
-    out.push(Number(process.hrtime.bigint() - t0) / 1000);
+    if (i >= 0) out.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
   peer.close();
   return out.sort((a, b) => a - b);
@@ -75,6 +76,7 @@ await first.close();
 // A closed view leaves the socket open for the next one (a member that starts again).
 const second = await inherited.transport(port);
 const again = await roundTrips(second, 5);
+if (again.length !== 5) throw new Error('the reopened transport did not answer');
 await second.close();
 
 const own = await UdpTransport.open({ address: addr, port: 0 });
