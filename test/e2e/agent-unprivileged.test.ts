@@ -63,7 +63,7 @@ labDescribe('the agent runs without privilege (3 nodes, default profile)', () =>
     const c = cluster();
     await steadyHolder(c);
     const m = await measure(c, {
-      scenario: 'power-off (unprivileged agents)',
+      scenario: 'power-off-unprivileged',
       profile: 'default',
       observeMs: 5000,
       fault: (holder) => powerOff(c.lab, holder),
