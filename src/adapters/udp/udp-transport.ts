@@ -213,7 +213,7 @@ export class UdpTransport implements MulticastTransport {
     }
     if (wanted.size > 0 && this.local.address !== '0.0.0.0') {
       throw new Error(
-        `multicast needs the heartbeat socket bound to 0.0.0.0, not ${this.local.address}: start the agent with --listen-address 0.0.0.0 (the default)`,
+        `multicast needs the heartbeat socket bound to 0.0.0.0, not ${this.local.address}: start the agent with --listen-address 0.0.0.0 (the default), or under heartline-netd with --heartbeat-bind=0.0.0.0:PORT`,
       );
     }
     const added: Joined[] = [];
