@@ -49,6 +49,22 @@
  * fences when the agent exits (or closes the socket), and exits with the agent's status. If
  * the agent were PID 1 instead, its death would SIGKILL the whole PID namespace, fence
  * included, before the fence could sweep.
+ *
+ * Least privilege in --exec mode (docs/adr/0020-unprivileged-agent.md), options before --exec:
+ *
+ *   --heartbeat-bind=ADDR:PORT  binds the agent's heartbeat socket (UDP; [ADDR]:PORT for IPv6;
+ *                               port 694 needs CAP_NET_BIND_SERVICE) and hands it to the agent
+ *                               on fd 4: HEARTLINE_HEARTBEAT_FD=4, HEARTLINE_HEARTBEAT_BIND=
+ *                               the address and port bound;
+ *   --agent-uid=N [--agent-gid=G]  runs the agent as uid N, gid G (default N), no supplementary
+ *                               groups, no capabilities (permitted, effective, inheritable and
+ *                               ambient cleared; the bounding set too when netd holds
+ *                               CAP_SETPCAP) and no_new_privs, checked before exec;
+ *   --agent-state-dir=DIR       makes DIR (the agent's --state-dir) and the files in it the
+ *                               agent's: chown to N:G, mode 0700 (CAP_CHOWN).
+ *
+ * With --agent-uid, once the agent runs netd keeps only what it uses from then on:
+ * CAP_NET_ADMIN, CAP_NET_RAW and CAP_KILL (to pass signals to the agent, another uid).
  */
 #define _GNU_SOURCE
 #include <net/if.h> /* before the linux/ headers, which then skip their copies */
@@ -71,13 +87,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1053,26 +1074,287 @@ static int fence_and_exit(const char *why) {
   return err ? 1 : 0;
 }
 
+/* ---------- least privilege (--exec mode, docs/adr/0020-unprivileged-agent.md) ---------- */
+
+#define AGENT_FD 3     /* the netd socket, HEARTLINE_NETD_FD */
+#define HEARTBEAT_FD 4 /* the heartbeat socket, HEARTLINE_HEARTBEAT_FD */
+
+static struct {
+  int set;
+  uid_t uid;
+  gid_t gid;
+} agent_user;
+static int hb_fd = -1;          /* the heartbeat socket bound for the agent (--heartbeat-bind) */
+static char hb_bound[INET6_ADDRSTRLEN + 16]; /* what it is bound to, "addr:port" / "[addr]:port" */
+
+static int caps_get(struct __user_cap_data_struct d[2]) {
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  return (int)syscall(SYS_capget, &h, d);
+}
+
+static int caps_set(struct __user_cap_data_struct d[2]) {
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  return (int)syscall(SYS_capset, &h, d);
+}
+
+static int has_cap(int cap) {
+  struct __user_cap_data_struct d[2];
+  if (caps_get(d) < 0) return 0;
+  return (d[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+/* Parses a decimal id in 1..2^32-2 (0 is root, -1 means "unchanged" to setresuid). */
+static int parse_id(const char *s, unsigned *id) {
+  long long v;
+  if (parse_num(s, 1, 0xfffffffeLL, &v)) return -1;
+  *id = (unsigned)v;
+  return 0;
+}
+
+/* Binds the agent's heartbeat socket: "ADDR:PORT" or "[ADDR]:PORT" (IPv6). Sets hb_fd and
+ * hb_bound (the port the kernel gave, for port 0). Returns 0, or -1 after logging why. */
+static int bind_heartbeat(const char *spec) {
+  char host[INET6_ADDRSTRLEN + 2];
+  const char *colon = strrchr(spec, ':');
+  if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host) {
+    logmsg("--heartbeat-bind=%s: want ADDR:PORT, e.g. 0.0.0.0:694 or [::]:694", spec);
+    return -1;
+  }
+  memcpy(host, spec, (size_t)(colon - spec));
+  host[colon - spec] = 0;
+  char *h = host;
+  size_t hl = strlen(h);
+  int bracketed = h[0] == '[' && hl > 2 && h[hl - 1] == ']';
+  if (bracketed) {
+    h[hl - 1] = 0;
+    h++;
+  }
+  long long port;
+  struct ip ip;
+  if (parse_num(colon + 1, 0, 65535, &port) || parse_ip(h, &ip, 0) || (ip.family == AF_INET6) != bracketed) {
+    logmsg("--heartbeat-bind=%s: want ADDR:PORT with an IP literal and a port 0..65535 (IPv6 as [ADDR]:PORT)",
+           spec);
+    return -1;
+  }
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t len;
+  if (ip.family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    memcpy(&a->sin_addr, ip.a, 4);
+    len = sizeof *a;
+  } else {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)port);
+    memcpy(&a->sin6_addr, ip.a, 16);
+    len = sizeof *a;
+  }
+  int fd = socket(ip.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0) {
+    int e = errno;
+    logmsg("--heartbeat-bind=%s: cannot bind the heartbeat socket: %s%s", spec, strerror(e),
+           e == EACCES ? " (a port below 1024 needs CAP_NET_BIND_SERVICE)"
+           : e == EADDRINUSE ? " (another process uses the port: one agent per node)"
+           : e == EADDRNOTAVAIL ? " (the address is not on this node)"
+                                : "");
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  len = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &len);
+  char a[INET6_ADDRSTRLEN];
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &s4->sin_addr, a, sizeof a);
+    snprintf(hb_bound, sizeof hb_bound, "%s:%u", a, ntohs(s4->sin_port));
+  } else {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof a);
+    snprintf(hb_bound, sizeof hb_bound, "[%s]:%u", a, ntohs(s6->sin6_port));
+  }
+  hb_fd = fd;
+  return 0;
+}
+
+struct linux_dirent64_hdr {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+/* Makes DIR the agent's (--agent-state-dir): creates it if missing (one level), chowns it to
+ * the agent's uid:gid with mode 0700, and chowns the regular files directly in it that
+ * another uid owns (a previous agent that ran as root left its incarnation counter there).
+ * Nothing to do when it is the agent's already.
+ * Never follows a symbolic link and skips files with several links (a hard link planted to a
+ * file elsewhere). Returns 0, or -1 after logging why. */
+static int prepare_state_dir(const char *dir) {
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+    logmsg("--agent-state-dir=%s: cannot create it: %s", dir, strerror(errno));
+    return -1;
+  }
+  struct stat ds;
+  if (lstat(dir, &ds) < 0 || !S_ISDIR(ds.st_mode)) {
+    logmsg("--agent-state-dir=%s: not a directory (a symbolic link is refused)", dir);
+    return -1;
+  }
+  /* Already the agent's (any start after the first): what is inside is its own business, and
+   * netd, without CAP_DAC_OVERRIDE, could not look inside a 0700 directory of another uid. */
+  if (ds.st_uid == agent_user.uid && ds.st_gid == agent_user.gid) return 0;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    logmsg("--agent-state-dir=%s: cannot open it as a directory: %s", dir, strerror(errno));
+    return -1;
+  }
+  static char buf[8192];
+  long n;
+  int chowned = 0;
+  while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < n;) {
+      struct linux_dirent64_hdr *e = (struct linux_dirent64_hdr *)(buf + off);
+      off += e->d_reclen;
+      struct stat st;
+      if (e->d_name[0] == '.' || fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid == agent_user.uid) continue;
+      if (fchownat(fd, e->d_name, agent_user.uid, agent_user.gid, AT_SYMLINK_NOFOLLOW) < 0) {
+        logmsg("--agent-state-dir=%s: cannot give %s to uid %u: %s", dir, e->d_name, (unsigned)agent_user.uid,
+               strerror(errno));
+        close(fd);
+        return -1;
+      }
+      chowned++;
+    }
+  }
+  /* The directory last, mode before owner: once it is the agent's, netd (no CAP_FOWNER, no
+   * CAP_DAC_OVERRIDE) could neither change its mode nor look inside. */
+  if (fchmod(fd, 0700) < 0 || fchown(fd, agent_user.uid, agent_user.gid) < 0) {
+    logmsg("--agent-state-dir=%s: cannot give it to uid %u: %s%s", dir, (unsigned)agent_user.uid,
+           strerror(errno), errno == EPERM ? " (needs CAP_CHOWN)" : "");
+    close(fd);
+    return -1;
+  }
+  close(fd);
+  if (chowned) logmsg("--agent-state-dir=%s: gave %d file(s) to uid %u", dir, chowned, (unsigned)agent_user.uid);
+  return 0;
+}
+
+/* In the agent's process between fork and exec: becomes agent_user with no capability and
+ * no way to gain one, and checks it. Returns 0, or -1 after logging what failed. */
+static int drop_agent_privileges(void) {
+  const char *step = "";
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+    step = "clearing ambient capabilities";
+    goto fail;
+  }
+  /* The bounding set can be emptied only with CAP_SETPCAP (the lab has it; the DaemonSet
+   * does not grant it). Without it no_new_privs below is what keeps the agent from
+   * regaining a capability (file capabilities and set-user-ID bits are ignored). */
+  if (has_cap(CAP_SETPCAP)) {
+    for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
+      if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+        step = "emptying the capability bounding set";
+        goto fail;
+      }
+  }
+  step = "dropping supplementary groups (needs CAP_SETGID)";
+  if (setgroups(0, NULL) < 0) goto fail;
+  step = "setresgid (needs CAP_SETGID)";
+  if (setresgid(agent_user.gid, agent_user.gid, agent_user.gid) < 0) goto fail;
+  step = "setresuid (needs CAP_SETUID)";
+  if (setresuid(agent_user.uid, agent_user.uid, agent_user.uid) < 0) goto fail;
+  /* The kernel cleared the permitted and effective sets when every uid left 0 (no
+   * SECBIT_KEEP_CAPS); clear the inheritable set as well. */
+  struct __user_cap_data_struct d[2];
+  memset(d, 0, sizeof d);
+  step = "clearing capabilities";
+  if (caps_set(d) < 0) goto fail;
+  step = "setting no_new_privs";
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) goto fail;
+  /* Check, do not trust: the ids, the empty sets, and that root cannot be had back. */
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  step = "checking the result";
+  if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || caps_get(d) < 0) goto fail;
+  int caps_left = 0;
+  for (int i = 0; i < 2; i++) caps_left |= d[i].effective | d[i].permitted | d[i].inheritable;
+  if (ru != agent_user.uid || eu != agent_user.uid || su != agent_user.uid || rg != agent_user.gid ||
+      eg != agent_user.gid || sg != agent_user.gid || caps_left || getgroups(0, NULL) != 0 ||
+      prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 || setuid(0) == 0 ||
+      prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_ADMIN, 0, 0) == 1) {
+    errno = EPERM;
+    goto fail;
+  }
+  return 0;
+fail:
+  logmsg("--agent-uid=%u: %s failed: %s; not starting the agent", (unsigned)agent_user.uid, step, strerror(errno));
+  return -1;
+}
+
+/* netd, once the agent runs as another uid: keeps only CAP_NET_ADMIN (addresses), CAP_NET_RAW
+ * (announcements) and CAP_KILL (signals to the agent), of those it holds. Best effort: logs
+ * what it holds after. */
+static void keep_netd_capabilities(void) {
+  struct __user_cap_data_struct d[2];
+  if (caps_get(d) < 0) return;
+  const int keep[] = {CAP_NET_ADMIN, CAP_NET_RAW, CAP_KILL};
+  struct __user_cap_data_struct k[2];
+  memset(k, 0, sizeof k);
+  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+    uint32_t bit = 1u << (keep[i] % 32);
+    int w = keep[i] / 32;
+    k[w].permitted |= d[w].permitted & bit;
+    k[w].effective |= d[w].permitted & bit;
+  }
+  if (caps_set(k) < 0) {
+    logmsg("dropping netd's own capabilities failed: %s", strerror(errno));
+    return;
+  }
+  logmsg("capabilities kept: %s%s%s (effective 0x%08x%08x)", (k[0].effective >> CAP_NET_ADMIN) & 1 ? "NET_ADMIN " : "",
+         (k[0].effective >> CAP_NET_RAW) & 1 ? "NET_RAW " : "", (k[0].effective >> CAP_KILL) & 1 ? "KILL" : "",
+         k[1].effective, k[0].effective);
+}
+
 /* --exec mode: heartline-netd is the parent (PID 1 of the agent's container) and the agent
- * its child, talking over a socketpair on the agent's fd 3 (HEARTLINE_NETD_FD=3). If the
- * agent were PID 1 with heartline-netd as its child, the agent's death would tear down the
- * PID namespace and SIGKILL heartline-netd before it could sweep. */
+ * its child, talking over a socketpair on the agent's fd 3 (HEARTLINE_NETD_FD=3), with the
+ * heartbeat socket on fd 4 (--heartbeat-bind). If the agent were PID 1 with heartline-netd
+ * as its child, the agent's death would tear down the PID namespace and SIGKILL
+ * heartline-netd before it could sweep. */
 static int start_agent(char **argv, const sigset_t *oldmask) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
   pid_t pid = fork();
   if (pid < 0) return -errno;
   if (pid == 0) {
-    if (sv[1] == 3) fcntl(3, F_SETFD, 0);
-    else if (dup2(sv[1], 3) < 0) _exit(127);
+    /* Out of the way first (above 10), then onto 3 and 4: dup2 clears close-on-exec. */
+    int a = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+    int h = hb_fd >= 0 ? fcntl(hb_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    if (a < 0 || dup2(a, AGENT_FD) < 0) _exit(127);
+    if (hb_fd >= 0 && (h < 0 || dup2(h, HEARTBEAT_FD) < 0)) _exit(127);
     setenv("HEARTLINE_NETD_FD", "3", 1);
+    if (hb_fd >= 0) {
+      setenv("HEARTLINE_HEARTBEAT_FD", "4", 1);
+      setenv("HEARTLINE_HEARTBEAT_BIND", hb_bound, 1);
+    } else {
+      unsetenv("HEARTLINE_HEARTBEAT_FD");
+      unsetenv("HEARTLINE_HEARTBEAT_BIND");
+    }
     signal(SIGPIPE, SIG_DFL);
     sigprocmask(SIG_SETMASK, oldmask, NULL);
+    if (agent_user.set && drop_agent_privileges() < 0) _exit(126);
     execvp(argv[0], argv);
     logmsg("--exec %s: %s", argv[0], strerror(errno));
     _exit(127);
   }
   close(sv[1]);
+  if (hb_fd >= 0) { /* the agent's now; netd never reads it */
+    close(hb_fd);
+    hb_fd = -1;
+  }
   in_fd = out_fd = sv[0];
   agent_pid = pid;
   return 0;
@@ -1095,32 +1377,84 @@ static int usage(void) {
   fprintf(stderr,
           "usage: heartline-netd [--owner-mode=M]                    requests on stdin, replies on stdout\n"
           "       heartline-netd [--owner-mode=M] --sweep-only       remove every Heartline address and exit\n"
-          "       heartline-netd [--owner-mode=M] --exec CMD ARGS... run CMD (the agent) as a child; requests on its fd 3\n"
+          "       heartline-netd [--owner-mode=M] [--heartbeat-bind=ADDR:PORT] [--agent-uid=N [--agent-gid=G]]\n"
+          "                      [--agent-state-dir=DIR] --exec CMD ARGS...\n"
+          "                      run CMD (the agent) as a child; requests on its fd 3, the heartbeat socket on fd 4\n"
           "M: auto (default; or $HEARTLINE_NETD_OWNER_MODE), proto or fallback: how Heartline's addresses are\n"
           "marked (docs/fence.md). See the comment at the top of heartline-netd.c.\n");
   return 2;
 }
 
+/* "--name=value" or "--name value" at argv[*i]: the value, advancing *i; NULL if argv[*i] is
+ * not --name, or has no value. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, int *matched) {
+  size_t n = strlen(name);
+  *matched = 0;
+  if (strncmp(argv[*i], name, n)) return NULL;
+  if (argv[*i][n] == '=') {
+    *matched = 1;
+    return argv[*i] + n + 1;
+  }
+  if (argv[*i][n] == 0 && *i + 1 < argc) {
+    *matched = 1;
+    return argv[++*i];
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   const char *mode = getenv("HEARTLINE_NETD_OWNER_MODE"), *mode_from = "HEARTLINE_NETD_OWNER_MODE";
+  const char *heartbeat_bind = NULL, *state_dir = NULL, *agent_gid = NULL, *agent_uid = NULL;
   int argi = 1;
-  for (; argi < argc && !strncmp(argv[argi], "--owner-mode", 12); argi++) {
-    if (argv[argi][12] == '=')
-      mode = argv[argi] + 13;
-    else if (argv[argi][12] == 0 && argi + 1 < argc)
-      mode = argv[++argi];
-    else
+  for (; argi < argc && !strncmp(argv[argi], "--", 2) && strcmp(argv[argi], "--exec") &&
+         strcmp(argv[argi], "--sweep-only");
+       argi++) {
+    int m;
+    const char *v;
+    if ((v = opt_value(argc, argv, &argi, "--owner-mode", &m)) || m) {
+      mode = v;
+      mode_from = "--owner-mode";
+    } else if ((v = opt_value(argc, argv, &argi, "--heartbeat-bind", &m)) || m) {
+      heartbeat_bind = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--agent-uid", &m)) || m) {
+      agent_uid = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--agent-gid", &m)) || m) {
+      agent_gid = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--agent-state-dir", &m)) || m) {
+      state_dir = v;
+    } else {
       return usage();
-    mode_from = "--owner-mode";
+    }
   }
   if (!mode || !*mode) mode = "auto";
   if (strcmp(mode, "auto") && strcmp(mode, "proto") && strcmp(mode, "fallback")) {
     logmsg("%s=%s: want auto, proto or fallback", mode_from, mode);
     return 2;
   }
+  if (agent_uid) {
+    unsigned u, g;
+    if (parse_id(agent_uid, &u)) {
+      logmsg("--agent-uid=%s: want a numeric uid other than 0, e.g. 65532", agent_uid);
+      return 2;
+    }
+    if (agent_gid && parse_id(agent_gid, &g)) {
+      logmsg("--agent-gid=%s: want a numeric gid other than 0, e.g. 65532", agent_gid);
+      return 2;
+    }
+    agent_user.set = 1;
+    agent_user.uid = (uid_t)u;
+    agent_user.gid = (gid_t)(agent_gid ? g : u);
+  } else if (agent_gid || state_dir) {
+    logmsg("%s needs --agent-uid", agent_gid ? "--agent-gid" : "--agent-state-dir");
+    return 2;
+  }
   int sweep_only = argc - argi == 1 && !strcmp(argv[argi], "--sweep-only");
   int exec_mode = argc - argi > 1 && !strcmp(argv[argi], "--exec");
   if (argi < argc && !sweep_only && !exec_mode) return usage();
+  if ((heartbeat_bind || agent_user.set) && !exec_mode) {
+    logmsg("--heartbeat-bind and --agent-uid are for --exec (they concern the agent netd starts)");
+    return 2;
+  }
   if (nl_open() < 0) {
     logmsg("cannot open rtnetlink: %s", strerror(errno));
     return 1;
@@ -1150,6 +1484,8 @@ int main(int argc, char **argv) {
     logmsg("signalfd: %s", strerror(errno));
     return 1;
   }
+  if (heartbeat_bind && bind_heartbeat(heartbeat_bind) < 0) return 1;
+  if (state_dir && prepare_state_dir(state_dir) < 0) return 1;
   if (exec_mode) {
     int err = start_agent(argv + argi + 1, &oldmask);
     if (err) {
@@ -1167,6 +1503,7 @@ int main(int argc, char **argv) {
    * was seen in the lab; the fence should win the CPU over the agent and the workload.
    * Set after --exec started the agent, which keeps the default priority. */
   (void)setpriority(PRIO_PROCESS, 0, -10);
+  if (exec_mode && agent_user.set) keep_netd_capabilities();
 
   static char in[IN_MAX];
   size_t inlen = 0;

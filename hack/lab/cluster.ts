@@ -2,15 +2,16 @@
  * A whole Heartline cluster inside the lab: the real kube-apiserver + etcd in the
  * control-plane namespace, Node objects for the node namespaces, the CRDs and a cluster's
  * objects, the controller (in the control-plane namespace, also the witness) and one agent
- * per node namespace (under heartline-netd --exec, as in the DaemonSet), plus the lab's HTTP
- * service on every node answering with the node's name.
+ * per node namespace (under heartline-netd --exec, as in the DaemonSet: netd binds the
+ * heartbeat socket and runs the agent as uid AGENT_UID with no capability, docs/adr/0020),
+ * plus the lab's HTTP service on every node answering with the node's name.
  *
  *   const c = await startLabCluster({ id: 'e2e1', nodes: 3, profile: 'fast' });
  *   await c.waitForHolder('web');  ...  await c.stop();
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, createWriteStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROFILES, type ProfileName } from '../../src/core/timing.js';
@@ -24,6 +25,8 @@ export const LAB_NAMESPACE = 'heartline-lab';
 export const VIP_ADDRESS = '198.18.0.100';
 export const VIP_CIDR = `${VIP_ADDRESS}/24`;
 export const HTTP_PORT = 8080;
+/** The uid (and gid) heartline-netd runs every lab agent as: the DaemonSet's --agent-uid. */
+export const AGENT_UID = 65532;
 
 /** The lab runs the shipped heartbeat profiles (one definition: PROFILES in src/core/timing.ts). */
 export type Profile = ProfileName;
@@ -111,6 +114,32 @@ export interface LabCluster {
   /** Heartline addresses bound on a node right now (via `ip -j addr`). */
   boundOn(node: string): Promise<string[]>;
   stop(): Promise<void>;
+}
+
+/**
+ * Throws, naming the directory and the fix, when uid AGENT_UID could not run the agent from
+ * this checkout: every directory above it must let others in (o+x) and its files be
+ * readable, as after a clone with the usual umask 022.
+ */
+export function checkAgentCanRead(root = ROOT, node = process.execPath): void {
+  for (const start of [root, node]) {
+    for (let d = dirname(start); ; d = dirname(d)) {
+      if ((statSync(d).mode & 0o001) === 0)
+        throw new Error(
+          `the lab runs its agents as uid ${AGENT_UID} (docs/adr/0020), which cannot enter ${d} (mode ${(statSync(d).mode & 0o777).toString(8)}) on the way to ${start}: chmod o+x ${d}, or put the checkout elsewhere`,
+        );
+      if (d === dirname(d)) break;
+    }
+  }
+  for (const f of [
+    root,
+    join(root, 'src', 'cli', 'main.ts'),
+    join(root, 'node_modules', 'tsx', 'package.json'),
+  ])
+    if ((statSync(f).mode & 0o004) === 0)
+      throw new Error(
+        `the lab runs its agents as uid ${AGENT_UID} (docs/adr/0020), which cannot read ${f}: clone with umask 022 (or chmod -R o+rX the checkout)`,
+      );
 }
 
 const tsxArgs = (script: string, args: string[]) => ['--import', 'tsx', join(ROOT, script), ...args];
@@ -204,6 +233,7 @@ export function labObjects(
 
 export async function startLabCluster(opts: LabClusterOptions): Promise<LabCluster> {
   const log = opts.log ?? (() => {});
+  checkAgentCanRead();
   const logDir = opts.logDir ?? `/tmp/heartline-lab-${opts.id}`;
   mkdirSync(logDir, { recursive: true });
   const t0 = performance.now();
@@ -285,14 +315,25 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
     const nodeOptions = (role: 'agent' | 'controller'): string =>
       [process.env.NODE_OPTIONS, deployedNodeOptions(role)].filter(Boolean).join(' ');
     const netd = join(ROOT, 'native', 'build', 'heartline-netd');
+    // The agents run as AGENT_UID: they get a kubeconfig of their own to read (the control
+    // plane's is root's, 0600) and netd gives each its state directory (--agent-state-dir).
+    const agentKubeconfig = join(logDir, 'agent-kubeconfig');
+    writeFileSync(agentKubeconfig, readFileSync(kubeconfig), { mode: 0o600 });
+    chownSync(agentKubeconfig, AGENT_UID, AGENT_UID);
+    mkdirSync(join(logDir, 'state'), { recursive: true, mode: 0o755 });
     const startAgent = async (node: string): Promise<Proc> => {
       const host = lab.nodes.find((n) => n.name === node)!;
+      // netd binds the heartbeat socket (port 694 needs CAP_NET_BIND_SERVICE) and hands it over.
+      const heartbeatAddress = opts.links ? '0.0.0.0' : (opts.heartbeatNet && host.hbIp) || host.ip;
       const p = spawnIn(
         `agent-${node}`,
         host,
         netd,
         [
           ...(opts.netdOwnerMode ? [`--owner-mode=${opts.netdOwnerMode}`] : []),
+          `--heartbeat-bind=${heartbeatAddress}:694`,
+          `--agent-uid=${AGENT_UID}`,
+          `--agent-state-dir=${join(logDir, 'state', node)}`,
           '--exec',
           process.execPath,
           ...tsxArgs('src/cli/main.ts', [
@@ -304,9 +345,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             '--cluster',
             'lab',
             '--kubeconfig',
-            kubeconfig,
-            '--listen-address',
-            opts.links ? '0.0.0.0' : (opts.heartbeatNet && host.hbIp) || host.ip,
+            agentKubeconfig,
             '--metrics-listen',
             `${host.ip}:9694`,
             '--state-dir',

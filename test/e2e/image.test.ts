@@ -207,23 +207,30 @@ function runc(
       expect(r.stdout).toMatch(/name: virtualips\.heartline\.dev/);
     });
 
-    it("runs the agent's container: netd as PID 1 starts the agent, binds an address, and the heartbeat port binds", async () => {
+    it("runs the agent's container: netd as PID 1 binds the heartbeat port and starts the agent as 65532 with no capability; netd binds an address", async () => {
       const c = container('DaemonSet', 'heartline-agent');
-      expect(c.command?.slice(0, 3)).toEqual(['heartline-netd', '--exec', 'heartline']);
-      const tmpfs = (c.volumeMounts ?? []).filter((v) => v.name === 'tmp').map((v) => v.mountPath);
-      // 1. netd --exec runs `heartline` (the launcher, found on PATH) as its child.
+      const command = c.command!;
+      const exec = command.indexOf('--exec');
+      expect(command[0]).toBe('heartline-netd');
+      expect(command.slice(exec, exec + 2)).toEqual(['--exec', 'heartline']);
+      // netd's own flags from the manifest: --heartbeat-bind, --agent-uid/gid, --agent-state-dir.
+      const netdFlags = command.slice(1, exec);
+      const mounts = c.volumeMounts ?? [];
+      const tmpfs = mounts.filter((v) => v.name === 'tmp' || v.name === 'state').map((v) => v.mountPath);
+      // 1. netd --exec runs `heartline` (the launcher, found on PATH) as uid 65532.
       const b1 = await bundle();
       await specFor(
         b1,
-        ['heartline-netd', '--exec', 'heartline', 'agent', '--help'],
+        ['heartline-netd', ...netdFlags, '--exec', 'heartline', 'agent', '--help'],
         c.securityContext!,
         tmpfs,
       );
       const help = await runc(b1, `hl-img-agent-${process.pid}`);
       expect(help.code).toBe(0);
       expect(help.stdout).toMatch(/Usage: heartline agent/);
-      // 2. netd with the agent's capabilities binds a lab address (in the container's own
-      //    network namespace) and removes it when its input ends.
+      expect(help.stderr).toMatch(/capabilities kept: NET_ADMIN NET_RAW KILL/);
+      // 2. netd with the agent container's capabilities binds a lab address (in the
+      //    container's own network namespace) and removes it when its input ends.
       const b2 = await bundle();
       await specFor(b2, ['heartline-netd'], c.securityContext!, tmpfs);
       const netd = await runc(
@@ -234,12 +241,24 @@ function runc(
       expect(netd.stdout).toMatch(/^1 OK heartline-netd /m);
       expect(netd.stdout).toMatch(/^2 OK/m);
       expect(netd.stdout).toMatch(/^3 OK lo 198\.18\.250\.1\/32/m);
-      // 3. The agent's node binds the heartbeat port (694) with the manifest's capabilities.
+      // 3. The agent's node, started as the manifest starts it, gets the heartbeat port (694)
+      //    from netd on fd 4 and holds no capability.
       const b3 = await bundle();
-      const script = `const d=require('dgram').createSocket('udp4');d.on('error',e=>{console.log(e.code);process.exit(1)});d.bind(694,()=>{console.log('bound');d.close()})`;
-      await specFor(b3, ['node', '-e', script], c.securityContext!, tmpfs);
+      const script = [
+        "const l=require('fs').readFileSync('/proc/self/status','utf8').split(String.fromCharCode(10));",
+        "const f=k=>l.find(x=>x.startsWith(k+':')).slice(k.length+1).trim();",
+        "const d=require('dgram').createSocket('udp4');d.on('error',e=>{console.log(e.code);process.exit(1)});",
+        'd.bind({fd:Number(process.env.HEARTLINE_HEARTBEAT_FD)},()=>{',
+        "console.log('uid',parseInt(f('Uid')),'CapEff',f('CapEff'),'port',d.address().port);d.close()})",
+      ].join('');
+      await specFor(
+        b3,
+        ['heartline-netd', ...netdFlags, '--exec', 'node', '-e', script],
+        c.securityContext!,
+        tmpfs,
+      );
       const bind = await runc(b3, `hl-img-bind-${process.pid}`);
-      expect(bind.stdout.trim()).toBe('bound');
+      expect(bind.stdout.trim()).toBe('uid 65532 CapEff 0000000000000000 port 694');
     });
   },
 );

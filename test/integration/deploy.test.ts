@@ -23,6 +23,7 @@ import { pino } from 'pino';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { SystemClock } from '../../src/adapters/clock.js';
 import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
+import { resolveNetdBinary } from '../../src/adapters/linux/netd-binary.js';
 import { restAccessReviewApi } from '../../src/adapters/k8s/rest-access-review.js';
 import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
 import { RestClient } from '../../src/adapters/k8s/rest-client.js';
@@ -366,7 +367,7 @@ describe('deploy/ on a real API server', () => {
       expect(ids(example)).toEqual(ids(base));
     });
 
-    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW + NET_BIND_SERVICE only, read-only root, no escalation, netd as PID 1', () => {
+    it('agent DaemonSet: hostNetwork, netd as PID 1 with its capabilities only, the agent as uid 65532, read-only root, no escalation', () => {
       const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
       const pod = ds.spec.template.spec;
       expect(pod).toMatchObject({
@@ -388,13 +389,28 @@ describe('deploy/ on a real API server', () => {
       });
       expect(c.securityContext?.privileged ?? false).toBe(false);
       expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
+      // netd's: it keeps NET_ADMIN, NET_RAW and KILL; the others serve once at start
+      // (docs/adr/0020-unprivileged-agent.md); the agent holds none.
       expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual([
+        'CHOWN',
+        'KILL',
         'NET_ADMIN',
         'NET_BIND_SERVICE',
         'NET_RAW',
+        'SETGID',
+        'SETUID',
       ]);
-      // docs/fence.md: heartline-netd must be PID 1 with the agent as its child.
-      expect(c.command?.slice(0, 4)).toEqual(['heartline-netd', '--exec', 'heartline', 'agent']);
+      // docs/fence.md: heartline-netd must be PID 1 with the agent as its child; netd binds
+      // the heartbeat socket and runs the agent as 65532 (docs/adr/0020).
+      const exec = c.command?.indexOf('--exec') ?? -1;
+      expect(c.command?.[0]).toBe('heartline-netd');
+      expect(c.command?.slice(1, exec)).toEqual([
+        '--heartbeat-bind=0.0.0.0:694',
+        '--agent-uid=65532',
+        '--agent-gid=65532',
+        '--agent-state-dir=/var/lib/heartline',
+      ]);
+      expect(c.command?.slice(exec, exec + 3)).toEqual(['--exec', 'heartline', 'agent']);
       expect(c.command).toEqual(
         expect.arrayContaining([
           '--cluster=$(HEARTLINE_CLUSTER)',
@@ -431,26 +447,68 @@ describe('deploy/ on a real API server', () => {
       expect(ds.spec.updateStrategy?.rollingUpdate?.maxSurge).toBe(0);
     });
 
-    it("the agent's capability set binds the heartbeat port, and one without NET_BIND_SERVICE cannot", async () => {
+    it("the agent container's command and capabilities: netd binds the heartbeat port and runs the agent with CapEff 0; without NET_BIND_SERVICE or SETUID nothing starts", async () => {
       // Root limited to the manifest's capabilities, as the container runtime starts it
-      // (bounding set = capabilities.add, nothing inheritable), in a private network namespace.
+      // (bounding set = capabilities.add, nothing inheritable, no_new_privs for
+      // allowPrivilegeEscalation: false), in a private network namespace, running the
+      // manifest's netd flags with a stand-in agent that adopts the socket on fd 4.
       const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
       const c = ds.spec.template.spec.containers[0]!;
       const port = c.ports?.find((p) => p.name === 'heartbeat')?.containerPort;
       expect(port).toBe(694);
-      const bindAs = async (caps: string[]) => {
+      const command = c.command!;
+      const netdFlags = command.slice(1, command.indexOf('--exec'));
+      expect(netdFlags).toContain(`--heartbeat-bind=0.0.0.0:${port}`);
+      const netd = await resolveNetdBinary();
+      const state = await mkdtemp(path.join(os.tmpdir(), 'hl-deploy-state-'));
+      const agent = [
+        "const l=require('fs').readFileSync('/proc/self/status','utf8').split(String.fromCharCode(10));",
+        "const f=k=>l.find(x=>x.startsWith(k+':')).slice(k.length+1).trim();",
+        "const d=require('dgram').createSocket('udp4');d.on('error',e=>{console.log(e.code);process.exit(1)});",
+        'd.bind({fd:Number(process.env.HEARTLINE_HEARTBEAT_FD)},()=>{',
+        "console.log('uid',parseInt(f('Uid')),'CapEff',f('CapEff'),'NoNewPrivs',f('NoNewPrivs'),'port',d.address().port);d.close()})",
+      ].join('');
+      const runAs = async (caps: string[]) => {
         const bounding = ['-all', ...caps.map((cap) => `+${cap.toLowerCase()}`)].join(',');
-        const script = `const d=require('dgram').createSocket('udp4');d.on('error',e=>{console.log(e.code);process.exit(0)});d.bind(${port},()=>{console.log('bound');d.close()})`;
+        const flags = netdFlags.map((f) =>
+          f.startsWith('--agent-state-dir=') ? `--agent-state-dir=${state}/s` : f,
+        );
         const r = await execFileAsync(
           'unshare',
-          ['-n', 'setpriv', '--bounding-set', bounding, '--inh-caps=-all', process.execPath, '-e', script],
+          [
+            '-n',
+            'setpriv',
+            '--bounding-set',
+            bounding,
+            '--inh-caps=-all',
+            '--no-new-privs',
+            netd,
+            ...flags,
+            '--exec',
+            process.execPath,
+            '-e',
+            agent,
+          ],
           { timeout: 20_000 },
-        );
-        return r.stdout.trim();
+        ).catch((err: { code: number; stdout: string; stderr: string }) => err);
+        return { code: 'code' in r ? r.code : 0, stdout: r.stdout.trim(), stderr: r.stderr };
       };
-      const caps = c.securityContext?.capabilities?.add ?? [];
-      expect(await bindAs(caps)).toBe('bound');
-      expect(await bindAs(caps.filter((cap) => cap !== 'NET_BIND_SERVICE'))).toBe('EACCES');
+      try {
+        const caps = c.securityContext?.capabilities?.add ?? [];
+        const ok = await runAs(caps);
+        expect(ok.stdout).toBe(`uid 65532 CapEff 0000000000000000 NoNewPrivs 1 port ${port}`);
+        expect(ok.stderr).toMatch(/capabilities kept: NET_ADMIN NET_RAW KILL/);
+        const noBind = await runAs(caps.filter((cap) => cap !== 'NET_BIND_SERVICE'));
+        expect(noBind.code).toBe(1);
+        expect(noBind.stderr).toMatch(
+          /cannot bind the heartbeat socket: Permission denied \(a port below 1024 needs CAP_NET_BIND_SERVICE\)/,
+        );
+        const noSetuid = await runAs(caps.filter((cap) => cap !== 'SETUID'));
+        expect(noSetuid.code).toBe(126);
+        expect(noSetuid.stderr).toMatch(/setresuid \(needs CAP_SETUID\) failed/);
+      } finally {
+        await rm(state, { recursive: true, force: true });
+      }
     });
 
     it('controller Deployment: 2 replicas, non-root, no capabilities, witness at the pod IP, probes on 9695', () => {
@@ -498,8 +556,9 @@ describe('deploy/ on a real API server', () => {
       const installed = [...dockerfile.matchAll(/^COPY .* (\/usr\/local\/bin\/\S+)$/gm)].map((m) => m[1]);
       const workloads = base.filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet') as Workload[];
       const programs = workloads.flatMap((w) => w.spec.template.spec.containers.map((c) => c.command![0]!));
-      const netdChild = find<Workload>(base, 'DaemonSet', 'heartline-agent').spec.template.spec.containers[0]!
-        .command![2]!;
+      const netdCommand = find<Workload>(base, 'DaemonSet', 'heartline-agent').spec.template.spec
+        .containers[0]!.command!;
+      const netdChild = netdCommand[netdCommand.indexOf('--exec') + 1]!;
       for (const p of new Set([...programs, netdChild])) expect(installed).toContain(`/usr/local/bin/${p}`);
       // The entry script runs the same file as package.json's bin, from where the Dockerfile puts dist.
       const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { bin: { heartline: string } };

@@ -57,24 +57,41 @@ export class UdpTransport implements MulticastTransport {
   /** Serialises setMulticast calls (each one awaits socket binds). */
   private multicastChange: Promise<unknown> = Promise.resolve();
 
+  private readonly onDatagram = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    const from = { address: rinfo.address, port: rinfo.port };
+    for (const handler of this.handlers) {
+      try {
+        handler(new Uint8Array(msg), from);
+      } catch (err) {
+        this.logger.error({ err, from }, 'datagram handler failed');
+      }
+    }
+  };
+  private readonly onSocketError = (err: Error): void => this.logger.warn({ err }, 'udp socket error');
+
   private constructor(
     private readonly socket: dgram.Socket,
     private readonly logger: Logger,
     private readonly interfaces: () => ReturnType<typeof networkInterfaces>,
+    /** false: `close` leaves the socket open (it belongs to an InheritedUdpSocket). */
+    private readonly ownsSocket = true,
   ) {
     const bound = socket.address();
     this.local = { address: bound.address, port: bound.port };
-    socket.on('message', (msg, rinfo) => {
-      const from = { address: rinfo.address, port: rinfo.port };
-      for (const handler of this.handlers) {
-        try {
-          handler(new Uint8Array(msg), from);
-        } catch (err) {
-          this.logger.error({ err, from }, 'datagram handler failed');
-        }
-      }
-    });
-    socket.on('error', (err) => this.logger.warn({ err }, 'udp socket error'));
+    socket.on('message', this.onDatagram);
+    socket.on('error', this.onSocketError);
+  }
+
+  /**
+   * A transport over a socket someone else bound and keeps (InheritedUdpSocket): `close`
+   * leaves the multicast groups it joined and stops delivering, but does not close the socket.
+   */
+  static over(
+    socket: dgram.Socket,
+    init: Pick<UdpTransportInit, 'logger' | 'interfaces'> = {},
+  ): UdpTransport {
+    const logger = (init.logger ?? pino({ name: 'heartline.udp' })).child({ component: 'udp' });
+    return new UdpTransport(socket, logger, init.interfaces ?? networkInterfaces, false);
   }
 
   /** Binds a socket; rejects with an error naming the address, port and likely fix. */
@@ -108,6 +125,11 @@ export class UdpTransport implements MulticastTransport {
 
   address(): Peer {
     return { ...this.local };
+  }
+
+  /** Whether `close` was called. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   send(to: Peer, datagram: Uint8Array): Promise<boolean> {
@@ -191,7 +213,7 @@ export class UdpTransport implements MulticastTransport {
     }
     if (wanted.size > 0 && this.local.address !== '0.0.0.0') {
       throw new Error(
-        `multicast needs the heartbeat socket bound to 0.0.0.0, not ${this.local.address}: start the agent with --listen-address 0.0.0.0 (the default)`,
+        `multicast needs the heartbeat socket bound to 0.0.0.0, not ${this.local.address}: start the agent with --listen-address 0.0.0.0 (the default), or under heartline-netd with --heartbeat-bind=0.0.0.0:PORT`,
       );
     }
     const added: Joined[] = [];
@@ -269,8 +291,22 @@ export class UdpTransport implements MulticastTransport {
 
   close(): Promise<void> {
     this.closed = true;
-    for (const j of this.joined.values()) j.sender.close();
+    for (const j of this.joined.values()) {
+      if (!this.ownsSocket) {
+        try {
+          this.socket.dropMembership(j.link.group, j.link.address);
+        } catch (err) {
+          this.logger.debug({ err, group: j.link.group }, 'leaving multicast group failed');
+        }
+      }
+      j.sender.close();
+    }
     this.joined.clear();
+    if (!this.ownsSocket) {
+      this.socket.off('message', this.onDatagram);
+      this.socket.off('error', this.onSocketError);
+      this.closing ??= Promise.resolve();
+    }
     this.closing ??= new Promise((resolve) => this.socket.close(() => resolve()));
     return this.closing;
   }

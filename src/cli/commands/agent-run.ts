@@ -8,6 +8,7 @@ import { RestApiSource } from '../../adapters/k8s/rest-api-source.js';
 import { RestClient } from '../../adapters/k8s/rest-client.js';
 import { NetdNetworkDriver } from '../../adapters/linux/netd-driver.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
+import { InheritedUdpSocket } from '../../adapters/udp/inherited-socket.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { OpsServer } from '../../ops/http.js';
 import { exitOnBug } from '../../ops/crash.js';
@@ -69,6 +70,18 @@ async function serve(
       ),
     log,
   );
+  // Under `heartline-netd --heartbeat-bind`, netd bound the heartbeat socket (port 694 needs a
+  // capability this process does not have: docs/adr/0020) and handed it over on an fd.
+  const inherited = await InheritedUdpSocket.fromEnvironment(process.env, { logger: log });
+  if (inherited)
+    log.info(
+      { bound: hostPort(inherited.bound), uid: process.getuid?.() },
+      'heartbeat socket bound by heartline-netd (--listen-address is not used)',
+    );
+  const openTransport = (port: number) =>
+    inherited
+      ? inherited.transport(port)
+      : UdpTransport.open({ address: opts.listenAddress, port, logger: log });
   const runner = new ProcessServiceRunner({ clock, logger: log });
   // Every life of this member takes the next number of a counter on the node's disk, durable
   // before use (docs/adr/0015). Throws, and the agent does not start, if it cannot be written.
@@ -89,7 +102,7 @@ async function serve(
       driver,
       runner,
       log,
-      openTransport: (port) => UdpTransport.open({ address: opts.listenAddress, port, logger: log }),
+      openTransport,
     },
     {
       node: opts.node,

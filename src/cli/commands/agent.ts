@@ -27,7 +27,7 @@ export function agentCommand(program: Command): void {
     .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)')
     .option(
       '--listen-address <ip>',
-      'address the heartbeat socket binds (port from the HACluster)',
+      'address the heartbeat socket binds (port from the HACluster); not used when heartline-netd --heartbeat-bind handed over the socket',
       '0.0.0.0',
     )
     .option(
