@@ -913,7 +913,13 @@ describe('deploy/ on a real API server', () => {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'Resource',
         metadata: { name, namespace: ns },
-        spec: { kind: 'exec', exec: { start: ['/bin/true'], stop: ['/bin/true'] } },
+        spec: {
+          kind: 'exec',
+          exec: {
+            start: ['/etc/heartline/resource.d/web', 'start'],
+            stop: ['/etc/heartline/resource.d/web', 'stop'],
+          },
+        },
       });
       const asUser = (user: string, group: string) => [`--as=${user}`, `--as-group=${group}`];
 
