@@ -7,16 +7,10 @@ import {
   observedGeneration,
   timestamp,
 } from './meta.js';
+import { INIT_DIR, RESOURCE_DIR } from './resource-paths.js';
 import { has, isNum, isStr, withRules, mapListOf, type Rule } from './rules.js';
 
-/**
- * The directory on each node whose programs Resources may run (Heartbeat's
- * /etc/ha.d/resource.d). Root-owned on the node, mounted read-only into the agent; creating
- * a Resource names a program there, it cannot bring its own (docs/security.md).
- */
-export const RESOURCE_DIR = '/etc/heartline/resource.d';
-/** Where kind lsb scripts live (LSB init scripts). */
-export const INIT_DIR = '/etc/init.d';
+export { INIT_DIR, RESOURCE_DIR };
 
 /** One path segment: no "/", not "." or "..", no hidden files, no spaces or control characters. */
 const SEGMENT = '[A-Za-z0-9_+@-][A-Za-z0-9._+@-]*';

@@ -7,6 +7,7 @@ import { restAccessReviewApi } from '../../adapters/k8s/rest-access-review.js';
 import { RestApiSource } from '../../adapters/k8s/rest-api-source.js';
 import { RestClient } from '../../adapters/k8s/rest-client.js';
 import { NetdNetworkDriver } from '../../adapters/linux/netd-driver.js';
+import { ProbeTargets } from '../../adapters/services/probe-targets.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { OpsServer } from '../../ops/http.js';
@@ -69,7 +70,18 @@ async function serve(
       ),
     log,
   );
-  const runner = new ProcessServiceRunner({ clock, logger: log });
+  if (process.getuid?.() === opts.resourceUid) {
+    throw new Error(
+      `--resource-uid ${opts.resourceUid} is the agent's own uid: Resources would share its files (the service-account token) and could signal it; choose another uid, e.g. 65534`,
+    );
+  }
+  // Resources run programs from the allowlisted directory only, as an unprivileged user, and
+  // probe only this node's addresses and the HACluster's spec.healthCheckTargets.
+  const targets = new ProbeTargets();
+  const runner = new ProcessServiceRunner(
+    { clock, logger: log, targets },
+    { identity: { uid: opts.resourceUid, gid: opts.resourceGid }, resourceDir: opts.resourceDir },
+  );
   // Every life of this member takes the next number of a counter on the node's disk, durable
   // before use (docs/adr/0015). Throws, and the agent does not start, if it cannot be written.
   const lives = new IncarnationFile(join(opts.stateDir, `incarnation-${opts.namespace}.${opts.cluster}`));
@@ -90,6 +102,7 @@ async function serve(
       runner,
       log,
       openTransport: (port) => UdpTransport.open({ address: opts.listenAddress, port, logger: log }),
+      onConfig: (config) => targets.setNetworks(config.healthCheckTargets ?? []),
     },
     {
       node: opts.node,
