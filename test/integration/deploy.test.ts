@@ -89,6 +89,7 @@ interface Container {
     readOnlyRootFilesystem?: boolean;
     capabilities?: { add?: string[]; drop?: string[] };
   };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
 }
 interface PodSpec {
   serviceAccountName?: string;
@@ -100,6 +101,7 @@ interface PodSpec {
   securityContext?: {
     runAsNonRoot?: boolean;
     runAsUser?: number;
+    fsGroup?: number;
     sysctls?: { name: string; value: string }[];
   };
   tolerations?: { key?: string }[];
@@ -366,7 +368,7 @@ describe('deploy/ on a real API server', () => {
       expect(ids(example)).toEqual(ids(base));
     });
 
-    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW + NET_BIND_SERVICE only, read-only root, no escalation, netd as PID 1', () => {
+    it('agent DaemonSet: hostNetwork, NET_ADMIN + NET_RAW + NET_BIND_SERVICE (+ what Resources need) only, read-only root, no escalation, netd as PID 1', () => {
       const ds = find<Workload>(base, 'DaemonSet', 'heartline-agent', SYSTEM_NS);
       const pod = ds.spec.template.spec;
       expect(pod).toMatchObject({
@@ -376,22 +378,43 @@ describe('deploy/ on a real API server', () => {
       });
       expect(pod.hostPID ?? false).toBe(false);
       expect(pod.hostIPC ?? false).toBe(false);
-      // One host path only: the incarnation counter's directory (docs/adr/0015).
+      // Two host paths only: the incarnation counter's directory (docs/adr/0015), and the
+      // directory of the programs Resources may run, read-only (docs/security.md).
       expect((pod.volumes ?? []).filter((v) => v.hostPath)).toEqual([
         { name: 'state', hostPath: { path: '/var/lib/heartline', type: 'DirectoryOrCreate' } },
+        { name: 'resource-d', hostPath: { path: '/etc/heartline/resource.d', type: 'DirectoryOrCreate' } },
       ]);
       expect(pod.containers).toHaveLength(1);
       const c = pod.containers[0]!;
+      expect(c.volumeMounts?.find((m) => m.name === 'resource-d')).toEqual({
+        name: 'resource-d',
+        mountPath: '/etc/heartline/resource.d',
+        readOnly: true,
+      });
+      // The kubelet writes the service-account token 0600 for the containers' runAsUser when
+      // every container sets one and the pod has no fsGroup (KEP-2451); otherwise 0644, and
+      // Resources (uid 65534) could read it.
+      expect(pod.containers.every((x) => x.securityContext?.runAsUser !== undefined)).toBe(true);
+      expect(pod.securityContext?.fsGroup).toBeUndefined();
+      expect(
+        c.command?.filter((a) => a.startsWith('--resource-uid=0') || a.startsWith('--resource-gid=0')),
+      ).toEqual([]);
       expect(c.securityContext).toMatchObject({
         allowPrivilegeEscalation: false,
         readOnlyRootFilesystem: true,
       });
       expect(c.securityContext?.privileged ?? false).toBe(false);
       expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
+      // SETUID, SETGID, SETPCAP and KILL: Resources run as 65534 with no capabilities and are
+      // killed at their timeouts (test/unit/adapters/services/resource-identity.test.ts).
       expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual([
+        'KILL',
         'NET_ADMIN',
         'NET_BIND_SERVICE',
         'NET_RAW',
+        'SETGID',
+        'SETPCAP',
+        'SETUID',
       ]);
       // docs/fence.md: heartline-netd must be PID 1 with the agent as its child.
       expect(c.command?.slice(0, 4)).toEqual(['heartline-netd', '--exec', 'heartline', 'agent']);

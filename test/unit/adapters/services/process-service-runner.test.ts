@@ -1,4 +1,13 @@
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  existsSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
@@ -273,6 +282,43 @@ describe('ProcessServiceRunner (real processes)', () => {
     const st = await runner.status(brief, 1000);
     expect(st.ok).toBe(false);
     expect(st.detail).toMatch(/daemon exited \(exit 0\)/);
+  });
+
+  it('runs only what resolves inside the directory: a link leading out, a shell, an LSB script elsewhere are refused and nothing runs', async () => {
+    const ran = join(dir, 'ran');
+    writeFileSync(join(d.dir, 'outside.sh'), `#!/bin/sh\ntouch ${ran}\n`, { mode: 0o755 });
+    symlinkSync(join(d.dir, 'outside.sh'), join(d.resourceDir, 'linked'));
+    const linked = await runner.start(
+      { name: 'ns/linked', kind: 'exec', exec: { start: ['/etc/heartline/resource.d/linked'] } },
+      2000,
+    );
+    expect(linked.ok).toBe(false);
+    expect(linked.detail).toBe(
+      `ns/linked: start: not run: spec.exec.start[0] /etc/heartline/resource.d/linked: resolves to ${join(d.dir, 'outside.sh')}, outside /etc/heartline/resource.d (a symbolic link leading out); install the program itself in /etc/heartline/resource.d, not a link to it`,
+    );
+    const shell = await runner.probe({
+      name: 'ns/sh',
+      kind: 'exec',
+      exec: { start: ['/etc/heartline/resource.d/linked'] },
+      healthCheck: { exec: { command: ['/bin/sh', '-c', `touch ${ran}`] }, timeoutMs: 1000 },
+    });
+    expect(shell.detail).toContain(
+      'not run: spec.healthCheck.exec.command[0] /bin/sh: not a program in /etc/heartline/resource.d',
+    );
+    symlinkSync(join(d.dir, 'outside.sh'), join(d.initDir, 'linked'));
+    const lsb = await runner.start(
+      { name: 'ns/lsb', kind: 'lsb', lsb: { script: '/etc/init.d/linked' } },
+      2000,
+    );
+    expect(lsb.detail).toContain('not run: spec.lsb.script /etc/init.d/linked: resolves to');
+    const elsewhere = await runner.status(
+      { name: 'ns/lsb', kind: 'lsb', lsb: { script: '/usr/sbin/svc' } },
+      2000,
+    );
+    expect(elsewhere.detail).toContain(
+      'not run: spec.lsb.script /usr/sbin/svc: not a program in /etc/init.d',
+    );
+    expect(existsSync(ran)).toBe(false);
   });
 
   it('lsb: start/stop/status by script, status exit codes read per LSB', async () => {
