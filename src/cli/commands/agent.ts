@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
-import { RESOURCE_DIR } from '../../api/resource-paths.js';
 import { DEFAULT_RESOURCE_IDENTITY } from '../../adapters/services/sandbox.js';
+
+/** RESOURCE_DIR of src/api/resource-paths.ts (spelled out: help loads nothing of src/api). */
+const RESOURCE_DIR = '/etc/heartline/resource.d';
 import type { MetricsFlags } from '../../ops/metrics-serving.js';
 
 export interface AgentOptions extends MetricsFlags {

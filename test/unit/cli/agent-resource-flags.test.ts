@@ -1,3 +1,4 @@
+import { RESOURCE_DIR } from '../../../src/api/resource-paths.js';
 import { agentCommand } from '../../../src/cli/commands/agent.js';
 import { buildProgram } from '../../../src/cli/program.js';
 
@@ -19,7 +20,7 @@ function parse(args: string[]): Record<string, unknown> | string {
 describe('heartline agent: Resource flags', () => {
   it('defaults: programs from /etc/heartline/resource.d, run as 65534:65534', () => {
     expect(parse([])).toMatchObject({
-      resourceDir: '/etc/heartline/resource.d',
+      resourceDir: RESOURCE_DIR,
       resourceUid: 65534,
       resourceGid: 65534,
     });
