@@ -189,7 +189,8 @@ export function labObjects(
       metadata: { name: 'web-check', namespace: ns },
       spec: {
         kind: 'exec',
-        exec: { start: ['true'], stop: ['true'] },
+        // A script in the lab's stand-in for /etc/heartline/resource.d (--resource-dir).
+        exec: { start: ['/etc/heartline/resource.d/true'], stop: ['/etc/heartline/resource.d/true'] },
         healthCheck: { tcp: { port: HTTP_PORT }, intervalMs: 200, timeoutMs: 100, failureThreshold: 2 },
       },
     });
@@ -236,6 +237,11 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
   checkAgentCanRead();
   const logDir = opts.logDir ?? `/tmp/heartline-lab-${opts.id}`;
   mkdirSync(logDir, { recursive: true });
+  // The node's /etc/heartline/resource.d, shared by the lab's nodes: Resources run from there
+  // only, as uid 65534 (readable by it: 0755).
+  const resourceDir = join(logDir, 'resource.d');
+  mkdirSync(resourceDir, { recursive: true, mode: 0o755 });
+  writeFileSync(join(resourceDir, 'true'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
   const t0 = performance.now();
   const lab = await up({ id: opts.id, nodes: opts.nodes, heartbeatNet: opts.heartbeatNet ?? false });
   log(
@@ -350,6 +356,8 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             `${host.ip}:9694`,
             '--state-dir',
             join(logDir, 'state', node),
+            '--resource-dir',
+            resourceDir,
             // The lab scrapes with curl inside its own namespaces: plain HTTP, no token.
             '--metrics-insecure-serving-no-auth',
           ]),

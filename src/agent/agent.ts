@@ -43,6 +43,8 @@ export interface AgentComponents {
    * links it must be a MulticastTransport (UdpTransport on the unspecified address).
    */
   openTransport: (port: number) => Promise<Transport>;
+  /** Every configuration the agent accepts, e.g. to update the health-check targets. */
+  onConfig?: (config: ClusterConfig) => void;
 }
 
 export interface AgentInit {
@@ -295,6 +297,7 @@ export class Agent {
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     const prev = this.config;
     this.config = config;
+    this.c.onConfig?.(config);
     if (!this.host) {
       this.lastProblem = '';
       if (!this.starting && !this.leaving) await this.startMember(config);

@@ -11,7 +11,7 @@ import {
 } from './meta.js';
 import { KEY_ID_MAX, KEY_ID_MIN, KEY_ID_PATTERN } from '../core/wire/auth-secret.js';
 import { parseCidr, parseIp, isMulticast } from './net.js';
-import { has, isNum, isStr, mapListOf, withRules, type Rule } from './rules.js';
+import { has, isNum, isStr, mapListOf, setOf, withRules, type Rule } from './rules.js';
 import { HEARTBEAT_RULES, PROFILES, type HeartbeatRule, type HeartbeatTiming } from '../core/timing.js';
 
 /** Default heartbeat timing (the `default` profile of src/core/timing.ts): safe on any LAN. */
@@ -274,6 +274,19 @@ export const AuthSecretRefSchema = z
   })
   .describe("Secret with the HMAC-SHA256 keys that sign heartbeats (Heartbeat's authkeys).");
 
+/** Most entries of spec.healthCheckTargets. */
+export const MAX_HEALTH_CHECK_TARGETS = 16;
+
+const healthCheckTarget = () =>
+  withRules(z.string().min(3).max(49), [
+    {
+      cel: 'isCIDR(self)',
+      check: (n) => !isStr(n) || parseCidr(n) !== undefined,
+      message:
+        'spec.healthCheckTargets entries must be CIDRs, e.g. 198.19.5.0/24, 198.19.5.10/32 or 2001:db8:5::/64',
+    },
+  ]);
+
 export const QuorumPolicies = ['majority', 'witness', 'ignore'] as const;
 
 export const HAClusterSpecSchema = z
@@ -297,6 +310,11 @@ export const HAClusterSpecSchema = z
       .default(false)
       .describe(
         'Move a VIP back to a more preferred node when it returns; false keeps it where it is (sticky).',
+      ),
+    healthCheckTargets: setOf(healthCheckTarget(), MAX_HEALTH_CHECK_TARGETS)
+      .optional()
+      .describe(
+        "Networks (CIDRs) that Resources' http and tcp health checks may reach besides the member's own addresses (its node's addresses, the VIPs it holds, loopback), e.g. [198.19.5.0/24] for a backend probed from the holder. Default: own addresses only.",
       ),
   })
   .describe('Desired state of an HACluster: who the members are and how they watch each other.');

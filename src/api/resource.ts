@@ -7,23 +7,52 @@ import {
   observedGeneration,
   timestamp,
 } from './meta.js';
-import { has, isNum, withRules, mapListOf, type Rule } from './rules.js';
+import { INIT_DIR, RESOURCE_DIR } from './resource-paths.js';
+import { has, isNum, isStr, withRules, mapListOf, type Rule } from './rules.js';
 
-/** argv of a command, run without a shell. */
-const command = (what: string) =>
-  z
-    .array(z.string().min(1).max(4096))
-    .min(1)
-    .max(64)
-    .describe(`${what}: argv, run without a shell, e.g. ["/usr/sbin/apachectl", "start"].`);
+export { INIT_DIR, RESOURCE_DIR };
+
+/** One path segment: no "/", not "." or "..", no hidden files, no spaces or control characters. */
+const SEGMENT = '[A-Za-z0-9_+@-][A-Za-z0-9._+@-]*';
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A program inside RESOURCE_DIR (subdirectories allowed). Shared by CEL (RE2) and zod. */
+export const RESOURCE_PROGRAM_PATTERN = `^${escapeRe(RESOURCE_DIR)}(/${SEGMENT})+$`;
+/** An init script directly in INIT_DIR. */
+export const LSB_SCRIPT_PATTERN = `^${escapeRe(INIT_DIR)}/${SEGMENT}$`;
+const resourceProgram = new RegExp(RESOURCE_PROGRAM_PATTERN);
+
+/**
+ * argv of a command, run without a shell. Its program (argv[0]) must be a file in
+ * RESOURCE_DIR; the arguments are passed as they are. `path` names the field in messages.
+ */
+const command = (path: string, what: string) =>
+  withRules(
+    z
+      .array(z.string().min(1).max(4096))
+      .min(1)
+      .max(64)
+      .describe(
+        `${what}: argv, run without a shell as an unprivileged user; argv[0] must be a program in ${RESOURCE_DIR} on the node, e.g. ["${RESOURCE_DIR}/apache", "start"].`,
+      ),
+    [
+      {
+        cel: `size(self) == 0 || self[0].matches('${RESOURCE_PROGRAM_PATTERN.replace(/\\/g, '\\\\')}')`,
+        check: (argv: unknown) => !Array.isArray(argv) || !isStr(argv[0]) || resourceProgram.test(argv[0]),
+        message: `${path}[0] must be a program in ${RESOURCE_DIR} on the node (an absolute path without "." or ".." segments); install the script there (root-owned) and name it, e.g. ${RESOURCE_DIR}/apache; arguments follow in ${path}[1..] and are passed without a shell`,
+        messageExpression: `'${path}[0] ' + self[0] + ' is not in ${RESOURCE_DIR}: a Resource runs only programs installed in ${RESOURCE_DIR} on the node (an absolute path without "." or ".." segments); install the script there (root-owned) and name it, e.g. ${RESOURCE_DIR}/apache; arguments follow in ${path}[1..] and are passed without a shell'`,
+        messageFor: (argv: unknown) =>
+          `${path}[0] ${Array.isArray(argv) ? String(argv[0]) : ''} is not in ${RESOURCE_DIR}: a Resource runs only programs installed in ${RESOURCE_DIR} on the node (an absolute path without "." or ".." segments); install the script there (root-owned) and name it, e.g. ${RESOURCE_DIR}/apache; arguments follow in ${path}[1..] and are passed without a shell`,
+      },
+    ],
+  );
 
 const port = () => z.int().min(1).max(65535);
 
 export const ExecActionsSchema = z
   .strictObject({
-    start: command('Starts the service; exit 0 means started'),
-    stop: command('Stops the service; exit 0 means stopped'),
-    status: command('Optional; exit 0 running, 3 stopped (LSB status codes)').optional(),
+    start: command('exec.start', 'Starts the service; exit 0 means started'),
+    stop: command('exec.stop', 'Stops the service; exit 0 means stopped'),
+    status: command('exec.status', 'Optional; exit 0 running, 3 stopped (LSB status codes)').optional(),
   })
   .describe('Commands for kind exec. start and stop are required.');
 
@@ -33,24 +62,49 @@ export const LsbSchema = z
       .string()
       .min(2)
       .max(1024)
-      .regex(/^\/[^\s]*$/, {
-        error: 'lsb.script must be an absolute path without spaces, e.g. /etc/init.d/apache2',
+      .regex(new RegExp(LSB_SCRIPT_PATTERN), {
+        error: `lsb.script must be an init script directly in ${INIT_DIR} (no "." or ".." segments, no subdirectories), e.g. ${INIT_DIR}/apache2; for any other program use kind exec with a script in ${RESOURCE_DIR}`,
       })
-      .describe('Absolute path of an LSB init script, called with start, stop and status.'),
+      .describe(
+        `LSB init script in ${INIT_DIR}, called with start, stop and status as an unprivileged user, e.g. ${INIT_DIR}/apache2.`,
+      ),
   })
   .describe('Init script for kind lsb.');
+
+/**
+ * Unit types `systemctl start` can start. device and scope units cannot be started; slices
+ * are made by systemd itself.
+ */
+export const SYSTEMD_UNIT_TYPES = [
+  'service',
+  'socket',
+  'target',
+  'mount',
+  'automount',
+  'swap',
+  'timer',
+  'path',
+] as const;
+/**
+ * A unit name by systemd's rules (unit_name_is_valid): a prefix of letters, digits and
+ * ":-_.\\", an optional "@instance" (a template needs one to be started), a known type
+ * suffix, at most 255 characters. A leading "-" is valid ("-.mount" is the root mount): the
+ * agent passes "--" before the name, so it is never read as an option.
+ */
+export const SYSTEMD_UNIT_PATTERN = `^[a-zA-Z0-9:_.\\\\-]+(@[a-zA-Z0-9:_.\\\\@-]+)?\\.(${SYSTEMD_UNIT_TYPES.join('|')})$`;
 
 export const SystemdSchema = z
   .strictObject({
     unit: z
       .string()
-      .min(1)
+      .min(3)
       .max(255)
-      .regex(/^[a-zA-Z0-9:_.\\@-]+$/, {
-        error:
-          'systemd.unit must be a unit name (letters, digits, ":", "_", ".", "\\", "@", "-"), e.g. nginx.service',
+      .regex(new RegExp(SYSTEMD_UNIT_PATTERN), {
+        error: `systemd.unit must be a systemd unit name with its type (letters, digits, ":", "_", ".", "\\", "-", an "@instance" for a template), ending in .${SYSTEMD_UNIT_TYPES.join(', .')}, e.g. nginx.service or getty@tty1.service`,
       })
-      .describe('systemd unit to start and stop, e.g. nginx.service.'),
+      .describe(
+        'systemd unit to start and stop with systemctl (as an unprivileged user: see docs/security.md), e.g. nginx.service.',
+      ),
   })
   .describe('Unit for kind systemd.');
 
@@ -65,7 +119,9 @@ export const HttpCheckSchema = withRules(
           error: 'healthCheck.http.url must be an http:// or https:// URL, e.g. http://127.0.0.1/healthz',
         })
         .optional()
-        .describe('Full URL to GET. Set url, or port (and path), not both.'),
+        .describe(
+          "Full URL to GET. Set url, or port (and path), not both. The agent connects only to the node's own addresses (and the HACluster's spec.healthCheckTargets), checked on the address a host name resolves to.",
+        ),
       port: port()
         .optional()
         .describe('Port to GET on the VIP address of the holder. Set url, or port (and path).'),
@@ -103,6 +159,13 @@ export const HttpCheckSchema = withRules(
         'healthCheck.http.path is only used with port; put the path into url or use port instead of url',
     },
     {
+      cel: "!has(self.url) || !self.url.matches('^https?://[^/?#]*@')",
+      check: (h) => !isStr(h.url) || !/^https?:\/\/[^/?#]*@/.test(h.url),
+      field: ['url'],
+      message:
+        'healthCheck.http.url must not contain user information (user:password@): it is never sent, and everyone who can read Resources could read it; remove it, e.g. http://127.0.0.1:8080/healthz',
+    },
+    {
       cel: "!has(self.insecureSkipTLSVerify) || (has(self.url) && self.url.startsWith('https://'))",
       check: (h) =>
         !has(h, 'insecureSkipTLSVerify') || (typeof h.url === 'string' && h.url.startsWith('https://')),
@@ -123,7 +186,7 @@ export const HealthCheckSchema = withRules(
         .optional()
         .describe('TCP connect probe.'),
       exec: z
-        .strictObject({ command: command('Probe command; exit 0 means healthy') })
+        .strictObject({ command: command('healthCheck.exec.command', 'Probe command; exit 0 means healthy') })
         .optional()
         .describe('Command probe.'),
       intervalMs: z.int().min(100).max(3_600_000).default(2000).describe('Milliseconds between probes.'),

@@ -78,6 +78,8 @@ export interface ClusterConfig {
   quorum: QuorumMode;
   timing: Timing;
   autoFailback: boolean;
+  /** spec.healthCheckTargets: networks Resources' http/tcp checks may reach besides the node's own addresses. */
+  healthCheckTargets?: string[];
   keys: KeyringKey[];
   activeKeyId: number;
   vips: VipConfig[];
@@ -391,6 +393,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     quorum: cluster.spec.quorum,
     timing,
     autoFailback: cluster.spec.autoFailback,
+    healthCheckTargets: cluster.spec.healthCheckTargets ?? [],
     keys,
     activeKeyId: active,
     vips,

@@ -37,13 +37,13 @@ export function resourceObject(
   namespace: string,
   name: string,
   labels: Record<string, string> = {},
-  start = 'true',
+  start = '/etc/heartline/resource.d/web',
 ): ApiObject {
   return {
     apiVersion: 'heartline.dev/v1alpha1',
     kind: 'Resource',
     metadata: { name, namespace, labels },
-    spec: { kind: 'exec', exec: { start: [start], stop: ['true'] } },
+    spec: { kind: 'exec', exec: { start: [start], stop: ['/etc/heartline/resource.d/web', 'stop'] } },
   };
 }
 
@@ -156,7 +156,7 @@ export function apiSourceContract(
       const second = unique('w');
       await s.apply('Resource', resourceObject(ns, second, label));
       await eventually('added', () => seen.some((e) => e.type === 'added' && e.name === second));
-      await s.apply('Resource', resourceObject(ns, second, label, 'false'));
+      await s.apply('Resource', resourceObject(ns, second, label, '/etc/heartline/resource.d/other'));
       await eventually('updated', () =>
         seen.some((e) => e.type === 'updated' && e.name === second && e.generation === 2),
       );

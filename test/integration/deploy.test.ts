@@ -90,6 +90,7 @@ interface Container {
     readOnlyRootFilesystem?: boolean;
     capabilities?: { add?: string[]; drop?: string[] };
   };
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
 }
 interface PodSpec {
   serviceAccountName?: string;
@@ -101,6 +102,7 @@ interface PodSpec {
   securityContext?: {
     runAsNonRoot?: boolean;
     runAsUser?: number;
+    fsGroup?: number;
     sysctls?: { name: string; value: string }[];
   };
   tolerations?: { key?: string }[];
@@ -377,12 +379,27 @@ describe('deploy/ on a real API server', () => {
       });
       expect(pod.hostPID ?? false).toBe(false);
       expect(pod.hostIPC ?? false).toBe(false);
-      // One host path only: the incarnation counter's directory (docs/adr/0015).
+      // Two host paths only: the incarnation counter's directory (docs/adr/0015), and the
+      // directory of the programs Resources may run, read-only (docs/security.md).
       expect((pod.volumes ?? []).filter((v) => v.hostPath)).toEqual([
         { name: 'state', hostPath: { path: '/var/lib/heartline', type: 'DirectoryOrCreate' } },
+        { name: 'resource-d', hostPath: { path: '/etc/heartline/resource.d', type: 'DirectoryOrCreate' } },
       ]);
       expect(pod.containers).toHaveLength(1);
       const c = pod.containers[0]!;
+      expect(c.volumeMounts?.find((m) => m.name === 'resource-d')).toEqual({
+        name: 'resource-d',
+        mountPath: '/etc/heartline/resource.d',
+        readOnly: true,
+      });
+      // The kubelet writes the service-account token 0600 for the containers' runAsUser when
+      // every container sets one and the pod has no fsGroup (KEP-2451); otherwise 0644, and
+      // Resources (uid 65534) could read it.
+      expect(pod.containers.every((x) => x.securityContext?.runAsUser !== undefined)).toBe(true);
+      expect(pod.securityContext?.fsGroup).toBeUndefined();
+      expect(
+        c.command?.filter((a) => a.startsWith('--resource-uid=0') || a.startsWith('--resource-gid=0')),
+      ).toEqual([]);
       expect(c.securityContext).toMatchObject({
         allowPrivilegeEscalation: false,
         readOnlyRootFilesystem: true,
@@ -972,7 +989,13 @@ describe('deploy/ on a real API server', () => {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'Resource',
         metadata: { name, namespace: ns },
-        spec: { kind: 'exec', exec: { start: ['/bin/true'], stop: ['/bin/true'] } },
+        spec: {
+          kind: 'exec',
+          exec: {
+            start: ['/etc/heartline/resource.d/web', 'start'],
+            stop: ['/etc/heartline/resource.d/web', 'stop'],
+          },
+        },
       });
       const asUser = (user: string, group: string) => [`--as=${user}`, `--as-group=${group}`];
 

@@ -156,7 +156,10 @@ describe('k8s adapter connections (real kube-apiserver)', () => {
         apiVersion: 'heartline.dev/v1alpha1',
         kind: 'Resource',
         metadata: { name, namespace: ns },
-        spec: { kind: 'exec', exec: { start: ['true'], stop: ['true'] } },
+        spec: {
+          kind: 'exec',
+          exec: { start: ['/etc/heartline/resource.d/web'], stop: ['/etc/heartline/resource.d/web'] },
+        },
       }),
     );
     const key = { namespace: ns, name };

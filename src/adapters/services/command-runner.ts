@@ -1,11 +1,45 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type { Argv, Clock, Millis } from '../../core/ports.js';
+import { resourceEnv, withIdentity, type ResourceIdentity } from './sandbox.js';
 
 export interface CommandOptions {
   timeoutMs: Millis;
-  /** Added to (and overriding) the agent's own environment. */
+  /** Added to the minimal environment (PATH, LANG); the agent's own is never passed on. */
   env?: Readonly<Record<string, string>>;
+  /** Working directory; default "/". */
   cwd?: string;
+}
+
+/** Who Resource processes run as. */
+export interface SpawnInit {
+  /**
+   * Run every process as this user and group with no capabilities (through setpriv, see
+   * sandbox.ts). null: as this process, with its privileges: only for tests that run
+   * unprivileged already.
+   */
+  identity: ResourceIdentity | null;
+  /** setpriv binary; default /usr/bin/setpriv. */
+  setpriv?: string;
+}
+
+/**
+ * Starts `argv` as a Resource process: no shell, a new process group (so that the whole group
+ * can be killed), the minimal environment, and `init.identity`.
+ */
+export function spawnResource(
+  argv: readonly string[],
+  options: { env?: Readonly<Record<string, string>>; cwd?: string; stdio: StdioOptions },
+  init: SpawnInit,
+): ChildProcess {
+  const full = init.identity ? withIdentity(argv, init.identity, init.setpriv) : [...argv];
+  const [file, ...args] = full;
+  return spawn(file!, args, {
+    env: resourceEnv(options.env),
+    cwd: options.cwd ?? '/',
+    detached: true,
+    shell: false,
+    stdio: options.stdio,
+  });
 }
 
 export interface CommandResult {
@@ -40,16 +74,18 @@ export function killGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** The real CommandRunner: node:child_process spawn, detached into a new process group. */
+/** The real CommandRunner: spawnResource, detached into a new process group. */
 export class SpawnCommandRunner implements CommandRunner {
-  constructor(private readonly components: { clock: Clock }) {}
+  constructor(
+    private readonly components: { clock: Clock },
+    private readonly init: SpawnInit,
+  ) {}
 
   run(argv: Argv, options: CommandOptions): Promise<CommandResult> {
     const { clock } = this.components;
     const started = clock.now();
     return new Promise((resolve) => {
-      const [file, ...args] = argv;
-      if (!file) {
+      if (argv.length === 0) {
         resolve({
           code: null,
           signal: null,
@@ -66,15 +102,9 @@ export class SpawnCommandRunner implements CommandRunner {
       };
       let timedOut = false;
       let spawnError: string | undefined;
-      const child = spawn(file, args, {
-        env: { ...process.env, ...options.env },
-        cwd: options.cwd,
-        detached: true,
-        shell: false,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      child.stdout.on('data', keep);
-      child.stderr.on('data', keep);
+      const child = spawnResource(argv, { ...options, stdio: ['ignore', 'pipe', 'pipe'] }, this.init);
+      child.stdout!.on('data', keep);
+      child.stderr!.on('data', keep);
       const timer = clock.after(options.timeoutMs, () => {
         timedOut = true;
         if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
@@ -103,4 +133,37 @@ export function describeExit(r: CommandResult, timeoutMs: Millis): string {
   if (r.timedOut) return `timed out after ${timeoutMs} ms; process group killed`;
   if (r.signal) return `killed by ${r.signal}`;
   return `exit ${r.code}`;
+}
+
+/**
+ * Runs one process exactly as Resource processes run (spawnResource with `init`) that prints
+ * its own /proc/self/status, and returns that text, or why it could not.
+ */
+export function selfStatusAs(
+  init: SpawnInit,
+  timeoutMs: Millis,
+): Promise<{ ok: true; status: string } | { ok: false; problem: string }> {
+  return new Promise((resolve) => {
+    const child = spawnResource(
+      ['/bin/cat', '/proc/self/status'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+      init,
+    );
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString('utf8')).slice(-OUTPUT_TAIL)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let spawnError: string | undefined;
+    child.on('error', (e: NodeJS.ErrnoException) => (spawnError = e.code ?? e.message));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ ok: true, status: out });
+      else
+        resolve({
+          ok: false,
+          problem: `${spawnError ? `could not run: ${spawnError}` : signal ? `killed by ${signal}` : `exit ${code}`}${err.trim() ? `: ${err.trim()}` : ''}`,
+        });
+    });
+  });
 }

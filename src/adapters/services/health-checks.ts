@@ -1,7 +1,52 @@
+import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Clock, HealthCheckSpec, Millis } from '../../core/ports.js';
+
+/** Says whether a check may connect to an address (ProbeTargets): undefined yes, else why not. */
+export interface TargetGuard {
+  refusal(address: string): string | undefined;
+}
+
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
+
+/**
+ * A `lookup` for net/http that resolves a host name and keeps only the addresses `guard`
+ * allows, so the address connected to is the address checked (no second resolution to race).
+ */
+function guardedLookup(guard: TargetGuard) {
+  return (hostname: string, options: dns.LookupOptions, callback: LookupCallback): void => {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '');
+      const allowed = addresses.filter((a) => guard.refusal(a.address) === undefined);
+      if (allowed.length === 0) {
+        const first = addresses[0]?.address ?? hostname;
+        const e: NodeJS.ErrnoException = new Error(
+          `not probed: ${hostname} resolves to ${first}: ${guard.refusal(first)}`,
+        );
+        e.code = 'ETARGETREFUSED';
+        return callback(e, '');
+      }
+      if (options.all) return callback(null, allowed);
+      return callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
+/** A refusal for an IP-literal host (Node connects to those without a lookup). */
+function literalRefusal(host: string, guard: TargetGuard | undefined): string | undefined {
+  if (!guard || net.isIP(host) === 0) return undefined;
+  const why = guard.refusal(host);
+  return why === undefined ? undefined : `not probed: ${why}`;
+}
+
+const errorText = (err: NodeJS.ErrnoException): string =>
+  err.code === 'ETARGETREFUSED' ? err.message : (err.code ?? err.message);
 
 export interface CheckOutcome {
   ok: boolean;
@@ -18,17 +63,22 @@ const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|HOSTNAME|ISS
  * GET http(s)://host:port/path; ok when the status equals `expectStatus` (default: any 2xx).
  * https verifies the certificate chain (system CAs and NODE_EXTRA_CA_CERTS) and that it
  * names `host`, unless `insecureSkipTLSVerify`: a service answering with a certificate that
- * does not verify fails the check, naming the reason and the option.
+ * does not verify fails the check, naming the reason and the option. With `guard`, an address
+ * it refuses is never connected to (a host name: none of its addresses is allowed) and the
+ * check fails saying so.
  */
 export function httpCheck(
   spec: NonNullable<HealthCheckSpec['http']>,
   timeoutMs: Millis,
   clock: Clock,
+  guard?: TargetGuard,
 ): Promise<CheckOutcome> {
   const path = spec.path ?? '/';
   const scheme = spec.scheme ?? 'http';
   const url = `${scheme}://${hostPort(spec.host, spec.port)}${path}`;
   const get = scheme === 'https' ? https.get : http.get;
+  const refused = literalRefusal(spec.host, guard);
+  if (refused) return Promise.resolve({ ok: false, detail: `GET ${url}: ${refused}` });
   return new Promise((resolve) => {
     let done = false;
     const finish = (o: CheckOutcome): void => {
@@ -44,6 +94,7 @@ export function httpCheck(
       path,
       agent: false,
       headers: { 'user-agent': 'heartline' },
+      ...(guard ? { lookup: guardedLookup(guard) } : {}),
       ...(scheme === 'https' ? { rejectUnauthorized: spec.insecureSkipTLSVerify !== true } : {}),
     };
     const req = get(options, (res) => {
@@ -55,7 +106,7 @@ export function httpCheck(
       finish({ ok, detail: `GET ${url}: HTTP ${status} (want ${want})` });
     });
     req.on('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code ?? err.message;
+      const code = errorText(err);
       const hint =
         scheme === 'https' && CERT_ERROR.test(code)
           ? ': the certificate does not verify; give the service a certificate for this host from a trusted CA, or set healthCheck.http.insecureSkipTLSVerify: true'
@@ -68,13 +119,16 @@ export function httpCheck(
   });
 }
 
-/** Opens a TCP connection; ok once connected. */
+/** Opens a TCP connection; ok once connected. `guard` as for httpCheck. */
 export function tcpCheck(
   spec: NonNullable<HealthCheckSpec['tcp']>,
   timeoutMs: Millis,
   clock: Clock,
+  guard?: TargetGuard,
 ): Promise<CheckOutcome> {
   const target = hostPort(spec.host, spec.port);
+  const refused = literalRefusal(spec.host, guard);
+  if (refused) return Promise.resolve({ ok: false, detail: `tcp ${target}: ${refused}` });
   return new Promise((resolve) => {
     let done = false;
     const finish = (o: CheckOutcome): void => {
@@ -84,10 +138,14 @@ export function tcpCheck(
       socket.destroy();
       resolve(o);
     };
-    const socket = net.connect({ host: spec.host, port: spec.port });
+    const socket = net.connect({
+      host: spec.host,
+      port: spec.port,
+      ...(guard ? { lookup: guardedLookup(guard) } : {}),
+    });
     socket.once('connect', () => finish({ ok: true, detail: `tcp ${target}: connected` }));
     socket.once('error', (err: NodeJS.ErrnoException) =>
-      finish({ ok: false, detail: `tcp ${target}: ${err.code ?? err.message}` }),
+      finish({ ok: false, detail: `tcp ${target}: ${errorText(err)}` }),
     );
     const timer = clock.after(timeoutMs, () =>
       finish({ ok: false, detail: `tcp ${target}: timed out after ${timeoutMs} ms` }),

@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { pino, type Logger } from 'pino';
+import { INIT_DIR, RESOURCE_DIR } from '../../api/resource-paths.js';
 import type {
   Clock,
   ExecServiceSpec,
@@ -11,16 +12,31 @@ import type {
 import {
   describeExit,
   killGroup,
+  selfStatusAs,
   SpawnCommandRunner,
+  spawnResource,
   type CommandResult,
   type CommandRunner,
 } from './command-runner.js';
-import { httpCheck, tcpCheck } from './health-checks.js';
+import { httpCheck, tcpCheck, type TargetGuard } from './health-checks.js';
+import { ProbeTargets } from './probe-targets.js';
+import {
+  credentialProblems,
+  parseProcStatus,
+  resolveAllowed,
+  type AllowedDir,
+  type ResourceIdentity,
+} from './sandbox.js';
 
 export interface ProcessServiceRunnerComponents {
   clock: Clock;
-  /** Runs start/stop/status/check commands; inject a recorder to test systemd and LSB. */
+  /**
+   * Runs start/stop/status/check commands; inject a recorder to test systemd and LSB.
+   * Default: a SpawnCommandRunner with `init.identity`.
+   */
   commands?: CommandRunner;
+  /** Where http and tcp checks may connect; default ProbeTargets (the node's own addresses). */
+  targets?: TargetGuard;
   logger?: Logger;
 }
 
@@ -31,7 +47,22 @@ export interface ProcessServiceRunnerInit {
   statusProbeTimeoutMs?: Millis;
   /** `systemctl` path. Default `systemctl` (from PATH). */
   systemctl?: string;
+  /**
+   * Who Resource processes run as: this user and group, with no capabilities (sandbox.ts).
+   * Checked once before the first command (and again until it passes): a process that would
+   * keep any privilege is never started. null: as the agent (tests that inject `commands`).
+   */
+  identity: ResourceIdentity | null;
+  /** setpriv binary (default /usr/bin/setpriv). */
+  setpriv?: string;
+  /** Where the node's RESOURCE_DIR is mounted here; default RESOURCE_DIR. */
+  resourceDir?: string;
+  /** Where the node's INIT_DIR is here; default INIT_DIR. */
+  initDir?: string;
 }
+
+/** What a command is in the Resource object, for messages: `spec.exec.start` etc. */
+type CommandField = 'exec.start' | 'exec.stop' | 'exec.status' | 'healthCheck.exec.command';
 
 /** LSB init-script exit codes (LSB core 20.2, "Init Script Actions"). */
 const LSB_STATUS: Record<number, string> = {
@@ -63,8 +94,14 @@ interface Daemon {
  * The real ServiceRunner. exec Resources run their argv arrays without a shell (`daemon`
  * mode keeps the start process as a child, see ExecServiceSpec); lsb Resources run
  * `<script> start|stop|status` and read status exit codes per LSB (0 running, 3 stopped);
- * systemd Resources run `systemctl start|stop|is-active <unit>`. Every command runs in its
+ * systemd Resources run `systemctl start|stop|is-active -- <unit>`. Every command runs in its
  * own process group, killed whole at its timeout.
+ *
+ * Privilege (docs/security.md): a program runs only if it resolves, symlinks and ".." followed
+ * on disk, to a regular file inside RESOURCE_DIR (LSB scripts: INIT_DIR), and the resolved
+ * path is what runs; every process runs as `init.identity` with no capabilities and only
+ * PATH and LANG in its environment; http and tcp checks connect only where `targets` allows.
+ * A refusal fails the operation with a detail naming the field and the fix.
  */
 export class ProcessServiceRunner implements ServiceRunner {
   private readonly clock: Clock;
@@ -73,13 +110,30 @@ export class ProcessServiceRunner implements ServiceRunner {
   private readonly settleMs: Millis;
   private readonly statusProbeTimeoutMs: Millis;
   private readonly systemctl: string;
+  private readonly identity: ResourceIdentity | null;
+  private readonly setpriv: string | undefined;
+  private readonly resourceDir: AllowedDir;
+  private readonly initDir: AllowedDir;
+  private readonly targets: TargetGuard;
+  /** Set once the identity check passed. */
+  private identityOk = false;
   private readonly daemons = new Map<string, Daemon>();
   /** Plain exec Resources without a status command: last known state. */
   private readonly started = new Set<string>();
 
-  constructor(components: ProcessServiceRunnerComponents, init: ProcessServiceRunnerInit = {}) {
+  constructor(components: ProcessServiceRunnerComponents, init: ProcessServiceRunnerInit) {
     this.clock = components.clock;
-    this.commands = components.commands ?? new SpawnCommandRunner({ clock: components.clock });
+    this.identity = init.identity;
+    this.setpriv = init.setpriv;
+    this.commands =
+      components.commands ??
+      new SpawnCommandRunner(
+        { clock: components.clock },
+        { identity: init.identity, ...(init.setpriv ? { setpriv: init.setpriv } : {}) },
+      );
+    this.targets = components.targets ?? new ProbeTargets();
+    this.resourceDir = { api: RESOURCE_DIR, local: init.resourceDir ?? RESOURCE_DIR };
+    this.initDir = { api: INIT_DIR, local: init.initDir ?? INIT_DIR };
     this.logger = (components.logger ?? pino({ name: 'heartline.services' })).child({
       component: 'service-runner',
     });
@@ -90,10 +144,12 @@ export class ProcessServiceRunner implements ServiceRunner {
 
   async start(spec: ServiceSpec, timeoutMs: Millis): Promise<RunResult> {
     const t0 = this.clock.now();
+    const refused = await this.checkIdentity();
+    if (refused) return this.result(spec.name, 'start', false, refused, t0);
     switch (spec.kind) {
       case 'exec':
         if (spec.exec.daemon) return this.startDaemon(spec.name, spec.exec, timeoutMs, t0);
-        return this.cmd(spec.name, 'start', spec.exec.start, spec.exec, timeoutMs, (r) => {
+        return this.exec(spec.name, 'start', 'exec.start', spec.exec.start, spec.exec, timeoutMs, (r) => {
           if (r.code === 0) this.started.add(spec.name);
           return r.code === 0;
         });
@@ -103,7 +159,7 @@ export class ProcessServiceRunner implements ServiceRunner {
         return this.cmd(
           spec.name,
           'start',
-          [this.systemctl, 'start', spec.systemd.unit],
+          this.systemctlArgv('start', spec.systemd.unit),
           {},
           timeoutMs,
           (r) => r.code === 0,
@@ -111,15 +167,90 @@ export class ProcessServiceRunner implements ServiceRunner {
     }
   }
 
+  /** `systemctl <verb> -- <unit>`: after "--" a unit named like an option is still a unit. */
+  private systemctlArgv(verb: 'start' | 'stop' | 'is-active', unit: string): string[] {
+    return [this.systemctl, verb, '--', unit];
+  }
+
+  /**
+   * Before the first command: runs one process the way Resources run and reads its
+   * /proc/self/status. Undefined when it ran as the identity with nothing left (no
+   * capability in any set, no_new_privs, no supplementary groups); otherwise why not and the
+   * fix. Rechecked on every call until it passes once.
+   */
+  private async checkIdentity(): Promise<string | undefined> {
+    if (!this.identity || this.identityOk) return undefined;
+    const id = this.identity;
+    const r = await selfStatusAs({ identity: id, ...(this.setpriv ? { setpriv: this.setpriv } : {}) }, 5000);
+    let problems: string[];
+    try {
+      problems = r.ok ? credentialProblems(parseProcStatus(r.status), id) : [r.problem];
+    } catch (err) {
+      problems = [(err as Error).message];
+    }
+    if (problems.length === 0) {
+      this.identityOk = true;
+      this.logger.info({ uid: id.uid, gid: id.gid }, 'Resources run unprivileged (checked)');
+      return undefined;
+    }
+    const detail = `not run: Resources must run as uid ${id.uid} gid ${id.gid} without capabilities, and a test process did not (${problems.join('; ')}); the agent needs ${this.setpriv ?? '/usr/bin/setpriv'} (util-linux) and the capabilities SETUID, SETGID, SETPCAP and KILL (deploy/base/agent/daemonset.yaml), or set --resource-uid/--resource-gid`;
+    this.logger.error(
+      { uid: id.uid, gid: id.gid, problems },
+      'Resources cannot run unprivileged: not running them',
+    );
+    return detail;
+  }
+
+  /** Runs an exec Resource's command once its program resolves inside RESOURCE_DIR. */
+  private async exec(
+    name: string,
+    op: string,
+    field: CommandField,
+    argv: readonly string[],
+    exec: Pick<ExecServiceSpec, 'env' | 'cwd'>,
+    timeoutMs: Millis,
+    ok: (r: CommandResult) => boolean,
+  ): Promise<RunResult> {
+    const t0 = this.clock.now();
+    const program = await this.resolveProgram(argv, field);
+    if (!program.ok) return this.refused(name, op, program.detail, t0);
+    return this.cmd(name, op, [program.path, ...argv.slice(1)], exec, timeoutMs, ok);
+  }
+
+  private async resolveProgram(
+    argv: readonly string[],
+    field: CommandField,
+  ): Promise<{ ok: true; path: string } | { ok: false; detail: string }> {
+    const [program] = argv;
+    if (program === undefined) return { ok: false, detail: `spec.${field} is empty; set the program to run` };
+    return resolveAllowed(program, this.resourceDir, `spec.${field}[0]`);
+  }
+
+  private refused(name: string, op: string, detail: string, t0: Millis): RunResult {
+    const res = this.result(name, op, false, `not run: ${detail}`, t0);
+    this.logger.warn({ resource: name, op, detail: res.detail }, 'resource command refused');
+    return res;
+  }
+
   async stop(spec: ServiceSpec, timeoutMs: Millis): Promise<RunResult> {
     const t0 = this.clock.now();
+    const refused = await this.checkIdentity();
+    if (refused) return this.result(spec.name, 'stop', false, refused, t0);
     switch (spec.kind) {
       case 'exec': {
         if (spec.exec.daemon) return this.stopDaemon(spec.name, spec.exec, timeoutMs, t0);
         this.started.delete(spec.name);
         if (!spec.exec.stop)
           return this.result(spec.name, 'stop', true, 'no stop command; nothing to do', t0);
-        return this.cmd(spec.name, 'stop', spec.exec.stop, spec.exec, timeoutMs, (r) => r.code === 0);
+        return this.exec(
+          spec.name,
+          'stop',
+          'exec.stop',
+          spec.exec.stop,
+          spec.exec,
+          timeoutMs,
+          (r) => r.code === 0,
+        );
       }
       case 'lsb':
         return this.lsbAction(spec.name, spec.lsb.script, 'stop', timeoutMs);
@@ -127,7 +258,7 @@ export class ProcessServiceRunner implements ServiceRunner {
         return this.cmd(
           spec.name,
           'stop',
-          [this.systemctl, 'stop', spec.systemd.unit],
+          this.systemctlArgv('stop', spec.systemd.unit),
           {},
           timeoutMs,
           (r) => r.code === 0,
@@ -137,10 +268,22 @@ export class ProcessServiceRunner implements ServiceRunner {
 
   async status(spec: ServiceSpec, timeoutMs: Millis): Promise<RunResult> {
     const t0 = this.clock.now();
+    if (spec.kind !== 'exec' || spec.exec.status) {
+      const refused = await this.checkIdentity();
+      if (refused) return this.result(spec.name, 'status', false, refused, t0);
+    }
     switch (spec.kind) {
       case 'exec': {
         if (spec.exec.status)
-          return this.cmd(spec.name, 'status', spec.exec.status, spec.exec, timeoutMs, (r) => r.code === 0);
+          return this.exec(
+            spec.name,
+            'status',
+            'exec.status',
+            spec.exec.status,
+            spec.exec,
+            timeoutMs,
+            (r) => r.code === 0,
+          );
         if (spec.exec.daemon) {
           const d = this.daemons.get(spec.name);
           if (d && !d.exit) return this.result(spec.name, 'status', true, `daemon pid ${d.pid} running`, t0);
@@ -162,7 +305,9 @@ export class ProcessServiceRunner implements ServiceRunner {
         );
       }
       case 'lsb': {
-        const r = await this.commands.run([spec.lsb.script, 'status'], { timeoutMs });
+        const script = await resolveAllowed(spec.lsb.script, this.initDir, 'spec.lsb.script');
+        if (!script.ok) return this.refused(spec.name, 'status', script.detail, t0);
+        const r = await this.commands.run([script.path, 'status'], { timeoutMs });
         const meaning =
           r.code !== null ? (LSB_STATUS[r.code] ?? 'program-specific error') : describeExit(r, timeoutMs);
         return this.result(
@@ -174,7 +319,7 @@ export class ProcessServiceRunner implements ServiceRunner {
         );
       }
       case 'systemd': {
-        const r = await this.commands.run([this.systemctl, 'is-active', spec.systemd.unit], { timeoutMs });
+        const r = await this.commands.run(this.systemctlArgv('is-active', spec.systemd.unit), { timeoutMs });
         return this.result(
           spec.name,
           'status',
@@ -191,15 +336,19 @@ export class ProcessServiceRunner implements ServiceRunner {
     if (!hc) return this.status(spec, this.statusProbeTimeoutMs);
     const t0 = this.clock.now();
     if (hc.http) {
-      const o = await httpCheck(hc.http, hc.timeoutMs, this.clock);
+      const o = await httpCheck(hc.http, hc.timeoutMs, this.clock, this.targets);
       return this.result(spec.name, 'probe', o.ok, o.detail, t0);
     }
     if (hc.tcp) {
-      const o = await tcpCheck(hc.tcp, hc.timeoutMs, this.clock);
+      const o = await tcpCheck(hc.tcp, hc.timeoutMs, this.clock, this.targets);
       return this.result(spec.name, 'probe', o.ok, o.detail, t0);
     }
     if (hc.exec) {
-      const r = await this.commands.run(hc.exec.command, {
+      const refused = await this.checkIdentity();
+      if (refused) return this.result(spec.name, 'probe', false, refused, t0);
+      const program = await this.resolveProgram(hc.exec.command, 'healthCheck.exec.command');
+      if (!program.ok) return this.refused(spec.name, 'probe', program.detail, t0);
+      const r = await this.commands.run([program.path, ...hc.exec.command.slice(1)], {
         timeoutMs: hc.timeoutMs,
         ...(hc.exec.env ? { env: hc.exec.env } : {}),
       });
@@ -265,7 +414,9 @@ export class ProcessServiceRunner implements ServiceRunner {
     timeoutMs: Millis,
   ): Promise<RunResult> {
     const t0 = this.clock.now();
-    const r = await this.commands.run([script, action], { timeoutMs });
+    const resolved = await resolveAllowed(script, this.initDir, 'spec.lsb.script');
+    if (!resolved.ok) return this.refused(name, action, resolved.detail, t0);
+    const r = await this.commands.run([resolved.path, action], { timeoutMs });
     const meaning = r.code !== null ? ` (${LSB_ACTION[r.code] ?? 'reserved'})` : '';
     return this.result(
       name,
@@ -285,15 +436,13 @@ export class ProcessServiceRunner implements ServiceRunner {
     const existing = this.daemons.get(name);
     if (existing && !existing.exit)
       return this.result(name, 'start', true, `already running as pid ${existing.pid}`, t0);
-    const [file, ...args] = exec.start;
-    if (!file) return this.result(name, 'start', false, 'empty start command; set spec.exec.start', t0);
-    const child = spawn(file, args, {
-      env: { ...process.env, ...exec.env },
-      cwd: exec.cwd,
-      detached: true,
-      shell: false,
-      stdio: 'ignore',
-    });
+    const program = await this.resolveProgram(exec.start, 'exec.start');
+    if (!program.ok) return this.refused(name, 'start', program.detail, t0);
+    const child = spawnResource(
+      [program.path, ...exec.start.slice(1)],
+      { ...(exec.env ? { env: exec.env } : {}), ...(exec.cwd ? { cwd: exec.cwd } : {}), stdio: 'ignore' },
+      { identity: this.identity, ...(this.setpriv ? { setpriv: this.setpriv } : {}) },
+    );
     const spawned = await new Promise<string | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined));
       child.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
@@ -342,13 +491,20 @@ export class ProcessServiceRunner implements ServiceRunner {
     const d = this.daemons.get(name);
     let detail = '';
     if (exec.stop) {
-      const r = await this.commands.run(exec.stop, {
-        timeoutMs,
-        ...(exec.env ? { env: exec.env } : {}),
-        ...(exec.cwd ? { cwd: exec.cwd } : {}),
-      });
-      detail = `${exec.stop.join(' ')}: ${describeExit(r, timeoutMs)}; `;
-      if (!d && r.code !== 0) return this.result(name, 'stop', false, detail + 'stop command failed', t0);
+      const program = await this.resolveProgram(exec.stop, 'exec.stop');
+      if (program.ok) {
+        const r = await this.commands.run([program.path, ...exec.stop.slice(1)], {
+          timeoutMs,
+          ...(exec.env ? { env: exec.env } : {}),
+          ...(exec.cwd ? { cwd: exec.cwd } : {}),
+        });
+        detail = `${exec.stop.join(' ')}: ${describeExit(r, timeoutMs)}; `;
+        if (!d && r.code !== 0) return this.result(name, 'stop', false, detail + 'stop command failed', t0);
+      } else {
+        // The daemon is still stopped (by signals): a refused stop command must not keep it running.
+        detail = `stop command not run: ${program.detail}; `;
+        if (!d) return this.refused(name, 'stop', program.detail, t0);
+      }
     }
     if (!d || d.exit) {
       this.daemons.delete(name);

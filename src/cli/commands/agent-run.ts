@@ -7,6 +7,7 @@ import { restAccessReviewApi } from '../../adapters/k8s/rest-access-review.js';
 import { RestApiSource } from '../../adapters/k8s/rest-api-source.js';
 import { RestClient } from '../../adapters/k8s/rest-client.js';
 import { NetdNetworkDriver } from '../../adapters/linux/netd-driver.js';
+import { ProbeTargets } from '../../adapters/services/probe-targets.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
 import { InheritedUdpSocket } from '../../adapters/udp/inherited-socket.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
@@ -82,7 +83,26 @@ async function serve(
     inherited
       ? inherited.transport(port)
       : UdpTransport.open({ address: opts.listenAddress, port, logger: log });
-  const runner = new ProcessServiceRunner({ clock, logger: log });
+  // Resources run programs from the allowlisted directory only, with no capability and a
+  // minimal environment, and probe only this node's addresses and the HACluster's
+  // spec.healthCheckTargets (docs/security.md). A root agent runs them as --resource-uid
+  // (ADR 0019); an agent that netd already runs unprivileged (ADR 0020) cannot switch users,
+  // so they run as the agent's own uid: say so.
+  const agentUid = process.getuid?.() ?? 0;
+  if (agentUid === 0 && opts.resourceUid === 0) {
+    throw new Error('--resource-uid 0: Resources never run as root; choose an unprivileged uid, e.g. 65534');
+  }
+  const identity = agentUid === 0 ? { uid: opts.resourceUid, gid: opts.resourceGid } : null;
+  if (!identity)
+    log.warn(
+      { uid: agentUid },
+      'Resources run as the agent user (it has no capability to start them as --resource-uid): they could signal the agent or read what it reads',
+    );
+  const targets = new ProbeTargets();
+  const runner = new ProcessServiceRunner(
+    { clock, logger: log, targets },
+    { identity, resourceDir: opts.resourceDir },
+  );
   // Every life of this member takes the next number of a counter on the node's disk, durable
   // before use (docs/adr/0015). Throws, and the agent does not start, if it cannot be written.
   const lives = new IncarnationFile(join(opts.stateDir, `incarnation-${opts.namespace}.${opts.cluster}`));
@@ -103,6 +123,7 @@ async function serve(
       runner,
       log,
       openTransport,
+      onConfig: (config) => targets.setNetworks(config.healthCheckTargets ?? []),
     },
     {
       node: opts.node,

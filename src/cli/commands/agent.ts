@@ -1,5 +1,9 @@
 import { hostname } from 'node:os';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { DEFAULT_RESOURCE_IDENTITY } from '../../adapters/services/sandbox.js';
+
+/** RESOURCE_DIR of src/api/resource-paths.ts (spelled out: help loads nothing of src/api). */
+const RESOURCE_DIR = '/etc/heartline/resource.d';
 import type { MetricsFlags } from '../../ops/metrics-serving.js';
 
 export interface AgentOptions extends MetricsFlags {
@@ -10,6 +14,22 @@ export interface AgentOptions extends MetricsFlags {
   listenAddress: string;
   netd?: string;
   stateDir: string;
+  resourceDir: string;
+  resourceUid: number;
+  resourceGid: number;
+}
+
+/** A uid or gid for Resources: a whole number 1..2^32-2, not 0 (root). */
+function resourceId(flag: string) {
+  return (value: string): number => {
+    const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 4294967294) {
+      throw new InvalidArgumentError(
+        `${flag} must be a number from 1 to 4294967294 (not 0: Resources never run as root), e.g. 65534`,
+      );
+    }
+    return n;
+  };
 }
 
 /** `heartline agent`: the node agent. Runs until SIGTERM / SIGINT, then releases its VIPs (planned). */
@@ -48,6 +68,23 @@ export function agentCommand(program: Command): void {
       '--state-dir <dir>',
       'persistent directory for the incarnation counter (a hostPath in the DaemonSet; docs/adr/0015)',
       '/var/lib/heartline',
+    )
+    .option(
+      '--resource-dir <dir>',
+      `where the node's ${RESOURCE_DIR} is mounted (read-only) in the agent: Resources run programs from there only`,
+      RESOURCE_DIR,
+    )
+    .option(
+      '--resource-uid <uid>',
+      'user Resources run as, with no capabilities (docs/security.md)',
+      resourceId('--resource-uid'),
+      DEFAULT_RESOURCE_IDENTITY.uid,
+    )
+    .option(
+      '--resource-gid <gid>',
+      'group Resources run as',
+      resourceId('--resource-gid'),
+      DEFAULT_RESOURCE_IDENTITY.gid,
     )
     .option(
       '--netd <path>',

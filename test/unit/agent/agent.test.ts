@@ -49,7 +49,7 @@ function objects(
     metadata: { name: 'web', namespace: NS },
     spec: {
       kind: 'exec',
-      exec: { start: ['true'], stop: ['true'] },
+      exec: { start: ['/etc/heartline/resource.d/web'], stop: ['/etc/heartline/resource.d/web'] },
       startTimeoutMs: 1000,
       stopTimeoutMs: 1000,
       ...(opts.healthCheck

@@ -133,7 +133,13 @@ describe('field rules: valid edge cases', () => {
 
   it('accepts each Resource kind with its own field only', () => {
     const specs = [
-      { kind: 'exec', exec: { start: ['/bin/true'], stop: ['/bin/true'] } },
+      {
+        kind: 'exec',
+        exec: {
+          start: ['/etc/heartline/resource.d/web', 'start'],
+          stop: ['/etc/heartline/resource.d/web', 'stop'],
+        },
+      },
       { kind: 'lsb', lsb: { script: '/etc/init.d/apache2' } },
       { kind: 'systemd', systemd: { unit: 'nginx.service' } },
     ];
@@ -148,7 +154,7 @@ describe('field rules: valid edge cases', () => {
     for (const probe of [
       { http: { url: 'http://127.0.0.1/healthz' } },
       { tcp: { port: 5432 } },
-      { exec: { command: ['/bin/true'] } },
+      { exec: { command: ['/etc/heartline/resource.d/web', 'check'] } },
     ]) {
       const m = goodResource();
       m.spec.healthCheck = probe;

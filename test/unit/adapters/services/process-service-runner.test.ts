@@ -1,4 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  existsSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
@@ -21,6 +30,49 @@ const logger = pino({ level: 'silent' });
 const clock = new SystemClock();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** As root, Resources run as nobody (through setpriv), as in the agent; otherwise as this user. */
+const identity = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : null;
+
+/**
+ * A stand-in for the node's /etc/heartline/resource.d (and /etc/init.d), readable by the
+ * Resource user, and a scratch directory it may write. `install` writes a shell script into
+ * it and returns the path a Resource names it by.
+ */
+function nodeDirs() {
+  const dir = mkdtempSync(join(tmpdir(), 'hl-svc-'));
+  chmodSync(dir, 0o755);
+  const resourceDir = join(dir, 'resource.d');
+  const initDir = join(dir, 'init.d');
+  const scratch = join(dir, 'scratch');
+  for (const d of [resourceDir, initDir, scratch]) mkdirSync(d, { mode: 0o755 });
+  chmodSync(scratch, 0o777);
+  const write = (where: string, name: string, body: string): void => {
+    writeFileSync(join(where, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(where, name), 0o755);
+  };
+  return {
+    dir,
+    scratch,
+    resourceDir,
+    initDir,
+    install: (name: string, body: string): string => {
+      write(resourceDir, name, body);
+      return `/etc/heartline/resource.d/${name}`;
+    },
+    installInit: (name: string, body: string): string => {
+      write(initDir, name, body);
+      return `/etc/init.d/${name}`;
+    },
+  };
+}
+type NodeDirs = ReturnType<typeof nodeDirs>;
+
+const runnerFor = (d: NodeDirs) =>
+  new ProcessServiceRunner(
+    { clock, logger },
+    { daemonSettleMs: 300, identity, resourceDir: d.resourceDir, initDir: d.initDir },
+  );
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -42,55 +94,55 @@ function alive(pid: number): boolean {
   }
 }
 
-function httpDaemon(name: string, port: number): ServiceSpec {
+function httpDaemon(d: NodeDirs, name: string, port: number): ServiceSpec {
   const code = `require('node:http').createServer((q, s) => s.end('ok')).listen(${port}, '127.0.0.1')`;
   return {
     name,
     kind: 'exec',
-    exec: { start: [process.execPath, '-e', code], daemon: true },
+    exec: { start: [d.install('http-daemon', `exec '${process.execPath}' -e "${code}"`)], daemon: true },
     healthCheck: { http: { host: '127.0.0.1', port, path: '/healthz' }, timeoutMs: 1000 },
   };
 }
 
 servicesContract('ProcessServiceRunner', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hl-svc-'));
-  const mark = join(dir, 'running');
+  const d = nodeDirs();
+  const mark = join(d.scratch, 'running');
   const port = await freePort();
+  const svc = d.install(
+    'mark',
+    'case "$1" in start) touch "$MARK" ;; stop) rm -f "$MARK" ;; *) test -f "$MARK" ;; esac',
+  );
+  const no = d.install('false', 'exit 1');
   return {
-    runner: new ProcessServiceRunner({ clock, logger }, { daemonSettleMs: 300 }),
+    runner: runnerFor(d),
     specs: {
       plain: {
         name: 'test/plain',
         kind: 'exec',
-        exec: {
-          start: ['sh', '-c', 'touch "$MARK"'],
-          stop: ['rm', '-f', mark],
-          status: ['test', '-f', mark],
-          env: { MARK: mark },
-        },
-        healthCheck: { exec: { command: ['test', '-f', mark] }, timeoutMs: 2000 },
+        exec: { start: [svc, 'start'], stop: [svc, 'stop'], status: [svc, 'status'], env: { MARK: mark } },
+        healthCheck: { exec: { command: [svc, 'check'], env: { MARK: mark } }, timeoutMs: 2000 },
       },
       failing: {
         name: 'test/failing',
         kind: 'exec',
-        exec: { start: ['sh', '-c', 'echo broken >&2; exit 3'], status: ['false'] },
+        exec: { start: [d.install('failing', 'echo broken >&2; exit 3')], status: [no] },
       },
       hanging: {
         name: 'test/hanging',
         kind: 'exec',
-        exec: { start: ['sh', '-c', 'sleep 30 & sleep 30'], status: ['false'] },
+        exec: { start: [d.install('hanging', 'sleep 30 & sleep 30')], status: [no] },
       },
-      daemon: httpDaemon('test/daemon', port),
+      daemon: httpDaemon(d, 'test/daemon', port),
       missing: {
         name: 'test/missing',
         kind: 'exec',
-        exec: { start: ['/nonexistent/heartline-test-binary'] },
+        exec: { start: ['/etc/heartline/resource.d/heartline-test-binary'] },
       },
     },
     timeoutMs: 5000,
     shortTimeoutMs: 200,
     pause: () => sleep(50),
-    teardown: async () => rmSync(dir, { recursive: true, force: true }),
+    teardown: async () => rmSync(d.dir, { recursive: true, force: true }),
   };
 });
 
@@ -117,15 +169,17 @@ servicesContract('ScriptedServiceRunner', () => {
 });
 
 describe('ProcessServiceRunner (real processes)', () => {
+  let d: NodeDirs;
   let dir: string;
   let runner: ProcessServiceRunner;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'hl-svc-'));
-    runner = new ProcessServiceRunner({ clock, logger }, { daemonSettleMs: 300 });
+    d = nodeDirs();
+    dir = d.scratch;
+    runner = runnerFor(d);
   });
   afterEach(async () => {
     await runner.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(d.dir, { recursive: true, force: true });
   });
 
   it('kills the whole process group at the timeout, grandchildren included', async () => {
@@ -133,7 +187,7 @@ describe('ProcessServiceRunner (real processes)', () => {
     const spec: ServiceSpec = {
       name: 'ns/pg',
       kind: 'exec',
-      exec: { start: ['sh', '-c', `sleep 30 & echo $! > ${pidfile}; wait`] },
+      exec: { start: [d.install('forks', `sleep 30 & echo $! > ${pidfile}; wait`)] },
     };
     const r = await runner.start(spec, 300);
     expect(r.ok).toBe(false);
@@ -148,14 +202,14 @@ describe('ProcessServiceRunner (real processes)', () => {
       {
         name: 'ns/env',
         kind: 'exec',
-        exec: { start: ['sh', '-c', 'test "$FOO" = "b a r"'], env: { FOO: 'b a r' } },
+        exec: { start: [d.install('env', 'test "$FOO" = "b a r"')], env: { FOO: 'b a r' } },
       },
       2000,
     );
     expect(ok.ok).toBe(true);
     const out = join(dir, 'x');
     const literal = await runner.start(
-      { name: 'ns/lit', kind: 'exec', exec: { start: ['touch', `${out};true`] } },
+      { name: 'ns/lit', kind: 'exec', exec: { start: [d.install('touch', 'touch "$1"'), `${out};true`] } },
       2000,
     );
     expect(literal.ok).toBe(true);
@@ -164,7 +218,7 @@ describe('ProcessServiceRunner (real processes)', () => {
 
   it('reports stderr and the exit code of a failed command', async () => {
     const r = await runner.start(
-      { name: 'ns/bad', kind: 'exec', exec: { start: ['sh', '-c', 'echo no config >&2; exit 6'] } },
+      { name: 'ns/bad', kind: 'exec', exec: { start: [d.install('bad', 'echo no config >&2; exit 6')] } },
       2000,
     );
     expect(r).toMatchObject({ ok: false });
@@ -176,7 +230,7 @@ describe('ProcessServiceRunner (real processes)', () => {
     const spec: ServiceSpec = {
       name: 'ns/stubborn',
       kind: 'exec',
-      exec: { start: ['sh', '-c', 'trap "" TERM; sleep 30 & wait; sleep 30'], daemon: true },
+      exec: { start: [d.install('stubborn', 'trap "" TERM; sleep 30 & wait; sleep 30')], daemon: true },
     };
     expect((await runner.start(spec, 2000)).ok).toBe(true);
     const r = await runner.stop(spec, 300);
@@ -185,7 +239,7 @@ describe('ProcessServiceRunner (real processes)', () => {
     const polite: ServiceSpec = {
       name: 'ns/polite',
       kind: 'exec',
-      exec: { start: ['sleep', '30'], daemon: true },
+      exec: { start: [d.install('polite', 'exec sleep 30')], daemon: true },
     };
     expect((await runner.start(polite, 2000)).ok).toBe(true);
     expect((await runner.stop(polite, 2000)).detail).toMatch(/stopped by SIGTERM/);
@@ -197,15 +251,15 @@ describe('ProcessServiceRunner (real processes)', () => {
       name: 'ns/stopcmd',
       kind: 'exec',
       exec: {
-        start: ['sh', '-c', `echo $$ > ${pidfile}; exec sleep 30`],
-        stop: ['sh', '-c', `kill $(cat ${pidfile})`],
+        start: [d.install('pid', `echo $$ > ${pidfile}; exec sleep 30`)],
+        stop: [d.install('kill', `kill $(cat ${pidfile})`)],
         daemon: true,
       },
     };
     expect((await runner.start(spec, 2000)).ok).toBe(true);
     const r = await runner.stop(spec, 2000);
     expect(r.ok).toBe(true);
-    expect(r.detail).toMatch(/kill .*exit 0/);
+    expect(r.detail).toMatch(/resource.d\/kill: exit 0/);
     expect((await runner.status(spec, 1000)).ok).toBe(false);
   });
 
@@ -213,7 +267,7 @@ describe('ProcessServiceRunner (real processes)', () => {
     const quick: ServiceSpec = {
       name: 'ns/quick',
       kind: 'exec',
-      exec: { start: ['sh', '-c', 'exit 2'], daemon: true },
+      exec: { start: [d.install('quick', 'exit 2')], daemon: true },
     };
     const r = await runner.start(quick, 2000);
     expect(r.ok).toBe(false);
@@ -221,7 +275,7 @@ describe('ProcessServiceRunner (real processes)', () => {
     const brief: ServiceSpec = {
       name: 'ns/brief',
       kind: 'exec',
-      exec: { start: ['sleep', '0.5'], daemon: true },
+      exec: { start: [d.install('brief', 'exec sleep 0.5')], daemon: true },
     };
     expect((await runner.start(brief, 2000)).ok).toBe(true);
     await sleep(700);
@@ -230,14 +284,49 @@ describe('ProcessServiceRunner (real processes)', () => {
     expect(st.detail).toMatch(/daemon exited \(exit 0\)/);
   });
 
-  it('lsb: start/stop/status by script, status exit codes read per LSB', async () => {
-    const script = join(dir, 'svc');
-    const mark = join(dir, 'lsb-running');
-    writeFileSync(
-      script,
-      `#!/bin/sh\ncase "$1" in\n start) touch ${mark} ;;\n stop) rm -f ${mark} ;;\n status) [ -f ${mark} ] && exit 0; exit 3 ;;\n *) exit 2 ;;\nesac\n`,
+  it('runs only what resolves inside the directory: a link leading out, a shell, an LSB script elsewhere are refused and nothing runs', async () => {
+    const ran = join(dir, 'ran');
+    writeFileSync(join(d.dir, 'outside.sh'), `#!/bin/sh\ntouch ${ran}\n`, { mode: 0o755 });
+    symlinkSync(join(d.dir, 'outside.sh'), join(d.resourceDir, 'linked'));
+    const linked = await runner.start(
+      { name: 'ns/linked', kind: 'exec', exec: { start: ['/etc/heartline/resource.d/linked'] } },
+      2000,
     );
-    chmodSync(script, 0o755);
+    expect(linked.ok).toBe(false);
+    expect(linked.detail).toBe(
+      `ns/linked: start: not run: spec.exec.start[0] /etc/heartline/resource.d/linked: resolves to ${join(d.dir, 'outside.sh')}, outside /etc/heartline/resource.d (a symbolic link leading out); install the program itself in /etc/heartline/resource.d, not a link to it`,
+    );
+    const shell = await runner.probe({
+      name: 'ns/sh',
+      kind: 'exec',
+      exec: { start: ['/etc/heartline/resource.d/linked'] },
+      healthCheck: { exec: { command: ['/bin/sh', '-c', `touch ${ran}`] }, timeoutMs: 1000 },
+    });
+    expect(shell.detail).toContain(
+      'not run: spec.healthCheck.exec.command[0] /bin/sh: not a program in /etc/heartline/resource.d',
+    );
+    symlinkSync(join(d.dir, 'outside.sh'), join(d.initDir, 'linked'));
+    const lsb = await runner.start(
+      { name: 'ns/lsb', kind: 'lsb', lsb: { script: '/etc/init.d/linked' } },
+      2000,
+    );
+    expect(lsb.detail).toContain('not run: spec.lsb.script /etc/init.d/linked: resolves to');
+    const elsewhere = await runner.status(
+      { name: 'ns/lsb', kind: 'lsb', lsb: { script: '/usr/sbin/svc' } },
+      2000,
+    );
+    expect(elsewhere.detail).toContain(
+      'not run: spec.lsb.script /usr/sbin/svc: not a program in /etc/init.d',
+    );
+    expect(existsSync(ran)).toBe(false);
+  });
+
+  it('lsb: start/stop/status by script, status exit codes read per LSB', async () => {
+    const mark = join(dir, 'lsb-running');
+    const script = d.installInit(
+      'svc',
+      `case "$1" in\n start) touch ${mark} ;;\n stop) rm -f ${mark} ;;\n status) [ -f ${mark} ] && exit 0; exit 3 ;;\n *) exit 2 ;;\nesac`,
+    );
     const spec: ServiceSpec = { name: 'ns/lsb', kind: 'lsb', lsb: { script } };
     const stopped = await runner.status(spec, 2000);
     expect(stopped.ok).toBe(false);
@@ -421,7 +510,7 @@ describe('ProcessServiceRunner systemd (commands recorded, not run)', () => {
         return active ? { code: 0, output: 'active' } : { code: 3, output: 'inactive' };
       return {};
     });
-    const runner = new ProcessServiceRunner({ clock, commands, logger });
+    const runner = new ProcessServiceRunner({ clock, commands, logger }, { identity: null });
     expect((await runner.start(spec, 1000)).ok).toBe(true);
     const st = await runner.status(spec, 1000);
     expect(st).toMatchObject({ ok: true });
@@ -432,11 +521,25 @@ describe('ProcessServiceRunner systemd (commands recorded, not run)', () => {
     expect(after.ok).toBe(false);
     expect(after.detail).toContain('inactive');
     expect(commands.argv).toEqual([
-      ['systemctl', 'start', 'nginx.service'],
-      ['systemctl', 'is-active', 'nginx.service'],
-      ['systemctl', 'is-active', 'nginx.service'],
-      ['systemctl', 'stop', 'nginx.service'],
-      ['systemctl', 'is-active', 'nginx.service'],
+      ['systemctl', 'start', '--', 'nginx.service'],
+      ['systemctl', 'is-active', '--', 'nginx.service'],
+      ['systemctl', 'is-active', '--', 'nginx.service'],
+      ['systemctl', 'stop', '--', 'nginx.service'],
+      ['systemctl', 'is-active', '--', 'nginx.service'],
+    ]);
+  });
+
+  it('puts "--" before the unit: a unit named like an option is never read as one', async () => {
+    const commands = new RecordingCommands(() => ({}));
+    const runner = new ProcessServiceRunner({ clock, commands, logger }, { identity: null });
+    const odd: ServiceSpec = { name: 'ns/odd', kind: 'systemd', systemd: { unit: '-.mount' } };
+    await runner.start(odd, 1000);
+    await runner.status(odd, 1000);
+    await runner.stop(odd, 1000);
+    expect(commands.argv.map((a) => a.slice(1))).toEqual([
+      ['start', '--', '-.mount'],
+      ['is-active', '--', '-.mount'],
+      ['stop', '--', '-.mount'],
     ]);
   });
 
@@ -445,7 +548,10 @@ describe('ProcessServiceRunner systemd (commands recorded, not run)', () => {
       code: 5,
       output: 'Failed to start nginx.service: Unit nginx.service not found.',
     }));
-    const r = await new ProcessServiceRunner({ clock, commands, logger }).start(spec, 1000);
+    const r = await new ProcessServiceRunner({ clock, commands, logger }, { identity: null }).start(
+      spec,
+      1000,
+    );
     expect(r.ok).toBe(false);
     expect(r.detail).toContain('Unit nginx.service not found');
   });
