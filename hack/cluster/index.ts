@@ -672,6 +672,30 @@ async function importImage(n: KubeNode, archive: string, baseName?: string): Pro
   }
 }
 
+/**
+ * Gives the imported Heartline image a second tag on every running node (`ctr images tag`):
+ * a new image reference for a DaemonSet rolling update without a rebuild. Returns the new
+ * reference.
+ */
+export async function tagImage(c: KubeCluster, tag: string): Promise<string> {
+  const ref = `${IMAGE_REPO}:${tag}`;
+  for (const n of c.nodes.values()) {
+    if (n.off) continue;
+    await execFileP('ctr', [
+      '--address',
+      join(n.dir, 'containerd.sock'),
+      '-n',
+      'k8s.io',
+      'images',
+      'tag',
+      '--force',
+      c.image.ref,
+      ref,
+    ]);
+  }
+  return ref;
+}
+
 /** Kills everything of a node (power-off without the link choreography). */
 async function killNode(lab: Lab, n: KubeNode): Promise<void> {
   await n.cgroup.freeze().catch(() => undefined);
