@@ -585,8 +585,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
  */
 async function startNode(n: KubeNode, bin: KubeBinaries, log: (m: string) => void): Promise<void> {
   const netns = `--net=/run/netns/${n.host.ns}`;
-  // /run/containerd (shim sockets, runc state, fifos) private to this node.
-  const script = `${n.cgroup.enterCommand()} && mkdir -p /run/containerd && mount -t tmpfs -o mode=0711 tmpfs /run/containerd && exec containerd --config ${n.dir}/containerd.toml`;
+  // Private to this node: /run/containerd (shim sockets, runc state, fifos) and /var/lib/cni
+  // (libcni's result cache, which pods killed by a power-off never clean up).
+  const tmpfs = (d: string) => `mkdir -p ${d} && mount -t tmpfs -o mode=0711 tmpfs ${d}`;
+  const script = `${n.cgroup.enterCommand()} && ${tmpfs('/run/containerd')} && ${tmpfs('/var/lib/cni')} && exec containerd --config ${n.dir}/containerd.toml`;
   n.containerd = daemon(
     'containerd',
     ['nsenter', netns, '--', 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script],
