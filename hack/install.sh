@@ -40,11 +40,17 @@ if [[ -x hack/build-k8s.sh ]] || [[ -f hack/build-k8s.sh ]]; then
   bash hack/build-k8s.sh
 fi
 
-# keepalived: only for the failover benchmark (bench/failover), one per lab node namespace.
-# Installing it must never start a keepalived in the root namespace: deny service starts
-# with a policy-rc.d for the duration of the install (restored after), and mask the unit.
-if ! command -v keepalived >/dev/null; then
-  echo "install: apt-get install keepalived (service start denied)"
+# Packages whose install would start a daemon in the root namespace: keepalived (the failover
+# benchmark, one per lab node namespace) and containerd (the real-kubelet cluster, one per lab
+# node namespace with its own socket; hack/cluster). Installing them must never start one in
+# the root namespace: deny service starts with a policy-rc.d for the duration of the install
+# (restored after), and mask the units.
+need_nostart=()
+command -v keepalived >/dev/null || need_nostart+=(keepalived)
+command -v containerd >/dev/null || need_nostart+=(containerd)
+[[ -x /usr/lib/cni/bridge ]] || need_nostart+=(containernetworking-plugins)
+if ((${#need_nostart[@]})); then
+  echo "install: apt-get install ${need_nostart[*]} (service start denied)"
   export DEBIAN_FRONTEND=noninteractive
   prc=/usr/sbin/policy-rc.d
   saved=""
@@ -52,9 +58,17 @@ if ! command -v keepalived >/dev/null; then
   printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod 755 "$prc"
   trap 'if [[ -n $saved ]]; then mv -f "$saved" "$prc"; else rm -f "$prc"; fi' EXIT
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends keepalived >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_nostart[@]}" >/dev/null
   if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-    systemctl stop keepalived.service 2>/dev/null || true
-    systemctl mask keepalived.service >/dev/null 2>&1 || true
+    for unit in keepalived containerd; do
+      systemctl stop "$unit.service" 2>/dev/null || true
+      systemctl mask "$unit.service" >/dev/null 2>&1 || true
+    done
   fi
+fi
+
+# The real-kubelet e2e (root only, like every e2e test): kubelet, kube-controller-manager,
+# kube-scheduler and kube-proxy, cached by version like the control plane.
+if [[ "$(id -u)" == 0 ]] && [[ -f hack/build-k8s.sh ]]; then
+  bash hack/build-k8s.sh --node >/dev/null
 fi

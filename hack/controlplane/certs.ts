@@ -37,7 +37,8 @@ async function ecKey(file: string, dir: string): Promise<void> {
   await openssl(`genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${file}`, dir);
 }
 
-async function signLeaf(
+/** Signs a leaf certificate `name`.crt (key `name`.key) in `dir` with the CA there (ca.crt, ca.key). */
+export async function signLeaf(
   dir: string,
   name: string,
   subject: string,

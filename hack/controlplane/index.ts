@@ -48,6 +48,13 @@ export interface ControlPlaneOptions {
   serviceClusterIpRange?: string;
   /** Appended to the kube-apiserver command line (later flags win). */
   extraApiserverArgs?: string[];
+  /**
+   * Configure the API server for real kubelets and a kube-controller-manager (hack/cluster):
+   * Node,RBAC authorization, the NodeRestriction and ServiceAccount admission plugins (pods
+   * get their token volume) and the lease endpoint reconciler (the `kubernetes` Service
+   * points at this server, for kube-proxy). Default false: no kubelets, as in the tests.
+   */
+  realNodes?: boolean;
 }
 
 /** A running control plane. Everything is owned by this process: call stop() when done. */
@@ -325,12 +332,16 @@ async function startOnce(
       `--service-account-key-file=${certs.serviceAccountPub}`,
       `--service-account-signing-key-file=${certs.serviceAccountKey}`,
       `--service-cluster-ip-range=${opts.range}`,
-      '--authorization-mode=RBAC',
       '--allow-privileged=true',
-      // No kubelets: nothing should publish this apiserver's address as the kubernetes Service endpoint.
-      '--endpoint-reconciler-type=none',
-      // No controller-manager creates the `default` ServiceAccount, which this plugin would require for Pods.
-      '--disable-admission-plugins=ServiceAccount',
+      ...(opts.realNodes
+        ? ['--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction']
+        : [
+            '--authorization-mode=RBAC',
+            // No kubelets: nothing should publish this apiserver's address as the kubernetes Service endpoint.
+            '--endpoint-reconciler-type=none',
+            // No controller-manager creates the `default` ServiceAccount, which this plugin would require for Pods.
+            '--disable-admission-plugins=ServiceAccount',
+          ]),
       '--profiling=false',
       ...(opts.extraApiserverArgs ?? []),
     ],

@@ -69,6 +69,9 @@ export interface Measured {
   faultAt: number;
 }
 
+/** What `measure` needs of a cluster: the lab (nodes, client) and where to write the records. */
+export type MeasuredCluster = Pick<LabCluster, 'lab' | 'logDir'>;
+
 export interface MeasureOptions {
   scenario: string;
   profile: string;
@@ -118,7 +121,7 @@ export function stableHolder(
  * holder, `observeMs` more; then the analysis, the one-line summary on stdout, the entry in
  * test/e2e/results/failover.json and the raw records in the lab's log directory.
  */
-export async function measure(c: LabCluster, o: MeasureOptions): Promise<Measured> {
+export async function measure(c: MeasuredCluster, o: MeasureOptions): Promise<Measured> {
   const vip = o.vip ?? VIP_ADDRESS;
   const sampler = await startSampler({ nodes: c.lab.nodes });
   let prober: Awaited<ReturnType<typeof startProber>> | undefined;
@@ -222,7 +225,7 @@ export function everHeld(samples: readonly AddressSample[], vip = VIP_ADDRESS): 
  * removed the VIP at its deadline, every renewal since fails with "is not bound", and the
  * member keeps claiming the VIP so no peer takes over): the known agent bug in docs/e2e.md.
  */
-export async function stuckHint(c: LabCluster): Promise<string> {
+export async function stuckHint(c: MeasuredCluster): Promise<string> {
   const stuck: string[] = [];
   for (const n of c.lab.nodes) {
     const text = await readFile(join(c.logDir, `agent-${n.name}.log`), 'utf8').catch(() => '');
