@@ -9,9 +9,20 @@
  *   const c = await startLabCluster({ id: 'e2e1', nodes: 3, profile: 'fast' });
  *   await c.waitForHolder('web');  ...  await c.stop();
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, createWriteStream, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROFILES, type ProfileName } from '../../src/core/timing.js';
@@ -144,6 +155,61 @@ export function checkAgentCanRead(root = ROOT, node = process.execPath): void {
 
 const tsxArgs = (script: string, args: string[]) => ['--import', 'tsx', join(ROOT, script), ...args];
 
+const AGENT_MOUNTS = '/run/heartline-lab';
+let agentRootPath: string | undefined;
+
+/**
+ * Where uid AGENT_UID reaches this checkout: the checkout itself when every directory above
+ * it lets others in; otherwise (a clone inside a 0700 directory, such as mktemp's or /root,
+ * which is how CI may clone) a read-only bind mount of it at /run/heartline-lab/src-<pid>,
+ * which needs no permission on the directories above the checkout. The mount is removed when
+ * this process exits; mounts of processes that are gone are removed here. The files inside
+ * must still be world-readable (a clone with umask 022); checkAgentCanRead says so if not.
+ */
+export function agentRoot(): string {
+  if (agentRootPath) return agentRootPath;
+  try {
+    checkAgentCanRead(ROOT);
+    return (agentRootPath = ROOT);
+  } catch {
+    // fall through: a bind mount
+  }
+  mkdirSync(AGENT_MOUNTS, { recursive: true, mode: 0o755 });
+  chmodSync(AGENT_MOUNTS, 0o755);
+  for (const e of readdirSync(AGENT_MOUNTS)) {
+    const pid = Number(/^src-(\d+)$/.exec(e)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    spawnSync('umount', ['-l', join(AGENT_MOUNTS, e)]);
+    rmSync(join(AGENT_MOUNTS, e), { recursive: false, force: true });
+  }
+  const dir = join(AGENT_MOUNTS, `src-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['--bind', ROOT, dir]);
+  process.once('exit', () => {
+    spawnSync('umount', ['-l', dir]);
+    try {
+      rmdirSync(dir);
+    } catch {
+      // still busy: removed by the next lab that finds it
+    }
+  });
+  execFileSync('mount', ['-o', 'remount,bind,ro', dir]);
+  // The checkout's own directory must let others in (its parents no longer matter).
+  const mode = statSync(ROOT).mode & 0o777;
+  if ((mode & 0o005) !== 0o005) chmodSync(ROOT, mode | 0o005);
+  checkAgentCanRead(dir);
+  return (agentRootPath = dir);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Keys 1 (active) and 2 of the lab's auth Secret: 32 random bytes each, new for every lab. */
 export function newAuthKeys(): Map<number, Uint8Array> {
   return new Map([1, 2].map((id) => [id, new Uint8Array(randomBytes(32))]));
@@ -234,7 +300,7 @@ export function labObjects(
 
 export async function startLabCluster(opts: LabClusterOptions): Promise<LabCluster> {
   const log = opts.log ?? (() => {});
-  checkAgentCanRead();
+  const agentSrc = agentRoot();
   const logDir = opts.logDir ?? `/tmp/heartline-lab-${opts.id}`;
   mkdirSync(logDir, { recursive: true });
   // The node's /etc/heartline/resource.d, shared by the lab's nodes: Resources run from there
@@ -303,10 +369,11 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
       cmd: string,
       args: string[],
       env: Record<string, string> = {},
+      cwd = ROOT,
     ): Proc => {
       const out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
       const child = spawn('ip', ['netns', 'exec', host.ns, cmd, ...args], {
-        cwd: ROOT,
+        cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...env },
       });
@@ -342,7 +409,10 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
           `--agent-state-dir=${join(logDir, 'state', node)}`,
           '--exec',
           process.execPath,
-          ...tsxArgs('src/cli/main.ts', [
+          '--import',
+          'tsx',
+          join(agentSrc, 'src', 'cli', 'main.ts'),
+          ...[
             'agent',
             '--node',
             node,
@@ -360,12 +430,13 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
             resourceDir,
             // The lab scrapes with curl inside its own namespaces: plain HTTP, no token.
             '--metrics-insecure-serving-no-auth',
-          ]),
+          ],
         ],
         {
           HEARTLINE_LOG_LEVEL: process.env.HEARTLINE_LOG_LEVEL ?? 'info',
           NODE_OPTIONS: nodeOptions('agent'),
         },
+        agentSrc,
       );
       agents.set(node, p);
       return p;
