@@ -156,49 +156,53 @@ export function checkAgentCanRead(root = ROOT, node = process.execPath): void {
 const tsxArgs = (script: string, args: string[]) => ['--import', 'tsx', join(ROOT, script), ...args];
 
 const AGENT_MOUNTS = '/run/heartline-lab';
-let agentRootPath: string | undefined;
 
 /**
  * Where uid AGENT_UID reaches this checkout: the checkout itself when every directory above
  * it lets others in; otherwise (a clone inside a 0700 directory, such as mktemp's or /root,
- * which is how CI may clone) a read-only bind mount of it at /run/heartline-lab/src-<pid>,
- * which needs no permission on the directories above the checkout. The mount is removed when
- * this process exits; mounts of processes that are gone are removed here. The files inside
- * must still be world-readable (a clone with umask 022); checkAgentCanRead says so if not.
+ * which is how CI may clone) a read-only bind mount of it at
+ * /run/heartline-lab/src-<pid>-<tag>, which needs no permission on the directories above the
+ * checkout. `release` removes the mount (the lab's stop does); mounts left by processes that
+ * are gone are removed here. The files inside must still be world-readable (a clone with
+ * umask 022); checkAgentCanRead says so if not.
  */
-export function agentRoot(): string {
-  if (agentRootPath) return agentRootPath;
+export function agentRoot(tag: string): { path: string; release(): void } {
   try {
     checkAgentCanRead(ROOT);
-    return (agentRootPath = ROOT);
+    return { path: ROOT, release() {} };
   } catch {
     // fall through: a bind mount
   }
   mkdirSync(AGENT_MOUNTS, { recursive: true, mode: 0o755 });
   chmodSync(AGENT_MOUNTS, 0o755);
   for (const e of readdirSync(AGENT_MOUNTS)) {
-    const pid = Number(/^src-(\d+)$/.exec(e)?.[1]);
+    const pid = Number(/^src-(\d+)-/.exec(e)?.[1]);
     if (!pid || pid === process.pid || alive(pid)) continue;
     spawnSync('umount', ['-l', join(AGENT_MOUNTS, e)]);
     rmSync(join(AGENT_MOUNTS, e), { recursive: false, force: true });
   }
-  const dir = join(AGENT_MOUNTS, `src-${process.pid}`);
+  const dir = join(AGENT_MOUNTS, `src-${process.pid}-${tag}`);
   mkdirSync(dir, { recursive: true });
-  execFileSync('mount', ['--bind', ROOT, dir]);
-  process.once('exit', () => {
+  const release = () => {
     spawnSync('umount', ['-l', dir]);
     try {
       rmdirSync(dir);
     } catch {
       // still busy: removed by the next lab that finds it
     }
-  });
-  execFileSync('mount', ['-o', 'remount,bind,ro', dir]);
-  // The checkout's own directory must let others in (its parents no longer matter).
-  const mode = statSync(ROOT).mode & 0o777;
-  if ((mode & 0o005) !== 0o005) chmodSync(ROOT, mode | 0o005);
-  checkAgentCanRead(dir);
-  return (agentRootPath = dir);
+  };
+  try {
+    execFileSync('mount', ['--bind', ROOT, dir]);
+    execFileSync('mount', ['-o', 'remount,bind,ro', dir]);
+    // The checkout's own directory must let others in (its parents no longer matter).
+    const mode = statSync(ROOT).mode & 0o777;
+    if ((mode & 0o005) !== 0o005) chmodSync(ROOT, mode | 0o005);
+    checkAgentCanRead(dir);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return { path: dir, release };
 }
 
 function alive(pid: number): boolean {
@@ -300,7 +304,8 @@ export function labObjects(
 
 export async function startLabCluster(opts: LabClusterOptions): Promise<LabCluster> {
   const log = opts.log ?? (() => {});
-  const agentSrc = agentRoot();
+  const agentMount = agentRoot(opts.id);
+  const agentSrc = agentMount.path;
   const logDir = opts.logDir ?? `/tmp/heartline-lab-${opts.id}`;
   mkdirSync(logDir, { recursive: true });
   // The node's /etc/heartline/resource.d, shared by the lab's nodes: Resources run from there
@@ -309,7 +314,12 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
   mkdirSync(resourceDir, { recursive: true, mode: 0o755 });
   writeFileSync(join(resourceDir, 'true'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
   const t0 = performance.now();
-  const lab = await up({ id: opts.id, nodes: opts.nodes, heartbeatNet: opts.heartbeatNet ?? false });
+  const lab = await up({ id: opts.id, nodes: opts.nodes, heartbeatNet: opts.heartbeatNet ?? false }).catch(
+    (err: unknown) => {
+      agentMount.release();
+      throw err;
+    },
+  );
   log(
     `lab ${opts.id}: ${opts.nodes} node namespaces on a bridge (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
@@ -558,6 +568,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
         for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
         await cp?.stop().catch(() => {});
         await down(lab.id);
+        agentMount.release();
       },
     };
     writeFileSync(join(logDir, 'lab.json'), JSON.stringify({ lab, kubeconfig, server: cp.server }, null, 2));
@@ -566,6 +577,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
     for (const p of procs) p.child.kill('SIGKILL');
     await cp?.stop().catch(() => {});
     await down(lab.id);
+    agentMount.release();
     throw err;
   }
 }
