@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import { resolveNetdBinary } from '../../src/adapters/linux/netd-binary.js';
+import { agentRoot } from '../../hack/lab/cluster.js';
 
 const sh = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -45,10 +46,11 @@ async function netd(
   ns: string,
   args: string[],
   wrap: string[] = [],
+  cwd = ROOT,
 ): Promise<{ stdout: string; stderr: string; code: number | null }> {
   const bin = await resolveNetdBinary();
   const child = spawn('ip', ['netns', 'exec', ns, ...wrap, bin, ...args], {
-    cwd: ROOT,
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -93,21 +95,33 @@ if (!isRoot) {
 
     it('the agent runs as uid 65532 with CapEff 0, uses the heartbeat socket netd bound on 694, and netd still binds addresses for it', async () => {
       const state = path.join(tmp, 'state');
-      const r = await netd(ns, [
-        '--heartbeat-bind=198.18.1.1:694',
-        `--agent-uid=${AGENT_UID}`,
-        `--agent-state-dir=${state}`,
-        '--exec',
-        process.execPath,
-        '--import',
-        'tsx',
-        path.join(ROOT, 'test/e2e/helpers/unprivileged-agent-child.ts'),
-        '694',
-        '198.18.1.1',
-        'eth0',
-        '198.18.1.77/24',
-        '2000',
-      ]);
+      // The checkout as uid 65532 reaches it (a bind mount when CI clones into a 0700 directory).
+      const src = agentRoot(`lp-${process.pid}`);
+      let r: Awaited<ReturnType<typeof netd>>;
+      try {
+        r = await netd(
+          ns,
+          [
+            '--heartbeat-bind=198.18.1.1:694',
+            `--agent-uid=${AGENT_UID}`,
+            `--agent-state-dir=${state}`,
+            '--exec',
+            process.execPath,
+            '--import',
+            'tsx',
+            path.join(src.path, 'test/e2e/helpers/unprivileged-agent-child.ts'),
+            '694',
+            '198.18.1.1',
+            'eth0',
+            '198.18.1.77/24',
+            '2000',
+          ],
+          [],
+          src.path,
+        );
+      } finally {
+        src.release();
+      }
       expect(r.stderr).toMatch(/capabilities kept: NET_ADMIN NET_RAW KILL/);
       expect(r.code).toBe(0);
       const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildReport;
