@@ -24,6 +24,7 @@ import {
   AuthSecretError,
   buildClusterConfig,
   ClusterConfigError,
+  selectsNode,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
 import { incarnationFromWallClock, MemberHost } from '../runtime/member-host.js';
@@ -189,17 +190,32 @@ export class Agent {
       if (ev.type === 'deleted') this.cache[kind].delete(key);
       else this.cache[kind].set(key, ev.object);
     }
-    if (kind === 'HACluster') this.ensureSecretWatch();
+    if (kind === 'HACluster' || kind === 'Node') this.ensureSecretWatch();
     this.scheduleRebuild();
   }
 
+  /** This node's Node object, once the watch delivered it. */
+  private ownNode(): ApiObject | undefined {
+    return this.cache.Node.get(`/${this.init.node}`);
+  }
+
+  /**
+   * Watches the auth Secret only while this node is a member (its labels match the
+   * HACluster's nodeSelector): a node that is not one never fetches the cluster's key, and
+   * one that stops being one drops it. RBAC cannot say "only members" (every agent runs
+   * under one service account), so this is the agent's own rule (docs/adr/0021).
+   */
   private ensureSecretWatch(): void {
     const cluster = [...this.cache.HACluster.values()][0];
     const name = (cluster?.spec as { authSecretRef?: { name?: string } } | undefined)?.authSecretRef?.name;
-    if (!name || this.secretWatch?.name === name) return;
-    this.secretWatch?.stop.stop();
-    this.cache.Secret.clear();
-    this.synced.delete('Secret');
+    const member = Boolean(cluster && selectsNode(cluster, this.ownNode()));
+    if (!member || !name) {
+      // Before the HACluster and Node watches have synced nothing is known yet: keep what runs.
+      if (this.synced.has('HACluster') && this.synced.has('Node')) this.dropSecret();
+      return;
+    }
+    if (this.secretWatch?.name === name) return;
+    this.dropSecret();
     this.secretWatch = {
       name,
       stop: this.c.api.watch('Secret', (ev) => this.onWatch('Secret', ev), {
@@ -207,6 +223,15 @@ export class Agent {
         fieldSelector: `metadata.name=${name}`,
       }),
     };
+  }
+
+  /** Stops the Secret watch and forgets the keys it delivered. */
+  private dropSecret(): void {
+    if (!this.secretWatch && this.cache.Secret.size === 0) return;
+    this.secretWatch?.stop.stop();
+    this.secretWatch = undefined;
+    this.cache.Secret.clear();
+    this.synced.delete('Secret');
   }
 
   private scheduleRebuild(): void {
@@ -260,12 +285,14 @@ export class Agent {
 
   private async rebuild(): Promise<void> {
     if (this.stopped) return;
-    for (const k of ['HACluster', 'VirtualIP', 'Resource', 'Node', 'Secret'] as const) {
+    for (const k of ['HACluster', 'VirtualIP', 'Resource', 'Node'] as const) {
       if (!this.synced.has(k)) return;
     }
     const cluster = [...this.cache.HACluster.values()][0];
     if (!cluster)
       return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
+    if (!selectsNode(cluster, this.ownNode())) return this.notMember();
+    if (!this.synced.has('Secret')) return;
     let config: ClusterConfig;
     try {
       const status = cluster.status as { witness?: { address: string; port: number } } | undefined;
@@ -283,14 +310,7 @@ export class Agent {
         return this.problem(err.message, { reason: 'InvalidConfiguration' });
       throw err;
     }
-    if (!config.members.some((m) => m.id === this.init.node)) {
-      // Removed from the member set (label gone, selector changed): leave as a graceful stop
-      // (planned releases), and ask for nothing after that (docs/adr/0015).
-      if (this.host) await this.leave();
-      return this.problem(
-        `Node ${this.init.node} is not a member of HACluster ${config.clusterId}: label it to match spec.nodeSelector`,
-      );
-    }
+    if (!config.members.some((m) => m.id === this.init.node)) return this.notMember();
     for (const p of config.problems)
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     const prev = this.config;
@@ -321,6 +341,23 @@ export class Agent {
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
     this.warmInterfaces(config);
     this.applyLinks(config);
+  }
+
+  /**
+   * This node is not a member (not selected, or selected but with no address): leave if a
+   * member runs (graceful stop, planned releases, docs/adr/0015), and ask for nothing after.
+   */
+  private async notMember(): Promise<void> {
+    if (this.host) await this.leave();
+    const selected = selectsNode([...this.cache.HACluster.values()][0]!, this.ownNode());
+    // Not selected: the Secret watch is stopped (ensureSecretWatch); the keys are forgotten.
+    if (!selected && !this.host) this.config = undefined;
+    this.problem(
+      `Node ${this.init.node} is not a member of HACluster ${this.init.namespace}/${this.init.cluster}: ` +
+        (selected
+          ? 'its Node has no address; set status.addresses or annotation heartline.dev/heartbeat-address'
+          : 'label it to match spec.nodeSelector'),
+    );
   }
 
   /** joinLinks for a running member: a failure keeps the links joined before, and says so. */

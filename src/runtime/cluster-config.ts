@@ -110,6 +110,20 @@ function labelsMatch(
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 }
 
+/**
+ * Whether `node` is a member of `cluster` by its labels (spec.nodeSelector), from the raw
+ * objects, without the auth Secret: the agent asks this before it reads the Secret, so that
+ * a node that is not a member never fetches the cluster's key. A malformed selector counts
+ * as no match (buildClusterConfig reports the HACluster's error).
+ */
+export function selectsNode(cluster: ApiObject, node: ApiObject | undefined): boolean {
+  if (!node) return false;
+  const sel = (cluster.spec as { nodeSelector?: unknown } | undefined)?.nodeSelector;
+  if (sel === undefined || sel === null) return true;
+  if (typeof sel !== 'object' || Array.isArray(sel)) return false;
+  return labelsMatch(sel as Record<string, string>, node.metadata.labels);
+}
+
 interface NodeLike {
   metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec?: { unschedulable?: boolean };

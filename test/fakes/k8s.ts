@@ -82,6 +82,11 @@ export class FakeApiSource implements ApiSource {
     return this.watchers.size;
   }
 
+  /** The options of the active watches of `kind` (to check what code asks to see). */
+  watchesOf(kind: ApiKind): WatchOptions[] {
+    return [...this.watchers].filter((w) => w.kind === kind).map((w) => clone(w.opts));
+  }
+
   private maybeFail(op: FakeOp): void {
     const e = this.failures.get(op)?.shift();
     if (e) throw e;

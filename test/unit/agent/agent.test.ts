@@ -200,6 +200,57 @@ describe('Agent on fakes', () => {
     expect(c.maxHolders()).toBe(1);
   });
 
+  it('only a member reads the auth Secret: a node outside the selector never watches it, and drops it when it leaves', async () => {
+    const c = cluster(['n1', 'n2', 'n3']);
+    // n4 runs an agent (a DaemonSet reaches every node) but is not labelled into the cluster.
+    c.api.apply('Node', {
+      metadata: { name: 'n4', labels: {} },
+      status: { addresses: [{ type: 'InternalIP', address: '198.18.0.14' }] },
+    } as ApiObject);
+    const clock = new SimClock({ world: c.world });
+    const outsider = new Agent(
+      {
+        clock,
+        api: c.api,
+        driver: new FakeNetworkDriver(
+          { clock },
+          { interfaces: [{ name: 'eth0', addresses: ['198.18.0.14/24'] }] },
+        ),
+        runner: new ScriptedServiceRunner({ clock }),
+        log: silentLogger(),
+        openTransport: async (port) => c.net.transport('198.18.0.14', port),
+      },
+      { node: 'n4', namespace: NS, cluster: 'web', incarnation: 9 },
+    );
+    c.nodes.forEach((n) => n.agent.start());
+    outsider.start();
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    // Three members watch the Secret by name; the outsider does not.
+    expect(c.api.watchesOf('Secret')).toHaveLength(3);
+    expect(c.api.watchesOf('Secret').every((w) => w.fieldSelector === 'metadata.name=auth')).toBe(true);
+    expect(outsider.member).toBeUndefined();
+    expect(outsider.ready().reason).toMatch(/n4 is not a member.*label it to match spec.nodeSelector/);
+
+    // Labelled in: it reads the Secret and joins.
+    nodeObject(c.api, 'n4', '198.18.0.14');
+    await c.run(2000);
+    expect(c.api.watchesOf('Secret')).toHaveLength(4);
+    expect(outsider.member).toBeDefined();
+
+    // Labelled out: it leaves and stops watching the Secret.
+    c.api.apply('Node', {
+      metadata: { name: 'n4', labels: {} },
+      status: { addresses: [{ type: 'InternalIP', address: '198.18.0.14' }] },
+    } as ApiObject);
+    await c.run(1500);
+    expect(outsider.member).toBeUndefined();
+    expect(c.api.watchesOf('Secret')).toHaveLength(3);
+    expect(c.holders()).toEqual(['n1']);
+    expect(c.maxHolders()).toBe(1);
+    await outsider.stop();
+  });
+
   it('moves the VIP when the Resource health check keeps failing', async () => {
     const c = cluster(['n1', 'n2', 'n3'], { healthCheck: true });
     c.nodes.forEach((n) => n.agent.start());
