@@ -191,7 +191,7 @@ export class Controller {
   /** Ready once every watch delivered its initial list (leader and standby alike). */
   ready(): { ready: boolean; reason: string } {
     if (this.stopped) return { ready: false, reason: 'stopping' };
-    const pending = this.cache.unsyncedKinds();
+    const pending = [...this.cache.unsyncedKinds(), ...this.cache.unsyncedNamed()];
     if (pending.length > 0)
       return { ready: false, reason: `waiting for the initial list of ${pending.join(', ')}` };
     return { ready: true, reason: this.isLeader ? 'leader' : 'standby' };
@@ -202,7 +202,7 @@ export class Controller {
     this.cache.watch('HACluster', ns);
     this.cache.watch('VirtualIP', ns);
     this.cache.watch('Resource', ns);
-    this.cache.watch('Secret', ns);
+    // Secrets: only those the HAClusters name, each watched by name (syncSecretWatches).
     this.cache.watch('Node');
     this.electorRun = this.elector.run(this.running.signal);
   }
@@ -277,7 +277,32 @@ export class Controller {
 
   // ------------------------------------------------------------------------- events in
 
+  /**
+   * Watches exactly the auth Secrets the cached HAClusters name, each by name (RBAC
+   * resourceNames authorize that), and stops watching one no HACluster names any more: the
+   * controller never lists or watches the other Secrets of a namespace (docs/adr/0021).
+   */
+  private syncSecretWatches(): void {
+    const wanted = new Set<string>();
+    for (const h of this.cache.list('HACluster')) {
+      const name = (h.spec as { authSecretRef?: { name?: unknown } } | undefined)?.authSecretRef?.name;
+      if (typeof name === 'string' && name !== '') wanted.add(`${h.metadata.namespace ?? 'default'}/${name}`);
+    }
+    for (const id of this.cache.namedOf('Secret')) {
+      if (wanted.has(id)) continue;
+      const [ns, name] = id.split('/') as [string, string];
+      this.cache.unwatchNamed('Secret', ns, name);
+    }
+    for (const id of wanted) {
+      const [ns, name] = id.split('/') as [string, string];
+      this.cache.watchNamed('Secret', ns, name, () => {
+        for (const h of this.cache.list('HACluster', ns)) this.queue?.add(keyOf('HACluster', objectKey(h)));
+      });
+    }
+  }
+
   private onCacheChange(ch: CacheChange): void {
+    if (ch.kind === 'HACluster') this.syncSecretWatches();
     const q = this.queue;
     if (!q) return;
     const ns = ch.object.metadata.namespace;
@@ -515,6 +540,18 @@ export class Controller {
         log.info('HACluster gone: observer and witness stopped');
       }
       this.writer.forget('HACluster', { namespace: ns, name });
+      return;
+    }
+    const authRef = (obj.spec as { authSecretRef?: { name?: unknown } } | undefined)?.authSecretRef?.name;
+    const secretNs = obj.metadata.namespace ?? 'default';
+    if (
+      typeof authRef === 'string' &&
+      authRef !== '' &&
+      !this.cache.namedSynced('Secret', secretNs, authRef)
+    ) {
+      // Its Secret's watch has not delivered yet: "not found" now would be a false alarm.
+      // The watch's first delivery queues this HACluster again.
+      log.debug({ secret: authRef }, 'waiting for the auth Secret watch');
       return;
     }
     const built = this.clusterConfig(obj);

@@ -195,12 +195,16 @@ function expectConsistent(objs: K8sObject[]): void {
     controllerBinding: find(objs, 'RoleBinding', 'heartline-controller').metadata.namespace,
     clusterName: agentRole.rules.find((r) => r.resources?.includes('haclusters'))?.resourceNames,
     secretName: agentRole.rules.find((r) => r.resources?.includes('secrets'))?.resourceNames,
+    controllerSecretName: (
+      find(objs, 'ClusterRole', 'heartline-controller') as K8sObject & { rules: Rule[] }
+    ).rules.find((r) => r.resources?.includes('secrets'))?.resourceNames,
   }).toEqual({
     agentRole: cfg.namespace,
     agentBinding: cfg.namespace,
     controllerBinding: cfg.namespace,
     clusterName: [cfg.cluster],
     secretName: [cfg.authSecret],
+    controllerSecretName: [cfg.authSecret],
   });
   // Everything else stays in heartline-system.
   for (const o of objs) {
@@ -599,7 +603,7 @@ describe('deploy/ on a real API server', () => {
       expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
     });
 
-    it('controller RBAC: CRDs and Secrets of its namespace, status and finalizers, its Lease; nothing else', async () => {
+    it('controller RBAC: CRDs and the auth Secret of its namespace, status and finalizers, its Lease; nothing else', async () => {
       const n = ['-n', SYSTEM_NS];
       const yes = [
         ['watch', 'haclusters.heartline.dev', ...n],
@@ -608,7 +612,9 @@ describe('deploy/ on a real API server', () => {
         ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
         ['patch', 'haclusters.heartline.dev', '--subresource=status', ...n],
         ['patch', 'virtualips.heartline.dev', ...n],
-        ['watch', 'secrets', ...n],
+        ['get', 'secrets/heartline-auth', ...n],
+        ['list', 'secrets/heartline-auth', ...n],
+        ['watch', 'secrets/heartline-auth', ...n],
         ['watch', 'nodes'],
         ['create', 'events.events.k8s.io', ...n],
         ['create', 'leases.coordination.k8s.io', ...n],
@@ -622,6 +628,9 @@ describe('deploy/ on a real API server', () => {
         ['delete', 'nodes'],
         ['patch', 'nodes'],
         ['get', 'secrets/any', '-n', 'kube-system'],
+        ['get', 'secrets/other', ...n],
+        ['list', 'secrets', ...n],
+        ['watch', 'secrets', ...n],
         ['list', 'secrets', '-n', 'default'],
         ['list', 'secrets', '--all-namespaces'],
         ['create', 'secrets', ...n],
@@ -693,6 +702,8 @@ describe('deploy/ on a real API server', () => {
         expect(await canI(AGENT, ['list', 'secrets', ...n])).toBe(false);
         expect(await canI(AGENT, ['watch', 'haclusters.heartline.dev/web', ...n])).toBe(true);
         expect(await canI(AGENT, ['get', 'haclusters.heartline.dev/heartline', ...n])).toBe(false);
+        expect(await canI(CONTROLLER, ['watch', 'secrets/heartline-auth', ...n])).toBe(true);
+        expect(await canI(CONTROLLER, ['list', 'secrets', ...n])).toBe(false);
         expect(
           await canI(CONTROLLER, ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n]),
         ).toBe(true);
@@ -874,6 +885,19 @@ describe('deploy/ on a real API server', () => {
             'jsonpath={.status.witness.address}',
           ]);
           return r.stdout === '127.0.0.1';
+        });
+        // It read the auth Secret by name (its only Secret grant): the condition says valid.
+        await until('HACluster condition AuthSecretInvalid=False', async () => {
+          const r = await kubectl([
+            'get',
+            'hac',
+            'heartline',
+            '-n',
+            SYSTEM_NS,
+            '-o',
+            'jsonpath={.status.conditions[?(@.type=="AuthSecretInvalid")].status}',
+          ]);
+          return r.stdout === 'False';
         });
         await until('the VirtualIP finalizer and status', async () => {
           const r = await kubectl(['get', 'vip', 'web', '-n', SYSTEM_NS, '-o', 'json']);

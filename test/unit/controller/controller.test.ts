@@ -360,6 +360,35 @@ describe('controller on a simulated cluster', () => {
     expect(rig.api.events.filter((e) => e.reason === 'AuthSecretValid')).toHaveLength(1);
   });
 
+  it('reads only the Secrets its HAClusters name, each by name; a renamed reference moves the watch', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    rig.api.apply('Secret', {
+      metadata: { name: 'someone-elses', namespace: NS },
+      data: { token: Buffer.from('not for Heartline').toString('base64') },
+    } as never);
+    await boot(rig);
+    const secretWatches = () => rig.api.watchesOf('Secret').map((w) => `${w.namespace}|${w.fieldSelector}`);
+    expect(secretWatches()).toEqual([`${NS}|metadata.name=auth`]);
+    expect(rig.controllers[0]!.controller.ready()).toMatchObject({ ready: true });
+    // The reference moves to a new Secret: the old watch stops, the new one starts, and the
+    // cluster keeps running (the witness keys come from the new Secret).
+    const data = (await rig.api.get('Secret', { namespace: NS, name: 'auth' }))!.data;
+    rig.api.apply('Secret', { metadata: { name: 'auth-2', namespace: NS }, data } as never);
+    const hac = (await rig.object('HACluster', 'web'))!;
+    rig.api.apply('HACluster', {
+      metadata: { name: 'web', namespace: NS },
+      spec: { ...(hac.spec as object), authSecretRef: { name: 'auth-2', activeKeyId: '1' } },
+    } as never);
+    await rig.advance(500);
+    expect(secretWatches()).toEqual([`${NS}|metadata.name=auth-2`]);
+    const status = (await rig.object('HACluster', 'web'))!.status as Record<string, unknown>;
+    expect(cond(status, 'AuthSecretInvalid')?.status ?? 'False').toBe('False');
+    // No HACluster left: no Secret is watched.
+    rig.api.delete('HACluster', { namespace: NS, name: 'web' });
+    await rig.advance(200);
+    expect(secretWatches()).toEqual([]);
+  });
+
   it('the auth Secret deleted: the witness keeps voting with the running keys', async () => {
     rig = new Rig({
       nodes: ['node-a', 'node-b'],
