@@ -112,6 +112,9 @@ function splitKey(key: string): { kind: Kind; ns: string | undefined; name: stri
     : { kind, ns: id.slice(0, slash), name: id.slice(slash + 1), id };
 }
 
+/** How long an HACluster waits for its auth Secret's watch before the Secret is reported unreadable. */
+const SECRET_WATCH_WAIT_MS = 10_000;
+
 /** A reconcile that must run again later, not an error (no backoff). */
 class Requeue {
   constructor(readonly afterMs: Millis) {}
@@ -282,6 +285,9 @@ export class Controller {
    * resourceNames authorize that), and stops watching one no HACluster names any more: the
    * controller never lists or watches the other Secrets of a namespace (docs/adr/0021).
    */
+  /** When each auth Secret watch started (`namespace/name`), to stop waiting for one that never syncs. */
+  private readonly secretWatchSince = new Map<string, number>();
+
   private syncSecretWatches(): void {
     const wanted = new Set<string>();
     for (const h of this.cache.list('HACluster')) {
@@ -293,8 +299,10 @@ export class Controller {
       const [ns, name] = id.split('/') as [string, string];
       this.cache.unwatchNamed('Secret', ns, name);
     }
+    for (const id of this.secretWatchSince.keys()) if (!wanted.has(id)) this.secretWatchSince.delete(id);
     for (const id of wanted) {
       const [ns, name] = id.split('/') as [string, string];
+      if (!this.secretWatchSince.has(id)) this.secretWatchSince.set(id, this.c.clock.now());
       this.cache.watchNamed('Secret', ns, name, () => {
         for (const h of this.cache.list('HACluster', ns)) this.queue?.add(keyOf('HACluster', objectKey(h)));
       });
@@ -522,6 +530,12 @@ export class Controller {
       });
       return { config };
     } catch (err) {
+      if (err instanceof AuthSecretError && authRef && !this.cache.namedSynced('Secret', ns, authRef)) {
+        return {
+          error: `${err.message} (the controller cannot read it: if it exists, grant the heartline-controller ServiceAccount get, list and watch on secrets with resourceNames [${authRef}] in namespace ${ns})`,
+          authSecret: true,
+        };
+      }
       if (err instanceof AuthSecretError) return { error: err.message, authSecret: true };
       if (err instanceof ClusterConfigError || err instanceof Error) return { error: err.message };
       throw err;
@@ -549,10 +563,15 @@ export class Controller {
       authRef !== '' &&
       !this.cache.namedSynced('Secret', secretNs, authRef)
     ) {
-      // Its Secret's watch has not delivered yet: "not found" now would be a false alarm.
-      // The watch's first delivery queues this HACluster again.
-      log.debug({ secret: authRef }, 'waiting for the auth Secret watch');
-      return;
+      // Its Secret's watch has not delivered yet: "not found" now would be a false alarm. The
+      // watch's first delivery queues this HACluster again; one that never delivers (RBAC
+      // does not name the Secret) is reported after SECRET_WATCH_WAIT_MS.
+      const since = this.secretWatchSince.get(`${secretNs}/${authRef}`) ?? this.c.clock.now();
+      const left = since + SECRET_WATCH_WAIT_MS - this.c.clock.now();
+      if (left > 0) {
+        log.debug({ secret: authRef }, 'waiting for the auth Secret watch');
+        throw new Requeue(left);
+      }
     }
     const built = this.clusterConfig(obj);
     let { config, error } = built;

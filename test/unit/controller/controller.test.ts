@@ -389,6 +389,32 @@ describe('controller on a simulated cluster', () => {
     expect(secretWatches()).toEqual([]);
   });
 
+  it('an auth Secret it may not read (its watch never delivers) is reported after 10 s, naming the RBAC fix', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    rig.addController('c1', {
+      // As a watch the API server keeps refusing: no event, ever.
+      wrap: (api) =>
+        new Proxy(api, {
+          get: (t, p) =>
+            p === 'watch'
+              ? (...a: Parameters<typeof api.watch>) =>
+                  a[0] === 'Secret' ? { stop: () => {} } : t.watch(...a)
+              : (Reflect.get(t, p) as unknown),
+        }),
+    });
+    const invalid = async () =>
+      cond(
+        ((await rig.object('HACluster', 'web'))!.status ?? {}) as Record<string, unknown>,
+        'AuthSecretInvalid',
+      );
+    await rig.advance(5000);
+    expect(await invalid()).toBeUndefined(); // no false alarm while the watch may still deliver
+    await rig.until(async () => (await invalid())?.status === 'True', 10_000);
+    expect((await invalid())?.message).toContain(
+      'grant the heartline-controller ServiceAccount get, list and watch on secrets with resourceNames [auth] in namespace lab',
+    );
+  });
+
   it('the auth Secret deleted: the witness keeps voting with the running keys', async () => {
     rig = new Rig({
       nodes: ['node-a', 'node-b'],
