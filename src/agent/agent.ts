@@ -7,6 +7,7 @@
  * Kubernetes is read for desired state only: once running, failure detection and failover
  * happen between agents over UDP, and an API server outage changes nothing.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
   ApiObject,
@@ -19,11 +20,12 @@ import type {
 } from '../core/ports.js';
 import { isMulticastTransport } from '../core/ports.js';
 import type { MemberEvent } from '../core/member.js';
-import { DropCounters } from '../core/wire/index.js';
+import { DropCounters, formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
 import {
   AuthSecretError,
   buildClusterConfig,
   ClusterConfigError,
+  MEMBER_KEY_ANNOTATION,
   selectsNode,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
@@ -44,6 +46,11 @@ export interface AgentComponents {
    * links it must be a MulticastTransport (UdpTransport on the unspecified address).
    */
   openTransport: (port: number) => Promise<Transport>;
+  /**
+   * Writes this node's public member key (`ed25519:<base64>`) to its Node's annotation
+   * heartline.dev/member-key (a merge patch of that one annotation). Rejects on failure.
+   */
+  publishMemberKey: (publicKey: string) => Promise<void>;
 }
 
 export interface AgentInit {
@@ -64,6 +71,11 @@ export interface AgentInit {
   unhealthyCooldownMs?: number;
   /** How often bound VIPs' links are checked (default: the heartbeat interval). */
   linkCheckMs?: number;
+  /**
+   * This node's Ed25519 member key (docs/adr/0021), kept on the node (agent-run: a file in
+   * the state directory). Default: a new key for this process.
+   */
+  memberKey?: KeyObject;
 }
 
 type Kind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
@@ -98,12 +110,19 @@ export class Agent {
   private lastTickAt: number;
   private readonly log: Logger;
   private readonly resourceStatus: ResourceStatusReporter;
+  private readonly memberKey: KeyObject;
+  /** The text form of memberKey's public half, as the Node annotation carries it. */
+  readonly publicKey: string;
+  private publishing = false;
+  private publishRetry: Stoppable | undefined;
 
   constructor(
     private readonly c: AgentComponents,
     private readonly init: AgentInit,
   ) {
     this.log = c.log.child({ component: 'agent', node: init.node });
+    this.memberKey = init.memberKey ?? generateMemberKey();
+    this.publicKey = formatMemberPublicKey(this.memberKey);
     this.metrics = new AgentMetrics(() => this.counters);
     this.lastTickAt = c.clock.now();
     this.resourceStatus = new ResourceStatusReporter({ api: c.api, log: this.log }, init.node);
@@ -190,8 +209,41 @@ export class Agent {
       if (ev.type === 'deleted') this.cache[kind].delete(key);
       else this.cache[kind].set(key, ev.object);
     }
-    if (kind === 'HACluster' || kind === 'Node') this.ensureSecretWatch();
+    if (kind === 'HACluster' || kind === 'Node') {
+      this.ensureSecretWatch();
+      this.ensureKeyPublished();
+    }
     this.scheduleRebuild();
+  }
+
+  /**
+   * While this node is a member, its Node carries this agent's public key (annotation
+   * heartline.dev/member-key): peers verify its datagrams with it. Written when missing or
+   * different (a new key, or someone changed it), retried every 5 s after a failure.
+   */
+  private ensureKeyPublished(): void {
+    if (this.publishing || this.publishRetry || this.stopped) return;
+    const cluster = [...this.cache.HACluster.values()][0];
+    const node = this.ownNode();
+    if (!cluster || !node || !selectsNode(cluster, node)) return;
+    if (node.metadata.annotations?.[MEMBER_KEY_ANNOTATION] === this.publicKey) return;
+    this.publishing = true;
+    this.c
+      .publishMemberKey(this.publicKey)
+      .then(() => this.log.info({ publicKey: this.publicKey }, 'member key published on the Node'))
+      .catch((err: unknown) => {
+        this.log.error(
+          { err, annotation: MEMBER_KEY_ANNOTATION },
+          'cannot publish the member key on this Node: peers drop what this node sends until it is; retrying in 5 s',
+        );
+        this.publishRetry = this.c.clock.after(5000, () => {
+          this.publishRetry = undefined;
+          this.ensureKeyPublished();
+        });
+      })
+      .finally(() => {
+        this.publishing = false;
+      });
   }
 
   /** This node's Node object, once the watch delivered it. */
@@ -477,6 +529,7 @@ export class Agent {
         {
           self: this.init.node,
           config: this.config ?? config,
+          signingKey: this.memberKey,
           incarnation: this.init.incarnation ?? incarnationFromWallClock(),
           standby: config.standby.has(this.init.node),
           multicast: true,
@@ -563,6 +616,7 @@ export class Agent {
     this.stopped = true;
     this.rebuildTimer?.stop();
     this.linkTimer?.stop();
+    this.publishRetry?.stop();
     for (const w of this.watches) w.stop();
     this.secretWatch?.stop.stop();
     this.health.close();

@@ -14,6 +14,7 @@
  * A few workers (`workers`, default 8) reconcile keys concurrently; the work queue never hands
  * one key to two workers at once, so each object is still reconciled serially.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatFieldError, parseVirtualIP } from '../api/index.js';
 import type { VirtualIPStatus } from '../api/index.js';
@@ -43,6 +44,7 @@ import {
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
 import { incarnationFromWallClock, laterLife, nextIncarnation } from '../core/incarnation.js';
+import { formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
 import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import {
@@ -77,6 +79,11 @@ export interface ControllerInit {
   namespace?: string;
   /** Where agents reach the witness, published in every HACluster's status. */
   witness: WitnessAddress;
+  /**
+   * The witness's Ed25519 private key; its public half is published with the address.
+   * Default: a new key for this process (it lives in memory only).
+   */
+  witnessKey?: KeyObject;
   /** Must equal the LeaseLock's lease duration. Default 15 000 ms. */
   leaseDurationMs?: Millis;
   /** Lease renew (and candidate retry) period. Default 2000 ms. */
@@ -151,12 +158,17 @@ export class Controller {
   private stopped = false;
   private readonly running = new AbortController();
   private electorRun: Promise<void> | undefined;
+  /** The witness's signing key, and where it listens with its public key (published in status). */
+  private readonly witnessKey: KeyObject;
+  private readonly witness: WitnessAddress;
 
   constructor(
     private readonly c: ControllerComponents,
     private readonly init: ControllerInit,
   ) {
     this.wallNow = c.wallNow ?? (() => new Date());
+    this.witnessKey = init.witnessKey ?? generateMemberKey();
+    this.witness = { ...init.witness, publicKey: formatMemberPublicKey(this.witnessKey) };
     this.workerCount = init.workers ?? DEFAULT_WORKERS;
     if (!Number.isInteger(this.workerCount) || this.workerCount < 1) {
       throw new Error(
@@ -526,7 +538,7 @@ export class Controller {
         resources: this.cache.list('Resource', ns),
         nodes: this.cache.list('Node'),
         secret: authRef ? this.cache.get('Secret', `${ns}/${authRef}`) : undefined,
-        witness: this.init.witness,
+        witness: this.witness,
       });
       return { config };
     } catch (err) {
@@ -609,7 +621,7 @@ export class Controller {
             log: this.c.log.child({ component: 'cluster', cluster: id }),
             onChange: (change) => this.onObserved(id, change),
           },
-          { config, incarnation: () => this.nextIncarnation() },
+          { config, incarnation: () => this.nextIncarnation(), signingKey: this.witnessKey },
         );
         rt.start();
         runtime = { runtime: rt, fingerprint };
@@ -633,7 +645,7 @@ export class Controller {
       configError: error,
       authSecretError: built.authSecret ? error : undefined,
       obs: runtime?.runtime.observation(),
-      witness: this.init.witness,
+      witness: this.witness,
       now: this.c.clock.now(),
       wallNow: this.wallNow(),
     });

@@ -13,7 +13,14 @@ import { promisify } from 'node:util';
 import { LAB_NAMESPACE, VIP_ADDRESS, type LabCluster } from '../../hack/lab/cluster.js';
 import { labNow } from '../../hack/lab/clock.js';
 import { nsRun, signal, sleep } from '../../hack/lab/sh.js';
-import { IdTable, Keyring, SourceBinding, WireCodec } from '../../src/core/wire/index.js';
+import {
+  IdTable,
+  Keyring,
+  MemberKeys,
+  SourceBinding,
+  WireCodec,
+  generateMemberKey,
+} from '../../src/core/wire/index.js';
 import {
   ROOT,
   agentMetrics,
@@ -30,13 +37,18 @@ const execFileP = promisify(execFile);
 const CLUSTER_ID = `${LAB_NAMESPACE}/lab`;
 const MEMBERS = ['n1', 'n2', 'n3', 'heartline-controller'];
 
-/** A codec that signs as `self` with `secret` under key id 1. */
+/**
+ * A codec that claims to be `self`, MACs with `secret` under key id 1 and signs with a member
+ * key of its own (not `self`'s, which never leaves self's node).
+ */
 function codecAs(self: string, secret: Uint8Array): WireCodec {
   return new WireCodec({
     ids: new IdTable({ clusterId: CLUSTER_ID, members: MEMBERS, vips: [`${LAB_NAMESPACE}/web`] }),
     self,
     keyring: new Keyring([{ id: 1, secret }], 1),
     sources: new SourceBinding([]),
+    signingKey: generateMemberKey(),
+    memberKeys: new MemberKeys([]),
   });
 }
 

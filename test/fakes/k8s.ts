@@ -127,6 +127,18 @@ export class FakeApiSource implements ApiSource {
     return clone(next);
   }
 
+  /** A merge patch of Node `name`'s annotations, like RestApiSource.annotateNode. Rejects when the Node does not exist. */
+  annotateNode(name: string, annotations: Record<string, string>): Promise<void> {
+    const o = this.objects.get(keyOf('Node', { name }));
+    if (!o) return Promise.reject(new NotFoundError('Node', { name }));
+    const next = clone(o);
+    next.metadata.annotations = { ...(next.metadata.annotations ?? {}), ...annotations };
+    next.metadata.resourceVersion = String(++this.rv);
+    this.objects.set(keyOf('Node', { name }), next);
+    this.notify('updated', next);
+    return Promise.resolve();
+  }
+
   /** Deletes like the API server: with finalizers it only sets deletionTimestamp. Returns false if absent. */
   delete(kind: ApiKind, key: ObjectKey): boolean {
     const k = keyOf(kind, key);

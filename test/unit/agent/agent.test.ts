@@ -13,6 +13,7 @@ import { FakeApiSource } from '../../fakes/k8s.js';
 import { FakeNetworkDriver } from '../../fakes/network.js';
 import { ScriptedServiceRunner } from '../../fakes/services.js';
 import { SimNetwork } from '../../fakes/transport.js';
+import { MEMBER_KEY_ANNOTATION } from '../../../src/runtime/cluster-config.js';
 
 const NS = 'default';
 const VIP = '198.18.0.100/24';
@@ -98,6 +99,7 @@ function cluster(names = ['n1', 'n2', 'n3'], opts: { healthCheck?: boolean } = {
         runner,
         log: silentLogger(),
         openTransport: async (port) => net.transport(ip, port),
+        publishMemberKey: (k) => api.annotateNode(name, { [MEMBER_KEY_ANNOTATION]: k }),
       },
       { node: name, namespace: NS, cluster: 'web', incarnation: 1 + i, unhealthyCooldownMs: 5000 },
     );
@@ -219,6 +221,7 @@ describe('Agent on fakes', () => {
         runner: new ScriptedServiceRunner({ clock }),
         log: silentLogger(),
         openTransport: async (port) => c.net.transport('198.18.0.14', port),
+        publishMemberKey: (k) => c.api.annotateNode('n4', { [MEMBER_KEY_ANNOTATION]: k }),
       },
       { node: 'n4', namespace: NS, cluster: 'web', incarnation: 9 },
     );
@@ -231,12 +234,18 @@ describe('Agent on fakes', () => {
     expect(c.api.watchesOf('Secret').every((w) => w.fieldSelector === 'metadata.name=auth')).toBe(true);
     expect(outsider.member).toBeUndefined();
     expect(outsider.ready().reason).toMatch(/n4 is not a member.*label it to match spec.nodeSelector/);
+    // Members published their public keys on their Nodes; the outsider wrote nothing.
+    const keyOn = async (n: string) =>
+      (await c.api.get('Node', { name: n }))?.metadata.annotations?.[MEMBER_KEY_ANNOTATION];
+    for (const n of c.nodes) expect(await keyOn(n.name)).toBe(n.agent.publicKey);
+    expect(await keyOn('n4')).toBeUndefined();
 
     // Labelled in: it reads the Secret and joins.
     nodeObject(c.api, 'n4', '198.18.0.14');
     await c.run(2000);
     expect(c.api.watchesOf('Secret')).toHaveLength(4);
     expect(outsider.member).toBeDefined();
+    expect(await keyOn('n4')).toBe(outsider.publicKey);
 
     // Labelled out: it leaves and stops watching the Secret.
     c.api.apply('Node', {

@@ -29,7 +29,11 @@ describe('controller on a simulated cluster', () => {
     await boot(rig);
     const cluster = (await rig.object('HACluster', 'web'))!;
     const cs = cluster.status as Record<string, unknown>;
-    expect(cs.witness).toEqual({ address: '198.18.0.200', port: 694 });
+    expect(cs.witness).toEqual({
+      address: '198.18.0.200',
+      port: 694,
+      publicKey: expect.stringMatching(/^ed25519:[A-Za-z0-9+/]{43}=$/),
+    });
     const vip = (await rig.object('VirtualIP', 'vip1'))!;
     expect(vip.metadata.finalizers).toContain(VIP_FINALIZER);
     await rig.advance(1000);

@@ -1,6 +1,8 @@
 import type { ApiObject } from '../../../src/core/ports.js';
+import { publicKeyOf } from '../../fixtures/member-keys.js';
 import {
   buildClusterConfig,
+  MEMBER_KEY_ANNOTATION,
   nodeAddresses,
   transportLinks,
   type ClusterObjects,
@@ -13,7 +15,10 @@ function node(name: string, internal: string[], annotation?: string, external: s
     metadata: {
       name,
       labels: { member: 'yes' },
-      ...(annotation !== undefined ? { annotations: { 'heartline.dev/heartbeat-address': annotation } } : {}),
+      annotations: {
+        [MEMBER_KEY_ANNOTATION]: publicKeyOf(name),
+        ...(annotation !== undefined ? { 'heartline.dev/heartbeat-address': annotation } : {}),
+      },
     },
     status: {
       addresses: [
