@@ -18,9 +18,11 @@ import {
   Keyring,
   MemberKeys,
   SourceBinding,
+  MIN_DATAGRAM,
   WireCodec,
   generateMemberKey,
 } from '../../src/core/wire/index.js';
+import { OFF_INCARNATION } from '../../src/core/wire/layout.js';
 import {
   ROOT,
   agentMetrics,
@@ -143,24 +145,26 @@ labDescribe('failover: control plane and wire, default profile (3 nodes)', () =>
       observeMs: 2000,
       fault: async () => {
         const real = await capture(c, a, b);
+        // a's next life: a forgery claiming it is not dropped as stale (serial arithmetic,
+        // docs/adr/0015) and must be stopped by the MAC.
+        const nextLife = (Buffer.from(real, 'hex').readUInt32BE(OFF_INCARNATION) + 1) >>> 0;
+        // Long enough to pass the size check (header, signature and MAC: 108 bytes).
         const random = Array.from({ length: 20 }, (_, i) => {
-          const bytes = Buffer.alloc(60 + i * 7);
+          const bytes = Buffer.alloc(MIN_DATAGRAM + 12 + i * 7);
           for (let k = 0; k < bytes.length; k++) bytes[k] = (k * 131 + i * 17 + 7) & 0xff;
           bytes[0] = 0x00; // never "HL"
           return bytes.toString('hex');
         });
         // Signed with the cluster's real key, but sent from the client's own address.
         const genuine = Array.from({ length: 10 }, (_, i) =>
-          Buffer.from(
-            codecAs(a, c.authKeys.get(1)!).encode(releaseFrom(a, 0xfffffff0, i + 1, 'n3')),
-          ).toString('hex'),
+          Buffer.from(codecAs(a, c.authKeys.get(1)!).encode(releaseFrom(a, nextLife, i + 1, 'n3'))).toString(
+            'hex',
+          ),
         );
         // A valid-looking header from a's address, a fresh (higher) incarnation, a wrong key.
         const wrongKey = Array.from({ length: 10 }, (_, i) =>
           Buffer.from(
-            codecAs(a, new Uint8Array(Buffer.alloc(32, 0x5a))).encode(
-              releaseFrom(a, 0xfffffff0, i + 1, 'n3'),
-            ),
+            codecAs(a, new Uint8Array(Buffer.alloc(32, 0x5a))).encode(releaseFrom(a, nextLife, i + 1, 'n3')),
           ).toString('hex'),
         );
         const spoof = { from: ha.ip, fromPort: 694 };
