@@ -335,6 +335,7 @@ export const HAClusterStatusSchema = z
         port: z.int().min(1).max(65535).describe('UDP port the controller listens on.'),
         publicKey: z
           .string()
+          .length(52)
           .regex(/^ed25519:[A-Za-z0-9+/]{43}=$/)
           .optional()
           .describe(
