@@ -104,7 +104,7 @@ const msgs = Array.from({ length: N }, (_, i) => heartbeat(i + 1));
 for (let i = 0; i < 20_000; i++) enc.encode(msgs[i % N]!, receiver); // warm-up
 const encodeUs = measure(ROUNDS, N, (i) => enc.encode(msgs[i % N]!, receiver));
 
-// encodeEach: one body encoding, one HMAC per addressee; reported per datagram.
+// encodeEach: one body encoding, one signature and one HMAC per addressee; reported per datagram.
 const peers = MEMBERS.filter((m) => m !== sender);
 const EACH = Math.ceil(N / PEERS);
 const eachCall = measure(ROUNDS, EACH, (i) => enc.encodeEach(msgs[i % N]!, peers));
@@ -213,7 +213,7 @@ console.log('| mode | encodes/s | decodes/s | % of one core (CPU time) | % (wall
 console.log('|---|---:|---:|---:|---:|');
 const labels = {
   shared: "heartbeat encoded once to '*', same bytes to every peer",
-  encodeEach: 'addressed to each peer with encodeEach (body once, HMAC per peer)',
+  encodeEach: 'addressed to each peer with encodeEach (body once, signature and HMAC per peer)',
   perPeer: 'addressed to each peer with encode (worst case)',
 } as const;
 for (const mode of ['shared', 'encodeEach', 'perPeer'] as const) {
