@@ -1,20 +1,32 @@
 /**
  * Wire codec throughput: encode+sign and verify+decode of a 64-member heartbeat (63 echoes),
- * plus the cost of the cheap and the expensive drop paths, and what a 64-member cluster at
- * 10 Hz costs one member. Run: npx tsx bench/codec.ts   (writes bench/results/codec.json)
+ * plus the cost of the cheap and the expensive drop paths, and what a 64-member and a
+ * 100-member cluster at 10 Hz cost one member. Every datagram carries the cluster HMAC and
+ * its sender's Ed25519 signature (wire v3, docs/adr/0021); the raw Ed25519 sign and verify
+ * are measured alone too. Run: npx tsx bench/codec.ts   (writes bench/results/codec.json)
  */
+import { createPublicKey, sign, verify } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Heartbeat } from '../src/core/messages.js';
-import { IdTable, Keyring, SourceBinding, WireCodec } from '../src/core/wire/index.js';
+import {
+  IdTable,
+  Keyring,
+  MemberKeys,
+  SourceBinding,
+  WireCodec,
+  generateMemberKey,
+} from '../src/core/wire/index.js';
 
 const MEMBERS = Array.from({ length: 64 }, (_, i) => `node-${String(i).padStart(2, '0')}`);
 const VIPS = Array.from({ length: 64 }, (_, i) => `default/vip-${i}`);
 const CLUSTER = 'heartline-system/bench';
 const RATE_HZ = 10;
 const PEERS = MEMBERS.length - 1;
+/** The ADR's question: what one member pays in a 100-member cluster (99 peers). */
+const PEERS_100 = 99;
 const TARGET_PERCENT = 2;
 
 const ids = new IdTable({ clusterId: CLUSTER, members: MEMBERS, vips: VIPS });
@@ -22,6 +34,9 @@ const addr = (i: number) => ({ address: `198.18.0.${i + 1}`, port: 694 });
 const sources = new SourceBinding(MEMBERS.map((m, i) => [m, [addr(i)]] as const));
 const secret = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
 const keyring = new Keyring([{ id: 1, secret }], 1);
+const privateKeys = new Map(MEMBERS.map((m) => [m, generateMemberKey()] as const));
+const memberKeys = new MemberKeys([...privateKeys].map(([m, k]) => [m, createPublicKey(k)] as const));
+const signing = (self: string) => ({ signingKey: privateKeys.get(self)!, memberKeys });
 const sender = MEMBERS[1]!;
 const receiver = MEMBERS[0]!;
 const from = addr(1);
@@ -82,14 +97,14 @@ function measure(
 
 const ROUNDS = 15;
 const N = 5_000;
-const enc = new WireCodec({ ids, self: sender, keyring, sources });
+const enc = new WireCodec({ ids, self: sender, keyring, sources, ...signing(sender) });
 
 // Encode: build the message outside the timed loop (the protocol builds it anyway).
 const msgs = Array.from({ length: N }, (_, i) => heartbeat(i + 1));
 for (let i = 0; i < 20_000; i++) enc.encode(msgs[i % N]!, receiver); // warm-up
 const encodeUs = measure(ROUNDS, N, (i) => enc.encode(msgs[i % N]!, receiver));
 
-// encodeEach: one body encoding, one HMAC per addressee; reported per datagram.
+// encodeEach: one body encoding, one signature and one HMAC per addressee; reported per datagram.
 const peers = MEMBERS.filter((m) => m !== sender);
 const EACH = Math.ceil(N / PEERS);
 const eachCall = measure(ROUNDS, EACH, (i) => enc.encodeEach(msgs[i % N]!, peers));
@@ -98,9 +113,9 @@ const encodeEachUs = { cpu: eachCall.cpu / PEERS, wall: eachCall.wall / PEERS };
 // Decode: every round a fresh receiver, so the same N datagrams are all accepted again.
 const datagrams = Array.from({ length: N }, (_, i) => enc.encode(heartbeat(i + 1), receiver));
 const size = datagrams[0]!.length;
-let dec = new WireCodec({ ids, self: receiver, keyring, sources });
+let dec = new WireCodec({ ids, self: receiver, keyring, sources, ...signing(receiver) });
 const fresh = () => {
-  dec = new WireCodec({ ids, self: receiver, keyring, sources });
+  dec = new WireCodec({ ids, self: receiver, keyring, sources, ...signing(receiver) });
 };
 for (let w = 0; w < 4; w++) {
   fresh();
@@ -122,26 +137,49 @@ const replayUs = measure(ROUNDS, N, () => dec.decode(replayed, from));
 const forged = Uint8Array.from(enc.encode(heartbeat(N + 10), receiver));
 forged[forged.length - 1]! ^= 1;
 const badMacUs = measure(ROUNDS, N, () => dec.decode(forged, from));
-if (dec.counters.get('bad-mac') === 0 || dec.counters.get('replay') === 0)
+// A holder of the cluster key speaking for `sender` with its own member key: the MAC passes,
+// the signature does not (the datagram a non-member node with the Secret can forge).
+const impostor = new WireCodec({
+  ids,
+  self: sender,
+  keyring,
+  sources,
+  signingKey: privateKeys.get(MEMBERS[5]!)!,
+  memberKeys,
+});
+const impersonated = impostor.encode(heartbeat(N + 20), receiver);
+const badSigUs = measure(ROUNDS, N, () => dec.decode(impersonated, from));
+if (
+  dec.counters.get('bad-mac') === 0 ||
+  dec.counters.get('replay') === 0 ||
+  dec.counters.get('bad-signature') === 0
+)
   throw new Error('bench: drop paths not hit');
+// Ed25519 alone, over the signed part of the datagram (header + body).
+const signed = datagrams[0]!.subarray(0, size - 80);
+const sig = sign(null, signed, privateKeys.get(sender)!);
+const pub = memberKeys.get(sender)!;
+const signUs = measure(ROUNDS, N, () => sign(null, signed, privateKeys.get(sender)!));
+const verifyUs = measure(ROUNDS, N, () => verify(null, signed, pub, sig));
 
 // Heartbeats carry the same content for every peer (echoes for all of them), so the agent
 // encodes each heartbeat once, addressed to '*', and sends those bytes to every peer (or
 // multicasts them). Messages for one member (takeover acks) are encoded per addressee.
 type Stat = 'cpu' | 'wall';
-const cost = (stat: Stat) => {
+const cost = (stat: Stat, peers = PEERS) => {
   const mode = (encodes: number, encUs: number) => {
-    const cpuMicros = encodes * encUs + RATE_HZ * PEERS * decodeUs[stat];
-    return { encodes, decodes: RATE_HZ * PEERS, cpuMicros, corePercent: cpuMicros / 10_000 };
+    const cpuMicros = encodes * encUs + RATE_HZ * peers * decodeUs[stat];
+    return { encodes, decodes: RATE_HZ * peers, cpuMicros, corePercent: cpuMicros / 10_000 };
   };
   return {
     shared: mode(RATE_HZ, encodeUs[stat]),
-    encodeEach: mode(RATE_HZ * PEERS, encodeEachUs[stat]),
-    perPeer: mode(RATE_HZ * PEERS, encodeUs[stat]),
+    encodeEach: mode(RATE_HZ * peers, encodeEachUs[stat]),
+    perPeer: mode(RATE_HZ * peers, encodeUs[stat]),
   };
 };
 const byCpu = cost('cpu');
 const byWall = cost('wall');
+const byCpu100 = cost('cpu', PEERS_100);
 const load = loadavg().map((x) => Number(x.toFixed(2)));
 const cpu = cpus()[0]?.model ?? 'unknown';
 
@@ -151,6 +189,9 @@ const ops: [string, { cpu: number; wall: number }][] = [
   ['verify+decode (accepted)', decodeUs],
   ['drop: replay (before HMAC)', replayUs],
   ['drop: bad-mac (HMAC computed)', badMacUs],
+  ['drop: bad-signature (HMAC + Ed25519 verify)', badSigUs],
+  ['Ed25519 sign alone (header + body)', signUs],
+  ['Ed25519 verify alone (header + body)', verifyUs],
 ];
 const rate = (us: number) => Math.round(1e6 / us).toLocaleString('en');
 console.log(
@@ -172,7 +213,7 @@ console.log('| mode | encodes/s | decodes/s | % of one core (CPU time) | % (wall
 console.log('|---|---:|---:|---:|---:|');
 const labels = {
   shared: "heartbeat encoded once to '*', same bytes to every peer",
-  encodeEach: 'addressed to each peer with encodeEach (body once, HMAC per peer)',
+  encodeEach: 'addressed to each peer with encodeEach (body once, signature and HMAC per peer)',
   perPeer: 'addressed to each peer with encode (worst case)',
 } as const;
 for (const mode of ['shared', 'encodeEach', 'perPeer'] as const) {
@@ -181,6 +222,10 @@ for (const mode of ['shared', 'encodeEach', 'perPeer'] as const) {
       `${byWall[mode].corePercent.toFixed(2)} |`,
   );
 }
+console.log('');
+console.log(
+  `100 members at ${RATE_HZ} Hz (${PEERS_100} peers), shared heartbeat: ${byCpu100.shared.corePercent.toFixed(2)} % of one core (CPU time); encodeEach: ${byCpu100.encodeEach.corePercent.toFixed(2)} %`,
+);
 const met = byCpu.shared.corePercent < TARGET_PERCENT;
 console.log('');
 console.log(
@@ -201,7 +246,7 @@ const out = {
   opsPerRound: N,
   /** Median round; cpu = process CPU time (user + system), wall = elapsed time. */
   microsPerOp: Object.fromEntries(ops.map(([k, v]) => [k, v])),
-  perMemberPerSecond: { cpuTime: byCpu, wallTime: byWall },
+  perMemberPerSecond: { cpuTime: byCpu, wallTime: byWall, cpuTime100Members: byCpu100 },
   targetPercent: TARGET_PERCENT,
   met,
 };

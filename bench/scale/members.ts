@@ -19,6 +19,8 @@ import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
 import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
 import { UdpTransport } from '../../src/adapters/udp/udp-transport.js';
 import { buildClusterConfig } from '../../src/runtime/cluster-config.js';
+// Test keys (derived from the member name): run.ts publishes the same public keys on the Nodes.
+import { memberKeyOf } from '../../test/fixtures/member-keys.js';
 import { MemberHost, incarnationFromWallClock } from '../../src/runtime/member-host.js';
 
 export interface WorkerSpec {
@@ -106,7 +108,7 @@ async function main(s: WorkerSpec): Promise<void> {
         },
         onReceive: () => void received++,
       },
-      { self: m.id, config, incarnation },
+      { self: m.id, config, incarnation, signingKey: memberKeyOf(m.id) },
     );
     hosts.push(host);
   }

@@ -33,8 +33,10 @@ import { deriveTiming } from '../../src/core/timing.js';
 import {
   HEARTBEAT_ADDRESS_ANNOTATION,
   HEARTBEAT_PORT_ANNOTATION,
+  MEMBER_KEY_ANNOTATION,
   WITNESS_ID,
 } from '../../src/runtime/cluster-config.js';
+import { publicKeyOf } from '../../test/fixtures/member-keys.js';
 import { startControlPlane, type ControlPlane } from '../../hack/controlplane/index.js';
 import { applyCrds, runKubectl } from '../../hack/controlplane/kubectl.js';
 import { deployedNodeOptions, deployedNodeFlags } from '../../hack/lab/node-options.js';
@@ -527,6 +529,7 @@ async function inner(o: Options): Promise<number> {
           annotations: {
             [HEARTBEAT_ADDRESS_ANNOTATION]: memberAddress(i),
             [HEARTBEAT_PORT_ANNOTATION]: String(MEMBER_PORT),
+            [MEMBER_KEY_ANNOTATION]: publicKeyOf(memberName(i)),
           },
         },
       })),

@@ -7,6 +7,7 @@
  * Kubernetes is read for desired state only: once running, failure detection and failover
  * happen between agents over UDP, and an API server outage changes nothing.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
   ApiObject,
@@ -19,11 +20,13 @@ import type {
 } from '../core/ports.js';
 import { isMulticastTransport } from '../core/ports.js';
 import type { MemberEvent } from '../core/member.js';
-import { DropCounters } from '../core/wire/index.js';
+import { DropCounters, formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
 import {
   AuthSecretError,
   buildClusterConfig,
   ClusterConfigError,
+  MEMBER_KEY_ANNOTATION,
+  selectsNode,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
 import { incarnationFromWallClock, MemberHost } from '../runtime/member-host.js';
@@ -45,6 +48,11 @@ export interface AgentComponents {
   openTransport: (port: number) => Promise<Transport>;
   /** Every configuration the agent accepts, e.g. to update the health-check targets. */
   onConfig?: (config: ClusterConfig) => void;
+  /**
+   * Writes this node's public member key (`ed25519:<base64>`) to its Node's annotation
+   * heartline.dev/member-key (a merge patch of that one annotation). Rejects on failure.
+   */
+  publishMemberKey: (publicKey: string) => Promise<void>;
 }
 
 export interface AgentInit {
@@ -65,6 +73,11 @@ export interface AgentInit {
   unhealthyCooldownMs?: number;
   /** How often bound VIPs' links are checked (default: the heartbeat interval). */
   linkCheckMs?: number;
+  /**
+   * This node's Ed25519 member key (docs/adr/0021), kept on the node (agent-run: a file in
+   * the state directory). Default: a new key for this process.
+   */
+  memberKey?: KeyObject;
 }
 
 type Kind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
@@ -99,12 +112,19 @@ export class Agent {
   private lastTickAt: number;
   private readonly log: Logger;
   private readonly resourceStatus: ResourceStatusReporter;
+  private readonly memberKey: KeyObject;
+  /** The text form of memberKey's public half, as the Node annotation carries it. */
+  readonly publicKey: string;
+  private publishing = false;
+  private publishRetry: Stoppable | undefined;
 
   constructor(
     private readonly c: AgentComponents,
     private readonly init: AgentInit,
   ) {
     this.log = c.log.child({ component: 'agent', node: init.node });
+    this.memberKey = init.memberKey ?? generateMemberKey();
+    this.publicKey = formatMemberPublicKey(this.memberKey);
     this.metrics = new AgentMetrics(() => this.counters);
     this.lastTickAt = c.clock.now();
     this.resourceStatus = new ResourceStatusReporter({ api: c.api, log: this.log }, init.node);
@@ -191,17 +211,65 @@ export class Agent {
       if (ev.type === 'deleted') this.cache[kind].delete(key);
       else this.cache[kind].set(key, ev.object);
     }
-    if (kind === 'HACluster') this.ensureSecretWatch();
+    if (kind === 'HACluster' || kind === 'Node') {
+      this.ensureSecretWatch();
+      this.ensureKeyPublished();
+    }
     this.scheduleRebuild();
   }
 
+  /**
+   * While this node is a member, its Node carries this agent's public key (annotation
+   * heartline.dev/member-key): peers verify its datagrams with it. Written when missing or
+   * different (a new key, or someone changed it), retried every 5 s after a failure.
+   */
+  private ensureKeyPublished(): void {
+    if (this.publishing || this.publishRetry || this.stopped) return;
+    const cluster = [...this.cache.HACluster.values()][0];
+    const node = this.ownNode();
+    if (!cluster || !node || !selectsNode(cluster, node)) return;
+    if (node.metadata.annotations?.[MEMBER_KEY_ANNOTATION] === this.publicKey) return;
+    this.publishing = true;
+    this.c
+      .publishMemberKey(this.publicKey)
+      .then(() => this.log.info({ publicKey: this.publicKey }, 'member key published on the Node'))
+      .catch((err: unknown) => {
+        this.log.error(
+          { err, annotation: MEMBER_KEY_ANNOTATION },
+          'cannot publish the member key on this Node: peers drop what this node sends until it is; retrying in 5 s',
+        );
+        this.publishRetry = this.c.clock.after(5000, () => {
+          this.publishRetry = undefined;
+          this.ensureKeyPublished();
+        });
+      })
+      .finally(() => {
+        this.publishing = false;
+      });
+  }
+
+  /** This node's Node object, once the watch delivered it. */
+  private ownNode(): ApiObject | undefined {
+    return this.cache.Node.get(`/${this.init.node}`);
+  }
+
+  /**
+   * Watches the auth Secret only while this node is a member (its labels match the
+   * HACluster's nodeSelector): a node that is not one never fetches the cluster's key, and
+   * one that stops being one drops it. RBAC cannot say "only members" (every agent runs
+   * under one service account), so this is the agent's own rule (docs/adr/0021).
+   */
   private ensureSecretWatch(): void {
     const cluster = [...this.cache.HACluster.values()][0];
     const name = (cluster?.spec as { authSecretRef?: { name?: string } } | undefined)?.authSecretRef?.name;
-    if (!name || this.secretWatch?.name === name) return;
-    this.secretWatch?.stop.stop();
-    this.cache.Secret.clear();
-    this.synced.delete('Secret');
+    const member = Boolean(cluster && selectsNode(cluster, this.ownNode()));
+    if (!member || !name) {
+      // Before the HACluster and Node watches have synced nothing is known yet: keep what runs.
+      if (this.synced.has('HACluster') && this.synced.has('Node')) this.dropSecret();
+      return;
+    }
+    if (this.secretWatch?.name === name) return;
+    this.dropSecret();
     this.secretWatch = {
       name,
       stop: this.c.api.watch('Secret', (ev) => this.onWatch('Secret', ev), {
@@ -209,6 +277,15 @@ export class Agent {
         fieldSelector: `metadata.name=${name}`,
       }),
     };
+  }
+
+  /** Stops the Secret watch and forgets the keys it delivered. */
+  private dropSecret(): void {
+    if (!this.secretWatch && this.cache.Secret.size === 0) return;
+    this.secretWatch?.stop.stop();
+    this.secretWatch = undefined;
+    this.cache.Secret.clear();
+    this.synced.delete('Secret');
   }
 
   private scheduleRebuild(): void {
@@ -262,12 +339,14 @@ export class Agent {
 
   private async rebuild(): Promise<void> {
     if (this.stopped) return;
-    for (const k of ['HACluster', 'VirtualIP', 'Resource', 'Node', 'Secret'] as const) {
+    for (const k of ['HACluster', 'VirtualIP', 'Resource', 'Node'] as const) {
       if (!this.synced.has(k)) return;
     }
     const cluster = [...this.cache.HACluster.values()][0];
     if (!cluster)
       return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
+    if (!selectsNode(cluster, this.ownNode())) return this.notMember();
+    if (!this.synced.has('Secret')) return;
     let config: ClusterConfig;
     try {
       const status = cluster.status as { witness?: { address: string; port: number } } | undefined;
@@ -285,14 +364,7 @@ export class Agent {
         return this.problem(err.message, { reason: 'InvalidConfiguration' });
       throw err;
     }
-    if (!config.members.some((m) => m.id === this.init.node)) {
-      // Removed from the member set (label gone, selector changed): leave as a graceful stop
-      // (planned releases), and ask for nothing after that (docs/adr/0015).
-      if (this.host) await this.leave();
-      return this.problem(
-        `Node ${this.init.node} is not a member of HACluster ${config.clusterId}: label it to match spec.nodeSelector`,
-      );
-    }
+    if (!config.members.some((m) => m.id === this.init.node)) return this.notMember();
     for (const p of config.problems)
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     const prev = this.config;
@@ -324,6 +396,23 @@ export class Agent {
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
     this.warmInterfaces(config);
     this.applyLinks(config);
+  }
+
+  /**
+   * This node is not a member (not selected, or selected but with no address): leave if a
+   * member runs (graceful stop, planned releases, docs/adr/0015), and ask for nothing after.
+   */
+  private async notMember(): Promise<void> {
+    if (this.host) await this.leave();
+    const selected = selectsNode([...this.cache.HACluster.values()][0]!, this.ownNode());
+    // Not selected: the Secret watch is stopped (ensureSecretWatch); the keys are forgotten.
+    if (!selected && !this.host) this.config = undefined;
+    this.problem(
+      `Node ${this.init.node} is not a member of HACluster ${this.init.namespace}/${this.init.cluster}: ` +
+        (selected
+          ? 'its Node has no address; set status.addresses or annotation heartline.dev/heartbeat-address'
+          : 'label it to match spec.nodeSelector'),
+    );
   }
 
   /** joinLinks for a running member: a failure keeps the links joined before, and says so. */
@@ -443,6 +532,7 @@ export class Agent {
         {
           self: this.init.node,
           config: this.config ?? config,
+          signingKey: this.memberKey,
           incarnation: this.init.incarnation ?? incarnationFromWallClock(),
           standby: config.standby.has(this.init.node),
           multicast: true,
@@ -529,6 +619,7 @@ export class Agent {
     this.stopped = true;
     this.rebuildTimer?.stop();
     this.linkTimer?.stop();
+    this.publishRetry?.stop();
     for (const w of this.watches) w.stop();
     this.secretWatch?.stop.stop();
     this.health.close();

@@ -351,6 +351,14 @@ export const HAClusterStatusSchema = z
       .strictObject({
         address: z.string().min(2).max(45).describe('IP address the controller listens on for heartbeats.'),
         port: z.int().min(1).max(65535).describe('UDP port the controller listens on.'),
+        publicKey: z
+          .string()
+          .length(52)
+          .regex(/^ed25519:[A-Za-z0-9+/]{43}=$/)
+          .optional()
+          .describe(
+            "The witness's Ed25519 public key (ed25519:<base64 of 32 bytes>): agents accept its heartbeats and votes only when signed with it.",
+          ),
       })
       .optional()
       .describe(

@@ -20,6 +20,8 @@ export class ObjectCache {
   private readonly stores = new Map<ApiKind, Map<string, ApiObject>>();
   private readonly synced = new Set<ApiKind>();
   private readonly watches: Stoppable[] = [];
+  /** Watches of single objects by name (watchNamed), by `kind|namespace/name`. */
+  private readonly named = new Map<string, { stop: Stoppable; synced: boolean }>();
 
   constructor(
     private readonly api: ApiSource,
@@ -52,6 +54,71 @@ export class ObjectCache {
     );
   }
 
+  /**
+   * Watches one object of `kind` by name (fieldSelector metadata.name=..., which RBAC
+   * resourceNames authorize), into the same store as `watch`: for objects the controller
+   * may read only by name, such as the auth Secrets its HAClusters reference. Idempotent.
+   * `onSynced` runs once, when the watch delivered its initial state (the object or nothing).
+   */
+  watchNamed(kind: ApiKind, namespace: string, name: string, onSynced: () => void = () => {}): void {
+    const id = `${kind}|${namespace}/${name}`;
+    if (this.named.has(id)) return;
+    let store = this.stores.get(kind);
+    if (!store) {
+      store = new Map<string, ApiObject>();
+      this.stores.set(kind, store);
+      // Named watches alone do not make a kind "watched" for hasSynced: see unsyncedNamed.
+      this.synced.add(kind);
+    }
+    const entry = { stop: undefined as unknown as Stoppable, synced: false };
+    this.named.set(id, entry);
+    const s = store;
+    entry.stop = this.api.watch(
+      kind,
+      (e) => {
+        if (this.named.get(id) !== entry) return;
+        if (e.type === 'synced') {
+          if (entry.synced) return;
+          entry.synced = true;
+          onSynced();
+          return;
+        }
+        const key = objectKey(e.object);
+        const old = s.get(key);
+        if (e.type === 'deleted') s.delete(key);
+        else s.set(key, e.object);
+        this.onChange({ kind, type: e.type, object: e.object, ...(old ? { old } : {}) });
+      },
+      { namespace, fieldSelector: `metadata.name=${name}` },
+    );
+  }
+
+  /** Stops a watchNamed watch and forgets its object. */
+  unwatchNamed(kind: ApiKind, namespace: string, name: string): void {
+    const id = `${kind}|${namespace}/${name}`;
+    const entry = this.named.get(id);
+    if (!entry) return;
+    this.named.delete(id);
+    entry.stop.stop();
+    this.stores.get(kind)?.delete(`${namespace}/${name}`);
+  }
+
+  /** The objects watched by name, as `namespace/name`, of `kind`. */
+  namedOf(kind: ApiKind): string[] {
+    const prefix = `${kind}|`;
+    return [...this.named.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  }
+
+  /** Whether the watchNamed watch of this object delivered its initial state (false if none). */
+  namedSynced(kind: ApiKind, namespace: string, name: string): boolean {
+    return this.named.get(`${kind}|${namespace}/${name}`)?.synced ?? false;
+  }
+
+  /** watchNamed watches still waiting for their initial state, as `Kind namespace/name`. */
+  unsyncedNamed(): string[] {
+    return [...this.named].filter(([, e]) => !e.synced).map(([id]) => id.replace('|', ' '));
+  }
+
   get(kind: ApiKind, key: string): ApiObject | undefined {
     return this.stores.get(kind)?.get(key);
   }
@@ -72,5 +139,7 @@ export class ObjectCache {
 
   stop(): void {
     for (const w of this.watches.splice(0)) w.stop();
+    for (const e of this.named.values()) e.stop.stop();
+    this.named.clear();
   }
 }

@@ -3,6 +3,7 @@
  * and in quorum "witness" the witness voter (a MemberHost with self = WITNESS_ID that
  * never holds anything). Both share the cluster's view of the controller's UDP socket.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MemberEvent } from '../core/member.js';
 import type { Clock, Transport } from '../core/ports.js';
@@ -25,6 +26,8 @@ export interface ClusterRuntimeInit {
   config: ClusterConfig;
   /** A fresh incarnation for each life of the observer or witness (strictly growing). */
   incarnation: () => number;
+  /** The controller's witness key (its public half is in status.witness.publicKey). */
+  signingKey: KeyObject;
 }
 
 /** The witness votes and never holds: a bind/renew/unbind command here is a bug in the core. */
@@ -114,7 +117,12 @@ export class ClusterRuntime {
         onChange: this.c.onChange,
         counters: this.counters,
       },
-      { config, incarnation: this.init.incarnation(), heartbeat: config.quorum !== 'witness' },
+      {
+        config,
+        incarnation: this.init.incarnation(),
+        heartbeat: config.quorum !== 'witness',
+        signingKey: this.init.signingKey,
+      },
     );
   }
 
@@ -128,7 +136,7 @@ export class ClusterRuntime {
         effects: refusingEffects(log),
         ...(this.c.onMemberEvent ? { observer: this.c.onMemberEvent } : {}),
       },
-      { self: WITNESS_ID, config, incarnation: this.init.incarnation() },
+      { self: WITNESS_ID, config, incarnation: this.init.incarnation(), signingKey: this.init.signingKey },
     );
     this.witness.start();
   }

@@ -14,6 +14,7 @@
  * A few workers (`workers`, default 8) reconcile keys concurrently; the work queue never hands
  * one key to two workers at once, so each object is still reconciled serially.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatFieldError, parseVirtualIP } from '../api/index.js';
 import type { VirtualIPStatus } from '../api/index.js';
@@ -43,6 +44,7 @@ import {
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
 import { incarnationFromWallClock, laterLife, nextIncarnation } from '../core/incarnation.js';
+import { formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
 import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import {
@@ -77,6 +79,11 @@ export interface ControllerInit {
   namespace?: string;
   /** Where agents reach the witness, published in every HACluster's status. */
   witness: WitnessAddress;
+  /**
+   * The witness's Ed25519 private key; its public half is published with the address.
+   * Default: a new key for this process (it lives in memory only).
+   */
+  witnessKey?: KeyObject;
   /** Must equal the LeaseLock's lease duration. Default 15 000 ms. */
   leaseDurationMs?: Millis;
   /** Lease renew (and candidate retry) period. Default 2000 ms. */
@@ -111,6 +118,9 @@ function splitKey(key: string): { kind: Kind; ns: string | undefined; name: stri
     ? { kind, ns: undefined, name: id, id }
     : { kind, ns: id.slice(0, slash), name: id.slice(slash + 1), id };
 }
+
+/** How long an HACluster waits for its auth Secret's watch before the Secret is reported unreadable. */
+const SECRET_WATCH_WAIT_MS = 10_000;
 
 /** A reconcile that must run again later, not an error (no backoff). */
 class Requeue {
@@ -148,12 +158,17 @@ export class Controller {
   private stopped = false;
   private readonly running = new AbortController();
   private electorRun: Promise<void> | undefined;
+  /** The witness's signing key, and where it listens with its public key (published in status). */
+  private readonly witnessKey: KeyObject;
+  private readonly witness: WitnessAddress;
 
   constructor(
     private readonly c: ControllerComponents,
     private readonly init: ControllerInit,
   ) {
     this.wallNow = c.wallNow ?? (() => new Date());
+    this.witnessKey = init.witnessKey ?? generateMemberKey();
+    this.witness = { ...init.witness, publicKey: formatMemberPublicKey(this.witnessKey) };
     this.workerCount = init.workers ?? DEFAULT_WORKERS;
     if (!Number.isInteger(this.workerCount) || this.workerCount < 1) {
       throw new Error(
@@ -191,7 +206,7 @@ export class Controller {
   /** Ready once every watch delivered its initial list (leader and standby alike). */
   ready(): { ready: boolean; reason: string } {
     if (this.stopped) return { ready: false, reason: 'stopping' };
-    const pending = this.cache.unsyncedKinds();
+    const pending = [...this.cache.unsyncedKinds(), ...this.cache.unsyncedNamed()];
     if (pending.length > 0)
       return { ready: false, reason: `waiting for the initial list of ${pending.join(', ')}` };
     return { ready: true, reason: this.isLeader ? 'leader' : 'standby' };
@@ -202,7 +217,7 @@ export class Controller {
     this.cache.watch('HACluster', ns);
     this.cache.watch('VirtualIP', ns);
     this.cache.watch('Resource', ns);
-    this.cache.watch('Secret', ns);
+    // Secrets: only those the HAClusters name, each watched by name (syncSecretWatches).
     this.cache.watch('Node');
     this.electorRun = this.elector.run(this.running.signal);
   }
@@ -277,7 +292,37 @@ export class Controller {
 
   // ------------------------------------------------------------------------- events in
 
+  /**
+   * Watches exactly the auth Secrets the cached HAClusters name, each by name (RBAC
+   * resourceNames authorize that), and stops watching one no HACluster names any more: the
+   * controller never lists or watches the other Secrets of a namespace (docs/adr/0021).
+   */
+  /** When each auth Secret watch started (`namespace/name`), to stop waiting for one that never syncs. */
+  private readonly secretWatchSince = new Map<string, number>();
+
+  private syncSecretWatches(): void {
+    const wanted = new Set<string>();
+    for (const h of this.cache.list('HACluster')) {
+      const name = (h.spec as { authSecretRef?: { name?: unknown } } | undefined)?.authSecretRef?.name;
+      if (typeof name === 'string' && name !== '') wanted.add(`${h.metadata.namespace ?? 'default'}/${name}`);
+    }
+    for (const id of this.cache.namedOf('Secret')) {
+      if (wanted.has(id)) continue;
+      const [ns, name] = id.split('/') as [string, string];
+      this.cache.unwatchNamed('Secret', ns, name);
+    }
+    for (const id of this.secretWatchSince.keys()) if (!wanted.has(id)) this.secretWatchSince.delete(id);
+    for (const id of wanted) {
+      const [ns, name] = id.split('/') as [string, string];
+      if (!this.secretWatchSince.has(id)) this.secretWatchSince.set(id, this.c.clock.now());
+      this.cache.watchNamed('Secret', ns, name, () => {
+        for (const h of this.cache.list('HACluster', ns)) this.queue?.add(keyOf('HACluster', objectKey(h)));
+      });
+    }
+  }
+
   private onCacheChange(ch: CacheChange): void {
+    if (ch.kind === 'HACluster') this.syncSecretWatches();
     const q = this.queue;
     if (!q) return;
     const ns = ch.object.metadata.namespace;
@@ -493,10 +538,16 @@ export class Controller {
         resources: this.cache.list('Resource', ns),
         nodes: this.cache.list('Node'),
         secret: authRef ? this.cache.get('Secret', `${ns}/${authRef}`) : undefined,
-        witness: this.init.witness,
+        witness: this.witness,
       });
       return { config };
     } catch (err) {
+      if (err instanceof AuthSecretError && authRef && !this.cache.namedSynced('Secret', ns, authRef)) {
+        return {
+          error: `${err.message} (the controller cannot read it: if it exists, grant the heartline-controller ServiceAccount get, list and watch on secrets with resourceNames [${authRef}] in namespace ${ns})`,
+          authSecret: true,
+        };
+      }
       if (err instanceof AuthSecretError) return { error: err.message, authSecret: true };
       if (err instanceof ClusterConfigError || err instanceof Error) return { error: err.message };
       throw err;
@@ -516,6 +567,23 @@ export class Controller {
       }
       this.writer.forget('HACluster', { namespace: ns, name });
       return;
+    }
+    const authRef = (obj.spec as { authSecretRef?: { name?: unknown } } | undefined)?.authSecretRef?.name;
+    const secretNs = obj.metadata.namespace ?? 'default';
+    if (
+      typeof authRef === 'string' &&
+      authRef !== '' &&
+      !this.cache.namedSynced('Secret', secretNs, authRef)
+    ) {
+      // Its Secret's watch has not delivered yet: "not found" now would be a false alarm. The
+      // watch's first delivery queues this HACluster again; one that never delivers (RBAC
+      // does not name the Secret) is reported after SECRET_WATCH_WAIT_MS.
+      const since = this.secretWatchSince.get(`${secretNs}/${authRef}`) ?? this.c.clock.now();
+      const left = since + SECRET_WATCH_WAIT_MS - this.c.clock.now();
+      if (left > 0) {
+        log.debug({ secret: authRef }, 'waiting for the auth Secret watch');
+        throw new Requeue(left);
+      }
     }
     const built = this.clusterConfig(obj);
     let { config, error } = built;
@@ -553,7 +621,7 @@ export class Controller {
             log: this.c.log.child({ component: 'cluster', cluster: id }),
             onChange: (change) => this.onObserved(id, change),
           },
-          { config, incarnation: () => this.nextIncarnation() },
+          { config, incarnation: () => this.nextIncarnation(), signingKey: this.witnessKey },
         );
         rt.start();
         runtime = { runtime: rt, fingerprint };
@@ -577,7 +645,7 @@ export class Controller {
       configError: error,
       authSecretError: built.authSecret ? error : undefined,
       obs: runtime?.runtime.observation(),
-      witness: this.init.witness,
+      witness: this.witness,
       now: this.c.clock.now(),
       wallNow: this.wallNow(),
     });

@@ -27,6 +27,8 @@ export interface EventSpec {
 
 /** Where the controller's witness listens, published in HACluster status for the agents. */
 export interface WitnessAddress {
+  /** The witness's public key (`ed25519:<base64>`): agents verify its datagrams with it (docs/adr/0021). */
+  publicKey?: string;
   address: string;
   port: number;
 }

@@ -15,7 +15,13 @@ import { Membership, type Liveness, type PeerState } from '../core/membership.js
 import type { Clock, Millis, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
 import { RateLimitedLog } from '../ops/rate-limited-log.js';
-import { WITNESS_ID, type ClusterConfig, type MemberAddress } from '../runtime/cluster-config.js';
+import type { KeyObject } from 'node:crypto';
+import {
+  memberKeysOf,
+  WITNESS_ID,
+  type ClusterConfig,
+  type MemberAddress,
+} from '../runtime/cluster-config.js';
 
 /** Where the observer's heartbeats go: each member's unicast link addresses, else its main address (the observer never multicasts). */
 function unicastPeers(config: ClusterConfig): Map<MemberId, Peer[]> {
@@ -104,6 +110,8 @@ export interface ObserverInit {
   incarnation: number;
   /** Send observer heartbeats (only when no witness MemberHost speaks for WITNESS_ID). */
   heartbeat: boolean;
+  /** The controller's witness key: signs the observer's heartbeats (docs/adr/0021). */
+  signingKey: KeyObject;
 }
 
 const EMPTY_HOLDINGS = { version: 1, page: 0, pages: 1, entries: [] };
@@ -176,7 +184,7 @@ export class ClusterObserver {
       const idTable = this.idTable(next);
       const sources = this.sources(next);
       const keyring = new Keyring(next.keys, next.activeKeyId);
-      this.codec.reconfigure(idTable, sources);
+      this.codec.reconfigure(idTable, sources, memberKeysOf(next.members));
       this.codec.setKeyring(keyring);
     }
     this.config = next;
@@ -245,6 +253,8 @@ export class ClusterObserver {
       self: WITNESS_ID,
       keyring: new Keyring(config.keys, config.activeKeyId),
       sources: this.sources(config),
+      signingKey: this.init.signingKey,
+      memberKeys: memberKeysOf(config.members),
       ...(counters ? { counters } : {}),
     });
     this.addresses = unicastPeers(config);

@@ -10,7 +10,10 @@ import { cidrContains, parseCidr, parseIp } from '../api/net.js';
 import { deriveTiming, TimingError, type Timing } from '../core/timing.js';
 import {
   KEY_HOWTO,
+  MEMBER_KEY_PREFIX,
+  MemberKeys,
   activeKeyProblem,
+  parseMemberPublicKey,
   namedKeyIds,
   readAuthSecret,
   type AuthSecretLike,
@@ -33,6 +36,12 @@ export const HEARTBEAT_ADDRESS_ANNOTATION = 'heartline.dev/heartbeat-address';
  * nodes use the cluster port.
  */
 export const HEARTBEAT_PORT_ANNOTATION = 'heartline.dev/heartbeat-port';
+/**
+ * Annotation on a Node: the public key its agent signs heartbeats with (`ed25519:<base64>`),
+ * written by that agent (docs/adr/0021). The admission policy heartline-agent-member-key lets
+ * an agent write it on its own Node only.
+ */
+export const MEMBER_KEY_ANNOTATION = 'heartline.dev/member-key';
 /** Annotation on a Node: "true" puts the node in standby (its VIPs move away, planned). */
 export const STANDBY_ANNOTATION = 'heartline.dev/standby';
 /** Finalizer the controller puts on VirtualIPs so that deletion releases them everywhere first. */
@@ -49,6 +58,11 @@ export interface MemberAddress {
   unicast?: string[];
   /** Every address it may send from (its Node's addresses). Absent: [address]. */
   sources?: string[];
+  /**
+   * Its public key (`ed25519:<base64>`, checked): what its datagrams must be signed with.
+   * Absent until its agent published one; until then nothing it sends is accepted.
+   */
+  publicKey?: string;
 }
 
 /** One heartbeat link as members run it (spec.transport, the one-link form turned into a link). */
@@ -100,8 +114,8 @@ export interface ClusterObjects {
   resources: readonly ApiObject[];
   nodes: readonly ApiObject[];
   secret: ApiObject | undefined;
-  /** Where the controller's witness listens (from the HACluster's status), if any. */
-  witness?: { address: string; port: number } | null;
+  /** Where the controller's witness listens and its public key (from the HACluster's status), if any. */
+  witness?: { address: string; port: number; publicKey?: string } | null;
 }
 
 function labelsMatch(
@@ -110,6 +124,20 @@ function labelsMatch(
 ): boolean {
   if (!selector) return true;
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+}
+
+/**
+ * Whether `node` is a member of `cluster` by its labels (spec.nodeSelector), from the raw
+ * objects, without the auth Secret: the agent asks this before it reads the Secret, so that
+ * a node that is not a member never fetches the cluster's key. A malformed selector counts
+ * as no match (buildClusterConfig reports the HACluster's error).
+ */
+export function selectsNode(cluster: ApiObject, node: ApiObject | undefined): boolean {
+  if (!node) return false;
+  const sel = (cluster.spec as { nodeSelector?: unknown } | undefined)?.nodeSelector;
+  if (sel === undefined || sel === null) return true;
+  if (typeof sel !== 'object' || Array.isArray(sel)) return false;
+  return labelsMatch(sel as Record<string, string>, node.metadata.labels);
 }
 
 interface NodeLike {
@@ -241,6 +269,30 @@ function decodeSecretKeys(
   return { keys, active: Number(ref.activeKeyId) };
 }
 
+/**
+ * The member key a Node publishes (annotation heartline.dev/member-key), checked; a missing
+ * or malformed one is a problem (its datagrams drop as unknown-member-key until it is fixed).
+ */
+function memberPublicKey(node: ApiObject, problems: string[]): string | undefined {
+  const text = node.metadata.annotations?.[MEMBER_KEY_ANNOTATION];
+  const name = node.metadata.name;
+  if (text === undefined) {
+    problems.push(
+      `Node ${name}: no annotation ${MEMBER_KEY_ANNOTATION} yet: its agent publishes its key when it starts; until then the other members drop what it sends (unknown-member-key)`,
+    );
+    return undefined;
+  }
+  try {
+    parseMemberPublicKey(text);
+    return text;
+  } catch (err) {
+    problems.push(
+      `Node ${name}: annotation ${MEMBER_KEY_ANNOTATION}: ${(err as Error).message}; delete the annotation and restart the node's agent, which writes it (${MEMBER_KEY_PREFIX}<base64>)`,
+    );
+    return undefined;
+  }
+}
+
 /** Builds the configuration. Throws ClusterConfigError when the cluster itself is unusable. */
 export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
   const parsed = parseHACluster(objs.cluster);
@@ -308,20 +360,38 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
         );
       } else memberPort = p;
     }
+    const publicKey = memberPublicKey(node, problems);
     members.push({
       id: node.metadata.name,
       address,
       port: memberPort,
       unicast,
       sources: addrs.all,
+      ...(publicKey ? { publicKey } : {}),
     });
     if (nodeStandby(node)) standby.add(node.metadata.name);
   }
   // The controller's witness is a peer whenever it has published its address: a voter in
   // quorum "witness" (the core's quorumOf decides), otherwise a non-voting observer that
   // members heartbeat to so the controller can report holders and liveness.
+  let witnessKey: string | undefined;
+  if (objs.witness?.publicKey !== undefined) {
+    try {
+      parseMemberPublicKey(objs.witness.publicKey);
+      witnessKey = objs.witness.publicKey;
+    } catch (err) {
+      problems.push(
+        `HACluster ${ns}/${objs.cluster.metadata.name}: status.witness.publicKey: ${(err as Error).message}; the controller rewrites it`,
+      );
+    }
+  }
   const witness = objs.witness
-    ? { id: WITNESS_ID, address: objs.witness.address, port: objs.witness.port }
+    ? {
+        id: WITNESS_ID,
+        address: objs.witness.address,
+        port: objs.witness.port,
+        ...(witnessKey ? { publicKey: witnessKey } : {}),
+      }
     : null;
 
   const { keys, active } = decodeSecretKeys(objs.secret, cluster);
@@ -400,6 +470,11 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     standby,
     problems,
   };
+}
+
+/** The verification keys of `members` that published one (see MemberAddress.publicKey). */
+export function memberKeysOf(members: readonly MemberAddress[]): MemberKeys {
+  return MemberKeys.fromText(members.flatMap((m) => (m.publicKey ? [[m.id, m.publicKey] as const] : [])));
 }
 
 /** Whether two configurations need a new member (membership, quorum or timing changed). */

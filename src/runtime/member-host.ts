@@ -18,10 +18,18 @@ import {
 } from '../core/member.js';
 import { incarnationFromWallClock as wallClockIncarnation, nextIncarnation } from '../core/incarnation.js';
 import type { Destination, Echo, Message, MemberId } from '../core/messages.js';
+import type { KeyObject } from 'node:crypto';
 import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
-import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
+import {
+  IdTable,
+  Keyring,
+  SourceBinding,
+  WireCodec,
+  type DropCounters,
+  type MemberKeys,
+} from '../core/wire/index.js';
 import { RateLimitedLog } from '../ops/rate-limited-log.js';
-import { sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
+import { memberKeysOf, sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
 
 export type BindCommand = Extract<Output, { type: 'bind' }>;
 export type RenewCommand = Extract<Output, { type: 'renew' }>;
@@ -62,6 +70,11 @@ export interface MemberHostComponents {
 export interface MemberHostInit {
   self: MemberId;
   config: ClusterConfig;
+  /**
+   * This member's Ed25519 private key: it signs every datagram (docs/adr/0021). Its public
+   * half must be the one the configuration lists for `self`, or peers drop what it sends.
+   */
+  signingKey: KeyObject;
   /** First incarnation; later lives use larger ones. Must exceed every previous life's. */
   incarnation: number;
   standby?: boolean;
@@ -187,7 +200,7 @@ export class MemberHost {
       this.newLife(next, wire);
       return;
     }
-    this.codec.reconfigure(wire.ids, wire.sources);
+    this.codec.reconfigure(wire.ids, wire.sources, wire.memberKeys);
     this.codec.setKeyring(wire.keyring);
     this.addresses = this.addressMap(next);
     this.groups = this.groupPeers(next);
@@ -204,11 +217,17 @@ export class MemberHost {
   }
 
   /** What the codec needs for `config`, built up front so that a bad configuration throws before any change. */
-  private wireOf(config: ClusterConfig): { ids: IdTable; sources: SourceBinding; keyring: Keyring } {
+  private wireOf(config: ClusterConfig): {
+    ids: IdTable;
+    sources: SourceBinding;
+    keyring: Keyring;
+    memberKeys: MemberKeys;
+  } {
     return {
       ids: this.idTable(config),
       sources: this.sources(config),
       keyring: new Keyring(config.keys, config.activeKeyId),
+      memberKeys: memberKeysOf(this.allMembers(config)),
     };
   }
 
@@ -269,7 +288,7 @@ export class MemberHost {
     if (this.codec) {
       // Keep the replay windows across a new life of ours (docs/adr/0015): a new codec would
       // accept recordings of our peers' traffic again.
-      this.codec.reconfigure(wire.ids, wire.sources);
+      this.codec.reconfigure(wire.ids, wire.sources, wire.memberKeys);
       this.codec.setKeyring(wire.keyring);
     } else {
       this.codec = new WireCodec({
@@ -277,6 +296,8 @@ export class MemberHost {
         self: this.init.self,
         keyring: wire.keyring,
         sources: wire.sources,
+        signingKey: this.init.signingKey,
+        memberKeys: wire.memberKeys,
         ...(this.c.counters ? { counters: this.c.counters } : {}),
       });
     }

@@ -13,7 +13,15 @@ import { promisify } from 'node:util';
 import { LAB_NAMESPACE, VIP_ADDRESS, type LabCluster } from '../../hack/lab/cluster.js';
 import { labNow } from '../../hack/lab/clock.js';
 import { nsRun, signal, sleep } from '../../hack/lab/sh.js';
-import { IdTable, Keyring, SourceBinding, WireCodec } from '../../src/core/wire/index.js';
+import {
+  IdTable,
+  Keyring,
+  MemberKeys,
+  SourceBinding,
+  MIN_DATAGRAM,
+  WireCodec,
+  generateMemberKey,
+} from '../../src/core/wire/index.js';
 import { OFF_INCARNATION } from '../../src/core/wire/layout.js';
 import {
   ROOT,
@@ -31,13 +39,18 @@ const execFileP = promisify(execFile);
 const CLUSTER_ID = `${LAB_NAMESPACE}/lab`;
 const MEMBERS = ['n1', 'n2', 'n3', 'heartline-controller'];
 
-/** A codec that signs as `self` with `secret` under key id 1. */
+/**
+ * A codec that claims to be `self`, MACs with `secret` under key id 1 and signs with a member
+ * key of its own (not `self`'s, which never leaves self's node).
+ */
 function codecAs(self: string, secret: Uint8Array): WireCodec {
   return new WireCodec({
     ids: new IdTable({ clusterId: CLUSTER_ID, members: MEMBERS, vips: [`${LAB_NAMESPACE}/web`] }),
     self,
     keyring: new Keyring([{ id: 1, secret }], 1),
     sources: new SourceBinding([]),
+    signingKey: generateMemberKey(),
+    memberKeys: new MemberKeys([]),
   });
 }
 
@@ -132,25 +145,26 @@ labDescribe('failover: control plane and wire, default profile (3 nodes)', () =>
       observeMs: 2000,
       fault: async () => {
         const real = await capture(c, a, b);
-        // A life of a that b takes as later than a's current one (incarnations compare as
-        // serial numbers, docs/adr/0015), so the forgeries reach the HMAC check.
-        const later = (Buffer.from(real, 'hex').readUInt32BE(OFF_INCARNATION) + 1000) >>> 0;
+        // a's next life: a forgery claiming it is not dropped as stale (serial arithmetic,
+        // docs/adr/0015) and must be stopped by the MAC.
+        const nextLife = (Buffer.from(real, 'hex').readUInt32BE(OFF_INCARNATION) + 1) >>> 0;
+        // Long enough to pass the size check (header, signature and MAC: 108 bytes).
         const random = Array.from({ length: 20 }, (_, i) => {
-          const bytes = Buffer.alloc(60 + i * 7);
+          const bytes = Buffer.alloc(MIN_DATAGRAM + 12 + i * 7);
           for (let k = 0; k < bytes.length; k++) bytes[k] = (k * 131 + i * 17 + 7) & 0xff;
           bytes[0] = 0x00; // never "HL"
           return bytes.toString('hex');
         });
         // Signed with the cluster's real key, but sent from the client's own address.
         const genuine = Array.from({ length: 10 }, (_, i) =>
-          Buffer.from(codecAs(a, c.authKeys.get(1)!).encode(releaseFrom(a, later, i + 1, 'n3'))).toString(
+          Buffer.from(codecAs(a, c.authKeys.get(1)!).encode(releaseFrom(a, nextLife, i + 1, 'n3'))).toString(
             'hex',
           ),
         );
         // A valid-looking header from a's address, a fresh (higher) incarnation, a wrong key.
         const wrongKey = Array.from({ length: 10 }, (_, i) =>
           Buffer.from(
-            codecAs(a, new Uint8Array(Buffer.alloc(32, 0x5a))).encode(releaseFrom(a, later, i + 1, 'n3')),
+            codecAs(a, new Uint8Array(Buffer.alloc(32, 0x5a))).encode(releaseFrom(a, nextLife, i + 1, 'n3')),
           ).toString('hex'),
         );
         const spoof = { from: ha.ip, fromPort: 694 };

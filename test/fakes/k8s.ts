@@ -82,6 +82,11 @@ export class FakeApiSource implements ApiSource {
     return this.watchers.size;
   }
 
+  /** The options of the active watches of `kind` (to check what code asks to see). */
+  watchesOf(kind: ApiKind): WatchOptions[] {
+    return [...this.watchers].filter((w) => w.kind === kind).map((w) => clone(w.opts));
+  }
+
   private maybeFail(op: FakeOp): void {
     const e = this.failures.get(op)?.shift();
     if (e) throw e;
@@ -120,6 +125,18 @@ export class FakeApiSource implements ApiSource {
     this.objects.set(k, next);
     this.notify(prev ? 'updated' : 'added', next);
     return clone(next);
+  }
+
+  /** A merge patch of Node `name`'s annotations, like RestApiSource.annotateNode. Rejects when the Node does not exist. */
+  annotateNode(name: string, annotations: Record<string, string>): Promise<void> {
+    const o = this.objects.get(keyOf('Node', { name }));
+    if (!o) return Promise.reject(new NotFoundError('Node', { name }));
+    const next = clone(o);
+    next.metadata.annotations = { ...(next.metadata.annotations ?? {}), ...annotations };
+    next.metadata.resourceVersion = String(++this.rv);
+    this.objects.set(keyOf('Node', { name }), next);
+    this.notify('updated', next);
+    return Promise.resolve();
   }
 
   /** Deletes like the API server: with finalizers it only sets deletionTimestamp. Returns false if absent. */

@@ -15,6 +15,7 @@ import { Controller } from '../../src/controller/controller.js';
 import { ControllerMetrics } from '../../src/controller/metrics.js';
 import {
   HEARTBEAT_ADDRESS_ANNOTATION,
+  MEMBER_KEY_ANNOTATION,
   HEARTBEAT_PORT_ANNOTATION,
   buildClusterConfig,
   type ClusterConfig,
@@ -29,6 +30,7 @@ import {
   sleep,
   until,
 } from './helpers.js';
+import { memberKeyOf, publicKeyOf } from '../fixtures/member-keys.js';
 
 jest.setTimeout(120_000);
 
@@ -89,7 +91,12 @@ describe('address conflicts (real API server)', () => {
               unbind: (cmd) => void a.bound.delete(cmd.vip),
             },
           },
-          { self: a.name, config: cfg, incarnation: Math.floor(Date.now() / 1000) },
+          {
+            self: a.name,
+            config: cfg,
+            incarnation: Math.floor(Date.now() / 1000),
+            signingKey: memberKeyOf(a.name),
+          },
         );
         a.host.start();
       } else a.host.reconfigure(cfg);
@@ -134,6 +141,7 @@ describe('address conflicts (real API server)', () => {
           labels: { 'heartline.dev/test-cluster': suffix },
           annotations: {
             [HEARTBEAT_ADDRESS_ANNOTATION]: '127.0.0.1',
+            [MEMBER_KEY_ANNOTATION]: publicKeyOf(a.name),
             [HEARTBEAT_PORT_ANNOTATION]: String(a.transport.address().port),
           },
         },

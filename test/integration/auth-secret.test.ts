@@ -18,6 +18,7 @@ import { Controller } from '../../src/controller/controller.js';
 import { ControllerMetrics } from '../../src/controller/metrics.js';
 import {
   HEARTBEAT_ADDRESS_ANNOTATION,
+  MEMBER_KEY_ANNOTATION,
   HEARTBEAT_PORT_ANNOTATION,
   buildClusterConfig,
 } from '../../src/runtime/cluster-config.js';
@@ -31,6 +32,7 @@ import {
   sleep,
   until as untilShared,
 } from './helpers.js';
+import { memberKeyOf, publicKeyOf } from '../fixtures/member-keys.js';
 
 jest.setTimeout(120_000);
 
@@ -105,6 +107,7 @@ describe('a bad auth Secret (real API server)', () => {
           labels: { 'heartline.dev/test-cluster': suffix },
           annotations: {
             [HEARTBEAT_ADDRESS_ANNOTATION]: '127.0.0.1',
+            [MEMBER_KEY_ANNOTATION]: publicKeyOf(name),
             [HEARTBEAT_PORT_ANNOTATION]: String(transports[i]!.address().port),
           },
         },
@@ -190,7 +193,12 @@ describe('a bad auth Secret (real API server)', () => {
             unbind: (cmd) => void mine.delete(cmd.vip),
           },
         },
-        { self: name, config: cfg, incarnation: Math.floor(Date.now() / 1000) },
+        {
+          self: name,
+          config: cfg,
+          incarnation: Math.floor(Date.now() / 1000),
+          signingKey: memberKeyOf(name),
+        },
       );
       host.start();
       hosts.push(host);

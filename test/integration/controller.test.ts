@@ -19,6 +19,7 @@ import { ControllerMetrics } from '../../src/controller/metrics.js';
 import type { ApiObject } from '../../src/core/ports.js';
 import {
   HEARTBEAT_ADDRESS_ANNOTATION,
+  MEMBER_KEY_ANNOTATION,
   HEARTBEAT_PORT_ANNOTATION,
   VIP_FINALIZER,
   buildClusterConfig,
@@ -34,6 +35,7 @@ import {
   sleep,
   until as untilShared,
 } from './helpers.js';
+import { memberKeyOf, publicKeyOf } from '../fixtures/member-keys.js';
 
 jest.setTimeout(120_000);
 
@@ -119,7 +121,12 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
           },
         },
       },
-      { self: a.name, config: cfg, incarnation: Math.floor(Date.now() / 1000) },
+      {
+        self: a.name,
+        config: cfg,
+        incarnation: Math.floor(Date.now() / 1000),
+        signingKey: memberKeyOf(a.name),
+      },
     );
     a.host.start();
   }
@@ -153,6 +160,7 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
           labels: { 'heartline.dev/test-cluster': suffix },
           annotations: {
             [HEARTBEAT_ADDRESS_ANNOTATION]: '127.0.0.1',
+            [MEMBER_KEY_ANNOTATION]: publicKeyOf(a.name),
             [HEARTBEAT_PORT_ANNOTATION]: String(a.transport.address().port),
           },
         },

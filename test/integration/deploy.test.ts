@@ -198,12 +198,23 @@ function expectConsistent(objs: K8sObject[]): void {
     controllerBinding: find(objs, 'RoleBinding', 'heartline-controller').metadata.namespace,
     clusterName: agentRole.rules.find((r) => r.resources?.includes('haclusters'))?.resourceNames,
     secretName: agentRole.rules.find((r) => r.resources?.includes('secrets'))?.resourceNames,
+    controllerSecretName: (
+      find(objs, 'ClusterRole', 'heartline-controller') as K8sObject & { rules: Rule[] }
+    ).rules.find((r) => r.resources?.includes('secrets'))?.resourceNames,
+    // Agents only on nodes labelled into the cluster: no agent, no credential.
+    agentNodes: (
+      find(objs, 'DaemonSet', 'heartline-agent') as K8sObject & {
+        spec: { template: { spec: { nodeSelector?: Record<string, string> } } };
+      }
+    ).spec.template.spec.nodeSelector,
   }).toEqual({
     agentRole: cfg.namespace,
     agentBinding: cfg.namespace,
     controllerBinding: cfg.namespace,
     clusterName: [cfg.cluster],
     secretName: [cfg.authSecret],
+    controllerSecretName: [cfg.authSecret],
+    agentNodes: { 'kubernetes.io/os': 'linux', 'heartline.dev/cluster': cfg.cluster },
   });
   // Everything else stays in heartline-system.
   for (const o of objs) {
@@ -630,7 +641,7 @@ describe('deploy/ on a real API server', () => {
       expect({ code: agentSystem.code, stderr: agentSystem.stderr.trim() }).toEqual({ code: 0, stderr: '' });
     });
 
-    it('agent RBAC: reads its own HACluster, VIPs, Resources, Nodes and one Secret; writes Events and Resource status', async () => {
+    it('agent RBAC: reads its own HACluster, VIPs, Resources, Nodes and one Secret; writes Events, Resource status and Node annotations', async () => {
       const n = ['-n', SYSTEM_NS];
       const yes = [
         ['watch', 'virtualips.heartline.dev', ...n],
@@ -639,6 +650,8 @@ describe('deploy/ on a real API server', () => {
         ['get', 'secrets/heartline-auth', ...n],
         ['watch', 'secrets/heartline-auth', ...n],
         ['watch', 'nodes'],
+        // Its member key on its own Node only: the heartline-agent-member-key policy.
+        ['patch', 'nodes'],
         ['create', 'events.events.k8s.io', ...n],
         ['patch', 'resources.heartline.dev', '--subresource=status', ...n],
         // /metrics authentication and authorization (deploy/base/metrics-rbac.yaml).
@@ -662,7 +675,8 @@ describe('deploy/ on a real API server', () => {
         ['get', 'leases.coordination.k8s.io/heartline-controller', ...n],
         ['create', 'leases.coordination.k8s.io', ...n],
         ['update', 'leases.coordination.k8s.io/heartline-controller', ...n],
-        ['patch', 'nodes'],
+        ['update', 'nodes'],
+        ['patch', 'nodes', '--subresource=status'],
         ['delete', 'nodes'],
         ['create', 'events', ...n],
         ['create', 'pods', ...n],
@@ -675,7 +689,7 @@ describe('deploy/ on a real API server', () => {
       expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
     });
 
-    it('controller RBAC: CRDs and Secrets of its namespace, status and finalizers, its Lease; nothing else', async () => {
+    it('controller RBAC: CRDs and the auth Secret of its namespace, status and finalizers, its Lease; nothing else', async () => {
       const n = ['-n', SYSTEM_NS];
       const yes = [
         ['watch', 'haclusters.heartline.dev', ...n],
@@ -684,7 +698,9 @@ describe('deploy/ on a real API server', () => {
         ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
         ['patch', 'haclusters.heartline.dev', '--subresource=status', ...n],
         ['patch', 'virtualips.heartline.dev', ...n],
-        ['watch', 'secrets', ...n],
+        ['get', 'secrets/heartline-auth', ...n],
+        ['list', 'secrets/heartline-auth', ...n],
+        ['watch', 'secrets/heartline-auth', ...n],
         ['watch', 'nodes'],
         ['create', 'events.events.k8s.io', ...n],
         ['create', 'leases.coordination.k8s.io', ...n],
@@ -698,6 +714,9 @@ describe('deploy/ on a real API server', () => {
         ['delete', 'nodes'],
         ['patch', 'nodes'],
         ['get', 'secrets/any', '-n', 'kube-system'],
+        ['get', 'secrets/other', ...n],
+        ['list', 'secrets', ...n],
+        ['watch', 'secrets', ...n],
         ['list', 'secrets', '-n', 'default'],
         ['list', 'secrets', '--all-namespaces'],
         ['create', 'secrets', ...n],
@@ -769,6 +788,8 @@ describe('deploy/ on a real API server', () => {
         expect(await canI(AGENT, ['list', 'secrets', ...n])).toBe(false);
         expect(await canI(AGENT, ['watch', 'haclusters.heartline.dev/web', ...n])).toBe(true);
         expect(await canI(AGENT, ['get', 'haclusters.heartline.dev/heartline', ...n])).toBe(false);
+        expect(await canI(CONTROLLER, ['watch', 'secrets/heartline-auth', ...n])).toBe(true);
+        expect(await canI(CONTROLLER, ['list', 'secrets', ...n])).toBe(false);
         expect(
           await canI(CONTROLLER, ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n]),
         ).toBe(true);
@@ -951,6 +972,19 @@ describe('deploy/ on a real API server', () => {
           ]);
           return r.stdout === '127.0.0.1';
         });
+        // It read the auth Secret by name (its only Secret grant): the condition says valid.
+        await until('HACluster condition AuthSecretInvalid=False', async () => {
+          const r = await kubectl([
+            'get',
+            'hac',
+            'heartline',
+            '-n',
+            SYSTEM_NS,
+            '-o',
+            'jsonpath={.status.conditions[?(@.type=="AuthSecretInvalid")].status}',
+          ]);
+          return r.stdout === 'False';
+        });
         await until('the VirtualIP finalizer and status', async () => {
           const r = await kubectl(['get', 'vip', 'web', '-n', SYSTEM_NS, '-o', 'json']);
           const o = JSON.parse(r.stdout) as {
@@ -1089,7 +1123,7 @@ describe('deploy/ on a real API server', () => {
         await must(['create', '-f', '-', ...asUser('alice', 'devs')], JSON.stringify(vip));
       });
 
-      it("an agent may change only its own node's entry of a Resource's status", async () => {
+      it("an agent may change only its own node's entry of a Resource's status, and only its own Node's member key", async () => {
         // A pod-bound token, as the DaemonSet's pods get: the API server records the pod's node
         // in the token's user info (authentication.kubernetes.io/node-name).
         for (const name of [NODE, OTHER]) {
@@ -1182,6 +1216,60 @@ describe('deploy/ on a real API server', () => {
           status: { nodes: unknown[] };
         };
         expect(after.status.nodes).toEqual([entry(NODE, 'running'), entry(OTHER, 'running')]);
+
+        // Its public member key on its own Node: allowed; on another Node, any other
+        // annotation, or a label (which could put a node into or out of the cluster): refused.
+        const key = (fill: number) => `ed25519:${Buffer.alloc(32, fill).toString('base64')}`;
+        const asAgent = (args: string[]) => kubectl([...args, `--kubeconfig=${agentConfig}`]);
+        const ownKey = await until('the agent to annotate its own Node', async () => {
+          const x = await asAgent([
+            'annotate',
+            'node',
+            NODE,
+            '--overwrite',
+            `heartline.dev/member-key=${key(1)}`,
+          ]);
+          return x.code === 0 ? x : false;
+        });
+        expect(ownKey.stderr).toBe('');
+        const nodeRefusals: Array<[string[], RegExp]> = [
+          [
+            ['annotate', 'node', OTHER, '--overwrite', `heartline.dev/member-key=${key(2)}`],
+            new RegExp(`the agent on node ${NODE} may annotate only its own Node`),
+          ],
+          [
+            ['annotate', 'node', NODE, '--overwrite', 'heartline.dev/heartbeat-address=198.18.0.99'],
+            /may change only the annotation heartline.dev\/member-key/,
+          ],
+          [
+            ['label', 'node', NODE, '--overwrite', 'heartline.dev/cluster=web'],
+            /may not change a Node's labels/,
+          ],
+          [
+            ['label', 'node', OTHER, '--overwrite', 'heartline.dev/cluster=web'],
+            /may annotate only its own Node/,
+          ],
+          [['delete', 'node', OTHER], /forbidden/],
+        ];
+        for (const [args, why] of nodeRefusals) {
+          const r = await until(`the agent to be refused: kubectl ${args.join(' ')}`, async () => {
+            const x = await asAgent(args);
+            return x.code !== 0 ? x : false;
+          });
+          expect(r.stderr).toMatch(why);
+        }
+        const nodes = JSON.parse(await must(['get', 'node', NODE, OTHER, '-o', 'json'])) as {
+          items: Array<{
+            metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+          }>;
+        };
+        const ownNode = nodes.items.find((n) => n.metadata.name === NODE)!;
+        const other = nodes.items.find((n) => n.metadata.name === OTHER)!;
+        expect(ownNode.metadata.annotations?.['heartline.dev/member-key']).toBe(key(1));
+        expect(ownNode.metadata.annotations?.['heartline.dev/heartbeat-address']).toBeUndefined();
+        expect(ownNode.metadata.labels?.['heartline.dev/cluster']).toBeUndefined();
+        expect(other.metadata.annotations?.['heartline.dev/member-key']).toBeUndefined();
+        expect(other.metadata.labels?.['heartline.dev/cluster']).toBeUndefined();
       });
     });
   });

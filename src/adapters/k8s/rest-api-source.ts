@@ -324,6 +324,24 @@ export class RestApiSource implements ApiSource {
     }
   }
 
+  /**
+   * Sets annotations on Node `name` with a JSON merge patch of metadata.annotations only (no
+   * resourceVersion guard: only these keys change). The agent publishes its member key this
+   * way; RBAC grants patch on nodes and the admission policy heartline-agent-member-key
+   * limits it to that annotation on the agent's own node (docs/adr/0021).
+   */
+  async annotateNode(name: string, annotations: Record<string, string>): Promise<void> {
+    try {
+      await this.client.request('PATCH', `${collectionPath('Node')}/${encodeURIComponent(name)}`, {
+        body: { metadata: { annotations } },
+        contentType: 'application/merge-patch+json',
+      });
+    } catch (err) {
+      if (statusCode(err) === 404) throw new NotFoundError('Node', { name });
+      throw wrap(`annotate Node ${name}`, err);
+    }
+  }
+
   close(): Promise<void> {
     for (const r of [...this.reflectors]) r.stop();
     this.client.closeIdle();

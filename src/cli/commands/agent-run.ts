@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { Agent } from '../../agent/agent.js';
 import { IncarnationFile } from '../../adapters/state/incarnation-file.js';
+import { loadMemberKey } from '../../adapters/state/member-key-file.js';
+import { MEMBER_KEY_ANNOTATION } from '../../runtime/cluster-config.js';
 import { SystemClock } from '../../adapters/clock.js';
 import { loadRestConfig } from '../../adapters/k8s/kubeconfig.js';
 import { restAccessReviewApi } from '../../adapters/k8s/rest-access-review.js';
@@ -115,6 +117,14 @@ async function serve(
   } else {
     log.info({ incarnation: first.incarnation, file: lives.path }, 'incarnation from the state file');
   }
+  // This node's signing key (docs/adr/0021): kept in the state directory, never sent anywhere;
+  // its public half goes on the Node.
+  const memberKey = loadMemberKey(join(opts.stateDir, `member-key-${opts.namespace}.${opts.cluster}.pem`));
+  if (memberKey.source === 'memory') {
+    log.warn({ note: memberKey.note }, 'member key kept in memory only: a restart makes a new one');
+  } else {
+    log.info({ source: memberKey.source, note: memberKey.note }, 'member key loaded');
+  }
   const agent: Agent = new Agent(
     {
       clock,
@@ -124,6 +134,7 @@ async function serve(
       log,
       openTransport,
       onConfig: (config) => targets.setNetworks(config.healthCheckTargets ?? []),
+      publishMemberKey: (publicKey) => api.annotateNode(opts.node, { [MEMBER_KEY_ANNOTATION]: publicKey }),
     },
     {
       node: opts.node,
@@ -131,6 +142,7 @@ async function serve(
       cluster: opts.cluster,
       incarnation: first.incarnation,
       nextIncarnation: () => lives.next().incarnation,
+      memberKey: memberKey.key,
     },
   );
   const ops = new OpsServer({

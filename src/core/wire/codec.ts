@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import type { Destination, MemberId, Message } from '../messages.js';
 import type { Peer } from '../ports.js';
 import { bodySize, decodeBody, encodeBody } from './bodies.js';
@@ -7,6 +7,7 @@ import { DropCounters, type DropReason } from './drop-reasons.js';
 import { DatagramTooLargeError, WireEncodeError, WireError } from './errors.js';
 import type { IdTable } from './id-table.js';
 import type { Keyring } from './keyring.js';
+import { MemberKeyError, type MemberKeys } from './member-keys.js';
 import {
   DEFINED_FLAGS,
   HEADER_SIZE,
@@ -29,6 +30,8 @@ import {
   OFF_SEQ,
   OFF_VERSION,
   RECEIVER_ALL,
+  SIG_SIZE,
+  TRAILER_SIZE,
   WIRE_VERSION,
 } from './layout.js';
 import { ReplayGuard } from './replay-window.js';
@@ -61,6 +64,13 @@ export interface WireCodecInit {
   /** Where each member may send from. */
   sources: SourceBinding;
   /**
+   * This member's own Ed25519 private key: every datagram it encodes carries its signature
+   * (docs/adr/0021). It never leaves the member's node.
+   */
+  signingKey: KeyObject;
+  /** Each member's public key: a datagram verifies only with its claimed sender's key. */
+  memberKeys: MemberKeys;
+  /**
    * Replay window per sender, in sequence numbers (multiple of 32). Default 1024: a sender
    * that numbers unicast datagrams to 63 peers from one counter still gets ~16 datagrams of
    * reordering tolerance.
@@ -72,11 +82,18 @@ export interface WireCodecInit {
 
 /** Bytes the datagram for `m` takes on the wire (header + body + MAC); over MAX_DATAGRAM means `encode` refuses it. */
 export function encodedSize(m: Message): number {
-  return HEADER_SIZE + bodySize(m) + MAC_SIZE;
+  return HEADER_SIZE + bodySize(m) + TRAILER_SIZE;
 }
 
 function hmac(key: KeyObject, signed: Uint8Array): Buffer {
   return createHmac('sha256', key).update(signed).digest();
+}
+
+/** Signs header + body (`d[0 .. sigOff)`) with `key` and MACs everything before the MAC, in place. */
+function seal(d: Uint8Array, sigOff: number, signingKey: KeyObject, macKey: KeyObject): void {
+  d.set(sign(null, d.subarray(0, sigOff), signingKey), sigOff);
+  const macOff = sigOff + SIG_SIZE;
+  d.set(hmac(macKey, d.subarray(0, macOff)).subarray(0, MAC_SIZE), macOff);
 }
 
 /**
@@ -85,10 +102,11 @@ function hmac(key: KeyObject, signed: Uint8Array): Buffer {
  * through the same codec.
  *
  * `decode` never throws. It runs every check that costs no cryptography first (sizes,
- * header fields, cluster, sender, destination, source address, key id, replay window),
- * then the HMAC (constant-time compare), then the body, and only when all of that passed
- * does it update the sender's replay window. A dropped datagram changes nothing but
- * `counters`.
+ * header fields, cluster, sender, destination, source address, key id, sender's public
+ * key, replay window), then the cluster HMAC (constant-time compare; cheap, and only
+ * members hold the key), then the sender's signature (about ten times the HMAC's cost),
+ * then the body, and only when all of that passed does it update the sender's replay
+ * window. A dropped datagram changes nothing but `counters`.
  */
 export class WireCodec {
   readonly counters: DropCounters;
@@ -97,6 +115,8 @@ export class WireCodec {
   #selfTag: number;
   #keyring: Keyring;
   #sources: SourceBinding;
+  #memberKeys: MemberKeys;
+  readonly #signingKey: KeyObject;
   readonly #replay: ReplayGuard<MemberId>;
   readonly #scratch = new Uint8Array(MAX_DATAGRAM);
 
@@ -106,6 +126,11 @@ export class WireCodec {
     this.#selfTag = WireCodec.#tagOfSelf(init.ids, init.self);
     this.#keyring = init.keyring;
     this.#sources = init.sources;
+    if (init.signingKey.type !== 'private' || init.signingKey.asymmetricKeyType !== 'ed25519') {
+      throw new MemberKeyError(`member ${init.self}: the signing key must be an Ed25519 private key`);
+    }
+    this.#signingKey = init.signingKey;
+    this.#memberKeys = init.memberKeys;
     this.#replay = new ReplayGuard<MemberId>(init.windowBits ?? 1024);
     this.counters = init.counters ?? new DropCounters();
   }
@@ -130,15 +155,17 @@ export class WireCodec {
   }
 
   /**
-   * Switches to a new configuration (members or VIPs changed). Replay windows of members
-   * that remain are kept; those of removed members are forgotten.
+   * Switches to a new configuration (members, VIPs or members' public keys changed). Replay
+   * windows of members that remain are kept; those of removed members are forgotten.
+   * `memberKeys` omitted: the keys stay.
    */
-  reconfigure(ids: IdTable, sources: SourceBinding): void {
+  reconfigure(ids: IdTable, sources: SourceBinding, memberKeys?: MemberKeys): void {
     const selfTag = WireCodec.#tagOfSelf(ids, this.#self);
     for (const m of this.#ids.members()) if (ids.memberTag(m) === undefined) this.#replay.forget(m);
     this.#ids = ids;
     this.#selfTag = selfTag;
     this.#sources = sources;
+    if (memberKeys) this.#memberKeys = memberKeys;
   }
 
   /**
@@ -177,25 +204,25 @@ export class WireCodec {
     w.u8('kind', KIND_CODE[m.kind]);
     w.u8('flags', 0);
     w.u8('keyId', this.#keyring.activeId);
-    w.u16('bodyLength', size - HEADER_SIZE - MAC_SIZE);
+    w.u16('bodyLength', size - HEADER_SIZE - TRAILER_SIZE);
     w.u32('clusterId', this.#ids.clusterTag);
     w.u32('from', this.#selfTag);
     w.u32('to', receiver);
     w.u32('incarnation', m.incarnation);
     w.u32('seq', m.seq);
     encodeBody(m, w, this.#ids);
-    if (w.pos !== size - MAC_SIZE) throw new WireError(`internal: ${m.kind} body size mismatch`);
+    if (w.pos !== size - TRAILER_SIZE) throw new WireError(`internal: ${m.kind} body size mismatch`);
     const out = new Uint8Array(size);
     out.set(this.#scratch.subarray(0, w.pos));
-    const mac = hmac(this.#keyring.active, out.subarray(0, w.pos));
-    out.set(mac.subarray(0, MAC_SIZE), w.pos);
+    seal(out, w.pos, this.#signingKey, this.#keyring.active);
     return out;
   }
 
   /**
    * The datagrams for `m` addressed to each member of `tos`, in order: the same bytes as
-   * `encode(m, to)` for each, but the body is encoded once and only the receiver tag and the
-   * MAC differ (one HMAC per addressee). Throws like `encode`, before returning anything.
+   * `encode(m, to)` for each, but the body is encoded once and only the receiver tag, the
+   * signature and the MAC differ (one signature and one HMAC per addressee). Throws like
+   * `encode`, before returning anything.
    */
   encodeEach(m: Message, tos: readonly MemberId[]): Uint8Array[] {
     if (tos.length === 0) return [];
@@ -206,12 +233,12 @@ export class WireCodec {
       return t;
     });
     const first = this.encode(m, tos[0]!);
-    const macOff = first.length - MAC_SIZE;
+    const sigOff = first.length - TRAILER_SIZE;
     const out = [first];
     for (let i = 1; i < tags.length; i++) {
       const d = Uint8Array.from(first);
       new DataView(d.buffer).setUint32(OFF_RECEIVER, tags[i]!);
-      d.set(hmac(this.#keyring.active, d.subarray(0, macOff)).subarray(0, MAC_SIZE), macOff);
+      seal(d, sigOff, this.#signingKey, this.#keyring.active);
       out.push(d);
     }
     return out;
@@ -247,7 +274,8 @@ export class WireCodec {
     if (kind === undefined) return { ok: false, reason: 'unknown-kind' };
     if ((v.getUint8(OFF_FLAGS) & ~DEFINED_FLAGS) !== 0) return { ok: false, reason: 'bad-flags' };
     const bodyLen = v.getUint16(OFF_BODY_LEN);
-    const macOff = HEADER_SIZE + bodyLen;
+    const sigOff = HEADER_SIZE + bodyLen;
+    const macOff = sigOff + SIG_SIZE;
     if (macOff + MAC_SIZE > len) return { ok: false, reason: 'bad-length' };
     if (macOff + MAC_SIZE < len) return { ok: false, reason: 'trailing-bytes' };
 
@@ -265,6 +293,8 @@ export class WireCodec {
     const keyId = v.getUint8(OFF_KEY_ID);
     const key = this.#keyring.get(keyId);
     if (key === undefined) return { ok: false, reason: 'unknown-key', sender };
+    const publicKey = this.#memberKeys.get(sender);
+    if (publicKey === undefined) return { ok: false, reason: 'unknown-member-key', sender };
     const incarnation = v.getUint32(OFF_INCARNATION);
     const seq = v.getUint32(OFF_SEQ);
     const verdict = this.#replay.check(sender, incarnation, seq);
@@ -274,11 +304,15 @@ export class WireCodec {
     if (!timingSafeEqual(expected, bytes.subarray(macOff, macOff + MAC_SIZE))) {
       return { ok: false, reason: 'bad-mac', sender };
     }
+    // Only now the signature: a datagram without the cluster key never costs a verification.
+    if (!verify(null, bytes.subarray(0, sigOff), publicKey, bytes.subarray(sigOff, macOff))) {
+      return { ok: false, reason: 'bad-signature', sender };
+    }
 
     let message: Message;
     try {
       const head = { clusterId: ids.clusterId, from: sender, incarnation, seq };
-      message = decodeBody(kind, new Reader(v, HEADER_SIZE, macOff), ids, head);
+      message = decodeBody(kind, new Reader(v, HEADER_SIZE, sigOff), ids, head);
     } catch (e) {
       if (e instanceof UnknownTag) return { ok: false, reason: 'unknown-tag', sender };
       if (e instanceof ShortRead || e instanceof BadField)

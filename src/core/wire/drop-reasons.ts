@@ -32,6 +32,11 @@ export const DROP_REASONS = [
   'source-mismatch',
   /** Signed with a key id our keyring does not hold. */
   'unknown-key',
+  /**
+   * The claimed sender has no public key in our configuration (its agent has not published
+   * one on its Node yet, or it is malformed), so nothing it sends can be verified.
+   */
+  'unknown-member-key',
   /** The sender's incarnation is older than one we have already authenticated. */
   'stale-incarnation',
   /** The sequence number is below the sender's replay window. */
@@ -40,6 +45,12 @@ export const DROP_REASONS = [
   'replay',
   /** The HMAC does not verify: forged, corrupted, or signed with another secret under the same key id. */
   'bad-mac',
+  /**
+   * The cluster HMAC verifies but the sender's signature does not: someone who holds the
+   * cluster key (a member, or a node that read the Secret) spoke for another member, or the
+   * sender's published key is not the one it signs with (docs/adr/0021).
+   */
+  'bad-signature',
   /** Authenticated, but the body does not parse for its kind (a sender bug or version skew). */
   'malformed-body',
   /** Authenticated, but the body names a member or VIP tag our IdTable does not hold. */

@@ -26,6 +26,24 @@ export {
   type AuthSecretProblem,
 } from './auth-secret.js';
 export { Keyring, MIN_KEY_BYTES, type KeyringKey } from './keyring.js';
-export { HEADER_SIZE, MAC_SIZE, MAX_DATAGRAM, MIN_DATAGRAM, WIRE_VERSION } from './layout.js';
+export {
+  HEADER_SIZE,
+  MAC_SIZE,
+  MAX_DATAGRAM,
+  MIN_DATAGRAM,
+  SIG_SIZE,
+  TRAILER_SIZE,
+  WIRE_VERSION,
+} from './layout.js';
+export {
+  MEMBER_KEY_PREFIX,
+  MemberKeyError,
+  MemberKeys,
+  formatMemberPrivateKey,
+  formatMemberPublicKey,
+  generateMemberKey,
+  parseMemberPrivateKey,
+  parseMemberPublicKey,
+} from './member-keys.js';
 export { ReplayGuard, type ReplayVerdict } from './replay-window.js';
 export { SourceBinding, canonicalAddress, type ExpectedSource } from './source-binding.js';

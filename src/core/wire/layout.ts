@@ -1,7 +1,9 @@
 import type { MessageKind } from '../messages.js';
 
 /**
- * Heartline wire format, version 2 (2: takeover requests and acks carry lists of VIPs). Every field is big-endian. See docs/wire.md.
+ * Heartline wire format, version 3 (2: takeover requests and acks carry lists of VIPs; 3: each
+ * datagram is signed by its sender's own key, docs/adr/0021). Every field is big-endian. See
+ * docs/wire.md.
  *
  *  0      2     3     4     5      6          8              12             16             20
  *  +------+-----+-----+-----+------+----------+--------------+--------------+--------------+
@@ -9,25 +11,33 @@ import type { MessageKind } from '../messages.js';
  *  | "HL" | =1  |     | =0  |      | u16      | u32          | u32          | u32 (0 = all)|
  *  +------+-----+-----+-----+------+----------+--------------+--------------+--------------+
  *  20             24             28
- *  +--------------+--------------+--------------------+-----------+
- *  | incarnation  | seq          | body (bodyLen)     | MAC 16 B  |
- *  | u32          | u32          | per kind           |           |
- *  +--------------+--------------+--------------------+-----------+
+ *  +--------------+--------------+--------------------+----------------+-----------+
+ *  | incarnation  | seq          | body (bodyLen)     | signature 64 B | MAC 16 B  |
+ *  | u32          | u32          | per kind           |                |           |
+ *  +--------------+--------------+--------------------+----------------+-----------+
  *
- * MAC = first 16 bytes of HMAC-SHA256(key[keyId], bytes 0 .. 28+bodyLen), i.e. over the whole
- * datagram except the MAC itself (RFC 4868's HMAC-SHA-256-128, as IPsec uses).
+ * signature = Ed25519 by the sender's member key over bytes 0 .. 28+bodyLen (header and body).
+ * MAC = first 16 bytes of HMAC-SHA256(key[keyId], bytes 0 .. 28+bodyLen+64), i.e. over the
+ * whole datagram except the MAC itself (RFC 4868's HMAC-SHA-256-128, as IPsec uses).
  */
 
 export const MAGIC0 = 0x48; // 'H'
 export const MAGIC1 = 0x4c; // 'L'
-/** 2 since takeover requests and acks carry lists (version 1 had one VIP per message). */
-export const WIRE_VERSION = 2;
+/**
+ * 3 since every datagram carries its sender's signature (docs/adr/0021); 2 had lists in
+ * takeover requests and acks (version 1 had one VIP per message).
+ */
+export const WIRE_VERSION = 3;
 
 /** Largest datagram we send or accept: fits any IPv6 path (MTU 1280) without fragmentation. */
 export const MAX_DATAGRAM = 1200;
 export const HEADER_SIZE = 28;
 export const MAC_SIZE = 16;
-export const MIN_DATAGRAM = HEADER_SIZE + MAC_SIZE;
+/** Ed25519 signature by the sender's member key, between the body and the MAC. */
+export const SIG_SIZE = 64;
+/** What follows the body: signature, then MAC. */
+export const TRAILER_SIZE = SIG_SIZE + MAC_SIZE;
+export const MIN_DATAGRAM = HEADER_SIZE + TRAILER_SIZE;
 export const MAX_BODY = MAX_DATAGRAM - MIN_DATAGRAM;
 
 export const OFF_MAGIC = 0;

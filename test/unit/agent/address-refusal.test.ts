@@ -14,6 +14,7 @@ import { FakeApiSource } from '../../fakes/k8s.js';
 import { FakeNetworkDriver } from '../../fakes/network.js';
 import { ScriptedServiceRunner } from '../../fakes/services.js';
 import { SimNetwork } from '../../fakes/transport.js';
+import { MEMBER_KEY_ANNOTATION } from '../../../src/runtime/cluster-config.js';
 
 const NS = 'default';
 const IP = '198.18.0.11';
@@ -66,6 +67,7 @@ describe('Agent and unsafe VirtualIP addresses', () => {
         runner: new ScriptedServiceRunner({ clock }),
         log: silentLogger(),
         openTransport: async (port) => net.transport(IP, port),
+        publishMemberKey: (k) => api.annotateNode('n1', { [MEMBER_KEY_ANNOTATION]: k }),
       },
       { node: 'n1', namespace: NS, cluster: 'web', incarnation: 1, unhealthyCooldownMs: 5000 },
     );

@@ -14,6 +14,7 @@ import { FakeApiSource } from '../../fakes/k8s.js';
 import { FakeNetworkDriver } from '../../fakes/network.js';
 import { ScriptedServiceRunner } from '../../fakes/services.js';
 import { SimNetwork } from '../../fakes/transport.js';
+import { MEMBER_KEY_ANNOTATION } from '../../../src/runtime/cluster-config.js';
 
 const NS = 'default';
 const VIP = '198.18.0.100/24';
@@ -76,6 +77,7 @@ function cluster(transport: Record<string, unknown>) {
         log: silentLogger(),
         // One socket on every address of the node (eth0, eth1), as on 0.0.0.0.
         openTransport: async (port) => net.transport([dataIp(i), hbIp(i)], port),
+        publishMemberKey: (k) => api.annotateNode(name, { [MEMBER_KEY_ANNOTATION]: k }),
       },
       { node: name, namespace: NS, cluster: 'web', incarnation: 1 + i },
     );

@@ -13,6 +13,7 @@ import { FakeApiSource } from '../../fakes/k8s.js';
 import { FakeNetworkDriver } from '../../fakes/network.js';
 import { ScriptedServiceRunner } from '../../fakes/services.js';
 import { SimNetwork } from '../../fakes/transport.js';
+import { MEMBER_KEY_ANNOTATION } from '../../../src/runtime/cluster-config.js';
 
 const NS = 'default';
 const VIP = '198.18.0.100/24';
@@ -98,6 +99,7 @@ function cluster(names = ['n1', 'n2', 'n3'], opts: { healthCheck?: boolean } = {
         runner,
         log: silentLogger(),
         openTransport: async (port) => net.transport(ip, port),
+        publishMemberKey: (k) => api.annotateNode(name, { [MEMBER_KEY_ANNOTATION]: k }),
       },
       { node: name, namespace: NS, cluster: 'web', incarnation: 1 + i, unhealthyCooldownMs: 5000 },
     );
@@ -198,6 +200,64 @@ describe('Agent on fakes', () => {
     expect(n1.agent.member).toBeDefined();
     expect(c.holders()).toHaveLength(1);
     expect(c.maxHolders()).toBe(1);
+  });
+
+  it('only a member reads the auth Secret: a node outside the selector never watches it, and drops it when it leaves', async () => {
+    const c = cluster(['n1', 'n2', 'n3']);
+    // n4 runs an agent (a DaemonSet reaches every node) but is not labelled into the cluster.
+    c.api.apply('Node', {
+      metadata: { name: 'n4', labels: {} },
+      status: { addresses: [{ type: 'InternalIP', address: '198.18.0.14' }] },
+    } as ApiObject);
+    const clock = new SimClock({ world: c.world });
+    const outsider = new Agent(
+      {
+        clock,
+        api: c.api,
+        driver: new FakeNetworkDriver(
+          { clock },
+          { interfaces: [{ name: 'eth0', addresses: ['198.18.0.14/24'] }] },
+        ),
+        runner: new ScriptedServiceRunner({ clock }),
+        log: silentLogger(),
+        openTransport: async (port) => c.net.transport('198.18.0.14', port),
+        publishMemberKey: (k) => c.api.annotateNode('n4', { [MEMBER_KEY_ANNOTATION]: k }),
+      },
+      { node: 'n4', namespace: NS, cluster: 'web', incarnation: 9 },
+    );
+    c.nodes.forEach((n) => n.agent.start());
+    outsider.start();
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    // Three members watch the Secret by name; the outsider does not.
+    expect(c.api.watchesOf('Secret')).toHaveLength(3);
+    expect(c.api.watchesOf('Secret').every((w) => w.fieldSelector === 'metadata.name=auth')).toBe(true);
+    expect(outsider.member).toBeUndefined();
+    expect(outsider.ready().reason).toMatch(/n4 is not a member.*label it to match spec.nodeSelector/);
+    // Members published their public keys on their Nodes; the outsider wrote nothing.
+    const keyOn = async (n: string) =>
+      (await c.api.get('Node', { name: n }))?.metadata.annotations?.[MEMBER_KEY_ANNOTATION];
+    for (const n of c.nodes) expect(await keyOn(n.name)).toBe(n.agent.publicKey);
+    expect(await keyOn('n4')).toBeUndefined();
+
+    // Labelled in: it reads the Secret and joins.
+    nodeObject(c.api, 'n4', '198.18.0.14');
+    await c.run(2000);
+    expect(c.api.watchesOf('Secret')).toHaveLength(4);
+    expect(outsider.member).toBeDefined();
+    expect(await keyOn('n4')).toBe(outsider.publicKey);
+
+    // Labelled out: it leaves and stops watching the Secret.
+    c.api.apply('Node', {
+      metadata: { name: 'n4', labels: {} },
+      status: { addresses: [{ type: 'InternalIP', address: '198.18.0.14' }] },
+    } as ApiObject);
+    await c.run(1500);
+    expect(outsider.member).toBeUndefined();
+    expect(c.api.watchesOf('Secret')).toHaveLength(3);
+    expect(c.holders()).toEqual(['n1']);
+    expect(c.maxHolders()).toBe(1);
+    await outsider.stop();
   });
 
   it('moves the VIP when the Resource health check keeps failing', async () => {

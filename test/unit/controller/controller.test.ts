@@ -29,7 +29,11 @@ describe('controller on a simulated cluster', () => {
     await boot(rig);
     const cluster = (await rig.object('HACluster', 'web'))!;
     const cs = cluster.status as Record<string, unknown>;
-    expect(cs.witness).toEqual({ address: '198.18.0.200', port: 694 });
+    expect(cs.witness).toEqual({
+      address: '198.18.0.200',
+      port: 694,
+      publicKey: expect.stringMatching(/^ed25519:[A-Za-z0-9+/]{43}=$/),
+    });
     const vip = (await rig.object('VirtualIP', 'vip1'))!;
     expect(vip.metadata.finalizers).toContain(VIP_FINALIZER);
     await rig.advance(1000);
@@ -358,6 +362,61 @@ describe('controller on a simulated cluster', () => {
     });
     await rig.controllers[0]!.controller.flushEvents();
     expect(rig.api.events.filter((e) => e.reason === 'AuthSecretValid')).toHaveLength(1);
+  });
+
+  it('reads only the Secrets its HAClusters name, each by name; a renamed reference moves the watch', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    rig.api.apply('Secret', {
+      metadata: { name: 'someone-elses', namespace: NS },
+      data: { token: Buffer.from('not for Heartline').toString('base64') },
+    } as never);
+    await boot(rig);
+    const secretWatches = () => rig.api.watchesOf('Secret').map((w) => `${w.namespace}|${w.fieldSelector}`);
+    expect(secretWatches()).toEqual([`${NS}|metadata.name=auth`]);
+    expect(rig.controllers[0]!.controller.ready()).toMatchObject({ ready: true });
+    // The reference moves to a new Secret: the old watch stops, the new one starts, and the
+    // cluster keeps running (the witness keys come from the new Secret).
+    const data = (await rig.api.get('Secret', { namespace: NS, name: 'auth' }))!.data;
+    rig.api.apply('Secret', { metadata: { name: 'auth-2', namespace: NS }, data } as never);
+    const hac = (await rig.object('HACluster', 'web'))!;
+    rig.api.apply('HACluster', {
+      metadata: { name: 'web', namespace: NS },
+      spec: { ...(hac.spec as object), authSecretRef: { name: 'auth-2', activeKeyId: '1' } },
+    } as never);
+    await rig.advance(500);
+    expect(secretWatches()).toEqual([`${NS}|metadata.name=auth-2`]);
+    const status = (await rig.object('HACluster', 'web'))!.status as Record<string, unknown>;
+    expect(cond(status, 'AuthSecretInvalid')?.status ?? 'False').toBe('False');
+    // No HACluster left: no Secret is watched.
+    rig.api.delete('HACluster', { namespace: NS, name: 'web' });
+    await rig.advance(200);
+    expect(secretWatches()).toEqual([]);
+  });
+
+  it('an auth Secret it may not read (its watch never delivers) is reported after 10 s, naming the RBAC fix', async () => {
+    rig = new Rig({ nodes: ['node-a', 'node-b', 'node-c'] });
+    rig.addController('c1', {
+      // As a watch the API server keeps refusing: no event, ever.
+      wrap: (api) =>
+        new Proxy(api, {
+          get: (t, p) =>
+            p === 'watch'
+              ? (...a: Parameters<typeof api.watch>) =>
+                  a[0] === 'Secret' ? { stop: () => {} } : t.watch(...a)
+              : (Reflect.get(t, p) as unknown),
+        }),
+    });
+    const invalid = async () =>
+      cond(
+        ((await rig.object('HACluster', 'web'))!.status ?? {}) as Record<string, unknown>,
+        'AuthSecretInvalid',
+      );
+    await rig.advance(5000);
+    expect(await invalid()).toBeUndefined(); // no false alarm while the watch may still deliver
+    await rig.until(async () => (await invalid())?.status === 'True', 10_000);
+    expect((await invalid())?.message).toContain(
+      'grant the heartline-controller ServiceAccount get, list and watch on secrets with resourceNames [auth] in namespace lab',
+    );
   });
 
   it('the auth Secret deleted: the witness keeps voting with the running keys', async () => {

@@ -1,9 +1,10 @@
 import { ClusterObserver, type Observation } from '../../../src/controller/observer.js';
 import { silentLogger } from '../../../src/ops/log.js';
-import { buildClusterConfig } from '../../../src/runtime/cluster-config.js';
+import { buildClusterConfig, WITNESS_ID } from '../../../src/runtime/cluster-config.js';
+import { memberKeyOf, publicKeyOf } from '../../fixtures/member-keys.js';
 import { NS, Rig } from './rig.js';
 
-const WITNESS = { address: '198.18.0.250', port: 694 };
+const WITNESS = { address: '198.18.0.250', port: 694, publicKey: publicKeyOf(WITNESS_ID) };
 
 function loadsOf(o: Observation): Map<string, number> {
   const m = new Map<string, number>();
@@ -37,7 +38,7 @@ describe('ClusterObserver', () => {
         log: silentLogger(),
         onChange: (c) => changes.push(c.vips),
       },
-      { config, incarnation: 1, heartbeat: true },
+      { config, incarnation: 1, heartbeat: true, signingKey: memberKeyOf(WITNESS_ID) },
     );
     observer.start();
     for (const a of rig.agents.values()) a.start(config);

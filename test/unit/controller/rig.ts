@@ -12,6 +12,8 @@ import { ControllerMetrics } from '../../../src/controller/metrics.js';
 import { silentLogger } from '../../../src/ops/log.js';
 import { buildClusterConfig, type ClusterConfig } from '../../../src/runtime/cluster-config.js';
 import { MemberHost, type BindCommand, type UnbindCommand } from '../../../src/runtime/member-host.js';
+import { MEMBER_KEY_ANNOTATION } from '../../../src/runtime/cluster-config.js';
+import { memberKeyOf, publicKeyOf } from '../../fixtures/member-keys.js';
 import { SimClock, SimWorld } from '../../fakes/clock.js';
 import { FakeApiSource, FakeLeaseLock, FakeLeaseStore } from '../../fakes/k8s.js';
 import { SimNetwork, type SimTransport } from '../../fakes/transport.js';
@@ -58,7 +60,7 @@ export class SimAgent {
           },
         },
       },
-      { self: this.name, config, incarnation: this.incarnation },
+      { self: this.name, config, incarnation: this.incarnation, signingKey: memberKeyOf(this.name) },
     );
     this.host.start();
   }
@@ -101,7 +103,11 @@ export class Rig {
     } as ApiObject);
     this.init.nodes.forEach((n, i) => {
       this.api.apply('Node', {
-        metadata: { name: n, labels: { 'heartline.dev/member': 'true' } },
+        metadata: {
+          name: n,
+          labels: { 'heartline.dev/member': 'true' },
+          annotations: { [MEMBER_KEY_ANNOTATION]: publicKeyOf(n) },
+        },
         status: { addresses: [{ type: 'InternalIP', address: `198.18.0.${i + 1}` }] },
       });
       this.agents.set(n, new SimAgent(this, n, `198.18.0.${i + 1}`));

@@ -1,8 +1,11 @@
 import type { ApiObject } from '../../../src/core/ports.js';
+import { publicKeyOf } from '../../fixtures/member-keys.js';
 import {
   buildClusterConfig,
+  MEMBER_KEY_ANNOTATION,
   nodeAddresses,
   transportLinks,
+  WITNESS_ID,
   type ClusterObjects,
 } from '../../../src/runtime/cluster-config.js';
 
@@ -13,7 +16,10 @@ function node(name: string, internal: string[], annotation?: string, external: s
     metadata: {
       name,
       labels: { member: 'yes' },
-      ...(annotation !== undefined ? { annotations: { 'heartline.dev/heartbeat-address': annotation } } : {}),
+      annotations: {
+        [MEMBER_KEY_ANNOTATION]: publicKeyOf(name),
+        ...(annotation !== undefined ? { 'heartline.dev/heartbeat-address': annotation } : {}),
+      },
     },
     status: {
       addresses: [
@@ -148,6 +154,51 @@ describe('buildClusterConfig: links and member addresses', () => {
     expect(c.members[0]).toMatchObject({ id: 'n1', address: '198.18.0.11' });
     expect(c.problems).toEqual([
       'Node n1: annotation heartline.dev/heartbeat-address: "eth1" is not an IP address; list IP addresses, comma-separated',
+    ]);
+  });
+});
+
+describe('buildClusterConfig: member keys (docs/adr/0021)', () => {
+  const three = () => ['n1', 'n2', 'n3'].map((n, i) => node(n, [`198.18.0.${11 + i}`]));
+  const withKey = (n: ApiObject, key: string | undefined): ApiObject => {
+    const annotations = { ...n.metadata.annotations };
+    if (key === undefined) delete annotations[MEMBER_KEY_ANNOTATION];
+    else annotations[MEMBER_KEY_ANNOTATION] = key;
+    return { ...n, metadata: { ...n.metadata, annotations } };
+  };
+
+  it("carries each member's published key; a missing or malformed one is a problem, the member stays", () => {
+    const [n1, n2, n3] = three();
+    const c = buildClusterConfig(objects({}, [n1!, withKey(n2!, undefined), withKey(n3!, 'ed25519:nope')]));
+    expect(c.members.map((m) => [m.id, m.publicKey])).toEqual([
+      ['n1', publicKeyOf('n1')],
+      ['n2', undefined],
+      ['n3', undefined],
+    ]);
+    expect(c.problems).toEqual([
+      'Node n2: no annotation heartline.dev/member-key yet: its agent publishes its key when it starts; until then the other members drop what it sends (unknown-member-key)',
+      'Node n3: annotation heartline.dev/member-key: the key after "ed25519:" is not the base64 of 32 bytes (44 characters ending in "="); delete the annotation and restart the node\'s agent, which writes it (ed25519:<base64>)',
+    ]);
+  });
+
+  it("takes the witness's key from status.witness; a malformed one is a problem, never an exception", () => {
+    const good = buildClusterConfig({
+      ...objects({}, three()),
+      witness: { address: '198.18.0.3', port: 694, publicKey: publicKeyOf(WITNESS_ID) },
+    });
+    expect(good.witness).toEqual({
+      id: WITNESS_ID,
+      address: '198.18.0.3',
+      port: 694,
+      publicKey: publicKeyOf(WITNESS_ID),
+    });
+    const bad = buildClusterConfig({
+      ...objects({}, three()),
+      witness: { address: '198.18.0.3', port: 694, publicKey: 'ed25519:x' },
+    });
+    expect(bad.witness).toEqual({ id: WITNESS_ID, address: '198.18.0.3', port: 694 });
+    expect(bad.problems).toEqual([
+      expect.stringMatching(/^HACluster default\/web: status.witness.publicKey: /),
     ]);
   });
 });

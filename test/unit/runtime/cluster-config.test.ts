@@ -13,7 +13,9 @@ import {
   buildClusterConfig,
   ClusterConfigError,
   type ClusterConfig,
+  MEMBER_KEY_ANNOTATION,
 } from '../../../src/runtime/cluster-config.js';
+import { publicKeyOf } from '../../fixtures/member-keys.js';
 import { clusterWith, heartbeat, vipAddress, vipWith } from '../../fixtures/arbitraries.js';
 import type { Manifest } from '../../fixtures/bad-objects.js';
 
@@ -25,7 +27,7 @@ const SECRET = {
 const NODES = ['node-a', 'node-b', 'node-c'].map(
   (name, i) =>
     ({
-      metadata: { name },
+      metadata: { name, annotations: { [MEMBER_KEY_ANNOTATION]: publicKeyOf(name) } },
       status: { addresses: [{ type: 'InternalIP', address: `198.18.0.${11 + i}` }] },
     }) as ApiObject,
 );

@@ -16,6 +16,7 @@ import type { ClusterConfig } from '../../../src/runtime/cluster-config.js';
 import { MemberHost } from '../../../src/runtime/member-host.js';
 import { SimClock, SimWorld } from '../../fakes/clock.js';
 import { SimNetwork, type SimTransport } from '../../fakes/transport.js';
+import { memberKeyOf, publicKeyOf } from '../../fixtures/member-keys.js';
 
 const VIP = 'lab/web';
 const NAMES = ['n1', 'n2', 'n3'];
@@ -27,7 +28,7 @@ function config(): ClusterConfig {
     namespace: 'lab',
     name: 'lab',
     port: 694,
-    members: NAMES.map((id) => ({ id, address: ip(id), port: 694 })),
+    members: NAMES.map((id) => ({ id, address: ip(id), port: 694, publicKey: publicKeyOf(id) })),
     witness: null,
     quorum: 'majority',
     timing: deriveTiming(PROFILES.fast),
@@ -69,7 +70,7 @@ async function scenario(unsafe: UnsafeOptions | undefined) {
           unbind: (c) => void bound.get(name)!.delete(c.vip),
         },
       },
-      { self: name, config: cfg, incarnation, ...(unsafe ? { unsafe } : {}) },
+      { self: name, config: cfg, incarnation, signingKey: memberKeyOf(name), ...(unsafe ? { unsafe } : {}) },
     );
     host.start();
     return host;

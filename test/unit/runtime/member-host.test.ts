@@ -9,6 +9,7 @@ import type { ClusterConfig } from '../../../src/runtime/cluster-config.js';
 import { MemberHost, type BindCommand, type UnbindCommand } from '../../../src/runtime/member-host.js';
 import { SimClock, SimWorld } from '../../fakes/clock.js';
 import { SimNetwork } from '../../fakes/transport.js';
+import { memberKeyOf, publicKeyOf } from '../../fixtures/member-keys.js';
 
 const KEY = { id: 1, secret: new Uint8Array(32).fill(1) };
 
@@ -18,7 +19,12 @@ function config(over: Partial<ClusterConfig> = {}): ClusterConfig {
     namespace: 'lab',
     name: 'web',
     port: 694,
-    members: ['a', 'b', 'c'].map((id, i) => ({ id, address: `198.18.0.${i + 1}`, port: 694 })),
+    members: ['a', 'b', 'c'].map((id, i) => ({
+      id,
+      address: `198.18.0.${i + 1}`,
+      port: 694,
+      publicKey: publicKeyOf(id),
+    })),
     witness: null,
     quorum: 'majority',
     timing: deriveTiming({ intervalMs: 100, deadMs: 300 }),
@@ -62,7 +68,7 @@ describe('MemberHost with a configuration that cannot run', () => {
               unbind: (cmd) => void (m.id === 'a' && commands.push(cmd)),
             },
           },
-          { self: m.id, config: good, incarnation: 10 },
+          { self: m.id, config: good, incarnation: 10, signingKey: memberKeyOf(m.id) },
         ),
     );
     hosts.forEach((h) => h.start());
@@ -91,7 +97,7 @@ describe('MemberHost with a configuration that cannot run', () => {
         log: silentLogger(),
         effects: { bind: () => undefined, renew: () => undefined, unbind: () => undefined },
       },
-      { self: 'a', config: config(shortKey), incarnation: 1 },
+      { self: 'a', config: config(shortKey), incarnation: 1, signingKey: memberKeyOf('a') },
     );
     expect(() => fresh.start()).toThrow(KeyringError);
     for (const h of hosts) await h.stop();

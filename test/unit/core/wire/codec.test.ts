@@ -1,11 +1,16 @@
+import { createHmac, createPublicKey } from 'node:crypto';
 import { AckRefusal, TakeoverCause, type Message } from '../../../../src/core/messages.js';
 import { WireCodec, encodedSize } from '../../../../src/core/wire/codec.js';
 import { DROP_REASONS } from '../../../../src/core/wire/drop-reasons.js';
 import { DatagramTooLargeError, WireEncodeError } from '../../../../src/core/wire/errors.js';
 import { IdTable } from '../../../../src/core/wire/id-table.js';
 import { Keyring } from '../../../../src/core/wire/keyring.js';
+import { generateMemberKey } from '../../../../src/core/wire/member-keys.js';
+import { memberKeyOf, memberKeysFor } from '../../../fixtures/member-keys.js';
 import {
   HEADER_SIZE,
+  MAC_SIZE,
+  TRAILER_SIZE,
   MAX_DATAGRAM,
   OFF_BODY_LEN,
   OFF_CLUSTER,
@@ -35,6 +40,7 @@ import {
   patchU32,
   resign,
   secret,
+  signing,
   sources,
 } from './fixtures.js';
 
@@ -225,7 +231,8 @@ describe('WireCodec.decode drop reasons', () => {
   it('drops bad header fields', () => {
     expect(drop(patch8(0, 0x00))).toBe('bad-magic');
     expect(drop(patch8(OFF_VERSION, 1))).toBe('bad-version'); // version 1: one VIP per takeover
-    expect(drop(patch8(OFF_VERSION, 3))).toBe('bad-version');
+    expect(drop(patch8(OFF_VERSION, 2))).toBe('bad-version'); // version 2: no member signature
+    expect(drop(patch8(OFF_VERSION, 4))).toBe('bad-version');
     expect(drop(patch8(OFF_KIND, 0))).toBe('unknown-kind');
     expect(drop(patch8(OFF_KIND, 6))).toBe('unknown-kind');
     expect(drop(patch8(OFF_FLAGS, 0x80))).toBe('bad-flags');
@@ -262,6 +269,66 @@ describe('WireCodec.decode drop reasons', () => {
     flipped[flipped.length - 1]! ^= 1;
     expect(drop(flipped)).toBe('bad-mac');
     expect(drop(resign(good, { id: KEY_A.id, secret: secret(3) }))).toBe('bad-mac');
+  });
+
+  it("drops a datagram with the cluster key but not the claimed sender's member key (docs/adr/0021)", () => {
+    // A holder of the cluster key (another member, or a node that read the Secret) signs as
+    // ALICE with its own member key: the MAC verifies, the signature does not.
+    expect(drop(resign(good, KEY_A, MEMBERS[5]!))).toBe('bad-signature');
+    // A fresh key nobody published.
+    const stranger = new WireCodec({
+      ids,
+      self: ALICE,
+      keyring,
+      sources,
+      signingKey: generateMemberKey(),
+      memberKeys: signing(ALICE).memberKeys,
+    });
+    expect(drop(stranger.encode(heartbeat(ALICE, 9, 101), BOB))).toBe('bad-signature');
+    // A flipped signature bit (the MAC recomputed over it).
+    const flipped = Uint8Array.from(good);
+    flipped[flipped.length - TRAILER_SIZE]! ^= 1;
+    const remac = Uint8Array.from(flipped);
+    const macOff = remac.length - MAC_SIZE;
+    remac.set(
+      createHmac('sha256', Buffer.from(KEY_A.secret))
+        .update(remac.subarray(0, macOff))
+        .digest()
+        .subarray(0, MAC_SIZE),
+      macOff,
+    );
+    expect(drop(remac)).toBe('bad-signature');
+    // Without the cluster key the signature is never checked: bad-mac, the cheap drop.
+    expect(drop(resign(good, { id: KEY_A.id, secret: secret(3) }, MEMBERS[5]!))).toBe('bad-mac');
+  });
+
+  it('drops a sender whose public key is not configured, before any cryptography', () => {
+    const bob = new WireCodec({
+      ids,
+      self: BOB,
+      keyring,
+      sources,
+      ...signing(BOB),
+      memberKeys: memberKeysFor(MEMBERS.filter((m) => m !== ALICE)),
+    });
+    expect(bob.decode(good, fromAlice)).toEqual({ ok: false, reason: 'unknown-member-key', sender: ALICE });
+    // Published later (reconfigure with the key): accepted.
+    bob.reconfigure(ids, sources, memberKeysFor(MEMBERS));
+    expect(bob.decode(good, fromAlice)).toMatchObject({ ok: true });
+  });
+
+  it('refuses a signing key that is not an Ed25519 private key', () => {
+    expect(
+      () =>
+        new WireCodec({
+          ids,
+          self: ALICE,
+          keyring,
+          sources,
+          memberKeys: signing(ALICE).memberKeys,
+          signingKey: createPublicKey(memberKeyOf(ALICE)),
+        }),
+    ).toThrow(/signing key must be an Ed25519 private key/);
   });
 
   it('drops authenticated datagrams with malformed bodies or unknown tags', () => {
@@ -394,7 +461,7 @@ describe('WireCodec configuration', () => {
   });
 
   it('refuses to build a codec for a member that is not configured', () => {
-    expect(() => new WireCodec({ ids, self: 'node-99', keyring, sources })).toThrow(
+    expect(() => new WireCodec({ ids, self: 'node-99', keyring, sources, ...signing(ALICE) })).toThrow(
       /"node-99" is not in cluster/,
     );
   });

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, sign } from 'node:crypto';
 import fc from 'fast-check';
 import {
   AckRefusal,
@@ -12,6 +12,8 @@ import { IdTable } from '../../../../src/core/wire/id-table.js';
 import { Keyring, type KeyringKey } from '../../../../src/core/wire/keyring.js';
 import { SourceBinding } from '../../../../src/core/wire/source-binding.js';
 import { WireCodec } from '../../../../src/core/wire/codec.js';
+import { MAC_SIZE, TRAILER_SIZE } from '../../../../src/core/wire/layout.js';
+import { memberKeyOf, memberKeysFor } from '../../../fixtures/member-keys.js';
 
 export const CLUSTER = 'heartline-system/lab';
 export const MEMBERS = Array.from({ length: 64 }, (_, i) => `node-${String(i).padStart(2, '0')}`);
@@ -34,10 +36,20 @@ export const KEY_B: KeyringKey = { id: 8, secret: secret(2) };
 export const ids = new IdTable({ clusterId: CLUSTER, members: MEMBERS, vips: VIPS });
 export const sources = new SourceBinding(MEMBERS.map((m) => [m, [addressOf(m)]] as const));
 export const keyring = new Keyring([KEY_A, KEY_B], KEY_A.id);
+/** Every member's public key (deterministic test keys, test/fixtures/member-keys.ts). */
+export const memberKeys = memberKeysFor(MEMBERS);
+
+/** What a codec for `self` signs and verifies with: its own test key, every member's public key. */
+export function signing(self: string): {
+  signingKey: ReturnType<typeof memberKeyOf>;
+  memberKeys: typeof memberKeys;
+} {
+  return { signingKey: memberKeyOf(self), memberKeys };
+}
 
 /** A codec for `self` with the shared fixture configuration. */
 export function codecFor(self: string, ring: Keyring = keyring): WireCodec {
-  return new WireCodec({ ids, self, keyring: ring, sources });
+  return new WireCodec({ ids, self, keyring: ring, sources, ...signing(self) });
 }
 
 export const ALICE = MEMBERS[1]!;
@@ -161,12 +173,17 @@ export function messageArb(from: string): fc.Arbitrary<Message> {
   );
 }
 
-/** Recomputes the MAC of a (modified) datagram with `key`, as a sender holding that key would. */
-export function resign(datagram: Uint8Array, key: KeyringKey = KEY_A): Uint8Array {
+/**
+ * Recomputes the signature (with `signer`'s member key, default ALICE) and the MAC (with
+ * `key`) of a (modified) datagram, as a sender holding both would.
+ */
+export function resign(datagram: Uint8Array, key: KeyringKey = KEY_A, signer: string = ALICE): Uint8Array {
   const out = Uint8Array.from(datagram);
-  const macOff = out.length - 16;
+  const sigOff = out.length - TRAILER_SIZE;
+  out.set(sign(null, out.subarray(0, sigOff), memberKeyOf(signer)), sigOff);
+  const macOff = out.length - MAC_SIZE;
   const mac = createHmac('sha256', Buffer.from(key.secret)).update(out.subarray(0, macOff)).digest();
-  out.set(mac.subarray(0, 16), macOff);
+  out.set(mac.subarray(0, MAC_SIZE), macOff);
   return out;
 }
 

@@ -15,7 +15,7 @@ import { Keyring } from '../../../../src/core/wire/keyring.js';
 import {
   HEADER_SIZE,
   KIND_OF_CODE,
-  MAC_SIZE,
+  TRAILER_SIZE,
   MAX_DATAGRAM,
   MIN_DATAGRAM,
   OFF_BODY_LEN,
@@ -39,6 +39,7 @@ import {
   keyring,
   messageArb,
   resign,
+  signing,
   sources,
 } from './fixtures.js';
 
@@ -257,6 +258,7 @@ describe('wire fuzzing', () => {
           self: ALICE,
           keyring: new Keyring([{ id: KEY_A.id, secret }], KEY_A.id),
           sources,
+          ...signing(ALICE),
         });
         is(reasonOf(decodeChecked(forger.encode(m, to))), 'bad-mac');
       }),
@@ -316,7 +318,7 @@ describe('wire fuzzing', () => {
 
   it('drops datagrams of another cluster, even one with the same members and keys', () => {
     const otherIds = new IdTable({ clusterId: `${CLUSTER}-2`, members: MEMBERS, vips: VIPS });
-    const other = new WireCodec({ ids: otherIds, self: ALICE, keyring, sources });
+    const other = new WireCodec({ ids: otherIds, self: ALICE, keyring, sources, ...signing(ALICE) });
     fc.assert(
       fc.property(validDatagram, ({ m, to }) => {
         const bytes = other.encode({ ...m, clusterId: `${CLUSTER}-2` }, to);
@@ -385,7 +387,7 @@ describe('wire fuzzing', () => {
   it('copes with mutated bodies that were re-signed (a buggy or hostile key holder)', () => {
     fc.assert(
       fc.property(validDatagram, fc.array(mutation, { minLength: 1, maxLength: 4 }), ({ bytes }, ms) => {
-        const body = mutate(bytes.subarray(HEADER_SIZE, bytes.length - MAC_SIZE), ms);
+        const body = mutate(bytes.subarray(HEADER_SIZE, bytes.length - TRAILER_SIZE), ms);
         fc.pre(body.length <= MAX_DATAGRAM - MIN_DATAGRAM);
         const d = new Uint8Array(MIN_DATAGRAM + body.length);
         d.set(bytes.subarray(0, HEADER_SIZE));

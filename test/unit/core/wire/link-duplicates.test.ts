@@ -5,7 +5,7 @@
  */
 import { WireCodec } from '../../../../src/core/wire/codec.js';
 import { SourceBinding } from '../../../../src/core/wire/source-binding.js';
-import { ALICE, BOB, MEMBERS, heartbeat, ids, keyring } from './fixtures.js';
+import { ALICE, BOB, MEMBERS, heartbeat, ids, keyring, signing } from './fixtures.js';
 
 const dataLink = { address: '198.18.0.2', port: 694 };
 const hbLink = { address: '198.19.0.2', port: 40123 }; // a multicast sender's own port
@@ -16,8 +16,8 @@ const sources = new SourceBinding(
 );
 
 it('the same datagram over two links: first accepted, the copy dropped as a counted replay', () => {
-  const alice = new WireCodec({ ids, self: ALICE, keyring, sources });
-  const bob = new WireCodec({ ids, self: BOB, keyring, sources });
+  const alice = new WireCodec({ ids, self: ALICE, keyring, sources, ...signing(ALICE) });
+  const bob = new WireCodec({ ids, self: BOB, keyring, sources, ...signing(BOB) });
   for (let seq = 1; seq <= 3; seq++) {
     const d = alice.encode(heartbeat(ALICE, 9, seq), BOB);
     // Links race: either copy may arrive first.
