@@ -641,7 +641,7 @@ function startKubelet(n: KubeNode, bin: KubeBinaries): void {
       '--',
       'sh',
       '-c',
-      `${n.cgroup.enterCommand()} && exec ${bin.kubelet} --config=${n.dir}/kubelet.yaml --kubeconfig=${n.dir}/kubeconfig --root-dir=${n.dir}/kubelet --hostname-override=${n.host.name} --node-ip=${n.host.ip} --node-labels=${MEMBER_LABEL}=true --v=1`,
+      `${n.cgroup.enterCommand()} && exec ${bin.kubelet} --config=${n.dir}/kubelet.yaml --kubeconfig=${n.dir}/kubeconfig --root-dir=${n.dir}/kubelet --hostname-override=${n.host.name} --node-ip=${n.host.ip} --node-labels=${MEMBER_LABEL}=true,heartline.dev/cluster=heartline --v=1`,
     ],
     join(n.dir, 'kubelet.log'),
   );
