@@ -1661,7 +1661,7 @@ static int run_client(int argc, char **argv) {
   }
   close(sv[1]);
   close((int)lfd);
-  int conn = sv[0];
+  int conn = sv[0], told = 0;
   for (;;) {
     struct pollfd p[2] = {{.fd = conn, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
@@ -1681,11 +1681,12 @@ static int run_client(int argc, char **argv) {
     ssize_t n = recv(conn, msg, sizeof msg - 1, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      fprintf(stderr, "heartline-netd --run: heartline-netd closed the connection without an exit status\n");
+      if (!told) fprintf(stderr, "heartline-netd --run: heartline-netd closed the connection without an exit status\n");
       return 126;
     }
     msg[n] = 0;
     if (msg[0] == 'E') {
+      told = 1;
       fprintf(stderr, "heartline-netd --run: %s\n", msg + 2);
       continue; /* the exit status follows if it was forked, else EOF */
     }
