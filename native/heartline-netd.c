@@ -63,8 +63,17 @@
  *   --agent-state-dir=DIR       makes DIR (the agent's --state-dir) and the files in it the
  *                               agent's: chown to N:G, mode 0700 (CAP_CHOWN).
  *
+ *   --resource-uid=N [--resource-gid=G]  (with --agent-uid) starts Resources on the agent's
+ *                               request as uid N, gid G, no capability, no_new_privs: the
+ *                               launcher socket on the agent's fd 5 (HEARTLINE_LAUNCHER_FD=5,
+ *                               HEARTLINE_LAUNCHER=this binary), used by the client mode
+ *                               `heartline-netd --run -- PROGRAM ARGS...` (see "the Resource
+ *                               launcher" below). netd empties its own bounding set at start
+ *                               (CAP_SETPCAP), which the agent and Resources inherit.
+ *
  * With --agent-uid, once the agent runs netd keeps only what it uses from then on:
- * CAP_NET_ADMIN, CAP_NET_RAW and CAP_KILL (to pass signals to the agent, another uid).
+ * CAP_NET_ADMIN, CAP_NET_RAW and CAP_KILL (to pass signals to the agent, another uid), and
+ * CAP_SETUID, CAP_SETGID with --resource-uid.
  */
 #define _GNU_SOURCE
 #include <net/if.h> /* before the linux/ headers, which then skip their copies */
