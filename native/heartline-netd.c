@@ -63,8 +63,17 @@
  *   --agent-state-dir=DIR       makes DIR (the agent's --state-dir) and the files in it the
  *                               agent's: chown to N:G, mode 0700 (CAP_CHOWN).
  *
+ *   --resource-uid=N [--resource-gid=G]  (with --agent-uid) starts Resources on the agent's
+ *                               request as uid N, gid G, no capability, no_new_privs: the
+ *                               launcher socket on the agent's fd 5 (HEARTLINE_LAUNCHER_FD=5,
+ *                               HEARTLINE_LAUNCHER=this binary), used by the client mode
+ *                               `heartline-netd --run -- PROGRAM ARGS...` (see "the Resource
+ *                               launcher" below). netd empties its own bounding set at start
+ *                               (CAP_SETPCAP), which the agent and Resources inherit.
+ *
  * With --agent-uid, once the agent runs netd keeps only what it uses from then on:
- * CAP_NET_ADMIN, CAP_NET_RAW and CAP_KILL (to pass signals to the agent, another uid).
+ * CAP_NET_ADMIN, CAP_NET_RAW and CAP_KILL (to pass signals to the agent, another uid), and
+ * CAP_SETUID, CAP_SETGID with --resource-uid.
  */
 #define _GNU_SOURCE
 #include <net/if.h> /* before the linux/ headers, which then skip their copies */
@@ -1083,7 +1092,7 @@ static struct {
   int set;
   uid_t uid;
   gid_t gid;
-} agent_user;
+} agent_user, resource_user; /* resource_user: --resource-uid, who Resources run as */
 static int hb_fd = -1;          /* the heartbeat socket bound for the agent (--heartbeat-bind) */
 static char hb_bound[INET6_ADDRSTRLEN + 16]; /* what it is bound to, "addr:port" / "[addr]:port" */
 
@@ -1243,54 +1252,64 @@ static int prepare_state_dir(const char *dir) {
   return 0;
 }
 
-/* In the agent's process between fork and exec: becomes agent_user with no capability and
- * no way to gain one, and checks it. Returns 0, or -1 after logging what failed. */
-static int drop_agent_privileges(void) {
-  const char *step = "";
+/* Between fork and exec: becomes uid:gid with no capability and no way to gain one, and checks
+ * it. Returns 0, or -1 with *step naming what failed (errno set). want_empty_bounding: also
+ * require an empty bounding set (Resources; netd emptied its own at start). */
+static int drop_privileges(uid_t uid, gid_t gid, int want_empty_bounding, const char **step) {
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
-    step = "clearing ambient capabilities";
-    goto fail;
+    *step = "clearing ambient capabilities";
+    return -1;
   }
-  /* The bounding set can be emptied only with CAP_SETPCAP (the lab has it; the DaemonSet
-   * does not grant it). Without it no_new_privs below is what keeps the agent from
-   * regaining a capability (file capabilities and set-user-ID bits are ignored). */
+  /* The bounding set can be emptied only with CAP_SETPCAP (the lab has it; with
+   * --resource-uid netd emptied its own at start, so there is nothing left to drop). Without
+   * it no_new_privs below is what keeps the process from regaining a capability (file
+   * capabilities and set-user-ID bits are ignored). */
   if (has_cap(CAP_SETPCAP)) {
     for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
       if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
-        step = "emptying the capability bounding set";
-        goto fail;
+        *step = "emptying the capability bounding set";
+        return -1;
       }
   }
-  step = "dropping supplementary groups (needs CAP_SETGID)";
-  if (setgroups(0, NULL) < 0) goto fail;
-  step = "setresgid (needs CAP_SETGID)";
-  if (setresgid(agent_user.gid, agent_user.gid, agent_user.gid) < 0) goto fail;
-  step = "setresuid (needs CAP_SETUID)";
-  if (setresuid(agent_user.uid, agent_user.uid, agent_user.uid) < 0) goto fail;
+  *step = "dropping supplementary groups (needs CAP_SETGID)";
+  if (setgroups(0, NULL) < 0) return -1;
+  *step = "setresgid (needs CAP_SETGID)";
+  if (setresgid(gid, gid, gid) < 0) return -1;
+  *step = "setresuid (needs CAP_SETUID)";
+  if (setresuid(uid, uid, uid) < 0) return -1;
   /* The kernel cleared the permitted and effective sets when every uid left 0 (no
    * SECBIT_KEEP_CAPS); clear the inheritable set as well. */
   struct __user_cap_data_struct d[2];
   memset(d, 0, sizeof d);
-  step = "clearing capabilities";
-  if (caps_set(d) < 0) goto fail;
-  step = "setting no_new_privs";
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) goto fail;
+  *step = "clearing capabilities";
+  if (caps_set(d) < 0) return -1;
+  *step = "setting no_new_privs";
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
   /* Check, do not trust: the ids, the empty sets, and that root cannot be had back. */
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
-  step = "checking the result";
-  if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || caps_get(d) < 0) goto fail;
+  *step = "checking the result";
+  if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || caps_get(d) < 0) return -1;
   int caps_left = 0;
   for (int i = 0; i < 2; i++) caps_left |= d[i].effective | d[i].permitted | d[i].inheritable;
-  if (ru != agent_user.uid || eu != agent_user.uid || su != agent_user.uid || rg != agent_user.gid ||
-      eg != agent_user.gid || sg != agent_user.gid || caps_left || getgroups(0, NULL) != 0 ||
-      prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 || setuid(0) == 0 ||
+  if (want_empty_bounding)
+    for (int c = 0, r; (r = prctl(PR_CAPBSET_READ, c, 0, 0, 0)) >= 0; c++)
+      if (r == 1) caps_left = 1;
+  if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid || caps_left ||
+      getgroups(0, NULL) != 0 || prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 || setuid(0) == 0 ||
       prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_ADMIN, 0, 0) == 1) {
+    if (want_empty_bounding && caps_left) *step = "checking the result (a capability is left, or the bounding set is not empty)";
     errno = EPERM;
-    goto fail;
+    return -1;
   }
   return 0;
-fail:
+}
+
+/* In the agent's process between fork and exec: becomes agent_user with no capability and
+ * no way to gain one, and checks it. Returns 0, or -1 after logging what failed. */
+static int drop_agent_privileges(void) {
+  const char *step = "";
+  if (drop_privileges(agent_user.uid, agent_user.gid, 0, &step) == 0) return 0;
   logmsg("--agent-uid=%u: %s failed: %s; not starting the agent", (unsigned)agent_user.uid, step, strerror(errno));
   return -1;
 }
@@ -1301,10 +1320,12 @@ fail:
 static void keep_netd_capabilities(void) {
   struct __user_cap_data_struct d[2];
   if (caps_get(d) < 0) return;
-  const int keep[] = {CAP_NET_ADMIN, CAP_NET_RAW, CAP_KILL};
+  /* With --resource-uid also CAP_SETUID and CAP_SETGID: netd starts each Resource as that uid. */
+  const int keep[] = {CAP_NET_ADMIN, CAP_NET_RAW, CAP_KILL, CAP_SETUID, CAP_SETGID};
+  size_t nkeep = resource_user.set ? 5 : 3;
   struct __user_cap_data_struct k[2];
   memset(k, 0, sizeof k);
-  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+  for (size_t i = 0; i < nkeep; i++) {
     uint32_t bit = 1u << (keep[i] % 32);
     int w = keep[i] / 32;
     k[w].permitted |= d[w].permitted & bit;
@@ -1314,9 +1335,396 @@ static void keep_netd_capabilities(void) {
     logmsg("dropping netd's own capabilities failed: %s", strerror(errno));
     return;
   }
-  logmsg("capabilities kept: %s%s%s (effective 0x%08x%08x)", (k[0].effective >> CAP_NET_ADMIN) & 1 ? "NET_ADMIN " : "",
+  logmsg("capabilities kept: %s%s%s%s%s (effective 0x%08x%08x)", (k[0].effective >> CAP_NET_ADMIN) & 1 ? "NET_ADMIN " : "",
          (k[0].effective >> CAP_NET_RAW) & 1 ? "NET_RAW " : "", (k[0].effective >> CAP_KILL) & 1 ? "KILL" : "",
+         (k[0].effective >> CAP_SETUID) & 1 ? " SETUID" : "", (k[0].effective >> CAP_SETGID) & 1 ? " SETGID" : "",
          k[1].effective, k[0].effective);
+}
+
+/* ---------- the Resource launcher (docs/adr/0020-unprivileged-agent.md, addendum) ----------
+ *
+ * With --resource-uid netd gives the agent one end of a SOCK_SEQPACKET socketpair on fd 5
+ * (HEARTLINE_LAUNCHER_FD=5, HEARTLINE_LAUNCHER=this binary). To run a Resource the agent
+ * spawns `heartline-netd --run --launcher-fd=5 -- PROGRAM ARGS...` as an ordinary child; the
+ * client sends one request on fd 5: a header, its cwd, argv and environment (NUL-terminated
+ * strings) and, with SCM_RIGHTS, one end of a fresh socketpair (the connection) and its own
+ * stdin, stdout and stderr. netd forks the Resource onto those: a new session (so its own
+ * process group), netd's original signal mask, nice 0, no other fd, the resource uid/gid, no
+ * capability in any set, no_new_privs, checked; then it execs with exactly that environment.
+ * Over the connection netd sends "E message" (could not start it) and "X status" (its wait
+ * status, once it exits); the client sends "S signo" (a SIGTERM/SIGINT/SIGHUP/SIGQUIT it got,
+ * passed on to the Resource's process group). EOF on the connection (the client died: the
+ * agent's timeout killed it, or the agent died) SIGKILLs the Resource's process group. All of
+ * it is non-blocking in netd's loop: a launch is a recvmsg and a fork, never a wait. */
+
+#define LAUNCHER_FD 5     /* the agent's end, HEARTLINE_LAUNCHER_FD */
+#define MAX_LAUNCH 64     /* Resource processes started and not yet reaped */
+#define LAUNCH_MAX 32768  /* longest request (header, cwd, argv, environment) */
+#define LAUNCH_MAX_ARGS 1024
+#define LAUNCH_MAX_ENV 64
+#define LAUNCH_MAGIC "HLRUN1"
+
+struct launch_hdr {
+  char magic[8];
+  uint32_t argc, envc;
+};
+
+static struct launch {
+  int used;
+  pid_t pid; /* also its process group and session */
+  int conn;  /* -1 once the client is gone */
+} launches[MAX_LAUNCH];
+static int launcher_fd = -1; /* netd's end */
+static char self_exe[4096];  /* this binary: the agent runs it as the client */
+static sigset_t start_mask;  /* the signal mask netd started with: Resources get it back */
+static union {
+  char buf[LAUNCH_MAX];
+  struct launch_hdr hdr;
+} lreq;
+static char *largv[LAUNCH_MAX_ARGS + 1], *lenv[LAUNCH_MAX_ENV + 1];
+
+static void conn_send(int conn, const char *fmt, ...) {
+  char msg[600];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n >= (int)sizeof msg) n = (int)sizeof msg - 1;
+  (void)send(conn, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* A signal for the Resource's process group; before the child's setsid() the group does not
+ * exist yet and the child alone gets it. */
+static void launch_signal(const struct launch *l, int sig) {
+  if (kill(-l->pid, sig) < 0 && errno == ESRCH) kill(l->pid, sig);
+}
+
+static void close_fds_from(int lowest, int keep) {
+  if (keep > lowest) {
+    if (syscall(SYS_close_range, (unsigned)lowest, (unsigned)keep - 1, 0) == 0 &&
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0) == 0)
+      return;
+  }
+  struct rlimit rl;
+  int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
+  for (int fd = lowest; fd < max; fd++)
+    if (fd != keep) close(fd);
+}
+
+/* The Resource, between fork and exec. Never returns. */
+static void launch_child(int conn, int in, int o, int e, const char *cwd) {
+  signal(SIGPIPE, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &start_mask, NULL);
+  const char *step = "setsid";
+  if (setsid() < 0) goto fail;
+  (void)setpriority(PRIO_PROCESS, 0, 0); /* not netd's -10 */
+  /* Out of the way first (10 and up: a received fd may be 0..2), then onto 0, 1, 2. */
+  step = "setting up stdin, stdout and stderr";
+  int c = fcntl(conn, F_DUPFD_CLOEXEC, 10), a = fcntl(in, F_DUPFD_CLOEXEC, 10), b = fcntl(o, F_DUPFD_CLOEXEC, 10),
+      d = fcntl(e, F_DUPFD_CLOEXEC, 10);
+  if (c < 0 || a < 0 || b < 0 || d < 0) goto fail;
+  conn = c;
+  if (dup2(a, 0) < 0 || dup2(b, 1) < 0 || dup2(d, 2) < 0) goto fail;
+  close_fds_from(3, conn); /* the agent's sockets, other Resources' pipes, netlink: none of it */
+  if (drop_privileges(resource_user.uid, resource_user.gid, 1, &step) < 0) goto fail;
+  step = "chdir to the working directory";
+  if (chdir(cwd) < 0) goto fail;
+  environ = lenv;
+  execvp(largv[0], largv);
+  conn_send(conn, "E %s: %s", largv[0], strerror(errno));
+  _exit(errno == ENOENT ? 127 : 126);
+fail:
+  conn_send(conn, "E --resource-uid=%u: %s failed: %s; Resource not started", (unsigned)resource_user.uid, step,
+            strerror(errno));
+  _exit(126);
+}
+
+/* Checks a request in lreq (n bytes): fills largv and lenv; returns the cwd, or NULL with why. */
+static const char *launch_parse(size_t n, const char **why) {
+  *why = "malformed request";
+  if (n < sizeof lreq.hdr || memcmp(lreq.hdr.magic, LAUNCH_MAGIC, sizeof LAUNCH_MAGIC)) return NULL;
+  uint32_t argc = lreq.hdr.argc, envc = lreq.hdr.envc;
+  if (argc < 1 || argc > LAUNCH_MAX_ARGS) {
+    *why = "want 1 to 1024 arguments";
+    return NULL;
+  }
+  if (envc > LAUNCH_MAX_ENV) {
+    *why = "want at most 64 environment variables";
+    return NULL;
+  }
+  char *p = lreq.buf + sizeof lreq.hdr, *end = lreq.buf + n;
+  const char *cwd = NULL;
+  for (uint32_t i = 0; i < 1 + argc + envc; i++) {
+    char *z = memchr(p, 0, (size_t)(end - p));
+    if (!z) return NULL;
+    if (i == 0)
+      cwd = p;
+    else if (i <= argc)
+      largv[i - 1] = p;
+    else
+      lenv[i - 1 - argc] = p;
+    p = z + 1;
+  }
+  if (p != end) return NULL;
+  largv[argc] = NULL;
+  lenv[envc] = NULL;
+  for (uint32_t i = 0; i < envc; i++)
+    if (lenv[i][0] == '=' || !strchr(lenv[i], '=')) {
+      *why = "an environment entry is not NAME=VALUE";
+      return NULL;
+    }
+  if (cwd[0] != '/' || !largv[0][0]) {
+    *why = "want an absolute working directory and a program";
+    return NULL;
+  }
+  return cwd;
+}
+
+/* One request on the launcher socket, if any: starts the Resource or tells the client why not. */
+static int launch_receive(void) {
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 4)];
+    struct cmsghdr align;
+  } cbuf;
+  struct iovec iov = {.iov_base = lreq.buf, .iov_len = sizeof lreq.buf};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf, .msg_controllen = sizeof cbuf.buf};
+  ssize_t n = recvmsg(launcher_fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+  int fds[4], nfds = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < k; i++) {
+      int fd;
+      memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (nfds < 4)
+        fds[nfds++] = fd;
+      else
+        close(fd);
+    }
+  }
+  if (n == 0 && nfds == 0) return -1; /* every copy of the agent's end is closed */
+  const char *why = "want one request of at most 32768 bytes with 4 file descriptors";
+  const char *cwd = NULL;
+  int type = 0;
+  socklen_t tl = sizeof type;
+  if (nfds == 4 && !(m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+      getsockopt(fds[0], SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_SEQPACKET)
+    cwd = launch_parse((size_t)n, &why);
+  struct launch *l = NULL;
+  if (cwd) {
+    for (int i = 0; i < MAX_LAUNCH && !l; i++)
+      if (!launches[i].used) l = &launches[i];
+    if (!l) why = "too many Resource processes at once (64 started and not yet exited); try again later";
+  }
+  pid_t pid = -1;
+  if (l && (pid = fork()) == 0) launch_child(fds[0], fds[1], fds[2], fds[3], cwd);
+  if (l && pid < 0) why = strerror(errno);
+  if (pid < 0) {
+    if (nfds >= 1) conn_send(fds[0], "E heartline-netd did not start it: %s", why);
+    logmsg("launcher: refused a Resource: %s", why);
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    return 0;
+  }
+  for (int i = 1; i < 4; i++) close(fds[i]);
+  set_nonblock(fds[0]);
+  l->used = 1;
+  l->pid = pid;
+  l->conn = fds[0];
+  return 0;
+}
+
+/* The client's connection: a signal to pass on, or EOF (the client is gone: SIGKILL the group). */
+static void launch_conn_event(struct launch *l) {
+  char buf[64];
+  ssize_t n = recv(l->conn, buf, sizeof buf - 1, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n > 0) {
+    buf[n] = 0;
+    long long sig;
+    if (buf[0] == 'S' && buf[1] == ' ' && !parse_num(buf + 2, 1, 64, &sig) &&
+        (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT))
+      launch_signal(l, (int)sig);
+    return;
+  }
+  launch_signal(l, SIGKILL);
+  close(l->conn);
+  l->conn = -1;
+}
+
+/* A child that is not the agent exited: if it was a Resource's first process, tell its client. */
+static void launch_reaped(pid_t pid, int status) {
+  for (int i = 0; i < MAX_LAUNCH; i++) {
+    struct launch *l = &launches[i];
+    if (!l->used || l->pid != pid) continue;
+    if (l->conn >= 0) {
+      conn_send(l->conn, "X %d", status);
+      close(l->conn);
+    }
+    l->used = 0;
+    return;
+  }
+}
+
+/* netd is exiting: no Resource outlives it. */
+static void launch_kill_all(void) {
+  for (int i = 0; i < MAX_LAUNCH; i++)
+    if (launches[i].used) launch_signal(&launches[i], SIGKILL);
+}
+
+/* Empties netd's own bounding set at start (CAP_SETPCAP), so that the agent and every Resource
+ * inherit an empty one; netd keeps its permitted capabilities. Returns 0, or -1 after logging. */
+static int empty_bounding_set(void) {
+  for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
+    if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+      logmsg("--resource-uid: emptying the capability bounding set that Resources inherit failed: %s%s",
+             strerror(errno), errno == EPERM ? " (needs CAP_SETPCAP)" : "");
+      return -1;
+    }
+  return 0;
+}
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name, int *matched);
+
+/* ---------- `heartline-netd --run`: the launcher's client, run by the agent ---------- */
+
+static int run_usage(const char *why) {
+  fprintf(stderr,
+          "heartline-netd --run: %s\n"
+          "usage: heartline-netd --run [--launcher-fd=N] -- PROGRAM ARGS...\n"
+          "runs PROGRAM as a Resource through the heartline-netd that started the agent (fd N, default\n"
+          "$HEARTLINE_LAUNCHER_FD), with this process's stdin, stdout, stderr, working directory and\n"
+          "environment; exits with its status\n",
+          why);
+  return 125;
+}
+
+static int run_client(int argc, char **argv) {
+  const char *fdspec = getenv("HEARTLINE_LAUNCHER_FD");
+  int i = 2;
+  for (; i < argc && strcmp(argv[i], "--"); i++) {
+    int m;
+    const char *v = opt_value(argc, argv, &i, "--launcher-fd", &m);
+    if (!m) return run_usage("unknown option");
+    fdspec = v;
+  }
+  if (i >= argc - 1) return run_usage("no PROGRAM after --");
+  long long lfd;
+  if (!fdspec || parse_num(fdspec, 3, 1 << 20, &lfd))
+    return run_usage("no launcher: want --launcher-fd=N or HEARTLINE_LAUNCHER_FD (heartline-netd --resource-uid sets it)");
+  /* Die with the agent: netd then sees EOF and kills the Resource. */
+  pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (getppid() != parent) return 126;
+  char **args = argv + i + 1;
+  int nargs = argc - i - 1;
+  if (nargs > LAUNCH_MAX_ARGS) return run_usage("more than 1024 arguments");
+  int nenv = 0;
+  while (environ[nenv]) nenv++;
+  if (nenv > LAUNCH_MAX_ENV) return run_usage("more than 64 environment variables");
+  static char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return run_usage("cannot read the working directory");
+  memcpy(lreq.hdr.magic, LAUNCH_MAGIC, sizeof LAUNCH_MAGIC);
+  lreq.hdr.argc = (uint32_t)nargs;
+  lreq.hdr.envc = (uint32_t)nenv;
+  size_t len = sizeof lreq.hdr;
+  for (int k = -1; k < nargs + nenv; k++) {
+    const char *str = k < 0 ? cwd : k < nargs ? args[k] : environ[k - nargs];
+    size_t sl = strlen(str) + 1;
+    if (len + sl > sizeof lreq.buf) return run_usage("arguments and environment longer than 32768 bytes");
+    memcpy(lreq.buf + len, str, sl);
+    len += sl;
+  }
+  for (int fd = 0; fd < 3; fd++) /* a closed stdio fd: /dev/null in its place */
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd) return 126;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return 126;
+  int fds[4] = {sv[1], 0, 1, 2};
+  union {
+    char buf[CMSG_SPACE(sizeof fds)];
+    struct cmsghdr align;
+  } cbuf;
+  memset(&cbuf, 0, sizeof cbuf);
+  struct iovec iov = {.iov_base = lreq.buf, .iov_len = len};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf, .msg_controllen = sizeof cbuf.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGQUIT);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+  ssize_t r;
+  do r = sendmsg((int)lfd, &m, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    fprintf(stderr, "heartline-netd --run: cannot reach heartline-netd on fd %lld: %s\n", lfd, strerror(errno));
+    return 126;
+  }
+  close(sv[1]);
+  close((int)lfd);
+  int conn = sv[0], told = 0;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = conn, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return 126;
+    }
+    if (p[1].revents) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        char msg[16];
+        int n = snprintf(msg, sizeof msg, "S %u", si.ssi_signo);
+        (void)send(conn, msg, (size_t)n, MSG_NOSIGNAL);
+      }
+    }
+    if (!p[0].revents) continue;
+    char msg[640];
+    ssize_t n = recv(conn, msg, sizeof msg - 1, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (!told) fprintf(stderr, "heartline-netd --run: heartline-netd closed the connection without an exit status\n");
+      return 126;
+    }
+    msg[n] = 0;
+    if (msg[0] == 'E') {
+      told = 1;
+      fprintf(stderr, "heartline-netd --run: %s\n", msg + 2);
+      continue; /* the exit status follows if it was forked, else EOF */
+    }
+    long long st;
+    if (msg[0] != 'X' || parse_num(msg + 2, INT32_MIN, INT32_MAX, &st)) continue;
+    int status = (int)st;
+    if (WIFSIGNALED(status)) { /* die the same way, so the agent sees the signal */
+      int sig = WTERMSIG(status);
+      struct rlimit none = {0, 0};
+      setrlimit(RLIMIT_CORE, &none);
+      signal(sig, SIG_DFL);
+      sigprocmask(SIG_UNBLOCK, &mask, NULL);
+      raise(sig);
+      return 128 + sig;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 126;
+  }
+}
+
+/* `heartline-netd --self-status`: prints /proc/self/status (the agent's check of the Resource
+ * identity runs this through the launcher: the image has no cat). */
+static int self_status(void) {
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 1;
+  char buf[8192];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    if (write(1, buf, (size_t)n) != n) return 1;
+  return n < 0;
 }
 
 /* --exec mode: heartline-netd is the parent (PID 1 of the agent's container) and the agent
@@ -1325,8 +1733,9 @@ static void keep_netd_capabilities(void) {
  * as its child, the agent's death would tear down the PID namespace and SIGKILL
  * heartline-netd before it could sweep. */
 static int start_agent(char **argv, const sigset_t *oldmask) {
-  int sv[2];
+  int sv[2], lv[2] = {-1, -1};
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+  if (resource_user.set && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, lv) < 0) return -errno;
   pid_t pid = fork();
   if (pid < 0) return -errno;
   if (pid == 0) {
@@ -1335,6 +1744,22 @@ static int start_agent(char **argv, const sigset_t *oldmask) {
     int h = hb_fd >= 0 ? fcntl(hb_fd, F_DUPFD_CLOEXEC, 10) : -1;
     if (a < 0 || dup2(a, AGENT_FD) < 0) _exit(127);
     if (hb_fd >= 0 && (h < 0 || dup2(h, HEARTBEAT_FD) < 0)) _exit(127);
+    int l = lv[1] >= 0 ? fcntl(lv[1], F_DUPFD_CLOEXEC, 10) : -1;
+    if (lv[1] >= 0 && (l < 0 || dup2(l, LAUNCHER_FD) < 0)) _exit(127);
+    if (lv[1] >= 0) {
+      char u[16], g[16];
+      snprintf(u, sizeof u, "%u", (unsigned)resource_user.uid);
+      snprintf(g, sizeof g, "%u", (unsigned)resource_user.gid);
+      setenv("HEARTLINE_LAUNCHER_FD", "5", 1);
+      setenv("HEARTLINE_LAUNCHER", self_exe, 1);
+      setenv("HEARTLINE_RESOURCE_UID", u, 1);
+      setenv("HEARTLINE_RESOURCE_GID", g, 1);
+    } else {
+      unsetenv("HEARTLINE_LAUNCHER_FD");
+      unsetenv("HEARTLINE_LAUNCHER");
+      unsetenv("HEARTLINE_RESOURCE_UID");
+      unsetenv("HEARTLINE_RESOURCE_GID");
+    }
     setenv("HEARTLINE_NETD_FD", "3", 1);
     if (hb_fd >= 0) {
       setenv("HEARTLINE_HEARTBEAT_FD", "4", 1);
@@ -1351,6 +1776,11 @@ static int start_agent(char **argv, const sigset_t *oldmask) {
     _exit(127);
   }
   close(sv[1]);
+  if (lv[1] >= 0) {
+    close(lv[1]);
+    launcher_fd = lv[0];
+    set_nonblock(launcher_fd);
+  }
   if (hb_fd >= 0) { /* the agent's now; netd never reads it */
     close(hb_fd);
     hb_fd = -1;
@@ -1365,7 +1795,10 @@ static int reap(void) {
   int status, agent_status = -1;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-    if (pid == agent_pid) agent_status = status;
+    if (pid == agent_pid)
+      agent_status = status;
+    else
+      launch_reaped(pid, status);
   return agent_status;
 }
 
@@ -1378,8 +1811,10 @@ static int usage(void) {
           "usage: heartline-netd [--owner-mode=M]                    requests on stdin, replies on stdout\n"
           "       heartline-netd [--owner-mode=M] --sweep-only       remove every Heartline address and exit\n"
           "       heartline-netd [--owner-mode=M] [--heartbeat-bind=ADDR:PORT] [--agent-uid=N [--agent-gid=G]]\n"
-          "                      [--agent-state-dir=DIR] --exec CMD ARGS...\n"
-          "                      run CMD (the agent) as a child; requests on its fd 3, the heartbeat socket on fd 4\n"
+          "                      [--agent-state-dir=DIR] [--resource-uid=N [--resource-gid=G]] --exec CMD ARGS...\n"
+          "                      run CMD (the agent) as a child; requests on its fd 3, the heartbeat socket on fd 4,\n"
+          "                      the Resource launcher on fd 5\n"
+          "       heartline-netd --run [--launcher-fd=N] -- PROGRAM ARGS...   (the agent's launcher client)\n"
           "M: auto (default; or $HEARTLINE_NETD_OWNER_MODE), proto or fallback: how Heartline's addresses are\n"
           "marked (docs/fence.md). See the comment at the top of heartline-netd.c.\n");
   return 2;
@@ -1405,6 +1840,9 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
 int main(int argc, char **argv) {
   const char *mode = getenv("HEARTLINE_NETD_OWNER_MODE"), *mode_from = "HEARTLINE_NETD_OWNER_MODE";
   const char *heartbeat_bind = NULL, *state_dir = NULL, *agent_gid = NULL, *agent_uid = NULL;
+  const char *resource_uid = NULL, *resource_gid = NULL;
+  if (argc > 1 && !strcmp(argv[1], "--run")) return run_client(argc, argv);
+  if (argc == 2 && !strcmp(argv[1], "--self-status")) return self_status();
   int argi = 1;
   for (; argi < argc && !strncmp(argv[argi], "--", 2) && strcmp(argv[argi], "--exec") &&
          strcmp(argv[argi], "--sweep-only");
@@ -1422,6 +1860,10 @@ int main(int argc, char **argv) {
       agent_gid = v;
     } else if ((v = opt_value(argc, argv, &argi, "--agent-state-dir", &m)) || m) {
       state_dir = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--resource-uid", &m)) || m) {
+      resource_uid = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--resource-gid", &m)) || m) {
+      resource_gid = v;
     } else {
       return usage();
     }
@@ -1446,6 +1888,39 @@ int main(int argc, char **argv) {
     agent_user.gid = (gid_t)(agent_gid ? g : u);
   } else if (agent_gid || state_dir) {
     logmsg("%s needs --agent-uid", agent_gid ? "--agent-gid" : "--agent-state-dir");
+    return 2;
+  }
+  if (resource_uid) {
+    unsigned u, g;
+    if (!agent_user.set) {
+      logmsg("--resource-uid needs --agent-uid (netd starts Resources for an unprivileged agent)");
+      return 2;
+    }
+    if (parse_id(resource_uid, &u) || u == agent_user.uid) {
+      logmsg("--resource-uid=%s: want a numeric uid other than 0 and other than --agent-uid, e.g. 65534",
+             resource_uid);
+      return 2;
+    }
+    if (resource_gid && (parse_id(resource_gid, &g) || g == agent_user.gid)) {
+      logmsg("--resource-gid=%s: want a numeric gid other than 0 and other than the agent's, e.g. 65534",
+             resource_gid);
+      return 2;
+    }
+    if (!resource_gid && u == agent_user.gid) {
+      logmsg("--resource-uid=%s: the gid defaults to it and it is the agent's gid: set --resource-gid", resource_uid);
+      return 2;
+    }
+    resource_user.set = 1;
+    resource_user.uid = (uid_t)u;
+    resource_user.gid = (gid_t)(resource_gid ? g : u);
+    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (n <= 0 || n >= (ssize_t)sizeof self_exe - 1) {
+      logmsg("--resource-uid: cannot read /proc/self/exe (the agent runs this binary to start Resources)");
+      return 1;
+    }
+    self_exe[n] = 0;
+  } else if (resource_gid) {
+    logmsg("--resource-gid needs --resource-uid");
     return 2;
   }
   int sweep_only = argc - argi == 1 && !strcmp(argv[argi], "--sweep-only");
@@ -1479,6 +1954,7 @@ int main(int argc, char **argv) {
   sigaddset(&mask, SIGHUP);
   if (exec_mode) sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, &oldmask);
+  start_mask = oldmask;
   int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sig_fd < 0) {
     logmsg("signalfd: %s", strerror(errno));
@@ -1486,6 +1962,7 @@ int main(int argc, char **argv) {
   }
   if (heartbeat_bind && bind_heartbeat(heartbeat_bind) < 0) return 1;
   if (state_dir && prepare_state_dir(state_dir) < 0) return 1;
+  if (resource_user.set && empty_bounding_set() < 0) return 1;
   if (exec_mode) {
     int err = start_agent(argv + argi + 1, &oldmask);
     if (err) {
@@ -1518,7 +1995,13 @@ int main(int argc, char **argv) {
       in_open = 0;
     }
 
-    struct pollfd p[2] = {{.fd = in_open ? in_fd : -1, .events = POLLIN}, {.fd = sig_fd, .events = POLLIN}};
+    struct pollfd p[3 + MAX_LAUNCH] = {{.fd = in_open ? in_fd : -1, .events = POLLIN},
+                                       {.fd = sig_fd, .events = POLLIN},
+                                       {.fd = launcher_fd, .events = POLLIN}};
+    for (int i = 0; i < MAX_LAUNCH; i++) {
+      p[3 + i].fd = launches[i].used ? launches[i].conn : -1;
+      p[3 + i].events = POLLIN;
+    }
     int64_t next = next_wakeup();
     struct timespec ts, *tsp = NULL;
     if (next != INT64_MAX) {
@@ -1528,7 +2011,7 @@ int main(int argc, char **argv) {
       ts.tv_nsec = d % 1000000000LL;
       tsp = &ts;
     }
-    int r = ppoll(p, 2, tsp, NULL);
+    int r = ppoll(p, 3 + MAX_LAUNCH, tsp, NULL);
     if (r < 0) {
       if (errno == EINTR) continue;
       logmsg("ppoll: %s", strerror(errno));
@@ -1549,10 +2032,19 @@ int main(int argc, char **argv) {
           char why[96];
           snprintf(why, sizeof why, "agent (pid %d) exited with status %d", (int)agent_pid, exit_code(status));
           fence_and_exit(why);
+          launch_kill_all();
           return exit_code(status);
         }
       }
     }
+    /* Launches after signals (a reaped Resource's slot is free again), and bounded: one request
+     * per turn of the loop, so that deadlines are checked between any two. */
+    if (launcher_fd >= 0 && p[2].revents && launch_receive() < 0) {
+      close(launcher_fd);
+      launcher_fd = -1;
+    }
+    for (int i = 0; i < MAX_LAUNCH; i++)
+      if (p[3 + i].revents && launches[i].used && launches[i].conn == p[3 + i].fd) launch_conn_event(&launches[i]);
     if (!in_open || !p[0].revents) continue;
     /* The fence first: a RENEW that arrives after its deadline must not extend it. */
     fire_deadlines(now_ns());

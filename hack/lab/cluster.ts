@@ -38,6 +38,8 @@ export const VIP_CIDR = `${VIP_ADDRESS}/24`;
 export const HTTP_PORT = 8080;
 /** The uid (and gid) heartline-netd runs every lab agent as: the DaemonSet's --agent-uid. */
 export const AGENT_UID = 65532;
+/** The uid (and gid) heartline-netd starts lab Resources as: the DaemonSet's --resource-uid. */
+export const RESOURCE_UID = 65534;
 
 /** The lab runs the shipped heartbeat profiles (one definition: PROFILES in src/core/timing.ts). */
 export type Profile = ProfileName;
@@ -397,7 +399,9 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
     // Each process with the heap flags it is deployed with (deploy/base), after any of our own.
     const nodeOptions = (role: 'agent' | 'controller'): string =>
       [process.env.NODE_OPTIONS, deployedNodeOptions(role)].filter(Boolean).join(' ');
-    const netd = join(ROOT, 'native', 'build', 'heartline-netd');
+    // From the agents' view of the checkout: the agent runs this binary as netd's launcher
+    // client and Resources (uid 65534) run it for the identity self-check.
+    const netd = join(agentSrc, 'native', 'build', 'heartline-netd');
     // The agents run as AGENT_UID: they get a kubeconfig of their own to read (the control
     // plane's is root's, 0600) and netd gives each its state directory (--agent-state-dir).
     const agentKubeconfig = join(logDir, 'agent-kubeconfig');
@@ -417,6 +421,8 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
           `--heartbeat-bind=${heartbeatAddress}:694`,
           `--agent-uid=${AGENT_UID}`,
           `--agent-state-dir=${join(logDir, 'state', node)}`,
+          // Resources run as a third identity, started by netd (the DaemonSet's flags).
+          `--resource-uid=${RESOURCE_UID}`,
           '--exec',
           process.execPath,
           '--import',

@@ -417,8 +417,8 @@ describe('deploy/ on a real API server', () => {
       });
       expect(c.securityContext?.privileged ?? false).toBe(false);
       expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
-      // netd's: it keeps NET_ADMIN, NET_RAW and KILL; the others serve once at start
-      // (docs/adr/0020-unprivileged-agent.md); the agent holds none.
+      // netd's: it keeps NET_ADMIN, NET_RAW, KILL, SETUID and SETGID (it starts Resources); the
+      // others serve once at start (docs/adr/0020-unprivileged-agent.md); the agent holds none.
       expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual([
         'CHOWN',
         'KILL',
@@ -426,6 +426,7 @@ describe('deploy/ on a real API server', () => {
         'NET_BIND_SERVICE',
         'NET_RAW',
         'SETGID',
+        'SETPCAP',
         'SETUID',
       ]);
       // docs/fence.md: heartline-netd must be PID 1 with the agent as its child; netd binds
@@ -437,6 +438,8 @@ describe('deploy/ on a real API server', () => {
         '--agent-uid=65532',
         '--agent-gid=65532',
         '--agent-state-dir=/var/lib/heartline',
+        '--resource-uid=65534',
+        '--resource-gid=65534',
       ]);
       expect(c.command?.slice(exec, exec + 3)).toEqual(['--exec', 'heartline', 'agent']);
       expect(c.command).toEqual(
@@ -494,7 +497,12 @@ describe('deploy/ on a real API server', () => {
         "const f=k=>l.find(x=>x.startsWith(k+':')).slice(k.length+1).trim();",
         "const d=require('dgram').createSocket('udp4');d.on('error',e=>{console.log(e.code);process.exit(1)});",
         'd.bind({fd:Number(process.env.HEARTLINE_HEARTBEAT_FD)},()=>{',
-        "console.log('uid',parseInt(f('Uid')),'CapEff',f('CapEff'),'NoNewPrivs',f('NoNewPrivs'),'port',d.address().port);d.close()})",
+        "console.log('uid',parseInt(f('Uid')),'CapEff',f('CapEff'),'NoNewPrivs',f('NoNewPrivs'),'port',d.address().port);d.close();",
+        // A Resource through netd's launcher, as the agent starts them: what is it?
+        'const L=process.env.HEARTLINE_LAUNCHER,F=Number(process.env.HEARTLINE_LAUNCHER_FD);',
+        "const r=require('child_process').spawnSync(L,['--run','--launcher-fd='+F,'--',L,'--self-status'],{stdio:['ignore','pipe','inherit','ignore','ignore',F],encoding:'utf8',cwd:'/'});",
+        "const g=k=>r.stdout.split(String.fromCharCode(10)).find(x=>x.startsWith(k+':')).slice(k.length+1).trim();",
+        "console.log('resource uid',parseInt(g('Uid')),'CapPrm',g('CapPrm'),'CapBnd',g('CapBnd'),'NoNewPrivs',g('NoNewPrivs'))})",
       ].join('');
       const runAs = async (caps: string[]) => {
         const bounding = ['-all', ...caps.map((cap) => `+${cap.toLowerCase()}`)].join(',');
@@ -524,8 +532,19 @@ describe('deploy/ on a real API server', () => {
       try {
         const caps = c.securityContext?.capabilities?.add ?? [];
         const ok = await runAs(caps);
-        expect(ok.stdout).toBe(`uid 65532 CapEff 0000000000000000 NoNewPrivs 1 port ${port}`);
-        expect(ok.stderr).toMatch(/capabilities kept: NET_ADMIN NET_RAW KILL/);
+        expect(ok.stdout).toBe(
+          [
+            `uid 65532 CapEff 0000000000000000 NoNewPrivs 1 port ${port}`,
+            'resource uid 65534 CapPrm 0000000000000000 CapBnd 0000000000000000 NoNewPrivs 1',
+          ].join('\n'),
+        );
+        expect(ok.stderr).toMatch(/capabilities kept: NET_ADMIN NET_RAW KILL SETUID SETGID/);
+        // Without SETPCAP the Resources' bounding set could not be emptied: netd does not start.
+        const noSetpcap = await runAs(caps.filter((cap) => cap !== 'SETPCAP'));
+        expect(noSetpcap.code).toBe(1);
+        expect(noSetpcap.stderr).toMatch(
+          /--resource-uid: emptying the capability bounding set .*needs CAP_SETPCAP/,
+        );
         const noBind = await runAs(caps.filter((cap) => cap !== 'NET_BIND_SERVICE'));
         expect(noBind.code).toBe(1);
         expect(noBind.stderr).toMatch(

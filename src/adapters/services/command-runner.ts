@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import type { Argv, Clock, Millis } from '../../core/ports.js';
-import { resourceEnv, withIdentity, type ResourceIdentity } from './sandbox.js';
+import { resourceEnv, withIdentity, withLauncher, type Launcher, type ResourceIdentity } from './sandbox.js';
 
 export interface CommandOptions {
   timeoutMs: Millis;
@@ -20,6 +20,19 @@ export interface SpawnInit {
   identity: ResourceIdentity | null;
   /** setpriv binary; default /usr/bin/setpriv. */
   setpriv?: string;
+  /**
+   * heartline-netd's launcher: when set, netd starts every process as `launcher.identity`
+   * (and `identity`, which the caller sets to the same, is only what the self-check expects).
+   */
+  launcher?: Launcher;
+}
+
+/** The stdio array with the launcher socket passed on at its own number. */
+function stdioWithLauncher(stdio: StdioOptions, fd: number): StdioOptions {
+  const base = typeof stdio === 'string' ? [stdio, stdio, stdio] : [...stdio];
+  while (base.length < fd) base.push('ignore');
+  base[fd] = fd;
+  return base;
 }
 
 /**
@@ -31,14 +44,18 @@ export function spawnResource(
   options: { env?: Readonly<Record<string, string>>; cwd?: string; stdio: StdioOptions },
   init: SpawnInit,
 ): ChildProcess {
-  const full = init.identity ? withIdentity(argv, init.identity, init.setpriv) : [...argv];
+  const full = init.launcher
+    ? withLauncher(argv, init.launcher)
+    : init.identity
+      ? withIdentity(argv, init.identity, init.setpriv)
+      : [...argv];
   const [file, ...args] = full;
   return spawn(file!, args, {
     env: resourceEnv(options.env),
     cwd: options.cwd ?? '/',
     detached: true,
     shell: false,
-    stdio: options.stdio,
+    stdio: init.launcher ? stdioWithLauncher(options.stdio, init.launcher.fd) : options.stdio,
   });
 }
 
@@ -108,6 +125,11 @@ export class SpawnCommandRunner implements CommandRunner {
       const timer = clock.after(options.timeoutMs, () => {
         timedOut = true;
         if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+        // Whatever still holds the pipes (a process the command left behind in a group that is
+        // not the one just killed, e.g. after it exited through the launcher) must not keep
+        // this promise open past the timeout.
+        child.stdout!.destroy();
+        child.stderr!.destroy();
       });
       child.on('error', (err: NodeJS.ErrnoException) => {
         spawnError = err.code ?? err.message;
@@ -144,8 +166,9 @@ export function selfStatusAs(
   timeoutMs: Millis,
 ): Promise<{ ok: true; status: string } | { ok: false; problem: string }> {
   return new Promise((resolve) => {
+    // Through the launcher the test process is heartline-netd itself (the image has no cat).
     const child = spawnResource(
-      ['/bin/cat', '/proc/self/status'],
+      init.launcher ? [init.launcher.binary, '--self-status'] : ['/bin/cat', '/proc/self/status'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
       init,
     );

@@ -25,8 +25,10 @@ import {
   parseProcStatus,
   resolveAllowed,
   type AllowedDir,
+  type Launcher,
   type ResourceIdentity,
 } from './sandbox.js';
+import type { SpawnInit } from './command-runner.js';
 
 export interface ProcessServiceRunnerComponents {
   clock: Clock;
@@ -55,6 +57,11 @@ export interface ProcessServiceRunnerInit {
   identity: ResourceIdentity | null;
   /** setpriv binary (default /usr/bin/setpriv). */
   setpriv?: string;
+  /**
+   * heartline-netd's launcher (an unprivileged agent under `heartline-netd --resource-uid`):
+   * netd starts every Resource process as `launcher.identity`, which replaces `identity`.
+   */
+  launcher?: Launcher;
   /** Where the node's RESOURCE_DIR is mounted here; default RESOURCE_DIR. */
   resourceDir?: string;
   /** Where the node's INIT_DIR is here; default INIT_DIR. */
@@ -112,6 +119,8 @@ export class ProcessServiceRunner implements ServiceRunner {
   private readonly systemctl: string;
   private readonly identity: ResourceIdentity | null;
   private readonly setpriv: string | undefined;
+  /** How every Resource process is spawned (identity, setpriv, launcher). */
+  private readonly spawnInit: SpawnInit;
   private readonly resourceDir: AllowedDir;
   private readonly initDir: AllowedDir;
   private readonly targets: TargetGuard;
@@ -123,14 +132,15 @@ export class ProcessServiceRunner implements ServiceRunner {
 
   constructor(components: ProcessServiceRunnerComponents, init: ProcessServiceRunnerInit) {
     this.clock = components.clock;
-    this.identity = init.identity;
+    this.identity = init.launcher ? init.launcher.identity : init.identity;
     this.setpriv = init.setpriv;
+    this.spawnInit = {
+      identity: this.identity,
+      ...(init.setpriv ? { setpriv: init.setpriv } : {}),
+      ...(init.launcher ? { launcher: init.launcher } : {}),
+    };
     this.commands =
-      components.commands ??
-      new SpawnCommandRunner(
-        { clock: components.clock },
-        { identity: init.identity, ...(init.setpriv ? { setpriv: init.setpriv } : {}) },
-      );
+      components.commands ?? new SpawnCommandRunner({ clock: components.clock }, this.spawnInit);
     this.targets = components.targets ?? new ProbeTargets();
     this.resourceDir = { api: RESOURCE_DIR, local: init.resourceDir ?? RESOURCE_DIR };
     this.initDir = { api: INIT_DIR, local: init.initDir ?? INIT_DIR };
@@ -181,7 +191,7 @@ export class ProcessServiceRunner implements ServiceRunner {
   private async checkIdentity(): Promise<string | undefined> {
     if (!this.identity || this.identityOk) return undefined;
     const id = this.identity;
-    const r = await selfStatusAs({ identity: id, ...(this.setpriv ? { setpriv: this.setpriv } : {}) }, 5000);
+    const r = await selfStatusAs(this.spawnInit, 5000);
     let problems: string[];
     try {
       problems = r.ok ? credentialProblems(parseProcStatus(r.status), id) : [r.problem];
@@ -190,10 +200,16 @@ export class ProcessServiceRunner implements ServiceRunner {
     }
     if (problems.length === 0) {
       this.identityOk = true;
-      this.logger.info({ uid: id.uid, gid: id.gid }, 'Resources run unprivileged (checked)');
+      this.logger.info(
+        { uid: id.uid, gid: id.gid, startedBy: this.spawnInit.launcher ? 'heartline-netd' : 'setpriv' },
+        'Resources run unprivileged (checked)',
+      );
       return undefined;
     }
-    const detail = `not run: Resources must run as uid ${id.uid} gid ${id.gid} without capabilities, and a test process did not (${problems.join('; ')}); the agent needs ${this.setpriv ?? '/usr/bin/setpriv'} (util-linux) and the capabilities SETUID, SETGID, SETPCAP and KILL (deploy/base/agent/daemonset.yaml), or set --resource-uid/--resource-gid`;
+    const fix = this.spawnInit.launcher
+      ? `heartline-netd starts them (--resource-uid=${id.uid}): it needs the capabilities SETUID, SETGID, SETPCAP and KILL (deploy/base/agent/daemonset.yaml); its log says which step failed`
+      : `the agent needs ${this.setpriv ?? '/usr/bin/setpriv'} (util-linux) and the capabilities SETUID, SETGID, SETPCAP and KILL (deploy/base/agent/daemonset.yaml), or set --resource-uid/--resource-gid`;
+    const detail = `not run: Resources must run as uid ${id.uid} gid ${id.gid} without capabilities, and a test process did not (${problems.join('; ')}); ${fix}`;
     this.logger.error(
       { uid: id.uid, gid: id.gid, problems },
       'Resources cannot run unprivileged: not running them',
@@ -441,7 +457,7 @@ export class ProcessServiceRunner implements ServiceRunner {
     const child = spawnResource(
       [program.path, ...exec.start.slice(1)],
       { ...(exec.env ? { env: exec.env } : {}), ...(exec.cwd ? { cwd: exec.cwd } : {}), stdio: 'ignore' },
-      { identity: this.identity, ...(this.setpriv ? { setpriv: this.setpriv } : {}) },
+      this.spawnInit,
     );
     const spawned = await new Promise<string | undefined>((resolve) => {
       child.once('spawn', () => resolve(undefined));

@@ -56,6 +56,55 @@ export function withIdentity(
   ];
 }
 
+/**
+ * heartline-netd's Resource launcher (docs/adr/0020, addendum): under `heartline-netd
+ * --resource-uid`, netd starts every Resource as `identity` on the agent's request. The agent
+ * runs `binary --run --launcher-fd=<fd> -- ARGV` as an ordinary child with the launcher socket
+ * on `fd`; the child's stdio, working directory, environment, exit status and signals are the
+ * Resource's, and killing the child kills the Resource's process group.
+ */
+export interface Launcher {
+  /** heartline-netd (HEARTLINE_LAUNCHER). */
+  binary: string;
+  /** The launcher socket, inherited from netd (HEARTLINE_LAUNCHER_FD). */
+  fd: number;
+  /** Who netd runs Resources as (HEARTLINE_RESOURCE_UID / _GID, netd's --resource-uid/-gid). */
+  identity: ResourceIdentity;
+}
+
+/**
+ * The launcher netd handed this process, from its environment: undefined without
+ * HEARTLINE_LAUNCHER_FD; throws naming the variable when one of them is malformed.
+ */
+export function launcherFromEnvironment(env: NodeJS.ProcessEnv): Launcher | undefined {
+  const fdText = env['HEARTLINE_LAUNCHER_FD'];
+  if (fdText === undefined || fdText === '') return undefined;
+  const int = (name: string, min: number): number => {
+    const text = env[name] ?? '';
+    const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > 0xfffffffe)
+      throw new Error(
+        `${name}=${text}: want a number (heartline-netd --resource-uid sets the HEARTLINE_LAUNCHER* and HEARTLINE_RESOURCE_* variables; do not set them by hand)`,
+      );
+    return n;
+  };
+  const binary = env['HEARTLINE_LAUNCHER'] ?? '';
+  if (!binary.startsWith('/'))
+    throw new Error(
+      `HEARTLINE_LAUNCHER=${binary}: want the absolute path of heartline-netd (set by heartline-netd --resource-uid)`,
+    );
+  return {
+    binary,
+    fd: int('HEARTLINE_LAUNCHER_FD', 3),
+    identity: { uid: int('HEARTLINE_RESOURCE_UID', 1), gid: int('HEARTLINE_RESOURCE_GID', 1) },
+  };
+}
+
+/** `argv` run through the launcher: netd starts it as the launcher's identity. */
+export function withLauncher(argv: readonly string[], launcher: Launcher): string[] {
+  return [launcher.binary, '--run', `--launcher-fd=${launcher.fd}`, '--', ...argv];
+}
+
 /** The fields of /proc/<pid>/status that say who a process is and what it may do. */
 export interface ProcessCredentials {
   uids: number[];

@@ -11,6 +11,7 @@ import { RestClient } from '../../adapters/k8s/rest-client.js';
 import { NetdNetworkDriver } from '../../adapters/linux/netd-driver.js';
 import { ProbeTargets } from '../../adapters/services/probe-targets.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
+import { launcherFromEnvironment } from '../../adapters/services/sandbox.js';
 import { InheritedUdpSocket } from '../../adapters/udp/inherited-socket.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { OpsServer } from '../../ops/http.js';
@@ -87,23 +88,37 @@ async function serve(
       : UdpTransport.open({ address: opts.listenAddress, port, logger: log });
   // Resources run programs from the allowlisted directory only, with no capability and a
   // minimal environment, and probe only this node's addresses and the HACluster's
-  // spec.healthCheckTargets (docs/security.md). A root agent runs them as --resource-uid
-  // (ADR 0019); an agent that netd already runs unprivileged (ADR 0020) cannot switch users,
-  // so they run as the agent's own uid: say so.
+  // spec.healthCheckTargets (docs/security.md), as a user of their own:
+  // - under `heartline-netd --resource-uid` (the DaemonSet) this agent is unprivileged and
+  //   netd starts each Resource as that uid on its request (the launcher, ADR 0020 addendum);
+  // - a root agent runs them as --resource-uid through setpriv (ADR 0019);
+  // - an unprivileged agent without a launcher cannot switch users: they run as its own uid
+  //   (no capability either), and it says so.
   const agentUid = process.getuid?.() ?? 0;
-  if (agentUid === 0 && opts.resourceUid === 0) {
+  const launcher = launcherFromEnvironment(process.env);
+  if (!launcher && agentUid === 0 && opts.resourceUid === 0) {
     throw new Error('--resource-uid 0: Resources never run as root; choose an unprivileged uid, e.g. 65534');
   }
-  const identity = agentUid === 0 ? { uid: opts.resourceUid, gid: opts.resourceGid } : null;
-  if (!identity)
+  const identity = launcher
+    ? launcher.identity
+    : agentUid === 0
+      ? { uid: opts.resourceUid, gid: opts.resourceGid }
+      : null;
+  if (launcher) {
+    log.info(
+      { uid: launcher.identity.uid, gid: launcher.identity.gid, launcher: launcher.binary },
+      "Resources are started by heartline-netd as its --resource-uid (the agent's --resource-uid is not used)",
+    );
+  } else if (!identity) {
     log.warn(
       { uid: agentUid },
-      'Resources run as the agent user (it has no capability to start them as --resource-uid): they could signal the agent or read what it reads',
+      'Resources run as the agent user (it has no capability to start them as --resource-uid, and heartline-netd runs without --resource-uid): they could signal the agent or read what it reads',
     );
+  }
   const targets = new ProbeTargets();
   const runner = new ProcessServiceRunner(
     { clock, logger: log, targets },
-    { identity, resourceDir: opts.resourceDir },
+    { identity, resourceDir: opts.resourceDir, ...(launcher ? { launcher } : {}) },
   );
   // Every life of this member takes the next number of a counter on the node's disk, durable
   // before use (docs/adr/0015). Throws, and the agent does not start, if it cannot be written.

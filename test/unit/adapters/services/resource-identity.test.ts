@@ -19,8 +19,8 @@ const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
 /**
  * The capabilities of an agent that runs as root (heartline-netd without --agent-uid): what it
  * needs for Resources (SETUID, SETGID, SETPCAP, KILL) beside its network ones. The shipped
- * DaemonSet runs the agent unprivileged instead (docs/adr/0020), where Resources run as the
- * agent's own uid until netd starts them (docs/deploy.md "Security contexts").
+ * DaemonSet runs the agent unprivileged instead (docs/adr/0020), and netd starts Resources
+ * (test/e2e/netd-launcher.test.ts).
  */
 function rootAgentCaps(): string[] {
   return ['net_admin', 'net_raw', 'net_bind_service', 'setuid', 'setgid', 'setpcap', 'kill'];

@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   credentialProblems,
+  launcherFromEnvironment,
   parseProcStatus,
   resolveAllowed,
   resourceEnv,
   withIdentity,
+  withLauncher,
 } from '../../../../src/adapters/services/sandbox.js';
 
 const API = '/etc/heartline/resource.d';
@@ -120,6 +122,56 @@ describe('withIdentity', () => {
       '--',
       '/x/prog',
       '-c',
+      '$(id)',
+    ]);
+  });
+});
+
+describe('launcherFromEnvironment and withLauncher', () => {
+  const env = {
+    HEARTLINE_LAUNCHER_FD: '5',
+    HEARTLINE_LAUNCHER: '/usr/local/bin/heartline-netd',
+    HEARTLINE_RESOURCE_UID: '65534',
+    HEARTLINE_RESOURCE_GID: '65533',
+  };
+
+  it('is undefined without HEARTLINE_LAUNCHER_FD (no netd --resource-uid)', () => {
+    expect(launcherFromEnvironment({})).toBeUndefined();
+    expect(launcherFromEnvironment({ HEARTLINE_LAUNCHER_FD: '' })).toBeUndefined();
+  });
+
+  it('reads the binary, the fd and the identity netd set', () => {
+    expect(launcherFromEnvironment(env)).toEqual({
+      binary: '/usr/local/bin/heartline-netd',
+      fd: 5,
+      identity: { uid: 65534, gid: 65533 },
+    });
+  });
+
+  it('names the malformed variable', () => {
+    expect(() => launcherFromEnvironment({ ...env, HEARTLINE_LAUNCHER_FD: '2' })).toThrow(
+      /^HEARTLINE_LAUNCHER_FD=2: want a number/,
+    );
+    expect(() => launcherFromEnvironment({ ...env, HEARTLINE_RESOURCE_UID: '0' })).toThrow(
+      /^HEARTLINE_RESOURCE_UID=0: want a number/,
+    );
+    expect(() => launcherFromEnvironment({ ...env, HEARTLINE_RESOURCE_GID: undefined })).toThrow(
+      /^HEARTLINE_RESOURCE_GID=: want a number/,
+    );
+    expect(() => launcherFromEnvironment({ ...env, HEARTLINE_LAUNCHER: 'heartline-netd' })).toThrow(
+      /^HEARTLINE_LAUNCHER=heartline-netd: want the absolute path of heartline-netd/,
+    );
+  });
+
+  it('runs the program through the client, arguments as-is after --', () => {
+    const launcher = launcherFromEnvironment(env)!;
+    expect(withLauncher(['/x/prog', '--run', '$(id)'], launcher)).toEqual([
+      '/usr/local/bin/heartline-netd',
+      '--run',
+      '--launcher-fd=5',
+      '--',
+      '/x/prog',
+      '--run',
       '$(id)',
     ]);
   });
