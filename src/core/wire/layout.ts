@@ -1,7 +1,8 @@
 import type { MessageKind } from '../messages.js';
 
 /**
- * Heartline wire format, version 2 (2: takeover requests and acks carry lists of VIPs). Every field is big-endian. See docs/wire.md.
+ * Heartline wire format, version 3 (2: takeover requests and acks carry lists of VIPs; 3:
+ * heartbeats and takeover requests carry the membership generation). Every field is big-endian. See docs/wire.md.
  *
  *  0      2     3     4     5      6          8              12             16             20
  *  +------+-----+-----+-----+------+----------+--------------+--------------+--------------+
@@ -20,8 +21,11 @@ import type { MessageKind } from '../messages.js';
 
 export const MAGIC0 = 0x48; // 'H'
 export const MAGIC1 = 0x4c; // 'L'
-/** 2 since takeover requests and acks carry lists (version 1 had one VIP per message). */
-export const WIRE_VERSION = 2;
+/**
+ * 2 since takeover requests and acks carry lists (version 1 had one VIP per message); 3 since
+ * heartbeats and takeover requests carry the sender's membership generation.
+ */
+export const WIRE_VERSION = 3;
 
 /** Largest datagram we send or accept: fits any IPv6 path (MTU 1280) without fragmentation. */
 export const MAX_DATAGRAM = 1200;
