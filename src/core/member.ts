@@ -477,7 +477,7 @@ export class Member {
     if (generation > peer.generation) peer.generation = generation;
     // Voter rule (membership changes): a member at an older generation than ours gets no
     // promise and no grant from us (an echo of holdings version 0 keeps it proving freshness).
-    const behind = generation < ctx.generation;
+    const behind = generation < ctx.generation && !ctx.init.unsafe?.skipGenerationRule;
     if (changed) {
       peer.unhealthy = new Set(hb.unhealthy);
       this.electDue = true;
@@ -518,7 +518,7 @@ export class Member {
     const { ctx } = this;
     if (!ctx.quorum.voters.includes(ctx.self)) return;
     // Voter rule (membership changes): no ack to a candidate at an older generation than ours.
-    const behind = (req.generation ?? 0) < ctx.generation;
+    const behind = (req.generation ?? 0) < ctx.generation && !ctx.init.unsafe?.skipGenerationRule;
     const entries: AckEntry[] = req.entries.map((e) => {
       const d = behind
         ? { granted: false, reason: AckRefusal.OldGeneration, record: ctx.voter.get(e.vip) }
