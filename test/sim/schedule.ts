@@ -31,7 +31,7 @@ export interface ScheduleOptions {
   replayer?: boolean;
   /**
    * Chance (0..1) that a schedule changes the member set while it runs (Scenario.membership:
-   * nodes added, removed, relabelled, some members learning late). Default 0.25.
+   * nodes added, removed, relabelled, some members learning late). Default 0 (the CLI: 0.25).
    */
   membershipChanges?: number;
 }
@@ -240,7 +240,7 @@ function membershipPlan(
   healAt: number,
   deadMs: number,
 ): MembershipPlan | undefined {
-  if (!rng.chance(o.membershipChanges ?? 0.25)) return undefined;
+  if (!rng.chance(o.membershipChanges ?? 0)) return undefined;
   const n = members.length;
   const spares = Array.from({ length: rng.int(1, 2) }, (_, i) => `n${n + i + 1}`);
   const universe = [...members, ...spares];
