@@ -268,7 +268,12 @@ export class Agent {
       return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
     let config: ClusterConfig;
     try {
-      const status = cluster.status as { witness?: { address: string; port: number } } | undefined;
+      const status = cluster.status as
+        | {
+            witness?: { address: string; port: number };
+            membership?: { generation: number; members: string[] };
+          }
+        | undefined;
       config = buildClusterConfig({
         cluster,
         vips: [...this.cache.VirtualIP.values()],
@@ -276,6 +281,7 @@ export class Agent {
         nodes: [...this.cache.Node.values()],
         secret: [...this.cache.Secret.values()][0],
         witness: status?.witness ?? null,
+        membership: status?.membership ?? null,
       });
     } catch (err) {
       if (err instanceof AuthSecretError) return this.problem(err.message, { reason: 'AuthSecretInvalid' });
@@ -288,7 +294,9 @@ export class Agent {
       // (planned releases), and ask for nothing after that (docs/adr/0015).
       if (this.host) await this.leave();
       return this.problem(
-        `Node ${this.init.node} is not a member of HACluster ${config.clusterId}: label it to match spec.nodeSelector`,
+        config.labelled?.includes(this.init.node)
+          ? `Node ${this.init.node} is labelled but not yet in HACluster ${config.clusterId}'s published member set (status.membership); the controller adds one member at a time`
+          : `Node ${this.init.node} is not a member of HACluster ${config.clusterId}: label it to match spec.nodeSelector`,
       );
     }
     for (const p of config.problems)

@@ -4,9 +4,11 @@
  * hands bind / renew / unbind commands to the role's Effects (the agent's executor; the
  * controller's witness has none, since a witness never holds).
  *
- * Membership changes (a node joins or leaves, quorum or timing changes) start a new life
- * of the member: the old one releases its VIPs first (planned), then a new incarnation
- * starts. VIP, Resource and key changes are applied in place.
+ * A member set published by the controller at a later generation is applied in place
+ * (Member.setMembers: same incarnation, leases, promises and codec; docs/protocol.md
+ * "Membership changes"). Other membership changes (a member set without a generation, quorum
+ * or timing changes) start a new life of the member: the old one releases its VIPs first
+ * (planned), then a new incarnation starts. VIP, Resource and key changes are applied in place.
  */
 import type { Logger } from 'pino';
 import {
@@ -21,7 +23,12 @@ import type { Destination, Echo, Message, MemberId } from '../core/messages.js';
 import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
 import { IdTable, Keyring, SourceBinding, WireCodec, type DropCounters } from '../core/wire/index.js';
 import { RateLimitedLog } from '../ops/rate-limited-log.js';
-import { sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
+import {
+  inPlaceMembership,
+  sameMembership,
+  type ClusterConfig,
+  type MemberAddress,
+} from './cluster-config.js';
 
 export type BindCommand = Extract<Output, { type: 'bind' }>;
 export type RenewCommand = Extract<Output, { type: 'renew' }>;
@@ -177,7 +184,8 @@ export class MemberHost {
     const wire = this.wireOf(next);
     this.config = next;
     if (!this.running) return;
-    if (!sameMembership(prev, next)) {
+    const inPlace = inPlaceMembership(prev, next);
+    if (!sameMembership(prev, next) && !inPlace) {
       this.c.log.info(
         { from: prev.members.map((m) => m.id), to: next.members.map((m) => m.id) },
         'membership changed: releasing and starting a new life',
@@ -191,6 +199,23 @@ export class MemberHost {
     this.codec.setKeyring(wire.keyring);
     this.addresses = this.addressMap(next);
     this.groups = this.groupPeers(next);
+    if (inPlace) {
+      this.c.log.info(
+        {
+          from: prev.members.map((m) => m.id),
+          to: next.members.map((m) => m.id),
+          generation: next.generation,
+        },
+        'membership changed: applied in place',
+      );
+      // Checked by inPlaceMembership and the agent (self listed): MemberConfigError is a bug here.
+      this.dispatch(
+        this.member.setMembers(this.c.clock.now(), {
+          members: next.members.map((m) => m.id),
+          generation: next.generation ?? 0,
+        }),
+      );
+    }
     this.dispatch(this.member.setVips(this.c.clock.now(), this.vipSpecs(next)));
   }
 
@@ -252,7 +277,11 @@ export class MemberHost {
     return new Map(
       this.allMembers(config).map((m) => [
         m.id,
-        (m.unicast?.length ? m.unicast : fallback(m)).map((address) => ({ address, port: m.port })),
+        // A published member without a Node (address '') is unreachable until it is removed.
+        (m.unicast?.length ? m.unicast : m.address ? fallback(m) : []).map((address) => ({
+          address,
+          port: m.port,
+        })),
       ]),
     );
   }
@@ -295,6 +324,7 @@ export class MemberHost {
         self: this.init.self,
         incarnation: this.incarnation,
         members: config.members.map((m) => m.id),
+        generation: config.generation ?? 0,
         // A witness that does not vote (quorum other than "witness") is no peer of the core:
         // it only receives our broadcast heartbeats (see send) to observe the cluster.
         witness: config.quorum === 'witness' ? (config.witness?.id ?? null) : null,
