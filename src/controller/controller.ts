@@ -611,12 +611,14 @@ export class Controller {
           { generation: md.membership.generation, members: md.membership.members, reason: md.reason },
           'publishing member set',
         );
-        decision.events.push({
-          type: 'Normal',
-          reason: 'MembershipChanged',
-          note: `generation ${md.membership.generation}: ${md.reason} (members ${md.membership.members.join(', ')})`,
-          action: 'Reconfigure',
-        });
+        // An Event for each change; the first set (a new cluster, or an upgrade) is only logged.
+        if (published)
+          decision.events.push({
+            type: 'Normal',
+            reason: 'MembershipChanged',
+            note: `generation ${md.membership.generation}: ${md.reason} (members ${md.membership.members.join(', ')})`,
+            action: 'Reconfigure',
+          });
       } else if (md.retryInMs !== undefined) log.debug({ reason: md.reason }, 'member set change pending');
     } else if (published) decision.status.membership = published;
     if (await this.writeStatus('HACluster', objKey, obj, decision.status)) {

@@ -766,9 +766,7 @@ export function decideMembership(input: MembershipInput): MembershipDecision {
   const g = published.generation;
   if (published.previous) {
     const voters = [...published.previous, ...(input.witnessVotes ? [WITNESS_ID] : [])];
-    const moved = voters.filter(
-      (id) => id === WITNESS_ID || (input.advertised.get(id) ?? 0) >= g,
-    ).length;
+    const moved = voters.filter((id) => id === WITNESS_ID || (input.advertised.get(id) ?? 0) >= g).length;
     const need = Math.floor(voters.length / 2) + 1;
     if (moved < need)
       return keep(

@@ -269,9 +269,7 @@ export class Membership {
     const { warnMs, deadMs, initDeadMs } = this.timing;
     for (const p of this.peers.values()) {
       const cands =
-        p.lastHeard === undefined
-          ? [p.since + initDeadMs]
-          : [p.lastHeard + warnMs, p.lastHeard + deadMs];
+        p.lastHeard === undefined ? [p.since + initDeadMs] : [p.lastHeard + warnMs, p.lastHeard + deadMs];
       for (const t of cands) if (t > now && t < next) next = t;
     }
     return next;

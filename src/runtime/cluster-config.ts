@@ -296,7 +296,11 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     }
   }
   for (const node of sortedNodes) {
-    if (published ? !published.has(node.metadata.name) : !labelsMatch(cluster.spec.nodeSelector, node.metadata.labels))
+    if (
+      published
+        ? !published.has(node.metadata.name)
+        : !labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)
+    )
       continue;
     const addrs = nodeAddresses(node);
     if (addrs.bad.length) {
