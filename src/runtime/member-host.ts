@@ -181,6 +181,15 @@ export class MemberHost {
    */
   reconfigure(next: ClusterConfig): void {
     const prev = this.config;
+    if ((prev.generation ?? 0) > (next.generation ?? 0)) {
+      // A published member set never goes back (an old object, or status.membership gone):
+      // keep running the later one; everything else in `next` applies.
+      this.c.log.warn(
+        { running: prev.generation, offered: next.generation ?? 0 },
+        'older member set ignored: keeping the later generation',
+      );
+      next = { ...next, members: prev.members, generation: prev.generation };
+    }
     const wire = this.wireOf(next);
     this.config = next;
     if (!this.running) return;

@@ -101,6 +101,16 @@ describe('MemberHost membership changes', () => {
         .view()
         .holdings.map((h) => h.epoch),
     ).toEqual([1]);
+    // An older generation (a stale object) changes nothing.
+    hosts.get('a')!.reconfigure(config(['a', 'b'], 1));
+    await world.advance(1000);
+    expect(
+      hosts
+        .get('a')!
+        .view()
+        .members.map((m) => m.id),
+    ).toEqual(['c', 'd']);
+    expect(commands.map((c) => `${c.node} ${c.cmd.type}`)).toEqual(['a bind']);
   });
 
   it('without a generation a member set change is still a new life', async () => {
