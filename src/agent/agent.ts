@@ -349,7 +349,12 @@ export class Agent {
     if (!this.synced.has('Secret')) return;
     let config: ClusterConfig;
     try {
-      const status = cluster.status as { witness?: { address: string; port: number } } | undefined;
+      const status = cluster.status as
+        | {
+            witness?: { address: string; port: number };
+            membership?: { generation: number; members: string[] };
+          }
+        | undefined;
       config = buildClusterConfig({
         cluster,
         vips: [...this.cache.VirtualIP.values()],
@@ -357,6 +362,7 @@ export class Agent {
         nodes: [...this.cache.Node.values()],
         secret: [...this.cache.Secret.values()][0],
         witness: status?.witness ?? null,
+        membership: status?.membership ?? null,
       });
     } catch (err) {
       if (err instanceof AuthSecretError) return this.problem(err.message, { reason: 'AuthSecretInvalid' });
@@ -364,7 +370,17 @@ export class Agent {
         return this.problem(err.message, { reason: 'InvalidConfiguration' });
       throw err;
     }
-    if (!config.members.some((m) => m.id === this.init.node)) return this.notMember();
+    if (!config.members.some((m) => m.id === this.init.node)) {
+      // Labelled but not yet in the published member set: wait for the controller (one member
+      // at a time, docs/adr/0015); otherwise not a member (leave as a graceful stop).
+      if (config.labelled?.includes(this.init.node)) {
+        if (this.host) await this.leave();
+        return this.problem(
+          `Node ${this.init.node} is labelled but not yet in HACluster ${config.clusterId}'s published member set (status.membership); the controller adds one member at a time`,
+        );
+      }
+      return this.notMember();
+    }
     for (const p of config.problems)
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     const prev = this.config;

@@ -364,6 +364,27 @@ export const HAClusterStatusSchema = z
       .describe(
         "Where the leader controller's witness listens (written by the controller). Agents add it as a peer: a voter with quorum witness, a non-voting observer otherwise.",
       ),
+    membership: z
+      .strictObject({
+        generation: z
+          .int()
+          .min(1)
+          .max(2147483647)
+          .describe('Number of this member set; grows by one per change of one member.'),
+        members: z
+          .array(objectName('membership.members[]'))
+          .max(256)
+          .describe('Node names of the members at this generation.'),
+        previous: z
+          .array(objectName('membership.previous[]'))
+          .max(256)
+          .optional()
+          .describe('Node names of the members at the previous generation (absent at generation 1).'),
+      })
+      .optional()
+      .describe(
+        'The member set the agents run, written by the controller: Nodes matching spec.nodeSelector, reached one member at a time (docs/protocol.md, Membership changes).',
+      ),
     observedGeneration: observedGeneration(),
   })
   .describe('Observed state of an HACluster.');

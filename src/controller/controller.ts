@@ -49,6 +49,7 @@ import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import {
   decideCluster,
+  decideMembership,
   decideVip,
   quorumSummary,
   type ClusterStatus,
@@ -139,6 +140,8 @@ export class Controller {
   private readonly workerCount: number;
   private readonly runtimes = new Map<string, { runtime: ClusterRuntime; fingerprint: string }>();
   private readonly configErrors = new Map<string, string>();
+  /** Per HACluster: when the barrier for the next member generation was first seen met. */
+  private readonly membershipBarriers = new Map<string, Millis | undefined>();
   private readonly deletingSince = new Map<string, Millis>();
   /** parseVirtualIP of each VIP's spec, by uid and generation (the spec cannot change without both). */
   private readonly parsedVips = new Map<
@@ -539,6 +542,7 @@ export class Controller {
         nodes: this.cache.list('Node'),
         secret: authRef ? this.cache.get('Secret', `${ns}/${authRef}`) : undefined,
         witness: this.witness,
+        membership: (obj.status as ClusterStatus | undefined)?.membership ?? null,
       });
       return { config };
     } catch (err) {
@@ -650,10 +654,46 @@ export class Controller {
       wallNow: this.wallNow(),
     });
     this.c.metrics.setQuorum(id, decision.quorum);
+    const published = (obj.status as ClusterStatus | undefined)?.membership;
+    let retryInMs: Millis | undefined;
+    const running = runtime?.runtime.configuration;
+    const obs = runtime?.runtime.observation();
+    if (config && running && obs) {
+      // Membership changes one member at a time, behind the barrier (decideMembership).
+      const t = running.timing;
+      const md = decideMembership({
+        published,
+        labelled: config.labelled ?? [],
+        advertised: new Map(obs.members.map((m) => [m.id, m.generation ?? 0])),
+        witnessVotes: running.quorum === 'witness',
+        now: this.c.clock.now(),
+        barrierSince: this.membershipBarriers.get(id),
+        waitMs: Math.ceil((t.leaseMs + t.marginMs) * (1 + t.driftRate)) + t.intervalMs,
+        pollMs: t.intervalMs,
+      });
+      this.membershipBarriers.set(id, md.barrierSince);
+      retryInMs = md.retryInMs;
+      if (md.membership) decision.status.membership = md.membership;
+      if (md.membership && md.membership.generation !== published?.generation) {
+        log.info(
+          { generation: md.membership.generation, members: md.membership.members, reason: md.reason },
+          'publishing member set',
+        );
+        // An Event for each change; the first set (a new cluster, or an upgrade) is only logged.
+        if (published)
+          decision.events.push({
+            type: 'Normal',
+            reason: 'MembershipChanged',
+            note: `generation ${md.membership.generation}: ${md.reason} (members ${md.membership.members.join(', ')})`,
+            action: 'Reconfigure',
+          });
+      } else if (md.retryInMs !== undefined) log.debug({ reason: md.reason }, 'member set change pending');
+    } else if (published) decision.status.membership = published;
     if (await this.writeStatus('HACluster', objKey, obj, decision.status)) {
       log.debug({ quorum: decision.status.quorum }, 'HACluster status written');
       this.emit(obj, 'HACluster', decision.events, log);
     }
+    if (retryInMs !== undefined) throw new Requeue(retryInMs);
   }
 
   private async reconcileVip(key: string, log: Logger): Promise<void> {

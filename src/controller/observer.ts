@@ -79,6 +79,8 @@ export interface ObservedMember {
   standby: boolean;
   unhealthy: VipId[];
   holdingsKnown: boolean;
+  /** Highest membership generation its heartbeats advertised since the observer (re)started. */
+  generation?: number;
 }
 
 export interface Observation {
@@ -214,6 +216,7 @@ export class ClusterObserver {
         standby: p?.standby ?? false,
         unhealthy: p ? [...p.unhealthy] : [],
         holdingsKnown: p?.holdings !== undefined,
+        generation: p?.generation ?? 0,
       };
     });
     return {
@@ -333,6 +336,11 @@ export class ClusterObserver {
       peer.standby = msg.standby;
       peer.witness = msg.witness;
       peer.unhealthy = new Set(msg.unhealthy);
+      // A member moving to a later membership generation may let the next one be published.
+      if ((msg.generation ?? 0) > peer.generation) {
+        peer.generation = msg.generation ?? 0;
+        changed = true;
+      }
       if (standby !== peer.standby || unhealthy !== [...peer.unhealthy].sort().join(',')) changed = true;
       if (this.membership.addHoldingsPage(msg.from, msg.holdings)) changed = true;
       for (const rel of msg.releases) if (this.released(peer, rel.vip, rel.epoch)) changed = true;

@@ -60,6 +60,12 @@ export class Acquisitions {
     return this.acquiring.has(vip);
   }
 
+  /** The voter set changed: acks of members that are no longer voters stop counting. */
+  dropNonVoters(): void {
+    for (const a of this.acquiring.values())
+      for (const m of [...a.acks.keys()]) if (!this.ctx.voterSet.has(m)) a.acks.delete(m);
+  }
+
   values(): IterableIterator<Acquisition> {
     return this.acquiring.values();
   }
@@ -124,7 +130,12 @@ export class Acquisitions {
       const base = this.sender.header(now);
       for (const to of this.ctx.quorum.voters) {
         if (to === this.ctx.self) continue;
-        const message: TakeoverRequest = { kind: 'takeover', ...base, entries };
+        const message: TakeoverRequest = {
+          kind: 'takeover',
+          ...base,
+          ...(this.ctx.generation !== 0 ? { generation: this.ctx.generation } : {}),
+          entries,
+        };
         out.push({ type: 'send', to, message });
       }
     }

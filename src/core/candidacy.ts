@@ -78,6 +78,15 @@ export class Candidacy {
     this.poolStep = -1;
   }
 
+  /** The member set changed (Member.setMembers): rebuild the pool and sweep at the next tick. */
+  membersReplaced(): void {
+    this.pool = undefined;
+    this.poolStep = -1;
+    this.poolUnhealthy = [];
+    this.sweepLoads = undefined;
+    this.sweepAt = -Infinity;
+  }
+
   /** Our standby or health changed: refill the pool and sweep at the next tick. */
   localChanged(): void {
     this.sweepAt = -Infinity;

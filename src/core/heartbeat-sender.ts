@@ -255,6 +255,7 @@ export class HeartbeatSender {
         standby: this.ctx.standby,
         witness: this.ctx.isWitness,
         ...(this.settling ? { settling: true } : {}),
+        ...(this.ctx.generation !== 0 ? { generation: this.ctx.generation } : {}),
         unhealthy,
         holdings,
         releases,

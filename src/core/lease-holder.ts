@@ -70,9 +70,28 @@ export class HolderLeases {
   constructor(
     private readonly self: MemberId,
     private readonly timing: Timing,
-    readonly quorum: Quorum,
+    private q: Quorum,
   ) {
     this.bump();
+  }
+
+  get quorum(): Quorum {
+    return this.q;
+  }
+
+  /**
+   * The voter set changed (a membership change in place): grants of members that are no
+   * longer voters stop counting, and every lease is counted again under the new quorum.
+   */
+  setQuorum(quorum: Quorum): void {
+    this.q = quorum;
+    const voters = new Set(quorum.voters);
+    for (const h of this.holdings.values()) {
+      for (const m of [...h.grants.keys()]) if (!voters.has(m)) h.grants.delete(m);
+      h.cached = undefined;
+      h.lower = undefined;
+      h.upper = undefined;
+    }
   }
 
   get holdingsVersion(): HoldingsVersion {

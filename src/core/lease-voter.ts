@@ -57,6 +57,8 @@ export interface UnsafeOptions {
   skipQuietPeriod?: boolean;
   /** Count every authenticated message, proven fresh or not (replays after a restart count). */
   skipFreshness?: boolean;
+  /** Grant and ack members at any membership generation (no voter rule across a change). */
+  skipGenerationRule?: boolean;
 }
 
 export class VoterTable {

@@ -13,6 +13,7 @@ import {
   type AckRefusal,
   type Destination,
   type Epoch,
+  type Generation,
   type Incarnation,
   type MemberId,
   type Message,
@@ -73,8 +74,17 @@ export interface MemberInit {
   self: MemberId;
   /** Strictly greater than any previous life of this member (e.g. boot counter or start time). */
   incarnation: Incarnation;
-  /** Members that may hold VIPs, self included unless self is the witness. Same list on every member. */
+  /**
+   * Members that may hold VIPs, self included unless self is the witness. Same list on every
+   * member of one `generation` (change it with Member.setMembers).
+   */
   members: readonly MemberId[];
+  /**
+   * Number of the member set `members` (published by the controller; docs/protocol.md
+   * "Membership changes"). Voters grant and ack only members at this generation or later.
+   * Default 0: no generation published.
+   */
+  generation?: Generation;
   /** The controller's witness voter (a member id that never holds), if any. */
   witness?: MemberId | null;
   /** Sender whose Assignment messages are accepted. */
@@ -95,7 +105,7 @@ export class MemberConfigError extends Error {
 export const UINT32_MAX = 0xffffffff;
 
 /** Checks `init` and throws {@link MemberConfigError} naming the field. */
-function checkInit(init: MemberInit): void {
+export function checkMembers(init: Pick<MemberInit, 'self' | 'members' | 'witness' | 'quorum'>): void {
   const witness = init.witness ?? null;
   if (witness !== init.self && !init.members.includes(init.self)) {
     throw new MemberConfigError(`members: ${init.self} is not listed; add it or make it the witness`);
@@ -116,14 +126,18 @@ export class MemberContext {
   readonly incarnation: Incarnation;
   readonly clusterId: string;
   readonly timing: Timing;
-  readonly quorum: Quorum;
+  // The member set and what derives from it change together, in place (setMembers).
+  quorum!: Quorum;
   /** Members whose grants and acks count. */
-  readonly voterSet: ReadonlySet<MemberId>;
+  voterSet!: ReadonlySet<MemberId>;
   /** Members that may hold VIPs (`init.members`, in their configured order). */
-  readonly members: readonly MemberId[];
-  readonly memberSet: ReadonlySet<MemberId>;
+  members!: readonly MemberId[];
+  memberSet!: ReadonlySet<MemberId>;
   /** Every other member, the witness included. */
-  readonly peers: readonly MemberId[];
+  peers!: readonly MemberId[];
+  /** Generation of the member set (see MemberInit.generation). */
+  generation: Generation = 0;
+  readonly witness: MemberId | null;
   readonly isWitness: boolean;
   readonly autoFailback: boolean;
   readonly vips = new Map<VipId, VipSpec>();
@@ -143,21 +157,28 @@ export class MemberContext {
     private readonly components: MemberComponents,
     readonly init: MemberInit,
   ) {
-    checkInit(init);
+    checkMembers(init);
     this.self = init.self;
     this.incarnation = init.incarnation;
     this.clusterId = init.clusterId;
     this.timing = init.timing;
     this.autoFailback = init.autoFailback ?? false;
-    const witness = init.witness ?? null;
-    this.isWitness = witness === init.self;
-    this.quorum = quorumOf(init.quorum, init.members, witness);
-    this.voterSet = new Set(this.quorum.voters);
-    this.members = init.members;
-    this.memberSet = new Set(init.members);
-    this.peers = [...init.members, ...(witness ? [witness] : [])].filter((m) => m !== init.self);
+    this.witness = init.witness ?? null;
+    this.isWitness = this.witness === init.self;
+    this.setMembers(init.members, init.generation ?? 0);
     for (const v of init.vips) this.vips.set(v.vip, v);
     this.leases = new HolderLeases(this.self, this.timing, this.quorum);
+  }
+
+  /** Sets the member set and what derives from it (the caller checked it with checkMembers). */
+  setMembers(members: readonly MemberId[], generation: Generation): void {
+    const { witness } = this;
+    this.quorum = quorumOf(this.init.quorum, members, witness);
+    this.voterSet = new Set(this.quorum.voters);
+    this.members = [...members];
+    this.memberSet = new Set(members);
+    this.peers = [...members, ...(witness ? [witness] : [])].filter((m) => m !== this.self);
+    this.generation = generation;
   }
 
   emit(e: MemberEvent): void {

@@ -24,6 +24,8 @@ import { HeartbeatSender } from './heartbeat-sender.js';
 import type { Holding, Quorum } from './lease-holder.js';
 import { VoterTable } from './lease-voter.js';
 import {
+  checkMembers,
+  MemberConfigError,
   MemberContext,
   UINT32_MAX,
   type MemberComponents,
@@ -32,17 +34,19 @@ import {
   type VipSpec,
 } from './member-context.js';
 import { Membership, type Liveness } from './membership.js';
-import type {
-  AckEntry,
-  Epoch,
-  Heartbeat,
-  HoldingEntry,
-  Incarnation,
-  MemberId,
-  Message,
-  TakeoverAck,
-  TakeoverRequest,
-  VipId,
+import {
+  AckRefusal,
+  type AckEntry,
+  type Epoch,
+  type Generation,
+  type Heartbeat,
+  type HoldingEntry,
+  type Incarnation,
+  type MemberId,
+  type Message,
+  type TakeoverAck,
+  type TakeoverRequest,
+  type VipId,
 } from './messages.js';
 import type { Millis } from './ports.js';
 import { Releases } from './release.js';
@@ -62,7 +66,6 @@ export {
 export class Member {
   readonly self: MemberId;
   readonly incarnation: Incarnation;
-  readonly quorum: Quorum;
   private readonly ctx: MemberContext;
   private readonly sender: HeartbeatSender;
   private readonly acquisitions: Acquisitions;
@@ -81,7 +84,6 @@ export class Member {
     this.ctx = new MemberContext(components, init);
     this.self = this.ctx.self;
     this.incarnation = this.ctx.incarnation;
-    this.quorum = this.ctx.quorum;
     this.sender = new HeartbeatSender(this.ctx);
     this.acquisitions = new Acquisitions(this.ctx, this.sender);
     this.releases = new Releases(this.ctx, this.sender, this.acquisitions);
@@ -91,6 +93,58 @@ export class Member {
       this.sender.setSettling(false);
       this.readyForGood = true;
     }
+  }
+
+  /** The voter set and quorum size of the current member set. */
+  get quorum(): Quorum {
+    return this.ctx.quorum;
+  }
+
+  /** Generation of the current member set (0: none published). */
+  get generation(): Generation {
+    return this.ctx.generation;
+  }
+
+  /**
+   * A membership change in place (docs/protocol.md "Membership changes"): the member set of
+   * `generation` replaces the current one; incarnation, leases, promises, candidacies and
+   * every peer kept are unchanged. Added peers start unknown and must prove freshness;
+   * removed ones are forgotten (promises made to them still run out, as promises do not
+   * depend on the configuration), and grants or acks from members that are no longer voters
+   * stop counting at once. A generation older than the current one is ignored (members learn
+   * generations in order of publication, but a watch may deliver an old object late); the
+   * same generation must carry the same set. Safe only with the controller's rules: one
+   * voter between consecutive generations and the barrier before the next but one.
+   * Throws MemberConfigError when `members` cannot run here (self not listed: stop instead).
+   */
+  setMembers(now: Millis, next: { members: readonly MemberId[]; generation: Generation }): Output[] {
+    const { ctx } = this;
+    if (next.generation < ctx.generation) return [];
+    const same =
+      next.members.length === ctx.members.length && next.members.every((m, i) => m === ctx.members[i]);
+    if (next.generation === ctx.generation) {
+      if (same) return [];
+      throw new MemberConfigError(
+        `generation: ${next.generation} already names another member set (${ctx.members.join(', ')}); publish a new generation`,
+      );
+    }
+    checkMembers({ self: ctx.self, members: next.members, witness: ctx.witness, quorum: ctx.init.quorum });
+    const out: Output[] = [];
+    ctx.setMembers(next.members, next.generation);
+    if (!this.started || this.stopped) return out;
+    if (!this.enter(now)) return out;
+    const kept = new Set(ctx.peers);
+    for (const p of [...ctx.membership.all()]) if (!kept.has(p.id)) this.sender.forgetPeer(p.id);
+    ctx.membership.setPeers(ctx.peers, now);
+    ctx.leases.setQuorum(ctx.quorum);
+    this.acquisitions.dropNonVoters();
+    this.candidacy.membersReplaced();
+    // Say the new generation at once: voters that moved grant only members that did.
+    this.sender.roundDue();
+    this.expire(now, out);
+    this.candidacy.electAll(now, out);
+    this.finish(now, out);
+    return out;
   }
 
   /** Starts this life at `now`: first heartbeat goes out at once. */
@@ -419,6 +473,11 @@ export class Member {
     peer.standby = hb.standby;
     peer.witness = hb.witness;
     peer.settling = settling;
+    const generation = hb.generation ?? 0;
+    if (generation > peer.generation) peer.generation = generation;
+    // Voter rule (membership changes): a member at an older generation than ours gets no
+    // promise and no grant from us (an echo of holdings version 0 keeps it proving freshness).
+    const behind = generation < ctx.generation && !ctx.init.unsafe?.skipGenerationRule;
     if (changed) {
       peer.unhealthy = new Set(hb.unhealthy);
       this.electDue = true;
@@ -433,7 +492,7 @@ export class Member {
     // VIPs are renewed without waiting for our next round (the prompt echo above went out with
     // the first page, when only the older version was known).
     if (completed && completed.entries.size > 0 && hb.holdings.pages > 1) this.sender.echoNow(hb.from);
-    const known = peer.holdings;
+    const known = behind ? undefined : peer.holdings;
     const conflicts = known ? ctx.voter.onHoldings(now, hb.from, hb.incarnation, known) : [];
     this.sender.recordEcho(hb, known?.version ?? 0, conflicts);
     // Grants and conflicts addressed to us.
@@ -458,8 +517,12 @@ export class Member {
   private onTakeover(now: Millis, req: TakeoverRequest, out: Output[]): void {
     const { ctx } = this;
     if (!ctx.quorum.voters.includes(ctx.self)) return;
+    // Voter rule (membership changes): no ack to a candidate at an older generation than ours.
+    const behind = (req.generation ?? 0) < ctx.generation && !ctx.init.unsafe?.skipGenerationRule;
     const entries: AckEntry[] = req.entries.map((e) => {
-      const d = ctx.voter.onTakeover(now, req.from, req.incarnation, e.vip, e.epoch);
+      const d = behind
+        ? { granted: false, reason: AckRefusal.OldGeneration, record: ctx.voter.get(e.vip) }
+        : ctx.voter.onTakeover(now, req.from, req.incarnation, e.vip, e.epoch);
       if (!d.granted)
         ctx.emit({ type: 'refused', vip: e.vip, epoch: e.epoch, candidate: req.from, reason: d.reason });
       const r = d.record;

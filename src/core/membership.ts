@@ -12,6 +12,7 @@
  */
 import { laterLife, NO_INCARNATION } from './incarnation.js';
 import type {
+  Generation,
   HoldingEntry,
   HoldingsPage,
   HoldingsVersion,
@@ -64,6 +65,10 @@ export interface PeerState {
    * proof, and across our reconfigurations; undefined until the first proof.
    */
   proven: { incarnation: Incarnation; seq: Seq } | undefined;
+  /** Highest membership generation its heartbeats advertised (0 until heard). */
+  generation: Generation;
+  /** When this member started counting the peer (its start, or when the peer was added). */
+  since: Millis;
 }
 
 /**
@@ -95,8 +100,19 @@ export class Membership {
     private readonly timing: Timing,
     private readonly startedAt: Millis,
   ) {
+    this.setPeers(peerIds, startedAt);
+  }
+
+  /**
+   * A membership change in place: peers not listed are forgotten, new ones start unknown
+   * (never heard: they must prove freshness like any peer, and are `unknown` for initDeadMs
+   * from `now`). Peers kept keep everything.
+   */
+  setPeers(peerIds: readonly MemberId[], now: Millis): void {
+    const keep = new Set(peerIds);
+    for (const id of [...this.peers.keys()]) if (!keep.has(id)) this.peers.delete(id);
     for (const id of peerIds) {
-      if (id === self) continue;
+      if (id === this.self || this.peers.has(id)) continue;
       this.peers.set(id, {
         id,
         incarnation: 0,
@@ -110,6 +126,8 @@ export class Membership {
         holdings: undefined,
         pending: undefined,
         proven: undefined,
+        generation: 0,
+        since: now,
       });
     }
   }
@@ -251,9 +269,7 @@ export class Membership {
     const { warnMs, deadMs, initDeadMs } = this.timing;
     for (const p of this.peers.values()) {
       const cands =
-        p.lastHeard === undefined
-          ? [this.startedAt + initDeadMs]
-          : [p.lastHeard + warnMs, p.lastHeard + deadMs];
+        p.lastHeard === undefined ? [p.since + initDeadMs] : [p.lastHeard + warnMs, p.lastHeard + deadMs];
       for (const t of cands) if (t > now && t < next) next = t;
     }
     return next;
@@ -261,7 +277,7 @@ export class Membership {
 
   private evaluate(p: PeerState, now: Millis): Liveness {
     const { warnMs, deadMs, initDeadMs } = this.timing;
-    if (p.lastHeard === undefined) return now >= this.startedAt + initDeadMs ? 'dead' : 'unknown';
+    if (p.lastHeard === undefined) return now >= p.since + initDeadMs ? 'dead' : 'unknown';
     const silence = now - p.lastHeard;
     if (silence >= deadMs) return 'dead';
     if (silence >= warnMs) return 'warn';

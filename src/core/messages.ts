@@ -19,7 +19,7 @@
  */
 
 /** Wire protocol version of these message shapes (uint8). */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** A member: the Kubernetes node name (or the controller witness's id). */
 export type MemberId = string;
@@ -31,6 +31,11 @@ export type Epoch = number;
 export type Seq = number;
 /** Life number of a sender (uint32). Grows on every restart. */
 export type Incarnation = number;
+/**
+ * Number of a member set published by the controller (uint32, starts at 1; 0 means none
+ * published). Consecutive generations differ by one voter.
+ */
+export type Generation = number;
 /** Version of a member's holdings set (uint32, per incarnation, starts at 1, grows on change). */
 export type HoldingsVersion = number;
 
@@ -131,6 +136,12 @@ export interface Heartbeat extends Header {
    * not settling (docs/adr/0014). Absent means false.
    */
   settling?: boolean;
+  /**
+   * The sender's membership generation (the controller's numbered member sets, see
+   * docs/protocol.md "Membership changes"): a voter at a later generation grants it nothing.
+   * Absent means 0 (no generation published).
+   */
+  generation?: Generation;
   /** VIPs whose Resources are failing on the sender (it must not be elected for them). */
   unhealthy: VipId[];
   holdings: HoldingsPage;
@@ -185,6 +196,8 @@ export interface TakeoverEntry {
  */
 export interface TakeoverRequest extends Header {
   kind: 'takeover';
+  /** The candidate's membership generation; a voter at a later one refuses it. Absent means 0. */
+  generation?: Generation;
   entries: TakeoverEntry[];
 }
 
@@ -201,6 +214,8 @@ export const AckRefusal = {
   Starting: 4,
   /** The voter is not allowed to vote (not in the configured voter set). */
   NotVoter: 5,
+  /** The candidate's membership generation is older than the voter's. */
+  OldGeneration: 6,
 } as const;
 export type AckRefusal = (typeof AckRefusal)[keyof typeof AckRefusal];
 

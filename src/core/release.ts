@@ -94,6 +94,8 @@ export class Releases {
     if (!membership.isAlive(successor, now)) return;
     const peer = membership.peer(successor);
     if (!peer || peer.lastHeard === undefined) return;
+    // The voter rule of membership changes: no grant to a member at an older generation.
+    if (peer.generation < this.ctx.generation && !this.ctx.init.unsafe?.skipGenerationRule) return;
     const d = this.ctx.voter.handoff(now, successor, peer.incarnation, vip, epoch);
     if (!d.granted) return;
     const r = d.record;

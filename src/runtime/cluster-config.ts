@@ -99,6 +99,10 @@ export interface ClusterConfig {
   vips: VipConfig[];
   /** Members whose Node asks for standby (drain). */
   standby: Set<string>;
+  /** Generation of `members` (status.membership); 0 when none is published (members from labels). */
+  generation?: number;
+  /** Nodes matching spec.nodeSelector, sorted: the member set the controller converges to. */
+  labelled?: string[];
   /** Things that are wrong but not fatal, for logs and status (each names the object and fix). */
   problems: string[];
 }
@@ -116,6 +120,11 @@ export interface ClusterObjects {
   secret: ApiObject | undefined;
   /** Where the controller's witness listens and its public key (from the HACluster's status), if any. */
   witness?: { address: string; port: number; publicKey?: string } | null;
+  /**
+   * The member set the controller published (the HACluster's status.membership), if any: the
+   * members are then these Nodes, whatever their labels (docs/protocol.md "Membership changes").
+   */
+  membership?: { generation: number; members: readonly string[] } | null;
 }
 
 function labelsMatch(
@@ -326,8 +335,27 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     cluster.spec.transport.links ? `spec.transport.links[${i}]` : 'spec.transport';
   const members: MemberAddress[] = [];
   const standby = new Set<string>();
-  for (const node of [...objs.nodes].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
-    if (!labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)) continue;
+  const sortedNodes = [...objs.nodes].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const labelled = sortedNodes
+    .filter((n) => labelsMatch(cluster.spec.nodeSelector, n.metadata.labels))
+    .map((n) => n.metadata.name);
+  const published = objs.membership ? new Set(objs.membership.members) : undefined;
+  for (const name of published ?? []) {
+    if (!sortedNodes.some((n) => n.metadata.name === name)) {
+      // Still a voter until the controller publishes a set without it: unreachable (dead).
+      problems.push(
+        `Node ${name}: in status.membership (generation ${objs.membership?.generation}) but not found; the controller removes it in the next generation`,
+      );
+      members.push({ id: name, address: '', port, unicast: [], sources: [] });
+    }
+  }
+  for (const node of sortedNodes) {
+    if (
+      published
+        ? !published.has(node.metadata.name)
+        : !labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)
+    )
+      continue;
     const addrs = nodeAddresses(node);
     if (addrs.bad.length) {
       problems.push(
@@ -468,6 +496,8 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     activeKeyId: active,
     vips,
     standby,
+    generation: objs.membership?.generation ?? 0,
+    labelled,
     problems,
   };
 }
@@ -475,6 +505,28 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
 /** The verification keys of `members` that published one (see MemberAddress.publicKey). */
 export function memberKeysOf(members: readonly MemberAddress[]): MemberKeys {
   return MemberKeys.fromText(members.flatMap((m) => (m.publicKey ? [[m.id, m.publicKey] as const] : [])));
+}
+
+/**
+ * Whether `b` may change the member set of `a` in place (Member.setMembers): the controller
+ * published a later generation, and nothing else that makes a life changed (cluster, quorum
+ * mode, failback, timing, the voting witness). From no generation to the first one only when
+ * the member set stays the same.
+ */
+export function inPlaceMembership(a: ClusterConfig, b: ClusterConfig): boolean {
+  const witness = (c: ClusterConfig) => (c.quorum === 'witness' ? (c.witness?.id ?? '') : '');
+  const ids = (c: ClusterConfig) => c.members.map((m) => m.id).join(',');
+  const ga = a.generation ?? 0;
+  const gb = b.generation ?? 0;
+  return (
+    gb > ga &&
+    (ga > 0 || ids(a) === ids(b)) &&
+    a.clusterId === b.clusterId &&
+    witness(a) === witness(b) &&
+    a.quorum === b.quorum &&
+    a.autoFailback === b.autoFailback &&
+    JSON.stringify(a.timing) === JSON.stringify(b.timing)
+  );
 }
 
 /** Whether two configurations need a new member (membership, quorum or timing changed). */

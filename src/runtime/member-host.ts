@@ -4,9 +4,11 @@
  * hands bind / renew / unbind commands to the role's Effects (the agent's executor; the
  * controller's witness has none, since a witness never holds).
  *
- * Membership changes (a node joins or leaves, quorum or timing changes) start a new life
- * of the member: the old one releases its VIPs first (planned), then a new incarnation
- * starts. VIP, Resource and key changes are applied in place.
+ * A member set published by the controller at a later generation is applied in place
+ * (Member.setMembers: same incarnation, leases, promises and codec; docs/protocol.md
+ * "Membership changes"). Other membership changes (a member set without a generation, quorum
+ * or timing changes) start a new life of the member: the old one releases its VIPs first
+ * (planned), then a new incarnation starts. VIP, Resource and key changes are applied in place.
  */
 import type { Logger } from 'pino';
 import {
@@ -29,7 +31,13 @@ import {
   type MemberKeys,
 } from '../core/wire/index.js';
 import { RateLimitedLog } from '../ops/rate-limited-log.js';
-import { memberKeysOf, sameMembership, type ClusterConfig, type MemberAddress } from './cluster-config.js';
+import {
+  inPlaceMembership,
+  memberKeysOf,
+  sameMembership,
+  type ClusterConfig,
+  type MemberAddress,
+} from './cluster-config.js';
 
 export type BindCommand = Extract<Output, { type: 'bind' }>;
 export type RenewCommand = Extract<Output, { type: 'renew' }>;
@@ -187,10 +195,20 @@ export class MemberHost {
    */
   reconfigure(next: ClusterConfig): void {
     const prev = this.config;
+    if ((prev.generation ?? 0) > (next.generation ?? 0)) {
+      // A published member set never goes back (an old object, or status.membership gone):
+      // keep running the later one; everything else in `next` applies.
+      this.c.log.warn(
+        { running: prev.generation, offered: next.generation ?? 0 },
+        'older member set ignored: keeping the later generation',
+      );
+      next = { ...next, members: prev.members, generation: prev.generation };
+    }
     const wire = this.wireOf(next);
     this.config = next;
     if (!this.running) return;
-    if (!sameMembership(prev, next)) {
+    const inPlace = inPlaceMembership(prev, next);
+    if (!sameMembership(prev, next) && !inPlace) {
       this.c.log.info(
         { from: prev.members.map((m) => m.id), to: next.members.map((m) => m.id) },
         'membership changed: releasing and starting a new life',
@@ -204,6 +222,23 @@ export class MemberHost {
     this.codec.setKeyring(wire.keyring);
     this.addresses = this.addressMap(next);
     this.groups = this.groupPeers(next);
+    if (inPlace) {
+      this.c.log.info(
+        {
+          from: prev.members.map((m) => m.id),
+          to: next.members.map((m) => m.id),
+          generation: next.generation,
+        },
+        'membership changed: applied in place',
+      );
+      // Checked by inPlaceMembership and the agent (self listed): MemberConfigError is a bug here.
+      this.dispatch(
+        this.member.setMembers(this.c.clock.now(), {
+          members: next.members.map((m) => m.id),
+          generation: next.generation ?? 0,
+        }),
+      );
+    }
     this.dispatch(this.member.setVips(this.c.clock.now(), this.vipSpecs(next)));
   }
 
@@ -271,7 +306,11 @@ export class MemberHost {
     return new Map(
       this.allMembers(config).map((m) => [
         m.id,
-        (m.unicast?.length ? m.unicast : fallback(m)).map((address) => ({ address, port: m.port })),
+        // A published member without a Node (address '') is unreachable until it is removed.
+        (m.unicast?.length ? m.unicast : m.address ? fallback(m) : []).map((address) => ({
+          address,
+          port: m.port,
+        })),
       ]),
     );
   }
@@ -316,6 +355,7 @@ export class MemberHost {
         self: this.init.self,
         incarnation: this.incarnation,
         members: config.members.map((m) => m.id),
+        generation: config.generation ?? 0,
         // A witness that does not vote (quorum other than "witness") is no peer of the core:
         // it only receives our broadcast heartbeats (see send) to observe the cluster.
         witness: config.quorum === 'witness' ? (config.witness?.id ?? null) : null,

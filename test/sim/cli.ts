@@ -1,5 +1,5 @@
 /**
- * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--replayer random|always|never]
+ * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--membership P] [--replayer random|always|never]
  * Runs K seeded schedules from seed N, checks S1, S2 and L1 at every step, prints failover
  * times. Exit code 1 if an invariant breaks; the failure names the seed and shows a trace.
  * `--workers W` splits the seeds into W contiguous ranges run by W child processes.
@@ -28,6 +28,11 @@ const cmd = new Command()
   )
   .option('--duplicates <p>', 'chance (0..1) that a schedule has VirtualIPs sharing an address', '0')
   .option(
+    '--membership <p>',
+    'chance (0..1) that a schedule changes the member set (add, remove, relabel; late learners)',
+    '0.25',
+  )
+  .option(
     '--replayer <mode>',
     'replaying adversary (plays recorded datagrams back to restarted members): random (40 % of schedules), always or never',
     'random',
@@ -53,6 +58,7 @@ const o = cmd.opts<{
   failback?: string;
   workers: string;
   duplicates: string;
+  membership: string;
   workerChild?: boolean;
   trace?: boolean;
 }>();
@@ -76,6 +82,7 @@ const opts = {
   profile,
   maxVips: Number(o.maxVips),
   duplicateAddresses: Number(o.duplicates),
+  membershipChanges: Number(o.membership),
   ...(o.members ? { members: Number(o.members) } : {}),
   ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),
   ...(o.replayer === 'random' ? {} : { replayer: o.replayer === 'always' }),

@@ -51,6 +51,8 @@ export function runMany(
     s.plannedMoves += result.plannedMoves;
     for (const f of scenario.faults) s.faultKinds[f.kind] = (s.faultKinds[f.kind] ?? 0) + 1;
     if (scenario.replayer) s.faultKinds['replayer'] = (s.faultKinds['replayer'] ?? 0) + 1;
+    for (const c of scenario.membership?.changes ?? [])
+      s.faultKinds[`member-${c.op}`] = (s.faultKinds[`member-${c.op}`] ?? 0) + 1;
     s.failovers.push(...result.failovers);
     s.handovers.push(...result.handovers);
     s.backstopOverlaps.push(...result.backstopOverlaps);

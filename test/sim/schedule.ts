@@ -5,7 +5,7 @@ import type { QuorumMode, VipSpec } from '../../src/core/member.js';
 import type { MemberId } from '../../src/core/messages.js';
 import { deriveTiming, PROFILES, type ProfileName } from '../../src/core/timing.js';
 import { Rng } from './rng.js';
-import { CONTROLLER, type Fault, type Scenario } from './world.js';
+import { CONTROLLER, type Fault, type MembershipPlan, type Scenario } from './world.js';
 
 export interface ScheduleOptions {
   profile: ProfileName;
@@ -29,6 +29,11 @@ export interface ScheduleOptions {
   duplicateAddresses?: number;
   /** The replaying adversary (Scenario.replayer): always, never; default in 40 % of schedules. */
   replayer?: boolean;
+  /**
+   * Chance (0..1) that a schedule changes the member set while it runs (Scenario.membership:
+   * nodes added, removed, relabelled, some members learning late). Default 0 (the CLI: 0.25).
+   */
+  membershipChanges?: number;
 }
 
 export const SIM_MAX_STEP_MS = 20;
@@ -200,6 +205,7 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
   }
   // Also from its own stream, for the same reason.
   const replayer = o.replayer ?? new Rng(seed ^ 0x2e91a7c3).chance(0.4);
+  const membership = membershipPlan(new Rng(seed ^ 0x6d656d62), o, members, vips, warm, healAt, deadMs);
   return {
     seed,
     timing,
@@ -215,7 +221,58 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     endAt,
     l1BoundMs: bound,
     replayer,
+    ...(membership ? { membership } : {}),
   };
+}
+
+/**
+ * Membership changes for one schedule: one or two spare nodes, and one to four label changes
+ * during the fault phase (add a spare, remove a member, which may be a VIP's preferred holder,
+ * or relabel: remove and add back). Each node learns a published generation within 20 ms, but
+ * in half of the schedules one node is a laggard (0.5 to 3 deadMs late).
+ */
+function membershipPlan(
+  rng: Rng,
+  o: ScheduleOptions,
+  members: MemberId[],
+  vips: VipSpec[],
+  warm: number,
+  healAt: number,
+  deadMs: number,
+): MembershipPlan | undefined {
+  if (!rng.chance(o.membershipChanges ?? 0)) return undefined;
+  const n = members.length;
+  const spares = Array.from({ length: rng.int(1, 2) }, (_, i) => `n${n + i + 1}`);
+  const universe = [...members, ...spares];
+  const labelled = new Set(members);
+  const changes: MembershipPlan['changes'] = [];
+  const count = rng.int(1, 4);
+  for (let i = 0; i < count; i++) {
+    const at = warm + rng.range(0, Math.max(1, healAt - warm - deadMs));
+    const outside = universe.filter((id) => !labelled.has(id));
+    const kind = rng.pick(['add', 'add', 'remove', 'remove-holder', 'relabel'] as const);
+    if (kind === 'add' && outside.length > 0) {
+      const node = rng.pick(outside);
+      labelled.add(node);
+      changes.push({ at, op: 'add', node });
+      continue;
+    }
+    if (labelled.size <= 2) continue;
+    const inside = [...labelled];
+    const holder = vips[0]?.preferredNodes[0];
+    const node = kind === 'remove-holder' && holder && labelled.has(holder) ? holder : rng.pick(inside);
+    labelled.delete(node);
+    changes.push({ at, op: 'remove', node });
+    if (kind === 'relabel') {
+      labelled.add(node);
+      changes.push({ at: at + rng.range(0.3, 2) * deadMs, op: 'add', node });
+    }
+  }
+  if (changes.length === 0) return undefined;
+  const lagMs: Record<MemberId, number> = {};
+  for (const id of universe) lagMs[id] = rng.range(0, 20);
+  if (rng.chance(0.5)) lagMs[rng.pick(universe)] = rng.range(0.5, 3) * deadMs;
+  return { universe, changes: changes.sort((a, b) => a.at - b.at), lagMs };
 }
 
 /** How the preferred member leaves in a failback schedule. */

@@ -39,6 +39,29 @@ export type Fault =
   | { at: number; kind: 'unhealthy'; node: MemberId; vip: VipId; on: boolean }
   | { at: number; kind: 'assign'; vip: VipId; holder: MemberId };
 
+/**
+ * Membership changes (Node labels added and removed) and how the controller publishes them:
+ * numbered generations one voter apart, the next but one only after the barrier (a majority
+ * of the voters of the previous generation advertise the current one, then lease + margin).
+ * Each node's agent learns a published generation `lagMs[node]` late (watch lag); a node
+ * outside the member set runs no member; a member that learns it was removed leaves
+ * gracefully (Member.stop). See docs/protocol.md "Membership changes".
+ */
+export interface MembershipPlan {
+  /** Nodes that are ever members; `Scenario.members` is generation 1. */
+  universe: MemberId[];
+  /** Operator changes (label added: the node joins; removed: it leaves), by time. */
+  changes: Array<{ at: number; op: 'add' | 'remove'; node: MemberId }>;
+  /** How late each node learns a published generation (ms; default 1). */
+  lagMs: Record<MemberId, number>;
+  /**
+   * Breaks the protocol on purpose: every label change is published at once (no barrier) and
+   * members grant and ack whatever generation they are at (no voter rule): each member
+   * switches its set on its own when it learns it.
+   */
+  naive?: boolean;
+}
+
 export interface Scenario {
   seed: number;
   timing: Timing;
@@ -77,6 +100,7 @@ export interface Scenario {
   replayer?: boolean;
   /** Stop with a CONTRACT violation after this many events (a wake loop). */
   maxEvents?: number;
+  membership?: MembershipPlan;
 }
 
 export interface Violation {
@@ -138,6 +162,12 @@ interface Node {
   guard: ReplayGuard<MemberId>;
   /** Real time the member last started or resumed (its view is fresh from then on). */
   upSince: number;
+  /** Newest membership generation this node's agent has learned (index into World.generations). */
+  learned: number;
+  /** Highest generation its member ever ran at (what the controller saw it advertise). */
+  advertised: number;
+  /** Not in the member set it learned: no member runs (never added, or removed and left). */
+  outside: boolean;
 }
 
 type Ev =
@@ -160,6 +190,9 @@ type Ev =
   | { t: number; n: number; kind: 'heal' }
   | { t: number; n: number; kind: 'replay'; node: Node; life: number; tape: Message[]; next: number }
   | { t: number; n: number; kind: 'reconcile' }
+  | { t: number; n: number; kind: 'label'; op: 'add' | 'remove'; node: MemberId }
+  | { t: number; n: number; kind: 'publish' }
+  | { t: number; n: number; kind: 'learn'; node: Node; generation: number }
   | { t: number; n: number; kind: 'check' };
 
 const TRACE = 80;
@@ -197,6 +230,13 @@ export class World {
   /** What the replaying adversary recorded, per destination (the last RECORDED datagrams). */
   private readonly tapes = new Map<MemberId, Message[]>();
   private readonly replayRng: Rng;
+  /** Published member sets; generations[g] is generation g (index 0 unused). */
+  private readonly generations: MemberId[][] = [[]];
+  /** The labelled member set (what the controller converges to). */
+  private readonly labelled: Set<MemberId>;
+  /** When the barrier for the next generation was first met (controller's view). */
+  private barrierSince: number | undefined;
+  private publishAt = Infinity;
   readonly result: RunResult;
 
   constructor(
@@ -218,7 +258,10 @@ export class World {
       trace: [],
     };
     this.admitted = admittedVips(sc);
-    const ids = [...sc.members, ...(sc.witness ? [CONTROLLER] : [])];
+    this.generations.push([...sc.members]);
+    this.labelled = new Set(sc.members);
+    const universe = sc.membership?.universe ?? sc.members;
+    const ids = [...new Set([...sc.members, ...universe]), ...(sc.witness ? [CONTROLLER] : [])];
     for (const id of ids) {
       const c = sc.clocks[id] ?? { rate: 1, offset: 0 };
       this.nodes.set(id, {
@@ -239,6 +282,9 @@ export class World {
         localDirty: false,
         guard: new ReplayGuard<MemberId>(1024),
         upSince: 0,
+        learned: 1,
+        advertised: 0,
+        outside: id !== CONTROLLER && !sc.members.includes(id),
       });
     }
   }
@@ -246,6 +292,8 @@ export class World {
   run(): RunResult {
     for (const node of this.nodes.values()) this.boot(node);
     for (const f of this.sc.faults) this.push({ t: f.at, n: 0, kind: 'fault', fault: f });
+    for (const c of this.sc.membership?.changes ?? [])
+      this.push({ t: c.at, n: 0, kind: 'label', op: c.op, node: c.node });
     this.push({ t: this.sc.healAt, n: 0, kind: 'heal' });
     this.push({ t: this.sc.timing.deadMs, n: 0, kind: 'reconcile' });
     const step = Math.max(5, Math.round(this.sc.timing.intervalMs / 10));
@@ -303,7 +351,7 @@ export class World {
       case 'fault':
         return this.fault(ev.fault);
       case 'restart':
-        if (ev.node.state === 'down') this.boot(ev.node);
+        if (ev.node.state === 'down' && !ev.node.outside) this.boot(ev.node);
         return;
       case 'resume':
         return this.resume(ev.node);
@@ -336,6 +384,16 @@ export class World {
         return;
       case 'check':
         return this.checkL1();
+      case 'label':
+        this.trace(`operator ${ev.op === 'add' ? 'labels' : 'unlabels'} ${ev.node}`);
+        if (ev.op === 'add') this.labelled.add(ev.node);
+        else this.labelled.delete(ev.node);
+        return this.publish();
+      case 'publish':
+        if (ev.t === this.publishAt) this.publishAt = Infinity;
+        return this.publish();
+      case 'learn':
+        return this.learn(ev.node, ev.generation);
       case 'replay':
         return this.replay(ev);
     }
@@ -357,6 +415,15 @@ export class World {
   }
 
   private boot(node: Node): void {
+    // A starting agent reads the current generation (a fresh list, not a lagging watch).
+    if (!node.witness) node.learned = this.generations.length - 1;
+    const members = this.generations[node.learned] as MemberId[];
+    if (!node.witness && !members.includes(node.id)) {
+      node.outside = true;
+      node.state = 'down';
+      return;
+    }
+    node.outside = false;
     node.incarnation += 1;
     node.state = 'up';
     node.buffer = [];
@@ -387,17 +454,26 @@ export class World {
         clusterId: 'sim',
         self: node.id,
         incarnation: node.incarnation,
-        members: this.sc.members,
+        members,
+        generation: this.sc.membership?.naive ? 0 : node.learned,
         witness: this.sc.witness ? CONTROLLER : null,
         controller: CONTROLLER,
         quorum: this.sc.quorum,
         timing: this.sc.timing,
         vips,
         autoFailback: this.sc.autoFailback,
-        ...(this.sc.unsafe ? { unsafe: this.sc.unsafe } : {}),
+        ...(this.sc.unsafe || this.sc.membership?.naive
+          ? {
+              unsafe: {
+                ...this.sc.unsafe,
+                ...(this.sc.membership?.naive ? { skipGenerationRule: true } : {}),
+              },
+            }
+          : {}),
       },
     );
-    this.trace(`${node.id} start incarnation ${node.incarnation}`);
+    node.advertised = Math.max(node.advertised, node.learned);
+    this.trace(`${node.id} start incarnation ${node.incarnation} generation ${node.learned}`);
     const out = node.member.start(this.local(node));
     if (node.standby || node.unhealthy.size > 0) {
       out.push(
@@ -414,6 +490,9 @@ export class World {
     this.trace(`${node.id} resumes (${node.buffer.length} buffered datagrams)`);
     const m = node.member as Member;
     this.apply(node, m.tick(this.local(node)));
+    // The agent applies a generation its watch delivered while it was paused.
+    if (node.member && node.learned > node.advertised) this.learn(node, node.learned, true);
+    if (node.state !== 'up' || !node.member) return;
     if (node.localDirty) {
       // The agent resumes and applies the drain/health changes it missed while paused.
       node.localDirty = false;
@@ -682,7 +761,7 @@ export class World {
   }
 
   private usable(vip: VipSpec): boolean {
-    const eligible = vip.eligible ?? this.sc.members;
+    const eligible = vip.eligible ?? [...this.nodes.keys()].filter((id) => id !== CONTROLLER);
     return eligible.some((id) => {
       const n = this.nodes.get(id);
       return n && n.state === 'up' && !n.standby && !n.unhealthy.has(vip.vip);
@@ -775,12 +854,18 @@ export class World {
     for (const node of this.nodes.values()) {
       if (node.state === 'paused') this.resume(node);
     }
+    // Late watches catch up (their lag ends with the faults).
+    const latest = this.generations.length - 1;
+    for (const node of this.nodes.values())
+      if (node.learned < latest)
+        this.push({ t: this.now + 1, n: 0, kind: 'learn', node, generation: latest });
     for (const node of this.nodes.values()) {
       const wasStandby = node.standby || node.unhealthy.size > 0;
       node.standby = false;
       node.unhealthy.clear();
-      if (node.state === 'down') this.boot(node);
-      else if (wasStandby && node.member)
+      if (node.state === 'down') {
+        if (!node.outside) this.boot(node);
+      } else if (wasStandby && node.member)
         this.apply(node, node.member.setLocal(this.local(node), { standby: false, unhealthy: [] }));
     }
   }
@@ -948,7 +1033,101 @@ export class World {
       epoch,
     };
     const from: Node = ctl ?? ({ id: CONTROLLER } as Node);
-    for (const id of this.sc.members) this.send(from, id, msg);
+    for (const id of this.nodes.keys()) if (id !== CONTROLLER) this.send(from, id, msg);
+  }
+
+  // ---- membership changes (the controller's generations and the agents' watches) ------------
+
+  private votersOf(members: readonly MemberId[]): MemberId[] {
+    return this.sc.quorum === 'witness' && this.sc.witness ? [...members, CONTROLLER] : [...members];
+  }
+
+  /** Publishes the next generation when the labelled set differs and the barrier allows it. */
+  private publish(): void {
+    const g = this.generations.length - 1;
+    const cur = this.generations[g] as MemberId[];
+    const add = [...this.labelled].filter((id) => !cur.includes(id)).sort()[0];
+    const remove = cur.filter((id) => !this.labelled.has(id)).sort()[0];
+    if (add === undefined && remove === undefined) return;
+    // Never fewer than two members: the operator's removal waits.
+    if (add === undefined && cur.length <= 2) return;
+    const naive = this.sc.membership?.naive ?? false;
+    if (!naive && g >= 2) {
+      // Barrier: a majority of the voters of g-1 advertise g, then lease + margin.
+      const prev = this.votersOf(this.generations[g - 1] as MemberId[]);
+      const moved = prev.filter((id) => {
+        const n = this.nodes.get(id);
+        return id === CONTROLLER ? true : (n?.advertised ?? 0) >= g;
+      }).length;
+      if (moved < Math.floor(prev.length / 2) + 1) {
+        this.barrierSince = undefined;
+        return this.retryPublish(this.now + this.sc.timing.intervalMs);
+      }
+      this.barrierSince ??= this.now;
+      const { leaseMs, marginMs } = this.sc.timing;
+      const ready = this.barrierSince + (leaseMs + marginMs) * (1 + this.sc.timing.driftRate);
+      if (this.now < ready) return this.retryPublish(ready);
+    }
+    this.barrierSince = undefined;
+    const next = add !== undefined ? [...cur, add].sort() : cur.filter((id) => id !== remove);
+    this.generations.push(next);
+    const gen = this.generations.length - 1;
+    this.trace(`controller publishes generation ${gen}: ${next.join(',')}`);
+    for (const node of this.nodes.values()) {
+      // Watch lag is a fault like the others: after the heal every agent learns within 20 ms.
+      const lag = node.witness
+        ? 0
+        : Math.min(this.sc.membership?.lagMs[node.id] ?? 1, this.healed ? 20 : Infinity);
+      this.push({ t: this.now + lag, n: 0, kind: 'learn', node, generation: gen });
+    }
+    // More changes pending: the next step (after its barrier).
+    this.retryPublish(this.now + 1);
+  }
+
+  private retryPublish(at: number): void {
+    if (at >= this.publishAt) return;
+    this.publishAt = at;
+    this.push({ t: at, n: 0, kind: 'publish' });
+  }
+
+  /** `node`'s agent learns generation `gen` (its watch delivered the HACluster status). */
+  private learn(node: Node, gen: number, resumed = false): void {
+    if (!resumed) {
+      if (gen <= node.learned) return;
+      node.learned = gen;
+    }
+    const members = this.generations[node.learned] as MemberId[];
+    if (node.state === 'paused') return; // applied when the agent resumes
+    if (!node.witness && !members.includes(node.id)) {
+      if (node.outside) return;
+      node.outside = true;
+      if (node.state !== 'up' || !node.member) return;
+      this.trace(`${node.id} learns generation ${node.learned}: removed, leaves`);
+      this.apply(node, node.member.stop(this.local(node)));
+      node.state = 'down';
+      node.member = null;
+      node.buffer = [];
+      return;
+    }
+    if (node.outside) {
+      if (node.witness) return;
+      this.trace(`${node.id} learns generation ${node.learned}: added, starts`);
+      if (node.state === 'down') this.boot(node);
+      return;
+    }
+    if (node.state !== 'up' || !node.member) return;
+    this.trace(`${node.id} learns generation ${node.learned}: ${members.join(',')}`);
+    const generation = this.sc.membership?.naive ? 0 : node.learned;
+    if (this.sc.membership?.naive) {
+      // No generations: the member takes the set as a new numbered step of its own.
+      this.apply(
+        node,
+        node.member.setMembers(this.local(node), { members, generation: node.member.generation + 1 }),
+      );
+    } else {
+      this.apply(node, node.member.setMembers(this.local(node), { members, generation }));
+    }
+    node.advertised = Math.max(node.advertised, node.learned);
   }
 
   private block(from: MemberId, to: MemberId, until: number): void {

@@ -19,17 +19,18 @@ import { WireEncodeError } from './errors.js';
 import type { IdTable } from './id-table.js';
 
 /*
- * Message bodies, version 2. Ids are 32-bit tags (IdTable); "member|0" is a nullable member
+ * Message bodies, version 3 (3: heartbeats and takeover requests carry the sender's
+ * membership generation). Ids are 32-bit tags (IdTable); "member|0" is a nullable member
  * (0 = null; no id ever gets tag 0). Every list is a u8 count followed by fixed-size entries.
  *
- * heartbeat     flags u8 (bit0 standby, bit1 witness, bit2 settling)
+ * heartbeat     flags u8 (bit0 standby, bit1 witness, bit2 settling), generation u32
  *               holdings: version u32, page u8, pages u8, count u8, count x {vip u32, epoch u32}
  *               unhealthy: count u8, count x {vip u32}
  *               releases:  count u8, count x {vip u32, epoch u32}
  *               echoes:    count u8, count x {member u32, incarnation u32, seq u32, holdingsVersion u32}
  *               conflicts: count u8, count x {member u32, vip u32, epoch u32, holder member|0}
  * assignment    vip u32, holder member|0, epoch u32
- * takeover      count u8 (>= 1), count x {vip u32, epoch u32, previousHolder member|0,
+ * takeover      generation u32, count u8 (>= 1), count x {vip u32, epoch u32, previousHolder member|0,
  *               previousEpoch u32, cause u8}
  * takeover-ack  candidate u32, requestIncarnation u32, requestSeq u32,
  *               count u8 (>= 1), count x {vip u32, epoch u32, reason u8 (0 = granted),
@@ -37,7 +38,7 @@ import type { IdTable } from './id-table.js';
  * release       vip u32, epoch u32, successor member|0
  */
 
-export const HEARTBEAT_FIXED = 1 + (4 + 1 + 1 + 1) + 1 + 1 + 1 + 1;
+export const HEARTBEAT_FIXED = 1 + 4 + (4 + 1 + 1 + 1) + 1 + 1 + 1 + 1;
 export const HOLDING_SIZE = 8;
 export const UNHEALTHY_SIZE = 4;
 export const RELEASE_SIZE = 8;
@@ -68,7 +69,7 @@ export function bodySize(m: Message): number {
     case 'release':
       return 12;
     case 'takeover':
-      return 1 + m.entries.length * TAKEOVER_SIZE;
+      return 4 + 1 + m.entries.length * TAKEOVER_SIZE;
     case 'takeover-ack':
       return 13 + m.entries.length * ACK_SIZE;
   }
@@ -103,6 +104,7 @@ function encodeHeartbeat(m: Heartbeat, w: Writer, ids: IdTable): void {
     'flags',
     (m.standby ? FLAG_STANDBY : 0) | (m.witness ? FLAG_WITNESS : 0) | (m.settling ? FLAG_SETTLING : 0),
   );
+  w.u32('generation', m.generation ?? 0);
   const h = m.holdings;
   if (!(h.pages >= 1 && h.page < h.pages)) {
     throw new WireEncodeError(
@@ -187,6 +189,7 @@ export function encodeBody(m: Message, w: Writer, ids: IdTable): void {
       return;
     case 'takeover':
       entryCount('entries', m.entries.length);
+      w.u32('generation', m.generation ?? 0);
       w.u8('entries.length', m.entries.length);
       m.entries.forEach((e, i) => encodeTakeoverEntry(e, `entries[${i}]`, w, ids));
       return;
@@ -231,6 +234,7 @@ type Head = { clusterId: string; from: string; incarnation: number; seq: number 
 function decodeHeartbeat(r: Reader, ids: IdTable, head: Head): Heartbeat {
   const flags = r.u8();
   if ((flags & ~(FLAG_STANDBY | FLAG_WITNESS | FLAG_SETTLING)) !== 0) throw new BadField();
+  const generation = r.u32();
   const version = r.u32();
   const page = r.u8();
   const pages = r.u8();
@@ -260,6 +264,7 @@ function decodeHeartbeat(r: Reader, ids: IdTable, head: Head): Heartbeat {
     standby: (flags & FLAG_STANDBY) !== 0,
     witness: (flags & FLAG_WITNESS) !== 0,
     ...((flags & FLAG_SETTLING) !== 0 ? { settling: true } : {}),
+    ...(generation !== 0 ? { generation } : {}),
     unhealthy,
     holdings: { version, page, pages, entries },
     releases,
@@ -288,6 +293,7 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
       } satisfies Assignment;
       break;
     case 'takeover': {
+      const generation = r.u32();
       const entries: TakeoverEntry[] = [];
       const n = r.count(1, TAKEOVER_SIZE);
       if (n < 1 || n > LIMITS.takeoversPerMessage) throw new BadField();
@@ -300,7 +306,7 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
         if (!CAUSES.has(cause)) throw new BadField();
         entries.push({ vip: v, epoch, previousHolder, previousEpoch, cause: cause as TakeoverCause });
       }
-      m = { kind, ...head, entries } satisfies TakeoverRequest;
+      m = { kind, ...head, ...(generation !== 0 ? { generation } : {}), entries } satisfies TakeoverRequest;
       break;
     }
     case 'takeover-ack': {

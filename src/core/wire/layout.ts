@@ -2,7 +2,8 @@ import type { MessageKind } from '../messages.js';
 
 /**
  * Heartline wire format, version 3 (2: takeover requests and acks carry lists of VIPs; 3: each
- * datagram is signed by its sender's own key, docs/adr/0021). Every field is big-endian. See
+ * datagram is signed by its sender's own key, docs/adr/0021, and heartbeats and takeover
+ * requests carry the membership generation, docs/adr/0015). Every field is big-endian. See
  * docs/wire.md.
  *
  *  0      2     3     4     5      6          8              12             16             20
@@ -24,7 +25,8 @@ import type { MessageKind } from '../messages.js';
 export const MAGIC0 = 0x48; // 'H'
 export const MAGIC1 = 0x4c; // 'L'
 /**
- * 3 since every datagram carries its sender's signature (docs/adr/0021); 2 had lists in
+ * 3 since every datagram carries its sender's signature (docs/adr/0021) and heartbeats and
+ * takeover requests carry the sender's membership generation (docs/adr/0015); 2 had lists in
  * takeover requests and acks (version 1 had one VIP per message).
  */
 export const WIRE_VERSION = 3;

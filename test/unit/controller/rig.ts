@@ -181,9 +181,15 @@ export class Rig {
   /** The configuration agents derive from the objects (with the witness address the controller published). */
   async config(): Promise<ClusterConfig> {
     const cluster = (await this.object('HACluster', 'web'))!;
-    const witness =
-      (cluster.status as { witness?: { address: string; port: number } } | undefined)?.witness ?? null;
+    const status = cluster.status as
+      | {
+          witness?: { address: string; port: number };
+          membership?: { generation: number; members: string[] };
+        }
+      | undefined;
+    const witness = status?.witness ?? null;
     return buildClusterConfig({
+      membership: status?.membership ?? null,
       cluster,
       vips: await this.api.list('VirtualIP', { namespace: NS }),
       resources: [],

@@ -51,11 +51,13 @@ describe('WireCodec round trip', () => {
   const messages: Message[] = [
     heartbeat(ALICE, 9, 1, 5),
     { ...heartbeat(ALICE, 9, 2, 1), settling: true },
+    { ...heartbeat(ALICE, 9, 3, 1), generation: 0xfffffffe },
     { kind: 'assignment', ...head, vip: VIPS[3]!, holder: null, epoch: 4 },
     { kind: 'assignment', ...head, vip: VIPS[3]!, holder: MEMBERS[5]!, epoch: 5 },
     {
       kind: 'takeover',
       ...head,
+      generation: 7,
       entries: [
         {
           vip: VIPS[1]!,
@@ -231,7 +233,7 @@ describe('WireCodec.decode drop reasons', () => {
   it('drops bad header fields', () => {
     expect(drop(patch8(0, 0x00))).toBe('bad-magic');
     expect(drop(patch8(OFF_VERSION, 1))).toBe('bad-version'); // version 1: one VIP per takeover
-    expect(drop(patch8(OFF_VERSION, 2))).toBe('bad-version'); // version 2: no member signature
+    expect(drop(patch8(OFF_VERSION, 2))).toBe('bad-version'); // version 2: no member signature, no generation
     expect(drop(patch8(OFF_VERSION, 4))).toBe('bad-version');
     expect(drop(patch8(OFF_KIND, 0))).toBe('unknown-kind');
     expect(drop(patch8(OFF_KIND, 6))).toBe('unknown-kind');
@@ -338,17 +340,17 @@ describe('WireCodec.decode drop reasons', () => {
     expect(drop(resign(badFlags))).toBe('malformed-body');
     // holdings.page >= pages
     const badPage = Uint8Array.from(good);
-    badPage[HEADER_SIZE + 5] = 1;
-    badPage[HEADER_SIZE + 6] = 1;
+    badPage[HEADER_SIZE + 4 + 5] = 1;
+    badPage[HEADER_SIZE + 4 + 6] = 1;
     expect(drop(resign(badPage))).toBe('malformed-body');
     // holdings count claims more entries than the body holds.
     const lyingCount = Uint8Array.from(good);
-    lyingCount[HEADER_SIZE + 7] = 200;
+    lyingCount[HEADER_SIZE + 4 + 7] = 200;
     expect(drop(resign(lyingCount))).toBe('malformed-body');
     // first holding's VIP tag unknown.
-    expect(drop(resign(patchU32(good, HEADER_SIZE + 8, 0xdeadbeef)))).toBe('unknown-tag');
+    expect(drop(resign(patchU32(good, HEADER_SIZE + 4 + 8, 0xdeadbeef)))).toBe('unknown-tag');
     // first echo's member tag unknown (holdings 1 entry, unhealthy 0, releases 0, echoes count, first echo).
-    const echoOff = HEADER_SIZE + 8 + 8 + 1 + 1 + 1;
+    const echoOff = HEADER_SIZE + 4 + 8 + 8 + 1 + 1 + 1;
     expect(drop(resign(patchU32(good, echoOff, 0xdeadbeef)))).toBe('unknown-tag');
     // takeover with an undefined cause
     const tk = codecFor(ALICE).encode({
@@ -359,11 +361,11 @@ describe('WireCodec.decode drop reasons', () => {
       ],
     });
     const badCause = Uint8Array.from(tk);
-    badCause[HEADER_SIZE + 1 + 16] = 0;
+    badCause[HEADER_SIZE + 4 + 1 + 16] = 0;
     expect(drop(resign(badCause))).toBe('malformed-body');
     // a takeover list with no entry
     const empty = Uint8Array.from(tk);
-    empty[HEADER_SIZE] = 0;
+    empty[HEADER_SIZE + 4] = 0;
     expect(drop(resign(empty))).toBe('malformed-body');
   });
 

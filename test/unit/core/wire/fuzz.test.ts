@@ -212,7 +212,7 @@ describe('wire fuzzing', () => {
         fc.integer({ min: 0, max: 255 }),
         (k, which, lie) => {
           const m = heartbeat(ALICE, 1, 1, k);
-          const counts = [7, 16, 17, 18, 19 + 16 * k].map((o) => HEADER_SIZE + o);
+          const counts = [11, 20, 21, 22, 23 + 16 * k].map((o) => HEADER_SIZE + o);
           const truth = [1, 0, 0, k, 0][which]!;
           fc.pre(lie !== truth);
           const d = alice.encode(m, BOB);
