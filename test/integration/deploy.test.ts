@@ -403,11 +403,14 @@ describe('deploy/ on a real API server', () => {
         mountPath: '/etc/heartline/resource.d',
         readOnly: true,
       });
-      // The kubelet writes the service-account token 0600 for the containers' runAsUser when
-      // every container sets one and the pod has no fsGroup (KEP-2451); otherwise 0644, and
-      // Resources (uid 65534) could read it.
+      // The kubelet writes the service-account token 0640 root:<fsGroup> when the pod has an
+      // fsGroup (KEP-2451), 0600 for the containers' runAsUser when every container sets one,
+      // and 0644 otherwise. fsGroup 65532: the agent (65532:65532, run by netd) reads it,
+      // Resources (65534, no supplementary group) cannot. Proven on real kubelets by
+      // test/e2e/kubelet-cluster.test.ts (the agent authenticates with it).
       expect(pod.containers.every((x) => x.securityContext?.runAsUser !== undefined)).toBe(true);
-      expect(pod.securityContext?.fsGroup).toBeUndefined();
+      expect(pod.securityContext?.fsGroup).toBe(65532);
+      expect(c.command).toEqual(expect.arrayContaining(['--agent-gid=65532', '--resource-gid=65534']));
       expect(
         c.command?.filter((a) => a.startsWith('--resource-uid=0') || a.startsWith('--resource-gid=0')),
       ).toEqual([]);
