@@ -585,10 +585,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
  */
 async function startNode(n: KubeNode, bin: KubeBinaries, log: (m: string) => void): Promise<void> {
   const netns = `--net=/run/netns/${n.host.ns}`;
-  // Private to this node: /run/containerd (shim sockets, runc state, fifos) and /var/lib/cni
-  // (libcni's result cache, which pods killed by a power-off never clean up).
+  // Private to this node: /run/containerd (shim sockets, runc state, fifos), /var/lib/cni
+  // (libcni's result cache, which pods killed by a power-off never clean up), and the agent's
+  // host paths /var/lib/heartline (its incarnation counter and member key: one per node, as on
+  // separate machines) and /etc/heartline (resource.d), never the host's own.
   const tmpfs = (d: string) => `mkdir -p ${d} && mount -t tmpfs -o mode=0711 tmpfs ${d}`;
-  const script = `${n.cgroup.enterCommand()} && ${tmpfs('/run/containerd')} && ${tmpfs('/var/lib/cni')} && exec containerd --config ${n.dir}/containerd.toml`;
+  const script = `${n.cgroup.enterCommand()} && ${tmpfs('/run/containerd')} && ${tmpfs('/var/lib/cni')} && ${tmpfs('/var/lib/heartline')} && ${tmpfs('/etc/heartline')} && exec containerd --config ${n.dir}/containerd.toml`;
   n.containerd = daemon(
     'containerd',
     ['nsenter', netns, '--', 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script],

@@ -191,4 +191,9 @@ async function serve(
   await ops.stop();
   await api.close();
   log.info('agent stopped');
+  // Everything is released. Handles that outlive the member (the sockets heartline-netd handed
+  // over: heartbeat, launcher) would keep the event loop alive, and the kubelet would SIGKILL
+  // the pod only at the end of its grace period (found on real kubelets: every agent pod
+  // restart took 120 s, so a DaemonSet rollout timed out).
+  process.exit(0);
 }
