@@ -214,7 +214,8 @@ function runc(
       expect(command[0]).toBe('heartline-netd');
       expect(command.slice(exec, exec + 2)).toEqual(['--exec', 'heartline']);
       // netd's own flags from the manifest: --heartbeat-bind, --agent-uid/gid, --agent-state-dir.
-      const netdFlags = command.slice(1, exec);
+      // The kubelet expands $(HOST_IP); runc's fresh network namespace has no node address.
+      const netdFlags = command.slice(1, exec).map((f) => f.replace('$(HOST_IP)', '0.0.0.0'));
       const mounts = c.volumeMounts ?? [];
       const tmpfs = mounts.filter((v) => v.name === 'tmp' || v.name === 'state').map((v) => v.mountPath);
       // 1. netd --exec runs `heartline` (the launcher, found on PATH) as uid 65532.

@@ -437,7 +437,7 @@ describe('deploy/ on a real API server', () => {
       const exec = c.command?.indexOf('--exec') ?? -1;
       expect(c.command?.[0]).toBe('heartline-netd');
       expect(c.command?.slice(1, exec)).toEqual([
-        '--heartbeat-bind=0.0.0.0:694',
+        '--heartbeat-bind=$(HOST_IP):694',
         '--agent-uid=65532',
         '--agent-gid=65532',
         '--agent-state-dir=/var/lib/heartline',
@@ -492,7 +492,7 @@ describe('deploy/ on a real API server', () => {
       expect(port).toBe(694);
       const command = c.command!;
       const netdFlags = command.slice(1, command.indexOf('--exec'));
-      expect(netdFlags).toContain(`--heartbeat-bind=0.0.0.0:${port}`);
+      expect(netdFlags).toContain(`--heartbeat-bind=$(HOST_IP):${port}`);
       const netd = await resolveNetdBinary();
       const state = await mkdtemp(path.join(os.tmpdir(), 'hl-deploy-state-'));
       const agent = [
@@ -509,8 +509,11 @@ describe('deploy/ on a real API server', () => {
       ].join('');
       const runAs = async (caps: string[]) => {
         const bounding = ['-all', ...caps.map((cap) => `+${cap.toLowerCase()}`)].join(',');
+        // The kubelet expands $(HOST_IP); this private namespace has no node address.
         const flags = netdFlags.map((f) =>
-          f.startsWith('--agent-state-dir=') ? `--agent-state-dir=${state}/s` : f,
+          f.startsWith('--agent-state-dir=')
+            ? `--agent-state-dir=${state}/s`
+            : f.replace('$(HOST_IP)', '0.0.0.0'),
         );
         const r = await execFileAsync(
           'unshare',
