@@ -16,9 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { jest } from '@jest/globals';
 import { resolveNetdBinary } from '../../src/adapters/linux/netd-binary.js';
+import { agentRoot } from '../../hack/lab/cluster.js';
 import { credentialProblems, parseProcStatus } from '../../src/adapters/services/sandbox.js';
 
 const sh = promisify(execFile);
+let reach: { path: string; release(): void } | undefined;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const isRoot = process.getuid?.() === 0;
 const prefix = `hl-ln-${process.pid}-`;
@@ -36,9 +38,12 @@ async function netd(
   args: string[],
   wrap: string[] = [],
 ): Promise<{ stdout: string; stderr: string; code: number | null }> {
-  const bin = await resolveNetdBinary();
+  // From where uids 65532 and 65534 reach the checkout (a bind mount when it is in a 0700
+  // directory, as CI may clone it): they execute this binary as the launcher client.
+  const root = reach?.path ?? ROOT;
+  const bin = path.join(root, path.relative(ROOT, await resolveNetdBinary()));
   const child = spawn('ip', ['netns', 'exec', ns, ...wrap, bin, ...args], {
-    cwd: ROOT,
+    cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -66,6 +71,10 @@ if (!isRoot) {
   });
 } else {
   jest.setTimeout(60_000);
+  beforeAll(() => {
+    reach = agentRoot(`ln-${process.pid}`);
+  });
+  afterAll(() => reach?.release());
 
   describe('heartline-netd --exec with --agent-uid and --resource-uid', () => {
     let ns: string;
@@ -115,7 +124,7 @@ if (!isRoot) {
         process.execPath,
         '--import',
         'tsx',
-        path.join(ROOT, 'test/unit/adapters/services/run-resources.ts'),
+        path.join(reach!.path, 'test/unit/adapters/services/run-resources.ts'),
         rd,
         out,
         token,

@@ -18,6 +18,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -27,6 +28,7 @@ import { resolveNetdBinary } from '../../src/adapters/linux/netd-binary.js';
 import { restAccessReviewApi } from '../../src/adapters/k8s/rest-access-review.js';
 import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
 import { RestClient } from '../../src/adapters/k8s/rest-client.js';
+import { agentRoot } from '../../hack/lab/cluster.js';
 import { generateCrds } from '../../src/api/crd.js';
 import type { ApiKind, Stoppable, WatchOptions } from '../../src/core/ports.js';
 import { MetricsAuthorizer } from '../../src/ops/metrics-auth.js';
@@ -42,6 +44,9 @@ import {
 } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Releases run by the suite's afterAll (bind mounts of the checkout, see agentRoot). */
+const afterAllRelease: Array<() => void> = [];
 
 jest.setTimeout(120_000);
 
@@ -328,6 +333,7 @@ describe('deploy/ on a real API server', () => {
   });
 
   afterAll(async () => {
+    for (const release of afterAllRelease.splice(0)) release();
     if (controller && controller.exitCode === null) controller.kill('SIGKILL');
     await Promise.all(api.map((a) => a.close()));
     // Only what this run applied: createdSystemNs is set by the first real apply.
@@ -493,7 +499,11 @@ describe('deploy/ on a real API server', () => {
       const command = c.command!;
       const netdFlags = command.slice(1, command.indexOf('--exec'));
       expect(netdFlags).toContain(`--heartbeat-bind=$(HOST_IP):${port}`);
-      const netd = await resolveNetdBinary();
+      // uids 65532 and 65534 execute netd (the launcher client): from where they reach the
+      // checkout (a bind mount when it is in a 0700 directory, as CI may clone it).
+      const reach = agentRoot(`deploy-${process.pid}`);
+      afterAllRelease.push(() => reach.release());
+      const netd = path.join(reach.path, path.relative(REPO, await resolveNetdBinary()));
       const state = await mkdtemp(path.join(os.tmpdir(), 'hl-deploy-state-'));
       const agent = [
         "const l=require('fs').readFileSync('/proc/self/status','utf8').split(String.fromCharCode(10));",
