@@ -15,7 +15,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -240,6 +240,9 @@ export async function startKubeCluster(opts: KubeClusterOptions): Promise<KubeCl
   let cp: ControlPlane | undefined;
   const cpDaemons: Daemon[] = [];
   const nodes = new Map<string, KubeNode>();
+  // The mount points of the nodes' private /var/lib/heartline and /etc/heartline (startNode)
+  // are made on the host when missing: removed again at the end if this cluster made them.
+  const madeMountPoints = ['/var/lib/heartline', '/etc/heartline'].filter((d) => !existsSync(d));
   const stopAll = async () => {
     for (const n of nodes.values()) await killNode(lab, n).catch(() => undefined);
     for (const d of cpDaemons) d.child.kill('SIGKILL');
@@ -247,6 +250,8 @@ export async function startKubeCluster(opts: KubeClusterOptions): Promise<KubeCl
     await down(lab.id);
     for (const n of nodes.values()) await n.cgroup.remove().catch(() => undefined);
     for (const n of nodes.values()) await removeNodeData(n.dir);
+    // rmdir, not rm -r: only empty directories go (the nodes' tmpfs mounts are gone with them).
+    for (const d of madeMountPoints) await rmdir(d).catch(() => undefined);
   };
   try {
     // Pod networks: node nK's pods in 198.19.<10+k>.0/24 behind its cni0; every other lab
