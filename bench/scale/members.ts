@@ -21,7 +21,8 @@ import { UdpTransport } from '../../src/adapters/udp/udp-transport.js';
 import { buildClusterConfig } from '../../src/runtime/cluster-config.js';
 // Test keys (derived from the member name): run.ts publishes the same public keys on the Nodes.
 import { memberKeyOf } from '../../test/fixtures/member-keys.js';
-import { MemberHost, incarnationFromWallClock } from '../../src/runtime/member-host.js';
+import { incarnationFromWallClock } from '../../src/core/incarnation.js';
+import { MemberHost } from '../../src/runtime/member-host.js';
 
 export interface WorkerSpec {
   kubeconfig: string;
@@ -85,7 +86,7 @@ async function main(s: WorkerSpec): Promise<void> {
   });
   await api.close();
   const hosts: MemberHost[] = [];
-  const incarnation = incarnationFromWallClock();
+  const incarnation = incarnationFromWallClock(Date.now());
   for (const m of s.members) {
     const transport = await UdpTransport.open({ address: m.address, port: m.port, logger: log });
     const host = new MemberHost(

@@ -29,7 +29,8 @@ import {
   selectsNode,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
-import { incarnationFromWallClock, MemberHost } from '../runtime/member-host.js';
+import { incarnationFromWallClock } from '../core/incarnation.js';
+import { MemberHost } from '../runtime/member-host.js';
 import { VipExecutor, type ExecutorEvent } from './executor.js';
 import { HealthMonitor } from './health.js';
 import { AgentMetrics } from './metrics.js';
@@ -549,7 +550,7 @@ export class Agent {
           self: this.init.node,
           config: this.config ?? config,
           signingKey: this.memberKey,
-          incarnation: this.init.incarnation ?? incarnationFromWallClock(),
+          incarnation: this.init.incarnation ?? incarnationFromWallClock(Date.now()),
           standby: config.standby.has(this.init.node),
           multicast: true,
         },

@@ -18,7 +18,7 @@ import {
   type Output,
   type UnsafeOptions,
 } from '../core/member.js';
-import { incarnationFromWallClock as wallClockIncarnation, nextIncarnation } from '../core/incarnation.js';
+import { nextIncarnation } from '../core/incarnation.js';
 import type { Destination, Echo, Message, MemberId } from '../core/messages.js';
 import type { KeyObject } from 'node:crypto';
 import type { Clock, Peer, Stoppable, Transport } from '../core/ports.js';
@@ -93,15 +93,6 @@ export interface MemberHostInit {
    * the controller's witness reaches members by unicast only.
    */
   multicast?: boolean;
-}
-
-/**
- * Incarnation from the wall clock (deciseconds since 2024, modulo 2^32, compared in serial
- * arithmetic: see src/core/incarnation.ts). Grows across restarts only while the clock does:
- * the agent uses its persisted counter instead (docs/adr/0015).
- */
-export function incarnationFromWallClock(nowMs: number = Date.now()): number {
-  return wallClockIncarnation(nowMs);
 }
 
 export class MemberHost {
