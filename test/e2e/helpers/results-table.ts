@@ -1,12 +1,15 @@
 /**
- * Prints test/e2e/results/failover.json as the Markdown table in docs/e2e.md:
+ * Prints a results file as the Markdown table in docs/e2e.md: the recorded run
+ * (test/e2e/results/failover.json) by default, or the file given, e.g. the last local run:
  *
- *   npx tsx test/e2e/helpers/results-table.ts
+ *   npx tsx test/e2e/helpers/results-table.ts [test/e2e/results/latest.json]
  */
 import { readFileSync } from 'node:fs';
-import { RESULTS_FILE, type ScenarioSummary } from './lab-run.js';
+import { RECORDED_RESULTS_FILE, type ScenarioSummary } from './lab-run.js';
 
-const doc = JSON.parse(readFileSync(RESULTS_FILE, 'utf8')) as { scenarios: Record<string, ScenarioSummary> };
+const doc = JSON.parse(readFileSync(process.argv[2] ?? RECORDED_RESULTS_FILE, 'utf8')) as {
+  scenarios: Record<string, ScenarioSummary>;
+};
 const rows = Object.values(doc.scenarios).sort((a, b) => a.at.localeCompare(b.at));
 const ms = (x: number | null) => (x === null ? '–' : `${x}`);
 process.stdout.write(
