@@ -193,6 +193,9 @@ describeHelm(
       let t = performance.now();
       await k.kubectl(['label', 'node', ...nodes, 'heartline.dev/cluster=web', '--overwrite']);
       await k.kubectl(['create', 'namespace', WEB_NS]);
+      // The release namespace, with the Pod Security level the agent needs (docs/deploy.md).
+      await k.kubectl(['create', 'namespace', SYSTEM_NS]);
+      await k.kubectl(['label', 'namespace', SYSTEM_NS, 'pod-security.kubernetes.io/enforce=privileged']);
       const tag = k.image.ref.slice(k.image.ref.lastIndexOf(':') + 1);
       await helm([
         'install',
