@@ -214,9 +214,10 @@ describeHelm(
         '--set',
         'hostServices.enabled=true',
       ]);
+      // The value, not the comment that also names the placeholder.
       const secret = (await readFile(join(ROOT, 'examples/auth-secret.yaml'), 'utf8')).replace(
-        'REPLACE-ME',
-        randomBytes(32).toString('base64'),
+        "'2': REPLACE-ME",
+        `'2': ${randomBytes(32).toString('base64')}`,
       );
       const example = (await readFile(join(ROOT, 'examples/two-node-web.yaml'), 'utf8'))
         .replace(/\bnode-a\b/g, nodes[0]!)
