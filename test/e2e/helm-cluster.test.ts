@@ -323,6 +323,62 @@ describeHelm(
       );
     }, 600_000);
 
+    it('two-node upgrade in order (docs/deploy.md "Upgrades"): agent updateStrategy OnDelete, the controller first, then agent pods one by one; never two holders', async () => {
+      const k = cluster();
+      const ref = await tagImage(k, 'ordered');
+      const nodes = k.lab.nodes.map((n) => n.name);
+      const m = await measure(k, {
+        scenario: 'helm-upgrade-ordered',
+        profile: 'default',
+        observeMs: 5000,
+        note: 'controller first, then agents one by one',
+        fault: async () => {
+          await helm([
+            'upgrade',
+            'heartline',
+            CHART,
+            '-n',
+            SYSTEM_NS,
+            '--reuse-values',
+            '--set',
+            'image.tag=ordered',
+            '--set',
+            'agent.updateStrategy.type=OnDelete',
+            '--set',
+            'agent.updateStrategy.rollingUpdate=null',
+          ]);
+          await k.kubectl(
+            ['rollout', 'status', '-n', SYSTEM_NS, 'deploy/heartline-controller', '--timeout=240s'],
+            undefined,
+            250_000,
+          );
+          // OnDelete: no agent restarted on its own.
+          const before = await agentPods(k);
+          if (before.some((p) => p.image === ref))
+            throw new Error('an agent restarted before its pod was deleted');
+          for (const node of nodes) {
+            const pod = (await agentPods(k)).find((p) => p.node === node)!;
+            await k.kubectl(
+              ['delete', 'pod', '-n', SYSTEM_NS, pod.name, '--wait=true', '--timeout=180s'],
+              undefined,
+              190_000,
+            );
+            await waitFor(
+              `the new agent on ${node} Ready`,
+              async () => (await agentPods(k)).some((p) => p.node === node && p.ready && p.image === ref),
+              120_000,
+              250,
+            );
+          }
+        },
+      });
+      expect(m.summary.dualHolderMs).toBe(0);
+      expect(holdersAtEnd(m.samples, VIP)).toHaveLength(1);
+      expect(m.summary.maxOutageMs).toBeLessThan(5000);
+      const agents = await agentPods(k);
+      expect(agents.every((p) => p.ready && p.image === ref)).toBe(true);
+    }, 600_000);
+
     it('holder power-off: the VIP and the webserver Resource start on the other node, the client reaches it there', async () => {
       const k = cluster();
       const leader = await leaderNode(k);
