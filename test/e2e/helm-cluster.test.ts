@@ -12,6 +12,8 @@
  * - `helm upgrade` to a new image tag: the DaemonSet rolls out, every holder hands over (its
  *   Resource stopped, then started on the peer), never two holders, measured like
  *   test/e2e/kubelet-cluster.test.ts (client at 100 Hz, 20 ms address sampler).
+ * - the two-node upgrade order of docs/deploy.md: agent updateStrategy OnDelete, the
+ *   controller rolled first, then each agent pod deleted in turn; never two holders.
  * - holder power-off: the VIP and the Resource move to the other node, the client reaches it.
  */
 import { execFileSync } from 'node:child_process';
