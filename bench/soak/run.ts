@@ -18,7 +18,7 @@
  * A run on a shared machine disturbs everyone else's timings: run it on a quiet machine.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +70,7 @@ interface Run {
   prober: Prober;
   sampler: Sampler;
   epochsBefore: Map<string, number>;
+  logsBefore: Map<string, number>;
 }
 
 const vipNames = Array.from({ length: vips }, (_, i) => (i === 0 ? 'web' : `vip-${i}`));
@@ -112,14 +113,29 @@ function holderChanges(samples: readonly AddressSample[], vip: string): number {
   return changes;
 }
 
-/** "fence: removed ... at its deadline (X ms late)" lines of every netd in the lab's logs. */
-function fenceLateness(logDir: string): { fired: number; maxLateMs: number | null } {
+/** Sizes of the lab's log files now (they are appended to across runs). */
+function logSizes(logDir: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const f of readdirSync(logDir).filter((n) => n.endsWith('.log')))
+    m.set(f, statSync(join(logDir, f)).size);
+  return m;
+}
+
+/**
+ * "fence: removed ... at its deadline (X ms late)" lines of every netd in the lab's logs,
+ * written after `since` (logSizes at the start of the load).
+ */
+function fenceLateness(
+  logDir: string,
+  since: Map<string, number>,
+): { fired: number; maxLateMs: number | null } {
   let fired = 0;
   let max: number | null = null;
   for (const f of readdirSync(logDir).filter((n) => n.endsWith('.log'))) {
-    for (const m of readFileSync(join(logDir, f), 'utf8').matchAll(
-      /at its deadline \((\d+(?:\.\d+)?) ms late\)/g,
-    )) {
+    const text = readFileSync(join(logDir, f))
+      .subarray(since.get(f) ?? 0)
+      .toString('utf8');
+    for (const m of text.matchAll(/at its deadline \((\d+(?:\.\d+)?) ms late\)/g)) {
       fired++;
       max = Math.max(max ?? 0, Number(m[1]));
     }
@@ -164,7 +180,10 @@ async function main(): Promise<void> {
     }
     log(`labs up (${profiles.join(', ')}), ${vips} VIP(s) each; settling ${settleS} s`);
     await sleep(settleS * 1000);
-    for (const r of runs) r.epochsBefore = await epochs(r.cluster);
+    for (const r of runs) {
+      r.epochsBefore = await epochs(r.cluster);
+      r.logsBefore = logSizes(r.cluster.logDir);
+    }
     const load1Before = os.loadavg()[0]!;
     const startedAt = labNow();
     load = startLoad();
@@ -209,7 +228,7 @@ async function main(): Promise<void> {
         probes: countProbes(inWindow),
         clientOutages: outs.length,
         longestOutageMs: Math.round(Math.max(0, ...outs.map((o) => o.to - o.from))),
-        fence: fenceLateness(r.cluster.logDir),
+        fence: fenceLateness(r.cluster.logDir, r.logsBefore),
         sampler: r.sampler.stats(),
         perVip,
       });
