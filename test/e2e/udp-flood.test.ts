@@ -11,10 +11,12 @@
  * Expected, with the budget: nothing moves (the holder keeps the VIP, its own heartbeats are
  * verified in their own lane), no probe is lost, every forged datagram is counted by its
  * receiver as `rate-limited` or `bad-signature`, and the checks paid stay within the budget.
- * Then the same flood against agents restarted without the budget
+ * The same flood MACed with another key (a node without the Secret) is dropped at the HMAC
+ * and spends no budget. Then the key holder's flood against agents restarted without the budget
  * (HEARTLINE_BENCH_NO_VERIFY_BUDGET=1, a benchmark setting): every datagram is verified. The
  * two receivers' agent CPU in both runs and at rest is printed (figures in docs/security.md).
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -180,7 +182,27 @@ labDescribe('UDP 694 flood from a non-member node (default profile, 3 nodes)', (
       'net.ipv4.conf.all.arp_announce=2',
       'net.ipv4.conf.eth0.arp_announce=2',
     ]);
-    const flood = async () =>
+    // The same forgeries MACed with a key that is not the cluster's: what a node without the
+    // Secret can send.
+    const noKey = new WireCodec({
+      ids: new IdTable({
+        clusterId: CLUSTER_ID,
+        members: [...c.lab.nodes.map((n) => n.name), WITNESS_ID],
+        vips: [VIP],
+      }),
+      self: holder,
+      keyring: new Keyring([{ id: 1, secret: new Uint8Array(randomBytes(32)) }], 1),
+      sources: new SourceBinding([]),
+      signingKey: generateMemberKey(),
+      memberKeys: new MemberKeys([]),
+    });
+    const noKeyDatagrams = datagrams.map((d, i) => ({
+      ...d,
+      hex: Buffer.from(
+        noKey.encode(forgedHeartbeat(holder, (incarnation + 1) >>> 0, (i >> 1) + 1, epoch!)),
+      ).toString('hex'),
+    }));
+    const flood = async (list = datagrams) =>
       Number(
         (
           await nsRun(
@@ -188,7 +210,7 @@ labDescribe('UDP 694 flood from a non-member node (default profile, 3 nodes)', (
             'python3',
             [
               join(ROOT, 'test/e2e/helpers/udp-flood.py'),
-              JSON.stringify({ datagrams, rate: RATE, seconds: SECONDS }),
+              JSON.stringify({ datagrams: list, rate: RATE, seconds: SECONDS }),
             ],
             (SECONDS + 20) * 1000,
           )
@@ -236,6 +258,34 @@ labDescribe('UDP 694 flood from a non-member node (default profile, 3 nodes)', (
     expect(counted).toBeGreaterThan(0.99 * sent);
     expect(counted).toBeLessThanOrEqual(sent);
 
+    // The flood without the cluster key: dropped at the HMAC, the budget untouched.
+    const before1 = new Map(await Promise.all(others.map(async (o) => [o, await counts(c, o)] as const)));
+    let withoutKey: Record<string, number> = {};
+    let sentNoKey = 0;
+    const m1 = await measure(c, {
+      scenario: 'udp-flood-no-key',
+      profile: 'default',
+      observeMs: 2000,
+      note: `the same flood MACed with a key that is not the cluster's`,
+      fault: async () => {
+        const r = await cpuDuring(c, others, () => flood(noKeyDatagrams));
+        withoutKey = r.shares;
+        sentNoKey = r.result as number;
+      },
+    });
+    expect(m1.summary.failoverMs).toBeNull();
+    expect(m1.summary.lostProbes).toBe(0);
+    let countedNoKey = 0;
+    for (const o of others) {
+      const after = await counts(c, o);
+      const d = Object.fromEntries(REASONS.map((r) => [r, after[r] - before1.get(o)![r]]));
+      process.stdout.write(`[e2e] drops counted by ${o} (no cluster key): ${JSON.stringify(d)}\n`);
+      countedNoKey += d['bad-mac']!;
+      expect(d['rate-limited']).toBe(0);
+      expect(d['bad-signature']).toBe(0);
+    }
+    expect(countedNoKey).toBeGreaterThan(0.99 * sentNoKey);
+
     // The same flood against agents without the budget (a benchmark setting).
     process.env.HEARTLINE_BENCH_NO_VERIFY_BUDGET = '1';
     try {
@@ -275,6 +325,7 @@ labDescribe('UDP 694 flood from a non-member node (default profile, 3 nodes)', (
     process.stdout.write(
       `[e2e] agent CPU of one core, per receiver (${others.join(', ')}): at rest ${others.map((o) => pct(rest.shares[o]!)).join(' / ')}; ` +
         `flood ${RATE / 2}/s each with the budget ${others.map((o) => pct(limited[o]!)).join(' / ')}; ` +
+        `without the cluster key ${others.map((o) => pct(withoutKey[o]!)).join(' / ')}; ` +
         `without ${others.map((o) => pct(unlimited[o]!)).join(' / ')}; without-budget run: failover ${m2.summary.failoverMs ?? 'none'}, lost probes ${m2.summary.lostProbes}\n`,
     );
     // Put the receivers back to the default for any later test of this file.
