@@ -18,6 +18,7 @@ import {
   SourceBinding,
   WireCodec,
   generateMemberKey,
+  verifyBudgetFor,
 } from '../src/core/wire/index.js';
 
 const MEMBERS = Array.from({ length: 64 }, (_, i) => `node-${String(i).padStart(2, '0')}`);
@@ -149,6 +150,50 @@ const impostor = new WireCodec({
 });
 const impersonated = impostor.encode(heartbeat(N + 20), receiver);
 const badSigUs = measure(ROUNDS, N, () => dec.decode(impersonated, from));
+// The verification budget (ADR 0026) spent: a key holder's forgery dropped after the HMAC,
+// before the signature.
+let budgetNow = 0;
+const limited = new WireCodec({
+  ids,
+  self: receiver,
+  keyring,
+  sources,
+  ...signing(receiver),
+  verifyBudget: { perSenderPerSecond: 1, perSenderBurst: 1, totalPerSecond: 1, totalBurst: 1 },
+  now: () => budgetNow,
+});
+limited.decode(impersonated, from); // spends the one token
+const rateLimitedUs = measure(ROUNDS, N, () => limited.decode(impersonated, from));
+if (limited.counters.get('rate-limited') === 0) throw new Error('bench: rate-limited path not hit');
+// Accepted datagrams through a receiver with the default budget: successes spend nothing.
+let decB = new WireCodec({
+  ids,
+  self: receiver,
+  keyring,
+  sources,
+  ...signing(receiver),
+  verifyBudget: verifyBudgetFor(100),
+  now: () => ++budgetNow,
+});
+const decodeBudgetUs = measure(
+  ROUNDS,
+  N,
+  (i) => {
+    const r = decB.decode(datagrams[i]!, from);
+    if (!r.ok) throw new Error(`bench: datagram dropped with the budget: ${r.reason}`);
+  },
+  () => {
+    decB = new WireCodec({
+      ids,
+      self: receiver,
+      keyring,
+      sources,
+      ...signing(receiver),
+      verifyBudget: verifyBudgetFor(100),
+      now: () => ++budgetNow,
+    });
+  },
+);
 if (
   dec.counters.get('bad-mac') === 0 ||
   dec.counters.get('replay') === 0 ||
@@ -190,6 +235,8 @@ const ops: [string, { cpu: number; wall: number }][] = [
   ['drop: replay (before HMAC)', replayUs],
   ['drop: bad-mac (HMAC computed)', badMacUs],
   ['drop: bad-signature (HMAC + Ed25519 verify)', badSigUs],
+  ['drop: rate-limited (HMAC, budget spent; ADR 0026)', rateLimitedUs],
+  ['verify+decode (accepted) with the verify budget', decodeBudgetUs],
   ['Ed25519 sign alone (header + body)', signUs],
   ['Ed25519 verify alone (header + body)', verifyUs],
 ];

@@ -79,6 +79,11 @@ export interface AgentInit {
    * the state directory). Default: a new key for this process.
    */
   memberKey?: KeyObject;
+  /**
+   * Limit the signature checks that fail per sender and in total (docs/adr/0026). Default
+   * true; false only to measure what the limit saves.
+   */
+  verifyBudget?: boolean;
 }
 
 type Kind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
@@ -553,6 +558,7 @@ export class Agent {
           incarnation: this.init.incarnation ?? incarnationFromWallClock(Date.now()),
           standby: config.standby.has(this.init.node),
           multicast: true,
+          ...(this.init.verifyBudget === false ? { verifyBudget: false } : {}),
         },
       );
       if (this.stopped) return;

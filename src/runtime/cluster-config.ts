@@ -9,7 +9,6 @@ import type { HACluster, Resource, VirtualIP, ResourceSpec, VirtualIPSpec } from
 import { cidrContains, parseCidr, parseIp } from '../api/net.js';
 import { deriveTiming, TimingError, type Timing } from '../core/timing.js';
 import {
-  KEY_HOWTO,
   MEMBER_KEY_PREFIX,
   MemberKeys,
   activeKeyProblem,
@@ -267,7 +266,7 @@ function decodeSecretKeys(
   const where = `HACluster ${ns}/${cluster.metadata.name}`;
   if (!secret) {
     throw new AuthSecretError(
-      `${where}: spec.authSecretRef.name: Secret "${ref.name}" not found in namespace ${ns}; create it with kubectl create secret generic ${ref.name} --from-literal=${ref.activeKeyId}="$(${KEY_HOWTO})"`,
+      `${where}: spec.authSecretRef.name: Secret "${ref.name}" not found in namespace ${ns}; create it with heartline keygen --name ${ref.name} --namespace ${ns} --key-id ${ref.activeKeyId} | kubectl apply -f -`,
     );
   }
   const { keys, problems } = readAuthSecret(secret as AuthSecretLike);

@@ -27,6 +27,7 @@ import {
   Keyring,
   SourceBinding,
   WireCodec,
+  verifyBudgetFor,
   type DropCounters,
   type MemberKeys,
 } from '../core/wire/index.js';
@@ -93,6 +94,11 @@ export interface MemberHostInit {
    * the controller's witness reaches members by unicast only.
    */
   multicast?: boolean;
+  /**
+   * Limit the signature checks that fail per sender and in total (docs/adr/0026). Default
+   * true; false only to measure what the limit saves (bench, the flood e2e test).
+   */
+  verifyBudget?: boolean;
 }
 
 export class MemberHost {
@@ -320,6 +326,7 @@ export class MemberHost {
       // accept recordings of our peers' traffic again.
       this.codec.reconfigure(wire.ids, wire.sources, wire.memberKeys);
       this.codec.setKeyring(wire.keyring);
+      this.codec.setVerifyBudget(this.verifyBudgetOf(config));
     } else {
       this.codec = new WireCodec({
         ids: wire.ids,
@@ -329,6 +336,7 @@ export class MemberHost {
         signingKey: this.init.signingKey,
         memberKeys: wire.memberKeys,
         ...(this.c.counters ? { counters: this.c.counters } : {}),
+        ...this.budgetInit(config),
       });
     }
     this.addresses = this.addressMap(config);
@@ -363,6 +371,15 @@ export class MemberHost {
     if (this.standby || this.unhealthy.size) {
       this.dispatch(this.member.setLocal(now, { standby: this.standby, unhealthy: this.unhealthy }));
     }
+  }
+
+  private verifyBudgetOf(config: ClusterConfig) {
+    return this.init.verifyBudget === false ? undefined : verifyBudgetFor(config.timing.intervalMs);
+  }
+
+  private budgetInit(config: ClusterConfig) {
+    const verifyBudget = this.verifyBudgetOf(config);
+    return verifyBudget ? { verifyBudget, now: () => this.c.clock.now() } : {};
   }
 
   private onDatagram(bytes: Uint8Array, from: Peer): void {

@@ -6,9 +6,11 @@
  * Each is a planned switchover: never two holders, and the client's outage is reported
  * (target: tens of milliseconds).
  */
-import { VIP_ADDRESS } from '../../hack/lab/cluster.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RESOURCE_UID, VIP_ADDRESS } from '../../hack/lab/cluster.js';
 import { signal } from '../../hack/lab/sh.js';
-import { holdersAtEnd, measure, steadyHolder } from './helpers/lab-run.js';
+import { holdersAtEnd, measure, steadyHolder, waitFor } from './helpers/lab-run.js';
 import { labDescribe, withLabCluster } from './helpers/suite.js';
 
 const BOUND_MS = 4000;
@@ -17,6 +19,25 @@ const PLANNED_OUTAGE_BOUND_MS = 1000;
 
 labDescribe('failover: planned moves, default profile, health-checked Resource (3 nodes)', () => {
   const cluster = withLabCluster({ id: 'e2eplan', nodes: 3, profile: 'default', healthCheck: true });
+
+  it('the holder ran its Resource through heartline-netd as uid 65534, after checking the identity (docs/security.md)', async () => {
+    const c = cluster();
+    const holder = await steadyHolder(c);
+    const line = await waitFor(
+      `the agent of ${holder} logging "Resources run unprivileged (checked)"`,
+      async () => {
+        const text = await readFile(join(c.logDir, `agent-${holder}.log`), 'utf8');
+        return text
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((l) => l.msg === 'Resources run unprivileged (checked)');
+      },
+      15_000,
+      250,
+    );
+    expect(line).toMatchObject({ startedBy: 'heartline-netd', uid: RESOURCE_UID, gid: RESOURCE_UID });
+  }, 60_000);
 
   it('holder service killed: the health check fails, the VIP moves to a healthy node', async () => {
     const c = cluster();

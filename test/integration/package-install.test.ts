@@ -1,8 +1,8 @@
 /**
  * The package as a user installs it: `npm pack` (prepack builds dist/), then
  * `npm install -g --prefix TMP heartline-X.tgz`, then the installed `heartline` command runs
- * straight from the shell (shebang, files list, ESM), validates a shipped example, prints the
- * shipped CRDs, and resolves heartline-netd from the installed package.
+ * straight from the shell (shebang, files list, ESM), validates a shipped example, makes an
+ * auth Secret with keygen, prints the shipped CRDs, and resolves heartline-netd from the installed package.
  */
 import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
@@ -75,6 +75,23 @@ describe('npm package', () => {
     await expect(run(bin, ['validate', '-f', bad], { timeout: 30_000 })).rejects.toMatchObject({
       stdout: expect.stringMatching(/VirtualIP default\/web: spec\.address/),
     });
+  });
+
+  it('makes the auth Secret with keygen, which its own validate accepts', async () => {
+    const { stdout } = await run(bin, ['keygen', '--name', 'heartline-auth', '--key-id', '2'], {
+      timeout: 30_000,
+    });
+    expect(stdout).toMatch(/^ {2}"2": [A-Za-z0-9+/]{43}=$/m);
+    const pkg = path.join(tmp, 'prefix', 'lib', 'node_modules', 'heartline');
+    const secret = path.join(tmp, 'auth-secret.yaml');
+    await import('node:fs/promises').then((fs) => fs.writeFile(secret, stdout));
+    // With the shipped example that names it (activeKeyId "2").
+    const ok = await run(
+      bin,
+      ['validate', '-f', secret, '-f', path.join(pkg, 'examples', 'two-node-web.yaml')],
+      { timeout: 30_000 },
+    );
+    expect(ok.stdout).toBe('');
   });
 
   it('ships the CRDs and the netd sources the agent builds from', async () => {

@@ -140,6 +140,14 @@ async function serve(
   } else {
     log.info({ source: memberKey.source, note: memberKey.note }, 'member key loaded');
   }
+  // For measuring what the limit saves only (test/e2e/udp-flood.test.ts): never in a deployment.
+  const noVerifyBudget = process.env.HEARTLINE_BENCH_NO_VERIFY_BUDGET === '1';
+  if (noVerifyBudget) {
+    log.warn(
+      { env: 'HEARTLINE_BENCH_NO_VERIFY_BUDGET' },
+      'signature checks are not rate-limited: a flood of forged datagrams costs a verification each (benchmark setting, docs/adr/0026)',
+    );
+  }
   const agent: Agent = new Agent(
     {
       clock,
@@ -158,6 +166,7 @@ async function serve(
       incarnation: first.incarnation,
       nextIncarnation: () => lives.next().incarnation,
       memberKey: memberKey.key,
+      ...(noVerifyBudget ? { verifyBudget: false } : {}),
     },
   );
   const ops = new OpsServer({

@@ -18,7 +18,11 @@ export const KEY_ID_MIN = 1;
 export const KEY_ID_MAX = 255;
 /** A key id as the Secret and activeKeyId write it: 1..255, decimal, no leading zero. */
 export const KEY_ID_PATTERN = '^([1-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])$';
-/** How to make a key, quoted in every message about a bad one. */
+/**
+ * How to make one key value, quoted in every message about a bad one. A whole Secret, or a
+ * key added for rotation, is better made with `heartline keygen` (src/cli/keygen.ts), which
+ * the messages about a missing or empty Secret name.
+ */
 export const KEY_HOWTO = 'openssl rand -base64 32';
 
 const KEY_ID_RE = new RegExp(KEY_ID_PATTERN);
@@ -101,7 +105,7 @@ export function readAuthSecret(secret: AuthSecretLike): AuthSecretKeys {
   if (fields.length === 0 || fields.every(([, entries]) => Object.keys(entries).length === 0)) {
     problems.push({
       path: 'data',
-      message: `the Secret holds no key; add one, e.g. kubectl create secret generic NAME --from-literal=1="$(${KEY_HOWTO})"`,
+      message: `the Secret holds no key; make one with heartline keygen --name NAME --namespace NS | kubectl apply -f -`,
     });
   }
   return { keys: [...byId.values()].sort((a, b) => a.id - b.id), problems };

@@ -36,6 +36,8 @@ import {
 } from './layout.js';
 import { ReplayGuard } from './replay-window.js';
 import type { SourceBinding } from './source-binding.js';
+import { VerifyBudget, type VerifyBudgetInit, type VerifyLane } from './verify-budget.js';
+import type { Millis } from '../ports.js';
 
 /** Outcome of `decode`: the message, or why the datagram was dropped. */
 export type DecodeResult =
@@ -78,6 +80,14 @@ export interface WireCodecInit {
   windowBits?: number;
   /** Where drops are counted (default: a new DropCounters, see `counters`). */
   counters?: DropCounters;
+  /**
+   * How many failed signature verifications this receiver pays for, per sender and in total,
+   * before it drops datagrams unverified as `rate-limited` (docs/adr/0026). Needs `now`.
+   * Omitted: every datagram that passes the HMAC is verified (tests, benchmarks).
+   */
+  verifyBudget?: VerifyBudgetInit;
+  /** The receiver's monotonic clock, for the budget's refill (the Clock port's `now`). */
+  now?: () => Millis;
 }
 
 /** Bytes the datagram for `m` takes on the wire (header + body + MAC); over MAX_DATAGRAM means `encode` refuses it. */
@@ -104,7 +114,8 @@ function seal(d: Uint8Array, sigOff: number, signingKey: KeyObject, macKey: KeyO
  * `decode` never throws. It runs every check that costs no cryptography first (sizes,
  * header fields, cluster, sender, destination, source address, key id, sender's public
  * key, replay window), then the cluster HMAC (constant-time compare; cheap, and only
- * members hold the key), then the sender's signature (about ten times the HMAC's cost),
+ * members hold the key), then, if the receiver's verification budget allows (`verifyBudget`,
+ * docs/adr/0026), the sender's signature (about twenty times the HMAC's cost),
  * then the body, and only when all of that passed does it update the sender's replay
  * window. A dropped datagram changes nothing but `counters`.
  */
@@ -118,6 +129,8 @@ export class WireCodec {
   #memberKeys: MemberKeys;
   readonly #signingKey: KeyObject;
   readonly #replay: ReplayGuard<MemberId>;
+  #budget: VerifyBudget | undefined;
+  readonly #now: () => Millis;
   readonly #scratch = new Uint8Array(MAX_DATAGRAM);
 
   constructor(init: WireCodecInit) {
@@ -133,6 +146,25 @@ export class WireCodec {
     this.#memberKeys = init.memberKeys;
     this.#replay = new ReplayGuard<MemberId>(init.windowBits ?? 1024);
     this.counters = init.counters ?? new DropCounters();
+    if (init.verifyBudget && !init.now) {
+      throw new WireError('WireCodec: a verifyBudget needs the clock (`now`) that refills it');
+    }
+    this.#now = init.now ?? (() => 0);
+    this.#budget = init.verifyBudget && new VerifyBudget(init.verifyBudget, this.#now());
+  }
+
+  /**
+   * Replaces the verification budget (the heartbeat interval changed), or removes it
+   * (undefined). An equal budget is kept with its state.
+   */
+  setVerifyBudget(init: VerifyBudgetInit | undefined): void {
+    if (init === undefined) {
+      this.#budget = undefined;
+      return;
+    }
+    const cur = this.#budget?.init;
+    if (cur && (Object.keys(init) as Array<keyof VerifyBudgetInit>).every((k) => cur[k] === init[k])) return;
+    this.#budget = new VerifyBudget(init, this.#now());
   }
 
   static #tagOfSelf(ids: IdTable, self: MemberId): number {
@@ -161,7 +193,11 @@ export class WireCodec {
    */
   reconfigure(ids: IdTable, sources: SourceBinding, memberKeys?: MemberKeys): void {
     const selfTag = WireCodec.#tagOfSelf(ids, this.#self);
-    for (const m of this.#ids.members()) if (ids.memberTag(m) === undefined) this.#replay.forget(m);
+    for (const m of this.#ids.members()) {
+      if (ids.memberTag(m) !== undefined) continue;
+      this.#replay.forget(m);
+      this.#budget?.forget(m);
+    }
     this.#ids = ids;
     this.#selfTag = selfTag;
     this.#sources = sources;
@@ -304,8 +340,16 @@ export class WireCodec {
     if (!timingSafeEqual(expected, bytes.subarray(macOff, macOff + MAC_SIZE))) {
       return { ok: false, reason: 'bad-mac', sender };
     }
-    // Only now the signature: a datagram without the cluster key never costs a verification.
+    // Only now the signature: a datagram without the cluster key never costs a verification,
+    // and only failed verifications spend the budget (a member's own traffic never does).
+    const budget = this.#budget;
+    let lane: VerifyLane = 'new';
+    if (budget) {
+      lane = this.#laneOf(sender, incarnation, seq);
+      if (!budget.allows(sender, lane, this.#now())) return { ok: false, reason: 'rate-limited', sender };
+    }
     if (!verify(null, bytes.subarray(0, sigOff), publicKey, bytes.subarray(sigOff, macOff))) {
+      budget?.charge(sender, lane);
       return { ok: false, reason: 'bad-signature', sender };
     }
 
@@ -319,8 +363,20 @@ export class WireCodec {
         return { ok: false, reason: 'malformed-body', sender };
       throw e;
     }
-    // Authenticated and well-formed: the only state change.
+    // Authenticated and well-formed: the only state change (besides a failure's budget).
     this.#replay.accept(sender, incarnation, seq);
     return { ok: true, message, to: receiver === RECEIVER_ALL ? '*' : this.#self, keyId };
+  }
+
+  /**
+   * `current` when (incarnation, seq) continues the sender's authenticated life: the same
+   * incarnation, and a number at most one replay window above the highest accepted (the
+   * 'fresh' verdict already put it above the window's bottom). Everything else is `new`.
+   */
+  #laneOf(sender: MemberId, incarnation: number, seq: number): VerifyLane {
+    const st = this.#replay.state(sender);
+    return st && st.incarnation === incarnation && seq - st.highestSeq <= this.#replay.windowBits
+      ? 'current'
+      : 'new';
   }
 }

@@ -46,6 +46,13 @@ export const DROP_REASONS = [
   /** The HMAC does not verify: forged, corrupted, or signed with another secret under the same key id. */
   'bad-mac',
   /**
+   * The cluster HMAC verifies, but this receiver has already paid for as many failed
+   * signature checks of this sender (or of all senders) as its budget allows; the datagram is
+   * dropped without the check (docs/adr/0026). A flood of forgeries from someone holding the
+   * cluster key and spoofing a member's address, or a member whose new key we do not know yet.
+   */
+  'rate-limited',
+  /**
    * The cluster HMAC verifies but the sender's signature does not: someone who holds the
    * cluster key (a member, or a node that read the Secret) spoke for another member, or the
    * sender's published key is not the one it signs with (docs/adr/0021).

@@ -46,4 +46,12 @@ export {
   parseMemberPublicKey,
 } from './member-keys.js';
 export { ReplayGuard, type ReplayVerdict } from './replay-window.js';
+export {
+  DATAGRAMS_PER_INTERVAL,
+  TOTAL_SENDERS,
+  VerifyBudget,
+  verifyBudgetFor,
+  type VerifyBudgetInit,
+  type VerifyLane,
+} from './verify-budget.js';
 export { SourceBinding, canonicalAddress, type ExpectedSource } from './source-binding.js';

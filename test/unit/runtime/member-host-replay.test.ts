@@ -129,7 +129,7 @@ describe('MemberHost: a recording played back after a restart', () => {
     expect(r.delta('not-fresh')).toBeGreaterThan(0);
     expect(r.n1Seen).not.toBe('alive');
     expect(r.takenBy).toHaveLength(1);
-  });
+  }, 30_000);
 
   it('without the freshness proof (unsafe), the replay keeps the dead holder alive', async () => {
     const r = await scenario({ skipFreshness: true });
@@ -137,5 +137,5 @@ describe('MemberHost: a recording played back after a restart', () => {
     // The fresh codec accepts the recording: the attack the proof closes.
     expect(r.acceptedDelta).toBeGreaterThan(900);
     expect(r.n1Seen).toBe('alive');
-  });
+  }, 30_000);
 });
