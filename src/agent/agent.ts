@@ -33,7 +33,7 @@ import { incarnationFromWallClock } from '../core/incarnation.js';
 import { MemberHost } from '../runtime/member-host.js';
 import { VipExecutor, type ExecutorEvent } from './executor.js';
 import { HealthMonitor } from './health.js';
-import { AgentMetrics } from './metrics.js';
+import { AgentMetrics, FAILOVER_REASONS } from './metrics.js';
 import { ResourceStatusReporter } from './resource-status.js';
 
 export interface AgentComponents {
@@ -118,6 +118,8 @@ export class Agent {
   readonly publicKey: string;
   private publishing = false;
   private publishRetry: Stoppable | undefined;
+  /** Candidacies running, for the failover-duration metric: when each started and why. */
+  private readonly candidacies = new Map<string, { at: number; reason: string }>();
 
   constructor(
     private readonly c: AgentComponents,
@@ -126,7 +128,14 @@ export class Agent {
     this.log = c.log.child({ component: 'agent', node: init.node });
     this.memberKey = init.memberKey ?? generateMemberKey();
     this.publicKey = formatMemberPublicKey(this.memberKey);
-    this.metrics = new AgentMetrics(() => this.counters);
+    this.metrics = new AgentMetrics(
+      () => this.counters,
+      () => {
+        const host = this.host;
+        if (!host) return undefined;
+        return { view: () => host.view(), quorumSize: () => host.quorumSize, now: () => c.clock.now() };
+      },
+    );
     this.lastTickAt = c.clock.now();
     this.resourceStatus = new ResourceStatusReporter({ api: c.api, log: this.log }, init.node);
     this.health = new HealthMonitor(
@@ -136,7 +145,12 @@ export class Agent {
         log: this.log,
         onChange: (unhealthy) => this.host?.setLocal({ unhealthy }),
         onProbe: (vip, resource, r, failures) => {
-          this.metrics.probes.inc({ vip, resource, result: r.ok ? 'success' : 'failure' });
+          this.metrics.resourceOps.inc({
+            vip,
+            resource,
+            operation: 'check',
+            result: r.ok ? 'success' : 'failure',
+          });
           this.resourceStatus.probe(
             `${vip.split('/')[0]}/${resource}`,
             r.ok,
@@ -158,9 +172,17 @@ export class Agent {
       onEvent: (e) => this.emitEvent(e),
       onResourceState: (name, state, message) => this.resourceStatus.state(name, state, message),
       onAddressRefused: (vip) => this.metrics.addressRefused.inc({ vip }),
+      onBindTime: (_vip, ms) => this.metrics.bindDuration.observe(ms / 1000),
+      onResourceResult: (vip, resource, operation, ok) =>
+        this.metrics.resourceOps.inc({ vip, resource, operation, result: ok ? 'success' : 'failure' }),
       onPhase: (vip, phase, epoch) => {
         this.metrics.holder.set({ vip }, phase === 'bound' ? 1 : 0);
         this.metrics.epoch.set({ vip }, epoch);
+        const cand = this.candidacies.get(vip);
+        if (phase === 'bound' && cand) {
+          this.candidacies.delete(vip);
+          this.metrics.failoverDuration.observe({ reason: cand.reason }, (c.clock.now() - cand.at) / 1000);
+        }
         const cfg = this.config?.vips.find((v) => v.vip === vip);
         if (phase === 'bound' && cfg) this.health.watch(cfg);
         if (phase === 'unbound') this.health.unwatch(vip);
@@ -535,7 +557,10 @@ export class Agent {
           counters: this.counters,
           effects: {
             bind: (cmd) => {
-              this.metrics.failovers.inc({ vip: cmd.vip, reason: cmd.reason.split(':')[0]!.slice(0, 60) });
+              this.metrics.failovers.inc({
+                vip: cmd.vip,
+                reason: this.candidacies.get(cmd.vip)?.reason ?? 'Unheld',
+              });
               this.executor.bind(cmd);
             },
             renew: (cmd) => this.executor.renew(cmd),
@@ -544,6 +569,7 @@ export class Agent {
           observer: (e) => this.observe(e),
           onSend: (kind, ok) => this.metrics.heartbeatsSent.inc({ kind, result: ok ? 'ok' : 'error' }),
           onReceive: (kind) => this.metrics.heartbeatsReceived.inc({ kind }),
+          onPeerHeartbeat: (sample) => this.metrics.peerHeartbeat(sample),
           ...(this.init.nextIncarnation ? { nextIncarnation: this.init.nextIncarnation } : {}),
         },
         {
@@ -601,9 +627,11 @@ export class Agent {
         this.log.info({ change: e.change }, 'member liveness changed');
         break;
       case 'candidate':
+        this.candidacies.set(e.vip, { at: this.c.clock.now(), reason: FAILOVER_REASONS[e.cause] });
         this.log.info({ vip: e.vip, epoch: e.epoch, reason: e.reason }, 'asking for takeover');
         break;
       case 'abandon':
+        this.candidacies.delete(e.vip);
         this.log.info({ vip: e.vip, epoch: e.epoch, reason: e.reason }, 'takeover abandoned');
         break;
       case 'refused':

@@ -58,6 +58,13 @@ export interface ExecutorComponents {
   ) => void;
   /** Bound / unbound transitions, with the time the address was added or removed. */
   onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
+  /** The address of `vip` was added: `ms` from the add request to the driver confirming it. */
+  onBindTime?: (vip: string, ms: Millis) => void;
+  /**
+   * A Resource start or stop finished (`resource` is its name in the VIP's spec, `ok` its
+   * outcome). Probes are reported by the health monitor, not here.
+   */
+  onResourceResult?: (vip: string, resource: string, operation: 'start' | 'stop', ok: boolean) => void;
   /**
    * A bind refused because another VIP of this executor has (or is binding) the same address.
    * The configuration rule (runtime/address-claims.ts) should make this impossible: it is
@@ -251,6 +258,7 @@ export class VipExecutor {
           );
         }
         const addr: OwnedAddress = { cidr: spec.address, iface };
+        const addAt = this.c.clock.now();
         const adding = this.c.driver.add(
           addr,
           kernelLifetimeSec(cmd.leaseExpiry, now),
@@ -267,6 +275,7 @@ export class VipExecutor {
           throw err;
         }
         void announcing.catch((err: unknown) => log.warn({ err }, 'announce failed'));
+        this.c.onBindTime?.(cmd.vip, this.c.clock.now() - addAt);
         if (gen !== s.generation) {
           // An unbind overtook us while the add was in flight: its remove is queued after us.
           s.addr = addr;
@@ -313,6 +322,7 @@ export class VipExecutor {
       s.stopTimeouts.set(spec.name, r.spec.stopTimeoutMs);
       this.c.onResourceState?.(spec.name, 'starting');
       const res = await this.c.runner.start(spec, r.spec.startTimeoutMs);
+      this.c.onResourceResult?.(vip, r.name, 'start', res.ok);
       this.c.onResourceState?.(
         spec.name,
         res.ok ? 'running' : 'failed',
@@ -355,6 +365,7 @@ export class VipExecutor {
       const cleanup = s.failed.delete(spec.name);
       if (!cleanup) this.c.onResourceState?.(spec.name, 'stopping');
       const res: RunResult = await this.c.runner.stop(spec, s.stopTimeouts.get(spec.name) ?? 20_000);
+      this.c.onResourceResult?.(vip, spec.name.slice(spec.name.indexOf('/') + 1), 'stop', res.ok);
       if (!res.ok) this.c.onResourceState?.(spec.name, 'failed', `stop failed: ${res.detail}`);
       else if (!cleanup) this.c.onResourceState?.(spec.name, 'stopped');
       if (!res.ok) {

@@ -90,7 +90,7 @@ export class Acquisitions {
       acks: new Map([[this.ctx.self, Infinity]]),
     };
     this.acquiring.set(a.vip, a);
-    this.ctx.emit({ type: 'candidate', vip: a.vip, epoch: a.epoch, reason: a.reason });
+    this.ctx.emit({ type: 'candidate', vip: a.vip, epoch: a.epoch, cause: a.cause, reason: a.reason });
     if (this.ctx.quorum.mode === 'ignore') {
       this.tryBind(now, a, out);
       return;
