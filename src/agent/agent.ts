@@ -408,6 +408,7 @@ export class Agent {
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     const prev = this.config;
     this.config = config;
+    this.metrics.vipsConfigured(config.vips.map((v) => v.vip));
     this.c.onConfig?.(config);
     if (!this.host) {
       this.lastProblem = '';
@@ -557,6 +558,11 @@ export class Agent {
           counters: this.counters,
           effects: {
             bind: (cmd) => {
+              const cfg = this.config?.vips.find((v) => v.vip === cmd.vip);
+              this.metrics.resourcesBinding(
+                cmd.vip,
+                (cfg?.resources ?? []).map((r) => r.name),
+              );
               this.metrics.failovers.inc({
                 vip: cmd.vip,
                 reason: this.candidacies.get(cmd.vip)?.reason ?? 'Unheld',

@@ -194,6 +194,23 @@ export class AgentMetrics {
     });
   }
 
+  /**
+   * The cluster's VIPs: each gets its move counters (reasons HolderDead and Released) at 0, so
+   * that Prometheus sees the first move as an increase (a series born at 1 shows none).
+   */
+  vipsConfigured(vips: readonly string[]): void {
+    for (const vip of vips)
+      for (const reason of ['HolderDead', 'Released']) this.failovers.inc({ vip, reason }, 0);
+  }
+
+  /** A VIP is being bound here: its Resources' operation counters start at 0 (see vipsConfigured). */
+  resourcesBinding(vip: string, resources: readonly string[]): void {
+    for (const resource of resources)
+      for (const operation of ['start', 'stop', 'check'])
+        for (const result of ['success', 'failure'])
+          this.resourceOps.inc({ vip, resource, operation, result }, 0);
+  }
+
   /** A peer's heartbeat (see PeerLinkStats). */
   peerHeartbeat(s: PeerLinkSample): void {
     this.peerHeartbeats.inc({ peer: s.peer });

@@ -653,7 +653,7 @@ export class Controller {
       now: this.c.clock.now(),
       wallNow: this.wallNow(),
     });
-    this.c.metrics.setQuorum(id, decision.quorum);
+    this.c.metrics.setQuorum(id, decision.quorum, (config ?? runtime?.runtime.configuration)?.timing.deadMs);
     const published = (obj.status as ClusterStatus | undefined)?.membership;
     let retryInMs: Millis | undefined;
     const running = runtime?.runtime.configuration;
@@ -709,7 +709,7 @@ export class Controller {
         this.addressIndex = undefined;
         this.enqueueSharing(held.address, id);
       }
-      this.c.metrics.setHolder(id, undefined);
+      this.c.metrics.forgetVip(id);
       return;
     }
     const deleting = Boolean(obj.metadata.deletionTimestamp);
@@ -774,7 +774,7 @@ export class Controller {
       wallNow: this.wallNow(),
       addressVerdict: this.addressVerdictOf(id),
     });
-    this.c.metrics.setHolder(id, decision.status.holder);
+    this.c.metrics.setHolder(id, decision.status.holder, clusterId);
     // Where it is bound, and whether another VIP waiting for this address may go ahead now.
     const heldBefore = this.heldAt.get(id);
     const heldMoved = this.noteHeld(id, decision.status, address);
@@ -858,7 +858,7 @@ export class Controller {
     }
     log.info({ released, waitedMs: Math.round(now - since) }, 'finalizer removed');
     this.deletingSince.delete(id);
-    this.c.metrics.setHolder(id, undefined);
+    this.c.metrics.forgetVip(id);
     this.emit(obj, 'VirtualIP', events, log);
   }
 }

@@ -60,7 +60,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   const address = witnessAddress(opts.witnessAddress, listen.host);
   const clock = new SystemClock();
   const kubeConfig = loadKubeConfig(opts.kubeconfig);
-  const metrics = new ControllerMetrics({ defaultMetrics: true });
+  const metrics = new ControllerMetrics({ defaultMetrics: true, now: () => clock.now() });
   const api = new InstrumentedApiSource(
     new K8sApiSource({ kubeConfig, clock, logger: log }, { identity: opts.identity }),
     metrics,
