@@ -185,7 +185,9 @@ export class Agent {
         }
         const cfg = this.config?.vips.find((v) => v.vip === vip);
         if (phase === 'bound' && cfg) this.health.watch(cfg);
-        if (phase === 'unbound') this.health.unwatch(vip);
+        // Probes stop when the release starts: a check of a service being stopped, or of an
+        // address being removed, is no failure of the Resource.
+        if (phase === 'unbinding' || phase === 'unbound') this.health.unwatch(vip);
       },
     });
   }

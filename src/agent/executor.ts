@@ -56,7 +56,10 @@ export interface ExecutorComponents {
     state: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed',
     message?: string,
   ) => void;
-  /** Bound / unbound transitions, with the time the address was added or removed. */
+  /**
+   * Bound / unbinding / unbound transitions: `bound` once the address was added, `unbinding`
+   * when a release of a bound VIP starts (Resources may stop first), `unbound` once it is gone.
+   */
   onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
   /** The address of `vip` was added: `ms` from the add request to the driver confirming it. */
   onBindTime?: (vip: string, ms: Millis) => void;
@@ -474,6 +477,7 @@ export class VipExecutor {
     s.generation++;
     const wasBound = s.phase !== 'unbound';
     s.phase = 'unbinding';
+    if (wasBound) this.c.onPhase?.(cmd.vip, 'unbinding', cmd.epoch);
     const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch, reason: cmd.reason });
     const planned = cmd.reason === 'planned' || cmd.reason === 'removed' || cmd.reason === 'stopped';
     const removeAddress = async () => {
