@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { ApiKind, ApiSource, Clock, LeaseLock, Millis } from '../core/ports.js';
 import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { LeaderElector } from './leader-election.js';
-import type { ControllerMetrics } from './metrics.js';
+import type { ControllerMetrics, ReconcileOutcome } from './metrics.js';
 import { WorkQueue } from './work-queue.js';
 
 /** What a reconcile asks of the manager: nothing (done), or another pass after a delay. */
@@ -34,7 +34,10 @@ export interface ManagerComponents {
   lease: LeaseLock;
   clock: Clock;
   log: Logger;
-  metrics: Pick<ControllerMetrics, 'leader' | 'reconcileDuration'>;
+  metrics: Pick<
+    ControllerMetrics,
+    'leader' | 'reconciled' | 'workQueue' | 'setQueue' | 'maxConcurrentReconciles' | 'activeWorkers'
+  >;
 }
 
 export interface ManagerInit {
@@ -59,6 +62,12 @@ export interface ManagerInit {
 export const DEFAULT_WORKERS = 8;
 
 const keyOf = (kind: ApiKind, id: string) => `${kind}|${id}`;
+
+/** The work queue's name in the workqueue_* metrics (one queue for every kind). */
+export const QUEUE_NAME = 'heartline-controller';
+
+/** A reconciler's name in the controller_runtime_* metrics, as controller-runtime names controllers: the kind in lower case. */
+export const controllerName = (kind: ApiKind) => kind.toLowerCase();
 
 function splitKey(key: string): { kind: ApiKind; ns: string | undefined; name: string; id: string } {
   const [kind, id = ''] = key.split('|') as [ApiKind, string];
@@ -111,6 +120,9 @@ export class Manager {
   /** Registers the reconciler of its kind (before `start`). */
   register(r: Reconciler): void {
     this.reconcilers.set(r.kind, r);
+    const controller = controllerName(r.kind);
+    this.c.metrics.maxConcurrentReconciles.set({ controller }, this.init.workers);
+    this.c.metrics.activeWorkers.set({ controller }, 0);
   }
 
   get isLeader(): boolean {
@@ -182,8 +194,9 @@ export class Manager {
     if (this.stopped) return;
     this.c.metrics.leader.set(1);
     this.init.onStartedLeading?.();
-    const queue = new WorkQueue(this.c.clock);
+    const queue = new WorkQueue(this.c.clock, { metrics: this.c.metrics.workQueue(QUEUE_NAME) });
     this.queue = queue;
+    this.c.metrics.setQueue(QUEUE_NAME, queue);
     this.workers = Promise.all(Array.from({ length: this.init.workers }, () => this.runWorker(queue))).then(
       () => undefined,
     );
@@ -198,6 +211,7 @@ export class Manager {
     this.queue?.shutDown();
     await this.workers;
     this.queue = undefined;
+    this.c.metrics.setQueue(QUEUE_NAME, undefined);
     this.workers = undefined;
     for (const r of this.reconcilers.values()) await r.stopLeading?.();
     this.init.onStoppedLeading?.();
@@ -219,14 +233,16 @@ export class Manager {
       const log = this.c.log.child({ reconcile: kind, namespace: ns, name });
       const started = this.c.clock.now();
       this.inFlight.set(key, started);
-      let result = 'success';
+      const controller = controllerName(kind);
+      this.c.metrics.activeWorkers.inc({ controller });
+      let result: ReconcileOutcome = 'success';
       try {
         const reconciler = this.reconcilers.get(kind);
         if (!reconciler) throw new Error(`no reconciler registered for kind ${kind} (key ${id})`);
         const r = await reconciler.reconcile(id, log);
         queue.forget(key);
         if (r.requeueAfterMs !== undefined) {
-          result = 'requeue';
+          result = 'requeue_after';
           queue.addAfter(key, r.requeueAfterMs);
         }
       } catch (err) {
@@ -239,7 +255,8 @@ export class Manager {
       } finally {
         this.inFlight.delete(key);
         queue.done(key);
-        this.c.metrics.reconcileDuration.observe({ kind, result }, (this.c.clock.now() - started) / 1000);
+        this.c.metrics.activeWorkers.dec({ controller });
+        this.c.metrics.reconciled(controller, result, this.c.clock.now() - started);
       }
     }
   }

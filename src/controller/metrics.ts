@@ -12,11 +12,10 @@ export interface QueueGauges {
 }
 
 /** Outcomes of a reconcile, as controller-runtime's controller_runtime_reconcile_total labels them. */
-export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
+export type ReconcileOutcome = 'success' | 'error' | 'requeue_after';
 
 export class ControllerMetrics {
   readonly registry: Registry;
-  readonly reconcileDuration: Histogram<'kind' | 'result'>;
   readonly apiRequests: Counter<'verb' | 'kind' | 'result'>;
   readonly failovers: Counter<'reason'>;
   readonly vipHolder: Gauge<'vip' | 'holder'>;
@@ -56,13 +55,6 @@ export class ControllerMetrics {
     const registers = [this.registry];
     if (init.defaultMetrics)
       collectDefaultMetrics({ register: this.registry, prefix: 'heartline_controller_' });
-    this.reconcileDuration = new Histogram({
-      name: 'heartline_controller_reconcile_duration_seconds',
-      help: 'Time to reconcile one object, by kind and outcome (success, requeue, error).',
-      labelNames: ['kind', 'result'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers,
-    });
     this.apiRequests = new Counter({
       name: 'heartline_controller_api_requests_total',
       help: 'Kubernetes API requests made by the controller, by verb, kind and result (ok, error).',

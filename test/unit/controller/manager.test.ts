@@ -30,7 +30,7 @@ function setup(opts: { lease?: (l: LeaseLock) => LeaseLock; stuckReconcileMs?: n
     metadata: { name: 'vip1', namespace: NS },
     spec: { clusterRef: { name: 'web' }, address: '198.18.0.100/24' },
   });
-  const metrics = new ControllerMetrics();
+  const metrics = new ControllerMetrics({ now: () => clock.now() });
   const base = new FakeLeaseLock(
     { store: new FakeLeaseStore(), clock },
     { identity: 'c1', leaseDurationSeconds: 15 },
@@ -65,7 +65,22 @@ describe('Manager', () => {
     await world.advance(2000);
     expect(rec.calls.filter((c) => c === `${NS}/vip1`)).toHaveLength(3);
     const text = await metrics.registry.metrics();
-    expect(text).toMatch(/reconcile_duration_seconds_count\{kind="VirtualIP",result="requeue"\} 2/);
+    expect(text).toMatch(
+      /^controller_runtime_reconcile_total\{controller="virtualip",result="requeue_after"\} 2$/m,
+    );
+    expect(text).toMatch(
+      /^controller_runtime_reconcile_total\{controller="virtualip",result="success"\} 1$/m,
+    );
+    expect(text).toMatch(/^controller_runtime_reconcile_errors_total\{controller="virtualip"\} 0$/m);
+    expect(text).toMatch(/^controller_runtime_reconcile_time_seconds_count\{controller="virtualip"\} 3$/m);
+    expect(text).toMatch(/^controller_runtime_max_concurrent_reconciles\{controller="virtualip"\} 2$/m);
+    expect(text).toMatch(/^controller_runtime_active_workers\{controller="virtualip"\} 0$/m);
+    // Three adds (the first and two requeues), each waited for and worked on, none waiting now.
+    expect(text).toMatch(/^workqueue_adds_total\{name="heartline-controller"\} 3$/m);
+    expect(text).toMatch(/^workqueue_queue_duration_seconds_count\{name="heartline-controller"\} 3$/m);
+    expect(text).toMatch(/^workqueue_work_duration_seconds_count\{name="heartline-controller"\} 3$/m);
+    expect(text).toMatch(/^workqueue_depth\{name="heartline-controller"\} 0$/m);
+    expect(text).toMatch(/^workqueue_retries_total\{name="heartline-controller"\} 0$/m);
     expect(text).not.toMatch(/result="error"/);
     expect(manager.liveness()).toEqual({ healthy: true, reason: 'leading' });
     await manager.stop();
@@ -81,12 +96,22 @@ describe('Manager', () => {
     // 50, 100, 200, 400 ms backoff: 5 attempts within the first second, not one per 50 ms.
     expect(rec.calls.length).toBeGreaterThanOrEqual(4);
     expect(rec.calls.length).toBeLessThanOrEqual(6);
-    expect(await metrics.registry.metrics()).toMatch(/result="error"/);
+    const text = await metrics.registry.metrics();
+    const errors = Number(
+      /^controller_runtime_reconcile_errors_total\{controller="virtualip"\} (\d+)$/m.exec(text)?.[1],
+    );
+    expect(errors).toBe(rec.calls.length);
+    expect(text).toContain(
+      `controller_runtime_reconcile_total{controller="virtualip",result="error"} ${errors}`,
+    );
+    expect(text).toContain(`workqueue_retries_total{name="heartline-controller"} ${errors}`);
     await manager.stop();
+    // Leadership over: no queue, no depth series.
+    expect(await metrics.registry.metrics()).not.toMatch(/^workqueue_depth\{/m);
   });
 
   it('is unhealthy while a reconcile is stuck beyond stuckReconcileMs, naming the object', async () => {
-    const { world, manager } = setup({ stuckReconcileMs: 30_000 });
+    const { world, manager, metrics } = setup({ stuckReconcileMs: 30_000 });
     let finish: (() => void) | undefined;
     const rec = new Recorder(() => new Promise<ReconcileResult>((r) => (finish = () => r({}))));
     manager.register(rec);
@@ -97,6 +122,14 @@ describe('Manager', () => {
     await world.advance(15_000);
     const l = manager.liveness();
     expect(l.healthy).toBe(false);
+    // The stuck reconcile shows in the workqueue and worker gauges.
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^controller_runtime_active_workers\{controller="virtualip"\} 1$/m);
+    const longest = Number(
+      /^workqueue_longest_running_processor_seconds\{name="heartline-controller"\} (\S+)$/m.exec(text)?.[1],
+    );
+    expect(longest).toBeGreaterThan(30);
+    expect(text).toMatch(/^workqueue_unfinished_work_seconds\{name="heartline-controller"\} \S+$/m);
     expect(l.reason).toMatch(/^reconcile of VirtualIP lab\/vip1 running for \d+ ms \(> 30000 ms\)$/);
     finish?.();
     await world.advance(10);
