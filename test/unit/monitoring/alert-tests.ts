@@ -103,10 +103,10 @@ export function alertTests(r: Recording): PromtoolTestGroup {
       alertname: 'HeartlineMemberDown',
       exp_alerts: [{ exp_labels: { severity: 'warning', member: off1.node } }],
     },
-    // Junk on the heartbeat port of every node: each agent drops it (too short for a header).
+    // Junk on the heartbeat port of every node: each agent drops it (64 bytes: too short for a header and a signature).
     { eval_time: at(junk.at - 10), alertname: 'HeartlineDatagramsDropped', exp_alerts: [] },
     {
-      eval_time: at(junk.at + 55),
+      eval_time: at(junk.at + 75), // rate > 0 from the first scrape after the junk began, then for: 1m
       alertname: 'HeartlineDatagramsDropped',
       exp_alerts: nodes.map((n) => ({
         exp_labels: { severity: 'warning', reason: 'too-short', ...agent(n) },
@@ -119,7 +119,7 @@ export function alertTests(r: Recording): PromtoolTestGroup {
       eval_time: at(healthKill.at + 15),
       alertname: 'HeartlineResourceFailing',
       exp_alerts: [
-        { exp_labels: { severity: 'warning', vip, resource, operation: 'check', ...agent(healthKill.node) } },
+        { exp_labels: { severity: 'warning', vip, resource, operation: 'check', instance: healthKill.node } },
       ],
     },
     { eval_time: at(healthKill.at + 330), alertname: 'HeartlineResourceFailing', exp_alerts: [] },
