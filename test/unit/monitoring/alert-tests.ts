@@ -109,7 +109,7 @@ export function alertTests(r: Recording): PromtoolTestGroup {
       eval_time: at(junk.at + 75), // rate > 0 from the first scrape after the junk began, then for: 1m
       alertname: 'HeartlineDatagramsDropped',
       exp_alerts: nodes.map((n) => ({
-        exp_labels: { severity: 'warning', reason: 'too-short', ...agent(n) },
+        exp_labels: { severity: 'warning', reason: 'too-short', instance: n },
       })),
     },
     { eval_time: at(junk.at + 60 + 180), alertname: 'HeartlineDatagramsDropped', exp_alerts: [] },
