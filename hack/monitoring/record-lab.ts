@@ -219,22 +219,21 @@ async function main(): Promise<void> {
     const series: Record<string, Array<number | null>> = {};
     for (const k of keys) series[k] = scrapes.map((s) => s.get(k) ?? null);
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(
-      out,
-      JSON.stringify(
-        {
-          description:
-            'Heartline metrics scraped every 5 s from a 3-node lab cluster (default profile: interval 200 ms, dead 1000 ms) by hack/monitoring/record-lab.ts',
-          recordedAt: new Date().toISOString(),
-          scrapeIntervalSeconds: SCRAPE_MS / 1000,
-          scrapes: scrapes.length,
-          events,
-          series,
-        },
-        null,
-        1,
-      ) + '\n',
-    );
+    const head = JSON.stringify(
+      {
+        description:
+          'Heartline metrics scraped every 5 s from a 3-node lab cluster (default profile: interval 200 ms, dead 1000 ms) by hack/monitoring/record-lab.ts',
+        recordedAt: new Date().toISOString(),
+        scrapeIntervalSeconds: SCRAPE_MS / 1000,
+        scrapes: scrapes.length,
+        events,
+      },
+      null,
+      1,
+    ).slice(0, -2);
+    // One series per line: a new recording's diff reads series by series.
+    const lines = Object.entries(series).map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+    writeFileSync(out, `${head},\n "series": {\n  ${lines.join(',\n  ')}\n }\n}\n`);
     log(`wrote ${out}: ${keys.length} series x ${scrapes.length} scrapes`);
   } finally {
     await c.stop();
