@@ -262,6 +262,14 @@ export class ControllerMetrics {
     this.vips.delete(vip);
   }
 
+  /**
+   * Leadership ended: what this replica observed of VIPs stops being current, so their series
+   * go (a standby must not report a VIP as unheld, or held, from a stale view).
+   */
+  forgetAllVips(): void {
+    for (const vip of [...this.vips.keys(), ...this.holders.keys()]) this.forgetVip(vip);
+  }
+
   setQuorum(
     cluster: string,
     q: { state: string; have: number; need: number } | undefined,

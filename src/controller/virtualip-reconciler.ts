@@ -98,6 +98,7 @@ export class VirtualIPReconciler implements Reconciler {
 
   stopLeading(): Promise<void> {
     this.deletingSince.clear();
+    this.ctx.metrics.forgetAllVips();
     return Promise.resolve();
   }
 

@@ -216,6 +216,11 @@ describe('controller on a simulated cluster', () => {
     expect(await first.metrics.registry.getSingleMetricAsString('heartline_controller_leader')).toContain(
       'heartline_controller_leader 0',
     );
+    // No longer leading: no view of the VIPs or clusters (a stale one would feed NoHolder).
+    const text = await first.metrics.registry.metrics();
+    expect(text).not.toMatch(
+      /^heartline_(vip_holder|vip_unheld_seconds|cluster_quorate|cluster_dead_seconds)\{/m,
+    );
     // Nobody leads: nothing is written, even when the holder changes.
     const writes = first.api.total('patch-status') + second.api.total('patch-status');
     await rig.agents.get(rig.holders()[0]!)!.crash();

@@ -26,6 +26,9 @@ describe('ControllerMetrics', () => {
     m.setHolder('ns/vip1', 'node-b', 'ns/web');
     expect(await text()).toMatch(/^heartline_vip_unheld_seconds\{cluster="ns\/web",vip="ns\/vip1"\} 0$/m);
     expect(await text()).toMatch(/^heartline_vip_holder\{vip="ns\/vip1",holder="node-b"\} 1$/m);
+    m.setHolder('ns/vip2', undefined, 'ns/web');
+    m.forgetAllVips(); // leadership lost
+    expect(await text()).not.toMatch(/vip2/);
     m.forgetVip('ns/vip1');
     m.setQuorum('ns/web', undefined);
     const after = await text();
