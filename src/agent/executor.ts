@@ -14,7 +14,7 @@
  *   first: the lease is gone, so the address must be too; the Resources follow.
  */
 import type { Logger } from 'pino';
-import type { VirtualIPSpec } from '../api/index.js';
+import { hostOf, type VirtualIPSpec } from '../api/index.js';
 import type {
   Clock,
   Millis,
@@ -29,7 +29,7 @@ import type { VipConfig } from '../runtime/cluster-config.js';
 import { addressKey } from '../runtime/address-claims.js';
 import { toServiceSpec } from './service-spec.js';
 
-export type VipPhase = 'unbound' | 'binding' | 'bound' | 'unbinding';
+export type ExecutorPhase = 'unbound' | 'binding' | 'bound' | 'unbinding';
 
 /** Something an operator should see: becomes a log line, a metric and a Kubernetes Event. */
 export interface ExecutorEvent {
@@ -60,7 +60,7 @@ export interface ExecutorComponents {
    * Bound / unbinding / unbound transitions: `bound` once the address was added, `unbinding`
    * when a release of a bound VIP starts (Resources may stop first), `unbound` once it is gone.
    */
-  onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
+  onPhase?: (vip: string, phase: ExecutorPhase, epoch: number) => void;
   /** The address of `vip` was added: `ms` from the add request to the driver confirming it. */
   onBindTime?: (vip: string, ms: Millis) => void;
   /**
@@ -77,7 +77,7 @@ export interface ExecutorComponents {
 }
 
 interface VipState {
-  phase: VipPhase;
+  phase: ExecutorPhase;
   epoch: number;
   addr: OwnedAddress | undefined;
   /** Resources started, in start order. */
@@ -98,10 +98,6 @@ const IFACE_TTL_MS = 60_000;
 
 export function kernelLifetimeSec(leaseExpiry: Millis, now: Millis): number {
   return Math.max(1, Math.ceil((leaseExpiry - now) / 1000));
-}
-
-export function hostOf(cidr: string): string {
-  return cidr.split('/')[0]!;
 }
 
 export class VipExecutor {
@@ -172,7 +168,7 @@ export class VipExecutor {
   }
 
   /** VIPs whose address is bound (or being bound) here, with their epoch. */
-  bound(): Array<{ vip: string; epoch: number; addr: OwnedAddress | undefined; phase: VipPhase }> {
+  bound(): Array<{ vip: string; epoch: number; addr: OwnedAddress | undefined; phase: ExecutorPhase }> {
     return [...this.vips]
       .filter(([, s]) => s.phase !== 'unbound')
       .map(([vip, s]) => ({ vip, epoch: s.epoch, addr: s.addr, phase: s.phase }));

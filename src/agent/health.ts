@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Clock, Millis, RunResult, ServiceRunner, ServiceSpec, Stoppable } from '../core/ports.js';
 import type { VipConfig } from '../runtime/cluster-config.js';
-import { hostOf } from './executor.js';
+import { hostOf } from '../api/net.js';
 import { toServiceSpec } from './service-spec.js';
 
 export interface HealthComponents {

@@ -22,7 +22,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ApiSource, Clock, LeaseLock, Millis, Transport } from '../core/ports.js';
 import { formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
-import type { CacheChange } from './cache.js';
+import type { CacheChange } from '../runtime/object-cache.js';
 import type { WitnessAddress } from './decide.js';
 import { EventRecorder } from './event-recorder.js';
 import { HAClusterReconciler } from './hacluster-reconciler.js';

@@ -17,7 +17,7 @@ import {
   ClusterConfigError,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
-import { objectKey, type CacheChange } from './cache.js';
+import { objectKey, type CacheChange } from '../runtime/object-cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import { decideCluster, decideMembership, type ClusterStatus, type WitnessAddress } from './decide.js';
 import type { ReconcileResult, Reconciler } from './manager.js';

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { ApiKind, ApiSource, Clock, LeaseLock, Millis } from '../core/ports.js';
-import { ObjectCache, objectKey, type CacheChange } from './cache.js';
+import { ObjectCache, objectKey, type CacheChange } from '../runtime/object-cache.js';
 import { LeaderElector } from './leader-election.js';
 import type { ControllerMetrics, ReconcileOutcome } from './metrics.js';
 import { WorkQueue } from './work-queue.js';

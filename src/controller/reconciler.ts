@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ApiKind, ApiObject, ApiSource, Clock, Millis, ObjectKey, OwnedKind } from '../core/ports.js';
-import type { ObjectCache } from './cache.js';
+import type { ObjectCache } from '../runtime/object-cache.js';
 import type { EventSpec } from './decide.js';
 import type { EventRecorder } from './event-recorder.js';
 import type { ControllerMetrics } from './metrics.js';

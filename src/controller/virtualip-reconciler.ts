@@ -15,7 +15,7 @@ import {
   type AddressVerdict,
 } from '../runtime/address-claims.js';
 import { addressesOfNodes, VIP_FINALIZER } from '../runtime/cluster-config.js';
-import { objectKey, type CacheChange } from './cache.js';
+import { objectKey, type CacheChange } from '../runtime/object-cache.js';
 import { decideFinalize, decideVip, quorumSummary, type VipCluster } from './decide.js';
 import type { ObservedClusters } from './hacluster-reconciler.js';
 import type { ReconcileResult, Reconciler } from './manager.js';
