@@ -181,7 +181,10 @@ describe('agent metrics', () => {
     }
     const registered = (await families(c.nodes[0]!.agent)).keys();
     const own = [...registered].filter((n) => !n.startsWith('heartline_agent_')); // process metrics
-    // Refused binds need two VirtualIPs on one address (address-refusal.test.ts); the rest here.
+    // A refused bind (heartline_vip_address_conflicts_total) cannot be reached through the
+    // configuration, whose address rule drops the later of two VirtualIPs on one address
+    // (runtime/address-claims.ts): it is defence in depth, and executor.test.ts tests the
+    // executor's refusal callback that increments it. Every other family is set here.
     const missing = own.filter((n) => !seen.has(n) && n !== 'heartline_vip_address_conflicts_total');
     expect(missing).toEqual([]);
   });
