@@ -10,8 +10,8 @@
  *   the holder powered off (failover), and 90 s later the new holder powered off too
  *   (the last node alone: quorum lost, the VIP has no holder).
  *
- * Writes test/fixtures/monitoring/lab-power-off.json: every heartline_* sample series (not
- * histogram buckets, not process metrics) with the value at each scrape (null when absent:
+ * Writes test/fixtures/monitoring/lab-power-off.json: every sample series of the families in
+ * docs/metrics.md (not histogram buckets, not process metrics) with the value at each scrape (null when absent:
  * a powered-off node is not scraped), labelled job and instance as a Prometheus scrape would,
  * and the timeline of what was done when. Root only (network namespaces), about 8 minutes:
  *
@@ -56,7 +56,7 @@ async function holder(c: LabCluster): Promise<string> {
   throw new Error('no single holder of the VIP within 20 s');
 }
 
-/** Parses the text exposition format into `name{labels}` → value, keeping heartline_* samples only. */
+/** Parses the text exposition format into `name{labels}` → value, keeping Heartline's families only. */
 export function parseMetrics(text: string, extra: Record<string, string>): Map<string, number> {
   const samples = new Map<string, number>();
   for (const line of text.split('\n')) {
@@ -64,7 +64,7 @@ export function parseMetrics(text: string, extra: Record<string, string>): Map<s
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) continue;
     const [, name, labelText, value] = m as unknown as [string, string, string | undefined, string];
-    if (!name.startsWith('heartline_')) continue;
+    if (!/^(heartline_|controller_runtime_|workqueue_)/.test(name)) continue;
     if (/^heartline_(agent|controller)_(process|nodejs)_/.test(name) || name.endsWith('_bucket')) continue;
     const labels: Record<string, string> = { ...extra };
     for (const l of (labelText ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
