@@ -40,6 +40,12 @@ if [[ -x hack/build-k8s.sh ]] || [[ -f hack/build-k8s.sh ]]; then
   bash hack/build-k8s.sh
 fi
 
+# helm, for the chart's tests (test/integration/helm-chart.test.ts, test/e2e/helm-cluster.test.ts),
+# cached by version like the control plane.
+if [[ -f hack/build-helm.sh ]]; then
+  bash hack/build-helm.sh >/dev/null
+fi
+
 # promtool (Prometheus 3), for the alert rules' checks and unit tests (deploy/monitoring).
 if [[ -f hack/build-promtool.sh ]]; then
   bash hack/build-promtool.sh >/dev/null
