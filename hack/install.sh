@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything Heartline's tests, lab and demo need on a fresh Debian machine:
 # Debian packages, node modules, the native fence/netlink helper, and the real
-# kube-apiserver + etcd built from Go modules (cached by version outside the repo).
+# kube-apiserver + etcd and promtool built from Go modules (cached by version outside the repo).
 # Idempotent: a second run on a warm machine takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,11 @@ fi
 # cached by version like the control plane.
 if [[ -f hack/build-helm.sh ]]; then
   bash hack/build-helm.sh >/dev/null
+fi
+
+# promtool (Prometheus 3), for the alert rules' checks and unit tests (deploy/monitoring).
+if [[ -f hack/build-promtool.sh ]]; then
+  bash hack/build-promtool.sh >/dev/null
 fi
 
 # Packages whose install would start a daemon in the root namespace: keepalived (the failover

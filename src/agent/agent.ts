@@ -10,6 +10,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type {
+  ApiKind,
   ApiObject,
   ApiSource,
   Clock,
@@ -28,12 +29,14 @@ import {
   MEMBER_KEY_ANNOTATION,
   selectsNode,
   type ClusterConfig,
+  type VipConfig,
 } from '../runtime/cluster-config.js';
+import { ObjectCache } from '../runtime/object-cache.js';
 import { incarnationFromWallClock } from '../core/incarnation.js';
 import { MemberHost } from '../runtime/member-host.js';
 import { VipExecutor, type ExecutorEvent } from './executor.js';
 import { HealthMonitor } from './health.js';
-import { AgentMetrics } from './metrics.js';
+import { AgentMetrics, FAILOVER_REASONS } from './metrics.js';
 import { ResourceStatusReporter } from './resource-status.js';
 
 export interface AgentComponents {
@@ -86,21 +89,17 @@ export interface AgentInit {
   verifyBudget?: boolean;
 }
 
-type Kind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
-
 export class Agent {
   readonly metrics: AgentMetrics;
   private readonly counters = new DropCounters();
-  private readonly cache: Record<Kind, Map<string, ApiObject>> = {
-    HACluster: new Map(),
-    VirtualIP: new Map(),
-    Resource: new Map(),
-    Node: new Map(),
-    Secret: new Map(),
-  };
-  private readonly synced = new Set<Kind>();
+  /** The watched objects (HACluster, VirtualIPs, Resources, Nodes, and the auth Secret by name). */
+  private readonly objects: ObjectCache;
   private readonly watches: Stoppable[] = [];
-  private secretWatch: { name: string; stop: Stoppable } | undefined;
+  /** The auth Secret watched by name (ensureSecretWatch). */
+  private secretName: string | undefined;
+  /** The VIPs of `indexed` (the configuration last looked up) by id. */
+  private vipIndex = new Map<string, VipConfig>();
+  private indexed: ClusterConfig | undefined;
   private rebuildTimer: Stoppable | undefined;
   private linkTimer: Stoppable | undefined;
   private host: MemberHost | undefined;
@@ -123,6 +122,8 @@ export class Agent {
   readonly publicKey: string;
   private publishing = false;
   private publishRetry: Stoppable | undefined;
+  /** Candidacies running, for the failover-duration metric: when each started and why. */
+  private readonly candidacies = new Map<string, { at: number; reason: string }>();
 
   constructor(
     private readonly c: AgentComponents,
@@ -131,8 +132,20 @@ export class Agent {
     this.log = c.log.child({ component: 'agent', node: init.node });
     this.memberKey = init.memberKey ?? generateMemberKey();
     this.publicKey = formatMemberPublicKey(this.memberKey);
-    this.metrics = new AgentMetrics(() => this.counters);
+    this.metrics = new AgentMetrics(
+      () => this.counters,
+      () => {
+        const host = this.host;
+        if (!host) return undefined;
+        return { view: () => host.view(), quorumSize: () => host.quorumSize, now: () => c.clock.now() };
+      },
+    );
     this.lastTickAt = c.clock.now();
+    this.objects = new ObjectCache(
+      c.api,
+      (ch) => this.onChange(ch.kind),
+      (kind) => this.onChange(kind),
+    );
     this.resourceStatus = new ResourceStatusReporter({ api: c.api, log: this.log }, init.node);
     this.health = new HealthMonitor(
       {
@@ -141,7 +154,12 @@ export class Agent {
         log: this.log,
         onChange: (unhealthy) => this.host?.setLocal({ unhealthy }),
         onProbe: (vip, resource, r, failures) => {
-          this.metrics.probes.inc({ vip, resource, result: r.ok ? 'success' : 'failure' });
+          this.metrics.resourceOps.inc({
+            vip,
+            resource,
+            operation: 'check',
+            result: r.ok ? 'success' : 'failure',
+          });
           this.resourceStatus.probe(
             `${vip.split('/')[0]}/${resource}`,
             r.ok,
@@ -158,17 +176,27 @@ export class Agent {
       driver: c.driver,
       runner: c.runner,
       log: this.log,
-      lookup: (vip) => this.config?.vips.find((v) => v.vip === vip),
+      lookup: (vip) => this.vipConfig(vip),
       onUnhealthy: (vip, reason) => this.health.mark(vip, reason),
       onEvent: (e) => this.emitEvent(e),
       onResourceState: (name, state, message) => this.resourceStatus.state(name, state, message),
       onAddressRefused: (vip) => this.metrics.addressRefused.inc({ vip }),
+      onBindTime: (_vip, ms) => this.metrics.bindDuration.observe(ms / 1000),
+      onResourceResult: (vip, resource, operation, ok) =>
+        this.metrics.resourceOps.inc({ vip, resource, operation, result: ok ? 'success' : 'failure' }),
       onPhase: (vip, phase, epoch) => {
         this.metrics.holder.set({ vip }, phase === 'bound' ? 1 : 0);
         this.metrics.epoch.set({ vip }, epoch);
-        const cfg = this.config?.vips.find((v) => v.vip === vip);
+        const cand = this.candidacies.get(vip);
+        if (phase === 'bound' && cand) {
+          this.candidacies.delete(vip);
+          this.metrics.failoverDuration.observe({ reason: cand.reason }, (c.clock.now() - cand.at) / 1000);
+        }
+        const cfg = this.vipConfig(vip);
         if (phase === 'bound' && cfg) this.health.watch(cfg);
-        if (phase === 'unbound') this.health.unwatch(vip);
+        // Probes stop when the release starts: a check of a service being stopped, or of an
+        // address being removed, is no failure of the Resource.
+        if (phase === 'unbinding' || phase === 'unbound') this.health.unwatch(vip);
       },
     });
   }
@@ -194,14 +222,10 @@ export class Agent {
 
   start(): void {
     const ns = this.init.namespace;
-    const watch = (kind: Kind, opts: { namespace?: string; fieldSelector?: string }) =>
-      this.c.api.watch(kind, (ev) => this.onWatch(kind, ev), opts);
-    this.watches.push(
-      watch('HACluster', { namespace: ns, fieldSelector: `metadata.name=${this.init.cluster}` }),
-    );
-    this.watches.push(watch('VirtualIP', { namespace: ns }));
-    this.watches.push(watch('Resource', { namespace: ns }));
-    this.watches.push(watch('Node', {}));
+    this.objects.watch('HACluster', { namespace: ns, fieldSelector: `metadata.name=${this.init.cluster}` });
+    this.objects.watch('VirtualIP', { namespace: ns });
+    this.objects.watch('Resource', { namespace: ns });
+    this.objects.watch('Node');
     this.watches.push(
       this.c.clock.every(1000, () => {
         this.lastTickAt = this.c.clock.now();
@@ -209,19 +233,26 @@ export class Agent {
     );
   }
 
-  private onWatch(kind: Kind, ev: Parameters<Parameters<ApiSource['watch']>[1]>[0]): void {
-    if (ev.type === 'synced') {
-      this.synced.add(kind);
-    } else {
-      const key = `${ev.object.metadata.namespace ?? ''}/${ev.object.metadata.name}`;
-      if (ev.type === 'deleted') this.cache[kind].delete(key);
-      else this.cache[kind].set(key, ev.object);
-    }
+  private onChange(kind: ApiKind): void {
     if (kind === 'HACluster' || kind === 'Node') {
       this.ensureSecretWatch();
       this.ensureKeyPublished();
     }
     this.scheduleRebuild();
+  }
+
+  /** VIP `vip` of the running configuration (an index, rebuilt when the configuration changes). */
+  private vipConfig(vip: string): VipConfig | undefined {
+    if (this.indexed !== this.config) {
+      this.indexed = this.config;
+      this.vipIndex = new Map((this.config?.vips ?? []).map((v) => [v.vip, v]));
+    }
+    return this.vipIndex.get(vip);
+  }
+
+  /** The HACluster this agent serves, once the watch delivered it. */
+  private cluster(): ApiObject | undefined {
+    return this.objects.list('HACluster')[0];
   }
 
   /**
@@ -231,7 +262,7 @@ export class Agent {
    */
   private ensureKeyPublished(): void {
     if (this.publishing || this.publishRetry || this.stopped) return;
-    const cluster = [...this.cache.HACluster.values()][0];
+    const cluster = this.cluster();
     const node = this.ownNode();
     if (!cluster || !node || !selectsNode(cluster, node)) return;
     if (node.metadata.annotations?.[MEMBER_KEY_ANNOTATION] === this.publicKey) return;
@@ -256,7 +287,7 @@ export class Agent {
 
   /** This node's Node object, once the watch delivered it. */
   private ownNode(): ApiObject | undefined {
-    return this.cache.Node.get(`/${this.init.node}`);
+    return this.objects.get('Node', this.init.node);
   }
 
   /**
@@ -266,32 +297,25 @@ export class Agent {
    * under one service account), so this is the agent's own rule (docs/adr/0021).
    */
   private ensureSecretWatch(): void {
-    const cluster = [...this.cache.HACluster.values()][0];
+    const cluster = this.cluster();
     const name = (cluster?.spec as { authSecretRef?: { name?: string } } | undefined)?.authSecretRef?.name;
     const member = Boolean(cluster && selectsNode(cluster, this.ownNode()));
     if (!member || !name) {
       // Before the HACluster and Node watches have synced nothing is known yet: keep what runs.
-      if (this.synced.has('HACluster') && this.synced.has('Node')) this.dropSecret();
+      if (this.objects.isSynced('HACluster') && this.objects.isSynced('Node')) this.dropSecret();
       return;
     }
-    if (this.secretWatch?.name === name) return;
+    if (this.secretName === name) return;
     this.dropSecret();
-    this.secretWatch = {
-      name,
-      stop: this.c.api.watch('Secret', (ev) => this.onWatch('Secret', ev), {
-        namespace: this.init.namespace,
-        fieldSelector: `metadata.name=${name}`,
-      }),
-    };
+    this.secretName = name;
+    this.objects.watchNamed('Secret', this.init.namespace, name, () => this.scheduleRebuild());
   }
 
   /** Stops the Secret watch and forgets the keys it delivered. */
   private dropSecret(): void {
-    if (!this.secretWatch && this.cache.Secret.size === 0) return;
-    this.secretWatch?.stop.stop();
-    this.secretWatch = undefined;
-    this.cache.Secret.clear();
-    this.synced.delete('Secret');
+    if (this.secretName === undefined) return;
+    this.objects.unwatchNamed('Secret', this.init.namespace, this.secretName);
+    this.secretName = undefined;
   }
 
   private scheduleRebuild(): void {
@@ -324,7 +348,7 @@ export class Agent {
       { problem: msg, err: event?.err, running: Boolean(this.host) },
       'cluster configuration unusable',
     );
-    const cluster = [...this.cache.HACluster.values()][0];
+    const cluster = this.cluster();
     if (!event || !cluster) return;
     const note = `${this.init.node}: ${msg}`;
     const suffix = `; ${keeping}`;
@@ -346,13 +370,15 @@ export class Agent {
   private async rebuild(): Promise<void> {
     if (this.stopped) return;
     for (const k of ['HACluster', 'VirtualIP', 'Resource', 'Node'] as const) {
-      if (!this.synced.has(k)) return;
+      if (!this.objects.isSynced(k)) return;
     }
-    const cluster = [...this.cache.HACluster.values()][0];
+    const cluster = this.cluster();
     if (!cluster)
       return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
     if (!selectsNode(cluster, this.ownNode())) return this.notMember();
-    if (!this.synced.has('Secret')) return;
+    const secretName = this.secretName;
+    if (secretName === undefined || !this.objects.namedSynced('Secret', this.init.namespace, secretName))
+      return;
     let config: ClusterConfig;
     try {
       const status = cluster.status as
@@ -363,10 +389,10 @@ export class Agent {
         | undefined;
       config = buildClusterConfig({
         cluster,
-        vips: [...this.cache.VirtualIP.values()],
-        resources: [...this.cache.Resource.values()],
-        nodes: [...this.cache.Node.values()],
-        secret: [...this.cache.Secret.values()][0],
+        vips: this.objects.list('VirtualIP'),
+        resources: this.objects.list('Resource'),
+        nodes: this.objects.list('Node'),
+        secret: this.objects.get('Secret', `${this.init.namespace}/${secretName}`),
         witness: status?.witness ?? null,
         membership: status?.membership ?? null,
       });
@@ -391,6 +417,7 @@ export class Agent {
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     const prev = this.config;
     this.config = config;
+    this.metrics.vipsConfigured(config.vips.map((v) => v.vip));
     this.c.onConfig?.(config);
     if (!this.host) {
       this.lastProblem = '';
@@ -426,7 +453,7 @@ export class Agent {
    */
   private async notMember(): Promise<void> {
     if (this.host) await this.leave();
-    const selected = selectsNode([...this.cache.HACluster.values()][0]!, this.ownNode());
+    const selected = selectsNode(this.cluster()!, this.ownNode());
     // Not selected: the Secret watch is stopped (ensureSecretWatch); the keys are forgotten.
     if (!selected && !this.host) this.config = undefined;
     this.problem(
@@ -540,7 +567,15 @@ export class Agent {
           counters: this.counters,
           effects: {
             bind: (cmd) => {
-              this.metrics.failovers.inc({ vip: cmd.vip, reason: cmd.reason.split(':')[0]!.slice(0, 60) });
+              const cfg = this.vipConfig(cmd.vip);
+              this.metrics.resourcesBinding(
+                cmd.vip,
+                (cfg?.resources ?? []).map((r) => r.name),
+              );
+              this.metrics.failovers.inc({
+                vip: cmd.vip,
+                reason: this.candidacies.get(cmd.vip)?.reason ?? 'Unheld',
+              });
               this.executor.bind(cmd);
             },
             renew: (cmd) => this.executor.renew(cmd),
@@ -549,6 +584,7 @@ export class Agent {
           observer: (e) => this.observe(e),
           onSend: (kind, ok) => this.metrics.heartbeatsSent.inc({ kind, result: ok ? 'ok' : 'error' }),
           onReceive: (kind) => this.metrics.heartbeatsReceived.inc({ kind }),
+          onPeerHeartbeat: (sample) => this.metrics.peerHeartbeat(sample),
           ...(this.init.nextIncarnation ? { nextIncarnation: this.init.nextIncarnation } : {}),
         },
         {
@@ -607,9 +643,11 @@ export class Agent {
         this.log.info({ change: e.change }, 'member liveness changed');
         break;
       case 'candidate':
+        this.candidacies.set(e.vip, { at: this.c.clock.now(), reason: FAILOVER_REASONS[e.cause] });
         this.log.info({ vip: e.vip, epoch: e.epoch, reason: e.reason }, 'asking for takeover');
         break;
       case 'abandon':
+        this.candidacies.delete(e.vip);
         this.log.info({ vip: e.vip, epoch: e.epoch, reason: e.reason }, 'takeover abandoned');
         break;
       case 'refused':
@@ -623,7 +661,7 @@ export class Agent {
 
   private emitEvent(e: ExecutorEvent): void {
     const [namespace, name] = e.vip.split('/');
-    const obj = this.cache.VirtualIP.get(`${namespace}/${name}`);
+    const obj = this.objects.get('VirtualIP', `${namespace}/${name}`);
     if (!obj) return;
     void this.c.api
       .event({
@@ -644,7 +682,7 @@ export class Agent {
     this.linkTimer?.stop();
     this.publishRetry?.stop();
     for (const w of this.watches) w.stop();
-    this.secretWatch?.stop.stop();
+    this.objects.stop();
     this.health.close();
     if (this.host) await this.host.stop();
     await this.executor.drain();

@@ -14,7 +14,7 @@
  *   first: the lease is gone, so the address must be too; the Resources follow.
  */
 import type { Logger } from 'pino';
-import type { VirtualIPSpec } from '../api/index.js';
+import { hostOf, type VirtualIPSpec } from '../api/index.js';
 import type {
   Clock,
   Millis,
@@ -29,7 +29,7 @@ import type { VipConfig } from '../runtime/cluster-config.js';
 import { addressKey } from '../runtime/address-claims.js';
 import { toServiceSpec } from './service-spec.js';
 
-export type VipPhase = 'unbound' | 'binding' | 'bound' | 'unbinding';
+export type ExecutorPhase = 'unbound' | 'binding' | 'bound' | 'unbinding';
 
 /** Something an operator should see: becomes a log line, a metric and a Kubernetes Event. */
 export interface ExecutorEvent {
@@ -56,8 +56,18 @@ export interface ExecutorComponents {
     state: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed',
     message?: string,
   ) => void;
-  /** Bound / unbound transitions, with the time the address was added or removed. */
-  onPhase?: (vip: string, phase: VipPhase, epoch: number) => void;
+  /**
+   * Bound / unbinding / unbound transitions: `bound` once the address was added, `unbinding`
+   * when a release of a bound VIP starts (Resources may stop first), `unbound` once it is gone.
+   */
+  onPhase?: (vip: string, phase: ExecutorPhase, epoch: number) => void;
+  /** The address of `vip` was added: `ms` from the add request to the driver confirming it. */
+  onBindTime?: (vip: string, ms: Millis) => void;
+  /**
+   * A Resource start or stop finished (`resource` is its name in the VIP's spec, `ok` its
+   * outcome). Probes are reported by the health monitor, not here.
+   */
+  onResourceResult?: (vip: string, resource: string, operation: 'start' | 'stop', ok: boolean) => void;
   /**
    * A bind refused because another VIP of this executor has (or is binding) the same address.
    * The configuration rule (runtime/address-claims.ts) should make this impossible: it is
@@ -67,7 +77,7 @@ export interface ExecutorComponents {
 }
 
 interface VipState {
-  phase: VipPhase;
+  phase: ExecutorPhase;
   epoch: number;
   addr: OwnedAddress | undefined;
   /** Resources started, in start order. */
@@ -88,10 +98,6 @@ const IFACE_TTL_MS = 60_000;
 
 export function kernelLifetimeSec(leaseExpiry: Millis, now: Millis): number {
   return Math.max(1, Math.ceil((leaseExpiry - now) / 1000));
-}
-
-export function hostOf(cidr: string): string {
-  return cidr.split('/')[0]!;
 }
 
 export class VipExecutor {
@@ -162,7 +168,7 @@ export class VipExecutor {
   }
 
   /** VIPs whose address is bound (or being bound) here, with their epoch. */
-  bound(): Array<{ vip: string; epoch: number; addr: OwnedAddress | undefined; phase: VipPhase }> {
+  bound(): Array<{ vip: string; epoch: number; addr: OwnedAddress | undefined; phase: ExecutorPhase }> {
     return [...this.vips]
       .filter(([, s]) => s.phase !== 'unbound')
       .map(([vip, s]) => ({ vip, epoch: s.epoch, addr: s.addr, phase: s.phase }));
@@ -251,6 +257,7 @@ export class VipExecutor {
           );
         }
         const addr: OwnedAddress = { cidr: spec.address, iface };
+        const addAt = this.c.clock.now();
         const adding = this.c.driver.add(
           addr,
           kernelLifetimeSec(cmd.leaseExpiry, now),
@@ -267,6 +274,7 @@ export class VipExecutor {
           throw err;
         }
         void announcing.catch((err: unknown) => log.warn({ err }, 'announce failed'));
+        this.c.onBindTime?.(cmd.vip, this.c.clock.now() - addAt);
         if (gen !== s.generation) {
           // An unbind overtook us while the add was in flight: its remove is queued after us.
           s.addr = addr;
@@ -313,6 +321,7 @@ export class VipExecutor {
       s.stopTimeouts.set(spec.name, r.spec.stopTimeoutMs);
       this.c.onResourceState?.(spec.name, 'starting');
       const res = await this.c.runner.start(spec, r.spec.startTimeoutMs);
+      this.c.onResourceResult?.(vip, r.name, 'start', res.ok);
       this.c.onResourceState?.(
         spec.name,
         res.ok ? 'running' : 'failed',
@@ -355,6 +364,7 @@ export class VipExecutor {
       const cleanup = s.failed.delete(spec.name);
       if (!cleanup) this.c.onResourceState?.(spec.name, 'stopping');
       const res: RunResult = await this.c.runner.stop(spec, s.stopTimeouts.get(spec.name) ?? 20_000);
+      this.c.onResourceResult?.(vip, spec.name.slice(spec.name.indexOf('/') + 1), 'stop', res.ok);
       if (!res.ok) this.c.onResourceState?.(spec.name, 'failed', `stop failed: ${res.detail}`);
       else if (!cleanup) this.c.onResourceState?.(spec.name, 'stopped');
       if (!res.ok) {
@@ -463,6 +473,7 @@ export class VipExecutor {
     s.generation++;
     const wasBound = s.phase !== 'unbound';
     s.phase = 'unbinding';
+    if (wasBound) this.c.onPhase?.(cmd.vip, 'unbinding', cmd.epoch);
     const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch, reason: cmd.reason });
     const planned = cmd.reason === 'planned' || cmd.reason === 'removed' || cmd.reason === 'stopped';
     const removeAddress = async () => {

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Clock, Millis, RunResult, ServiceRunner, ServiceSpec, Stoppable } from '../core/ports.js';
 import type { VipConfig } from '../runtime/cluster-config.js';
-import { hostOf } from './executor.js';
+import { hostOf } from '../api/net.js';
 import { toServiceSpec } from './service-spec.js';
 
 export interface HealthComponents {
@@ -95,6 +95,7 @@ export class HealthMonitor {
         probe.running = true;
         try {
           const res = await this.c.runner.probe(spec);
+          if (this.probes.get(key) !== probe) return; // unwatched meanwhile (the VIP is being released)
           probe.failures = res.ok ? 0 : probe.failures + 1;
           this.c.onProbe?.(cfg.vip, r.name, res, probe.failures);
           if (res.ok) return;

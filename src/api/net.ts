@@ -121,3 +121,9 @@ export function hostBitsAll(cidr: ParsedCidr, bit: 0 | 1): boolean {
   }
   return true;
 }
+
+/** The address part of a CIDR (`198.18.0.100/24` -> `198.18.0.100`; an address alone as it is). */
+export function hostOf(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  return slash < 0 ? cidr : cidr.slice(0, slash);
+}

@@ -6,7 +6,20 @@
  */
 import type { Clock, Millis, Stoppable } from '../core/ports.js';
 
+/**
+ * What a queue reports for client-go's workqueue metrics (workqueue_*): each key queued,
+ * how long it waited before a worker took it, how long the worker held it, each retry.
+ */
+export interface WorkQueueMetrics {
+  added(): void;
+  taken(waitedMs: Millis): void;
+  finished(workedMs: Millis): void;
+  retried(): void;
+}
+
 export interface WorkQueueInit {
+  /** Where the queue's activity is counted (default: nowhere). */
+  metrics?: WorkQueueMetrics;
   /** First retry delay after a failure. Default 50 ms. */
   baseDelayMs?: Millis;
   /** Largest retry delay. Default 30 s. */
@@ -20,6 +33,10 @@ export class WorkQueue<K extends string = string> {
   private readonly dirty = new Set<K>();
   private readonly failures = new Map<K, number>();
   private readonly delayed = new Map<K, { at: Millis; timer: Stoppable }>();
+  /** When each waiting key was queued, and each key being processed was taken. */
+  private readonly queuedAt = new Map<K, Millis>();
+  private readonly takenAt = new Map<K, Millis>();
+  private readonly metrics: WorkQueueMetrics | undefined;
   private readonly waiters: Array<(k: K | undefined) => void> = [];
   private shuttingDown = false;
   private readonly baseDelayMs: Millis;
@@ -31,6 +48,27 @@ export class WorkQueue<K extends string = string> {
   ) {
     this.baseDelayMs = init.baseDelayMs ?? 50;
     this.maxDelayMs = init.maxDelayMs ?? 30_000;
+    this.metrics = init.metrics;
+  }
+
+  /** Keys being processed and since when, for the unfinished-work metrics. */
+  inProgress(): { count: number; totalMs: Millis; longestMs: Millis } {
+    const now = this.clock.now();
+    let totalMs = 0;
+    let longestMs = 0;
+    for (const at of this.takenAt.values()) {
+      totalMs += now - at;
+      longestMs = Math.max(longestMs, now - at);
+    }
+    return { count: this.takenAt.size, totalMs, longestMs };
+  }
+
+  private take(key: K): void {
+    const now = this.clock.now();
+    this.processing.add(key);
+    this.takenAt.set(key, now);
+    this.metrics?.taken(now - (this.queuedAt.get(key) ?? now));
+    this.queuedAt.delete(key);
   }
 
   /** Keys waiting (not counting delayed or in-flight ones). */
@@ -45,9 +83,11 @@ export class WorkQueue<K extends string = string> {
       return;
     }
     if (this.queued.has(key)) return;
+    this.metrics?.added();
+    this.queuedAt.set(key, this.clock.now());
     const w = this.waiters.shift();
     if (w) {
-      this.processing.add(key);
+      this.take(key);
       w(key);
       return;
     }
@@ -77,6 +117,7 @@ export class WorkQueue<K extends string = string> {
   addRateLimited(key: K): Millis {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
+    this.metrics?.retried();
     const delay = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(n, 30));
     this.addAfter(key, delay);
     return delay;
@@ -98,7 +139,7 @@ export class WorkQueue<K extends string = string> {
     const key = this.queue.shift();
     if (key !== undefined) {
       this.queued.delete(key);
-      this.processing.add(key);
+      this.take(key);
       return Promise.resolve(key);
     }
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -106,6 +147,9 @@ export class WorkQueue<K extends string = string> {
 
   /** Marks `key` processed; if it was added meanwhile, it is queued again. */
   done(key: K): void {
+    const at = this.takenAt.get(key);
+    if (at !== undefined) this.metrics?.finished(this.clock.now() - at);
+    this.takenAt.delete(key);
     this.processing.delete(key);
     if (this.dirty.delete(key)) this.add(key);
   }
@@ -118,5 +162,6 @@ export class WorkQueue<K extends string = string> {
     for (const w of this.waiters.splice(0)) w(undefined);
     this.queue.length = 0;
     this.queued.clear();
+    this.queuedAt.clear();
   }
 }

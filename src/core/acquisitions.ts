@@ -97,7 +97,7 @@ export class Acquisitions {
     };
     this.acquiring.set(a.vip, a);
     this.abandoned.delete(a.vip);
-    this.ctx.emit({ type: 'candidate', vip: a.vip, epoch: a.epoch, reason: a.reason });
+    this.ctx.emit({ type: 'candidate', vip: a.vip, epoch: a.epoch, cause: a.cause, reason: a.reason });
     if (this.ctx.quorum.mode === 'ignore') {
       this.tryBind(now, a, out);
       return;

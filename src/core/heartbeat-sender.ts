@@ -47,7 +47,18 @@ export class HeartbeatSender {
   /** Advertised in every heartbeat: we cannot take VIPs yet (Member.advertiseReadiness). */
   private settling = true;
 
-  constructor(private readonly ctx: MemberContext) {}
+  /** `seq`: the last number a previous sender of this life used (the observer's reconfigure). */
+  constructor(
+    private readonly ctx: MemberContext,
+    seq: Seq = 0,
+  ) {
+    this.seq = seq;
+  }
+
+  /** The last message number used. */
+  get lastSeq(): Seq {
+    return this.seq;
+  }
 
   /** The first round goes out at `now`. */
   start(now: Millis): void {

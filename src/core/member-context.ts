@@ -17,6 +17,7 @@ import {
   type Incarnation,
   type MemberId,
   type Message,
+  type TakeoverCause,
   type VipId,
 } from './messages.js';
 import type { Millis } from './ports.js';
@@ -54,7 +55,8 @@ export type Output =
 /** Things worth a log line, a metric or an Event. Informational: no action needed. */
 export type MemberEvent =
   | { type: 'liveness'; change: LivenessChange }
-  | { type: 'candidate'; vip: VipId; epoch: Epoch; reason: string }
+  /** A candidacy started: `cause` says why (a bounded set, for metrics), `reason` in words. */
+  | { type: 'candidate'; vip: VipId; epoch: Epoch; cause: TakeoverCause; reason: string }
   | { type: 'abandon'; vip: VipId; epoch: Epoch; reason: string }
   | { type: 'refused'; vip: VipId; epoch: Epoch; candidate: MemberId; reason: AckRefusal }
   /**

@@ -27,7 +27,7 @@ import type { Timing } from './timing.js';
 export type Liveness = 'unknown' | 'alive' | 'warn' | 'dead';
 
 /** What one received message meant for membership. */
-export type Observation =
+export type MessageLife =
   /** From an older life of the peer: ignore the message. */
   | 'stale'
   /** First message of a new life (restart) or the first ever heard. */
@@ -168,12 +168,12 @@ export class Membership {
    * Records a message from `from`. Returns 'stale' for an older life (caller drops it),
    * 'new-life' when the incarnation grew (caller forgets per-life state of that peer).
    */
-  observe(now: Millis, from: MemberId, incarnation: Incarnation, seq: Seq): Observation | undefined {
+  observe(now: Millis, from: MemberId, incarnation: Incarnation, seq: Seq): MessageLife | undefined {
     const p = this.peers.get(from);
     if (!p) return undefined;
     const heard = p.incarnation !== NO_INCARNATION;
     if (heard && laterLife(p.incarnation, incarnation)) return 'stale';
-    let result: Observation = 'current';
+    let result: MessageLife = 'current';
     if (!heard || laterLife(incarnation, p.incarnation)) {
       p.incarnation = incarnation;
       p.maxSeq = 0;

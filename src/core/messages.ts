@@ -18,9 +18,6 @@
  * not a replay: it must be strictly greater than the previous one.
  */
 
-/** Wire protocol version of these message shapes (uint8). */
-export const PROTOCOL_VERSION = 3;
-
 /** A member: the Kubernetes node name (or the controller witness's id). */
 export type MemberId = string;
 /** A VIP: "namespace/name" of its VirtualIP object. */

@@ -32,6 +32,7 @@ import {
   type MemberKeys,
 } from '../core/wire/index.js';
 import { RateLimitedLog } from '../ops/rate-limited-log.js';
+import { PeerLinkStats, type PeerLinkSample } from './peer-link-stats.js';
 import {
   inPlaceMembership,
   memberKeysOf,
@@ -68,6 +69,8 @@ export interface MemberHostComponents {
   onSend?: (kind: Message['kind'], ok: boolean) => void;
   /** Called for every datagram received and accepted (for metrics). */
   onReceive?: (kind: Message['kind']) => void;
+  /** Called for every accepted heartbeat of a peer: round trip and missed heartbeats (for metrics). */
+  onPeerHeartbeat?: (sample: PeerLinkSample) => void;
   /**
    * A durable incarnation for a new life started in this process (membership change): the
    * agent's persisted counter (docs/adr/0015). Default: the next after the current one, which
@@ -124,6 +127,7 @@ export class MemberHost {
   private observerEcho: Echo | undefined;
   /** Drops are counted (codec); their log lines are rate-limited so a flood cannot flood the log. */
   private readonly dropLog: RateLimitedLog;
+  private readonly links: PeerLinkStats;
 
   constructor(
     private readonly c: MemberHostComponents,
@@ -131,6 +135,7 @@ export class MemberHost {
   ) {
     this.dropLog = new RateLimitedLog({ log: c.log, clock: c.clock }, { msg: 'datagram dropped' });
     this.config = init.config;
+    this.links = new PeerLinkStats(init.config.timing.intervalMs);
     this.incarnation = init.incarnation;
     this.standby = init.standby ?? false;
   }
@@ -174,6 +179,11 @@ export class MemberHost {
     return this.member.view(this.c.clock.now());
   }
 
+  /** Votes a lease or a takeover needs, self included. */
+  get quorumSize(): number {
+    return this.member.quorum.size;
+  }
+
   get configuration(): ClusterConfig {
     return this.config;
   }
@@ -203,6 +213,8 @@ export class MemberHost {
     }
     const wire = this.wireOf(next);
     this.config = next;
+    this.links.setInterval(next.timing.intervalMs);
+    this.links.retain(new Set(this.allMembers(next).map((m) => m.id)));
     if (!this.running) return;
     const inPlace = inPlaceMembership(prev, next);
     if (!sameMembership(prev, next) && !inPlace) {
@@ -321,6 +333,7 @@ export class MemberHost {
 
   private newLife(config: ClusterConfig, wire = this.wireOf(config)): void {
     this.observerSeq = -1;
+    this.links.newLife();
     if (this.codec) {
       // Keep the replay windows across a new life of ours (docs/adr/0015): a new codec would
       // accept recordings of our peers' traffic again.
@@ -400,7 +413,11 @@ export class MemberHost {
       this.observerEcho = { member: w.id, incarnation: m.incarnation, seq: m.seq, holdingsVersion: 0 };
     }
     this.c.onReceive?.(r.message.kind);
-    this.dispatch(this.member.receive(this.c.clock.now(), r.message));
+    const now = this.c.clock.now();
+    if (r.message.kind === 'heartbeat' && this.c.onPeerHeartbeat) {
+      this.c.onPeerHeartbeat(this.links.heartbeat(r.message, now, this.init.self, this.incarnation));
+    }
+    this.dispatch(this.member.receive(now, r.message));
   }
 
   private onTimer(): void {
@@ -518,6 +535,7 @@ export class MemberHost {
     }
     if (to !== this.config.witness?.id) targets = [...targets, ...this.groups];
     if (targets.length === 0) return;
+    if (message.kind === 'heartbeat') this.links.sentHeartbeat(message.seq, this.c.clock.now());
     let datagram: Uint8Array;
     try {
       datagram = this.codec.encode(message, to);

@@ -5,7 +5,7 @@
  * in failover-process.test.ts.)
  */
 import { powerOff } from '../../hack/lab/topology.js';
-import { holdersAtEnd, measure, steadyHolder } from './helpers/lab-run.js';
+import { agentMetrics, holdersAtEnd, measure, steadyHolder } from './helpers/lab-run.js';
 import { labDescribe, withLabCluster } from './helpers/suite.js';
 
 labDescribe('failover: power-off, default profile (3 nodes)', () => {
@@ -29,5 +29,23 @@ labDescribe('failover: power-off, default profile (3 nodes)', () => {
     expect(end).toHaveLength(1);
     expect(end[0]).not.toBe(from);
     expect(await c.waitForHolder('web', 15_000, from)).toBe(end[0]);
+    // The heir's metrics say what happened (docs/metrics.md): one takeover because the holder
+    // died, its duration, the dead member, two members alive of a quorum of two, a lease.
+    const text = await agentMetrics(c, end[0]!);
+    const sample = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    const vip = /vip="([^"]+)"/.exec(/^heartline_vip_bound\{[^}]*\} 1$/m.exec(text)?.[0] ?? '')?.[1];
+    expect(vip).toBeDefined();
+    expect(sample(/^heartline_vip_acquisitions_total\{vip="[^"]+",reason="HolderDead"\} (\S+)$/m)).toBe(1);
+    expect(sample(/^heartline_failover_duration_seconds_count\{reason="HolderDead"\} (\S+)$/m)).toBe(1);
+    expect(sample(/^heartline_failover_duration_seconds_sum\{reason="HolderDead"\} (\S+)$/m)).toBeGreaterThan(
+      0,
+    );
+    expect(sample(/^heartline_members_alive (\S+)$/m)).toBe(2);
+    expect(sample(/^heartline_quorum_size (\S+)$/m)).toBe(2);
+    expect(
+      sample(new RegExp(`^heartline_member_liveness\\{member="${from}",state="dead"\\} (\\S+)$`, 'm')),
+    ).toBe(1);
+    expect(sample(/^heartline_vip_lease_remaining_seconds\{vip="[^"]+"\} (\S+)$/m)).toBeGreaterThan(0);
+    expect(sample(/^heartline_bind_duration_seconds_count (\S+)$/m)).toBeGreaterThanOrEqual(1);
   }, 90_000);
 });

@@ -13,7 +13,7 @@ import {
   type WatchEvent,
   type WatchOptions,
 } from '../../src/core/ports.js';
-import { apiVersionOf, KINDS } from '../../src/adapters/k8s/kinds.js';
+import { apiVersionOf, LOCATIONS } from '../../src/adapters/k8s/kinds.js';
 import {
   StoreLeaseLock,
   type LeaseStore,
@@ -23,11 +23,11 @@ import {
 
 const clone = <T>(v: T): T => structuredClone(v);
 const keyOf = (kind: ApiKind, k: ObjectKey): string =>
-  `${kind}|${KINDS[kind].namespaced ? (k.namespace ?? '') : ''}|${k.name}`;
+  `${kind}|${LOCATIONS[kind].namespaced ? (k.namespace ?? '') : ''}|${k.name}`;
 
 /** Equality-only label selectors (`a=b,c=d`) and field selectors on metadata.name / metadata.namespace. */
 function matches(o: ApiObject, opts: WatchOptions): boolean {
-  if (opts.namespace && KINDS[o.kind as ApiKind]?.namespaced && o.metadata.namespace !== opts.namespace)
+  if (opts.namespace && LOCATIONS[o.kind as ApiKind]?.namespaced && o.metadata.namespace !== opts.namespace)
     return false;
   for (const term of (opts.labelSelector ?? '').split(',').filter(Boolean)) {
     const [k, v] = term.split('=');

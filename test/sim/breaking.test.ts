@@ -165,3 +165,25 @@ describe('simulator catches two VirtualIPs on one address', () => {
     expect(found).toBeGreaterThan(0);
   });
 });
+
+describe('simulator checks the status the controller reports', () => {
+  test('an observer deaf to the holder reports no holder: a STATUS violation, with the seed', () => {
+    const { result, scenario } = runOne(
+      1,
+      { profile: 'fast', members: 3, maxVips: 1 },
+      {
+        mutate: (s) => {
+          s.vips = [{ vip: 'default/web', preferredNodes: ['n1'] }];
+          s.faults = [];
+          s.membership = undefined;
+          s.observerDeafTo = 'n1';
+        },
+      },
+    );
+    const status = result.violations.find((v) => v.invariant === 'STATUS');
+    expect(status?.message).toMatch(
+      /^default\/web is bound at n1 e\d+ since \d+ms, but the observer reports no holder$/,
+    );
+    expect(describeFailure({ seed: 1, result, scenario }, 'fast')).toMatch(/violates STATUS/);
+  });
+});

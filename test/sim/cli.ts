@@ -265,5 +265,5 @@ if (o.workerChild) {
     console.log((hard[0] ?? (failures[0] as (typeof failures)[number])).text);
     process.exit(1);
   }
-  console.log('S1, S2, L1: no violation');
+  console.log('S1, S2, L1, PLANNED, HELD, STATUS: no violation');
 }

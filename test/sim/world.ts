@@ -3,6 +3,10 @@
  * kernel that keeps bound addresses until their lifetime or the fence deadline, and the
  * invariant checker (S1, S2, L1). Everything runs on one event queue; no real timers.
  *
+ * Beside the members runs the controller's observer (core/observer.ts) on the datagrams the
+ * members send to the controller: after the heal, STATUS checks that the holder and epoch it
+ * reports (what the controller writes to VirtualIP status) match where the address is bound.
+ *
  * After the heal (a healthy network, no more faults) it also checks that moves are clean:
  * PLANNED, a planned move (a Release naming a successor: failback, drain end, assignment)
  * is one move, the successor binding next and within an interval; HELD, no member asks for
@@ -16,6 +20,7 @@ import {
   type VipSpec,
 } from '../../src/core/member.js';
 import type { Epoch, Message, MemberId, VipId } from '../../src/core/messages.js';
+import { Observer } from '../../src/core/observer.js';
 import type { Timing } from '../../src/core/timing.js';
 import { addressKey, resolveAddressClaims } from '../../src/runtime/address-claims.js';
 import { ReplayGuard } from '../../src/core/wire/replay-window.js';
@@ -81,6 +86,8 @@ export interface Scenario {
    * (runtime/address-claims.ts) is not applied.
    */
   noAddressRule?: boolean;
+  /** Breaks the observer's feed on purpose: it never hears this member (STATUS must catch it). */
+  observerDeafTo?: MemberId;
   autoFailback: boolean;
   /** Per node: clock rate (1 +- drift) and offset. */
   clocks: Record<MemberId, { rate: number; offset: number }>;
@@ -112,7 +119,7 @@ export interface Scenario {
 }
 
 export interface Violation {
-  invariant: 'S1' | 'S2' | 'L1' | 'BACKSTOP' | 'CONTRACT' | 'PLANNED' | 'HELD';
+  invariant: 'S1' | 'S2' | 'L1' | 'BACKSTOP' | 'CONTRACT' | 'PLANNED' | 'HELD' | 'STATUS';
   at: number;
   message: string;
 }
@@ -205,7 +212,9 @@ type Ev =
   | { t: number; n: number; kind: 'label'; op: 'add' | 'remove'; node: MemberId }
   | { t: number; n: number; kind: 'publish' }
   | { t: number; n: number; kind: 'learn'; node: Node; generation: number }
-  | { t: number; n: number; kind: 'check' };
+  | { t: number; n: number; kind: 'check' }
+  | { t: number; n: number; kind: 'observe'; msg: Message }
+  | { t: number; n: number; kind: 'observer-wake'; token: number };
 
 const TRACE = 80;
 /** Datagrams the replaying adversary keeps per destination. */
@@ -253,6 +262,14 @@ export class World {
   /** When the barrier for the next generation was first met (controller's view). */
   private barrierSince: number | undefined;
   private publishAt = Infinity;
+  /**
+   * The controller's observer, on real time (the controller's clock), fed what the members
+   * send to the controller; null with membership changes (the sim has no controller
+   * reconfiguring it then). Its own random source: the members' schedule stays as it was.
+   */
+  private readonly observer: Observer | null;
+  private readonly observerRng: Rng;
+  private observerToken = 0;
   readonly result: RunResult;
 
   constructor(
@@ -261,6 +278,7 @@ export class World {
   ) {
     this.rng = new Rng(sc.seed * 7919 + 17);
     this.replayRng = new Rng(sc.seed * 104729 + 3);
+    this.observerRng = new Rng(sc.seed * 15485863 + 11);
     this.fenceRng = new Rng(sc.seed * 130363 + 11);
     this.result = {
       seed: sc.seed,
@@ -276,6 +294,20 @@ export class World {
       trace: [],
     };
     this.admitted = admittedVips(sc);
+    this.observer = sc.membership
+      ? null
+      : new Observer(
+          {
+            clusterId: 'sim',
+            self: CONTROLLER,
+            incarnation: 1,
+            heartbeat: false,
+            members: sc.members,
+            timing: sc.timing,
+            vips: this.admitted.map((v) => v.vip),
+          },
+          0,
+        );
     this.generations.push([...sc.members]);
     this.labelled = new Set(sc.members);
     const universe = sc.membership?.universe ?? sc.members;
@@ -308,6 +340,8 @@ export class World {
   }
 
   run(): RunResult {
+    this.observer?.tick(0);
+    this.scheduleObserver();
     for (const node of this.nodes.values()) this.boot(node);
     for (const f of this.sc.faults) this.push({ t: f.at, n: 0, kind: 'fault', fault: f });
     for (const c of this.sc.membership?.changes ?? [])
@@ -402,7 +436,15 @@ export class World {
         this.push({ t: this.now + this.sc.timing.deadMs, n: 0, kind: 'reconcile' });
         return;
       case 'check':
-        return this.checkL1();
+        this.checkL1();
+        return this.checkStatus();
+      case 'observe':
+        this.observer?.observe(this.now, ev.msg);
+        return this.scheduleObserver();
+      case 'observer-wake':
+        if (ev.token !== this.observerToken) return;
+        this.observer?.tick(this.now);
+        return this.scheduleObserver();
       case 'label':
         this.trace(`operator ${ev.op === 'add' ? 'labels' : 'unlabels'} ${ev.node}`);
         if (ev.op === 'add') this.labelled.add(ev.node);
@@ -574,6 +616,7 @@ export class World {
         case 'send':
           if (this.healed) this.checkMoves(node, o.message);
           this.send(node, o.to, o.message);
+          this.tapObserver(node, o.to, o.message);
           break;
         case 'bind':
           this.bind(node, o.vip, o.epoch, o.leaseExpiry, o.reason);
@@ -634,6 +677,64 @@ export class World {
     this.push({ t: this.now + delay(), n: 0, kind: 'deliver', node: dest, msg });
     if (!this.healed && this.rng.chance(this.dup))
       this.push({ t: this.now + delay() + 1, n: 0, kind: 'deliver', node: dest, msg });
+  }
+
+  // ---- the controller's observer -------------------------------------------------------
+
+  /**
+   * What the controller's socket receives of `msg`: in quorum "witness" what members address
+   * to it; otherwise (members send it heartbeats in production, not in the sim) a copy of
+   * each heartbeat and release. Lost, delayed and partitioned like any datagram to CONTROLLER.
+   */
+  private tapObserver(from: Node, to: MemberId | '*', msg: Message): void {
+    if (!this.observer || from.witness || from.id === this.sc.observerDeafTo) return;
+    if (msg.kind !== 'heartbeat' && msg.kind !== 'release') return;
+    if (this.sc.witness && to !== CONTROLLER && to !== '*') return;
+    if (this.blocked.size > 0 && this.blocked.has(`${from.id}>${CONTROLLER}`)) return;
+    if (!this.healed && this.loss > 0 && this.observerRng.chance(this.loss)) return;
+    const faulty = !this.healed && this.now < this.netUntil;
+    const delay =
+      0.1 +
+      this.observerRng.next() * 0.9 +
+      (faulty && this.spikeMs > 0 ? this.observerRng.next() * this.spikeMs : 0);
+    this.push({ t: this.now + delay, n: 0, kind: 'observe', msg });
+  }
+
+  private scheduleObserver(): void {
+    if (!this.observer) return;
+    const w = this.observer.wakeAt();
+    if (!Number.isFinite(w)) return;
+    this.push({ t: Math.max(this.now, w + 1e-3), n: 0, kind: 'observer-wake', token: ++this.observerToken });
+  }
+
+  /**
+   * STATUS: after the heal, a VIP bound at one member, unchanged for long enough that the
+   * observer must have heard (2 x deadMs + 2 x intervalMs), is reported held by that member
+   * at that epoch: the holder and epoch the controller writes to its status.
+   */
+  private checkStatus(): void {
+    if (!this.observer) return;
+    const t = this.sc.timing;
+    const settle = 2 * t.deadMs + 2 * t.intervalMs;
+    const obs = this.observer.observation(this.now);
+    for (const v of this.admitted) {
+      const bound: Binding[] = [];
+      for (const n of this.nodes.values()) {
+        const b = n.bindings.get(v.vip);
+        if (b !== undefined && this.active(b)) bound.push(b);
+      }
+      if (bound.length !== 1) continue;
+      const b = bound[0] as Binding;
+      if (b.node.state !== 'up' || b.node.witness) continue;
+      if (this.now - Math.max(b.boundAt, this.sc.healAt, b.node.upSince) <= settle) continue;
+      const h = obs.holdings.get(v.vip);
+      if (h?.holder === b.node.id && h.epoch === b.epoch) continue;
+      this.violate(
+        'STATUS',
+        `${v.vip} is bound at ${b.node.id} e${b.epoch} since ${b.boundAt.toFixed(0)}ms, but the observer reports ${h ? `${h.holder} e${h.epoch}` : 'no holder'}`,
+      );
+      return;
+    }
   }
 
   // ---- kernel and invariants ------------------------------------------------------------

@@ -11,12 +11,8 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { randomBytes } from 'node:crypto';
-import jsonpatch from 'fast-json-patch';
 import { pino, type Logger } from 'pino';
 import {
-  ConflictError,
-  NotFoundError,
   type ApiEvent,
   type ApiKind,
   type ApiObject,
@@ -31,9 +27,14 @@ import {
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
 import { connectionPool, makeApiClient, watchKubeConfig } from './connections.js';
-import { KINDS, apiVersionOf, collectionPath, describeKey, keptObject } from './kinds.js';
-
-type Operation = jsonpatch.Operation;
+import {
+  describeEvent,
+  eventBody,
+  GuardedWrites,
+  namespaceOf as ns,
+  type Operation,
+} from './guarded-writes.js';
+import { LOCATIONS, apiVersionOf, collectionPath, keptObject } from './kinds.js';
 
 export interface K8sApiSourceComponents {
   kubeConfig: KubeConfig;
@@ -81,24 +82,6 @@ function serverMessage(err: unknown): string {
   return typeof m === 'string' ? m : (e?.message ?? String(err));
 }
 
-/**
- * A patch's resourceVersion guard failed: the object changed since the version the patch was
- * computed from. Carries the current object when the adapter had to read it anyway.
- */
-class StaleConflict extends ConflictError {
-  constructor(
-    kind: ApiKind,
-    key: ObjectKey,
-    detail: string,
-    readonly current: ApiObject,
-  ) {
-    super(kind, key, detail);
-  }
-}
-
-/** How many objects the adapter remembers from its own reads and writes (see `recent`). */
-const RECENT_LIMIT = 4096;
-
 /** Loads a kubeconfig: $KUBECONFIG or ~/.kube/config, else the in-cluster service account. */
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -115,12 +98,8 @@ const jsonPatch = () => setHeaderOptions('Content-Type', PatchStrategy.JsonPatch
  * informer handles by relisting); `synced` is emitted after every successful (re)start.
  * Requests and watches reuse keep-alive connections (`connections.ts`).
  *
- * Writes (status, finalizers) are JSON Patches guarded by a `test` of the resourceVersion they
- * were computed from, so a concurrent writer yields a conflict instead of a lost update. They
- * start from the object as this adapter's own watches (or its own last write) have it, without
- * a GET; when that copy was stale the guard fails, and the write is retried once from a fresh
- * read. Only objects nobody here watches are read before writing. `get` and `list` always read
- * the API server.
+ * Writes (status, finalizers) are guarded JSON Patches starting from the informers' copy
+ * (guarded-writes.ts, shared with RestApiSource). `get` and `list` always read the API server.
  */
 export class K8sApiSource implements ApiSource {
   private readonly custom: CustomObjectsApi;
@@ -132,18 +111,13 @@ export class K8sApiSource implements ApiSource {
   private readonly backoffInitialMs: Millis;
   private readonly backoffMaxMs: Millis;
   private readonly reportingController: string;
+  private readonly writes: GuardedWrites;
   /** Running informers, consulted as caches by writes. */
   private readonly informers = new Set<{
     kind: ApiKind;
     namespace: string | undefined;
     informer: ListWatch<KubernetesObject>;
   }>();
-  /**
-   * The last object this adapter read or wrote per key, with the resourceVersion the informer
-   * had for it at that moment: while the informer still has that version, this copy is newer.
-   */
-  private readonly recent = new Map<string, { object: ApiObject; informerRv: string | undefined }>();
-
   constructor(
     private readonly components: K8sApiSourceComponents,
     private readonly init: K8sApiSourceInit,
@@ -157,6 +131,16 @@ export class K8sApiSource implements ApiSource {
     this.backoffInitialMs = init.backoffInitialMs ?? 200;
     this.backoffMaxMs = init.backoffMaxMs ?? 30_000;
     this.reportingController = init.reportingController ?? 'heartline.dev/controller';
+    this.writes = new GuardedWrites({
+      fetch: (kind, key) => this.fetch(kind, key),
+      patch: (kind, key, body, status) => this.patch(kind, key, body, status),
+      watched: (kind, key) => {
+        const o = this.informed(kind, key);
+        return o ? { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind } : undefined;
+      },
+      statusCode,
+      serverMessage,
+    });
   }
 
   watch(kind: ApiKind, handler: (event: WatchEvent) => void, options: WatchOptions = {}): Stoppable {
@@ -215,8 +199,8 @@ export class K8sApiSource implements ApiSource {
     const onObject = (type: 'added' | 'updated' | 'deleted') => (o: KubernetesObject) => {
       backoff = this.backoffInitialMs;
       const object = withKind(o);
-      if (type === 'deleted') this.recent.delete(recentId(kind, object.metadata));
-      else this.forgetPassed(kind, object);
+      if (type === 'deleted') this.writes.watchedDeleted(kind, object);
+      else this.writes.watchedUpserted(kind, object);
       deliver({ type, object });
     };
     informer.on('add', onObject('added'));
@@ -270,33 +254,27 @@ export class K8sApiSource implements ApiSource {
     return handle;
   }
 
-  async get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
-    const k = KINDS[kind];
-    try {
-      let o: unknown;
-      if (k.group) {
-        o = await this.custom.getNamespacedCustomObject({
-          group: k.group,
-          version: k.version,
-          plural: k.plural,
-          namespace: ns(kind, key),
-          name: key.name,
-        });
-      } else if (kind === 'Node') {
-        o = await this.core.readNode({ name: key.name });
-      } else {
-        o = await this.core.readNamespacedSecret({ name: key.name, namespace: ns(kind, key) });
-      }
-      const object = keptObject(kind, o as object);
-      this.remember(kind, object);
-      return object;
-    } catch (err) {
-      if (statusCode(err) === 404) {
-        this.recent.delete(recentId(kind, key));
-        return undefined;
-      }
-      throw this.wrap(`get ${describeKey(kind, key)}`, err);
+  get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
+    return this.writes.get(kind, key);
+  }
+
+  private async fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject> {
+    const k = LOCATIONS[kind];
+    let o: unknown;
+    if (k.group) {
+      o = await this.custom.getNamespacedCustomObject({
+        group: k.group,
+        version: k.version,
+        plural: k.plural,
+        namespace: ns(kind, key),
+        name: key.name,
+      });
+    } else if (kind === 'Node') {
+      o = await this.core.readNode({ name: key.name });
+    } else {
+      o = await this.core.readNamespacedSecret({ name: key.name, namespace: ns(kind, key) });
     }
+    return keptObject(kind, o as object);
   }
 
   async list(kind: ApiKind, options: WatchOptions = {}): Promise<ApiObject[]> {
@@ -307,7 +285,7 @@ export class K8sApiSource implements ApiSource {
     kind: ApiKind,
     options: WatchOptions,
   ): Promise<{ metadata?: { resourceVersion?: string }; items: ApiObject[] }> {
-    const k = KINDS[kind];
+    const k = LOCATIONS[kind];
     const sel = {
       ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
       ...(options.fieldSelector ? { fieldSelector: options.fieldSelector } : {}),
@@ -335,130 +313,37 @@ export class K8sApiSource implements ApiSource {
         items: list.items.map((o) => keptObject(kind, o as object)),
       };
     } catch (err) {
-      throw this.wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
+      throw this.writes.wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
     }
   }
 
-  async patchStatus(
+  patchStatus(
     kind: OwnedKind,
     key: ObjectKey,
     status: unknown,
     options: { expectResourceVersion?: string } = {},
   ): Promise<{ object: ApiObject; changed: boolean }> {
-    const expected = options.expectResourceVersion;
-    let base = this.known(kind, key, expected);
-    let fresh = false;
-    if (!base) {
-      base = await this.read(kind, key);
-      fresh = true;
-    }
-    for (;;) {
-      const rv = base.metadata.resourceVersion ?? '';
-      if (expected !== undefined && expected !== rv)
-        throw new ConflictError(kind, key, `resourceVersion is ${rv}, expected ${expected}`);
-      const ops = jsonpatch.compare(base.status === undefined ? {} : { status: base.status }, { status });
-      if (ops.length === 0) return { object: base, changed: false };
-      try {
-        const object = await this.jsonPatch(
-          kind,
-          key,
-          [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops],
-          true,
-        );
-        return { object, changed: true };
-      } catch (err) {
-        // A cached copy may be stale: once, from a fresh read. A caller's version is final.
-        if (!(err instanceof ConflictError) || fresh || expected !== undefined) throw err;
-        base = err instanceof StaleConflict ? err.current : await this.read(kind, key);
-        fresh = true;
-      }
-    }
+    return this.writes.patchStatus(kind, key, status, options);
   }
 
-  async addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    let next = this.known(kind, key);
-    for (let attempt = 0; ; attempt++) {
-      const cur = next ?? (await this.read(kind, key));
-      next = undefined;
-      const list = cur.metadata.finalizers;
-      if (list?.includes(finalizer)) return false;
-      const test: Operation = {
-        op: 'test',
-        path: '/metadata/resourceVersion',
-        value: cur.metadata.resourceVersion,
-      };
-      const add: Operation = list
-        ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer }
-        : { op: 'add', path: '/metadata/finalizers', value: [finalizer] };
-      try {
-        await this.jsonPatch(kind, key, [test, add], false);
-        return true;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-        if (err instanceof StaleConflict) next = err.current;
-      }
-    }
+  addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.writes.addFinalizer(kind, key, finalizer);
   }
 
-  async removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    let next = this.known(kind, key);
-    for (let attempt = 0; ; attempt++) {
-      const cur = next ?? (await this.get(kind, key));
-      next = undefined;
-      if (!cur) return false;
-      const i = cur.metadata.finalizers?.indexOf(finalizer) ?? -1;
-      if (i < 0) return false;
-      try {
-        await this.jsonPatch(
-          kind,
-          key,
-          [
-            { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion },
-            { op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer },
-            { op: 'remove', path: `/metadata/finalizers/${i}` },
-          ],
-          false,
-        );
-        return true;
-      } catch (err) {
-        if (err instanceof NotFoundError) return false;
-        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-        if (err instanceof StaleConflict) next = err.current;
-      }
-    }
+  removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.writes.removeFinalizer(kind, key, finalizer);
   }
 
   async event(e: ApiEvent): Promise<void> {
-    const m = e.regarding.metadata;
-    const namespace = m.namespace ?? 'default';
+    const body = eventBody(
+      e,
+      { controller: this.reportingController, instance: this.init.identity },
+      new V1MicroTime(),
+    );
     try {
-      await this.events.createNamespacedEvent({
-        namespace,
-        body: {
-          // Named like the kubelet's events: <object>.<random hex>; generateName may not end in '.'.
-          metadata: { name: `${m.name.slice(0, 230)}.${randomBytes(8).toString('hex')}`, namespace },
-          eventTime: new V1MicroTime(),
-          reportingController: this.reportingController,
-          reportingInstance: this.init.identity.slice(0, 128),
-          action: e.action,
-          reason: e.reason,
-          note: e.note.length > 1024 ? `${e.note.slice(0, 1021)}...` : e.note,
-          type: e.type,
-          regarding: {
-            ...(e.regarding.apiVersion ? { apiVersion: e.regarding.apiVersion } : {}),
-            ...(e.regarding.kind ? { kind: e.regarding.kind } : {}),
-            name: m.name,
-            ...(m.namespace ? { namespace: m.namespace } : {}),
-            ...(m.uid ? { uid: m.uid } : {}),
-            ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
-          },
-        },
-      });
+      await this.events.createNamespacedEvent({ namespace: body.metadata.namespace, body });
     } catch (err) {
-      throw this.wrap(
-        `create Event ${e.reason} for ${e.regarding.kind ?? 'object'} ${namespace}/${m.name}`,
-        err,
-      );
+      throw this.writes.wrap(describeEvent(e), err);
     }
   }
 
@@ -468,13 +353,13 @@ export class K8sApiSource implements ApiSource {
     return Promise.resolve();
   }
 
-  private async jsonPatch(
+  private async patch(
     kind: OwnedKind,
     key: ObjectKey,
     body: Operation[],
     status: boolean,
   ): Promise<ApiObject> {
-    const k = KINDS[kind];
+    const k = LOCATIONS[kind];
     const req = {
       group: k.group,
       version: k.version,
@@ -483,118 +368,19 @@ export class K8sApiSource implements ApiSource {
       name: key.name,
       body,
     };
-    try {
-      const o = status
-        ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
-        : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
-      const object = keptObject(kind, o as object);
-      this.remember(kind, object);
-      return object;
-    } catch (err) {
-      const code = statusCode(err);
-      const msg = serverMessage(err);
-      if (code === 404) {
-        this.recent.delete(recentId(kind, key));
-        throw new NotFoundError(kind, key);
-      }
-      if (code === 409) throw new ConflictError(kind, key, msg);
-      // A failed `test` op comes back as a bare 422 ("the server rejected our request due to
-      // an error in our request"), like a schema error; tell them apart by re-reading.
-      const tested = body.find((op) => op.op === 'test' && op.path === '/metadata/resourceVersion');
-      if (code === 422 && tested) {
-        const now = await this.get(kind, key).catch(() => undefined);
-        if (!now) throw new NotFoundError(kind, key);
-        if (now.metadata.resourceVersion !== (tested as { value: unknown }).value) {
-          throw new StaleConflict(
-            kind,
-            key,
-            `resourceVersion changed from ${String((tested as { value: unknown }).value)} to ${now.metadata.resourceVersion}`,
-            now,
-          );
-        }
-      }
-      throw this.wrap(`patch ${status ? 'status of ' : ''}${describeKey(kind, key)}`, err);
-    }
-  }
-
-  /** The object from the API server; NotFoundError when absent. */
-  private async read(kind: OwnedKind, key: ObjectKey): Promise<ApiObject> {
-    const o = await this.get(kind, key);
-    if (!o) throw new NotFoundError(kind, key);
-    return o;
+    const o = status
+      ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
+      : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
+    return keptObject(kind, o as object);
   }
 
   /** The informers' copy of an object, undefined when no running informer has it. */
   private informed(kind: ApiKind, key: ObjectKey): KubernetesObject | undefined {
     for (const w of this.informers) {
       if (w.kind !== kind || (w.namespace !== undefined && w.namespace !== key.namespace)) continue;
-      const o = w.informer.get(key.name, KINDS[kind].namespaced ? key.namespace : undefined);
+      const o = w.informer.get(key.name, LOCATIONS[kind].namespaced ? key.namespace : undefined);
       if (o) return o;
     }
     return undefined;
   }
-
-  /**
-   * The newest copy of an object known without a request, as a base for a guarded patch:
-   * with `expectResourceVersion`, only a copy at exactly that version; otherwise the
-   * informers' copy, or this adapter's own last read or write while the informers have not
-   * moved past it. Undefined when a read is needed.
-   */
-  private known(kind: OwnedKind, key: ObjectKey, expectResourceVersion?: string): ApiObject | undefined {
-    const seen = this.informed(kind, key);
-    const id = recentId(kind, key);
-    const mine = this.recent.get(id);
-    const withKind = (o: KubernetesObject): ApiObject => ({
-      ...(o as ApiObject),
-      apiVersion: apiVersionOf(kind),
-      kind,
-    });
-    if (expectResourceVersion !== undefined) {
-      if (mine?.object.metadata.resourceVersion === expectResourceVersion) return mine.object;
-      if (seen?.metadata?.resourceVersion === expectResourceVersion) return withKind(seen);
-      return undefined;
-    }
-    if (!seen) return undefined;
-    if (mine && mine.informerRv === seen.metadata?.resourceVersion) return mine.object;
-    if (mine) this.recent.delete(id);
-    return withKind(seen);
-  }
-
-  /**
-   * The informer delivered `o`: a copy of ours from before it is one known() would drop when
-   * next asked; drop it now, so that the informer's cache is the only copy of a settled object.
-   */
-  private forgetPassed(kind: ApiKind, o: ApiObject): void {
-    const id = recentId(kind, o.metadata);
-    const mine = this.recent.get(id);
-    if (mine && mine.informerRv !== o.metadata.resourceVersion) this.recent.delete(id);
-  }
-
-  private remember(kind: ApiKind, object: ApiObject): void {
-    const id = recentId(kind, object.metadata);
-    this.recent.delete(id);
-    this.recent.set(id, {
-      object,
-      informerRv: this.informed(kind, object.metadata)?.metadata?.resourceVersion,
-    });
-    if (this.recent.size > RECENT_LIMIT) {
-      const oldest = this.recent.keys().next();
-      if (!oldest.done) this.recent.delete(oldest.value);
-    }
-  }
-
-  private wrap(what: string, err: unknown): Error {
-    if (err instanceof ConflictError || err instanceof NotFoundError || err instanceof ApiError) return err;
-    return new ApiError(what, statusCode(err), serverMessage(err), { cause: err });
-  }
-}
-
-function recentId(kind: ApiKind, key: ObjectKey): string {
-  return `${kind}|${KINDS[kind].namespaced ? (key.namespace ?? '') : ''}|${key.name}`;
-}
-
-function ns(kind: ApiKind, key: ObjectKey): string {
-  if (!key.namespace)
-    throw new Error(`${kind} ${key.name}: namespace is required for namespaced kind ${kind}`);
-  return key.namespace;
 }

@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { countingAgent } from './counting-agent.js';
 import {
   createConfiguration,
   ServerConfiguration,
@@ -53,34 +54,6 @@ export interface ConnectionPoolInit {
 }
 
 type Role = 'request' | 'watch';
-
-class PooledHttpsAgent extends https.Agent {
-  constructor(
-    options: https.AgentOptions,
-    private readonly onConnection: () => void,
-  ) {
-    super(options);
-  }
-
-  override createConnection(...args: Parameters<https.Agent['createConnection']>) {
-    this.onConnection();
-    return super.createConnection(...args);
-  }
-}
-
-class PooledHttpAgent extends http.Agent {
-  constructor(
-    options: http.AgentOptions,
-    private readonly onConnection: () => void,
-  ) {
-    super(options);
-  }
-
-  override createConnection(...args: Parameters<http.Agent['createConnection']>) {
-    this.onConnection();
-    return super.createConnection(...args);
-  }
-}
 
 /** A stable digest of agent options (Buffers by content), to tell whether they changed. */
 function fingerprint(options: object): string {
@@ -156,7 +129,7 @@ export class ConnectionPool {
       role === 'request'
         ? () => void this.counters.requestConnections++
         : () => void this.counters.watchConnections++;
-    const agent = secure ? new PooledHttpsAgent(options, count) : new PooledHttpAgent(options, count);
+    const agent = countingAgent(secure, options, count);
     if (cur) closeFree(cur.agent);
     this.agents.set(role, { fingerprint: print, agent });
     return agent;

@@ -1,6 +1,9 @@
+import { KINDS as CRD_KINDS } from '../../api/kinds.js';
+import { GROUP, VERSION } from '../../api/meta.js';
 import type { ApiKind, ApiObject } from '../../core/ports.js';
 
-export interface KindInfo {
+/** Where a kind lives in the API (its REST paths). */
+export interface KindLocation {
   /** '' for the core group. */
   group: string;
   version: string;
@@ -8,17 +11,20 @@ export interface KindInfo {
   namespaced: boolean;
 }
 
-/** Where each kind Heartline reads lives in the API. */
-export const KINDS: Readonly<Record<ApiKind, KindInfo>> = {
-  HACluster: { group: 'heartline.dev', version: 'v1alpha1', plural: 'haclusters', namespaced: true },
-  VirtualIP: { group: 'heartline.dev', version: 'v1alpha1', plural: 'virtualips', namespaced: true },
-  Resource: { group: 'heartline.dev', version: 'v1alpha1', plural: 'resources', namespaced: true },
+/**
+ * Where each kind Heartline reads lives in the API: Heartline's own kinds as src/api defines
+ * them (the table the CRDs are generated from; all namespaced), and the core kinds it reads.
+ */
+export const LOCATIONS: Readonly<Record<ApiKind, KindLocation>> = {
+  ...(Object.fromEntries(
+    CRD_KINDS.map((k) => [k.kind, { group: GROUP, version: VERSION, plural: k.plural, namespaced: true }]),
+  ) as Record<(typeof CRD_KINDS)[number]['kind'], KindLocation>),
   Node: { group: '', version: 'v1', plural: 'nodes', namespaced: false },
   Secret: { group: '', version: 'v1', plural: 'secrets', namespaced: true },
 };
 
 export function apiVersionOf(kind: ApiKind): string {
-  const k = KINDS[kind];
+  const k = LOCATIONS[kind];
   return k.group ? `${k.group}/${k.version}` : k.version;
 }
 
@@ -38,7 +44,7 @@ export function keptObject(kind: ApiKind, o: object): ApiObject {
 
 /** Collection path for a watch, e.g. /apis/heartline.dev/v1alpha1/namespaces/ns/virtualips. */
 export function collectionPath(kind: ApiKind, namespace?: string): string {
-  const k = KINDS[kind];
+  const k = LOCATIONS[kind];
   const base = k.group ? `/apis/${k.group}/${k.version}` : `/api/${k.version}`;
   return `${base}${k.namespaced && namespace ? `/namespaces/${namespace}` : ''}/${k.plural}`;
 }

@@ -1,8 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import jsonpatch from 'fast-json-patch';
 import { pino, type Logger } from 'pino';
 import {
-  ConflictError,
   NotFoundError,
   type ApiEvent,
   type ApiKind,
@@ -17,7 +14,14 @@ import {
   type WatchOptions,
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
-import { KINDS, collectionPath, describeKey, keptObject } from './kinds.js';
+import {
+  describeEvent,
+  eventBody,
+  GuardedWrites,
+  namespaceOf as ns,
+  type Operation,
+} from './guarded-writes.js';
+import { LOCATIONS, collectionPath, keptObject } from './kinds.js';
 import type { RestConfig } from './kubeconfig.js';
 import {
   HttpStatusError,
@@ -26,8 +30,6 @@ import {
   type RestClientStats,
   type WatchStream,
 } from './rest-client.js';
-
-type Operation = jsonpatch.Operation;
 
 export interface RestApiSourceComponents {
   config: RestConfig;
@@ -67,24 +69,6 @@ interface WatchLine {
 }
 
 /**
- * A patch's resourceVersion guard failed: the object changed since the version the patch was
- * computed from. Carries the current object when the adapter had to read it anyway.
- */
-class StaleConflict extends ConflictError {
-  constructor(
-    kind: ApiKind,
-    key: ObjectKey,
-    detail: string,
-    readonly current: ApiObject,
-  ) {
-    super(kind, key, detail);
-  }
-}
-
-/** How many objects the adapter remembers from its own reads and writes (see `recent`). */
-const RECENT_LIMIT = 4096;
-
-/**
  * The ApiSource on the Kubernetes REST API itself (node:http / node:https), without
  * @kubernetes/client-node: what the agent uses, so that it stays small (docs/adr/0007). It
  * behaves as K8sApiSource does, and the same contract suite holds both to that:
@@ -96,12 +80,9 @@ const RECENT_LIMIT = 4096;
  *   any other failure (list or watch rejected, connection lost, ERROR event, garbage) restarts
  *   after an exponential backoff, resuming from the last version seen, and reports `synced`
  *   again. `resync` re-delivers the cache periodically.
- * - Writes (status, finalizers) are JSON Patches guarded by a `test` of the resourceVersion
- *   they were computed from, starting from this adapter's watched copy (or its own last write)
- *   without a GET; a stale copy is retried once from a fresh read. `get` and `list` always
- *   read the API server.
- * - Errors: 404 → NotFoundError (writes) or undefined (get); 409 and a failed version test →
- *   ConflictError; anything else → ApiError with the server's message.
+ * - Writes (status, finalizers) are guarded JSON Patches starting from the watches' copy, and
+ *   errors are mapped, by the code K8sApiSource uses too (guarded-writes.ts). `get` and `list`
+ *   always read the API server.
  */
 export class RestApiSource implements ApiSource {
   private readonly client: RestClient;
@@ -112,11 +93,7 @@ export class RestApiSource implements ApiSource {
   private readonly watchTimeoutSeconds: number;
   private readonly reportingController: string;
   private readonly reflectors = new Set<Reflector>();
-  /**
-   * The last object this adapter read or wrote per key, with the resourceVersion the watch
-   * had for it at that moment: while the watch still has that version, this copy is newer.
-   */
-  private readonly recent = new Map<string, { object: ApiObject; watchedRv: string | undefined }>();
+  private readonly writes: GuardedWrites;
 
   constructor(
     private readonly components: RestApiSourceComponents,
@@ -132,6 +109,13 @@ export class RestApiSource implements ApiSource {
     this.backoffMaxMs = init.backoffMaxMs ?? 30_000;
     this.watchTimeoutSeconds = init.watchTimeoutSeconds ?? 300;
     this.reportingController = init.reportingController ?? 'heartline.dev/controller';
+    this.writes = new GuardedWrites({
+      fetch: (kind, key) => this.fetch(kind, key),
+      patch: (kind, key, body, status) => this.patch(kind, key, body, status),
+      watched: (kind, key) => this.watched(kind, key),
+      statusCode,
+      serverMessage,
+    });
   }
 
   /** Requests, watches and the connections they opened (for tests and diagnostics). */
@@ -148,8 +132,8 @@ export class RestApiSource implements ApiSource {
       log: this.logger.child({ kind, namespace: options.namespace }),
       list: () => this.rawList(kind, options),
       handler,
-      onDeleted: (o) => this.recent.delete(recentId(kind, o.metadata)),
-      onUpserted: (o) => this.forgetPassed(kind, o),
+      onDeleted: (o) => this.writes.watchedDeleted(kind, o),
+      onUpserted: (o) => this.writes.watchedUpserted(kind, o),
       onStop: () => this.reflectors.delete(reflector),
       resyncMs: this.resyncMs,
       backoffInitialMs: this.backoffInitialMs,
@@ -161,21 +145,14 @@ export class RestApiSource implements ApiSource {
     return { stop: () => reflector.stop() };
   }
 
-  async get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
-    const k = KINDS[kind];
+  get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
+    return this.writes.get(kind, key);
+  }
+
+  private async fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject> {
+    const k = LOCATIONS[kind];
     const path = `${collectionPath(kind, k.namespaced ? ns(kind, key) : undefined)}/${encodeURIComponent(key.name)}`;
-    try {
-      const o = await this.client.request<ApiObject>('GET', path);
-      const object = keptObject(kind, o);
-      this.remember(kind, object);
-      return object;
-    } catch (err) {
-      if (statusCode(err) === 404) {
-        this.recent.delete(recentId(kind, key));
-        return undefined;
-      }
-      throw wrap(`get ${describeKey(kind, key)}`, err);
-    }
+    return keptObject(kind, await this.client.request<ApiObject>('GET', path));
   }
 
   async list(kind: ApiKind, options: WatchOptions = {}): Promise<ApiObject[]> {
@@ -195,132 +172,41 @@ export class RestApiSource implements ApiSource {
         items: (list.items ?? []).map((o) => keptObject(kind, o)),
       };
     } catch (err) {
-      throw wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
+      throw this.writes.wrap(`list ${kind}${options.namespace ? ` in ${options.namespace}` : ''}`, err);
     }
   }
 
-  async patchStatus(
+  patchStatus(
     kind: OwnedKind,
     key: ObjectKey,
     status: unknown,
     options: { expectResourceVersion?: string } = {},
   ): Promise<{ object: ApiObject; changed: boolean }> {
-    const expected = options.expectResourceVersion;
-    let base = this.known(kind, key, expected);
-    let fresh = false;
-    if (!base) {
-      base = await this.read(kind, key);
-      fresh = true;
-    }
-    for (;;) {
-      const rv = base.metadata.resourceVersion ?? '';
-      if (expected !== undefined && expected !== rv)
-        throw new ConflictError(kind, key, `resourceVersion is ${rv}, expected ${expected}`);
-      const ops = jsonpatch.compare(base.status === undefined ? {} : { status: base.status }, { status });
-      if (ops.length === 0) return { object: base, changed: false };
-      try {
-        const object = await this.jsonPatch(
-          kind,
-          key,
-          [{ op: 'test', path: '/metadata/resourceVersion', value: rv }, ...ops],
-          true,
-        );
-        return { object, changed: true };
-      } catch (err) {
-        // A cached copy may be stale: once, from a fresh read. A caller's version is final.
-        if (!(err instanceof ConflictError) || fresh || expected !== undefined) throw err;
-        base = err instanceof StaleConflict ? err.current : await this.read(kind, key);
-        fresh = true;
-      }
-    }
+    return this.writes.patchStatus(kind, key, status, options);
   }
 
-  async addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    let next = this.known(kind, key);
-    for (let attempt = 0; ; attempt++) {
-      const cur = next ?? (await this.read(kind, key));
-      next = undefined;
-      const list = cur.metadata.finalizers;
-      if (list?.includes(finalizer)) return false;
-      const test: Operation = {
-        op: 'test',
-        path: '/metadata/resourceVersion',
-        value: cur.metadata.resourceVersion,
-      };
-      const add: Operation = list
-        ? { op: 'add', path: '/metadata/finalizers/-', value: finalizer }
-        : { op: 'add', path: '/metadata/finalizers', value: [finalizer] };
-      try {
-        await this.jsonPatch(kind, key, [test, add], false);
-        return true;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-        if (err instanceof StaleConflict) next = err.current;
-      }
-    }
+  addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.writes.addFinalizer(kind, key, finalizer);
   }
 
-  async removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    let next = this.known(kind, key);
-    for (let attempt = 0; ; attempt++) {
-      const cur = next ?? (await this.get(kind, key));
-      next = undefined;
-      if (!cur) return false;
-      const i = cur.metadata.finalizers?.indexOf(finalizer) ?? -1;
-      if (i < 0) return false;
-      try {
-        await this.jsonPatch(
-          kind,
-          key,
-          [
-            { op: 'test', path: '/metadata/resourceVersion', value: cur.metadata.resourceVersion },
-            { op: 'test', path: `/metadata/finalizers/${i}`, value: finalizer },
-            { op: 'remove', path: `/metadata/finalizers/${i}` },
-          ],
-          false,
-        );
-        return true;
-      } catch (err) {
-        if (err instanceof NotFoundError) return false;
-        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-        if (err instanceof StaleConflict) next = err.current;
-      }
-    }
+  removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.writes.removeFinalizer(kind, key, finalizer);
   }
 
   async event(e: ApiEvent): Promise<void> {
-    const m = e.regarding.metadata;
-    const namespace = m.namespace ?? 'default';
+    const body = eventBody(
+      e,
+      { controller: this.reportingController, instance: this.init.identity },
+      microTime(new Date()),
+    );
     try {
       await this.client.request(
         'POST',
-        `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`,
-        {
-          body: {
-            apiVersion: 'events.k8s.io/v1',
-            kind: 'Event',
-            // Named like the kubelet's events: <object>.<random hex>; generateName may not end in '.'.
-            metadata: { name: `${m.name.slice(0, 230)}.${randomBytes(8).toString('hex')}`, namespace },
-            eventTime: microTime(new Date()),
-            reportingController: this.reportingController,
-            reportingInstance: this.init.identity.slice(0, 128),
-            action: e.action,
-            reason: e.reason,
-            note: e.note.length > 1024 ? `${e.note.slice(0, 1021)}...` : e.note,
-            type: e.type,
-            regarding: {
-              ...(e.regarding.apiVersion ? { apiVersion: e.regarding.apiVersion } : {}),
-              ...(e.regarding.kind ? { kind: e.regarding.kind } : {}),
-              name: m.name,
-              ...(m.namespace ? { namespace: m.namespace } : {}),
-              ...(m.uid ? { uid: m.uid } : {}),
-              ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
-            },
-          },
-        },
+        `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(body.metadata.namespace)}/events`,
+        { body: { apiVersion: 'events.k8s.io/v1', kind: 'Event', ...body } },
       );
     } catch (err) {
-      throw wrap(`create Event ${e.reason} for ${e.regarding.kind ?? 'object'} ${namespace}/${m.name}`, err);
+      throw this.writes.wrap(describeEvent(e), err);
     }
   }
 
@@ -338,7 +224,7 @@ export class RestApiSource implements ApiSource {
       });
     } catch (err) {
       if (statusCode(err) === 404) throw new NotFoundError('Node', { name });
-      throw wrap(`annotate Node ${name}`, err);
+      throw this.writes.wrap(`annotate Node ${name}`, err);
     }
   }
 
@@ -348,53 +234,18 @@ export class RestApiSource implements ApiSource {
     return Promise.resolve();
   }
 
-  private async jsonPatch(
+  private async patch(
     kind: OwnedKind,
     key: ObjectKey,
     body: Operation[],
     status: boolean,
   ): Promise<ApiObject> {
     const path = `${collectionPath(kind, ns(kind, key))}/${encodeURIComponent(key.name)}${status ? '/status' : ''}`;
-    try {
-      const o = await this.client.request<ApiObject>('PATCH', path, {
-        body,
-        contentType: 'application/json-patch+json',
-      });
-      const object = keptObject(kind, o);
-      this.remember(kind, object);
-      return object;
-    } catch (err) {
-      const code = statusCode(err);
-      if (code === 404) {
-        this.recent.delete(recentId(kind, key));
-        throw new NotFoundError(kind, key);
-      }
-      if (code === 409) throw new ConflictError(kind, key, serverMessage(err));
-      // A failed `test` op comes back as a bare 422 ("the server rejected our request due to
-      // an error in our request"), like a schema error; tell them apart by re-reading.
-      const tested = body.find((op) => op.op === 'test' && op.path === '/metadata/resourceVersion');
-      if (code === 422 && tested) {
-        const now = await this.get(kind, key).catch(() => undefined);
-        if (!now) throw new NotFoundError(kind, key);
-        const was = (tested as { value: unknown }).value;
-        if (now.metadata.resourceVersion !== was) {
-          throw new StaleConflict(
-            kind,
-            key,
-            `resourceVersion changed from ${String(was)} to ${now.metadata.resourceVersion}`,
-            now,
-          );
-        }
-      }
-      throw wrap(`patch ${status ? 'status of ' : ''}${describeKey(kind, key)}`, err);
-    }
-  }
-
-  /** The object from the API server; NotFoundError when absent. */
-  private async read(kind: OwnedKind, key: ObjectKey): Promise<ApiObject> {
-    const o = await this.get(kind, key);
-    if (!o) throw new NotFoundError(kind, key);
-    return o;
+    const o = await this.client.request<ApiObject>('PATCH', path, {
+      body,
+      contentType: 'application/json-patch+json',
+    });
+    return keptObject(kind, o);
   }
 
   /** The watches' copy of an object, undefined when no running watch has it. */
@@ -405,47 +256,6 @@ export class RestApiSource implements ApiSource {
       if (o) return o;
     }
     return undefined;
-  }
-
-  /**
-   * The newest copy of an object known without a request, as a base for a guarded patch:
-   * with `expectResourceVersion`, only a copy at exactly that version; otherwise the watches'
-   * copy, or this adapter's own last read or write while the watches have not moved past it.
-   * Undefined when a read is needed.
-   */
-  private known(kind: OwnedKind, key: ObjectKey, expectResourceVersion?: string): ApiObject | undefined {
-    const seen = this.watched(kind, key);
-    const id = recentId(kind, key);
-    const mine = this.recent.get(id);
-    if (expectResourceVersion !== undefined) {
-      if (mine?.object.metadata.resourceVersion === expectResourceVersion) return mine.object;
-      if (seen?.metadata.resourceVersion === expectResourceVersion) return seen;
-      return undefined;
-    }
-    if (!seen) return undefined;
-    if (mine && mine.watchedRv === seen.metadata.resourceVersion) return mine.object;
-    if (mine) this.recent.delete(id);
-    return seen;
-  }
-
-  /**
-   * The watch delivered `o`: a copy of ours from before it is one known() would drop when next
-   * asked; drop it now, so that the watch cache is the only copy of a settled object.
-   */
-  private forgetPassed(kind: ApiKind, o: ApiObject): void {
-    const id = recentId(kind, o.metadata);
-    const mine = this.recent.get(id);
-    if (mine && mine.watchedRv !== o.metadata.resourceVersion) this.recent.delete(id);
-  }
-
-  private remember(kind: ApiKind, object: ApiObject): void {
-    const id = recentId(kind, object.metadata);
-    this.recent.delete(id);
-    this.recent.set(id, { object, watchedRv: this.watched(kind, object.metadata)?.metadata.resourceVersion });
-    if (this.recent.size > RECENT_LIMIT) {
-      const oldest = this.recent.keys().next();
-      if (!oldest.done) this.recent.delete(oldest.value);
-    }
   }
 }
 
@@ -703,21 +513,6 @@ function serverMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function wrap(what: string, err: unknown): Error {
-  if (err instanceof ConflictError || err instanceof NotFoundError || err instanceof ApiError) return err;
-  return new ApiError(what, statusCode(err), serverMessage(err), { cause: err });
-}
-
 function cacheKey(kind: ApiKind, key: ObjectKey): string {
-  return `${KINDS[kind].namespaced ? (key.namespace ?? '') : ''}/${key.name}`;
-}
-
-function recentId(kind: ApiKind, key: ObjectKey): string {
-  return `${kind}|${KINDS[kind].namespaced ? (key.namespace ?? '') : ''}|${key.name}`;
-}
-
-function ns(kind: ApiKind, key: ObjectKey): string {
-  if (!key.namespace)
-    throw new Error(`${kind} ${key.name}: namespace is required for namespaced kind ${kind}`);
-  return key.namespace;
+  return `${LOCATIONS[kind].namespaced ? (key.namespace ?? '') : ''}/${key.name}`;
 }

@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { StringDecoder } from 'node:string_decoder';
 import type { RestConfig } from './kubeconfig.js';
+import { countingAgent } from './counting-agent.js';
 
 /** The API server answered with a status other than 2xx. `body` is its text (usually a Status). */
 export class HttpStatusError extends Error {
@@ -114,34 +115,6 @@ export interface RestClientStats {
   watchConnections: number;
 }
 
-class CountingHttpsAgent extends https.Agent {
-  constructor(
-    options: https.AgentOptions,
-    private readonly onConnection: () => void,
-  ) {
-    super(options);
-  }
-
-  override createConnection(...args: Parameters<https.Agent['createConnection']>) {
-    this.onConnection();
-    return super.createConnection(...args);
-  }
-}
-
-class CountingHttpAgent extends http.Agent {
-  constructor(
-    options: http.AgentOptions,
-    private readonly onConnection: () => void,
-  ) {
-    super(options);
-  }
-
-  override createConnection(...args: Parameters<http.Agent['createConnection']>) {
-    this.onConnection();
-    return super.createConnection(...args);
-  }
-}
-
 /**
  * JSON over HTTP(S) to one API server. Requests share a bounded keep-alive pool; watches have
  * their own unbounded agent, so a watch never waits for (or occupies) a request slot. Bearer
@@ -178,9 +151,7 @@ export class RestClient {
       ...(config.tls.servername ? { servername: config.tls.servername } : {}),
     };
     const make = (options: https.AgentOptions, count: () => void): http.Agent =>
-      this.secure
-        ? new CountingHttpsAgent({ ...tls, ...options }, count)
-        : new CountingHttpAgent(options, count);
+      countingAgent(this.secure, this.secure ? { ...tls, ...options } : options, count);
     this.requestAgent = make(
       {
         keepAlive: true,

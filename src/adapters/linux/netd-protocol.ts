@@ -78,8 +78,4 @@ export function parseAddressPairs(fields: readonly string[]): OwnedAddress[] {
   return out;
 }
 
-/** The address part of a CIDR (`198.18.0.100/24` -> `198.18.0.100`). */
-export function hostOf(cidr: string): string {
-  const slash = cidr.indexOf('/');
-  return slash < 0 ? cidr : cidr.slice(0, slash);
-}
+export { hostOf } from '../../api/net.js';

@@ -40,7 +40,6 @@ export const SIG_SIZE = 64;
 /** What follows the body: signature, then MAC. */
 export const TRAILER_SIZE = SIG_SIZE + MAC_SIZE;
 export const MIN_DATAGRAM = HEADER_SIZE + TRAILER_SIZE;
-export const MAX_BODY = MAX_DATAGRAM - MIN_DATAGRAM;
 
 export const OFF_MAGIC = 0;
 export const OFF_VERSION = 2;

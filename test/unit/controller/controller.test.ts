@@ -98,9 +98,17 @@ describe('controller on a simulated cluster', () => {
     };
     expect(c.members.find((m) => m.name === 'node-a')?.lastSeen).toMatch(/Z$/);
     expect(rig.api.events.some((e) => e.reason === 'MemberDead' && e.note.startsWith('node-a'))).toBe(true);
-    expect(
-      await rig.controllers[0]!.metrics.registry.getSingleMetricAsString('heartline_failovers_total'),
-    ).toContain('reason="HolderDead"} 1');
+    const reg = rig.controllers[0]!.metrics.registry;
+    expect(await reg.getSingleMetricAsString('heartline_failovers_total')).toContain(
+      'reason="HolderDead"} 1',
+    );
+    // Held again: no time without a holder; the NoHolder alert's threshold unit is the cluster's deadMs.
+    expect(await reg.getSingleMetricAsString('heartline_vip_unheld_seconds')).toMatch(
+      new RegExp(`\\{cluster="${NS}/web",vip="${NS}/vip1"\\} 0$`, 'm'),
+    );
+    expect(await reg.getSingleMetricAsString('heartline_cluster_dead_seconds')).toMatch(
+      new RegExp(`\\{cluster="${NS}/web"\\} \\d+(\\.\\d+)?$`, 'm'),
+    );
   });
 
   it('a graceful stop is a planned move (the stopping member goes standby first): Drain, not HolderDead', async () => {
@@ -208,6 +216,11 @@ describe('controller on a simulated cluster', () => {
     expect(await first.metrics.registry.getSingleMetricAsString('heartline_controller_leader')).toContain(
       'heartline_controller_leader 0',
     );
+    // No longer leading: no view of the VIPs or clusters (a stale one would feed NoHolder).
+    const text = await first.metrics.registry.metrics();
+    expect(text).not.toMatch(
+      /^heartline_(vip_holder|vip_unheld_seconds|cluster_quorate|cluster_dead_seconds)\{/m,
+    );
     // Nobody leads: nothing is written, even when the holder changes.
     const writes = first.api.total('patch-status') + second.api.total('patch-status');
     await rig.agents.get(rig.holders()[0]!)!.crash();
@@ -277,9 +290,9 @@ describe('controller on a simulated cluster', () => {
     expect(await metrics.registry.getSingleMetricAsString('heartline_controller_api_requests_total')).toMatch(
       /verb="patch-status",kind="[A-Za-z]+",result="error"} \d/,
     );
-    expect(
-      await metrics.registry.getSingleMetricAsString('heartline_controller_reconcile_duration_seconds'),
-    ).toContain('result="error"');
+    expect(await metrics.registry.getSingleMetricAsString('controller_runtime_reconcile_total')).toContain(
+      'result="error"',
+    );
   });
 
   it('marks an invalid VirtualIP with the field and the fix', async () => {

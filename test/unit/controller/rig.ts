@@ -145,7 +145,7 @@ export class Rig {
     address: string;
   } {
     const address = `198.18.0.${200 + this.controllers.length}`;
-    const metrics = new ControllerMetrics();
+    const metrics = new ControllerMetrics({ now: () => this.clock.now() });
     const api = new InstrumentedApiSource(opts.wrap ? opts.wrap(this.api) : this.api, metrics);
     const controller = new Controller(
       {

@@ -1,7 +1,8 @@
 /**
  * An informer-style cache fed by ApiSource watches: the latest copy of every object of the
  * watched kinds, whether each watch has delivered its initial list, and a callback per
- * change so the controller can enqueue the affected keys.
+ * change (the controller enqueues the affected keys; the agent rebuilds its configuration).
+ * Shared by the controller and the agent.
  */
 import type { ApiKind, ApiObject, ApiSource, Stoppable, WatchOptions } from '../core/ports.js';
 
@@ -126,6 +127,11 @@ export class ObjectCache {
   list(kind: ApiKind, namespace?: string): ApiObject[] {
     const all = [...(this.stores.get(kind)?.values() ?? [])];
     return namespace === undefined ? all : all.filter((o) => (o.metadata.namespace ?? '') === namespace);
+  }
+
+  /** Whether `watch(kind)` delivered its initial list. */
+  isSynced(kind: ApiKind): boolean {
+    return this.stores.has(kind) && this.synced.has(kind);
   }
 
   /** Every watched kind delivered its initial list. */
