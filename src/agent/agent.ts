@@ -6,6 +6,9 @@
  *
  * Kubernetes is read for desired state only: once running, failure detection and failover
  * happen between agents over UDP, and an API server outage changes nothing.
+ *
+ * Size: the agent's wiring (watches, configuration, member, executor, health, links, member
+ * key) in one place; each job it wires is its own file.
  */
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';

@@ -12,6 +12,9 @@
  * - A planned unbind stops the Resources first (bounded by their stop timeouts), then
  *   removes the address. An unplanned one (lease expired, superseded) removes the address
  *   first: the lease is gone, so the address must be too; the Resources follow.
+ *
+ * Size: one file on purpose: the ordering rules below hold across bind, renew and unbind, and
+ * splitting them would hide the queues they share.
  */
 import type { Logger } from 'pino';
 import { hostOf, type VirtualIPSpec } from '../api/index.js';

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import {
-  API_VERSION,
-  ObjectMetaSchema,
+  objectSchema,
   conditionList,
   interfaceName,
   labelMap,
@@ -389,13 +388,7 @@ export const HAClusterStatusSchema = z
   })
   .describe('Observed state of an HACluster.');
 
-export const HAClusterSchema = z.strictObject({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('HACluster'),
-  metadata: ObjectMetaSchema,
-  spec: HAClusterSpecSchema,
-  status: HAClusterStatusSchema.optional(),
-});
+export const HAClusterSchema = objectSchema('HACluster', HAClusterSpecSchema, HAClusterStatusSchema);
 
 export type HeartbeatSpec = z.output<typeof HeartbeatSchema>;
 export type TransportSpec = z.output<typeof TransportSchema>;

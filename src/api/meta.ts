@@ -106,3 +106,18 @@ export const observedGeneration = () =>
     .max(Number.MAX_SAFE_INTEGER)
     .optional()
     .describe('The .metadata.generation this status was computed from.');
+
+/** A Heartline object's schema: apiVersion, its kind, metadata, spec and (optional) status. */
+export function objectSchema<K extends string, S extends z.ZodType, T extends z.ZodType>(
+  kind: K,
+  spec: S,
+  status: T,
+) {
+  return z.strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal(kind),
+    metadata: ObjectMetaSchema,
+    spec,
+    status: status.optional(),
+  });
+}

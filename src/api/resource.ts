@@ -1,12 +1,5 @@
 import { z } from 'zod';
-import {
-  API_VERSION,
-  ObjectMetaSchema,
-  conditionList,
-  objectName,
-  observedGeneration,
-  timestamp,
-} from './meta.js';
+import { objectSchema, conditionList, objectName, observedGeneration, timestamp } from './meta.js';
 import { INIT_DIR, RESOURCE_DIR } from './resource-paths.js';
 import { has, isNum, isStr, withRules, mapListOf, type Rule } from './rules.js';
 
@@ -306,13 +299,7 @@ export const ResourceStatusSchema = z
   })
   .describe('Observed state of a Resource.');
 
-export const ResourceSchema = z.strictObject({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('Resource'),
-  metadata: ObjectMetaSchema,
-  spec: ResourceSpecSchema,
-  status: ResourceStatusSchema.optional(),
-});
+export const ResourceSchema = objectSchema('Resource', ResourceSpecSchema, ResourceStatusSchema);
 
 export type ExecActions = z.output<typeof ExecActionsSchema>;
 export type HealthCheckSpec = z.output<typeof HealthCheckSchema>;

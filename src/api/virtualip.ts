@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import {
-  API_VERSION,
-  ObjectMetaSchema,
+  objectSchema,
   conditionList,
   interfaceName,
   labelMap,
@@ -154,13 +153,7 @@ export const VirtualIPStatusSchema = z
   })
   .describe('Observed state of a VirtualIP.');
 
-export const VirtualIPSchema = z.strictObject({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('VirtualIP'),
-  metadata: ObjectMetaSchema,
-  spec: VirtualIPSpecSchema,
-  status: VirtualIPStatusSchema.optional(),
-});
+export const VirtualIPSchema = objectSchema('VirtualIP', VirtualIPSpecSchema, VirtualIPStatusSchema);
 
 export type AnnounceSpec = z.output<typeof AnnounceSchema>;
 export type VirtualIPSpec = z.output<typeof VirtualIPSpecSchema>;

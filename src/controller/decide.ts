@@ -8,6 +8,9 @@
  * a condition's status/reason/message), never per heartbeat, so a quiet cluster costs no
  * API request. Timestamps are whole seconds and are carried over unless their subject
  * changed.
+ *
+ * Size: the pure decisions of both reconcilers together, so the status rules (conditions,
+ * timestamps, Events) are written once and unit-tested side by side (decide.test.ts).
  */
 import type { Condition, HAClusterStatus, VirtualIPStatus } from '../api/index.js';
 import { elect, loadCap, type ElectionMember, type ElectionResult } from '../core/election.js';

@@ -4,6 +4,9 @@
  * with the fallback that lets the k-th ranked member step in when views disagree and nobody
  * holds the VIP. Full sweeps over every VIP run once per interval or when liveness changes;
  * between them only the running candidacies and single VIPs (a release, an assignment).
+ *
+ * Size: the election's consequences per VIP in one place (keep, release, stand, fallback);
+ * the mechanics live beside it (acquisitions.ts, release.ts).
  */
 import { elect, loadCap, rankIndex, type ElectionMember, type ElectionResult } from './election.js';
 import type { Acquisitions } from './acquisitions.js';

@@ -16,6 +16,9 @@
  * (heartbeat-sender.ts), its candidacies (acquisitions.ts), letting go of VIPs and handoffs
  * (release.ts), and the per-VIP decisions (candidacy.ts). It owns the order of a step:
  * expiries first, then the message or the timers, then batched sends, renewals, heartbeats.
+ *
+ * Size: the dispatcher and the state the parts share; its jobs are split out already
+ * (heartbeat-sender, candidacy, acquisitions, release, member-context).
  */
 import { Acquisitions } from './acquisitions.js';
 import { provesFreshness } from './freshness.js';

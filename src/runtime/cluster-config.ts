@@ -3,6 +3,9 @@
  * auth Secret) to the configuration a member runs with. Pure: the agent and the
  * controller's witness both call it on what their watches delivered, so every member
  * derives the same member list, VIP set, timing and keys from the same objects.
+ *
+ * Size: one builder, because every field's check names the object and field; the address
+ * rule is in address-claims.ts.
  */
 import { parseHACluster, parseResource, parseVirtualIP, formatFieldError } from '../api/index.js';
 import type { HACluster, Resource, VirtualIP, ResourceSpec, VirtualIPSpec } from '../api/index.js';

@@ -9,6 +9,9 @@
  * "Membership changes"). Other membership changes (a member set without a generation, quorum
  * or timing changes) start a new life of the member: the old one releases its VIPs first
  * (planned), then a new incarnation starts. VIP, Resource and key changes are applied in place.
+ *
+ * Size: one file on purpose: the order of effects and datagrams (an unbind before any
+ * datagram after it) is one piece of logic across receive, tick and reconfigure.
  */
 import type { Logger } from 'pino';
 import {

@@ -182,7 +182,7 @@ describe('simulator checks the status the controller reports', () => {
     );
     const status = result.violations.find((v) => v.invariant === 'STATUS');
     expect(status?.message).toMatch(
-      /^default\/web is bound at n1 e\d+ since \d+ms, but the observer reports no holder$/,
+      /^default\/web is bound at n1 e\d+ since \d+ms, but the controller would write holder none epoch none \(phase \w+\)$/,
     );
     expect(describeFailure({ seed: 1, result, scenario }, 'fast')).toMatch(/violates STATUS/);
   });

@@ -21,6 +21,8 @@ import {
 } from '../../src/core/member.js';
 import type { Epoch, Message, MemberId, VipId } from '../../src/core/messages.js';
 import { Observer } from '../../src/core/observer.js';
+import { decideVip, quorumSummary } from '../../src/controller/decide.js';
+import type { ClusterConfig } from '../../src/runtime/cluster-config.js';
 import type { Timing } from '../../src/core/timing.js';
 import { addressKey, resolveAddressClaims } from '../../src/runtime/address-claims.js';
 import { ReplayGuard } from '../../src/core/wire/replay-window.js';
@@ -268,6 +270,8 @@ export class World {
    * reconfiguring it then). Its own random source: the members' schedule stays as it was.
    */
   private readonly observer: Observer | null;
+  /** The cluster as the controller's decisions see it (decideVip), for STATUS. */
+  private readonly clusterConfig: ClusterConfig;
   private readonly observerRng: Rng;
   private observerToken = 0;
   readonly result: RunResult;
@@ -294,6 +298,30 @@ export class World {
       trace: [],
     };
     this.admitted = admittedVips(sc);
+    this.clusterConfig = {
+      clusterId: 'sim',
+      namespace: 'default',
+      name: 'sim',
+      port: 694,
+      members: sc.members.map((id) => ({ id, address: '198.18.0.1', port: 694 })),
+      witness: sc.witness ? { id: CONTROLLER, address: '198.18.0.2', port: 694 } : null,
+      quorum: sc.quorum,
+      timing: sc.timing,
+      autoFailback: sc.autoFailback,
+      keys: [],
+      activeKeyId: 1,
+      vips: this.admitted.map((v) => ({
+        vip: v.vip,
+        preferredNodes: [...(v.preferredNodes ?? [])],
+        eligible: v.eligible ? [...v.eligible] : undefined,
+        epochFloor: 0,
+        spec: {} as never,
+        deleting: false,
+        resources: [],
+      })),
+      standby: new Set(),
+      problems: [],
+    };
     this.observer = sc.membership
       ? null
       : new Observer(
@@ -727,11 +755,26 @@ export class World {
       const b = bound[0] as Binding;
       if (b.node.state !== 'up' || b.node.witness) continue;
       if (this.now - Math.max(b.boundAt, this.sc.healAt, b.node.upSince) <= settle) continue;
-      const h = obs.holdings.get(v.vip);
-      if (h?.holder === b.node.id && h.epoch === b.epoch) continue;
+      // The status the controller would write from this observation.
+      const { status } = decideVip({
+        id: v.vip,
+        address: this.sc.addresses?.[v.vip] ?? '198.18.0.100/24',
+        generation: 1,
+        deleting: false,
+        base: undefined,
+        cluster: {
+          ok: true,
+          config: this.clusterConfig,
+          obs,
+          quorum: quorumSummary(this.clusterConfig, obs),
+        },
+        now: this.now,
+        wallNow: new Date(Date.UTC(2026, 0, 1) + this.now),
+      });
+      if (status.holder === b.node.id && status.epoch === b.epoch) continue;
       this.violate(
         'STATUS',
-        `${v.vip} is bound at ${b.node.id} e${b.epoch} since ${b.boundAt.toFixed(0)}ms, but the observer reports ${h ? `${h.holder} e${h.epoch}` : 'no holder'}`,
+        `${v.vip} is bound at ${b.node.id} e${b.epoch} since ${b.boundAt.toFixed(0)}ms, but the controller would write holder ${status.holder ?? 'none'} epoch ${status.epoch ?? 'none'} (phase ${status.phase})`,
       );
       return;
     }

@@ -12,28 +12,22 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import {
-  type ApiEvent,
-  type ApiKind,
-  type ApiObject,
-  type ApiSource,
-  type Clock,
-  type Millis,
-  type ObjectKey,
-  type OwnedKind,
-  type Stoppable,
-  type WatchEvent,
-  type WatchOptions,
+import type {
+  ApiEvent,
+  ApiKind,
+  ApiObject,
+  ApiSource,
+  Clock,
+  Millis,
+  ObjectKey,
+  OwnedKind,
+  Stoppable,
+  WatchEvent,
+  WatchOptions,
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
 import { connectionPool, makeApiClient, watchKubeConfig } from './connections.js';
-import {
-  describeEvent,
-  eventBody,
-  GuardedWrites,
-  namespaceOf as ns,
-  type Operation,
-} from './guarded-writes.js';
+import { eventBody, GuardedApiSource, namespaceOf as ns, type Operation } from './guarded-writes.js';
 import { LOCATIONS, apiVersionOf, collectionPath, keptObject } from './kinds.js';
 
 export interface K8sApiSourceComponents {
@@ -101,7 +95,7 @@ const jsonPatch = () => setHeaderOptions('Content-Type', PatchStrategy.JsonPatch
  * Writes (status, finalizers) are guarded JSON Patches starting from the informers' copy
  * (guarded-writes.ts, shared with RestApiSource). `get` and `list` always read the API server.
  */
-export class K8sApiSource implements ApiSource {
+export class K8sApiSource extends GuardedApiSource implements ApiSource {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
   private readonly events: EventsV1Api;
@@ -111,7 +105,6 @@ export class K8sApiSource implements ApiSource {
   private readonly backoffInitialMs: Millis;
   private readonly backoffMaxMs: Millis;
   private readonly reportingController: string;
-  private readonly writes: GuardedWrites;
   /** Running informers, consulted as caches by writes. */
   private readonly informers = new Set<{
     kind: ApiKind;
@@ -122,6 +115,7 @@ export class K8sApiSource implements ApiSource {
     private readonly components: K8sApiSourceComponents,
     private readonly init: K8sApiSourceInit,
   ) {
+    super();
     const kc = components.kubeConfig;
     this.custom = makeApiClient(kc, CustomObjectsApi);
     this.core = makeApiClient(kc, CoreV1Api);
@@ -131,16 +125,6 @@ export class K8sApiSource implements ApiSource {
     this.backoffInitialMs = init.backoffInitialMs ?? 200;
     this.backoffMaxMs = init.backoffMaxMs ?? 30_000;
     this.reportingController = init.reportingController ?? 'heartline.dev/controller';
-    this.writes = new GuardedWrites({
-      fetch: (kind, key) => this.fetch(kind, key),
-      patch: (kind, key, body, status) => this.patch(kind, key, body, status),
-      watched: (kind, key) => {
-        const o = this.informed(kind, key);
-        return o ? { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind } : undefined;
-      },
-      statusCode,
-      serverMessage,
-    });
   }
 
   watch(kind: ApiKind, handler: (event: WatchEvent) => void, options: WatchOptions = {}): Stoppable {
@@ -254,11 +238,7 @@ export class K8sApiSource implements ApiSource {
     return handle;
   }
 
-  get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
-    return this.writes.get(kind, key);
-  }
-
-  private async fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject> {
+  protected async fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject> {
     const k = LOCATIONS[kind];
     let o: unknown;
     if (k.group) {
@@ -317,34 +297,26 @@ export class K8sApiSource implements ApiSource {
     }
   }
 
-  patchStatus(
-    kind: OwnedKind,
-    key: ObjectKey,
-    status: unknown,
-    options: { expectResourceVersion?: string } = {},
-  ): Promise<{ object: ApiObject; changed: boolean }> {
-    return this.writes.patchStatus(kind, key, status, options);
-  }
-
-  addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    return this.writes.addFinalizer(kind, key, finalizer);
-  }
-
-  removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    return this.writes.removeFinalizer(kind, key, finalizer);
-  }
-
-  async event(e: ApiEvent): Promise<void> {
+  protected async postEvent(e: ApiEvent): Promise<void> {
     const body = eventBody(
       e,
       { controller: this.reportingController, instance: this.init.identity },
       new V1MicroTime(),
     );
-    try {
-      await this.events.createNamespacedEvent({ namespace: body.metadata.namespace, body });
-    } catch (err) {
-      throw this.writes.wrap(describeEvent(e), err);
-    }
+    await this.events.createNamespacedEvent({ namespace: body.metadata.namespace, body });
+  }
+
+  protected watched(kind: ApiKind, key: ObjectKey): ApiObject | undefined {
+    const o = this.informed(kind, key);
+    return o ? { ...(o as ApiObject), apiVersion: apiVersionOf(kind), kind } : undefined;
+  }
+
+  protected statusCode(err: unknown): number | undefined {
+    return statusCode(err);
+  }
+
+  protected serverMessage(err: unknown): string {
+    return serverMessage(err);
   }
 
   close(): Promise<void> {
@@ -353,7 +325,7 @@ export class K8sApiSource implements ApiSource {
     return Promise.resolve();
   }
 
-  private async patch(
+  protected async patch(
     kind: OwnedKind,
     key: ObjectKey,
     body: Operation[],

@@ -273,6 +273,63 @@ export class GuardedWrites {
 }
 
 /**
+ * What both ApiSources share above their transport: `get` and the guarded writes through
+ * GuardedWrites, and the Event body. A subclass supplies its requests, its watch cache, how
+ * to read its errors and how to post an Event.
+ */
+export abstract class GuardedApiSource {
+  protected readonly writes = new GuardedWrites({
+    fetch: (kind, key) => this.fetch(kind, key),
+    patch: (kind, key, body, status) => this.patch(kind, key, body, status),
+    watched: (kind, key) => this.watched(kind, key),
+    statusCode: (err) => this.statusCode(err),
+    serverMessage: (err) => this.serverMessage(err),
+  });
+
+  protected abstract fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject>;
+  protected abstract patch(
+    kind: OwnedKind,
+    key: ObjectKey,
+    body: Operation[],
+    status: boolean,
+  ): Promise<ApiObject>;
+  protected abstract watched(kind: ApiKind, key: ObjectKey): ApiObject | undefined;
+  protected abstract statusCode(err: unknown): number | undefined;
+  protected abstract serverMessage(err: unknown): string;
+  /** Creates the Event (`eventBody`'s) in its namespace. */
+  protected abstract postEvent(e: ApiEvent): Promise<void>;
+
+  get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
+    return this.writes.get(kind, key);
+  }
+
+  patchStatus(
+    kind: OwnedKind,
+    key: ObjectKey,
+    status: unknown,
+    options: { expectResourceVersion?: string } = {},
+  ): Promise<{ object: ApiObject; changed: boolean }> {
+    return this.writes.patchStatus(kind, key, status, options);
+  }
+
+  addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.writes.addFinalizer(kind, key, finalizer);
+  }
+
+  removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
+    return this.writes.removeFinalizer(kind, key, finalizer);
+  }
+
+  async event(e: ApiEvent): Promise<void> {
+    try {
+      await this.postEvent(e);
+    } catch (err) {
+      throw this.writes.wrap(describeEvent(e), err);
+    }
+  }
+}
+
+/**
  * The events.k8s.io/v1 Event both adapters create for `e`: named like the kubelet's events
  * (`<object>.<random hex>`; generateName may not end in '.'), note cut to the API's 1024.
  */
@@ -321,7 +378,7 @@ export function eventBody<T>(
 }
 
 /** What an Event failure says it failed at. */
-export function describeEvent(e: ApiEvent): string {
+function describeEvent(e: ApiEvent): string {
   const m = e.regarding.metadata;
   return `create Event ${e.reason} for ${e.regarding.kind ?? 'object'} ${m.namespace ?? 'default'}/${m.name}`;
 }

@@ -14,13 +14,7 @@ import {
   type WatchOptions,
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
-import {
-  describeEvent,
-  eventBody,
-  GuardedWrites,
-  namespaceOf as ns,
-  type Operation,
-} from './guarded-writes.js';
+import { eventBody, GuardedApiSource, namespaceOf as ns, type Operation } from './guarded-writes.js';
 import { LOCATIONS, collectionPath, keptObject } from './kinds.js';
 import type { RestConfig } from './kubeconfig.js';
 import {
@@ -84,7 +78,7 @@ interface WatchLine {
  *   errors are mapped, by the code K8sApiSource uses too (guarded-writes.ts). `get` and `list`
  *   always read the API server.
  */
-export class RestApiSource implements ApiSource {
+export class RestApiSource extends GuardedApiSource implements ApiSource {
   private readonly client: RestClient;
   private readonly logger: Logger;
   private readonly resyncMs: Millis;
@@ -93,12 +87,11 @@ export class RestApiSource implements ApiSource {
   private readonly watchTimeoutSeconds: number;
   private readonly reportingController: string;
   private readonly reflectors = new Set<Reflector>();
-  private readonly writes: GuardedWrites;
-
   constructor(
     private readonly components: RestApiSourceComponents,
     private readonly init: RestApiSourceInit,
   ) {
+    super();
     this.client = new RestClient(components.config, {
       userAgent: 'heartline-rest',
       ...(init.requestTimeoutMs !== undefined ? { requestTimeoutMs: init.requestTimeoutMs } : {}),
@@ -109,13 +102,6 @@ export class RestApiSource implements ApiSource {
     this.backoffMaxMs = init.backoffMaxMs ?? 30_000;
     this.watchTimeoutSeconds = init.watchTimeoutSeconds ?? 300;
     this.reportingController = init.reportingController ?? 'heartline.dev/controller';
-    this.writes = new GuardedWrites({
-      fetch: (kind, key) => this.fetch(kind, key),
-      patch: (kind, key, body, status) => this.patch(kind, key, body, status),
-      watched: (kind, key) => this.watched(kind, key),
-      statusCode,
-      serverMessage,
-    });
   }
 
   /** Requests, watches and the connections they opened (for tests and diagnostics). */
@@ -145,11 +131,7 @@ export class RestApiSource implements ApiSource {
     return { stop: () => reflector.stop() };
   }
 
-  get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
-    return this.writes.get(kind, key);
-  }
-
-  private async fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject> {
+  protected async fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject> {
     const k = LOCATIONS[kind];
     const path = `${collectionPath(kind, k.namespaced ? ns(kind, key) : undefined)}/${encodeURIComponent(key.name)}`;
     return keptObject(kind, await this.client.request<ApiObject>('GET', path));
@@ -176,38 +158,25 @@ export class RestApiSource implements ApiSource {
     }
   }
 
-  patchStatus(
-    kind: OwnedKind,
-    key: ObjectKey,
-    status: unknown,
-    options: { expectResourceVersion?: string } = {},
-  ): Promise<{ object: ApiObject; changed: boolean }> {
-    return this.writes.patchStatus(kind, key, status, options);
-  }
-
-  addFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    return this.writes.addFinalizer(kind, key, finalizer);
-  }
-
-  removeFinalizer(kind: OwnedKind, key: ObjectKey, finalizer: string): Promise<boolean> {
-    return this.writes.removeFinalizer(kind, key, finalizer);
-  }
-
-  async event(e: ApiEvent): Promise<void> {
+  protected async postEvent(e: ApiEvent): Promise<void> {
     const body = eventBody(
       e,
       { controller: this.reportingController, instance: this.init.identity },
       microTime(new Date()),
     );
-    try {
-      await this.client.request(
-        'POST',
-        `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(body.metadata.namespace)}/events`,
-        { body: { apiVersion: 'events.k8s.io/v1', kind: 'Event', ...body } },
-      );
-    } catch (err) {
-      throw this.writes.wrap(describeEvent(e), err);
-    }
+    await this.client.request(
+      'POST',
+      `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(body.metadata.namespace)}/events`,
+      { body: { apiVersion: 'events.k8s.io/v1', kind: 'Event', ...body } },
+    );
+  }
+
+  protected statusCode(err: unknown): number | undefined {
+    return statusCode(err);
+  }
+
+  protected serverMessage(err: unknown): string {
+    return serverMessage(err);
   }
 
   /**
@@ -234,7 +203,7 @@ export class RestApiSource implements ApiSource {
     return Promise.resolve();
   }
 
-  private async patch(
+  protected async patch(
     kind: OwnedKind,
     key: ObjectKey,
     body: Operation[],
@@ -249,7 +218,7 @@ export class RestApiSource implements ApiSource {
   }
 
   /** The watches' copy of an object, undefined when no running watch has it. */
-  private watched(kind: ApiKind, key: ObjectKey): ApiObject | undefined {
+  protected watched(kind: ApiKind, key: ObjectKey): ApiObject | undefined {
     for (const r of this.reflectors) {
       if (r.kind !== kind || (r.namespace !== undefined && r.namespace !== key.namespace)) continue;
       const o = r.get(key);

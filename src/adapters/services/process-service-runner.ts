@@ -1,3 +1,8 @@
+/**
+ * The real ServiceRunner (exec, LSB and systemd Resources), below. Size: the three kinds share
+ * the process handling (timeouts, process groups, sandbox, output capture) that makes up most
+ * of this file; splitting per kind would split that handling.
+ */
 import type { ChildProcess } from 'node:child_process';
 import { pino, type Logger } from 'pino';
 import { INIT_DIR, RESOURCE_DIR } from '../../api/resource-paths.js';

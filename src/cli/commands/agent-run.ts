@@ -18,6 +18,7 @@ import { OpsServer } from '../../ops/http.js';
 import { exitOnBug } from '../../ops/crash.js';
 import { createLogger, type Logger } from '../../ops/log.js';
 import { metricsServing } from '../../ops/metrics-serving.js';
+import { untilStopSignal } from '../signals.js';
 import { hostPort, parseHostPort } from '../host-port.js';
 import type { AgentOptions } from './agent.js';
 
@@ -188,14 +189,7 @@ async function serve(
     { cluster: `${opts.namespace}/${opts.cluster}`, metrics: `${ops.scheme}://${hostPort(bound)}` },
     'agent started',
   );
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping: releasing VIPs');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await untilStopSignal(log, 'stopping: releasing VIPs');
   await agent.stop();
   await ops.stop();
   await api.close();

@@ -12,6 +12,7 @@ import { OpsServer } from '../../ops/http.js';
 import { exitOnBug } from '../../ops/crash.js';
 import { createLogger } from '../../ops/log.js';
 import { metricsServing } from '../../ops/metrics-serving.js';
+import { untilStopSignal } from '../signals.js';
 import { hostPort, parseHostPort } from '../host-port.js';
 import type { ControllerOptions } from './controller.js';
 
@@ -120,14 +121,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     },
     'controller started',
   );
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping: releasing the lease');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await untilStopSignal(log, 'stopping: releasing the lease');
   await controller.stop();
   await ops.stop();
   await api.close();
