@@ -15,6 +15,9 @@ export const KINDS: Readonly<Record<ApiKind, KindInfo>> = {
   Resource: { group: 'heartline.dev', version: 'v1alpha1', plural: 'resources', namespaced: true },
   Node: { group: '', version: 'v1', plural: 'nodes', namespaced: false },
   Secret: { group: '', version: 'v1', plural: 'secrets', namespaced: true },
+  AddressPool: { group: 'heartline.dev', version: 'v1alpha1', plural: 'addresspools', namespaced: true },
+  Service: { group: '', version: 'v1', plural: 'services', namespaced: true },
+  EndpointSlice: { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespaced: true },
 };
 
 export function apiVersionOf(kind: ApiKind): string {
