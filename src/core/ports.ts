@@ -224,14 +224,7 @@ export interface ServiceRunner {
 
 /** The Kubernetes kinds Heartline reads. The first three are its CRDs (heartline.dev/v1alpha1). */
 export type ApiKind =
-  | 'HACluster'
-  | 'VirtualIP'
-  | 'Resource'
-  | 'AddressPool'
-  | 'Node'
-  | 'Secret'
-  | 'Service'
-  | 'EndpointSlice';
+  'HACluster' | 'VirtualIP' | 'Resource' | 'AddressPool' | 'Node' | 'Secret' | 'Service' | 'EndpointSlice';
 /** Kinds Heartline writes status and finalizers on. */
 export type OwnedKind = 'HACluster' | 'VirtualIP' | 'Resource';
 
