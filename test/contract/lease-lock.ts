@@ -3,7 +3,7 @@
  * SimClock (unit) and K8sLeaseLock on a real coordination.k8s.io Lease (integration).
  * All locks made by one subject contend for the same lease, leaseDurationSeconds = 1.
  */
-import { LeaderElector } from '../../src/adapters/k8s/leader-election.js';
+import { LeaderElector } from '../../src/controller/leader-election.js';
 import type { Clock, LeaseLock } from '../../src/core/ports.js';
 
 export interface LeaseLockSubject {

@@ -90,13 +90,24 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       workers,
     },
   );
+  let lastHealthy = true;
   const serving = await metricsServing(opts, () => k8sAccessReviewApi(kubeConfig), log);
   const ops = new OpsServer({
     listen: opts.metricsListen,
     registry: metrics.registry,
     serving,
     log,
-    healthy: () => true,
+    healthy: () => {
+      // The probe body stays generic; the reason (it may name an object) goes to the log.
+      const l = controller.liveness();
+      if (l.healthy !== lastHealthy) {
+        if (l.healthy) log.info({ reason: l.reason }, 'healthy again');
+        else
+          log.error({ reason: l.reason }, 'unhealthy: /healthz fails, so the kubelet restarts this instance');
+        lastHealthy = l.healthy;
+      }
+      return l.healthy;
+    },
     ready: () => controller.ready(),
   });
   const bound = await ops.start();

@@ -1,4 +1,4 @@
-import { LeaderElector } from '../../../../src/adapters/k8s/leader-election.js';
+import { LeaderElector } from '../../../../src/controller/leader-election.js';
 import { collectionPath } from '../../../../src/adapters/k8s/kinds.js';
 import { apiSourceContract, resourceObject } from '../../../contract/api-source.js';
 import { leaseLockContract } from '../../../contract/lease-lock.js';

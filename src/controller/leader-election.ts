@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import type { Clock, LeaseLock, Millis } from '../../core/ports.js';
+import type { Clock, LeaseLock, Millis } from '../core/ports.js';
 
 export interface LeaderElectorInit {
   /** Must equal the lock's leaseDurationSeconds * 1000; used to check the other timings. */
@@ -27,6 +27,10 @@ export interface LeaderElectorInit {
 export class LeaderElector {
   private leading = false;
   private lastHolder: string | undefined;
+  /** When the leader last renewed (start of the good attempt); undefined while not leading. */
+  private renewedAt: Millis | undefined;
+  /** When the lease call in flight started; undefined between attempts. */
+  private attemptSince: Millis | undefined;
   private readonly logger: Logger;
 
   constructor(
@@ -49,6 +53,26 @@ export class LeaderElector {
     return this.leading;
   }
 
+  /**
+   * Whether the election loop is turning: no lease call has hung for longer than a lease,
+   * and a leader has renewed within the lease (else another instance may lead already while
+   * this one still acts, because the renew deadline is checked only after a call returns).
+   */
+  liveness(now: Millis): { healthy: boolean; reason: string } {
+    const lease = this.init.leaseDurationMs;
+    if (this.attemptSince !== undefined && now - this.attemptSince > lease)
+      return {
+        healthy: false,
+        reason: `lease call hung for ${Math.round(now - this.attemptSince)} ms (> lease ${lease} ms)`,
+      };
+    if (this.leading && this.renewedAt !== undefined && now - this.renewedAt > lease)
+      return {
+        healthy: false,
+        reason: `leading without a renewal for ${Math.round(now - this.renewedAt)} ms (> lease ${lease} ms)`,
+      };
+    return { healthy: true, reason: this.leading ? 'leading' : 'candidate' };
+  }
+
   /** Runs until `signal` aborts; resolves after leadership (if any) ended and the lease was released. */
   async run(signal: AbortSignal): Promise<void> {
     const { clock } = this.components;
@@ -58,6 +82,7 @@ export class LeaderElector {
         continue;
       }
       let lastRenew = clock.now();
+      this.renewedAt = lastRenew;
       const leader = new AbortController();
       this.leading = true;
       this.logger.info('started leading');
@@ -66,8 +91,10 @@ export class LeaderElector {
         await this.pause(this.init.retryPeriodMs, signal);
         if (signal.aborted) break;
         const t = clock.now();
-        if (await this.attempt()) lastRenew = t;
-        else if (clock.now() - lastRenew >= this.init.renewDeadlineMs) {
+        if (await this.attempt()) {
+          lastRenew = t;
+          this.renewedAt = t;
+        } else if (clock.now() - lastRenew >= this.init.renewDeadlineMs) {
           this.logger.warn(
             { renewDeadlineMs: this.init.renewDeadlineMs },
             'lost the lease: no renewal within the renew deadline',
@@ -76,6 +103,7 @@ export class LeaderElector {
         }
       }
       this.leading = false;
+      this.renewedAt = undefined;
       leader.abort(new Error('leadership ended'));
       try {
         await this.init.onStoppedLeading();
@@ -93,10 +121,13 @@ export class LeaderElector {
 
   private async attempt(): Promise<boolean> {
     let ok = false;
+    this.attemptSince = this.components.clock.now();
     try {
       ok = await this.components.lock.tryAcquireOrRenew();
     } catch (err) {
       this.logger.warn({ err }, 'lease attempt failed');
+    } finally {
+      this.attemptSince = undefined;
     }
     if (this.init.onNewLeader) {
       try {

@@ -1,0 +1,143 @@
+/**
+ * The manager on its own: reconcilers by kind, `{ requeueAfterMs }` without backoff, and a
+ * liveness check that fails when a restart would help (a hung lease call, a stuck reconcile).
+ */
+import type { Logger } from 'pino';
+import type { LeaseLock } from '../../../src/core/ports.js';
+import { Manager, type ReconcileResult, type Reconciler } from '../../../src/controller/manager.js';
+import { ControllerMetrics } from '../../../src/controller/metrics.js';
+import { silentLogger } from '../../../src/ops/log.js';
+import { SimClock, SimWorld } from '../../fakes/clock.js';
+import { FakeApiSource, FakeLeaseLock, FakeLeaseStore } from '../../fakes/k8s.js';
+
+const NS = 'lab';
+
+class Recorder implements Reconciler {
+  readonly kind = 'VirtualIP' as const;
+  readonly calls: string[] = [];
+  constructor(private readonly answer: (id: string, n: number) => Promise<ReconcileResult>) {}
+  reconcile(id: string, _log: Logger): Promise<ReconcileResult> {
+    this.calls.push(id);
+    return this.answer(id, this.calls.filter((c) => c === id).length);
+  }
+}
+
+function setup(opts: { lease?: (l: LeaseLock) => LeaseLock; stuckReconcileMs?: number } = {}) {
+  const world = new SimWorld();
+  const clock = new SimClock({ world });
+  const api = new FakeApiSource();
+  api.apply('VirtualIP', {
+    metadata: { name: 'vip1', namespace: NS },
+    spec: { clusterRef: { name: 'web' }, address: '198.18.0.100/24' },
+  });
+  const metrics = new ControllerMetrics();
+  const base = new FakeLeaseLock(
+    { store: new FakeLeaseStore(), clock },
+    { identity: 'c1', leaseDurationSeconds: 15 },
+  );
+  const manager = new Manager(
+    { api, lease: opts.lease ? opts.lease(base) : base, clock, log: silentLogger(), metrics },
+    {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      renewPeriodMs: 2000,
+      resyncMs: 60_000,
+      workers: 2,
+      ...(opts.stuckReconcileMs !== undefined ? { stuckReconcileMs: opts.stuckReconcileMs } : {}),
+      onChange: (ch) =>
+        manager.enqueue(ch.kind, `${ch.object.metadata.namespace}/${ch.object.metadata.name}`),
+    },
+  );
+  return { world, manager, metrics };
+}
+
+describe('Manager', () => {
+  it('hands each key to its kind reconciler; requeueAfterMs runs it again after the delay, without backoff', async () => {
+    const { world, manager, metrics } = setup();
+    const rec = new Recorder((_id, n) => Promise.resolve(n < 3 ? { requeueAfterMs: 500 } : {}));
+    manager.register(rec);
+    manager.cache.watch('VirtualIP');
+    manager.start();
+    await world.advance(100);
+    expect(manager.isLeader).toBe(true);
+    const first = rec.calls.length;
+    expect(first).toBeGreaterThanOrEqual(1);
+    await world.advance(2000);
+    expect(rec.calls.filter((c) => c === `${NS}/vip1`)).toHaveLength(3);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/reconcile_duration_seconds_count\{kind="VirtualIP",result="requeue"\} 2/);
+    expect(text).not.toMatch(/result="error"/);
+    expect(manager.liveness()).toEqual({ healthy: true, reason: 'leading' });
+    await manager.stop();
+  });
+
+  it('a thrown reconcile is retried with growing backoff', async () => {
+    const { world, manager, metrics } = setup();
+    const rec = new Recorder(() => Promise.reject(new Error('api down')));
+    manager.register(rec);
+    manager.cache.watch('VirtualIP');
+    manager.start();
+    await world.advance(1000);
+    // 50, 100, 200, 400 ms backoff: 5 attempts within the first second, not one per 50 ms.
+    expect(rec.calls.length).toBeGreaterThanOrEqual(4);
+    expect(rec.calls.length).toBeLessThanOrEqual(6);
+    expect(await metrics.registry.metrics()).toMatch(/result="error"/);
+    await manager.stop();
+  });
+
+  it('is unhealthy while a reconcile is stuck beyond stuckReconcileMs, naming the object', async () => {
+    const { world, manager } = setup({ stuckReconcileMs: 30_000 });
+    let finish: (() => void) | undefined;
+    const rec = new Recorder(() => new Promise<ReconcileResult>((r) => (finish = () => r({}))));
+    manager.register(rec);
+    manager.cache.watch('VirtualIP');
+    manager.start();
+    await world.advance(20_000);
+    expect(manager.liveness().healthy).toBe(true);
+    await world.advance(15_000);
+    const l = manager.liveness();
+    expect(l.healthy).toBe(false);
+    expect(l.reason).toMatch(/^reconcile of VirtualIP lab\/vip1 running for \d+ ms \(> 30000 ms\)$/);
+    finish?.();
+    await world.advance(10);
+    expect(manager.liveness().healthy).toBe(true);
+    await manager.stop();
+  });
+
+  it('is unhealthy when a lease call hangs for longer than the lease', async () => {
+    let hang = false;
+    const { world, manager } = setup({
+      lease: (l) => ({
+        identity: l.identity,
+        tryAcquireOrRenew: () => (hang ? new Promise<boolean>(() => {}) : l.tryAcquireOrRenew()),
+        release: () => l.release(),
+        read: () => l.read(),
+      }),
+    });
+    manager.register(new Recorder(() => Promise.resolve({})));
+    manager.cache.watch('VirtualIP');
+    manager.start();
+    await world.advance(100);
+    expect(manager.liveness()).toEqual({ healthy: true, reason: 'leading' });
+    hang = true;
+    await world.advance(10_000);
+    expect(manager.liveness().healthy).toBe(true);
+    await world.advance(10_000);
+    expect(manager.liveness()).toEqual({
+      healthy: false,
+      reason: expect.stringMatching(/^lease call hung for \d+ ms \(> lease 15000 ms\)$/),
+    });
+  });
+
+  it('is healthy while stopping, and ready only once the cache synced', async () => {
+    const { world, manager } = setup();
+    manager.register(new Recorder(() => Promise.resolve({})));
+    manager.cache.watch('VirtualIP');
+    manager.start();
+    await world.advance(100);
+    expect(manager.ready()).toEqual({ ready: true, reason: 'leader' });
+    await manager.stop();
+    expect(manager.ready()).toEqual({ ready: false, reason: 'stopping' });
+    expect(manager.liveness().healthy).toBe(true);
+  });
+});
