@@ -22,6 +22,8 @@ import {
   type ApiObject,
   type ApiSource,
   type Clock,
+  type JsonPatchOp,
+  type ObjectWriter,
   type Millis,
   type ObjectKey,
   type OwnedKind,
@@ -122,7 +124,7 @@ const jsonPatch = () => setHeaderOptions('Content-Type', PatchStrategy.JsonPatch
  * read. Only objects nobody here watches are read before writing. `get` and `list` always read
  * the API server.
  */
-export class K8sApiSource implements ApiSource {
+export class K8sApiSource implements ApiSource, ObjectWriter {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
   private readonly events: EventsV1Api;
@@ -470,6 +472,52 @@ export class K8sApiSource implements ApiSource {
     }
   }
 
+  async create(kind: OwnedKind, object: ApiObject): Promise<ApiObject> {
+    const k = KINDS[kind];
+    const key = { namespace: object.metadata.namespace, name: object.metadata.name };
+    if (!k.group) throw new Error(`create ${describeKey(kind, key)}: only Heartline kinds are created`);
+    try {
+      const o = await this.custom.createNamespacedCustomObject({
+        group: k.group,
+        version: k.version,
+        plural: k.plural,
+        namespace: ns(kind, key),
+        body: { ...object, apiVersion: apiVersionOf(kind), kind },
+      });
+      const kept = keptObject(kind, o as object);
+      this.remember(kind, kept);
+      return kept;
+    } catch (err) {
+      if (statusCode(err) === 409) throw new ConflictError(kind, key, serverMessage(err));
+      throw this.wrap(`create ${describeKey(kind, key)}`, err);
+    }
+  }
+
+  async patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject> {
+    return this.jsonPatch(kind, key, ops as Operation[], false);
+  }
+
+  async delete(kind: OwnedKind, key: ObjectKey, options: { uid?: string } = {}): Promise<boolean> {
+    const k = KINDS[kind];
+    if (!k.group) throw new Error(`delete ${describeKey(kind, key)}: only Heartline kinds are deleted`);
+    try {
+      await this.custom.deleteNamespacedCustomObject({
+        group: k.group,
+        version: k.version,
+        plural: k.plural,
+        namespace: ns(kind, key),
+        name: key.name,
+        ...(options.uid ? { body: { preconditions: { uid: options.uid } } } : {}),
+      });
+      return true;
+    } catch (err) {
+      const code = statusCode(err);
+      if (code === 404) return false;
+      if (code === 409) throw new ConflictError(kind, key, serverMessage(err));
+      throw this.wrap(`delete ${describeKey(kind, key)}`, err);
+    }
+  }
+
   close(): Promise<void> {
     for (const w of [...this.watches]) w.stop();
     connectionPool(this.components.kubeConfig).closeIdle();
@@ -492,9 +540,15 @@ export class K8sApiSource implements ApiSource {
       body,
     };
     try {
-      const o = status
-        ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
-        : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
+      const svc = { name: key.name, namespace: ns(kind, key), body };
+      const o =
+        kind === 'Service'
+          ? status
+            ? await this.core.patchNamespacedServiceStatus(svc, jsonPatch())
+            : await this.core.patchNamespacedService(svc, jsonPatch())
+          : status
+            ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
+            : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
       const object = keptObject(kind, o as object);
       this.remember(kind, object);
       return object;

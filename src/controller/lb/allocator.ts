@@ -8,7 +8,8 @@
  *
  * Rules, after MetalLB's allocator where the meaning is the same:
  * - Families follow `ipFamilies` / `ipFamilyPolicy`: SingleStack takes the first family,
- *   RequireDualStack needs one address per family, PreferDualStack takes what the pools have.
+ *   RequireDualStack needs an address of each listed family, PreferDualStack needs the first
+ *   and takes the second when a pool has one.
  * - Requested addresses (`spec.loadBalancerIP`, or the `heartline.dev/address` annotation
  *   with one address per family) are honoured when they are in a pool, pass the VirtualIP
  *   address rules with that pool's prefix, and are free or shareable; otherwise nothing is
@@ -119,8 +120,12 @@ const famName = (f: Family) => (f === 4 ? 'IPv4' : 'IPv6');
 export function familiesOf(s: ServiceRequest): { family: Family; required: boolean }[] {
   const fams: Family[] = s.families.length > 0 ? [...s.families] : [4];
   if (s.policy === 'SingleStack') return [{ family: fams[0]!, required: true }];
-  const both: Family[] = fams.length >= 2 ? fams.slice(0, 2) : [fams[0]!, fams[0] === 4 ? 6 : 4];
-  return both.map((family, i) => ({ family, required: s.policy === 'RequireDualStack' || i === 0 }));
+  // The API server fills ipFamilies from the policy and the cluster's Service CIDRs: a
+  // PreferDualStack Service of a single-stack cluster lists one family, and a LoadBalancer
+  // address of a family the Service has no ClusterIP of would reach nothing.
+  return fams
+    .slice(0, 2)
+    .map((family, i) => ({ family, required: s.policy === 'RequireDualStack' || i === 0 }));
 }
 
 function portsDisjoint(a: PortSpec[], b: PortSpec[]): boolean {

@@ -221,7 +221,9 @@ describe('allocate', () => {
     expect(allocate(input(dual('RequireDualStack'), only4))).toMatchObject({ ok: false, reason: 'NoPool' });
     const prefer = allocate(input(svc('web', { families: [4], policy: 'PreferDualStack' }), only4));
     expect(prefer.ok && prefer.addresses.map((a) => a.ip)).toEqual(['198.18.10.1']);
-    const preferBoth = allocate(input(svc('web', { families: [4], policy: 'PreferDualStack' }), both));
+    const preferOne = allocate(input(svc('web', { families: [4], policy: 'PreferDualStack' }), both));
+    expect(preferOne.ok && preferOne.addresses.map((a) => a.ip)).toEqual(['198.18.10.1']);
+    const preferBoth = allocate(input(svc('web', { families: [4, 6], policy: 'PreferDualStack' }), both));
     expect(preferBoth.ok && preferBoth.addresses.map((a) => a.ip)).toEqual(['198.18.10.1', '2001:db8:1::1']);
     expect(familiesOf(svc('x', { families: [6], policy: 'SingleStack' }))).toEqual([
       { family: 6, required: true },
