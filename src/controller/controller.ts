@@ -186,6 +186,7 @@ export class Controller {
     if (this.services) {
       cache.watch('AddressPool', ns);
       cache.watch('Service');
+      cache.watch('EndpointSlice');
     }
     this.manager.start();
   }

@@ -45,6 +45,9 @@ import {
   type HeldView,
 } from './lb/service-lb.js';
 
+/** The label that ties an EndpointSlice to its Service. */
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
 /** How soon to look again when the cache has not caught up with our own write. */
 const CACHE_LAG_MS = 200;
 
@@ -85,6 +88,13 @@ export class ServiceReconciler implements Reconciler {
         }
         if (ch.type === 'deleted' || ch.type === 'added' || specAddress(ch.object) !== specAddress(ch.old))
           this.retryWaiting();
+        break;
+      }
+      case 'EndpointSlice': {
+        // externalTrafficPolicy Local: the nodes with a ready endpoint may hold the address.
+        const svc = ch.object.metadata.labels?.[SERVICE_NAME_LABEL];
+        const ns = ch.object.metadata.namespace;
+        if (svc && ns) enqueue('Service', `${ns}/${svc}`);
         break;
       }
       case 'AddressPool':
@@ -243,8 +253,9 @@ export class ServiceReconciler implements Reconciler {
     const held: HeldView[] = [];
     if (allocation.ok) {
       this.waiting.delete(id);
+      const eligible = request.local ? this.localNodes(svc!) : undefined;
       for (const a of allocation.addresses) {
-        const r = await this.join(svc!, a, pools, log);
+        const r = await this.join(svc!, a, pools, eligible, log);
         if (r === 'lag') requeueAfterMs = CACHE_LAG_MS;
         else held.push(r);
       }
@@ -277,8 +288,29 @@ export class ServiceReconciler implements Reconciler {
     return requeueAfterMs !== undefined ? { requeueAfterMs } : {};
   }
 
+  /**
+   * The nodes with a ready endpoint of the Service (its EndpointSlices' endpoints by nodeName;
+   * `ready` unset counts as ready, as the API documents), sorted.
+   */
+  private localNodes(svc: ApiObject): string[] {
+    const nodes = new Set<string>();
+    for (const slice of this.ctx.cache.list('EndpointSlice', svc.metadata.namespace)) {
+      if (slice.metadata.labels?.[SERVICE_NAME_LABEL] !== svc.metadata.name) continue;
+      const eps = (slice as { endpoints?: Array<{ nodeName?: string; conditions?: { ready?: boolean } }> })
+        .endpoints;
+      for (const ep of eps ?? []) if (ep.nodeName && ep.conditions?.ready !== false) nodes.add(ep.nodeName);
+    }
+    return [...nodes].sort();
+  }
+
   /** Makes sure the VirtualIP of `a` exists and lists the Service; what it shows, or 'lag' to look again. */
-  private async join(svc: ApiObject, a: Allocated, pools: Pools, log: Logger): Promise<HeldView | 'lag'> {
+  private async join(
+    svc: ApiObject,
+    a: Allocated,
+    pools: Pools,
+    eligible: string[] | undefined,
+    log: Logger,
+  ): Promise<HeldView | 'lag'> {
     const sid = serviceIdOf(svc);
     const pool = pools.specs.get(a.pool);
     if (!pool) return 'lag';
@@ -304,6 +336,7 @@ export class ServiceReconciler implements Reconciler {
           ...(pool.spec.interface ? { interface: pool.spec.interface } : {}),
           ...(pool.spec.nodeSelector ? { nodeSelector: pool.spec.nodeSelector } : {}),
           ...(pool.spec.announce ? { announce: pool.spec.announce } : {}),
+          ...(eligible ? { eligibleNodes: eligible } : {}),
         },
       };
       try {
@@ -313,9 +346,26 @@ export class ServiceReconciler implements Reconciler {
         throw err;
       }
       log.info({ address: a.ip, vip: `${poolNs}/${vipName}`, pool: a.pool }, 'VirtualIP created for Service');
-      return { ip: a.ip, vip: `${poolNs}/${vipName}` };
+      return { ip: a.ip, vip: `${poolNs}/${vipName}`, noEndpoints: eligible?.length === 0 };
     }
     if (existing.metadata.labels?.[LB_LABEL] !== 'true' || existing.metadata.deletionTimestamp) return 'lag';
+    const have = (existing.spec as { eligibleNodes?: string[] } | undefined)?.eligibleNodes;
+    if (JSON.stringify(have) !== JSON.stringify(eligible)) {
+      // The endpoints moved: the holder, no longer eligible, hands the address over (planned move).
+      try {
+        await this.writer.patch('VirtualIP', vipKey, [
+          { op: 'test', path: '/metadata/resourceVersion', value: existing.metadata.resourceVersion },
+          eligible
+            ? { op: 'add', path: '/spec/eligibleNodes', value: eligible }
+            : { op: 'remove', path: '/spec/eligibleNodes' },
+        ]);
+      } catch (err) {
+        if (err instanceof ConflictError || err instanceof NotFoundError) return 'lag';
+        throw err;
+      }
+      log.info({ vip: `${poolNs}/${vipName}`, eligible }, 'eligible nodes of VirtualIP updated');
+      return 'lag';
+    }
     const listed = servicesOfVip(existing);
     if (!listed.includes(sid)) {
       const next = [...listed, sid].sort().join(',');
@@ -347,6 +397,7 @@ export class ServiceReconciler implements Reconciler {
       holder: st?.holder,
       phase: st?.phase,
       why: ready && ready.status !== 'True' ? ready.message : undefined,
+      noEndpoints: eligible?.length === 0,
     };
   }
 

@@ -351,6 +351,49 @@ describe('LoadBalancer Services (real API server)', () => {
     );
   });
 
+  it('externalTrafficPolicy Local: only nodes with a ready endpoint may hold the address', async () => {
+    const local = { ...service('local'), spec: { ...service('local').spec, externalTrafficPolicy: 'Local' } };
+    const slice = (nodes: Array<[string, boolean]>) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'local-abc', namespace: ns, labels: { 'kubernetes.io/service-name': 'local' } },
+      addressType: 'IPv4',
+      ports: [{ name: 'p80', protocol: 'TCP', port: 8080 }],
+      endpoints: nodes.map(([nodeName, ready], i) => ({
+        addresses: [`10.244.0.${i + 10}`],
+        nodeName,
+        conditions: { ready },
+      })),
+    });
+    await apply([local]);
+    const [ip] = await allocated('local');
+    const eligible = (want: string[]) =>
+      until(`eligibleNodes ${JSON.stringify(want)}`, async () => {
+        const v = await vipOf(ip!);
+        const e = (v?.spec as { eligibleNodes?: string[] } | undefined)?.eligibleNodes;
+        return JSON.stringify(e) === JSON.stringify(want) ? v : undefined;
+      });
+    // No endpoint yet: nobody may hold it, and the Service says so.
+    await eligible([]);
+    const c = await until('AddressHeld NoEligibleNode', async () => {
+      const x = await condition('local', 'AddressHeld');
+      return x?.reason === 'NoEligibleNode' ? x : undefined;
+    });
+    expect(c.message).toContain('externalTrafficPolicy Local');
+    await eventFor('local', 'NoEligibleNode');
+    // An endpoint on n2 (and a not-ready one on n1): n2 only.
+    await apply([
+      slice([
+        ['n2', true],
+        ['n1', false],
+      ]),
+    ]);
+    await eligible(['n2']);
+    // The endpoint moves to n3.
+    await apply([slice([['n3', true]])]);
+    await eligible(['n3']);
+  });
+
   it('changing type or class releases the address and clears the status', async () => {
     await mustKubectl([
       'patch',

@@ -108,6 +108,8 @@ export interface HeldView {
   phase?: string | undefined;
   /** The VirtualIP's Ready condition message, when not Ready. */
   why?: string | undefined;
+  /** externalTrafficPolicy Local and no node has a ready endpoint. */
+  noEndpoints?: boolean;
 }
 
 export interface ServiceDecision {
@@ -182,9 +184,9 @@ export function decideServiceStatus(input: {
 
   if (allocation.ok) {
     const unheld = held.filter((h) => !(h.phase === 'Bound' && h.holder));
-    const noNode = unheld.filter((h) => h.phase === 'Unassigned');
+    const noNode = held.filter((h) => h.noEndpoints || h.phase === 'Unassigned');
     const heldCond: Omit<Condition, 'lastTransitionTime'> =
-      unheld.length === 0
+      unheld.length === 0 && noNode.length === 0
         ? {
             type: 'AddressHeld',
             status: 'True',
@@ -198,7 +200,11 @@ export function decideServiceStatus(input: {
               status: 'False',
               reason: 'NoEligibleNode',
               message: noNode
-                .map((h) => `${h.ip} (VirtualIP ${h.vip}): no eligible member${h.why ? `: ${h.why}` : ''}`)
+                .map((h) =>
+                  h.noEndpoints
+                    ? `${h.ip} (VirtualIP ${h.vip}): no node has a ready endpoint of the Service (externalTrafficPolicy Local)`
+                    : `${h.ip} (VirtualIP ${h.vip}): no eligible member${h.why ? `: ${h.why}` : ''}`,
+                )
                 .join('; '),
               ...gen,
             }
