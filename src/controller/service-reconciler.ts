@@ -67,6 +67,18 @@ export class ServiceReconciler implements Reconciler {
   private readonly waiting = new Set<string>();
   /** Pools already warned about (id → message), so an overlap is reported once. */
   private readonly poolWarned = new Map<string, string>();
+  /**
+   * VirtualIPs this reconciler created that the cache has not delivered yet (controller-
+   * runtime's "expectations"): counted as existing, so the next reconcile neither hands their
+   * address to another Service nor creates them again.
+   */
+  private readonly created = new Map<string, ApiObject>();
+  /**
+   * VirtualIPs decided but not yet created, by id, with the Service that decides them: put in
+   * place in the same synchronous step as the allocation, so a worker reconciling another
+   * Service at the same time sees the address taken (workers interleave only at awaits).
+   */
+  private readonly pending = new Map<string, { sid: string; object: ApiObject }>();
 
   constructor(
     private readonly ctx: ReconcileContext,
@@ -80,6 +92,7 @@ export class ServiceReconciler implements Reconciler {
         enqueue('Service', objectKey(ch.object));
         break;
       case 'VirtualIP': {
+        this.created.delete(objectKey(ch.object));
         const lb = (o?: ApiObject) => o?.metadata.labels?.[LB_LABEL] === 'true';
         if (lb(ch.object) || lb(ch.old)) {
           this.byService = undefined;
@@ -112,7 +125,24 @@ export class ServiceReconciler implements Reconciler {
     for (const s of this.waiting) this.ctx.enqueue('Service', s);
   }
 
+  /** Every VirtualIP: the cache's, and those created here that it has not delivered yet. */
+  private vipList(): ApiObject[] {
+    const list = this.ctx.cache.list('VirtualIP');
+    if (this.created.size === 0 && this.pending.size === 0) return list;
+    const extra = [
+      ...[...this.created].filter(([id]) => !this.ctx.cache.get('VirtualIP', id)).map(([, v]) => v),
+      ...[...this.pending].filter(([id]) => !this.ctx.cache.get('VirtualIP', id)).map(([, p]) => p.object),
+    ];
+    return [...list, ...extra];
+  }
+
+  private vipGet(id: string): ApiObject | undefined {
+    return this.ctx.cache.get('VirtualIP', id) ?? this.created.get(id) ?? this.pending.get(id)?.object;
+  }
+
   stopLeading(): Promise<void> {
+    this.created.clear();
+    this.pending.clear();
     this.waiting.clear();
     this.poolWarned.clear();
     return Promise.resolve();
@@ -158,7 +188,7 @@ export class ServiceReconciler implements Reconciler {
   private index(): Map<string, Set<string>> {
     if (this.byService) return this.byService;
     const m = new Map<string, Set<string>>();
-    for (const v of this.ctx.cache.list('VirtualIP')) {
+    for (const v of this.vipList()) {
       if (v.metadata.labels?.[LB_LABEL] !== 'true') continue;
       for (const s of servicesOfVip(v)) {
         const set = m.get(s) ?? new Set<string>();
@@ -195,7 +225,7 @@ export class ServiceReconciler implements Reconciler {
       }
       return r;
     };
-    for (const v of this.ctx.cache.list('VirtualIP')) {
+    for (const v of this.vipList()) {
       const a = specAddress(v);
       if (!a) continue;
       const k = addressKey(a);
@@ -223,9 +253,11 @@ export class ServiceReconciler implements Reconciler {
     const svc = ctx.cache.get('Service', id);
     const pools = this.poolsOf(log);
     const mine = [...(this.index().get(id) ?? [])]
-      .map((v) => ctx.cache.get('VirtualIP', v))
+      .map((v) => this.vipGet(v))
       .filter((v): v is ApiObject => v !== undefined);
 
+    // A reservation left by an earlier pass that failed half-way is decided again now.
+    for (const [vid, p] of this.pending) if (p.sid === id) this.pending.delete(vid);
     if (!servedBy(svc, pools.classless)) {
       this.waiting.delete(id);
       for (const v of mine) await this.leave(v, id, log);
@@ -254,6 +286,9 @@ export class ServiceReconciler implements Reconciler {
     if (allocation.ok) {
       this.waiting.delete(id);
       const eligible = request.local ? this.localNodes(svc!) : undefined;
+      // No await between allocate() and here: the new addresses are taken before anyone else looks.
+      for (const a of allocation.addresses) this.reserve(svc!, a, pools, eligible);
+      this.byService = undefined;
       for (const a of allocation.addresses) {
         const r = await this.join(svc!, a, pools, eligible, log);
         if (r === 'lag') requeueAfterMs = CACHE_LAG_MS;
@@ -303,6 +338,39 @@ export class ServiceReconciler implements Reconciler {
     return [...nodes].sort();
   }
 
+  /** Takes the address of `a` for Service `svc` at once when no VirtualIP has it yet (see `pending`). */
+  private reserve(svc: ApiObject, a: Allocated, pools: Pools, eligible: string[] | undefined): void {
+    const pool = pools.specs.get(a.pool);
+    if (!pool) return;
+    const poolNs = pool.metadata.namespace ?? splitId(a.pool).ns ?? 'default';
+    const vipName = vipNameOf(a.ip);
+    const vid = `${poolNs}/${vipName}`;
+    if (this.vipGet(vid)) return;
+    const owner = ownerRefOf(svc, poolNs);
+    this.pending.set(vid, {
+      sid: serviceIdOf(svc),
+      object: {
+        apiVersion: 'heartline.dev/v1alpha1',
+        kind: 'VirtualIP',
+        metadata: {
+          name: vipName,
+          namespace: poolNs,
+          labels: { [LB_LABEL]: 'true', [POOL_LABEL]: pool.metadata.name ?? '' },
+          annotations: { [SERVICES_ANNOTATION]: serviceIdOf(svc) },
+          ...(owner ? { ownerReferences: [owner] } : {}),
+        },
+        spec: {
+          clusterRef: { name: pool.spec.clusterRef.name },
+          address: a.cidr,
+          ...(pool.spec.interface ? { interface: pool.spec.interface } : {}),
+          ...(pool.spec.nodeSelector ? { nodeSelector: pool.spec.nodeSelector } : {}),
+          ...(pool.spec.announce ? { announce: pool.spec.announce } : {}),
+          ...(eligible ? { eligibleNodes: eligible } : {}),
+        },
+      },
+    });
+  }
+
   /** Makes sure the VirtualIP of `a` exists and lists the Service; what it shows, or 'lag' to look again. */
   private async join(
     svc: ApiObject,
@@ -317,37 +385,26 @@ export class ServiceReconciler implements Reconciler {
     const poolNs = pool.metadata.namespace ?? splitId(a.pool).ns ?? 'default';
     const vipName = vipNameOf(a.ip);
     const vipKey = { namespace: poolNs, name: vipName };
-    const existing = this.ctx.cache.get('VirtualIP', `${poolNs}/${vipName}`);
+    const vid = `${poolNs}/${vipName}`;
     const owner = ownerRefOf(svc, poolNs);
-    if (!existing) {
-      const object: ApiObject = {
-        apiVersion: 'heartline.dev/v1alpha1',
-        kind: 'VirtualIP',
-        metadata: {
-          name: vipName,
-          namespace: poolNs,
-          labels: { [LB_LABEL]: 'true', [POOL_LABEL]: pool.metadata.name ?? '' },
-          annotations: { [SERVICES_ANNOTATION]: sid },
-          ...(owner ? { ownerReferences: [owner] } : {}),
-        },
-        spec: {
-          clusterRef: { name: pool.spec.clusterRef.name },
-          address: a.cidr,
-          ...(pool.spec.interface ? { interface: pool.spec.interface } : {}),
-          ...(pool.spec.nodeSelector ? { nodeSelector: pool.spec.nodeSelector } : {}),
-          ...(pool.spec.announce ? { announce: pool.spec.announce } : {}),
-          ...(eligible ? { eligibleNodes: eligible } : {}),
-        },
-      };
+    const pending = this.pending.get(vid);
+    if (pending) {
+      if (pending.sid !== sid) return 'lag';
       try {
-        await this.writer.create('VirtualIP', object);
+        const stored = await this.writer.create('VirtualIP', pending.object);
+        this.created.set(vid, stored);
       } catch (err) {
         if (err instanceof ConflictError) return 'lag';
         throw err;
+      } finally {
+        this.pending.delete(vid);
+        this.byService = undefined;
       }
-      log.info({ address: a.ip, vip: `${poolNs}/${vipName}`, pool: a.pool }, 'VirtualIP created for Service');
-      return { ip: a.ip, vip: `${poolNs}/${vipName}`, noEndpoints: eligible?.length === 0 };
+      log.info({ address: a.ip, vip: vid, pool: a.pool }, 'VirtualIP created for Service');
+      return { ip: a.ip, vip: vid, noEndpoints: eligible?.length === 0 };
     }
+    const existing = this.vipGet(vid);
+    if (!existing) return 'lag';
     if (existing.metadata.labels?.[LB_LABEL] !== 'true' || existing.metadata.deletionTimestamp) return 'lag';
     const have = (existing.spec as { eligibleNodes?: string[] } | undefined)?.eligibleNodes;
     if (JSON.stringify(have) !== JSON.stringify(eligible)) {
