@@ -85,7 +85,7 @@ export const AddressPoolSpecSchema = z
     'An address pool for Services of type LoadBalancer (MetalLB IPAddressPool, bound to an HACluster).',
   );
 
-export const PoolConditionTypes = ['Ready', 'Overlap'] as const;
+export const PoolConditionTypes = ['Ready'] as const;
 
 export const AddressPoolStatusSchema = z
   .strictObject({
@@ -95,7 +95,11 @@ export const AddressPoolStatusSchema = z
       .max(Number.MAX_SAFE_INTEGER)
       .optional()
       .describe('Addresses of this pool held by VirtualIPs for Services.'),
-    conditions: conditionList().optional().describe('Ready and Overlap (standard metav1.Condition shape).'),
+    conditions: conditionList()
+      .optional()
+      .describe(
+        'Ready: True when the pool hands out addresses; False, reason Refused, when it is invalid or overlaps an older pool (standard metav1.Condition shape).',
+      ),
     observedGeneration: observedGeneration(),
   })
   .describe('Observed state of an AddressPool.');

@@ -31,6 +31,7 @@ import type { ControllerMetrics } from './metrics.js';
 import type { ReconcileContext } from './reconciler.js';
 import { SharedTransport } from './shared-transport.js';
 import { StatusWriter } from './status-writer.js';
+import { AddressPoolReconciler } from './addresspool-reconciler.js';
 import { ServiceReconciler } from './service-reconciler.js';
 import { VirtualIPReconciler } from './virtualip-reconciler.js';
 
@@ -98,6 +99,7 @@ export class Controller {
   private readonly clusters: HAClusterReconciler;
   private readonly vips: VirtualIPReconciler;
   private readonly services: ServiceReconciler | undefined;
+  private readonly pools: AddressPoolReconciler | undefined;
   private stopping = false;
 
   constructor(
@@ -157,7 +159,9 @@ export class Controller {
     this.manager.register(this.vips);
     if (c.objects && init.loadBalancers !== false) {
       this.services = new ServiceReconciler(ctx, c.objects);
+      this.pools = new AddressPoolReconciler(ctx, this.services);
       this.manager.register(this.services);
+      this.manager.register(this.pools);
     }
   }
 
@@ -224,5 +228,6 @@ export class Controller {
       this.vips.onChange(ch);
     }
     this.services?.onChange(ch);
+    this.pools?.onChange(ch);
   }
 }

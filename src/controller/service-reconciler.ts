@@ -20,6 +20,7 @@ import { ConflictError, NotFoundError } from '../core/ports.js';
 import { addressKey } from '../runtime/address-claims.js';
 import { addressesOfNodes } from '../runtime/cluster-config.js';
 import { objectKey, type CacheChange } from './cache.js';
+import type { PoolVerdicts } from './addresspool-reconciler.js';
 import type { ReconcileResult, Reconciler } from './manager.js';
 import { emit, splitId, writeStatus, type ReconcileContext } from './reconciler.js';
 import {
@@ -58,7 +59,7 @@ interface Pools {
   classless: boolean;
 }
 
-export class ServiceReconciler implements Reconciler {
+export class ServiceReconciler implements Reconciler, PoolVerdicts {
   readonly kind = 'Service' as const;
   private pools: Pools | undefined;
   /** Service id → ids of the Service-made VirtualIPs that list it; rebuilt when one changes. */
@@ -146,6 +147,11 @@ export class ServiceReconciler implements Reconciler {
     this.waiting.clear();
     this.poolWarned.clear();
     return Promise.resolve();
+  }
+
+  /** Pools not used, with why (invalid, or overlapping an older one). */
+  refusedPools(log: Logger): ReadonlyMap<string, string> {
+    return this.poolsOf(log).refused;
   }
 
   private poolsOf(log: Logger): Pools {

@@ -695,6 +695,7 @@ describe('deploy/ on a real API server', () => {
         // LoadBalancer Services (docs/adr/0028): pools and one VirtualIP per address in its
         // namespace; Services, their status, EndpointSlices and Events in every namespace.
         ['watch', 'addresspools.heartline.dev', ...n],
+        ['patch', 'addresspools.heartline.dev', '--subresource=status', ...n],
         ['create', 'virtualips.heartline.dev', ...n],
         ['delete', 'virtualips.heartline.dev', ...n],
         ['watch', 'services', '--all-namespaces'],
@@ -755,6 +756,7 @@ describe('deploy/ on a real API server', () => {
         // LoadBalancer Services (docs/adr/0028): pools and one VirtualIP per address in its
         // namespace; Services, their status, EndpointSlices and Events in every namespace.
         ['watch', 'addresspools.heartline.dev', ...n],
+        ['patch', 'addresspools.heartline.dev', '--subresource=status', ...n],
         ['create', 'virtualips.heartline.dev', ...n],
         ['delete', 'virtualips.heartline.dev', ...n],
         ['watch', 'services', '--all-namespaces'],

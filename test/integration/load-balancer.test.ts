@@ -394,6 +394,34 @@ describe('LoadBalancer Services (real API server)', () => {
     await eligible(['n3']);
   });
 
+  it('pool status: assigned count; an overlapping younger pool is refused (Ready False)', async () => {
+    await apply([
+      {
+        apiVersion: 'heartline.dev/v1alpha1',
+        kind: 'AddressPool',
+        metadata: { name: 'overlap', namespace: ns },
+        spec: { clusterRef: { name: 'web' }, addresses: ['198.18.20.4-198.18.20.9'] },
+      },
+    ]);
+    const poolStatus = async (name: string) =>
+      ((await reader.get('AddressPool', { namespace: ns, name }))?.status ?? {}) as {
+        assigned?: number;
+        conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
+      };
+    const refused = await until('pool overlap refused', async () => {
+      const c = (await poolStatus('overlap')).conditions?.find((x) => x.type === 'Ready');
+      return c?.status === 'False' ? c : undefined;
+    });
+    expect(refused.reason).toBe('Refused');
+    expect(refused.message).toContain(`overlaps pool ${ns}/main`);
+    const tiny = await until('tiny pool status', async () => {
+      const s = await poolStatus('tiny');
+      return s.assigned !== undefined ? s : undefined;
+    });
+    expect(tiny.assigned).toBe(2);
+    expect(tiny.conditions?.find((x) => x.type === 'Ready')?.status).toBe('True');
+  });
+
   it('changing type or class releases the address and clears the status', async () => {
     await mustKubectl([
       'patch',
