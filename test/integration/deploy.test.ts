@@ -692,19 +692,12 @@ describe('deploy/ on a real API server', () => {
         // /metrics authentication and authorization (deploy/base/metrics-rbac.yaml).
         ['create', 'tokenreviews.authentication.k8s.io'],
         ['create', 'subjectaccessreviews.authorization.k8s.io'],
-        // LoadBalancer Services (docs/adr/0028): pools and one VirtualIP per address in its
-        // namespace; Services, their status, EndpointSlices and Events in every namespace.
-        ['watch', 'addresspools.heartline.dev', ...n],
-        ['patch', 'addresspools.heartline.dev', '--subresource=status', ...n],
-        ['create', 'virtualips.heartline.dev', ...n],
-        ['delete', 'virtualips.heartline.dev', ...n],
-        ['watch', 'services', '--all-namespaces'],
-        ['patch', 'services', '--subresource=status', '-n', 'default'],
-        ['watch', 'endpointslices.discovery.k8s.io', '--all-namespaces'],
-        ['create', 'events.events.k8s.io', '-n', 'default'],
       ];
       const no = [
         ['get', '/metrics'],
+        // LoadBalancer Services are the controller's business only.
+        ['create', 'virtualips.heartline.dev', ...n],
+        ['watch', 'services', '--all-namespaces'],
         ['create', 'localsubjectaccessreviews.authorization.k8s.io', ...n],
         ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
         ['patch', 'resources.heartline.dev', ...n],
