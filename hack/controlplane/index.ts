@@ -44,7 +44,7 @@ export interface ControlPlaneOptions {
   binaries?: ControlPlaneBinaries;
   /** How long to wait for /readyz. Default 120 s. */
   readyTimeoutMs?: number;
-  /** Default 10.96.0.0/24. */
+  /** Default 10.96.0.0/24. Dual-stack: an IPv4 and an IPv6 CIDR, comma-separated, IPv4 first. */
   serviceClusterIpRange?: string;
   /** Appended to the kube-apiserver command line (later flags win). */
   extraApiserverArgs?: string[];
@@ -270,7 +270,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   }
 }
 
-function firstServiceIp(cidr: string): string {
+function firstServiceIp(range: string): string {
+  const cidr = range.split(',')[0]!.trim();
   const [base] = cidr.split('/');
   if (!base || !net.isIPv4(base)) {
     throw new Error(`serviceClusterIpRange "${cidr}" must be an IPv4 CIDR such as 10.96.0.0/24`);

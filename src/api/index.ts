@@ -5,6 +5,8 @@ export * from './rules.js';
 export * from './hacluster.js';
 export * from './virtualip.js';
 export * from './resource.js';
+export * from './addresspool.js';
+export * from './pool-range.js';
 export * from './kinds.js';
 export * from './validate.js';
 export * from './crd.js';

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { AddressPoolSchema, AddressPoolSpecSchema, AddressPoolStatusSchema } from './addresspool.js';
 import { HAClusterSchema, HAClusterSpecSchema, HAClusterStatusSchema } from './hacluster.js';
 import { ResourceSchema, ResourceSpecSchema, ResourceStatusSchema } from './resource.js';
 import { VirtualIPSchema, VirtualIPSpecSchema, VirtualIPStatusSchema } from './virtualip.js';
@@ -13,7 +14,7 @@ export interface PrinterColumn {
 
 /** Everything the CRD generator and the validators need to know about one kind. */
 export interface KindInfo {
-  kind: 'HACluster' | 'VirtualIP' | 'Resource';
+  kind: 'HACluster' | 'VirtualIP' | 'Resource' | 'AddressPool';
   plural: string;
   singular: string;
   shortNames: string[];
@@ -83,6 +84,23 @@ export const KINDS: readonly KindInfo[] = [
     status: ResourceStatusSchema,
     printerColumns: [
       { name: 'Kind', type: 'string', jsonPath: '.spec.kind', description: 'exec, lsb or systemd.' },
+      age,
+    ],
+  },
+  {
+    kind: 'AddressPool',
+    plural: 'addresspools',
+    singular: 'addresspool',
+    shortNames: ['hapool'],
+    description:
+      'AddressPool is a set of addresses that Services of type LoadBalancer get, each held as a VirtualIP by the members of an HACluster.',
+    schema: AddressPoolSchema,
+    spec: AddressPoolSpecSchema,
+    status: AddressPoolStatusSchema,
+    printerColumns: [
+      { name: 'Cluster', type: 'string', jsonPath: '.spec.clusterRef.name', description: 'The HACluster.' },
+      { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses', description: 'CIDRs and ranges.' },
+      { name: 'Assigned', type: 'integer', jsonPath: '.status.assigned', description: 'Addresses in use.' },
       age,
     ],
   },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AddressPoolSchema, type AddressPool } from './addresspool.js';
 import { HAClusterSchema, type HACluster } from './hacluster.js';
 import { API_VERSION, GROUP } from './meta.js';
 import { kindInfo } from './kinds.js';
@@ -102,8 +103,10 @@ export function parseWith<T>(schema: z.ZodType<T>, input: unknown): ParseResult<
 export const parseHACluster = (input: unknown): ParseResult<HACluster> => parseWith(HAClusterSchema, input);
 export const parseVirtualIP = (input: unknown): ParseResult<VirtualIP> => parseWith(VirtualIPSchema, input);
 export const parseResource = (input: unknown): ParseResult<Resource> => parseWith(ResourceSchema, input);
+export const parseAddressPool = (input: unknown): ParseResult<AddressPool> =>
+  parseWith(AddressPoolSchema, input);
 
-export type HeartlineObject = HACluster | VirtualIP | Resource;
+export type HeartlineObject = HACluster | VirtualIP | Resource | AddressPool;
 
 /** Where a manifest stands with respect to Heartline's kinds. */
 export type ManifestCheck =
@@ -133,7 +136,7 @@ export function checkManifest(obj: unknown): ManifestCheck {
       errors: [
         {
           path: 'kind',
-          message: `Unsupported value: ${show(kind)}: supported values: "HACluster", "VirtualIP", "Resource"`,
+          message: `Unsupported value: ${show(kind)}: supported values: "HACluster", "VirtualIP", "Resource", "AddressPool"`,
         },
       ],
     };

@@ -95,6 +95,11 @@ export const VirtualIPSpecSchema = z
     nodeSelector: labelMap()
       .optional()
       .describe('Only members whose Node labels match all of these may hold the VIP.'),
+    eligibleNodes: setOf(objectName('eligibleNodes[]'), 1000)
+      .optional()
+      .describe(
+        'Only these nodes may hold the VIP (and they must match nodeSelector too); empty: nobody. The Service reconciler sets it to the nodes with a ready endpoint for externalTrafficPolicy Local; when it changes, the VIP moves by planned handoff. Unique.',
+      ),
     announce: AnnounceSchema.prefault({ count: 3, intervalMs: 100, refreshMs: 0 }),
     resources: setOf(objectName('resources[]'), 16)
       .optional()

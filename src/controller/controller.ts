@@ -20,7 +20,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ApiSource, Clock, LeaseLock, Millis, Transport } from '../core/ports.js';
+import type { ApiSource, Clock, LeaseLock, Millis, ObjectWriter, Transport } from '../core/ports.js';
 import { formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
 import type { CacheChange } from '../runtime/object-cache.js';
 import type { WitnessAddress } from './decide.js';
@@ -31,6 +31,8 @@ import type { ControllerMetrics } from './metrics.js';
 import type { ReconcileContext } from './reconciler.js';
 import { SharedTransport } from './shared-transport.js';
 import { StatusWriter } from './status-writer.js';
+import { AddressPoolReconciler } from './addresspool-reconciler.js';
+import { ServiceReconciler } from './service-reconciler.js';
 import { VirtualIPReconciler } from './virtualip-reconciler.js';
 
 export { DEFAULT_WORKERS } from './manager.js';
@@ -45,6 +47,11 @@ export interface ControllerComponents {
   transport: Transport;
   /** Wall clock for status timestamps. Default `new Date()`. */
   wallNow?: () => Date;
+  /**
+   * Creates and deletes the VirtualIPs of LoadBalancer Services. Without it (or with
+   * `loadBalancers: false`) Services are not watched and get no addresses.
+   */
+  objects?: ObjectWriter;
 }
 
 export interface ControllerInit {
@@ -77,6 +84,11 @@ export interface ControllerInit {
    * once). Default 8.
    */
   workers?: number;
+  /**
+   * Serve Services of type LoadBalancer from AddressPools (service-reconciler.ts). Default
+   * true when an ObjectWriter is given. Services are watched in every namespace.
+   */
+  loadBalancers?: boolean;
 }
 
 export class Controller {
@@ -86,6 +98,8 @@ export class Controller {
   private readonly events: EventRecorder;
   private readonly clusters: HAClusterReconciler;
   private readonly vips: VirtualIPReconciler;
+  private readonly services: ServiceReconciler | undefined;
+  private readonly pools: AddressPoolReconciler | undefined;
   private stopping = false;
 
   constructor(
@@ -143,6 +157,12 @@ export class Controller {
     );
     this.manager.register(this.clusters);
     this.manager.register(this.vips);
+    if (c.objects && init.loadBalancers !== false) {
+      this.services = new ServiceReconciler(ctx, c.objects);
+      this.pools = new AddressPoolReconciler(ctx, this.services);
+      this.manager.register(this.services);
+      this.manager.register(this.pools);
+    }
   }
 
   get isLeader(): boolean {
@@ -167,6 +187,11 @@ export class Controller {
     cache.watch('Resource', ns);
     // Secrets: only those the HAClusters name, each watched by name (HAClusterReconciler).
     cache.watch('Node');
+    if (this.services) {
+      cache.watch('AddressPool', ns);
+      cache.watch('Service');
+      cache.watch('EndpointSlice');
+    }
     this.manager.start();
   }
 
@@ -202,5 +227,7 @@ export class Controller {
       this.clusters.onChange(ch);
       this.vips.onChange(ch);
     }
+    this.services?.onChange(ch);
+    this.pools?.onChange(ch);
   }
 }

@@ -8,7 +8,9 @@ import type {
   ApiKind,
   ApiObject,
   ApiSource,
+  JsonPatchOp,
   ObjectKey,
+  ObjectWriter,
   OwnedKind,
   Stoppable,
   WatchEvent,
@@ -17,15 +19,47 @@ import type {
 import type { ControllerMetrics } from './metrics.js';
 
 export type ApiVerb =
-  'watch' | 'get' | 'list' | 'patch-status' | 'add-finalizer' | 'remove-finalizer' | 'create-event';
+  | 'watch'
+  | 'get'
+  | 'list'
+  | 'patch-status'
+  | 'add-finalizer'
+  | 'remove-finalizer'
+  | 'create-event'
+  | 'create'
+  | 'patch'
+  | 'delete';
 
-export class InstrumentedApiSource implements ApiSource {
+export class InstrumentedApiSource implements ApiSource, ObjectWriter {
   private readonly counts = new Map<string, number>();
 
   constructor(
-    private readonly inner: ApiSource,
+    private readonly inner: ApiSource & Partial<ObjectWriter>,
     private readonly metrics?: ControllerMetrics,
   ) {}
+
+  /** This source as an ObjectWriter when the inner one is one (the real adapter), else undefined. */
+  writer(): ObjectWriter | undefined {
+    return this.inner.create && this.inner.patch && this.inner.delete ? this : undefined;
+  }
+
+  private writerOf(): ObjectWriter {
+    const w = this.inner as Partial<ObjectWriter>;
+    if (!w.create || !w.patch || !w.delete) throw new Error('this ApiSource cannot create or delete objects');
+    return w as ObjectWriter;
+  }
+
+  create(kind: OwnedKind, object: ApiObject): Promise<ApiObject> {
+    return this.count('create', kind, () => this.writerOf().create(kind, object));
+  }
+
+  patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject> {
+    return this.count('patch', kind, () => this.writerOf().patch(kind, key, ops));
+  }
+
+  delete(kind: OwnedKind, key: ObjectKey, options?: { uid?: string }): Promise<boolean> {
+    return this.count('delete', kind, () => this.writerOf().delete(kind, key, options));
+  }
 
   /** Requests so far by "verb kind", e.g. "patch-status VirtualIP". */
   snapshot(): Record<string, number> {

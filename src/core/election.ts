@@ -89,7 +89,7 @@ export function mix32(h: number): number {
 
 /** Why a member cannot hold the VIP, or undefined if it can. */
 function unusable(m: ElectionMember, eligible: ReadonlySet<MemberId> | undefined): string | undefined {
-  if (eligible && !eligible.has(m.id)) return 'not eligible (nodeSelector)';
+  if (eligible && !eligible.has(m.id)) return 'not eligible (nodeSelector, eligibleNodes)';
   if (!m.alive) return 'not alive';
   if (m.standby) return 'in standby';
   if (!m.healthy) return 'Resources unhealthy';

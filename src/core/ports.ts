@@ -223,9 +223,10 @@ export interface ServiceRunner {
 }
 
 /** The Kubernetes kinds Heartline reads. The first three are its CRDs (heartline.dev/v1alpha1). */
-export type ApiKind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
-/** Kinds Heartline writes status and finalizers on. */
-export type OwnedKind = 'HACluster' | 'VirtualIP' | 'Resource';
+export type ApiKind =
+  'HACluster' | 'VirtualIP' | 'Resource' | 'AddressPool' | 'Node' | 'Secret' | 'Service' | 'EndpointSlice';
+/** Kinds Heartline writes status and finalizers on (Service: status.loadBalancer and conditions). */
+export type OwnedKind = 'HACluster' | 'VirtualIP' | 'Resource' | 'AddressPool' | 'Service';
 
 /** The part of an object's metadata Heartline uses. */
 export interface ObjectMeta {
@@ -339,6 +340,31 @@ export interface ApiSource {
   /** Records an Event. Failures are reported by rejection; callers usually log and go on. */
   event(event: ApiEvent): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One RFC 6902 operation. */
+export interface JsonPatchOp {
+  op: 'add' | 'remove' | 'replace' | 'test';
+  path: string;
+  value?: unknown;
+}
+
+/**
+ * Creates, patches and deletes whole objects: what the Service reconciler needs to make the
+ * VirtualIP of each LoadBalancer address (docs/adr/0028). A separate port from ApiSource,
+ * which only reads and writes status, so the components that never create objects (agents)
+ * cannot.
+ */
+export interface ObjectWriter {
+  /** Creates `object`; ConflictError when one of that name exists. Returns the stored object. */
+  create(kind: OwnedKind, object: ApiObject): Promise<ApiObject>;
+  /** Applies a JSON Patch to the object (not its status); NotFoundError, ConflictError on a failed test. */
+  patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject>;
+  /**
+   * Deletes the object (finalizers still hold it); with `uid`, only that incarnation. Returns
+   * false when it was already gone.
+   */
+  delete(kind: OwnedKind, key: ObjectKey, options?: { uid?: string }): Promise<boolean>;
 }
 
 /** The state of a leader lease as last read. */

@@ -446,11 +446,14 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     const vip: VirtualIP = p.value;
     claimants.push(addressClaimant(vip));
     if (vip.spec.clusterRef.name !== objs.cluster.metadata.name) continue;
-    const eligible = vip.spec.nodeSelector
+    const bySelector = vip.spec.nodeSelector
       ? objs.nodes
           .filter((n) => labelsMatch(vip.spec.nodeSelector, n.metadata.labels))
           .map((n) => n.metadata.name)
       : undefined;
+    // eligibleNodes (externalTrafficPolicy Local: nodes with a ready endpoint) narrows it further.
+    const listed = vip.spec.eligibleNodes;
+    const eligible = listed ? (bySelector ?? listed).filter((n) => listed.includes(n)) : bySelector;
     const res: VipConfig['resources'] = [];
     for (const name of vip.spec.resources ?? []) {
       const r = resources.get(name);

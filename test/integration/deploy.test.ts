@@ -695,6 +695,9 @@ describe('deploy/ on a real API server', () => {
       ];
       const no = [
         ['get', '/metrics'],
+        // LoadBalancer Services are the controller's business only.
+        ['create', 'virtualips.heartline.dev', ...n],
+        ['watch', 'services', '--all-namespaces'],
         ['create', 'localsubjectaccessreviews.authorization.k8s.io', ...n],
         ['patch', 'virtualips.heartline.dev', '--subresource=status', ...n],
         ['patch', 'resources.heartline.dev', ...n],
@@ -724,7 +727,7 @@ describe('deploy/ on a real API server', () => {
       expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
     });
 
-    it('controller RBAC: CRDs and the auth Secret of its namespace, status and finalizers, its Lease; nothing else', async () => {
+    it('controller RBAC: CRDs and the auth Secret of its namespace, status and finalizers, its Lease, LoadBalancer Services; nothing else', async () => {
       const n = ['-n', SYSTEM_NS];
       const yes = [
         ['watch', 'haclusters.heartline.dev', ...n],
@@ -743,6 +746,16 @@ describe('deploy/ on a real API server', () => {
         ['update', 'leases.coordination.k8s.io/heartline-controller', ...n],
         ['create', 'tokenreviews.authentication.k8s.io'],
         ['create', 'subjectaccessreviews.authorization.k8s.io'],
+        // LoadBalancer Services (docs/adr/0028): pools and one VirtualIP per address in its
+        // namespace; Services, their status, EndpointSlices and Events in every namespace.
+        ['watch', 'addresspools.heartline.dev', ...n],
+        ['patch', 'addresspools.heartline.dev', '--subresource=status', ...n],
+        ['create', 'virtualips.heartline.dev', ...n],
+        ['delete', 'virtualips.heartline.dev', ...n],
+        ['watch', 'services', '--all-namespaces'],
+        ['patch', 'services', '--subresource=status', '-n', 'default'],
+        ['watch', 'endpointslices.discovery.k8s.io', '--all-namespaces'],
+        ['create', 'events.events.k8s.io', '-n', 'default'],
       ];
       const no = [
         ['get', '/metrics'],
@@ -756,8 +769,11 @@ describe('deploy/ on a real API server', () => {
         ['list', 'secrets', '--all-namespaces'],
         ['create', 'secrets', ...n],
         ['update', 'secrets/heartline-auth', ...n],
-        ['delete', 'virtualips.heartline.dev', ...n],
-        ['create', 'virtualips.heartline.dev', ...n],
+        ['delete', 'virtualips.heartline.dev', '-n', 'default'],
+        ['create', 'virtualips.heartline.dev', '-n', 'default'],
+        ['patch', 'services', '-n', 'default'],
+        ['create', 'services', '-n', 'default'],
+        ['patch', 'addresspools.heartline.dev', ...n],
         ['patch', 'resources.heartline.dev', '--subresource=status', ...n],
         ['watch', 'virtualips.heartline.dev', '-n', 'default'],
         ['update', 'leases.coordination.k8s.io/other', ...n],

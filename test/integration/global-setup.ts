@@ -24,7 +24,8 @@ export default async function globalSetup(
     '../../hack/controlplane/kubectl.ts',
     import.meta.url,
   )) as typeof KubectlLib;
-  const cp = await lib.startControlPlane({ log });
+  // Dual-stack Service CIDRs, so LoadBalancer Services can ask for both families (load-balancer.test.ts).
+  const cp = await lib.startControlPlane({ log, serviceClusterIpRange: '10.96.0.0/24,fd00:10:96::/112' });
   (globalThis as Record<string, unknown>)[CONTROL_PLANE_KEY] = cp;
   try {
     // HEARTLINE_CRD_DIR overrides crds/; set it to an empty string to start without CRDs.

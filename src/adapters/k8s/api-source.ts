@@ -12,13 +12,16 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import type {
-  ApiEvent,
-  ApiKind,
-  ApiObject,
-  ApiSource,
-  Clock,
-  Millis,
+import {
+  ConflictError,
+  type ApiEvent,
+  type ApiKind,
+  type ApiObject,
+  type ApiSource,
+  type Clock,
+  type JsonPatchOp,
+  type ObjectWriter,
+  type Millis,
   ObjectKey,
   OwnedKind,
   Stoppable,
@@ -28,7 +31,7 @@ import type {
 import { ApiError } from './api-error.js';
 import { connectionPool, makeApiClient, watchKubeConfig } from './connections.js';
 import { eventBody, GuardedApiSource, namespaceOf as ns, type Operation } from './guarded-writes.js';
-import { LOCATIONS, apiVersionOf, collectionPath, keptObject } from './kinds.js';
+import { LOCATIONS, apiVersionOf, collectionPath, describeKey, keptObject } from './kinds.js';
 
 export interface K8sApiSourceComponents {
   kubeConfig: KubeConfig;
@@ -95,7 +98,7 @@ const jsonPatch = () => setHeaderOptions('Content-Type', PatchStrategy.JsonPatch
  * Writes (status, finalizers) are guarded JSON Patches starting from the informers' copy
  * (guarded-writes.ts, shared with RestApiSource). `get` and `list` always read the API server.
  */
-export class K8sApiSource extends GuardedApiSource implements ApiSource {
+export class K8sApiSource extends GuardedApiSource implements ApiSource, ObjectWriter {
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
   private readonly events: EventsV1Api;
@@ -251,6 +254,8 @@ export class K8sApiSource extends GuardedApiSource implements ApiSource {
       });
     } else if (kind === 'Node') {
       o = await this.core.readNode({ name: key.name });
+    } else if (kind === 'Service') {
+      o = await this.core.readNamespacedService({ name: key.name, namespace: ns(kind, key) });
     } else {
       o = await this.core.readNamespacedSecret({ name: key.name, namespace: ns(kind, key) });
     }
@@ -281,6 +286,12 @@ export class K8sApiSource extends GuardedApiSource implements ApiSource {
         ) as typeof list;
       } else if (kind === 'Node') {
         list = (await this.core.listNode(sel)) as typeof list;
+      } else if (kind === 'Service') {
+        list = (
+          options.namespace
+            ? await this.core.listNamespacedService({ namespace: options.namespace, ...sel })
+            : await this.core.listServiceForAllNamespaces(sel)
+        ) as typeof list;
       } else {
         list = (
           options.namespace
@@ -319,13 +330,59 @@ export class K8sApiSource extends GuardedApiSource implements ApiSource {
     return serverMessage(err);
   }
 
+  async create(kind: OwnedKind, object: ApiObject): Promise<ApiObject> {
+    const k = LOCATIONS[kind];
+    const key = { namespace: object.metadata.namespace, name: object.metadata.name };
+    if (!k.group) throw new Error(`create ${describeKey(kind, key)}: only Heartline kinds are created`);
+    try {
+      const o = await this.custom.createNamespacedCustomObject({
+        group: k.group,
+        version: k.version,
+        plural: k.plural,
+        namespace: ns(kind, key),
+        body: { ...object, apiVersion: apiVersionOf(kind), kind },
+      });
+      const kept = keptObject(kind, o as object);
+      this.writes.remember(kind, kept);
+      return kept;
+    } catch (err) {
+      if (statusCode(err) === 409) throw new ConflictError(kind, key, serverMessage(err));
+      throw this.writes.wrap(`create ${describeKey(kind, key)}`, err);
+    }
+  }
+
+  async patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject> {
+    return this.writes.patchObject(kind, key, ops as Operation[]);
+  }
+
+  async delete(kind: OwnedKind, key: ObjectKey, options: { uid?: string } = {}): Promise<boolean> {
+    const k = LOCATIONS[kind];
+    if (!k.group) throw new Error(`delete ${describeKey(kind, key)}: only Heartline kinds are deleted`);
+    try {
+      await this.custom.deleteNamespacedCustomObject({
+        group: k.group,
+        version: k.version,
+        plural: k.plural,
+        namespace: ns(kind, key),
+        name: key.name,
+        ...(options.uid ? { body: { preconditions: { uid: options.uid } } } : {}),
+      });
+      return true;
+    } catch (err) {
+      const code = statusCode(err);
+      if (code === 404) return false;
+      if (code === 409) throw new ConflictError(kind, key, serverMessage(err));
+      throw this.writes.wrap(`delete ${describeKey(kind, key)}`, err);
+    }
+  }
+
   close(): Promise<void> {
     for (const w of [...this.watches]) w.stop();
     connectionPool(this.components.kubeConfig).closeIdle();
     return Promise.resolve();
   }
 
-  protected async patch(
+  protected async sendPatch(
     kind: OwnedKind,
     key: ObjectKey,
     body: Operation[],
@@ -340,9 +397,15 @@ export class K8sApiSource extends GuardedApiSource implements ApiSource {
       name: key.name,
       body,
     };
-    const o = status
-      ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
-      : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
+    const svc = { name: key.name, namespace: ns(kind, key), body };
+    const o =
+      kind === 'Service'
+        ? status
+          ? await this.core.patchNamespacedServiceStatus(svc, jsonPatch())
+          : await this.core.patchNamespacedService(svc, jsonPatch())
+        : status
+          ? await this.custom.patchNamespacedCustomObjectStatus(req, jsonPatch())
+          : await this.custom.patchNamespacedCustomObject(req, jsonPatch());
     return keptObject(kind, o as object);
   }
 

@@ -193,6 +193,11 @@ export class GuardedWrites {
     return new ApiError(what, this.t.statusCode(err), this.t.serverMessage(err), { cause: err });
   }
 
+  /** A JSON Patch of the object itself (not its status), with the guarded writes' error mapping. */
+  patchObject(kind: OwnedKind, key: ObjectKey, body: Operation[]): Promise<ApiObject> {
+    return this.jsonPatch(kind, key, body, false);
+  }
+
   private async jsonPatch(
     kind: OwnedKind,
     key: ObjectKey,
@@ -258,7 +263,8 @@ export class GuardedWrites {
     return seen;
   }
 
-  private remember(kind: ApiKind, object: ApiObject): void {
+  /** Keeps `object` as this adapter's newest copy (after a read or a write of its own). */
+  remember(kind: ApiKind, object: ApiObject): void {
     const id = recentId(kind, object.metadata);
     this.recent.delete(id);
     this.recent.set(id, {
@@ -280,14 +286,15 @@ export class GuardedWrites {
 export abstract class GuardedApiSource {
   protected readonly writes = new GuardedWrites({
     fetch: (kind, key) => this.fetch(kind, key),
-    patch: (kind, key, body, status) => this.patch(kind, key, body, status),
+    patch: (kind, key, body, status) => this.sendPatch(kind, key, body, status),
     watched: (kind, key) => this.watched(kind, key),
     statusCode: (err) => this.statusCode(err),
     serverMessage: (err) => this.serverMessage(err),
   });
 
   protected abstract fetch(kind: ApiKind, key: ObjectKey): Promise<ApiObject>;
-  protected abstract patch(
+  /** Sends one JSON Patch (of the status subresource when `status`); errors as the transport's. */
+  protected abstract sendPatch(
     kind: OwnedKind,
     key: ObjectKey,
     body: Operation[],

@@ -21,6 +21,8 @@ export const LOCATIONS: Readonly<Record<ApiKind, KindLocation>> = {
   ) as Record<(typeof CRD_KINDS)[number]['kind'], KindLocation>),
   Node: { group: '', version: 'v1', plural: 'nodes', namespaced: false },
   Secret: { group: '', version: 'v1', plural: 'secrets', namespaced: true },
+  Service: { group: '', version: 'v1', plural: 'services', namespaced: true },
+  EndpointSlice: { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespaced: true },
 };
 
 export function apiVersionOf(kind: ApiKind): string {

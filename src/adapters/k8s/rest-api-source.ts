@@ -203,7 +203,7 @@ export class RestApiSource extends GuardedApiSource implements ApiSource {
     return Promise.resolve();
   }
 
-  protected async patch(
+  protected async sendPatch(
     kind: OwnedKind,
     key: ObjectKey,
     body: Operation[],

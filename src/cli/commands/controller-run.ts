@@ -81,7 +81,15 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     logger: log,
   });
   const controller = new Controller(
-    { api, lease, clock, log: log.child({ component: 'controller' }), metrics, transport },
+    {
+      api,
+      lease,
+      clock,
+      log: log.child({ component: 'controller' }),
+      metrics,
+      transport,
+      ...(opts.loadBalancers !== false ? { objects: api.writer() } : {}),
+    },
     {
       ...(opts.namespace ? { namespace: opts.namespace } : {}),
       witness: { address, port: transport.address().port },

@@ -14,6 +14,8 @@ export interface ControllerOptions extends MetricsFlags {
   renewPeriod: string;
   /** Default: the controller's DEFAULT_WORKERS. */
   workers?: string;
+  /** false with --no-load-balancers: Services of type LoadBalancer are left alone. */
+  loadBalancers: boolean;
 }
 
 /** `heartline controller`: the leader-elected controller and witness. Runs until SIGTERM / SIGINT. */
@@ -62,6 +64,10 @@ export function controllerCommand(program: Command): void {
       // The default is the controller's DEFAULT_WORKERS (test/unit/cli/lazy-commands.test.ts checks it).
       'objects reconciled at once (one object is never reconciled twice at once; default 8); env HEARTLINE_CONTROLLER_WORKERS',
       process.env.HEARTLINE_CONTROLLER_WORKERS,
+    )
+    .option(
+      '--no-load-balancers',
+      'do not serve Services of type LoadBalancer from AddressPools (then Services are not watched)',
     )
     .action(async (opts: ControllerOptions) => {
       // The implementation (and @kubernetes/client-node with it) loads only when the command runs.

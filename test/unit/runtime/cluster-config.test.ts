@@ -156,3 +156,31 @@ describe('validate and the runtime configuration builder agree', () => {
     );
   });
 });
+
+describe('eligibleNodes (externalTrafficPolicy Local)', () => {
+  const clusterObj = {
+    apiVersion: 'heartline.dev/v1alpha1',
+    kind: 'HACluster',
+    metadata: { name: 'web', namespace: NS },
+    spec: { authSecretRef: { name: 'heartline-auth', activeKeyId: '1' } },
+  } as ApiObject;
+  const vipObj = (spec: Record<string, unknown>) =>
+    ({
+      apiVersion: 'heartline.dev/v1alpha1',
+      kind: 'VirtualIP',
+      metadata: { name: 'lb', namespace: NS },
+      spec: { clusterRef: { name: 'web' }, address: '198.18.0.100/24', ...spec },
+    }) as ApiObject;
+  const eligibleOf = (spec: Record<string, unknown>) => {
+    const b = build(clusterObj, [vipObj(spec)]);
+    if (!('config' in b)) throw b.error;
+    return b.config.vips[0]!.eligible;
+  };
+
+  it('narrows who may hold the VIP; with nodeSelector both must match; empty means nobody', () => {
+    expect(eligibleOf({})).toBeUndefined();
+    expect(eligibleOf({ eligibleNodes: ['node-b'] })).toEqual(['node-b']);
+    expect(eligibleOf({ eligibleNodes: [] })).toEqual([]);
+    expect(eligibleOf({ eligibleNodes: ['node-b'], nodeSelector: { zone: 'x' } })).toEqual([]);
+  });
+});
