@@ -1133,7 +1133,7 @@ describe('deploy/ on a real API server', () => {
         if (ns) await deleteNamespace(ns);
       });
 
-      it('only the admin group (and system:masters) may create, change or delete Resources and HAClusters', async () => {
+      it('only the admin group (and system:masters) may create, change or delete Resources, HAClusters and AddressPools', async () => {
         // Policies take effect a moment after they are created: wait for the first refusal.
         const refused = await until('the heartline-admins-only policy to refuse alice', async () => {
           const r = await kubectl(['create', '-f', '-', ...asUser('alice', 'devs')], {
@@ -1169,6 +1169,17 @@ describe('deploy/ on a real API server', () => {
         expect(r2.stderr).toMatch(/heartline-admins-only/);
         const r3 = await kubectl(['delete', 'resource', 'by-bob', '-n', ns, ...asUser('alice', 'devs')]);
         expect(r3.stderr).toMatch(/heartline-admins-only/);
+        // AddressPools decide which LAN addresses Services may claim: admins only too.
+        const pool = {
+          apiVersion: 'heartline.dev/v1alpha1',
+          kind: 'AddressPool',
+          metadata: { name: 'by-alice', namespace: ns },
+          spec: { clusterRef: { name: 'web' }, addresses: ['198.18.30.0/28'] },
+        };
+        const r4 = await kubectl(['create', '-f', '-', ...asUser('alice', 'devs')], {
+          input: JSON.stringify(pool),
+        });
+        expect(r4.stderr).toMatch(/only members of group heartline:admins .* may create addresspools/);
         // VirtualIPs are not covered: an application team may declare its own addresses.
         const vip = { ...VIP, metadata: { name: 'by-alice', namespace: ns } };
         await must(['create', '-f', '-', ...asUser('alice', 'devs')], JSON.stringify(vip));
