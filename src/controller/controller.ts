@@ -40,11 +40,13 @@ import {
   buildClusterConfig,
   ClusterConfigError,
   addressesOfNodes,
+  MEMBER_KEY_ANNOTATION,
   VIP_FINALIZER,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
 import { incarnationFromWallClock, laterLife, nextIncarnation } from '../core/incarnation.js';
 import { formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
+import { AgentNodes } from './agent-nodes.js';
 import { ObjectCache, objectKey, type CacheChange } from './cache.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import {
@@ -78,6 +80,15 @@ export interface ControllerComponents {
 export interface ControllerInit {
   /** Watch only this namespace (default: all). */
   namespace?: string;
+  /**
+   * The agent DaemonSet's pods (their namespace and label selector): the Nodes they run on are
+   * the members of an HACluster with an empty spec.nodeSelector, and a selected Node without
+   * one is reported (docs/adr/0024). Absent (a controller outside the cluster, the process
+   * lab): an empty selector means the Nodes that published a member key.
+   */
+  agentPods?: { namespace: string; labelSelector: string };
+  /** How long a Node counts as running the agent after its last agent pod went. Default AGENT_GONE_GRACE_MS. */
+  agentGoneGraceMs?: Millis;
   /** Where agents reach the witness, published in every HACluster's status. */
   witness: WitnessAddress;
   /**
@@ -164,6 +175,8 @@ export class Controller {
   /** The witness's signing key, and where it listens with its public key (published in status). */
   private readonly witnessKey: KeyObject;
   private readonly witness: WitnessAddress;
+  /** Nodes running the agent, from its pods (only with init.agentPods). */
+  private readonly agentNodes: AgentNodes;
 
   constructor(
     private readonly c: ControllerComponents,
@@ -172,6 +185,7 @@ export class Controller {
     this.wallNow = c.wallNow ?? (() => new Date());
     this.witnessKey = init.witnessKey ?? generateMemberKey();
     this.witness = { ...init.witness, publicKey: formatMemberPublicKey(this.witnessKey) };
+    this.agentNodes = new AgentNodes(init.agentGoneGraceMs);
     this.workerCount = init.workers ?? DEFAULT_WORKERS;
     if (!Number.isInteger(this.workerCount) || this.workerCount < 1) {
       throw new Error(
@@ -222,6 +236,7 @@ export class Controller {
     this.cache.watch('Resource', ns);
     // Secrets: only those the HAClusters name, each watched by name (syncSecretWatches).
     this.cache.watch('Node');
+    if (this.init.agentPods) this.cache.watch('Pod', this.init.agentPods);
     this.electorRun = this.elector.run(this.running.signal);
   }
 
@@ -326,6 +341,7 @@ export class Controller {
 
   private onCacheChange(ch: CacheChange): void {
     if (ch.kind === 'HACluster') this.syncSecretWatches();
+    if (ch.kind === 'Pod' && !this.queue) this.agentNodes.update(this.cache.list('Pod'), this.c.clock.now());
     const q = this.queue;
     if (!q) return;
     const ns = ch.object.metadata.namespace;
@@ -351,6 +367,12 @@ export class Controller {
         if (cluster) q.add(keyOf('HACluster', `${ns}/${cluster}`));
         break;
       }
+      case 'Pod':
+        // Which Nodes run the agent: HAClusters decide their member set again (at once, or
+        // when the grace period of a Node whose pod went ends: reconcileCluster requeues).
+        if (this.agentNodes.update(this.cache.list('Pod'), this.c.clock.now()))
+          for (const h of this.cache.list('HACluster')) q.add(keyOf('HACluster', objectKey(h)));
+        break;
       case 'Resource':
       case 'Secret':
         for (const h of this.cache.list('HACluster', ns)) q.add(keyOf('HACluster', objectKey(h)));
@@ -543,6 +565,7 @@ export class Controller {
         secret: authRef ? this.cache.get('Secret', `${ns}/${authRef}`) : undefined,
         witness: this.witness,
         membership: (obj.status as ClusterStatus | undefined)?.membership ?? null,
+        ...this.agentNodesFor(obj),
       });
       return { config };
     } catch (err) {
@@ -556,6 +579,25 @@ export class Controller {
       if (err instanceof ClusterConfigError || err instanceof Error) return { error: err.message };
       throw err;
     }
+  }
+
+  /**
+   * The Nodes that run the agent, for buildClusterConfig (docs/adr/0024): from the agent pods
+   * when the controller watches them; without that, for an empty selector only, the Nodes
+   * that published a member key (their agent ran there).
+   */
+  private agentNodesFor(cluster: ApiObject): { agentNodes?: ReadonlySet<string> } {
+    if (this.init.agentPods) return { agentNodes: this.agentNodes.nodes(this.c.clock.now()) };
+    const sel = (cluster.spec as { nodeSelector?: Record<string, string> } | undefined)?.nodeSelector;
+    if (sel && Object.keys(sel).length > 0) return {};
+    return {
+      agentNodes: new Set(
+        this.cache
+          .list('Node')
+          .filter((n) => n.metadata.annotations?.[MEMBER_KEY_ANNOTATION] !== undefined)
+          .map((n) => n.metadata.name),
+      ),
+    };
   }
 
   private async reconcileCluster(key: string, log: Logger): Promise<void> {
@@ -663,7 +705,7 @@ export class Controller {
       const t = running.timing;
       const md = decideMembership({
         published,
-        labelled: config.labelled ?? [],
+        candidates: config.candidates ?? [],
         advertised: new Map(obs.members.map((m) => [m.id, m.generation ?? 0])),
         witnessVotes: running.quorum === 'witness',
         now: this.c.clock.now(),
@@ -693,6 +735,9 @@ export class Controller {
       log.debug({ quorum: decision.status.quorum }, 'HACluster status written');
       this.emit(obj, 'HACluster', decision.events, log);
     }
+    // A Node whose agent pod went stops counting at the end of its grace period: look again then.
+    const graceEnds = this.init.agentPods ? this.agentNodes.nextChangeInMs(this.c.clock.now()) : undefined;
+    if (graceEnds !== undefined) retryInMs = Math.min(retryInMs ?? Infinity, graceEnds + 1);
     if (retryInMs !== undefined) throw new Requeue(retryInMs);
   }
 

@@ -354,7 +354,8 @@ export class Member {
       epoch: a.epoch,
       acks: [...a.acks.keys()],
     }));
-    return { self: this.self, incarnation: this.incarnation, holdings, members, table, acquiring };
+    const ready = this.readyForGood || (this.started && !this.stopped && this.candidacy.ready(now));
+    return { self: this.self, incarnation: this.incarnation, ready, holdings, members, table, acquiring };
   }
 
   // ---------------------------------------------------------------------------------------
@@ -554,6 +555,12 @@ export class Member {
 export interface MemberView {
   self: MemberId;
   incarnation: Incarnation;
+  /**
+   * Not settling any more (docs/adr/0014): it heard its peers (or initDeadMs passed) and, as a
+   * voter, its quiet period after the start is over, so it can take a VIP handed to it and
+   * its acks count. A rolling restart should wait for this before it stops the next member.
+   */
+  ready: boolean;
   holdings: Array<{ vip: VipId; epoch: Epoch; leaseExpiry: Millis }>;
   members: Array<{ id: MemberId; liveness: Liveness }>;
   table: Array<{

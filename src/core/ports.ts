@@ -223,7 +223,7 @@ export interface ServiceRunner {
 }
 
 /** The Kubernetes kinds Heartline reads. The first three are its CRDs (heartline.dev/v1alpha1). */
-export type ApiKind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret';
+export type ApiKind = 'HACluster' | 'VirtualIP' | 'Resource' | 'Node' | 'Secret' | 'Pod';
 /** Kinds Heartline writes status and finalizers on. */
 export type OwnedKind = 'HACluster' | 'VirtualIP' | 'Resource';
 

@@ -284,6 +284,8 @@ export class K8sApiSource implements ApiSource {
         });
       } else if (kind === 'Node') {
         o = await this.core.readNode({ name: key.name });
+      } else if (kind === 'Pod') {
+        o = await this.core.readNamespacedPod({ name: key.name, namespace: ns(kind, key) });
       } else {
         o = await this.core.readNamespacedSecret({ name: key.name, namespace: ns(kind, key) });
       }
@@ -323,6 +325,12 @@ export class K8sApiSource implements ApiSource {
         ) as typeof list;
       } else if (kind === 'Node') {
         list = (await this.core.listNode(sel)) as typeof list;
+      } else if (kind === 'Pod') {
+        list = (
+          options.namespace
+            ? await this.core.listNamespacedPod({ namespace: options.namespace, ...sel })
+            : await this.core.listPodForAllNamespaces(sel)
+        ) as typeof list;
       } else {
         list = (
           options.namespace

@@ -15,6 +15,7 @@ export const KINDS: Readonly<Record<ApiKind, KindInfo>> = {
   Resource: { group: 'heartline.dev', version: 'v1alpha1', plural: 'resources', namespaced: true },
   Node: { group: '', version: 'v1', plural: 'nodes', namespaced: false },
   Secret: { group: '', version: 'v1', plural: 'secrets', namespaced: true },
+  Pod: { group: '', version: 'v1', plural: 'pods', namespaced: true },
 };
 
 export function apiVersionOf(kind: ApiKind): string {

@@ -83,6 +83,9 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     { api, lease, clock, log: log.child({ component: 'controller' }), metrics, transport },
     {
       ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      ...(opts.agentPods
+        ? { agentPods: { namespace: opts.agentPodsNamespace, labelSelector: opts.agentPods } }
+        : {}),
       witness: { address, port: transport.address().port },
       leaseDurationMs,
       renewPeriodMs,
