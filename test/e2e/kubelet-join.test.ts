@@ -15,6 +15,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { HL_NAMESPACE, installHeartline, vipStatus } from '../../hack/cluster/heartline.js';
 import { CLUSTER_LABEL, startKubeCluster, tagImage, type KubeCluster } from '../../hack/cluster/index.js';
 import { leftoverRoots } from '../../hack/cluster/cgroups.js';
@@ -110,6 +112,67 @@ function handovers(
     lost = 0;
   }
   return out;
+}
+
+/**
+ * Keeps a copy of every agent container log of every node while it runs (the kubelet deletes
+ * a pod's logs with the pod): the old holder's last lines survive its restart. stop() writes
+ * the copies to `<cluster dir>/agent-logs.json` and returns them by `node:file`.
+ */
+function keepAgentLogs(c: KubeCluster): { stop: () => Promise<Map<string, string>> } {
+  const logs = new Map<string, string>();
+  let running = true;
+  const walk = async (dir: string): Promise<string[]> => {
+    const out: string[] = [];
+    for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) out.push(...(await walk(p)));
+      else if (e.name.endsWith('.log') && p.includes('heartline-agent')) out.push(p);
+    }
+    return out;
+  };
+  const loop = (async () => {
+    while (running) {
+      for (const n of c.nodes.values())
+        for (const f of await walk(join(n.dir, 'pod-logs'))) {
+          const text = await readFile(f, 'utf8').catch(() => undefined);
+          if (text !== undefined) logs.set(`${n.host.name}:${f}`, text);
+        }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      await writeFile(join(c.dir, 'agent-logs.json'), JSON.stringify(Object.fromEntries(logs)));
+      return logs;
+    },
+  };
+}
+
+/** Agent log lines (pino JSON inside CRI log lines) from `from` to `to` (epoch ms) about moves. */
+function movesInLogs(logs: Map<string, string>, from: number, to: number): string[] {
+  const out: Array<{ t: number; line: string }> = [];
+  for (const [file, text] of logs) {
+    const node = file.split(':')[0];
+    for (const l of text.split('\n')) {
+      const j = l.indexOf('{');
+      if (j < 0) continue;
+      try {
+        const o = JSON.parse(l.slice(j)) as { time?: number; msg?: string; reason?: string };
+        if (!o.time || o.time < from || o.time > to) continue;
+        if (!/takeover|bound|released|stopping|started|handoff|release/i.test(o.msg ?? '')) continue;
+        out.push({
+          t: o.time,
+          line: `${node} +${o.time - from} ms ${o.msg}${o.reason ? ` (${o.reason})` : ''}`,
+        });
+      } catch {
+        // not a JSON log line
+      }
+    }
+  }
+  return out.sort((a, b) => a.t - b.t).map((x) => x.line);
 }
 
 describeKube(
@@ -222,6 +285,7 @@ describeKube(
         if (cordoned) await k.kubectl(['uncordon', cordoned]);
       }
       const ref = await tagImage(k, 'rolling');
+      const kept = keepAgentLogs(k);
       const m = await measure(k, {
         scenario: 'kubelet-rolling-update-4',
         profile: 'default',
@@ -236,6 +300,12 @@ describeKube(
         },
       });
       const moves = handovers(m.probes);
+      const logs = await kept.stop();
+      for (const seg of m.report.timeline.filter((x) => x.holders.length === 0 && x.from > m.faultAt))
+        say(
+          `no holder ${Math.round(seg.to - seg.from)} ms from +${Math.round(seg.from - m.faultAt)} ms: ` +
+            movesInLogs(logs, seg.from - 1000, seg.to + 300).join(' | '),
+        );
       say(`planned switchover (cordon): ${JSON.stringify(planned)}`);
       say(`rolling update handovers: ${JSON.stringify(moves)}; outages ${JSON.stringify(m.report.outages)}`);
       expect(m.summary.dualHolderMs).toBe(0);
