@@ -660,7 +660,8 @@ export class Agent {
     for (const w of this.watches) w.stop();
     this.secretWatch?.stop.stop();
     this.health.close();
-    if (this.host) await this.host.stop();
+    // The process stops (pod deleted, rolling update): hand each VIP over as a drain does.
+    if (this.host) await this.host.stop(undefined, { handOver: true });
     await this.executor.drain();
     await this.transport?.close();
     await this.c.driver.close();

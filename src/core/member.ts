@@ -273,28 +273,32 @@ export class Member {
 
   /**
    * Graceful stop: releases every VIP and tells the peers this member is leaving, so the
-   * successor takes over within a round trip instead of waiting for deadMs. First, as in
-   * standby, each VIP whose elected successor is alive and ready is handed over (its
+   * successor takes over within a round trip instead of waiting for deadMs. First, with
+   * `handOver` (a process stop, not leaving the member set), as in standby, each VIP whose
+   * elected successor is alive and ready is handed over (its
    * `unbind`, its Releases naming the successor, our grant of the next epoch to it); then
    * every other `unbind`; a final heartbeat to every peer with `standby: true`, no holdings
    * and the releases (peers exclude a standby member from elections until they hear it again
    * as non-standby or in a new life); then one Release per remaining VIP and peer. Nothing
    * that reveals a release precedes its unbind.
    */
-  stop(now: Millis): Output[] {
+  stop(now: Millis, opts: { handOver?: boolean } = {}): Output[] {
     const out: Output[] = [];
     if (!this.enter(now)) return out;
     const { ctx } = this;
     now = ctx.lastNow;
-    // Leaving is a planned move, as a drain is (docs/adr/0008): in standby, each VIP goes to
-    // the member the election picks, when it is alive and ready, with our grant for the next
-    // epoch (the handoff), so that with three voters it binds on our release alone instead of
-    // running a takeover round. A stop costs what a planned switchover costs.
     ctx.standby = true;
-    this.candidacy.localChanged();
     const handed: Output[] = [];
-    this.candidacy.electHeld(now, handed);
-    this.releases.flushHandoffs(now, handed);
+    if (opts.handOver) {
+      // A stop is a planned move, as a drain is (docs/adr/0008): in standby, each VIP goes to
+      // the member the election picks, when it is alive and ready, with our grant for the next
+      // epoch (the handoff), so that with three voters it binds on our release alone instead
+      // of running a takeover round. Not when leaving the member set: the successor, at the
+      // generation without us, ignores what we send, and the VIP would wait for deadMs.
+      this.candidacy.localChanged();
+      this.candidacy.electHeld(now, handed);
+      this.releases.flushHandoffs(now, handed);
+    }
     out.push(...handed.filter((o) => o.type === 'unbind'));
     // What found no successor is released for anyone.
     const released: HoldingEntry[] = [];

@@ -160,12 +160,14 @@ function movesInLogs(logs: Map<string, string>, from: number, to: number): strin
       const j = l.indexOf('{');
       if (j < 0) continue;
       try {
-        const o = JSON.parse(l.slice(j)) as { time?: number; msg?: string; reason?: string };
-        if (!o.time || o.time < from || o.time > to) continue;
-        if (!/takeover|bound|released|stopping|started|handoff|release/i.test(o.msg ?? '')) continue;
+        const o = JSON.parse(l.slice(j)) as { time?: number | string; msg?: string; reason?: string };
+        // The agent's pino writes ISO times (src/ops/log.ts).
+        const t = typeof o.time === 'string' ? Date.parse(o.time) : o.time;
+        if (t === undefined || Number.isNaN(t) || t < from || t > to) continue;
+        if (!/takeover|bound|released|stopping|stopped|handoff|release/i.test(o.msg ?? '')) continue;
         out.push({
-          t: o.time,
-          line: `${node} +${o.time - from} ms ${o.msg}${o.reason ? ` (${o.reason})` : ''}`,
+          t,
+          line: `${node} +${Math.round(t - from)} ms ${o.msg}${o.reason ? ` (${o.reason})` : ''}`,
         });
       } catch {
         // not a JSON log line

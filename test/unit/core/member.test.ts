@@ -127,7 +127,7 @@ describe('Member', () => {
       c.run(0, 3000);
       expect(c.bound.get('ns/web')).toBe('a');
       const a = c.members.get('a') as Member;
-      const out = a.stop(3000);
+      const out = a.stop(3000, { handOver: true });
       const kinds = out.map((o) => (o.type === 'send' ? `send:${o.message.kind}` : o.type));
       // Nothing that reveals the release goes out before the unbind.
       expect(kinds[0]).toBe('unbind');
@@ -157,6 +157,20 @@ describe('Member', () => {
       expect(a.tick(3100)).toEqual([]);
       expect(a.wakeAt()).toBe(Infinity);
     }
+  });
+
+  test('leaving the member set (stop without handOver): a release for anyone, no grant', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    const out = (c.members.get('a') as Member).stop(3000);
+    expect(out[0]).toMatchObject({ type: 'unbind', reason: 'stopped' });
+    const releases = out.flatMap((o) =>
+      o.type === 'send' && o.message.kind === 'release' ? [o.message] : [],
+    );
+    expect(releases.length).toBe(2);
+    for (const r of releases) expect(r.successor).toBeNull();
+    expect(out.some((o) => o.type === 'send' && o.message.kind === 'takeover-ack')).toBe(false);
   });
 
   test('an isolated holder drops the VIP when its grants expire', () => {
