@@ -587,7 +587,12 @@ export class Controller {
    * that published a member key (their agent ran there).
    */
   private agentNodesFor(cluster: ApiObject): { agentNodes?: ReadonlySet<string> } {
-    if (this.init.agentPods) return { agentNodes: this.agentNodes.nodes(this.c.clock.now()) };
+    if (this.init.agentPods) {
+      // Unknown until the pod watch delivered its first list: an empty set now would read as
+      // "no Node runs the agent" and start removing members.
+      if (this.cache.unsyncedKinds().includes('Pod')) return {};
+      return { agentNodes: this.agentNodes.nodes(this.c.clock.now()) };
+    }
     const sel = (cluster.spec as { nodeSelector?: Record<string, string> } | undefined)?.nodeSelector;
     if (sel && Object.keys(sel).length > 0) return {};
     return {
@@ -700,12 +705,13 @@ export class Controller {
     let retryInMs: Millis | undefined;
     const running = runtime?.runtime.configuration;
     const obs = runtime?.runtime.observation();
-    if (config && running && obs) {
-      // Membership changes one member at a time, behind the barrier (decideMembership).
+    if (config?.candidates && running && obs) {
+      // Membership changes one member at a time, behind the barrier (decideMembership). Not
+      // while the candidates are unknown (an empty selector before the pod watch synced).
       const t = running.timing;
       const md = decideMembership({
         published,
-        candidates: config.candidates ?? [],
+        candidates: config.candidates,
         advertised: new Map(obs.members.map((m) => [m.id, m.generation ?? 0])),
         witnessVotes: running.quorum === 'witness',
         now: this.c.clock.now(),
