@@ -8,6 +8,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { HL_NAMESPACE, installHeartline } from '../../hack/cluster/heartline.js';
 import { startKubeCluster, type KubeCluster } from '../../hack/cluster/index.js';
 import { leftoverRoots } from '../../hack/cluster/cgroups.js';
@@ -63,6 +65,25 @@ async function controllers(c: KubeCluster): Promise<{ leaderNode?: string; nodes
   };
 }
 
+/** Leadership and witness lines of the controller pods' logs on the nodes other than `except`. */
+async function controllerLog(c: KubeCluster, except: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of c.nodes.values()) {
+    if (n.host.name === except) continue;
+    const root = join(n.dir, 'pod-logs');
+    for (const d of await readdir(root).catch(() => [])) {
+      if (!d.includes('heartline-controller')) continue;
+      for (const f of await readdir(join(root, d, 'controller')).catch(() => [])) {
+        const text = await readFile(join(root, d, 'controller', f), 'utf8').catch(() => '');
+        for (const l of text.split('\n'))
+          if (/lead|witness|lease|observing|quorum/i.test(l))
+            out.push(`${n.host.name} ${l.slice(l.indexOf('{'))}`);
+      }
+    }
+  }
+  return out.slice(-25);
+}
+
 describeKube(
   'real kubelets, two nodes with the controller witness: the leader controller node powered off',
   () => {
@@ -108,6 +129,7 @@ describeKube(
       say(
         `${scenario}: leader controller on ${leaderNode}, VIP held by ${m.from}: ${JSON.stringify(m.summary)}`,
       );
+      say(`${scenario}: surviving controller's log: ${(await controllerLog(k, leaderNode)).join(' | ')}`);
       expect(m.summary.dualHolderMs).toBe(0);
       const end = holdersAtEnd(m.samples);
       expect(end).toHaveLength(1);
