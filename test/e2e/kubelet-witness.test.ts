@@ -85,10 +85,10 @@ async function controllerLog(c: KubeCluster, except: string): Promise<string[]> 
 }
 
 /**
- * Each lease setting gets a fresh cluster: a node powered off and on again in this lab does not
- * reliably get its pod-network pods (the controller replica) reachable again, which is a lab
- * limit, not the scenario (a first attempt on one cluster for both settings never recovered
- * after the second power-off; not diagnosed).
+ * Each lease setting gets a fresh cluster. On one cluster for both settings, the second
+ * power-off (leader on n1, the standby replica on n2, which the first scenario had powered off
+ * and on) never recovered within 30 s; a fresh cluster recovered in 4.5 s. Not diagnosed: the
+ * suspect is the lab's power-on of a node (its pod-network pods), not the scenario.
  */
 const SETTINGS = [
   {
