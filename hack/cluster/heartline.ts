@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MEMBER_LABEL, type KubeCluster } from './index.js';
+import { CLUSTER_LABEL, type KubeCluster } from './index.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** deploy/base/config.yaml: the HACluster the shipped install serves. */
@@ -24,6 +24,8 @@ export const PROFILES = {
 
 export interface InstallOptions {
   profile?: keyof typeof PROFILES;
+  /** Default: witness for an even number of lab nodes, else majority. */
+  quorum?: 'majority' | 'witness';
   log?: (msg: string) => void;
 }
 
@@ -35,7 +37,11 @@ export interface InstallTimings {
 }
 
 /** The user's objects: auth Secret, HACluster over the lab's nodes, VirtualIP `web`. */
-export function userObjects(c: KubeCluster, profile: keyof typeof PROFILES): unknown[] {
+export function userObjects(
+  c: KubeCluster,
+  profile: keyof typeof PROFILES,
+  quorum: 'majority' | 'witness' = c.lab.nodes.length % 2 === 0 ? 'witness' : 'majority',
+): unknown[] {
   const key = () => randomBytes(32).toString('base64');
   return [
     {
@@ -49,11 +55,12 @@ export function userObjects(c: KubeCluster, profile: keyof typeof PROFILES): unk
       kind: 'HACluster',
       metadata: { name: HL_CLUSTER, namespace: HL_NAMESPACE },
       spec: {
-        nodeSelector: { [MEMBER_LABEL]: 'true' },
+        // The agent DaemonSet's own selector: members and agents agree (docs/adr/0024).
+        nodeSelector: { [CLUSTER_LABEL]: HL_CLUSTER },
         heartbeat: PROFILES[profile],
         transport: { port: 694, mode: 'unicast' },
         authSecretRef: { name: 'heartline-auth', activeKeyId: '1' },
-        quorum: c.lab.nodes.length % 2 === 0 ? 'witness' : 'majority',
+        quorum,
         autoFailback: false,
       },
     },
@@ -88,7 +95,7 @@ export async function installHeartline(c: KubeCluster, opts: InstallOptions = {}
   await c.kubectl(['wait', '--for=condition=established', '--timeout=60s', 'crd', '--all']);
   await c.kubectl(
     ['apply', '--server-side', '-f', '-'],
-    userObjects(c, opts.profile ?? 'fast')
+    userObjects(c, opts.profile ?? 'fast', opts.quorum)
       .map((o) => JSON.stringify(o))
       .join('\n'),
   );

@@ -32,12 +32,19 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Service ClusterIPs (inside the lab's 198.18.0.0/15; the `kubernetes` Service is .1). */
 export const SERVICE_CIDR = '198.19.255.0/24';
-/** Label every lab node registers with; the lab's HACluster selects its members by it. */
-export const MEMBER_LABEL = 'heartline.dev/lab-member';
+/**
+ * The label the shipped agent DaemonSet selects nodes by (deploy/base, `heartline.dev/cluster`
+ * = heartline-config/cluster); the lab's HACluster selects its members by the same label, so
+ * that agents and members agree (docs/adr/0024). Nodes register with it unless
+ * KubeClusterOptions.outside names them.
+ */
+export const CLUSTER_LABEL = 'heartline.dev/cluster';
 /** Where the images are imported from (hack/image/build.sh and hack/cluster/pause-image.sh). */
 export const IMAGE_REPO = 'heartline.lab/heartline';
 export const PAUSE_IMAGE = 'heartline.lab/pause:1';
 export const HTTP_PORT = 8080;
+/** deploy/base/config.yaml's cluster: the value of CLUSTER_LABEL its DaemonSet selects. */
+const HL_CLUSTER_NAME = 'heartline';
 
 /** Pod CIDR of the node with data address 198.18.0.<octet>. */
 export function podCidr(host: LabHost): string {
@@ -154,6 +161,11 @@ export interface KubeClusterOptions {
   image?: ImageArchive;
   /** Start the lab's HTTP service (answers with the node name on :8080) on every node. Default true. */
   http?: boolean;
+  /**
+   * Nodes (names, e.g. `n4`) that register without the CLUSTER_LABEL: Kubernetes nodes that
+   * run no agent until someone labels them into the cluster.
+   */
+  outside?: string[];
   log?: (msg: string) => void;
 }
 
@@ -357,7 +369,7 @@ export async function startKubeCluster(opts: KubeClusterOptions): Promise<KubeCl
         await writeNodeFiles(n, pki, cp!.server, ca);
         await startNode(n, bin, log);
         await Promise.all([importImage(n, image.archive, IMAGE_REPO), importImage(n, pause)]);
-        startKubelet(n, bin);
+        startKubelet(n, bin, !(opts.outside ?? []).includes(n.host.name));
         if (opts.http ?? true) startHttp(n);
       }),
     );
@@ -424,7 +436,7 @@ export async function startKubeCluster(opts: KubeClusterOptions): Promise<KubeCl
         await ip('-n', n.host.ns, 'link', 'set', 'eth0', 'up');
         await ip('-n', lab.sw, 'link', 'set', n.host.port, 'up');
         await startNode(n, bin, log);
-        startKubelet(n, bin);
+        startKubelet(n, bin, !(opts.outside ?? []).includes(n.host.name));
         if (opts.http ?? true) startHttp(n);
         n.off = false;
       },
@@ -635,8 +647,12 @@ async function startNode(n: KubeNode, bin: KubeBinaries, log: (m: string) => voi
   log(`${n.host.name}: containerd up`);
 }
 
-/** The kubelet, in the node's network namespace, cgroup and containerd's mount namespace. */
-function startKubelet(n: KubeNode, bin: KubeBinaries): void {
+/**
+ * The kubelet, in the node's network namespace, cgroup and containerd's mount namespace;
+ * registering with the CLUSTER_LABEL when `member` (it only sets labels on registration: a
+ * node restarted later keeps the ones it has).
+ */
+function startKubelet(n: KubeNode, bin: KubeBinaries, member: boolean): void {
   const pid = n.containerd?.child.pid;
   if (!pid) throw new Error(`${n.host.name}: containerd is not running`);
   n.kubelet = daemon(
@@ -648,7 +664,7 @@ function startKubelet(n: KubeNode, bin: KubeBinaries): void {
       '--',
       'sh',
       '-c',
-      `${n.cgroup.enterCommand()} && exec ${bin.kubelet} --config=${n.dir}/kubelet.yaml --kubeconfig=${n.dir}/kubeconfig --root-dir=${n.dir}/kubelet --hostname-override=${n.host.name} --node-ip=${n.host.ip} --node-labels=${MEMBER_LABEL}=true,heartline.dev/cluster=heartline --v=1`,
+      `${n.cgroup.enterCommand()} && exec ${bin.kubelet} --config=${n.dir}/kubelet.yaml --kubeconfig=${n.dir}/kubeconfig --root-dir=${n.dir}/kubelet --hostname-override=${n.host.name} --node-ip=${n.host.ip}${member ? ` --node-labels=${CLUSTER_LABEL}=${HL_CLUSTER_NAME}` : ''} --v=1`,
     ],
     join(n.dir, 'kubelet.log'),
   );

@@ -114,6 +114,8 @@ export class Agent {
   private config: ClusterConfig | undefined;
   private lastProblem = '';
   private starting = false;
+  /** The HACluster does not select this node: nothing to do here (ready, no Secret). */
+  private idle = false;
   /** Leaving the member set (see leave): no new member until it is done. */
   private leaving = false;
   private stopped = false;
@@ -204,9 +206,22 @@ export class Agent {
     });
   }
 
-  /** Ready once the member runs (configuration loaded, stale addresses swept, socket open). */
+  /**
+   * Ready once the member runs (configuration loaded, stale addresses swept, socket open) and
+   * has settled: it hears its peers and its quiet period as a voter is over, so a VIP can be
+   * handed to it and its acks count. A DaemonSet rolling update stops the next node only then
+   * (docs/adr/0024). On a node its HACluster does not select the agent has nothing to do and
+   * is ready too (idle), so that `kubectl rollout status` completes.
+   */
   ready(): { ready: boolean; reason: string } {
-    if (this.host) return { ready: true, reason: `member ${this.init.node} running` };
+    if (this.host) {
+      if (this.host.view().ready) return { ready: true, reason: `member ${this.init.node} running` };
+      return {
+        ready: false,
+        reason: `member ${this.init.node} settling: hearing its peers, then its quiet period as a voter`,
+      };
+    }
+    if (this.idle) return { ready: true, reason: `idle: ${this.lastProblem}` };
     return { ready: false, reason: this.lastProblem || 'waiting for the cluster configuration' };
   }
 
@@ -379,17 +394,18 @@ export class Agent {
     if (!cluster)
       return this.problem(`HACluster ${this.init.namespace}/${this.init.cluster} not found; apply it`);
     if (!selectsNode(cluster, this.ownNode())) return this.notMember();
+    this.idle = false;
     const secretName = this.secretName;
     if (secretName === undefined || !this.objects.namedSynced('Secret', this.init.namespace, secretName))
       return;
     let config: ClusterConfig;
+    const status = cluster.status as
+      | {
+          witness?: { address: string; port: number };
+          membership?: { generation: number; members: string[] };
+        }
+      | undefined;
     try {
-      const status = cluster.status as
-        | {
-            witness?: { address: string; port: number };
-            membership?: { generation: number; members: string[] };
-          }
-        | undefined;
       config = buildClusterConfig({
         cluster,
         vips: this.objects.list('VirtualIP'),
@@ -406,12 +422,15 @@ export class Agent {
       throw err;
     }
     if (!config.members.some((m) => m.id === this.init.node)) {
-      // Labelled but not yet in the published member set: wait for the controller (one member
-      // at a time, docs/adr/0015); otherwise not a member (leave as a graceful stop).
-      if (config.labelled?.includes(this.init.node)) {
+      // Selected (by labels, or by running the agent under an empty selector) but not yet in
+      // the published member set: wait for the controller (one member at a time, docs/adr/0015);
+      // otherwise not a member (leave as a graceful stop).
+      // An empty selector: this node runs the agent, so it is a candidate (docs/adr/0024).
+      const candidate = config.candidates?.includes(this.init.node) ?? true;
+      if (candidate && !status?.membership?.members.includes(this.init.node)) {
         if (this.host) await this.leave();
         return this.problem(
-          `Node ${this.init.node} is labelled but not yet in HACluster ${config.clusterId}'s published member set (status.membership); the controller adds one member at a time`,
+          `Node ${this.init.node} is selected but not yet in HACluster ${config.clusterId}'s published member set (status.membership); the controller adds one member at a time`,
         );
       }
       return this.notMember();
@@ -459,6 +478,7 @@ export class Agent {
     const selected = selectsNode(this.cluster()!, this.ownNode());
     // Not selected: the Secret watch is stopped (ensureSecretWatch); the keys are forgotten.
     if (!selected && !this.host) this.config = undefined;
+    this.idle = !selected && !this.host;
     this.problem(
       `Node ${this.init.node} is not a member of HACluster ${this.init.namespace}/${this.init.cluster}: ` +
         (selected
@@ -687,7 +707,8 @@ export class Agent {
     for (const w of this.watches) w.stop();
     this.objects.stop();
     this.health.close();
-    if (this.host) await this.host.stop();
+    // The process stops (pod deleted, rolling update): hand each VIP over as a drain does.
+    if (this.host) await this.host.stop(undefined, { handOver: true });
     await this.executor.drain();
     await this.transport?.close();
     await this.c.driver.close();

@@ -57,6 +57,15 @@ export interface ControllerComponents {
 export interface ControllerInit {
   /** Watch only this namespace (default: all). */
   namespace?: string;
+  /**
+   * The agent DaemonSet's pods (their namespace and label selector): the Nodes they run on are
+   * the members of an HACluster with an empty spec.nodeSelector, and a selected Node without
+   * one is reported (docs/adr/0024). Absent (a controller outside the cluster, the process
+   * lab): an empty selector means the Nodes that published a member key.
+   */
+  agentPods?: { namespace: string; labelSelector: string };
+  /** How long a Node counts as running the agent after its last agent pod went. Default AGENT_GONE_GRACE_MS. */
+  agentGoneGraceMs?: Millis;
   /** Where agents reach the witness, published in every HACluster's status. */
   witness: WitnessAddress;
   /**
@@ -145,6 +154,8 @@ export class Controller {
       witness,
       witnessKey,
       transport: this.shared,
+      ...(init.agentPods ? { agentPods: true } : {}),
+      ...(init.agentGoneGraceMs !== undefined ? { agentGoneGraceMs: init.agentGoneGraceMs } : {}),
       onObserved: (id, change) => {
         if (change.members) this.manager.enqueue('HACluster', id);
         this.vips.onObserved(id, change);
@@ -187,6 +198,7 @@ export class Controller {
     cache.watch('Resource', ns);
     // Secrets: only those the HAClusters name, each watched by name (HAClusterReconciler).
     cache.watch('Node');
+    if (this.init.agentPods) cache.watch('Pod', this.init.agentPods);
     if (this.services) {
       cache.watch('AddressPool', ns);
       cache.watch('Service');

@@ -690,7 +690,13 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
           quorum.state === 'ignored' ? 'quorum: ignore (can split brain)' : quorumText,
         ),
     notAlive.length > 0
-      ? cond('Degraded', 'True', 'MembersUnavailable', `not alive: ${notAlive.join(', ')}`)
+      ? cond(
+          'Degraded',
+          'True',
+          'MembersUnavailable',
+          // The configuration's problems often say why (a selected Node that runs no agent).
+          [`not alive: ${notAlive.join(', ')}`, ...config.problems].join('; '),
+        )
       : config.problems.length > 0
         ? cond('Degraded', 'True', 'ConfigurationProblems', config.problems.join('; '))
         : cond('Degraded', 'False', 'AllMembersAlive', `${members.length} member(s) alive`),
@@ -775,8 +781,8 @@ export interface PublishedMembership {
 
 export interface MembershipInput {
   published: PublishedMembership | undefined;
-  /** Nodes matching spec.nodeSelector (the set to converge to). */
-  labelled: readonly string[];
+  /** The Nodes the member set converges to (ClusterConfig.candidates, docs/adr/0024). */
+  candidates: readonly string[];
   /** Highest generation each member was heard advertising (the observer's view). */
   advertised: ReadonlyMap<string, number>;
   /** The controller's witness votes (quorum "witness"): it is always at the published generation. */
@@ -801,14 +807,14 @@ export interface MembershipDecision {
 
 /**
  * The next member set to publish (docs/protocol.md "Membership changes"): generation 1 is the
- * labelled set; each later generation adds or removes one member (additions first), and
+ * candidate set (the selected Nodes, docs/adr/0024); each later generation adds or removes one member (additions first), and
  * generation g+1 is published only when a majority of the voters of g-1 advertise g (they
  * grant no member still at g-1) and lease + margin has passed since (grants they gave before
  * have expired). Then at most two adjacent generations can count quorums, and majorities of
  * two voter sets one member apart intersect. Never publishes an empty set.
  */
 export function decideMembership(input: MembershipInput): MembershipDecision {
-  const { published, labelled } = input;
+  const { published, candidates } = input;
   const keep = (reason: string, barrierSince?: Millis, retryInMs?: Millis): MembershipDecision => ({
     membership: published,
     barrierSince,
@@ -816,18 +822,19 @@ export function decideMembership(input: MembershipInput): MembershipDecision {
     reason,
   });
   if (!published) {
-    if (labelled.length === 0) return keep('no Node matches spec.nodeSelector');
+    if (candidates.length === 0)
+      return keep('no Node matches spec.nodeSelector (an empty selector: no Node runs the agent)');
     return {
-      membership: { generation: 1, members: [...labelled].sort() },
+      membership: { generation: 1, members: [...candidates].sort() },
       barrierSince: undefined,
       retryInMs: undefined,
       reason: 'first member set',
     };
   }
   const cur = published.members;
-  const add = [...labelled].sort().find((id) => !cur.includes(id));
-  const remove = [...cur].sort().find((id) => !labelled.includes(id));
-  if (add === undefined && remove === undefined) return keep('member set matches the labelled Nodes');
+  const add = [...candidates].sort().find((id) => !cur.includes(id));
+  const remove = [...cur].sort().find((id) => !candidates.includes(id));
+  if (add === undefined && remove === undefined) return keep('member set matches the selected Nodes');
   if (add === undefined && cur.length <= 1) return keep('the last member is not removed');
   const g = published.generation;
   if (published.previous) {

@@ -15,9 +15,11 @@ import {
   AuthSecretError,
   buildClusterConfig,
   ClusterConfigError,
+  MEMBER_KEY_ANNOTATION,
   type ClusterConfig,
 } from '../runtime/cluster-config.js';
 import { objectKey, type CacheChange } from '../runtime/object-cache.js';
+import { AgentNodes } from './agent-nodes.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import { decideCluster, decideMembership, type ClusterStatus, type WitnessAddress } from './decide.js';
 import type { ReconcileResult, Reconciler } from './manager.js';
@@ -34,6 +36,15 @@ export interface HAClusterReconcilerInit {
   transport: SharedTransport;
   /** What an observer saw change: members (liveness, generations) or the claims of some VIPs. */
   onObserved: (clusterId: string, change: { vips: string[]; members: boolean }) => void;
+  /**
+   * Whether the cache watches the agent DaemonSet's pods: then the Nodes they run on are the
+   * members of an HACluster with an empty spec.nodeSelector, and a selected Node without one
+   * is reported (docs/adr/0024). Without: an empty selector means the Nodes that published a
+   * member key.
+   */
+  agentPods?: boolean;
+  /** How long a Node counts as running the agent after its last agent pod went. */
+  agentGoneGraceMs?: Millis;
 }
 
 /** The running observer of an HACluster, as the VirtualIP reconciler reads it. */
@@ -52,11 +63,15 @@ export class HAClusterReconciler implements Reconciler, ObservedClusters {
   /** When each auth Secret watch started (`namespace/name`), to stop waiting for one that never syncs. */
   private readonly secretWatchSince = new Map<string, number>();
   private lastIncarnation = 0;
+  /** Nodes running the agent, from its pods (only with init.agentPods). */
+  private readonly agentNodes: AgentNodes;
 
   constructor(
     private readonly ctx: ReconcileContext,
     private readonly init: HAClusterReconcilerInit,
-  ) {}
+  ) {
+    this.agentNodes = new AgentNodes(init.agentGoneGraceMs);
+  }
 
   runtimeOf(clusterId: string): ClusterRuntime | undefined {
     return this.runtimes.get(clusterId)?.runtime;
@@ -88,6 +103,13 @@ export class HAClusterReconciler implements Reconciler, ObservedClusters {
       case 'Node':
         if (ch.type === 'resync') break;
         for (const h of cache.list('HACluster')) enqueue('HACluster', objectKey(h));
+        break;
+      case 'Pod':
+        // Which Nodes run the agent (kept leader or not): HAClusters decide their member set
+        // again, at once or when the grace period of a Node whose pod went ends (reconcile
+        // requeues then).
+        if (this.agentNodes.update(cache.list('Pod'), this.ctx.clock.now()))
+          for (const h of cache.list('HACluster')) enqueue('HACluster', objectKey(h));
         break;
     }
   }
@@ -140,6 +162,31 @@ export class HAClusterReconciler implements Reconciler, ObservedClusters {
     return this.lastIncarnation;
   }
 
+  /**
+   * The Nodes that run the agent, for buildClusterConfig (docs/adr/0024): from the agent pods
+   * when the controller watches them; without that, for an empty selector only, the Nodes
+   * that published a member key (their agent ran there).
+   */
+  private agentNodesFor(cluster: ApiObject): { agentNodes?: ReadonlySet<string> } {
+    const { cache, clock } = this.ctx;
+    if (this.init.agentPods) {
+      // Unknown until the pod watch delivered its first list: an empty set now would read as
+      // "no Node runs the agent" and start removing members.
+      if (cache.unsyncedKinds().includes('Pod')) return {};
+      return { agentNodes: this.agentNodes.nodes(clock.now()) };
+    }
+    const sel = (cluster.spec as { nodeSelector?: Record<string, string> } | undefined)?.nodeSelector;
+    if (sel && Object.keys(sel).length > 0) return {};
+    return {
+      agentNodes: new Set(
+        cache
+          .list('Node')
+          .filter((n) => n.metadata.annotations?.[MEMBER_KEY_ANNOTATION] !== undefined)
+          .map((n) => n.metadata.name),
+      ),
+    };
+  }
+
   private clusterConfig(obj: ApiObject): { config?: ClusterConfig; error?: string; authSecret?: boolean } {
     const { cache } = this.ctx;
     const ns = obj.metadata.namespace ?? 'default';
@@ -153,6 +200,7 @@ export class HAClusterReconciler implements Reconciler, ObservedClusters {
         secret: authRef ? cache.get('Secret', `${ns}/${authRef}`) : undefined,
         witness: this.init.witness,
         membership: (obj.status as ClusterStatus | undefined)?.membership ?? null,
+        ...this.agentNodesFor(obj),
       });
       return { config };
     } catch (err) {
@@ -275,12 +323,13 @@ export class HAClusterReconciler implements Reconciler, ObservedClusters {
     const published = (obj.status as ClusterStatus | undefined)?.membership;
     let retryInMs: Millis | undefined;
     const current = runtime?.configuration;
-    if (config && current && obs) {
-      // Membership changes one member at a time, behind the barrier (decideMembership).
+    if (config?.candidates && current && obs) {
+      // Membership changes one member at a time, behind the barrier (decideMembership). Not
+      // while the candidates are unknown (an empty selector before the pod watch synced).
       const t = current.timing;
       const md = decideMembership({
         published,
-        labelled: config.labelled ?? [],
+        candidates: config.candidates,
         advertised: new Map(obs.members.map((m) => [m.id, m.generation ?? 0])),
         witnessVotes: current.quorum === 'witness',
         now: ctx.clock.now(),
@@ -312,6 +361,9 @@ export class HAClusterReconciler implements Reconciler, ObservedClusters {
       log.debug({ quorum: decision.status.quorum }, 'HACluster status written');
       emit(ctx, obj, 'HACluster', decision.events, log);
     }
+    // A Node whose agent pod went stops counting at the end of its grace period: look again then.
+    const graceEnds = this.init.agentPods ? this.agentNodes.nextChangeInMs(ctx.clock.now()) : undefined;
+    if (graceEnds !== undefined) retryInMs = Math.min(retryInMs ?? Infinity, graceEnds + 1);
     return retryInMs !== undefined ? { requeueAfterMs: retryInMs } : {};
   }
 }

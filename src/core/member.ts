@@ -277,17 +277,34 @@ export class Member {
 
   /**
    * Graceful stop: releases every VIP and tells the peers this member is leaving, so the
-   * successor takes over within a round trip instead of waiting for deadMs. Outputs, in
-   * order: every `unbind`; then a final heartbeat to every peer with `standby: true`, no
-   * holdings and the releases (peers exclude a standby member from elections until they hear
-   * it again as non-standby or in a new life); then one Release per VIP and peer. Nothing
+   * successor takes over within a round trip instead of waiting for deadMs. First, with
+   * `handOver` (a process stop, not leaving the member set), as in standby, each VIP whose
+   * elected successor is alive and ready is handed over (its
+   * `unbind`, its Releases naming the successor, our grant of the next epoch to it); then
+   * every other `unbind`; a final heartbeat to every peer with `standby: true`, no holdings
+   * and the releases (peers exclude a standby member from elections until they hear it again
+   * as non-standby or in a new life); then one Release per remaining VIP and peer. Nothing
    * that reveals a release precedes its unbind.
    */
-  stop(now: Millis): Output[] {
+  stop(now: Millis, opts: { handOver?: boolean } = {}): Output[] {
     const out: Output[] = [];
     if (!this.enter(now)) return out;
     const { ctx } = this;
     now = ctx.lastNow;
+    ctx.standby = true;
+    const handed: Output[] = [];
+    if (opts.handOver) {
+      // A stop is a planned move, as a drain is (docs/adr/0008): in standby, each VIP goes to
+      // the member the election picks, when it is alive and ready, with our grant for the next
+      // epoch (the handoff), so that with three voters it binds on our release alone instead
+      // of running a takeover round. Not when leaving the member set: the successor, at the
+      // generation without us, ignores what we send, and the VIP would wait for deadMs.
+      this.candidacy.localChanged();
+      this.candidacy.electHeld(now, handed);
+      this.releases.flushHandoffs(now, handed);
+    }
+    out.push(...handed.filter((o) => o.type === 'unbind'));
+    // What found no successor is released for anyone.
     const released: HoldingEntry[] = [];
     for (const vip of [...ctx.leases.holdings.keys()]) {
       const h = ctx.leases.remove(vip) as Holding;
@@ -297,9 +314,11 @@ export class Member {
     }
     released.push(...this.acquisitions.abandonAll(now, 'member stopping'));
     for (const r of released) this.sender.noteRelease(now, r.vip, r.epoch);
-    // Leaving: peers rank a standby member last, so the successor asks at once.
-    ctx.standby = true;
+    // Leaving: peers rank a standby member last, so the successor asks at once. The final
+    // heartbeat (standby, every release listed) goes before the handovers' Releases and
+    // grants, so that an observer sees a drain, not a bare release.
     this.sender.finalRound(now, out);
+    out.push(...handed.filter((o) => o.type !== 'unbind'));
     for (const r of released) this.sender.sendRelease(now, r.vip, r.epoch, null, out);
     this.stopped = true;
     return out;
@@ -358,7 +377,8 @@ export class Member {
       epoch: a.epoch,
       acks: [...a.acks.keys()],
     }));
-    return { self: this.self, incarnation: this.incarnation, holdings, members, table, acquiring };
+    const ready = this.readyForGood || (this.started && !this.stopped && this.candidacy.ready(now));
+    return { self: this.self, incarnation: this.incarnation, ready, holdings, members, table, acquiring };
   }
 
   // ---------------------------------------------------------------------------------------
@@ -558,6 +578,12 @@ export class Member {
 export interface MemberView {
   self: MemberId;
   incarnation: Incarnation;
+  /**
+   * Not settling any more (docs/adr/0014): it heard its peers (or initDeadMs passed) and, as a
+   * voter, its quiet period after the start is over, so it can take a VIP handed to it and
+   * its acks count. A rolling restart should wait for this before it stops the next member.
+   */
+  ready: boolean;
   holdings: Array<{ vip: VipId; epoch: Epoch; leaseExpiry: Millis }>;
   members: Array<{ id: MemberId; liveness: Liveness }>;
   table: Array<{

@@ -224,7 +224,15 @@ export interface ServiceRunner {
 
 /** The Kubernetes kinds Heartline reads. The first three are its CRDs (heartline.dev/v1alpha1). */
 export type ApiKind =
-  'HACluster' | 'VirtualIP' | 'Resource' | 'AddressPool' | 'Node' | 'Secret' | 'Service' | 'EndpointSlice';
+  | 'HACluster'
+  | 'VirtualIP'
+  | 'Resource'
+  | 'AddressPool'
+  | 'Node'
+  | 'Secret'
+  | 'Service'
+  | 'EndpointSlice'
+  | 'Pod';
 /** Kinds Heartline writes status and finalizers on (Service: status.loadBalancer and conditions). */
 export type OwnedKind = 'HACluster' | 'VirtualIP' | 'Resource' | 'AddressPool' | 'Service';
 

@@ -103,8 +103,13 @@ export interface ClusterConfig {
   standby: Set<string>;
   /** Generation of `members` (status.membership); 0 when none is published (members from labels). */
   generation?: number;
-  /** Nodes matching spec.nodeSelector, sorted: the member set the controller converges to. */
-  labelled?: string[];
+  /**
+   * The member set the controller converges to, sorted (docs/adr/0024): the Nodes matching
+   * spec.nodeSelector, or with an empty selector the Nodes that run the agent. Undefined when
+   * the selector is empty and who runs the agent is not known here (an agent: it then takes
+   * its members from the published set only).
+   */
+  candidates?: string[];
   /** Things that are wrong but not fatal, for logs and status (each names the object and fix). */
   problems: string[];
 }
@@ -127,6 +132,12 @@ export interface ClusterObjects {
    * members are then these Nodes, whatever their labels (docs/protocol.md "Membership changes").
    */
   membership?: { generation: number; members: readonly string[] } | null;
+  /**
+   * The Nodes that run the agent (the controller: from the agent DaemonSet's pods,
+   * controller/agent-nodes.ts), if known. With an empty spec.nodeSelector these are the
+   * candidates; with a selector, a selected Node missing here is reported (it never votes).
+   */
+  agentNodes?: ReadonlySet<string>;
 }
 
 function labelsMatch(
@@ -137,11 +148,34 @@ function labelsMatch(
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 }
 
+function selectorEmpty(selector: Record<string, string> | undefined | null): boolean {
+  return !selector || Object.keys(selector).length === 0;
+}
+
 /**
- * Whether `node` is a member of `cluster` by its labels (spec.nodeSelector), from the raw
+ * The Nodes the member set converges to (docs/adr/0024), in `nodes`' order: those matching
+ * spec.nodeSelector; with an empty selector, those that run the agent (`agentNodes`), or
+ * undefined when that is not known.
+ */
+function memberCandidates(
+  cluster: HACluster,
+  nodes: readonly ApiObject[],
+  agentNodes: ReadonlySet<string> | undefined,
+): string[] | undefined {
+  const sel = cluster.spec.nodeSelector;
+  if (selectorEmpty(sel)) {
+    if (!agentNodes) return undefined;
+    return nodes.filter((n) => agentNodes.has(n.metadata.name)).map((n) => n.metadata.name);
+  }
+  return nodes.filter((n) => labelsMatch(sel, n.metadata.labels)).map((n) => n.metadata.name);
+}
+
+/**
+ * Whether `node` may be a member of `cluster` by its labels (spec.nodeSelector), from the raw
  * objects, without the auth Secret: the agent asks this before it reads the Secret, so that
- * a node that is not a member never fetches the cluster's key. A malformed selector counts
- * as no match (buildClusterConfig reports the HACluster's error).
+ * a node that is not a member never fetches the cluster's key. An empty selector selects
+ * every Node that runs the agent (docs/adr/0024), so for the agent asking it is true. A
+ * malformed selector counts as no match (buildClusterConfig reports the HACluster's error).
  */
 export function selectsNode(cluster: ApiObject, node: ApiObject | undefined): boolean {
   if (!node) return false;
@@ -338,10 +372,20 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
   const members: MemberAddress[] = [];
   const standby = new Set<string>();
   const sortedNodes = [...objs.nodes].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-  const labelled = sortedNodes
-    .filter((n) => labelsMatch(cluster.spec.nodeSelector, n.metadata.labels))
-    .map((n) => n.metadata.name);
+  const candidates = memberCandidates(cluster, sortedNodes, objs.agentNodes);
+  if (candidates && objs.agentNodes && !selectorEmpty(cluster.spec.nodeSelector)) {
+    for (const name of candidates.filter((n) => !objs.agentNodes!.has(n)))
+      problems.push(
+        `Node ${name}: matches spec.nodeSelector but runs no agent, so it counts as a voter that never votes; label it for the agent DaemonSet (heartline.dev/cluster=${objs.cluster.metadata.name} in the shipped install) or narrow spec.nodeSelector to the same label`,
+      );
+  }
+  if (!candidates && !objs.membership) {
+    problems.push(
+      `HACluster ${ns}/${objs.cluster.metadata.name}: spec.nodeSelector is empty, so the members are the Nodes that run the agent, which the controller publishes in status.membership; no member runs until it does`,
+    );
+  }
   const published = objs.membership ? new Set(objs.membership.members) : undefined;
+  const selected = new Set(candidates ?? []);
   for (const name of published ?? []) {
     if (!sortedNodes.some((n) => n.metadata.name === name)) {
       // Still a voter until the controller publishes a set without it: unreachable (dead).
@@ -352,12 +396,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     }
   }
   for (const node of sortedNodes) {
-    if (
-      published
-        ? !published.has(node.metadata.name)
-        : !labelsMatch(cluster.spec.nodeSelector, node.metadata.labels)
-    )
-      continue;
+    if (published ? !published.has(node.metadata.name) : !selected.has(node.metadata.name)) continue;
     const addrs = nodeAddresses(node);
     if (addrs.bad.length) {
       problems.push(
@@ -502,7 +541,7 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     vips,
     standby,
     generation: objs.membership?.generation ?? 0,
-    labelled,
+    ...(candidates ? { candidates } : {}),
     problems,
   };
 }

@@ -164,12 +164,13 @@ export class MemberHost {
   }
 
   /**
-   * Graceful stop: the member releases every VIP (planned); resolves once the addresses are
-   * gone and the releases sent, or after `timeoutMs`.
+   * Graceful stop: the member releases every VIP (planned; with `handOver`, each to its elected
+   * successor, see Member.stop); resolves once the addresses are gone and the releases sent,
+   * or after `timeoutMs`.
    */
-  async stop(timeoutMs = 30_000): Promise<void> {
+  async stop(timeoutMs = 30_000, opts: { handOver?: boolean } = {}): Promise<void> {
     if (!this.running) return;
-    this.dispatch(this.member.stop(this.c.clock.now()));
+    this.dispatch(this.member.stop(this.c.clock.now(), opts));
     this.timer?.stop();
     this.timer = undefined;
     const deadline = this.c.clock.now() + timeoutMs;

@@ -727,7 +727,7 @@ describe('deploy/ on a real API server', () => {
       expect(await got(no)).toEqual(Object.fromEntries(no.map((a) => [a.join(' '), false])));
     });
 
-    it('controller RBAC: CRDs and the auth Secret of its namespace, status and finalizers, its Lease, LoadBalancer Services; nothing else', async () => {
+    it('controller RBAC: CRDs and the auth Secret of its namespace, status and finalizers, its Lease, the agent pods, LoadBalancer Services; nothing else', async () => {
       const n = ['-n', SYSTEM_NS];
       const yes = [
         ['watch', 'haclusters.heartline.dev', ...n],
@@ -744,6 +744,9 @@ describe('deploy/ on a real API server', () => {
         ['create', 'leases.coordination.k8s.io', ...n],
         ['get', 'leases.coordination.k8s.io/heartline-controller', ...n],
         ['update', 'leases.coordination.k8s.io/heartline-controller', ...n],
+        // The agent pods (--agent-pods, docs/adr/0024), in its own namespace only.
+        ['watch', 'pods', ...n],
+        ['list', 'pods', ...n],
         ['create', 'tokenreviews.authentication.k8s.io'],
         ['create', 'subjectaccessreviews.authorization.k8s.io'],
         // LoadBalancer Services (docs/adr/0028): pools and one VirtualIP per address in its
@@ -780,6 +783,9 @@ describe('deploy/ on a real API server', () => {
         ['get', 'leases.coordination.k8s.io/heartline-controller', '-n', 'kube-system'],
         ['delete', 'leases.coordination.k8s.io/heartline-controller', ...n],
         ['create', 'pods', ...n],
+        ['delete', 'pods', ...n],
+        ['list', 'pods', '-n', 'default'],
+        ['list', 'pods', '--all-namespaces'],
       ];
       const got = async (list: string[][]) =>
         Object.fromEntries(

@@ -1097,7 +1097,8 @@ export class World {
           if (usable && !this.stoppedAt.has(b.vip)) this.stoppedAt.set(b.vip, { t: this.now, node });
         }
         const m = node.member;
-        this.apply(node, m.stop(this.local(node)));
+        // As the agent on SIGTERM: each VIP handed to its elected successor.
+        this.apply(node, m.stop(this.local(node), { handOver: true }));
         for (const b of node.bindings.values()) {
           if (this.active(b)) this.violate('CONTRACT', `${node.id} stopped with ${b.vip} still bound`);
         }

@@ -254,6 +254,8 @@ export class K8sApiSource extends GuardedApiSource implements ApiSource, ObjectW
       });
     } else if (kind === 'Node') {
       o = await this.core.readNode({ name: key.name });
+    } else if (kind === 'Pod') {
+      o = await this.core.readNamespacedPod({ name: key.name, namespace: ns(kind, key) });
     } else if (kind === 'Service') {
       o = await this.core.readNamespacedService({ name: key.name, namespace: ns(kind, key) });
     } else {
@@ -291,6 +293,12 @@ export class K8sApiSource extends GuardedApiSource implements ApiSource, ObjectW
           options.namespace
             ? await this.core.listNamespacedService({ namespace: options.namespace, ...sel })
             : await this.core.listServiceForAllNamespaces(sel)
+        ) as typeof list;
+      } else if (kind === 'Pod') {
+        list = (
+          options.namespace
+            ? await this.core.listNamespacedPod({ namespace: options.namespace, ...sel })
+            : await this.core.listPodForAllNamespaces(sel)
         ) as typeof list;
       } else {
         list = (

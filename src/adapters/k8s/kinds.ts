@@ -23,6 +23,7 @@ export const LOCATIONS: Readonly<Record<ApiKind, KindLocation>> = {
   Secret: { group: '', version: 'v1', plural: 'secrets', namespaced: true },
   Service: { group: '', version: 'v1', plural: 'services', namespaced: true },
   EndpointSlice: { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespaced: true },
+  Pod: { group: '', version: 'v1', plural: 'pods', namespaced: true },
 };
 
 export function apiVersionOf(kind: ApiKind): string {

@@ -92,6 +92,9 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     },
     {
       ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      ...(opts.agentPods
+        ? { agentPods: { namespace: opts.agentPodsNamespace, labelSelector: opts.agentPods } }
+        : {}),
       witness: { address, port: transport.address().port },
       leaseDurationMs,
       renewPeriodMs,

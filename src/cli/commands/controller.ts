@@ -16,6 +16,9 @@ export interface ControllerOptions extends MetricsFlags {
   workers?: string;
   /** false with --no-load-balancers: Services of type LoadBalancer are left alone. */
   loadBalancers: boolean;
+  /** Label selector of the agent pods ('' or absent: not watched). */
+  agentPods?: string;
+  agentPodsNamespace: string;
 }
 
 /** `heartline controller`: the leader-elected controller and witness. Runs until SIGTERM / SIGINT. */
@@ -56,6 +59,15 @@ export function controllerCommand(program: Command): void {
     .option(
       '--metrics-insecure-serving-no-auth',
       'serve /metrics over plain HTTP to anyone who reaches the port (default: HTTPS, bearer token + RBAC)',
+    )
+    .option(
+      '--agent-pods <selector>',
+      'label selector of the agent DaemonSet pods: the Nodes they run on are the members of an HACluster with an empty nodeSelector (default: not watched; an empty selector then means the Nodes that published a member key)',
+    )
+    .option(
+      '--agent-pods-namespace <ns>',
+      'namespace of the agent pods',
+      process.env.POD_NAMESPACE ?? 'heartline-system',
     )
     .option('--lease-duration <ms>', 'leader lease duration', '15000')
     .option('--renew-period <ms>', 'leader lease renew period', '2000')

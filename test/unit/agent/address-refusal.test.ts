@@ -42,6 +42,7 @@ describe('Agent and unsafe VirtualIP addresses', () => {
     api.apply('HACluster', {
       metadata: { name: 'web', namespace: NS },
       spec: {
+        nodeSelector: { 'heartline.dev/cluster': 'web' },
         heartbeat: { ...PROFILES.fast },
         transport: { port: 694, mode: 'unicast' },
         authSecretRef: { name: 'auth', activeKeyId: '1' },
@@ -50,7 +51,7 @@ describe('Agent and unsafe VirtualIP addresses', () => {
       },
     });
     api.apply('Node', {
-      metadata: { name: 'n1' },
+      metadata: { name: 'n1', labels: { 'heartline.dev/cluster': 'web' } },
       status: { addresses: [{ type: 'InternalIP', address: IP }] },
     } as ApiObject);
     api.apply('VirtualIP', vip('web', GOOD));

@@ -34,6 +34,44 @@ describe('Agent on fakes', () => {
     expect(c.maxHolders()).toBe(1);
   });
 
+  it('is ready only once its member settled: peers heard and its quiet period as a voter over (a rolling update waits for that)', async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(2500);
+    expect(c.holders()).toEqual(['n1']);
+    // n2 restarts (a new pod): a new life whose voter refuses takeovers for lease + margin.
+    const n2 = c.nodes[1]!;
+    await n2.agent.stop();
+    const again = new Agent(
+      {
+        clock: n2.clock,
+        api: c.api,
+        driver: new FakeNetworkDriver(
+          { clock: n2.clock },
+          { interfaces: [{ name: 'eth0', addresses: [`${n2.ip}/24`] }] },
+        ),
+        runner: new ScriptedServiceRunner({ clock: n2.clock }),
+        log: silentLogger(),
+        openTransport: async (port) => c.net.transport(n2.ip, port),
+        publishMemberKey: (k) => c.api.annotateNode('n2', { [MEMBER_KEY_ANNOTATION]: k }),
+      },
+      { node: 'n2', namespace: NS, cluster: 'web', incarnation: 100 },
+    );
+    again.start();
+    const seen: Array<{ at: number; ready: boolean; reason: string }> = [];
+    const startedAt = c.world.time;
+    for (let t = 0; t < 3000; t += 5) {
+      await c.run(5);
+      const r = again.ready();
+      if (seen.at(-1)?.reason !== r.reason) seen.push({ at: c.world.time - startedAt, ...r });
+    }
+    // Not ready (configuration, then settling), then ready for good, only after the quiet period.
+    expect(seen.map((x) => x.ready)).toEqual([false, false, true]);
+    expect(seen[1]!.reason).toMatch(/settling/);
+    expect(seen[2]!.at).toBeGreaterThanOrEqual(again.member!.configuration.timing.quietMs);
+    await again.stop();
+  });
+
   it('fails over when the holder crashes, and never has two holders', async () => {
     const c = cluster();
     c.nodes.forEach((n) => n.agent.start());
@@ -89,7 +127,11 @@ describe('Agent on fakes', () => {
     expect(c.holders()[0]).not.toBe('n1');
     expect(n1.runner.calls.some((x) => x.op === 'stop')).toBe(true); // planned: Resources stopped
     expect(n1.agent.member).toBeUndefined();
-    expect(n1.agent.ready().ready).toBe(false);
+    // Idle on a node its HACluster does not select: ready, so a DaemonSet rollout completes.
+    expect(n1.agent.ready()).toEqual({
+      ready: true,
+      reason: expect.stringMatching(/^idle: .*n1 is not a member/),
+    });
     const sent = () => n1.agent.metrics.registry.getSingleMetricAsString('heartline_datagrams_sent_total');
     const before = await sent();
     await c.run(2000);

@@ -9,7 +9,7 @@ import { Rig } from './rig.js';
 
 const base: MembershipInput = {
   published: undefined,
-  labelled: ['a', 'b', 'c'],
+  candidates: ['a', 'b', 'c'],
   advertised: new Map(),
   witnessVotes: false,
   now: 10_000,
@@ -21,14 +21,14 @@ const base: MembershipInput = {
 describe('decideMembership', () => {
   it('publishes the labelled set as generation 1, and nothing for no Node', () => {
     expect(decideMembership(base).membership).toEqual({ generation: 1, members: ['a', 'b', 'c'] });
-    expect(decideMembership({ ...base, labelled: [] }).membership).toBeUndefined();
+    expect(decideMembership({ ...base, candidates: [] }).membership).toBeUndefined();
   });
 
   it('changes one member per generation, additions first', () => {
     const d = decideMembership({
       ...base,
       published: { generation: 1, members: ['a', 'b', 'c'] },
-      labelled: ['b', 'c', 'd', 'e'],
+      candidates: ['b', 'c', 'd', 'e'],
     });
     expect(d.membership).toEqual({ generation: 2, members: ['a', 'b', 'c', 'd'], previous: ['a', 'b', 'c'] });
     expect(d.reason).toBe('d joins');
@@ -37,7 +37,7 @@ describe('decideMembership', () => {
 
   it('waits for a majority of the previous voters to run the current generation, then lease + margin', () => {
     const published = { generation: 2, members: ['a', 'b', 'c', 'd'], previous: ['a', 'b', 'c'] };
-    const input = { ...base, published, labelled: ['a', 'b', 'c', 'd', 'e'] };
+    const input = { ...base, published, candidates: ['a', 'b', 'c', 'd', 'e'] };
     const one = decideMembership({ ...input, advertised: new Map([['a', 2]]) });
     expect(one.membership).toBe(published);
     expect(one.reason).toMatch(/waiting for 2 of generation 1's 3 voters/);
@@ -73,7 +73,7 @@ describe('decideMembership', () => {
     const d = decideMembership({
       ...base,
       published,
-      labelled: ['b'],
+      candidates: ['b'],
       witnessVotes: true,
       advertised: new Map(),
       barrierSince: 0,
@@ -83,13 +83,13 @@ describe('decideMembership', () => {
     const moved = decideMembership({
       ...base,
       published,
-      labelled: ['b'],
+      candidates: ['b'],
       witnessVotes: true,
       advertised: new Map([['a', 2]]),
       barrierSince: 0,
     });
     expect(moved.membership).toEqual({ generation: 3, members: ['b'], previous: ['a', 'b'] });
-    const last = decideMembership({ ...base, published: { generation: 3, members: ['b'] }, labelled: [] });
+    const last = decideMembership({ ...base, published: { generation: 3, members: ['b'] }, candidates: [] });
     expect(last.membership).toEqual({ generation: 3, members: ['b'] });
   });
 });

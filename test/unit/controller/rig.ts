@@ -25,6 +25,8 @@ export interface RigInit {
   nodes: string[];
   quorum?: 'majority' | 'witness' | 'ignore';
   vips?: Array<{ name: string; address: string; preferredNodes?: string[] }>;
+  /** The HACluster's spec.nodeSelector (default: heartline.dev/member=true, which every node has). */
+  nodeSelector?: Record<string, string>;
 }
 
 export class SimAgent {
@@ -117,7 +119,7 @@ export class Rig {
       spec: {
         authSecretRef: { name: 'auth', activeKeyId: '1' },
         quorum: init.quorum ?? 'majority',
-        nodeSelector: { 'heartline.dev/member': 'true' },
+        nodeSelector: init.nodeSelector ?? { 'heartline.dev/member': 'true' },
       },
     });
     for (const v of init.vips ?? [{ name: 'vip1', address: '198.18.0.100/24' }]) {
@@ -137,7 +139,12 @@ export class Rig {
   /** `wrap` puts something between the controller and the fake API (e.g. to hold calls). */
   addController(
     identity: string,
-    opts: { workers?: number; wrap?: (api: ApiSource) => ApiSource } = {},
+    opts: {
+      workers?: number;
+      wrap?: (api: ApiSource) => ApiSource;
+      /** Watch these agent pods (ControllerInit.agentPods), with this grace period. */
+      agentPods?: { namespace: string; labelSelector: string; graceMs?: number };
+    } = {},
   ): {
     controller: Controller;
     api: InstrumentedApiSource;
@@ -160,7 +167,16 @@ export class Rig {
         transport: this.net.transport(address, 694),
         wallNow: this.wallNow,
       },
-      { witness: { address, port: 694 }, ...(opts.workers ? { workers: opts.workers } : {}) },
+      {
+        witness: { address, port: 694 },
+        ...(opts.workers ? { workers: opts.workers } : {}),
+        ...(opts.agentPods
+          ? {
+              agentPods: { namespace: opts.agentPods.namespace, labelSelector: opts.agentPods.labelSelector },
+              ...(opts.agentPods.graceMs !== undefined ? { agentGoneGraceMs: opts.agentPods.graceMs } : {}),
+            }
+          : {}),
+      },
     );
     const entry = { controller, api, metrics, address };
     this.controllers.push(entry);

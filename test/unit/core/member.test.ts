@@ -120,26 +120,36 @@ describe('Member', () => {
     expect((bind?.o as { reason: string }).reason).toMatch(/holder a is not alive/);
   });
 
-  test('graceful stop: unbind, then a leaving heartbeat and the release; the successor binds within a round trip', () => {
+  test('graceful stop: unbind, then a leaving heartbeat, the release naming the successor and our grant to it; the successor binds on it', () => {
     for (const witness of [false, true]) {
       const ids = witness ? ['a', 'b'] : ['a', 'b', 'c'];
       const c = new Cluster(ids, { witness, preferred: ['a', 'b'] });
       c.run(0, 3000);
       expect(c.bound.get('ns/web')).toBe('a');
       const a = c.members.get('a') as Member;
-      const out = a.stop(3000);
+      const out = a.stop(3000, { handOver: true });
       const kinds = out.map((o) => (o.type === 'send' ? `send:${o.message.kind}` : o.type));
       // Nothing that reveals the release goes out before the unbind.
       expect(kinds[0]).toBe('unbind');
-      expect(out[0]).toMatchObject({ type: 'unbind', vip: 'ns/web', epoch: 1, reason: 'stopped' });
-      const hb = out.find((o) => o.type === 'send' && o.message.kind === 'heartbeat');
-      expect(hb).toMatchObject({
+      // A planned move, as a drain: handed to the elected successor (b, alive and ready).
+      expect(out[0]).toMatchObject({ type: 'unbind', vip: 'ns/web', epoch: 1, reason: 'planned' });
+      const hb = kinds.indexOf('send:heartbeat');
+      expect(out[hb]).toMatchObject({
         message: { standby: true, holdings: { entries: [] }, releases: [{ vip: 'ns/web', epoch: 1 }] },
       });
+      // The standby heartbeat first (an observer sees a drain), then the releases and the grant.
+      expect(kinds.indexOf('send:release')).toBeGreaterThan(hb);
       expect(kinds.filter((k) => k === 'send:release').length).toBe(ids.length - 1 + (witness ? 1 : 0));
+      for (const o of out)
+        if (o.type === 'send' && o.message.kind === 'release') expect(o.message.successor).toBe('b');
+      const grant = out.find((o) => o.type === 'send' && o.message.kind === 'takeover-ack');
+      expect(grant).toMatchObject({
+        to: 'b',
+        message: { candidate: 'b', entries: [{ vip: 'ns/web', epoch: 2, granted: true }] },
+      });
       c.apply('a', out);
       c.bound.delete('ns/web');
-      // Messages take 1 ms each way: request, ack. Far below deadMs.
+      // One datagram (1 ms): with three voters the holder's grant and b's own make a quorum.
       c.run(3001, 3000 + timing.intervalMs);
       expect(c.bound.get('ns/web')).toBe('b');
       const bind = c.log.filter((l) => l.o.type === 'bind').at(-1);
@@ -147,6 +157,20 @@ describe('Member', () => {
       expect(a.tick(3100)).toEqual([]);
       expect(a.wakeAt()).toBe(Infinity);
     }
+  });
+
+  test('leaving the member set (stop without handOver): a release for anyone, no grant', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    const out = (c.members.get('a') as Member).stop(3000);
+    expect(out[0]).toMatchObject({ type: 'unbind', reason: 'stopped' });
+    const releases = out.flatMap((o) =>
+      o.type === 'send' && o.message.kind === 'release' ? [o.message] : [],
+    );
+    expect(releases.length).toBe(2);
+    for (const r of releases) expect(r.successor).toBeNull();
+    expect(out.some((o) => o.type === 'send' && o.message.kind === 'takeover-ack')).toBe(false);
   });
 
   test('an isolated holder drops the VIP when its grants expire', () => {

@@ -47,7 +47,15 @@ type Built = { config: ClusterConfig } | { error: ClusterConfigError };
 function build(cluster: ApiObject, vips: ApiObject[]): Built {
   try {
     return {
-      config: buildClusterConfig({ cluster, vips, resources: [], nodes: NODES, secret: SECRET }),
+      config: buildClusterConfig({
+        cluster,
+        vips,
+        resources: [],
+        nodes: NODES,
+        secret: SECRET,
+        // An empty nodeSelector: the members are the Nodes that run the agent (docs/adr/0024).
+        agentNodes: new Set(NODES.map((n) => n.metadata.name)),
+      }),
     };
   } catch (err) {
     if (err instanceof ClusterConfigError) return { error: err };
