@@ -382,6 +382,8 @@ export class Controller {
         q.add(keyOf('VirtualIP', objectKey(v)));
     }
     for (const vip of change.vips) q.add(keyOf('VirtualIP', vip));
+    // status.summary.vips counts the held VIPs (coalesced by the StatusWriter).
+    if (change.vips.length > 0 && !change.members) q.add(keyOf('HACluster', clusterId));
   }
 
   /** Queues every VIP (but `except`) whose address, or address it may still hold, is `address`'s. */

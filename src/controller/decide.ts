@@ -529,6 +529,7 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
       status: {
         ...(base?.members ? { members: base.members } : {}),
         ...(base?.quorum ? { quorum: base.quorum } : {}),
+        ...(base?.summary ? { summary: base.summary } : {}),
         conditions: [cond('Ready', input.configError ? 'False' : 'Unknown', reason, message), auth],
         ...witness,
         ...gen,
@@ -647,8 +648,12 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
     conditions[1] = cond('Degraded', 'True', 'InvalidConfiguration', message);
   }
   conditions.push(auth);
+  const alive = members.filter((m) => m.state !== 'dead').length;
+  const vips = config.vips.filter((v) => !v.deleting);
+  const held = vips.filter((v) => obs.holdings.get(v.vip)?.holder).length;
+  const summary = { members: `${alive}/${members.length}`, vips: `${held}/${vips.length}` };
   return {
-    status: { members, quorum, conditions, ...witness, ...gen },
+    status: { members, quorum, summary, conditions, ...witness, ...gen },
     events,
     quorum,
   };

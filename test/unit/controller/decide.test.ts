@@ -236,6 +236,8 @@ describe('decideCluster', () => {
       { name: 'b', state: 'dead', incarnation: 7, lastSeen: '2026-11-22T00:59:58Z' },
     ]);
     expect(d.status.quorum).toEqual({ state: 'quorate', have: 2, need: 2 });
+    // The MEMBERS and VIPS columns: alive/total, held/total.
+    expect(d.status.summary).toEqual({ members: '1/2', vips: '0/1' });
     expect(d.status.witness).toEqual({ address: '198.18.0.200', port: 694 });
     expect(d.status.conditions?.map((x) => [x.type, x.status, x.reason])).toEqual([
       ['Ready', 'True', 'Quorate'],
