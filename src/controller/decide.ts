@@ -36,7 +36,8 @@ export interface WitnessAddress {
 /** HACluster status as the controller writes it. */
 export type ClusterStatus = HAClusterStatus & { witness?: WitnessAddress };
 
-export type FailoverReason = LossCause | 'Failback';
+/** Moved: an operator's move (heartline.dev/move-to, docs/adr/0031) to that member. */
+export type FailoverReason = LossCause | 'Failback' | 'Moved';
 
 export interface VipDecision {
   status: VirtualIPStatus;
@@ -147,6 +148,7 @@ function failoverReason(
   to: string,
 ): FailoverReason {
   const cause = t && t.cause !== 'Initial' ? t.cause : 'Released';
+  if ((cause === 'Released' || cause === 'Superseded') && vip.moveTo === to) return 'Moved';
   if ((cause === 'Released' || cause === 'Superseded') && autoFailback) {
     const pi = vip.preferredNodes.indexOf(to);
     const fi = vip.preferredNodes.indexOf(from);

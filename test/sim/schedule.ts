@@ -64,6 +64,10 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     const eligible = rng.chance(0.25) ? rng.shuffle([...members]).slice(0, rng.int(1, n)) : undefined;
     vips.push({ vip: `default/vip-${i + 1}`, preferredNodes: pref, ...(eligible ? { eligible } : {}) });
   }
+  // Operator moves (heartline.dev/move-to, docs/adr/0031) on some VIPs, drawn from their own
+  // generator so that the schedules of existing seeds stay as they were.
+  const moves = new Rng(seed ^ 0x6d6f7665);
+  for (const v of vips) if (moves.chance(0.15)) v.moveTo = moves.pick(members);
   const clocks: Scenario['clocks'] = {};
   for (const id of [...members, ...(witness ? [CONTROLLER] : [])]) {
     clocks[id] = {
