@@ -3,6 +3,7 @@ import { controllerCommand } from './commands/controller.js';
 import { agentCommand } from './commands/agent.js';
 import { crdsCommand } from './commands/crds.js';
 import { validateCommand } from './commands/validate.js';
+import { opsCommands } from './commands/ops.js';
 
 /**
  * A subcommand module: given the root program, it adds its Command to it. Each
@@ -11,7 +12,13 @@ import { validateCommand } from './commands/validate.js';
  */
 export type CommandModule = (program: Command) => void;
 
-export const COMMANDS: CommandModule[] = [crdsCommand, validateCommand, controllerCommand, agentCommand];
+export const COMMANDS: CommandModule[] = [
+  crdsCommand,
+  validateCommand,
+  controllerCommand,
+  agentCommand,
+  opsCommands,
+];
 
 /** Builds the `heartline` program with every registered subcommand. */
 export function buildProgram(modules: CommandModule[] = COMMANDS): Command {

@@ -146,9 +146,14 @@ function failoverReason(
   autoFailback: boolean,
   from: string,
   to: string,
+  standby: ReadonlySet<string>,
 ): FailoverReason {
   const cause = t && t.cause !== 'Initial' ? t.cause : 'Released';
-  if ((cause === 'Released' || cause === 'Superseded') && vip.moveTo === to) return 'Moved';
+  const planned = cause === 'Released' || cause === 'Superseded';
+  // The holder's Node asks for standby (drain, cordon, annotation): the release was a drain,
+  // even when the observer heard the release before the heartbeat that says standby.
+  if (planned && standby.has(from)) return 'Drain';
+  if (planned && vip.moveTo === to) return 'Moved';
   if ((cause === 'Released' || cause === 'Superseded') && autoFailback) {
     const pi = vip.preferredNodes.indexOf(to);
     const fi = vip.preferredNodes.indexOf(from);
@@ -301,7 +306,7 @@ function decideVipHolding(input: VipInput): VipDecision {
     const from = fromT?.from ?? prevHolder;
     if (from && from !== holder) {
       const reason: FailoverReason = vipConfig
-        ? failoverReason(fromT, vipConfig, config.autoFailback, from, holder)
+        ? failoverReason(fromT, vipConfig, config.autoFailback, from, holder, config.standby)
         : fromT && fromT.cause !== 'Initial'
           ? fromT.cause
           : 'Released';
