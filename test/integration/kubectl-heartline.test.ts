@@ -35,6 +35,7 @@ import {
   type ClusterConfig,
 } from '../../src/runtime/cluster-config.js';
 import { MemberHost } from '../../src/runtime/member-host.js';
+import { argoHealth } from '../fixtures/argocd-health.js';
 import { memberKeyOf, publicKeyOf } from '../fixtures/member-keys.js';
 import {
   createTestNamespace,
@@ -333,6 +334,18 @@ describe('kubectl heartline, kstatus and printer columns (real API server, contr
       await wait(['--for=jsonpath={.status.observedGeneration}=1', 'hares/app']);
       new ResourceStatusReporter({ api, log }, B).state(`${ns}/app`, 'failed', 'start exited 1');
       await wait(['--for=condition=Ready=False', 'hares/app']);
+      // The Argo CD health checks of docs/gitops.md on what the controller and agents wrote.
+      const json = async (what: string) =>
+        JSON.parse(await mustKubectl(['get', what, '-n', ns, '-o', 'json'])) as unknown;
+      expect(argoHealth('VirtualIP', await json('vip/vip1'))).toMatchObject({ status: 'Healthy' });
+      expect(argoHealth('HACluster', await json('hac/web'))).toEqual({
+        status: 'Healthy',
+        message: 'Quorate: 3 votes reachable, 2 needed',
+      });
+      expect(argoHealth('Resource', await json('hares/app'))).toEqual({
+        status: 'Degraded',
+        message: `Failed: failed on ${B} (start exited 1)`,
+      });
       const r = await mustKubectl(['get', 'hares', 'app', '-n', ns, '-o', 'wide']);
       expect(r).toMatch(/^NAME\s+KIND\s+RUNNING-ON\s+READY\s+AGE\s+REASON/);
       expect(r).toMatch(new RegExp(`app\\s+exec\\s+${A}\\s+False\\s+\\S+\\s+Failed`));
