@@ -76,7 +76,9 @@ export function table(rows: string[][], indent = '  '): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return rows
-    .map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
+    .map((r) =>
+      (indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).trimEnd(),
+    )
     .join('\n');
 }
 
@@ -184,6 +186,8 @@ export function renderStatus(input: StatusInput): string {
         notes.push(`  !! ${v.metadata.name}: bound on ${claims.join(' and ')} (live view)`);
     }
     out.push('', vips.length ? table(vrows) : '  (no VirtualIP)');
+    const metricsNote = [...(input.live?.values() ?? [])].find((a) => a.metricsNote)?.metricsNote;
+    if (metricsNote) notes.push(`  (LEASE-LEFT: ${metricsNote})`);
     if (notes.length) out.push(...notes);
 
     // Last failovers, newest first.
