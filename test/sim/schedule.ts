@@ -190,6 +190,23 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
       restartAt: rs.chance(0.5) ? t + rs.range(0.2, 3) * deadMs : null,
     });
   }
+  // Operator moves during the faults (kubectl heartline move / --clear), from their own stream
+  // too; each member's watch sees the change after its own lag.
+  const rm = new Rng(seed ^ 0x6d766d76);
+  const moveAllowed = !o.faultKinds || o.faultKinds.includes('move');
+  if (moveAllowed && (o.faultKinds?.length === 1 || rm.chance(0.4))) {
+    for (let i = rm.int(1, 3); i > 0; i--) {
+      const lagMs: Record<MemberId, number> = {};
+      for (const id of members) lagMs[id] = rm.chance(0.3) ? rm.range(0, deadMs) : rm.range(0, 20);
+      faults.push({
+        at: warm + rm.range(0, faultMs),
+        kind: 'move',
+        vip: rm.pick(vips).vip,
+        to: rm.chance(0.8) ? rm.pick(members) : null,
+        lagMs,
+      });
+    }
+  }
   faults.sort((a, b) => a.at - b.at);
   // Duplicate addresses, from their own stream too.
   const ra = new Rng(seed ^ 0x0add0add);
