@@ -40,6 +40,12 @@ if [[ -x hack/build-k8s.sh ]] || [[ -f hack/build-k8s.sh ]]; then
   bash hack/build-k8s.sh
 fi
 
+# helm, for the chart's tests (test/integration/helm-chart.test.ts, test/e2e/helm-cluster.test.ts),
+# cached by version like the control plane.
+if [[ -f hack/build-helm.sh ]]; then
+  bash hack/build-helm.sh >/dev/null
+fi
+
 # Packages whose install would start a daemon in the root namespace: keepalived (the failover
 # benchmark, one per lab node namespace) and containerd (the real-kubelet cluster, one per lab
 # node namespace with its own socket; hack/cluster). Installing them must never start one in

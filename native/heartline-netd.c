@@ -15,7 +15,7 @@
  *   LINK id ifname                             -> id OK up|down
  *   any failure                                -> id ERR <message>
  *
- * and writes one unsolicited line when the fence fires:  * EXPIRED ifname cidr
+ * and writes one unsolicited line when the fence fires:  * EXPIRED ifname cidr late_ms=N
  *
  * Addresses are added through rtnetlink with a kernel lifetime (valid_lft = preferred_lft =
  * lifetime_s), the last fence layer, and with a mark in the kernel so that Heartline's
@@ -70,10 +70,16 @@
  *                               `heartline-netd --run -- PROGRAM ARGS...` (see "the Resource
  *                               launcher" below). netd empties its own bounding set at start
  *                               (CAP_SETPCAP), which the agent and Resources inherit.
+ *   --resource-root=DIR         (with --resource-uid) starts every Resource chrooted into DIR
+ *                               (host services: the node's root filesystem mounted read-only
+ *                               in the container, docs/adr/0023-host-services.md), before it
+ *                               drops to the Resource identity; needs CAP_SYS_CHROOT, kept.
+ *                               `--self-status` through the launcher is then answered by the
+ *                               child itself (this binary is not inside DIR).
  *
  * With --agent-uid, once the agent runs netd keeps only what it uses from then on:
  * CAP_NET_ADMIN, CAP_NET_RAW and CAP_KILL (to pass signals to the agent, another uid), and
- * CAP_SETUID, CAP_SETGID with --resource-uid.
+ * CAP_SETUID, CAP_SETGID with --resource-uid, CAP_SYS_CHROOT with --resource-root.
  */
 #define _GNU_SOURCE
 #include <net/if.h> /* before the linux/ headers, which then skip their copies */
@@ -89,6 +95,7 @@
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -721,10 +728,12 @@ static int send_announce(int ifindex, const struct ip *ip) {
 
 /* ---------- the fence ---------- */
 
-static void emit_expired(int ifindex, const struct ip *ip) {
+/* late_ms: how long after its deadline the address was removed (the fence delay the voters'
+ * margin must cover, docs/adr/0036-fence-delay-budget.md). */
+static void emit_expired(int ifindex, const struct ip *ip, double late_ms) {
   char ifn[IF_NAMESIZE], c[64];
   out_start("*");
-  out_add(" EXPIRED %s %s", ifname_of(ifindex, ifn), fmt_cidr(ip, c, sizeof c));
+  out_add(" EXPIRED %s %s late_ms=%.1f", ifname_of(ifindex, ifn), fmt_cidr(ip, c, sizeof c), late_ms);
   out_end();
 }
 
@@ -735,14 +744,15 @@ static void fire_deadlines(int64_t now) {
     o->used = 0;
     announce_cancel(&o->ip);
     int err = addr_del(o->ifindex, &o->ip);
+    double late_ms = (double)(now_ns() - o->deadline) / 1e6;
     char ifn[IF_NAMESIZE], c[64];
     if (err)
       logmsg("fence: removing %s from %s at its deadline failed: %s (the kernel lifetime still applies)",
              fmt_cidr(&o->ip, c, sizeof c), ifname_of(o->ifindex, ifn), strerror(-err));
     else
       logmsg("fence: removed %s from %s at its deadline (%.1f ms late)", fmt_cidr(&o->ip, c, sizeof c),
-             ifname_of(o->ifindex, ifn), (double)(now_ns() - o->deadline) / 1e6);
-    emit_expired(o->ifindex, &o->ip);
+             ifname_of(o->ifindex, ifn), late_ms);
+    emit_expired(o->ifindex, &o->ip, late_ms);
   }
 }
 
@@ -1093,6 +1103,7 @@ static struct {
   uid_t uid;
   gid_t gid;
 } agent_user, resource_user; /* resource_user: --resource-uid, who Resources run as */
+static const char *resource_root; /* --resource-root: where Resources are chrooted, or NULL */
 static int hb_fd = -1;          /* the heartbeat socket bound for the agent (--heartbeat-bind) */
 static char hb_bound[INET6_ADDRSTRLEN + 16]; /* what it is bound to, "addr:port" / "[addr]:port" */
 
@@ -1321,8 +1332,9 @@ static void keep_netd_capabilities(void) {
   struct __user_cap_data_struct d[2];
   if (caps_get(d) < 0) return;
   /* With --resource-uid also CAP_SETUID and CAP_SETGID: netd starts each Resource as that uid. */
-  const int keep[] = {CAP_NET_ADMIN, CAP_NET_RAW, CAP_KILL, CAP_SETUID, CAP_SETGID};
-  size_t nkeep = resource_user.set ? 5 : 3;
+  /* With --resource-root also CAP_SYS_CHROOT: each Resource is chrooted before it drops. */
+  const int keep[] = {CAP_NET_ADMIN, CAP_NET_RAW, CAP_KILL, CAP_SETUID, CAP_SETGID, CAP_SYS_CHROOT};
+  size_t nkeep = resource_user.set ? (resource_root ? 6 : 5) : 3;
   struct __user_cap_data_struct k[2];
   memset(k, 0, sizeof k);
   for (size_t i = 0; i < nkeep; i++) {
@@ -1335,10 +1347,10 @@ static void keep_netd_capabilities(void) {
     logmsg("dropping netd's own capabilities failed: %s", strerror(errno));
     return;
   }
-  logmsg("capabilities kept: %s%s%s%s%s (effective 0x%08x%08x)", (k[0].effective >> CAP_NET_ADMIN) & 1 ? "NET_ADMIN " : "",
+  logmsg("capabilities kept: %s%s%s%s%s%s (effective 0x%08x%08x)", (k[0].effective >> CAP_NET_ADMIN) & 1 ? "NET_ADMIN " : "",
          (k[0].effective >> CAP_NET_RAW) & 1 ? "NET_RAW " : "", (k[0].effective >> CAP_KILL) & 1 ? "KILL" : "",
          (k[0].effective >> CAP_SETUID) & 1 ? " SETUID" : "", (k[0].effective >> CAP_SETGID) & 1 ? " SETGID" : "",
-         k[1].effective, k[0].effective);
+         (k[0].effective >> CAP_SYS_CHROOT) & 1 ? " SYS_CHROOT" : "", k[1].effective, k[0].effective);
 }
 
 /* ---------- the Resource launcher (docs/adr/0020-unprivileged-agent.md, addendum) ----------
@@ -1427,9 +1439,29 @@ static void launch_child(int conn, int in, int o, int e, const char *cwd) {
   conn = c;
   if (dup2(a, 0) < 0 || dup2(b, 1) < 0 || dup2(d, 2) < 0) goto fail;
   close_fds_from(3, conn); /* the agent's sockets, other Resources' pipes, netlink: none of it */
+  /* The agent's identity check (`heartline-netd --self-status`) with --resource-root: this
+   * binary is not inside the root, so the child answers it itself, after the same chroot and
+   * drop as any Resource. /proc/self/status is opened first (the root may have no /proc); its
+   * content is made at read time, so it shows the dropped process. */
+  int status_fd = -1;
+  if (resource_root && largv[1] && !largv[2] && !strcmp(largv[0], self_exe) && !strcmp(largv[1], "--self-status")) {
+    step = "opening /proc/self/status";
+    if ((status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)) < 0) goto fail;
+  }
+  if (resource_root) {
+    step = "chroot to --resource-root (needs CAP_SYS_CHROOT)";
+    if (chroot(resource_root) < 0 || chdir("/") < 0) goto fail;
+  }
   if (drop_privileges(resource_user.uid, resource_user.gid, 1, &step) < 0) goto fail;
   step = "chdir to the working directory";
   if (chdir(cwd) < 0) goto fail;
+  if (status_fd >= 0) {
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(status_fd, buf, sizeof buf)) > 0)
+      if (write(1, buf, (size_t)n) != n) _exit(1);
+    _exit(n < 0);
+  }
   environ = lenv;
   execvp(largv[0], largv);
   conn_send(conn, "E %s: %s", largv[0], strerror(errno));
@@ -1811,7 +1843,7 @@ static int usage(void) {
           "usage: heartline-netd [--owner-mode=M]                    requests on stdin, replies on stdout\n"
           "       heartline-netd [--owner-mode=M] --sweep-only       remove every Heartline address and exit\n"
           "       heartline-netd [--owner-mode=M] [--heartbeat-bind=ADDR:PORT] [--agent-uid=N [--agent-gid=G]]\n"
-          "                      [--agent-state-dir=DIR] [--resource-uid=N [--resource-gid=G]] --exec CMD ARGS...\n"
+          "                      [--agent-state-dir=DIR] [--resource-uid=N [--resource-gid=G] [--resource-root=DIR]] --exec CMD ARGS...\n"
           "                      run CMD (the agent) as a child; requests on its fd 3, the heartbeat socket on fd 4,\n"
           "                      the Resource launcher on fd 5\n"
           "       heartline-netd --run [--launcher-fd=N] -- PROGRAM ARGS...   (the agent's launcher client)\n"
@@ -1840,7 +1872,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
 int main(int argc, char **argv) {
   const char *mode = getenv("HEARTLINE_NETD_OWNER_MODE"), *mode_from = "HEARTLINE_NETD_OWNER_MODE";
   const char *heartbeat_bind = NULL, *state_dir = NULL, *agent_gid = NULL, *agent_uid = NULL;
-  const char *resource_uid = NULL, *resource_gid = NULL;
+  const char *resource_uid = NULL, *resource_gid = NULL, *root_dir = NULL;
   if (argc > 1 && !strcmp(argv[1], "--run")) return run_client(argc, argv);
   if (argc == 2 && !strcmp(argv[1], "--self-status")) return self_status();
   int argi = 1;
@@ -1864,6 +1896,8 @@ int main(int argc, char **argv) {
       resource_uid = v;
     } else if ((v = opt_value(argc, argv, &argi, "--resource-gid", &m)) || m) {
       resource_gid = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--resource-root", &m)) || m) {
+      root_dir = v;
     } else {
       return usage();
     }
@@ -1923,6 +1957,27 @@ int main(int argc, char **argv) {
     logmsg("--resource-gid needs --resource-uid");
     return 2;
   }
+  if (root_dir) {
+    struct stat st;
+    if (!resource_user.set) {
+      logmsg("--resource-root needs --resource-uid (it is where Resources run)");
+      return 2;
+    }
+    if (root_dir[0] != '/' || stat(root_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+      logmsg("--resource-root=%s: want the absolute path of a directory (the node's root filesystem, "
+             "e.g. a read-only hostPath of / mounted at /host)",
+             root_dir);
+      return 2;
+    }
+    /* Fail at start, not at every Resource's start. */
+    if (!has_cap(CAP_SYS_CHROOT)) {
+      logmsg("--resource-root=%s: needs CAP_SYS_CHROOT to start Resources there (add SYS_CHROOT "
+             "to the container's capabilities)",
+             root_dir);
+      return 1;
+    }
+    resource_root = root_dir;
+  }
   int sweep_only = argc - argi == 1 && !strcmp(argv[argi], "--sweep-only");
   int exec_mode = argc - argi > 1 && !strcmp(argv[argi], "--exec");
   if (argi < argc && !sweep_only && !exec_mode) return usage();
@@ -1974,12 +2029,28 @@ int main(int argc, char **argv) {
   set_nonblock(out_fd);
   set_nonblock(2);
 #ifndef __SANITIZE_ADDRESS__ /* ASan's shadow memory cannot be locked */
-  mlockall(MCL_CURRENT | MCL_FUTURE); /* best effort: the fence must not wait for swap */
+  int locked = mlockall(MCL_CURRENT | MCL_FUTURE) == 0; /* best effort: the fence must not wait for swap */
+#else
+  int locked = 0;
 #endif
   /* Best effort (needs CAP_SYS_NICE): on a starved CPU a deadline fired tens of ms late
-   * was seen in the lab; the fence should win the CPU over the agent and the workload.
-   * Set after --exec started the agent, which keeps the default priority. */
-  (void)setpriority(PRIO_PROCESS, 0, -10);
+   * was seen in the lab; the fence should win the CPU over the agent and the workload. A
+   * real-time class bounds the wake-up delay by the kernel, not by the load (SCHED_FIFO 10:
+   * above every normal task, below the kernel's own RT threads; reset on fork, so Resources
+   * and the agent never inherit it). Failing that, nice -10. Set after --exec started the
+   * agent, which keeps the default priority. The fence delay budget (docs/adr/0036) assumes
+   * one of these; the class is logged so that an operator can tell. */
+  {
+#ifndef SCHED_RESET_ON_FORK
+#define SCHED_RESET_ON_FORK 0x40000000
+#endif
+    struct sched_param sp = {.sched_priority = 10};
+    const char *cls = "SCHED_FIFO 10";
+    if (sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) != 0)
+      cls = setpriority(PRIO_PROCESS, 0, -10) == 0 ? "nice -10 (no SCHED_FIFO: needs CAP_SYS_NICE)"
+                                                   : "normal (no CAP_SYS_NICE: fence deadlines may fire late under load)";
+    logmsg("fence priority: %s; memory %s", cls, locked ? "locked" : "not locked (no CAP_IPC_LOCK)");
+  }
   if (exec_mode && agent_user.set) keep_netd_capabilities();
 
   static char in[IN_MAX];

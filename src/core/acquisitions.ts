@@ -1,7 +1,8 @@
 /**
  * A member's running candidacies: takeover requests to the voters (batched per step), the
  * acks they answer, and the bind once a quorum of acks is unexpired. An abandoned candidacy
- * is released like a holding, since voters may have acked it.
+ * is released like a holding, since voters may have acked it; its Release datagram goes only to
+ * the voters that did (see {@link Acquisitions.abandon}).
  */
 import type { HeartbeatSender } from './heartbeat-sender.js';
 import type { MemberContext, Output } from './member-context.js';
@@ -40,6 +41,11 @@ export interface Acquisition {
 
 export class Acquisitions {
   private readonly acquiring = new Map<VipId, Acquisition>();
+  /**
+   * Candidacies abandoned within the last quietMs, per VIP: a grant for one that arrives now
+   * gets a Release of its own (see abandon()).
+   */
+  private readonly abandoned = new Map<VipId, { epoch: Epoch; until: Millis }>();
   /** Acquisitions whose takeover request goes out at the end of this step (batched). */
   private toRequest: Acquisition[] = [];
 
@@ -90,6 +96,7 @@ export class Acquisitions {
       acks: new Map([[this.ctx.self, Infinity]]),
     };
     this.acquiring.set(a.vip, a);
+    this.abandoned.delete(a.vip);
     this.ctx.emit({ type: 'candidate', vip: a.vip, epoch: a.epoch, reason: a.reason });
     if (this.ctx.quorum.mode === 'ignore') {
       this.tryBind(now, a, out);
@@ -162,7 +169,12 @@ export class Acquisitions {
       return;
     }
     const a = this.acquiring.get(e.vip);
-    if (!a || a.epoch !== e.epoch) return;
+    if (!a || a.epoch !== e.epoch) {
+      const gone = this.abandoned.get(e.vip);
+      if (e.granted && gone?.epoch === e.epoch && now < gone.until)
+        this.sender.sendRelease(now, e.vip, e.epoch, null, out, [from]);
+      return;
+    }
     if (
       !e.granted &&
       e.reason === AckRefusal.PromiseActive &&
@@ -196,14 +208,27 @@ export class Acquisitions {
     }
   }
 
-  /** Gives up the candidacy for `vip` and releases its epoch (voters may have acked it). */
+  /**
+   * Gives up the candidacy for `vip` and releases its epoch: listed in our heartbeats for
+   * quietMs, like any release, and sent at once only to the voters whose promise we know of
+   * (they granted it). A voter whose answer is still on its way gets its Release when its
+   * grant arrives (onAckEntry); one that refuses holds no promise for it and gets nothing.
+   * Sending every abandon to every peer made Releases 42 % of a 1,000-VIP cluster's datagrams,
+   * most of them at start-up, when members stand for VIPs they cannot see held yet and are
+   * refused (docs/benchmarks.md, "Releases"). A grant lost on the way, or arriving after
+   * quietMs, is voided by the release in our heartbeats: a promise that runs longer delays a
+   * takeover, it never endangers S1.
+   */
   abandon(now: Millis, vip: VipId, reason: string, out: Output[]): void {
     const a = this.acquiring.get(vip);
     if (!a) return;
     this.acquiring.delete(vip);
     this.ctx.emit({ type: 'abandon', vip, epoch: a.epoch, reason });
     this.ctx.voter.releaseSelf(now, vip, a.epoch);
-    this.sender.announceRelease(now, vip, a.epoch, null, out);
+    this.sender.noteRelease(now, vip, a.epoch);
+    const to = this.ctx.peers.filter((p) => a.acks.has(p));
+    this.sender.sendRelease(now, vip, a.epoch, null, out, to);
+    this.abandoned.set(vip, { epoch: a.epoch, until: now + this.ctx.timing.quietMs });
   }
 
   /** Member.stop: drops every candidacy; the caller announces the returned releases. */

@@ -115,10 +115,18 @@ export class HeartbeatSender {
     this.sendRelease(now, vip, epoch, successor, out);
   }
 
-  /** One Release message to every peer, without listing it in our heartbeats. */
-  sendRelease(now: Millis, vip: VipId, epoch: Epoch, successor: MemberId | null, out: Output[]): void {
+  /** One Release message to every peer (or to `peers`), without listing it in our heartbeats. */
+  sendRelease(
+    now: Millis,
+    vip: VipId,
+    epoch: Epoch,
+    successor: MemberId | null,
+    out: Output[],
+    peers: readonly MemberId[] = this.ctx.peers,
+  ): void {
+    if (peers.length === 0) return;
     const base = this.header(now);
-    for (const to of this.ctx.peers) {
+    for (const to of peers) {
       const message: Release = { kind: 'release', ...base, vip, epoch, successor };
       out.push({ type: 'send', to, message });
     }

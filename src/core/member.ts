@@ -224,7 +224,8 @@ export class Member {
         }
         this.candidacy.onRelease(now, msg.from, msg.vip, msg.successor);
         this.candidacy.electOne(now, msg.vip, out, msg.successor === ctx.self ? msg.from : undefined);
-        if (msg.successor === ctx.self) this.releases.declineHandoff(now, msg.vip, msg.epoch + 1, out);
+        if (msg.successor === ctx.self)
+          this.releases.declineHandoff(now, msg.from, msg.vip, msg.epoch + 1, out);
         break;
     }
     if (this.electDue) {

@@ -135,16 +135,18 @@ export class Releases {
   }
 
   /**
-   * We were named successor of a planned move but are not taking `vip` at `epoch` (standby,
-   * unhealthy, another view of the election, no quorum in view): voters may have granted us
-   * that epoch already (handoff()), so release it at once rather than leave their promises
-   * to run out with nobody holding the VIP.
+   * We were named successor of a planned move by `releaser` but are not taking `vip` at
+   * `epoch` (standby, unhealthy, another view of the election, no quorum in view): the
+   * releaser's voter granted us that epoch (handoff()), so release it at once rather than leave
+   * its promise to run out with nobody holding the VIP. Only the releaser hands over, so only
+   * it gets the datagram; the others read the release in our heartbeats.
    */
-  declineHandoff(now: Millis, vip: VipId, epoch: Epoch, out: Output[]): void {
+  declineHandoff(now: Millis, releaser: MemberId, vip: VipId, epoch: Epoch, out: Output[]): void {
     if (this.ctx.isWitness || this.acquisitions.has(vip) || this.ctx.leases.holdings.has(vip)) return;
     const r = this.ctx.voter.get(vip);
     if (r.epoch > epoch || (r.epoch === epoch && r.holder !== this.ctx.self && !r.released)) return;
     this.ctx.voter.learn(vip, epoch, null);
-    this.sender.announceRelease(now, vip, epoch, null, out);
+    this.sender.noteRelease(now, vip, epoch);
+    this.sender.sendRelease(now, vip, epoch, null, out, [releaser]);
   }
 }

@@ -27,6 +27,14 @@ export interface TimingSpec {
   maxForwardStepMs?: Millis;
   /** Clock-rate error bound ρ. Default 1e-3. */
   driftRate?: number;
+  /**
+   * Fence delay budget D: how late (real time) the holder's address may still be on the link
+   * after its fence deadline (the lease expiry): netd waking up late, the netlink removal,
+   * and the agent-to-netd latency of the last renewal. Added to the voters' margin, so a
+   * promise outlasts the address, not only the holder's belief. Default
+   * {@link defaultFenceDelayMs}; docs/adr/0036-fence-delay-budget.md.
+   */
+  fenceDelayMs?: Millis;
 }
 
 export interface Timing {
@@ -42,6 +50,8 @@ export interface Timing {
   quietMs: Millis;
   maxForwardStepMs: Millis;
   driftRate: number;
+  /** D: the fence delay budget counted in the margin (see {@link TimingSpec.fenceDelayMs}). */
+  fenceDelayMs: Millis;
 }
 
 /** A timing field is out of range; the message names the field (`heartbeat.<field>`) and the fix. */
@@ -116,14 +126,36 @@ export const HEARTBEAT_RULES: readonly HeartbeatRule[] = [
 
 /**
  * Margin a voter adds to its promise so that, with clock rates off by at most ρ in either
- * direction and forward steps up to `maxForwardStepMs` on the voter, the promise outlasts in
- * real time every grant the holder derives from the same message:
- * holder's grant lasts at most L/(1-ρ) real time, the voter's promise at least
- * (L + margin - step)/(1+ρ), hence margin >= 2ρL/(1-ρ) + step. Rounded up, plus 1 ms for
- * integer rounding of clock readings.
+ * direction, forward steps up to `maxForwardStepMs` on the voter and the holder's fence
+ * removing the address up to `fenceDelayMs` after its deadline, the promise outlasts in real
+ * time the address bound under every grant the holder derives from the same message.
+ * The holder's grant lasts at most L/(1-ρ) real time from the send and the address at most
+ * D longer; the voter's promise at least (L + margin - step)/(1+ρ) from the receive, which
+ * is after the send. Hence margin >= 2ρL/(1-ρ) + (step + D)(1+ρ) (docs/protocol.md, "Clocks,
+ * the fence and the margin"). Rounded up, plus 1 ms for integer rounding of clock readings.
  */
-export function leaseMargin(leaseMs: Millis, driftRate: number, maxForwardStepMs: Millis): Millis {
-  return Math.ceil((2 * driftRate * leaseMs) / (1 - driftRate) + maxForwardStepMs * (1 + driftRate)) + 1;
+export function leaseMargin(
+  leaseMs: Millis,
+  driftRate: number,
+  maxForwardStepMs: Millis,
+  fenceDelayMs: Millis = 0,
+): Millis {
+  return (
+    Math.ceil(
+      (2 * driftRate * leaseMs) / (1 - driftRate) + (maxForwardStepMs + fenceDelayMs) * (1 + driftRate),
+    ) + 1
+  );
+}
+
+/**
+ * The default fence delay budget: a fifth of the interval, at most 50 ms (default profile
+ * 40 ms, fast 20 ms). It comes out of the holder's lease, not the failover time, and a fifth
+ * of an interval keeps `leaseMs > 2 * intervalMs` for every timing the API admits
+ * (`deadMs >= 3 * intervalMs`). Measured fence lateness: docs/fence.md; decision:
+ * docs/adr/0036-fence-delay-budget.md.
+ */
+export function defaultFenceDelayMs(intervalMs: Millis): Millis {
+  return Math.min(50, Math.floor(intervalMs / 5));
 }
 
 /** Fills defaults and validates. Throws {@link TimingError} naming the field. */
@@ -156,18 +188,26 @@ export function deriveTiming(spec: TimingSpec): Timing {
       `heartbeat.maxForwardStepMs: must be a non-negative integer, got ${maxForwardStepMs}`,
     );
   }
+  const fenceDelayMs = spec.fenceDelayMs ?? defaultFenceDelayMs(intervalMs);
+  if (!(Number.isInteger(fenceDelayMs) && fenceDelayMs >= 0)) {
+    throw new TimingError(
+      'fenceDelayMs',
+      `heartbeat.fenceDelayMs: must be a non-negative integer, got ${fenceDelayMs}`,
+    );
+  }
   // Default: voters' promises (lease + margin) end half an interval before peers declare
-  // the holder dead, so a candidate's first takeover round is normally acked at once.
+  // the holder dead, so a candidate's first takeover round is normally acked at once. The
+  // fence budget is taken from the lease (the holder lets go earlier), not added to failover.
   const base = deadMs - Math.floor(intervalMs / 2);
-  const leaseMs = spec.leaseMs ?? base - leaseMargin(base, driftRate, maxForwardStepMs);
+  const leaseMs = spec.leaseMs ?? base - leaseMargin(base, driftRate, maxForwardStepMs, fenceDelayMs);
   int('leaseMs', leaseMs);
   if (leaseMs <= 2 * intervalMs) {
     throw new TimingError(
       'leaseMs',
-      `heartbeat.leaseMs: must exceed 2 * intervalMs (${2 * intervalMs}): an echo arrives up to one interval after the echoed heartbeat and must outlive the next one; got ${leaseMs}, raise deadMs`,
+      `heartbeat.leaseMs: must exceed 2 * intervalMs (${2 * intervalMs}): an echo arrives up to one interval after the echoed heartbeat and must outlive the next one; got ${leaseMs} (fence delay budget ${fenceDelayMs} ms), raise deadMs or lower fenceDelayMs`,
     );
   }
-  const marginMs = leaseMargin(leaseMs, driftRate, maxForwardStepMs);
+  const marginMs = leaseMargin(leaseMs, driftRate, maxForwardStepMs, fenceDelayMs);
   if (leaseMs + marginMs > deadMs) {
     throw new TimingError(
       'leaseMs',
@@ -184,5 +224,6 @@ export function deriveTiming(spec: TimingSpec): Timing {
     quietMs: leaseMs + marginMs,
     maxForwardStepMs,
     driftRate,
+    fenceDelayMs,
   };
 }

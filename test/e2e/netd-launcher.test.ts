@@ -232,6 +232,77 @@ if (!isRoot) {
       ]);
     });
 
+    it('--resource-root: Resources run chrooted in the given root (host services), the identity check still answers, and bad uses are refused', async () => {
+      // A root of its own: only a static program (a copy of netd) at /bin/probe, no shell.
+      const root = path.join(tmp, 'root');
+      await mkdir(path.join(root, 'bin'), { recursive: true, mode: 0o755 });
+      await chmod(root, 0o755);
+      await writeFile(path.join(root, 'bin/probe'), await readFile(await resolveNetdBinary()), {
+        mode: 0o755,
+      });
+      const out = path.join(tmp, 'out');
+      await mkdir(out);
+      await chmod(out, 0o777);
+      const agent = path.join(tmp, 'agent.sh');
+      await writeFile(
+        agent,
+        [
+          '#!/bin/sh',
+          'cd /',
+          'run() { "$HEARTLINE_LAUNCHER" --run -- "$@"; }',
+          // The agent's identity check: netd's own binary is not inside the root.
+          `run "$HEARTLINE_LAUNCHER" --self-status > ${out}/status; echo "status=$?"`,
+          // Exists only inside the root: netd's usage, exit 2.
+          'run /bin/probe --no-such-flag 2> /dev/null; echo "probe=$?"',
+          // Exists only outside it.
+          'run /bin/sh -c true 2>&1; echo "sh=$?"',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      const r = await netd(ns, [...launcherFlags, `--resource-root=${root}`, '--exec', agent]);
+      expect(r.stderr).toMatch(/capabilities kept: NET_ADMIN NET_RAW KILL SETUID SETGID SYS_CHROOT/);
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim().split('\n')).toEqual([
+        'status=0',
+        'probe=2',
+        'heartline-netd --run: /bin/sh: No such file or directory',
+        'sh=127',
+      ]);
+      const status = parseProcStatus(await readFile(path.join(out, 'status'), 'utf8'));
+      expect(credentialProblems(status, { uid: RESOURCE_UID, gid: RESOURCE_UID })).toEqual([]);
+      expect({ CapBnd: status.capBnd, CapEff: status.capEff, NoNewPrivs: status.noNewPrivs }).toEqual({
+        CapBnd: 0n,
+        CapEff: 0n,
+        NoNewPrivs: true,
+      });
+
+      const cases: Array<[string[], number, RegExp]> = [
+        [[`--agent-uid=${AGENT_UID}`, `--resource-root=${root}`], 2, /--resource-root needs --resource-uid/],
+        [
+          [...launcherFlags, '--resource-root=host'],
+          2,
+          /--resource-root=host: want the absolute path of a directory/,
+        ],
+        [[...launcherFlags, `--resource-root=${root}/bin/probe`], 2, /want the absolute path of a directory/],
+      ];
+      for (const [flags, code, message] of cases) {
+        const bad = await netd(ns, [...flags, '--exec', '/bin/true']);
+        expect({ code: bad.code, stderr: bad.stderr }).toEqual({
+          code,
+          stderr: expect.stringMatching(message),
+        });
+      }
+      const noChroot = await netd(
+        ns,
+        [...launcherFlags, `--resource-root=${root}`, '--exec', '/bin/true'],
+        ['setpriv', '--bounding-set=-sys_chroot', '--'],
+      );
+      expect({ code: noChroot.code, stderr: noChroot.stderr }).toEqual({
+        code: 1,
+        stderr: expect.stringMatching(/needs CAP_SYS_CHROOT to start Resources there \(add SYS_CHROOT/),
+      });
+    });
+
     it('refuses bad launcher flags with the field and the fix, and --resource-uid without CAP_SETPCAP', async () => {
       const cases: Array<[string[], RegExp]> = [
         [

@@ -1,7 +1,8 @@
 /**
  * Breaks the protocol on purpose and shows the simulator catches it: a voter that acks a
  * takeover while its promise to the current holder is still active lets a candidate that
- * cannot hear the holder (one-way loss) bind the VIP while the holder still holds it; and
+ * cannot hear the holder (one-way loss) bind the VIP while the holder still holds it; a fence
+ * that removes a paused holder's address later than the margin accounts for does the same; and
  * without the address rule, two VirtualIP names on one address are bound on two nodes.
  */
 import { describeFailure, runOne } from './run.js';
@@ -59,6 +60,57 @@ describe('simulator catches a broken voter', () => {
       if (result.violations.some((v) => v.invariant === 'S1')) found = seed;
     }
     expect(found).toBeDefined();
+  });
+});
+
+describe('simulator catches fence lateness the margin does not account for', () => {
+  // n1 holds the VIP (only n1 and n2 may hold it; n3 votes). n2 stops hearing n1 (one-way) and
+  // restarts, so it asks for the VIP on a clock phase of its own (seed-dependent), refused by n3
+  // while n3's promise to n1 runs. Then n1's agent freezes: its fence removes the address at the
+  // lease expiry, late by up to 40 ms (injected), while n3's promise ends only the margin later
+  // and n2's next request is granted.
+  const frozenHolder = (s: Scenario) => {
+    s.vips = [{ vip: 'default/web', preferredNodes: ['n1'], eligible: ['n1', 'n2'] }];
+    s.autoFailback = false;
+    const d = s.timing.deadMs;
+    const cut = s.healAt - 6 * d;
+    s.faults = [
+      { at: cut, kind: 'oneway', from: 'n1', to: 'n2', untilMs: s.healAt },
+      {
+        at: cut + 10,
+        kind: 'crash',
+        node: 'n2',
+        fenceKilled: false,
+        restartAt: cut + 50 + ((s.seed * 37) % 100),
+      },
+      { at: s.healAt - 2 * d, kind: 'pause', node: 'n1', forMs: 1.5 * d },
+    ];
+  };
+  const run = (fenceBudgetMs: number, injectFenceDelayMs: number) => {
+    const caught: string[] = [];
+    let other = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const f = runOne(
+        seed,
+        { profile: 'fast', members: 3, maxVips: 1, maxStepMs: 0, fenceBudgetMs, injectFenceDelayMs },
+        { mutate: frozenHolder },
+      );
+      if (f.result.violations.some((v) => v.invariant === 'S1'))
+        caught.push(describeFailure({ seed, ...f }, 'fast'));
+      else if (f.result.violations.length > 0) other++;
+    }
+    return { caught, other };
+  };
+
+  test('fence delays up to the budget in the margin: no violation', () => {
+    expect(run(40, 40)).toEqual({ caught: [], other: 0 });
+  });
+
+  test('the same delays with no budget in the margin: S1, a paused holder still bound', () => {
+    expect(run(0, 0)).toEqual({ caught: [], other: 0 }); // the schedule itself is safe on time
+    const { caught } = run(0, 40);
+    expect(caught.length).toBeGreaterThan(0);
+    expect(caught[0]).toMatch(/violates S1 .*while paused holder n1 still had it bound/);
   });
 });
 

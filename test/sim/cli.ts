@@ -1,5 +1,5 @@
 /**
- * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--membership P] [--replayer random|always|never]
+ * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--membership P] [--replayer random|always|never] [--fence-budget MS] [--fence-delay MS]
  * Runs K seeded schedules from seed N, checks S1, S2 and L1 at every step, prints failover
  * times. Exit code 1 if an invariant breaks; the failure names the seed and shows a trace.
  * `--workers W` splits the seeds into W contiguous ranges run by W child processes.
@@ -8,7 +8,7 @@ import { fork } from 'node:child_process';
 import { Command } from 'commander';
 import type { ProfileName } from '../../src/core/timing.js';
 import { describeFailure, percentile, runMany, runOne } from './run.js';
-import { failbackScenario, type FailbackShape } from './schedule.js';
+import { failbackScenario, makeScenario, type FailbackShape } from './schedule.js';
 import type { Scenario } from './world.js';
 
 const cmd = new Command()
@@ -41,6 +41,11 @@ const cmd = new Command()
     '--failback <shape>',
     'one fault only, autoFailback on: the member every VIP prefers crashes and restarts at the heal (crash) or is cut off until the heal (partition)',
   )
+  .option(
+    '--fence-budget <ms>',
+    "fence delay budget the members' margin accounts for (default: the profile's, Timing.fenceDelayMs)",
+  )
+  .option('--fence-delay <ms>', 'largest fence delay injected (default: the budget)')
   .option('--workers <w>', 'child processes to split the schedules across', '1')
   .option('--worker-child', 'internal: run as a worker and report to the parent')
   .option('--trace', 'print every event of each schedule')
@@ -59,6 +64,8 @@ const o = cmd.opts<{
   workers: string;
   duplicates: string;
   membership: string;
+  fenceBudget?: string;
+  fenceDelay?: string;
   workerChild?: boolean;
   trace?: boolean;
 }>();
@@ -86,6 +93,8 @@ const opts = {
   ...(o.members ? { members: Number(o.members) } : {}),
   ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),
   ...(o.replayer === 'random' ? {} : { replayer: o.replayer === 'always' }),
+  ...(o.fenceBudget !== undefined ? { fenceBudgetMs: Number(o.fenceBudget) } : {}),
+  ...(o.fenceDelay !== undefined ? { injectFenceDelayMs: Number(o.fenceDelay) } : {}),
 };
 
 /** What a worker reports: the summary's numbers and its failures, already described. */
@@ -95,6 +104,7 @@ interface Part {
   failovers: number[];
   handovers: number[];
   backstopOverlaps: number[];
+  fenceLateMaxMs: number;
   converge: number[];
   faultKinds: Record<string, number>;
   plannedMoves: number;
@@ -152,6 +162,7 @@ function runPart(first: number, count: number): Part {
     failovers: s.failovers,
     handovers: s.handovers,
     backstopOverlaps: s.backstopOverlaps,
+    fenceLateMaxMs: s.fenceLateMaxMs,
     converge: s.converge,
     faultKinds: s.faultKinds,
     plannedMoves: s.plannedMoves,
@@ -235,6 +246,10 @@ if (o.workerChild) {
   console.log(`graceful-stop handover (stop -> other bound):         ${fmt(all('handovers'))}`);
   console.log(`convergence after heal (all usable VIPs held):       ${fmt(all('converge'))}`);
   console.log(`kernel-backstop overlaps (agent+fence killed):       ${fmt(all('backstopOverlaps'))}`);
+  const t = makeScenario(seed, opts);
+  console.log(
+    `fence delay: budget ${t.timing.fenceDelayMs}ms in the margin (lease ${t.timing.leaseMs}ms, margin ${t.timing.marginMs}ms), injected up to ${t.fenceDelayMs ?? 0}ms, largest drawn ${Math.max(...parts.map((p) => p.fenceLateMaxMs)).toFixed(1)}ms`,
+  );
   console.log(
     `planned moves after the heal, each checked one move:  n=${parts.reduce((a, p) => a + p.plannedMoves, 0)}`,
   );

@@ -10,6 +10,8 @@ export interface Summary {
   failovers: number[];
   handovers: number[];
   backstopOverlaps: number[];
+  /** Largest fence delay injected in any schedule (real ms). */
+  fenceLateMaxMs: number;
   converge: number[];
   faultKinds: Record<string, number>;
   /** Planned moves after the heal followed by the PLANNED check. */
@@ -40,6 +42,7 @@ export function runMany(
     failovers: [],
     handovers: [],
     backstopOverlaps: [],
+    fenceLateMaxMs: 0,
     converge: [],
     faultKinds: {},
     plannedMoves: 0,
@@ -56,6 +59,7 @@ export function runMany(
     s.failovers.push(...result.failovers);
     s.handovers.push(...result.handovers);
     s.backstopOverlaps.push(...result.backstopOverlaps);
+    s.fenceLateMaxMs = Math.max(s.fenceLateMaxMs, result.fenceLateMaxMs);
     if (result.convergeMs !== null) s.converge.push(result.convergeMs);
     if (result.violations.some((v) => v.invariant !== 'BACKSTOP' || result.violations.length > 0)) {
       if (result.violations.length > 0) s.failures.push({ seed, result, scenario });

@@ -34,6 +34,13 @@ export interface ScheduleOptions {
    * nodes added, removed, relabelled, some members learning late). Default 0 (the CLI: 0.25).
    */
   membershipChanges?: number;
+  /**
+   * Fence delay budget the members' timing accounts for (Timing.fenceDelayMs); default the
+   * profile's (defaultFenceDelayMs). 0 leaves fence lateness out of the margin.
+   */
+  fenceBudgetMs?: number;
+  /** Largest fence delay the world injects (Scenario.fenceDelayMs); default the budget. */
+  injectFenceDelayMs?: number;
 }
 
 export const SIM_MAX_STEP_MS = 20;
@@ -51,7 +58,11 @@ export function l1Slack(t: { intervalMs: number; quietMs: number }): number {
 export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
   const rng = new Rng(seed);
   const maxStepMs = o.maxStepMs ?? SIM_MAX_STEP_MS;
-  const timing = deriveTiming({ ...PROFILES[o.profile], maxForwardStepMs: maxStepMs });
+  const timing = deriveTiming({
+    ...PROFILES[o.profile],
+    maxForwardStepMs: maxStepMs,
+    ...(o.fenceBudgetMs !== undefined ? { fenceDelayMs: o.fenceBudgetMs } : {}),
+  });
   const n = o.members ?? rng.pick([2, 2, 3, 3, 3, 4, 5, 5, 6, 7, 8, 9]);
   const members: MemberId[] = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const quorum: QuorumMode =
@@ -241,6 +252,7 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     healAt,
     endAt,
     l1BoundMs: bound,
+    fenceDelayMs: o.injectFenceDelayMs ?? timing.fenceDelayMs,
     replayer,
     ...(membership ? { membership } : {}),
   };

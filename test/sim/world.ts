@@ -105,6 +105,14 @@ export interface Scenario {
   replayer?: boolean;
   /** Stop with a CONTRACT violation after this many events (a wake loop). */
   maxEvents?: number;
+  /**
+   * Largest fence delay the world injects (real ms, default 0): each fence deadline (a paused
+   * agent) and each fence at agent exit (a crash) removes the address up to this much
+   * later, 0 to the bound (the bound itself in a third of the draws). The schedules set it to
+   * the budget the timing accounts for (Timing.fenceDelayMs); a larger value breaks S1
+   * (test/sim/breaking.test.ts). Drawn from a stream of its own: members behave the same.
+   */
+  fenceDelayMs?: number;
   membership?: MembershipPlan;
 }
 
@@ -123,6 +131,8 @@ export interface RunResult {
   handovers: number[];
   /** Overlaps allowed only because the fence died with the agent (kernel lifetime backstop). */
   backstopOverlaps: number[];
+  /** Largest fence delay injected in this run (real ms; Scenario.fenceDelayMs). */
+  fenceLateMaxMs: number;
   /** Time from healAt until every usable VIP had a holder (ms), or null if never. */
   convergeMs: number | null;
   /** Every bind, in order (real time). */
@@ -142,6 +152,8 @@ interface Binding {
   kernelLocal: number;
   renewedAt: number;
   removedAt: number;
+  /** How late (local ms) the fence removes the address after `fenceLocal` (injected delay). */
+  fenceLate: number;
   /** The agent and the fence died together: only the kernel lifetime removes it. */
   zombie: boolean;
 }
@@ -238,6 +250,10 @@ export class World {
   /** What the replaying adversary recorded, per destination (the last RECORDED datagrams). */
   private readonly tapes = new Map<MemberId, Message[]>();
   private readonly replayRng: Rng;
+  /** Injected fence delays (Scenario.fenceDelayMs), a stream of their own. */
+  private readonly fenceRng: Rng;
+  /** Largest injected fence delay seen (real ms). */
+  private fenceLateMax = 0;
   /** Published member sets; generations[g] is generation g (index 0 unused). */
   private readonly generations: MemberId[][] = [[]];
   /** The labelled member set (what the controller converges to). */
@@ -253,12 +269,14 @@ export class World {
   ) {
     this.rng = new Rng(sc.seed * 7919 + 17);
     this.replayRng = new Rng(sc.seed * 104729 + 3);
+    this.fenceRng = new Rng(sc.seed * 130363 + 11);
     this.result = {
       seed: sc.seed,
       violations: [],
       failovers: [],
       handovers: [],
       backstopOverlaps: [],
+      fenceLateMaxMs: 0,
       convergeMs: null,
       binds: [],
       plannedMoves: 0,
@@ -321,6 +339,7 @@ export class World {
         break;
     }
     this.result.events = this.events;
+    this.result.fenceLateMaxMs = this.fenceLateMax;
     this.result.trace = [...this.traceBuf];
     return this.result;
   }
@@ -593,6 +612,10 @@ export class World {
         case 'unbind': {
           const b = node.bindings.get(o.vip);
           this.trace(`${node.id} unbind ${o.vip} e${o.epoch} (${o.reason}: ${o.detail})`);
+          // The agent removes the address before anything that reveals the unbind goes out
+          // (MemberHost holds the datagrams until then), so a late removal delays the Release
+          // with it: immediate here. Lateness matters where the agent does not act: the fence
+          // deadline of a paused agent (active()) and the fence at agent exit.
           if (b && b.epoch === o.epoch) this.remove(b, o.reason);
           break;
         }
@@ -647,8 +670,25 @@ export class World {
     if (b.removedAt <= this.now) return false;
     const l = this.local(b.node);
     if (l >= b.kernelLocal) return false;
-    if (!b.zombie && l >= b.fenceLocal) return false;
+    if (!b.zombie && l >= b.fenceLocal + b.fenceLate) return false;
     return true;
+  }
+
+  /** One injected fence delay in [0, Scenario.fenceDelayMs], the bound itself a third of the time. */
+  private fenceDelay(): number {
+    const d = this.sc.fenceDelayMs ?? 0;
+    if (d <= 0) return 0;
+    const late = this.fenceRng.chance(1 / 3) ? d : this.fenceRng.range(0, d);
+    this.fenceLateMax = Math.max(this.fenceLateMax, late);
+    return late;
+  }
+
+  /** The address goes `fenceDelay()` from now (the fence or the agent's removal, late). */
+  private removeLate(b: Binding, why: string): void {
+    const late = this.fenceDelay();
+    if (late > 0) this.trace(`${b.node.id} ${b.vip} e${b.epoch} removed ${late.toFixed(1)}ms late (${why})`);
+    const at = this.now + late;
+    if (b.removedAt > at) b.removedAt = at;
   }
 
   private kernelLocal(node: Node, leaseExpiry: number): number {
@@ -683,6 +723,7 @@ export class World {
       epoch,
       boundAt: this.now,
       fenceLocal: leaseExpiry,
+      fenceLate: this.fenceDelay(),
       kernelLocal: this.kernelLocal(node, leaseExpiry),
       renewedAt: this.now,
       removedAt: Infinity,
@@ -733,6 +774,7 @@ export class World {
       this.byVip.set(this.slot(vip), list);
     }
     b.fenceLocal = leaseExpiry;
+    b.fenceLate = this.fenceDelay();
     b.kernelLocal = this.kernelLocal(node, leaseExpiry);
     b.renewedAt = this.now;
   }
@@ -916,7 +958,7 @@ export class World {
           });
           if (usable && !this.lostAt.has(b.vip)) this.lostAt.set(b.vip, this.now);
           if (f.fenceKilled) b.zombie = true;
-          else this.remove(b, 'fence saw agent exit');
+          else this.removeLate(b, 'fence saw agent exit');
         }
         node.state = 'down';
         node.member = null;

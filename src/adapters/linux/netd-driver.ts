@@ -289,7 +289,7 @@ export class NetdNetworkDriver implements NetworkDriver {
   private onLine(text: string): void {
     const line = parseLine(text);
     if (line.kind === 'expired') {
-      this.log.warn({ addr: line.addr }, 'fence removed an address at its deadline');
+      this.log.warn({ addr: line.addr, lateMs: line.lateMs }, 'fence removed an address at its deadline');
       this.init.onExpired?.(line.addr);
       return;
     }

@@ -1,7 +1,7 @@
 /**
  * The line protocol spoken with heartline-netd (native/heartline-netd.c), as pure functions:
  * one request per line `OP id args...`, one reply per request `id OK ...` / `id ERR message`,
- * and unsolicited events `* EXPIRED ifname cidr` when the fence removes an address.
+ * and unsolicited events `* EXPIRED ifname cidr late_ms=N` when the fence removes an address.
  */
 import type { OwnedAddress } from '../../core/ports.js';
 
@@ -28,7 +28,8 @@ export type NetdOp = 'HELLO' | 'ADD' | 'RENEW' | 'DEL' | 'LIST' | 'SWEEP' | 'ANN
 export type NetdLine =
   | { kind: 'ok'; id: number; fields: string[] }
   | { kind: 'err'; id: number | undefined; message: string }
-  | { kind: 'expired'; addr: OwnedAddress }
+  /** `lateMs`: how long after its deadline netd removed it (absent from older netd builds). */
+  | { kind: 'expired'; addr: OwnedAddress; lateMs?: number }
   | { kind: 'garbage'; line: string };
 
 /** A token that cannot break the line protocol: non-empty, no whitespace, printable ASCII. */
@@ -51,8 +52,14 @@ export function parseLine(line: string): NetdLine {
   if (!m) return { kind: 'garbage', line };
   const [, idText, verb, rest = ''] = m;
   if (idText === '*' && verb === 'EXPIRED') {
-    const [iface, cidr] = rest.split(' ');
-    if (iface && cidr) return { kind: 'expired', addr: { iface, cidr } };
+    const [iface, cidr, late] = rest.split(' ');
+    const lateMs = /^late_ms=(\d+(?:\.\d+)?)$/.exec(late ?? '')?.[1];
+    if (iface && cidr)
+      return {
+        kind: 'expired',
+        addr: { iface, cidr },
+        ...(lateMs !== undefined ? { lateMs: Number(lateMs) } : {}),
+      };
     return { kind: 'garbage', line };
   }
   const id = /^\d+$/.test(idText!) ? Number(idText) : undefined;

@@ -1,7 +1,7 @@
 import { AckRefusal } from '../../../src/core/messages.js';
 import { HolderLeases, quorumOf } from '../../../src/core/lease-holder.js';
 import { VoterTable } from '../../../src/core/lease-voter.js';
-import { deriveTiming, leaseMargin } from '../../../src/core/timing.js';
+import { defaultFenceDelayMs, deriveTiming, leaseMargin, PROFILES } from '../../../src/core/timing.js';
 
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
 const L = timing.leaseMs;
@@ -12,6 +12,38 @@ describe('timing', () => {
     expect(leaseMargin(1000, 1e-3, 0)).toBe(Math.ceil(2000 / 999) + 1);
     expect(leaseMargin(1000, 1e-3, 20)).toBeGreaterThanOrEqual(20 + 2);
     expect(timing.leaseMs + timing.marginMs).toBeLessThanOrEqual(timing.deadMs);
+  });
+  test('the margin counts the fence delay budget: the address is gone before any promise ends', () => {
+    expect(leaseMargin(1000, 1e-3, 0, 30)).toBe(Math.ceil(2000 / 999 + 30 * 1.001) + 1);
+    for (const [name, p] of Object.entries(PROFILES)) {
+      for (const S of [0, 20]) {
+        const t = deriveTiming({ ...p, maxForwardStepMs: S });
+        expect(t.fenceDelayMs).toBe(name === 'default' ? 40 : 20);
+        const rho = t.driftRate;
+        // Real time, worst case: the holder's grant runs L/(1-ρ) from its send, the address D
+        // longer; the voter's promise at least (L + m - S)/(1+ρ) from its receive (after the send).
+        const addressGone = t.leaseMs / (1 - rho) + t.fenceDelayMs;
+        const promiseEnds = (t.leaseMs + t.marginMs - S) / (1 + rho);
+        expect(addressGone).toBeLessThan(promiseEnds);
+        // The budget comes out of the lease, not the failover: L + m is half an interval short of deadMs.
+        expect(t.leaseMs + t.marginMs).toBe(p.deadMs - p.intervalMs / 2);
+      }
+    }
+  });
+  test('every timing the API admits derives with the default fence budget', () => {
+    for (let i = 10; i <= 10_000; i = Math.ceil(i * 1.07)) {
+      const t = deriveTiming({ intervalMs: i, deadMs: 3 * i });
+      expect(t.fenceDelayMs).toBe(defaultFenceDelayMs(i));
+      expect(t.leaseMs).toBeGreaterThan(2 * i);
+    }
+    expect(defaultFenceDelayMs(10_000)).toBe(50);
+  });
+  test('a fence budget the timing cannot afford is refused, naming the fix', () => {
+    expect(() => deriveTiming({ ...PROFILES.fast, fenceDelayMs: 60 })).toThrow(
+      /heartbeat\.leaseMs: must exceed 2 \* intervalMs .*fence delay budget 60 ms.*lower fenceDelayMs/,
+    );
+    expect(() => deriveTiming({ ...PROFILES.fast, fenceDelayMs: -1 })).toThrow(/heartbeat\.fenceDelayMs/);
+    expect(deriveTiming({ ...PROFILES.fast, fenceDelayMs: 0 }).leaseMs).toBe(248);
   });
   test('rejects timings that cannot work, naming the field', () => {
     expect(() => deriveTiming({ intervalMs: 200, deadMs: 400 })).toThrow(

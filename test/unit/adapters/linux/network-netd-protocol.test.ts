@@ -37,6 +37,11 @@ describe('heartline-netd line protocol', () => {
       kind: 'expired',
       addr: { iface: 'eth0', cidr: '198.18.0.100/24' },
     });
+    expect(parseLine('* EXPIRED eth0 198.18.0.100/24 late_ms=1.3')).toEqual({
+      kind: 'expired',
+      addr: { iface: 'eth0', cidr: '198.18.0.100/24' },
+      lateMs: 1.3,
+    });
     expect(parseLine('hello')).toEqual({ kind: 'garbage', line: 'hello' });
   });
 
