@@ -28,6 +28,10 @@ const cmd = new Command()
   )
   .option('--duplicates <p>', 'chance (0..1) that a schedule has VirtualIPs sharing an address', '0')
   .option(
+    '--moves',
+    'operator moves (heartline.dev/move-to): static targets and move/clear events during faults',
+  )
+  .option(
     '--membership <p>',
     'chance (0..1) that a schedule changes the member set (add, remove, relabel; late learners)',
     '0.25',
@@ -63,6 +67,7 @@ const o = cmd.opts<{
   failback?: string;
   workers: string;
   duplicates: string;
+  moves?: boolean;
   membership: string;
   fenceBudget?: string;
   fenceDelay?: string;
@@ -89,6 +94,7 @@ const opts = {
   profile,
   maxVips: Number(o.maxVips),
   duplicateAddresses: Number(o.duplicates),
+  ...(o.moves ? { moves: true } : {}),
   membershipChanges: Number(o.membership),
   ...(o.members ? { members: Number(o.members) } : {}),
   ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),
