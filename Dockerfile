@@ -36,6 +36,8 @@ COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/dist/src/ dist/src/
 COPY --from=build --chmod=0755 /src/native/build/heartline-netd /usr/local/bin/heartline-netd
 COPY --chmod=0755 deploy/image/heartline /usr/local/bin/heartline
+# The same CLI as a kubectl plugin: kubectl heartline status | move | standby | unstandby.
+RUN ln -s heartline /usr/local/bin/kubectl-heartline
 
 # Non-root by default (the controller and the tools). The agent's pod overrides this with
 # runAsUser 0 and only NET_ADMIN + NET_RAW: see docs/deploy.md "Security contexts".

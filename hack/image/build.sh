@@ -65,6 +65,9 @@ cat >"$rootfs/usr/local/bin/heartline" <<'EOF'
 import(`${process.env.HEARTLINE_HOME || '/opt/heartline'}/dist/src/cli/main.js`);
 EOF
 chmod 0755 "$rootfs/usr/local/bin/heartline"
+# The same CLI as a kubectl plugin (`kubectl heartline status`, docs/operations.md), e.g. for
+# `kubectl debug` or a toolbox pod that mounts this image.
+ln -s heartline "$rootfs/usr/local/bin/kubectl-heartline"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\nnonroot:x:65532:\n' >"$rootfs/etc/group"
 chmod 1777 "$rootfs/tmp"

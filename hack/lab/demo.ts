@@ -7,7 +7,15 @@
  */
 import { analyze } from './analyze.js';
 import { labNow } from './clock.js';
-import { startLabCluster, VIP_ADDRESS, HTTP_PORT, type Profile, type LabCluster } from './cluster.js';
+import {
+  startLabCluster,
+  LAB_NAMESPACE,
+  VIP_ADDRESS,
+  HTTP_PORT,
+  type Profile,
+  type LabCluster,
+} from './cluster.js';
+import { kubectlHeartline } from './plugin.js';
 import { startProber } from './prober.js';
 import { startSampler } from './sampler.js';
 import { onStopSignal, sleep } from './sh.js';
@@ -73,6 +81,17 @@ try {
   say(
     `   status: holder ${after}, epoch ${String(st2.epoch)}, lastFailover ${JSON.stringify(st2.lastFailover ?? null)}`,
   );
+  // What the on-call engineer sees: the crm_mon-like view, from the API and the live agents.
+  for (let i = 0; i < 50; i++) {
+    const h = JSON.parse(await cluster.kubectl(['get', 'hac', 'lab', '-n', LAB_NAMESPACE, '-o', 'json'])) as {
+      status?: { members?: Array<{ name: string; state: string }> };
+    };
+    if (h.status?.members?.find((m) => m.name === holder)?.state === 'dead') break;
+    await sleep(100);
+  }
+  say(`== kubectl heartline status -n ${LAB_NAMESPACE}`);
+  const hl = await kubectlHeartline(cluster, ['status', '-n', LAB_NAMESPACE]);
+  say((hl.stdout + hl.stderr).trimEnd().replace(/^/gm, '   '));
   await cleanup();
   process.exitCode = report.dualHolderMs > 0 || f.failoverMs === undefined ? 1 : 0;
 } catch (err) {

@@ -5,7 +5,7 @@
  * every member writes into the same list.
  */
 import type { Logger } from 'pino';
-import type { ResourceNodeState } from '../api/index.js';
+import type { Condition, ResourceNodeState } from '../api/index.js';
 import { ConflictError, NotFoundError, type ApiSource } from '../core/ports.js';
 
 interface NodeEntry {
@@ -128,6 +128,15 @@ export class ResourceStatusReporter {
         nodes.push(entry);
         nodes.sort((a, b) => a.name.localeCompare(b.name));
         status.nodes = nodes;
+        Object.assign(
+          status,
+          readinessOf(
+            nodes,
+            status.conditions as Condition[] | undefined,
+            cur.metadata.generation,
+            this.stamp(),
+          ),
+        );
         await this.c.api.patchStatus('Resource', { namespace, name }, status, {
           expectResourceVersion: cur.metadata.resourceVersion ?? '',
         });
@@ -141,4 +150,45 @@ export class ResourceStatusReporter {
     }
     this.c.log.warn({ resource }, 'Resource status: too many conflicts, giving up this update');
   }
+}
+
+/**
+ * The aggregate part of a Resource's status (kstatus): condition Ready, status.summary and
+ * status.observedGeneration, from the per-node entries. Every agent computes it in the same
+ * guarded read-modify-write as its own entry, so the last writer's view is the whole list.
+ * Ready is True while it runs on some node and has failed on none, False otherwise (reason
+ * Failed or NotRunning).
+ */
+export function readinessOf(
+  nodes: readonly NodeEntry[],
+  prev: readonly Condition[] | undefined,
+  generation: number | undefined,
+  nowIso: string,
+): { conditions: Condition[]; summary: { running: string }; observedGeneration?: number } {
+  const running = nodes.filter((n) => n.state === 'running').map((n) => n.name);
+  const failed = nodes.filter((n) => n.state === 'failed');
+  const [status, reason, message]: [Condition['status'], string, string] =
+    failed.length > 0
+      ? [
+          'False',
+          'Failed',
+          `failed on ${failed.map((n) => (n.message ? `${n.name} (${n.message})` : n.name)).join(', ')}`,
+        ]
+      : running.length > 0
+        ? ['True', 'Running', `running on ${running.join(', ')}`]
+        : ['False', 'NotRunning', 'not running on any node (its VirtualIP has no holder, or it is stopped)'];
+  const old = prev?.find((c) => c.type === 'Ready');
+  const ready: Condition = {
+    type: 'Ready',
+    status,
+    reason,
+    message: message.slice(0, 32768),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    lastTransitionTime: old && old.status === status ? old.lastTransitionTime : nowIso,
+  };
+  return {
+    conditions: [...(prev ?? []).filter((c) => c.type !== 'Ready'), ready],
+    summary: { running: running.join(',') },
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
 }

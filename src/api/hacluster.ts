@@ -346,6 +346,23 @@ export const HAClusterStatusSchema = z
       })
       .optional(),
     conditions: conditionList().optional(),
+    summary: z
+      .strictObject({
+        members: z
+          .string()
+          .max(32)
+          .regex(/^\d+\/\d+$/)
+          .describe('Members alive (or late) over members, e.g. 2/3: the MEMBERS column.'),
+        vips: z
+          .string()
+          .max(32)
+          .regex(/^\d+\/\d+$/)
+          .describe('VirtualIPs with a holder over VirtualIPs of this cluster, e.g. 4/4: the VIPS column.'),
+      })
+      .optional()
+      .describe(
+        'Counts for kubectl get (a printer column on a list shows only its first element), written by the controller.',
+      ),
     witness: z
       .strictObject({
         address: z.string().min(2).max(45).describe('IP address the controller listens on for heartbeats.'),

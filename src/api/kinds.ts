@@ -26,6 +26,12 @@ export interface KindInfo {
 }
 
 const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+const ready: PrinterColumn = {
+  name: 'Ready',
+  type: 'string',
+  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+  description: 'Ready condition (kstatus).',
+};
 
 export const KINDS: readonly KindInfo[] = [
   {
@@ -39,14 +45,40 @@ export const KINDS: readonly KindInfo[] = [
     spec: HAClusterSpecSchema,
     status: HAClusterStatusSchema,
     printerColumns: [
-      { name: 'Members', type: 'string', jsonPath: '.status.members[*].name', description: 'Member nodes.' },
+      {
+        name: 'Members',
+        type: 'string',
+        jsonPath: '.status.summary.members',
+        description: 'Members alive (or late) / members.',
+      },
       {
         name: 'Quorum',
         type: 'string',
         jsonPath: '.status.quorum.state',
         description: 'quorate, lost or ignored.',
       },
+      {
+        name: 'VIPs',
+        type: 'string',
+        jsonPath: '.status.summary.vips',
+        description: 'VirtualIPs with a holder / VirtualIPs.',
+      },
+      ready,
       age,
+      {
+        name: 'Votes',
+        type: 'integer',
+        jsonPath: '.status.quorum.have',
+        description: 'Votes reachable (quorum needs .status.quorum.need).',
+        priority: 1,
+      },
+      {
+        name: 'Generation',
+        type: 'integer',
+        jsonPath: '.status.membership.generation',
+        description: 'Member set generation.',
+        priority: 1,
+      },
     ],
   },
   {
@@ -63,13 +95,43 @@ export const KINDS: readonly KindInfo[] = [
       { name: 'Address', type: 'string', jsonPath: '.spec.address', description: 'The VIP with its prefix.' },
       { name: 'Holder', type: 'string', jsonPath: '.status.holder', description: 'Node holding the VIP.' },
       { name: 'Epoch', type: 'integer', jsonPath: '.status.epoch', description: 'Ownership epoch.' },
-      {
-        name: 'Ready',
-        type: 'string',
-        jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-        description: 'Ready condition.',
-      },
+      ready,
       age,
+      {
+        name: 'Cluster',
+        type: 'string',
+        jsonPath: '.spec.clusterRef.name',
+        description: 'The HACluster.',
+        priority: 1,
+      },
+      {
+        name: 'Phase',
+        type: 'string',
+        jsonPath: '.status.phase',
+        description: 'Pending, Binding, Bound, Releasing or Unassigned.',
+        priority: 1,
+      },
+      {
+        name: 'Last-Failover',
+        type: 'date',
+        jsonPath: '.status.lastFailover.time',
+        description: 'When the VIP last changed holder.',
+        priority: 1,
+      },
+      {
+        name: 'Reason',
+        type: 'string',
+        jsonPath: '.status.lastFailover.reason',
+        description: 'Why it last changed holder, e.g. HolderDead, Drain, Moved.',
+        priority: 1,
+      },
+      {
+        name: 'Failovers',
+        type: 'integer',
+        jsonPath: '.status.failoverCount',
+        description: 'How many times it changed holder.',
+        priority: 1,
+      },
     ],
   },
   {
@@ -84,7 +146,21 @@ export const KINDS: readonly KindInfo[] = [
     status: ResourceStatusSchema,
     printerColumns: [
       { name: 'Kind', type: 'string', jsonPath: '.spec.kind', description: 'exec, lsb or systemd.' },
+      {
+        name: 'Running-On',
+        type: 'string',
+        jsonPath: '.status.summary.running',
+        description: 'Nodes where it runs.',
+      },
+      ready,
       age,
+      {
+        name: 'Reason',
+        type: 'string',
+        jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+        description: 'Reason of the Ready condition.',
+        priority: 1,
+      },
     ],
   },
   {

@@ -294,7 +294,18 @@ export const ResourceStatusSchema = z
     )
       .optional()
       .describe('Per-node state of the Resource.'),
-    conditions: conditionList().optional(),
+    summary: z
+      .strictObject({
+        running: z
+          .string()
+          .max(1024)
+          .describe('Nodes where it runs, comma-separated (empty: nowhere): the RUNNING-ON column.'),
+      })
+      .optional()
+      .describe('For kubectl get (a printer column on a list shows only its first element).'),
+    conditions: conditionList()
+      .optional()
+      .describe('Ready: True while it runs on some node and fails on none (written by the agents).'),
     observedGeneration: observedGeneration(),
   })
   .describe('Observed state of a Resource.');

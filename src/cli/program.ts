@@ -4,6 +4,7 @@ import { agentCommand } from './commands/agent.js';
 import { crdsCommand } from './commands/crds.js';
 import { validateCommand } from './commands/validate.js';
 import { keygenCommand } from './commands/keygen.js';
+import { opsCommands } from './commands/ops.js';
 
 /**
  * A subcommand module: given the root program, it adds its Command to it. Each
@@ -18,6 +19,7 @@ export const COMMANDS: CommandModule[] = [
   keygenCommand,
   controllerCommand,
   agentCommand,
+  opsCommands,
 ];
 
 /** Builds the `heartline` program with every registered subcommand. */

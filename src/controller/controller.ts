@@ -157,7 +157,9 @@ export class Controller {
       ...(init.agentPods ? { agentPods: true } : {}),
       ...(init.agentGoneGraceMs !== undefined ? { agentGoneGraceMs: init.agentGoneGraceMs } : {}),
       onObserved: (id, change) => {
-        if (change.members) this.manager.enqueue('HACluster', id);
+        // Members changed, or held VIPs did (status.summary.vips counts them; the StatusWriter
+        // coalesces the writes).
+        if (change.members || change.vips.length > 0) this.manager.enqueue('HACluster', id);
         this.vips.onObserved(id, change);
       },
     });

@@ -39,7 +39,8 @@ export interface WitnessAddress {
 /** HACluster status as the controller writes it. */
 export type ClusterStatus = HAClusterStatus & { witness?: WitnessAddress };
 
-export type FailoverReason = LossCause | 'Failback';
+/** Moved: an operator's move (heartline.dev/move-to, docs/adr/0031) to that member. */
+export type FailoverReason = LossCause | 'Failback' | 'Moved';
 
 export interface VipDecision {
   status: VirtualIPStatus;
@@ -148,8 +149,14 @@ function failoverReason(
   autoFailback: boolean,
   from: string,
   to: string,
+  standby: ReadonlySet<string>,
 ): FailoverReason {
   const cause = t && t.cause !== 'Initial' ? t.cause : 'Released';
+  const planned = cause === 'Released' || cause === 'Superseded';
+  // The holder's Node asks for standby (drain, cordon, annotation): the release was a drain,
+  // even when the observer heard the release before the heartbeat that says standby.
+  if (planned && standby.has(from)) return 'Drain';
+  if (planned && vip.moveTo === to) return 'Moved';
   if ((cause === 'Released' || cause === 'Superseded') && autoFailback) {
     const pi = vip.preferredNodes.indexOf(to);
     const fi = vip.preferredNodes.indexOf(from);
@@ -363,7 +370,7 @@ function decideVipHolding(input: VipInput): VipDecision {
     const from = fromT?.from ?? prevHolder;
     if (from && from !== holder) {
       const reason: FailoverReason = vipConfig
-        ? failoverReason(fromT, vipConfig, config.autoFailback, from, holder)
+        ? failoverReason(fromT, vipConfig, config.autoFailback, from, holder, config.standby)
         : fromT && fromT.cause !== 'Initial'
           ? fromT.cause
           : 'Released';
@@ -593,6 +600,7 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
       status: {
         ...(base?.members ? { members: base.members } : {}),
         ...(base?.quorum ? { quorum: base.quorum } : {}),
+        ...(base?.summary ? { summary: base.summary } : {}),
         conditions: [cond('Ready', input.configError ? 'False' : 'Unknown', reason, message), auth],
         ...witness,
         ...gen,
@@ -717,8 +725,12 @@ export function decideCluster(input: ClusterInput): ClusterDecision {
     conditions[1] = cond('Degraded', 'True', 'InvalidConfiguration', message);
   }
   conditions.push(auth);
+  const alive = members.filter((m) => m.state !== 'dead').length;
+  const vips = config.vips.filter((v) => !v.deleting);
+  const held = vips.filter((v) => obs.holdings.get(v.vip)?.holder).length;
+  const summary = { members: `${alive}/${members.length}`, vips: `${held}/${vips.length}` };
   return {
-    status: { members, quorum, conditions, ...witness, ...gen },
+    status: { members, quorum, summary, conditions, ...witness, ...gen },
     events,
     quorum,
   };

@@ -284,7 +284,8 @@ export class Candidacy {
     assignment: AssignedTo | undefined,
   ): ElectionResult | undefined {
     const { ctx } = this;
-    if (assignment || ctx.autoFailback) return undefined;
+    // A move target (docs/adr/0031) may override stickiness: run the election.
+    if (assignment || ctx.autoFailback || spec.moveTo !== undefined) return undefined;
     const eligible = (id: MemberId) => !spec.eligible || spec.eligible.includes(id);
     if (!ctx.leases.holdings.has(vip) && !this.acquisitions.has(vip)) {
       const cur = rec.released ? this.claimant(now, vip) : rec.holder;

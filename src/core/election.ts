@@ -11,6 +11,19 @@ export interface ElectionVip {
   preferredNodes: readonly MemberId[];
   /** Members allowed to hold it (from the VIP's nodeSelector); undefined = every member. */
   eligible?: readonly MemberId[] | undefined;
+  /**
+   * An operator's move (`kubectl heartline move`, docs/adr/0031): while this member is
+   * usable it ranks first and holds the VIP whatever stickiness says; the holder hands the
+   * VIP over by the planned path. Unusable: ignored (the ordinary ranking applies).
+   */
+  moveTo?: MemberId | undefined;
+}
+
+/** The preference order with the move target (if any) first. */
+function preferenceOf(spec: ElectionVip): readonly MemberId[] {
+  const t = spec.moveTo;
+  if (t === undefined) return spec.preferredNodes;
+  return [t, ...spec.preferredNodes.filter((id) => id !== t)];
 }
 
 export interface ElectionMember {
@@ -127,7 +140,7 @@ export function rank(
   members: readonly ElectionMember[],
   cap: number = Infinity,
 ): ElectionMember[] {
-  const pref = new Map(spec.preferredNodes.map((id, i) => [id, i] as const));
+  const pref = new Map(preferenceOf(spec).map((id, i) => [id, i] as const));
   // Sort keys computed once per member, not once per comparison.
   const keyed = members.map((m) => ({
     m,
@@ -185,11 +198,11 @@ function pickBest(
   cap: number,
   eligible: ReadonlySet<MemberId> | undefined,
 ): { best: ElectionMember | undefined; skipped: number } {
-  for (const id of spec.preferredNodes) {
+  const pref = preferenceOf(spec);
+  for (const id of pref) {
     const m = members.find((x) => x.id === id);
     if (m && unusable(m, eligible) === undefined) return { best: m, skipped: 0 };
   }
-  const pref = spec.preferredNodes;
   let firstFull: ElectionMember | undefined;
   let skipped = 0;
   for (const i of hashOrder(spec.vip, members)) {
@@ -214,13 +227,13 @@ export function rankIndex(
 ): number {
   const eligible = eligibleSet(spec.eligible);
   let k = 0;
-  for (const p of spec.preferredNodes) {
+  const pref = preferenceOf(spec);
+  for (const p of pref) {
     const m = members.find((x) => x.id === p);
     if (!m || unusable(m, eligible) !== undefined) continue;
     if (m.id === id) return k;
     k++;
   }
-  const pref = spec.preferredNodes;
   const order = hashOrder(spec.vip, members);
   for (const full of [false, true]) {
     for (const i of order) {
@@ -254,6 +267,9 @@ export function elect(input: ElectionInput): ElectionResult {
   const curWhy = current.holder ? (cur ? unusable(cur, eligible) : 'not a member') : undefined;
   if (cur && curWhy === undefined) {
     if (cur.id === best.id) return { holder: cur.id, reason: `${cur.id} holds it and ranks first` };
+    // An operator's move overrides stickiness and failback: the holder hands it over (planned).
+    if (best.id === spec.moveTo)
+      return { holder: best.id, reason: `moved to ${best.id} from ${cur.id} (heartline.dev/move-to)` };
     if (!autoFailback)
       return { holder: cur.id, reason: `${cur.id} holds it and is healthy (sticky, autoFailback off)` };
     const pref = spec.preferredNodes;
@@ -267,10 +283,12 @@ export function elect(input: ElectionInput): ElectionResult {
   const lost = current.holder ? `holder ${current.holder} is ${curWhy}; ` : '';
   const pi = spec.preferredNodes.indexOf(best.id);
   const why =
-    pi >= 0
-      ? `preferred #${pi + 1}`
-      : skipped > 0
-        ? `hash, ${skipped} member${skipped === 1 ? '' : 's'} at the load bound (${cap} VIPs) skipped`
-        : 'hash';
+    best.id === spec.moveTo
+      ? 'move target (heartline.dev/move-to)'
+      : pi >= 0
+        ? `preferred #${pi + 1}`
+        : skipped > 0
+          ? `hash, ${skipped} member${skipped === 1 ? '' : 's'} at the load bound (${cap} VIPs) skipped`
+          : 'hash';
   return { holder: best.id, reason: `${lost}${best.id} elected: ${why}` };
 }

@@ -46,6 +46,12 @@ export const HEARTBEAT_PORT_ANNOTATION = 'heartline.dev/heartbeat-port';
 export const MEMBER_KEY_ANNOTATION = 'heartline.dev/member-key';
 /** Annotation on a Node: "true" puts the node in standby (its VIPs move away, planned). */
 export const STANDBY_ANNOTATION = 'heartline.dev/standby';
+/**
+ * Annotation on a VirtualIP: the member it should move to (`kubectl heartline move`,
+ * docs/adr/0031). While that member is alive, healthy, eligible and not in standby it holds
+ * the VIP; the holder hands it over by the planned path. Removing it keeps the VIP where it is.
+ */
+export const MOVE_TO_ANNOTATION = 'heartline.dev/move-to';
 /** Finalizer the controller puts on VirtualIPs so that deletion releases them everywhere first. */
 export const VIP_FINALIZER = 'heartline.dev/release';
 /** Member id of the controller's witness voter. */
@@ -502,10 +508,12 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
           `VirtualIP ${ns}/${vip.metadata.name}: spec.resources: Resource "${name}" not found; create it or remove it from the list`,
         );
     }
+    const moveTo = moveTargetOf(obj, `${ns}/${vip.metadata.name}`, objs.cluster, members, eligible, problems);
     vips.push({
       vip: `${ns}/${vip.metadata.name}`,
       preferredNodes: vip.spec.preferredNodes ?? [],
       eligible,
+      ...(moveTo !== undefined ? { moveTo } : {}),
       epochFloor: vip.status?.epoch ?? 0,
       spec: vip.spec,
       deleting: Boolean(obj.metadata.deletionTimestamp),
@@ -544,6 +552,41 @@ export function buildClusterConfig(objs: ClusterObjects): ClusterConfig {
     ...(candidates ? { candidates } : {}),
     problems,
   };
+}
+
+/**
+ * Why `node` cannot be a move target of a VIP of a cluster with these members (eligible:
+ * the VIP's nodeSelector matches), or undefined if it can. The CLI refuses with this
+ * message; a member ignores such an annotation and reports it as a problem.
+ */
+export function moveTargetProblem(
+  node: string,
+  members: readonly { id: string }[],
+  eligible: readonly string[] | undefined,
+): string | undefined {
+  if (!members.some((m) => m.id === node))
+    return `${node} is not a member (members: ${members.map((m) => m.id).join(', ') || 'none'})`;
+  if (eligible && !eligible.includes(node))
+    return `${node} does not match the VirtualIP's spec.nodeSelector (eligible: ${eligible.join(', ') || 'none'})`;
+  return undefined;
+}
+
+function moveTargetOf(
+  obj: ApiObject,
+  vip: string,
+  cluster: ApiObject,
+  members: readonly MemberAddress[],
+  eligible: readonly string[] | undefined,
+  problems: string[],
+): string | undefined {
+  const target = obj.metadata.annotations?.[MOVE_TO_ANNOTATION];
+  if (target === undefined || target === '') return undefined;
+  const why = moveTargetProblem(target, members, eligible);
+  if (why === undefined) return target;
+  problems.push(
+    `VirtualIP ${vip}: annotation ${MOVE_TO_ANNOTATION}="${target}" is ignored: ${why} of HACluster ${cluster.metadata.name}; move it to an eligible member or remove the annotation (kubectl heartline move ${obj.metadata.name} --clear)`,
+  );
+  return undefined;
 }
 
 /** The verification keys of `members` that published one (see MemberAddress.publicKey). */

@@ -282,11 +282,12 @@ export class MemberHost {
   private vipSpecs(config: ClusterConfig) {
     return config.vips
       .filter((v) => !v.deleting)
-      .map(({ vip, preferredNodes, eligible, epochFloor }) => ({
+      .map(({ vip, preferredNodes, eligible, epochFloor, moveTo }) => ({
         vip,
         preferredNodes,
         eligible,
         epochFloor,
+        ...(moveTo !== undefined ? { moveTo } : {}),
       }));
   }
 

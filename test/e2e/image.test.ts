@@ -171,7 +171,12 @@ function runc(
       const b = await bundle();
       for (const absent of ['bin/sh', 'bin/bash', 'usr/bin/apt-get', 'usr/bin/dpkg'])
         await expect(access(path.join(b, 'rootfs', absent))).rejects.toThrow();
-      for (const present of ['usr/bin/node', 'usr/local/bin/heartline', 'usr/local/bin/heartline-netd'])
+      for (const present of [
+        'usr/bin/node',
+        'usr/local/bin/heartline',
+        'usr/local/bin/kubectl-heartline',
+        'usr/local/bin/heartline-netd',
+      ])
         await access(path.join(b, 'rootfs', present));
       const sbom = JSON.parse(await readFile(path.join(tmp, 'heartline-0.1.0.spdx.json'), 'utf8')) as {
         packages: { name: string }[];

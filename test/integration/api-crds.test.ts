@@ -94,9 +94,16 @@ describe('CRDs on a real API server', () => {
       ]),
     );
     const hac = await kubectl(['get', 'hac', '-n', ns]);
-    expect(hac.stdout.split('\n')[0]!.split(/\s+/)).toEqual(['NAME', 'MEMBERS', 'QUORUM', 'AGE']);
+    expect(hac.stdout.split('\n')[0]!.split(/\s+/)).toEqual([
+      'NAME',
+      'MEMBERS',
+      'QUORUM',
+      'VIPS',
+      'READY',
+      'AGE',
+    ]);
     const hares = await kubectl(['get', 'hares', '-n', ns]);
-    expect(hares.stdout.split('\n')[0]!.split(/\s+/)).toEqual(['NAME', 'KIND', 'AGE']);
+    expect(hares.stdout.split('\n')[0]!.split(/\s+/)).toEqual(['NAME', 'KIND', 'RUNNING-ON', 'READY', 'AGE']);
     expect(hares.stdout).toMatch(/^webserver\s+exec\s/m);
   });
 

@@ -59,6 +59,14 @@ describe('npm package', () => {
     expect(stdout).toMatch(/validate/);
   });
 
+  it('is installed as the kubectl plugin kubectl-heartline too', async () => {
+    const plugin = path.join(path.dirname(bin), 'kubectl-heartline');
+    const { stdout } = await run(plugin, ['--help'], { timeout: 30_000 });
+    expect(stdout).toMatch(/Usage: kubectl heartline/);
+    for (const c of ['status', 'move', 'standby', 'unstandby'])
+      expect(stdout).toMatch(new RegExp(`\\n  ${c} `));
+  });
+
   it('validates a shipped example and refuses a bad object with the field named', async () => {
     const pkg = path.join(tmp, 'prefix', 'lib', 'node_modules', 'heartline');
     const ok = await run(bin, ['validate', '-f', path.join(pkg, 'examples', 'two-node-web.yaml')], {

@@ -19,7 +19,7 @@ const cmd = new Command()
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
   .option(
     '--faults <kinds>',
-    'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,assign)',
+    'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,assign,move)',
   )
   .option('--single-crash', 'one fault only: crash one member (no restart) to measure clean failover time')
   .option(
@@ -27,6 +27,10 @@ const cmd = new Command()
     'one fault only: stop one member gracefully (Member.stop, no restart) to measure handover time',
   )
   .option('--duplicates <p>', 'chance (0..1) that a schedule has VirtualIPs sharing an address', '0')
+  .option(
+    '--moves',
+    'operator moves (heartline.dev/move-to): static targets and move/clear events during faults',
+  )
   .option(
     '--membership <p>',
     'chance (0..1) that a schedule changes the member set (add, remove, relabel; late learners)',
@@ -63,6 +67,7 @@ const o = cmd.opts<{
   failback?: string;
   workers: string;
   duplicates: string;
+  moves?: boolean;
   membership: string;
   fenceBudget?: string;
   fenceDelay?: string;
@@ -89,6 +94,7 @@ const opts = {
   profile,
   maxVips: Number(o.maxVips),
   duplicateAddresses: Number(o.duplicates),
+  ...(o.moves ? { moves: true } : {}),
   membershipChanges: Number(o.membership),
   ...(o.members ? { members: Number(o.members) } : {}),
   ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),

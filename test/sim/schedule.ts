@@ -27,6 +27,12 @@ export interface ScheduleOptions {
    * Default 0.
    */
   duplicateAddresses?: number;
+  /**
+   * Operator moves (heartline.dev/move-to): static targets on some VIPs and move / clear
+   * events during the faults. Off by default: with them, seeds 13 (fast, 50 VIPs) and 2962
+   * (fast, --max-vips 3 --duplicates 0.2) break PLANNED and S2 (issue 15 report).
+   */
+  moves?: boolean;
   /** The replaying adversary (Scenario.replayer): always, never; default in 40 % of schedules. */
   replayer?: boolean;
   /**
@@ -75,6 +81,10 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
     const eligible = rng.chance(0.25) ? rng.shuffle([...members]).slice(0, rng.int(1, n)) : undefined;
     vips.push({ vip: `default/vip-${i + 1}`, preferredNodes: pref, ...(eligible ? { eligible } : {}) });
   }
+  // Operator moves (heartline.dev/move-to, docs/adr/0031) on some VIPs, drawn from their own
+  // generator so that the schedules of existing seeds stay as they were.
+  const moves = new Rng(seed ^ 0x6d6f7665);
+  if (o.moves) for (const v of vips) if (moves.chance(0.15)) v.moveTo = moves.pick(members);
   const clocks: Scenario['clocks'] = {};
   for (const id of [...members, ...(witness ? [CONTROLLER] : [])]) {
     clocks[id] = {
@@ -196,6 +206,23 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
       node: rs.pick(members),
       restartAt: rs.chance(0.5) ? t + rs.range(0.2, 3) * deadMs : null,
     });
+  }
+  // Operator moves during the faults (kubectl heartline move / --clear), from their own stream
+  // too; each member's watch sees the change after its own lag.
+  const rm = new Rng(seed ^ 0x6d766d76);
+  const moveAllowed = o.moves === true && (!o.faultKinds || o.faultKinds.includes('move'));
+  if (moveAllowed && (o.faultKinds?.length === 1 || rm.chance(0.4))) {
+    for (let i = rm.int(1, 3); i > 0; i--) {
+      const lagMs: Record<MemberId, number> = {};
+      for (const id of members) lagMs[id] = rm.chance(0.3) ? rm.range(0, deadMs) : rm.range(0, 20);
+      faults.push({
+        at: warm + rm.range(0, faultMs),
+        kind: 'move',
+        vip: rm.pick(vips).vip,
+        to: rm.chance(0.8) ? rm.pick(members) : null,
+        lagMs,
+      });
+    }
   }
   faults.sort((a, b) => a.at - b.at);
   // Duplicate addresses, from their own stream too.

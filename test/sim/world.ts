@@ -44,7 +44,12 @@ export type Fault =
   | { at: number; kind: 'step'; node: MemberId; ms: number }
   | { at: number; kind: 'standby'; node: MemberId; on: boolean }
   | { at: number; kind: 'unhealthy'; node: MemberId; vip: VipId; on: boolean }
-  | { at: number; kind: 'assign'; vip: VipId; holder: MemberId };
+  | { at: number; kind: 'assign'; vip: VipId; holder: MemberId }
+  /**
+   * An operator's move (heartline.dev/move-to, docs/adr/0031): the VIP's target set (or
+   * cleared, `to` null) in the API; each member's watch sees it `lagMs[member]` later.
+   */
+  | { at: number; kind: 'move'; vip: VipId; to: MemberId | null; lagMs: Record<MemberId, number> };
 
 /**
  * Membership changes (Node labels added and removed) and how the controller publishes them:
@@ -216,7 +221,8 @@ type Ev =
   | { t: number; n: number; kind: 'learn'; node: Node; generation: number }
   | { t: number; n: number; kind: 'check' }
   | { t: number; n: number; kind: 'observe'; msg: Message }
-  | { t: number; n: number; kind: 'observer-wake'; token: number };
+  | { t: number; n: number; kind: 'observer-wake'; token: number }
+  | { t: number; n: number; kind: 'vips'; node: Node };
 
 const TRACE = 80;
 /** Datagrams the replaying adversary keeps per destination. */
@@ -248,6 +254,8 @@ export class World {
   private ctlSeq = 0;
   /** The controller's desired assignments, re-sent periodically (level-based). */
   private readonly assignments = new Map<VipId, { holder: MemberId; epoch: Epoch }>();
+  /** Move targets as the API has them (what a member's watch delivers, after its lag). */
+  private readonly moves = new Map<VipId, MemberId>();
   private readonly traceBuf: string[] = [];
   private events = 0;
   /** What the replaying adversary recorded, per destination (the last RECORDED datagrams). */
@@ -336,6 +344,7 @@ export class World {
           },
           0,
         );
+    for (const v of this.admitted) if (v.moveTo !== undefined) this.moves.set(v.vip, v.moveTo);
     this.generations.push([...sc.members]);
     this.labelled = new Set(sc.members);
     const universe = sc.membership?.universe ?? sc.members;
@@ -485,7 +494,26 @@ export class World {
         return this.learn(ev.node, ev.generation);
       case 'replay':
         return this.replay(ev);
+      case 'vips': {
+        const node = ev.node;
+        if (node.state === 'paused') {
+          this.push({ t: this.now + this.sc.timing.intervalMs, n: 0, kind: 'vips', node });
+          return;
+        }
+        if (node.state !== 'up' || !node.member) return; // a restart reads the current objects
+        this.apply(node, node.member.setVips(this.local(node), this.vipSpecs()));
+        return;
+      }
     }
+  }
+
+  /** The VIPs as a member builds them from the API now: epoch floors and move targets. */
+  private vipSpecs(): VipSpec[] {
+    return this.admitted.map((v) => {
+      const { moveTo: _static, ...rest } = v;
+      const moveTo = this.moves.get(v.vip);
+      return { ...rest, epochFloor: this.durable.get(v.vip) ?? 0, ...(moveTo ? { moveTo } : {}) };
+    });
   }
 
   /** Plays the next recorded datagram back to a member that restarted (see Scenario.replayer). */
@@ -536,7 +564,7 @@ export class World {
     // The agent sweeps Heartline addresses of its previous life before it starts.
     for (const b of node.bindings.values()) this.remove(b, 'sweep at start');
     node.bindings.clear();
-    const vips = this.admitted.map((v) => ({ ...v, epochFloor: this.durable.get(v.vip) ?? 0 }));
+    const vips = this.vipSpecs();
     node.member = new Member(
       {},
       {
@@ -1191,6 +1219,16 @@ export class World {
         if (node.state === 'paused') node.localDirty = true;
         if (node.state === 'up' && node.member)
           this.apply(node, node.member.setLocal(this.local(node), { unhealthy: node.unhealthy }));
+        return;
+      }
+      case 'move': {
+        if (f.to === null) this.moves.delete(f.vip);
+        else this.moves.set(f.vip, f.to);
+        this.trace(`operator ${f.to === null ? `clears the move of ${f.vip}` : `moves ${f.vip} to ${f.to}`}`);
+        for (const node of this.nodes.values()) {
+          if (node.witness) continue;
+          this.push({ t: this.now + (f.lagMs[node.id] ?? 0), n: 0, kind: 'vips', node });
+        }
         return;
       }
       case 'assign': {

@@ -55,9 +55,29 @@ describe('generated CRDs', () => {
           }
         ).versions[0]!.additionalPrinterColumns ?? []
       ).map((c) => c.name);
-    expect(columns('VirtualIP')).toEqual(['Address', 'Holder', 'Epoch', 'Ready', 'Age']);
-    expect(columns('HACluster')).toEqual(['Members', 'Quorum', 'Age']);
-    expect(columns('Resource')).toEqual(['Kind', 'Age']);
+    // Priority 0 (kubectl get), then -o wide.
+    expect(columns('VirtualIP')).toEqual([
+      'Address',
+      'Holder',
+      'Epoch',
+      'Ready',
+      'Age',
+      'Cluster',
+      'Phase',
+      'Last-Failover',
+      'Reason',
+      'Failovers',
+    ]);
+    expect(columns('HACluster')).toEqual([
+      'Members',
+      'Quorum',
+      'VIPs',
+      'Ready',
+      'Age',
+      'Votes',
+      'Generation',
+    ]);
+    expect(columns('Resource')).toEqual(['Kind', 'Running-On', 'Ready', 'Age', 'Reason']);
   });
 
   it.each(crds.map((c) => [c.name, c] as const))('%s: structural schema', (_name, crd) => {

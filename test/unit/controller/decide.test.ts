@@ -185,6 +185,36 @@ describe('decideVip', () => {
     expect(d.events[0]).toMatchObject({ type: 'Normal', reason: 'Failover' });
   });
 
+  it('a planned release to the move target is Moved; a release from a node in standby is Drain', () => {
+    const t = (from: string, to: string): VipTransition => ({
+      vip: 'lab/vip1',
+      from,
+      to,
+      epoch: 3,
+      cause: 'Released',
+      lostAt: 9400,
+      at: 9420,
+      gapMs: 20,
+    });
+    const withTarget = (over: Partial<ClusterConfig> = {}) => {
+      const c = config(over);
+      return { ...c, vips: c.vips.map((v) => ({ ...v, moveTo: 'c' })) };
+    };
+    const o = (from: string, to: string) =>
+      obs({ a: 'alive', b: 'alive', c: 'alive' }, { 'lab/vip1': { holder: to, epoch: 3 } }, [t(from, to)]);
+    const base: VirtualIPStatus = { holder: 'a', epoch: 2, phase: 'Bound' };
+    const moved = decideVip(input(o('a', 'c'), base, withTarget()));
+    expect(moved.status.lastFailover).toMatchObject({ from: 'a', to: 'c', reason: 'Moved', durationMs: 20 });
+    expect(moved.failover).toEqual({ from: 'a', to: 'c', reason: 'Moved' });
+    expect(moved.events[0]).toMatchObject({ type: 'Normal', reason: 'Failover' });
+    expect(moved.events[0]!.note).toContain('(Moved)');
+    // The target's node went into standby: the VIP leaves it; that is a drain, not a move.
+    const away = decideVip(
+      input(o('c', 'a'), { holder: 'c', epoch: 2, phase: 'Bound' }, withTarget({ standby: new Set(['c']) })),
+    );
+    expect(away.status.lastFailover).toMatchObject({ from: 'c', to: 'a', reason: 'Drain' });
+  });
+
   it('keeps the last status while not every member has been heard', () => {
     const base: VirtualIPStatus = { holder: 'a', epoch: 4, phase: 'Bound' };
     const d = decideVip(input(obs({ a: 'unknown', b: 'unknown', c: 'unknown' }, {}, [], false), base));
@@ -242,6 +272,8 @@ describe('decideCluster', () => {
       { name: 'b', state: 'dead', incarnation: 7, lastSeen: '2026-11-22T00:59:58Z' },
     ]);
     expect(d.status.quorum).toEqual({ state: 'quorate', have: 2, need: 2 });
+    // The MEMBERS and VIPS columns: alive/total, held/total.
+    expect(d.status.summary).toEqual({ members: '1/2', vips: '0/1' });
     expect(d.status.witness).toEqual({ address: '198.18.0.200', port: 694 });
     expect(d.status.conditions?.map((x) => [x.type, x.status, x.reason])).toEqual([
       ['Ready', 'True', 'Quorate'],

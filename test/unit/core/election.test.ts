@@ -56,6 +56,31 @@ describe('elect', () => {
     });
   });
 
+  test('a move target ranks first and overrides stickiness and failback while usable', () => {
+    const input = {
+      spec: { vip: 'ns/a', preferredNodes: ['x', 'y'], moveTo: 'z' },
+      members: [m('x'), m('y'), m('z')],
+      current: { holder: 'x', epoch: 3 },
+    };
+    for (const autoFailback of [false, true])
+      expect(elect({ ...input, autoFailback })).toEqual({
+        holder: 'z',
+        reason: 'moved to z from x (heartline.dev/move-to)',
+      });
+    expect(elect({ ...input, current: none, autoFailback: false })).toEqual({
+      holder: 'z',
+      reason: 'z elected: move target (heartline.dev/move-to)',
+    });
+    // The target holds it: it stays.
+    expect(elect({ ...input, current: { holder: 'z', epoch: 4 }, autoFailback: true }).holder).toBe('z');
+    // Unusable target (standby, dead, not eligible): ignored.
+    for (const z of [m('z', { standby: true }), m('z', { alive: false })])
+      expect(elect({ ...input, members: [m('x'), m('y'), z], autoFailback: false }).holder).toBe('x');
+    expect(
+      elect({ ...input, spec: { ...input.spec, eligible: ['x', 'y'] }, autoFailback: false }).holder,
+    ).toBe('x');
+  });
+
   test('a dead holder is replaced and the reason says why', () => {
     const input = {
       spec: { vip: 'ns/a', preferredNodes: [] },
@@ -179,9 +204,15 @@ describe('elect', () => {
         fc.option(fc.subarray(ids), { nil: undefined }),
         fc.integer({ min: 1, max: 6 }),
         fc.integer({ min: 0, max: 50 }),
-        (flags, preferredNodes, eligible, cap, v) => {
+        fc.option(fc.constantFrom(...ids), { nil: undefined }),
+        (flags, preferredNodes, eligible, cap, v, moveTo) => {
           const members = flags.map((f, i) => m(ids[i]!, f));
-          const spec = { vip: `ns/v${v}`, preferredNodes, ...(eligible ? { eligible } : {}) };
+          const spec = {
+            vip: `ns/v${v}`,
+            preferredNodes,
+            ...(eligible ? { eligible } : {}),
+            ...(moveTo ? { moveTo } : {}),
+          };
           const usable = members.filter(
             (x) => x.alive && x.healthy && !x.standby && (!eligible || eligible.includes(x.id)),
           );

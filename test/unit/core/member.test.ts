@@ -216,6 +216,51 @@ describe('Member', () => {
     expect(bOut.find((o) => o.type === 'bind')).toMatchObject({ vip: 'ns/web', epoch: 2 });
   });
 
+  test('move (heartline.dev/move-to): the holder hands the VIP to the target, one holder at every step', () => {
+    for (const autoFailback of [false, true]) {
+      const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'], autoFailback });
+      c.run(0, 3000);
+      expect(c.bound.get('ns/web')).toBe('a');
+      // Every member sees the target (the agents read it from the VirtualIP), c first.
+      const moved = [{ vip: 'ns/web', preferredNodes: ['a', 'b'], moveTo: 'c' }];
+      c.apply('c', (c.members.get('c') as Member).setVips(3001, moved));
+      c.run(3001, 3050);
+      // The target waits for the holder to release: still a.
+      expect(c.bound.get('ns/web')).toBe('a');
+      for (const id of ['a', 'b']) c.apply(id, (c.members.get(id) as Member).setVips(3051, moved));
+      // c.bound keeps one holder per VIP: count every member whose last bind/unbind is a bind.
+      let holders = 0;
+      for (let t = 3051; t <= 3300; t++) {
+        c.run(t, t);
+        const last = new Map<string, string>();
+        for (const l of c.log) if (l.o.type === 'bind' || l.o.type === 'unbind') last.set(l.id, l.o.type);
+        holders = Math.max(holders, [...last.values()].filter((x) => x === 'bind').length);
+      }
+      expect(holders).toBe(1);
+      expect(c.bound.get('ns/web')).toBe('c');
+      const unbind = c.log.find((l) => l.o.type === 'unbind');
+      expect(unbind).toMatchObject({ id: 'a', o: { reason: 'planned' } });
+      const bind = c.log.filter((l) => l.o.type === 'bind').at(-1);
+      expect(bind).toMatchObject({ id: 'c', o: { epoch: 2 } });
+      // The target keeps it (sticky, and it ranks first while the annotation stays).
+      c.run(3301, 6000);
+      expect(c.bound.get('ns/web')).toBe('c');
+      expect(c.log.filter((l) => l.o.type === 'bind').length).toBe(2);
+    }
+  });
+
+  test('move to a member in standby does nothing: the holder keeps the VIP', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    c.apply('c', (c.members.get('c') as Member).setLocal(3001, { standby: true }));
+    c.run(3001, 3100);
+    const moved = [{ vip: 'ns/web', preferredNodes: ['a', 'b'], moveTo: 'c' }];
+    for (const [id, m] of c.members) c.apply(id, m.setVips(3101, moved));
+    c.run(3101, 5000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    expect(c.log.filter((l) => l.o.type === 'unbind')).toEqual([]);
+  });
+
   test('a successor that does not take the VIP releases the epoch it was handed', () => {
     const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
     c.run(0, 3000);

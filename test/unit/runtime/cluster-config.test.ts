@@ -14,6 +14,7 @@ import {
   ClusterConfigError,
   type ClusterConfig,
   MEMBER_KEY_ANNOTATION,
+  MOVE_TO_ANNOTATION,
 } from '../../../src/runtime/cluster-config.js';
 import { publicKeyOf } from '../../fixtures/member-keys.js';
 import { clusterWith, heartbeat, vipAddress, vipWith } from '../../fixtures/arbitraries.js';
@@ -151,6 +152,33 @@ describe('validate and the runtime configuration builder agree', () => {
     expect(r.config.vips.map((v) => v.vip)).toEqual([`${NS}/web`]);
     expect(r.config.problems).toEqual([
       `VirtualIP ${NS}/metadata: spec.address: "169.254.169.254/32" is the cloud metadata address (169.254.169.254, fd00:ec2::254); holding it would answer metadata requests of every machine on the link; use an address of the nodes' subnet, e.g. 198.18.0.100/24 or 2001:db8::100/64`,
+    ]);
+  });
+
+  it('reads the move target (heartline.dev/move-to) of a VirtualIP; ignores one that is not an eligible member, saying why', () => {
+    const c = inNamespace(clusterWith('web', { ...PROFILES.default }));
+    const moved = (name: string, address: string, to: string, selector?: Record<string, string>) => {
+      const v = inNamespace(vipWith(name, address));
+      v.metadata.annotations = { [MOVE_TO_ANNOTATION]: to };
+      if (selector) (v.spec as Record<string, unknown>).nodeSelector = selector;
+      return v;
+    };
+    const r = build(c, [
+      moved('a', '198.18.0.100/24', 'node-b'),
+      moved('b', '198.18.0.101/24', 'node-z'),
+      moved('c', '198.18.0.102/24', 'node-c', { zone: 'east' }),
+      inNamespace(vipWith('d', '198.18.0.103/24')),
+    ]);
+    if (!('config' in r)) throw r.error;
+    expect(r.config.vips.map((v) => [v.vip, v.moveTo])).toEqual([
+      [`${NS}/a`, 'node-b'],
+      [`${NS}/b`, undefined],
+      [`${NS}/c`, undefined],
+      [`${NS}/d`, undefined],
+    ]);
+    expect(r.config.problems).toEqual([
+      `VirtualIP ${NS}/b: annotation ${MOVE_TO_ANNOTATION}="node-z" is ignored: node-z is not a member (members: node-a, node-b, node-c) of HACluster web; move it to an eligible member or remove the annotation (kubectl heartline move b --clear)`,
+      `VirtualIP ${NS}/c: annotation ${MOVE_TO_ANNOTATION}="node-c" is ignored: node-c does not match the VirtualIP's spec.nodeSelector (eligible: none) of HACluster web; move it to an eligible member or remove the annotation (kubectl heartline move c --clear)`,
     ]);
   });
 
