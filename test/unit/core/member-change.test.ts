@@ -2,6 +2,7 @@
  * Membership changes in place (Member.setMembers): generations, the voter rule, and that a
  * change keeps the holder, its epoch and its incarnation. Driven by hand, like member.test.ts.
  */
+import type { MemberEvent } from '../../../src/core/member-context.js';
 import { Member, MemberConfigError, type Output } from '../../../src/core/member.js';
 import { AckRefusal, type Message, type TakeoverAck } from '../../../src/core/messages.js';
 import { deriveTiming } from '../../../src/core/timing.js';
@@ -13,12 +14,15 @@ class Cluster {
   readonly bound = new Map<string, string>();
   readonly log: Array<{ id: string; o: Output; t: number }> = [];
   readonly down = new Set<string>();
+  readonly events: Array<{ id: string; e: MemberEvent }> = [];
+  /** Message kinds the network drops. */
+  readonly drop = new Set<Message['kind']>();
   private queue: Array<{ to: string; msg: Message }> = [];
   private started = new Set<string>();
 
   add(id: string, members: string[], generation: number): Member {
     const m = new Member(
-      {},
+      { observer: (e) => this.events.push({ id, e }) },
       {
         clusterId: 'c',
         self: id,
@@ -52,7 +56,7 @@ class Cluster {
       this.queue = [];
       for (const { to: dest, msg } of q) {
         const m = this.members.get(dest);
-        if (!m || this.down.has(dest) || this.down.has(msg.from)) continue;
+        if (!m || this.down.has(dest) || this.down.has(msg.from) || this.drop.has(msg.kind)) continue;
         this.apply(dest, m.receive(t, msg), t);
       }
       for (const [id, m] of this.members) {
@@ -155,5 +159,51 @@ describe('Member.setMembers', () => {
     expect(a.quorum.voters).toEqual(['a', 'b', 'c', 'd']);
     expect(() => a.setMembers(2003, { members: ['a', 'b', 'c'], generation: 3 })).toThrow(MemberConfigError);
     expect(() => a.setMembers(2003, { members: ['b', 'c'], generation: 4 })).toThrow(/a is not listed/);
+  });
+
+  test('a candidacy at or below a new epoch floor is given up and asked again above it (S2 across generations)', () => {
+    // a dies and every takeover answer is lost: whoever asks for the VIP at epoch 2 gets no
+    // quorum and keeps asking. Meanwhile a quorum it never reached bound epoch 2 (seed
+    // 2962 of the simulator: a quorum of an older member set), and the VirtualIP's status
+    // epoch says so. The candidate must not keep asking for 2: a quorum of a later, smaller
+    // set could grant it.
+    const c = new Cluster();
+    const all = ['a', 'b', 'c', 'd', 'e'];
+    for (const id of all) c.add(id, all, 1);
+    c.run(0, 2000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    c.down.add('a');
+    c.drop.add('takeover-ack');
+    c.run(2001, 4000);
+    const asked = c.events.filter((x) => x.e.type === 'candidate' && x.id !== 'a');
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.every((x) => (x.e as { epoch: number }).epoch === 2)).toBe(true);
+    const n = c.events.length;
+    for (const id of ['b', 'c', 'd', 'e'])
+      c.apply(
+        id,
+        (c.members.get(id) as Member).setVips(4001, [
+          { vip: 'ns/web', preferredNodes: ['a'], epochFloor: 2 },
+        ]),
+        4001,
+      );
+    expect(c.events.slice(n).some((x) => x.e.type === 'abandon' && x.e.epoch === 2)).toBe(true);
+    c.run(4002, 5000);
+    const later = c.events.slice(n).filter((x) => x.e.type === 'candidate');
+    expect(later.length).toBeGreaterThan(0);
+    for (const x of later) expect((x.e as { epoch: number }).epoch).toBeGreaterThan(2);
+    for (const b of c.log.filter((l) => l.t > 4000 && l.o.type === 'bind'))
+      expect((b.o as { epoch: number }).epoch).toBeGreaterThan(2);
+    // A floor below the epoch asked leaves the candidacy alone.
+    const k = c.events.length;
+    for (const id of ['b', 'c', 'd', 'e'])
+      c.apply(
+        id,
+        (c.members.get(id) as Member).setVips(5001, [
+          { vip: 'ns/web', preferredNodes: ['a'], epochFloor: 1 },
+        ]),
+        5001,
+      );
+    expect(c.events.slice(k).some((x) => x.e.type === 'abandon')).toBe(false);
   });
 });
