@@ -36,6 +36,8 @@ export interface Acquisition {
   quickRetries: number;
   /** Grant expiry per voter, from acks (self: Infinity). */
   acks: Map<MemberId, Millis>;
+  /** Highest spent epoch (no holder) a refusing voter named; learnt if this candidacy fails. */
+  spentAbove?: Epoch;
   reason: string;
 }
 
@@ -195,6 +197,17 @@ export class Acquisitions {
       this.tryBind(now, a, out);
       return;
     }
+    // A voter that knows a higher epoch with no holder (a spent one: a candidacy that gave up,
+    // a release, a status floor) only says no. Had that epoch been bound, a quorum would know
+    // it and refuse us too, so keep counting the others' grants; giving up here made a planned
+    // successor drop a quorum and retry an interval later (seed 13, fast, moves, at b73bb6c).
+    // It is learnt only if this candidacy fails (abandon): our own voter keeps the epoch we
+    // ask for meanwhile, so a bind here stays consistent with it, and the next candidacy asks
+    // above the spent epoch at once.
+    if (e.reason === AckRefusal.StaleEpoch && e.knownHolder === null && e.knownEpoch > a.epoch) {
+      a.spentAbove = Math.max(a.spentAbove ?? 0, e.knownEpoch);
+      return;
+    }
     if (e.knownEpoch > a.epoch || (e.knownEpoch === a.epoch && e.knownHolder !== this.ctx.self)) {
       this.ctx.voter.learn(e.vip, e.knownEpoch, e.knownHolder);
       if (e.reason === AckRefusal.OtherCandidate || e.reason === AckRefusal.StaleEpoch) {
@@ -225,6 +238,7 @@ export class Acquisitions {
     this.acquiring.delete(vip);
     this.ctx.emit({ type: 'abandon', vip, epoch: a.epoch, reason });
     this.ctx.voter.releaseSelf(now, vip, a.epoch);
+    if (a.spentAbove !== undefined) this.ctx.voter.learn(vip, a.spentAbove, null);
     this.sender.noteRelease(now, vip, a.epoch);
     const to = this.ctx.peers.filter((p) => a.acks.has(p));
     this.sender.sendRelease(now, vip, a.epoch, null, out, to);

@@ -181,9 +181,20 @@ function runPart(first: number, count: number): Part {
     failures: s.failures.map((f) => ({
       seed: f.seed,
       hard: f.result.violations.some((v) => v.invariant !== 'BACKSTOP'),
-      text: describeFailure(f, profile),
+      text: describeFailure(f, profile).replace(
+        /^reproduce: .*$/m,
+        `reproduce: npm run sim -- --seed ${f.seed} --schedules 1 ${scheduleArgs().join(' ')} --trace`,
+      ),
     })),
   };
+}
+
+/** The options that shape a schedule, as given (for the reproduce line). */
+function scheduleArgs(): string[] {
+  const skip = ['--seed', '--schedules', '--workers'];
+  return process.argv
+    .slice(2)
+    .filter((a, i, all) => !skip.includes(a) && !skip.includes(all[i - 1] ?? '') && a !== '--worker-child');
 }
 
 function runChild(first: number, count: number): Promise<Part> {
