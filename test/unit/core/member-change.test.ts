@@ -17,7 +17,9 @@ class Cluster {
   readonly events: Array<{ id: string; e: MemberEvent }> = [];
   /** Message kinds the network drops. */
   readonly drop = new Set<Message['kind']>();
-  private queue: Array<{ to: string; msg: Message }> = [];
+  /** Senders whose takeover answers arrive this many ms late. */
+  readonly slowAcks = new Map<string, number>();
+  private queue: Array<{ to: string; msg: Message; at?: number }> = [];
   private started = new Set<string>();
 
   add(id: string, members: string[], generation: number): Member {
@@ -40,7 +42,10 @@ class Cluster {
   apply(id: string, out: Output[], t: number): void {
     for (const o of out) {
       this.log.push({ id, o, t });
-      if (o.type === 'send') this.queue.push({ to: o.to, msg: o.message });
+      if (o.type === 'send') {
+        const late = o.message.kind === 'takeover-ack' ? (this.slowAcks.get(id) ?? 0) : 0;
+        this.queue.push({ to: o.to, msg: o.message, ...(late ? { at: t + late } : {}) });
+      }
       if (o.type === 'bind') this.bound.set(o.vip, id);
       if (o.type === 'unbind' && this.bound.get(o.vip) === id) this.bound.delete(o.vip);
     }
@@ -52,8 +57,8 @@ class Cluster {
   }
   run(from: number, to: number): void {
     for (let t = from; t <= to; t++) {
-      const q = this.queue;
-      this.queue = [];
+      const q = this.queue.filter((x) => (x.at ?? 0) <= t);
+      this.queue = this.queue.filter((x) => (x.at ?? 0) > t);
       for (const { to: dest, msg } of q) {
         const m = this.members.get(dest);
         if (!m || this.down.has(dest) || this.down.has(msg.from) || this.drop.has(msg.kind)) continue;
@@ -205,5 +210,45 @@ describe('Member.setMembers', () => {
         5001,
       );
     expect(c.events.slice(k).some((x) => x.e.type === 'abandon')).toBe(false);
+  });
+
+  test('a refusal naming a spent higher epoch (no holder) is only a no: the candidate binds with the other grants', () => {
+    // e knows epoch 5 as spent, with no holder (here its status floor, and it may not hold the
+    // VIP itself; in simulator seed 13 at b73bb6c, its own candidacy that gave up). a dies: the candidate at epoch 2 hears e refuse
+    // (StaleEpoch, knows 5, nobody) and the others grant. It used to give up on that refusal
+    // and ask again at 6 an interval later; a quorum without e is enough.
+    const c = new Cluster();
+    const all = ['a', 'b', 'c', 'd', 'e'];
+    for (const id of all) c.add(id, all, 1);
+    c.run(0, 2000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    const e = c.members.get('e') as Member;
+    c.apply(
+      'e',
+      e.setVips(2000, [
+        { vip: 'ns/web', preferredNodes: ['a'], eligible: ['a', 'b', 'c', 'd'], epochFloor: 5 },
+      ]),
+      2000,
+    );
+    c.down.add('a');
+    // e's refusal reaches the candidate first: the grants of b and c come 3 ms later.
+    c.slowAcks.set('b', 3).set('c', 3);
+    c.run(2001, 5000);
+    const asked = c.events.filter((x) => x.e.type === 'candidate' && x.id !== 'a');
+    const refusedBySpent = c.log.some(
+      (l) =>
+        l.id === 'e' &&
+        l.o.type === 'send' &&
+        l.o.message.kind === 'takeover-ack' &&
+        l.o.message.entries.some(
+          (x) => !x.granted && x.reason === AckRefusal.StaleEpoch && x.knownHolder === null,
+        ),
+    );
+    expect(refusedBySpent).toBe(true);
+    expect(asked.map((x) => (x.e as { epoch: number }).epoch)).toEqual([2]);
+    const binds = c.log
+      .filter((l) => l.t > 2000 && l.o.type === 'bind')
+      .map((l) => [l.id, (l.o as { epoch: number }).epoch]);
+    expect(binds).toEqual([[(asked[0] as { id: string }).id, 2]]);
   });
 });
