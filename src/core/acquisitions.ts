@@ -38,6 +38,8 @@ export interface Acquisition {
   acks: Map<MemberId, Millis>;
   /** Highest spent epoch (no holder) a refusing voter named; learnt if this candidacy fails. */
   spentAbove?: Epoch;
+  /** Voters that refused naming a spent higher epoch. */
+  spentRefusers?: Set<MemberId>;
   reason: string;
 }
 
@@ -199,13 +201,17 @@ export class Acquisitions {
     }
     // A voter that knows a higher epoch with no holder (a spent one: a candidacy that gave up,
     // a release, a status floor) only says no. Had that epoch been bound, a quorum would know
-    // it and refuse us too, so keep counting the others' grants; giving up here made a planned
-    // successor drop a quorum and retry an interval later (seed 13, fast, moves, at b73bb6c).
-    // It is learnt only if this candidacy fails (abandon): our own voter keeps the epoch we
-    // ask for meanwhile, so a bind here stays consistent with it, and the next candidacy asks
-    // above the spent epoch at once.
+    // it and refuse us too, so while the other voters can still make a quorum we keep counting
+    // their grants; giving up on the first such refusal made a planned successor drop a quorum
+    // and retry an interval later (seed 13, fast, moves, at b73bb6c). Once they cannot, we give
+    // up at once (as before) and learn the spent epoch, so the next candidacy asks above it;
+    // until then our own voter keeps the epoch we ask for, so a bind stays consistent with it.
     if (e.reason === AckRefusal.StaleEpoch && e.knownHolder === null && e.knownEpoch > a.epoch) {
       a.spentAbove = Math.max(a.spentAbove ?? 0, e.knownEpoch);
+      (a.spentRefusers ??= new Set()).add(from);
+      const { quorum } = this.ctx;
+      if (quorum.voters.length - a.spentRefusers.size < quorum.size)
+        this.abandon(now, e.vip, `voters know epoch ${a.spentAbove} (spent): no quorum left`, out);
       return;
     }
     if (e.knownEpoch > a.epoch || (e.knownEpoch === a.epoch && e.knownHolder !== this.ctx.self)) {
