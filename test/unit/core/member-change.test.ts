@@ -251,4 +251,37 @@ describe('Member.setMembers', () => {
       .map((l) => [l.id, (l.o as { epoch: number }).epoch]);
     expect(binds).toEqual([[(asked[0] as { id: string }).id, 2]]);
   });
+
+  test('refusals naming a spent higher epoch from enough voters that no quorum is left end the candidacy at once', () => {
+    // c, d and e know epoch 5 as spent: b's candidacy at epoch 2 cannot win, so b gives it up
+    // on the refusals (not after its timeout) and asks at 6.
+    const c = new Cluster();
+    const all = ['a', 'b', 'c', 'd', 'e'];
+    for (const id of all) c.add(id, all, 1);
+    c.run(0, 2000);
+    for (const id of ['c', 'd', 'e'])
+      c.apply(
+        id,
+        (c.members.get(id) as Member).setVips(2000, [
+          { vip: 'ns/web', preferredNodes: ['a', 'b'], eligible: ['a', 'b'], epochFloor: 5 },
+        ]),
+        2000,
+      );
+    const b = c.members.get('b') as Member;
+    c.apply(
+      'b',
+      b.setVips(2000, [{ vip: 'ns/web', preferredNodes: ['a', 'b'], eligible: ['a', 'b'] }]),
+      2000,
+    );
+    c.down.add('a');
+    c.run(2001, 4000);
+    const mine = c.events.filter((x) => x.id === 'b' && (x.e.type === 'candidate' || x.e.type === 'abandon'));
+    expect(mine.slice(0, 3).map((x) => [x.e.type, (x.e as { epoch: number }).epoch])).toEqual([
+      ['candidate', 2],
+      ['abandon', 2],
+      ['candidate', 6],
+    ]);
+    expect((mine[1]?.e as { reason: string }).reason).toContain('no quorum left');
+    expect(c.bound.get('ns/web')).toBe('b');
+  });
 });
