@@ -27,7 +27,8 @@ run_project unit
 
 # The protocol simulator: 10,000 seeded random schedules (crashes, partitions incl. one-way,
 # loss, duplication, reordering, pauses, graceful stops, clock drift and steps, a replaying
-# adversary, VirtualIPs sharing an address in one schedule of five), S1 (per address)/S2/L1
+# adversary, VirtualIPs sharing an address in one schedule of five, operator moves
+# (heartline.dev/move-to) in one of four), S1 (per address)/S2/L1
 # checked at every step: 7,500 small fast-profile clusters and 2,500 default-profile ones with
 # up to 12 VIPs. Fixed seeds keep CI reproducible (HEARTLINE_SIM_SEED explores others); any
 # failure prints the seed, the command that reproduces it and a trace.
@@ -35,9 +36,9 @@ sim_seed="${HEARTLINE_SIM_SEED:-1}"
 echo "== simulator: 10000 schedules (seeds from $sim_seed)"
 sim_out="$out/sim.txt"
 sim_ok=1
-npx tsx test/sim/cli.ts --seed "$sim_seed" --schedules 7500 --workers 2 --profile fast --max-vips 3 --duplicates 0.2 >"$sim_out" 2>&1 || sim_ok=0
+npx tsx test/sim/cli.ts --seed "$sim_seed" --schedules 7500 --workers 2 --profile fast --max-vips 3 --duplicates 0.2 --moves 0.25 >"$sim_out" 2>&1 || sim_ok=0
 tail -n 12 "$sim_out"
-npx tsx test/sim/cli.ts --seed "$((sim_seed + 7500))" --schedules 2500 --workers 2 --profile default --max-vips 12 --duplicates 0.2 >"$sim_out" 2>&1 || sim_ok=0
+npx tsx test/sim/cli.ts --seed "$((sim_seed + 7500))" --schedules 2500 --workers 2 --profile default --max-vips 12 --duplicates 0.2 --moves 0.25 >"$sim_out" 2>&1 || sim_ok=0
 tail -n 12 "$sim_out"
 [[ $sim_ok == 1 ]] || status=1
 run_project integration --runInBand --passWithNoTests

@@ -36,6 +36,10 @@ export interface Acquisition {
   quickRetries: number;
   /** Grant expiry per voter, from acks (self: Infinity). */
   acks: Map<MemberId, Millis>;
+  /** Highest spent epoch (no holder) a refusing voter named; learnt if this candidacy fails. */
+  spentAbove?: Epoch;
+  /** Voters that refused naming a spent higher epoch. */
+  spentRefusers?: Set<MemberId>;
   reason: string;
 }
 
@@ -195,6 +199,21 @@ export class Acquisitions {
       this.tryBind(now, a, out);
       return;
     }
+    // A voter that knows a higher epoch with no holder (a spent one: a candidacy that gave up,
+    // a release, a status floor) only says no. Had that epoch been bound, a quorum would know
+    // it and refuse us too, so while the other voters can still make a quorum we keep counting
+    // their grants; giving up on the first such refusal made a planned successor drop a quorum
+    // and retry an interval later (seed 13, fast, moves, at b73bb6c). Once they cannot, we give
+    // up at once (as before) and learn the spent epoch, so the next candidacy asks above it;
+    // until then our own voter keeps the epoch we ask for, so a bind stays consistent with it.
+    if (e.reason === AckRefusal.StaleEpoch && e.knownHolder === null && e.knownEpoch > a.epoch) {
+      a.spentAbove = Math.max(a.spentAbove ?? 0, e.knownEpoch);
+      (a.spentRefusers ??= new Set()).add(from);
+      const { quorum } = this.ctx;
+      if (quorum.voters.length - a.spentRefusers.size < quorum.size)
+        this.abandon(now, e.vip, `voters know epoch ${a.spentAbove} (spent): no quorum left`, out);
+      return;
+    }
     if (e.knownEpoch > a.epoch || (e.knownEpoch === a.epoch && e.knownHolder !== this.ctx.self)) {
       this.ctx.voter.learn(e.vip, e.knownEpoch, e.knownHolder);
       if (e.reason === AckRefusal.OtherCandidate || e.reason === AckRefusal.StaleEpoch) {
@@ -225,6 +244,7 @@ export class Acquisitions {
     this.acquiring.delete(vip);
     this.ctx.emit({ type: 'abandon', vip, epoch: a.epoch, reason });
     this.ctx.voter.releaseSelf(now, vip, a.epoch);
+    if (a.spentAbove !== undefined) this.ctx.voter.learn(vip, a.spentAbove, null);
     this.sender.noteRelease(now, vip, a.epoch);
     const to = this.ctx.peers.filter((p) => a.acks.has(p));
     this.sender.sendRelease(now, vip, a.epoch, null, out, to);

@@ -262,8 +262,22 @@ export class Member {
         if (!next.has(vip))
           this.releases.giveUp(now, vip, 'removed', 'VIP removed from the configuration', null, out);
       }
-      for (const vip of this.acquisitions.vips())
-        if (!next.has(vip)) this.acquisitions.abandon(now, vip, 'VIP removed', out);
+      for (const vip of this.acquisitions.vips()) {
+        const spec = next.get(vip);
+        const asked = this.acquisitions.get(vip)?.epoch ?? 0;
+        if (!spec) this.acquisitions.abandon(now, vip, 'VIP removed', out);
+        // The VIP's status epoch reached the epoch we ask for: it was bound (or spent) by
+        // someone else, possibly by a quorum of an older member set none of our voters was in.
+        // A candidate starts above the floor; one that began before the floor rose gives that
+        // epoch up and asks again above it (the next sweep), instead of retrying it.
+        else if ((spec.epochFloor ?? 0) >= asked)
+          this.acquisitions.abandon(
+            now,
+            vip,
+            `epoch ${asked} is at or below the status epoch ${spec.epochFloor}`,
+            out,
+          );
+      }
     }
     ctx.vips.clear();
     this.candidacy.vipsChanged();

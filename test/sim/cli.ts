@@ -1,5 +1,5 @@
 /**
- * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--membership P] [--replayer random|always|never] [--fence-budget MS] [--fence-delay MS]
+ * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--membership P] [--replayer random|always|never] [--moves [P]] [--fence-budget MS] [--fence-delay MS]
  * Runs K seeded schedules from seed N, checks S1, S2 and L1 at every step, prints failover
  * times. Exit code 1 if an invariant breaks; the failure names the seed and shows a trace.
  * `--workers W` splits the seeds into W contiguous ranges run by W child processes.
@@ -28,8 +28,8 @@ const cmd = new Command()
   )
   .option('--duplicates <p>', 'chance (0..1) that a schedule has VirtualIPs sharing an address', '0')
   .option(
-    '--moves',
-    'operator moves (heartline.dev/move-to): static targets and move/clear events during faults',
+    '--moves [p]',
+    'operator moves (heartline.dev/move-to): static targets and move/clear events during faults, in every schedule or in a fraction p (0..1) of them',
   )
   .option(
     '--membership <p>',
@@ -67,7 +67,7 @@ const o = cmd.opts<{
   failback?: string;
   workers: string;
   duplicates: string;
-  moves?: boolean;
+  moves?: boolean | string;
   membership: string;
   fenceBudget?: string;
   fenceDelay?: string;
@@ -83,6 +83,12 @@ if (!['random', 'always', 'never'].includes(o.replayer)) {
   console.error(`--replayer: unknown mode "${o.replayer}"; use random, always or never`);
   process.exit(2);
 }
+if (typeof o.moves === 'string' && !(Number(o.moves) >= 0 && Number(o.moves) <= 1)) {
+  console.error(
+    `--moves: "${o.moves}" is not a fraction; give one from 0 to 1, or no value for every schedule`,
+  );
+  process.exit(2);
+}
 const seed = Number(o.seed);
 const k = Number(o.schedules);
 const workers = Number(o.workers);
@@ -94,7 +100,7 @@ const opts = {
   profile,
   maxVips: Number(o.maxVips),
   duplicateAddresses: Number(o.duplicates),
-  ...(o.moves ? { moves: true } : {}),
+  ...(o.moves === true ? { moves: true } : o.moves !== undefined ? { moves: Number(o.moves) } : {}),
   membershipChanges: Number(o.membership),
   ...(o.members ? { members: Number(o.members) } : {}),
   ...(o.faults ? { faultKinds: o.faults.split(',') } : {}),
@@ -175,9 +181,20 @@ function runPart(first: number, count: number): Part {
     failures: s.failures.map((f) => ({
       seed: f.seed,
       hard: f.result.violations.some((v) => v.invariant !== 'BACKSTOP'),
-      text: describeFailure(f, profile),
+      text: describeFailure(f, profile).replace(
+        /^reproduce: .*$/m,
+        `reproduce: npm run sim -- --seed ${f.seed} --schedules 1 ${scheduleArgs().join(' ')} --trace`,
+      ),
     })),
   };
+}
+
+/** The options that shape a schedule, as given (for the reproduce line). */
+function scheduleArgs(): string[] {
+  const skip = ['--seed', '--schedules', '--workers'];
+  return process.argv
+    .slice(2)
+    .filter((a, i, all) => !skip.includes(a) && !skip.includes(all[i - 1] ?? '') && a !== '--worker-child');
 }
 
 function runChild(first: number, count: number): Promise<Part> {

@@ -9,6 +9,22 @@ describe('simulator regressions', () => {
     expect(result.violations).toEqual([]);
   });
 
+  test('seed 2962 (fast, moves): a candidate that stood through two member removals asks above the status epoch (S2)', () => {
+    // n3 bound e2 with a quorum of generation 1 (n2, n3, n5) while the move target n1, cut off
+    // with n4, kept asking for e2; after n5 and n3 were removed, n1 and n4 were a quorum of
+    // generation 3 and n1 bound e2 again. The member now re-reads the epoch floors with each
+    // generation (as MemberHost.reconfigure does) and gives up a candidacy at or below one.
+    const binds: string[] = [];
+    const { result } = runOne(
+      2962,
+      { profile: 'fast', maxVips: 3, duplicateAddresses: 0.2, moves: true, membershipChanges: 0.25 },
+      { traceSink: (l) => void (l.includes(' BIND ') && binds.push(l)) },
+    );
+    expect(result.violations).toEqual([]);
+    expect(binds.some((l) => l.includes('n3 BIND default/vip-1 e2'))).toBe(true);
+    expect(binds.some((l) => l.includes('n1 BIND default/vip-1 e3'))).toBe(true);
+  });
+
   test('a member that only it may hold a VIP takes it back after a drain that ended during its pause', () => {
     const binds: string[] = [];
     const { result, scenario } = runOne(

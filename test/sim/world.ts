@@ -1352,6 +1352,12 @@ export class World {
     } else {
       this.apply(node, node.member.setMembers(this.local(node), { members, generation }));
     }
+    // As MemberHost.reconfigure (src/runtime/member-host.ts) does after setMembers: the agent
+    // rebuilds its whole configuration, so it also re-reads each VipSpec, epoch floors (the
+    // VirtualIP status epochs) included. Without this a member that stood through two
+    // generation steps could ask, and get a quorum of the newest set, for an epoch a
+    // quorum of the older set had bound (seed 2962 with --moves at the fast profile).
+    if (node.member) this.apply(node, node.member.setVips(this.local(node), this.vipSpecs()));
     node.advertised = Math.max(node.advertised, node.learned);
   }
 

@@ -2,6 +2,7 @@
  * Membership changes in place (Member.setMembers): generations, the voter rule, and that a
  * change keeps the holder, its epoch and its incarnation. Driven by hand, like member.test.ts.
  */
+import type { MemberEvent } from '../../../src/core/member-context.js';
 import { Member, MemberConfigError, type Output } from '../../../src/core/member.js';
 import { AckRefusal, type Message, type TakeoverAck } from '../../../src/core/messages.js';
 import { deriveTiming } from '../../../src/core/timing.js';
@@ -13,12 +14,17 @@ class Cluster {
   readonly bound = new Map<string, string>();
   readonly log: Array<{ id: string; o: Output; t: number }> = [];
   readonly down = new Set<string>();
-  private queue: Array<{ to: string; msg: Message }> = [];
+  readonly events: Array<{ id: string; e: MemberEvent }> = [];
+  /** Message kinds the network drops. */
+  readonly drop = new Set<Message['kind']>();
+  /** Senders whose takeover answers arrive this many ms late. */
+  readonly slowAcks = new Map<string, number>();
+  private queue: Array<{ to: string; msg: Message; at?: number }> = [];
   private started = new Set<string>();
 
   add(id: string, members: string[], generation: number): Member {
     const m = new Member(
-      {},
+      { observer: (e) => this.events.push({ id, e }) },
       {
         clusterId: 'c',
         self: id,
@@ -36,7 +42,10 @@ class Cluster {
   apply(id: string, out: Output[], t: number): void {
     for (const o of out) {
       this.log.push({ id, o, t });
-      if (o.type === 'send') this.queue.push({ to: o.to, msg: o.message });
+      if (o.type === 'send') {
+        const late = o.message.kind === 'takeover-ack' ? (this.slowAcks.get(id) ?? 0) : 0;
+        this.queue.push({ to: o.to, msg: o.message, ...(late ? { at: t + late } : {}) });
+      }
       if (o.type === 'bind') this.bound.set(o.vip, id);
       if (o.type === 'unbind' && this.bound.get(o.vip) === id) this.bound.delete(o.vip);
     }
@@ -48,11 +57,11 @@ class Cluster {
   }
   run(from: number, to: number): void {
     for (let t = from; t <= to; t++) {
-      const q = this.queue;
-      this.queue = [];
+      const q = this.queue.filter((x) => (x.at ?? 0) <= t);
+      this.queue = this.queue.filter((x) => (x.at ?? 0) > t);
       for (const { to: dest, msg } of q) {
         const m = this.members.get(dest);
-        if (!m || this.down.has(dest) || this.down.has(msg.from)) continue;
+        if (!m || this.down.has(dest) || this.down.has(msg.from) || this.drop.has(msg.kind)) continue;
         this.apply(dest, m.receive(t, msg), t);
       }
       for (const [id, m] of this.members) {
@@ -155,5 +164,124 @@ describe('Member.setMembers', () => {
     expect(a.quorum.voters).toEqual(['a', 'b', 'c', 'd']);
     expect(() => a.setMembers(2003, { members: ['a', 'b', 'c'], generation: 3 })).toThrow(MemberConfigError);
     expect(() => a.setMembers(2003, { members: ['b', 'c'], generation: 4 })).toThrow(/a is not listed/);
+  });
+
+  test('a candidacy at or below a new epoch floor is given up and asked again above it (S2 across generations)', () => {
+    // a dies and every takeover answer is lost: whoever asks for the VIP at epoch 2 gets no
+    // quorum and keeps asking. Meanwhile a quorum it never reached bound epoch 2 (seed
+    // 2962 of the simulator: a quorum of an older member set), and the VirtualIP's status
+    // epoch says so. The candidate must not keep asking for 2: a quorum of a later, smaller
+    // set could grant it.
+    const c = new Cluster();
+    const all = ['a', 'b', 'c', 'd', 'e'];
+    for (const id of all) c.add(id, all, 1);
+    c.run(0, 2000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    c.down.add('a');
+    c.drop.add('takeover-ack');
+    c.run(2001, 4000);
+    const asked = c.events.filter((x) => x.e.type === 'candidate' && x.id !== 'a');
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.every((x) => (x.e as { epoch: number }).epoch === 2)).toBe(true);
+    const n = c.events.length;
+    for (const id of ['b', 'c', 'd', 'e'])
+      c.apply(
+        id,
+        (c.members.get(id) as Member).setVips(4001, [
+          { vip: 'ns/web', preferredNodes: ['a'], epochFloor: 2 },
+        ]),
+        4001,
+      );
+    expect(c.events.slice(n).some((x) => x.e.type === 'abandon' && x.e.epoch === 2)).toBe(true);
+    c.run(4002, 5000);
+    const later = c.events.slice(n).filter((x) => x.e.type === 'candidate');
+    expect(later.length).toBeGreaterThan(0);
+    for (const x of later) expect((x.e as { epoch: number }).epoch).toBeGreaterThan(2);
+    for (const b of c.log.filter((l) => l.t > 4000 && l.o.type === 'bind'))
+      expect((b.o as { epoch: number }).epoch).toBeGreaterThan(2);
+    // A floor below the epoch asked leaves the candidacy alone.
+    const k = c.events.length;
+    for (const id of ['b', 'c', 'd', 'e'])
+      c.apply(
+        id,
+        (c.members.get(id) as Member).setVips(5001, [
+          { vip: 'ns/web', preferredNodes: ['a'], epochFloor: 1 },
+        ]),
+        5001,
+      );
+    expect(c.events.slice(k).some((x) => x.e.type === 'abandon')).toBe(false);
+  });
+
+  test('a refusal naming a spent higher epoch (no holder) is only a no: the candidate binds with the other grants', () => {
+    // e knows epoch 5 as spent, with no holder (here its status floor, and it may not hold the
+    // VIP itself; in simulator seed 13 at b73bb6c, its own candidacy that gave up). a dies: the candidate at epoch 2 hears e refuse
+    // (StaleEpoch, knows 5, nobody) and the others grant. It used to give up on that refusal
+    // and ask again at 6 an interval later; a quorum without e is enough.
+    const c = new Cluster();
+    const all = ['a', 'b', 'c', 'd', 'e'];
+    for (const id of all) c.add(id, all, 1);
+    c.run(0, 2000);
+    expect(c.bound.get('ns/web')).toBe('a');
+    const e = c.members.get('e') as Member;
+    c.apply(
+      'e',
+      e.setVips(2000, [
+        { vip: 'ns/web', preferredNodes: ['a'], eligible: ['a', 'b', 'c', 'd'], epochFloor: 5 },
+      ]),
+      2000,
+    );
+    c.down.add('a');
+    // e's refusal reaches the candidate first: the grants of b and c come 3 ms later.
+    c.slowAcks.set('b', 3).set('c', 3);
+    c.run(2001, 5000);
+    const asked = c.events.filter((x) => x.e.type === 'candidate' && x.id !== 'a');
+    const refusedBySpent = c.log.some(
+      (l) =>
+        l.id === 'e' &&
+        l.o.type === 'send' &&
+        l.o.message.kind === 'takeover-ack' &&
+        l.o.message.entries.some(
+          (x) => !x.granted && x.reason === AckRefusal.StaleEpoch && x.knownHolder === null,
+        ),
+    );
+    expect(refusedBySpent).toBe(true);
+    expect(asked.map((x) => (x.e as { epoch: number }).epoch)).toEqual([2]);
+    const binds = c.log
+      .filter((l) => l.t > 2000 && l.o.type === 'bind')
+      .map((l) => [l.id, (l.o as { epoch: number }).epoch]);
+    expect(binds).toEqual([[(asked[0] as { id: string }).id, 2]]);
+  });
+
+  test('refusals naming a spent higher epoch from enough voters that no quorum is left end the candidacy at once', () => {
+    // c, d and e know epoch 5 as spent: b's candidacy at epoch 2 cannot win, so b gives it up
+    // on the refusals (not after its timeout) and asks at 6.
+    const c = new Cluster();
+    const all = ['a', 'b', 'c', 'd', 'e'];
+    for (const id of all) c.add(id, all, 1);
+    c.run(0, 2000);
+    for (const id of ['c', 'd', 'e'])
+      c.apply(
+        id,
+        (c.members.get(id) as Member).setVips(2000, [
+          { vip: 'ns/web', preferredNodes: ['a', 'b'], eligible: ['a', 'b'], epochFloor: 5 },
+        ]),
+        2000,
+      );
+    const b = c.members.get('b') as Member;
+    c.apply(
+      'b',
+      b.setVips(2000, [{ vip: 'ns/web', preferredNodes: ['a', 'b'], eligible: ['a', 'b'] }]),
+      2000,
+    );
+    c.down.add('a');
+    c.run(2001, 4000);
+    const mine = c.events.filter((x) => x.id === 'b' && (x.e.type === 'candidate' || x.e.type === 'abandon'));
+    expect(mine.slice(0, 3).map((x) => [x.e.type, (x.e as { epoch: number }).epoch])).toEqual([
+      ['candidate', 2],
+      ['abandon', 2],
+      ['candidate', 6],
+    ]);
+    expect((mine[1]?.e as { reason: string }).reason).toContain('no quorum left');
+    expect(c.bound.get('ns/web')).toBe('b');
   });
 });
