@@ -13,13 +13,9 @@
  * dropped by each receiver as `bad-signature` (the cluster HMAC passed, the holder's
  * signature did not) and counted.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { LAB_NAMESPACE, type LabCluster } from '../../hack/lab/cluster.js';
 import { nsRun } from '../../hack/lab/sh.js';
 import { powerOff } from '../../hack/lab/topology.js';
-import type { Heartbeat } from '../../src/core/messages.js';
 import {
   IdTable,
   Keyring,
@@ -39,54 +35,13 @@ import {
   measure,
   steadyHolder,
 } from './helpers/lab-run.js';
+import { CLUSTER_ID, VIP, capture, forgedHeartbeat } from './helpers/forge.js';
 import { labDescribe, withLabCluster } from './helpers/suite.js';
 
-const execFileP = promisify(execFile);
-const CLUSTER_ID = `${LAB_NAMESPACE}/lab`;
-const VIP = `${LAB_NAMESPACE}/web`;
 /** Forged heartbeats per receiver, one every 100 ms (twice the holder's real rate): 5 s. */
 const ROUNDS = 50;
 
-/** Hex of one real heartbeat-port datagram from `a` to `b`, seen on a's switch port. */
-async function capture(c: LabCluster, a: string, b: string): Promise<string> {
-  const ha = c.lab.nodes.find((n) => n.name === a)!;
-  const hb = c.lab.nodes.find((n) => n.name === b)!;
-  const { stdout } = await execFileP(
-    'ip',
-    [
-      'netns',
-      'exec',
-      c.lab.sw,
-      'python3',
-      join(ROOT, 'test/e2e/helpers/capture-udp.py'),
-      ha.port,
-      ha.ip,
-      hb.ip,
-      '694',
-      '5',
-    ],
-    { timeout: 15_000 },
-  );
-  return stdout.trim();
-}
-
 /** The forger's heartbeat as `holder`: a new life still holding the VIP at `epoch`. */
-function forgedHeartbeat(holder: string, incarnation: number, seq: number, epoch: number): Heartbeat {
-  return {
-    kind: 'heartbeat',
-    clusterId: CLUSTER_ID,
-    from: holder,
-    incarnation,
-    seq,
-    standby: false,
-    witness: false,
-    unhealthy: [],
-    holdings: { version: 1, page: 0, pages: 1, entries: [{ vip: VIP, epoch }] },
-    releases: [],
-    echoes: [],
-    conflicts: [],
-  };
-}
 
 labDescribe('member keys: a non-member node forging a member (default profile, 3 nodes)', () => {
   const cluster = withLabCluster({ id: 'e2emk', nodes: 3, profile: 'default' });

@@ -19,11 +19,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { LAB_NAMESPACE, type LabCluster } from '../../hack/lab/cluster.js';
+import type { LabCluster } from '../../hack/lab/cluster.js';
 import { nsRun, signal, sleep } from '../../hack/lab/sh.js';
-import type { Heartbeat } from '../../src/core/messages.js';
 import { PROFILES } from '../../src/core/timing.js';
 import {
   IdTable,
@@ -49,11 +46,9 @@ import {
   steadyHolder,
   waitFor,
 } from './helpers/lab-run.js';
+import { CLUSTER_ID, VIP, capture, forgedHeartbeat } from './helpers/forge.js';
 import { labDescribe, withLabCluster } from './helpers/suite.js';
 
-const execFileP = promisify(execFile);
-const CLUSTER_ID = `${LAB_NAMESPACE}/lab`;
-const VIP = `${LAB_NAMESPACE}/web`;
 /** Forged datagrams per second, both receivers together (half each), and how long. */
 const RATE = 4000;
 const SECONDS = 8;
@@ -62,46 +57,6 @@ const DISTINCT = 32;
 const BUDGET = verifyBudgetFor(PROFILES.default.intervalMs);
 /** Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on Linux). */
 const HZ = 100;
-
-/** Hex of one real heartbeat-port datagram from `a` to `b`, seen on a's switch port. */
-async function capture(c: LabCluster, a: string, b: string): Promise<string> {
-  const ha = c.lab.nodes.find((n) => n.name === a)!;
-  const hb = c.lab.nodes.find((n) => n.name === b)!;
-  const { stdout } = await execFileP(
-    'ip',
-    [
-      'netns',
-      'exec',
-      c.lab.sw,
-      'python3',
-      join(ROOT, 'test/e2e/helpers/capture-udp.py'),
-      ha.port,
-      ha.ip,
-      hb.ip,
-      '694',
-      '5',
-    ],
-    { timeout: 15_000 },
-  );
-  return stdout.trim();
-}
-
-function forgedHeartbeat(holder: string, incarnation: number, seq: number, epoch: number): Heartbeat {
-  return {
-    kind: 'heartbeat',
-    clusterId: CLUSTER_ID,
-    from: holder,
-    incarnation,
-    seq,
-    standby: false,
-    witness: false,
-    unhealthy: [],
-    holdings: { version: 1, page: 0, pages: 1, entries: [{ vip: VIP, epoch }] },
-    releases: [],
-    echoes: [],
-    conflicts: [],
-  };
-}
 
 /** CPU seconds (user + system) `pid` has used so far. */
 async function cpuSeconds(pid: number): Promise<number> {
