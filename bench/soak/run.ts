@@ -32,7 +32,7 @@ import type { ProfileName } from '../../src/core/timing.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Lab ids, one per profile (distinct from every e2e and benchmark lab). */
-const LAB_IDS: Record<ProfileName, string> = { default: 'bsoakd', fast: 'bsoakf' };
+const LAB_IDS: Record<ProfileName, string> = { default: 'bsoakd', fast: 'bsoakf', tight: 'bsoakt' };
 
 const argv = process.argv.slice(2);
 function opt(flag: string, dflt: string): string {
@@ -52,7 +52,7 @@ const profiles = opt('--profiles', 'default,fast')
   .split(',')
   .map((p) => p.trim()) as ProfileName[];
 for (const p of profiles)
-  if (!(p in LAB_IDS)) throw new Error(`--profiles: unknown profile "${p}"; use default and/or fast`);
+  if (!(p in LAB_IDS)) throw new Error(`--profiles: unknown profile "${p}"; use default, fast and/or tight`);
 const minutes = num('--minutes', 10, 0.1);
 const busy = num('--busy', 2 * os.availableParallelism(), 0);
 const memMb = num('--mem-mb', 0, 0);

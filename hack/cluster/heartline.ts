@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLUSTER_LABEL, type KubeCluster } from './index.js';
+import { PROFILES } from '../../src/core/timing.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** deploy/base/config.yaml: the HACluster the shipped install serves. */
@@ -17,10 +18,7 @@ export const HL_CLUSTER = 'heartline';
 export const VIP_NAME = 'web';
 export const VIP_ADDRESS = '198.18.0.100';
 
-export const PROFILES = {
-  default: { intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 },
-  fast: { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 },
-} as const;
+export { PROFILES };
 
 export interface InstallOptions {
   profile?: keyof typeof PROFILES;

@@ -76,11 +76,14 @@ export interface HeartbeatTiming {
 /**
  * The shipped profiles, the one definition: the HACluster defaults (`default`), the
  * documented `fast` profile, the simulator's `--profile` and the lab's clusters all read
- * these. default: safe on any LAN; fast: sub-second failover on quiet, dedicated links.
+ * these. default: safe on any LAN; fast: sub-second failover on quiet, dedicated links;
+ * tight: under 200 ms failover, for dedicated links and nodes with CPU to spare
+ * (docs/benchmarks.md "Tight profile" has what it was measured to survive).
  */
 export const PROFILES = {
   default: { intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 },
   fast: { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 },
+  tight: { intervalMs: 50, deadMs: 150, warnMs: 100, initDeadMs: 500 },
 } as const satisfies Record<string, HeartbeatTiming>;
 export type ProfileName = keyof typeof PROFILES;
 

@@ -1,12 +1,12 @@
 /**
- * npm run sim -- --seed N --schedules K [--profile default|fast] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--membership P] [--replayer random|always|never] [--moves [P]] [--fence-budget MS] [--fence-delay MS]
+ * npm run sim -- --seed N --schedules K [--profile default|fast|tight] [--trace] [--members M] [--max-vips V] [--workers W] [--duplicates P] [--membership P] [--replayer random|always|never] [--moves [P]] [--fence-budget MS] [--fence-delay MS]
  * Runs K seeded schedules from seed N, checks S1, S2 and L1 at every step, prints failover
  * times. Exit code 1 if an invariant breaks; the failure names the seed and shows a trace.
  * `--workers W` splits the seeds into W contiguous ranges run by W child processes.
  */
 import { fork } from 'node:child_process';
 import { Command } from 'commander';
-import type { ProfileName } from '../../src/core/timing.js';
+import { PROFILES, type ProfileName } from '../../src/core/timing.js';
 import { describeFailure, percentile, runMany, runOne } from './run.js';
 import { failbackScenario, makeScenario, type FailbackShape } from './schedule.js';
 import type { Scenario } from './world.js';
@@ -14,7 +14,7 @@ import type { Scenario } from './world.js';
 const cmd = new Command()
   .option('--seed <n>', 'first seed', '1')
   .option('--schedules <k>', 'number of schedules', '100')
-  .option('--profile <p>', 'timing profile: default (200/1000) or fast (100/300)', 'default')
+  .option('--profile <p>', 'timing profile: default (200/1000), fast (100/300) or tight (50/150)', 'default')
   .option('--members <m>', 'members per cluster (default: random 2..9)')
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
   .option(
@@ -74,8 +74,8 @@ const o = cmd.opts<{
   workerChild?: boolean;
   trace?: boolean;
 }>();
-if (o.profile !== 'default' && o.profile !== 'fast') {
-  console.error(`--profile: unknown profile "${o.profile}"; use default or fast`);
+if (!(o.profile in PROFILES)) {
+  console.error(`--profile: unknown profile "${o.profile}"; use default, fast or tight`);
   process.exit(2);
 }
 const profile = o.profile as ProfileName;
