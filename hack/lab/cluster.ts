@@ -12,6 +12,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  existsSync,
   chmodSync,
   chownSync,
   createWriteStream,
@@ -402,6 +403,10 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
     // From the agents' view of the checkout: the agent runs this binary as netd's launcher
     // client and Resources (uid 65534) run it for the identity self-check.
     const netd = join(agentSrc, 'native', 'build', 'heartline-netd');
+    if (!existsSync(netd))
+      throw new Error(
+        `${netd} is missing: build it with make -C ${join(agentSrc, 'native')} (hack/install.sh does)`,
+      );
     // The agents run as AGENT_UID: they get a kubeconfig of their own to read (the control
     // plane's is root's, 0600) and netd gives each its state directory (--agent-state-dir).
     const agentKubeconfig = join(logDir, 'agent-kubeconfig');

@@ -83,7 +83,7 @@ export interface HeartbeatTiming {
 export const PROFILES = {
   default: { intervalMs: 200, deadMs: 1000, warnMs: 500, initDeadMs: 2000 },
   fast: { intervalMs: 100, deadMs: 300, warnMs: 200, initDeadMs: 1000 },
-  tight: { intervalMs: 50, deadMs: 150, warnMs: 100, initDeadMs: 500 },
+  tight: { intervalMs: 50, deadMs: 160, warnMs: 100, initDeadMs: 500 },
 } as const satisfies Record<string, HeartbeatTiming>;
 export type ProfileName = keyof typeof PROFILES;
 

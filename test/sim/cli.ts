@@ -14,7 +14,7 @@ import type { Scenario } from './world.js';
 const cmd = new Command()
   .option('--seed <n>', 'first seed', '1')
   .option('--schedules <k>', 'number of schedules', '100')
-  .option('--profile <p>', 'timing profile: default (200/1000), fast (100/300) or tight (50/150)', 'default')
+  .option('--profile <p>', 'timing profile: default (200/1000), fast (100/300) or tight (50/160)', 'default')
   .option('--members <m>', 'members per cluster (default: random 2..9)')
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
   .option(
