@@ -430,6 +430,7 @@ describe('deploy/ on a real API server', () => {
       // others serve once at start (docs/adr/0020-unprivileged-agent.md); the agent holds none.
       expect([...(c.securityContext?.capabilities?.add ?? [])].sort()).toEqual([
         'CHOWN',
+        'IPC_LOCK',
         'KILL',
         'NET_ADMIN',
         'NET_BIND_SERVICE',
@@ -437,6 +438,7 @@ describe('deploy/ on a real API server', () => {
         'SETGID',
         'SETPCAP',
         'SETUID',
+        'SYS_NICE',
       ]);
       // docs/fence.md: heartline-netd must be PID 1 with the agent as its child; netd binds
       // the heartbeat socket and runs the agent as 65532 (docs/adr/0020).
@@ -554,7 +556,15 @@ describe('deploy/ on a real API server', () => {
             'resource uid 65534 CapPrm 0000000000000000 CapBnd 0000000000000000 NoNewPrivs 1',
           ].join('\n'),
         );
-        expect(ok.stderr).toMatch(/capabilities kept: NET_ADMIN NET_RAW KILL SETUID SETGID/);
+        // Exactly those five (0x30e0): SYS_NICE (bit 23) and IPC_LOCK (bit 14) are gone.
+        expect(ok.stderr).toMatch(
+          /capabilities kept: NET_ADMIN NET_RAW KILL SETUID SETGID \(effective 0x00000000000030e0\)/,
+        );
+        // The fence wins the CPU and never waits on a page fault (docs/adr/0039); SYS_NICE and
+        // IPC_LOCK serve once, before the line above drops them.
+        expect(ok.stderr).toMatch(/fence priority: SCHED_FIFO 10; memory locked/);
+        const noNice = await runAs(caps.filter((cap) => cap !== 'SYS_NICE' && cap !== 'IPC_LOCK'));
+        expect(noNice.stderr).toMatch(/fence priority: normal \(no CAP_SYS_NICE/);
         // Without SETPCAP the Resources' bounding set could not be emptied: netd does not start.
         const noSetpcap = await runAs(caps.filter((cap) => cap !== 'SETPCAP'));
         expect(noSetpcap.code).toBe(1);
