@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { mdTable, pairedRatio, percentile, summarize, summaryRows, type TrialResult } from './stats.js';
+import { PAIRS } from './targets.js';
 
 const file = resolve(process.argv[2] ?? 'bench/results/failover.json');
 const r = JSON.parse(readFileSync(file, 'utf8')) as {
@@ -18,12 +19,8 @@ const ss = faults.flatMap((f) => configs.map((c) => summarize(r.trials, c, f)));
 const { head, rows } = summaryRows(ss);
 const out: string[] = [mdTable(head, rows), ''];
 
-const pairs: Array<[string, string]> = [
-  ['heartline-fast', 'keepalived-0.1s'],
-  ['heartline-default', 'keepalived-1s'],
-];
 const ratioRows: string[][] = [];
-for (const [a, b] of pairs) {
+for (const [a, b] of PAIRS) {
   if (!configs.includes(a) || !configs.includes(b)) continue;
   for (const f of faults) {
     const p = pairedRatio(r.trials, f, a, b);

@@ -1,5 +1,5 @@
 /**
- * Failover benchmark: Heartline (default and fast profiles) and keepalived (advert_int 1 s and
+ * Failover benchmark: Heartline (default, fast and tight profiles) and keepalived (advert_int 1 s and
  * 0.1 s) side by side, each in its own lab of 3 node namespaces, all up at once, with trials
  * interleaved round by round (a round runs one trial of every configuration and fault, one
  * at a time), so paired configurations see the same machine load.
@@ -36,9 +36,11 @@ import { delAddress, down, powerOn, type Lab } from '../../hack/lab/topology.js'
 import {
   CONFIGS,
   CONFIG_DESCRIPTIONS,
+  PAIRS,
   startHeartline,
   startKeepalived,
   type ConfigName,
+  type HeartlineConfig,
   type Target,
 } from './targets.js';
 import { pairedRatio, summarize, summaryRows, table, type TrialResult } from './stats.js';
@@ -50,6 +52,7 @@ type Fault = (typeof FAULTS)[number];
 const LAB_IDS: Record<ConfigName, string> = {
   'heartline-default': 'bfhld',
   'heartline-fast': 'bfhlf',
+  'heartline-tight': 'bfhlt',
   'keepalived-1s': 'bfka1',
   'keepalived-0.1s': 'bfka01',
 };
@@ -449,19 +452,12 @@ function report(results: readonly TrialResult[]): string {
   for (const f of faults) for (const c of configs) ss.push(summarize(results, c, f));
   const { head, rows } = summaryRows(ss);
   const out = [table(head, rows)];
-  if (configs.includes('heartline-fast') && configs.includes('keepalived-0.1s')) {
+  for (const [a, b] of PAIRS) {
+    if (!configs.includes(a) || !configs.includes(b)) continue;
     for (const f of faults) {
-      const r = pairedRatio(results, f, 'heartline-fast', 'keepalived-0.1s');
+      const r = pairedRatio(results, f, a, b);
       out.push(
-        `${f}: heartline-fast / keepalived-0.1s over ${r.pairs} paired rounds: median of ratios ${r.medianOfRatios.toFixed(2)}, ratio of medians ${r.ratioOfMedians.toFixed(2)}, heartline-fast faster in ${r.numeratorFaster}/${r.pairs}`,
-      );
-    }
-  }
-  if (configs.includes('heartline-default') && configs.includes('keepalived-1s')) {
-    for (const f of faults) {
-      const r = pairedRatio(results, f, 'heartline-default', 'keepalived-1s');
-      out.push(
-        `${f}: heartline-default / keepalived-1s over ${r.pairs} paired rounds: median of ratios ${r.medianOfRatios.toFixed(2)}, ratio of medians ${r.ratioOfMedians.toFixed(2)}`,
+        `${f}: ${a} / ${b} over ${r.pairs} paired rounds: median of ratios ${r.medianOfRatios.toFixed(2)}, ratio of medians ${r.ratioOfMedians.toFixed(2)}, ${a} faster in ${r.numeratorFaster}/${r.pairs}`,
       );
     }
   }
@@ -528,13 +524,9 @@ function save(complete = false): void {
   meta.complete = complete;
   const ss = [];
   for (const f of faults) for (const c of configs) ss.push(summarize(results, c, f));
-  const ratios = [];
-  if (configs.includes('heartline-fast') && configs.includes('keepalived-0.1s')) {
-    for (const f of faults) ratios.push(pairedRatio(results, f, 'heartline-fast', 'keepalived-0.1s'));
-  }
-  if (configs.includes('heartline-default') && configs.includes('keepalived-1s')) {
-    for (const f of faults) ratios.push(pairedRatio(results, f, 'heartline-default', 'keepalived-1s'));
-  }
+  const ratios = PAIRS.filter(([a, b]) => configs.includes(a) && configs.includes(b)).flatMap(([a, b]) =>
+    faults.map((f) => pairedRatio(results, f, a, b)),
+  );
   writeFileSync(
     outFile,
     `${JSON.stringify({ meta, summary: ss, ratios, repairs, trials: results }, null, 2)}\n`,
@@ -550,7 +542,7 @@ try {
   for (const c of configs) {
     const id = LAB_IDS[c];
     const target = c.startsWith('heartline')
-      ? await startHeartline(c as 'heartline-default' | 'heartline-fast', id, say)
+      ? await startHeartline(c as HeartlineConfig, id, say)
       : await startKeepalived(c as 'keepalived-1s' | 'keepalived-0.1s', id, say);
     const prober = await startProber({ ns: target.lab.client.ns, target: VIP_ADDRESS, port: HTTP_PORT });
     const b: Bench = { target, prober, paused: false };

@@ -14,11 +14,32 @@ import { startLabCluster, HTTP_PORT, VIP_CIDR, type LabCluster } from '../../hac
 import { signal, sleep } from '../../hack/lab/sh.js';
 import { down, up, type Lab } from '../../hack/lab/topology.js';
 import { KeepalivedFleet } from './keepalived.js';
+import type { ProfileName } from '../../src/core/timing.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const CONFIGS = ['heartline-default', 'heartline-fast', 'keepalived-1s', 'keepalived-0.1s'] as const;
+export const CONFIGS = [
+  'heartline-default',
+  'heartline-fast',
+  'heartline-tight',
+  'keepalived-1s',
+  'keepalived-0.1s',
+] as const;
 export type ConfigName = (typeof CONFIGS)[number];
+export type HeartlineConfig = Extract<ConfigName, `heartline-${string}`>;
+
+/** The comparisons the reports print (paired by round): each Heartline profile and its keepalived peer. */
+export const PAIRS: ReadonlyArray<readonly [ConfigName, ConfigName]> = [
+  ['heartline-tight', 'keepalived-0.1s'],
+  ['heartline-fast', 'keepalived-0.1s'],
+  ['heartline-default', 'keepalived-1s'],
+];
+
+const PROFILE_OF: Record<HeartlineConfig, ProfileName> = {
+  'heartline-default': 'default',
+  'heartline-fast': 'fast',
+  'heartline-tight': 'tight',
+};
 
 /** What each configuration is, for the results file and the docs. */
 export const CONFIG_DESCRIPTIONS: Record<ConfigName, string> = {
@@ -26,6 +47,8 @@ export const CONFIG_DESCRIPTIONS: Record<ConfigName, string> = {
     'Heartline, default profile: intervalMs 200, deadMs 1000; quorum majority (3 nodes), autoFailback false, announce 3 GARPs 50 ms apart',
   'heartline-fast':
     'Heartline, fast profile: intervalMs 100, deadMs 300; quorum majority (3 nodes), autoFailback false, announce 3 GARPs 50 ms apart',
+  'heartline-tight':
+    'Heartline, tight profile: intervalMs 50, deadMs 160; quorum majority (3 nodes), autoFailback false, announce 3 GARPs 50 ms apart',
   'keepalived-1s':
     'keepalived (Debian) VRRPv3 unicast, advert_int 1 s, state BACKUP + nopreempt, priorities 150/100/50, 3 GARPs 50 ms apart, no delayed/refresh GARP',
   'keepalived-0.1s':
@@ -125,7 +148,7 @@ function count(file: string, needle: string): number {
 }
 
 export async function startHeartline(
-  config: 'heartline-default' | 'heartline-fast',
+  config: HeartlineConfig,
   id: string,
   log: (m: string) => void,
 ): Promise<Target> {
@@ -133,7 +156,7 @@ export async function startHeartline(
   const cluster: LabCluster = await startLabCluster({
     id,
     nodes: 3,
-    profile: config === 'heartline-fast' ? 'fast' : 'default',
+    profile: PROFILE_OF[config],
     logDir,
     log: (m) => log(`[${config}] ${m}`),
   });
@@ -211,7 +234,7 @@ export async function startHeartline(
           );
         await sleep(50);
       }
-      await sleep(config === 'heartline-fast' ? 300 : 500);
+      await sleep(config === 'heartline-default' ? 500 : 300);
     },
     async stop() {
       for (const c of extraHttp.values()) if (alive(c)) c.kill('SIGKILL');
