@@ -62,6 +62,10 @@
  *                               CAP_SETPCAP) and no_new_privs, checked before exec;
  *   --agent-state-dir=DIR       makes DIR (the agent's --state-dir) and the files in it the
  *                               agent's: chown to N:G, mode 0700 (CAP_CHOWN).
+ *   --agent-nice=N              starts the agent at nice N (-20..19; the DaemonSet: -10), so a
+ *                               node busy with its workloads does not starve the heartbeats
+ *                               (CAP_SYS_NICE for N < 0; without it the agent runs at nice 0,
+ *                               logged). Resources still start at nice 0 (docs/adr/0039).
  *
  *   --resource-uid=N [--resource-gid=G]  (with --agent-uid) starts Resources on the agent's
  *                               request as uid N, gid G, no capability, no_new_privs: the
@@ -1103,6 +1107,8 @@ static struct {
   uid_t uid;
   gid_t gid;
 } agent_user, resource_user; /* resource_user: --resource-uid, who Resources run as */
+/* --agent-nice: the agent's nice value, set before it drops its capabilities (CAP_SYS_NICE). */
+static int agent_nice, agent_nice_set;
 static const char *resource_root; /* --resource-root: where Resources are chrooted, or NULL */
 static int hb_fd = -1;          /* the heartbeat socket bound for the agent (--heartbeat-bind) */
 static char hb_bound[INET6_ADDRSTRLEN + 16]; /* what it is bound to, "addr:port" / "[addr]:port" */
@@ -1802,6 +1808,14 @@ static int start_agent(char **argv, const sigset_t *oldmask) {
     }
     signal(SIGPIPE, SIG_DFL);
     sigprocmask(SIG_SETMASK, oldmask, NULL);
+    /* Still root with netd's capabilities here: a negative nice needs CAP_SYS_NICE. Not fatal:
+     * an agent at nice 0 is correct, only less punctual on a starved node. */
+    if (agent_nice_set) {
+      if (setpriority(PRIO_PROCESS, 0, agent_nice) == 0)
+        logmsg("agent priority: nice %d", agent_nice);
+      else
+        logmsg("--agent-nice=%d: %s (needs CAP_SYS_NICE); the agent runs at nice 0", agent_nice, strerror(errno));
+    }
     if (agent_user.set && drop_agent_privileges() < 0) _exit(126);
     execvp(argv[0], argv);
     logmsg("--exec %s: %s", argv[0], strerror(errno));
@@ -1843,7 +1857,8 @@ static int usage(void) {
           "usage: heartline-netd [--owner-mode=M]                    requests on stdin, replies on stdout\n"
           "       heartline-netd [--owner-mode=M] --sweep-only       remove every Heartline address and exit\n"
           "       heartline-netd [--owner-mode=M] [--heartbeat-bind=ADDR:PORT] [--agent-uid=N [--agent-gid=G]]\n"
-          "                      [--agent-state-dir=DIR] [--resource-uid=N [--resource-gid=G] [--resource-root=DIR]] --exec CMD ARGS...\n"
+          "                      [--agent-state-dir=DIR] [--agent-nice=N] [--resource-uid=N [--resource-gid=G] [--resource-root=DIR]]\n"
+          "                      --exec CMD ARGS...\n"
           "                      run CMD (the agent) as a child; requests on its fd 3, the heartbeat socket on fd 4,\n"
           "                      the Resource launcher on fd 5\n"
           "       heartline-netd --run [--launcher-fd=N] -- PROGRAM ARGS...   (the agent's launcher client)\n"
@@ -1898,6 +1913,15 @@ int main(int argc, char **argv) {
       resource_gid = v;
     } else if ((v = opt_value(argc, argv, &argi, "--resource-root", &m)) || m) {
       root_dir = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--agent-nice", &m)) || m) {
+      char *end = NULL;
+      long n = v ? strtol(v, &end, 10) : 0;
+      if (!v || !*v || *end || n < -20 || n > 19) {
+        logmsg("--agent-nice=%s: want a nice value from -20 to 19, e.g. -10", v ? v : "");
+        return 2;
+      }
+      agent_nice = (int)n;
+      agent_nice_set = 1;
     } else {
       return usage();
     }

@@ -143,10 +143,11 @@ function fenceLateness(
   return { fired, maxLateMs: max };
 }
 
+let stopping = false;
+
 async function main(): Promise<void> {
   const runs: Run[] = [];
   let load: ChildProcess[] = [];
-  let stopping = false;
   const teardown = async () => {
     for (const k of load) k.kill('SIGKILL');
     load = [];
@@ -178,11 +179,17 @@ async function main(): Promise<void> {
       runs.push(partial as Run); // torn down even if the rest fails
       // A profile that cannot settle on this machine is still soaked and reported (its
       // spurious failovers are the finding); the run does not stop for it.
-      for (const name of vipNames)
-        await cluster.waitForHolder(name, 120_000).catch((err: unknown) => {
-          log(`${profile}: ${String(err)}; soaking it anyway`);
-          return undefined;
-        });
+      const settleBy = performance.now() + 120_000; // for all of the lab's VIPs together
+      for (const name of vipNames) {
+        const ok = await cluster
+          .waitForHolder(name, Math.max(1000, settleBy - performance.now()))
+          .then(() => true)
+          .catch((err: unknown) => {
+            log(`${profile}: ${String(err)}; soaking it anyway`);
+            return false;
+          });
+        if (!ok) break;
+      }
       partial.sampler = await startSampler({ nodes: cluster.lab.nodes });
       partial.prober = await startProber({ ns: cluster.lab.client.ns, target: VIP_ADDRESS, port: HTTP_PORT });
     }
@@ -267,4 +274,9 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// After SIGINT/SIGTERM the signal handler tears down and exits; a request of main's that the
+// teardown cut short must not end the process first (that would leak the labs).
+await main().catch((err: unknown) => {
+  if (!stopping) throw err;
+  return new Promise<never>(() => undefined);
+});

@@ -426,6 +426,7 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
           `--heartbeat-bind=${heartbeatAddress}:694`,
           `--agent-uid=${AGENT_UID}`,
           `--agent-state-dir=${join(logDir, 'state', node)}`,
+          '--agent-nice=-10', // as deployed (deploy/base/agent/daemonset.yaml)
           // Resources run as a third identity, started by netd (the DaemonSet's flags).
           `--resource-uid=${RESOURCE_UID}`,
           '--exec',

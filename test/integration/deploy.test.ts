@@ -449,6 +449,7 @@ describe('deploy/ on a real API server', () => {
         '--agent-uid=65532',
         '--agent-gid=65532',
         '--agent-state-dir=/var/lib/heartline',
+        '--agent-nice=-10',
         '--resource-uid=65534',
         '--resource-gid=65534',
       ]);
@@ -563,8 +564,11 @@ describe('deploy/ on a real API server', () => {
         // The fence wins the CPU and never waits on a page fault (docs/adr/0039); SYS_NICE and
         // IPC_LOCK serve once, before the line above drops them.
         expect(ok.stderr).toMatch(/fence priority: SCHED_FIFO 10; memory locked/);
+        expect(ok.stderr).toMatch(/agent priority: nice -10/);
         const noNice = await runAs(caps.filter((cap) => cap !== 'SYS_NICE' && cap !== 'IPC_LOCK'));
         expect(noNice.stderr).toMatch(/fence priority: normal \(no CAP_SYS_NICE/);
+        expect(noNice.stderr).toMatch(/--agent-nice=-10: Permission denied .*the agent runs at nice 0/);
+        expect(noNice.code).toBe(0);
         // Without SETPCAP the Resources' bounding set could not be emptied: netd does not start.
         const noSetpcap = await runAs(caps.filter((cap) => cap !== 'SETPCAP'));
         expect(noSetpcap.code).toBe(1);

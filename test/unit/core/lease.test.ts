@@ -18,7 +18,7 @@ describe('timing', () => {
     for (const [name, p] of Object.entries(PROFILES)) {
       for (const S of [0, 20]) {
         const t = deriveTiming({ ...p, maxForwardStepMs: S });
-        expect(t.fenceDelayMs).toBe(name === 'default' ? 40 : 20);
+        expect(t.fenceDelayMs).toBe({ default: 40, fast: 20, tight: 10 }[name]);
         const rho = t.driftRate;
         // Real time, worst case: the holder's grant runs L/(1-ρ) from its send, the address D
         // longer; the voter's promise at least (L + m - S)/(1+ρ) from its receive (after the send).
