@@ -544,7 +544,7 @@ describe('WireCodec configuration', () => {
       reason: 'bad-mac',
     });
     const kind = Uint8Array.from(d);
-    kind[OFF_KIND] = 2;
+    kind[OFF_KIND] = KIND_CODE.release;
     expect(codecFor(BOB).decode(kind, fromAlice)).toMatchObject({ reason: 'bad-mac' });
   });
 });
