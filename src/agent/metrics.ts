@@ -20,7 +20,6 @@ export const FAILOVER_REASONS: Readonly<Record<TakeoverCause, string>> = {
   [TakeoverCause.HolderDead]: 'HolderDead',
   [TakeoverCause.Released]: 'Released',
   [TakeoverCause.Unheld]: 'Unheld',
-  [TakeoverCause.Assigned]: 'Assigned',
   [TakeoverCause.Renew]: 'Renew',
 };
 
@@ -92,7 +91,7 @@ export class AgentMetrics {
     });
     this.failovers = new Counter({
       name: 'heartline_vip_acquisitions_total',
-      help: 'VIPs this node took over (quorum of acks reached), by why it asked (HolderDead, Released, Unheld, Assigned, Renew).',
+      help: 'VIPs this node took over (quorum of acks reached), by why it asked (HolderDead, Released, Unheld, Renew).',
       labelNames: ['vip', 'reason'],
       registers: [r],
     });

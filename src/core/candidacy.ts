@@ -3,7 +3,7 @@
  * (keep, release for a planned move, stand as candidate, keep or drop a running candidacy),
  * with the fallback that lets the k-th ranked member step in when views disagree and nobody
  * holds the VIP. Full sweeps over every VIP run once per interval or when liveness changes;
- * between them only the running candidacies and single VIPs (a release, an assignment).
+ * between them only the running candidacies and single VIPs (a release).
  *
  * Size: the election's consequences per VIP in one place (keep, release, stand, fallback);
  * the mechanics live beside it (acquisitions.ts, release.ts).
@@ -12,24 +12,14 @@ import { elect, loadCap, rankIndex, type ElectionMember, type ElectionResult } f
 import type { Acquisitions } from './acquisitions.js';
 import type { VoteRecord } from './lease-voter.js';
 import { UINT32_MAX, type MemberContext, type Output, type VipSpec } from './member-context.js';
-import {
-  AckRefusal,
-  TakeoverCause,
-  type Assignment,
-  type Epoch,
-  type MemberId,
-  type VipId,
-} from './messages.js';
+import { AckRefusal, TakeoverCause, type Epoch, type MemberId, type VipId } from './messages.js';
 import type { Millis } from './ports.js';
 import type { Releases } from './release.js';
 
-type AssignedTo = { holder: MemberId | null; epoch: Epoch };
 type Current = { holder: MemberId | null; epoch: Epoch };
 
 export class Candidacy {
   private sortedVips: VipId[] | undefined;
-  /** The controller's assignments (newest epoch per VIP). */
-  private readonly assigned = new Map<VipId, AssignedTo>();
   /**
    * Since when each VIP has had no live holder in our view, and the newest epoch known bound
    * (confirmed) then. A record is void once a newer epoch is known bound (a bind, ours or
@@ -143,13 +133,6 @@ export class Candidacy {
       this.handedTo.set(vip, { to: successor, until: now + this.ctx.timing.deadMs });
   }
 
-  onAssignment(now: Millis, msg: Assignment, out: Output[]): void {
-    const prev = this.assigned.get(msg.vip);
-    if (prev && prev.epoch >= msg.epoch) return;
-    this.assigned.set(msg.vip, { holder: msg.holder, epoch: msg.epoch });
-    this.electOne(now, msg.vip, out);
-  }
-
   electAll(now: Millis, out: Output[]): void {
     if (this.ctx.isWitness) {
       this.sweepAt = Infinity; // a witness never holds: nothing to sweep
@@ -209,18 +192,17 @@ export class Candidacy {
   ): ElectionResult {
     const spec = this.ctx.vips.get(vip) as VipSpec;
     const rec = this.ctx.voter.get(vip);
-    const assignment = this.assigned.get(vip);
-    const sticky = this.sticky(now, vip, spec, rec, assignment);
+    const sticky = this.sticky(now, vip, spec, rec);
     if (sticky) return sticky;
     const current: Current = {
       holder: this.ctx.voter.holderOf(vip) ?? this.claimant(now, vip),
       epoch: rec.epoch,
     };
-    const result = this.electFor(now, vip, spec, current, assignment, loads, handoffFrom);
+    const result = this.electFor(now, vip, spec, current, loads, handoffFrom);
     const acq = this.acquisitions.get(vip);
     if (this.ctx.leases.holdings.has(vip)) {
       this.unheldSince.delete(vip);
-      this.actAsHolder(now, vip, result, assignment, out);
+      this.actAsHolder(now, vip, result, out);
       return result;
     }
     // Track how long the VIP has had no live holder in our view.
@@ -267,25 +249,19 @@ export class Candidacy {
         this.acquisitions.requestAcks(now, acq);
       return result;
     }
-    this.stand(now, vip, spec, rec, assignment, current, result, out);
+    this.stand(now, vip, spec, rec, current, result, out);
     return result;
   }
 
   /**
-   * The fast paths (the common case), when no assignment and no failback apply: a live,
+   * The fast paths (the common case), when neither failback nor a move applies: a live,
    * usable peer holds it and we neither hold nor ask for it; or we hold it and may keep it.
    * elect() would answer "sticky" and decide() would do nothing, so the election is skipped.
    */
-  private sticky(
-    now: Millis,
-    vip: VipId,
-    spec: VipSpec,
-    rec: VoteRecord,
-    assignment: AssignedTo | undefined,
-  ): ElectionResult | undefined {
+  private sticky(now: Millis, vip: VipId, spec: VipSpec, rec: VoteRecord): ElectionResult | undefined {
     const { ctx } = this;
     // A move target (docs/adr/0031) may override stickiness: run the election.
-    if (assignment || ctx.autoFailback || spec.moveTo !== undefined) return undefined;
+    if (ctx.autoFailback || spec.moveTo !== undefined) return undefined;
     const eligible = (id: MemberId) => !spec.eligible || spec.eligible.includes(id);
     if (!ctx.leases.holdings.has(vip) && !this.acquisitions.has(vip)) {
       const cur = rec.released ? this.claimant(now, vip) : rec.holder;
@@ -310,13 +286,12 @@ export class Candidacy {
     return undefined;
   }
 
-  /** Who should hold `vip` in our view: the named successor of a handoff, the controller, or elect(). */
+  /** Who should hold `vip` in our view: the named successor of a handoff, or elect(). */
   private electFor(
     now: Millis,
     vip: VipId,
     spec: VipSpec,
     current: Current,
-    assignment: AssignedTo | undefined,
     loads: Map<MemberId, number>,
     handoffFrom: MemberId | undefined,
   ): ElectionResult {
@@ -326,34 +301,22 @@ export class Candidacy {
     // someone else. A view that still disagrees later moves it on, by the same planned path.
     const handedOver =
       handoffFrom !== undefined &&
-      !assignment &&
       !ctx.standby &&
       !ctx.unhealthy.has(vip) &&
       (!spec.eligible || spec.eligible.includes(ctx.self));
     if (handedOver) return { holder: ctx.self, reason: `${handoffFrom} handed it over (planned move)` };
-    if (assignment && assignment.holder === null)
-      return { holder: null, reason: 'unassigned by the controller' };
     return elect({
       spec,
       members: this.electionMembers(now, vip, loads),
       current,
-      assigned: assignment?.holder,
       autoFailback: ctx.autoFailback,
       loadCap: this.loadBound,
     });
   }
 
-  /** We hold `vip`: release it if the controller unassigned it, or for a live elected member. */
-  private actAsHolder(
-    now: Millis,
-    vip: VipId,
-    result: ElectionResult,
-    assignment: AssignedTo | undefined,
-    out: Output[],
-  ): void {
-    if (result.holder === null && assignment && assignment.holder === null) {
-      this.releases.giveUp(now, vip, 'removed', result.reason, null, out);
-    } else if (
+  /** We hold `vip`: release it for a live elected member. */
+  private actAsHolder(now: Millis, vip: VipId, result: ElectionResult, out: Output[]): void {
+    if (
       result.holder &&
       result.holder !== this.ctx.self &&
       this.ctx.membership.isAlive(result.holder, now) &&
@@ -372,7 +335,6 @@ export class Candidacy {
     vip: VipId,
     spec: VipSpec,
     rec: VoteRecord,
-    assignment: AssignedTo | undefined,
     current: Current,
     result: ElectionResult,
     out: Output[],
@@ -398,20 +360,13 @@ export class Candidacy {
     if (quorum.mode !== 'ignore' && this.votersAlive < quorum.size) return;
     // Read before our self-ack below updates the record.
     const previousEpoch = rec.epoch;
-    const epoch = Math.max(
-      rec.epoch + 1,
-      assignment?.holder === ctx.self ? assignment.epoch : 0,
-      (spec.epochFloor ?? 0) + 1,
-    );
+    const epoch = Math.max(rec.epoch + 1, (spec.epochFloor ?? 0) + 1);
     if (epoch > UINT32_MAX) return;
-    const cause =
-      assignment?.holder === ctx.self
-        ? TakeoverCause.Assigned
-        : curHolder
-          ? TakeoverCause.HolderDead
-          : rec.epoch > 0
-            ? TakeoverCause.Released
-            : TakeoverCause.Unheld;
+    const cause = curHolder
+      ? TakeoverCause.HolderDead
+      : rec.epoch > 0
+        ? TakeoverCause.Released
+        : TakeoverCause.Unheld;
     if (quorum.mode !== 'ignore' && quorum.voters.includes(ctx.self)) {
       const selfAck = ctx.voter.onTakeover(now, ctx.self, ctx.incarnation, vip, epoch);
       if (!selfAck.granted) {

@@ -42,8 +42,6 @@ export interface ElectionInput {
   spec: ElectionVip;
   members: readonly ElectionMember[];
   current: { holder: MemberId | null; epoch: Epoch };
-  /** The controller's assignment, if any: takes priority when the member is usable. */
-  assigned?: MemberId | null | undefined;
   autoFailback: boolean;
   /**
    * Bounded load (see {@link loadCap}): members already holding this many other VIPs rank
@@ -248,17 +246,11 @@ export function rankIndex(
 }
 
 export function elect(input: ElectionInput): ElectionResult {
-  const { spec, members, current, assigned, autoFailback } = input;
+  const { spec, members, current, autoFailback } = input;
   const cap = input.loadCap ?? Infinity;
   const eligible = eligibleSet(spec.eligible);
   const byId = (id: MemberId) => members.find((m) => m.id === id);
 
-  if (assigned) {
-    const a = byId(assigned);
-    const why = a ? unusable(a, eligible) : 'not a member';
-    if (!why) return { holder: assigned, reason: `assigned to ${assigned} by the controller` };
-    // Fall through: an unusable assignment does not leave the VIP unheld.
-  }
   const { best, skipped } = pickBest(spec, members, cap, eligible);
   if (!best) {
     return { holder: null, reason: 'no alive, healthy, eligible member outside standby' };

@@ -71,10 +71,11 @@ export class VoterTable {
     floors: ReadonlyMap<VipId, Epoch> = new Map(),
     private readonly unsafe: UnsafeOptions = {},
   ) {
-    // A floor (the VIP's status epoch) is spent, not known bound: the controller bumps it for
-    // an assignment the holder may already satisfy at a lower epoch. Taking it for confirmed
-    // hid that holder's claim from a restarted member's election, which then asked for the VIP
-    // while it was held (Member's claimant rule reads confirmedEpoch).
+    // A floor (the VIP's status epoch) is spent, not known bound: it says the epoch was used,
+    // not who holds the VIP now. When the controller still bumped it for assignments (removed,
+    // docs/adr/0033) a holder could be at a lower epoch, and taking the floor for confirmed hid
+    // that holder's claim from a restarted member's election, which then asked for the VIP while
+    // it was held (Member's claimant rule reads confirmedEpoch).
     for (const [vip, epoch] of floors) this.records.set(vip, { ...this.empty(epoch), confirmedEpoch: 0 });
   }
 

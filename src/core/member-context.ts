@@ -36,7 +36,7 @@ export type UnbindReason =
   | 'superseded'
   /** Planned move: released for `successor`. */
   | 'planned'
-  /** The VIP was removed from the configuration or unassigned by the controller. */
+  /** The VIP was removed from the configuration. */
   | 'removed'
   /** The member is stopping. */
   | 'stopped';
@@ -89,8 +89,6 @@ export interface MemberInit {
   generation?: Generation;
   /** The controller's witness voter (a member id that never holds), if any. */
   witness?: MemberId | null;
-  /** Sender whose Assignment messages are accepted. */
-  controller?: MemberId | null;
   quorum: QuorumMode;
   timing: Timing;
   vips: readonly VipSpec[];

@@ -189,16 +189,6 @@ export class Member {
     const { ctx } = this;
     if (msg.clusterId !== ctx.clusterId || msg.from === ctx.self) return out;
     this.expire(now, out);
-    if (msg.kind === 'assignment') {
-      // From a peer (the controller's witness), an assignment counts only once it is fresh.
-      const peer = ctx.membership.has(msg.from);
-      if (!peer || this.admitted(now, msg)) {
-        if (msg.from === (ctx.init.controller ?? null)) this.candidacy.onAssignment(now, msg, out);
-        if (peer) this.observe(now, msg);
-      }
-      this.finish(now, out);
-      return out;
-    }
     if (!ctx.membership.has(msg.from)) return out;
     if (!this.admitted(now, msg)) {
       this.finish(now, out); // a challenge echo may be due

@@ -148,19 +148,6 @@ export interface Heartbeat extends Header {
   conflicts: Conflict[];
 }
 
-/**
- * From the controller: `holder` should hold `vip` at `epoch` (the controller bumped the
- * epoch in status before sending). `holder` null means "nobody" (e.g. VIP deleted). It is
- * an input of the election with priority over the members' own ranking; it never bypasses
- * the quorum lease.
- */
-export interface Assignment extends Header {
-  kind: 'assignment';
-  vip: VipId;
-  holder: MemberId | null;
-  epoch: Epoch;
-}
-
 /** Why a takeover is being asked for (uint8). */
 export const TakeoverCause = {
   /** The previous holder was declared dead. */
@@ -169,12 +156,19 @@ export const TakeoverCause = {
   Released: 2,
   /** Nobody held it. */
   Unheld: 3,
-  /** The controller assigned it. */
-  Assigned: 4,
+  // 4 is retired ({@link RETIRED_TAKEOVER_CAUSES}): never reuse it.
   /** The holder renews at a higher epoch (e.g. after a conflict it did not lose). */
   Renew: 5,
 } as const;
 export type TakeoverCause = (typeof TakeoverCause)[keyof typeof TakeoverCause];
+
+/**
+ * Causes no member sends any more. A takeover request that carries one (from a peer of an
+ * older version, during a rolling update) still decodes; the numbers are never reused.
+ * 4 was "the controller assigned it", for the Assignment message (removed, docs/adr/0033).
+ */
+export const RETIRED_TAKEOVER_CAUSES = [4] as const;
+export type RetiredTakeoverCause = (typeof RETIRED_TAKEOVER_CAUSES)[number];
 
 /** One VIP a candidate asks for. */
 export interface TakeoverEntry {
@@ -183,7 +177,12 @@ export interface TakeoverEntry {
   /** Holder the candidate replaces, as it knows it (null: none). */
   previousHolder: MemberId | null;
   previousEpoch: Epoch;
-  cause: TakeoverCause;
+  /**
+   * Why the candidate asks. Received from an older peer it may be a retired cause
+   * ({@link RETIRED_TAKEOVER_CAUSES}); no receiver acts on the cause (it is for the
+   * candidate's own logs and metrics), and none is ever sent.
+   */
+  cause: TakeoverCause | RetiredTakeoverCause;
 }
 
 /**
@@ -255,7 +254,7 @@ export interface Release extends Header {
   successor: MemberId | null;
 }
 
-export type Message = Heartbeat | Assignment | TakeoverRequest | TakeoverAck | Release;
+export type Message = Heartbeat | TakeoverRequest | TakeoverAck | Release;
 export type MessageKind = Message['kind'];
 
 /** Recipient of a message: a member, or every other member ('*', broadcast/multicast). */

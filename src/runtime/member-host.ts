@@ -376,7 +376,6 @@ export class MemberHost {
         // A witness that does not vote (quorum other than "witness") is no peer of the core:
         // it only receives our broadcast heartbeats (see send) to observe the cluster.
         witness: config.quorum === 'witness' ? (config.witness?.id ?? null) : null,
-        controller: config.witness?.id ?? null,
         quorum: config.quorum,
         timing: config.timing,
         vips: this.vipSpecs(config),

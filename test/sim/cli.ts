@@ -19,7 +19,7 @@ const cmd = new Command()
   .option('--max-vips <v>', 'VIPs per cluster at most (random 1..v)', '50')
   .option(
     '--faults <kinds>',
-    'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,assign,move)',
+    'only these fault kinds, comma-separated (crash,stop,pause,partition,oneway,flap,net,step,standby,unhealthy,move)',
   )
   .option('--single-crash', 'one fault only: crash one member (no restart) to measure clean failover time')
   .option(

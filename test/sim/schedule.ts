@@ -130,7 +130,7 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
       'step',
       'standby',
       'unhealthy',
-      'assign',
+      'assign', // retired: draws, makes no fault (see below)
     ] as const;
     const allowed = o.faultKinds ? kinds.filter((k) => o.faultKinds?.includes(k)) : kinds;
     const kind = rng.pick(allowed.length ? allowed : kinds);
@@ -201,7 +201,9 @@ export function makeScenario(seed: number, o: ScheduleOptions): Scenario {
         break;
       }
       case 'assign':
-        faults.push({ at: t, kind, vip: rng.pick(vips).vip, holder: member });
+        // Retired with the controller's Assignment message (docs/adr/0033): no fault. The slot
+        // and its draw stay, so every seed keeps the rest of its schedule.
+        rng.pick(vips);
         break;
     }
   }

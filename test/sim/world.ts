@@ -8,7 +8,7 @@
  * reports (what the controller writes to VirtualIP status) match where the address is bound.
  *
  * After the heal (a healthy network, no more faults) it also checks that moves are clean:
- * PLANNED, a planned move (a Release naming a successor: failback, drain end, assignment)
+ * PLANNED, a planned move (a Release naming a successor: failback, drain end, operator move)
  * is one move, the successor binding next and within an interval; HELD, no member asks for
  * a takeover of a VIP that a live member has held long enough for it to know.
  */
@@ -44,7 +44,6 @@ export type Fault =
   | { at: number; kind: 'step'; node: MemberId; ms: number }
   | { at: number; kind: 'standby'; node: MemberId; on: boolean }
   | { at: number; kind: 'unhealthy'; node: MemberId; vip: VipId; on: boolean }
-  | { at: number; kind: 'assign'; vip: VipId; holder: MemberId }
   /**
    * An operator's move (heartline.dev/move-to, docs/adr/0031): the VIP's target set (or
    * cleared, `to` null) in the API; each member's watch sees it `lagMs[member]` later.
@@ -215,7 +214,6 @@ type Ev =
     }
   | { t: number; n: number; kind: 'heal' }
   | { t: number; n: number; kind: 'replay'; node: Node; life: number; tape: Message[]; next: number }
-  | { t: number; n: number; kind: 'reconcile' }
   | { t: number; n: number; kind: 'label'; op: 'add' | 'remove'; node: MemberId }
   | { t: number; n: number; kind: 'publish' }
   | { t: number; n: number; kind: 'learn'; node: Node; generation: number }
@@ -251,9 +249,6 @@ export class World {
   private readonly lastHeld = new Map<VipId, number>();
   /** Planned moves after the heal not yet completed: the successor must bind next. */
   private readonly planned = new Map<VipId, { from: MemberId; to: MemberId; epoch: Epoch; at: number }>();
-  private ctlSeq = 0;
-  /** The controller's desired assignments, re-sent periodically (level-based). */
-  private readonly assignments = new Map<VipId, { holder: MemberId; epoch: Epoch }>();
   /** Move targets as the API has them (what a member's watch delivers, after its lag). */
   private readonly moves = new Map<VipId, MemberId>();
   private readonly traceBuf: string[] = [];
@@ -384,7 +379,6 @@ export class World {
     for (const c of this.sc.membership?.changes ?? [])
       this.push({ t: c.at, n: 0, kind: 'label', op: c.op, node: c.node });
     this.push({ t: this.sc.healAt, n: 0, kind: 'heal' });
-    this.push({ t: this.sc.timing.deadMs, n: 0, kind: 'reconcile' });
     const step = Math.max(5, Math.round(this.sc.timing.intervalMs / 10));
     for (let t = this.sc.healAt; t <= this.sc.endAt; t += step) this.push({ t, n: 0, kind: 'check' });
     for (;;) {
@@ -468,10 +462,6 @@ export class World {
       }
       case 'heal':
         return this.heal();
-      case 'reconcile':
-        for (const [vip, a] of this.assignments) this.sendAssignment(vip, a.holder, a.epoch);
-        this.push({ t: this.now + this.sc.timing.deadMs, n: 0, kind: 'reconcile' });
-        return;
       case 'check':
         this.checkL1();
         return this.checkStatus();
@@ -574,7 +564,6 @@ export class World {
         members,
         generation: this.sc.membership?.naive ? 0 : node.learned,
         witness: this.sc.witness ? CONTROLLER : null,
-        controller: CONTROLLER,
         quorum: this.sc.quorum,
         timing: this.sc.timing,
         vips,
@@ -993,11 +982,9 @@ export class World {
       // paused members resume) and until a member has heard every other, two views can each
       // move the VIP (one wins, by the epoch rules). A member restarted at the heal settles
       // (quietMs) after that, so its failback is checked.
-      // VIPs the controller assigns are left out: a member partitioned from the controller acts
-      // on an older assignment until the next reconcile re-sends it, and moves again then.
       const to = this.nodes.get(msg.successor);
       const settled = this.now >= this.sc.healAt + 2 * this.sc.timing.intervalMs;
-      if (to && settled && !this.assignments.has(msg.vip) && this.seesAll(node) && this.seesAll(to))
+      if (to && settled && this.seesAll(node) && this.seesAll(to))
         this.planned.set(msg.vip, { from: node.id, to: msg.successor, epoch: msg.epoch, at: this.now });
       return;
     }
@@ -1231,34 +1218,7 @@ export class World {
         }
         return;
       }
-      case 'assign': {
-        const ctl = this.nodes.get(CONTROLLER);
-        if (ctl && ctl.state !== 'up') return; // the controller runs beside the witness
-        const epoch = (this.durable.get(f.vip) ?? 0) + 1;
-        this.durable.set(f.vip, epoch); // the controller bumps the epoch in status first
-        this.trace(`controller assigns ${f.vip} to ${f.holder} at epoch ${epoch}`);
-        this.assignments.set(f.vip, { holder: f.holder, epoch });
-        this.sendAssignment(f.vip, f.holder, epoch);
-        return;
-      }
     }
-  }
-
-  private sendAssignment(vip: VipId, holder: MemberId, epoch: Epoch): void {
-    const ctl = this.nodes.get(CONTROLLER);
-    if (ctl && ctl.state !== 'up') return;
-    const msg: Message = {
-      kind: 'assignment',
-      clusterId: 'sim',
-      from: CONTROLLER,
-      incarnation: ctl ? ctl.incarnation : 1,
-      seq: 0x40000000 + ++this.ctlSeq,
-      vip,
-      holder,
-      epoch,
-    };
-    const from: Node = ctl ?? ({ id: CONTROLLER } as Node);
-    for (const id of this.nodes.keys()) if (id !== CONTROLLER) this.send(from, id, msg);
   }
 
   // ---- membership changes (the controller's generations and the agents' watches) ------------

@@ -1,8 +1,8 @@
 import {
   AckRefusal,
   LIMITS,
+  RETIRED_TAKEOVER_CAUSES,
   TakeoverCause,
-  type Assignment,
   type Conflict,
   type Echo,
   type HoldingEntry,
@@ -29,9 +29,8 @@ import type { IdTable } from './id-table.js';
  *               releases:  count u8, count x {vip u32, epoch u32}
  *               echoes:    count u8, count x {member u32, incarnation u32, seq u32, holdingsVersion u32}
  *               conflicts: count u8, count x {member u32, vip u32, epoch u32, holder member|0}
- * assignment    vip u32, holder member|0, epoch u32
  * takeover      generation u32, count u8 (>= 1), count x {vip u32, epoch u32, previousHolder member|0,
- *               previousEpoch u32, cause u8}
+ *               previousEpoch u32, cause u8 (a retired cause decodes, docs/adr/0033)}
  * takeover-ack  candidate u32, requestIncarnation u32, requestSeq u32,
  *               count u8 (>= 1), count x {vip u32, epoch u32, reason u8 (0 = granted),
  *               knownEpoch u32, knownHolder member|0, promiseRemainingMs u32}
@@ -50,7 +49,10 @@ const FLAG_STANDBY = 0x01;
 const FLAG_WITNESS = 0x02;
 const FLAG_SETTLING = 0x04;
 
+/** Causes a member sends. */
 const CAUSES = new Set<number>(Object.values(TakeoverCause));
+/** Causes a member accepts: those it sends, and retired ones an older peer may still send. */
+const DECODED_CAUSES = new Set<number>([...CAUSES, ...RETIRED_TAKEOVER_CAUSES]);
 const REFUSALS = new Set<number>(Object.values(AckRefusal));
 
 /** Body size in bytes of `m` (no ids are resolved; sizes do not depend on them). */
@@ -65,7 +67,6 @@ export function bodySize(m: Message): number {
         m.echoes.length * ECHO_SIZE +
         m.conflicts.length * CONFLICT_SIZE
       );
-    case 'assignment':
     case 'release':
       return 12;
     case 'takeover':
@@ -153,7 +154,8 @@ function entryCount(field: string, n: number): void {
 }
 
 function encodeTakeoverEntry(e: TakeoverEntry, f: string, w: Writer, ids: IdTable): void {
-  if (!CAUSES.has(e.cause)) throw new WireEncodeError(`${f}.cause`, `${e.cause} is not a TakeoverCause`);
+  if (!CAUSES.has(e.cause))
+    throw new WireEncodeError(`${f}.cause`, `${e.cause} is not a TakeoverCause a member sends`);
   w.u32(`${f}.vip`, vip(ids, `${f}.vip`, e.vip));
   w.u32(`${f}.epoch`, e.epoch);
   w.u32(`${f}.previousHolder`, memberOrNull(ids, `${f}.previousHolder`, e.previousHolder));
@@ -182,11 +184,6 @@ export function encodeBody(m: Message, w: Writer, ids: IdTable): void {
   switch (m.kind) {
     case 'heartbeat':
       return encodeHeartbeat(m, w, ids);
-    case 'assignment':
-      w.u32('vip', vip(ids, 'vip', m.vip));
-      w.u32('holder', memberOrNull(ids, 'holder', m.holder));
-      w.u32('epoch', m.epoch);
-      return;
     case 'takeover':
       entryCount('entries', m.entries.length);
       w.u32('generation', m.generation ?? 0);
@@ -283,15 +280,6 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
     case 'heartbeat':
       m = decodeHeartbeat(r, ids, head);
       break;
-    case 'assignment':
-      m = {
-        kind,
-        ...head,
-        vip: rVip(r, ids),
-        holder: rMemberOrNull(r, ids),
-        epoch: r.u32(),
-      } satisfies Assignment;
-      break;
     case 'takeover': {
       const generation = r.u32();
       const entries: TakeoverEntry[] = [];
@@ -303,8 +291,14 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
         const previousHolder = rMemberOrNull(r, ids);
         const previousEpoch = r.u32();
         const cause = r.u8();
-        if (!CAUSES.has(cause)) throw new BadField();
-        entries.push({ vip: v, epoch, previousHolder, previousEpoch, cause: cause as TakeoverCause });
+        if (!DECODED_CAUSES.has(cause)) throw new BadField();
+        entries.push({
+          vip: v,
+          epoch,
+          previousHolder,
+          previousEpoch,
+          cause: cause as TakeoverEntry['cause'],
+        });
       }
       m = { kind, ...head, ...(generation !== 0 ? { generation } : {}), entries } satisfies TakeoverRequest;
       break;

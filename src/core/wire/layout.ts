@@ -59,14 +59,20 @@ export const DEFINED_FLAGS = 0x00;
 /** Receiver tag meaning "every member" (multicast / broadcast, or a message for all peers). */
 export const RECEIVER_ALL = 0;
 
-/** Wire codes of message kinds. Codes are never reused. */
+/** Wire codes of message kinds. Codes are never reused (see {@link RETIRED_KIND_CODES}). */
 export const KIND_CODE = {
   heartbeat: 1,
-  assignment: 2,
   takeover: 3,
   'takeover-ack': 4,
   release: 5,
 } as const satisfies Record<MessageKind, number>;
+
+/**
+ * Codes of kinds no member sends any more, never to be given to a new kind. A datagram of one
+ * is dropped before the MAC like any code this version does not know (`unknown-kind`).
+ * 2 was the controller's Assignment (removed, docs/adr/0033).
+ */
+export const RETIRED_KIND_CODES: Readonly<Record<number, string>> = { 2: 'assignment' };
 
 /** Message kind of a wire code, or undefined for a code this version does not know. */
 export const KIND_OF_CODE: readonly (MessageKind | undefined)[] = (() => {

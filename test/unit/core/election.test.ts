@@ -155,16 +155,6 @@ describe('elect', () => {
     expect(Math.min(...load.values())).toBeGreaterThan(0);
   });
 
-  test('assignment from the controller has priority when usable', () => {
-    const base = {
-      spec: { vip: 'ns/a', preferredNodes: ['x'] },
-      current: { holder: 'x', epoch: 2 },
-      autoFailback: false,
-    };
-    expect(elect({ ...base, members: [m('x'), m('y')], assigned: 'y' }).holder).toBe('y');
-    expect(elect({ ...base, members: [m('x'), m('y', { standby: true })], assigned: 'y' }).holder).toBe('x');
-  });
-
   test('ties break by hash of (vip, member), the same on every member', () => {
     const members = [m('a'), m('b'), m('c'), m('d')];
     const winners = new Set<string>();

@@ -39,7 +39,6 @@ class Cluster {
         incarnation,
         members: ids,
         witness: opts.witness ? 'ctl' : null,
-        controller: 'ctl',
         quorum: opts.witness ? 'witness' : 'majority',
         timing,
         vips: (opts.vips ?? ['ns/web']).map((vip) => ({
@@ -495,7 +494,6 @@ describe('Member freshness (docs/adr/0015)', () => {
         self: 'b',
         incarnation: 2,
         members: ['a', 'b', 'c'],
-        controller: 'ctl',
         quorum: 'majority',
         timing,
         vips: [{ vip: 'ns/web', preferredNodes: ['a'] }],

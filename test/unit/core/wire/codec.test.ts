@@ -1,5 +1,10 @@
 import { createHmac, createPublicKey } from 'node:crypto';
-import { AckRefusal, TakeoverCause, type Message } from '../../../../src/core/messages.js';
+import {
+  AckRefusal,
+  RETIRED_TAKEOVER_CAUSES,
+  TakeoverCause,
+  type Message,
+} from '../../../../src/core/messages.js';
 import { WireCodec, encodedSize } from '../../../../src/core/wire/codec.js';
 import { DROP_REASONS } from '../../../../src/core/wire/drop-reasons.js';
 import { DatagramTooLargeError, WireEncodeError } from '../../../../src/core/wire/errors.js';
@@ -9,6 +14,8 @@ import { generateMemberKey } from '../../../../src/core/wire/member-keys.js';
 import { memberKeyOf, memberKeysFor } from '../../../fixtures/member-keys.js';
 import {
   HEADER_SIZE,
+  KIND_CODE,
+  KIND_OF_CODE,
   MAC_SIZE,
   TRAILER_SIZE,
   MAX_DATAGRAM,
@@ -22,6 +29,7 @@ import {
   OFF_SENDER,
   OFF_SEQ,
   OFF_VERSION,
+  RETIRED_KIND_CODES,
 } from '../../../../src/core/wire/layout.js';
 import { SourceBinding } from '../../../../src/core/wire/source-binding.js';
 import {
@@ -52,8 +60,6 @@ describe('WireCodec round trip', () => {
     heartbeat(ALICE, 9, 1, 5),
     { ...heartbeat(ALICE, 9, 2, 1), settling: true },
     { ...heartbeat(ALICE, 9, 3, 1), generation: 0xfffffffe },
-    { kind: 'assignment', ...head, vip: VIPS[3]!, holder: null, epoch: 4 },
-    { kind: 'assignment', ...head, vip: VIPS[3]!, holder: MEMBERS[5]!, epoch: 5 },
     {
       kind: 'takeover',
       ...head,
@@ -369,6 +375,56 @@ describe('WireCodec.decode drop reasons', () => {
     expect(drop(resign(empty))).toBe('malformed-body');
   });
 
+  it('drops and counts a datagram of a retired kind (an Assignment, docs/adr/0033), even signed and well formed', () => {
+    // What an older peer would send: kind 2 with an Assignment body (vip, holder, epoch: 12 bytes,
+    // the size of a release's), signed and MACed with the cluster's keys.
+    const release = codecFor(ALICE).encode({
+      kind: 'release',
+      ...head,
+      seq: 5,
+      vip: VIPS[3]!,
+      epoch: 4,
+      successor: null,
+    });
+    const assignment = Uint8Array.from(release);
+    assignment[OFF_KIND] = 2;
+    const body = new DataView(assignment.buffer, HEADER_SIZE, 12);
+    body.setUint32(0, ids.vipTag(VIPS[3]!)!);
+    body.setUint32(4, ids.memberTag(MEMBERS[5]!)!);
+    body.setUint32(8, 5);
+    const bob = codecFor(BOB);
+    expect(bob.decode(resign(assignment), fromAlice)).toEqual({ ok: false, reason: 'unknown-kind' });
+    expect(bob.counters.get('unknown-kind')).toBe(1);
+    expect(bob.counters.dropped).toBe(1);
+    expect(bob.counters.accepted).toBe(0);
+    // Dropped before the MAC: the sender's replay window did not move, its seq 5 is still fresh.
+    expect(bob.decode(release, fromAlice).ok).toBe(true);
+  });
+
+  it('never gives a retired kind code to a kind, and decodes retired takeover causes', () => {
+    for (const code of Object.keys(RETIRED_KIND_CODES).map(Number)) {
+      expect(Object.values(KIND_CODE)).not.toContain(code);
+      expect(KIND_OF_CODE[code]).toBeUndefined();
+    }
+    for (const cause of RETIRED_TAKEOVER_CAUSES) expect(Object.values(TakeoverCause)).not.toContain(cause);
+    // A takeover request from an older peer with cause 4 (Assigned) decodes; we never send one.
+    const entry = {
+      vip: VIPS[0]!,
+      epoch: 2,
+      previousHolder: null,
+      previousEpoch: 1,
+      cause: TakeoverCause.Renew,
+    };
+    const tk = codecFor(ALICE).encode({ kind: 'takeover', ...head, entries: [entry] });
+    const old = Uint8Array.from(tk);
+    old[HEADER_SIZE + 4 + 1 + 16] = 4;
+    const r = codecFor(BOB).decode(resign(old), fromAlice);
+    expect(r.ok && r.message.kind === 'takeover' && r.message.entries[0]?.cause).toBe(4);
+    expect(() =>
+      codecFor(ALICE).encode({ kind: 'takeover', ...head, entries: [{ ...entry, cause: 4 }] }),
+    ).toThrow(/entries\[0\]\.cause: 4 is not a TakeoverCause a member sends/);
+  });
+
   it('counts every drop by reason, and accepted datagrams', () => {
     const bob = codecFor(BOB);
     bob.decode(good, fromAlice);
@@ -488,7 +544,7 @@ describe('WireCodec configuration', () => {
       reason: 'bad-mac',
     });
     const kind = Uint8Array.from(d);
-    kind[OFF_KIND] = 2;
+    kind[OFF_KIND] = KIND_CODE.release;
     expect(codecFor(BOB).decode(kind, fromAlice)).toMatchObject({ reason: 'bad-mac' });
   });
 });

@@ -129,9 +129,6 @@ export function messageArb(from: string): fc.Arbitrary<Message> {
   return fc.oneof(
     heartbeatArb(from),
     fc
-      .record({ h: head(from), vip: vipArb, holder: memberOrNull, epoch: u32 })
-      .map((x): Message => ({ kind: 'assignment', ...x.h, vip: x.vip, holder: x.holder, epoch: x.epoch })),
-    fc
       .record({
         h: head(from),
         entries: fc.array(
