@@ -21,7 +21,8 @@ import {
 import { objectKey, type CacheChange } from '../runtime/object-cache.js';
 import { AgentNodes } from './agent-nodes.js';
 import { ClusterRuntime } from './cluster-runtime.js';
-import { decideCluster, decideMembership, type ClusterStatus, type WitnessAddress } from './decide.js';
+import { decideCluster, type ClusterStatus, type WitnessAddress } from './decide/cluster.js';
+import { decideMembership } from './decide/membership.js';
 import type { ReconcileResult, Reconciler } from './manager.js';
 import { emit, splitId, vipsOfCluster, writeStatus, type ReconcileContext } from './reconciler.js';
 import type { SharedTransport } from './shared-transport.js';

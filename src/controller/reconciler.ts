@@ -1,12 +1,12 @@
 /**
  * What the two reconcilers (HACluster, VirtualIP) share: the cache they read, the status
  * writer and Event recorder they write through, and the manager's queue to enqueue each
- * other's keys. Their decisions are pure (decide.ts); this is their way in and out.
+ * other's keys. Their decisions are pure (decide/); this is their way in and out.
  */
 import type { Logger } from 'pino';
 import type { ApiKind, ApiObject, ApiSource, Clock, Millis, ObjectKey, OwnedKind } from '../core/ports.js';
 import type { ObjectCache } from '../runtime/object-cache.js';
-import type { EventSpec } from './decide.js';
+import type { EventSpec } from './decide/status.js';
 import type { EventRecorder } from './event-recorder.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { StatusWriter } from './status-writer.js';

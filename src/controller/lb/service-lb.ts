@@ -6,7 +6,7 @@
  */
 import type { ApiObject } from '../../core/ports.js';
 import type { Condition } from '../../api/meta.js';
-import type { EventSpec } from '../decide.js';
+import type { EventSpec } from '../decide/status.js';
 import type { Allocation, Family, PortSpec, ServiceRequest } from './allocator.js';
 
 /** spec.loadBalancerClass of the Services Heartline serves. */

@@ -1,10 +1,7 @@
-import {
-  decideCluster,
-  decideFinalize,
-  decideVip,
-  quorumSummary,
-  type VipInput,
-} from '../../../src/controller/decide.js';
+import { decideCluster } from '../../../src/controller/decide/cluster.js';
+import { decideFinalize } from '../../../src/controller/decide/finalize.js';
+import { decideVip, type VipInput } from '../../../src/controller/decide/vip.js';
+import { quorumSummary } from '../../../src/controller/decide/view.js';
 import type { Observation, VipTransition } from '../../../src/controller/observer.js';
 import { deriveTiming } from '../../../src/core/timing.js';
 import { WITNESS_ID, type ClusterConfig } from '../../../src/runtime/cluster-config.js';
