@@ -67,9 +67,3 @@ export function vipsOfCluster(cache: ObjectCache, ns: string, name: string): Api
     .list('VirtualIP', ns)
     .filter((v) => (v.spec as { clusterRef?: { name?: string } } | undefined)?.clusterRef?.name === name);
 }
-
-/** `{namespace, name}` of a cache key (`namespace/name`, or `name` for cluster-scoped kinds). */
-export function splitId(id: string): { ns: string | undefined; name: string } {
-  const slash = id.indexOf('/');
-  return slash < 0 ? { ns: undefined, name: id } : { ns: id.slice(0, slash), name: id.slice(slash + 1) };
-}
