@@ -33,7 +33,7 @@ import {
 } from './lb/allocator.js';
 import {
   LB_LABEL,
-  SERVICES_ANNOTATION_PATH,
+  SERVICES_ANNOTATION,
   ServiceConditionTypes,
   clearedServiceStatus,
   decideServiceStatus,
@@ -47,6 +47,8 @@ import {
   type HeldView,
 } from './lb/service-lb.js';
 
+/** SERVICES_ANNOTATION as a JSON Patch path (RFC 6901: `~` is `~0`, `/` is `~1`). */
+const SERVICES_ANNOTATION_PATH = `/metadata/annotations/${SERVICES_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 /** The label that ties an EndpointSlice to its Service. */
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 

@@ -1,22 +1,17 @@
 /**
  * The pure half of the Service reconciler: what a Service asks for (ServiceRequest), whether
  * Heartline serves it, the VirtualIP that holds an allocated address, and the status and
- * Events that follow from an allocation and the state of its VirtualIPs. No I/O; the reconciler (service-reconciler.ts) reads the cache, calls
- * these and the allocator, and writes.
+ * Events that follow from an allocation and the state of its VirtualIPs. No I/O; the
+ * reconciler (service-reconciler.ts) reads the cache, calls these and the allocator, and
+ * writes.
  */
 import type { ApiObject } from '../../core/ports.js';
 import type { AddressPool } from '../../api/index.js';
 import type { Condition } from '../../api/meta.js';
 import { splitId } from '../../runtime/object-cache.js';
 import type { EventSpec } from '../decide/status.js';
-import {
-  vipNameOf,
-  type Allocated,
-  type Allocation,
-  type Family,
-  type PortSpec,
-  type ServiceRequest,
-} from './allocator.js';
+import { vipNameOf } from './allocator.js';
+import type { Allocated, Allocation, Family, PortSpec, ServiceRequest } from './allocator.js';
 
 /** spec.loadBalancerClass of the Services Heartline serves. */
 export const LB_CLASS = 'heartline.dev/vip';
@@ -32,8 +27,6 @@ export const LB_LABEL = 'heartline.dev/load-balancer';
 export const POOL_LABEL = 'heartline.dev/address-pool';
 /** On a VirtualIP made for Services: the Services ("namespace/name", sorted, comma-separated) it serves. */
 export const SERVICES_ANNOTATION = 'heartline.dev/services';
-/** SERVICES_ANNOTATION as a JSON Patch path (RFC 6901: `~` is `~0`, `/` is `~1`). */
-export const SERVICES_ANNOTATION_PATH = `/metadata/annotations/${SERVICES_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 
 export const ServiceConditionTypes = ['IPAllocated', 'AddressHeld'] as const;
 
