@@ -4,6 +4,7 @@
  * view of its cluster. Pure; the shared rules are in status.ts.
  */
 import type { Condition, VirtualIPStatus } from '../../api/index.js';
+import { hostOf } from '../../api/net.js';
 import type { Millis } from '../../core/ports.js';
 import type { AddressVerdict } from '../../runtime/address-claims.js';
 import type { ClusterConfig, VipConfig } from '../../runtime/cluster-config.js';
@@ -109,7 +110,7 @@ function withAddressVerdict(input: VipInput, d: VipDecision): VipDecision {
       },
     };
   }
-  const ip = input.address.split('/')[0];
+  const ip = hostOf(input.address);
   const conflict = cond('AddressConflict', 'True', verdict.reason, verdict.message);
   const conditions = others.map((c) =>
     c.type === 'Ready'
