@@ -119,53 +119,47 @@ export class AgentMetrics {
       'Binds refused because another VirtualIP holds the same address on this node (should stay 0).',
     );
     // Read from the member at scrape time: always current, and a member or VIP that is gone
-    // disappears from the output with it.
+    // disappears from the output with it (no member running: no series).
+    const fromMember =
+      <L extends string>(set: (g: Gauge<L>, m: MemberSource) => void) =>
+      (g: Gauge<L>) => {
+        g.reset();
+        const m = member();
+        if (m) set(g, m);
+      };
     f.gauge(
       'heartline_members_alive',
       'Members this node hears as alive or warn, itself included (the votes it can reach).',
       [],
-      (g) => {
-        g.reset();
-        const m = member();
-        if (!m) return;
+      fromMember((g, m) => {
         const v = m.view();
         g.set(1 + v.members.filter((p) => p.liveness === 'alive' || p.liveness === 'warn').length);
-      },
+      }),
     );
     f.gauge(
       'heartline_quorum_size',
       'Votes a lease or a takeover needs, this node included (1 with quorum: ignore).',
       [],
-      (g) => {
-        g.reset();
-        const m = member();
-        if (m) g.set(m.quorumSize());
-      },
+      fromMember((g, m) => g.set(m.quorumSize())),
     );
     f.gauge(
       'heartline_member_liveness',
       '1 for the state (unknown, alive, warn, dead) each peer is in as this node sees it, 0 for the others.',
       ['member', 'state'],
-      (g) => {
-        g.reset();
-        const m = member();
-        if (!m) return;
+      fromMember((g, m) => {
         for (const p of m.view().members)
           for (const state of LIVENESS_STATES) g.set({ member: p.id, state }, p.liveness === state ? 1 : 0);
-      },
+      }),
     );
     vip.gauge(
       'lease_remaining_seconds',
       'Time left on the quorum lease of each VIP this node holds (renewed every interval; 0 or below: released).',
       [],
-      (g) => {
-        g.reset();
-        const m = member();
-        if (!m) return;
+      fromMember((g, m) => {
         const now = m.now();
         for (const h of m.view().holdings)
           g.set({ vip: h.vip }, Number.isFinite(h.leaseExpiry) ? (h.leaseExpiry - now) / 1000 : 0);
-      },
+      }),
     );
   }
 
