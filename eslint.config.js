@@ -36,4 +36,27 @@ export default tseslint.config(
       'no-restricted-globals': ['error', 'setTimeout', 'setInterval'],
     },
   },
+  {
+    // The controller's decisions are pure too: objects and observations in, status and Events out.
+    files: ['src/controller/decide/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*'], message: 'src/controller/decide is pure: the reconcilers do the I/O.' },
+            {
+              group: ['@kubernetes/*', 'pino', '../../adapters/*'],
+              message: 'src/controller/decide never imports adapters or loggers.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Times come in as arguments (now, wallNow).' },
+      ],
+      'no-restricted-globals': ['error', 'setTimeout', 'setInterval'],
+    },
+  },
 );

@@ -33,6 +33,7 @@ import {
   selectsNode,
   type ClusterConfig,
   type VipConfig,
+  resourceIdOf,
 } from '../runtime/cluster-config.js';
 import { ObjectCache } from '../runtime/object-cache.js';
 import { incarnationFromWallClock } from '../core/incarnation.js';
@@ -165,13 +166,7 @@ export class Agent {
             operation: 'check',
             result: r.ok ? 'success' : 'failure',
           });
-          this.resourceStatus.probe(
-            `${vip.split('/')[0]}/${resource}`,
-            r.ok,
-            r.durationMs,
-            r.detail,
-            failures,
-          );
+          this.resourceStatus.probe(resourceIdOf(vip, resource), r.ok, r.durationMs, r.detail, failures);
         },
       },
       init.unhealthyCooldownMs !== undefined ? { cooldownMs: init.unhealthyCooldownMs } : {},

@@ -28,7 +28,7 @@ import type {
   ServiceSpec,
 } from '../core/ports.js';
 import type { BindCommand, RenewCommand, UnbindCommand } from '../runtime/member-host.js';
-import type { VipConfig } from '../runtime/cluster-config.js';
+import { resourceIdOf, type VipConfig } from '../runtime/cluster-config.js';
 import { addressKey } from '../runtime/address-claims.js';
 import { toServiceSpec } from './service-spec.js';
 
@@ -320,7 +320,7 @@ export class VipExecutor {
   ): Promise<void> {
     for (const r of cfg.resources) {
       if (gen !== s.generation) return;
-      const spec = toServiceSpec(`${vip.split('/')[0]}/${r.name}`, r.spec, hostOf(cfg.spec.address));
+      const spec = toServiceSpec(resourceIdOf(vip, r.name), r.spec, hostOf(cfg.spec.address));
       s.stopTimeouts.set(spec.name, r.spec.stopTimeoutMs);
       this.c.onResourceState?.(spec.name, 'starting');
       const res = await this.c.runner.start(spec, r.spec.startTimeoutMs);

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock, Millis, RunResult, ServiceRunner, ServiceSpec, Stoppable } from '../core/ports.js';
-import type { VipConfig } from '../runtime/cluster-config.js';
+import { resourceIdOf, type VipConfig } from '../runtime/cluster-config.js';
 import { hostOf } from '../api/net.js';
 import { toServiceSpec } from './service-spec.js';
 
@@ -85,7 +85,7 @@ export class HealthMonitor {
       const key = `${cfg.vip}\0${r.name}`;
       if (this.probes.has(key)) continue;
       const spec: ServiceSpec = toServiceSpec(
-        `${cfg.vip.split('/')[0]}/${r.name}`,
+        resourceIdOf(cfg.vip, r.name),
         r.spec,
         hostOf(cfg.spec.address),
       );

@@ -8,11 +8,12 @@
  * cluster (at most 256); `resource` is a Resource name; every other label has a fixed set
  * of values. Nothing is labelled per datagram, per address or per epoch.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics, type Counter, type Gauge, type Histogram } from 'prom-client';
 import type { MemberView } from '../core/member.js';
 import { TakeoverCause } from '../core/messages.js';
 import type { Millis } from '../core/ports.js';
 import { DROP_REASONS, type DropCounters } from '../core/wire/index.js';
+import { metricFamilies } from '../ops/metric-families.js';
 import type { PeerLinkSample } from '../runtime/peer-link-stats.js';
 
 /** Why a candidacy started, as the `reason` label of the failover metrics. */
@@ -52,145 +53,113 @@ export class AgentMetrics {
     counters: () => DropCounters | undefined,
     member: () => MemberSource | undefined = () => undefined,
   ) {
-    const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: 'heartline_agent_' });
-    this.heartbeatsSent = new Counter({
-      name: 'heartline_datagrams_sent_total',
-      help: 'Datagrams sent, by message kind and whether the kernel took them.',
-      labelNames: ['kind', 'result'],
-      registers: [r],
-    });
-    this.heartbeatsReceived = new Counter({
-      name: 'heartline_datagrams_received_total',
-      help: 'Datagrams received and accepted (authenticated, fresh), by message kind.',
-      labelNames: ['kind'],
-      registers: [r],
-    });
-    new Gauge({
-      name: 'heartline_datagrams_dropped_total',
-      help: 'Datagrams dropped, by reason (counter semantics; exported from the wire codec).',
-      labelNames: ['reason'],
-      registers: [r],
-      collect() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'heartline_agent_' });
+    const f = metricFamilies(this.registry);
+    const vip = metricFamilies(this.registry, { prefix: 'heartline_vip_', labelNames: ['vip'] });
+    const peer = metricFamilies(this.registry, { prefix: 'heartline_peer_', labelNames: ['peer'] });
+    this.heartbeatsSent = f.counter(
+      'heartline_datagrams_sent_total',
+      'Datagrams sent, by message kind and whether the kernel took them.',
+      ['kind', 'result'],
+    );
+    this.heartbeatsReceived = f.counter(
+      'heartline_datagrams_received_total',
+      'Datagrams received and accepted (authenticated, fresh), by message kind.',
+      ['kind'],
+    );
+    f.gauge(
+      'heartline_datagrams_dropped_total',
+      'Datagrams dropped, by reason (counter semantics; exported from the wire codec).',
+      ['reason'],
+      (g) => {
         const c = counters();
         if (!c) return;
-        for (const reason of DROP_REASONS) this.set({ reason }, c.get(reason));
+        for (const reason of DROP_REASONS) g.set({ reason }, c.get(reason));
       },
-    });
-    this.holder = new Gauge({
-      name: 'heartline_vip_bound',
-      help: '1 while this node has the VIP bound.',
-      labelNames: ['vip'],
-      registers: [r],
-    });
-    this.epoch = new Gauge({
-      name: 'heartline_vip_epoch',
-      help: 'Epoch at which this node holds the VIP.',
-      labelNames: ['vip'],
-      registers: [r],
-    });
-    this.failovers = new Counter({
-      name: 'heartline_vip_acquisitions_total',
-      help: 'VIPs this node took over (quorum of acks reached), by why it asked (HolderDead, Released, Unheld, Renew).',
-      labelNames: ['vip', 'reason'],
-      registers: [r],
-    });
-    this.failoverDuration = new Histogram({
-      name: 'heartline_failover_duration_seconds',
-      help: 'From deciding to take a VIP (e.g. its holder declared dead) to its address bound here, by why.',
-      labelNames: ['reason'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [r],
-    });
-    this.bindDuration = new Histogram({
-      name: 'heartline_bind_duration_seconds',
-      help: 'From the bind command to the address being in the kernel.',
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
-      registers: [r],
-    });
-    this.resourceOps = new Counter({
-      name: 'heartline_resource_operations_total',
-      help: 'Resource starts, stops and health checks on this node, by outcome (success, failure).',
-      labelNames: ['vip', 'resource', 'operation', 'result'],
-      registers: [r],
-    });
-    this.peerHeartbeats = new Counter({
-      name: 'heartline_peer_heartbeats_received_total',
-      help: 'Heartbeats received and authenticated from each peer.',
-      labelNames: ['peer'],
-      registers: [r],
-    });
-    this.peerMissed = new Counter({
-      name: 'heartline_peer_heartbeats_missed_total',
-      help: 'Heartbeat intervals with nothing heard from a peer of the same life, counted when it is heard again.',
-      labelNames: ['peer'],
-      registers: [r],
-    });
-    this.peerRtt = new Histogram({
-      name: 'heartline_peer_rtt_seconds',
-      help: 'From sending a heartbeat to the peer echoing it (prompt while this node holds VIPs).',
-      labelNames: ['peer'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-      registers: [r],
-    });
-    this.addressRefused = new Counter({
-      name: 'heartline_vip_address_conflicts_total',
-      help: 'Binds refused because another VirtualIP holds the same address on this node (should stay 0).',
-      labelNames: ['vip'],
-      registers: [r],
-    });
+    );
+    this.holder = vip.gauge('bound', '1 while this node has the VIP bound.');
+    this.epoch = vip.gauge('epoch', 'Epoch at which this node holds the VIP.');
+    this.failovers = vip.counter(
+      'acquisitions_total',
+      'VIPs this node took over (quorum of acks reached), by why it asked (HolderDead, Released, Unheld, Renew).',
+      ['reason'],
+    );
+    this.failoverDuration = f.histogram(
+      'heartline_failover_duration_seconds',
+      'From deciding to take a VIP (e.g. its holder declared dead) to its address bound here, by why.',
+      [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      ['reason'],
+    );
+    this.bindDuration = f.histogram(
+      'heartline_bind_duration_seconds',
+      'From the bind command to the address being in the kernel.',
+      [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+    );
+    this.resourceOps = f.counter(
+      'heartline_resource_operations_total',
+      'Resource starts, stops and health checks on this node, by outcome (success, failure).',
+      ['vip', 'resource', 'operation', 'result'],
+    );
+    this.peerHeartbeats = peer.counter(
+      'heartbeats_received_total',
+      'Heartbeats received and authenticated from each peer.',
+    );
+    this.peerMissed = peer.counter(
+      'heartbeats_missed_total',
+      'Heartbeat intervals with nothing heard from a peer of the same life, counted when it is heard again.',
+    );
+    this.peerRtt = peer.histogram(
+      'rtt_seconds',
+      'From sending a heartbeat to the peer echoing it (prompt while this node holds VIPs).',
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    );
+    this.addressRefused = vip.counter(
+      'address_conflicts_total',
+      'Binds refused because another VirtualIP holds the same address on this node (should stay 0).',
+    );
     // Read from the member at scrape time: always current, and a member or VIP that is gone
-    // disappears from the output with it.
-    new Gauge({
-      name: 'heartline_members_alive',
-      help: 'Members this node hears as alive or warn, itself included (the votes it can reach).',
-      registers: [r],
-      collect() {
-        this.reset();
+    // disappears from the output with it (no member running: no series).
+    const fromMember =
+      <L extends string>(set: (g: Gauge<L>, m: MemberSource) => void) =>
+      (g: Gauge<L>) => {
+        g.reset();
         const m = member();
-        if (!m) return;
+        if (m) set(g, m);
+      };
+    f.gauge(
+      'heartline_members_alive',
+      'Members this node hears as alive or warn, itself included (the votes it can reach).',
+      [],
+      fromMember((g, m) => {
         const v = m.view();
-        this.set(1 + v.members.filter((p) => p.liveness === 'alive' || p.liveness === 'warn').length);
-      },
-    });
-    new Gauge({
-      name: 'heartline_quorum_size',
-      help: 'Votes a lease or a takeover needs, this node included (1 with quorum: ignore).',
-      registers: [r],
-      collect() {
-        this.reset();
-        const m = member();
-        if (m) this.set(m.quorumSize());
-      },
-    });
-    new Gauge({
-      name: 'heartline_member_liveness',
-      help: '1 for the state (unknown, alive, warn, dead) each peer is in as this node sees it, 0 for the others.',
-      labelNames: ['member', 'state'],
-      registers: [r],
-      collect() {
-        this.reset();
-        const m = member();
-        if (!m) return;
+        g.set(1 + v.members.filter((p) => p.liveness === 'alive' || p.liveness === 'warn').length);
+      }),
+    );
+    f.gauge(
+      'heartline_quorum_size',
+      'Votes a lease or a takeover needs, this node included (1 with quorum: ignore).',
+      [],
+      fromMember((g, m) => g.set(m.quorumSize())),
+    );
+    f.gauge(
+      'heartline_member_liveness',
+      '1 for the state (unknown, alive, warn, dead) each peer is in as this node sees it, 0 for the others.',
+      ['member', 'state'],
+      fromMember((g, m) => {
         for (const p of m.view().members)
-          for (const state of LIVENESS_STATES)
-            this.set({ member: p.id, state }, p.liveness === state ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'heartline_vip_lease_remaining_seconds',
-      help: 'Time left on the quorum lease of each VIP this node holds (renewed every interval; 0 or below: released).',
-      labelNames: ['vip'],
-      registers: [r],
-      collect() {
-        this.reset();
-        const m = member();
-        if (!m) return;
+          for (const state of LIVENESS_STATES) g.set({ member: p.id, state }, p.liveness === state ? 1 : 0);
+      }),
+    );
+    vip.gauge(
+      'lease_remaining_seconds',
+      'Time left on the quorum lease of each VIP this node holds (renewed every interval; 0 or below: released).',
+      [],
+      fromMember((g, m) => {
         const now = m.now();
         for (const h of m.view().holdings)
-          this.set({ vip: h.vip }, Number.isFinite(h.leaseExpiry) ? (h.leaseExpiry - now) / 1000 : 0);
-      },
-    });
+          g.set({ vip: h.vip }, Number.isFinite(h.leaseExpiry) ? (h.leaseExpiry - now) / 1000 : 0);
+      }),
+    );
   }
 
   /**

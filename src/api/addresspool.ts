@@ -1,13 +1,5 @@
 import { z } from 'zod';
-import {
-  API_VERSION,
-  ObjectMetaSchema,
-  conditionList,
-  interfaceName,
-  labelMap,
-  objectName,
-  observedGeneration,
-} from './meta.js';
+import { conditionList, interfaceName, labelMap, objectName, objectSchema, statusSchema } from './meta.js';
 import { poolEntryProblem } from './pool-range.js';
 import { isStr, setOf, withRules } from './rules.js';
 import { AnnounceSchema } from './virtualip.js';
@@ -87,8 +79,8 @@ export const AddressPoolSpecSchema = z
 
 export const PoolConditionTypes = ['Ready'] as const;
 
-export const AddressPoolStatusSchema = z
-  .strictObject({
+export const AddressPoolStatusSchema = statusSchema(
+  {
     assigned: z
       .int()
       .min(0)
@@ -100,17 +92,11 @@ export const AddressPoolStatusSchema = z
       .describe(
         'Ready: True when the pool hands out addresses; False, reason Refused, when it is invalid or overlaps an older pool (standard metav1.Condition shape).',
       ),
-    observedGeneration: observedGeneration(),
-  })
-  .describe('Observed state of an AddressPool.');
+  },
+  'Observed state of an AddressPool.',
+);
 
-export const AddressPoolSchema = z.strictObject({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('AddressPool'),
-  metadata: ObjectMetaSchema,
-  spec: AddressPoolSpecSchema,
-  status: AddressPoolStatusSchema.optional(),
-});
+export const AddressPoolSchema = objectSchema('AddressPool', AddressPoolSpecSchema, AddressPoolStatusSchema);
 
 export type AddressPoolSpec = z.output<typeof AddressPoolSpecSchema>;
 export type AddressPoolStatus = z.output<typeof AddressPoolStatusSchema>;

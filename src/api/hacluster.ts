@@ -5,7 +5,7 @@ import {
   interfaceName,
   labelMap,
   objectName,
-  observedGeneration,
+  statusSchema,
   timestamp,
 } from './meta.js';
 import { KEY_ID_MAX, KEY_ID_MIN, KEY_ID_PATTERN } from '../core/wire/auth-secret.js';
@@ -320,8 +320,8 @@ export const HAClusterSpecSchema = z
 
 export const MemberStates = ['alive', 'warn', 'dead'] as const;
 
-export const HAClusterStatusSchema = z
-  .strictObject({
+export const HAClusterStatusSchema = statusSchema(
+  {
     members: mapListOf(
       z.strictObject({
         name: objectName('members[].name').describe('Node name.'),
@@ -401,9 +401,9 @@ export const HAClusterStatusSchema = z
       .describe(
         'The member set the agents run, written by the controller: Nodes matching spec.nodeSelector, reached one member at a time (docs/protocol.md, Membership changes).',
       ),
-    observedGeneration: observedGeneration(),
-  })
-  .describe('Observed state of an HACluster.');
+  },
+  'Observed state of an HACluster.',
+);
 
 export const HAClusterSchema = objectSchema('HACluster', HAClusterSpecSchema, HAClusterStatusSchema);
 

@@ -1,8 +1,8 @@
 import type { z } from 'zod';
-import { AddressPoolSchema, AddressPoolSpecSchema, AddressPoolStatusSchema } from './addresspool.js';
-import { HAClusterSchema, HAClusterSpecSchema, HAClusterStatusSchema } from './hacluster.js';
-import { ResourceSchema, ResourceSpecSchema, ResourceStatusSchema } from './resource.js';
-import { VirtualIPSchema, VirtualIPSpecSchema, VirtualIPStatusSchema } from './virtualip.js';
+import { AddressPoolSchema } from './addresspool.js';
+import { HAClusterSchema } from './hacluster.js';
+import { ResourceSchema } from './resource.js';
+import { VirtualIPSchema } from './virtualip.js';
 
 export interface PrinterColumn {
   name: string;
@@ -25,161 +25,120 @@ export interface KindInfo {
   printerColumns: PrinterColumn[];
 }
 
-const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
-const ready: PrinterColumn = {
-  name: 'Ready',
-  type: 'string',
-  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-  description: 'Ready condition (kstatus).',
-};
+/** A printer column; kubectl shows it by default. */
+function column(
+  name: string,
+  type: PrinterColumn['type'],
+  jsonPath: string,
+  description?: string,
+): PrinterColumn {
+  return { name, type, jsonPath, ...(description !== undefined ? { description } : {}) };
+}
+
+/** A printer column kubectl shows only with `-o wide` (priority 1). */
+function wide(
+  name: string,
+  type: PrinterColumn['type'],
+  jsonPath: string,
+  description: string,
+): PrinterColumn {
+  return { ...column(name, type, jsonPath, description), priority: 1 };
+}
+
+const age = column('Age', 'date', '.metadata.creationTimestamp');
+const ready = column(
+  'Ready',
+  'string',
+  '.status.conditions[?(@.type=="Ready")].status',
+  'Ready condition (kstatus).',
+);
+
+/**
+ * A kind's entry: its plural and singular names by the Kubernetes convention (lower case; the
+ * plural adds "s"), its spec and status schemas taken from its object schema.
+ */
+function kind(
+  name: KindInfo['kind'],
+  schema: z.ZodType & { shape: { spec: z.ZodType; status: z.ZodOptional<z.ZodType> } },
+  info: Pick<KindInfo, 'shortNames' | 'description' | 'printerColumns'>,
+): KindInfo {
+  const singular = name.toLowerCase();
+  return {
+    kind: name,
+    plural: `${singular}s`,
+    singular,
+    ...info,
+    schema,
+    spec: schema.shape.spec,
+    status: schema.shape.status.unwrap(),
+  };
+}
 
 export const KINDS: readonly KindInfo[] = [
-  {
-    kind: 'HACluster',
-    plural: 'haclusters',
-    singular: 'hacluster',
+  kind('HACluster', HAClusterSchema, {
     shortNames: ['hac'],
     description:
       'HACluster is a set of nodes that watch each other with signed UDP heartbeats and share virtual IPs (ha.cf plus authkeys).',
-    schema: HAClusterSchema,
-    spec: HAClusterSpecSchema,
-    status: HAClusterStatusSchema,
     printerColumns: [
-      {
-        name: 'Members',
-        type: 'string',
-        jsonPath: '.status.summary.members',
-        description: 'Members alive (or late) / members.',
-      },
-      {
-        name: 'Quorum',
-        type: 'string',
-        jsonPath: '.status.quorum.state',
-        description: 'quorate, lost or ignored.',
-      },
-      {
-        name: 'VIPs',
-        type: 'string',
-        jsonPath: '.status.summary.vips',
-        description: 'VirtualIPs with a holder / VirtualIPs.',
-      },
+      column('Members', 'string', '.status.summary.members', 'Members alive (or late) / members.'),
+      column('Quorum', 'string', '.status.quorum.state', 'quorate, lost or ignored.'),
+      column('VIPs', 'string', '.status.summary.vips', 'VirtualIPs with a holder / VirtualIPs.'),
       ready,
       age,
-      {
-        name: 'Votes',
-        type: 'integer',
-        jsonPath: '.status.quorum.have',
-        description: 'Votes reachable (quorum needs .status.quorum.need).',
-        priority: 1,
-      },
-      {
-        name: 'Generation',
-        type: 'integer',
-        jsonPath: '.status.membership.generation',
-        description: 'Member set generation.',
-        priority: 1,
-      },
+      wide('Votes', 'integer', '.status.quorum.have', 'Votes reachable (quorum needs .status.quorum.need).'),
+      wide('Generation', 'integer', '.status.membership.generation', 'Member set generation.'),
     ],
-  },
-  {
-    kind: 'VirtualIP',
-    plural: 'virtualips',
-    singular: 'virtualip',
+  }),
+  kind('VirtualIP', VirtualIPSchema, {
     shortNames: ['vip'],
     description:
       'VirtualIP is an address that exactly one member of an HACluster holds at a time, with the Resources started beside it.',
-    schema: VirtualIPSchema,
-    spec: VirtualIPSpecSchema,
-    status: VirtualIPStatusSchema,
     printerColumns: [
-      { name: 'Address', type: 'string', jsonPath: '.spec.address', description: 'The VIP with its prefix.' },
-      { name: 'Holder', type: 'string', jsonPath: '.status.holder', description: 'Node holding the VIP.' },
-      { name: 'Epoch', type: 'integer', jsonPath: '.status.epoch', description: 'Ownership epoch.' },
+      column('Address', 'string', '.spec.address', 'The VIP with its prefix.'),
+      column('Holder', 'string', '.status.holder', 'Node holding the VIP.'),
+      column('Epoch', 'integer', '.status.epoch', 'Ownership epoch.'),
       ready,
       age,
-      {
-        name: 'Cluster',
-        type: 'string',
-        jsonPath: '.spec.clusterRef.name',
-        description: 'The HACluster.',
-        priority: 1,
-      },
-      {
-        name: 'Phase',
-        type: 'string',
-        jsonPath: '.status.phase',
-        description: 'Pending, Binding, Bound, Releasing or Unassigned.',
-        priority: 1,
-      },
-      {
-        name: 'Last-Failover',
-        type: 'date',
-        jsonPath: '.status.lastFailover.time',
-        description: 'When the VIP last changed holder.',
-        priority: 1,
-      },
-      {
-        name: 'Reason',
-        type: 'string',
-        jsonPath: '.status.lastFailover.reason',
-        description: 'Why it last changed holder, e.g. HolderDead, Drain, Moved.',
-        priority: 1,
-      },
-      {
-        name: 'Failovers',
-        type: 'integer',
-        jsonPath: '.status.failoverCount',
-        description: 'How many times it changed holder.',
-        priority: 1,
-      },
+      wide('Cluster', 'string', '.spec.clusterRef.name', 'The HACluster.'),
+      wide('Phase', 'string', '.status.phase', 'Pending, Binding, Bound, Releasing or Unassigned.'),
+      wide('Last-Failover', 'date', '.status.lastFailover.time', 'When the VIP last changed holder.'),
+      wide(
+        'Reason',
+        'string',
+        '.status.lastFailover.reason',
+        'Why it last changed holder, e.g. HolderDead, Drain, Moved.',
+      ),
+      wide('Failovers', 'integer', '.status.failoverCount', 'How many times it changed holder.'),
     ],
-  },
-  {
-    kind: 'Resource',
-    plural: 'resources',
-    singular: 'resource',
+  }),
+  kind('Resource', ResourceSchema, {
     shortNames: ['hares'],
     description:
       'Resource is a service started, probed and stopped on the node that holds a VirtualIP (haresources).',
-    schema: ResourceSchema,
-    spec: ResourceSpecSchema,
-    status: ResourceStatusSchema,
     printerColumns: [
-      { name: 'Kind', type: 'string', jsonPath: '.spec.kind', description: 'exec, lsb or systemd.' },
-      {
-        name: 'Running-On',
-        type: 'string',
-        jsonPath: '.status.summary.running',
-        description: 'Nodes where it runs.',
-      },
+      column('Kind', 'string', '.spec.kind', 'exec, lsb or systemd.'),
+      column('Running-On', 'string', '.status.summary.running', 'Nodes where it runs.'),
       ready,
       age,
-      {
-        name: 'Reason',
-        type: 'string',
-        jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
-        description: 'Reason of the Ready condition.',
-        priority: 1,
-      },
+      wide(
+        'Reason',
+        'string',
+        '.status.conditions[?(@.type=="Ready")].reason',
+        'Reason of the Ready condition.',
+      ),
     ],
-  },
-  {
-    kind: 'AddressPool',
-    plural: 'addresspools',
-    singular: 'addresspool',
+  }),
+  kind('AddressPool', AddressPoolSchema, {
     shortNames: ['hapool'],
     description:
       'AddressPool is a set of addresses that Services of type LoadBalancer get, each held as a VirtualIP by the members of an HACluster.',
-    schema: AddressPoolSchema,
-    spec: AddressPoolSpecSchema,
-    status: AddressPoolStatusSchema,
     printerColumns: [
-      { name: 'Cluster', type: 'string', jsonPath: '.spec.clusterRef.name', description: 'The HACluster.' },
-      { name: 'Addresses', type: 'string', jsonPath: '.spec.addresses', description: 'CIDRs and ranges.' },
-      { name: 'Assigned', type: 'integer', jsonPath: '.status.assigned', description: 'Addresses in use.' },
+      column('Cluster', 'string', '.spec.clusterRef.name', 'The HACluster.'),
+      column('Addresses', 'string', '.spec.addresses', 'CIDRs and ranges.'),
+      column('Assigned', 'integer', '.status.assigned', 'Addresses in use.'),
       age,
     ],
-  },
+  }),
 ];
 
 export function kindInfo(kind: string): KindInfo | undefined {

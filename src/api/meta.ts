@@ -107,6 +107,11 @@ export const observedGeneration = () =>
     .optional()
     .describe('The .metadata.generation this status was computed from.');
 
+/** A kind's status: its fields, then the observedGeneration every status carries (kstatus). */
+export function statusSchema<F extends z.ZodRawShape>(fields: F, description: string) {
+  return z.strictObject({ ...fields, observedGeneration: observedGeneration() }).describe(description);
+}
+
 /** A Heartline object's schema: apiVersion, its kind, metadata, spec and (optional) status. */
 export function objectSchema<K extends string, S extends z.ZodType, T extends z.ZodType>(
   kind: K,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { objectSchema, conditionList, objectName, observedGeneration, timestamp } from './meta.js';
+import { objectSchema, conditionList, objectName, statusSchema, timestamp } from './meta.js';
 import { INIT_DIR, RESOURCE_DIR } from './resource-paths.js';
 import { has, isNum, isStr, withRules, mapListOf, type Rule } from './rules.js';
 
@@ -265,8 +265,8 @@ export const ResourceNodeStates = [
 ] as const;
 export const ProbeResults = ['success', 'failure', 'timeout', 'error'] as const;
 
-export const ResourceStatusSchema = z
-  .strictObject({
+export const ResourceStatusSchema = statusSchema(
+  {
     nodes: mapListOf(
       z.strictObject({
         name: objectName('nodes[].name').describe('Node name.'),
@@ -306,9 +306,9 @@ export const ResourceStatusSchema = z
     conditions: conditionList()
       .optional()
       .describe('Ready: True while it runs on some node and fails on none (written by the agents).'),
-    observedGeneration: observedGeneration(),
-  })
-  .describe('Observed state of a Resource.');
+  },
+  'Observed state of a Resource.',
+);
 
 export const ResourceSchema = objectSchema('Resource', ResourceSpecSchema, ResourceStatusSchema);
 

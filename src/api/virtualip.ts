@@ -5,7 +5,7 @@ import {
   interfaceName,
   labelMap,
   objectName,
-  observedGeneration,
+  statusSchema,
   timestamp,
 } from './meta.js';
 import { parseCidr } from './net.js';
@@ -112,8 +112,8 @@ export const VirtualIPSpecSchema = z
 export const VipPhases = ['Pending', 'Binding', 'Bound', 'Releasing', 'Unassigned'] as const;
 export const VipConditionTypes = ['Ready', 'Bound', 'QuorumLost', 'Degraded'] as const;
 
-export const VirtualIPStatusSchema = z
-  .strictObject({
+export const VirtualIPStatusSchema = statusSchema(
+  {
     holder: z
       .string()
       .max(253)
@@ -154,9 +154,9 @@ export const VirtualIPStatusSchema = z
       .max(Number.MAX_SAFE_INTEGER)
       .optional()
       .describe('How many times the VIP changed holder.'),
-    observedGeneration: observedGeneration(),
-  })
-  .describe('Observed state of a VirtualIP.');
+  },
+  'Observed state of a VirtualIP.',
+);
 
 export const VirtualIPSchema = objectSchema('VirtualIP', VirtualIPSpecSchema, VirtualIPStatusSchema);
 

@@ -6,9 +6,9 @@
  */
 import type { Logger } from 'pino';
 import type { Condition } from '../api/meta.js';
-import { objectKey, type CacheChange } from '../runtime/object-cache.js';
+import { objectKey, splitId, type CacheChange } from '../runtime/object-cache.js';
 import type { ReconcileResult, Reconciler } from './manager.js';
-import { splitId, writeStatus, type ReconcileContext } from './reconciler.js';
+import { writeStatus, type ReconcileContext } from './reconciler.js';
 import { LB_LABEL, POOL_LABEL } from './lb/service-lb.js';
 
 /** Why a pool is not used, by pool id (from the Service reconciler's view of the pools). */

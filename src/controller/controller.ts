@@ -16,14 +16,14 @@
  *
  * The shape is controller-runtime's: this file wires a Manager (manager.ts: cache, leader
  * election, queue, workers) to one reconciler per kind (hacluster-reconciler.ts,
- * virtualip-reconciler.ts), whose decisions are pure (decide.ts).
+ * virtualip-reconciler.ts), whose decisions are pure (decide/).
  */
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ApiSource, Clock, LeaseLock, Millis, ObjectWriter, Transport } from '../core/ports.js';
 import { formatMemberPublicKey, generateMemberKey } from '../core/wire/index.js';
 import type { CacheChange } from '../runtime/object-cache.js';
-import type { WitnessAddress } from './decide.js';
+import type { WitnessAddress } from './decide/cluster.js';
 import { EventRecorder } from './event-recorder.js';
 import { HAClusterReconciler } from './hacluster-reconciler.js';
 import { DEFAULT_WORKERS, Manager } from './manager.js';

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { ApiKind, ApiSource, Clock, LeaseLock, Millis } from '../core/ports.js';
-import { ObjectCache, objectKey, type CacheChange } from '../runtime/object-cache.js';
+import { ObjectCache, objectKey, splitId, type CacheChange } from '../runtime/object-cache.js';
 import { LeaderElector } from './leader-election.js';
 import type { ControllerMetrics, ReconcileOutcome } from './metrics.js';
 import { WorkQueue } from './work-queue.js';
@@ -71,10 +71,7 @@ export const controllerName = (kind: ApiKind) => kind.toLowerCase();
 
 function splitKey(key: string): { kind: ApiKind; ns: string | undefined; name: string; id: string } {
   const [kind, id = ''] = key.split('|') as [ApiKind, string];
-  const slash = id.indexOf('/');
-  return slash < 0
-    ? { kind, ns: undefined, name: id, id }
-    : { kind, ns: id.slice(0, slash), name: id.slice(slash + 1), id };
+  return { kind, ...splitId(id), id };
 }
 
 export class Manager {

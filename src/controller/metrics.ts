@@ -1,8 +1,9 @@
 /**
  * The controller's Prometheus metrics, in a registry of its own (served by OpsServer).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics, type Counter, type Gauge, type Histogram } from 'prom-client';
 import type { Millis } from '../core/ports.js';
+import { metricFamilies } from '../ops/metric-families.js';
 import type { WorkQueueMetrics } from './work-queue.js';
 
 /** What the workqueue gauges read from the running queue. */
@@ -52,161 +53,117 @@ export class ControllerMetrics {
     const now = this.now;
     const queues = this.queues;
     this.registry = new Registry();
-    const registers = [this.registry];
+    const f = metricFamilies(this.registry);
+    const own = metricFamilies(this.registry, { prefix: 'heartline_controller_' });
+    const cluster = metricFamilies(this.registry, { prefix: 'heartline_cluster_', labelNames: ['cluster'] });
     if (init.defaultMetrics)
       collectDefaultMetrics({ register: this.registry, prefix: 'heartline_controller_' });
-    this.apiRequests = new Counter({
-      name: 'heartline_controller_api_requests_total',
-      help: 'Kubernetes API requests made by the controller, by verb, kind and result (ok, error).',
-      labelNames: ['verb', 'kind', 'result'],
-      registers,
-    });
-    this.failovers = new Counter({
-      name: 'heartline_failovers_total',
-      help: 'VIP moves from one holder to another observed by the controller, by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.vipHolder = new Gauge({
-      name: 'heartline_vip_holder',
-      help: '1 for the member holding each VIP (label holder), as the controller observes it.',
-      labelNames: ['vip', 'holder'],
-      registers,
-    });
-    this.quorate = new Gauge({
-      name: 'heartline_cluster_quorate',
-      help: '1 when the HACluster has quorum (or quorum: ignore), 0 when lost.',
-      labelNames: ['cluster'],
-      registers,
-    });
-    this.quorumVotes = new Gauge({
-      name: 'heartline_cluster_quorum_votes',
-      help: 'Votes reachable (votes="have") and needed (votes="need") per HACluster.',
-      labelNames: ['cluster', 'votes'],
-      registers,
-    });
-    this.leader = new Gauge({
-      name: 'heartline_controller_leader',
-      help: '1 while this controller instance holds the leader Lease.',
-      registers,
-    });
-    this.statusWritesDeferred = new Counter({
-      name: 'heartline_controller_status_writes_deferred_total',
-      help: 'Status writes postponed to coalesce changes (at most one write per object per interval).',
-      labelNames: ['kind'],
-      registers,
-    });
-    new Gauge({
-      name: 'heartline_vip_unheld_seconds',
-      help: 'How long each VIP has had no holder, as the controller observes it (0 while held).',
-      labelNames: ['cluster', 'vip'],
-      registers,
-      collect() {
-        this.reset();
+    this.apiRequests = own.counter(
+      'api_requests_total',
+      'Kubernetes API requests made by the controller, by verb, kind and result (ok, error).',
+      ['verb', 'kind', 'result'],
+    );
+    this.failovers = f.counter(
+      'heartline_failovers_total',
+      'VIP moves from one holder to another observed by the controller, by reason.',
+      ['reason'],
+    );
+    this.vipHolder = f.gauge(
+      'heartline_vip_holder',
+      '1 for the member holding each VIP (label holder), as the controller observes it.',
+      ['vip', 'holder'],
+    );
+    this.quorate = cluster.gauge(
+      'quorate',
+      '1 when the HACluster has quorum (or quorum: ignore), 0 when lost.',
+    );
+    this.quorumVotes = cluster.gauge(
+      'quorum_votes',
+      'Votes reachable (votes="have") and needed (votes="need") per HACluster.',
+      ['votes'],
+    );
+    this.leader = own.gauge('leader', '1 while this controller instance holds the leader Lease.');
+    this.statusWritesDeferred = own.counter(
+      'status_writes_deferred_total',
+      'Status writes postponed to coalesce changes (at most one write per object per interval).',
+      ['kind'],
+    );
+    f.gauge(
+      'heartline_vip_unheld_seconds',
+      'How long each VIP has had no holder, as the controller observes it (0 while held).',
+      ['cluster', 'vip'],
+      (g) => {
+        g.reset();
         const t = now();
         for (const [vip, v] of vips)
-          this.set({ cluster: v.cluster, vip }, v.unheldSince === undefined ? 0 : (t - v.unheldSince) / 1000);
+          g.set({ cluster: v.cluster, vip }, v.unheldSince === undefined ? 0 : (t - v.unheldSince) / 1000);
       },
+    );
+    this.deadSeconds = cluster.gauge(
+      'dead_seconds',
+      'The HACluster heartbeat deadMs in seconds (alert thresholds are multiples of it).',
+    );
+    // controller-runtime's and client-go's own families, labelled by controller and by queue.
+    const cr = metricFamilies(this.registry, { prefix: 'controller_runtime_', labelNames: ['controller'] });
+    const wq = metricFamilies(this.registry, { prefix: 'workqueue_', labelNames: ['name'] });
+    this.reconcileTotal = cr.counter(
+      'reconcile_total',
+      'Total number of reconciliations per controller (result: success, error, requeue, requeue_after).',
+      ['result'],
+    );
+    this.reconcileErrors = cr.counter(
+      'reconcile_errors_total',
+      'Total number of reconciliation errors per controller.',
+    );
+    this.reconcileTime = cr.histogram(
+      'reconcile_time_seconds',
+      'Length of time per reconciliation per controller.',
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    );
+    this.maxConcurrentReconciles = cr.gauge(
+      'max_concurrent_reconciles',
+      'Maximum number of concurrent reconciles per controller (the workers share one queue).',
+    );
+    this.activeWorkers = cr.gauge('active_workers', 'Number of currently used workers per controller.');
+    wq.gauge('depth', 'Current depth of workqueue.', [], (g) => {
+      g.reset();
+      for (const [name, q] of queues) g.set({ name }, q.length);
     });
-    this.deadSeconds = new Gauge({
-      name: 'heartline_cluster_dead_seconds',
-      help: 'The HACluster heartbeat deadMs in seconds (alert thresholds are multiples of it).',
-      labelNames: ['cluster'],
-      registers,
-    });
-    this.reconcileTotal = new Counter({
-      name: 'controller_runtime_reconcile_total',
-      help: 'Total number of reconciliations per controller (result: success, error, requeue, requeue_after).',
-      labelNames: ['controller', 'result'],
-      registers,
-    });
-    this.reconcileErrors = new Counter({
-      name: 'controller_runtime_reconcile_errors_total',
-      help: 'Total number of reconciliation errors per controller.',
-      labelNames: ['controller'],
-      registers,
-    });
-    this.reconcileTime = new Histogram({
-      name: 'controller_runtime_reconcile_time_seconds',
-      help: 'Length of time per reconciliation per controller.',
-      labelNames: ['controller'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers,
-    });
-    this.maxConcurrentReconciles = new Gauge({
-      name: 'controller_runtime_max_concurrent_reconciles',
-      help: 'Maximum number of concurrent reconciles per controller (the workers share one queue).',
-      labelNames: ['controller'],
-      registers,
-    });
-    this.activeWorkers = new Gauge({
-      name: 'controller_runtime_active_workers',
-      help: 'Number of currently used workers per controller.',
-      labelNames: ['controller'],
-      registers,
-    });
-    new Gauge({
-      name: 'workqueue_depth',
-      help: 'Current depth of workqueue.',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [name, q] of queues) this.set({ name }, q.length);
-      },
-    });
-    this.queueAdds = new Counter({
-      name: 'workqueue_adds_total',
-      help: 'Total number of adds handled by workqueue.',
-      labelNames: ['name'],
-      registers,
-    });
-    this.queueRetries = new Counter({
-      name: 'workqueue_retries_total',
-      help: 'Total number of retries handled by workqueue.',
-      labelNames: ['name'],
-      registers,
-    });
+    this.queueAdds = wq.counter('adds_total', 'Total number of adds handled by workqueue.');
+    this.queueRetries = wq.counter('retries_total', 'Total number of retries handled by workqueue.');
     const queueBuckets = [1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100];
-    this.queueWait = new Histogram({
-      name: 'workqueue_queue_duration_seconds',
-      help: 'How long in seconds an item stays in workqueue before being requested.',
-      labelNames: ['name'],
-      buckets: queueBuckets,
-      registers,
-    });
-    this.queueWork = new Histogram({
-      name: 'workqueue_work_duration_seconds',
-      help: 'How long in seconds processing an item from workqueue takes.',
-      labelNames: ['name'],
-      buckets: queueBuckets,
-      registers,
-    });
-    new Gauge({
-      name: 'workqueue_unfinished_work_seconds',
-      help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration.",
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [name, q] of queues) this.set({ name }, q.inProgress().totalMs / 1000);
+    this.queueWait = wq.histogram(
+      'queue_duration_seconds',
+      'How long in seconds an item stays in workqueue before being requested.',
+      queueBuckets,
+    );
+    this.queueWork = wq.histogram(
+      'work_duration_seconds',
+      'How long in seconds processing an item from workqueue takes.',
+      queueBuckets,
+    );
+    wq.gauge(
+      'unfinished_work_seconds',
+      "How many seconds of work has been done that is in progress and hasn't been observed by work_duration.",
+      [],
+      (g) => {
+        g.reset();
+        for (const [name, q] of queues) g.set({ name }, q.inProgress().totalMs / 1000);
       },
-    });
-    new Gauge({
-      name: 'workqueue_longest_running_processor_seconds',
-      help: 'How many seconds has the longest running processor for workqueue been running.',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [name, q] of queues) this.set({ name }, q.inProgress().longestMs / 1000);
+    );
+    wq.gauge(
+      'longest_running_processor_seconds',
+      'How many seconds has the longest running processor for workqueue been running.',
+      [],
+      (g) => {
+        g.reset();
+        for (const [name, q] of queues) g.set({ name }, q.inProgress().longestMs / 1000);
       },
-    });
-    this.eventsDropped = new Counter({
-      name: 'heartline_controller_events_dropped_total',
-      help: 'Events not recorded because too many were waiting to be sent (the status was written).',
-      registers,
-    });
+    );
+    this.eventsDropped = own.counter(
+      'events_dropped_total',
+      'Events not recorded because too many were waiting to be sent (the status was written).',
+    );
   }
 
   /**

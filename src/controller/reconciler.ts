@@ -1,12 +1,12 @@
 /**
  * What the two reconcilers (HACluster, VirtualIP) share: the cache they read, the status
  * writer and Event recorder they write through, and the manager's queue to enqueue each
- * other's keys. Their decisions are pure (decide.ts); this is their way in and out.
+ * other's keys. Their decisions are pure (decide/); this is their way in and out.
  */
 import type { Logger } from 'pino';
 import type { ApiKind, ApiObject, ApiSource, Clock, Millis, ObjectKey, OwnedKind } from '../core/ports.js';
 import type { ObjectCache } from '../runtime/object-cache.js';
-import type { EventSpec } from './decide.js';
+import type { EventSpec } from './decide/status.js';
 import type { EventRecorder } from './event-recorder.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { StatusWriter } from './status-writer.js';
@@ -66,10 +66,4 @@ export function vipsOfCluster(cache: ObjectCache, ns: string, name: string): Api
   return cache
     .list('VirtualIP', ns)
     .filter((v) => (v.spec as { clusterRef?: { name?: string } } | undefined)?.clusterRef?.name === name);
-}
-
-/** `{namespace, name}` of a cache key (`namespace/name`, or `name` for cluster-scoped kinds). */
-export function splitId(id: string): { ns: string | undefined; name: string } {
-  const slash = id.indexOf('/');
-  return slash < 0 ? { ns: undefined, name: id } : { ns: id.slice(0, slash), name: id.slice(slash + 1) };
 }

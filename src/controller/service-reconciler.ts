@@ -14,19 +14,18 @@
  * handed to a new Service while a node may still have it bound.
  */
 import type { Logger } from 'pino';
-import { parseAddressPool, type AddressPool } from '../api/index.js';
+import { hostOf, parseAddressPool, type AddressPool } from '../api/index.js';
 import type { ApiObject, JsonPatchOp, ObjectWriter } from '../core/ports.js';
 import { ConflictError, NotFoundError } from '../core/ports.js';
 import { addressKey } from '../runtime/address-claims.js';
 import { addressesOfNodes } from '../runtime/cluster-config.js';
-import { objectKey, type CacheChange } from '../runtime/object-cache.js';
+import { objectKey, splitId, type CacheChange } from '../runtime/object-cache.js';
 import type { PoolVerdicts } from './addresspool-reconciler.js';
 import type { ReconcileResult, Reconciler } from './manager.js';
-import { emit, splitId, writeStatus, type ReconcileContext } from './reconciler.js';
+import { emit, writeStatus, type ReconcileContext } from './reconciler.js';
 import {
   allocate,
   resolvePools,
-  vipNameOf,
   type AddressUse,
   type Allocated,
   type PoolView,
@@ -34,7 +33,6 @@ import {
 } from './lb/allocator.js';
 import {
   LB_LABEL,
-  POOL_LABEL,
   SERVICES_ANNOTATION,
   ServiceConditionTypes,
   clearedServiceStatus,
@@ -43,9 +41,14 @@ import {
   serviceRequestOf,
   servedBy,
   servicesOfVip,
+  lbVipKeyOf,
+  lbVipObject,
+  serviceOwnerRef,
   type HeldView,
 } from './lb/service-lb.js';
 
+/** SERVICES_ANNOTATION as a JSON Patch path (RFC 6901: `~` is `~0`, `/` is `~1`). */
+const SERVICES_ANNOTATION_PATH = `/metadata/annotations/${SERVICES_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`;
 /** The label that ties an EndpointSlice to its Service. */
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
@@ -284,7 +287,9 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
     const request = serviceRequestOf(svc!);
     const used = this.usedAddresses();
     const reserved = new Set(addressesOfNodes(ctx.cache.list('Node')).map((a) => addressKey(a.address)));
-    const current = mine.filter((v) => !v.metadata.deletionTimestamp).map((v) => ipOf(specAddress(v) ?? ''));
+    const current = mine
+      .filter((v) => !v.metadata.deletionTimestamp)
+      .map((v) => hostOf(specAddress(v) ?? ''));
     const allocation = allocate({ service: request, pools: pools.usable, used, reserved, current });
     let requeueAfterMs: number | undefined;
 
@@ -348,33 +353,9 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
   private reserve(svc: ApiObject, a: Allocated, pools: Pools, eligible: string[] | undefined): void {
     const pool = pools.specs.get(a.pool);
     if (!pool) return;
-    const poolNs = pool.metadata.namespace ?? splitId(a.pool).ns ?? 'default';
-    const vipName = vipNameOf(a.ip);
-    const vid = `${poolNs}/${vipName}`;
-    if (this.vipGet(vid)) return;
-    const owner = ownerRefOf(svc, poolNs);
-    this.pending.set(vid, {
-      sid: serviceIdOf(svc),
-      object: {
-        apiVersion: 'heartline.dev/v1alpha1',
-        kind: 'VirtualIP',
-        metadata: {
-          name: vipName,
-          namespace: poolNs,
-          labels: { [LB_LABEL]: 'true', [POOL_LABEL]: pool.metadata.name ?? '' },
-          annotations: { [SERVICES_ANNOTATION]: serviceIdOf(svc) },
-          ...(owner ? { ownerReferences: [owner] } : {}),
-        },
-        spec: {
-          clusterRef: { name: pool.spec.clusterRef.name },
-          address: a.cidr,
-          ...(pool.spec.interface ? { interface: pool.spec.interface } : {}),
-          ...(pool.spec.nodeSelector ? { nodeSelector: pool.spec.nodeSelector } : {}),
-          ...(pool.spec.announce ? { announce: pool.spec.announce } : {}),
-          ...(eligible ? { eligibleNodes: eligible } : {}),
-        },
-      },
-    });
+    const { id } = lbVipKeyOf(a, pool);
+    if (this.vipGet(id)) return;
+    this.pending.set(id, { sid: serviceIdOf(svc), object: lbVipObject(svc, a, pool, eligible) });
   }
 
   /** Makes sure the VirtualIP of `a` exists and lists the Service; what it shows, or 'lag' to look again. */
@@ -388,11 +369,8 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
     const sid = serviceIdOf(svc);
     const pool = pools.specs.get(a.pool);
     if (!pool) return 'lag';
-    const poolNs = pool.metadata.namespace ?? splitId(a.pool).ns ?? 'default';
-    const vipName = vipNameOf(a.ip);
-    const vipKey = { namespace: poolNs, name: vipName };
-    const vid = `${poolNs}/${vipName}`;
-    const owner = ownerRefOf(svc, poolNs);
+    const { id: vid, ...vipKey } = lbVipKeyOf(a, pool);
+    const owner = serviceOwnerRef(svc, vipKey.namespace);
     const pending = this.pending.get(vid);
     if (pending) {
       if (pending.sid !== sid) return 'lag';
@@ -426,7 +404,7 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
         if (err instanceof ConflictError || err instanceof NotFoundError) return 'lag';
         throw err;
       }
-      log.info({ vip: `${poolNs}/${vipName}`, eligible }, 'eligible nodes of VirtualIP updated');
+      log.info({ vip: vid, eligible }, 'eligible nodes of VirtualIP updated');
       return 'lag';
     }
     const listed = servicesOfVip(existing);
@@ -435,7 +413,7 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
       const refs = (existing.metadata.ownerReferences as unknown[] | undefined) ?? [];
       const ops: JsonPatchOp[] = [
         { op: 'test', path: '/metadata/resourceVersion', value: existing.metadata.resourceVersion },
-        { op: 'add', path: `/metadata/annotations/${escape(SERVICES_ANNOTATION)}`, value: next },
+        { op: 'add', path: SERVICES_ANNOTATION_PATH, value: next },
       ];
       if (owner) ops.push({ op: 'add', path: '/metadata/ownerReferences', value: [...refs, owner] });
       try {
@@ -444,7 +422,7 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
         if (err instanceof ConflictError || err instanceof NotFoundError) return 'lag';
         throw err;
       }
-      log.info({ address: a.ip, vip: `${poolNs}/${vipName}`, services: next }, 'Service shares VirtualIP');
+      log.info({ address: a.ip, vip: vid, services: next }, 'Service shares VirtualIP');
     }
     const st = existing.status as
       | {
@@ -456,7 +434,7 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
     const ready = st?.conditions?.find((c) => c.type === 'Ready');
     return {
       ip: a.ip,
-      vip: `${poolNs}/${vipName}`,
+      vip: vid,
       holder: st?.holder,
       phase: st?.phase,
       why: ready && ready.status !== 'True' ? ready.message : undefined,
@@ -485,7 +463,7 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
         { op: 'test', path: '/metadata/resourceVersion', value: v.metadata.resourceVersion },
         {
           op: 'replace',
-          path: `/metadata/annotations/${escape(SERVICES_ANNOTATION)}`,
+          path: SERVICES_ANNOTATION_PATH,
           value: rest.join(','),
         },
         { op: 'add', path: '/metadata/ownerReferences', value: refs },
@@ -501,19 +479,4 @@ export class ServiceReconciler implements Reconciler, PoolVerdicts {
 function specAddress(o: ApiObject | undefined): string | undefined {
   const a = (o?.spec as { address?: unknown } | undefined)?.address;
   return typeof a === 'string' ? a : undefined;
-}
-
-function ipOf(cidr: string): string {
-  return cidr.split('/')[0] ?? cidr;
-}
-
-/** JSON Pointer escaping of one path segment. */
-function escape(s: string): string {
-  return s.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
-/** An owner reference to the Service when it lives in `ns` (Kubernetes has no cross-namespace owners). */
-function ownerRefOf(svc: ApiObject, ns: string): Record<string, unknown> | undefined {
-  if ((svc.metadata.namespace ?? 'default') !== ns || !svc.metadata.uid) return undefined;
-  return { apiVersion: 'v1', kind: 'Service', name: svc.metadata.name, uid: svc.metadata.uid };
 }

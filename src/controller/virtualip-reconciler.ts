@@ -15,11 +15,13 @@ import {
   type AddressVerdict,
 } from '../runtime/address-claims.js';
 import { addressesOfNodes, VIP_FINALIZER } from '../runtime/cluster-config.js';
-import { objectKey, type CacheChange } from '../runtime/object-cache.js';
-import { decideFinalize, decideVip, quorumSummary, type VipCluster } from './decide.js';
+import { objectKey, splitId, type CacheChange } from '../runtime/object-cache.js';
+import { decideFinalize } from './decide/finalize.js';
+import { decideVip, type VipCluster } from './decide/vip.js';
+import { quorumSummary } from './decide/view.js';
 import type { ObservedClusters } from './hacluster-reconciler.js';
 import type { ReconcileResult, Reconciler } from './manager.js';
-import { emit, splitId, vipsOfCluster, writeStatus, type ReconcileContext } from './reconciler.js';
+import { emit, vipsOfCluster, writeStatus, type ReconcileContext } from './reconciler.js';
 
 export interface VirtualIPReconcilerInit {
   /** See ControllerInit.releaseTimeoutMs. */

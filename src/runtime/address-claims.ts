@@ -14,7 +14,7 @@
  * while the controller's last verdict still holds it back (`blocked`): a handover of an
  * address between two names goes through "nobody holds it".
  */
-import { parseCidr, parseIp } from '../api/net.js';
+import { hostOf, parseCidr, parseIp } from '../api/net.js';
 
 /** A VirtualIP as the rule sees it. */
 export interface AddressClaimant {
@@ -57,12 +57,7 @@ export function addressKey(address: string): string {
   const text = address.trim();
   const p = text.includes('/') ? parseCidr(text) : parseIp(text);
   if (p) return `${p.family}:${p.bytes.join('.')}`;
-  return `raw:${text.split('/')[0]!.toLowerCase()}`;
-}
-
-/** The IP part of an address as written (for messages). */
-function ipOf(address: string): string {
-  return address.trim().split('/')[0]!;
+  return `raw:${hostOf(text).toLowerCase()}`;
 }
 
 function createdMs(c: AddressClaimant): number {
@@ -116,7 +111,7 @@ export function resolveAddressClaims(
         out.set(c.id, {
           ok: false,
           reason: 'NodeAddress',
-          message: `spec.address: ${ipOf(c.address)} is an address of Node ${node}; a VirtualIP must not take a node's own address: choose an address no Node uses`,
+          message: `spec.address: ${hostOf(c.address)} is an address of Node ${node}; a VirtualIP must not take a node's own address: choose an address no Node uses`,
           others: [node],
         });
       }
@@ -134,13 +129,13 @@ export function resolveAddressClaims(
             ? {
                 ok: false,
                 reason: 'AwaitingRelease',
-                message: `spec.address: ${ipOf(c.address)} may still be bound for VirtualIP ${o.id}, which moved to ${o.address}; this VirtualIP binds it once that one is released`,
+                message: `spec.address: ${hostOf(c.address)} may still be bound for VirtualIP ${o.id}, which moved to ${o.address}; this VirtualIP binds it once that one is released`,
                 others: [o.id],
               }
             : {
                 ok: false,
                 reason: 'DuplicateAddress',
-                message: `spec.address: ${ipOf(c.address)} is already the address of VirtualIP ${o.id} (the older one keeps it; an address is held by one VirtualIP only): give this VirtualIP another address, or delete one of the two; it stays unbound until then`,
+                message: `spec.address: ${hostOf(c.address)} is already the address of VirtualIP ${o.id} (the older one keeps it; an address is held by one VirtualIP only): give this VirtualIP another address, or delete one of the two; it stays unbound until then`,
                 others: [o.id],
               },
         );
@@ -153,7 +148,7 @@ export function resolveAddressClaims(
         out.set(c.id, {
           ok: false,
           reason: 'AwaitingRelease',
-          message: `spec.address: ${ipOf(c.address)} may still be bound for VirtualIP ${stillHeld.join(', ')}; this VirtualIP (the older one) binds it once that is released`,
+          message: `spec.address: ${hostOf(c.address)} may still be bound for VirtualIP ${stillHeld.join(', ')}; this VirtualIP (the older one) binds it once that is released`,
           others: stillHeld,
         });
       } else if (c.blocked) {
@@ -161,7 +156,7 @@ export function resolveAddressClaims(
         out.set(c.id, {
           ok: false,
           reason: 'AwaitingController',
-          message: `spec.address: ${ipOf(c.address)} was held for another VirtualIP; waiting for the controller to confirm it is released (condition AddressConflict)`,
+          message: `spec.address: ${hostOf(c.address)} was held for another VirtualIP; waiting for the controller to confirm it is released (condition AddressConflict)`,
           others,
         });
       }

@@ -54,6 +54,10 @@ export const STANDBY_ANNOTATION = 'heartline.dev/standby';
 export const MOVE_TO_ANNOTATION = 'heartline.dev/move-to';
 /** Finalizer the controller puts on VirtualIPs so that deletion releases them everywhere first. */
 export const VIP_FINALIZER = 'heartline.dev/release';
+/** The id (`namespace/name`) of Resource `name` of VIP `vip`: a VIP's Resources live in its namespace. */
+export function resourceIdOf(vip: string, name: string): string {
+  return `${vip.split('/')[0]}/${name}`;
+}
 /** Member id of the controller's witness voter. */
 export const WITNESS_ID = 'heartline-controller';
 

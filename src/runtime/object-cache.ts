@@ -17,6 +17,12 @@ export function objectKey(o: { metadata: { namespace?: string; name: string } })
   return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
 }
 
+/** `{namespace, name}` of a cache key (`namespace/name`, or `name` for cluster-scoped kinds): objectKey's inverse. */
+export function splitId(id: string): { ns: string | undefined; name: string } {
+  const slash = id.indexOf('/');
+  return slash < 0 ? { ns: undefined, name: id } : { ns: id.slice(0, slash), name: id.slice(slash + 1) };
+}
+
 export class ObjectCache {
   private readonly stores = new Map<ApiKind, Map<string, ApiObject>>();
   private readonly synced = new Set<ApiKind>();

@@ -21,7 +21,8 @@ import {
 } from '../../src/core/member.js';
 import type { Epoch, Message, MemberId, VipId } from '../../src/core/messages.js';
 import { Observer } from '../../src/core/observer.js';
-import { decideVip, quorumSummary } from '../../src/controller/decide.js';
+import { decideVip } from '../../src/controller/decide/vip.js';
+import { quorumSummary } from '../../src/controller/decide/view.js';
 import type { ClusterConfig } from '../../src/runtime/cluster-config.js';
 import type { Timing } from '../../src/core/timing.js';
 import { addressKey, resolveAddressClaims } from '../../src/runtime/address-claims.js';

@@ -79,15 +79,7 @@ export function httpCheck(
   const get = scheme === 'https' ? https.get : http.get;
   const refused = literalRefusal(spec.host, guard);
   if (refused) return Promise.resolve({ ok: false, detail: `GET ${url}: ${refused}` });
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (o: CheckOutcome): void => {
-      if (done) return;
-      done = true;
-      timer.stop();
-      req.destroy();
-      resolve(o);
-    };
+  return probeOnce(`GET ${url}`, timeoutMs, clock, (finish) => {
     const options = {
       host: spec.host,
       port: spec.port,
@@ -113,9 +105,7 @@ export function httpCheck(
           : '';
       finish({ ok: false, detail: `GET ${url}: ${code}${hint}` });
     });
-    const timer = clock.after(timeoutMs, () =>
-      finish({ ok: false, detail: `GET ${url}: timed out after ${timeoutMs} ms` }),
-    );
+    return req;
   });
 }
 
@@ -129,15 +119,7 @@ export function tcpCheck(
   const target = hostPort(spec.host, spec.port);
   const refused = literalRefusal(spec.host, guard);
   if (refused) return Promise.resolve({ ok: false, detail: `tcp ${target}: ${refused}` });
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (o: CheckOutcome): void => {
-      if (done) return;
-      done = true;
-      timer.stop();
-      socket.destroy();
-      resolve(o);
-    };
+  return probeOnce(`tcp ${target}`, timeoutMs, clock, (finish) => {
     const socket = net.connect({
       host: spec.host,
       port: spec.port,
@@ -147,8 +129,35 @@ export function tcpCheck(
     socket.once('error', (err: NodeJS.ErrnoException) =>
       finish({ ok: false, detail: `tcp ${target}: ${errorText(err)}` }),
     );
+    return socket;
+  });
+}
+
+/**
+ * Runs one network probe that settles once: `start` opens the connection and calls `finish`
+ * with the outcome; `what` fails with "timed out" after `timeoutMs`. Either way the timer
+ * stops and the connection is destroyed.
+ */
+function probeOnce(
+  what: string,
+  timeoutMs: Millis,
+  clock: Clock,
+  start: (finish: (o: CheckOutcome) => void) => { destroy(): void },
+): Promise<CheckOutcome> {
+  return new Promise((resolve) => {
+    let done = false;
+    const opened: { conn?: { destroy(): void } } = {};
+    const finish = (o: CheckOutcome): void => {
+      if (done) return;
+      done = true;
+      timer.stop();
+      opened.conn?.destroy();
+      resolve(o);
+    };
     const timer = clock.after(timeoutMs, () =>
-      finish({ ok: false, detail: `tcp ${target}: timed out after ${timeoutMs} ms` }),
+      finish({ ok: false, detail: `${what}: timed out after ${timeoutMs} ms` }),
     );
+    opened.conn = start(finish);
+    if (done) opened.conn.destroy();
   });
 }

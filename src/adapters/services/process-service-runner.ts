@@ -171,15 +171,18 @@ export class ProcessServiceRunner implements ServiceRunner {
       case 'lsb':
         return this.lsbAction(spec.name, spec.lsb.script, 'start', timeoutMs);
       case 'systemd':
-        return this.cmd(
-          spec.name,
-          'start',
-          this.systemctlArgv('start', spec.systemd.unit),
-          {},
-          timeoutMs,
-          (r) => r.code === 0,
-        );
+        return this.systemdAction(spec.name, spec.systemd.unit, 'start', timeoutMs);
     }
+  }
+
+  /** `systemctl start|stop` of `unit`: ok when systemctl exits 0 (it waits for the job). */
+  private systemdAction(
+    name: string,
+    unit: string,
+    verb: 'start' | 'stop',
+    timeoutMs: Millis,
+  ): Promise<RunResult> {
+    return this.cmd(name, verb, this.systemctlArgv(verb, unit), {}, timeoutMs, (r) => r.code === 0);
   }
 
   /** `systemctl <verb> -- <unit>`: after "--" a unit named like an option is still a unit. */
@@ -276,14 +279,7 @@ export class ProcessServiceRunner implements ServiceRunner {
       case 'lsb':
         return this.lsbAction(spec.name, spec.lsb.script, 'stop', timeoutMs);
       case 'systemd':
-        return this.cmd(
-          spec.name,
-          'stop',
-          this.systemctlArgv('stop', spec.systemd.unit),
-          {},
-          timeoutMs,
-          (r) => r.code === 0,
-        );
+        return this.systemdAction(spec.name, spec.systemd.unit, 'stop', timeoutMs);
     }
   }
 

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
+import { metricsFlags } from './metrics-flags.js';
 import { DEFAULT_RESOURCE_IDENTITY } from '../../adapters/services/sandbox.js';
 
 /** RESOURCE_DIR of src/api/resource-paths.ts (spelled out: help loads nothing of src/api). */
@@ -34,7 +35,7 @@ function resourceId(flag: string) {
 
 /** `heartline agent`: the node agent. Runs until SIGTERM / SIGINT, then releases its VIPs (planned). */
 export function agentCommand(program: Command): void {
-  program
+  const command = program
     .command('agent')
     .description('Run the node agent: heartbeats, quorum leases, VIP binding and announcements, Resources.')
     .option('--node <name>', 'this node (its Node object name)', process.env.NODE_NAME ?? hostname())
@@ -49,20 +50,6 @@ export function agentCommand(program: Command): void {
       '--listen-address <ip>',
       'address the heartbeat socket binds (port from the HACluster); not used when heartline-netd --heartbeat-bind handed over the socket',
       '0.0.0.0',
-    )
-    .option(
-      '--metrics-listen <host:port>',
-      "address of /metrics, /healthz, /readyz (in the DaemonSet: the node's address, status.hostIP)",
-      '127.0.0.1:9694',
-    )
-    .option(
-      '--metrics-tls-cert <file>',
-      'PEM certificate for /metrics over HTTPS (default: a self-signed one made at start)',
-    )
-    .option('--metrics-tls-key <file>', 'PEM private key of --metrics-tls-cert')
-    .option(
-      '--metrics-insecure-serving-no-auth',
-      'serve /metrics over plain HTTP to anyone who reaches the port (default: HTTPS, bearer token + RBAC)',
     )
     .option(
       '--state-dir <dir>',
@@ -89,11 +76,12 @@ export function agentCommand(program: Command): void {
     .option(
       '--netd <path>',
       'heartline-netd binary (default: $HEARTLINE_NETD or native/build/heartline-netd)',
-    )
-    .action(async (opts: AgentOptions) => {
-      // The implementation loads only when the command runs: the definitions of all commands
-      // stay cheap, and nothing here reaches @kubernetes/client-node (docs/adr/0007).
-      const { runAgent } = await import('./agent-run.js');
-      await runAgent(opts);
-    });
+    );
+  metricsFlags(command, '127.0.0.1:9694', "in the DaemonSet: the node's address, status.hostIP");
+  command.action(async (opts: AgentOptions) => {
+    // The implementation loads only when the command runs: the definitions of all commands
+    // stay cheap, and nothing here reaches @kubernetes/client-node (docs/adr/0007).
+    const { runAgent } = await import('./agent-run.js');
+    await runAgent(opts);
+  });
 }

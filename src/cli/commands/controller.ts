@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import { metricsFlags } from './metrics-flags.js';
 import type { MetricsFlags } from '../../ops/metrics-serving.js';
 
 export interface ControllerOptions extends MetricsFlags {
@@ -23,7 +24,7 @@ export interface ControllerOptions extends MetricsFlags {
 
 /** `heartline controller`: the leader-elected controller and witness. Runs until SIGTERM / SIGINT. */
 export function controllerCommand(program: Command): void {
-  program
+  const command = program
     .command('controller')
     .description(
       'Run the controller: status, Events, finalizers, and the witness voter for two-node clusters (leader-elected).',
@@ -47,20 +48,6 @@ export function controllerCommand(program: Command): void {
       'address agents send heartbeats to (published in HACluster status; default $POD_IP or the listen address)',
     )
     .option(
-      '--metrics-listen <host:port>',
-      "address of /metrics, /healthz, /readyz (in the Deployment: the pod's address)",
-      '127.0.0.1:9695',
-    )
-    .option(
-      '--metrics-tls-cert <file>',
-      'PEM certificate for /metrics over HTTPS (default: a self-signed one made at start)',
-    )
-    .option('--metrics-tls-key <file>', 'PEM private key of --metrics-tls-cert')
-    .option(
-      '--metrics-insecure-serving-no-auth',
-      'serve /metrics over plain HTTP to anyone who reaches the port (default: HTTPS, bearer token + RBAC)',
-    )
-    .option(
       '--agent-pods <selector>',
       'label selector of the agent DaemonSet pods: the Nodes they run on are the members of an HACluster with an empty nodeSelector (default: not watched; an empty selector then means the Nodes that published a member key)',
     )
@@ -80,10 +67,11 @@ export function controllerCommand(program: Command): void {
     .option(
       '--no-load-balancers',
       'do not serve Services of type LoadBalancer from AddressPools (then Services are not watched)',
-    )
-    .action(async (opts: ControllerOptions) => {
-      // The implementation (and @kubernetes/client-node with it) loads only when the command runs.
-      const { runController } = await import('./controller-run.js');
-      await runController(opts);
-    });
+    );
+  metricsFlags(command, '127.0.0.1:9695', "in the Deployment: the pod's address");
+  command.action(async (opts: ControllerOptions) => {
+    // The implementation (and @kubernetes/client-node with it) loads only when the command runs.
+    const { runController } = await import('./controller-run.js');
+    await runController(opts);
+  });
 }

@@ -1,13 +1,17 @@
 /**
  * The pure half of the Service reconciler: what a Service asks for (ServiceRequest), whether
- * Heartline serves it, and the status and Events that follow from an allocation and the state
- * of its VirtualIPs. No I/O; the reconciler (service-reconciler.ts) reads the cache, calls
- * these and the allocator, and writes.
+ * Heartline serves it, the VirtualIP that holds an allocated address, and the status and
+ * Events that follow from an allocation and the state of its VirtualIPs. No I/O; the
+ * reconciler (service-reconciler.ts) reads the cache, calls these and the allocator, and
+ * writes.
  */
 import type { ApiObject } from '../../core/ports.js';
+import type { AddressPool } from '../../api/index.js';
 import type { Condition } from '../../api/meta.js';
-import type { EventSpec } from '../decide.js';
-import type { Allocation, Family, PortSpec, ServiceRequest } from './allocator.js';
+import { splitId } from '../../runtime/object-cache.js';
+import type { EventSpec } from '../decide/status.js';
+import { vipNameOf } from './allocator.js';
+import type { Allocated, Allocation, Family, PortSpec, ServiceRequest } from './allocator.js';
 
 /** spec.loadBalancerClass of the Services Heartline serves. */
 export const LB_CLASS = 'heartline.dev/vip';
@@ -243,4 +247,51 @@ export function clearedServiceStatus(base: ServiceShape['status'] | undefined): 
   if (conditions.length > 0) out.conditions = conditions;
   else delete out.conditions;
   return out;
+}
+
+/** Where the VirtualIP of an allocated address lives: the pool's namespace, named after the address. */
+export function lbVipKeyOf(a: Allocated, pool: AddressPool): { namespace: string; name: string; id: string } {
+  const namespace = pool.metadata.namespace ?? splitId(a.pool).ns ?? 'default';
+  const name = vipNameOf(a.ip);
+  return { namespace, name, id: `${namespace}/${name}` };
+}
+
+/** An owner reference to the Service when it lives in `ns` (Kubernetes has no cross-namespace owners). */
+export function serviceOwnerRef(svc: ApiObject, ns: string): Record<string, unknown> | undefined {
+  if ((svc.metadata.namespace ?? 'default') !== ns || !svc.metadata.uid) return undefined;
+  return { apiVersion: 'v1', kind: 'Service', name: svc.metadata.name, uid: svc.metadata.uid };
+}
+
+/**
+ * The VirtualIP that holds address `a` of pool `pool` for Service `svc`, as first created:
+ * labelled, listing the Service (owned by it when in the same namespace), with the pool's
+ * cluster, interface, node selector and announce settings, and the eligible nodes (Local).
+ */
+export function lbVipObject(
+  svc: ApiObject,
+  a: Allocated,
+  pool: AddressPool,
+  eligible: string[] | undefined,
+): ApiObject {
+  const { namespace, name } = lbVipKeyOf(a, pool);
+  const owner = serviceOwnerRef(svc, namespace);
+  return {
+    apiVersion: 'heartline.dev/v1alpha1',
+    kind: 'VirtualIP',
+    metadata: {
+      name,
+      namespace,
+      labels: { [LB_LABEL]: 'true', [POOL_LABEL]: pool.metadata.name ?? '' },
+      annotations: { [SERVICES_ANNOTATION]: serviceIdOf(svc) },
+      ...(owner ? { ownerReferences: [owner] } : {}),
+    },
+    spec: {
+      clusterRef: { name: pool.spec.clusterRef.name },
+      address: a.cidr,
+      ...(pool.spec.interface ? { interface: pool.spec.interface } : {}),
+      ...(pool.spec.nodeSelector ? { nodeSelector: pool.spec.nodeSelector } : {}),
+      ...(pool.spec.announce ? { announce: pool.spec.announce } : {}),
+      ...(eligible ? { eligibleNodes: eligible } : {}),
+    },
+  };
 }

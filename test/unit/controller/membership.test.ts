@@ -4,7 +4,7 @@
  * voters at the current one, then lease + margin). And on a simulated cluster: labelling a
  * fourth Node and unlabelling a non-holder publish generations 2 and 3 and move nothing.
  */
-import { decideMembership, type MembershipInput } from '../../../src/controller/decide.js';
+import { decideMembership, type MembershipInput } from '../../../src/controller/decide/membership.js';
 import { Rig } from './rig.js';
 
 const base: MembershipInput = {
