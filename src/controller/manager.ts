@@ -129,9 +129,12 @@ export class Manager {
     return this.elector.isLeader();
   }
 
-  /** Queues one object for its kind's reconciler; a no-op while not leading. */
-  enqueue(kind: ApiKind, id: string): void {
-    this.queue?.add(keyOf(kind, id));
+  /**
+   * Queues one object for its kind's reconciler; a no-op while not leading. `urgent` keys go
+   * before ordinary ones (WorkQueue): an observed change of holder is written before a sweep.
+   */
+  enqueue(kind: ApiKind, id: string, urgent = false): void {
+    this.queue?.add(keyOf(kind, id), urgent);
   }
 
   /** Ready once every watch delivered its initial list (leader and standby alike). */
