@@ -1,9 +1,11 @@
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { SystemClock } from '../../adapters/clock.js';
-import { K8sApiSource, loadKubeConfig } from '../../adapters/k8s/api-source.js';
-import { K8sLeaseLock } from '../../adapters/k8s/lease-lock.js';
-import { k8sAccessReviewApi } from '../../adapters/k8s/access-review.js';
+import { loadRestConfig } from '../../adapters/k8s/kubeconfig.js';
+import { RestApiSource } from '../../adapters/k8s/rest-api-source.js';
+import { restAccessReviewApi } from '../../adapters/k8s/rest-access-review.js';
+import { RestClient } from '../../adapters/k8s/rest-client.js';
+import { RestLeaseLock } from '../../adapters/k8s/rest-lease-lock.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { Controller, DEFAULT_WORKERS } from '../../controller/controller.js';
 import { InstrumentedApiSource } from '../../controller/instrumented-api.js';
@@ -60,14 +62,25 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   }
   const address = witnessAddress(opts.witnessAddress, listen.host);
   const clock = new SystemClock();
-  const kubeConfig = loadKubeConfig(opts.kubeconfig);
+  const config = await loadRestConfig(opts.kubeconfig ? { path: opts.kubeconfig } : {});
+  log.info({ server: config.server.origin, source: config.source }, 'API server');
   const metrics = new ControllerMetrics({ defaultMetrics: true, now: () => clock.now() });
+  // The REST client, not @kubernetes/client-node: loading client-node alone costs ~40 MB of
+  // RSS, which put the controller past its 150 MB budget at 1,000 VIPs (docs/adr/0038).
   const api = new InstrumentedApiSource(
-    new K8sApiSource({ kubeConfig, clock, logger: log }, { identity: opts.identity }),
+    new RestApiSource({ config, clock, logger: log }, { identity: opts.identity }),
     metrics,
   );
-  const lease = new K8sLeaseLock(
-    { kubeConfig, clock },
+  // The leader Lease on a small pool of its own: a burst of status writes never delays a renewal.
+  const lease = new RestLeaseLock(
+    {
+      client: new RestClient(config, {
+        userAgent: 'heartline-controller-lease',
+        maxRequestSockets: 2,
+        requestTimeoutMs: 10_000,
+      }),
+      clock,
+    },
     {
       namespace: opts.leaseNamespace,
       name: opts.leaseName,
@@ -103,7 +116,19 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     },
   );
   let lastHealthy = true;
-  const serving = await metricsServing(opts, () => k8sAccessReviewApi(kubeConfig), log);
+  // /metrics reviews go through a small pool of their own, as in the agent.
+  const serving = await metricsServing(
+    opts,
+    () =>
+      restAccessReviewApi(
+        new RestClient(config, {
+          userAgent: 'heartline-metrics-auth',
+          maxRequestSockets: 2,
+          requestTimeoutMs: 10_000,
+        }),
+      ),
+    log,
+  );
   const ops = new OpsServer({
     listen: opts.metricsListen,
     registry: metrics.registry,
