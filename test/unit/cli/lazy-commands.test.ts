@@ -8,7 +8,7 @@
  */
 import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_WORKERS } from '../../../src/controller/controller.js';
@@ -87,6 +87,36 @@ describe('lazy command modules', () => {
     ])
       expect(r.modules.some((u) => u.endsWith(m))).toBe(true);
     expect(clientNode(r.modules)).toEqual([]);
+  });
+
+  it('heartline controller falls back to client-node for a kubeconfig the REST client refuses (exec)', async () => {
+    const kc = join(dir, 'exec-kubeconfig');
+    writeFileSync(
+      kc,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'current-context: c',
+        'contexts: [{name: c, context: {cluster: k, user: u}}]',
+        'clusters: [{name: k, cluster: {server: "https://127.0.0.1:1"}}]',
+        'users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/false}}}]',
+        '',
+      ].join('\n'),
+    );
+    // The witness socket cannot bind (TEST-NET-1 is no local address): it stops right after the
+    // API adapters were built, before any request.
+    const r = await run('controller-exec', [
+      'controller',
+      '--kubeconfig',
+      kc,
+      '--witness-listen',
+      '192.0.2.1:0',
+      '--metrics-listen',
+      '127.0.0.1:0',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('EADDRNOTAVAIL');
+    expect(clientNode(r.modules).length).toBeGreaterThan(0);
   });
 
   it('control: the recorder sees client-node when K8sApiSource is imported', async () => {
