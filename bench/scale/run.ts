@@ -669,6 +669,7 @@ async function inner(o: Options): Promise<number> {
     let binds = 0;
     let unbinds = 0;
     let datagramsSent = 0;
+    let datagramsReceived = 0;
     const datagramsByKind: Record<string, number> = {};
     let sendFailed = 0;
     const memory = new Map<string, Omit<Extract<WorkerReport, { type: 'memory' }>, 'type'>>();
@@ -685,6 +686,7 @@ async function inner(o: Options): Promise<number> {
       }
       if (r.type !== 'events') return;
       datagramsSent += r.sent;
+      datagramsReceived += r.received;
       for (const [k, n] of Object.entries(r.sentByKind)) datagramsByKind[k] = (datagramsByKind[k] ?? 0) + n;
       sendFailed += r.sendFailed;
       for (const [member, vip, epoch, at] of r.binds) {
@@ -791,6 +793,8 @@ async function inner(o: Options): Promise<number> {
     const m0 = await apiRequests(kubeconfig);
     const s0 = Date.now();
     const sent0 = datagramsSent;
+    const received0 = datagramsReceived;
+    const churn0 = { binds, unbinds };
     await sleep(o.steadyS * 1000);
     const m1 = await apiRequests(kubeconfig);
     const s1 = Date.now();
@@ -804,6 +808,18 @@ async function inner(o: Options): Promise<number> {
         statusChanges: statusChanges.length - churnBefore.statusChanges,
       },
       datagramsSentPerS: Math.round((datagramsSent - sent0) / ((s1 - s0) / 1000)),
+      datagramsReceivedPerS: Math.round((datagramsReceived - received0) / ((s1 - s0) / 1000)),
+      perMember: perMemberFigures(
+        procs.window(s0, s1),
+        workers.map((w) => ({ name: w.name, members: w.members.length })),
+        {
+          seconds: (s1 - s0) / 1000,
+          sent: datagramsSent - sent0,
+          received: datagramsReceived - received0,
+          binds: binds - churn0.binds,
+          unbinds: unbinds - churn0.unbinds,
+        },
+      ),
       heldMembers: holders.size,
       heldStatus: [...statusHolder.values()].filter(Boolean).length,
       memory: {
@@ -888,6 +904,7 @@ async function inner(o: Options): Promise<number> {
       binds,
       unbinds,
       datagramsSent,
+      datagramsReceived,
       datagramsByKind,
       sendFailed,
       statusChanges: statusChanges.length,
@@ -921,6 +938,42 @@ async function pidOf(name: string, netns: string): Promise<number | undefined> {
     }
   }
   return undefined;
+}
+
+/**
+ * The load generator per member over the steady window: CPU time (ms of CPU per second, from
+ * /proc utime+stime, so it counts CPU used, not wall time), datagrams sent and received per
+ * second, and RSS: the processes' RSS above one bare member process (the victim's, which runs
+ * one member), divided by the members they run. The scale curve in docs/benchmarks.md.
+ */
+function perMemberFigures(
+  procs: Record<string, { cpuPercent: number; rssMbAvg: number; rssMbMax: number }>,
+  groups: Array<{ name: string; members: number }>,
+  w: { seconds: number; sent: number; received: number; binds: number; unbinds: number },
+) {
+  let cpu = 0;
+  let members = 0;
+  let rss = 0;
+  let loadgenMembers = 0;
+  const victimRss = procs.victim?.rssMbAvg;
+  for (const g of groups) {
+    const p = procs[g.name];
+    if (!p) continue;
+    cpu += p.cpuPercent * 10; // % of a core -> ms of CPU per second
+    members += g.members;
+    if (g.name !== 'victim') {
+      rss += p.rssMbAvg - (victimRss ?? 0);
+      loadgenMembers += g.members - 1;
+    }
+  }
+  return {
+    members,
+    cpuMsPerS: round1(cpu / members),
+    datagramsSentPerS: round1(w.sent / w.seconds / members),
+    datagramsReceivedPerS: round1(w.received / w.seconds / members),
+    rssMbPerMember: victimRss !== undefined && loadgenMembers > 0 ? round1(rss / loadgenMembers) : undefined,
+    churn: { binds: w.binds, unbinds: w.unbinds },
+  };
 }
 
 /** A nested field of a result object, or undefined. */

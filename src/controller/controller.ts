@@ -148,7 +148,7 @@ export class Controller {
       writer: this.writer,
       events: this.events,
       wallNow,
-      enqueue: (kind, id) => this.manager.enqueue(kind, id),
+      enqueue: (kind, id, urgent) => this.manager.enqueue(kind, id, urgent),
     };
     this.clusters = new HAClusterReconciler(ctx, {
       witness,

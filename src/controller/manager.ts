@@ -48,6 +48,18 @@ export interface ManagerInit {
   workers: number;
   /** A reconcile running longer than this makes the manager unhealthy. Default 120 000 ms. */
   stuckReconcileMs?: Millis;
+  /**
+   * A worker yields to the event loop after this many reconciles in a row (default 16), see
+   * `yieldToEventLoop`.
+   */
+  reconcilesPerYield?: number;
+  /**
+   * Lets I/O callbacks run. A reconcile that writes nothing completes without waiting for I/O,
+   * so without a yield a sweep over 1,000 unchanged VIPs would hold the event loop from start to
+   * end, and the answers to the status writes of the VIPs that did change (queued before it,
+   * urgent) would wait behind it. Default: setImmediate.
+   */
+  yieldToEventLoop?: () => Promise<void>;
   /** Every cache change, leader or not (enqueue is a no-op while not leading). */
   onChange: (change: CacheChange) => void;
   /** Runs on becoming leader, before any key is queued. */
@@ -126,9 +138,12 @@ export class Manager {
     return this.elector.isLeader();
   }
 
-  /** Queues one object for its kind's reconciler; a no-op while not leading. */
-  enqueue(kind: ApiKind, id: string): void {
-    this.queue?.add(keyOf(kind, id));
+  /**
+   * Queues one object for its kind's reconciler; a no-op while not leading. `urgent` keys go
+   * before ordinary ones (WorkQueue): an observed change of holder is written before a sweep.
+   */
+  enqueue(kind: ApiKind, id: string, urgent = false): void {
+    this.queue?.add(keyOf(kind, id), urgent);
   }
 
   /** Ready once every watch delivered its initial list (leader and standby alike). */
@@ -223,7 +238,14 @@ export class Manager {
   // ------------------------------------------------------------------------- workers
 
   private async runWorker(queue: WorkQueue): Promise<void> {
+    const perYield = this.init.reconcilesPerYield ?? 16;
+    const yieldNow = this.init.yieldToEventLoop ?? (() => new Promise<void>((r) => setImmediate(r)));
+    let inARow = 0;
     for (;;) {
+      if (++inARow > perYield) {
+        inARow = 0;
+        await yieldNow();
+      }
       const key = await queue.get();
       if (key === undefined) return;
       const { kind, ns, name, id } = splitKey(key);

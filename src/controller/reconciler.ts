@@ -21,8 +21,11 @@ export interface ReconcileContext {
   events: EventRecorder;
   /** Wall clock for status timestamps. */
   wallNow: () => Date;
-  /** Queues an object for its kind's reconciler (a no-op while not leading). */
-  enqueue: (kind: ApiKind, id: string) => void;
+  /**
+   * Queues an object for its kind's reconciler (a no-op while not leading); `urgent` ones are
+   * reconciled before ordinary ones (an observed change of holder before a sweep).
+   */
+  enqueue: (kind: ApiKind, id: string, urgent?: boolean) => void;
 }
 
 /**

@@ -88,14 +88,18 @@ export class VirtualIPReconciler implements Reconciler {
     }
   }
 
-  /** What an observer saw change: every VIP of the cluster when members changed, else the VIPs named. */
+  /**
+   * What an observer saw change: every VIP of the cluster when members changed, and the VIPs
+   * named. The named ones changed holder: they go first (urgent), before the sweep, so that a
+   * dead member's VIPs reach status without waiting behind every other VIP of the cluster.
+   */
   onObserved(clusterId: string, change: { vips: string[]; members: boolean }): void {
+    for (const vip of change.vips) this.ctx.enqueue('VirtualIP', vip, true);
     if (change.members) {
       const { ns, name } = splitId(clusterId);
       for (const v of vipsOfCluster(this.ctx.cache, ns ?? '', name))
         this.ctx.enqueue('VirtualIP', objectKey(v));
     }
-    for (const vip of change.vips) this.ctx.enqueue('VirtualIP', vip);
   }
 
   stopLeading(): Promise<void> {

@@ -3,6 +3,10 @@
  * the queue is there once however often it is added; a key being processed is never handed
  * out twice at once (an add while it runs marks it dirty and it comes back after `done`);
  * failures requeue with per-key exponential backoff until `forget`.
+ *
+ * Two priorities: a key added `urgent` (an observed change of holder) is handed out before
+ * every ordinary key (a resync or a sweep over a cluster's VIPs), in the order the urgent adds
+ * came; an urgent add of a key already waiting as ordinary moves it up.
  */
 import type { Clock, Millis, Stoppable } from '../core/ports.js';
 
@@ -28,7 +32,11 @@ export interface WorkQueueInit {
 
 export class WorkQueue<K extends string = string> {
   private readonly queue: K[] = [];
+  private readonly urgentQueue: K[] = [];
   private readonly queued = new Set<K>();
+  private readonly urgentKeys = new Set<K>();
+  /** Dirty keys (added while processing) whose add was urgent. */
+  private readonly dirtyUrgent = new Set<K>();
   private readonly processing = new Set<K>();
   private readonly dirty = new Set<K>();
   private readonly failures = new Map<K, number>();
@@ -73,16 +81,26 @@ export class WorkQueue<K extends string = string> {
 
   /** Keys waiting (not counting delayed or in-flight ones). */
   get length(): number {
-    return this.queue.length;
+    return this.queue.length + this.urgentQueue.length;
   }
 
-  add(key: K): void {
+  /** Queues `key`; `urgent` keys are handed out before ordinary ones (see the class comment). */
+  add(key: K, urgent = false): void {
     if (this.shuttingDown) return;
     if (this.processing.has(key)) {
       this.dirty.add(key);
+      if (urgent) this.dirtyUrgent.add(key);
       return;
     }
-    if (this.queued.has(key)) return;
+    if (this.queued.has(key)) {
+      if (urgent && !this.urgentKeys.has(key)) {
+        const i = this.queue.indexOf(key);
+        if (i >= 0) this.queue.splice(i, 1);
+        this.urgentKeys.add(key);
+        this.urgentQueue.push(key);
+      }
+      return;
+    }
     this.metrics?.added();
     this.queuedAt.set(key, this.clock.now());
     const w = this.waiters.shift();
@@ -92,7 +110,12 @@ export class WorkQueue<K extends string = string> {
       return;
     }
     this.queued.add(key);
-    this.queue.push(key);
+    if (urgent) {
+      this.urgentKeys.add(key);
+      this.urgentQueue.push(key);
+    } else {
+      this.queue.push(key);
+    }
   }
 
   /** Adds `key` after `ms`; an earlier pending delayed add wins over a later one. */
@@ -136,9 +159,10 @@ export class WorkQueue<K extends string = string> {
   /** Next key to process; resolves `undefined` once the queue shuts down. */
   get(): Promise<K | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    const key = this.queue.shift();
+    const key = this.urgentQueue.shift() ?? this.queue.shift();
     if (key !== undefined) {
       this.queued.delete(key);
+      this.urgentKeys.delete(key);
       this.take(key);
       return Promise.resolve(key);
     }
@@ -151,7 +175,8 @@ export class WorkQueue<K extends string = string> {
     if (at !== undefined) this.metrics?.finished(this.clock.now() - at);
     this.takenAt.delete(key);
     this.processing.delete(key);
-    if (this.dirty.delete(key)) this.add(key);
+    const urgent = this.dirtyUrgent.delete(key);
+    if (this.dirty.delete(key)) this.add(key, urgent);
   }
 
   /** Stops handing out keys; pending `get`s resolve undefined, delayed adds are dropped. */
@@ -161,6 +186,9 @@ export class WorkQueue<K extends string = string> {
     this.delayed.clear();
     for (const w of this.waiters.splice(0)) w(undefined);
     this.queue.length = 0;
+    this.urgentQueue.length = 0;
+    this.urgentKeys.clear();
+    this.dirtyUrgent.clear();
     this.queued.clear();
     this.queuedAt.clear();
   }

@@ -1,8 +1,8 @@
 /**
  * The controller against the real API server: agents are MemberHosts on real UDP sockets on
  * 127.0.0.1 (one port each, through the heartbeat-port annotation; nothing in the network is
- * changed) with recording Effects; the controller runs in-process with the real
- * K8sApiSource and K8sLeaseLock.
+ * changed) with recording Effects; the controller runs in-process with the adapters
+ * `heartline controller` ships with: RestApiSource and RestLeaseLock (docs/adr/0038).
  */
 import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { SystemClock } from '../../src/adapters/clock.js';
 import { K8sApiSource, loadKubeConfig } from '../../src/adapters/k8s/api-source.js';
-import { K8sLeaseLock } from '../../src/adapters/k8s/lease-lock.js';
+import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
+import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
+import { RestClient } from '../../src/adapters/k8s/rest-client.js';
+import { RestLeaseLock } from '../../src/adapters/k8s/rest-lease-lock.js';
 import { UdpTransport } from '../../src/adapters/udp/udp-transport.js';
 import { Controller } from '../../src/controller/controller.js';
 import { InstrumentedApiSource } from '../../src/controller/instrumented-api.js';
@@ -75,11 +78,11 @@ describe('controller (real API server, agents on 127.0.0.1)', () => {
   );
 
   async function startController(identity: string): Promise<RunningController> {
-    const kubeConfig = loadKubeConfig(kubeconfig());
+    const config = await loadRestConfig({ path: kubeconfig() });
     const transport = await UdpTransport.open({ address: '127.0.0.1', port: 0, logger: log });
-    const api = new InstrumentedApiSource(new K8sApiSource({ kubeConfig, clock, logger: log }, { identity }));
-    const lease = new K8sLeaseLock(
-      { kubeConfig, clock },
+    const api = new InstrumentedApiSource(new RestApiSource({ config, clock, logger: log }, { identity }));
+    const lease = new RestLeaseLock(
+      { client: new RestClient(config), clock },
       { namespace: ns, name: 'heartline-controller', identity, leaseDurationSeconds: 15 },
     );
     const controller = new Controller(

@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { SystemClock } from '../../src/adapters/clock.js';
 import { loadKubeConfig } from '../../src/adapters/k8s/api-source.js';
 import { K8sLeaseLock } from '../../src/adapters/k8s/lease-lock.js';
+import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
+import { RestClient } from '../../src/adapters/k8s/rest-client.js';
+import { RestLeaseLock } from '../../src/adapters/k8s/rest-lease-lock.js';
 import { leaseLockContract } from '../contract/lease-lock.js';
 import { createTestNamespace, deleteNamespace, kubeconfig, kubectl } from './helpers.js';
 
@@ -25,6 +28,36 @@ leaseLockContract('K8sLeaseLock on a real coordination.k8s.io Lease', () => {
       new K8sLeaseLock({ kubeConfig, clock }, { namespace, name, identity, leaseDurationSeconds: 1 }),
     clock,
     advance: (ms) => new Promise((r) => setTimeout(r, ms)),
+  });
+});
+
+// The controller's lease since docs/adr/0038 (no client-node): the same contract.
+leaseLockContract('RestLeaseLock on a real coordination.k8s.io Lease', async () => {
+  const client = new RestClient(await loadRestConfig({ path: kubeconfig() }));
+  const clock = new SystemClock();
+  const name = `heartline-rest-${randomBytes(3).toString('hex')}`;
+  return {
+    lock: (identity) =>
+      new RestLeaseLock({ client, clock }, { namespace, name, identity, leaseDurationSeconds: 1 }),
+    clock,
+    advance: (ms) => new Promise((r) => setTimeout(r, ms)),
+  };
+});
+
+describe('RestLeaseLock', () => {
+  it('writes the same Lease fields as K8sLeaseLock', async () => {
+    const lock = new RestLeaseLock(
+      { client: new RestClient(await loadRestConfig({ path: kubeconfig() })), clock: new SystemClock() },
+      { namespace, name: 'heartline-controller-rest', identity: 'pod-r', leaseDurationSeconds: 15 },
+    );
+    expect(await lock.tryAcquireOrRenew()).toBe(true);
+    const r = await kubectl(['get', 'lease', 'heartline-controller-rest', '-n', namespace, '-o', 'json']);
+    expect(r.code).toBe(0);
+    const spec = (JSON.parse(r.stdout) as { spec: Record<string, unknown> }).spec;
+    expect(spec).toMatchObject({ holderIdentity: 'pod-r', leaseDurationSeconds: 15, leaseTransitions: 0 });
+    expect(typeof spec.acquireTime).toBe('string');
+    expect(typeof spec.renewTime).toBe('string');
+    await lock.release();
   });
 });
 

@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { parse } from 'yaml';
 import { SystemClock } from '../../src/adapters/clock.js';
 import { ApiError } from '../../src/adapters/k8s/api-error.js';
+import { ConflictError, type ApiObject } from '../../src/core/ports.js';
 import { loadRestConfig } from '../../src/adapters/k8s/kubeconfig.js';
 import { RestApiSource } from '../../src/adapters/k8s/rest-api-source.js';
 import { apiSourceContract, resourceObject, type SeenEvent } from '../contract/api-source.js';
@@ -181,5 +182,41 @@ describe('RestApiSource with service-account tokens', () => {
     } finally {
       await api.close();
     }
+  });
+});
+
+// The controller's ObjectWriter since docs/adr/0038 (LoadBalancer Services' VirtualIPs).
+describe('RestApiSource as an ObjectWriter', () => {
+  let namespace: string;
+  let api: RestApiSource;
+  beforeAll(async () => {
+    namespace = await createTestNamespace('hl-rest-writer');
+    api = new RestApiSource(
+      { config: await loadRestConfig({ path: kubeconfig() }), clock: new SystemClock(), logger },
+      { identity: 'writer-test', resyncMs: 0 },
+    );
+  });
+  afterAll(async () => {
+    await api.close();
+    await deleteNamespace(namespace);
+  });
+
+  it('creates, patches and deletes Heartline objects, mapping 409 and 404', async () => {
+    const obj: ApiObject = resourceObject(namespace, 'w1');
+    const created = await api.create('Resource', obj);
+    expect(created.metadata.uid).toBeTruthy();
+    expect(created.metadata.managedFields).toBeUndefined();
+    await expect(api.create('Resource', obj)).rejects.toBeInstanceOf(ConflictError);
+    const key = { namespace, name: 'w1' };
+    const patched = await api.patch('Resource', key, [
+      { op: 'add', path: '/metadata/labels', value: { patched: 'yes' } },
+    ]);
+    expect(patched.metadata.labels).toEqual({ patched: 'yes' });
+    await expect(api.delete('Resource', key, { uid: 'not-this-one' })).rejects.toBeInstanceOf(ConflictError);
+    expect(await api.delete('Resource', key, { uid: created.metadata.uid! })).toBe(true);
+    expect(await api.delete('Resource', key)).toBe(false);
+    await expect(
+      api.create('Service', { apiVersion: 'v1', kind: 'Service', metadata: { namespace, name: 's' } }),
+    ).rejects.toThrow('only Heartline kinds are created');
   });
 });

@@ -99,6 +99,15 @@ export interface LoadRestConfigOptions {
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
+ * The kubeconfig asks for something this client does not do by design (a credential plugin, an
+ * auth provider, a proxy, impersonation; docs/adr/0007). The controller then falls back to
+ * @kubernetes/client-node (docs/adr/0038); the agent stops with the message.
+ */
+export class UnsupportedKubeconfigError extends Error {
+  override readonly name = 'UnsupportedKubeconfigError';
+}
+
+/**
  * The API server connection, looked up like kubectl (and client-node's `loadFromDefault`): the
  * given file, else the files in $KUBECONFIG (merged: the first file that names an entry wins),
  * else ~/.kube/config, else the in-cluster service account. Throws naming the file, the field
@@ -272,7 +281,7 @@ function resolveKubeconfig(m: Merged, where: string, opts: LoadRestConfigOptions
   if (server.protocol !== 'https:' && server.protocol !== 'http:')
     throw new Error(`${at('server')} "${serverText}": only https:// and http:// servers are supported`);
   if (c['proxy-url'] !== undefined) {
-    throw new Error(
+    throw new UnsupportedKubeconfigError(
       `${at('proxy-url')} is set: heartline agent does not use proxies; remove proxy-url and reach the API server directly`,
     );
   }
@@ -301,7 +310,8 @@ function resolveKubeconfig(m: Merged, where: string, opts: LoadRestConfigOptions
       ['as-uid', 'impersonation is not supported; use the identity directly'],
       ['as-user-extra', 'impersonation is not supported; use the identity directly'],
     ] as const) {
-      if (u[field] !== undefined && u[field] !== null) throw new Error(`${uat(field)} is set: ${fix}`);
+      if (u[field] !== undefined && u[field] !== null)
+        throw new UnsupportedKubeconfigError(`${uat(field)} is set: ${fix}`);
     }
     const cert = material(u, 'client-certificate', user.file, uat);
     const key = material(u, 'client-key', user.file, uat);

@@ -1,12 +1,15 @@
 import { pino, type Logger } from 'pino';
 import {
+  ConflictError,
   NotFoundError,
   type ApiEvent,
   type ApiKind,
   type ApiObject,
   type ApiSource,
   type Clock,
+  type JsonPatchOp,
   type Millis,
+  type ObjectWriter,
   type ObjectKey,
   type OwnedKind,
   type Stoppable,
@@ -15,7 +18,7 @@ import {
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
 import { eventBody, GuardedApiSource, namespaceOf as ns, type Operation } from './guarded-writes.js';
-import { LOCATIONS, collectionPath, keptObject } from './kinds.js';
+import { LOCATIONS, apiVersionOf, collectionPath, describeKey, keptObject } from './kinds.js';
 import type { RestConfig } from './kubeconfig.js';
 import {
   HttpStatusError,
@@ -77,8 +80,10 @@ interface WatchLine {
  * - Writes (status, finalizers) are guarded JSON Patches starting from the watches' copy, and
  *   errors are mapped, by the code K8sApiSource uses too (guarded-writes.ts). `get` and `list`
  *   always read the API server.
+ * - As an ObjectWriter (the controller's LoadBalancer Services, docs/adr/0038) it creates,
+ *   patches and deletes Heartline objects as K8sApiSource does.
  */
-export class RestApiSource extends GuardedApiSource implements ApiSource {
+export class RestApiSource extends GuardedApiSource implements ApiSource, ObjectWriter {
   private readonly client: RestClient;
   private readonly logger: Logger;
   private readonly resyncMs: Millis;
@@ -194,6 +199,53 @@ export class RestApiSource extends GuardedApiSource implements ApiSource {
     } catch (err) {
       if (statusCode(err) === 404) throw new NotFoundError('Node', { name });
       throw this.writes.wrap(`annotate Node ${name}`, err);
+    }
+  }
+
+  async create(kind: OwnedKind, object: ApiObject): Promise<ApiObject> {
+    const k = LOCATIONS[kind];
+    const key = { namespace: object.metadata.namespace, name: object.metadata.name };
+    if (!k.group) throw new Error(`create ${describeKey(kind, key)}: only Heartline kinds are created`);
+    try {
+      const o = await this.client.request<ApiObject>('POST', collectionPath(kind, ns(kind, key)), {
+        body: { ...object, apiVersion: apiVersionOf(kind), kind },
+      });
+      const kept = keptObject(kind, o);
+      this.writes.remember(kind, kept);
+      return kept;
+    } catch (err) {
+      if (statusCode(err) === 409) throw new ConflictError(kind, key, serverMessage(err));
+      throw this.writes.wrap(`create ${describeKey(kind, key)}`, err);
+    }
+  }
+
+  async patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject> {
+    return this.writes.patchObject(kind, key, ops as Operation[]);
+  }
+
+  async delete(kind: OwnedKind, key: ObjectKey, options: { uid?: string } = {}): Promise<boolean> {
+    const k = LOCATIONS[kind];
+    if (!k.group) throw new Error(`delete ${describeKey(kind, key)}: only Heartline kinds are deleted`);
+    try {
+      await this.client.request(
+        'DELETE',
+        `${collectionPath(kind, ns(kind, key))}/${encodeURIComponent(key.name)}`,
+        options.uid
+          ? {
+              body: {
+                apiVersion: 'v1',
+                kind: 'DeleteOptions',
+                preconditions: { uid: options.uid },
+              },
+            }
+          : {},
+      );
+      return true;
+    } catch (err) {
+      const code = statusCode(err);
+      if (code === 404) return false;
+      if (code === 409) throw new ConflictError(kind, key, serverMessage(err));
+      throw this.writes.wrap(`delete ${describeKey(kind, key)}`, err);
     }
   }
 

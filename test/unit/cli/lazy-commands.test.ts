@@ -1,13 +1,14 @@
 /**
- * `heartline agent` must never load @kubernetes/client-node (its import alone would take the
- * agent past its memory budget; docs/adr/0007-agent-rest-client.md). The CLI is run as a real
- * process with a loader hook that records every module it resolves; the agent is started far
- * enough that its whole implementation is loaded (it then stops at the fence, on purpose),
- * and the controller is the control: the same recorder does see client-node there.
+ * `heartline agent` and `heartline controller` must never load @kubernetes/client-node (its
+ * import alone would take the agent past its memory budget and the controller past its own;
+ * docs/adr/0007-agent-rest-client.md, docs/adr/0038). The CLI is run as a real process with a
+ * loader hook that records every module it resolves; the agent is started far enough that its
+ * whole implementation is loaded (it then stops at the fence, on purpose). The control: the
+ * same recorder does see client-node when K8sApiSource's module is imported.
  */
 import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_WORKERS } from '../../../src/controller/controller.js';
@@ -22,12 +23,12 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs the CLI (through tsx) and returns its exit code, stderr and the modules it resolved. */
-function run(name: string, args: string[], env: Record<string, string> = {}) {
+function run(name: string, args: string[], env: Record<string, string> = {}, entry = ['src/cli/main.ts']) {
   const log = join(dir, `${name}.modules`);
   return new Promise<{ code: number; stderr: string; modules: string[] }>((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', '--import', './test/unit/cli/record-modules.mjs', 'src/cli/main.ts', ...args],
+      ['--import', 'tsx', '--import', './test/unit/cli/record-modules.mjs', ...entry, ...args],
       {
         timeout: 60_000,
         env: { ...process.env, HL_MODULE_LOG: log, HEARTLINE_LOG_LEVEL: 'silent', KUBECONFIG: '', ...env },
@@ -68,7 +69,7 @@ describe('lazy command modules', () => {
     expect(clientNode(r.modules)).toEqual([]);
   });
 
-  it('heartline controller still loads client-node (the recorder sees it)', async () => {
+  it('heartline controller loads its implementation and never @kubernetes/client-node', async () => {
     const r = await run('controller', [
       'controller',
       '--kubeconfig',
@@ -77,7 +78,54 @@ describe('lazy command modules', () => {
       '127.0.0.1:0',
     ]);
     expect(r.code).not.toBe(0);
-    expect(r.modules.some((u) => u.endsWith('src/cli/commands/controller-run.ts'))).toBe(true);
+    for (const m of [
+      'src/cli/commands/controller-run.ts',
+      'src/controller/controller.ts',
+      'src/adapters/k8s/rest-api-source.ts',
+      'src/adapters/k8s/rest-lease-lock.ts',
+      'src/adapters/k8s/rest-access-review.ts',
+    ])
+      expect(r.modules.some((u) => u.endsWith(m))).toBe(true);
+    expect(clientNode(r.modules)).toEqual([]);
+  });
+
+  it('heartline controller falls back to client-node for a kubeconfig the REST client refuses (exec)', async () => {
+    const kc = join(dir, 'exec-kubeconfig');
+    writeFileSync(
+      kc,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'current-context: c',
+        'contexts: [{name: c, context: {cluster: k, user: u}}]',
+        'clusters: [{name: k, cluster: {server: "https://127.0.0.1:1"}}]',
+        'users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/false}}}]',
+        '',
+      ].join('\n'),
+    );
+    // The witness socket cannot bind (TEST-NET-1 is no local address): it stops right after the
+    // API adapters were built, before any request.
+    const r = await run('controller-exec', [
+      'controller',
+      '--kubeconfig',
+      kc,
+      '--witness-listen',
+      '192.0.2.1:0',
+      '--metrics-listen',
+      '127.0.0.1:0',
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('EADDRNOTAVAIL');
+    expect(clientNode(r.modules).length).toBeGreaterThan(0);
+  });
+
+  it('control: the recorder sees client-node when K8sApiSource is imported', async () => {
+    const r = await run('control', [], {}, [
+      '--input-type=module',
+      '-e',
+      "await import('./src/adapters/k8s/api-source.ts')",
+    ]);
+    expect(r.code).toBe(0);
     expect(clientNode(r.modules).length).toBeGreaterThan(0);
   });
 

@@ -22,14 +22,22 @@ class Recorder implements Reconciler {
   }
 }
 
-function setup(opts: { lease?: (l: LeaseLock) => LeaseLock; stuckReconcileMs?: number } = {}) {
+function setup(
+  opts: {
+    lease?: (l: LeaseLock) => LeaseLock;
+    stuckReconcileMs?: number;
+    vips?: number;
+    yieldToEventLoop?: () => Promise<void>;
+  } = {},
+) {
   const world = new SimWorld();
   const clock = new SimClock({ world });
   const api = new FakeApiSource();
-  api.apply('VirtualIP', {
-    metadata: { name: 'vip1', namespace: NS },
-    spec: { clusterRef: { name: 'web' }, address: '198.18.0.100/24' },
-  });
+  for (let i = 1; i <= (opts.vips ?? 1); i++)
+    api.apply('VirtualIP', {
+      metadata: { name: `vip${i}`, namespace: NS },
+      spec: { clusterRef: { name: 'web' }, address: `198.18.0.${100 + i}/24` },
+    });
   const metrics = new ControllerMetrics({ now: () => clock.now() });
   const base = new FakeLeaseLock(
     { store: new FakeLeaseStore(), clock },
@@ -44,6 +52,7 @@ function setup(opts: { lease?: (l: LeaseLock) => LeaseLock; stuckReconcileMs?: n
       resyncMs: 60_000,
       workers: 2,
       ...(opts.stuckReconcileMs !== undefined ? { stuckReconcileMs: opts.stuckReconcileMs } : {}),
+      ...(opts.yieldToEventLoop ? { yieldToEventLoop: opts.yieldToEventLoop } : {}),
       onChange: (ch) =>
         manager.enqueue(ch.kind, `${ch.object.metadata.namespace}/${ch.object.metadata.name}`),
     },
@@ -52,6 +61,26 @@ function setup(opts: { lease?: (l: LeaseLock) => LeaseLock; stuckReconcileMs?: n
 }
 
 describe('Manager', () => {
+  it('a worker yields to the event loop every 16 reconciles (a sweep never holds the loop)', async () => {
+    let yields = 0;
+    const { world, manager } = setup({
+      vips: 64,
+      yieldToEventLoop: () => {
+        yields++;
+        return new Promise((r) => setImmediate(r));
+      },
+    });
+    const rec = new Recorder(() => Promise.resolve({}));
+    manager.register(rec);
+    manager.cache.watch('VirtualIP');
+    manager.start();
+    await world.advance(100);
+    expect(new Set(rec.calls).size).toBe(64);
+    // Two workers share 64 reconciles that never wait for I/O: at least one yield per 16 of them.
+    expect(yields).toBeGreaterThanOrEqual(3);
+    await manager.stop();
+  });
+
   it('hands each key to its kind reconciler; requeueAfterMs runs it again after the delay, without backoff', async () => {
     const { world, manager, metrics } = setup();
     const rec = new Recorder((_id, n) => Promise.resolve(n < 3 ? { requeueAfterMs: 500 } : {}));

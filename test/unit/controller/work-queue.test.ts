@@ -19,6 +19,25 @@ describe('WorkQueue', () => {
     expect(await q.get()).toBe('a');
   });
 
+  it('hands out urgent keys before ordinary ones; an urgent add moves a waiting key up', async () => {
+    const q = new WorkQueue(new SimClock());
+    for (const k of ['s1', 's2', 's3', 's4']) q.add(k); // a sweep
+    q.add('v', true); // an observed change of holder
+    q.add('s3', true); // already waiting: moves up, once
+    q.add('s3', true);
+    q.add('s1'); // an ordinary add leaves a waiting key where it is
+    expect(q.length).toBe(5);
+    const order: string[] = [];
+    for (let i = 0; i < 3; i++) order.push((await q.get())!);
+    expect(order).toEqual(['v', 's3', 's1']);
+    // Added while processing: dirty, and comes back urgent after done.
+    q.add('v', true);
+    q.done('v');
+    expect(await q.get()).toBe('v');
+    expect([await q.get(), await q.get()]).toEqual(['s2', 's4']);
+    expect(q.length).toBe(0);
+  });
+
   it('backs off exponentially per key until forget', async () => {
     const clock = new SimClock();
     const q = new WorkQueue(clock, { baseDelayMs: 100, maxDelayMs: 1000 });
