@@ -18,8 +18,9 @@
  *   - seen:     each agent logged `VIPs configured` with it (its watch, the 10 ms rebuild
  *               debounce, the configuration rebuilt);
  *   - elect:    the winner logged `asking for takeover` (its election chose itself);
- *   - bound:    the address appeared on the winner's eth0 (hack/lab/sampler.ts: rtnetlink
- *               events plus 20 ms polls);
+ *   - added:    rtnetlink reported the address on the winner's eth0 (`ip -tshort monitor
+ *               address` in each node namespace, stamped by `ip`); also `bound`, when the
+ *               sampler (hack/lab/sampler.ts) first saw it, a few ms later under load;
  *   - garp:     the first gratuitous ARP for the address reached the client's eth0
  *               (bench/provision/arp-watch.py, an AF_PACKET socket);
  *   - reply:    the first good HTTP reply arrived (probe start + its duration);
@@ -90,6 +91,8 @@ interface Trial {
   candidates: string[];
   electMs?: number;
   boundMs?: number;
+  /** The address added on the holder, as `ip monitor` read it from rtnetlink. */
+  addedMs?: number;
   /** The agent's `VIP bound` log (after netd's add returned). */
   boundLogMs?: number;
   garpMs?: number;
@@ -97,6 +100,10 @@ interface Trial {
   statusMs?: number;
   /** Probes that failed before the first good reply. */
   failedProbes: number;
+  /** Of those started after the GARP: how many, by error. */
+  failedAfterGarp: Record<string, number>;
+  /** ARP frames from the address seen by the client until the first good reply (ms after t0, op). */
+  arp: Array<[number, number]>;
   error?: string;
 }
 
@@ -178,6 +185,49 @@ async function startArpWatch(
   return { child, frames };
 }
 
+/** An address added to or removed from a node, as rtnetlink reported it. */
+interface AddrEvent {
+  t: number;
+  node: string;
+  address: string;
+  deleted: boolean;
+}
+
+/**
+ * `ip -tshort monitor address` in every node namespace: the time each address change was
+ * read from rtnetlink, stamped by `ip` itself (a small C process, so closer to the kernel's
+ * change than the sampler's stamp, which is taken in this process after the event line arrived).
+ */
+function startAddrMonitor(c: LabCluster): { children: ChildProcess[]; events: AddrEvent[] } {
+  const events: AddrEvent[] = [];
+  const children = c.lab.nodes.map((n) => {
+    const child = spawn('ip', ['-tshort', '-n', n.ns, 'monitor', 'address'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      // [2026-12-07T14:36:46.123456]Deleted 2: eth0    inet 198.18.0.101/24 ... (local time)
+      const m =
+        /^\[(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)\.(\d{6})\]\s*(Deleted)?.*\binet (\d+\.\d+\.\d+\.\d+)\//.exec(
+          line,
+        );
+      if (!m) return;
+      const [y, mo, d, h, mi, sec, us] = m.slice(1, 8).map(Number) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
+      const wall = new Date(y, mo - 1, d, h, mi, sec).getTime() + us / 1000;
+      events.push({ t: wall - wallOffset(), node: n.name, address: m[9]!, deleted: m[8] !== undefined });
+    });
+    return child;
+  });
+  return { children, events };
+}
+
 /** Sizes of the agents' log files now (they are appended to). */
 function logSizes(logDir: string): Map<string, number> {
   const m = new Map<string, number>();
@@ -236,6 +286,7 @@ async function runTrial(
   sampler: Sampler,
   watch: ReturnType<typeof startWatch>,
   arp: Awaited<ReturnType<typeof startArpWatch>>,
+  mon: ReturnType<typeof startAddrMonitor>,
 ): Promise<Trial> {
   const name = `prov-${k}`;
   const address = `198.18.0.${101 + ((k - 1) % 19)}`;
@@ -244,7 +295,17 @@ async function runTrial(
   await sleep(200);
   const sizes = logSizes(c.logDir);
   const t0 = labNow();
-  const trial: Trial = { k, name, address, applyMs: NaN, seenMs: {}, candidates: [], failedProbes: 0 };
+  const trial: Trial = {
+    k,
+    name,
+    address,
+    applyMs: NaN,
+    seenMs: {},
+    candidates: [],
+    failedProbes: 0,
+    failedAfterGarp: {},
+    arp: [],
+  };
   try {
     await c.kubectl(['apply', '-f', '-'], vipObject(name, address));
     trial.applyMs = labNow() - t0;
@@ -271,9 +332,19 @@ async function runTrial(
     const boundAt = sampler.samples.find((s) => s.t >= t0 && s.live.includes(address));
     trial.holder = boundAt?.node;
     trial.boundMs = rel(boundAt?.t);
+    const added = mon.events.find((e) => e.t >= t0 - 5 && e.address === address && !e.deleted);
+    trial.addedMs = rel(added?.t);
+    trial.holder ??= added?.node;
+    trial.arp = arp.frames
+      .filter((f) => f.t >= t0 && f.sip === address && (first === undefined || f.t <= first))
+      .map((f) => [Math.round(f.t - t0), f.op]);
     trial.garpMs = rel(
       arp.frames.find((f) => f.t >= t0 && f.op === 1 && f.sip === address && f.tip === address)?.t,
     );
+    if (first !== undefined && trial.garpMs !== undefined)
+      for (const r of prober.records)
+        if (!r.ok && r.t >= t0 + trial.garpMs && r.t < first)
+          trial.failedAfterGarp[r.error ?? '?'] = (trial.failedAfterGarp[r.error ?? '?'] ?? 0) + 1;
     for (const l of agentLines(c.logDir, sizes)) {
       if (l.msg === 'VIPs configured' && l.added?.includes(vipId) && trial.seenMs[l.node] === undefined)
         trial.seenMs[l.node] = l.t - t0;
@@ -298,6 +369,9 @@ async function runTrial(
 /** Stage durations of a trial along the holder's path (undefined where a mark is missing). */
 function stages(t: Trial): Record<string, number | undefined> {
   const seen = t.holder ? t.seenMs[t.holder] : undefined;
+  // Both stamps come after the change (the sampler's poll, ip's read of the event): the earlier is nearer.
+  const marks = [t.addedMs, t.boundMs].filter((x): x is number => x !== undefined);
+  const bound = marks.length ? Math.min(...marks) : undefined;
   const d = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined ? undefined : b - a;
   return {
@@ -305,8 +379,8 @@ function stages(t: Trial): Record<string, number | undefined> {
     'kubectl apply returned': t.applyMs,
     'watch (t0 to holder agent configured)': seen,
     'election (configured to asking for takeover)': d(seen, t.electMs),
-    'takeover + bind (to address on eth0)': d(t.electMs, t.boundMs),
-    'announce (address to GARP at the client)': d(t.boundMs, t.garpMs),
+    'takeover + bind (to address on eth0)': d(t.electMs, bound),
+    'announce (address to GARP at the client)': d(bound, t.garpMs),
     'client (GARP to first good reply)': d(t.garpMs, t.replyMs),
     'api watch (t0 to the bench watch saw it)': t.apiMs,
     'status (t0 to status.holder seen)': t.statusMs,
@@ -318,7 +392,9 @@ async function main(): Promise<void> {
   let sampler: Sampler | undefined;
   let watch: ReturnType<typeof startWatch> | undefined;
   let arp: Awaited<ReturnType<typeof startArpWatch>> | undefined;
+  let mon: ReturnType<typeof startAddrMonitor> | undefined;
   const teardown = async () => {
+    for (const ch of mon?.children ?? []) ch.kill('SIGKILL');
     watch?.child.kill('SIGKILL');
     arp?.child.kill('SIGKILL');
     await sampler?.stop().catch(() => undefined);
@@ -343,16 +419,17 @@ async function main(): Promise<void> {
     sampler = await startSampler({ nodes: cluster.lab.nodes });
     watch = startWatch(cluster);
     arp = await startArpWatch(cluster);
+    mon = startAddrMonitor(cluster);
     await sleep(3000); // settled: every agent past initDead, web bound and reported
     const results: Trial[] = [];
     const loads: number[] = [];
     for (let k = 1; k <= trials; k++) {
-      const t = await runTrial(cluster, k, sampler, watch, arp);
+      const t = await runTrial(cluster, k, sampler, watch, arp, mon);
       results.push(t);
       loads.push(os.loadavg()[0]!);
       const s = stages(t);
       log(
-        `trial ${k}: ${t.error ?? `reply ${t.replyMs?.toFixed(0)} ms`} (apply ${t.applyMs.toFixed(0)}, seen ${s['watch (t0 to holder agent configured)']?.toFixed(0)}, elect ${t.electMs?.toFixed(0)}, bound ${t.boundMs?.toFixed(0)} on ${t.holder}, garp ${t.garpMs?.toFixed(0)}; candidates ${t.candidates.join(',')})`,
+        `trial ${k}: ${t.error ?? `reply ${t.replyMs?.toFixed(0)} ms`} (apply ${t.applyMs.toFixed(0)}, seen ${s['watch (t0 to holder agent configured)']?.toFixed(0)}, elect ${t.electMs?.toFixed(0)}, added ${t.addedMs?.toFixed(0)} (sampled ${t.boundMs?.toFixed(0)}) on ${t.holder}, garp ${t.garpMs?.toFixed(0)}; candidates ${t.candidates.join(',')})`,
       );
       await sleep(300);
     }
