@@ -377,13 +377,14 @@ function stages(t: Trial): Record<string, number | undefined> {
   return {
     total: t.replyMs,
     'kubectl apply returned': t.applyMs,
-    'watch (t0 to holder agent configured)': seen,
+    'api (t0 to the bench watch saw it)': t.apiMs,
+    'agent watch (to holder agent configured)': d(t.apiMs, seen),
     'election (configured to asking for takeover)': d(seen, t.electMs),
     'takeover + bind (to address on eth0)': d(t.electMs, bound),
     'announce (address to GARP at the client)': d(bound, t.garpMs),
     'client (GARP to first good reply)': d(t.garpMs, t.replyMs),
-    'api watch (t0 to the bench watch saw it)': t.apiMs,
-    'status (t0 to status.holder seen)': t.statusMs,
+    'holder agent configured (from t0)': seen,
+    'status.holder seen (from t0)': t.statusMs,
   };
 }
 
@@ -429,7 +430,7 @@ async function main(): Promise<void> {
       loads.push(os.loadavg()[0]!);
       const s = stages(t);
       log(
-        `trial ${k}: ${t.error ?? `reply ${t.replyMs?.toFixed(0)} ms`} (apply ${t.applyMs.toFixed(0)}, seen ${s['watch (t0 to holder agent configured)']?.toFixed(0)}, elect ${t.electMs?.toFixed(0)}, added ${t.addedMs?.toFixed(0)} (sampled ${t.boundMs?.toFixed(0)}) on ${t.holder}, garp ${t.garpMs?.toFixed(0)}; candidates ${t.candidates.join(',')})`,
+        `trial ${k}: ${t.error ?? `reply ${t.replyMs?.toFixed(0)} ms`} (apply ${t.applyMs.toFixed(0)}, api ${t.apiMs?.toFixed(0)}, seen ${s['holder agent configured (from t0)']?.toFixed(0)}, elect ${t.electMs?.toFixed(0)}, added ${t.addedMs?.toFixed(0)} (sampled ${t.boundMs?.toFixed(0)}) on ${t.holder}, garp ${t.garpMs?.toFixed(0)}; candidates ${t.candidates.join(',')})`,
       );
       await sleep(300);
     }
