@@ -98,6 +98,8 @@ interface Trial {
   garpMs?: number;
   replyMs?: number;
   statusMs?: number;
+  /** One-minute load average at the end of the trial. */
+  load1?: number;
   /** Probes that failed before the first good reply. */
   failedProbes: number;
   /** Of those started after the GARP: how many, by error. */
@@ -426,8 +428,9 @@ async function main(): Promise<void> {
     const loads: number[] = [];
     for (let k = 1; k <= trials; k++) {
       const t = await runTrial(cluster, k, sampler, watch, arp, mon);
+      t.load1 = os.loadavg()[0]!;
       results.push(t);
-      loads.push(os.loadavg()[0]!);
+      loads.push(t.load1);
       const s = stages(t);
       log(
         `trial ${k}: ${t.error ?? `reply ${t.replyMs?.toFixed(0)} ms`} (apply ${t.applyMs.toFixed(0)}, api ${t.apiMs?.toFixed(0)}, seen ${s['holder agent configured (from t0)']?.toFixed(0)}, elect ${t.electMs?.toFixed(0)}, added ${t.addedMs?.toFixed(0)} (sampled ${t.boundMs?.toFixed(0)}) on ${t.holder}, garp ${t.garpMs?.toFixed(0)}; candidates ${t.candidates.join(',')})`,
