@@ -23,7 +23,8 @@
  *               sampler (hack/lab/sampler.ts) first saw it, a few ms later under load;
  *   - garp:     the first gratuitous ARP for the address reached the client's eth0
  *               (bench/provision/arp-watch.py, an AF_PACKET socket);
- *   - reply:    the first good HTTP reply arrived (probe start + its duration);
+ *   - reply:    the first good HTTP reply arrived (probe start + its duration; a probe
+ *               waits up to 1 s for its reply, so this is the earliest arrival);
  *   - status:   the `get -w` saw status.holder set (the controller's status write; not on
  *               the client's path).
  * Then the VirtualIP is deleted (`kubectl delete --wait`), the bench waits until no node has
@@ -293,7 +294,16 @@ async function runTrial(
   const name = `prov-${k}`;
   const address = `198.18.0.${101 + ((k - 1) % 19)}`;
   const vipId = `${LAB_NAMESPACE}/${name}`;
-  const prober: Prober = await startProber({ ns: c.lab.client.ns, target: address, port: HTTP_PORT, hz });
+  // A reply counts at its arrival: a probe waits up to 1 s for it (a server scheduled late is
+  // late, not down), so the first good reply is the earliest arrival, not the first fast one.
+  const prober: Prober = await startProber({
+    ns: c.lab.client.ns,
+    target: address,
+    port: HTTP_PORT,
+    hz,
+    connectTimeoutMs: 100,
+    timeoutMs: 1000,
+  });
   await sleep(200);
   const sizes = logSizes(c.logDir);
   const t0 = labNow();
