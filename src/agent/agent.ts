@@ -434,6 +434,7 @@ export class Agent {
       if (!this.config?.problems.includes(p)) this.log.warn({ problem: p }, 'configuration problem');
     const prev = this.config;
     this.config = config;
+    this.logVipChanges(prev, config);
     this.metrics.vipsConfigured(config.vips.map((v) => v.vip));
     this.c.onConfig?.(config);
     if (!this.host) {
@@ -462,6 +463,22 @@ export class Agent {
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
     this.warmInterfaces(config);
     this.applyLinks(config);
+  }
+
+  /**
+   * One line when the configured VIPs change (added, removed, or being deleted): when this
+   * agent learned of a VirtualIP is the first stage of provisioning (bench/provision).
+   */
+  private logVipChanges(prev: ClusterConfig | undefined, next: ClusterConfig): void {
+    const live = (c: ClusterConfig | undefined) =>
+      new Set((c?.vips ?? []).filter((v) => !v.deleting && !v.refused).map((v) => v.vip));
+    const before = live(prev);
+    const after = live(next);
+    const added = [...after].filter((v) => !before.has(v));
+    const removed = [...before].filter((v) => !after.has(v));
+    if (added.length === 0 && removed.length === 0) return;
+    const cap = (l: string[]) => (l.length > 20 ? [...l.slice(0, 20), `(+${l.length - 20} more)`] : l);
+    this.log.info({ added: cap(added), removed: cap(removed), vips: after.size }, 'VIPs configured');
   }
 
   /**

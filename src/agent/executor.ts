@@ -112,6 +112,12 @@ export class VipExecutor {
    * change); warm() fills it ahead of binds.
    */
   private readonly ifaces = new Map<string, { iface: string; at: Millis }>();
+  /**
+   * Lookups in flight, by host address: a bind that comes while warm() is still asking (a new
+   * VirtualIP: the election and the lookup start together) waits for that answer instead of
+   * queueing a second request behind it.
+   */
+  private readonly lookups = new Map<string, Promise<string | undefined>>();
 
   constructor(private readonly c: ExecutorComponents) {}
 
@@ -122,24 +128,34 @@ export class VipExecutor {
   warm(addresses: Iterable<string>): void {
     for (const address of addresses) {
       const host = hostOf(address);
-      if (this.knownIface(host)) continue;
-      void this.c.driver
-        .interfaceFor(host)
-        .then((iface) => {
-          if (iface) this.ifaces.set(host, { iface, at: this.c.clock.now() });
-        })
-        .catch(() => undefined); // the bind looks it up again and reports the failure
+      if (this.knownIface(host) || this.lookups.has(host)) continue;
+      this.lookup(host).catch(() => undefined); // the bind looks it up again and reports the failure
     }
+  }
+
+  /** One driver lookup of `host`'s interface, shared by everyone who asks while it runs. */
+  private lookup(host: string): Promise<string | undefined> {
+    let p = this.lookups.get(host);
+    if (p) return p;
+    p = this.c.driver.interfaceFor(host).then(
+      (iface) => {
+        this.lookups.delete(host);
+        if (iface) this.ifaces.set(host, { iface, at: this.c.clock.now() });
+        return iface;
+      },
+      (err: unknown) => {
+        this.lookups.delete(host);
+        throw err;
+      },
+    );
+    this.lookups.set(host, p);
+    return p;
   }
 
   private async interfaceOf(spec: VirtualIPSpec): Promise<string | undefined> {
     if (spec.interface) return spec.interface;
     const host = hostOf(spec.address);
-    const known = this.knownIface(host);
-    if (known) return known;
-    const iface = await this.c.driver.interfaceFor(host);
-    if (iface) this.ifaces.set(host, { iface, at: this.c.clock.now() });
-    return iface;
+    return this.knownIface(host) ?? this.lookup(host);
   }
 
   private knownIface(host: string): string | undefined {

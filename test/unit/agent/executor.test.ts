@@ -103,3 +103,23 @@ describe('VipExecutor: one address, one VIP', () => {
     expect(r.events.map((e) => e.reason)).toEqual(['Bound', 'AddressChanged']);
   });
 });
+
+describe('VipExecutor: the interface lookup', () => {
+  it('a bind while warm() is still looking up the interface waits for that answer: one lookup, not two', async () => {
+    const r = rig([vip('ns/a', '198.18.0.100/24')]);
+    // Hold every interfaceFor until released, as a driver whose answer is a round trip away.
+    const real = r.driver.interfaceFor.bind(r.driver);
+    const held: Array<() => void> = [];
+    r.driver.interfaceFor = (ip: string) =>
+      new Promise((res, rej) => held.push(() => real(ip).then(res, rej)));
+    r.ex.warm(['198.18.0.100/24']);
+    r.bind('ns/a');
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(held).toHaveLength(1);
+    held.splice(0).forEach((go) => go());
+    await r.ex.drain();
+    expect(r.driver.calls.filter((c) => c.op === 'interfaceFor')).toHaveLength(1);
+    expect(r.driver.holds('198.18.0.100/24')).toBe(true);
+  });
+});
