@@ -216,6 +216,42 @@ describe('Member', () => {
     expect(bOut.find((o) => o.type === 'bind')).toMatchObject({ vip: 'ns/web', epoch: 2 });
   });
 
+  test('planned move, 3 members: with the grant ahead of the Release (the agent sends it first), the successor binds on the Release itself', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const b = c.members.get('b') as Member;
+    const out = a.setLocal(3001, { standby: true });
+    const toB = out.flatMap((o) => (o.type === 'send' && o.to === 'b' ? [o.message] : []));
+    const grant = toB.find((m) => m.kind === 'takeover-ack')!;
+    const release = toB.find((m) => m.kind === 'release')!;
+    // The grant alone binds nothing: b has not heard of the release yet.
+    expect(b.receive(3002, grant).find((o) => o.type === 'bind')).toBeUndefined();
+    const onRelease = b.receive(3002, release);
+    const bind = onRelease.findIndex((o) => o.type === 'bind');
+    expect(onRelease[bind]).toMatchObject({ vip: 'ns/web', epoch: 2 });
+    // The bind comes before the takeover requests of the same step (they are only a backup).
+    const firstRequest = onRelease.findIndex((o) => o.type === 'send' && o.message.kind === 'takeover');
+    expect(firstRequest === -1 || bind < firstRequest).toBe(true);
+  });
+
+  test('a grant ahead of its candidacy counts only for that epoch and only while unexpired', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const b = c.members.get('b') as Member;
+    const out = a.setLocal(3001, { standby: true });
+    const toB = out.flatMap((o) => (o.type === 'send' && o.to === 'b' ? [o.message] : []));
+    const grant = toB.find((m) => m.kind === 'takeover-ack')!;
+    const release = toB.find((m) => m.kind === 'release')!;
+    b.receive(3002, grant);
+    // The Release comes after the grant has expired: b asks the voters instead of binding.
+    const late = 3002 + timing.leaseMs + 1;
+    const onRelease = b.receive(late, release);
+    expect(onRelease.find((o) => o.type === 'bind')).toBeUndefined();
+    expect(onRelease.some((o) => o.type === 'send' && o.message.kind === 'takeover')).toBe(true);
+  });
+
   test('move (heartline.dev/move-to): the holder hands the VIP to the target, one holder at every step', () => {
     for (const autoFailback of [false, true]) {
       const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'], autoFailback });
