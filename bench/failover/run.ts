@@ -49,12 +49,13 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FAULTS = ['poweroff', 'planned', 'sigkill'] as const;
 type Fault = (typeof FAULTS)[number];
 
-const LAB_IDS: Record<ConfigName, string> = {
-  'heartline-default': 'bfhld',
-  'heartline-fast': 'bfhlf',
-  'heartline-tight': 'bfhlt',
-  'keepalived-1s': 'bfka1',
-  'keepalived-0.1s': 'bfka01',
+/** Lab ids start with `--lab-prefix` (default `bf`): two runs at once need different ones. */
+const LAB_SUFFIXES: Record<ConfigName, string> = {
+  'heartline-default': 'hld',
+  'heartline-fast': 'hlf',
+  'heartline-tight': 'hlt',
+  'keepalived-1s': 'ka1',
+  'keepalived-0.1s': 'ka01',
 };
 
 // ------------------------------------------------------------------ arguments
@@ -89,7 +90,9 @@ if (argv.includes('--help')) {
   process.stdout.write(
     'npx tsx bench/failover/run.ts [--trials 20] [--configs a,b] [--faults poweroff,planned,sigkill] [--out FILE]\n' +
       `  configs: ${CONFIGS.join(', ')}\n  faults: ${FAULTS.join(', ')}\n` +
-      '  --hold-ms 4000 (fault window at least)  --max-wait-ms 12000  --settle-ms 2000\n',
+      '  --hold-ms 4000 (fault window at least)  --max-wait-ms 12000  --settle-ms 2000\n' +
+      '  --lab-prefix bf (lab ids: <prefix>hld, <prefix>hlf, <prefix>ka1, <prefix>ka01)\n' +
+      "  --raw (keep each trial's probes and address samples around the move in the results file)\n",
   );
   process.exit(0);
 }
@@ -100,6 +103,16 @@ const outFile = resolve(opt('--out', resolve(ROOT, 'bench/results/failover.json'
 const holdMs = num('--hold-ms', 4000);
 const maxWaitMs = num('--max-wait-ms', 12_000);
 const settleMs = num('--settle-ms', 2000);
+/** Keep each trial's probes and address samples around the move (for a timeline, not the table). */
+const keepRaw = argv.includes('--raw');
+const labPrefix = opt('--lab-prefix', 'bf');
+if (!/^[a-z][a-z0-9]{0,3}$/.test(labPrefix))
+  throw new Error(
+    `--lab-prefix must be 1-4 lower-case letters or digits (a letter first), got "${labPrefix}"`,
+  );
+const LAB_IDS = Object.fromEntries(
+  Object.entries(LAB_SUFFIXES).map(([c, s]) => [c, labPrefix + s]),
+) as Record<ConfigName, string>;
 
 const say = (m: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
 const load = () => os.loadavg().map((x) => Number(x.toFixed(2)));
@@ -371,6 +384,14 @@ async function trial(b: Bench, fault: Fault, round: number): Promise<TrialResult
         windowMs: Math.round(end - recoverAt),
       },
     };
+    if (keepRaw) {
+      const near = (t: number) =>
+        t >= faultAt - 100 && t <= (Number.isFinite(firstMoved) ? firstMoved : faultAt) + 200;
+      (res as TrialResult & { raw?: unknown }).raw = {
+        probes: probes.filter((p) => near(p.t) && p.t < recoverAt).sort((a, b) => a.t - b.t),
+        samples: samples.filter((x) => near(x.t)),
+      };
+    }
     if (fw.failover.to !== undefined) res.to = fw.failover.to;
     if (fw.failover.failoverMs !== undefined) res.failoverMs = Number(fw.failover.failoverMs.toFixed(1));
     if (fw.failover.firstReplyMs !== undefined)

@@ -42,6 +42,8 @@ import { VipExecutor, type ExecutorEvent } from './executor.js';
 import { HealthMonitor } from './health.js';
 import { AgentMetrics, FAILOVER_REASONS } from './metrics.js';
 import { ResourceStatusReporter } from './resource-status.js';
+import { preciseNow } from '../ops/log.js';
+import { prewarmHandoff } from '../runtime/prewarm.js';
 
 export interface AgentComponents {
   clock: Clock;
@@ -66,6 +68,12 @@ export interface AgentComponents {
 export interface AgentInit {
   /** This node's name (the member id). */
   node: string;
+  /**
+   * Run a planned handover on throwaway state before the first member starts, so that the
+   * first real one is not slowed by compiling its code (runtime/prewarm.ts). Default true;
+   * unit tests with many agents turn it off.
+   */
+  prewarm?: boolean;
   namespace: string;
   /** HACluster name. */
   cluster: string;
@@ -105,6 +113,8 @@ export class Agent {
   private vipIndex = new Map<string, VipConfig>();
   private indexed: ClusterConfig | undefined;
   private rebuildTimer: Stoppable | undefined;
+  /** The handover prewarm ran (once per process). */
+  private prewarmed = false;
   private linkTimer: Stoppable | undefined;
   private host: MemberHost | undefined;
   private transport: Transport | undefined;
@@ -247,6 +257,7 @@ export class Agent {
   }
 
   private onChange(kind: ApiKind): void {
+    this.log.debug({ at: preciseNow(), kind }, 'trace: watched object changed');
     if (kind === 'HACluster' || kind === 'Node') {
       this.ensureSecretWatch();
       this.ensureKeyPublished();
@@ -460,6 +471,7 @@ export class Agent {
         'transport.port changed: restart the agent to apply it',
       );
     }
+    this.log.debug({ at: preciseNow() }, 'trace: configuration applied');
     this.host.setLocal({ standby: config.standby.has(this.init.node) });
     this.warmInterfaces(config);
     this.applyLinks(config);
@@ -633,6 +645,7 @@ export class Agent {
         },
       );
       if (this.stopped) return;
+      this.prewarm(config);
       host.start();
       this.host = host;
       this.log.info(
@@ -661,6 +674,26 @@ export class Agent {
       this.problem(`cannot start the member: ${(err as Error).message}`, { reason: 'MemberNotStarted', err });
     } finally {
       this.starting = false;
+    }
+  }
+
+  /**
+   * Once per process, before the first member starts: runs a planned handover on throwaway
+   * state (runtime/prewarm.ts), so that the first real one does not compile its code inside
+   * the no-holder window. Best effort: a failure is logged and changes nothing.
+   */
+  private prewarm(config: ClusterConfig): void {
+    if (this.prewarmed || this.init.prewarm === false) return;
+    this.prewarmed = true;
+    const started = performance.now();
+    try {
+      const r = prewarmHandoff(config.timing);
+      this.log.info(
+        { ms: Math.round(performance.now() - started), handedOver: r.handedOver, datagrams: r.datagrams },
+        'handover path prewarmed',
+      );
+    } catch (err) {
+      this.log.warn({ err }, 'handover prewarm failed (the first planned move may be slower)');
     }
   }
 

@@ -31,6 +31,7 @@ import type { BindCommand, RenewCommand, UnbindCommand } from '../runtime/member
 import { resourceIdOf, type VipConfig } from '../runtime/cluster-config.js';
 import { addressKey } from '../runtime/address-claims.js';
 import { toServiceSpec } from './service-spec.js';
+import { preciseNow } from '../ops/log.js';
 
 export type ExecutorPhase = 'unbound' | 'binding' | 'bound' | 'unbinding';
 
@@ -89,6 +90,8 @@ interface VipState {
   /** Resources whose start failed: stopped to clean up, but their status stays "failed". */
   failed: Set<string>;
   addrQueue: Promise<void>;
+  /** Address operations queued or running (addrQueue is idle at 0). */
+  addrOps: number;
   resQueue: Promise<void>;
   /** Bumped on every bind/unbind: queued work of an older generation is skipped. */
   generation: number;
@@ -177,6 +180,7 @@ export class VipExecutor {
         stopTimeouts: new Map(),
         failed: new Set(),
         addrQueue: Promise.resolve(),
+        addrOps: 0,
         resQueue: Promise.resolve(),
         generation: 0,
         moving: false,
@@ -224,7 +228,8 @@ export class VipExecutor {
     s.epoch = cmd.epoch;
     s.moving = false;
     const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch });
-    s.addrQueue = s.addrQueue.then(async () => {
+    log.debug({ at: preciseNow() }, 'trace: bind');
+    this.enqueueAddr(s, true, async () => {
       if (gen !== s.generation) return;
       const cfg = this.c.lookup(cmd.vip);
       if (!cfg) {
@@ -269,7 +274,9 @@ export class VipExecutor {
       }
       const spec: VirtualIPSpec = cfg.spec;
       try {
-        const iface = await this.interfaceOf(spec);
+        // Known (warm()): no await, so that on an idle queue the add leaves in this call.
+        const iface =
+          spec.interface ?? this.knownIface(hostOf(spec.address)) ?? (await this.interfaceOf(spec));
         if (!iface) {
           throw new Error(
             `no interface has a subnet containing ${hostOf(spec.address)}; set spec.interface on the VirtualIP or fix the node's addresses`,
@@ -277,6 +284,7 @@ export class VipExecutor {
         }
         const addr: OwnedAddress = { cidr: spec.address, iface };
         const addAt = this.c.clock.now();
+        log.debug({ at: preciseNow() }, 'trace: address add requested');
         const adding = this.c.driver.add(
           addr,
           kernelLifetimeSec(cmd.leaseExpiry, now),
@@ -293,6 +301,7 @@ export class VipExecutor {
           throw err;
         }
         void announcing.catch((err: unknown) => log.warn({ err }, 'announce failed'));
+        log.debug({ at: preciseNow() }, 'trace: address added');
         this.c.onBindTime?.(cmd.vip, this.c.clock.now() - addAt);
         if (gen !== s.generation) {
           // An unbind overtook us while the add was in flight: its remove is queued after us.
@@ -325,6 +334,17 @@ export class VipExecutor {
       }
       s.resQueue = s.resQueue.then(() => this.startResources(cmd.vip, s, gen, cfg, log));
     });
+  }
+
+  /**
+   * Queues an address operation of one VIP behind the others. With `now`, on an idle queue it
+   * starts in this call, so that its first driver request (a bind's add) is written before the
+   * caller goes on (signing the datagrams of the same step), not a few promise hops later.
+   */
+  private enqueueAddr(s: VipState, now: boolean, op: () => Promise<void>): void {
+    s.addrOps++;
+    const run = () => op().finally(() => void s.addrOps--);
+    s.addrQueue = now && s.addrOps === 1 ? run() : s.addrQueue.then(run);
   }
 
   private async startResources(
@@ -405,7 +425,8 @@ export class VipExecutor {
     const s = this.vips.get(cmd.vip);
     if (!s || s.phase === 'unbound' || s.phase === 'unbinding') return;
     const gen = s.generation;
-    s.addrQueue = s.addrQueue.then(async () => {
+    // Never started in this call: an unbind right behind it (same step) still voids it.
+    this.enqueueAddr(s, false, async () => {
       if (gen !== s.generation || !s.addr) return;
       this.checkMoved(cmd.vip, s);
       const now = this.c.clock.now();
@@ -495,36 +516,45 @@ export class VipExecutor {
     if (wasBound) this.c.onPhase?.(cmd.vip, 'unbinding', cmd.epoch);
     const log = this.c.log.child({ vip: cmd.vip, epoch: cmd.epoch, reason: cmd.reason });
     const planned = cmd.reason === 'planned' || cmd.reason === 'removed' || cmd.reason === 'stopped';
+    log.debug({ at: preciseNow() }, 'trace: unbind');
     const removeAddress = async () => {
       const addr = s.addr;
       if (addr) {
         try {
+          log.debug({ at: preciseNow() }, 'trace: address remove requested');
           await this.c.driver.remove(addr);
+          log.debug({ at: preciseNow() }, 'trace: address removed');
         } catch (err) {
           log.error({ err }, 'address removal failed; the fence deadline and kernel lifetime still bound it');
         }
       }
       s.addr = undefined;
       s.phase = 'unbound';
-      if (wasBound) {
-        this.c.onPhase?.(cmd.vip, 'unbound', cmd.epoch);
-        log.info({ detail: cmd.detail }, 'VIP released');
-        this.event(
-          cmd.vip,
-          planned ? 'Normal' : 'Warning',
-          planned ? 'Released' : 'LeaseLost',
-          `released at epoch ${cmd.epoch} (${cmd.reason}): ${cmd.detail}`,
-          'Unbind',
-        );
-      }
+      // The address is gone: settle now, so that the host sends the held Release before any
+      // bookkeeping runs (a log line, metrics, an Event written over TLS to the API server all
+      // used to sit between the removal and the Release, in the successor's no-holder time).
+      if (wasBound) setImmediate(released);
+    };
+    const released = () => {
+      this.c.onPhase?.(cmd.vip, 'unbound', cmd.epoch);
+      log.info({ detail: cmd.detail }, 'VIP released');
+      this.event(
+        cmd.vip,
+        planned ? 'Normal' : 'Warning',
+        planned ? 'Released' : 'LeaseLost',
+        `released at epoch ${cmd.epoch} (${cmd.reason}): ${cmd.detail}`,
+        'Unbind',
+      );
     };
     let done: Promise<void>;
+    s.addrOps++;
+    const settled = () => void s.addrOps--;
     if (planned) {
       // Stop Resources (in reverse) while still holding the address, then remove it.
       const stopped = (s.resQueue = s.resQueue.then(() => this.stopResources(cmd.vip, s, log)));
-      done = s.addrQueue = Promise.all([s.addrQueue, stopped]).then(removeAddress);
+      done = s.addrQueue = Promise.all([s.addrQueue, stopped]).then(removeAddress).finally(settled);
     } else {
-      done = s.addrQueue = s.addrQueue.then(removeAddress);
+      done = s.addrQueue = s.addrQueue.then(removeAddress).finally(settled);
       s.resQueue = Promise.all([s.resQueue, done]).then(() => this.stopResources(cmd.vip, s, log));
     }
     return done;

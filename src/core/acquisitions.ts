@@ -52,6 +52,12 @@ export class Acquisitions {
   private readonly abandoned = new Map<VipId, { epoch: Epoch; until: Millis }>();
   /** Acquisitions whose takeover request goes out at the end of this step (batched). */
   private toRequest: Acquisition[] = [];
+  /**
+   * Grants that came before the candidacy they are for, per VIP: a releaser's handoff grant
+   * travels ahead of its Release (docs/adr/0034), so that the successor binds on the Release
+   * itself. Counted by begin() while unexpired, like a grant that came after the request.
+   */
+  private readonly early = new Map<VipId, { from: MemberId; epoch: Epoch; until: Millis }>();
 
   constructor(
     private readonly ctx: MemberContext,
@@ -99,6 +105,11 @@ export class Acquisitions {
       quickRetries: 0,
       acks: new Map([[this.ctx.self, Infinity]]),
     };
+    const g = this.early.get(a.vip);
+    if (g) {
+      this.early.delete(a.vip);
+      if (g.epoch === a.epoch && g.until > now && this.ctx.voterSet.has(g.from)) a.acks.set(g.from, g.until);
+    }
     this.acquiring.set(a.vip, a);
     this.abandoned.delete(a.vip);
     this.ctx.emit({ type: 'candidate', vip: a.vip, epoch: a.epoch, cause: a.cause, reason: a.reason });
@@ -173,6 +184,12 @@ export class Acquisitions {
       return;
     }
     const a = this.acquiring.get(e.vip);
+    if (!a && e.granted && sent !== undefined && !held && sent + timing.leaseMs > now) {
+      // Ahead of its candidacy (a handoff grant before its Release): kept for begin().
+      const g = this.early.get(e.vip);
+      if (!g || g.epoch < e.epoch || (g.epoch === e.epoch && g.until < sent + timing.leaseMs))
+        this.early.set(e.vip, { from, epoch: e.epoch, until: sent + timing.leaseMs });
+    }
     if (!a || a.epoch !== e.epoch) {
       const gone = this.abandoned.get(e.vip);
       if (e.granted && gone?.epoch === e.epoch && now < gone.until)

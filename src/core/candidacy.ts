@@ -325,6 +325,15 @@ export class Candidacy {
       // A planned move only to a member ready to take it (not settling): one that has just
       // restarted would decline it, and the VIP would have no holder (docs/adr/0014). Its
       // heartbeat saying it is ready makes us decide our holdings again at once (Member.heldDue).
+      // While we can serve the VIP, only once the successor has shown it is ready for it
+      // (docs/adr/0034); its echo makes us decide again at once (Member.heldDue).
+      if (!this.ctx.unhealthy.has(vip)) {
+        const ready = this.releases.handOverWhenReady(now, vip, result.holder);
+        if (ready !== true) {
+          this.wakeHint = Math.min(this.wakeHint, ready);
+          return;
+        }
+      }
       this.releases.giveUp(now, vip, 'planned', result.reason, result.holder, out);
     }
   }

@@ -304,6 +304,7 @@ export class Member {
       // of running a takeover round. Not when leaving the member set: the successor, at the
       // generation without us, ignores what we send, and the VIP would wait for deadMs.
       this.candidacy.localChanged();
+      this.releases.handOverNow = true;
       this.candidacy.electHeld(now, handed);
       this.releases.flushHandoffs(now, handed);
     }
@@ -510,6 +511,9 @@ export class Member {
       peer.unhealthy = new Set(hb.unhealthy);
       this.electDue = true;
       this.candidacy.membersChanged();
+      // A holder going to standby is about to hand a VIP over and waits for our echo of this
+      // heartbeat (docs/adr/0034): answer now, not at the prompt-echo spacing.
+      this.sender.echoNow(hb.from);
     }
     for (const r of hb.releases) {
       ctx.voter.onRelease(now, hb.from, r.vip, r.epoch);
@@ -534,9 +538,9 @@ export class Member {
     // Only voters grant: a peer outside the voter set (e.g. an observing controller) never counts.
     const voter = ctx.voterSet.has(hb.from);
     for (const e of hb.echoes) {
-      if (voter && e.member === ctx.self && e.incarnation === ctx.incarnation) {
-        ctx.leases.onEcho(hb.from, e.seq, e.holdingsVersion, refused);
-      }
+      if (e.member !== ctx.self || e.incarnation !== ctx.incarnation) continue;
+      if (voter) ctx.leases.onEcho(hb.from, e.seq, e.holdingsVersion, refused);
+      if (this.releases.onEcho(hb.from, e.seq)) this.heldDue = true;
     }
     this.releases.checkSuperseded(now, out);
   }

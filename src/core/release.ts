@@ -12,6 +12,7 @@ import {
   type AckEntry,
   type Epoch,
   type MemberId,
+  type Seq,
   type TakeoverAck,
   type VipId,
 } from './messages.js';
@@ -20,6 +21,16 @@ import type { Millis } from './ports.js';
 export class Releases {
   /** Handoff grants (see handoff()) to send at the end of this step, per successor. */
   private toHandoff = new Map<MemberId, AckEntry[]>();
+  /**
+   * Planned handovers waiting for their successor to show it is ready (docs/adr/0034), per
+   * VIP: asked at `since`, ready once the successor echoes a message of ours newer than
+   * `afterSeq`.
+   */
+  private readonly asked = new Map<VipId, { since: Millis; afterSeq: Seq }>();
+  /** Newest seq of ours each peer echoed (this life). */
+  private readonly echoed = new Map<MemberId, Seq>();
+  /** Set by a graceful stop: hand over at once (the process is leaving). */
+  handOverNow = false;
 
   constructor(
     private readonly ctx: MemberContext,
@@ -40,6 +51,7 @@ export class Releases {
     out: Output[],
     announce = true,
   ): void {
+    this.asked.delete(vip);
     const h = this.ctx.leases.remove(vip);
     if (!h) return;
     out.push({ type: 'unbind', vip, epoch: h.epoch, reason, detail });
@@ -47,6 +59,39 @@ export class Releases {
     if (announce) this.sender.announceRelease(now, vip, h.epoch, successor, out);
     if (announce && successor !== null) this.handoff(now, successor, vip, h.epoch + 1);
     this.sender.roundDue();
+  }
+
+  /**
+   * A planned handover of `vip` to `successor`, while we can still serve it: whether to release
+   * now. The first time, no: we ask (a heartbeat round at the end of this step, whose change of
+   * standby the successor echoes at once) and wait until the successor echoes a message we sent
+   * after deciding, or one interval at most. The successor is then not in the middle of the
+   * configuration change that made us decide (every agent rebuilds at once, and its Release
+   * waited in the socket behind that rebuild), so the VIP spends less time on no node; the
+   * client keeps being served by us meanwhile. Delaying a release changes no safety argument.
+   * Returns the time to decide again when not ready.
+   */
+  handOverWhenReady(now: Millis, vip: VipId, successor: MemberId): true | Millis {
+    if (this.handOverNow) return true;
+    const { intervalMs } = this.ctx.timing;
+    // Keyed by VIP alone: views (loads) may name another successor from one step to the next,
+    // and the wait must not start over each time.
+    const a = this.asked.get(vip);
+    if (!a || now > a.since + 2 * intervalMs) {
+      this.asked.set(vip, { since: now, afterSeq: this.sender.lastSeq });
+      this.sender.roundDue();
+      return now + intervalMs;
+    }
+    if ((this.echoed.get(successor) ?? 0) > a.afterSeq || now >= a.since + intervalMs) return true;
+    return a.since + intervalMs;
+  }
+
+  /** `from` echoed our `seq`: whether a handover waiting for it is now ready. */
+  onEcho(from: MemberId, seq: Seq): boolean {
+    if (seq <= (this.echoed.get(from) ?? 0)) return false;
+    this.echoed.set(from, seq);
+    for (const a of this.asked.values()) if (seq > a.afterSeq) return true;
+    return false;
   }
 
   /** Gives up holdings and candidacies that a newer epoch known to our voter table supersedes. */

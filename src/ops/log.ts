@@ -19,3 +19,11 @@ export function createLogger(bindings: Record<string, unknown> = {}): Logger {
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/**
+ * Wall-clock time in milliseconds with sub-millisecond resolution, for debug traces that are
+ * compared across processes of one host (pino's own `time` has 1 ms resolution).
+ */
+export function preciseNow(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
+}

@@ -35,6 +35,7 @@ import {
   type MemberKeys,
 } from '../core/wire/index.js';
 import { RateLimitedLog } from '../ops/rate-limited-log.js';
+import { preciseNow } from '../ops/log.js';
 import { PeerLinkStats, type PeerLinkSample } from './peer-link-stats.js';
 import {
   inPlaceMembership,
@@ -417,6 +418,11 @@ export class MemberHost {
       this.observerEcho = { member: w.id, incarnation: m.incarnation, seq: m.seq, holdingsVersion: 0 };
     }
     this.c.onReceive?.(r.message.kind);
+    if (r.message.kind === 'release' || r.message.kind === 'takeover-ack')
+      this.c.log.debug(
+        { at: preciseNow(), kind: r.message.kind, from: r.message.from },
+        'trace: datagram received',
+      );
     const now = this.c.clock.now();
     if (r.message.kind === 'heartbeat' && this.c.onPeerHeartbeat) {
       this.c.onPeerHeartbeat(this.links.heartbeat(r.message, now, this.init.self, this.incarnation));
@@ -491,7 +497,20 @@ export class MemberHost {
   private flushHeld(): void {
     const held = this.held;
     this.held = [];
-    for (const h of held) this.send(h.to, h.message);
+    // A handover first, so that it does not wait behind the signing of a heartbeat round: the
+    // grants (takeover-acks, the handoff's among them), then the Release to its named
+    // successor, which binds on that Release with the grant it already has (docs/adr/0034).
+    // Otherwise in the order the member sent them.
+    const rank = (to: Destination, m: Message) =>
+      m.kind === 'takeover-ack' ? 0 : m.kind === 'release' && m.successor === to ? 1 : 2;
+    const ordered = held
+      .map((h, i) => ({ h, i, r: rank(h.to, h.message) }))
+      .sort((a, b) => a.r - b.r || a.i - b.i);
+    for (const { h } of ordered) this.sendToPeers(h.to, h.message);
+    // The observer hears them in the member's order (a drain's standby heartbeat before its
+    // Releases, so that status says drain).
+    for (const h of held) this.copyToObserver(h.message);
+    this.c.log.debug({ at: preciseNow(), datagrams: held.length }, 'trace: held datagrams sent');
   }
 
   /**
@@ -528,7 +547,12 @@ export class MemberHost {
    * other copies as replays. The witness is reached by unicast only.
    */
   private send(to: Destination, message: Message): void {
+    this.sendToPeers(to, message);
+    // After the peers' copy: the observer's is for status, not on anyone's path to a bind.
     this.copyToObserver(message);
+  }
+
+  private sendToPeers(to: Destination, message: Message): void {
     let targets: Peer[];
     if (to === '*') {
       targets = [...this.addresses].filter(([id]) => id !== this.init.self).flatMap(([, peers]) => peers);

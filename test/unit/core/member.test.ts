@@ -8,6 +8,17 @@ import { deriveTiming } from '../../../src/core/timing.js';
 
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
 
+/**
+ * `m` goes to standby at `t` and, hearing nothing (no successor's echo), hands over after its
+ * one-interval wait (docs/adr/0034): the outputs of that step, at `t + intervalMs`.
+ */
+function standbyHandover(m: Member, t: number): Output[] {
+  const asked = m.setLocal(t, { standby: true });
+  expect(asked.filter((o) => o.type === 'unbind')).toEqual([]);
+  return m.tick(t + timing.intervalMs);
+}
+const H = timing.intervalMs;
+
 class Cluster {
   readonly members = new Map<string, Member>();
   readonly bound = new Map<string, string>(); // vip -> member
@@ -195,12 +206,28 @@ describe('Member', () => {
     expect(unbind?.o).toMatchObject({ reason: 'planned' });
   });
 
+  test('a planned move waits for the successor to echo the standby heartbeat, not for the interval', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const asked = a.setLocal(3001, { standby: true });
+    // Nothing released yet: a asks (its standby heartbeat) and keeps serving meanwhile.
+    expect(asked.filter((o) => o.type === 'unbind')).toEqual([]);
+    expect(asked.some((o) => o.type === 'send' && o.message.kind === 'heartbeat' && o.message.standby)).toBe(
+      true,
+    );
+    c.apply('a', asked, 3001);
+    // b echoes at once; a hands over on that echo, well before one interval.
+    c.run(3002, 3001 + timing.intervalMs / 4);
+    expect(c.bound.get('ns/web')).toBe('b');
+  });
+
   test('planned move, 3 members: the release carries the holder grant, the successor binds on it', () => {
     const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
     c.run(0, 3000);
     const a = c.members.get('a') as Member;
     const b = c.members.get('b') as Member;
-    const out = a.setLocal(3001, { standby: true });
+    const out = standbyHandover(a, 3001);
     c.apply('a', out);
     const toB = out.flatMap((o) => (o.type === 'send' && o.to === 'b' ? [o.message] : []));
     // The release first, then a's grant of the next epoch to b (no request from b needed).
@@ -211,8 +238,44 @@ describe('Member', () => {
       entries: [{ vip: 'ns/web', epoch: 2, granted: true }],
     });
     // b binds on these two datagrams alone: its own vote and a's make a quorum of three.
-    const bOut = toB.flatMap((m) => b.receive(3002, m));
+    const bOut = toB.flatMap((m) => b.receive(3002 + H, m));
     expect(bOut.find((o) => o.type === 'bind')).toMatchObject({ vip: 'ns/web', epoch: 2 });
+  });
+
+  test('planned move, 3 members: with the grant ahead of the Release (the agent sends it first), the successor binds on the Release itself', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const b = c.members.get('b') as Member;
+    const out = standbyHandover(a, 3001);
+    const toB = out.flatMap((o) => (o.type === 'send' && o.to === 'b' ? [o.message] : []));
+    const grant = toB.find((m) => m.kind === 'takeover-ack')!;
+    const release = toB.find((m) => m.kind === 'release')!;
+    // The grant alone binds nothing: b has not heard of the release yet.
+    expect(b.receive(3002 + H, grant).find((o) => o.type === 'bind')).toBeUndefined();
+    const onRelease = b.receive(3002 + H, release);
+    const bind = onRelease.findIndex((o) => o.type === 'bind');
+    expect(onRelease[bind]).toMatchObject({ vip: 'ns/web', epoch: 2 });
+    // The bind comes before the takeover requests of the same step (they are only a backup).
+    const firstRequest = onRelease.findIndex((o) => o.type === 'send' && o.message.kind === 'takeover');
+    expect(firstRequest === -1 || bind < firstRequest).toBe(true);
+  });
+
+  test('a grant ahead of its candidacy counts only for that epoch and only while unexpired', () => {
+    const c = new Cluster(['a', 'b', 'c'], { preferred: ['a', 'b'] });
+    c.run(0, 3000);
+    const a = c.members.get('a') as Member;
+    const b = c.members.get('b') as Member;
+    const out = standbyHandover(a, 3001);
+    const toB = out.flatMap((o) => (o.type === 'send' && o.to === 'b' ? [o.message] : []));
+    const grant = toB.find((m) => m.kind === 'takeover-ack')!;
+    const release = toB.find((m) => m.kind === 'release')!;
+    b.receive(3002 + H, grant);
+    // The Release comes after the grant has expired: b asks the voters instead of binding.
+    const late = 3002 + H + timing.leaseMs + 1;
+    const onRelease = b.receive(late, release);
+    expect(onRelease.find((o) => o.type === 'bind')).toBeUndefined();
+    expect(onRelease.some((o) => o.type === 'send' && o.message.kind === 'takeover')).toBe(true);
   });
 
   test('move (heartline.dev/move-to): the holder hands the VIP to the target, one holder at every step', () => {
@@ -267,11 +330,11 @@ describe('Member', () => {
     const b = c.members.get('b') as Member;
     // b went standby itself, but a has not heard it yet when it moves the VIP to b.
     b.setLocal(3001, { standby: true });
-    const out = a.setLocal(3001, { standby: true });
+    const out = standbyHandover(a, 3001);
     c.apply('a', out);
     const release = out.find((o) => o.type === 'send' && o.to === 'b' && o.message.kind === 'release');
     expect(release).toBeDefined();
-    const bOut = b.receive(3002, (release as Extract<Output, { type: 'send' }>).message);
+    const bOut = b.receive(3002 + H, (release as Extract<Output, { type: 'send' }>).message);
     expect(bOut.find((o) => o.type === 'bind')).toBeUndefined();
     const declined = bOut.filter((o) => o.type === 'send' && o.message.kind === 'release');
     expect(declined.length).toBeGreaterThan(0);
@@ -328,14 +391,14 @@ describe('Member', () => {
     expect(cm.view(t).members.find((m) => m.id === 'b')?.liveness).toBe('dead');
     // a drains: it moves the VIP to b. c hears the release (naming b) and a's standby, and
     // would elect itself; it lets b take the VIP instead.
-    const out = a.setLocal(t + 1, { standby: true });
+    const out = standbyHandover(a, t + 1);
     const toC = out.flatMap((o) => (o.type === 'send' && o.to === 'c' ? [o.message] : []));
     expect(toC.find((m) => m.kind === 'release')).toMatchObject({ successor: 'b' });
-    const cOut = toC.flatMap((m) => cm.receive(t + 2, m));
+    const cOut = toC.flatMap((m) => cm.receive(t + 2 + H, m));
     expect(cOut.filter((o) => o.type === 'send' && o.message.kind === 'takeover')).toEqual([]);
     // b binds on a's handoff; c still asks for nothing.
-    c.apply('a', out, t + 1);
-    c.run(t + 2, t + 2 * timing.intervalMs);
+    c.apply('a', out, t + 1 + H);
+    c.run(t + 2 + H, t + 3 * timing.intervalMs);
     expect(c.bound.get('ns/web')).toBe('b');
     const asked = c.log.filter((l) => l.id === 'c' && l.o.type === 'send' && l.o.message.kind === 'takeover');
     expect(asked).toEqual([]);

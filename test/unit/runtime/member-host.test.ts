@@ -103,3 +103,54 @@ describe('MemberHost with a configuration that cannot run', () => {
     for (const h of hosts) await h.stop();
   });
 });
+
+describe('MemberHost on a planned move', () => {
+  it('holds every datagram behind a planned unbind, then sends the grant, then the Release, and the successor binds on them', async () => {
+    const world = new SimWorld();
+    const clock = new SimClock({ world });
+    const net = new SimNetwork({ clock, faults: { delayMs: 1 } });
+    const good = config({
+      vips: [{ ...config().vips[0]!, preferredNodes: ['a', 'b'] }],
+    });
+    const binds: Array<{ id: string; vip: string }> = [];
+    const receivedByB: string[] = [];
+    let finishUnbind: (() => void) | undefined;
+    const hosts = good.members.map(
+      (m) =>
+        new MemberHost(
+          {
+            clock,
+            transport: net.transport(m.address, m.port),
+            log: silentLogger(),
+            effects: {
+              bind: (cmd) => void binds.push({ id: m.id, vip: cmd.vip }),
+              renew: () => undefined,
+              // a's first unbind (the move) finishes when the test says; later ones at once.
+              unbind: () =>
+                m.id === 'a' && finishUnbind === undefined
+                  ? new Promise<void>((resolve) => (finishUnbind = resolve))
+                  : Promise.resolve(),
+            },
+            ...(m.id === 'b' ? { onReceive: (kind: string) => void receivedByB.push(kind) } : {}),
+          },
+          { self: m.id, config: good, incarnation: 10, signingKey: memberKeyOf(m.id) },
+        ),
+    );
+    hosts.forEach((h) => h.start());
+    await world.advance(2000);
+    expect(binds).toEqual([{ id: 'a', vip: 'lab/vip1' }]);
+    receivedByB.length = 0;
+    hosts[0]!.setLocal({ standby: true });
+    // The address is not gone yet: neither the Release nor the grant reaches b.
+    await world.advance(50);
+    expect(receivedByB.filter((k) => k !== 'heartbeat')).toEqual([]);
+    expect(finishUnbind).toBeDefined();
+    finishUnbind!();
+    await world.advance(5);
+    expect(receivedByB.filter((k) => k !== 'heartbeat').slice(0, 2)).toEqual(['takeover-ack', 'release']);
+    expect(binds.at(-1)).toEqual({ id: 'b', vip: 'lab/vip1' });
+    const stopping = hosts.map((h) => h.stop());
+    await world.advance(2000);
+    await Promise.all(stopping);
+  });
+});
