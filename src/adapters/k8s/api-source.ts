@@ -13,13 +13,11 @@ import {
 } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import {
-  ConflictError,
   type ApiEvent,
   type ApiKind,
   type ApiObject,
   type ApiSource,
   type Clock,
-  type JsonPatchOp,
   type ObjectWriter,
   type Millis,
   ObjectKey,
@@ -31,7 +29,7 @@ import {
 import { ApiError } from './api-error.js';
 import { connectionPool, makeApiClient, watchKubeConfig } from './connections.js';
 import { eventBody, GuardedApiSource, namespaceOf as ns, type Operation } from './guarded-writes.js';
-import { LOCATIONS, apiVersionOf, collectionPath, describeKey, keptObject } from './kinds.js';
+import { LOCATIONS, apiVersionOf, collectionPath, keptObject } from './kinds.js';
 
 export interface K8sApiSourceComponents {
   kubeConfig: KubeConfig;
@@ -338,50 +336,32 @@ export class K8sApiSource extends GuardedApiSource implements ApiSource, ObjectW
     return serverMessage(err);
   }
 
-  async create(kind: OwnedKind, object: ApiObject): Promise<ApiObject> {
+  protected postObject(kind: OwnedKind, namespace: string, body: ApiObject): Promise<object> {
     const k = LOCATIONS[kind];
-    const key = { namespace: object.metadata.namespace, name: object.metadata.name };
-    if (!k.group) throw new Error(`create ${describeKey(kind, key)}: only Heartline kinds are created`);
-    try {
-      const o = await this.custom.createNamespacedCustomObject({
-        group: k.group,
-        version: k.version,
-        plural: k.plural,
-        namespace: ns(kind, key),
-        body: { ...object, apiVersion: apiVersionOf(kind), kind },
-      });
-      const kept = keptObject(kind, o as object);
-      this.writes.remember(kind, kept);
-      return kept;
-    } catch (err) {
-      if (statusCode(err) === 409) throw new ConflictError(kind, key, serverMessage(err));
-      throw this.writes.wrap(`create ${describeKey(kind, key)}`, err);
-    }
+    return this.custom.createNamespacedCustomObject({
+      group: k.group,
+      version: k.version,
+      plural: k.plural,
+      namespace,
+      body,
+    }) as Promise<object>;
   }
 
-  async patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject> {
-    return this.writes.patchObject(kind, key, ops as Operation[]);
-  }
-
-  async delete(kind: OwnedKind, key: ObjectKey, options: { uid?: string } = {}): Promise<boolean> {
+  protected async sendDelete(
+    kind: OwnedKind,
+    key: ObjectKey,
+    namespace: string,
+    uid?: string,
+  ): Promise<void> {
     const k = LOCATIONS[kind];
-    if (!k.group) throw new Error(`delete ${describeKey(kind, key)}: only Heartline kinds are deleted`);
-    try {
-      await this.custom.deleteNamespacedCustomObject({
-        group: k.group,
-        version: k.version,
-        plural: k.plural,
-        namespace: ns(kind, key),
-        name: key.name,
-        ...(options.uid ? { body: { preconditions: { uid: options.uid } } } : {}),
-      });
-      return true;
-    } catch (err) {
-      const code = statusCode(err);
-      if (code === 404) return false;
-      if (code === 409) throw new ConflictError(kind, key, serverMessage(err));
-      throw this.writes.wrap(`delete ${describeKey(kind, key)}`, err);
-    }
+    await this.custom.deleteNamespacedCustomObject({
+      group: k.group,
+      version: k.version,
+      plural: k.plural,
+      namespace,
+      name: key.name,
+      ...(uid ? { body: { preconditions: { uid } } } : {}),
+    });
   }
 
   close(): Promise<void> {

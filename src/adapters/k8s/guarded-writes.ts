@@ -19,11 +19,12 @@ import {
   type ApiEvent,
   type ApiKind,
   type ApiObject,
+  type JsonPatchOp,
   type ObjectKey,
   type OwnedKind,
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
-import { LOCATIONS, describeKey } from './kinds.js';
+import { LOCATIONS, apiVersionOf, describeKey, keptObject } from './kinds.js';
 
 export type Operation = jsonpatch.Operation;
 
@@ -305,6 +306,51 @@ export abstract class GuardedApiSource {
   protected abstract serverMessage(err: unknown): string;
   /** Creates the Event (`eventBody`'s) in its namespace. */
   protected abstract postEvent(e: ApiEvent): Promise<void>;
+  /** POSTs a Heartline object (apiVersion and kind set) to its collection; the object as created. */
+  protected abstract postObject(kind: OwnedKind, namespace: string, body: ApiObject): Promise<object>;
+  /** DELETEs a Heartline object, with a uid precondition when given; errors as the transport's. */
+  protected abstract sendDelete(
+    kind: OwnedKind,
+    key: ObjectKey,
+    namespace: string,
+    uid?: string,
+  ): Promise<void>;
+
+  /** Creates a Heartline object: ConflictError when it exists (409). */
+  async create(kind: OwnedKind, object: ApiObject): Promise<ApiObject> {
+    const key = { namespace: object.metadata.namespace, name: object.metadata.name };
+    if (!LOCATIONS[kind].group)
+      throw new Error(`create ${describeKey(kind, key)}: only Heartline kinds are created`);
+    try {
+      const body = { ...object, apiVersion: apiVersionOf(kind), kind };
+      const kept = keptObject(kind, await this.postObject(kind, namespaceOf(kind, key), body));
+      this.writes.remember(kind, kept);
+      return kept;
+    } catch (err) {
+      if (this.statusCode(err) === 409) throw new ConflictError(kind, key, this.serverMessage(err));
+      throw this.writes.wrap(`create ${describeKey(kind, key)}`, err);
+    }
+  }
+
+  /** A JSON Patch of the object itself, with the guarded writes' error mapping. */
+  patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject> {
+    return this.writes.patchObject(kind, key, ops as Operation[]);
+  }
+
+  /** Deletes a Heartline object: false when it was gone (404); ConflictError when `uid` no longer matches (409). */
+  async delete(kind: OwnedKind, key: ObjectKey, options: { uid?: string } = {}): Promise<boolean> {
+    if (!LOCATIONS[kind].group)
+      throw new Error(`delete ${describeKey(kind, key)}: only Heartline kinds are deleted`);
+    try {
+      await this.sendDelete(kind, key, namespaceOf(kind, key), options.uid);
+      return true;
+    } catch (err) {
+      const code = this.statusCode(err);
+      if (code === 404) return false;
+      if (code === 409) throw new ConflictError(kind, key, this.serverMessage(err));
+      throw this.writes.wrap(`delete ${describeKey(kind, key)}`, err);
+    }
+  }
 
   get(kind: ApiKind, key: ObjectKey): Promise<ApiObject | undefined> {
     return this.writes.get(kind, key);

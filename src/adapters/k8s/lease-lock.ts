@@ -1,7 +1,14 @@
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Clock } from '../../core/ports.js';
 import { makeApiClient } from './connections.js';
-import { StoreLeaseLock, type LeaseStore, type LeaseWrite, type StoredLease } from './store-lease-lock.js';
+import {
+  leaseBody,
+  storedLease,
+  StoreLeaseLock,
+  type LeaseStore,
+  type LeaseWrite,
+  type StoredLease,
+} from './store-lease-lock.js';
 
 function code(err: unknown): number | undefined {
   const c = (err as { code?: unknown } | undefined)?.code;
@@ -21,35 +28,18 @@ export class K8sLeaseStore implements LeaseStore {
     this.api = makeApiClient(kubeConfig, CoordinationV1Api);
   }
 
+  private get at() {
+    return { namespace: this.namespace, name: this.name };
+  }
+
   private toStored(l: V1Lease): StoredLease {
     this.acquireTime = l.spec?.acquireTime;
-    return {
-      holderIdentity: l.spec?.holderIdentity ?? '',
-      leaseDurationSeconds: l.spec?.leaseDurationSeconds ?? 15,
-      leaseTransitions: l.spec?.leaseTransitions ?? 0,
-      resourceVersion: l.metadata?.resourceVersion ?? '',
-    };
+    return storedLease(l);
   }
 
   private body(w: LeaseWrite, resourceVersion?: string): V1Lease {
-    const now = new V1MicroTime();
-    const acquireTime = w.acquired ? now : this.acquireTime;
-    return {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name: this.name,
-        namespace: this.namespace,
-        ...(resourceVersion ? { resourceVersion } : {}),
-      },
-      spec: {
-        holderIdentity: w.holderIdentity,
-        leaseDurationSeconds: w.leaseDurationSeconds,
-        leaseTransitions: w.leaseTransitions,
-        renewTime: now,
-        ...(acquireTime ? { acquireTime: acquireTime as V1MicroTime } : {}),
-      },
-    };
+    const last = this.acquireTime as V1MicroTime | undefined;
+    return leaseBody(this.at, w, new V1MicroTime(), last, resourceVersion);
   }
 
   async get(): Promise<StoredLease | undefined> {

@@ -1,13 +1,11 @@
 import { pino, type Logger } from 'pino';
 import {
-  ConflictError,
   NotFoundError,
   type ApiEvent,
   type ApiKind,
   type ApiObject,
   type ApiSource,
   type Clock,
-  type JsonPatchOp,
   type Millis,
   type ObjectWriter,
   type ObjectKey,
@@ -18,7 +16,7 @@ import {
 } from '../../core/ports.js';
 import { ApiError } from './api-error.js';
 import { eventBody, GuardedApiSource, namespaceOf as ns, type Operation } from './guarded-writes.js';
-import { LOCATIONS, apiVersionOf, collectionPath, describeKey, keptObject } from './kinds.js';
+import { LOCATIONS, collectionPath, keptObject } from './kinds.js';
 import type { RestConfig } from './kubeconfig.js';
 import {
   HttpStatusError,
@@ -81,7 +79,10 @@ interface WatchLine {
  *   errors are mapped, by the code K8sApiSource uses too (guarded-writes.ts). `get` and `list`
  *   always read the API server.
  * - As an ObjectWriter (the controller's LoadBalancer Services, docs/adr/0038) it creates,
- *   patches and deletes Heartline objects as K8sApiSource does.
+ *   patches and deletes Heartline objects through the same code as K8sApiSource.
+ *
+ * Size: one adapter whose reflector (list, watch, resume, relist, resync) is most of it; the
+ * writes are guarded-writes.ts's.
  */
 export class RestApiSource extends GuardedApiSource implements ApiSource, ObjectWriter {
   private readonly client: RestClient;
@@ -202,51 +203,24 @@ export class RestApiSource extends GuardedApiSource implements ApiSource, Object
     }
   }
 
-  async create(kind: OwnedKind, object: ApiObject): Promise<ApiObject> {
-    const k = LOCATIONS[kind];
-    const key = { namespace: object.metadata.namespace, name: object.metadata.name };
-    if (!k.group) throw new Error(`create ${describeKey(kind, key)}: only Heartline kinds are created`);
-    try {
-      const o = await this.client.request<ApiObject>('POST', collectionPath(kind, ns(kind, key)), {
-        body: { ...object, apiVersion: apiVersionOf(kind), kind },
-      });
-      const kept = keptObject(kind, o);
-      this.writes.remember(kind, kept);
-      return kept;
-    } catch (err) {
-      if (statusCode(err) === 409) throw new ConflictError(kind, key, serverMessage(err));
-      throw this.writes.wrap(`create ${describeKey(kind, key)}`, err);
-    }
+  protected postObject(kind: OwnedKind, namespace: string, body: ApiObject): Promise<object> {
+    return this.client.request<ApiObject>('POST', collectionPath(kind, namespace), { body });
   }
 
-  async patch(kind: OwnedKind, key: ObjectKey, ops: JsonPatchOp[]): Promise<ApiObject> {
-    return this.writes.patchObject(kind, key, ops as Operation[]);
-  }
-
-  async delete(kind: OwnedKind, key: ObjectKey, options: { uid?: string } = {}): Promise<boolean> {
-    const k = LOCATIONS[kind];
-    if (!k.group) throw new Error(`delete ${describeKey(kind, key)}: only Heartline kinds are deleted`);
-    try {
-      await this.client.request(
-        'DELETE',
-        `${collectionPath(kind, ns(kind, key))}/${encodeURIComponent(key.name)}`,
-        options.uid
-          ? {
-              body: {
-                apiVersion: 'v1',
-                kind: 'DeleteOptions',
-                preconditions: { uid: options.uid },
-              },
-            }
-          : {},
-      );
-      return true;
-    } catch (err) {
-      const code = statusCode(err);
-      if (code === 404) return false;
-      if (code === 409) throw new ConflictError(kind, key, serverMessage(err));
-      throw this.writes.wrap(`delete ${describeKey(kind, key)}`, err);
-    }
+  protected async sendDelete(
+    kind: OwnedKind,
+    key: ObjectKey,
+    namespace: string,
+    uid?: string,
+  ): Promise<void> {
+    const preconditions = uid
+      ? { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid } }
+      : undefined;
+    await this.client.request(
+      'DELETE',
+      `${collectionPath(kind, namespace)}/${encodeURIComponent(key.name)}`,
+      preconditions ? { body: preconditions } : {},
+    );
   }
 
   close(): Promise<void> {

@@ -5,7 +5,14 @@
  */
 import type { Clock } from '../../core/ports.js';
 import { HttpStatusError, type RestClient } from './rest-client.js';
-import { StoreLeaseLock, type LeaseStore, type LeaseWrite, type StoredLease } from './store-lease-lock.js';
+import {
+  leaseBody,
+  storedLease,
+  StoreLeaseLock,
+  type LeaseStore,
+  type LeaseWrite,
+  type StoredLease,
+} from './store-lease-lock.js';
 // A type only: lease-lock.ts (client-node) is not loaded.
 import type { K8sLeaseLockInit } from './lease-lock.js';
 
@@ -39,35 +46,17 @@ export class RestLeaseStore implements LeaseStore {
     this.collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
   }
 
+  private get at() {
+    return { namespace: this.namespace, name: this.name };
+  }
+
   private toStored(l: LeaseBody): StoredLease {
     this.acquireTime = l.spec?.acquireTime;
-    return {
-      holderIdentity: l.spec?.holderIdentity ?? '',
-      leaseDurationSeconds: l.spec?.leaseDurationSeconds ?? 15,
-      leaseTransitions: l.spec?.leaseTransitions ?? 0,
-      resourceVersion: l.metadata?.resourceVersion ?? '',
-    };
+    return storedLease(l);
   }
 
   private body(w: LeaseWrite, resourceVersion?: string): object {
-    const now = microTime(new Date());
-    const acquireTime = w.acquired ? now : this.acquireTime;
-    return {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: {
-        name: this.name,
-        namespace: this.namespace,
-        ...(resourceVersion ? { resourceVersion } : {}),
-      },
-      spec: {
-        holderIdentity: w.holderIdentity,
-        leaseDurationSeconds: w.leaseDurationSeconds,
-        leaseTransitions: w.leaseTransitions,
-        renewTime: now,
-        ...(acquireTime ? { acquireTime } : {}),
-      },
-    };
+    return leaseBody(this.at, w, microTime(new Date()), this.acquireTime, resourceVersion);
   }
 
   private get path(): string {

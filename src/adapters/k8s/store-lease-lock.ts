@@ -25,6 +25,51 @@ export interface LeaseStore {
   update(write: LeaseWrite, resourceVersion: string): Promise<StoredLease | 'conflict'>;
 }
 
+/** What both Lease stores read back: the fields of a coordination.k8s.io/v1 Lease they use. */
+export interface LeaseObject {
+  metadata?: { resourceVersion?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; leaseTransitions?: number };
+}
+
+export function storedLease(l: LeaseObject): StoredLease {
+  return {
+    holderIdentity: l.spec?.holderIdentity ?? '',
+    leaseDurationSeconds: l.spec?.leaseDurationSeconds ?? 15,
+    leaseTransitions: l.spec?.leaseTransitions ?? 0,
+    resourceVersion: l.metadata?.resourceVersion ?? '',
+  };
+}
+
+/**
+ * The Lease a write sends, for either client: `now` is the renewTime (and the acquireTime on a
+ * change of holder, else the one read last), in the client's MicroTime form.
+ */
+export function leaseBody<T>(
+  at: { namespace: string; name: string },
+  w: LeaseWrite,
+  now: T,
+  lastAcquireTime: T | undefined,
+  resourceVersion?: string,
+) {
+  const acquireTime = w.acquired ? now : lastAcquireTime;
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: {
+      name: at.name,
+      namespace: at.namespace,
+      ...(resourceVersion ? { resourceVersion } : {}),
+    },
+    spec: {
+      holderIdentity: w.holderIdentity,
+      leaseDurationSeconds: w.leaseDurationSeconds,
+      leaseTransitions: w.leaseTransitions,
+      renewTime: now,
+      ...(acquireTime ? { acquireTime } : {}),
+    },
+  };
+}
+
 export interface StoreLeaseLockInit {
   identity: string;
   /** Written into the lease; others wait this long after the last change they saw. */
