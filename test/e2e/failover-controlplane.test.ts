@@ -7,9 +7,7 @@
  * Lease), and the VirtualIP deleted (the address goes away everywhere and the finalizer is
  * removed).
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { LAB_NAMESPACE, VIP_ADDRESS, type LabCluster } from '../../hack/lab/cluster.js';
 import { labNow } from '../../hack/lab/clock.js';
 import { nsRun, signal, sleep } from '../../hack/lab/sh.js';
@@ -33,9 +31,9 @@ import {
   steadyHolder,
   waitFor,
 } from './helpers/lab-run.js';
+import { capture } from './helpers/forge.js';
 import { labDescribe, withLabCluster } from './helpers/suite.js';
 
-const execFileP = promisify(execFile);
 const CLUSTER_ID = `${LAB_NAMESPACE}/lab`;
 const MEMBERS = ['n1', 'n2', 'n3', 'heartline-controller'];
 
@@ -79,29 +77,6 @@ async function sendFromClient(
     30_000,
   );
   return Number(out.trim());
-}
-
-/** Hex payload of one real heartbeat-port datagram from `a` to `b`, seen on a's switch port. */
-async function capture(c: LabCluster, a: string, b: string): Promise<string> {
-  const ha = c.lab.nodes.find((n) => n.name === a)!;
-  const hb = c.lab.nodes.find((n) => n.name === b)!;
-  const { stdout } = await execFileP(
-    'ip',
-    [
-      'netns',
-      'exec',
-      c.lab.sw,
-      'python3',
-      join(ROOT, 'test/e2e/helpers/capture-udp.py'),
-      ha.port,
-      ha.ip,
-      hb.ip,
-      '694',
-      '5',
-    ],
-    { timeout: 15_000 },
-  );
-  return stdout.trim();
 }
 
 async function leaseHolder(c: LabCluster): Promise<string> {
