@@ -19,8 +19,13 @@ export interface TrialResult {
   failoverMs?: number;
   /** Fault to first good reply from any node (the old node answering again counts), ms. */
   firstReplyMs?: number;
-  /** From the fault to the recovery step: time with two or more holders on live links, ms. */
+  /**
+   * From the fault to the recovery step: time the samples prove two or more holders on live
+   * links at once, ms (analyze.ts `provenOverlap`).
+   */
   dualHolderMs: number;
+  /** The same, as sampled: the upper bound, with changes the samples cannot order (absent in older results). */
+  dualHolderSampledMs?: number;
   /** Same window: time with no holder, ms. */
   noHolderMs: number;
   /** Same window: probes started that failed, and that succeeded. */
@@ -41,8 +46,9 @@ export interface TrialResult {
     action: string;
     /** Power-off only: the VIP was still configured on the dead node's down link at power-on. */
     vipLeftOnDeadNode?: boolean;
-    /** Recovery window (recovery step to end of observation): two-holder time, no-holder time, lost probes. */
+    /** Recovery window (recovery step to end of observation): two-holder time (proven, and as sampled), no-holder time, lost probes. */
     dualHolderMs: number;
+    dualHolderSampledMs?: number;
     noHolderMs: number;
     lostProbes: number;
     /** Holders at the end of the recovery window (the VIP moved back if it is the faulted node). */

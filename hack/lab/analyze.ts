@@ -7,6 +7,9 @@
  * - A node "holds" a VIP from the first sample that shows it bound on a live link until the
  *   first later sample that does not. Samples are a step function: each holds until the
  *   node's next sample.
+ * - That timeline is an upper bound on two-holder time: the order of two nodes' samples is
+ *   known only to within the samples' latencies. `provenOverlap` is the lower bound, the time
+ *   the samples prove two nodes held the VIP at the same instant; S1 is judged on it.
  * - A probe's reply time is `t + ms`. Failover and outages are measured on reply times,
  *   i.e. when the client learned the VIP works again.
  */
@@ -88,6 +91,70 @@ export function holderTimeline(
 /** Intervals of `timeline` during which at least `min` nodes held the VIP (S1 is broken for min = 2). */
 export function atLeast(timeline: readonly HolderSegment[], min: number): Interval[] {
   return mergeIntervals(timeline.filter((s) => s.holders.length >= min));
+}
+
+/**
+ * Intervals during which at least `min` nodes are *proven* to have held `vip` at once.
+ *
+ * A sample is stamped when its poll was written (`t`) and read the kernel at some instant in
+ * [t, t + lat]. So across a run of consecutive samples of one node that all show the VIP on a
+ * live link, the node certainly held it from the latest instant the first read can have
+ * happened (`first.t + first.lat`) to the earliest instant the last read can have happened
+ * (`last.t`), and the state is assumed constant between two of its samples that agree (a change
+ * in between causes an rtnetlink event, hence a sample). Where those certain spans of two nodes
+ * overlap, both held the VIP at once whatever the true order of the reads was. An overlap
+ * shorter than the samples' timing uncertainty is in `holderTimeline` (the upper bound) and not
+ * here: two samples of different nodes a fraction of a millisecond apart do not say which read
+ * came first. The sampler's snapshot on change (sampler.ts) polls every other node right after
+ * a change is read, so a real overlap longer than about one poll round trip is proven.
+ */
+export function provenOverlap(
+  samples: readonly AddressSample[],
+  vip: string,
+  window?: Interval,
+  min = 2,
+): Interval[] {
+  const w = window ?? sampleWindow(samples);
+  if (!w || w.to <= w.from) return [];
+  const byNode = new Map<string, AddressSample[]>();
+  for (const s of samples) {
+    const xs = byNode.get(s.node);
+    if (xs) xs.push(s);
+    else byNode.set(s.node, [s]);
+  }
+  const edges: Array<{ t: number; d: number }> = [];
+  for (const xs of byNode.values()) {
+    xs.sort((a, b) => a.t - b.t);
+    let first: AddressSample | undefined;
+    let last: AddressSample | undefined;
+    const close = (): void => {
+      if (first && last) {
+        const from = Math.max(first.t + first.lat, w.from);
+        const to = Math.min(last.t, w.to);
+        if (to > from) edges.push({ t: from, d: 1 }, { t: to, d: -1 });
+      }
+      first = last = undefined;
+    };
+    for (const s of xs) {
+      if (s.live.includes(vip)) {
+        first ??= s;
+        last = s;
+      } else close();
+    }
+    close();
+  }
+  // Ends before starts at the same instant: touching spans do not overlap.
+  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  const out: Interval[] = [];
+  let n = 0;
+  let since = 0;
+  for (const e of edges) {
+    const before = n;
+    n += e.d;
+    if (before < min && n >= min) since = e.t;
+    else if (before >= min && n < min && e.t > since) out.push({ from: since, to: e.t });
+  }
+  return mergeIntervals(out);
 }
 
 /** Intervals of `timeline` during which nobody held the VIP. */
@@ -230,6 +297,12 @@ export interface LabReport {
   /** Time with two or more holders on live links (S1 violated), and when. */
   dualHolderMs: number;
   dualHolder: Interval[];
+  /**
+   * Time the samples prove two or more nodes held the VIP at once (`provenOverlap`), and when:
+   * the lower bound, on which S1 is judged. `dualHolderMs` is the upper bound.
+   */
+  dualHolderProvenMs: number;
+  dualHolderProven: Interval[];
   /** Time with no holder, and when. */
   noHolderMs: number;
   noHolder: Interval[];
@@ -248,6 +321,7 @@ export function analyze(run: LabRun): LabReport {
   const window = run.window ?? sampleWindow(run.samples);
   const timeline = window ? holderTimeline(run.samples, run.vip, window) : [];
   const dualHolder = atLeast(timeline, 2);
+  const dualHolderProven = window ? provenOverlap(run.samples, run.vip, window) : [];
   const noHolder = nobody(timeline);
   const outs = outages(run.probes);
   return {
@@ -256,6 +330,8 @@ export function analyze(run: LabRun): LabReport {
     failover: failover(run.probes, run.faultAt, run.from),
     dualHolderMs: totalMs(dualHolder),
     dualHolder,
+    dualHolderProvenMs: totalMs(dualHolderProven),
+    dualHolderProven,
     noHolderMs: totalMs(noHolder),
     noHolder,
     probes: countProbes(run.probes),

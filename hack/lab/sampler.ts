@@ -10,6 +10,14 @@
  * it, and the periodic poll is a safety net if an event is lost. Samples are stamped with
  * the parent's lab clock at the moment the poll was written (see clock.ts).
  *
+ * Snapshot on change: when a node's sample shows a different set of VIPs than its previous
+ * one, every other node is polled at once. Their polls are written after that reply came
+ * back, so they read the other nodes' state *after* the change was read: a real overlap (the
+ * new holder bound while the old one still is) shows as a sample of the old holder, bound,
+ * stamped after the new holder's read, which analyze.ts's `provenOverlap` counts. Without it
+ * the old holder's last bound sample could be up to a poll period old and the overlap would
+ * rest only on the order in which two `ip monitor` lines reached this process.
+ *
  * Both helper processes live in the node's namespace and carry the instrument marker, so
  * `powerOff` spares them; `down` kills them with the lab.
  */
@@ -42,11 +50,15 @@ export interface SamplerOptions {
   isVip?: (ip: string) => boolean;
   /** Also poll on rtnetlink change events (default true). */
   events?: boolean;
+  /** Poll every other node when one node's VIPs change (default true; see the header). */
+  snapshotOnChange?: boolean;
 }
 
 export interface SamplerStats {
   polls: number;
   events: number;
+  /** Polls of every node caused by a change on one. */
+  snapshots: number;
   /** Poll round trip, ms. */
   latP50: number;
   latP99: number;
@@ -106,6 +118,7 @@ class NodeWatch {
   private readonly monitor: ChildProcess | undefined;
   private sentAt: number | undefined;
   private dirty = false;
+  private lastLive: string | undefined;
   stopped = false;
   polls = 0;
   events = 0;
@@ -119,6 +132,7 @@ class NodeWatch {
     private readonly isVip: (ip: string) => boolean,
     private readonly emit: (s: AddressSample) => void,
     events: boolean,
+    private readonly onChange: (w: NodeWatch) => void = () => undefined,
   ) {
     this.firstSample = new Promise((r) => (this.gotFirst = r));
     const env = { ...process.env, [INSTRUMENT_ENV]: '1' };
@@ -164,12 +178,17 @@ class NodeWatch {
     }
     const lat = labNow() - t;
     this.lats.push(lat);
-    this.emit({ t, node: this.name, ...classify(links, this.isVip), lat });
+    const sample = { t, node: this.name, ...classify(links, this.isVip), lat };
+    this.emit(sample);
     this.gotFirst();
+    const live = sample.live.join(',');
+    const changed = this.lastLive !== undefined && live !== this.lastLive;
+    this.lastLive = live;
     if (this.dirty) {
       this.dirty = false;
       this.poll();
     }
+    if (changed) this.onChange(this);
   }
 
   async stop(): Promise<void> {
@@ -197,8 +216,21 @@ function pct(sorted: number[], q: number): number {
 export async function startSampler(opts: SamplerOptions): Promise<Sampler> {
   const samples: AddressSample[] = [];
   const isVip = opts.isVip ?? inVipRange;
-  const watches = opts.nodes.map(
-    (n) => new NodeWatch(n.name, n.ns, isVip, (s) => samples.push(s), opts.events ?? true),
+  let snapshots = 0;
+  const snapshot = (changed: NodeWatch): void => {
+    snapshots++;
+    for (const w of watches) if (w !== changed) w.poll();
+  };
+  const watches: NodeWatch[] = opts.nodes.map(
+    (n) =>
+      new NodeWatch(
+        n.name,
+        n.ns,
+        isVip,
+        (s) => samples.push(s),
+        opts.events ?? true,
+        (opts.snapshotOnChange ?? true) ? snapshot : undefined,
+      ),
   );
   const timer = setInterval(() => {
     for (const w of watches) w.poll();
@@ -233,6 +265,7 @@ export async function startSampler(opts: SamplerOptions): Promise<Sampler> {
       return {
         polls: watches.reduce((a, w) => a + w.polls, 0),
         events: watches.reduce((a, w) => a + w.events, 0),
+        snapshots,
         latP50: pct(lats, 0.5),
         latP99: pct(lats, 0.99),
         latMax: lats.at(-1) ?? NaN,

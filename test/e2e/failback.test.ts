@@ -57,12 +57,14 @@ labDescribe('failback: preferred node powered off and back, autoFailback on (3 n
     expect(back.summary.dualHolderMs).toBe(0);
     expect(holdersAtEnd(back.samples)).toEqual([preferred]);
     // One move: after n1 came back the VIP was held by the interim holder, then (after at
-    // most one gap) by n1; the interim holder never released it and took it again.
+    // most one gap) by n1; the interim holder never released it and took it again. A
+    // two-holder segment the samples cannot order (the bind a fraction of a millisecond after
+    // the release; dualHolderMs, the proven overlap, is 0 above) is not a holder of its own.
     const segments = holderTimeline(back.samples, VIP_ADDRESS)
-      .filter((s) => s.to > back.faultAt)
-      .map((s) => s.holders.join('+'))
+      .filter((s) => s.to > back.faultAt && s.holders.length === 1)
+      .map((s) => s.holders[0]!)
       .filter((h, i, all) => i === 0 || all[i - 1] !== h);
-    expect(segments.filter((h) => h !== '')).toEqual([interim[0], preferred]);
+    expect(segments).toEqual([interim[0], preferred]);
     expect(back.summary.maxOutageMs).toBeLessThan(FAILBACK_OUTAGE_BOUND_MS);
     // The handover is the only epoch after the failover.
     const after = await waitFor(

@@ -8,6 +8,7 @@ import {
   nobody,
   longestOutageSince,
   outages,
+  provenOverlap,
   sampleWindow,
   totalMs,
 } from '../../../hack/lab/analyze.js';
@@ -122,6 +123,71 @@ describe('holderTimeline', () => {
   });
 });
 
+describe('provenOverlap', () => {
+  const at = (t: number, node: string, held: boolean, lat = 0.5): AddressSample => ({
+    t,
+    node,
+    live: held ? [VIP] : [],
+    dead: [],
+    lat,
+  });
+
+  it('does not count a handover the samples cannot order as two holders', () => {
+    // The release on n1 and the bind on n2 a fraction of a millisecond apart: n2's event is
+    // read first (stamped 100.0), n1's a moment later (100.3) shows it released. The sampled
+    // timeline has 0.3 ms with both; nothing proves n1 still held the VIP after n2's read.
+    const samples = [at(0, 'n1', true), at(0, 'n2', false), at(100, 'n2', true), at(100.3, 'n1', false)];
+    expect(totalMs(atLeast(holderTimeline(samples, VIP), 2))).toBeCloseTo(0.3);
+    expect(provenOverlap(samples, VIP)).toEqual([]);
+  });
+
+  it('proves an overlap when the old holder is seen bound after the new holder was read bound', () => {
+    // The snapshot after n2's change reads n1 at 101 (after n2's read, at most 100.5): bound.
+    const samples = [
+      at(0, 'n1', true),
+      at(0, 'n2', false),
+      at(100, 'n2', true),
+      at(101, 'n1', true),
+      at(120, 'n1', false),
+      at(140, 'n2', true),
+    ];
+    expect(provenOverlap(samples, VIP)).toEqual([{ from: 100.5, to: 101 }]);
+  });
+
+  it('needs a run of bound samples: one node is certain only between its reads', () => {
+    const samples = [
+      at(0, 'n1', true, 2),
+      at(1, 'n2', true, 2),
+      at(50, 'n1', true),
+      at(60, 'n2', true),
+      at(70, 'n1', false),
+      at(70, 'n2', true),
+    ];
+    // n1 certain over [2, 50], n2 over [3, 70]: both over [3, 50].
+    expect(provenOverlap(samples, VIP)).toEqual([{ from: 3, to: 50 }]);
+    expect(provenOverlap(samples, VIP, { from: 10, to: 30 })).toEqual([{ from: 10, to: 30 }]);
+    expect(provenOverlap(samples, VIP, undefined, 3)).toEqual([]);
+  });
+
+  it('is never more than the sampled timeline shows, whatever the samples', () => {
+    const sample = fc.record({
+      t: fc.integer({ min: 0, max: 1000 }),
+      node: fc.constantFrom('n1', 'n2', 'n3'),
+      holds: fc.boolean(),
+      lat: fc.integer({ min: 0, max: 20 }),
+    });
+    fc.assert(
+      fc.property(fc.array(sample, { minLength: 1, maxLength: 40 }), (raw) => {
+        const samples = raw.map((r) => at(r.t, r.node, r.holds, r.lat));
+        const proven = provenOverlap(samples, VIP);
+        const sampled = atLeast(holderTimeline(samples, VIP), 2);
+        const inside = proven.every((p) => sampled.some((x) => x.from <= p.from && p.to <= x.to));
+        return inside && totalMs(proven) <= totalMs(sampled) + 1e-9;
+      }),
+    );
+  });
+});
+
 describe('failover', () => {
   it('measures from the fault to the first good reply from another node', () => {
     const probes = [ok(0, 'n1'), ok(10, 'n1'), bad(20), bad(30), ok(40, 'n2', 2), ok(50, 'n2')];
@@ -192,6 +258,8 @@ describe('analyze', () => {
     const probes = [ok(90, 'n1'), bad(100), ok(110, 'n2')];
     const r = analyze({ probes, samples, vip: VIP, faultAt: 100 });
     expect(r.dualHolderMs).toBe(10);
+    // n2 is read bound once (95) before n1 is read released: nothing proves both at once.
+    expect(r.dualHolderProvenMs).toBe(0);
     expect(r.noHolderMs).toBe(0);
     expect(r.failover).toMatchObject({ from: 'n1', to: 'n2', failoverMs: 11 });
     expect(r.probes.lost).toBe(1);
