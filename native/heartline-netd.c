@@ -5,8 +5,8 @@
  * line protocol (one request per line, one reply line per request):
  *
  *   HELLO id                                   -> id OK heartline-netd <protocol> <pid> <owner-mode>
- *   ADD id ifname cidr lifetime_s deadline_ms  -> id OK
- *   RENEW id cidr lifetime_s deadline_ms       -> id OK
+ *   ADD id ifname cidr lifetime_s deadline     -> id OK
+ *   RENEW id cidr lifetime_s deadline          -> id OK
  *   DEL id cidr                                -> id OK            (absent is OK)
  *   LIST id                                    -> id OK [ifname cidr]...
  *   SWEEP id                                   -> id OK [ifname cidr]...  (what was removed)
@@ -16,6 +16,14 @@
  *   any failure                                -> id ERR <message>
  *
  * and writes one unsolicited line when the fence fires:  * EXPIRED ifname cidr late_ms=N
+ *
+ * A deadline is `@US`, an absolute time on CLOCK_MONOTONIC in microseconds (what the agent
+ * sends, protocol 2: the time the request spends in the pipe and waiting for this process to
+ * run does not move the deadline later; docs/adr/0040-absolute-fence-deadlines.md), or `MS`,
+ * milliseconds from the moment this process reads the request (for people and scripts). An
+ * absolute deadline that has passed when the request is read is refused (ADD adds nothing;
+ * RENEW removes the address at once: the fence would have), and one more than a day ahead
+ * is refused as not on this host's clock.
  *
  * Addresses are added through rtnetlink with a kernel lifetime (valid_lft = preferred_lft =
  * lifetime_s), the last fence layer, and with a mark in the kernel so that Heartline's
@@ -122,7 +130,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 #define HL_IFA_PROTO 0x48         /* 'H': marks an address as Heartline's (owner mode proto) */
 #define HL_METRIC 0x484C4E44u     /* "HLND": the same, as a prefix-route metric (owner mode fallback) */
 #define MAX_OWNED 256     /* addresses with a fence deadline */
@@ -342,6 +350,29 @@ static int parse_num(const char *s, long long min, long long max, long long *v) 
   *v = x;
   return 0;
 }
+
+/* A deadline token: `@US` (absolute, CLOCK_MONOTONIC microseconds) or `MS` (relative to
+ * now). Returns 0 and the deadline in ns; -1 when malformed; -2 when absolute and already
+ * past (then *past_ms says by how much). */
+static int parse_deadline(const char *s, int64_t now, int64_t *deadline, double *past_ms) {
+  long long v;
+  if (s[0] == '@') {
+    if (parse_num(s + 1, 1, INT64_MAX / 1000, &v)) return -1;
+    int64_t d = (int64_t)v * 1000LL;
+    if (d > now + MAX_DEADLINE_MS * 1000000LL) return -1;
+    if (d <= now) {
+      *past_ms = (double)(now - d) / 1e6;
+      return -2;
+    }
+    *deadline = d;
+    return 0;
+  }
+  if (parse_num(s, 1, MAX_DEADLINE_MS, &v)) return -1;
+  *deadline = now + (int64_t)v * 1000000LL;
+  return 0;
+}
+
+#define DEADLINE_USAGE "want @microseconds on CLOCK_MONOTONIC (within a day from now) or milliseconds 1..86400000"
 
 /* ---------- rtnetlink ---------- */
 
@@ -788,12 +819,17 @@ static int64_t next_wakeup(void) {
 /* ---------- requests ---------- */
 
 static void cmd_add(const char *id, char **t, int n) {
-  if (n != 6) return reply_err(id, "usage: ADD id ifname cidr lifetime_s deadline_ms");
+  if (n != 6) return reply_err(id, "usage: ADD id ifname cidr lifetime_s deadline");
   struct ip ip;
-  long long life, dl;
+  long long life;
+  int64_t deadline;
+  double past_ms = 0;
   if (parse_ip(t[3], &ip, 1)) return reply_err(id, "bad cidr %s: want address/prefix-length", t[3]);
   if (parse_num(t[4], 1, MAX_LIFETIME, &life)) return reply_err(id, "bad lifetime_s %s: want 1..%u", t[4], MAX_LIFETIME);
-  if (parse_num(t[5], 1, MAX_DEADLINE_MS, &dl)) return reply_err(id, "bad deadline_ms %s: want 1..%lld", t[5], MAX_DEADLINE_MS);
+  int dr = parse_deadline(t[5], now_ns(), &deadline, &past_ms);
+  if (dr == -1) return reply_err(id, "bad deadline %s: " DEADLINE_USAGE, t[5]);
+  if (dr == -2)
+    return reply_err(id, "deadline %s passed %.1f ms before the request was read: not adding %s", t[5], past_ms, t[3]);
   int ifindex = (int)if_nametoindex(t[2]);
   if (!ifindex) return reply_err(id, "no interface %s in this network namespace", t[2]);
   struct owned *o = owned_find(&ip);
@@ -819,19 +855,30 @@ static void cmd_add(const char *id, char **t, int n) {
   o->used = 1;
   o->ifindex = ifindex;
   o->ip = ip;
-  o->deadline = now_ns() + dl * 1000000LL;
+  /* A relative deadline counts from the read (above), not from after the netlink round trip;
+   * if the deadline passed meanwhile, the main loop's fence removes the address next. */
+  o->deadline = deadline;
   reply_ok(id);
 }
 
 static void cmd_renew(const char *id, char **t, int n) {
-  if (n != 5) return reply_err(id, "usage: RENEW id cidr lifetime_s deadline_ms");
+  if (n != 5) return reply_err(id, "usage: RENEW id cidr lifetime_s deadline");
   struct ip ip;
-  long long life, dl;
+  long long life;
+  int64_t deadline;
+  double past_ms = 0;
   if (parse_ip(t[2], &ip, 1)) return reply_err(id, "bad cidr %s: want address/prefix-length", t[2]);
   if (parse_num(t[3], 1, MAX_LIFETIME, &life)) return reply_err(id, "bad lifetime_s %s: want 1..%u", t[3], MAX_LIFETIME);
-  if (parse_num(t[4], 1, MAX_DEADLINE_MS, &dl)) return reply_err(id, "bad deadline_ms %s: want 1..%lld", t[4], MAX_DEADLINE_MS);
+  int dr = parse_deadline(t[4], now_ns(), &deadline, &past_ms);
+  if (dr == -1) return reply_err(id, "bad deadline %s: " DEADLINE_USAGE, t[4]);
   struct owned *o = owned_find(&ip);
   if (!o) return reply_err(id, "%s is not bound (its deadline passed or it was removed): ADD it again", t[2]);
+  if (dr == -2) {
+    /* The renewal came after the deadline it asks for: the address must already be gone. */
+    o->deadline = now_ns();
+    fire_deadlines(o->deadline);
+    return reply_err(id, "deadline %s passed %.1f ms before the request was read: %s removed", t[4], past_ms, t[2]);
+  }
   /* Never resurrect: the kernel would re-create a missing address on NLM_F_REPLACE. */
   int err = dump_addrs(ONLY_OURS, &ip);
   if (err) return reply_err(id, "listing addresses failed: %s", strerror(-err));
@@ -850,7 +897,7 @@ static void cmd_renew(const char *id, char **t, int n) {
     errtext(err, e, sizeof e);
     return reply_err(id, "renewing %s on %s failed: %s", t[2], ifname_of(o->ifindex, ifn), e);
   }
-  o->deadline = now_ns() + dl * 1000000LL;
+  o->deadline = deadline;
   reply_ok(id);
 }
 

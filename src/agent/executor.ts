@@ -283,12 +283,22 @@ export class VipExecutor {
           );
         }
         const addr: OwnedAddress = { cidr: spec.address, iface };
+        // Read again: the interface lookup above may have awaited netd, and the fence deadline
+        // counts from now (a deadline from the earlier reading would end after the lease).
         const addAt = this.c.clock.now();
+        if (cmd.leaseExpiry <= addAt) {
+          log.warn(
+            { lateMs: addAt - cmd.leaseExpiry },
+            'lease expired while the interface was looked up: not binding',
+          );
+          s.phase = 'unbound';
+          return;
+        }
         log.debug({ at: preciseNow() }, 'trace: address add requested');
         const adding = this.c.driver.add(
           addr,
-          kernelLifetimeSec(cmd.leaseExpiry, now),
-          cmd.leaseExpiry - now,
+          kernelLifetimeSec(cmd.leaseExpiry, addAt),
+          cmd.leaseExpiry - addAt,
         );
         // Announced right behind the add (the driver keeps call order): clients learn the new
         // MAC as soon as the address exists, not one round trip to the driver later.

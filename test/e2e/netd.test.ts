@@ -222,6 +222,75 @@ if (!isRoot) {
       expect(expired).toEqual([{ iface: 'eth0', cidr: '198.18.1.102/24' }]);
     });
 
+    it('counts a fence deadline from when the request was made, not from when netd read it', async () => {
+      // The driver's clock reads 400 ms behind: as if each request had waited 400 ms in the
+      // pipe for a starved netd. The deadline is absolute, so that wait comes off the fence.
+      let lagNs = 400_000_000n;
+      const expired: Array<{ addr: unknown; at: number }> = [];
+      driver = await NetdNetworkDriver.start({
+        netns: ns,
+        ownerMode,
+        monotonicNs: () => process.hrtime.bigint() - lagNs,
+        onExpired: (addr) => expired.push({ addr, at: performance.now() }),
+      });
+      const a = { iface: 'eth0', cidr: '198.18.1.104/24' };
+      // Passed before netd read it: nothing is added, and the error says why.
+      await expect(driver.add(a, 30, 300)).rejects.toThrow(
+        /passed \d+(\.\d)? ms before the request was read: not adding/,
+      );
+      expect(await addressesOn(ns, 'eth0')).not.toContain(a.cidr);
+      // 600 ms asked, 400 of them gone: removed about 200 ms after the add, not 600.
+      const t0 = performance.now();
+      await driver.add(a, 30, 600);
+      expect(await addressesOn(ns, 'eth0')).toContain(a.cidr);
+      const t1 = performance.now();
+      while (expired.length === 0 && performance.now() - t1 < 3000)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(expired.map((e) => e.addr)).toEqual([a]);
+      expect(expired[0]!.at - t0).toBeLessThan(550);
+      expect(await addressesOn(ns, 'eth0')).not.toContain(a.cidr);
+      // A renewal whose deadline has passed removes the address at once (the fence would have).
+      lagNs = 0n;
+      await driver.add(a, 30, 5000);
+      lagNs = 400_000_000n;
+      await expect(driver.refresh(a, 30, 300)).rejects.toThrow(
+        /passed .* ms before the request was read: .* removed/,
+      );
+      expect(await addressesOn(ns, 'eth0')).not.toContain(a.cidr);
+    });
+
+    it("refuses an absolute deadline not on this host's clock, or malformed", async () => {
+      const bin = await resolveNetdBinary();
+      const netd = spawn('ip', ['netns', 'exec', ns, bin, `--owner-mode=${ownerMode}`], {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      });
+      let out = '';
+      netd.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const nowUs = process.hrtime.bigint() / 1000n;
+      netd.stdin.write(
+        [
+          `ADD 1 eth0 198.18.1.105/24 5 @${nowUs + 2n * 86_400_000_000n}`,
+          'ADD 2 eth0 198.18.1.105/24 5 @',
+          'ADD 3 eth0 198.18.1.105/24 5 @-5',
+          'ADD 4 eth0 198.18.1.105/24 5 @1',
+          `ADD 5 eth0 198.18.1.105/24 5 @${nowUs + 5_000_000n}`,
+          'LIST 6',
+        ].join('\n') + '\n',
+      );
+      const t0 = Date.now();
+      while (!/^6 OK/m.test(out) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+      const replies = out.trim().split('\n');
+      for (const id of ['1', '2', '3'])
+        expect(replies).toContainEqual(
+          expect.stringMatching(new RegExp(`^${id} ERR bad deadline .*CLOCK_MONOTONIC`)),
+        );
+      expect(replies).toContainEqual(expect.stringMatching(/^4 ERR deadline @1 passed/));
+      expect(replies).toContain('5 OK');
+      expect(replies).toContain('6 OK eth0 198.18.1.105/24');
+      netd.stdin.end();
+      await new Promise((r) => netd.once('exit', r));
+    });
+
     it('fails every call with a NetdError naming the address once heartline-netd is gone', async () => {
       const exits: unknown[] = [];
       driver = await NetdNetworkDriver.start({
@@ -319,7 +388,7 @@ if (!isRoot) {
     it('auto (the default) picks proto on this kernel, which keeps IFA_PROTO, and logs it', async () => {
       const { reply, stderr, code } = await hello([]);
       expect(code).toBe(0);
-      expect(reply).toMatch(/^1 OK heartline-netd 1 \d+ proto$/);
+      expect(reply).toMatch(/^1 OK heartline-netd 2 \d+ proto$/);
       expect(stderr).toMatch(
         /owner mode proto: kernel \S+ keeps IFA_PROTO; Heartline's addresses carry proto 0x48/,
       );
@@ -339,7 +408,7 @@ if (!isRoot) {
       // The test hook makes the probe behave as a kernel < 5.18 does (IFA_PROTO not kept).
       const old = { HEARTLINE_NETD_TEST_KERNEL_DROPS_PROTO: '1' };
       const auto = await hello(['--owner-mode=auto'], old);
-      expect(auto.reply).toMatch(/^1 OK heartline-netd 1 \d+ fallback$/);
+      expect(auto.reply).toMatch(/^1 OK heartline-netd 2 \d+ fallback$/);
       expect(auto.stderr).toMatch(
         /owner mode fallback: kernel \S+ drops IFA_PROTO \(kept from Linux 5\.18\); Heartline's addresses carry prefix-route metric 1212960324/,
       );

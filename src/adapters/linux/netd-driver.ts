@@ -6,6 +6,7 @@ import type { Millis, NetworkDriver, OwnedAddress } from '../../core/ports.js';
 import { silentLogger } from '../../ops/log.js';
 import { resolveNetdBinary } from './netd-binary.js';
 import {
+  absoluteDeadline,
   formatRequest,
   helloOwnerMode,
   hostOf,
@@ -53,6 +54,11 @@ export interface NetdNetworkDriverInit {
   ownerMode?: NetdOwnerModeChoice;
   /** How long to wait for each reply. Default 2000 ms. */
   requestTimeoutMs?: Millis;
+  /**
+   * CLOCK_MONOTONIC now, ns, from which a fence deadline counts. Default `process.hrtime.bigint`
+   * (libuv's hrtime is CLOCK_MONOTONIC on Linux, as netd's fence); tests inject a late one.
+   */
+  monotonicNs?: () => bigint;
   logger?: Logger;
   /** The fence removed an address at its deadline (the agent did not refresh it in time). */
   onExpired?: (addr: OwnedAddress) => void;
@@ -183,6 +189,10 @@ export class NetdNetworkDriver implements NetworkDriver {
     return this.exited === undefined;
   }
 
+  private monotonicNs(): bigint {
+    return (this.init.monotonicNs ?? process.hrtime.bigint)();
+  }
+
   async list(): Promise<OwnedAddress[]> {
     return parseAddressPairs(await this.request('LIST', 'list', undefined, []));
   }
@@ -192,7 +202,7 @@ export class NetdNetworkDriver implements NetworkDriver {
       addr.iface,
       addr.cidr,
       lifetime(lifetimeSec, 'add', addr.cidr),
-      deadline(deadlineMs, 'add', addr.cidr),
+      deadline(deadlineMs, 'add', addr.cidr, this.monotonicNs()),
     ]);
   }
 
@@ -200,7 +210,7 @@ export class NetdNetworkDriver implements NetworkDriver {
     await this.request('RENEW', 'refresh', addr.cidr, [
       addr.cidr,
       lifetime(lifetimeSec, 'refresh', addr.cidr),
-      deadline(deadlineMs, 'refresh', addr.cidr),
+      deadline(deadlineMs, 'refresh', addr.cidr, this.monotonicNs()),
     ]);
   }
 
@@ -356,11 +366,17 @@ function lifetime(sec: number, op: string, cidr: string): number {
   return s;
 }
 
-function deadline(ms: Millis, op: string, cidr: string): number {
-  const d = Math.ceil(ms);
-  if (!(d >= 1 && d <= 86_400_000))
-    throw new NetdError(op, cidr, `deadlineMs must be in (0, 86400000], got ${ms}`);
-  return d;
+/**
+ * The deadline as heartline-netd reads it: absolute on CLOCK_MONOTONIC, counted from `nowNs`
+ * (read when the request is formatted, just before it is written), so the time the line
+ * waits in the pipe and for netd to be scheduled does not move the fence later.
+ */
+function deadline(ms: Millis, op: string, cidr: string, nowNs: bigint): string {
+  try {
+    return absoluteDeadline(nowNs, ms);
+  } catch (err) {
+    throw new NetdError(op, cidr, (err as Error).message);
+  }
 }
 
 async function spawnLink(init: NetdNetworkDriverInit): Promise<NetdLink> {

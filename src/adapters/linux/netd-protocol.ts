@@ -5,8 +5,23 @@
  */
 import type { OwnedAddress } from '../../core/ports.js';
 
-/** Protocol version heartline-netd reports in its HELLO reply. */
-export const NETD_PROTOCOL_VERSION = 1;
+/**
+ * Protocol version heartline-netd reports in its HELLO reply. 2: fence deadlines may be
+ * absolute, `@microseconds` on CLOCK_MONOTONIC (docs/adr/0040-absolute-fence-deadlines.md).
+ */
+export const NETD_PROTOCOL_VERSION = 2;
+
+/**
+ * The absolute fence deadline token, `@US` on CLOCK_MONOTONIC, for a deadline `deadlineMs`
+ * after `monotonicNs` (a `process.hrtime.bigint()` reading: libuv's hrtime is CLOCK_MONOTONIC
+ * on Linux, the clock heartline-netd's fence runs on). Rounded down to the microsecond: never
+ * later than asked. Throws on a deadline outside (0, one day]. Pure.
+ */
+export function absoluteDeadline(monotonicNs: bigint, deadlineMs: number): string {
+  if (!(deadlineMs > 0 && deadlineMs <= 86_400_000))
+    throw new RangeError(`deadlineMs must be in (0, 86400000], got ${deadlineMs}`);
+  return `@${monotonicNs / 1000n + BigInt(Math.floor(deadlineMs * 1000))}`;
+}
 
 /**
  * How heartline-netd marks the addresses it adds (docs/adr/0013-netd-owner-mode.md):
@@ -17,7 +32,7 @@ export type NetdOwnerMode = 'proto' | 'fallback';
 export const NETD_OWNER_MODES = ['auto', 'proto', 'fallback'] as const;
 export type NetdOwnerModeChoice = (typeof NETD_OWNER_MODES)[number];
 
-/** The owner mode a HELLO reply reports (`heartline-netd 1 <pid> <mode>`); undefined from an older netd. */
+/** The owner mode a HELLO reply reports (`heartline-netd 2 <pid> <mode>`); undefined from an older netd. */
 export function helloOwnerMode(fields: readonly string[]): NetdOwnerMode | undefined {
   const mode = fields[3];
   return mode === 'proto' || mode === 'fallback' ? mode : undefined;

@@ -50,14 +50,14 @@ describe('NetdNetworkDriver failure handling', () => {
       'v9',
       'read line; echo "${line#HELLO } OK heartline-netd 9 1"; exec sleep 30',
     );
-    await expect(NetdNetworkDriver.start({ binary })).rejects.toThrow(/expected heartline-netd protocol 1/);
+    await expect(NetdNetworkDriver.start({ binary })).rejects.toThrow(/expected heartline-netd protocol 2/);
   });
 
   it('times out one request, names its op and address, and keeps serving later ones', async () => {
     // Answers HELLO and LIST; swallows everything else.
     const binary = await script(
       'partial',
-      'while read op id rest; do case $op in HELLO) echo "$id OK heartline-netd 1 $$";; LIST) echo "$id OK eth0 198.18.0.9/24";; esac; done',
+      'while read op id rest; do case $op in HELLO) echo "$id OK heartline-netd 2 $$";; LIST) echo "$id OK eth0 198.18.0.9/24";; esac; done',
     );
     const driver = await NetdNetworkDriver.start({ binary, requestTimeoutMs: 200 });
     try {
@@ -75,7 +75,7 @@ describe('NetdNetworkDriver failure handling', () => {
   it('rejects arguments that would break the line protocol before sending them', async () => {
     const binary = await script(
       'hello',
-      'read op id rest; echo "$id OK heartline-netd 1 $$"; exec cat >/dev/null',
+      'read op id rest; echo "$id OK heartline-netd 2 $$"; exec cat >/dev/null',
     );
     const driver = await NetdNetworkDriver.start({ binary });
     try {
@@ -92,7 +92,7 @@ describe('NetdNetworkDriver failure handling', () => {
     // Answers HELLO with the mode it was given (the real one probes the kernel first).
     const binary = await script(
       'moded',
-      'read op id rest; echo "$id OK heartline-netd 1 $$ ${1#--owner-mode=}"; exec cat >/dev/null',
+      'read op id rest; echo "$id OK heartline-netd 2 $$ ${1#--owner-mode=}"; exec cat >/dev/null',
     );
     const driver = await NetdNetworkDriver.start({ binary, ownerMode: 'fallback' });
     try {
@@ -101,7 +101,7 @@ describe('NetdNetworkDriver failure handling', () => {
       await driver.close();
     }
     const old = await NetdNetworkDriver.start({
-      binary: await script('old', 'read op id rest; echo "$id OK heartline-netd 1 $$"; exec cat >/dev/null'),
+      binary: await script('old', 'read op id rest; echo "$id OK heartline-netd 2 $$"; exec cat >/dev/null'),
     });
     try {
       expect(old.ownerMode).toBeUndefined(); // a netd from before owner modes: unknown, not guessed

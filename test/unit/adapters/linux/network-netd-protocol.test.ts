@@ -1,4 +1,5 @@
 import {
+  absoluteDeadline,
   formatRequest,
   helloOwnerMode,
   hostOf,
@@ -12,6 +13,14 @@ describe('heartline-netd line protocol', () => {
       'ADD 7 eth0 198.18.0.100/24 2 600\n',
     );
     expect(formatRequest('LIST', 8, [])).toBe('LIST 8\n');
+  });
+
+  it('writes a fence deadline as @microseconds on CLOCK_MONOTONIC, never later than asked', () => {
+    expect(absoluteDeadline(5_000_000_000n, 250)).toBe('@5250000');
+    expect(absoluteDeadline(5_000_000_999n, 0.0019)).toBe('@5000001');
+    expect(() => absoluteDeadline(1n, 0)).toThrow(/deadlineMs must be in \(0, 86400000\]/);
+    expect(() => absoluteDeadline(1n, 86_400_001)).toThrow(RangeError);
+    expect(() => absoluteDeadline(1n, Number.NaN)).toThrow(RangeError);
   });
 
   it('refuses tokens that would break the framing', () => {
