@@ -44,6 +44,7 @@ import {
   type Target,
 } from './targets.js';
 import { pairedRatio, summarize, summaryRows, table, type TrialResult } from './stats.js';
+import { benchArgs } from '../args.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FAULTS = ['poweroff', 'planned', 'sigkill'] as const;
@@ -61,19 +62,7 @@ const LAB_SUFFIXES: Record<ConfigName, string> = {
 // ------------------------------------------------------------------ arguments
 
 const argv = process.argv.slice(2);
-function opt(flag: string, dflt: string): string {
-  const i = argv.indexOf(flag);
-  if (i < 0) return dflt;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-  return v;
-}
-function num(flag: string, dflt: number): number {
-  const v = Number(opt(flag, String(dflt)));
-  if (!Number.isFinite(v) || v <= 0)
-    throw new Error(`${flag} must be a positive number, got ${opt(flag, '')}`);
-  return v;
-}
+const { opt, positive: num } = benchArgs(argv);
 function list<T extends string>(flag: string, all: readonly T[]): T[] {
   const raw = opt(flag, all.join(','));
   const got = raw

@@ -46,25 +46,13 @@ import { startSampler, type AddressSample, type Sampler } from '../../hack/lab/s
 import { ip, onStopSignal, sleep } from '../../hack/lab/sh.js';
 import type { ProfileName } from '../../src/core/timing.js';
 import { mdTable, percentile } from '../failover/stats.js';
+import { benchArgs } from '../args.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** This benchmark's lab id (distinct from every e2e and benchmark lab). */
 const LAB_ID = 'bprov';
 
-const argv = process.argv.slice(2);
-function opt(flag: string, dflt: string): string {
-  const i = argv.indexOf(flag);
-  if (i < 0) return dflt;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-  return v;
-}
-function num(flag: string, dflt: number, min: number): number {
-  const v = Number(opt(flag, String(dflt)));
-  if (!Number.isFinite(v) || v < min)
-    throw new Error(`${flag} must be a number >= ${min}, got ${opt(flag, '')}`);
-  return v;
-}
+const { opt, num } = benchArgs();
 const trials = num('--trials', 50, 1);
 const profile = opt('--profile', 'default') as ProfileName;
 if (!['default', 'fast', 'tight'].includes(profile))

@@ -37,25 +37,13 @@ import { startProber, type Prober } from '../../hack/lab/prober.js';
 import { startSampler, type AddressSample, type Sampler } from '../../hack/lab/sampler.js';
 import { onStopSignal, sleep } from '../../hack/lab/sh.js';
 import type { ProfileName } from '../../src/core/timing.js';
+import { benchArgs } from '../args.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Lab ids, one per profile (distinct from every e2e and benchmark lab). */
 const LAB_IDS: Record<ProfileName, string> = { default: 'bsoakd', fast: 'bsoakf', tight: 'bsoakt' };
 
-const argv = process.argv.slice(2);
-function opt(flag: string, dflt: string): string {
-  const i = argv.indexOf(flag);
-  if (i < 0) return dflt;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value`);
-  return v;
-}
-function num(flag: string, dflt: number, min = 0): number {
-  const v = Number(opt(flag, String(dflt)));
-  if (!Number.isFinite(v) || v < min)
-    throw new Error(`${flag} must be a number >= ${min}, got ${opt(flag, '')}`);
-  return v;
-}
+const { opt, num } = benchArgs();
 const profiles = opt('--profiles', 'default,fast')
   .split(',')
   .map((p) => p.trim()) as ProfileName[];
