@@ -13,10 +13,10 @@
  * - `advert_int` 1 s (keepalived's default) or 0.1 s (VRRPv3's centisecond adverts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nsPids, signal, sleep } from '../../hack/lab/sh.js';
+import { logTo, nsPids, signal, sleep } from '../../hack/lab/sh.js';
 import type { Lab, LabHost } from '../../hack/lab/topology.js';
 
 export interface KeepalivedOptions {
@@ -111,7 +111,6 @@ export class KeepalivedFleet {
     // Stale pid files from a SIGKILLed run would make keepalived refuse to start if the pid was reused.
     rmSync(f.pid, { force: true });
     rmSync(f.vrrpPid, { force: true });
-    const out = createWriteStream(f.log, { flags: 'a' });
     const child = spawn(
       'ip',
       [
@@ -133,8 +132,7 @@ export class KeepalivedFleet {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    child.stdout!.pipe(out);
-    child.stderr!.pipe(out);
+    logTo(child, f.log);
     this.children.set(name, child);
     // Running once the VRRP child exists (parent + child in the namespace).
     const end = performance.now() + 5000;

@@ -14,7 +14,7 @@
  *   await c.kubectl(['apply', '-k', 'deploy/overlays/lab']);  ...  await c.stop();
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,7 @@ import { stringify } from 'yaml';
 import { findBuildScript } from '../controlplane/binaries.js';
 import { signLeaf } from '../controlplane/certs.js';
 import { startControlPlane, type ControlPlane } from '../controlplane/index.js';
-import { ip, killNamespace, nsRun, sleep } from '../lab/sh.js';
+import { ip, killNamespace, logTo, nsRun, sleep } from '../lab/sh.js';
 import { down, node as labNode, up, type Lab, type LabHost } from '../lab/topology.js';
 import { NodeCgroup, leftoverRoots } from './cgroups.js';
 
@@ -196,15 +196,12 @@ export interface KubeCluster {
 }
 
 function daemon(name: string, argv: string[], log: string, env: NodeJS.ProcessEnv = {}): Daemon {
-  const out = createWriteStream(log, { flags: 'a' });
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
     cwd: ROOT,
   });
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
-  child.on('error', (err) => out.write(`spawn failed: ${String(err)}\n`));
+  logTo(child, log);
   return { name, child, log };
 }
 

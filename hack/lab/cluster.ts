@@ -15,7 +15,6 @@ import {
   existsSync,
   chmodSync,
   chownSync,
-  createWriteStream,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -29,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { PROFILES, type ProfileName } from '../../src/core/timing.js';
 import { startControlPlane, type ControlPlane } from '../controlplane/index.js';
 import { deployedNodeOptions } from './node-options.js';
-import { nsRun, sleep } from './sh.js';
+import { logTo, nsRun, sleep } from './sh.js';
 import { down, up, type Lab, type LabHost } from './topology.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -384,14 +383,12 @@ export async function startLabCluster(opts: LabClusterOptions): Promise<LabClust
       env: Record<string, string> = {},
       cwd = ROOT,
     ): Proc => {
-      const out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
       const child = spawn('ip', ['netns', 'exec', host.ns, cmd, ...args], {
         cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...env },
       });
-      child.stdout!.pipe(out);
-      child.stderr!.pipe(out);
+      logTo(child, join(logDir, `${name}.log`));
       const p = { name, host, child, args };
       procs.push(p);
       return p;

@@ -3,6 +3,7 @@
  * processes living in a namespace. Every command is logged on failure with its full argv.
  */
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 
 /** A command that exited non-zero. `stderr` is kept so callers can tell "already exists" apart. */
@@ -60,6 +61,29 @@ export function nsSpawn(
   const env = { ...process.env, ...(spawnOpts.env ?? {}) };
   if (instrument) env[INSTRUMENT_ENV] = '1';
   return spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: 'pipe', ...spawnOpts, env });
+}
+
+/**
+ * Appends a child's stdout and stderr to the log file `path`, and closes the file once both have
+ * ended. (Two `pipe`s into one file with the default `end: true` end the file when the first
+ * stream ends; the other stream's last lines then throw "write after end".) Write errors on the
+ * log are ignored: a log must never fail the run it records.
+ */
+export function logTo(child: ChildProcess, path: string): void {
+  const out = createWriteStream(path, { flags: 'a' });
+  out.on('error', () => undefined);
+  const streams = [child.stdout, child.stderr].filter((s) => s !== null);
+  let open = streams.length;
+  if (open === 0) out.end();
+  for (const s of streams) {
+    s.pipe(out, { end: false });
+    s.once('close', () => {
+      if (--open === 0) out.end();
+    });
+  }
+  child.once('error', (err) => {
+    if (!out.writableEnded) out.write(`spawn failed: ${String(err)}\n`);
+  });
 }
 
 /** Names of all network namespaces known to `ip netns` (first word of each line). */
