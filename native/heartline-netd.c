@@ -64,6 +64,11 @@
  *                               port 694 needs CAP_NET_BIND_SERVICE) and hands it to the agent
  *                               on fd 4: HEARTLINE_HEARTBEAT_FD=4, HEARTLINE_HEARTBEAT_BIND=
  *                               the address and port bound;
+ *   --heartbeat-rcvbuf=BYTES    the heartbeat socket's receive buffer (SO_RCVBUFFORCE, past
+ *                               net.core.rmem_max; CAP_NET_ADMIN, else SO_RCVBUF up to it).
+ *                               Default 2097152: the kernel counts twice that, 4 MiB of queued
+ *                               datagrams, so a burst of takeovers, acks and releases from every
+ *                               peer is not dropped while the agent waits for a core;
  *   --agent-uid=N [--agent-gid=G]  runs the agent as uid N, gid G (default N), no supplementary
  *                               groups, no capabilities (permitted, effective, inheritable and
  *                               ambient cleared; the bounding set too when netd holds
@@ -1159,6 +1164,8 @@ static int agent_nice, agent_nice_set;
 static const char *resource_root; /* --resource-root: where Resources are chrooted, or NULL */
 static int hb_fd = -1;          /* the heartbeat socket bound for the agent (--heartbeat-bind) */
 static char hb_bound[INET6_ADDRSTRLEN + 16]; /* what it is bound to, "addr:port" / "[addr]:port" */
+/* --heartbeat-rcvbuf: SO_RCVBUF asked for the heartbeat socket (src/adapters/udp: HEARTBEAT_RECEIVE_BUFFER). */
+static long long hb_rcvbuf = 2097152;
 
 static int caps_get(struct __user_cap_data_struct d[2]) {
   struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
@@ -1235,6 +1242,17 @@ static int bind_heartbeat(const char *spec) {
                                 : "");
     if (fd >= 0) close(fd);
     return -1;
+  }
+  /* The receive buffer: FORCE passes rmem_max (the stock 208 KiB holds ~150 heartbeats). */
+  int want = (int)hb_rcvbuf, got = 0;
+  socklen_t gl = sizeof got;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) < 0) {
+    int e = errno;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &gl);
+    logmsg("--heartbeat-rcvbuf=%lld: SO_RCVBUFFORCE: %s (needs CAP_NET_ADMIN); the kernel gave %d bytes "
+           "(net.core.rmem_max caps it): bursts may drop heartbeats",
+           hb_rcvbuf, strerror(e), got);
   }
   len = sizeof ss;
   getsockname(fd, (struct sockaddr *)&ss, &len);
@@ -1903,7 +1921,8 @@ static int usage(void) {
   fprintf(stderr,
           "usage: heartline-netd [--owner-mode=M]                    requests on stdin, replies on stdout\n"
           "       heartline-netd [--owner-mode=M] --sweep-only       remove every Heartline address and exit\n"
-          "       heartline-netd [--owner-mode=M] [--heartbeat-bind=ADDR:PORT] [--agent-uid=N [--agent-gid=G]]\n"
+          "       heartline-netd [--owner-mode=M] [--heartbeat-bind=ADDR:PORT [--heartbeat-rcvbuf=BYTES]]\n"
+          "                      [--agent-uid=N [--agent-gid=G]]\n"
           "                      [--agent-state-dir=DIR] [--agent-nice=N] [--resource-uid=N [--resource-gid=G] [--resource-root=DIR]]\n"
           "                      --exec CMD ARGS...\n"
           "                      run CMD (the agent) as a child; requests on its fd 3, the heartbeat socket on fd 4,\n"
@@ -1933,7 +1952,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
 
 int main(int argc, char **argv) {
   const char *mode = getenv("HEARTLINE_NETD_OWNER_MODE"), *mode_from = "HEARTLINE_NETD_OWNER_MODE";
-  const char *heartbeat_bind = NULL, *state_dir = NULL, *agent_gid = NULL, *agent_uid = NULL;
+  const char *heartbeat_bind = NULL, *heartbeat_rcvbuf = NULL, *state_dir = NULL, *agent_gid = NULL, *agent_uid = NULL;
   const char *resource_uid = NULL, *resource_gid = NULL, *root_dir = NULL;
   if (argc > 1 && !strcmp(argv[1], "--run")) return run_client(argc, argv);
   if (argc == 2 && !strcmp(argv[1], "--self-status")) return self_status();
@@ -1948,6 +1967,12 @@ int main(int argc, char **argv) {
       mode_from = "--owner-mode";
     } else if ((v = opt_value(argc, argv, &argi, "--heartbeat-bind", &m)) || m) {
       heartbeat_bind = v;
+    } else if ((v = opt_value(argc, argv, &argi, "--heartbeat-rcvbuf", &m)) || m) {
+      heartbeat_rcvbuf = v ? v : "";
+      if (!v || parse_num(v, 65536, 268435456, &hb_rcvbuf)) {
+        logmsg("--heartbeat-rcvbuf=%s: want bytes from 65536 to 268435456, e.g. 2097152", v ? v : "");
+        return 2;
+      }
     } else if ((v = opt_value(argc, argv, &argi, "--agent-uid", &m)) || m) {
       agent_uid = v;
     } else if ((v = opt_value(argc, argv, &argi, "--agent-gid", &m)) || m) {
@@ -2052,6 +2077,10 @@ int main(int argc, char **argv) {
   int sweep_only = argc - argi == 1 && !strcmp(argv[argi], "--sweep-only");
   int exec_mode = argc - argi > 1 && !strcmp(argv[argi], "--exec");
   if (argi < argc && !sweep_only && !exec_mode) return usage();
+  if (heartbeat_rcvbuf && !heartbeat_bind) {
+    logmsg("--heartbeat-rcvbuf needs --heartbeat-bind (it sizes the socket netd binds for the agent)");
+    return 2;
+  }
   if ((heartbeat_bind || agent_user.set) && !exec_mode) {
     logmsg("--heartbeat-bind and --agent-uid are for --exec (they concern the agent netd starts)");
     return 2;

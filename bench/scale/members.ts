@@ -23,6 +23,7 @@ import { buildClusterConfig } from '../../src/runtime/cluster-config.js';
 import { memberKeyOf } from '../../test/fixtures/member-keys.js';
 import { incarnationFromWallClock } from '../../src/core/incarnation.js';
 import { MemberHost } from '../../src/runtime/member-host.js';
+import { DropCounters } from '../../src/core/wire/index.js';
 
 export interface WorkerSpec {
   kubeconfig: string;
@@ -46,6 +47,8 @@ export type WorkerReport =
       sentByKind: Record<string, number>;
       sendFailed: number;
       received: number;
+      /** Datagrams the codec dropped so far in this process, by reason (cumulative, non-zero only). */
+      drops: Record<string, number>;
     };
 
 const spec = JSON.parse(process.env.HL_SCALE_WORKER ?? 'null') as WorkerSpec | null;
@@ -66,6 +69,9 @@ let sent = 0;
 let sentByKind: Record<string, number> = {};
 let sendFailed = 0;
 let received = 0;
+/** One set of drop counters for every member of this process (the agent keeps one per member). */
+const counters = new DropCounters();
+const nonZero = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).filter(([, n]) => n > 0));
 
 async function main(s: WorkerSpec): Promise<void> {
   // The agent's ApiSource (no @kubernetes/client-node), so that this process's RSS is an agent's.
@@ -94,6 +100,7 @@ async function main(s: WorkerSpec): Promise<void> {
         clock,
         transport,
         log: log.child({ member: m.id }),
+        counters,
         effects: {
           bind: (cmd) => void binds.push([m.id, cmd.vip, cmd.epoch, Date.now()]),
           renew: () => {},
@@ -127,6 +134,7 @@ async function main(s: WorkerSpec): Promise<void> {
       sentByKind,
       sendFailed,
       received,
+      drops: nonZero(counters.snapshot()),
     });
     sent = sendFailed = received = 0;
     sentByKind = {};

@@ -286,6 +286,31 @@ async function outer(o: Options, argv: string[]): Promise<number> {
 
 // ------------------------------------------------------------------------------ /proc and metrics
 
+function sumDrops(all: Iterable<Record<string, number>>): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const d of all) for (const [k, n] of Object.entries(d)) sum[k] = (sum[k] ?? 0) + n;
+  return sum;
+}
+
+/**
+ * This network namespace's UDP counters since it was created (/proc/net/snmp, the `Udp:`
+ * header and value lines): InDatagrams, InErrors, RcvbufErrors (a socket's receive buffer was
+ * full), SndbufErrors, ...
+ */
+function udpCounters(): Record<string, number> | undefined {
+  try {
+    const rows = readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp: '))
+      .map((l) => l.split(/\s+/).slice(1));
+    if (rows.length < 2) return undefined;
+    const [names, values] = rows as [string[], string[]];
+    return Object.fromEntries(names.map((n, i) => [n, Number(values[i])]));
+  } catch {
+    return undefined;
+  }
+}
+
 interface ProcSample {
   at: number;
   cpuTicks: number;
@@ -673,6 +698,8 @@ async function inner(o: Options): Promise<number> {
     const datagramsByKind: Record<string, number> = {};
     let sendFailed = 0;
     const memory = new Map<string, Omit<Extract<WorkerReport, { type: 'memory' }>, 'type'>>();
+    /** Each process's cumulative codec drops, by reason. */
+    const drops = new Map<string, Record<string, number>>();
     const onReport = (r: WorkerReport, wname: string) => {
       if (r.type === 'memory') {
         const { type: _type, ...m } = r;
@@ -685,6 +712,7 @@ async function inner(o: Options): Promise<number> {
         return;
       }
       if (r.type !== 'events') return;
+      drops.set(wname, r.drops);
       datagramsSent += r.sent;
       datagramsReceived += r.received;
       for (const [k, n] of Object.entries(r.sentByKind)) datagramsByKind[k] = (datagramsByKind[k] ?? 0) + n;
@@ -746,13 +774,23 @@ async function inner(o: Options): Promise<number> {
     // -------------------------------------------------------------- cold start
     const cold: Record<string, unknown> = { controllerToWitnessPublishedMs: tWitness - t0 };
     result.coldStart = cold;
-    const progress: Array<{ s: number; heldMembers: number; heldStatus: number }> = [];
+    const progress: Array<{
+      s: number;
+      heldMembers: number;
+      heldStatus: number;
+      sent: number;
+      received: number;
+      rcvbufErrors?: number;
+    }> = [];
     cold.progress = progress;
     const sampleProgress = () =>
       progress.push({
         s: round1((Date.now() - t0) / 1000),
         heldMembers: holders.size,
         heldStatus: [...statusHolder.values()].filter(Boolean).length,
+        sent: datagramsSent,
+        received: datagramsReceived,
+        rcvbufErrors: udpCounters()?.RcvbufErrors,
       });
     const progressTimer = setInterval(sampleProgress, 10_000);
     const allHeldAt = () => (holders.size >= o.vips ? Date.now() : undefined);
@@ -908,6 +946,10 @@ async function inner(o: Options): Promise<number> {
       datagramsByKind,
       sendFailed,
       statusChanges: statusChanges.length,
+      // Where the datagrams sent and not received went: dropped by a receiver's codec (by
+      // reason), or by the kernel (receive buffer full: RcvbufErrors) in this namespace.
+      codecDrops: sumDrops(drops.values()),
+      kernelUdp: udpCounters(),
     };
     result.loadgen = { processes: workers.map((w) => ({ name: w.name, members: w.members.length })) };
   } catch (err) {

@@ -6,7 +6,7 @@
  * addresses through netd. Needs root.
  */
 import { execFile, spawn } from 'node:child_process';
-import { chmod, lstat, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,7 @@ async function netd(
 interface ChildReport {
   status: Record<string, string>;
   bound: { address: string; port: number };
+  receiveBuffer: number;
   wrongPort: string;
   inUse: string;
   roundTripsAfterReopen: number;
@@ -138,6 +139,9 @@ if (!isRoot) {
         NoNewPrivs: '1',
       });
       expect(report.bound).toEqual({ address: '198.18.1.1', port: 694 });
+      // netd's default receive buffer (2 MiB asked, counted twice by the kernel), which an
+      // unprivileged agent could not set past net.core.rmem_max itself.
+      expect(report.receiveBuffer).toBe(2 * 2 * 1024 * 1024);
       expect(report.wrongPort).toMatch(
         /spec\.transport\.port is 695 but heartline-netd bound the heartbeat socket to port 694 .*set both to the same port/,
       );
@@ -217,6 +221,9 @@ if (!isRoot) {
         [['--heartbeat-bind=::1:694', '--exec', 'true'], /want ADDR:PORT .*IPv6 as \[ADDR\]:PORT/],
         [['--heartbeat-bind=198.18.9.9:694', '--exec', 'true'], /not on this node/],
         [['--heartbeat-bind=0.0.0.0:694'], /are for --exec/],
+        [['--heartbeat-rcvbuf=1000', '--exec', 'true'], /--heartbeat-rcvbuf=1000: want bytes from 65536/],
+        [['--heartbeat-rcvbuf=2MiB', '--exec', 'true'], /--heartbeat-rcvbuf=2MiB: want bytes/],
+        [['--heartbeat-rcvbuf=2097152', '--exec', 'true'], /--heartbeat-rcvbuf needs --heartbeat-bind/],
       ];
       for (const [args, msg] of cases) {
         const r = await netd(ns, args);
@@ -236,6 +243,21 @@ if (!isRoot) {
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^4 \[::\]:\d+\n$/);
       expect(r.stdout).not.toMatch(/:0\n/);
+    });
+
+    it('sizes the heartbeat socket past net.core.rmem_max (--heartbeat-rcvbuf, SO_RCVBUFFORCE)', async () => {
+      const rmemMax = Number((await readFile('/proc/sys/net/core/rmem_max', 'utf8')).trim());
+      const want = Math.max(8 * 1024 * 1024, rmemMax * 2); // past the cap SO_RCVBUF would meet
+      const r = await netd(ns, [
+        '--heartbeat-bind=198.18.1.1:0',
+        `--heartbeat-rcvbuf=${want}`,
+        '--exec',
+        process.execPath,
+        '-e',
+        "const s=require('dgram').createSocket('udp4');s.bind({fd:4},()=>{console.log(s.getRecvBufferSize());process.exit(0)})",
+      ]);
+      expect(r.code).toBe(0);
+      expect(Number(r.stdout.trim())).toBe(2 * want);
     });
   });
 }

@@ -53,6 +53,15 @@ export class InheritedUdpSocket {
   }
 
   /**
+   * The socket's receive buffer as the kernel accounts it (SO_RCVBUF read back: twice what
+   * netd asked for). netd sizes it (--heartbeat-rcvbuf); an unprivileged agent could not raise
+   * it past net.core.rmem_max.
+   */
+  get receiveBufferBytes(): number {
+    return this.socket.getRecvBufferSize();
+  }
+
+  /**
    * The socket named by HEARTLINE_HEARTBEAT_FD, or undefined when the variable is not set (the
    * agent binds its own socket). Rejects, naming the variable, when it is set but unusable.
    */

@@ -18,6 +18,11 @@ export interface UdpTransportInit {
   reuseAddr?: boolean;
   /** For udp6 bound to `::`, refuse IPv4-mapped traffic. Default false. */
   ipv6Only?: boolean;
+  /**
+   * SO_RCVBUF requested, bytes (the kernel doubles it for its bookkeeping and caps the request
+   * at net.core.rmem_max). Default {@link HEARTBEAT_RECEIVE_BUFFER}.
+   */
+  receiveBufferBytes?: number;
   logger?: Logger;
   /** Where interfaces and their addresses are read (default os.networkInterfaces; tests may narrow it). */
   interfaces?: () => ReturnType<typeof networkInterfaces>;
@@ -28,6 +33,17 @@ interface Joined {
   link: JoinedGroup;
   sender: dgram.Socket;
 }
+
+/**
+ * The receive buffer a heartbeat socket asks for (SO_RCVBUF, bytes): 2 MiB, which the kernel
+ * accounts as 4 MiB of queued datagrams (each counted at its skb's truesize, about 1-2 KB for a
+ * heartbeat). The default 208 KiB holds about 150 of them: a cold start or a storm (takeovers,
+ * acks and releases from every peer at once) overflowed it while the process waited for a core,
+ * and the lost heartbeats let leases expire (docs/benchmarks.md, seventh scale pass). A full
+ * buffer costs memory only while datagrams wait. heartline-netd binds the agent's socket with
+ * the same size (SO_RCVBUFFORCE: past rmem_max); an unprivileged process gets at most rmem_max.
+ */
+export const HEARTBEAT_RECEIVE_BUFFER = 2 * 1024 * 1024;
 
 const joinedKey = (g: { group: string; address: string }): string => `${g.group}|${g.address}`;
 
@@ -104,6 +120,7 @@ export class UdpTransport implements MulticastTransport {
       type,
       reuseAddr: init.reuseAddr ?? false,
       ipv6Only: init.ipv6Only ?? false,
+      recvBufferSize: init.receiveBufferBytes ?? HEARTBEAT_RECEIVE_BUFFER,
     });
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
@@ -125,6 +142,11 @@ export class UdpTransport implements MulticastTransport {
 
   address(): Peer {
     return { ...this.local };
+  }
+
+  /** The receive buffer as the kernel accounts it (SO_RCVBUF read back: twice what was asked). */
+  receiveBufferBytes(): number {
+    return this.socket.getRecvBufferSize();
   }
 
   /** Whether `close` was called. */

@@ -80,7 +80,11 @@ async function serve(
   const inherited = await InheritedUdpSocket.fromEnvironment(process.env, { logger: log });
   if (inherited)
     log.info(
-      { bound: hostPort(inherited.bound), uid: process.getuid?.() },
+      {
+        bound: hostPort(inherited.bound),
+        receiveBuffer: inherited.receiveBufferBytes,
+        uid: process.getuid?.(),
+      },
       'heartbeat socket bound by heartline-netd (--listen-address is not used)',
     );
   const openTransport = (port: number) =>

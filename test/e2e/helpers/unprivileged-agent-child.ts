@@ -96,6 +96,7 @@ process.stdout.write(
   `${JSON.stringify({
     status,
     bound: inherited.bound,
+    receiveBuffer: inherited.receiveBufferBytes,
     wrongPort,
     inUse,
     roundTripsAfterReopen: again.length,

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Transport } from '../../../../src/core/ports.js';
-import { UdpTransport } from '../../../../src/adapters/udp/udp-transport.js';
+import { HEARTBEAT_RECEIVE_BUFFER, UdpTransport } from '../../../../src/adapters/udp/udp-transport.js';
 import { multicastTransportContract, transportContract } from '../../../contract/transport.js';
 import { SimClock } from '../../../fakes/clock.js';
 import { SimNetwork } from '../../../fakes/transport.js';
@@ -154,6 +154,19 @@ describe('UdpTransport', () => {
       );
     } finally {
       await t.close();
+    }
+  });
+
+  it('asks for a heartbeat-sized receive buffer (capped by net.core.rmem_max), or the one given', async () => {
+    const rmemMax = Number((await readFile('/proc/sys/net/core/rmem_max', 'utf8')).trim());
+    const a = await UdpTransport.open({ address: '127.0.0.1' });
+    const b = await UdpTransport.open({ address: '127.0.0.1', receiveBufferBytes: 65536 });
+    try {
+      expect(a.receiveBufferBytes()).toBe(2 * Math.min(HEARTBEAT_RECEIVE_BUFFER, rmemMax));
+      expect(b.receiveBufferBytes()).toBe(2 * Math.min(65536, rmemMax));
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 
