@@ -30,6 +30,8 @@ export interface WorkerSpec {
   namespace: string;
   cluster: string;
   members: Array<{ id: string; address: string; port: number }>;
+  /** SO_RCVBUF per member socket; default the agent's (UdpTransport's default). */
+  receiveBuffer?: number;
 }
 
 export type WorkerReport =
@@ -49,6 +51,9 @@ export type WorkerReport =
       received: number;
       /** Datagrams the codec dropped so far in this process, by reason (cumulative, non-zero only). */
       drops: Record<string, number>;
+      /** Candidacies started (by cause) and abandoned (by reason, member names and epochs masked), since the last report. */
+      candidacies: Record<string, number>;
+      abandons: Record<string, number>;
     };
 
 const spec = JSON.parse(process.env.HL_SCALE_WORKER ?? 'null') as WorkerSpec | null;
@@ -71,6 +76,11 @@ let sendFailed = 0;
 let received = 0;
 /** One set of drop counters for every member of this process (the agent keeps one per member). */
 const counters = new DropCounters();
+let candidacies: Record<string, number> = {};
+let abandons: Record<string, number> = {};
+const CAUSES: Record<number, string> = { 1: 'holder-dead', 2: 'released', 3: 'unheld', 5: 'renew' };
+/** A reason in words without the names and numbers in it, so that reasons can be counted. */
+const reasonClass = (r: string) => r.replace(/scale-m-\d+/g, 'M').replace(/\d+/g, 'N');
 const nonZero = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).filter(([, n]) => n > 0));
 
 async function main(s: WorkerSpec): Promise<void> {
@@ -94,7 +104,12 @@ async function main(s: WorkerSpec): Promise<void> {
   const hosts: MemberHost[] = [];
   const incarnation = incarnationFromWallClock(Date.now());
   for (const m of s.members) {
-    const transport = await UdpTransport.open({ address: m.address, port: m.port, logger: log });
+    const transport = await UdpTransport.open({
+      address: m.address,
+      port: m.port,
+      logger: log,
+      ...(s.receiveBuffer ? { receiveBufferBytes: s.receiveBuffer } : {}),
+    });
     const host = new MemberHost(
       {
         clock,
@@ -108,6 +123,13 @@ async function main(s: WorkerSpec): Promise<void> {
         },
         observer: (e) => {
           if (e.type === 'liveness' && e.change.to === 'dead') dead.push([m.id, e.change.member, Date.now()]);
+          else if (e.type === 'candidate') {
+            const c = CAUSES[e.cause] ?? String(e.cause);
+            candidacies[c] = (candidacies[c] ?? 0) + 1;
+          } else if (e.type === 'abandon') {
+            const c = reasonClass(e.reason);
+            abandons[c] = (abandons[c] ?? 0) + 1;
+          }
         },
         onSend: (kind, ok) => {
           sent++;
@@ -124,7 +146,7 @@ async function main(s: WorkerSpec): Promise<void> {
   for (const h of hosts) h.start();
   report({ type: 'ready', pid: process.pid, members: hosts.length, at: Date.now() });
   setInterval(() => {
-    if (binds.length + unbinds.length + dead.length === 0 && sent === 0) return;
+    if (binds.length + unbinds.length + dead.length === 0 && sent === 0 && received === 0) return;
     report({
       type: 'events',
       binds: binds.splice(0),
@@ -135,9 +157,13 @@ async function main(s: WorkerSpec): Promise<void> {
       sendFailed,
       received,
       drops: nonZero(counters.snapshot()),
+      candidacies,
+      abandons,
     });
     sent = sendFailed = received = 0;
     sentByKind = {};
+    candidacies = {};
+    abandons = {};
   }, 50);
   const mb = (b: number) => Math.round((b / 1048576) * 10) / 10;
   setInterval(() => {

@@ -5,7 +5,7 @@
  *
  *   npx tsx bench/scale/run.ts [--vips 1000] [--members 100] [--victim-vips 100]
  *                              [--workers 3] [--steady-s 30] [--runtime dist|tsx] [--prefer-all]
- *                              [--interval-ms 200] [--dead-ms 1000]
+ *                              [--interval-ms 200] [--dead-ms 1000] [--receive-buffer BYTES]
  *                              [--out bench/results/scale.json]
  *
  * Everything runs inside one network namespace this run creates (hl-bscale-<hex>) with
@@ -79,6 +79,8 @@ interface Options {
   /** HACluster spec.heartbeat.intervalMs / deadMs (the defaults 200 / 1000 if not given). */
   intervalMs: number;
   deadMs: number;
+  /** SO_RCVBUF each member's socket asks for (default: the agent's, HEARTBEAT_RECEIVE_BUFFER). */
+  receiveBuffer?: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -126,6 +128,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--steady-s':
         o.steadyS = int(next(), 5);
+        break;
+      case '--receive-buffer':
+        o.receiveBuffer = int(next(), 4096);
         break;
       case '--cold-timeout-s':
         o.coldTimeoutS = int(next(), 10);
@@ -700,6 +705,8 @@ async function inner(o: Options): Promise<number> {
     const memory = new Map<string, Omit<Extract<WorkerReport, { type: 'memory' }>, 'type'>>();
     /** Each process's cumulative codec drops, by reason. */
     const drops = new Map<string, Record<string, number>>();
+    const candidacies: Record<string, number> = {};
+    const abandons: Record<string, number> = {};
     const onReport = (r: WorkerReport, wname: string) => {
       if (r.type === 'memory') {
         const { type: _type, ...m } = r;
@@ -713,6 +720,8 @@ async function inner(o: Options): Promise<number> {
       }
       if (r.type !== 'events') return;
       drops.set(wname, r.drops);
+      for (const [k, n] of Object.entries(r.candidacies)) candidacies[k] = (candidacies[k] ?? 0) + n;
+      for (const [k, n] of Object.entries(r.abandons)) abandons[k] = (abandons[k] ?? 0) + n;
       datagramsSent += r.sent;
       datagramsReceived += r.received;
       for (const [k, n] of Object.entries(r.sentByKind)) datagramsByKind[k] = (datagramsByKind[k] ?? 0) + n;
@@ -745,7 +754,13 @@ async function inner(o: Options): Promise<number> {
     const workers: Worker[] = groups
       .filter((g) => g.members.length > 0)
       .map((g) => {
-        const spec: WorkerSpec = { kubeconfig, namespace: KUBE_NS, cluster: CLUSTER, members: g.members };
+        const spec: WorkerSpec = {
+          kubeconfig,
+          namespace: KUBE_NS,
+          cluster: CLUSTER,
+          members: g.members,
+          ...(o.receiveBuffer ? { receiveBuffer: o.receiveBuffer } : {}),
+        };
         // HL_SCALE_PROFILE=1: V8 CPU profiles of the load generator processes too.
         const prof = process.env.HL_SCALE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${runDir}`] : [];
         // Members run with the agent's deployed heap flags: the victim's RSS is an agent's.
@@ -949,6 +964,8 @@ async function inner(o: Options): Promise<number> {
       // Where the datagrams sent and not received went: dropped by a receiver's codec (by
       // reason), or by the kernel (receive buffer full: RcvbufErrors) in this namespace.
       codecDrops: sumDrops(drops.values()),
+      candidacies,
+      abandons: Object.fromEntries(Object.entries(abandons).sort((a, b) => b[1] - a[1])),
       kernelUdp: udpCounters(),
     };
     result.loadgen = { processes: workers.map((w) => ({ name: w.name, members: w.members.length })) };
