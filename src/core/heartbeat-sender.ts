@@ -46,6 +46,8 @@ export class HeartbeatSender {
   private promptTo = new Set<MemberId>();
   /** Advertised in every heartbeat: we cannot take VIPs yet (Member.advertiseReadiness). */
   private settling = true;
+  /** Releases without a successor to send at the end of this step, batched per peer. */
+  private pendingReleases = new Map<MemberId, HoldingEntry[]>();
 
   /** `seq`: the last number a previous sender of this life used (the observer's reconfigure). */
   constructor(
@@ -126,7 +128,11 @@ export class HeartbeatSender {
     this.sendRelease(now, vip, epoch, successor, out);
   }
 
-  /** One Release message to every peer (or to `peers`), without listing it in our heartbeats. */
+  /**
+   * A Release to every peer (or to `peers`), without listing it in our heartbeats. One with a
+   * successor (a planned move) goes out at once, in its own datagram; the others wait for the
+   * end of the step ({@link flushReleases}) and share datagrams per peer (docs/adr/0041).
+   */
   sendRelease(
     now: Millis,
     vip: VipId,
@@ -136,10 +142,56 @@ export class HeartbeatSender {
     peers: readonly MemberId[] = this.ctx.peers,
   ): void {
     if (peers.length === 0) return;
+    if (successor === null) {
+      for (const to of peers) {
+        const list = this.pendingReleases.get(to);
+        if (list) list.push({ vip, epoch });
+        else this.pendingReleases.set(to, [{ vip, epoch }]);
+      }
+      return;
+    }
     const base = this.header(now);
     for (const to of peers) {
       const message: Release = { kind: 'release', ...base, vip, epoch, successor };
       out.push({ type: 'send', to, message });
+    }
+  }
+
+  /**
+   * Sends the releases of this step that have no successor: per peer, one datagram for every
+   * {@link LIMITS.releasesPerMessage} of them. Peers that get the same list share a sequence
+   * number, as a single Release to every peer always did.
+   */
+  flushReleases(now: Millis, out: Output[]): void {
+    if (this.pendingReleases.size === 0) return;
+    const pending = this.pendingReleases;
+    this.pendingReleases = new Map();
+    const byList = new Map<string, { list: HoldingEntry[]; to: MemberId[] }>();
+    for (const [to, list] of pending) {
+      const key = list.map((e) => `${e.vip}@${e.epoch}`).join(',');
+      const g = byList.get(key);
+      if (g) g.to.push(to);
+      else byList.set(key, { list, to: [to] });
+    }
+    for (const { list, to } of byList.values()) {
+      for (let i = 0; i < list.length; i += LIMITS.releasesPerMessage) {
+        const [first, ...also] = list.slice(i, i + LIMITS.releasesPerMessage) as [
+          HoldingEntry,
+          ...HoldingEntry[],
+        ];
+        const base = this.header(now);
+        for (const peer of to) {
+          const message: Release = {
+            kind: 'release',
+            ...base,
+            vip: first.vip,
+            epoch: first.epoch,
+            successor: null,
+            ...(also.length > 0 ? { also } : {}),
+          };
+          out.push({ type: 'send', to: peer, message });
+        }
+      }
     }
   }
 
@@ -197,6 +249,7 @@ export class HeartbeatSender {
 
   /** End of a step: the due round (or the prompt echoes alone). */
   flush(now: Millis, out: Output[]): void {
+    this.flushReleases(now, out);
     this.recentReleases = this.recentReleases.filter((r) => r.until > now);
     if (now >= this.announceAt) this.heartbeatDue = true;
     if (this.heartbeatDue) {

@@ -219,6 +219,14 @@ export class Member {
         this.candidacy.electOne(now, msg.vip, out, msg.successor === ctx.self ? msg.from : undefined);
         if (msg.successor === ctx.self)
           this.releases.declineHandoff(now, msg.from, msg.vip, msg.epoch + 1, out);
+        // The rest of a batched Release (no successor): each as a Release of its own.
+        if (msg.successor === null)
+          for (const r of msg.also ?? []) {
+            ctx.voter.onRelease(now, msg.from, r.vip, r.epoch);
+            ctx.membership.forgetClaim(msg.from, r.vip, r.epoch);
+            this.candidacy.onRelease(now, msg.from, r.vip, null);
+            this.candidacy.electOne(now, r.vip, out);
+          }
         break;
     }
     if (this.electDue) {
@@ -325,6 +333,7 @@ export class Member {
     this.sender.finalRound(now, out);
     out.push(...handed.filter((o) => o.type !== 'unbind'));
     for (const r of released) this.sender.sendRelease(now, r.vip, r.epoch, null, out);
+    this.sender.flushReleases(now, out);
     this.stopped = true;
     return out;
   }

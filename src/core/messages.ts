@@ -60,6 +60,8 @@ export const LIMITS = {
   unhealthyPerHeartbeat: 16,
   /** VIPs per takeover request (17 bytes each) and per ack (21 bytes each). */
   takeoversPerMessage: 32,
+  /** VIPs per Release (the first, then up to 63 more in `also`, 8 bytes each; docs/adr/0041). */
+  releasesPerMessage: 64,
 } as const;
 
 /** Fields every message carries. */
@@ -252,6 +254,18 @@ export interface Release extends Header {
   vip: VipId;
   epoch: Epoch;
   successor: MemberId | null;
+  /**
+   * More VIPs released at their epochs in the same step, each meaning what `vip` and `epoch`
+   * do (only with no successor; up to {@link LIMITS.releasesPerMessage} - 1): a member that
+   * lets go of many VIPs at once (a candidacy round that failed, a stop, leases that
+   * expired) sends one datagram per peer, not one per VIP (docs/adr/0041). Absent: none.
+   */
+  also?: HoldingEntry[];
+}
+
+/** Every (vip, epoch) a Release releases: its own, then `also`. */
+export function releasedBy(m: Release): HoldingEntry[] {
+  return [{ vip: m.vip, epoch: m.epoch }, ...(m.also ?? [])];
 }
 
 export type Message = Heartbeat | TakeoverRequest | TakeoverAck | Release;

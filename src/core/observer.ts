@@ -15,7 +15,14 @@
 import { HeartbeatSender } from './heartbeat-sender.js';
 import { MemberContext, type Output } from './member-context.js';
 import { Membership, type Liveness, type PeerState } from './membership.js';
-import type { Epoch, Incarnation, MemberId, Message, VipId } from './messages.js';
+import {
+  releasedBy,
+  type Epoch,
+  type Incarnation,
+  type MemberId,
+  type Message,
+  type VipId,
+} from './messages.js';
 import type { Millis } from './ports.js';
 import type { Timing } from './timing.js';
 
@@ -178,7 +185,7 @@ export class Observer {
       if (this.membership.addHoldingsPage(msg.from, msg.holdings)) changed = true;
       for (const rel of msg.releases) if (released(peer, rel.vip, rel.epoch)) changed = true;
     } else if (msg.kind === 'release') {
-      if (released(peer, msg.vip, msg.epoch)) changed = true;
+      for (const r of releasedBy(msg)) if (released(peer, r.vip, r.epoch)) changed = true;
     }
     if (changed) this.recompute(now, o === 'new-life' || before !== 'alive', step);
     return step;

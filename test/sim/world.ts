@@ -637,7 +637,9 @@ export class World {
         for (const e of msg.entries)
           this.trace(`${node.id} <- ${msg.from} takeover ${e.vip} e${e.epoch} cause ${e.cause}`);
       } else if (msg.kind === 'release') {
-        this.trace(`${node.id} <- ${msg.from} release ${msg.vip} e${msg.epoch}`);
+        this.trace(
+          `${node.id} <- ${msg.from} release ${msg.vip} e${msg.epoch}${(msg.also ?? []).map((r) => ` ${r.vip} e${r.epoch}`).join('')}`,
+        );
       }
     }
     if (msg.kind === 'heartbeat') {

@@ -35,6 +35,8 @@ import type { IdTable } from './id-table.js';
  *               count u8 (>= 1), count x {vip u32, epoch u32, reason u8 (0 = granted),
  *               knownEpoch u32, knownHolder member|0, promiseRemainingMs u32}
  * release       vip u32, epoch u32, successor member|0
+ *               [also: count u8 (1..63), count x {vip u32, epoch u32}]  only with successor 0
+ *               (docs/adr/0041: a peer that predates it drops such a Release as malformed-body)
  */
 
 export const HEARTBEAT_FIXED = 1 + 4 + (4 + 1 + 1 + 1) + 1 + 1 + 1 + 1;
@@ -68,7 +70,7 @@ export function bodySize(m: Message): number {
         m.conflicts.length * CONFLICT_SIZE
       );
     case 'release':
-      return 12;
+      return 12 + (m.also?.length ? 1 + m.also.length * RELEASE_SIZE : 0);
     case 'takeover':
       return 4 + 1 + m.entries.length * TAKEOVER_SIZE;
     case 'takeover-ack':
@@ -202,6 +204,17 @@ export function encodeBody(m: Message, w: Writer, ids: IdTable): void {
       w.u32('vip', vip(ids, 'vip', m.vip));
       w.u32('epoch', m.epoch);
       w.u32('successor', memberOrNull(ids, 'successor', m.successor));
+      if (m.also?.length) {
+        if (m.successor !== null)
+          throw new WireEncodeError('also', 'a Release with a successor releases one VIP only');
+        if (m.also.length > LIMITS.releasesPerMessage - 1)
+          throw new WireEncodeError('also', `at most ${LIMITS.releasesPerMessage - 1} more VIPs per Release`);
+        w.u8('also.length', m.also.length);
+        m.also.forEach((e, i) => {
+          w.u32(`also[${i}].vip`, vip(ids, `also[${i}].vip`, e.vip));
+          w.u32(`also[${i}].epoch`, e.epoch);
+        });
+      }
       return;
   }
 }
@@ -328,15 +341,25 @@ export function decodeBody(kind: Message['kind'], r: Reader, ids: IdTable, head:
       m = { kind, ...head, candidate, requestIncarnation, requestSeq, entries } satisfies TakeoverAck;
       break;
     }
-    case 'release':
-      m = {
+    case 'release': {
+      const release: Release = {
         kind,
         ...head,
         vip: rVip(r, ids),
         epoch: r.u32(),
         successor: rMemberOrNull(r, ids),
-      } satisfies Release;
+      };
+      if (r.remaining > 0) {
+        if (release.successor !== null) throw new BadField();
+        const n = r.count(1, RELEASE_SIZE);
+        if (n < 1 || n > LIMITS.releasesPerMessage - 1) throw new BadField();
+        const also: HoldingEntry[] = [];
+        for (let i = 0; i < n; i++) also.push({ vip: rVip(r, ids), epoch: r.u32() });
+        release.also = also;
+      }
+      m = release;
       break;
+    }
   }
   r.done();
   return m;

@@ -5,7 +5,7 @@
  * were most of a large cluster's traffic (docs/benchmarks.md, "Releases").
  */
 import { Member, type Output } from '../../../src/core/member.js';
-import type { Message } from '../../../src/core/messages.js';
+import { LIMITS, releasedBy, type Message, type Release } from '../../../src/core/messages.js';
 import { deriveTiming } from '../../../src/core/timing.js';
 
 const timing = deriveTiming({ intervalMs: 200, deadMs: 1000 });
@@ -120,23 +120,27 @@ function classify(net: Net) {
   const perUnbind = new Map<string, number>();
   let forUnbinds = 0;
   let forGrants = 0;
+  let datagrams = 0;
   const unjustified: string[] = [];
   for (const s of net.sent) {
     if (s.msg.kind === 'takeover-ack') {
       for (const e of s.msg.entries) if (e.granted) granted.add(key(s.to, s.from, e.vip, e.epoch));
     } else if (s.msg.kind === 'release') {
-      const { vip, epoch } = s.msg;
-      if (unbound.has(key(s.from, vip, epoch))) {
-        forUnbinds++;
-        perUnbind.set(key(s.from, vip, epoch), (perUnbind.get(key(s.from, vip, epoch)) ?? 0) + 1);
-      } else if (granted.has(key(s.from, s.to, vip, epoch))) {
-        forGrants++;
-      } else {
-        unjustified.push(`${s.from} -> ${s.to} ${vip} e${epoch} at ${s.at}`);
+      datagrams++;
+      // A batched Release (docs/adr/0041) releases each of its entries as one Release would.
+      for (const { vip, epoch } of releasedBy(s.msg)) {
+        if (unbound.has(key(s.from, vip, epoch))) {
+          forUnbinds++;
+          perUnbind.set(key(s.from, vip, epoch), (perUnbind.get(key(s.from, vip, epoch)) ?? 0) + 1);
+        } else if (granted.has(key(s.from, s.to, vip, epoch))) {
+          forGrants++;
+        } else {
+          unjustified.push(`${s.from} -> ${s.to} ${vip} e${epoch} at ${s.at}`);
+        }
       }
     }
   }
-  return { forUnbinds, forGrants, unjustified, perUnbind };
+  return { forUnbinds, forGrants, unjustified, perUnbind, datagrams };
 }
 
 describe('Release datagrams', () => {
@@ -175,8 +179,50 @@ describe('Release datagrams', () => {
     expect(net.abandons.length).toBeGreaterThan(20);
     expect(c.unjustified).toEqual([]);
     expect(c.forGrants).toBeLessThan(net.abandons.length * (ids.length - 1));
-    const releases = net.sent.filter((s) => s.msg.kind === 'release').length;
+    const releases = net.sent
+      .filter((s) => s.msg.kind === 'release')
+      .reduce((n, s) => n + releasedBy(s.msg as Release).length, 0);
     expect(releases).toBe(c.forUnbinds + c.forGrants);
+    // A planned move names its successor: one datagram per VIP and peer. Releases for nobody
+    // (the lost leases, the failed candidacy rounds) share datagrams per step and peer
+    // (docs/adr/0041): here 168 of them went out in 6.
+    const rs = net.sent.filter((s) => s.msg.kind === 'release').map((s) => s.msg as Release);
+    const planned = rs.filter((r) => r.successor !== null);
+    expect(planned.every((r) => r.also === undefined)).toBe(true);
+    const forNobody = rs.filter((r) => r.successor === null);
+    const entries = forNobody.reduce((n, r) => n + releasedBy(r).length, 0);
+    expect(entries).toBeGreaterThan(100);
+    expect(forNobody.length).toBeLessThan(entries / 10);
+    expect(c.datagrams).toBe(rs.length);
+  });
+
+  test('many VIPs released in one step go out as one datagram per peer, in order, 64 VIPs at most each', () => {
+    const ids = ['a', 'b', 'c'];
+    const net = new Net(ids, 150, { staggerMs: 0, delayMs: 2 });
+    net.run(0, 4000);
+    const holds = (id: string) => [...net.holders(4000)].filter(([, h]) => h === id).map(([v]) => v);
+    const leaving = ids.reduce((a, b) => (holds(a).length >= holds(b).length ? a : b));
+    const held = holds(leaving);
+    expect(held.length).toBeGreaterThan(64);
+    const before = net.sent.length;
+    // A stop without handover: every holding released at once, for nobody in particular.
+    net.apply(leaving, (net.members.get(leaving) as Member).stop(4001), 4001);
+    const sent = net.sent.slice(before).filter((s) => s.msg.kind === 'release' && s.from === leaving);
+    const per = (to: string) => sent.filter((s) => s.to === to).map((s) => releasedBy(s.msg as Release));
+    for (const to of ids.filter((i) => i !== leaving)) {
+      const batches = per(to);
+      expect(batches.length).toBe(Math.ceil(held.length / LIMITS.releasesPerMessage));
+      for (const b of batches) expect(b.length).toBeLessThanOrEqual(LIMITS.releasesPerMessage);
+      expect(
+        batches
+          .flat()
+          .map((e) => e.vip)
+          .sort(),
+      ).toEqual([...held].sort());
+    }
+    // Both peers get the same list: each batch has one sequence number for both.
+    const seqs = new Set(sent.map((s) => (s.msg as Release).seq));
+    expect(seqs.size).toBe(Math.ceil(held.length / LIMITS.releasesPerMessage));
   });
 
   test('an abandoned candidacy that no voter granted sends no Release datagram, and lists the release in its heartbeats', () => {

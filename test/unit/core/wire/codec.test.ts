@@ -103,6 +103,17 @@ describe('WireCodec round trip', () => {
       ],
     },
     { kind: 'release', ...head, vip: VIPS[9]!, epoch: 3, successor: BOB },
+    {
+      kind: 'release',
+      ...head,
+      vip: VIPS[9]!,
+      epoch: 3,
+      successor: null,
+      also: [
+        { vip: VIPS[1]!, epoch: 7 },
+        { vip: VIPS[2]!, epoch: 0xffff_ffff },
+      ],
+    },
   ];
 
   it.each(messages.map((m) => [m.kind, m] as const))(
@@ -373,6 +384,37 @@ describe('WireCodec.decode drop reasons', () => {
     const empty = Uint8Array.from(tk);
     empty[HEADER_SIZE + 4] = 0;
     expect(drop(resign(empty))).toBe('malformed-body');
+    // a batched release (docs/adr/0041): an empty `also` list, a successor with `also`, a count
+    // beyond the entries, an unknown VIP tag among them
+    const batch = codecFor(ALICE).encode({
+      kind: 'release',
+      ...head,
+      vip: VIPS[0]!,
+      epoch: 2,
+      successor: null,
+      also: [{ vip: VIPS[1]!, epoch: 3 }],
+    });
+    const alsoOff = HEADER_SIZE + 12;
+    const noneAlso = Uint8Array.from(batch);
+    noneAlso[alsoOff] = 0;
+    expect(drop(resign(noneAlso))).toBe('malformed-body');
+    expect(drop(resign(patchU32(batch, HEADER_SIZE + 8, ids.memberTag(BOB)!)))).toBe('malformed-body');
+    const overCount = Uint8Array.from(batch);
+    overCount[alsoOff] = 2;
+    expect(drop(resign(overCount))).toBe('malformed-body');
+    expect(drop(resign(patchU32(batch, alsoOff + 1, 0xdeadbeef)))).toBe('unknown-tag');
+  });
+
+  it('refuses to encode a batched release with a successor or more than 63 extra VIPs', () => {
+    const alice = codecFor(ALICE);
+    const also = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ vip: VIPS[i % VIPS.length]!, epoch: i }));
+    const base = { kind: 'release' as const, ...head, vip: VIPS[0]!, epoch: 1 };
+    expect(() => alice.encode({ ...base, successor: BOB, also: also(1) })).toThrow(/also.*successor/);
+    expect(() => alice.encode({ ...base, successor: null, also: also(64) })).toThrow(/also.*at most 63/);
+    expect(alice.encode({ ...base, successor: null, also: also(63) }).length).toBeLessThanOrEqual(
+      MAX_DATAGRAM,
+    );
   });
 
   it('drops and counts a datagram of a retired kind (an Assignment, docs/adr/0033), even signed and well formed', () => {

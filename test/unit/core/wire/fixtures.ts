@@ -167,6 +167,15 @@ export function messageArb(from: string): fc.Arbitrary<Message> {
     fc
       .record({ h: head(from), vip: vipArb, epoch: u32, successor: memberOrNull })
       .map(({ h, ...x }): Message => ({ kind: 'release', ...h, ...x })),
+    // A batched release (docs/adr/0041): no successor, 1..63 more entries.
+    fc
+      .record({
+        h: head(from),
+        vip: vipArb,
+        epoch: u32,
+        also: fc.array(entry, { minLength: 1, maxLength: LIMITS.releasesPerMessage - 1 }),
+      })
+      .map(({ h, ...x }): Message => ({ kind: 'release', ...h, ...x, successor: null })),
   );
 }
 
