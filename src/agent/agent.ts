@@ -21,6 +21,7 @@ import type {
   ServiceRunner,
   Stoppable,
   Transport,
+  Peer,
 } from '../core/ports.js';
 import { isMulticastTransport } from '../core/ports.js';
 import type { MemberEvent } from '../core/member.js';
@@ -56,6 +57,11 @@ export interface AgentComponents {
    * links it must be a MulticastTransport (UdpTransport on the unspecified address).
    */
   openTransport: (port: number) => Promise<Transport>;
+  /**
+   * Datagrams the kernel dropped on the socket bound to `local` (receive buffer full), for
+   * the drop metric; undefined when unknown. Default: none known.
+   */
+  socketDrops?: (local: Peer) => number | undefined;
   /** Every configuration the agent accepts, e.g. to update the health-check targets. */
   onConfig?: (config: ClusterConfig) => void;
   /**
@@ -155,6 +161,7 @@ export class Agent {
         if (!host) return undefined;
         return { view: () => host.view(), quorumSize: () => host.quorumSize, now: () => c.clock.now() };
       },
+      () => (this.transport && c.socketDrops ? c.socketDrops(this.transport.address()) : undefined),
     );
     this.lastTickAt = c.clock.now();
     this.objects = new ObjectCache(

@@ -52,6 +52,8 @@ export class AgentMetrics {
   constructor(
     counters: () => DropCounters | undefined,
     member: () => MemberSource | undefined = () => undefined,
+    /** The kernel's drops on the heartbeat socket (its receive buffer was full), if known. */
+    kernelDrops: () => number | undefined = () => undefined,
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'heartline_agent_' });
     const f = metricFamilies(this.registry);
@@ -69,12 +71,13 @@ export class AgentMetrics {
     );
     f.gauge(
       'heartline_datagrams_dropped_total',
-      'Datagrams dropped, by reason (counter semantics; exported from the wire codec).',
+      "Datagrams dropped, by reason (counter semantics): the wire codec's reasons, and receive-buffer for those the kernel dropped before the agent read them (the heartbeat socket's buffer was full).",
       ['reason'],
       (g) => {
         const c = counters();
-        if (!c) return;
-        for (const reason of DROP_REASONS) g.set({ reason }, c.get(reason));
+        if (c) for (const reason of DROP_REASONS) g.set({ reason }, c.get(reason));
+        const k = kernelDrops();
+        if (k !== undefined) g.set({ reason: 'receive-buffer' }, k);
       },
     );
     this.holder = vip.gauge('bound', '1 while this node has the VIP bound.');

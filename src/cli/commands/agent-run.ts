@@ -13,6 +13,7 @@ import { ProbeTargets } from '../../adapters/services/probe-targets.js';
 import { ProcessServiceRunner } from '../../adapters/services/process-service-runner.js';
 import { launcherFromEnvironment } from '../../adapters/services/sandbox.js';
 import { InheritedUdpSocket } from '../../adapters/udp/inherited-socket.js';
+import { udpSocketDrops } from '../../adapters/udp/socket-drops.js';
 import { UdpTransport } from '../../adapters/udp/udp-transport.js';
 import { OpsServer } from '../../ops/http.js';
 import { exitOnBug } from '../../ops/crash.js';
@@ -161,6 +162,7 @@ async function serve(
       runner,
       log,
       openTransport,
+      socketDrops: (local) => udpSocketDrops(local),
       onConfig: (config) => targets.setNetworks(config.healthCheckTargets ?? []),
       publishMemberKey: (publicKey) => api.annotateNode(opts.node, { [MEMBER_KEY_ANNOTATION]: publicKey }),
     },

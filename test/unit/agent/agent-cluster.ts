@@ -24,6 +24,8 @@ export interface Node {
   driver: FakeNetworkDriver;
   runner: ScriptedServiceRunner;
   agent: Agent;
+  /** What the kernel "dropped" on this node's heartbeat socket, as its socketDrops reports it. */
+  kernel: { drops: number; asked: Array<{ address: string; port: number }> };
 }
 
 export function objects(
@@ -89,6 +91,7 @@ export function cluster(names = ['n1', 'n2', 'n3'], opts: { healthCheck?: boolea
       { interfaces: [{ name: 'eth0', addresses: [`${ip}/24`] }] },
     );
     const runner = new ScriptedServiceRunner({ clock });
+    const kernel: Node['kernel'] = { drops: 0, asked: [] };
     const agent = new Agent(
       {
         clock,
@@ -97,11 +100,15 @@ export function cluster(names = ['n1', 'n2', 'n3'], opts: { healthCheck?: boolea
         runner,
         log: silentLogger(),
         openTransport: async (port) => net.transport(ip, port),
+        socketDrops: (local) => {
+          kernel.asked.push(local);
+          return kernel.drops;
+        },
         publishMemberKey: (k) => api.annotateNode(name, { [MEMBER_KEY_ANNOTATION]: k }),
       },
       { node: name, namespace: NS, cluster: 'web', incarnation: 1 + i, unhealthyCooldownMs: 5000 },
     );
-    return { name, ip, clock, driver, runner, agent };
+    return { name, ip, clock, driver, runner, agent, kernel };
   });
   const holders = () => nodes.filter((n) => n.driver.holds(VIP)).map((n) => n.name);
   let maxHolders = 0;

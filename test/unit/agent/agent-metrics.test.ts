@@ -164,6 +164,18 @@ describe('agent metrics', () => {
     expect(c.nodes.some((n) => n.driver.holds(VIP))).toBe(true);
   });
 
+  it("exports the kernel's drops on the heartbeat socket as reason receive-buffer, beside the codec's", async () => {
+    const c = cluster();
+    c.nodes.forEach((n) => n.agent.start());
+    await c.run(1500);
+    const [n1] = c.nodes as [(typeof c.nodes)[0]];
+    n1.kernel.drops = 12;
+    expect(await value(n1.agent, 'heartline_datagrams_dropped_total', { reason: 'receive-buffer' })).toBe(12);
+    // Asked about the socket the agent heartbeats on: its own address and the cluster's port.
+    expect(n1.kernel.asked.at(-1)).toEqual({ address: n1.ip, port: expect.any(Number) });
+    expect(await value(n1.agent, 'heartline_datagrams_dropped_total', { reason: 'bad-mac' })).toBe(0);
+  });
+
   it('every family the agent registers has a sample after these scenarios (nothing declared and never set)', async () => {
     const c = cluster(['n1', 'n2', 'n3'], { healthCheck: true });
     c.nodes.forEach((n) => n.agent.start());
