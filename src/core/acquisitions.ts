@@ -58,6 +58,11 @@ export class Acquisitions {
    * itself. Counted by begin() while unexpired, like a grant that came after the request.
    */
   private readonly early = new Map<VipId, { from: MemberId; epoch: Epoch; until: Millis }>();
+  /**
+   * VIPs we lost a split vote for to a candidate whose id sorts before ours, and until when we
+   * do not stand for them again (one interval): see {@link yieldUntil}.
+   */
+  private readonly yielded = new Map<VipId, Millis>();
 
   constructor(
     private readonly ctx: MemberContext,
@@ -233,6 +238,19 @@ export class Acquisitions {
     }
     if (e.knownEpoch > a.epoch || (e.knownEpoch === a.epoch && e.knownHolder !== this.ctx.self)) {
       this.ctx.voter.learn(e.vip, e.knownEpoch, e.knownHolder);
+      if (
+        e.reason === AckRefusal.OtherCandidate &&
+        e.knownEpoch === a.epoch &&
+        e.knownHolder !== null &&
+        e.knownHolder < this.ctx.self
+      ) {
+        // A split vote: another candidate asked for the same epoch at the same time and each
+        // voter granted the first it heard (itself first). Members whose sweeps run in phase
+        // then meet again at every interval, each a step higher, and neither ever wins (fast
+        // profile, two voters: simulator seed 3806). The one whose id sorts later sits the
+        // next round out, so the other asks alone. Asking less never endangers S1.
+        this.yielded.set(e.vip, now + timing.intervalMs);
+      }
       if (e.reason === AckRefusal.OtherCandidate || e.reason === AckRefusal.StaleEpoch) {
         this.abandon(
           now,
@@ -266,6 +284,20 @@ export class Acquisitions {
     const to = this.ctx.peers.filter((p) => a.acks.has(p));
     this.sender.sendRelease(now, vip, a.epoch, null, out, to);
     this.abandoned.set(vip, { epoch: a.epoch, until: now + this.ctx.timing.quietMs });
+  }
+
+  /**
+   * Until when we leave `vip` to a candidate that won a split vote against us (see onAckEntry),
+   * or -Infinity.
+   */
+  yieldUntil(vip: VipId, now: Millis): Millis {
+    const until = this.yielded.get(vip);
+    if (until === undefined) return -Infinity;
+    if (until <= now) {
+      this.yielded.delete(vip);
+      return -Infinity;
+    }
+    return until;
   }
 
   /** Member.stop: drops every candidacy; the caller announces the returned releases. */

@@ -364,6 +364,11 @@ export class Candidacy {
       return; // handed over to another member (onRelease): let it bind first
     }
     if (handed) this.handedTo.delete(vip);
+    const yielded = this.acquisitions.yieldUntil(vip, now);
+    if (yielded > now) {
+      this.wakeHint = Math.min(this.wakeHint, yielded);
+      return; // we lost a split vote for it to an earlier id: it asks alone this round
+    }
     // Fewer voters alive than a quorum: no candidacy can win; asking would only flood the
     // network (a member cut off from the others, or the minority side of a partition).
     if (quorum.mode !== 'ignore' && this.votersAlive < quorum.size) return;

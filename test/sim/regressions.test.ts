@@ -25,6 +25,23 @@ describe('simulator regressions', () => {
     expect(binds.some((l) => l.includes('n1 BIND default/vip-1 e3'))).toBe(true);
   });
 
+  test('seed 3806 (fast, moves): two voters in phase split every vote until one yields (L1)', () => {
+    // n3 left (generation 2) releasing its three VIPs in one batched Release (ADR 0041); after
+    // the heal n1 and n2, whose sweeps ran 0.2 ms apart, both stood for vip-2 and vip-3 at every
+    // interval, each granting itself first and refusing the other (OtherCandidate), eight rounds
+    // in a row, and the VIPs had no holder for 860 ms (bound 850). The loser of a split vote to
+    // an earlier id now sits one round out, so n1 asks alone and binds.
+    const binds: string[] = [];
+    const { result, scenario } = runOne(
+      3806,
+      { profile: 'fast', maxVips: 3, duplicateAddresses: 0.2, moves: true, membershipChanges: 0.25 },
+      { traceSink: (l) => void (l.includes(' BIND ') && binds.push(l)) },
+    );
+    expect(result.violations).toEqual([]);
+    const afterHeal = binds.filter((l) => Number(l.trim().split(' ')[0]) >= scenario.healAt);
+    expect(afterHeal.some((l) => l.includes('n1 BIND default/vip-2'))).toBe(true);
+  });
+
   test('a member that only it may hold a VIP takes it back after a drain that ended during its pause', () => {
     const binds: string[] = [];
     const { result, scenario } = runOne(
