@@ -24,6 +24,7 @@ import { memberKeyOf } from '../../test/fixtures/member-keys.js';
 import { incarnationFromWallClock } from '../../src/core/incarnation.js';
 import { MemberHost } from '../../src/runtime/member-host.js';
 import { DropCounters } from '../../src/core/wire/index.js';
+import { TakeoverCause } from '../../src/core/messages.js';
 
 export interface WorkerSpec {
   kubeconfig: string;
@@ -78,7 +79,8 @@ let received = 0;
 const counters = new DropCounters();
 let candidacies: Record<string, number> = {};
 let abandons: Record<string, number> = {};
-const CAUSES: Record<number, string> = { 1: 'holder-dead', 2: 'released', 3: 'unheld', 5: 'renew' };
+/** TakeoverCause's names by number (HolderDead, Released, ...), as the agent's metrics label them. */
+const CAUSES = new Map<number, string>(Object.entries(TakeoverCause).map(([name, n]) => [n, name]));
 /** A reason in words without the names and numbers in it, so that reasons can be counted. */
 const reasonClass = (r: string) => r.replace(/scale-m-\d+/g, 'M').replace(/\d+/g, 'N');
 const nonZero = (r: Record<string, number>) => Object.fromEntries(Object.entries(r).filter(([, n]) => n > 0));
@@ -124,7 +126,7 @@ async function main(s: WorkerSpec): Promise<void> {
         observer: (e) => {
           if (e.type === 'liveness' && e.change.to === 'dead') dead.push([m.id, e.change.member, Date.now()]);
           else if (e.type === 'candidate') {
-            const c = CAUSES[e.cause] ?? String(e.cause);
+            const c = CAUSES.get(e.cause) ?? String(e.cause);
             candidacies[c] = (candidacies[c] ?? 0) + 1;
           } else if (e.type === 'abandon') {
             const c = reasonClass(e.reason);

@@ -39,6 +39,7 @@ import {
 import { Membership, type Liveness } from './membership.js';
 import {
   AckRefusal,
+  releasedBy,
   type AckEntry,
   type Epoch,
   type Generation,
@@ -208,25 +209,20 @@ export class Member {
         this.acquisitions.onAck(now, msg, out);
         break;
       case 'release':
-        ctx.voter.onRelease(now, msg.from, msg.vip, msg.epoch);
-        ctx.membership.forgetClaim(msg.from, msg.vip, msg.epoch);
-        if (msg.successor === ctx.self && (this.acquisitions.get(msg.vip)?.epoch ?? Infinity) <= msg.epoch) {
-          // Handed over while we were asking for an epoch it supersedes (views crossed): the
-          // releaser granted us the next one; ask for that one instead.
-          this.acquisitions.abandon(now, msg.vip, `${msg.from} hands it over at epoch ${msg.epoch + 1}`, out);
-        }
-        this.candidacy.onRelease(now, msg.from, msg.vip, msg.successor);
-        this.candidacy.electOne(now, msg.vip, out, msg.successor === ctx.self ? msg.from : undefined);
-        if (msg.successor === ctx.self)
-          this.releases.declineHandoff(now, msg.from, msg.vip, msg.epoch + 1, out);
-        // The rest of a batched Release (no successor): each as a Release of its own.
-        if (msg.successor === null)
-          for (const r of msg.also ?? []) {
-            ctx.voter.onRelease(now, msg.from, r.vip, r.epoch);
-            ctx.membership.forgetClaim(msg.from, r.vip, r.epoch);
-            this.candidacy.onRelease(now, msg.from, r.vip, null);
-            this.candidacy.electOne(now, r.vip, out);
+        // Every VIP of a batched Release (docs/adr/0041) as a Release of its own; one with
+        // `also` never names a successor (the codec refuses it).
+        for (const { vip, epoch } of releasedBy(msg)) {
+          ctx.voter.onRelease(now, msg.from, vip, epoch);
+          ctx.membership.forgetClaim(msg.from, vip, epoch);
+          if (msg.successor === ctx.self && (this.acquisitions.get(vip)?.epoch ?? Infinity) <= epoch) {
+            // Handed over while we were asking for an epoch it supersedes (views crossed): the
+            // releaser granted us the next one; ask for that one instead.
+            this.acquisitions.abandon(now, vip, `${msg.from} hands it over at epoch ${epoch + 1}`, out);
           }
+          this.candidacy.onRelease(now, msg.from, vip, msg.successor);
+          this.candidacy.electOne(now, vip, out, msg.successor === ctx.self ? msg.from : undefined);
+          if (msg.successor === ctx.self) this.releases.declineHandoff(now, msg.from, vip, epoch + 1, out);
+        }
         break;
     }
     if (this.electDue) {

@@ -6,34 +6,18 @@
  * pass). The agent exports them as `heartline_datagrams_dropped_total{reason="receive-buffer"}`.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { parseIp } from '../../api/net.js';
 import type { Peer } from '../../core/ports.js';
 
-/** /proc/net/udp's local address: the IPv4 address as a host-order u32 in hex (x86: reversed bytes). */
-function hex4(address: string): string {
-  return address
-    .split('.')
-    .map((o) => Number(o).toString(16).padStart(2, '0').toUpperCase())
-    .reverse()
-    .join('');
-}
-
-/** /proc/net/udp6's: four host-order u32 words. */
-function hex6(address: string): string | undefined {
-  const [head = '', tail] = address.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  if (t.length > 0 && t[t.length - 1]!.includes('.')) return undefined; // ::ffff:a.b.c.d: not ours to parse
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  if (groups.length !== 8) return undefined;
-  const bytes = groups.flatMap((g) => {
-    const n = parseInt(g || '0', 16);
-    return [n >> 8, n & 0xff];
-  });
+/**
+ * How /proc/net/udp{,6} write an address: each 32-bit word in host byte order, in hex (on the
+ * little-endian hosts Heartline runs on, every 4 bytes reversed): 127.0.0.1 is 0100007F.
+ */
+function procHex(bytes: number[]): string {
   let out = '';
-  for (let w = 0; w < 4; w++)
+  for (let w = 0; w < bytes.length; w += 4)
     out += bytes
-      .slice(w * 4, w * 4 + 4)
+      .slice(w, w + 4)
       .reverse()
       .map((b) => b.toString(16).padStart(2, '0').toUpperCase())
       .join('');
@@ -49,14 +33,13 @@ export function udpSocketDrops(
   local: Peer,
   read: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): number | undefined {
-  const family = isIP(local.address);
-  if (family === 0) return undefined;
-  const addr = family === 4 ? hex4(local.address) : hex6(local.address);
-  if (addr === undefined) return undefined;
+  const ip = parseIp(local.address);
+  if (!ip) return undefined;
+  const addr = procHex(ip.bytes);
   const want = `${addr}:${local.port.toString(16).padStart(4, '0').toUpperCase()}`;
   let text: string;
   try {
-    text = read(family === 4 ? '/proc/net/udp' : '/proc/net/udp6');
+    text = read(ip.family === 4 ? '/proc/net/udp' : '/proc/net/udp6');
   } catch {
     return undefined;
   }
