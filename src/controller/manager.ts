@@ -262,7 +262,8 @@ export class Manager {
         queue.forget(key);
         if (r.requeueAfterMs !== undefined) {
           result = 'requeue_after';
-          queue.addAfter(key, r.requeueAfterMs);
+          // A deferred urgent key (its status write waits for the rate limit) stays urgent.
+          queue.addAfter(key, r.requeueAfterMs, queue.takenUrgent(key));
         }
       } catch (err) {
         result = 'error';

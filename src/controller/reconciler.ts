@@ -30,7 +30,8 @@ export interface ReconcileContext {
 
 /**
  * Writes `desired` as the object's status unless it is already there; a write the per-object
- * rate limit defers comes back as `requeueAfterMs`.
+ * rate limit defers comes back as `requeueAfterMs`. `now`: news that may go once inside the
+ * rate limit's interval (StatusWriter).
  */
 export async function writeStatus(
   ctx: ReconcileContext,
@@ -38,8 +39,9 @@ export async function writeStatus(
   key: ObjectKey,
   obj: ApiObject,
   desired: unknown,
+  now = false,
 ): Promise<{ written: boolean; requeueAfterMs?: Millis }> {
-  const r = await ctx.writer.write(kind, key, obj.status, desired);
+  const r = await ctx.writer.write(kind, key, obj.status, desired, { now });
   if (r.outcome === 'deferred') {
     ctx.metrics.statusWritesDeferred.inc({ kind });
     return { written: false, requeueAfterMs: r.retryInMs };

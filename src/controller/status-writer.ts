@@ -3,6 +3,10 @@
  * last one written (or read), and at most once per object per `minIntervalMs`; a change
  * that comes sooner is deferred and the caller requeues the object for when the interval
  * ends, so a burst of changes costs one write with the latest state.
+ *
+ * One write per interval may go early: `{ now: true }` marks news the rate limit must not
+ * hold back (a VIP bound again, just after its "no holder" was written when its holder died).
+ * An object therefore gets at most two writes per interval, never more.
  */
 import type { ApiSource, Clock, Millis, ObjectKey, OwnedKind } from '../core/ports.js';
 import { NotFoundError } from '../core/ports.js';
@@ -27,7 +31,7 @@ export type WriteOutcome =
   | { outcome: 'gone' };
 
 export class StatusWriter {
-  private readonly last = new Map<string, { at: Millis; status: unknown }>();
+  private readonly last = new Map<string, { at: Millis; status: unknown; early: boolean }>();
 
   constructor(
     private readonly api: ApiSource,
@@ -45,12 +49,23 @@ export class StatusWriter {
     return (l ? l.status : cached) as T | undefined;
   }
 
-  async write(kind: OwnedKind, key: ObjectKey, cached: unknown, desired: unknown): Promise<WriteOutcome> {
+  /**
+   * Writes `desired` unless it is what was last written (or, before any write, `cached`).
+   * `opts.now`: go early, inside the interval, unless the last write already did.
+   */
+  async write(
+    kind: OwnedKind,
+    key: ObjectKey,
+    cached: unknown,
+    desired: unknown,
+    opts: { now?: boolean } = {},
+  ): Promise<WriteOutcome> {
     const id = this.id(kind, key);
     const l = this.last.get(id);
     if (jsonEqual(l ? l.status : (cached ?? {}), desired)) return { outcome: 'unchanged' };
     const now = this.clock.now();
-    if (l && now - l.at < this.minIntervalMs)
+    const early = l !== undefined && now - l.at < this.minIntervalMs;
+    if (l && early && (!opts.now || l.early))
       return { outcome: 'deferred', retryInMs: l.at + this.minIntervalMs - now };
     try {
       await this.api.patchStatus(kind, key, desired);
@@ -61,7 +76,7 @@ export class StatusWriter {
       }
       throw err;
     }
-    this.last.set(id, { at: this.clock.now(), status: desired });
+    this.last.set(id, { at: this.clock.now(), status: desired, early });
     return { outcome: 'written' };
   }
 

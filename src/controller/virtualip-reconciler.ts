@@ -162,7 +162,10 @@ export class VirtualIPReconciler implements Reconciler {
     // Where it is bound, and whether another VIP waiting for this address may go ahead now.
     const heldBefore = this.heldAt.get(id);
     const heldMoved = this.noteHeld(id, decision.status, address);
-    const w = await writeStatus(ctx, 'VirtualIP', objKey, obj, decision.status);
+    // Bound again after status said nobody holds it (its holder died): that goes at once, not
+    // up to statusIntervalMs after the "no holder" write of a moment ago.
+    const rebound = Boolean(decision.status.holder) && !base?.holder;
+    const w = await writeStatus(ctx, 'VirtualIP', objKey, obj, decision.status, rebound);
     if (w.requeueAfterMs !== undefined) return { requeueAfterMs: w.requeueAfterMs };
     if (w.written) {
       log.debug(

@@ -6,7 +6,10 @@
  *
  * Two priorities: a key added `urgent` (an observed change of holder) is handed out before
  * every ordinary key (a resync or a sweep over a cluster's VIPs), in the order the urgent adds
- * came; an urgent add of a key already waiting as ordinary moves it up.
+ * came; an urgent add of a key already waiting as ordinary moves it up. Urgency survives a
+ * delay: `addAfter(key, ms, true)` comes back urgent, and `takenUrgent` tells a worker whether
+ * the key it holds was handed out urgent, so that a reconcile deferred by a rate limit (a status
+ * write within `statusIntervalMs` of the last) does not come back behind a sweep.
  */
 import type { Clock, Millis, Stoppable } from '../core/ports.js';
 
@@ -40,7 +43,9 @@ export class WorkQueue<K extends string = string> {
   private readonly processing = new Set<K>();
   private readonly dirty = new Set<K>();
   private readonly failures = new Map<K, number>();
-  private readonly delayed = new Map<K, { at: Millis; timer: Stoppable }>();
+  private readonly delayed = new Map<K, { at: Millis; urgent: boolean; timer: Stoppable }>();
+  /** Keys being processed that were handed out urgent. */
+  private readonly urgentTaken = new Set<K>();
   /** When each waiting key was queued, and each key being processed was taken. */
   private readonly queuedAt = new Map<K, Millis>();
   private readonly takenAt = new Map<K, Millis>();
@@ -71,9 +76,10 @@ export class WorkQueue<K extends string = string> {
     return { count: this.takenAt.size, totalMs, longestMs };
   }
 
-  private take(key: K): void {
+  private take(key: K, urgent: boolean): void {
     const now = this.clock.now();
     this.processing.add(key);
+    if (urgent) this.urgentTaken.add(key);
     this.takenAt.set(key, now);
     this.metrics?.taken(now - (this.queuedAt.get(key) ?? now));
     this.queuedAt.delete(key);
@@ -105,7 +111,7 @@ export class WorkQueue<K extends string = string> {
     this.queuedAt.set(key, this.clock.now());
     const w = this.waiters.shift();
     if (w) {
-      this.take(key);
+      this.take(key, urgent);
       w(key);
       return;
     }
@@ -118,22 +124,34 @@ export class WorkQueue<K extends string = string> {
     }
   }
 
-  /** Adds `key` after `ms`; an earlier pending delayed add wins over a later one. */
-  addAfter(key: K, ms: Millis): void {
+  /**
+   * Adds `key` after `ms` (`urgent`: as `add(key, true)`); an earlier pending delayed add wins
+   * over a later one, and keeps the urgency of either.
+   */
+  addAfter(key: K, ms: Millis, urgent = false): void {
     if (this.shuttingDown) return;
     if (ms <= 0) {
-      this.add(key);
+      this.add(key, urgent);
       return;
     }
     const at = this.clock.now() + ms;
     const prev = this.delayed.get(key);
-    if (prev && prev.at <= at) return;
+    if (prev && prev.at <= at) {
+      if (urgent) prev.urgent = true;
+      return;
+    }
     prev?.timer.stop();
-    const timer = this.clock.after(ms, () => {
+    const entry = { at, urgent: urgent || (prev?.urgent ?? false), timer: undefined as unknown as Stoppable };
+    entry.timer = this.clock.after(ms, () => {
       this.delayed.delete(key);
-      this.add(key);
+      this.add(key, entry.urgent);
     });
-    this.delayed.set(key, { at, timer });
+    this.delayed.set(key, entry);
+  }
+
+  /** Whether `key`, being processed, was handed out urgent (see the class comment). */
+  takenUrgent(key: K): boolean {
+    return this.urgentTaken.has(key);
   }
 
   /** Requeues `key` with exponential backoff (base * 2^failures, capped). Returns the delay. */
@@ -162,8 +180,8 @@ export class WorkQueue<K extends string = string> {
     const key = this.urgentQueue.shift() ?? this.queue.shift();
     if (key !== undefined) {
       this.queued.delete(key);
-      this.urgentKeys.delete(key);
-      this.take(key);
+      const urgent = this.urgentKeys.delete(key);
+      this.take(key, urgent);
       return Promise.resolve(key);
     }
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -175,6 +193,7 @@ export class WorkQueue<K extends string = string> {
     if (at !== undefined) this.metrics?.finished(this.clock.now() - at);
     this.takenAt.delete(key);
     this.processing.delete(key);
+    this.urgentTaken.delete(key);
     const urgent = this.dirtyUrgent.delete(key);
     if (this.dirty.delete(key)) this.add(key, urgent);
   }
@@ -188,6 +207,7 @@ export class WorkQueue<K extends string = string> {
     this.queue.length = 0;
     this.urgentQueue.length = 0;
     this.urgentKeys.clear();
+    this.urgentTaken.clear();
     this.dirtyUrgent.clear();
     this.queued.clear();
     this.queuedAt.clear();

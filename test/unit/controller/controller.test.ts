@@ -111,6 +111,34 @@ describe('controller on a simulated cluster', () => {
     );
   });
 
+  it("a dead holder's VIP reaches status at once when a member binds it, not a rate-limit interval later", async () => {
+    rig = new Rig({
+      nodes: ['node-a', 'node-b', 'node-c'],
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
+    });
+    await boot(rig);
+    await rig.advance(500);
+    expect((await rig.vipStatus()).holder).toBe('node-a');
+    const seen: Array<{ at: number; holder: string }> = [];
+    const w = rig.api.watch('VirtualIP', (e) => {
+      if (!e.object) return;
+      const h = (e.object.status as { holder?: string } | undefined)?.holder ?? '';
+      if (seen.at(-1)?.holder !== h) seen.push({ at: rig.world.time, holder: h });
+    });
+    await rig.agents.get('node-a')!.crash();
+    await rig.until(() => Promise.resolve(rig.agents.get('node-b')!.bound.size > 0));
+    const boundAt = rig.world.time;
+    await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
+    w.stop();
+    // Status said "no holder" first (the controller declared node-a dead before node-b bound),
+    // less than the 250 ms rate limit before node-b's write: that write still went at once.
+    const lost = seen.find((x) => x.holder === '')!;
+    const moved = seen.find((x) => x.holder === 'node-b')!;
+    expect(seen.map((x) => x.holder)).toEqual(['node-a', '', 'node-b']);
+    expect(moved.at - lost.at).toBeLessThan(250);
+    expect(moved.at - boundAt).toBeLessThanOrEqual(20);
+  });
+
   it('a graceful stop is a planned move (the stopping member goes standby first): Drain, not HolderDead', async () => {
     rig = new Rig({
       nodes: ['node-a', 'node-b', 'node-c'],

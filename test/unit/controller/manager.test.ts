@@ -57,7 +57,7 @@ function setup(
         manager.enqueue(ch.kind, `${ch.object.metadata.namespace}/${ch.object.metadata.name}`),
     },
   );
-  return { world, manager, metrics };
+  return { world, clock, manager, metrics };
 }
 
 describe('Manager', () => {
@@ -112,6 +112,37 @@ describe('Manager', () => {
     expect(text).toMatch(/^workqueue_retries_total\{name="heartline-controller"\} 0$/m);
     expect(text).not.toMatch(/result="error"/);
     expect(manager.liveness()).toEqual({ healthy: true, reason: 'leading' });
+    await manager.stop();
+  });
+
+  it('a key handed out urgent and deferred (requeueAfterMs) comes back before a sweep queued meanwhile', async () => {
+    const { world, clock, manager } = setup({ vips: 40 });
+    let phase: 'start' | 'storm' = 'start';
+    const rec = new Recorder((id, n) => {
+      if (phase === 'start') return Promise.resolve({});
+      // The deferred status write of the moved VIP; the sweep's reconciles take 20 ms each.
+      if (id === `${NS}/vip1`) return Promise.resolve(n === 1 ? { requeueAfterMs: 250 } : {});
+      return new Promise((r) => clock.after(20, () => r({})));
+    });
+    manager.register(rec);
+    manager.cache.watch('VirtualIP');
+    manager.start();
+    await world.advance(100);
+    expect(new Set(rec.calls).size).toBe(40);
+    rec.calls.length = 0;
+    phase = 'storm';
+    // An observed change of holder: vip1 urgent, deferred by 250 ms (the status rate limit).
+    manager.enqueue('VirtualIP', `${NS}/vip1`, true);
+    await world.advance(10);
+    expect(rec.calls).toEqual([`${NS}/vip1`]);
+    // Then a sweep queues the 39 others (a member died): 2 workers x 20 ms, about 400 ms of work.
+    for (let i = 2; i <= 40; i++) manager.enqueue('VirtualIP', `${NS}/vip${i}`);
+    await world.advance(600);
+    const again = rec.calls.indexOf(`${NS}/vip1`, 1);
+    expect(again).toBeGreaterThan(0);
+    // vip1 came back 250 ms later and went ahead of the sweep's remaining keys.
+    expect(rec.calls.length - again - 1).toBeGreaterThanOrEqual(10);
+    expect(rec.calls).toHaveLength(41);
     await manager.stop();
   });
 

@@ -38,6 +38,34 @@ describe('WorkQueue', () => {
     expect(q.length).toBe(0);
   });
 
+  it('a deferred urgent key comes back urgent, ahead of a sweep queued meanwhile', async () => {
+    const clock = new SimClock();
+    const q = new WorkQueue(clock);
+    q.add('v', true);
+    q.add('s0');
+    const v = (await q.get())!;
+    expect(v).toBe('v');
+    expect(q.takenUrgent('v')).toBe(true);
+    // Its status write waits for the rate limit: requeued for 200 ms, keeping its urgency.
+    q.addAfter('v', 200, q.takenUrgent('v'));
+    q.done('v');
+    expect(q.takenUrgent('v')).toBe(false);
+    const s0 = (await q.get())!;
+    expect(q.takenUrgent(s0)).toBe(false);
+    q.done(s0);
+    for (let i = 1; i <= 100; i++) q.add(`s${i}`); // the sweep after a member died
+    await clock.advance(200);
+    expect(await q.get()).toBe('v');
+    // An ordinary delayed add stays ordinary; a later urgent one for the same key upgrades it.
+    q.done('v');
+    q.addAfter('w', 100);
+    q.addAfter('x', 100);
+    q.addAfter('x', 300, true);
+    await clock.advance(100);
+    expect(await q.get()).toBe('x');
+    expect(await q.get()).toBe('s1');
+  });
+
   it('backs off exponentially per key until forget', async () => {
     const clock = new SimClock();
     const q = new WorkQueue(clock, { baseDelayMs: 100, maxDelayMs: 1000 });
@@ -91,6 +119,33 @@ describe('StatusWriter', () => {
     api.delete('VirtualIP', key);
     await clock.advance(300);
     expect(await w.write('VirtualIP', key, undefined, { holder: 'c' })).toEqual({ outcome: 'gone' });
+  });
+
+  it('lets one write per interval go early ({ now: true }), never two', async () => {
+    const clock = new SimClock();
+    const api = new FakeApiSource();
+    api.apply('VirtualIP', { metadata: { name: 'v', namespace: 'lab' }, spec: {} });
+    const w = new StatusWriter(api, clock, 250);
+    // The holder died: "no holder" written; 100 ms later a member holds it again.
+    expect(await w.write('VirtualIP', key, undefined, { holder: '' })).toEqual({ outcome: 'written' });
+    await clock.advance(100);
+    expect(await w.write('VirtualIP', key, undefined, { holder: 'b' }, { now: true })).toEqual({
+      outcome: 'written',
+    });
+    // A third change in the same interval waits, asked early or not.
+    await clock.advance(10);
+    expect(await w.write('VirtualIP', key, undefined, { holder: '' }, { now: true })).toEqual({
+      outcome: 'deferred',
+      retryInMs: 240,
+    });
+    await clock.advance(240);
+    expect(await w.write('VirtualIP', key, undefined, { holder: '' })).toEqual({ outcome: 'written' });
+    // An on-time write resets the allowance: the next early one may go again.
+    await clock.advance(50);
+    expect(await w.write('VirtualIP', key, undefined, { holder: 'c' }, { now: true })).toEqual({
+      outcome: 'written',
+    });
+    expect((await api.get('VirtualIP', key))?.status).toEqual({ holder: 'c' });
   });
 
   it('compares JSON regardless of key order and undefined members', () => {
