@@ -158,8 +158,9 @@ export class Controller {
       ...(init.agentGoneGraceMs !== undefined ? { agentGoneGraceMs: init.agentGoneGraceMs } : {}),
       onObserved: (id, change) => {
         // Members changed, or held VIPs did (status.summary.vips counts them; the StatusWriter
-        // coalesces the writes).
-        if (change.members || change.vips.length > 0) this.manager.enqueue('HACluster', id);
+        // coalesces the writes). A member's liveness is news (MemberDead): urgent, ahead of the
+        // sweep over the cluster's VIPs that the same change queues.
+        if (change.members || change.vips.length > 0) this.manager.enqueue('HACluster', id, change.members);
         this.vips.onObserved(id, change);
       },
     });

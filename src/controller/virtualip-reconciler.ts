@@ -13,6 +13,7 @@ import {
   resolveAddressClaims,
   type AddressClaimant,
   type AddressVerdict,
+  type NodeAddressOf,
 } from '../runtime/address-claims.js';
 import { addressesOfNodes, VIP_FINALIZER } from '../runtime/cluster-config.js';
 import { objectKey, splitId, type CacheChange } from '../runtime/object-cache.js';
@@ -42,8 +43,19 @@ export class VirtualIPReconciler implements Reconciler {
    * it is released or bound again at a new epoch.
    */
   private readonly heldAt = new Map<string, { epoch: number; address: string }>();
-  /** VIP ids by address key (spec addresses and `heldAt`); rebuilt when either changes. */
-  private addressIndex: Map<string, Set<string>> | undefined;
+  /**
+   * VIP ids by the address key of their spec.address: rebuilt (one pass over the VIPs) only
+   * when a spec address changes, which is rare; a failover changes `heldAt`, not specs.
+   */
+  private specIndex: Map<string, Set<string>> | undefined;
+  /**
+   * VIP ids by the address key of their `heldAt` entry, kept in step with it. (Rebuilding one
+   * index of both on every change of `heldAt` made a storm of failovers quadratic: each moved
+   * VIP rebuilt it from all 1,000 VIPs twice.)
+   */
+  private readonly heldIndex = new Map<string, Set<string>>();
+  /** The Nodes' addresses, until a Node changes. */
+  private nodeAddresses: NodeAddressOf[] | undefined;
 
   constructor(
     private readonly ctx: ReconcileContext,
@@ -68,12 +80,13 @@ export class VirtualIPReconciler implements Reconciler {
           ch.type === 'deleted' ||
           ch.type === 'added'
         )
-          this.addressIndex = undefined;
+          this.specIndex = undefined;
         for (const a of [specAddressOf(ch.object), specAddressOf(ch.old)])
           if (a) this.enqueueSharing(a, objectKey(ch.object));
         break;
       case 'Node': {
         if (ch.type === 'resync') break;
+        this.nodeAddresses = undefined;
         // A VIP equal to a Node address is refused: VIPs on an address that came or went decide again.
         const before = new Set(addressesOfNodes(ch.old ? [ch.old] : []).map((a) => addressKey(a.address)));
         const after = new Set(
@@ -81,7 +94,7 @@ export class VirtualIPReconciler implements Reconciler {
         );
         for (const k of [...before, ...after]) {
           if (before.has(k) && after.has(k)) continue;
-          for (const id of this.addressIndexOf().get(k) ?? []) enqueue('VirtualIP', id);
+          for (const id of this.idsAt(k)) enqueue('VirtualIP', id);
         }
         break;
       }
@@ -118,8 +131,8 @@ export class VirtualIPReconciler implements Reconciler {
       this.deletingSince.delete(id);
       this.parsedVips.delete(id);
       const held = this.heldAt.get(id);
-      if (held && this.heldAt.delete(id)) {
-        this.addressIndex = undefined;
+      if (held) {
+        this.setHeldAt(id, undefined);
         this.enqueueSharing(held.address, id);
       }
       ctx.metrics.forgetVip(id);
@@ -265,26 +278,39 @@ export class VirtualIPReconciler implements Reconciler {
 
   /** Queues every VIP (but `except`) whose address, or address it may still hold, is `address`'s. */
   private enqueueSharing(address: string, except: string): void {
-    for (const id of this.addressIndexOf().get(addressKey(address)) ?? [])
-      if (id !== except) this.ctx.enqueue('VirtualIP', id);
+    for (const id of this.idsAt(addressKey(address))) if (id !== except) this.ctx.enqueue('VirtualIP', id);
   }
 
-  private addressIndexOf(): Map<string, Set<string>> {
-    if (this.addressIndex) return this.addressIndex;
+  /** The VIPs whose spec.address, or address they may still hold, has address key `key`. */
+  private idsAt(key: string): Set<string> {
+    const spec = this.specIndexOf().get(key);
+    const held = this.heldIndex.get(key);
+    if (!held) return spec ?? new Set();
+    if (!spec) return held;
+    return new Set([...spec, ...held]);
+  }
+
+  private specIndexOf(): Map<string, Set<string>> {
+    if (this.specIndex) return this.specIndex;
     const index = new Map<string, Set<string>>();
-    const put = (address: string, id: string) => {
-      const k = addressKey(address);
-      const ids = index.get(k);
-      if (ids) ids.add(id);
-      else index.set(k, new Set([id]));
-    };
     for (const o of this.ctx.cache.list('VirtualIP')) {
       const a = specAddressOf(o);
-      if (a) put(a, objectKey(o));
+      if (a) addTo(index, addressKey(a), objectKey(o));
     }
-    for (const [id, h] of this.heldAt) put(h.address, id);
-    this.addressIndex = index;
+    this.specIndex = index;
     return index;
+  }
+
+  /** Sets (or, `undefined`, deletes) the `heldAt` entry of `id`, and its place in `heldIndex`. */
+  private setHeldAt(id: string, entry: { epoch: number; address: string } | undefined): void {
+    const prev = this.heldAt.get(id);
+    if (prev) removeFrom(this.heldIndex, addressKey(prev.address), id);
+    if (entry) {
+      this.heldAt.set(id, entry);
+      addTo(this.heldIndex, addressKey(entry.address), id);
+    } else {
+      this.heldAt.delete(id);
+    }
   }
 
   /** The VIP as the address rule sees it: held per observation or status, and where it may still be bound. */
@@ -316,14 +342,12 @@ export class VirtualIPReconciler implements Reconciler {
   private addressVerdictOf(id: string): AddressVerdict {
     const self = this.claimantOf(id);
     if (!self) return { ok: true };
-    const index = this.addressIndexOf();
     const ids = new Set<string>([id]);
     for (const a of [self.address, self.heldAddress])
-      if (a !== undefined) for (const other of index.get(addressKey(a)) ?? []) ids.add(other);
+      if (a !== undefined) for (const other of this.idsAt(addressKey(a))) ids.add(other);
     const claimants = [...ids].flatMap((x) => (x === id ? [self] : (this.claimantOf(x) ?? [])));
-    return (
-      resolveAddressClaims(claimants, addressesOfNodes(this.ctx.cache.list('Node'))).get(id) ?? { ok: true }
-    );
+    this.nodeAddresses ??= addressesOfNodes(this.ctx.cache.list('Node'));
+    return resolveAddressClaims(claimants, this.nodeAddresses).get(id) ?? { ok: true };
   }
 
   /** Records where a held VIP is bound (see `heldAt`); true if that changed. */
@@ -331,16 +355,28 @@ export class VirtualIPReconciler implements Reconciler {
     const prev = this.heldAt.get(id);
     if (!status.holder) {
       if (!prev) return false;
-      this.heldAt.delete(id);
+      this.setHeldAt(id, undefined);
     } else {
       const epoch = status.epoch ?? 0;
       if (prev && prev.epoch === epoch) return false;
-      this.heldAt.set(id, { epoch, address });
+      this.setHeldAt(id, { epoch, address });
       if (prev && addressKey(prev.address) === addressKey(address)) return false;
     }
-    this.addressIndex = undefined;
     return true;
   }
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = index.get(key);
+  if (ids) ids.add(id);
+  else index.set(key, new Set([id]));
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = index.get(key);
+  if (!ids) return;
+  ids.delete(id);
+  if (ids.size === 0) index.delete(key);
 }
 
 function specAddressOf(o: ApiObject | undefined): string | undefined {

@@ -121,7 +121,7 @@ describe('controller on a simulated cluster', () => {
     expect((await rig.vipStatus()).holder).toBe('node-a');
     const seen: Array<{ at: number; holder: string }> = [];
     const w = rig.api.watch('VirtualIP', (e) => {
-      if (!e.object) return;
+      if (e.type === 'synced') return;
       const h = (e.object.status as { holder?: string } | undefined)?.holder ?? '';
       if (seen.at(-1)?.holder !== h) seen.push({ at: rig.world.time, holder: h });
     });
@@ -321,6 +321,40 @@ describe('controller on a simulated cluster', () => {
     expect(await metrics.registry.getSingleMetricAsString('controller_runtime_reconcile_total')).toContain(
       'result="error"',
     );
+  });
+
+  it('an address a VIP may still be bound at is not given to another VIP until it moved (held-address index)', async () => {
+    rig = new Rig({
+      nodes: ['node-a', 'node-b', 'node-c'],
+      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a'] }],
+    });
+    await boot(rig);
+    await rig.advance(500);
+    const first = await rig.vipStatus('vip1');
+    expect(first.holder).toBe('node-a');
+    const vip1 = (await rig.object('VirtualIP', 'vip1'))!;
+    // vip1 moves to .101 while held at .100; vip2 asks for .100 at once.
+    rig.api.apply('VirtualIP', { ...vip1, spec: { ...(vip1.spec as object), address: '198.18.0.101/24' } });
+    rig.api.apply('VirtualIP', {
+      metadata: { name: 'vip2', namespace: NS },
+      spec: { clusterRef: { name: 'web' }, address: '198.18.0.100/24', preferredNodes: ['node-b'] },
+    });
+    // node-a keeps vip1 bound at .100 (the simulated agents keep their configuration): vip2 waits.
+    for (let i = 0; i < 10; i++) {
+      await rig.advance(300);
+      expect((await rig.vipStatus('vip1')).holder).toBe('node-a');
+      expect(cond(await rig.vipStatus('vip2'), 'AddressConflict')).toMatchObject({
+        status: 'True',
+        reason: 'AwaitingRelease',
+      });
+    }
+    // vip1 bound again elsewhere, at a new epoch and its new address: .100 is free for vip2.
+    await rig.agents.get('node-a')!.crash();
+    await rig.until(async () => ((await rig.vipStatus('vip1')).epoch ?? 0) > (first.epoch ?? 0));
+    await rig.until(
+      async () => cond(await rig.vipStatus('vip2'), 'AddressConflict')?.reason === 'NoConflict',
+    );
+    expect(cond(await rig.vipStatus('vip2'), 'AddressConflict')?.status).toBe('False');
   });
 
   it('marks an invalid VirtualIP with the field and the fix', async () => {
