@@ -124,6 +124,9 @@ export class Controller {
       api: c.api,
       log: c.log,
       onDropped: () => c.metrics.eventsDropped.inc(),
+      // Status first: no Event starts while urgent status writes (moved VIPs) wait.
+      clock: c.clock,
+      holdWhile: () => this.manager.urgentBacklog() > 0,
     });
     this.manager = new Manager(
       { api: c.api, lease: c.lease, clock: c.clock, log: c.log, metrics: c.metrics },

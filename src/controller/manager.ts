@@ -146,6 +146,11 @@ export class Manager {
     this.queue?.add(keyOf(kind, id), urgent);
   }
 
+  /** Urgent keys waiting, in flight or deferred (0 while not leading): Events wait for them. */
+  urgentBacklog(): number {
+    return this.queue?.urgentBacklog ?? 0;
+  }
+
   /** Ready once every watch delivered its initial list (leader and standby alike). */
   ready(): { ready: boolean; reason: string } {
     if (this.stopped) return { ready: false, reason: 'stopping' };

@@ -85,6 +85,13 @@ export class WorkQueue<K extends string = string> {
     this.queuedAt.delete(key);
   }
 
+  /** Urgent keys waiting, being processed, or delayed (a deferred urgent key). */
+  get urgentBacklog(): number {
+    let delayedUrgent = 0;
+    for (const d of this.delayed.values()) if (d.urgent) delayedUrgent += 1;
+    return this.urgentQueue.length + this.urgentTaken.size + delayedUrgent;
+  }
+
   /** Keys waiting (not counting delayed or in-flight ones). */
   get length(): number {
     return this.queue.length + this.urgentQueue.length;

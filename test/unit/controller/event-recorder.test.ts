@@ -1,6 +1,7 @@
 import type { ApiEvent, ApiObject } from '../../../src/core/ports.js';
 import { EventRecorder } from '../../../src/controller/event-recorder.js';
 import { silentLogger } from '../../../src/ops/log.js';
+import { SimClock } from '../../fakes/clock.js';
 
 /** An Event sink whose sends stay open until the test resolves them. */
 class GatedSink {
@@ -113,6 +114,48 @@ describe('EventRecorder', () => {
     expect(flushed).toBe(false);
     await sink.release();
     expect(flushed).toBe(true);
+  });
+
+  it('holds new sends while urgent status writes wait, at most maxHoldMs', async () => {
+    const clock = new SimClock();
+    const sink = new GatedSink();
+    let urgent = true;
+    const r = new EventRecorder(
+      { api: sink, log: silentLogger(), clock, holdWhile: () => urgent },
+      { concurrency: 2, maxHoldMs: 1000, holdPollMs: 20 },
+    );
+    r.record(ev('a', 'Failover'), silentLogger());
+    r.record(ev('b', 'Failover'), silentLogger());
+    await clock.advance(100);
+    expect(sink.started).toHaveLength(0);
+    expect(r.backlog).toBe(2);
+    // The status writes are done: the held Events go out at the next look.
+    urgent = false;
+    await clock.advance(20);
+    expect(sink.started.map((e) => e.note)).toEqual(['a Failover', 'b Failover']);
+    await sink.release();
+    await sink.release();
+    // A storm that never ends: an Event waits maxHoldMs, then goes anyway.
+    urgent = true;
+    r.record(ev('c', 'Failover'), silentLogger());
+    await clock.advance(980);
+    expect(sink.started).toHaveLength(2);
+    await clock.advance(40);
+    expect(sink.started.map((e) => e.note)).toEqual(['a Failover', 'b Failover', 'c Failover']);
+    await sink.release();
+    expect(r.backlog).toBe(0);
+    // A flush (the controller stopping) holds nothing back.
+    r.record(ev('d', 'Failover'), silentLogger());
+    const flushed = r.flush();
+    expect(sink.started).toHaveLength(4);
+    await sink.release();
+    await flushed;
+  });
+
+  it('refuses holdWhile without a clock', () => {
+    expect(
+      () => new EventRecorder({ api: new GatedSink(), log: silentLogger(), holdWhile: () => true }),
+    ).toThrow(/holdWhile needs a clock/);
   });
 
   it('rejects a concurrency that is not a positive integer', () => {
