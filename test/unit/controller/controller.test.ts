@@ -15,6 +15,20 @@ async function boot(rig: Rig): Promise<void> {
   await rig.until(async () => Boolean((await rig.vipStatus()).holder));
 }
 
+/** Three nodes, vip1 preferring node-a then node-b. */
+const twoPreferred = () =>
+  new Rig({
+    nodes: ['node-a', 'node-b', 'node-c'],
+    vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
+  });
+
+/** Boots `rig` (twoPreferred) until node-a holds vip1. */
+async function heldByNodeA(rig: Rig): Promise<void> {
+  await boot(rig);
+  await rig.advance(500);
+  expect((await rig.vipStatus()).holder).toBe('node-a');
+}
+
 describe('controller on a simulated cluster', () => {
   let rig: Rig;
   afterEach(async () => {
@@ -65,13 +79,8 @@ describe('controller on a simulated cluster', () => {
   });
 
   it('records a failover when the holder crashes: lastFailover, failoverCount and a Warning event', async () => {
-    rig = new Rig({
-      nodes: ['node-a', 'node-b', 'node-c'],
-      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
-    });
-    await boot(rig);
-    await rig.advance(500);
-    expect((await rig.vipStatus()).holder).toBe('node-a');
+    rig = twoPreferred();
+    await heldByNodeA(rig);
     const crashedAt = rig.world.time;
     await rig.agents.get('node-a')!.crash();
     await rig.until(async () => (await rig.vipStatus()).holder === 'node-b');
@@ -112,13 +121,8 @@ describe('controller on a simulated cluster', () => {
   });
 
   it("a dead holder's VIP reaches status at once when a member binds it, not a rate-limit interval later", async () => {
-    rig = new Rig({
-      nodes: ['node-a', 'node-b', 'node-c'],
-      vips: [{ name: 'vip1', address: '198.18.0.100/24', preferredNodes: ['node-a', 'node-b'] }],
-    });
-    await boot(rig);
-    await rig.advance(500);
-    expect((await rig.vipStatus()).holder).toBe('node-a');
+    rig = twoPreferred();
+    await heldByNodeA(rig);
     const seen: Array<{ at: number; holder: string }> = [];
     const w = rig.api.watch('VirtualIP', (e) => {
       if (e.type === 'synced') return;
